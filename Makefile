@@ -1,0 +1,92 @@
+# Makefile: the one, non-recursive build of sioc.
+#   make            build everything into build/ (release, -Werror)
+#   make test       install what is missing (make deps), then run every test; ends "N passed, M failed"
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (clang 14), corpora in build/fuzz/
+#   make fmt/lint   clang-format / cppcheck + clang-tidy
+# Sanitizer builds live in build/asan/, fuzzers in build/fuzz/.
+
+CC       ?= cc
+CLANG    ?= clang
+BUILD    := build
+FUZZ_SECONDS ?= 60
+
+WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
+CPPFLAGS := -I. -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -MMD -MP
+OPT      := -O2 -g
+SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+
+# Deferred (=) so pkg-config runs after `make deps` has installed the packages.
+COMMON_LIBS = $(shell pkg-config --libs libcrypto zlib) -lm
+TEST_LIBS   = $(COMMON_LIBS) $(shell pkg-config --libs msgpack)
+
+COMMON_SRC := $(wildcard common/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+UNIT_NAMES := $(notdir $(UNIT_SRC:.c=))
+FUZZ_NAMES := $(patsubst fuzz_%,%,$(notdir $(FUZZ_SRC:.c=)))
+
+.PHONY: all test test-run deps fuzz fmt lint check-layers clean
+all: $(BUILD)/libsioc_common.a $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) \
+     $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES))
+
+# ---- one template per build variant: $(1) = output dir, $(2) = compiler flags ----
+define variant
+$(1)/obj/%.o: %.c
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS) $$(WARN) $(2) -c $$< -o $$@
+
+$(1)/libsioc_common.a: $$(patsubst %.c,$(1)/obj/%.o,$$(COMMON_SRC))
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+
+$(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libsioc_common.a
+	@mkdir -p $$(@D)
+	$$(CC) $(2) $$^ $$(TEST_LIBS) -o $$@
+
+$(1)/fuzz/replay_%: $(1)/obj/tests/fuzz/fuzz_%.o $(1)/obj/tests/fuzz/replay_main.o $(1)/libsioc_common.a
+	@mkdir -p $$(@D)
+	$$(CC) $(2) $$^ $$(TEST_LIBS) -o $$@
+endef
+
+$(eval $(call variant,$(BUILD),$(OPT)))
+$(eval $(call variant,$(BUILD)/asan,$(SAN)))
+
+# ---- libFuzzer targets (clang): one binary per decoder ----
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
+	@mkdir -p $(@D)
+	$(CLANG) $(CPPFLAGS:-MMD=) $(WARN) $(FUZZ) $< $(COMMON_SRC) $(TEST_LIBS) -o $@
+
+fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
+	@for t in $(FUZZ_NAMES); do \
+	  mkdir -p $(BUILD)/fuzz/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=512 \
+	    -print_final_stats=1 $(BUILD)/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 \
+	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' || exit 1; \
+	done
+
+# ---- tests ----
+deps:
+	@scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all
+	@tests/run.sh
+
+check-layers:
+	@scripts/check-layers.sh
+
+fmt:
+	clang-format -i $(wildcard common/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 -I. --suppress=missingIncludeSystem common
+	clang-tidy --quiet $(COMMON_SRC) -- -I. -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,58 @@
+/* json.h: JSON <-> MessagePack transcoding with JavaScript's semantics (RFC 8259 parsing,
+ * JSON.stringify output), so that a payload relayed by sioc reads byte for byte as a Node
+ * socket.io server would have written it (PROTOCOL.md 2.2). The parser goes straight from text
+ * to MessagePack (no tree); the writer goes straight from MessagePack to text. Both are
+ * iterative with an explicit stack bounded by JSON_MAX_DEPTH. */
+#ifndef SIOC_JSON_H
+#define SIOC_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/mp.h"
+
+/* Deepest nesting of arrays/objects either direction accepts. */
+#define JSON_MAX_DEPTH 128
+
+/* Parses exactly one JSON text p[0..len) (whitespace around it allowed, nothing else) and
+ * appends its MessagePack form to `out`:
+ *   object -> map (keys as str, in input order, duplicates kept as they appear),
+ *   array -> array, string -> str (escapes decoded; a lone surrogate escape becomes U+FFFD),
+ *   number -> mp_write_number(correctly rounded double) (so 1, 1.0 and 1e0 are the int 1,
+ *   1.5 is float64), true/false/null -> bool/nil.
+ * The input must be UTF-8 (invalid bytes are a syntax error). Returns SIOC_OK, SIOC_EPROTO
+ * (syntax), SIOC_EDEPTH, or the buffer's error (SIOC_ENOMEM, SIOC_ETOOBIG). On error `out` is
+ * truncated back to its length at entry. */
+int json_to_msgpack(const uint8_t *p, size_t len, struct buf *out);
+
+/* How the writer renders MessagePack `bin` values, which JSON cannot hold. */
+struct json_write_opts {
+    /* Appends the JSON text that stands for bin p[0..n) to out (e.g. a Socket.IO placeholder
+     * {"_placeholder":true,"num":K}) and returns SIOC_OK or a negative error that aborts the
+     * write. NULL: bins are written as Node's Buffer.toJSON(): {"type":"Buffer","data":[1,2]}. */
+    int (*bin_cb)(void *ctx, const uint8_t *p, size_t n, struct buf *out);
+    void *ctx;
+};
+
+/* Reads exactly one MessagePack value from `r` and appends what JavaScript's
+ * JSON.stringify(notepack.decode(value)) would produce:
+ *   - no whitespace; strings escaped as JS does (\" \\ \b \f \n \r \t, other C0 as \u00XX,
+ *     lone surrogates as \uDXXX; invalid UTF-8 bytes each become U+FFFD, as Buffer.toString);
+ *   - numbers as Number.prototype.toString (shortest round trip, exponent from 1e21 and below
+ *     1e-6, -0 as 0, NaN/Infinity as null); integers beyond 2^53 go through double as in JS;
+ *   - maps in JS property order: keys that are array indices ("0".."4294967294", canonical)
+ *     first in ascending numeric order, then the others in insertion order; a repeated key
+ *     keeps its first position and its last value; non-string keys use their JS string form;
+ *   - nil -> null; ext -1 (timestamp) -> the Date's ISO string; other ext -> null.
+ * opts may be NULL. Returns SIOC_OK, SIOC_EPROTO (malformed MessagePack), SIOC_EAGAIN
+ * (truncated), SIOC_EDEPTH, a bin_cb error, or the buffer's error. On error `out` is truncated
+ * back to its length at entry; the reader position is then unspecified. */
+int json_from_msgpack(struct mp_reader *r, const struct json_write_opts *opts, struct buf *out);
+
+/* Appends s[0..n) as a JSON string literal, quotes included, escaped as JSON.stringify does. */
+void json_write_string(struct buf *out, const uint8_t *s, size_t n);
+/* Appends a double as JSON.stringify writes a number (NaN and +-Infinity as null). */
+void json_write_number(struct buf *out, double v);
+
+#endif

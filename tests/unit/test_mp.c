@@ -1,0 +1,264 @@
+/* test_mp.c: MessagePack writer byte-exactness against notepack captures (PROTOCOL.md 3.4),
+ * reader bounds (truncation at every offset, lying counts), and a differential check of the
+ * reader against msgpack-c's own unpacker. */
+#include <math.h>
+#include <msgpack.h>
+
+#include "common/error.h"
+#include "common/mp.h"
+#include "tests/unit/test.h"
+
+static size_t unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    for (const char *s = hex; s[0] && s[1];) {
+        if (s[0] == ' ') {
+            s++;
+            continue;
+        }
+        unsigned v;
+        sscanf(s, "%2x", &v);
+        out[n++] = (uint8_t)v;
+        s += 2;
+    }
+    return n;
+}
+
+#define CHECK_HEX(b, hex)                                                                          \
+    do {                                                                                           \
+        uint8_t want_[4096];                                                                       \
+        size_t wn_ = unhex(hex, want_);                                                            \
+        CHECK_MEM((b)->data, (b)->len, want_, wn_);                                                \
+    } while (0)
+
+/* io.emit("hello","world") by the Node adapter with uid lP9NJJ, byte for byte. */
+static void test_write_broadcast_capture(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    mp_write_array(&b, 3);
+    mp_write_cstr(&b, "lP9NJJ");
+    mp_write_map(&b, 3);
+    mp_write_cstr(&b, "type");
+    mp_write_uint(&b, 2);
+    mp_write_cstr(&b, "data");
+    mp_write_array(&b, 2);
+    mp_write_cstr(&b, "hello");
+    mp_write_cstr(&b, "world");
+    mp_write_cstr(&b, "nsp");
+    mp_write_cstr(&b, "/");
+    mp_write_map(&b, 3);
+    mp_write_cstr(&b, "rooms");
+    mp_write_array(&b, 0);
+    mp_write_cstr(&b, "except");
+    mp_write_array(&b, 0);
+    mp_write_cstr(&b, "flags");
+    mp_write_map(&b, 0);
+    CHECK(b.err == SIOC_OK);
+    CHECK_HEX(&b, "93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f a5 776f726c64 "
+                  "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 80");
+    buf_deinit(&b);
+}
+
+/* io.volatile.compress(false).emit("vol",1.5,-3,300,70000): numbers as notepack writes them. */
+static void test_write_numbers(void)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    mp_write_number(&b, 1.5);
+    mp_write_number(&b, -3);
+    mp_write_number(&b, 300);
+    mp_write_number(&b, 70000);
+    CHECK_HEX(&b, "cb 3ff8000000000000 fd cd 012c ce 00011170");
+    buf_reset(&b);
+    mp_write_number(&b, -0.0);
+    mp_write_number(&b, -33);
+    mp_write_number(&b, -129);
+    mp_write_number(&b, -32769);
+    mp_write_number(&b, -2147483649.0);
+    mp_write_number(&b, 4294967296.0);
+    mp_write_number(&b, NAN);
+    CHECK_HEX(&b, "00 d0df d1ff7f d2ffff7fff d3ffffffff7fffffff cf0000000100000000 cb7ff8000000000000");
+    buf_reset(&b);
+    mp_write_number(&b, 1e300); /* integral but beyond 2^64: float64, not a truncated cf */
+    CHECK(b.len == 9 && b.data[0] == 0xcb);
+    buf_deinit(&b);
+}
+
+static void test_write_lengths(void)
+{
+    static uint8_t big[70000];
+    struct buf b;
+    buf_init(&b, 0);
+    mp_write_str(&b, big, 31);
+    CHECK(b.data[0] == 0xbf);
+    buf_reset(&b);
+    mp_write_str(&b, big, 32);
+    CHECK(b.data[0] == 0xd9 && b.data[1] == 32);
+    buf_reset(&b);
+    mp_write_str(&b, big, 256);
+    CHECK(b.data[0] == 0xda);
+    buf_reset(&b);
+    mp_write_str(&b, big, 70000);
+    CHECK(b.data[0] == 0xdb && b.len == 70005);
+    buf_reset(&b);
+    mp_write_bin(&b, big, 3);
+    CHECK(b.data[0] == 0xc4 && b.data[1] == 3);
+    buf_reset(&b);
+    mp_write_bin(&b, big, 300);
+    CHECK(b.data[0] == 0xc5);
+    buf_reset(&b);
+    mp_write_array(&b, 16);
+    mp_write_map(&b, 16);
+    mp_write_array(&b, 70000);
+    mp_write_map(&b, 70000);
+    CHECK_HEX(&b, "dc0010 de0010 dd00011170 df00011170");
+    buf_deinit(&b);
+}
+
+static void test_buf_limit(void)
+{
+    struct buf b;
+    buf_init(&b, 4);
+    buf_append(&b, "abcd", 4);
+    CHECK(b.err == SIOC_OK && b.len == 4);
+    buf_append_byte(&b, 'e');
+    CHECK(b.err == SIOC_ETOOBIG && b.len == 4);
+    buf_append(&b, "x", 1); /* sticky: ignored */
+    CHECK(b.len == 4);
+    buf_reset(&b);
+    buf_append_i64(&b, INT64_MIN);
+    CHECK(b.err == SIOC_ETOOBIG); /* 20 characters do not fit in 4 */
+    buf_deinit(&b);
+    buf_init(&b, 0);
+    buf_append_i64(&b, INT64_MIN);
+    buf_append_byte(&b, ' ');
+    buf_append_u64(&b, UINT64_MAX);
+    CHECK_STR(b.data, b.len, "-9223372036854775808 18446744073709551615");
+    buf_deinit(&b);
+}
+
+static void test_read_all_kinds(void)
+{
+    uint8_t in[256];
+    size_t n = unhex("93 c0 c3 ff d0df cf0000000100000000 cb3ff8000000000000 ca3fc00000 a3616263 "
+                     "c40201ff 81 a178 d6ff00000001 c70201aabb",
+                     in);
+    struct mp_reader r;
+    struct mp_item it;
+    mp_reader_init(&r, in, n);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_ARRAY && it.len == 3);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_NIL);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_BOOL && it.boolean);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_INT && it.i == -1);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_INT && it.i == -33);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_UINT && it.u == 4294967296u);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_FLOAT && it.f == 1.5);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_FLOAT && it.f == 1.5);
+    CHECK(mp_read(&r, &it) == SIOC_OK && mp_item_is_str(&it, "abc"));
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_BIN && it.len == 2 && it.data[1] == 0xff);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_MAP && it.len == 1);
+    CHECK(mp_read(&r, &it) == SIOC_OK && mp_item_is_str(&it, "x"));
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_EXT && it.ext_type == -1 && it.len == 4);
+    CHECK(mp_read(&r, &it) == SIOC_OK && it.kind == MP_EXT && it.ext_type == 1 && it.len == 2 &&
+          it.data[0] == 0xaa);
+    CHECK(r.pos == n);
+    CHECK(mp_read(&r, &it) == SIOC_EAGAIN);
+}
+
+/* Every proper prefix of a valid value is "incomplete", never a crash or a false success;
+ * checked at a guard page so any over-read faults. */
+static void test_truncation_every_offset(void)
+{
+    uint8_t in[256];
+    size_t n = unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f c40201ff "
+                     "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 81 a178 cb3ff8000000000000",
+                     in);
+    size_t consumed = 0;
+    CHECK(mp_validate(in, n, &consumed) == SIOC_OK && consumed == n);
+    for (size_t cut = 0; cut < n; cut++) {
+        size_t map_len;
+        uint8_t *g = test_guard_copy(in, cut, &map_len);
+        int rc = mp_validate(g, cut, &consumed);
+        CHECK(rc == SIOC_EAGAIN || rc == SIOC_EPROTO);
+        test_guard_free(g, cut, map_len);
+    }
+}
+
+/* A 5-byte array32 header that claims 4 billion elements is refused before anyone allocates. */
+static void test_lying_counts(void)
+{
+    uint8_t lie1[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    uint8_t lie2[] = {0xdf, 0x00, 0x00, 0x00, 0x02, 0x01, 0x02, 0x03};
+    uint8_t lie3[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 'a'};
+    uint8_t c1[] = {0xc1};
+    struct mp_reader r;
+    struct mp_item it;
+    mp_reader_init(&r, lie1, sizeof lie1);
+    CHECK(mp_read(&r, &it) == SIOC_EPROTO && r.pos == 0);
+    mp_reader_init(&r, lie2, sizeof lie2);
+    CHECK(mp_read(&r, &it) == SIOC_EPROTO);
+    mp_reader_init(&r, lie3, sizeof lie3);
+    CHECK(mp_read(&r, &it) == SIOC_EAGAIN);
+    mp_reader_init(&r, c1, sizeof c1);
+    CHECK(mp_read(&r, &it) == SIOC_EPROTO);
+}
+
+/* Our reader and msgpack-c agree on what is one complete value, for every byte as a first byte
+ * followed by fixed filler (covers every tag's header shape). */
+static void test_agrees_with_msgpack_c(void)
+{
+    for (int tag = 0; tag < 256; tag++) {
+        for (size_t fill = 0; fill < 12; fill++) {
+            uint8_t in[16] = {(uint8_t)tag};
+            for (size_t k = 1; k < sizeof in; k++)
+                in[k] = k <= fill ? 0x01 : 0xc0;
+            size_t ours_len = 0;
+            int ours = mp_validate(in, sizeof in, &ours_len);
+            if (ours == SIOC_EPROTO && tag != 0xc1)
+                continue; /* a count beyond the input: msgpack-c would try to allocate it */
+            msgpack_zone zone;
+            msgpack_zone_init(&zone, 256);
+            msgpack_object obj;
+            size_t off = 0;
+            int theirs = msgpack_unpack((const char *)in, sizeof in, &off, &zone, &obj);
+            msgpack_zone_destroy(&zone);
+            if (theirs == MSGPACK_UNPACK_SUCCESS || theirs == MSGPACK_UNPACK_EXTRA_BYTES) {
+                CHECK(ours == SIOC_OK);
+                CHECK(ours_len == off);
+            } else {
+                CHECK(ours != SIOC_OK);
+            }
+        }
+    }
+}
+
+static void test_item_conversions(void)
+{
+    struct mp_item it = {.kind = MP_FLOAT, .f = 42.0};
+    int64_t v;
+    double d;
+    CHECK(mp_item_to_i64(&it, &v) && v == 42);
+    it.f = 42.5;
+    CHECK(!mp_item_to_i64(&it, &v));
+    it.kind = MP_UINT;
+    it.u = UINT64_MAX;
+    CHECK(!mp_item_to_i64(&it, &v));
+    CHECK(mp_item_to_double(&it, &d) && d == 18446744073709551615.0);
+    it.kind = MP_STR;
+    CHECK(!mp_item_to_double(&it, &d));
+}
+
+int main(void)
+{
+    RUN(test_write_broadcast_capture);
+    RUN(test_write_numbers);
+    RUN(test_write_lengths);
+    RUN(test_buf_limit);
+    RUN(test_read_all_kinds);
+    RUN(test_truncation_every_offset);
+    RUN(test_lying_counts);
+    RUN(test_agrees_with_msgpack_c);
+    RUN(test_item_conversions);
+    return test_summary("test_mp");
+}
