@@ -14,7 +14,7 @@ WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-protot
 CPPFLAGS := -I. -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -MMD -MP
 OPT      := -O2 -g
 SAN      := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
 
 # Deferred (=) so pkg-config runs after `make deps` has installed the packages.
 COMMON_LIBS = $(shell pkg-config --libs libcrypto zlib) -lm
@@ -26,15 +26,16 @@ FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_NAMES := $(notdir $(UNIT_SRC:.c=))
 FUZZ_NAMES := $(patsubst fuzz_%,%,$(notdir $(FUZZ_SRC:.c=)))
 
+.SECONDARY:
 .PHONY: all test test-run deps fuzz fmt lint check-layers clean run
 all: $(BUILD)/libsioc_common.a $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) \
      $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES))
 
-# ---- one template per build variant: $(1) = output dir, $(2) = compiler flags ----
+# ---- one template per build variant: $(1) = output dir, $(2) = compiler flags, $(3) = compiler ----
 define variant
 $(1)/obj/%.o: %.c
 	@mkdir -p $$(@D)
-	$$(CC) $$(CPPFLAGS) $$(WARN) $(2) -c $$< -o $$@
+	$(3) $$(CPPFLAGS) $$(WARN) $(2) -c $$< -o $$@
 
 $(1)/libsioc_common.a: $$(patsubst %.c,$(1)/obj/%.o,$$(COMMON_SRC))
 	@rm -f $$@
@@ -49,13 +50,13 @@ $(1)/fuzz/replay_%: $(1)/obj/tests/fuzz/fuzz_%.o $(1)/obj/tests/fuzz/replay_main
 	$$(CC) $(2) $$^ $$(TEST_LIBS) -o $$@
 endef
 
-$(eval $(call variant,$(BUILD),$(OPT)))
-$(eval $(call variant,$(BUILD)/asan,$(SAN)))
+$(eval $(call variant,$(BUILD),$(OPT),$$(CC)))
+$(eval $(call variant,$(BUILD)/asan,$(SAN),$$(CC)))
+$(eval $(call variant,$(BUILD)/fuzz,$(FUZZ),$$(CLANG)))
 
 # ---- libFuzzer targets (clang): one binary per decoder ----
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(COMMON_SRC) $(wildcard common/*.h)
-	@mkdir -p $(@D)
-	$(CLANG) $(CPPFLAGS:-MMD=) $(WARN) $(FUZZ) $< $(COMMON_SRC) $(TEST_LIBS) -o $@
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(BUILD)/fuzz/libsioc_common.a
+	$(CLANG) $(FUZZ) -fsanitize=fuzzer $^ $(TEST_LIBS) -o $@
 
 fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
 	@for t in $(FUZZ_NAMES); do \

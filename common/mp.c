@@ -168,7 +168,7 @@ int mp_read(struct mp_reader *r, struct mp_item *it)
         it->u = tag;
     } else if (tag >= 0xe0) {
         it->kind = MP_INT;
-        it->i = (int8_t)tag;
+        it->i = (int64_t)tag - 256; /* negative fixint 0xe0..0xff is -32..-1 */
     } else if ((tag & 0xf0) == 0x80) {
         it->kind = MP_MAP;
         it->len = tag & 0x0f;
