@@ -27,6 +27,7 @@ static int index_of(const struct config *cfg, const char *key)
     return i;
 }
 
+__attribute__((format(printf, 3, 4)))
 static void set_error(char *err, size_t errlen, const char *fmt, ...)
 {
     if (errlen == 0)
