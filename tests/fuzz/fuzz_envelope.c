@@ -1,0 +1,188 @@
+/* fuzz_envelope.c: libFuzzer target for the envelope decoders (DESIGN.md 3.2-3.4). The input is
+ * decoded whole as a reply map, an upstream pubsub map and node info, and, split on the byte 0xc1
+ * (never valid MessagePack, so values may hold any MessagePack), as upstream and registry stream
+ * fields. Every success must re-encode, decode again to an equal struct, and consume <= len. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/envelope.h"
+#include "common/error.h"
+
+#define MAX_SLICES 64
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool slice_eq(struct slice a, struct slice b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static bool list_eq(const struct envelope_list *a, const struct envelope_list *b)
+{
+    return slice_eq(a->raw, b->raw) && a->count == b->count;
+}
+
+static void require(bool ok)
+{
+    if (!ok)
+        abort();
+}
+
+/* Walks a decoded list: the iterator must yield exactly `count` elements. */
+static void check_list(const struct envelope_list *l)
+{
+    struct envelope_iter it;
+    struct slice s;
+    uint32_t n = 0;
+    envelope_iter_init(&it, l);
+    while (envelope_iter_next(&it, &s)) {
+        require(s.p >= l->raw.p && s.p + s.len <= l->raw.p + l->raw.len);
+        n++;
+    }
+    require(n == l->count);
+}
+
+static bool up_equal(const struct envelope_up *a, const struct envelope_up *b)
+{
+    return a->type == b->type && slice_eq(a->nsp, b->nsp) && slice_eq(a->sid, b->sid) &&
+           slice_eq(a->node, b->node) && slice_eq(a->uid, b->uid) && a->ts == b->ts &&
+           slice_eq(a->event, b->event) && slice_eq(a->args, b->args) && a->has_ack == b->has_ack &&
+           a->ack == b->ack && slice_eq(a->auth, b->auth) && slice_eq(a->hs, b->hs) &&
+           a->has_rid == b->has_rid && slice_eq(a->rid, b->rid) && slice_eq(a->reason, b->reason);
+}
+
+static bool reply_equal(const struct envelope_reply *a, const struct envelope_reply *b)
+{
+    return a->t == b->t && slice_eq(a->nsp, b->nsp) && slice_eq(a->sid, b->sid) &&
+           a->has_ack == b->has_ack && a->ack_id == b->ack_id &&
+           slice_eq(a->ack_args, b->ack_args) && list_eq(&a->emit, &b->emit) &&
+           list_eq(&a->join, &b->join) && list_eq(&a->leave, &b->leave) &&
+           a->disconnect == b->disconnect && slice_eq(a->rid, b->rid) && a->ok == b->ok &&
+           a->has_uid == b->has_uid && slice_eq(a->uid, b->uid) && list_eq(&a->rooms, &b->rooms) &&
+           a->has_data == b->has_data && slice_eq(a->data, b->data) &&
+           a->has_error == b->has_error && slice_eq(a->error_message, b->error_message) &&
+           a->has_error_data == b->has_error_data && slice_eq(a->error_data, b->error_data);
+}
+
+static bool reg_equal(const struct envelope_reg *a, const struct envelope_reg *b)
+{
+    return slice_eq(a->node, b->node) && slice_eq(a->epoch, b->epoch) && a->seq == b->seq &&
+           a->op == b->op && slice_eq(a->nsp, b->nsp) && slice_eq(a->sid, b->sid) &&
+           slice_eq(a->uid, b->uid) && list_eq(&a->rooms, &b->rooms);
+}
+
+static void fuzz_reply(const uint8_t *data, size_t size)
+{
+    struct envelope_reply a, b;
+    long n = envelope_reply_decode(data, size, &a);
+    if (n < 0)
+        return;
+    require((size_t)n <= size);
+    check_list(&a.emit);
+    check_list(&a.join);
+    check_list(&a.leave);
+    check_list(&a.rooms);
+    struct buf out;
+    buf_init(&out, 0);
+    require(envelope_reply_encode(&a, &out) == SIOC_OK);
+    require(envelope_reply_decode(out.data, out.len, &b) == (long)out.len);
+    require(reply_equal(&a, &b));
+    buf_deinit(&out);
+}
+
+static void fuzz_up_map(const uint8_t *data, size_t size)
+{
+    struct envelope_up a, b;
+    long n = envelope_up_decode_map(data, size, &a);
+    if (n < 0)
+        return;
+    require((size_t)n <= size);
+    struct buf out;
+    buf_init(&out, 0);
+    require(envelope_up_encode_map(&a, &out) == SIOC_OK);
+    require(envelope_up_decode_map(out.data, out.len, &b) == (long)out.len);
+    require(up_equal(&a, &b));
+    /* the stream form of the same entry decodes to the same struct */
+    struct envelope_fields f;
+    require(envelope_up_to_fields(&a, &f) == SIOC_OK);
+    require(envelope_up_from_fields(f.kv, f.n, &b) == SIOC_OK);
+    require(up_equal(&a, &b));
+    buf_deinit(&out);
+}
+
+static void fuzz_node_info(const uint8_t *data, size_t size)
+{
+    struct envelope_node_info a, b;
+    long n = envelope_node_info_decode(data, size, &a);
+    if (n < 0)
+        return;
+    require((size_t)n <= size);
+    struct buf out;
+    buf_init(&out, 0);
+    require(envelope_node_info_encode(&a, &out) == SIOC_OK);
+    require(envelope_node_info_decode(out.data, out.len, &b) == (long)out.len);
+    require(slice_eq(a.epoch, b.epoch) && slice_eq(a.address, b.address) &&
+            a.started == b.started && a.sockets == b.sockets);
+    buf_deinit(&out);
+}
+
+static void fuzz_fields(const struct slice *kv, size_t n)
+{
+    struct envelope_up up, up2;
+    struct envelope_reg reg, reg2;
+    struct envelope_fields f;
+    if (envelope_up_from_fields(kv, n, &up) == SIOC_OK) {
+        require(envelope_up_to_fields(&up, &f) == SIOC_OK);
+        require(f.n % 2 == 0 && f.n <= 2 * ENVELOPE_MAX_FIELDS);
+        require(envelope_up_from_fields(f.kv, f.n, &up2) == SIOC_OK);
+        require(up_equal(&up, &up2));
+        struct buf out;
+        buf_init(&out, 0);
+        require(envelope_up_encode_map(&up, &out) == SIOC_OK);
+        require(envelope_up_decode_map(out.data, out.len, &up2) == (long)out.len);
+        require(up_equal(&up, &up2));
+        buf_deinit(&out);
+    }
+    if (envelope_reg_from_fields(kv, n, &reg) == SIOC_OK) {
+        check_list(&reg.rooms);
+        require(envelope_reg_to_fields(&reg, &f) == SIOC_OK);
+        require(envelope_reg_from_fields(f.kv, f.n, &reg2) == SIOC_OK);
+        require(reg_equal(&reg, &reg2));
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_reply(data, size);
+    fuzz_up_map(data, size);
+    fuzz_node_info(data, size);
+
+    /* Each slice gets its own exact-size heap copy so ASan catches a read past any value. */
+    struct slice kv[MAX_SLICES];
+    uint8_t *copies[MAX_SLICES];
+    size_t n = 0, start = 0;
+    while (n < MAX_SLICES) {
+        size_t end = start;
+        if (n == MAX_SLICES - 1)
+            end = size; /* the last slice takes the rest */
+        else
+            while (end < size && data[end] != 0xc1)
+                end++;
+        copies[n] = malloc(end > start ? end - start : 1);
+        if (copies[n] == NULL)
+            break;
+        if (end > start)
+            memcpy(copies[n], data + start, end - start);
+        kv[n] = (struct slice){copies[n], end - start};
+        n++;
+        if (end >= size)
+            break;
+        start = end + 1;
+    }
+    fuzz_fields(kv, n);
+    if (n % 2 == 1)
+        fuzz_fields(kv, n - 1); /* a trailing separator should not hide the entry */
+    for (size_t i = 0; i < n; i++)
+        free(copies[i]);
+    return 0;
+}
