@@ -31,7 +31,10 @@ int json_to_msgpack(const uint8_t *p, size_t len, struct buf *out);
 struct json_write_opts {
     /* Appends the JSON text that stands for bin p[0..n) to out (e.g. a Socket.IO placeholder
      * {"_placeholder":true,"num":K}) and returns SIOC_OK or a negative error that aborts the
-     * write. NULL: bins are written as Node's Buffer.toJSON(): {"type":"Buffer","data":[1,2]}. */
+     * write. NULL: bins are written as Node's Buffer.toJSON(): {"type":"Buffer","data":[1,2]}.
+     * Calls come in MessagePack (input) order, before maps are put in JS property order; the
+     * text a call wrote moves with its key if the map is reordered. A caller that numbers bins
+     * in output order must renumber afterwards (sio.c does, with markers). */
     int (*bin_cb)(void *ctx, const uint8_t *p, size_t n, struct buf *out);
     void *ctx;
 };
