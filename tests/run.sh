@@ -22,7 +22,7 @@ mkdir -p "$log_dir"
 run_one() {
     local name=$1 limit=$2
     shift 2
-    local log="$log_dir/$name.log" start end rc
+    local log="$log_dir/${name//\//_}.log" start end rc
     start=$(date +%s.%N)
     timeout -k 5 "$limit" "$@" >"$log" 2>&1
     rc=$?
