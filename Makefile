@@ -87,7 +87,7 @@ fmt:
 	clang-format -i $(wildcard common/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
 
 lint:
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 -I. --suppress=missingIncludeSystem common
+	cppcheck --quiet --inline-suppr --error-exitcode=1 --enable=warning,portability --std=c11 -I. --suppress=missingIncludeSystem common
 	clang-tidy --quiet $(COMMON_SRC) -- -I. -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
 
 clean:

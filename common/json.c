@@ -702,8 +702,8 @@ void json_write_string(struct buf *out, const uint8_t *s, size_t n)
         } else if (c == '"' || c == '\\') {
             uint8_t e[2] = {'\\', c};
             buf_append(out, e, 2);
-        } else if (short_escape[c] != 0) {
-            uint8_t e[2] = {'\\', (uint8_t)short_escape[c]};
+        } else if (short_escape[c & 0x1f] != 0) { /* c < 0x20: the mask only informs checkers */
+            uint8_t e[2] = {'\\', (uint8_t)short_escape[c & 0x1f]};
             buf_append(out, e, 2);
         } else {
             uint8_t e[6] = {'\\', 'u', '0', '0', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
@@ -1038,6 +1038,8 @@ static int write_value(struct mp_reader *r, const struct json_write_opts *opts, 
         } else if ((rc = write_scalar(out, &it, opts)) != SIOC_OK) {
             return rc;
         }
+        /* frames below depth were all written when their containers opened */
+        // cppcheck-suppress uninitvar
         while (depth > 0 && stack[depth - 1].remaining == 0) {
             f = &stack[--depth];
             if (f->is_map) {
