@@ -246,7 +246,7 @@ static int parse_string(const uint8_t *p, size_t len, size_t *pos, struct buf *o
         d += run;
         j += run;
         if (j < i) {
-            uint32_t cp;
+            uint32_t cp = 0xfffd; /* always set: the string was validated in the first pass */
             j += decode_escape(p, len, j, &cp);
             d += utf8_encode(d, cp);
         }
