@@ -1,7 +1,7 @@
 # Makefile: the one, non-recursive build of sioc.
 #   make            build everything into build/ (release, -Werror)
 #   make test       install what is missing (make deps), then run every test; ends "N passed, M failed"
-#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (clang 14), corpora in build/fuzz/
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS, or FUZZ_RUNS executions (clang 14)
 #   make fmt/lint   clang-format / cppcheck + clang-tidy
 # Sanitizer builds live in build/asan/, fuzzers in build/fuzz/.
 
@@ -9,6 +9,8 @@ CC       ?= cc
 CLANG    ?= clang
 BUILD    := build
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?=
+FUZZ_LIMIT    = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Werror
 CPPFLAGS := -I. -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -MMD -MP
@@ -61,8 +63,8 @@ $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(BUILD)/fuzz/libsio
 fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
 	@for t in $(FUZZ_NAMES); do \
 	  mkdir -p $(BUILD)/fuzz/corpus/$$t; \
-	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
-	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -malloc_limit_mb=512 \
+	  echo "== fuzz_$$t ($(FUZZ_LIMIT))"; \
+	  $(BUILD)/fuzz/fuzz_$$t $(FUZZ_LIMIT) -rss_limit_mb=2048 -malloc_limit_mb=512 \
 	    -print_final_stats=1 $(BUILD)/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 \
 	    | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' || exit 1; \
 	done
