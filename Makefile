@@ -21,8 +21,13 @@ FUZZ     := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,und
 # Deferred (=) so pkg-config runs after `make deps` has installed the packages.
 COMMON_LIBS = $(shell pkg-config --libs libcrypto zlib) -lm
 TEST_LIBS   = $(COMMON_LIBS) $(shell pkg-config --libs msgpack)
+NET_LIBS    = $(shell pkg-config --libs libevent libevent_openssl openssl hiredis) $(COMMON_LIBS)
 
 COMMON_SRC := $(wildcard common/*.c)
+NET_SRC    := $(wildcard common/net/*.c)
+GATEWAY_SRC := $(wildcard gateway/*.c)
+NET_TEST_SRC := $(wildcard tests/net/test_*.c)
+NET_TEST_NAMES := $(notdir $(NET_TEST_SRC:.c=))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 UNIT_NAMES := $(notdir $(UNIT_SRC:.c=))
@@ -31,7 +36,9 @@ FUZZ_NAMES := $(patsubst fuzz_%,%,$(notdir $(FUZZ_SRC:.c=)))
 .SECONDARY:
 .PHONY: all test test-run deps fuzz fmt lint check-layers clean run
 all: $(BUILD)/libsioc_common.a $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) \
-     $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES))
+     $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES)) \
+     $(addprefix $(BUILD)/asan/net-tests/,$(NET_TEST_NAMES)) \
+     $(if $(GATEWAY_SRC),$(BUILD)/sioc-gateway $(BUILD)/asan/sioc-gateway)
 
 # ---- one template per build variant: $(1) = output dir, $(2) = compiler flags, $(3) = compiler ----
 define variant
@@ -50,6 +57,17 @@ $(1)/tests/%: $(1)/obj/tests/unit/%.o $(1)/libsioc_common.a
 $(1)/fuzz/replay_%: $(1)/obj/tests/fuzz/fuzz_%.o $(1)/obj/tests/fuzz/replay_main.o $(1)/libsioc_common.a
 	@mkdir -p $$(@D)
 	$$(CC) $(2) $$^ $$(TEST_LIBS) -o $$@
+
+$(1)/libsioc_net.a: $$(patsubst %.c,$(1)/obj/%.o,$$(NET_SRC))
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+
+$(1)/net-tests/%: $(1)/obj/tests/net/%.o $(1)/libsioc_net.a $(1)/libsioc_common.a
+	@mkdir -p $$(@D)
+	$$(CC) $(2) $$^ $$(NET_LIBS) -o $$@
+
+$(1)/sioc-gateway: $$(patsubst %.c,$(1)/obj/%.o,$$(GATEWAY_SRC)) $(1)/libsioc_net.a $(1)/libsioc_common.a
+	$$(CC) $(2) $$^ $$(NET_LIBS) -o $$@
 endef
 
 $(eval $(call variant,$(BUILD),$(OPT),$$(CC)))

@@ -4,6 +4,7 @@
 #   unit tests     build/asan/tests/test_*           (AddressSanitizer + UBSan)
 #   fuzz replays   build/asan/fuzz/replay_<x> over tests/fuzz/corpus/<x>/ (1 test each)
 #   layer check    scripts/check-layers.sh
+#   net tests      build/asan/net-tests/test_* (libevent/hiredis runtime, real redis-server)
 #   integration    tests/integration/test_*.sh (each prints its own summary line)
 set -u
 cd "$(dirname "$0")/.." || exit 2
@@ -61,6 +62,10 @@ for r in build/asan/fuzz/replay_*; do
     run_one "fuzz-replay/$name" 600 "$r" "tests/fuzz/corpus/$name"
 done
 run_one "check-layers" 30 scripts/check-layers.sh
+for t in build/asan/net-tests/test_*; do
+    [ -x "$t" ] || continue
+    run_one "net/$(basename "$t")" 600 "$t"
+done
 for t in tests/integration/test_*.sh; do
     [ -x "$t" ] || continue
     run_one "integration/$(basename "$t" .sh)" 600 "$t"
