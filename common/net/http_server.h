@@ -1,0 +1,116 @@
+/* http_server.h: the HTTP/1.1 front door of a sioc process, on libevent: a listener, one
+ * struct http_conn per TCP connection that parses requests with common/http.h, hands each
+ * complete request (head + body) to the owner's callback, and lets the owner answer at once,
+ * later (Engine.IO long-polling holds GETs), or take the connection over after an Upgrade
+ * (WebSocket). Writes are queued on the connection's output buffer, so libevent sends all the
+ * frames of one loop iteration with one writev. Connection functions use the http_conn_ prefix. */
+#ifndef SIOC_NET_HTTP_SERVER_H
+#define SIOC_NET_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/http.h"
+
+struct event_base;
+struct evbuffer;
+struct http_server;
+struct http_conn;
+
+/* A complete request. Valid from the on_request call until the request is answered
+ * (http_conn_respond / http_conn_respond_end), the connection is upgraded, or it closes. */
+struct http_server_request {
+    const struct http_request *head; /* slices point into connection-owned storage */
+    struct slice path;               /* target before '?' */
+    struct slice query;              /* after '?', without it; empty if none */
+    struct slice body;               /* complete, de-chunked body */
+    bool keep_alive;                 /* what the client asked for (RFC 9112 9.3) */
+    bool upgrade;                    /* Connection: upgrade + Upgrade: websocket */
+};
+
+struct http_server_config {
+    const char *listen;       /* "host:port", e.g. "127.0.0.1:0" for a random free port */
+    size_t max_head;          /* 0 = HTTP_MAX_HEAD_DEFAULT */
+    size_t max_body;          /* bodies above get 413 before they are read; 0 = 1 MiB */
+    unsigned head_timeout_ms; /* a started head must complete within this (slowloris); 0 = 10 s */
+    unsigned idle_timeout_ms; /* a keep-alive connection without a request; 0 = 60 s */
+    size_t max_connections;   /* accepts above this are closed at once; 0 = unlimited */
+    /* A complete request arrived. The owner answers it now or later; until then no further
+     * request is read from this connection (pipelined bytes wait). Must not free the conn. */
+    void (*on_request)(void *ctx, struct http_conn *conn, struct http_server_request *req);
+    /* A peer error the server answered itself (400/413/431/505, timeouts), for logging. */
+    void (*on_error)(void *ctx, const char *what, const char *peer);
+    void *ctx;
+};
+
+/* Binds and listens. Returns NULL (and fills err) on failure (bad address, bind error). */
+struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
+                                    char *err, size_t errlen);
+/* Stops listening; open connections stay (see http_server_close_all). */
+void http_server_stop_listening(struct http_server *srv);
+/* Closes every connection at once (their on_close callbacks run). */
+void http_server_close_all(struct http_server *srv);
+/* Closes everything and frees. NULL is a no-op. */
+void http_server_free(struct http_server *srv);
+/* The bound port (useful with port 0). */
+uint16_t http_server_port(const struct http_server *srv);
+size_t http_server_connection_count(const struct http_server *srv);
+
+/* ---- answering a request ---- */
+
+/* Writes a whole response: status line, the given header fields, Content-Length, the body.
+ * Adds "Connection: close" and closes after the write when the request did not ask for
+ * keep-alive or `close_after` is set. Then the next pipelined request (if any) is processed. */
+void http_conn_respond(struct http_conn *conn, int status, const struct http_field *fields,
+                       size_t nfields, const void *body, size_t len, bool close_after);
+/* A response whose body the caller appends in pieces (http_conn_write*), with a known total
+ * length. http_conn_respond_end finishes it. */
+void http_conn_respond_begin(struct http_conn *conn, int status, const struct http_field *fields,
+                             size_t nfields, size_t content_length, bool close_after);
+void http_conn_respond_end(struct http_conn *conn);
+
+/* ---- raw bytes (response bodies, or everything after an upgrade) ---- */
+void http_conn_write(struct http_conn *conn, const void *p, size_t len);
+/* Appends bytes owned by someone else without copying (evbuffer_add_reference): `release` is
+ * called once libevent no longer needs them (sent, or the connection closed). This is how one
+ * encoded broadcast frame is shared by every recipient (DESIGN.md §4). */
+void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
+                         void (*release)(const void *p, size_t len, void *arg), void *arg);
+/* Bytes queued but not yet written to the socket (for output limits). */
+size_t http_conn_output_pending(const struct http_conn *conn);
+
+/* ---- ownership, upgrade, close ---- */
+
+/* What the connection tells its current owner (e.g. a held long-poll or a WebSocket). */
+struct http_conn_owner {
+    /* Raw mode only: bytes arrived in `input`; the owner drains what it consumed. */
+    void (*on_data)(void *ctx, struct http_conn *conn, struct evbuffer *input);
+    /* The output buffer fell below the low watermark after being above it (back-pressure). */
+    void (*on_drained)(void *ctx, struct http_conn *conn);
+    /* The connection is gone without the owner asking (peer closed, error, timeout, server
+     * shutdown). The owner must drop its pointer; the conn is freed after this returns. Not
+     * called for the owner's own http_conn_close. */
+    void (*on_close)(void *ctx, struct http_conn *conn, const char *reason);
+    void *ctx;
+};
+
+/* Attaches an owner to the connection (replacing any), e.g. while a GET is held. */
+void http_conn_set_owner(struct http_conn *conn, const struct http_conn_owner *owner);
+void http_conn_clear_owner(struct http_conn *conn);
+/* Switches to raw mode after the caller wrote the 101 response: the pending request is done,
+ * HTTP parsing stops, input goes to owner->on_data (bytes already buffered included, delivered
+ * from the loop, not from inside this call), and no idle timeout applies. */
+void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *owner);
+/* Closes after the queued output is written (flush) or at once, and detaches the owner (whose
+ * on_close is not called). Safe inside any callback: the conn is freed from the event loop,
+ * never under its caller. The pointer must not be used after this call. */
+void http_conn_close(struct http_conn *conn, bool flush);
+/* Stops/resumes reading (back-pressure from the owner). */
+void http_conn_pause_reading(struct http_conn *conn, bool paused);
+/* "ip:port" of the peer, for logs and handshake data. */
+const char *http_conn_peer(const struct http_conn *conn);
+bool http_conn_is_tls(const struct http_conn *conn);
+
+#endif

@@ -1,0 +1,327 @@
+/* test_http_server.c: the HTTP server runtime against a raw-socket client: responses, keep-alive
+ * and pipelining, chunked bodies, the errors it answers itself (400, 413, 431), held requests
+ * answered later, a held request whose client goes away, and the upgrade handoff to raw mode.
+ * The server runs its event loop in a forked child; the parent is a blocking client with
+ * bounded waits. */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <ctype.h>
+
+#include "common/net/http_server.h"
+#include "tests/unit/test.h"
+
+struct server_state {
+    struct event_base *base;
+    struct http_conn *held;
+    struct event *release;
+    int held_closed; /* held requests whose client went away */
+};
+
+static void release_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server_state *st = arg;
+    if (st->held != NULL) {
+        static const struct http_field ct[] = {{"Content-Type", "text/plain"}};
+        http_conn_clear_owner(st->held);
+        http_conn_respond(st->held, 200, ct, 1, "released", 8, false);
+        st->held = NULL;
+    }
+}
+
+static void held_close_cb(void *ctx, struct http_conn *conn, const char *reason)
+{
+    (void)conn;
+    (void)reason;
+    struct server_state *st = ctx;
+    st->held_closed++;
+    st->held = NULL;
+}
+
+static void raw_data_cb(void *ctx, struct http_conn *conn, struct evbuffer *input)
+{
+    (void)ctx;
+    size_t n = evbuffer_get_length(input);
+    uint8_t tmp[512];
+    while (n > 0) {
+        size_t k = n < sizeof tmp ? n : sizeof tmp;
+        evbuffer_remove(input, tmp, k);
+        for (size_t i = 0; i < k; i++)
+            tmp[i] = (uint8_t)toupper(tmp[i]);
+        http_conn_write(conn, tmp, k);
+        n -= k;
+    }
+}
+
+static void raw_close_cb(void *ctx, struct http_conn *conn, const char *reason)
+{
+    (void)ctx;
+    (void)conn;
+    (void)reason;
+}
+
+static bool path_is(const struct http_server_request *req, const char *s)
+{
+    return req->path.len == strlen(s) && memcmp(req->path.p, s, req->path.len) == 0;
+}
+
+static void on_request(void *ctx, struct http_conn *conn, struct http_server_request *req)
+{
+    struct server_state *st = ctx;
+    static const struct http_field ct[] = {{"Content-Type", "text/plain"}};
+    char body[256];
+    if (path_is(req, "/hold")) {
+        struct http_conn_owner owner = {NULL, NULL, held_close_cb, st};
+        http_conn_set_owner(conn, &owner);
+        st->held = conn;
+        struct timeval tv = {0, 100000};
+        evtimer_add(st->release, &tv);
+        return;
+    }
+    if (path_is(req, "/stats")) {
+        int n = snprintf(body, sizeof body, "held_closed=%d", st->held_closed);
+        http_conn_respond(conn, 200, ct, 1, body, (size_t)n, false);
+        return;
+    }
+    if (path_is(req, "/upgrade") && req->upgrade) {
+        http_conn_write(conn, "HTTP/1.1 101 Switching Protocols\r\n\r\n", 36);
+        struct http_conn_owner owner = {raw_data_cb, NULL, raw_close_cb, st};
+        http_conn_upgrade(conn, &owner);
+        return;
+    }
+    int n = snprintf(body, sizeof body, "%.*s %.*s q=%.*s body=%zu:%.*s", (int)req->head->method.len,
+                     req->head->method.p, (int)req->path.len, req->path.p, (int)req->query.len,
+                     req->query.p, req->body.len, (int)(req->body.len < 40 ? req->body.len : 40),
+                     req->body.p);
+    http_conn_respond(conn, 200, ct, 1, body, (size_t)n, false);
+}
+
+static pid_t start_server(uint16_t *port)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        exit(2);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        struct server_state st;
+        memset(&st, 0, sizeof st);
+        st.base = event_base_new();
+        st.release = evtimer_new(st.base, release_cb, &st);
+        struct http_server_config cfg = {0};
+        cfg.listen = "127.0.0.1:0";
+        cfg.max_body = 1000;
+        cfg.max_head = 4096;
+        cfg.head_timeout_ms = 500;
+        cfg.on_request = on_request;
+        cfg.ctx = &st;
+        char err[128];
+        struct http_server *srv = http_server_new(st.base, &cfg, err, sizeof err);
+        uint16_t p = srv ? http_server_port(srv) : 0;
+        if (srv == NULL)
+            fprintf(stderr, "server: %s\n", err);
+        if (write(fds[1], &p, sizeof p) != sizeof p)
+            _exit(2);
+        close(fds[1]);
+        event_base_dispatch(st.base);
+        _exit(0);
+    }
+    close(fds[1]);
+    if (read(fds[0], port, sizeof *port) != sizeof *port)
+        *port = 0;
+    close(fds[0]);
+    return pid;
+}
+
+static int connect_to(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n > 0) {
+        ssize_t k = write(fd, s, n);
+        if (k <= 0)
+            return;
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+/* Reads until `want` bytes arrived, the peer closed, or 2 s passed. Returns bytes read;
+ * *closed tells whether the peer closed. */
+static size_t read_until(int fd, char *out, size_t cap, size_t want, bool *closed)
+{
+    size_t n = 0;
+    *closed = false;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (n < want && n < cap - 1) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = 2000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            break;
+        ssize_t k = read(fd, out + n, cap - 1 - n);
+        if (k <= 0) {
+            *closed = true;
+            break;
+        }
+        n += (size_t)k;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static uint16_t port;
+
+static void test_simple_and_keep_alive(void)
+{
+    int fd = connect_to(port);
+    CHECK(fd >= 0);
+    const char *req = "GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *want = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n\r\n"
+                       "GET /a q=x=1 body=0:";
+    char out[2048];
+    bool closed;
+    send_all(fd, req, strlen(req));
+    CHECK_STR(out, read_until(fd, out, sizeof out, strlen(want), &closed), want);
+    /* the same connection serves the next request */
+    send_all(fd, req, strlen(req));
+    CHECK_STR(out, read_until(fd, out, sizeof out, strlen(want), &closed), want);
+    close(fd);
+}
+
+static void test_pipelined_and_chunked(void)
+{
+    int fd = connect_to(port);
+    const char *reqs = "POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+                       "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n"
+                       "GET /last HTTP/1.0\r\n\r\n";
+    send_all(fd, reqs, strlen(reqs));
+    char out[4096];
+    bool closed;
+    size_t n = read_until(fd, out, sizeof out, 100000, &closed);
+    CHECK(closed); /* HTTP/1.0 without keep-alive: closed after the third response */
+    const char *first = strstr(out, "POST /p q= body=5:hello");
+    const char *second = strstr(out, "POST /c q= body=5:abcde");
+    const char *third = strstr(out, "GET /last q= body=0:");
+    CHECK(first != NULL && second != NULL && third != NULL && first < second && second < third);
+    CHECK(strstr(out, "Connection: close\r\n") != NULL);
+    CHECK(n > 0);
+    close(fd);
+}
+
+static void expect_status_and_close(const char *req, size_t len, const char *status_line)
+{
+    int fd = connect_to(port);
+    send_all(fd, req, len);
+    char out[1024];
+    bool closed;
+    read_until(fd, out, sizeof out, 100000, &closed);
+    CHECK(strncmp(out, status_line, strlen(status_line)) == 0);
+    CHECK(closed);
+    close(fd);
+}
+
+static void test_errors_answered_by_server(void)
+{
+    expect_status_and_close("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11,
+                            "HTTP/1.1 400 Bad Request\r\n");
+    static char big[6000];
+    int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(big + n, 'a', sizeof big - (size_t)n - 5);
+    memcpy(big + sizeof big - 5, "\r\n\r\n", 4);
+    expect_status_and_close(big, sizeof big - 1, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
+    const char *toobig = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n";
+    expect_status_and_close(toobig, strlen(toobig), "HTTP/1.1 413 Payload Too Large\r\n");
+    const char *smuggle = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    expect_status_and_close(smuggle, strlen(smuggle), "HTTP/1.1 400 Bad Request\r\n");
+}
+
+static void test_slow_head_times_out(void)
+{
+    int fd = connect_to(port);
+    send_all(fd, "GET / HTTP/1.1\r\nHo", 18);
+    char out[256];
+    bool closed;
+    read_until(fd, out, sizeof out, 100000, &closed);
+    CHECK(closed); /* head_timeout_ms is 500 */
+    close(fd);
+}
+
+static void test_held_request(void)
+{
+    int fd = connect_to(port);
+    send_all(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+    char out[512];
+    bool closed;
+    read_until(fd, out, sizeof out, 100000, &closed);
+    CHECK(strstr(out, "\r\n\r\nreleased") != NULL); /* answered 100 ms later */
+    close(fd);
+    /* a held request whose client leaves: the owner hears about it */
+    fd = connect_to(port);
+    send_all(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+    usleep(20000);
+    close(fd);
+    usleep(50000);
+    fd = connect_to(port);
+    send_all(fd, "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+    read_until(fd, out, sizeof out, 100000, &closed);
+    CHECK(strstr(out, "held_closed=1") != NULL);
+    close(fd);
+}
+
+static void test_upgrade_to_raw(void)
+{
+    int fd = connect_to(port);
+    const char *req = "GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly";
+    send_all(fd, req, strlen(req));
+    char out[512];
+    bool closed;
+    size_t n = read_until(fd, out, sizeof out, 36 + 5, &closed);
+    CHECK_STR(out, n, "HTTP/1.1 101 Switching Protocols\r\n\r\nEARLY");
+    send_all(fd, "more", 4);
+    n = read_until(fd, out, sizeof out, 4, &closed);
+    CHECK_STR(out, n, "MORE");
+    close(fd);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    pid_t pid = start_server(&port);
+    if (port == 0) {
+        fprintf(stderr, "server did not start\n");
+        return 1;
+    }
+    RUN(test_simple_and_keep_alive);
+    RUN(test_pipelined_and_chunked);
+    RUN(test_errors_answered_by_server);
+    RUN(test_slow_head_times_out);
+    RUN(test_held_request);
+    RUN(test_upgrade_to_raw);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    return test_summary("test_http_server");
+}
