@@ -195,6 +195,10 @@ static enum jwt_result visit_claims(void *ctx, const struct mp_item *key, const 
     }
     if (!mp_item_is_str(key, c->user_claim))
         return JWT_OK;
+    /* JSON.parse keeps the last of repeated keys, so an earlier value must not survive a later
+     * one that is not a usable user id */
+    c->has_user = false;
+    c->out->uid[0] = '\0';
     double number;
     if (value->kind == MP_STR) {
         if (value->len == 0 || value->len > JWT_MAX_UID)

@@ -150,7 +150,6 @@ static int64_t sign_extend(uint64_t v, int nbytes)
     return (int64_t)((v ^ sign) - sign);
 }
 
-/* Byte sizes of the length fields of str8/16/32, bin8/16/32, array16/32, map16/32. */
 int mp_read(struct mp_reader *r, struct mp_item *it)
 {
     size_t left = r->len - r->pos;

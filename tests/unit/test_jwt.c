@@ -127,6 +127,13 @@ static void test_hs256_claims(void)
     CHECK(verify(key, token, &c) == JWT_NO_USER);
     sign_hs256(hs, "{\"sub\":\"\"}", "s3cret", 6, token);
     CHECK(verify(key, token, &c) == JWT_NO_USER);
+    /* JSON.parse keeps the last of repeated keys: a later non-string user claim wins */
+    sign_hs256(hs, "{\"sub\":\"u1\",\"sub\":null}", "s3cret", 6, token);
+    CHECK(verify(key, token, &c) == JWT_NO_USER);
+    sign_hs256(hs, "{\"sub\":\"u1\",\"sub\":{\"id\":1}}", "s3cret", 6, token);
+    CHECK(verify(key, token, &c) == JWT_NO_USER);
+    sign_hs256(hs, "{\"sub\":null,\"sub\":\"u2\"}", "s3cret", 6, token);
+    CHECK(verify(key, token, &c) == JWT_OK && strcmp(c.uid, "u2") == 0);
     sign_hs256(hs, "{\"sub\":\"u1\",\"exp\":\"tomorrow\"}", "s3cret", 6, token);
     CHECK(verify(key, token, &c) == JWT_MALFORMED);
     sign_hs256(hs, "[\"sub\"]", "s3cret", 6, token);
