@@ -25,7 +25,9 @@ NET_LIBS    = $(shell pkg-config --libs libevent libevent_openssl openssl hiredi
 
 COMMON_SRC := $(wildcard common/*.c)
 NET_SRC    := $(wildcard common/net/*.c)
-GATEWAY_SRC := $(wildcard gateway/*.c)
+GATEWAY_MAIN := $(wildcard gateway/main_*.c)
+GATEWAY_SRC := $(filter-out $(GATEWAY_MAIN),$(wildcard gateway/*.c))
+GATEWAY_BINS := $(patsubst gateway/main_%.c,%,$(GATEWAY_MAIN))
 NET_TEST_SRC := $(wildcard tests/net/test_*.c)
 NET_TEST_NAMES := $(notdir $(NET_TEST_SRC:.c=))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -38,7 +40,7 @@ FUZZ_NAMES := $(patsubst fuzz_%,%,$(notdir $(FUZZ_SRC:.c=)))
 all: $(BUILD)/libsioc_common.a $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) \
      $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES)) \
      $(addprefix $(BUILD)/asan/net-tests/,$(NET_TEST_NAMES)) \
-     $(if $(GATEWAY_SRC),$(BUILD)/sioc-gateway $(BUILD)/asan/sioc-gateway)
+     $(foreach b,$(GATEWAY_BINS),$(BUILD)/sioc-$(subst _,-,$(b)) $(BUILD)/asan/sioc-$(subst _,-,$(b)))
 
 # ---- one template per build variant: $(1) = output dir, $(2) = compiler flags, $(3) = compiler ----
 define variant
@@ -66,13 +68,21 @@ $(1)/net-tests/%: $(1)/obj/tests/net/%.o $(1)/libsioc_net.a $(1)/libsioc_common.
 	@mkdir -p $$(@D)
 	$$(CC) $(2) $$^ $$(NET_LIBS) -o $$@
 
-$(1)/sioc-gateway: $$(patsubst %.c,$(1)/obj/%.o,$$(GATEWAY_SRC)) $(1)/libsioc_net.a $(1)/libsioc_common.a
+$(1)/libsioc_gateway.a: $$(patsubst %.c,$(1)/obj/%.o,$$(GATEWAY_SRC))
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+endef
+
+# One rule per program: gateway/main_<name>.c -> build/[asan/]sioc-<name with - for _>.
+define gateway_bin
+$(1)/sioc-$(subst _,-,$(3)): $(1)/obj/gateway/main_$(3).o $(1)/libsioc_gateway.a $(1)/libsioc_net.a $(1)/libsioc_common.a
 	$$(CC) $(2) $$^ $$(NET_LIBS) -o $$@
 endef
 
 $(eval $(call variant,$(BUILD),$(OPT),$$(CC)))
 $(eval $(call variant,$(BUILD)/asan,$(SAN),$$(CC)))
 $(eval $(call variant,$(BUILD)/fuzz,$(FUZZ),$$(CLANG)))
+$(foreach b,$(GATEWAY_BINS),$(eval $(call gateway_bin,$(BUILD),$(OPT),$(b)))$(eval $(call gateway_bin,$(BUILD)/asan,$(SAN),$(b))))
 
 # ---- libFuzzer targets (clang): one binary per decoder ----
 $(BUILD)/fuzz/fuzz_%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz_%.o $(BUILD)/fuzz/libsioc_common.a

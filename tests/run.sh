@@ -5,7 +5,7 @@
 #   fuzz replays   build/asan/fuzz/replay_<x> over tests/fuzz/corpus/<x>/ (1 test each)
 #   layer check    scripts/check-layers.sh
 #   net tests      build/asan/net-tests/test_* (libevent/hiredis runtime, real redis-server)
-#   integration    tests/integration/test_*.sh (each prints its own summary line)
+#   integration    tests/integration/test_*.sh and test_*.mjs (node; real peers from npm)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 export SIOC_SHARED_DATA=${SIOC_SHARED_DATA:-$(cd .. && pwd)/shared/data}
@@ -69,6 +69,10 @@ done
 for t in tests/integration/test_*.sh; do
     [ -x "$t" ] || continue
     run_one "integration/$(basename "$t" .sh)" 600 "$t"
+done
+for t in tests/integration/test_*.mjs; do
+    [ -f "$t" ] || continue
+    run_one "integration/$(basename "$t" .mjs)" 600 node "$t"
 done
 
 echo

@@ -1,0 +1,1045 @@
+/* eio_server.c: Engine.IO v4 sessions (see eio_server.h; PROTOCOL.md §1). A session has one
+ * active transport: polling (packets queue until a GET takes them) or a WebSocket link. During
+ * an upgrade a second WebSocket link (the probe) exists until the client sends `5`. Closing is
+ * two-step: the session leaves the table and is marked dead at once, and the owner hears about
+ * it from the loop (a per-session event), so no callback ever frees what its caller uses. */
+#include "gateway/eio_server.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "common/eio.h"
+#include "common/error.h"
+#include "common/idmap.h"
+#include "common/ws.h"
+
+#define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
+#define DEFAULT_HARD_LIMIT (4u << 20)
+#define MAX_ORIGIN 256
+
+enum session_state {
+    SESSION_OPEN,
+    SESSION_LINGER, /* closed by the server; the next GET gets the rest and the close packet */
+    SESSION_DEAD,   /* out of the table; the reaper notifies the owner and frees it */
+};
+
+struct ws_link {
+    struct eio_session *s;
+    struct http_conn *conn;
+    struct ws_parser parser;
+    struct buf message;
+    bool probe;  /* the link of an upgrade in progress */
+    bool probed; /* it received 2probe */
+};
+
+struct eio_session {
+    struct idmap_node node; /* first: the table hands back this node */
+    struct eio_session *prev, *next;
+    struct eio_server *srv;
+    void *user;
+    char sid[EIO_SID_LEN + 1];
+    enum session_state state;
+    bool websocket;   /* the active transport */
+    bool awaiting_pong;
+    bool notified;
+    const char *reason;
+    struct event *heartbeat;
+    struct event *reaper;
+    struct event *upgrade_timer;
+    struct http_conn *get; /* the held polling GET */
+    struct gw_frame **queue;
+    size_t queue_len, queue_cap, queue_bytes;
+    struct ws_link *ws;    /* active WebSocket transport */
+    struct ws_link *probe; /* upgrading link */
+};
+
+struct eio_server {
+    struct event_base *base;
+    struct eio_server_config cfg;
+    struct idmap sessions;
+    struct eio_session *list;
+    size_t count;
+    uint32_t sid_counter;
+    struct gw_frame *ping, *noop, *close, *pong_probe;
+    char cors_buf[MAX_ORIGIN]; /* the reflected Origin of the response being built */
+};
+
+__attribute__((format(printf, 3, 4)))
+static void log_peer(struct eio_server *srv, const char *event, const char *fmt, ...)
+{
+    if (srv->cfg.on_log == NULL)
+        return;
+    char detail[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    srv->cfg.on_log(srv->cfg.ctx, event, detail);
+}
+
+/* ---- responses ---- */
+
+/* Adds the CORS fields of PROTOCOL.md 1.10 for this request to fields[*n]. */
+static void add_cors(struct eio_server *srv, const struct http_server_request *req,
+                     struct http_field *fields, size_t *n)
+{
+    const char *cors = srv->cfg.cors_origin;
+    if (cors == NULL || cors[0] == '\0')
+        return;
+    if (strcmp(cors, "*") == 0) {
+        fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", "*"};
+        return;
+    }
+    /* A whitelist reflects a matching Origin, with credentials (the cors package's origin:[…]). */
+    fields[(*n)++] = (struct http_field){"Vary", "Origin"};
+    const struct http_header *origin = http_header_find(req->head, "Origin", NULL);
+    if (origin != NULL && origin->value.len > 0 && origin->value.len < MAX_ORIGIN) {
+        struct slice list = {(const uint8_t *)cors, strlen(cors)};
+        size_t pos = 0;
+        while (pos < list.len) {
+            size_t end = pos;
+            while (end < list.len && list.p[end] != ',')
+                end++;
+            size_t a = pos, b = end;
+            while (a < b && list.p[a] == ' ')
+                a++;
+            while (b > a && list.p[b - 1] == ' ')
+                b--;
+            if (b - a == origin->value.len && memcmp(list.p + a, origin->value.p, b - a) == 0) {
+                memcpy(srv->cors_buf, origin->value.p, origin->value.len);
+                srv->cors_buf[origin->value.len] = '\0';
+                fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", srv->cors_buf};
+                break;
+            }
+            pos = end + 1;
+        }
+    }
+    fields[(*n)++] = (struct http_field){"Access-Control-Allow-Credentials", "true"};
+}
+
+static void respond(struct eio_server *srv, struct http_conn *conn,
+                    const struct http_server_request *req, int status, const char *type,
+                    const void *body, size_t len)
+{
+    struct http_field fields[8];
+    size_t n = 0;
+    add_cors(srv, req, fields, &n);
+    if (type != NULL)
+        fields[n++] = (struct http_field){"Content-Type", type};
+    if (status == 200)
+        fields[n++] = (struct http_field){"cache-control", "no-store"};
+    http_conn_respond(conn, status, fields, n, body, len, false);
+}
+
+/* §1.2 error answer: JSON for plain requests, a raw text response for upgrade requests. */
+static void respond_error(struct eio_server *srv, struct http_conn *conn,
+                          const struct http_server_request *req, enum eio_error_code code)
+{
+    struct buf body;
+    buf_init(&body, 0);
+    if (req->upgrade) {
+        eio_error_upgrade_response(&body, code, NULL);
+        http_conn_upgrade(conn, &(struct http_conn_owner){0});
+        http_conn_write(conn, body.data, body.len);
+        http_conn_close(conn, true);
+    } else {
+        eio_error_body_json(&body, code, NULL);
+        respond(srv, conn, req, eio_error_status(code), "application/json", body.data, body.len);
+    }
+    buf_deinit(&body);
+    log_peer(srv, "eio.request_refused", "%s", eio_error_message(code));
+}
+
+/* ---- sessions ---- */
+
+static void session_free(struct eio_session *s)
+{
+    struct eio_server *srv = s->srv;
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        srv->list = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    srv->count--;
+    for (size_t i = 0; i < s->queue_len; i++)
+        gw_frame_unref(s->queue[i]);
+    free(s->queue);
+    event_free(s->heartbeat);
+    event_free(s->reaper);
+    event_free(s->upgrade_timer);
+    free(s);
+}
+
+static void ws_link_free(struct ws_link *link)
+{
+    if (link == NULL)
+        return;
+    buf_deinit(&link->message);
+    free(link);
+}
+
+/* Ends a WebSocket link: optional close frame, then the connection closes after the flush. */
+static void ws_link_close(struct ws_link *link, unsigned code)
+{
+    if (link->conn != NULL) {
+        struct buf frame;
+        buf_init(&frame, 0);
+        ws_write_close(&frame, code, NULL, 0);
+        http_conn_write(link->conn, frame.data, frame.len);
+        buf_deinit(&frame);
+        http_conn_close(link->conn, true);
+        link->conn = NULL;
+    }
+    ws_link_free(link);
+}
+
+/* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
+static void flush_poll(struct eio_session *s, struct gw_frame *extra)
+{
+    if (s->get == NULL || (s->queue_len == 0 && extra == NULL))
+        return;
+    struct http_conn *conn = s->get;
+    s->get = NULL;
+    http_conn_clear_owner(conn);
+    size_t total = 0, parts = s->queue_len + (extra != NULL);
+    for (size_t i = 0; i < parts; i++) {
+        struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
+        size_t len = 0;
+        if (gw_frame_polling(f, &len) == NULL)
+            len = 0;
+        total += len + (i > 0);
+    }
+    struct http_field fields[8];
+    size_t n = 0;
+    const char *cors = s->srv->cfg.cors_origin;
+    if (cors != NULL && strcmp(cors, "*") == 0)
+        fields[n++] = (struct http_field){"Access-Control-Allow-Origin", "*"};
+    else if (cors != NULL && cors[0] != '\0') {
+        fields[n++] = (struct http_field){"Vary", "Origin"};
+        fields[n++] = (struct http_field){"Access-Control-Allow-Credentials", "true"};
+    }
+    fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
+    fields[n++] = (struct http_field){"cache-control", "no-store"};
+    http_conn_respond_begin(conn, 200, fields, n, total, false);
+    for (size_t i = 0; i < parts; i++) {
+        struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
+        size_t len = 0;
+        const uint8_t *p = gw_frame_polling(f, &len);
+        if (i > 0)
+            http_conn_write(conn, "\x1e", 1); /* PROTOCOL.md 1.5.1: the record separator */
+        if (p != NULL)
+            http_conn_write_ref(conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
+    }
+    http_conn_respond_end(conn);
+    for (size_t i = 0; i < s->queue_len; i++)
+        gw_frame_unref(s->queue[i]);
+    s->queue_len = 0;
+    s->queue_bytes = 0;
+}
+
+static void ws_send(struct ws_link *link, struct gw_frame *f)
+{
+    size_t len;
+    const uint8_t *p = gw_frame_ws(f, &len);
+    http_conn_write_ref(link->conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
+}
+
+/* Takes the session out of service: no more input is processed, the owner is told from the
+ * loop. With `linger`, a polling session without a held GET keeps its sid so the next GET can
+ * collect the rest and the close packet (PROTOCOL.md 1.5.5). */
+static void session_end(struct eio_session *s, const char *reason, bool linger)
+{
+    if (s->state != SESSION_OPEN)
+        return;
+    s->reason = reason;
+    evtimer_del(s->heartbeat);
+    evtimer_del(s->upgrade_timer);
+    if (s->probe != NULL) {
+        ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
+        s->probe = NULL;
+    }
+    if (linger && !s->websocket && s->get == NULL) {
+        s->state = SESSION_LINGER;
+        struct timeval tv = {POLL_LINGER_MS / 1000, 0};
+        evtimer_add(s->upgrade_timer, &tv);
+    } else {
+        s->state = SESSION_DEAD;
+        idmap_remove(&s->srv->sessions, &s->node);
+    }
+    event_active(s->reaper, EV_WRITE, 0);
+}
+
+static void reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct eio_session *s = arg;
+    if (!s->notified) {
+        s->notified = true;
+        if (s->srv->cfg.on_close != NULL)
+            s->srv->cfg.on_close(s->srv->cfg.ctx, s, s->user, s->reason);
+        s->user = NULL;
+    }
+    if (s->state == SESSION_DEAD)
+        session_free(s);
+}
+
+/* Server-initiated close, or a close after an error: flush, then the close packet/frame. */
+void eio_session_close(struct eio_session *s, const char *reason)
+{
+    if (s->state != SESSION_OPEN)
+        return;
+    if (s->websocket) {
+        ws_link_close(s->ws, WS_CLOSE_NO_STATUS); /* PROTOCOL.md 1.6: no status code */
+        s->ws = NULL;
+        session_end(s, reason, false);
+        return;
+    }
+    if (s->get != NULL) {
+        flush_poll(s, s->srv->close);
+        session_end(s, reason, false);
+        return;
+    }
+    /* PROTOCOL.md 1.5.5: the next GET gets "<buffered>\x1e1", or "6\x1e1" when none. */
+    if (s->queue_len == 0)
+        eio_session_send(s, s->srv->noop);
+    eio_session_send(s, s->srv->close);
+    session_end(s, reason, true);
+}
+
+/* Ends the session because the client went away or broke the protocol: nothing more is sent
+ * but the answer to a held GET (`release`: "6" after a client close packet, "1" otherwise). */
+static void session_abort(struct eio_session *s, const char *reason, struct gw_frame *release)
+{
+    if (s->state != SESSION_OPEN)
+        return;
+    if (s->get != NULL) {
+        /* the held GET gets only the release packet: what was queued is for a dead session */
+        for (size_t i = 0; i < s->queue_len; i++)
+            gw_frame_unref(s->queue[i]);
+        s->queue_len = 0;
+        s->queue_bytes = 0;
+        flush_poll(s, release);
+    }
+    if (s->ws != NULL) {
+        ws_link_close(s->ws, WS_CLOSE_NO_STATUS);
+        s->ws = NULL;
+    }
+    session_end(s, reason, false);
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct eio_session *s = arg;
+    if (s->state != SESSION_OPEN)
+        return;
+    if (s->awaiting_pong) {
+        session_abort(s, "ping timeout", s->srv->close);
+        return;
+    }
+    /* PROTOCOL.md 1.7: ping, then pingTimeout for the pong */
+    eio_session_send(s, s->srv->ping);
+    s->awaiting_pong = true;
+    unsigned ms = s->srv->cfg.ping_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(s->heartbeat, &tv);
+}
+
+static void schedule_ping(struct eio_session *s)
+{
+    unsigned ms = s->srv->cfg.ping_interval_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(s->heartbeat, &tv);
+}
+
+static void upgrade_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct eio_session *s = arg;
+    if (s->state == SESSION_LINGER) {
+        /* the last GET never came */
+        s->state = SESSION_DEAD;
+        idmap_remove(&s->srv->sessions, &s->node);
+        event_active(s->reaper, EV_WRITE, 0);
+        return;
+    }
+    if (s->probe != NULL) {
+        log_peer(s->srv, "eio.upgrade_timeout", "sid=%s", s->sid);
+        ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
+        s->probe = NULL;
+    }
+}
+
+void eio_session_send(struct eio_session *s, struct gw_frame *f)
+{
+    if (s->state == SESSION_DEAD)
+        return;
+    if (s->websocket && s->ws != NULL) {
+        ws_send(s->ws, f);
+        if (http_conn_output_pending(s->ws->conn) > s->srv->cfg.out_hard_limit)
+            session_abort(s, "slow consumer", NULL);
+        return;
+    }
+    if (s->queue_len == s->queue_cap) {
+        size_t cap = s->queue_cap ? s->queue_cap * 2 : 8;
+        struct gw_frame **q = realloc(s->queue, cap * sizeof *q);
+        if (q == NULL) {
+            session_abort(s, "out of memory", NULL);
+            return;
+        }
+        s->queue = q;
+        s->queue_cap = cap;
+    }
+    s->queue[s->queue_len++] = gw_frame_ref(f);
+    s->queue_bytes += f->len;
+    if (s->queue_bytes > s->srv->cfg.out_hard_limit && s->state == SESSION_OPEN) {
+        session_abort(s, "slow consumer", NULL);
+        return;
+    }
+    if (s->get != NULL)
+        flush_poll(s, NULL);
+}
+
+bool eio_session_writable(const struct eio_session *s)
+{
+    if (s->state != SESSION_OPEN)
+        return false;
+    if (s->websocket)
+        return s->ws != NULL && http_conn_output_pending(s->ws->conn) < 64 * 1024;
+    return s->get != NULL;
+}
+
+const char *eio_session_id(const struct eio_session *s)
+{
+    return s->sid;
+}
+
+bool eio_session_is_websocket(const struct eio_session *s)
+{
+    return s->websocket;
+}
+
+/* ---- packets from the client (both transports) ---- */
+
+static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
+{
+    switch (pkt->type) {
+    case EIO_PACKET_MESSAGE:
+        if (s->srv->cfg.on_message != NULL)
+            s->srv->cfg.on_message(s->srv->cfg.ctx, s, s->user, pkt->data.p, pkt->data.len,
+                                   pkt->binary);
+        break;
+    case EIO_PACKET_PONG:
+        /* PROTOCOL.md 1.7: the next ping comes pingInterval after the pong */
+        if (s->awaiting_pong) {
+            s->awaiting_pong = false;
+            schedule_ping(s);
+        }
+        break;
+    case EIO_PACKET_CLOSE:
+        /* 1.5.3: a held GET gets a noop; on WebSocket we close at once (1.6 recommendation) */
+        session_abort(s, "transport close", s->srv->noop);
+        break;
+    case EIO_PACKET_PING:
+        log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->sid);
+        session_abort(s, "invalid heartbeat direction", s->srv->close);
+        break;
+    default:
+        break; /* open, upgrade and noop outside an upgrade are ignored (1.4) */
+    }
+}
+
+/* ---- WebSocket links ---- */
+
+static void complete_upgrade(struct eio_session *s)
+{
+    struct ws_link *link = s->probe;
+    s->probe = NULL;
+    evtimer_del(s->upgrade_timer);
+    link->probe = false;
+    s->ws = link;
+    s->websocket = true;
+    /* 1.8 step 3: the polling transport is closed and everything buffered goes out here */
+    if (s->get != NULL) {
+        struct gw_frame **queue = s->queue;
+        size_t len = s->queue_len;
+        s->queue_len = 0;
+        flush_poll(s, s->srv->noop);
+        s->queue_len = len;
+        s->queue = queue;
+    }
+    for (size_t i = 0; i < s->queue_len; i++) {
+        ws_send(link, s->queue[i]);
+        gw_frame_unref(s->queue[i]);
+    }
+    s->queue_len = 0;
+    s->queue_bytes = 0;
+}
+
+/* A text frame on a probe link (PROTOCOL.md 1.8 step 2-3). */
+static void probe_text(struct eio_session *s, struct ws_link *link, const uint8_t *p, size_t len)
+{
+    if (!link->probed && len == 6 && memcmp(p, "2probe", 6) == 0) {
+        link->probed = true;
+        ws_send(link, s->srv->pong_probe);
+        if (s->get != NULL && s->queue_len == 0)
+            flush_poll(s, s->srv->noop); /* release the poll so the client can send 5 */
+        return;
+    }
+    if (link->probed && len == 1 && p[0] == '5') {
+        complete_upgrade(s);
+        return;
+    }
+    /* anything else fails the upgrade; the polling session carries on */
+    log_peer(s->srv, "eio.upgrade_failed", "sid=%s: unexpected packet on the probe", s->sid);
+    ws_link_close(link, WS_CLOSE_NO_STATUS);
+    s->probe = NULL;
+    evtimer_del(s->upgrade_timer);
+}
+
+/* One whole WebSocket message or control event. Returns false when the link is gone. */
+static bool ws_event(struct ws_link *link, const struct ws_event *ev)
+{
+    struct eio_session *s = link->s;
+    switch (ev->type) {
+    case WS_EVENT_TEXT:
+        if (link->probe) {
+            probe_text(s, link, ev->data, ev->len);
+            /* after "5" the link is the session's transport: keep reading what followed it */
+            return s->probe == link || s->ws == link;
+        } else {
+            struct eio_packet pkt;
+            struct buf bin; /* a "b<base64>" text packet decodes here; allocates only then */
+            buf_init(&bin, s->srv->cfg.max_payload);
+            int rc = eio_packet_decode(EIO_V4, ev->data, ev->len, &bin, &pkt);
+            if (rc != SIOC_OK) {
+                buf_deinit(&bin);
+                log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->sid);
+                session_abort(s, "parse error", NULL);
+                return false;
+            }
+            handle_packet(s, &pkt);
+            buf_deinit(&bin);
+        }
+        break;
+    case WS_EVENT_BINARY:
+        if (link->probe) {
+            probe_text(s, link, (const uint8_t *)"", 0);
+            return false;
+        }
+        if (s->srv->cfg.on_message != NULL)
+            s->srv->cfg.on_message(s->srv->cfg.ctx, s, s->user, ev->data, ev->len, true);
+        break;
+    case WS_EVENT_PING: {
+        struct buf pong;
+        buf_init(&pong, 0);
+        ws_write_frame(&pong, WS_OP_PONG, true, ev->data, ev->len); /* RFC 6455 5.5.2 */
+        http_conn_write(link->conn, pong.data, pong.len);
+        buf_deinit(&pong);
+        break;
+    }
+    case WS_EVENT_CLOSE:
+        /* RFC 6455 5.5.1: answer with a close frame carrying the same code */
+        if (link->probe) {
+            ws_link_close(link, ev->close_code);
+            s->probe = NULL;
+        } else {
+            ws_link_close(link, ev->close_code);
+            s->ws = NULL;
+            session_abort(s, "transport close", NULL);
+        }
+        return false;
+    default:
+        break;
+    }
+    return s->state == SESSION_OPEN && (link->probe ? s->probe == link : s->ws == link);
+}
+
+static void ws_data_cb(void *ctx, struct http_conn *conn, struct evbuffer *input)
+{
+    (void)conn;
+    struct ws_link *link = ctx;
+    struct eio_session *s = link->s;
+    while (evbuffer_get_length(input) > 0) {
+        struct evbuffer_iovec vec;
+        if (evbuffer_peek(input, -1, NULL, &vec, 1) < 1)
+            break;
+        size_t used = 0;
+        while (used < vec.iov_len) {
+            struct ws_event ev;
+            size_t consumed = 0;
+            int rc = ws_parser_feed(&link->parser, (const uint8_t *)vec.iov_base + used,
+                                    vec.iov_len - used, &consumed, &ev);
+            used += consumed;
+            if (rc == SIOC_EAGAIN)
+                break;
+            if (rc != SIOC_OK) {
+                unsigned code = ws_error_close_code(rc);
+                log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(rc));
+                evbuffer_drain(input, evbuffer_get_length(input));
+                ws_link_close(link, code);
+                if (s->probe == link) {
+                    s->probe = NULL;
+                } else {
+                    s->ws = NULL;
+                    session_abort(s, rc == SIOC_ETOOBIG ? "message too big" : "parse error", NULL);
+                }
+                return;
+            }
+            if (!ws_event(link, &ev)) {
+                evbuffer_drain(input, evbuffer_get_length(input));
+                return;
+            }
+        }
+        evbuffer_drain(input, used);
+    }
+}
+
+static void ws_close_cb(void *ctx, struct http_conn *conn, const char *reason)
+{
+    (void)conn;
+    struct ws_link *link = ctx;
+    struct eio_session *s = link->s;
+    link->conn = NULL;
+    if (s->probe == link) {
+        s->probe = NULL;
+        ws_link_free(link);
+        return;
+    }
+    s->ws = NULL;
+    ws_link_free(link);
+    session_abort(s, reason, NULL);
+}
+
+static void ws_drained_cb(void *ctx, struct http_conn *conn)
+{
+    (void)ctx;
+    (void)conn;
+}
+
+/* Writes the 101 answer and turns the connection into a WebSocket link. NULL on failure (the
+ * connection got a 400 and is closing). */
+static struct ws_link *accept_websocket(struct eio_server *srv, struct http_conn *conn,
+                                        struct http_server_request *req, struct eio_session *s,
+                                        bool probe)
+{
+    const struct http_header *key = http_header_find(req->head, "Sec-WebSocket-Key", NULL);
+    const struct http_header *version = http_header_find(req->head, "Sec-WebSocket-Version", NULL);
+    if (key == NULL || version == NULL ||
+        !ws_client_key_valid((const char *)key->value.p, key->value.len) ||
+        !ws_version_valid((const char *)version->value.p, version->value.len)) {
+        respond_error(srv, conn, req, EIO_ERR_BAD_REQUEST);
+        return NULL;
+    }
+    struct ws_link *link = calloc(1, sizeof *link);
+    if (link == NULL) {
+        http_conn_close(conn, false);
+        return NULL;
+    }
+    link->s = s;
+    link->conn = conn;
+    link->probe = probe;
+    buf_init(&link->message, srv->cfg.max_payload);
+    ws_parser_init(&link->parser, &link->message, srv->cfg.max_payload, 0);
+    /* 1.10: the 101 carries the CORS headers too */
+    struct http_field cors[4];
+    size_t n = 0;
+    add_cors(srv, req, cors, &n);
+    struct buf extra, head;
+    buf_init(&extra, 0);
+    buf_init(&head, 0);
+    for (size_t i = 0; i < n; i++)
+        http_write_header(&extra, cors[i].name, cors[i].value);
+    ws_write_handshake_response(&head, (const char *)key->value.p, key->value.len,
+                                (const char *)extra.data, extra.len);
+    struct http_conn_owner owner = {ws_data_cb, ws_drained_cb, ws_close_cb, link};
+    http_conn_upgrade(conn, &owner);
+    http_conn_write(conn, head.data, head.len);
+    buf_deinit(&extra);
+    buf_deinit(&head);
+    return link;
+}
+
+/* An upgrade request that passed the checks but cannot proceed: 101, then an immediate close
+ * frame without status (PROTOCOL.md 1.2). */
+static void accept_and_close(struct eio_server *srv, struct http_conn *conn,
+                             struct http_server_request *req)
+{
+    struct ws_link *link = accept_websocket(srv, conn, req, NULL, true);
+    if (link == NULL)
+        return;
+    http_conn_clear_owner(conn);
+    ws_link_close(link, WS_CLOSE_NO_STATUS);
+}
+
+/* ---- handshake and polling ---- */
+
+static struct eio_session *session_new(struct eio_server *srv, bool websocket)
+{
+    struct eio_session *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->srv = srv;
+    s->websocket = websocket;
+    s->heartbeat = evtimer_new(srv->base, heartbeat_cb, s);
+    s->reaper = evtimer_new(srv->base, reaper_cb, s);
+    s->upgrade_timer = evtimer_new(srv->base, upgrade_timer_cb, s);
+    uint8_t random12[12];
+    if (s->heartbeat == NULL || s->reaper == NULL || s->upgrade_timer == NULL ||
+        getrandom(random12, sizeof random12, 0) != (ssize_t)sizeof random12) {
+        event_free(s->heartbeat);
+        event_free(s->reaper);
+        event_free(s->upgrade_timer);
+        free(s);
+        return NULL;
+    }
+    eio_sid_format(random12, srv->sid_counter++, s->sid);
+    s->sid[EIO_SID_LEN] = '\0';
+    idmap_insert(&srv->sessions, &s->node, s->sid);
+    s->next = srv->list;
+    if (srv->list != NULL)
+        srv->list->prev = s;
+    srv->list = s;
+    srv->count++;
+    return s;
+}
+
+/* Removes a session that never opened (the owner refused it). */
+static void session_discard(struct eio_session *s)
+{
+    idmap_remove(&s->srv->sessions, &s->node);
+    session_free(s);
+}
+
+static void open_packet(struct eio_server *srv, const struct eio_session *s, bool websocket,
+                        struct buf *out)
+{
+    static const char *const upgrades[] = {"websocket"};
+    struct eio_open open = {
+        .sid = s->sid,
+        .upgrades = upgrades,
+        .upgrades_len = !websocket && srv->cfg.websocket ? 1 : 0, /* 1.3 */
+        .ping_interval_ms = srv->cfg.ping_interval_ms,
+        .ping_timeout_ms = srv->cfg.ping_timeout_ms,
+        .max_payload = srv->cfg.max_payload,
+    };
+    eio_open_encode(out, &open);
+}
+
+static void handshake(struct eio_server *srv, struct http_conn *conn,
+                      struct http_server_request *req, bool websocket)
+{
+    struct eio_session *s = session_new(srv, websocket);
+    if (s == NULL) {
+        respond(srv, conn, req, 503, NULL, NULL, 0);
+        return;
+    }
+    if (srv->cfg.on_open != NULL)
+        s->user = srv->cfg.on_open(srv->cfg.ctx, s, req, http_conn_peer(conn));
+    if (s->user == NULL) {
+        session_discard(s);
+        respond_error(srv, conn, req, EIO_ERR_FORBIDDEN);
+        return;
+    }
+    struct buf open;
+    buf_init(&open, 0);
+    open_packet(srv, s, websocket, &open);
+    if (websocket) {
+        s->ws = accept_websocket(srv, conn, req, s, false);
+        if (s->ws == NULL) {
+            buf_deinit(&open);
+            session_abort(s, "transport error", NULL);
+            return;
+        }
+        struct gw_frame *f = gw_frame_new_text('0', open.data + 1, open.len - 1);
+        if (f != NULL) {
+            ws_send(s->ws, f);
+            gw_frame_unref(f);
+        }
+    } else {
+        struct http_field fields[8];
+        size_t n = 0;
+        add_cors(srv, req, fields, &n);
+        fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
+        fields[n++] = (struct http_field){"cache-control", "no-store"};
+        http_conn_respond(conn, 200, fields, n, open.data, open.len, false);
+    }
+    buf_deinit(&open);
+    schedule_ping(s);
+}
+
+static void poll_get_close_cb(void *ctx, struct http_conn *conn, const char *reason)
+{
+    (void)conn;
+    (void)reason;
+    struct eio_session *s = ctx;
+    s->get = NULL;
+    /* 1.5.2: a pending GET aborted by the client closes the session */
+    session_abort(s, "transport close", NULL);
+}
+
+static void polling_get(struct eio_server *srv, struct http_conn *conn,
+                        struct http_server_request *req, struct eio_session *s)
+{
+    if (s->get != NULL) {
+        /* 1.5.4: a second concurrent GET gets 400; the session closes and the first GET gets
+         * the close packet */
+        respond(srv, conn, req, 400, NULL, NULL, 0);
+        log_peer(srv, "eio.concurrent_get", "sid=%s", s->sid);
+        if (s->state == SESSION_OPEN) {
+            for (size_t i = 0; i < s->queue_len; i++)
+                gw_frame_unref(s->queue[i]);
+            s->queue_len = s->queue_bytes = 0;
+            flush_poll(s, srv->close);
+            session_end(s, "transport error", false);
+        }
+        return;
+    }
+    s->get = conn;
+    struct http_conn_owner owner = {NULL, NULL, poll_get_close_cb, s};
+    http_conn_set_owner(conn, &owner);
+    if (s->queue_len > 0 || (s->probe != NULL && s->probe->probed))
+        flush_poll(s, s->queue_len > 0 ? NULL : srv->noop); /* 1.8: during an upgrade, noop */
+    if (s->state == SESSION_LINGER && s->get == NULL) {
+        s->state = SESSION_DEAD;
+        idmap_remove(&srv->sessions, &s->node);
+        evtimer_del(s->upgrade_timer);
+        event_active(s->reaper, EV_WRITE, 0);
+    }
+}
+
+static void polling_post(struct eio_server *srv, struct http_conn *conn,
+                         struct http_server_request *req, struct eio_session *s)
+{
+    const struct http_header *type = http_header_find(req->head, "Content-Type", NULL);
+    if (type != NULL && type->value.len >= 24 &&
+        strncasecmp((const char *)type->value.p, "application/octet-stream", 24) == 0) {
+        /* 1.5.3: binary payloads are a v3 feature */
+        respond(srv, conn, req, 400, NULL, NULL, 0);
+        log_peer(srv, "eio.invalid_content", "sid=%s: application/octet-stream", s->sid);
+        session_abort(s, "transport error", srv->close);
+        return;
+    }
+    if (s->state != SESSION_OPEN) {
+        respond(srv, conn, req, 200, "text/html", "ok", 2);
+        return;
+    }
+    struct eio_payload_iter it;
+    eio_payload_iter_init(&it, EIO_PAYLOAD_V4, req->body.p, req->body.len);
+    struct buf bin;
+    buf_init(&bin, srv->cfg.max_payload);
+    int rc = 0;
+    struct eio_packet pkt;
+    while (s->state == SESSION_OPEN && (rc = eio_payload_next(&it, &bin, &pkt)) == 1)
+        handle_packet(s, &pkt);
+    buf_deinit(&bin);
+    if (s->state == SESSION_OPEN && rc < 0) {
+        /* 1.5.3: the valid packets before the error were processed; the session closes. An
+         * empty body still gets "ok"; other invalid payloads a 400. */
+        log_peer(srv, "eio.invalid_payload", "sid=%s: parse error", s->sid);
+        session_abort(s, "parse error", srv->close);
+        if (req->body.len > 0) {
+            respond(srv, conn, req, 400, NULL, NULL, 0);
+            return;
+        }
+    }
+    respond(srv, conn, req, 200, "text/html", "ok", 2);
+}
+
+static void preflight(struct eio_server *srv, struct http_conn *conn,
+                      struct http_server_request *req)
+{
+    struct http_field fields[8];
+    size_t n = 0;
+    add_cors(srv, req, fields, &n);
+    fields[n++] = (struct http_field){"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"};
+    const struct http_header *want = http_header_find(req->head, "Access-Control-Request-Headers", NULL);
+    char headers[512];
+    if (want != NULL && want->value.len < sizeof headers) {
+        memcpy(headers, want->value.p, want->value.len);
+        headers[want->value.len] = '\0';
+        fields[n++] = (struct http_field){"Access-Control-Allow-Headers", headers};
+        fields[n++] = (struct http_field){"Vary", "Access-Control-Request-Headers"};
+    }
+    http_conn_respond(conn, 204, fields, n, NULL, 0, false);
+}
+
+bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
+                       struct http_server_request *req)
+{
+    size_t plen = strlen(srv->cfg.path);
+    struct slice target = req->head->target;
+    if (target.len < plen || memcmp(target.p, srv->cfg.path, plen) != 0)
+        return false; /* 1.1: a prefix test on the raw URL */
+
+    bool cors = srv->cfg.cors_origin != NULL && srv->cfg.cors_origin[0] != '\0';
+    struct slice method = req->head->method;
+    if (cors && method.len == 7 && memcmp(method.p, "OPTIONS", 7) == 0 &&
+        http_header_find(req->head, "Access-Control-Request-Method", NULL) != NULL) {
+        preflight(srv, conn, req);
+        return true;
+    }
+
+    struct buf transport, eio, sid;
+    buf_init(&transport, 64);
+    buf_init(&eio, 64);
+    buf_init(&sid, 64);
+    http_query_get(req->query, "transport", &transport);
+    http_query_get(req->query, "EIO", &eio);
+    http_query_get(req->query, "sid", &sid);
+
+    struct eio_session *s = NULL;
+    if (sid.len > 0 && sid.err == SIOC_OK) {
+        struct idmap_node *node = idmap_find(&srv->sessions, (const char *)sid.data, sid.len);
+        s = (struct eio_session *)(void *)node;
+    }
+    bool is_get = method.len == 3 && memcmp(method.p, "GET", 3) == 0;
+    struct eio_request check = {
+        .transport = {transport.data, transport.len},
+        .eio = {eio.data, eio.len},
+        .has_sid = sid.len > 0,
+        .is_get = is_get,
+        .is_upgrade = req->upgrade,
+        /* the enum values are the bits (eio.h) */
+        .enabled_transports = (srv->cfg.polling ? (unsigned)EIO_TRANSPORT_POLLING : 0u) |
+                              (srv->cfg.websocket ? (unsigned)EIO_TRANSPORT_WEBSOCKET : 0u),
+        .allow_eio3 = false,
+        .session_found = s != NULL,
+        .session_transport = s != NULL && s->websocket ? EIO_TRANSPORT_WEBSOCKET
+                                                       : EIO_TRANSPORT_POLLING,
+        .session_version = EIO_V4,
+    };
+    enum eio_transport chosen = EIO_TRANSPORT_NONE;
+    enum eio_version version = EIO_V4;
+    enum eio_error_code code = eio_check_request(&check, &chosen, &version);
+    buf_deinit(&transport);
+    buf_deinit(&eio);
+    buf_deinit(&sid);
+    if (code != EIO_ERR_NONE) {
+        respond_error(srv, conn, req, code);
+        return true;
+    }
+
+    if (req->upgrade) {
+        if (chosen != EIO_TRANSPORT_WEBSOCKET || (s != NULL && (s->websocket || s->probe != NULL ||
+                                                                s->state != SESSION_OPEN))) {
+            accept_and_close(srv, conn, req); /* 1.2: 101, then an immediate close */
+            return true;
+        }
+        if (s == NULL) {
+            handshake(srv, conn, req, true);
+            return true;
+        }
+        s->probe = accept_websocket(srv, conn, req, s, true);
+        if (s->probe != NULL) {
+            unsigned ms = srv->cfg.upgrade_timeout_ms;
+            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+            evtimer_add(s->upgrade_timer, &tv);
+        }
+        return true;
+    }
+    if (s == NULL) {
+        handshake(srv, conn, req, false);
+        return true;
+    }
+    if (is_get)
+        polling_get(srv, conn, req, s);
+    else if (method.len == 4 && memcmp(method.p, "POST", 4) == 0)
+        polling_post(srv, conn, req, s);
+    else
+        respond(srv, conn, req, 500, NULL, NULL, 0); /* 1.2: other methods on a session */
+    return true;
+}
+
+/* ---- server ---- */
+
+struct eio_server *eio_server_new(struct event_base *base, const struct eio_server_config *cfg)
+{
+    struct eio_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return NULL;
+    srv->base = base;
+    srv->cfg = *cfg;
+    if (srv->cfg.ping_interval_ms == 0)
+        srv->cfg.ping_interval_ms = 25000;
+    if (srv->cfg.ping_timeout_ms == 0)
+        srv->cfg.ping_timeout_ms = 20000;
+    if (srv->cfg.upgrade_timeout_ms == 0)
+        srv->cfg.upgrade_timeout_ms = 10000;
+    if (srv->cfg.max_payload == 0)
+        srv->cfg.max_payload = 1000000;
+    if (srv->cfg.out_hard_limit == 0)
+        srv->cfg.out_hard_limit = DEFAULT_HARD_LIMIT;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)(uintptr_t)srv;
+    srv->sid_counter = (uint32_t)seed;
+    srv->ping = gw_frame_new_text('2', NULL, 0);
+    srv->noop = gw_frame_new_text('6', NULL, 0);
+    srv->close = gw_frame_new_text('1', NULL, 0);
+    srv->pong_probe = gw_frame_new_text('3', "probe", 5);
+    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->noop == NULL ||
+        srv->close == NULL || srv->pong_probe == NULL) {
+        eio_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void eio_server_close_all(struct eio_server *srv, const char *reason)
+{
+    for (struct eio_session *s = srv->list; s != NULL; s = s->next)
+        eio_session_close(s, reason);
+}
+
+void eio_server_free(struct eio_server *srv)
+{
+    if (srv == NULL)
+        return;
+    while (srv->list != NULL) {
+        struct eio_session *s = srv->list;
+        if (s->state == SESSION_OPEN)
+            session_abort(s, "server shutdown", NULL);
+        if (s->state == SESSION_LINGER) {
+            s->state = SESSION_DEAD;
+            idmap_remove(&srv->sessions, &s->node);
+        }
+        if (s->get != NULL) {
+            http_conn_clear_owner(s->get);
+            http_conn_close(s->get, false);
+        }
+        if (s->ws != NULL) {
+            http_conn_clear_owner(s->ws->conn);
+            ws_link_close(s->ws, WS_CLOSE_GOING_AWAY);
+        }
+        reaper_cb(-1, 0, s); /* notifies and frees: the session is dead by now */
+    }
+    idmap_deinit(&srv->sessions);
+    gw_frame_unref(srv->ping);
+    gw_frame_unref(srv->noop);
+    gw_frame_unref(srv->close);
+    gw_frame_unref(srv->pong_probe);
+    free(srv);
+}
+
+size_t eio_server_session_count(const struct eio_server *srv)
+{
+    return srv->count;
+}
+
+size_t eio_server_count_transport(const struct eio_server *srv, bool websocket)
+{
+    size_t n = 0;
+    for (const struct eio_session *s = srv->list; s != NULL; s = s->next)
+        n += s->state == SESSION_OPEN && s->websocket == websocket;
+    return n;
+}

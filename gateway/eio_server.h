@@ -1,0 +1,79 @@
+/* eio_server.h: Engine.IO v4 server sessions over HTTP long-polling and WebSocket, with the
+ * upgrade from polling (PROTOCOL.md §1): handshake, the §1.2 request checks and error answers,
+ * held GETs and POSTed payloads, the probe/upgrade/noop dance, the server heartbeat, CORS, and
+ * the closing rules of §1.9. The layer above (Socket.IO) sees sessions that open, carry whole
+ * messages (text or binary) and close once. Engine.IO v3 is not implemented (EIO=3 gets code 5). */
+#ifndef SIOC_GATEWAY_EIO_SERVER_H
+#define SIOC_GATEWAY_EIO_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/net/http_server.h"
+#include "gateway/frame.h"
+
+struct event_base;
+struct eio_server;
+struct eio_session;
+
+struct eio_server_config {
+    const char *path;             /* prefix matched on the raw target, e.g. "/socket.io/" */
+    unsigned ping_interval_ms;    /* default 25000 */
+    unsigned ping_timeout_ms;     /* default 20000 */
+    unsigned upgrade_timeout_ms;  /* default 10000 */
+    size_t max_payload;           /* maxHttpBufferSize: POST bodies and WebSocket messages */
+    bool polling;                 /* enabled transports */
+    bool websocket;
+    const char *cors_origin;      /* NULL/"": no CORS headers; "*"; or "a,b" (reflected) */
+    size_t out_hard_limit;        /* bytes queued for one client before it is closed; 0 = 4 MiB */
+    /* A session opened (before its open packet is sent). Returns the owner's pointer for it, or
+     * NULL to refuse (the request gets 403 {"code":4,"message":"Forbidden"}). `req` is valid
+     * only during the call. */
+    void *(*on_open)(void *ctx, struct eio_session *s, const struct http_server_request *req,
+                     const char *peer);
+    /* One whole message from the client: text (UTF-8 for WebSocket, as sent for polling) or
+     * binary. Data is valid only during the call. The owner may send or close inside. */
+    void (*on_message)(void *ctx, struct eio_session *s, void *user, const uint8_t *p, size_t len,
+                       bool binary);
+    /* The session is gone (called once, from the event loop, never inside another callback of
+     * this session). The owner drops every pointer to it; the session is freed afterwards. */
+    void (*on_close)(void *ctx, struct eio_session *s, void *user, const char *reason);
+    /* Something a peer did wrong, for a log line: event name and detail. */
+    void (*on_log)(void *ctx, const char *event, const char *detail);
+    void *ctx;
+};
+
+/* Creates the server. Returns NULL when out of memory. The config's strings must outlive it. */
+struct eio_server *eio_server_new(struct event_base *base, const struct eio_server_config *cfg);
+/* Closes every session (their on_close runs before this returns) and frees. NULL is a no-op. */
+void eio_server_free(struct eio_server *srv);
+
+/* Handles a request if its target starts with the configured path: returns true when it did
+ * (it answers, holds or upgrades the connection), false otherwise (route it elsewhere). */
+bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
+                       struct http_server_request *req);
+
+/* Closes every session with `reason` (drain): WebSocket clients get a close frame, polling
+ * clients their close packet. */
+void eio_server_close_all(struct eio_server *srv, const char *reason);
+size_t eio_server_session_count(const struct eio_server *srv);
+/* Sessions by current transport, for metrics. */
+size_t eio_server_count_transport(const struct eio_server *srv, bool websocket);
+
+/* Queues a message for the client (takes its own reference to `f`). Polling: waits for the
+ * next GET; WebSocket: written at once (batched by the loop). Ignored once the session is
+ * closing. A client whose queued bytes pass out_hard_limit is closed ("slow consumer"). */
+void eio_session_send(struct eio_session *s, struct gw_frame *f);
+/* True when a message sent now would go out without waiting (an open WebSocket with little
+ * queued, or a held GET): volatile packets are dropped otherwise (PROTOCOL.md 3.3). */
+bool eio_session_writable(const struct eio_session *s);
+/* Server-initiated close (PROTOCOL.md 1.9): queued packets are flushed first, then the close
+ * packet (polling) or a close frame with no status code (WebSocket). on_close follows from the
+ * loop. Safe inside the session's callbacks. */
+void eio_session_close(struct eio_session *s, const char *reason);
+/* The 20-character session id (NUL-terminated). */
+const char *eio_session_id(const struct eio_session *s);
+bool eio_session_is_websocket(const struct eio_session *s);
+
+#endif

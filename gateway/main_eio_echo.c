@@ -1,0 +1,197 @@
+/* main_eio_echo.c: sioc-eio-echo, an Engine.IO-only server built from the gateway's transport
+ * code that echoes every text and binary message back, for conformance testing against the
+ * Engine.IO protocol test suite (pingInterval 300, pingTimeout 200, maxPayload 1000000, CORS *).
+ * Options as every sioc process: flags, SIOC_<KEY> environment, --config file. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/net/http_server.h"
+#include "common/net/log.h"
+#include "gateway/eio_server.h"
+
+extern char **environ;
+
+static const struct config_option options[] = {
+    {"listen", CONFIG_STRING, "127.0.0.1:3000", 0, 0, "address to listen on (port 0: any)"},
+    {"path", CONFIG_STRING, "/engine.io/", 0, 0, "Engine.IO path prefix"},
+    {"ping-interval", CONFIG_MS, "300", 1, 3600000, "ping interval"},
+    {"ping-timeout", CONFIG_MS, "200", 1, 3600000, "ping timeout"},
+    {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body"},
+    {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
+    {"cors-origin", CONFIG_STRING, "*", 0, 0, "CORS origin: *, a comma list, or empty"},
+    {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
+    {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
+    {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
+    {"config", CONFIG_STRING, NULL, 0, 0, "config file"},
+};
+
+struct echo {
+    struct event_base *base;
+    struct log *log;
+    struct http_server *http;
+    struct eio_server *eio;
+    struct event *sigint, *sigterm;
+};
+
+static void *echo_open(void *ctx, struct eio_session *s, const struct http_server_request *req,
+                       const char *peer)
+{
+    (void)req;
+    struct echo *e = ctx;
+    log_write(e->log, LOG_LEVEL_DEBUG, "eio.open", "sid=%s peer=%s", eio_session_id(s), peer);
+    return e;
+}
+
+static void echo_message(void *ctx, struct eio_session *s, void *user, const uint8_t *p, size_t len,
+                         bool binary)
+{
+    (void)ctx;
+    (void)user;
+    struct gw_frame *f = binary ? gw_frame_new_binary(p, len) : gw_frame_new_text('4', p, len);
+    if (f == NULL) {
+        eio_session_close(s, "out of memory");
+        return;
+    }
+    eio_session_send(s, f);
+    gw_frame_unref(f);
+}
+
+static void echo_close(void *ctx, struct eio_session *s, void *user, const char *reason)
+{
+    (void)user;
+    struct echo *e = ctx;
+    log_write(e->log, LOG_LEVEL_DEBUG, "eio.close", "sid=%s reason=%s", eio_session_id(s), reason);
+}
+
+static void echo_log(void *ctx, const char *event, const char *detail)
+{
+    struct echo *e = ctx;
+    log_write(e->log, LOG_LEVEL_INFO, event, "%s", detail);
+}
+
+static void http_error(void *ctx, const char *what, const char *peer)
+{
+    struct echo *e = ctx;
+    log_write(e->log, LOG_LEVEL_INFO, "http.error", "%s peer=%s", what, peer);
+}
+
+static void on_request(void *ctx, struct http_conn *conn, struct http_server_request *req)
+{
+    struct echo *e = ctx;
+    if (eio_server_handle(e->eio, conn, req))
+        return;
+    static const struct http_field fields[] = {{"Content-Type", "text/plain"}};
+    http_conn_respond(conn, 404, fields, 1, "not found\n", 10, false);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct echo *e = arg;
+    log_write(e->log, LOG_LEVEL_INFO, "process.stop", "signal %d", (int)sig);
+    event_base_loopbreak(e->base);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = malloc(65536);
+    *len = data ? fread(data, 1, 65535, f) : 0;
+    fclose(f);
+    return data;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[256] = "";
+    if (config_init(&cfg, options, sizeof options / sizeof options[0]) != SIOC_OK)
+        return 2;
+    const char *path = config_file_path(argc, argv, environ);
+    size_t file_len = 0;
+    char *file = path != NULL ? read_file(path, &file_len) : NULL;
+    if (path != NULL && file == NULL) {
+        fprintf(stderr, "sioc-eio-echo: cannot read config file %s\n", path);
+        return 2;
+    }
+    int rc = config_load(&cfg, file, file_len, environ, argc, argv, err, sizeof err);
+    free(file);
+    if (rc != SIOC_OK) {
+        fprintf(stderr, "sioc-eio-echo: %s\n", err);
+        return 2;
+    }
+    if (config_get_bool(&cfg, "help")) {
+        char help[4096];
+        config_help(&cfg, "sioc-eio-echo", help, sizeof help);
+        fputs(help, stdout);
+        config_deinit(&cfg);
+        return 0;
+    }
+    enum log_level level = LOG_LEVEL_INFO;
+    log_level_parse(config_get(&cfg, "log-level"), &level);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct echo e = {0};
+    e.base = event_base_new();
+    e.log = log_new("eio-echo", LOG_TEXT, level, NULL);
+    const char *transports = config_get(&cfg, "transports");
+    struct eio_server_config ecfg = {
+        .path = config_get(&cfg, "path"),
+        .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
+        .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
+        .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
+        .polling = strstr(transports, "polling") != NULL,
+        .websocket = strstr(transports, "websocket") != NULL,
+        .cors_origin = config_get(&cfg, "cors-origin"),
+        .on_open = echo_open,
+        .on_message = echo_message,
+        .on_close = echo_close,
+        .on_log = echo_log,
+        .ctx = &e,
+    };
+    e.eio = eio_server_new(e.base, &ecfg);
+    struct http_server_config hcfg = {
+        .listen = config_get(&cfg, "listen"),
+        .max_body = ecfg.max_payload,
+        .on_request = on_request,
+        .on_error = http_error,
+        .ctx = &e,
+    };
+    e.http = http_server_new(e.base, &hcfg, err, sizeof err);
+    if (e.base == NULL || e.log == NULL || e.eio == NULL || e.http == NULL) {
+        fprintf(stderr, "sioc-eio-echo: %s\n", err[0] ? err : "cannot start");
+        return 1;
+    }
+    log_write(e.log, LOG_LEVEL_INFO, "process.start", "listening on port %u path %s",
+              http_server_port(e.http), ecfg.path);
+    const char *port_file = config_get(&cfg, "port-file");
+    if (port_file != NULL) {
+        FILE *pf = fopen(port_file, "w");
+        if (pf != NULL) {
+            fprintf(pf, "%u\n", http_server_port(e.http));
+            fclose(pf);
+        }
+    }
+    e.sigint = evsignal_new(e.base, SIGINT, signal_cb, &e);
+    e.sigterm = evsignal_new(e.base, SIGTERM, signal_cb, &e);
+    evsignal_add(e.sigint, NULL);
+    evsignal_add(e.sigterm, NULL);
+    event_base_dispatch(e.base);
+
+    http_server_stop_listening(e.http);
+    eio_server_free(e.eio);
+    http_server_free(e.http);
+    event_free(e.sigint);
+    event_free(e.sigterm);
+    log_free(e.log);
+    event_base_free(e.base);
+    config_deinit(&cfg);
+    return 0;
+}
