@@ -1,0 +1,929 @@
+/* redis_link.c: the Redis connection runtime of redis_link.h on hiredis 0.14's async API and its
+ * libevent adapter. hiredis owns the redisAsyncContext: it frees it after the disconnect (or
+ * failed-connect) callback, so every path that loses a context funnels into context_gone(),
+ * which forgets the pointer and schedules the next attempt; nothing touches a context after that.
+ */
+#include "common/net/redis_link.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "common/error.h"
+
+/* One command, from redis_link_command_argv until its reply (or loss) has been handled. */
+struct cmd {
+    struct cmd *prev, *next;
+    struct redis_link *link;
+    redis_link_reply_cb *reply_cb; /* NULL once cancelled */
+    void *ctx;
+    unsigned flags;
+    size_t len; /* RESP bytes, kept for queue accounting even after `data` is released */
+    char *data; /* RESP-encoded; released once written unless REDIS_LINK_RETRY needs it again */
+};
+
+struct cmd_list {
+    struct cmd *head, *tail;
+    size_t count, bytes;
+};
+
+/* The desired subscription set: few entries (a handful per namespace), so a plain array. */
+struct name_set {
+    char **names;
+    size_t count, cap;
+};
+
+struct redis_link {
+    struct event_base *base;
+    enum redis_link_mode mode;
+    struct redis_link_url url;
+    char *probe_channel;
+    unsigned connect_timeout_ms, backoff_min_ms, backoff_max_ms, backoff_ms, liveness_timeout_ms;
+    size_t queue_limit;
+    uint64_t rng;
+
+    void *ctx;
+    void (*on_state_cb)(void *ctx, bool connected);
+    void (*on_message_cb)(void *ctx, struct slice pattern, struct slice channel,
+                          struct slice payload);
+    void (*on_event_cb)(void *ctx, enum redis_link_event ev, const char *detail);
+    void (*on_room_cb)(void *ctx);
+
+    redisAsyncContext *ac; /* NULL between attempts; owned by hiredis */
+    bool ready;            /* handshake done and not known to be going away */
+    bool reported_up;      /* on_state_cb(true) was the last state reported */
+    bool dropping;         /* we asked hiredis to free `ac`; its callbacks are still to come */
+    bool freeing;          /* inside redis_link_free: no user callback any more */
+    bool room_wanted;      /* a command was refused: call on_room_cb after the next flush */
+    bool full_reported;    /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
+    const char *drop_reason;
+    int callback_depth; /* user callbacks on the stack; redis_link_free asserts it is 0 */
+    uint64_t last_rx_ms;
+
+    struct event *reconnect_timer, *connect_timer, *liveness_timer;
+    struct cmd_list queue;    /* not yet written, in order */
+    struct cmd_list requeue;  /* REDIS_LINK_RETRY commands lost in the current drop, in order */
+    struct cmd_list inflight; /* written, reply pending, in order */
+    struct name_set channels, patterns;
+    struct redis_link_stats stats;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* xorshift64*: the caller seeds it, so tests are reproducible and no global state is used. */
+static uint64_t rng_next(struct redis_link *l)
+{
+    uint64_t x = l->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    l->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static struct timeval tv_ms(unsigned ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000u),
+                         .tv_usec = (suseconds_t)(ms % 1000u) * 1000};
+    return tv;
+}
+
+static void list_push_tail(struct cmd_list *list, struct cmd *c)
+{
+    c->next = NULL;
+    c->prev = list->tail;
+    if (list->tail != NULL)
+        list->tail->next = c;
+    else
+        list->head = c;
+    list->tail = c;
+    list->count++;
+    list->bytes += c->len;
+}
+
+static void list_push_head(struct cmd_list *list, struct cmd *c)
+{
+    c->prev = NULL;
+    c->next = list->head;
+    if (list->head != NULL)
+        list->head->prev = c;
+    else
+        list->tail = c;
+    list->head = c;
+    list->count++;
+    list->bytes += c->len;
+}
+
+static void list_remove(struct cmd_list *list, struct cmd *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        list->head = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        list->tail = c->prev;
+    c->prev = c->next = NULL;
+    list->count--;
+    list->bytes -= c->len;
+}
+
+/* Moves all of `src` in front of `dst`, keeping both orders. */
+static void list_splice_front(struct cmd_list *dst, struct cmd_list *src)
+{
+    if (src->head == NULL)
+        return;
+    src->tail->next = dst->head;
+    if (dst->head != NULL)
+        dst->head->prev = src->tail;
+    else
+        dst->tail = src->tail;
+    dst->head = src->head;
+    dst->count += src->count;
+    dst->bytes += src->bytes;
+    memset(src, 0, sizeof(*src));
+}
+
+static void cmd_free(struct cmd *c)
+{
+    free(c->data);
+    free(c);
+}
+
+static void list_free_all(struct cmd_list *list)
+{
+    while (list->head != NULL) {
+        struct cmd *c = list->head;
+        list_remove(list, c);
+        cmd_free(c);
+    }
+}
+
+static size_t set_find(const struct name_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (strcmp(set->names[i], name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static int set_add(struct name_set *set, const char *name)
+{
+    if (set->count == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 8;
+        char **grown = realloc(set->names, cap * sizeof(*grown));
+        if (grown == NULL)
+            return SIOC_ENOMEM;
+        set->names = grown;
+        set->cap = cap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return SIOC_ENOMEM;
+    set->names[set->count++] = copy;
+    return SIOC_OK;
+}
+
+static void set_remove_at(struct name_set *set, size_t i)
+{
+    free(set->names[i]);
+    set->names[i] = set->names[--set->count];
+}
+
+static void set_free(struct name_set *set)
+{
+    for (size_t i = 0; i < set->count; i++)
+        free(set->names[i]);
+    free(set->names);
+    memset(set, 0, sizeof(*set));
+}
+
+/* ---- user callbacks: counted so redis_link_free can refuse to run underneath them ---- */
+
+static void emit_event(struct redis_link *l, enum redis_link_event ev, const char *detail)
+{
+    if (l->on_event_cb == NULL || l->freeing)
+        return;
+    l->callback_depth++;
+    l->on_event_cb(l->ctx, ev, detail != NULL ? detail : "");
+    l->callback_depth--;
+}
+
+static void emit_state(struct redis_link *l, bool up)
+{
+    if (l->reported_up == up || l->freeing)
+        return;
+    l->reported_up = up;
+    if (l->on_state_cb == NULL)
+        return;
+    l->callback_depth++;
+    l->on_state_cb(l->ctx, up);
+    l->callback_depth--;
+}
+
+static void deliver_reply(struct redis_link *l, struct cmd *c, const redisReply *reply,
+                          enum redis_link_result result)
+{
+    if (c->reply_cb == NULL || l->freeing)
+        return;
+    l->callback_depth++;
+    c->reply_cb(c->ctx, reply, result);
+    l->callback_depth--;
+}
+
+/* ---- URL ---- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Appends s[0..n) to out->storage at *used, %-decoding if asked; returns the copy or NULL. */
+static const char *url_store(struct redis_link_url *out, size_t *used, const char *s, size_t n,
+                             bool decode)
+{
+    char *start = out->storage + *used;
+    size_t k = *used;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (decode && ch == '%') {
+            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (k + 1 >= sizeof(out->storage))
+            return NULL;
+        out->storage[k++] = ch;
+    }
+    out->storage[k++] = '\0';
+    *used = k;
+    return start;
+}
+
+/* Parses a decimal in [min, max] spanning exactly s[0..n). */
+static bool parse_decimal(const char *s, size_t n, long min, long max, int *out)
+{
+    long v = 0;
+    if (n == 0 || n > 7)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+int redis_link_parse_url(const char *url, struct redis_link_url *out)
+{
+    static const char scheme[] = "redis://";
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return SIOC_EINVAL;
+    const char *p = url + sizeof(scheme) - 1;
+    const char *auth_end = p + strcspn(p, "/?#");
+    if (*auth_end == '?' || *auth_end == '#')
+        return SIOC_EINVAL; /* no query options are supported: refuse rather than ignore */
+    size_t used = 0;
+    const char *at = NULL;
+    for (const char *q = p; q < auth_end; q++)
+        if (*q == '@')
+            at = q;
+    if (at != NULL) {
+        /* "user:password@" or ":password@"; a bare "x@" is ambiguous across clients: refuse. */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL)
+            return SIOC_EINVAL;
+        if (colon > p && (out->user = url_store(out, &used, p, (size_t)(colon - p), true)) == NULL)
+            return SIOC_EINVAL;
+        out->password = url_store(out, &used, colon + 1, (size_t)(at - colon - 1), true);
+        if (out->password == NULL)
+            return SIOC_EINVAL;
+        p = at + 1;
+    }
+    const char *host = p, *host_end;
+    if (*p == '[') { /* IPv6 literal */
+        host = p + 1;
+        host_end = memchr(host, ']', (size_t)(auth_end - host));
+        if (host_end == NULL)
+            return SIOC_EINVAL;
+        p = host_end + 1;
+    } else {
+        host_end = memchr(p, ':', (size_t)(auth_end - p));
+        if (host_end == NULL)
+            host_end = auth_end;
+        p = host_end;
+    }
+    if (host_end == host ||
+        (out->host = url_store(out, &used, host, (size_t)(host_end - host), false)) == NULL)
+        return SIOC_EINVAL;
+    if (p < auth_end) {
+        if (*p != ':' || !parse_decimal(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &out->port))
+            return SIOC_EINVAL;
+    }
+    if (*auth_end == '/' && auth_end[1] != '\0' &&
+        !parse_decimal(auth_end + 1, strlen(auth_end + 1), 0, 1000000, &out->db))
+        return SIOC_EINVAL;
+    return SIOC_OK;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void schedule_reconnect(struct redis_link *l)
+{
+    unsigned d = l->backoff_ms;
+    /* Jitter in [d/2, d]: gateways that lost the same Redis do not all come back in lockstep. */
+    unsigned delay = d / 2 + (unsigned)(rng_next(l) % (d - d / 2 + 1));
+    l->backoff_ms = d >= l->backoff_max_ms / 2 ? l->backoff_max_ms : d * 2;
+    struct timeval tv = tv_ms(delay);
+    evtimer_add(l->reconnect_timer, &tv);
+}
+
+/* The context is gone (hiredis freed it, or is about to once this returns): forget it. */
+static void context_gone(struct redis_link *l, const char *reason)
+{
+    l->ac = NULL;
+    l->ready = false;
+    l->dropping = false;
+    evtimer_del(l->connect_timer);
+    /* Commands lost in flight with REDIS_LINK_RETRY were sent before anything still queued. */
+    list_splice_front(&l->queue, &l->requeue);
+    if (l->freeing)
+        return;
+    if (l->reported_up) {
+        l->stats.disconnects++;
+        emit_event(l, REDIS_LINK_EV_DISCONNECTED, reason);
+        emit_state(l, false);
+    } else {
+        l->stats.connect_failures++;
+    }
+    schedule_reconnect(l);
+}
+
+/* Asks hiredis to drop the connection now. From inside a hiredis reply callback the free is
+ * deferred by hiredis until that callback returns; the disconnect callback then follows. */
+static void link_drop(struct redis_link *l, const char *reason)
+{
+    redisAsyncContext *ac = l->ac;
+    if (ac == NULL || l->dropping)
+        return;
+    l->dropping = true;
+    l->ready = false;
+    l->drop_reason = reason;
+    bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
+    redisAsyncFree(ac);
+    /* hiredis calls the disconnect callback only for contexts that finished connecting. */
+    if (!connected)
+        context_gone(l, reason);
+}
+
+static bool send_cmd(struct redis_link *l, struct cmd *c);
+static void resubscribe(struct redis_link *l);
+
+static void become_ready(struct redis_link *l)
+{
+    l->ready = true;
+    l->full_reported = false;
+    l->backoff_ms = l->backoff_min_ms;
+    l->last_rx_ms = now_ms();
+    l->stats.connects++;
+    evtimer_del(l->connect_timer);
+    if (l->mode == REDIS_LINK_COMMAND) {
+        /* DESIGN.md §3.2: queued entries are written, in order, before any new command. */
+        while (l->ready && l->queue.head != NULL) {
+            struct cmd *c = l->queue.head;
+            list_remove(&l->queue, c);
+            if (!send_cmd(l, c)) {
+                list_push_head(&l->queue, c);
+                break;
+            }
+        }
+    } else {
+        resubscribe(l);
+    }
+    char hostport[300];
+    snprintf(hostport, sizeof(hostport), "%s:%d", l->url.host, l->url.port);
+    emit_event(l, REDIS_LINK_EV_CONNECTED, hostport);
+    if (l->ready)
+        emit_state(l, true);
+    if (l->ready && l->room_wanted && l->queue.head == NULL && l->on_room_cb != NULL) {
+        l->room_wanted = false;
+        l->callback_depth++;
+        l->on_room_cb(l->ctx);
+        l->callback_depth--;
+    }
+}
+
+/* AUTH and SELECT replies: any error means this connection is useless. */
+static void handshake_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct redis_link *l = privdata;
+    const redisReply *reply = r;
+    if (reply == NULL || l->dropping || reply->type != REDIS_REPLY_ERROR)
+        return;
+    emit_event(l, REDIS_LINK_EV_HANDSHAKE_ERROR, reply->str);
+    link_drop(l, "handshake error");
+}
+
+/* The PING that ends the handshake: Redis answered after AUTH and SELECT, so it is usable. */
+static void ping_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct redis_link *l = privdata;
+    const redisReply *reply = r;
+    if (reply == NULL || l->dropping)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) { /* e.g. NOAUTH when no password was configured */
+        emit_event(l, REDIS_LINK_EV_HANDSHAKE_ERROR, reply->str);
+        link_drop(l, "handshake error");
+        return;
+    }
+    become_ready(l);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    struct redis_link *l = cac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context right after this returns and calls no disconnect callback. */
+        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, cac->errstr);
+        context_gone(l, cac->errstr);
+        return;
+    }
+    redisAsyncContext *ac = l->ac;
+    /* A peer that vanished without a FIN/RST (host down, cable) is otherwise never noticed by a
+     * command link waiting for replies; TCP keepalive turns that into an error in ~30 s. */
+    redisEnableKeepAlive(&ac->c);
+    /* Pipelined; PING last so its reply proves that AUTH and SELECT went through. */
+    if (l->url.password != NULL) {
+        const char *argv[3] = {"AUTH", l->url.user, l->url.password};
+        if (l->url.user == NULL) {
+            argv[1] = l->url.password;
+            redisAsyncCommandArgv(ac, handshake_cb, l, 2, argv, NULL);
+        } else {
+            redisAsyncCommandArgv(ac, handshake_cb, l, 3, argv, NULL);
+        }
+    }
+    if (l->url.db != 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", l->url.db);
+        const char *argv[2] = {"SELECT", db};
+        redisAsyncCommandArgv(ac, handshake_cb, l, 2, argv, NULL);
+    }
+    const char *ping[1] = {"PING"};
+    redisAsyncCommandArgv(ac, ping_cb, l, 1, ping, NULL);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    struct redis_link *l = cac->data;
+    const char *reason = status == REDIS_OK ? l->drop_reason : cac->errstr;
+    context_gone(l, reason != NULL && reason[0] != '\0' ? reason : "connection closed");
+}
+
+static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_link *l = arg;
+    /* Blocking name resolution for host names; use an address in production configs. */
+    redisAsyncContext *ac = redisAsyncConnect(l->url.host, l->url.port);
+    if (ac == NULL || ac->err != 0 || redisLibeventAttach(ac, l->base) != REDIS_OK) {
+        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED,
+                   ac != NULL && ac->err ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac); /* never connected: no callback runs */
+        l->stats.connect_failures++;
+        schedule_reconnect(l);
+        return;
+    }
+    ac->data = l;
+    l->ac = ac;
+    l->drop_reason = NULL;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* hiredis 0.14 has no async connect timeout; this timer also bounds the handshake. */
+    struct timeval tv = tv_ms(l->connect_timeout_ms);
+    evtimer_add(l->connect_timer, &tv);
+}
+
+static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_link *l = arg;
+    if (l->ac == NULL || l->ready)
+        return;
+    emit_event(l, REDIS_LINK_EV_CONNECT_TIMEOUT, "connect timeout");
+    link_drop(l, "connect timeout");
+}
+
+static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_link *l = arg;
+    if (!l->ready || now_ms() - l->last_rx_ms < l->liveness_timeout_ms)
+        return;
+    /* Issue 4: a subscription can stop delivering without the socket failing; replace it. */
+    l->stats.liveness_timeouts++;
+    emit_event(l, REDIS_LINK_EV_LIVENESS_TIMEOUT, "no pub/sub traffic");
+    link_drop(l, "liveness timeout");
+}
+
+/* ---- public: lifetime ---- */
+
+struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg)
+{
+    struct redis_link *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return NULL;
+    if (redis_link_parse_url(cfg->url, &l->url) != SIOC_OK) {
+        free(l);
+        return NULL;
+    }
+    l->base = base;
+    l->mode = cfg->mode;
+    l->connect_timeout_ms =
+        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : REDIS_LINK_DEFAULT_CONNECT_TIMEOUT_MS;
+    l->backoff_min_ms =
+        cfg->backoff_min_ms ? cfg->backoff_min_ms : REDIS_LINK_DEFAULT_BACKOFF_MIN_MS;
+    l->backoff_max_ms =
+        cfg->backoff_max_ms ? cfg->backoff_max_ms : REDIS_LINK_DEFAULT_BACKOFF_MAX_MS;
+    if (l->backoff_max_ms < l->backoff_min_ms)
+        l->backoff_max_ms = l->backoff_min_ms;
+    l->backoff_ms = l->backoff_min_ms;
+    l->queue_limit =
+        cfg->queue_limit_bytes ? cfg->queue_limit_bytes : REDIS_LINK_DEFAULT_QUEUE_LIMIT;
+    l->rng = cfg->jitter_seed ? cfg->jitter_seed : 0x9E3779B97F4A7C15ULL; /* xorshift needs != 0 */
+    l->liveness_timeout_ms = cfg->mode == REDIS_LINK_SUBSCRIBER ? cfg->liveness_timeout_ms : 0;
+    l->ctx = cfg->ctx;
+    l->on_state_cb = cfg->on_state_cb;
+    l->on_message_cb = cfg->on_message_cb;
+    l->on_event_cb = cfg->on_event_cb;
+    l->on_room_cb = cfg->on_room_cb;
+    l->reconnect_timer = evtimer_new(base, reconnect_timer_cb, l);
+    l->connect_timer = evtimer_new(base, connect_timer_cb, l);
+    if (l->liveness_timeout_ms != 0)
+        l->liveness_timer = event_new(base, -1, EV_PERSIST, liveness_timer_cb, l);
+    if (cfg->mode == REDIS_LINK_SUBSCRIBER && cfg->probe_channel != NULL && cfg->probe_channel[0])
+        l->probe_channel = strdup(cfg->probe_channel);
+    if (l->reconnect_timer == NULL || l->connect_timer == NULL ||
+        (l->liveness_timeout_ms != 0 && l->liveness_timer == NULL) ||
+        (cfg->mode == REDIS_LINK_SUBSCRIBER && cfg->probe_channel != NULL &&
+         cfg->probe_channel[0] && l->probe_channel == NULL)) {
+        redis_link_free(l);
+        return NULL;
+    }
+    if (l->liveness_timer != NULL) {
+        /* Checking 4 times per timeout bounds detection to 1.25 x the timeout. */
+        struct timeval tv = tv_ms(l->liveness_timeout_ms / 4 ? l->liveness_timeout_ms / 4 : 1);
+        event_add(l->liveness_timer, &tv);
+    }
+    struct timeval zero = {0, 0};
+    evtimer_add(l->reconnect_timer, &zero);
+    return l;
+}
+
+void redis_link_free(struct redis_link *l)
+{
+    if (l == NULL)
+        return;
+    /* hiredis would defer the free past our return and then call into a freed link. */
+    assert(l->callback_depth == 0 && "redis_link_free called from inside a link callback");
+    l->freeing = true;
+    if (l->ac != NULL) {
+        redisAsyncContext *ac = l->ac;
+        /* Runs every pending hiredis callback with a NULL reply; ours free without calling out. */
+        redisAsyncFree(ac);
+        l->ac = NULL;
+    }
+    list_free_all(&l->queue);
+    list_free_all(&l->requeue);
+    list_free_all(&l->inflight);
+    set_free(&l->channels);
+    set_free(&l->patterns);
+    if (l->reconnect_timer != NULL)
+        event_free(l->reconnect_timer);
+    if (l->connect_timer != NULL)
+        event_free(l->connect_timer);
+    if (l->liveness_timer != NULL)
+        event_free(l->liveness_timer);
+    free(l->probe_channel);
+    free(l);
+}
+
+bool redis_link_connected(const struct redis_link *l)
+{
+    return l->ready;
+}
+
+void redis_link_disconnect_now(struct redis_link *l)
+{
+    link_drop(l, "disconnected by owner");
+}
+
+void redis_link_get_stats(const struct redis_link *l, struct redis_link_stats *out)
+{
+    *out = l->stats;
+    out->queue_bytes = l->queue.bytes;
+    out->queue_commands = l->queue.count;
+}
+
+/* ---- COMMAND mode ---- */
+
+static void cmd_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct cmd *c = privdata;
+    struct redis_link *l = c->link;
+    list_remove(&l->inflight, c);
+    if (r == NULL) {
+        /* hiredis is tearing the connection down: commands issued from here on must queue. */
+        l->ready = false;
+        if (!l->freeing && (c->flags & REDIS_LINK_RETRY) != 0) {
+            l->stats.commands_retried++;
+            list_push_tail(&l->requeue, c);
+            return;
+        }
+        if (!l->freeing)
+            l->stats.commands_lost++;
+        deliver_reply(l, c, NULL, REDIS_LINK_LOST);
+    } else {
+        deliver_reply(l, c, r, REDIS_LINK_REPLY);
+    }
+    cmd_free(c);
+}
+
+/* Hands one command to hiredis (which copies it into its output buffer). */
+static bool send_cmd(struct redis_link *l, struct cmd *c)
+{
+    if (redisAsyncFormattedCommand(l->ac, cmd_reply_cb, c, c->data, c->len) != REDIS_OK)
+        return false;
+    list_push_tail(&l->inflight, c);
+    l->stats.commands_sent++;
+    if ((c->flags & REDIS_LINK_RETRY) == 0) {
+        free(c->data);
+        c->data = NULL;
+    }
+    return true;
+}
+
+/* Commands that would turn this connection into something whose replies no longer pair with
+ * our callbacks (and SSUBSCRIBE aborts hiredis 0.14 outright). */
+static bool command_forbidden(const char *name, size_t len)
+{
+    static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
+                                        "punsubscribe", "sunsubscribe", "monitor",    "reset"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+int redis_link_command_argv(struct redis_link *l, int argc, const char *const *argv,
+                            const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
+                            void *ctx)
+{
+    if (l->mode != REDIS_LINK_COMMAND || argc < 1 || argv == NULL)
+        return SIOC_EINVAL;
+    /* RESP: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument. */
+    size_t total = 1 + 20 + 2;
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        if (n > SIZE_MAX / 4 || total > SIZE_MAX / 4)
+            return SIOC_ETOOBIG;
+        total += 1 + 20 + 2 + n + 2;
+    }
+    if (command_forbidden(argv[0], argvlen != NULL ? argvlen[0] : strlen(argv[0])))
+        return SIOC_EINVAL;
+    char *data = malloc(total);
+    if (data == NULL)
+        return SIOC_ENOMEM;
+    size_t len = (size_t)sprintf(data, "*%d\r\n", argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        len += (size_t)sprintf(data + len, "$%zu\r\n", n);
+        if (n > 0)
+            memcpy(data + len, argv[i], n);
+        len += n;
+        data[len++] = '\r';
+        data[len++] = '\n';
+    }
+    if (!l->ready && l->queue.bytes + len > l->queue_limit) {
+        free(data);
+        l->stats.commands_refused++;
+        l->room_wanted = true;
+        if (!l->full_reported) {
+            l->full_reported = true;
+            emit_event(l, REDIS_LINK_EV_QUEUE_FULL, "redis queue full while disconnected");
+        }
+        return SIOC_ETOOBIG;
+    }
+    struct cmd *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        free(data);
+        return SIOC_ENOMEM;
+    }
+    c->link = l;
+    c->reply_cb = reply_cb;
+    c->ctx = ctx;
+    c->flags = flags;
+    c->len = len;
+    c->data = data;
+    if (l->ready && l->queue.head == NULL && send_cmd(l, c))
+        return SIOC_OK;
+    list_push_tail(&l->queue, c);
+    l->stats.commands_queued++;
+    return SIOC_OK;
+}
+
+static size_t cancel_in(struct cmd_list *list, const void *ctx)
+{
+    size_t n = 0;
+    for (struct cmd *c = list->head; c != NULL; c = c->next) {
+        if (c->ctx == ctx && c->reply_cb != NULL) {
+            c->reply_cb = NULL;
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t redis_link_cancel(struct redis_link *l, const void *ctx)
+{
+    return cancel_in(&l->queue, ctx) + cancel_in(&l->requeue, ctx) + cancel_in(&l->inflight, ctx);
+}
+
+size_t redis_link_queue_room(const struct redis_link *l)
+{
+    if (l->ready)
+        return SIZE_MAX;
+    return l->queue.bytes >= l->queue_limit ? 0 : l->queue_limit - l->queue.bytes;
+}
+
+/* ---- SUBSCRIBER mode ---- */
+
+static bool reply_is_string(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING;
+}
+
+static struct slice reply_slice(const redisReply *r)
+{
+    return (struct slice){(const uint8_t *)r->str, r->len};
+}
+
+/* Every push for our channels and patterns: (p)subscribe confirmations and messages. */
+static void sub_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)ac;
+    struct redis_link *l = privdata;
+    const redisReply *reply = r;
+    if (reply == NULL || l->dropping || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+        return;
+    l->last_rx_ms = now_ms();
+    const redisReply *kind = reply->element[0];
+    if (!reply_is_string(kind))
+        return;
+    struct slice pattern = {(const uint8_t *)"", 0}, channel, payload; /* never a NULL p */
+    if (reply->elements == 3 && strcmp(kind->str, "message") == 0) {
+        channel = reply_slice(reply->element[1]);
+        payload = reply_slice(reply->element[2]);
+        if (!reply_is_string(reply->element[1]) || !reply_is_string(reply->element[2]))
+            return;
+    } else if (reply->elements == 4 && strcmp(kind->str, "pmessage") == 0) {
+        pattern = reply_slice(reply->element[1]);
+        channel = reply_slice(reply->element[2]);
+        payload = reply_slice(reply->element[3]);
+        if (!reply_is_string(reply->element[1]) || !reply_is_string(reply->element[2]) ||
+            !reply_is_string(reply->element[3]))
+            return;
+    } else {
+        return; /* a (p)(un)subscribe confirmation: it only proves liveness */
+    }
+    l->stats.messages_received++;
+    if (pattern.len == 0 && l->probe_channel != NULL && channel.len == strlen(l->probe_channel) &&
+        memcmp(channel.p, l->probe_channel, channel.len) == 0)
+        return;
+    if (l->on_message_cb == NULL || l->freeing)
+        return;
+    l->callback_depth++;
+    l->on_message_cb(l->ctx, pattern, channel, payload);
+    l->callback_depth--;
+}
+
+/* Sends `verb name...` for the names of one set (plus an extra name) in a single command. */
+static void send_sub_command(struct redis_link *l, const char *verb, const struct name_set *set,
+                             const char *extra)
+{
+    size_t argc = 1 + set->count + (extra != NULL);
+    if (argc == 1)
+        return;
+    const char **argv = malloc(argc * sizeof(*argv));
+    if (argv == NULL) {
+        /* Without the subscriptions the link is useless; retry the whole connection. */
+        link_drop(l, "out of memory");
+        return;
+    }
+    size_t n = 0;
+    argv[n++] = verb;
+    for (size_t i = 0; i < set->count; i++)
+        argv[n++] = set->names[i];
+    if (extra != NULL)
+        argv[n++] = extra;
+    redisAsyncCommandArgv(l->ac, sub_cb, l, (int)n, argv, NULL);
+    free(argv);
+}
+
+static void resubscribe(struct redis_link *l)
+{
+    send_sub_command(l, "SUBSCRIBE", &l->channels, l->probe_channel);
+    if (l->ready)
+        send_sub_command(l, "PSUBSCRIBE", &l->patterns, NULL);
+}
+
+static void send_one(struct redis_link *l, const char *verb, const char *name)
+{
+    const char *argv[2] = {verb, name};
+    /* hiredis refuses (P)UNSUBSCRIBE on a context that is not subscribed; nothing to undo then. */
+    redisAsyncCommandArgv(l->ac, sub_cb, l, 2, argv, NULL);
+}
+
+static int set_change(struct redis_link *l, struct name_set *set, const char *name, bool add,
+                      const char *verb)
+{
+    if (l->mode != REDIS_LINK_SUBSCRIBER || name == NULL || name[0] == '\0')
+        return SIOC_EINVAL;
+    size_t at = set_find(set, name);
+    if (add == (at != SIZE_MAX))
+        return SIOC_OK;
+    if (add) {
+        int err = set_add(set, name);
+        if (err != SIOC_OK)
+            return err;
+    }
+    /* The probe channel stays subscribed whatever the owner does with the same name. */
+    bool is_probe =
+        set == &l->channels && l->probe_channel != NULL && strcmp(name, l->probe_channel) == 0;
+    if (l->ready && !is_probe)
+        send_one(l, verb, name);
+    if (!add)
+        set_remove_at(set, at);
+    return SIOC_OK;
+}
+
+int redis_link_subscribe(struct redis_link *l, const char *channel)
+{
+    return set_change(l, &l->channels, channel, true, "SUBSCRIBE");
+}
+
+int redis_link_unsubscribe(struct redis_link *l, const char *channel)
+{
+    return set_change(l, &l->channels, channel, false, "UNSUBSCRIBE");
+}
+
+int redis_link_psubscribe(struct redis_link *l, const char *pattern)
+{
+    return set_change(l, &l->patterns, pattern, true, "PSUBSCRIBE");
+}
+
+int redis_link_punsubscribe(struct redis_link *l, const char *pattern)
+{
+    return set_change(l, &l->patterns, pattern, false, "PUNSUBSCRIBE");
+}
+
+size_t redis_link_subscription_count(const struct redis_link *l)
+{
+    return l->channels.count + l->patterns.count;
+}

@@ -1,0 +1,180 @@
+/* redis_link.h: one self-healing Redis connection on libevent + hiredis (DESIGN.md §3): reconnect
+ * with jittered backoff, AUTH/SELECT from the URL, a bounded in-order queue for commands issued
+ * while Redis is unreachable, and for subscriber links resubscription and a liveness timeout.
+ * What to send, and what a lost reply means, stays with the owner (gateway, broker).
+ * Threading: everything runs on the event_base's thread; no function here is thread-safe. */
+#ifndef SIOC_REDIS_LINK_H
+#define SIOC_REDIS_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+struct event_base;
+struct redisReply;
+struct redis_link;
+
+enum redis_link_mode {
+    REDIS_LINK_COMMAND,    /* request/reply: redis_link_command_argv */
+    REDIS_LINK_SUBSCRIBER, /* pub/sub only: redis_link_(p)subscribe */
+};
+
+/* Why a reply callback got no reply. */
+enum redis_link_result {
+    REDIS_LINK_REPLY = 0, /* `reply` is set (it may be an error reply: check reply->type) */
+    REDIS_LINK_LOST = 1,  /* sent, but the connection dropped first: it may or may not have run */
+};
+
+/* What on_event_cb reports; the owner decides what to log. */
+enum redis_link_event {
+    REDIS_LINK_EV_CONNECTED,        /* handshake done; detail "host:port" */
+    REDIS_LINK_EV_DISCONNECTED,     /* a ready connection was lost; detail: hiredis's reason */
+    REDIS_LINK_EV_CONNECT_FAILED,   /* connect(2) or the handshake failed; detail: reason */
+    REDIS_LINK_EV_CONNECT_TIMEOUT,  /* not ready within connect_timeout_ms */
+    REDIS_LINK_EV_HANDSHAKE_ERROR,  /* AUTH or SELECT answered an error; detail: the error */
+    REDIS_LINK_EV_LIVENESS_TIMEOUT, /* subscriber: nothing received for liveness_timeout_ms */
+    REDIS_LINK_EV_QUEUE_FULL,       /* a command was refused (SIOC_ETOOBIG); once per outage */
+};
+
+/* Reply callback. `reply` (NULL unless result == REDIS_LINK_REPLY) is valid only during the call.
+ */
+typedef void redis_link_reply_cb(void *ctx, const struct redisReply *reply,
+                                 enum redis_link_result result);
+
+#define REDIS_LINK_DEFAULT_CONNECT_TIMEOUT_MS 2000u
+#define REDIS_LINK_DEFAULT_BACKOFF_MIN_MS 100u
+#define REDIS_LINK_DEFAULT_BACKOFF_MAX_MS 5000u
+#define REDIS_LINK_DEFAULT_QUEUE_LIMIT ((size_t)8 << 20)
+
+/* Every field may be zero: zero timeouts and limits take the defaults above; NULL callbacks are
+ * not called. Strings are copied by redis_link_new; the struct itself may then be discarded. */
+struct redis_link_config {
+    const char *url; /* redis://[[user]:password@]host[:port][/db]; required */
+    enum redis_link_mode mode;
+    unsigned connect_timeout_ms; /* TCP connect + AUTH/SELECT/PING must finish within it */
+    unsigned backoff_min_ms;     /* first retry delay; doubles per failure up to backoff_max_ms */
+    unsigned backoff_max_ms;
+    uint64_t jitter_seed;     /* seeds the link's PRNG; each delay is drawn from [d/2, d] */
+    size_t queue_limit_bytes; /* bytes (RESP-encoded) queued while not connected */
+    /* Subscriber only: 0 = off. When nothing at all (message or subscribe confirmation) has
+     * arrived for this long, the connection is presumed silently dead and is replaced. The owner
+     * must make traffic flow: PUBLISH to probe_channel through a COMMAND link every
+     * liveness_timeout_ms / 3 or so (issue 4: "a message the node publishes to itself"). */
+    unsigned liveness_timeout_ms;
+    const char *probe_channel; /* subscriber: subscribed automatically, never delivered; or NULL */
+
+    void *ctx; /* passed to every callback below */
+    /* The link became usable (true: handshake done, queue flushed, subscriptions re-issued) or
+     * stopped being usable (false). Called only on a change. */
+    void (*on_state_cb)(void *ctx, bool connected);
+    /* Subscriber: a `message` (pattern.len == 0) or `pmessage` push. The slices are valid only
+     * during the call; they are binary-safe and not NUL-terminated. */
+    void (*on_message_cb)(void *ctx, struct slice pattern, struct slice channel,
+                          struct slice payload);
+    /* detail is valid only during the call. */
+    void (*on_event_cb)(void *ctx, enum redis_link_event ev, const char *detail);
+    /* Command: after a refusal (SIOC_ETOOBIG), called once when the queue has been flushed, so a
+     * paused producer can resume. */
+    void (*on_room_cb)(void *ctx);
+};
+
+/* Counters for /metrics; monotonically increasing except queue_bytes/queue_commands. */
+struct redis_link_stats {
+    uint64_t connects;          /* handshakes completed */
+    uint64_t disconnects;       /* ready connections lost (any cause) */
+    uint64_t connect_failures;  /* attempts that never became ready (incl. timeouts) */
+    uint64_t commands_sent;     /* handed to the socket (a retried command counts again) */
+    uint64_t commands_queued;   /* accepted while not connected */
+    uint64_t commands_refused;  /* refused with SIOC_ETOOBIG (queue over its limit) */
+    uint64_t commands_lost;     /* reply_cb got REDIS_LINK_LOST */
+    uint64_t commands_retried;  /* REDIS_LINK_RETRY commands re-queued after a drop */
+    uint64_t messages_received; /* message/pmessage pushes, the probe included */
+    uint64_t liveness_timeouts;
+    size_t queue_bytes; /* currently queued */
+    size_t queue_commands;
+};
+
+/* Parsed form of a redis:// URL. Pointers point into `storage` inside the struct. */
+struct redis_link_url {
+    const char *host;     /* never NULL; "127.0.0.1" style or a name (resolved blocking!) */
+    int port;             /* 1..65535, default 6379 */
+    const char *user;     /* NULL unless given (Redis 6 ACL: AUTH user password) */
+    const char *password; /* NULL unless given; %XX escapes decoded */
+    int db;               /* 0 unless given */
+    char storage[512];
+};
+
+/* Parses `url`. Returns SIOC_OK, or SIOC_EINVAL (wrong scheme, bad port/db, %-escape, too long).
+ * Used by redis_link_new, and by --check-config to validate the `redis` flag. */
+int redis_link_parse_url(const char *url, struct redis_link_url *out);
+
+/* Creates a link and schedules its first connection attempt on `base` (nothing happens before
+ * the loop runs; no callback is called from here). Returns NULL for an invalid URL or out of
+ * memory. `base` must outlive the link. */
+struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg);
+
+/* Closes the connection, cancels the timers, and frees every queued or in-flight command WITHOUT
+ * calling its reply_cb (the owner is shutting down: it must not rely on them). No callback of any
+ * kind is called from here. Must not be called from inside one of this link's callbacks (asserted);
+ * defer it to a later loop iteration. NULL is a no-op. */
+void redis_link_free(struct redis_link *link);
+
+/* True while a connection is ready (handshake done). */
+bool redis_link_connected(const struct redis_link *link);
+
+/* Drops the current connection (or attempt) now; reconnection then follows the backoff as after
+ * any failure. In-flight commands are treated as lost (see REDIS_LINK_RETRY): their reply_cb,
+ * on_event_cb and on_state_cb(false) may run before this returns. No-op between attempts. */
+void redis_link_disconnect_now(struct redis_link *link);
+
+/* Copies the counters into *out. */
+void redis_link_get_stats(const struct redis_link *link, struct redis_link_stats *out);
+
+/* --- COMMAND mode --- */
+
+/* Flag for redis_link_command_argv: if the connection drops after the command was sent but
+ * before its reply arrived, do not report REDIS_LINK_LOST; re-queue it in front of everything
+ * not yet sent, in the original order, and send it again on reconnect. At-least-once: Redis may
+ * have executed it before the drop, so it can run twice (XADD with `*` then appends twice;
+ * stream consumers dedupe on content, or use idempotent commands). */
+#define REDIS_LINK_RETRY 0x1u
+
+/* Sends argv[0..argc) (argvlen[i] bytes each; argvlen NULL means NUL-terminated strings). All
+ * bytes are copied before returning. While connected it is written at once; otherwise it is
+ * queued behind earlier commands and written, in order, before any later one on reconnect.
+ * reply_cb (may be NULL) is then called exactly once with the reply or REDIS_LINK_LOST, never
+ * from inside this function, unless cancelled or the link is freed first.
+ * Returns SIOC_OK; SIOC_ETOOBIG when not connected and queueing would pass queue_limit_bytes
+ * (nothing is queued: pause the producer and retry after on_room_cb or when
+ * redis_link_queue_room has room); SIOC_EINVAL for a SUBSCRIBER link, argc < 1, or a command that
+ * would switch the connection's protocol ((P|S)SUBSCRIBE, MONITOR, RESET); SIOC_ENOMEM. */
+int redis_link_command_argv(struct redis_link *link, int argc, const char *const *argv,
+                            const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
+                            void *ctx);
+
+/* Makes sure no reply_cb is ever called again with `ctx` (e.g. the client that owned it is being
+ * destroyed). The commands themselves still go out. Cost: O(commands pending). Returns how many
+ * callbacks were cancelled. Safe inside callbacks. */
+size_t redis_link_cancel(struct redis_link *link, const void *ctx);
+
+/* Bytes that can still be queued right now (SIZE_MAX while connected: nothing is queued then). */
+size_t redis_link_queue_room(const struct redis_link *link);
+
+/* --- SUBSCRIBER mode --- */
+
+/* Add/remove a channel (exact name) or a glob pattern to the desired set. The set survives
+ * reconnects: after each one, everything in it is subscribed again before on_state_cb(true).
+ * Adding what is already there, or removing what is not, is a no-op. Messages already on their
+ * way when unsubscribing may still be delivered. Names are copied, NUL-terminated.
+ * Returns SIOC_OK, SIOC_EINVAL (COMMAND link or empty name), SIOC_ENOMEM. */
+int redis_link_subscribe(struct redis_link *link, const char *channel);
+int redis_link_unsubscribe(struct redis_link *link, const char *channel);
+int redis_link_psubscribe(struct redis_link *link, const char *pattern);
+int redis_link_punsubscribe(struct redis_link *link, const char *pattern);
+
+/* Number of channels plus patterns in the desired set (the probe channel not counted). */
+size_t redis_link_subscription_count(const struct redis_link *link);
+
+#endif
