@@ -28,6 +28,8 @@ NET_SRC    := $(wildcard common/net/*.c)
 GATEWAY_MAIN := $(wildcard gateway/main_*.c)
 GATEWAY_SRC := $(filter-out $(GATEWAY_MAIN),$(wildcard gateway/*.c))
 GATEWAY_BINS := $(patsubst gateway/main_%.c,%,$(GATEWAY_MAIN))
+FIXTURE_SRC := $(wildcard tests/fixtures/*.c)
+FIXTURE_NAMES := $(notdir $(FIXTURE_SRC:.c=))
 NET_TEST_SRC := $(wildcard tests/net/test_*.c)
 NET_TEST_NAMES := $(notdir $(NET_TEST_SRC:.c=))
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
@@ -40,6 +42,7 @@ FUZZ_NAMES := $(patsubst fuzz_%,%,$(notdir $(FUZZ_SRC:.c=)))
 all: $(BUILD)/libsioc_common.a $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) \
      $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES)) \
      $(addprefix $(BUILD)/asan/net-tests/,$(NET_TEST_NAMES)) \
+     $(addprefix $(BUILD)/asan/fixtures/,$(FIXTURE_NAMES)) \
      $(foreach b,$(GATEWAY_BINS),$(BUILD)/sioc-$(subst _,-,$(b)) $(BUILD)/asan/sioc-$(subst _,-,$(b)))
 
 # ---- one template per build variant: $(1) = output dir, $(2) = compiler flags, $(3) = compiler ----
@@ -71,6 +74,11 @@ $(1)/net-tests/%: $(1)/obj/tests/net/%.o $(1)/libsioc_net.a $(1)/libsioc_common.
 $(1)/libsioc_gateway.a: $$(patsubst %.c,$(1)/obj/%.o,$$(GATEWAY_SRC))
 	@rm -f $$@
 	$$(AR) rcs $$@ $$^
+
+# Test fixtures: servers built from the gateway's code for integration tests (tests/fixtures/).
+$(1)/fixtures/%: $(1)/obj/tests/fixtures/%.o $(1)/libsioc_gateway.a $(1)/libsioc_net.a $(1)/libsioc_common.a
+	@mkdir -p $$(@D)
+	$$(CC) $(2) $$^ $$(NET_LIBS) -o $$@
 endef
 
 # One rule per program: gateway/main_<name>.c -> build/[asan/]sioc-<name with - for _>.

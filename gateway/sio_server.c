@@ -1,0 +1,958 @@
+/* sio_server.c: Socket.IO v5 over Engine.IO sessions (see sio_server.h; PROTOCOL.md §2).
+ * A client is one Engine.IO session; it holds the namespace sockets it joined (usually one),
+ * the binary reassembly state and the connect timer. Every packet is decoded once into
+ * MessagePack and every outgoing packet is encoded once into shared frames. Sockets live in a
+ * server-wide id table and in their namespace's room index (common/rooms). */
+#include "gateway/sio_server.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/eio.h"
+#include "common/error.h"
+#include "common/http.h"
+#include "common/idmap.h"
+#include "common/json.h"
+#include "common/mp.h"
+#include "common/rooms.h"
+#include "common/sio.h"
+
+#define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
+#define MAX_NAMESPACE 256
+#define DEFAULT_MAX_PENDING_EVENTS 64
+
+struct sio_nsp {
+    struct sio_nsp *next;
+    struct rooms *rooms;
+    uint64_t ack_counter; /* PROTOCOL.md 2.2: per namespace, from 0 */
+    size_t len;
+    char name[];
+};
+
+struct pending_event {
+    struct pending_event *next;
+    bool has_ack;
+    uint64_t ack_id;
+    size_t event_len, args_len;
+    uint8_t bytes[]; /* event name, then args */
+};
+
+struct id_list {
+    uint64_t *ids;
+    size_t len, cap;
+};
+
+struct sio_client;
+
+struct sio_socket {
+    struct idmap_node node; /* first: the id table hands back this node */
+    struct sio_client *client;
+    struct sio_nsp *nsp;
+    struct sio_socket *next_in_client;
+    struct rooms_member member;
+    bool accepted;
+    bool in_rooms;
+    char id[SIO_SOCKET_ID_LEN + 1];
+    char *uid;
+    void *data;
+    struct pending_event *pending, **pending_tail;
+    size_t pending_count;
+    struct id_list client_acks; /* ids the client asked us to answer */
+    struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
+};
+
+struct sio_client {
+    struct sio_server *srv;
+    struct eio_session *session;
+    struct sio_socket *sockets;
+    struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
+    struct event *connect_timer;
+    struct buf hs_headers, hs_query;
+    struct sio_handshake hs;
+    char *url;
+    char address[64];
+    bool closing;
+};
+
+struct sio_server {
+    struct event_base *base;
+    struct sio_server_config cfg;
+    struct eio_server *eio;
+    struct sio_nsp *nsps;
+    bool any_namespace;
+    char *allowed; /* the namespaces list, comma-separated */
+    struct idmap sockets;
+    size_t socket_count;
+    uint32_t id_counter;
+    struct buf packet; /* scratch: decoded payload */
+    struct buf text;   /* scratch: encoded packet text */
+    struct buf args;   /* scratch: event args */
+};
+
+__attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
+                                                            const char *fmt, ...)
+{
+    if (srv->cfg.on_log == NULL)
+        return;
+    char detail[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    srv->cfg.on_log(srv->cfg.ctx, event, detail);
+}
+
+/* ---- small helpers ---- */
+
+static bool id_list_add(struct id_list *l, uint64_t id)
+{
+    if (l->len == MAX_TRACKED_ACKS) {
+        memmove(l->ids, l->ids + 1, (l->len - 1) * sizeof *l->ids); /* forget the oldest */
+        l->len--;
+    }
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4;
+        uint64_t *ids = realloc(l->ids, cap * sizeof *ids);
+        if (ids == NULL)
+            return false;
+        l->ids = ids;
+        l->cap = cap;
+    }
+    l->ids[l->len++] = id;
+    return true;
+}
+
+static bool id_list_take(struct id_list *l, uint64_t id)
+{
+    for (size_t i = 0; i < l->len; i++) {
+        if (l->ids[i] == id) {
+            memmove(l->ids + i, l->ids + i + 1, (l->len - i - 1) * sizeof *l->ids);
+            l->len--;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
+{
+    if (srv->any_namespace)
+        return nsp.len <= MAX_NAMESPACE;
+    const char *s = srv->allowed;
+    while (*s != '\0') {
+        const char *end = strchr(s, ',');
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        if (n == nsp.len && memcmp(s, nsp.p, n) == 0)
+            return true;
+        s += n + (end != NULL);
+    }
+    return false;
+}
+
+static struct sio_nsp *nsp_find(struct sio_server *srv, const char *name, size_t len)
+{
+    for (struct sio_nsp *n = srv->nsps; n != NULL; n = n->next) {
+        if (n->len == len && memcmp(n->name, name, len) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t len)
+{
+    struct sio_nsp *n = nsp_find(srv, name, len);
+    if (n != NULL)
+        return n;
+    n = calloc(1, sizeof *n + len + 1);
+    if (n == NULL)
+        return NULL;
+    n->rooms = rooms_new(srv->cfg.seed ^ len);
+    if (n->rooms == NULL) {
+        free(n);
+        return NULL;
+    }
+    memcpy(n->name, name, len);
+    n->len = len;
+    n->next = srv->nsps;
+    srv->nsps = n;
+    return n;
+}
+
+/* ---- sending ---- */
+
+/* Encodes one packet and queues it (text frame + attachment frames) on the client's session. */
+static int send_packet(struct sio_client *c, enum sio_type type, const struct sio_nsp *nsp,
+                       const char *nsp_name, size_t nsp_len, bool has_id, uint64_t id,
+                       struct slice data, bool has_data)
+{
+    struct sio_server *srv = c->srv;
+    struct sio_packet pkt = {
+        .type = type,
+        .nsp = {(const uint8_t *)(nsp ? nsp->name : nsp_name), nsp ? nsp->len : nsp_len},
+        .has_id = has_id,
+        .id = id,
+        .has_data = has_data,
+        .data = data,
+    };
+    struct slice bins[SIO_MAX_ATTACHMENTS];
+    buf_reset(&srv->text);
+    int n = sio_packet_encode(SIO_V5, &pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    if (n < 0)
+        return n;
+    struct gw_frame *f = gw_frame_new_text('4', srv->text.data, srv->text.len);
+    if (f == NULL)
+        return SIOC_ENOMEM;
+    eio_session_send(c->session, f);
+    gw_frame_unref(f);
+    for (int i = 0; i < n; i++) {
+        f = gw_frame_new_binary(bins[i].p, bins[i].len);
+        if (f == NULL)
+            return SIOC_ENOMEM;
+        eio_session_send(c->session, f);
+        gw_frame_unref(f);
+    }
+    return SIOC_OK;
+}
+
+/* ---- sockets ---- */
+
+static void free_pending(struct sio_socket *s)
+{
+    while (s->pending != NULL) {
+        struct pending_event *next = s->pending->next;
+        free(s->pending);
+        s->pending = next;
+    }
+    s->pending_tail = &s->pending;
+    s->pending_count = 0;
+}
+
+/* Unlinks and frees a socket after telling the application (when it knew about it). */
+static void socket_remove(struct sio_socket *s, const char *reason)
+{
+    struct sio_client *c = s->client;
+    struct sio_server *srv = c->srv;
+    for (struct sio_socket **pp = &c->sockets; *pp != NULL; pp = &(*pp)->next_in_client) {
+        if (*pp == s) {
+            *pp = s->next_in_client;
+            break;
+        }
+    }
+    if (srv->cfg.on_disconnect != NULL)
+        srv->cfg.on_disconnect(srv->cfg.ctx, s, reason);
+    if (s->in_rooms)
+        rooms_remove_member(s->nsp->rooms, &s->member);
+    idmap_remove(&srv->sockets, &s->node);
+    srv->socket_count--;
+    free_pending(s);
+    free(s->client_acks.ids);
+    free(s->server_acks.ids);
+    free(s->uid);
+    free(s);
+}
+
+static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
+{
+    struct sio_server *srv = c->srv;
+    struct sio_socket *s = calloc(1, sizeof *s);
+    uint8_t random12[12];
+    if (s == NULL || getrandom(random12, sizeof random12, 0) != (ssize_t)sizeof random12) {
+        free(s);
+        return NULL;
+    }
+    /* PROTOCOL.md 2.6: same base64id format as the Engine.IO sid, a distinct value */
+    eio_sid_format(random12, srv->id_counter++, s->id);
+    s->id[SIO_SOCKET_ID_LEN] = '\0';
+    s->client = c;
+    s->nsp = nsp;
+    s->pending_tail = &s->pending;
+    idmap_insert(&srv->sockets, &s->node, s->id);
+    srv->socket_count++;
+    s->next_in_client = c->sockets;
+    c->sockets = s;
+    return s;
+}
+
+static struct sio_socket *client_socket(struct sio_client *c, struct slice nsp)
+{
+    for (struct sio_socket *s = c->sockets; s != NULL; s = s->next_in_client) {
+        if (s->nsp->len == nsp.len && memcmp(s->nsp->name, nsp.p, nsp.len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* ---- incoming packets ---- */
+
+/* Splits an EVENT payload [name, args...] into the name (its JS string form) and a new array
+ * of the args, written to srv->args. */
+static bool split_event(struct sio_server *srv, struct slice data, struct slice *event,
+                        struct slice *args, char numbuf[32])
+{
+    struct mp_reader r;
+    struct mp_item head, name;
+    mp_reader_init(&r, data.p, data.len);
+    if (mp_read(&r, &head) != SIOC_OK || head.kind != MP_ARRAY || head.len == 0 ||
+        mp_read(&r, &name) != SIOC_OK)
+        return false;
+    if (name.kind == MP_STR) {
+        *event = (struct slice){name.data, name.len};
+    } else {
+        double v;
+        if (!mp_item_to_double(&name, &v))
+            return false;
+        struct buf b;
+        buf_init(&b, 31);
+        json_write_number(&b, v); /* a numeric event name, as JS would stringify it */
+        size_t n = b.err == SIOC_OK ? b.len : 0;
+        memcpy(numbuf, b.data, n);
+        buf_deinit(&b);
+        *event = (struct slice){(const uint8_t *)numbuf, n};
+    }
+    buf_reset(&srv->args);
+    mp_write_array(&srv->args, head.len - 1);
+    buf_append(&srv->args, data.p + r.pos, data.len - r.pos);
+    if (srv->args.err != SIOC_OK)
+        return false;
+    *args = (struct slice){srv->args.data, srv->args.len};
+    return true;
+}
+
+static void deliver_event(struct sio_socket *s, struct slice event, struct slice args,
+                          bool has_ack, uint64_t id)
+{
+    struct sio_server *srv = s->client->srv;
+    if (has_ack)
+        id_list_add(&s->client_acks, id);
+    if (srv->cfg.on_event != NULL)
+        srv->cfg.on_event(srv->cfg.ctx, s, event, args, has_ack, id);
+}
+
+static void queue_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
+                        uint64_t id)
+{
+    struct sio_server *srv = s->client->srv;
+    size_t limit = srv->cfg.max_pending_events ? srv->cfg.max_pending_events
+                                               : DEFAULT_MAX_PENDING_EVENTS;
+    if (s->pending_count >= limit) {
+        log_peer(srv, "sio.pending_overflow", "socket=%s: too many events before connect", s->id);
+        eio_session_close(s->client->session, "too many events before connect");
+        return;
+    }
+    struct pending_event *e = malloc(sizeof *e + event.len + args.len);
+    if (e == NULL)
+        return;
+    e->next = NULL;
+    e->has_ack = has_ack;
+    e->ack_id = id;
+    e->event_len = event.len;
+    e->args_len = args.len;
+    memcpy(e->bytes, event.p, event.len);
+    memcpy(e->bytes + event.len, args.p, args.len);
+    *s->pending_tail = e;
+    s->pending_tail = &e->next;
+    s->pending_count++;
+}
+
+/* Closes the whole connection because the client broke the protocol (PROTOCOL.md 2.4). */
+static void client_violation(struct sio_client *c, const char *what)
+{
+    log_peer(c->srv, "sio.protocol_error", "sid=%s: %s", eio_session_id(c->session), what);
+    eio_session_close(c->session, "parse error");
+    c->closing = true;
+}
+
+static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
+{
+    struct sio_server *srv = c->srv;
+    if (client_socket(c, pkt->nsp) != NULL) {
+        client_violation(c, "CONNECT for a namespace already joined");
+        return;
+    }
+    if (!namespace_allowed(srv, pkt->nsp)) {
+        /* §2.4: answered, connection stays open */
+        static const uint8_t invalid[] = "\x81\xa7message\xb1Invalid namespace";
+        send_packet(c, SIO_CONNECT_ERROR, NULL, (const char *)pkt->nsp.p, pkt->nsp.len, false, 0,
+                    (struct slice){invalid, sizeof invalid - 1}, true);
+        return;
+    }
+    struct sio_nsp *nsp = nsp_get(srv, (const char *)pkt->nsp.p, pkt->nsp.len);
+    struct sio_socket *s = nsp ? socket_new(c, nsp) : NULL;
+    if (s == NULL) {
+        eio_session_close(c->session, "out of memory");
+        return;
+    }
+    static const uint8_t empty_map[] = {0x80};
+    struct slice auth = pkt->has_data ? pkt->data : (struct slice){empty_map, 1};
+    if (srv->cfg.on_connect != NULL)
+        srv->cfg.on_connect(srv->cfg.ctx, s, auth.p, auth.len);
+    else
+        sio_socket_accept(s, NULL, NULL);
+}
+
+static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
+{
+    struct sio_server *srv = c->srv;
+    if (pkt->type == SIO_CONNECT) {
+        handle_connect(c, pkt);
+        return;
+    }
+    struct sio_socket *s = client_socket(c, pkt->nsp);
+    if (s == NULL) {
+        client_violation(c, "packet for a namespace not joined");
+        return;
+    }
+    switch (pkt->type) {
+    case SIO_DISCONNECT:
+        socket_remove(s, "client namespace disconnect"); /* §2.4: no reply */
+        break;
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT: {
+        struct slice event, args;
+        char numbuf[32];
+        if (!pkt->has_data || !split_event(srv, pkt->data, &event, &args, numbuf)) {
+            client_violation(c, "event without a name");
+            return;
+        }
+        if (s->accepted)
+            deliver_event(s, event, args, pkt->has_id, pkt->id);
+        else
+            queue_event(s, event, args, pkt->has_id, pkt->id);
+        break;
+    }
+    case SIO_ACK:
+    case SIO_BINARY_ACK: {
+        static const uint8_t empty_array[] = {0x90};
+        struct slice args = pkt->has_data ? pkt->data : (struct slice){empty_array, 1};
+        if (pkt->has_id && id_list_take(&s->server_acks, pkt->id) && srv->cfg.on_ack != NULL)
+            srv->cfg.on_ack(srv->cfg.ctx, s, pkt->id, args); /* unknown ids are ignored */
+        break;
+    }
+    default:
+        client_violation(c, "CONNECT_ERROR from a client");
+        break;
+    }
+}
+
+static void on_message(void *ctx, struct eio_session *session, void *user, const uint8_t *p,
+                       size_t len, bool binary)
+{
+    struct sio_server *srv = ctx;
+    struct sio_client *c = user;
+    (void)session;
+    if (c->closing)
+        return;
+    struct sio_packet pkt;
+    if (binary) {
+        if (c->assembler == NULL) {
+            client_violation(c, sio_reason_string(SIO_REASON_UNEXPECTED_BINARY));
+            return;
+        }
+        int rc = sio_assembler_add(c->assembler, p, len);
+        if (rc < 0) {
+            client_violation(c, sio_reason_string(c->assembler->reason));
+            return;
+        }
+        if (rc > 0)
+            return; /* more attachments to come */
+        buf_reset(&srv->packet);
+        if (sio_assembler_finish(c->assembler, &pkt, &srv->packet) != SIOC_OK) {
+            client_violation(c, sio_reason_string(c->assembler->reason));
+            return;
+        }
+        dispatch(c, &pkt);
+        if (c->assembler != NULL) {
+            sio_assembler_deinit(c->assembler);
+            free(c->assembler);
+            c->assembler = NULL;
+        }
+        return;
+    }
+    if (c->assembler != NULL) {
+        client_violation(c, sio_reason_string(SIO_REASON_UNEXPECTED_TEXT));
+        return;
+    }
+    buf_reset(&srv->packet);
+    if (sio_packet_decode(SIO_V5, p, len, &pkt, &srv->packet) != SIOC_OK) {
+        client_violation(c, sio_reason_string(pkt.reason));
+        return;
+    }
+    if (pkt.type == SIO_BINARY_EVENT || pkt.type == SIO_BINARY_ACK) {
+        c->assembler = malloc(sizeof *c->assembler);
+        if (c->assembler == NULL) {
+            eio_session_close(c->session, "out of memory");
+            return;
+        }
+        sio_assembler_init(c->assembler, srv->cfg.max_payload);
+        if (sio_assembler_start(c->assembler, &pkt) != SIOC_OK)
+            client_violation(c, sio_reason_string(c->assembler->reason));
+        return;
+    }
+    dispatch(c, &pkt);
+}
+
+/* ---- clients (Engine.IO sessions) ---- */
+
+static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sio_client *c = arg;
+    for (struct sio_socket *s = c->sockets; s != NULL; s = s->next_in_client) {
+        if (s->accepted)
+            return;
+    }
+    log_peer(c->srv, "sio.connect_timeout", "sid=%s", eio_session_id(c->session));
+    eio_session_close(c->session, "connect timeout");
+    c->closing = true;
+}
+
+/* DESIGN.md §3.2 `hs`: headers (lower-cased names) and query as MessagePack maps. */
+static void build_handshake(struct sio_client *c, const struct http_server_request *req,
+                            const char *peer)
+{
+    const struct http_request *head = req->head;
+    buf_init(&c->hs_headers, 0);
+    buf_init(&c->hs_query, 0);
+    mp_write_map(&c->hs_headers, (uint32_t)head->header_count);
+    for (size_t i = 0; i < head->header_count; i++) {
+        char name[256];
+        size_t n = head->headers[i].name.len < sizeof name ? head->headers[i].name.len : sizeof name;
+        for (size_t k = 0; k < n; k++) {
+            char ch = (char)head->headers[i].name.p[k];
+            name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+        }
+        mp_write_str(&c->hs_headers, name, n);
+        mp_write_str(&c->hs_headers, head->headers[i].value.p, head->headers[i].value.len);
+    }
+    struct http_query_iter it;
+    struct slice name, value;
+    uint32_t count = 0;
+    http_query_iter_init(&it, req->query);
+    while (http_query_next(&it, &name, &value))
+        count++;
+    mp_write_map(&c->hs_query, count);
+    http_query_iter_init(&it, req->query);
+    struct buf decoded;
+    buf_init(&decoded, 0);
+    while (http_query_next(&it, &name, &value)) {
+        buf_reset(&decoded);
+        http_percent_decode(name, true, &decoded);
+        mp_write_str(&c->hs_query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
+        buf_reset(&decoded);
+        http_percent_decode(value, true, &decoded);
+        mp_write_str(&c->hs_query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
+    }
+    buf_deinit(&decoded);
+    c->url = malloc(head->target.len + 1);
+    if (c->url != NULL) {
+        memcpy(c->url, head->target.p, head->target.len);
+        c->url[head->target.len] = '\0';
+    }
+    /* the address without its port, as Node's handshake.address */
+    snprintf(c->address, sizeof c->address, "%s", peer);
+    char *colon = strrchr(c->address, ':');
+    if (colon != NULL && strchr(c->address, '.') != NULL)
+        *colon = '\0';
+    else if (colon != NULL && c->address[0] == '[') {
+        *colon = '\0';
+        memmove(c->address, c->address + 1, strlen(c->address));
+        c->address[strlen(c->address) - 1] = '\0';
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    c->hs = (struct sio_handshake){
+        .headers = {c->hs_headers.data, c->hs_headers.len},
+        .query = {c->hs_query.data, c->hs_query.len},
+        .url = c->url ? c->url : "",
+        .address = c->address,
+        .issued_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+        .secure = false,
+    };
+}
+
+static void *on_open(void *ctx, struct eio_session *session, const struct http_server_request *req,
+                     const char *peer)
+{
+    struct sio_server *srv = ctx;
+    struct sio_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->srv = srv;
+    c->session = session;
+    c->connect_timer = evtimer_new(srv->base, connect_timeout_cb, c);
+    if (c->connect_timer == NULL) {
+        free(c);
+        return NULL;
+    }
+    build_handshake(c, req, peer);
+    unsigned ms = srv->cfg.connect_timeout_ms ? srv->cfg.connect_timeout_ms : 45000;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->connect_timer, &tv);
+    return c;
+}
+
+static void on_close(void *ctx, struct eio_session *session, void *user, const char *reason)
+{
+    (void)ctx;
+    (void)session;
+    struct sio_client *c = user;
+    if (c == NULL)
+        return;
+    c->closing = true;
+    while (c->sockets != NULL)
+        socket_remove(c->sockets, reason);
+    if (c->assembler != NULL) {
+        sio_assembler_deinit(c->assembler);
+        free(c->assembler);
+    }
+    event_free(c->connect_timer);
+    buf_deinit(&c->hs_headers);
+    buf_deinit(&c->hs_query);
+    free(c->url);
+    free(c);
+}
+
+static void on_eio_log(void *ctx, const char *event, const char *detail)
+{
+    struct sio_server *srv = ctx;
+    if (srv->cfg.on_log != NULL)
+        srv->cfg.on_log(srv->cfg.ctx, event, detail);
+}
+
+/* ---- server ---- */
+
+struct sio_server *sio_server_new(struct event_base *base, const struct sio_server_config *cfg,
+                                  const struct eio_server_config *eio)
+{
+    struct sio_server *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return NULL;
+    srv->base = base;
+    srv->cfg = *cfg;
+    const char *list = cfg->namespaces ? cfg->namespaces : "/";
+    srv->any_namespace = strcmp(list, "*") == 0;
+    srv->allowed = strdup(list);
+    buf_init(&srv->packet, 0);
+    buf_init(&srv->text, 0);
+    buf_init(&srv->args, 0);
+    uint8_t random4[4] = {0};
+    if (getrandom(random4, sizeof random4, 0) == (ssize_t)sizeof random4)
+        memcpy(&srv->id_counter, random4, sizeof random4);
+    struct eio_server_config ecfg = *eio;
+    ecfg.on_open = on_open;
+    ecfg.on_message = on_message;
+    ecfg.on_close = on_close;
+    ecfg.on_log = on_eio_log;
+    ecfg.ctx = srv;
+    if (srv->allowed == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
+        (srv->eio = eio_server_new(base, &ecfg)) == NULL) {
+        sio_server_free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void sio_server_free(struct sio_server *srv)
+{
+    if (srv == NULL)
+        return;
+    eio_server_free(srv->eio); /* closes every session: on_close frees the clients */
+    while (srv->nsps != NULL) {
+        struct sio_nsp *next = srv->nsps->next;
+        rooms_free(srv->nsps->rooms);
+        free(srv->nsps);
+        srv->nsps = next;
+    }
+    idmap_deinit(&srv->sockets);
+    buf_deinit(&srv->packet);
+    buf_deinit(&srv->text);
+    buf_deinit(&srv->args);
+    free(srv->allowed);
+    free(srv);
+}
+
+bool sio_server_handle(struct sio_server *srv, struct http_conn *conn,
+                       struct http_server_request *req)
+{
+    return eio_server_handle(srv->eio, conn, req);
+}
+
+void sio_server_close_all(struct sio_server *srv, const char *reason)
+{
+    eio_server_close_all(srv->eio, reason);
+}
+
+struct eio_server *sio_server_eio(struct sio_server *srv)
+{
+    return srv->eio;
+}
+
+size_t sio_server_socket_count(const struct sio_server *srv)
+{
+    return srv->socket_count;
+}
+
+struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,
+                                   const char *sid, size_t sid_len)
+{
+    struct sio_socket *s = (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
+    if (s == NULL || s->nsp->len != nsp_len || memcmp(s->nsp->name, nsp, nsp_len) != 0)
+        return NULL;
+    return s;
+}
+
+struct broadcast_ctx {
+    struct gw_frame *frames[1 + SIO_MAX_ATTACHMENTS];
+    int nframes;
+    bool is_volatile;
+    int sent;
+};
+
+static void broadcast_visit(void *ctx, struct rooms_member *m)
+{
+    struct broadcast_ctx *b = ctx;
+    struct sio_socket *s = m->owner;
+    if (!s->accepted || s->client->closing)
+        return;
+    if (b->is_volatile && !eio_session_writable(s->client->session))
+        return;
+    for (int i = 0; i < b->nframes; i++)
+        eio_session_send(s->client->session, b->frames[i]);
+    b->sent++;
+}
+
+int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
+{
+    struct sio_nsp *nsp = nsp_find(srv, b->nsp, b->nsp_len);
+    if (nsp == NULL)
+        return 0; /* nobody ever joined this namespace here */
+    struct sio_packet pkt = {
+        .type = SIO_EVENT,
+        .nsp = {(const uint8_t *)nsp->name, nsp->len},
+        .has_data = true,
+        .data = b->data,
+    };
+    struct slice bins[SIO_MAX_ATTACHMENTS];
+    buf_reset(&srv->text);
+    int n = sio_packet_encode(SIO_V5, &pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    if (n < 0)
+        return n;
+    /* DESIGN.md §4: one encoding, one set of frames, a reference per recipient */
+    struct broadcast_ctx ctx = {.is_volatile = b->is_volatile};
+    ctx.frames[ctx.nframes++] = gw_frame_new_text('4', srv->text.data, srv->text.len);
+    for (int i = 0; i < n; i++)
+        ctx.frames[ctx.nframes++] = gw_frame_new_binary(bins[i].p, bins[i].len);
+    bool ok = true;
+    for (int i = 0; i < ctx.nframes; i++)
+        ok = ok && ctx.frames[i] != NULL;
+    if (ok)
+        rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, broadcast_visit, &ctx);
+    for (int i = 0; i < ctx.nframes; i++)
+        gw_frame_unref(ctx.frames[i]);
+    return ok ? ctx.sent : SIOC_ENOMEM;
+}
+
+struct select_ctx {
+    void (*cb)(void *ctx, struct sio_socket *sock);
+    void *ctx;
+};
+
+static void select_visit(void *ctx, struct rooms_member *m)
+{
+    struct select_ctx *sc = ctx;
+    struct sio_socket *s = m->owner;
+    if (s->accepted && !s->client->closing)
+        sc->cb(sc->ctx, s);
+}
+
+void sio_server_select(struct sio_server *srv, const char *nsp, size_t nsp_len,
+                       const struct slice *rooms, size_t nrooms, const struct slice *except,
+                       size_t nexcept, void (*cb)(void *ctx, struct sio_socket *sock), void *ctx)
+{
+    struct sio_nsp *n = nsp_find(srv, nsp, nsp_len);
+    if (n == NULL)
+        return;
+    struct select_ctx sc = {cb, ctx};
+    rooms_select(n->rooms, rooms, nrooms, except, nexcept, select_visit, &sc);
+}
+
+void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_len,
+                          void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
+                          void *ctx)
+{
+    struct sio_nsp *n = nsp_find(srv, nsp, nsp_len);
+    if (n != NULL)
+        rooms_each_room(n->rooms, cb, ctx);
+}
+
+/* ---- one socket ---- */
+
+void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_room)
+{
+    if (s->accepted || s->client->closing)
+        return;
+    struct sio_client *c = s->client;
+    /* {"sid":"<20 chars>"}: the reply carries only sid (PROTOCOL.md 2.5) */
+    uint8_t reply[1 + 4 + 1 + SIO_SOCKET_ID_LEN] = {0x81, 0xa3, 's', 'i', 'd', 0xb4};
+    memcpy(reply + 6, s->id, SIO_SOCKET_ID_LEN);
+    s->accepted = true;
+    if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
+        s->in_rooms = true;
+        rooms_join(s->nsp->rooms, &s->member, s->id, SIO_SOCKET_ID_LEN); /* 2.6: own-id room */
+    }
+    if (uid != NULL && uid[0] != '\0') {
+        s->uid = strdup(uid);
+        if (user_room != NULL && s->in_rooms) {
+            /* the operator's pattern (e.g. "user:%s") is data, not a format string */
+            char room[ROOMS_MAX_NAME];
+            const char *mark = strstr(user_room, "%s");
+            size_t pre = mark ? (size_t)(mark - user_room) : strlen(user_room);
+            const char *post = mark ? mark + 2 : "";
+            size_t n = pre + strlen(uid) + strlen(post);
+            if (n < sizeof room) {
+                memcpy(room, user_room, pre);
+                memcpy(room + pre, uid, strlen(uid));
+                memcpy(room + pre + strlen(uid), post, strlen(post));
+                rooms_join(s->nsp->rooms, &s->member, room, n);
+            }
+        }
+    }
+    evtimer_del(c->connect_timer);
+    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply}, true);
+    /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
+     * the client sent while waiting */
+    while (s->pending != NULL && !c->closing) {
+        struct pending_event *e = s->pending;
+        s->pending = e->next;
+        if (s->pending == NULL)
+            s->pending_tail = &s->pending;
+        s->pending_count--;
+        deliver_event(s, (struct slice){e->bytes, e->event_len},
+                      (struct slice){e->bytes + e->event_len, e->args_len}, e->has_ack, e->ack_id);
+        free(e);
+    }
+}
+
+void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t *data,
+                       size_t data_len)
+{
+    if (s->accepted)
+        return;
+    struct sio_client *c = s->client;
+    struct buf err;
+    buf_init(&err, 0);
+    mp_write_map(&err, data != NULL ? 2 : 1);
+    mp_write_cstr(&err, "message");
+    mp_write_cstr(&err, message != NULL ? message : "connection refused");
+    if (data != NULL) {
+        mp_write_cstr(&err, "data");
+        buf_append(&err, data, data_len);
+    }
+    if (err.err == SIOC_OK && !c->closing)
+        send_packet(c, SIO_CONNECT_ERROR, s->nsp, NULL, 0, false, 0,
+                    (struct slice){err.data, err.len}, true);
+    buf_deinit(&err);
+    free_pending(s);
+    socket_remove(s, "connect refused");
+}
+
+bool sio_socket_accepted(const struct sio_socket *s)
+{
+    return s->accepted;
+}
+
+int sio_socket_join(struct sio_socket *s, const void *room, size_t len)
+{
+    if (!s->in_rooms)
+        return SIOC_EINVAL;
+    return rooms_join(s->nsp->rooms, &s->member, room, len);
+}
+
+bool sio_socket_leave(struct sio_socket *s, const void *room, size_t len)
+{
+    return s->in_rooms && rooms_leave(s->nsp->rooms, &s->member, room, len);
+}
+
+void sio_socket_each_room(const struct sio_socket *s,
+                          void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
+                          void *ctx)
+{
+    if (s->in_rooms)
+        rooms_each_of_member(&s->member, cb, ctx);
+}
+
+int sio_socket_emit(struct sio_socket *s, struct slice data)
+{
+    if (!s->accepted || s->client->closing)
+        return SIOC_EINVAL;
+    return send_packet(s->client, SIO_EVENT, s->nsp, NULL, 0, false, 0, data, true);
+}
+
+int64_t sio_socket_emit_with_ack(struct sio_socket *s, struct slice data)
+{
+    if (!s->accepted || s->client->closing)
+        return SIOC_EINVAL;
+    uint64_t id = s->nsp->ack_counter++;
+    int rc = send_packet(s->client, SIO_EVENT, s->nsp, NULL, 0, true, id, data, true);
+    if (rc != SIOC_OK)
+        return rc;
+    id_list_add(&s->server_acks, id);
+    return (int64_t)id;
+}
+
+int sio_socket_ack(struct sio_socket *s, uint64_t ack_id, struct slice args)
+{
+    if (!s->accepted || s->client->closing)
+        return SIOC_EINVAL;
+    if (!id_list_take(&s->client_acks, ack_id))
+        return SIOC_OK; /* §2.4: only the first answer per id is sent */
+    return send_packet(s->client, SIO_ACK, s->nsp, NULL, 0, true, ack_id, args, true);
+}
+
+void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
+{
+    struct sio_client *c = s->client;
+    if (!c->closing)
+        send_packet(c, SIO_DISCONNECT, s->nsp, NULL, 0, false, 0, (struct slice){NULL, 0}, false);
+    socket_remove(s, "server namespace disconnect");
+    if (close_transport && !c->closing) {
+        c->closing = true;
+        eio_session_close(c->session, "forced server close");
+    }
+}
+
+const char *sio_socket_id(const struct sio_socket *s)
+{
+    return s->id;
+}
+
+const char *sio_socket_nsp(const struct sio_socket *s)
+{
+    return s->nsp->name;
+}
+
+const char *sio_socket_uid(const struct sio_socket *s)
+{
+    return s->uid != NULL ? s->uid : "";
+}
+
+const struct sio_handshake *sio_socket_handshake(const struct sio_socket *s)
+{
+    return &s->client->hs;
+}
+
+void *sio_socket_get_data(const struct sio_socket *s)
+{
+    return s->data;
+}
+
+void sio_socket_set_data(struct sio_socket *s, void *data)
+{
+    s->data = data;
+}

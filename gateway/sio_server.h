@@ -1,0 +1,154 @@
+/* sio_server.h: Socket.IO v5 on top of Engine.IO sessions (PROTOCOL.md §2): namespaces,
+ * CONNECT / CONNECT_ERROR / DISCONNECT, events and acks with binary attachments, the close
+ * policy of §2.4, connect-timeout, rooms (every socket is in the room of its own id), and
+ * broadcasts encoded once for all recipients. It knows nothing of Redis or auth: the
+ * application layer (upstream, auth, adapter) sees sockets through the callbacks below and acts
+ * on them through the sio_socket_* and sio_server_* functions. Payloads are MessagePack (binary
+ * as `bin`), as workers and the Redis adapter carry them. */
+#ifndef SIOC_GATEWAY_SIO_SERVER_H
+#define SIOC_GATEWAY_SIO_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/net/http_server.h"
+#include "gateway/eio_server.h"
+
+struct event_base;
+struct sio_server;
+struct sio_socket;
+
+#define SIO_SOCKET_ID_LEN 20
+
+/* Connection facts kept per client for workers (DESIGN.md §3.2 `hs`) and fetchSockets
+ * (PROTOCOL.md 3.5 REMOTE_FETCH `handshake`). Owned by the client; valid while a socket is. */
+struct sio_handshake {
+    struct slice headers; /* MessagePack map of request headers (names lower-cased) */
+    struct slice query;   /* MessagePack map of query parameters (decoded) */
+    const char *url;      /* the request target */
+    const char *address;  /* peer IP */
+    int64_t issued_ms;    /* ms since the epoch */
+    bool secure;          /* TLS */
+};
+
+struct sio_server_config {
+    const char *namespaces;      /* "/" | "/,/chat" | "*" (any namespace) */
+    unsigned connect_timeout_ms; /* an Engine.IO connection with no namespace by then closes */
+    size_t max_payload;          /* bound of binary reassembly (attachments) */
+    size_t max_pending_events;   /* events queued while a CONNECT awaits its answer; 0 = 64 */
+    uint64_t seed;               /* hashes of socket ids and room names */
+
+    /* A client asked to join an allowed namespace. `auth` is the CONNECT payload as one
+     * MessagePack value (a map; {} when absent). The application answers with
+     * sio_socket_accept or sio_socket_reject, now or later; events the client sends meanwhile
+     * are queued and delivered after the accept. */
+    void (*on_connect)(void *ctx, struct sio_socket *sock, const uint8_t *auth, size_t auth_len);
+    /* An event from an accepted socket. `event` is the name (a string, or a number as its JS
+     * string form), `args` the MessagePack array of the remaining arguments (binary as bin),
+     * `ack_id` valid when has_ack. Data is valid only during the call. */
+    void (*on_event)(void *ctx, struct sio_socket *sock, struct slice event, struct slice args,
+                     bool has_ack, uint64_t ack_id);
+    /* An ACK from the client for a server emit made with sio_socket_emit_with_ack:
+     * `args` is the MessagePack array of the ack arguments. */
+    void (*on_ack)(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args);
+    /* A socket is gone (only sockets that were accepted, or whose CONNECT was pending, are
+     * reported): `reason` is the Socket.IO disconnect reason ("client namespace disconnect",
+     * "server namespace disconnect", "transport close", "ping timeout", "parse error", ...).
+     * The socket is valid during the call and freed after it. */
+    void (*on_disconnect)(void *ctx, struct sio_socket *sock, const char *reason);
+    /* A peer error worth a log line. */
+    void (*on_log)(void *ctx, const char *event, const char *detail);
+    void *ctx;
+};
+
+/* Creates the Socket.IO layer and its Engine.IO server (configured by `eio`, whose callbacks
+ * this layer takes over). NULL when out of memory or the namespaces list is invalid. */
+struct sio_server *sio_server_new(struct event_base *base, const struct sio_server_config *cfg,
+                                  const struct eio_server_config *eio);
+/* Closes everything (on_disconnect runs for every socket) and frees. NULL is a no-op. */
+void sio_server_free(struct sio_server *srv);
+/* Routes an HTTP request to Engine.IO; false when the path is not ours. */
+bool sio_server_handle(struct sio_server *srv, struct http_conn *conn,
+                       struct http_server_request *req);
+/* Drain: closes every Engine.IO session (clients reconnect elsewhere). */
+void sio_server_close_all(struct sio_server *srv, const char *reason);
+struct eio_server *sio_server_eio(struct sio_server *srv);
+
+/* The socket with this id in namespace nsp, or NULL. Pointers stay valid until the socket's
+ * on_disconnect returns. */
+struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,
+                                   const char *sid, size_t sid_len);
+
+/* ---- broadcast (encode once, send to many: DESIGN.md §4) ---- */
+
+struct sio_broadcast {
+    const char *nsp;          /* namespace name (NUL-terminated) */
+    size_t nsp_len;
+    struct slice data;        /* MessagePack array [event, args...] */
+    const struct slice *rooms; /* union of these rooms; all sockets when nrooms == 0 */
+    size_t nrooms;
+    const struct slice *except; /* minus sockets in any of these rooms */
+    size_t nexcept;
+    bool is_volatile;         /* skip sockets that cannot take it right now */
+};
+
+/* Delivers an EVENT (BINARY_EVENT when data holds bin) to the selected local sockets. Returns
+ * the number of sockets it was sent to, or a negative error when data cannot be encoded. */
+int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b);
+
+/* Calls `cb` for each accepted socket of the selection (same rules as broadcast, no volatile).
+ * The callback must not change rooms or disconnect sockets: collect, then act. */
+void sio_server_select(struct sio_server *srv, const char *nsp, size_t nsp_len,
+                       const struct slice *rooms, size_t nrooms, const struct slice *except,
+                       size_t nexcept, void (*cb)(void *ctx, struct sio_socket *sock), void *ctx);
+/* Calls `cb` with every room name of a namespace and its local size (ALL_ROOMS). */
+void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_len,
+                          void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
+                          void *ctx);
+size_t sio_server_socket_count(const struct sio_server *srv);
+
+/* ---- one socket ---- */
+
+/* Accepts a pending CONNECT: sends `40<nsp,>{"sid":…}`, joins the socket's own-id room and,
+ * when uid is given, the room `user_room` (NULL = none), then delivers queued events.
+ * `uid` is copied. */
+void sio_socket_accept(struct sio_socket *sock, const char *uid, const char *user_room);
+/* Refuses a pending CONNECT with `44<nsp,>{"message":…,"data":…}`: `message` is text, `data`
+ * an optional MessagePack value (NULL = omitted). The connection stays open (§2.4). */
+void sio_socket_reject(struct sio_socket *sock, const char *message, const uint8_t *data,
+                       size_t data_len);
+bool sio_socket_accepted(const struct sio_socket *sock);
+
+/* Room membership. Join returns SIOC_OK or an error (name too long, out of memory). */
+int sio_socket_join(struct sio_socket *sock, const void *room, size_t len);
+bool sio_socket_leave(struct sio_socket *sock, const void *room, size_t len);
+/* Calls cb for each room the socket is in (its own id included). */
+void sio_socket_each_room(const struct sio_socket *sock,
+                          void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
+                          void *ctx);
+
+/* Sends an EVENT (data = MessagePack array [event, args...]). Returns SIOC_OK or an error
+ * when data is not a valid array. */
+int sio_socket_emit(struct sio_socket *sock, struct slice data);
+/* Same with an ack id allocated from the socket's namespace counter; the client's ACK comes
+ * back through on_ack with that id. Returns the id (>= 0) or a negative error. */
+int64_t sio_socket_emit_with_ack(struct sio_socket *sock, struct slice data);
+/* Answers a client's event ack: ACK (BINARY_ACK when args holds bin). args = MessagePack
+ * array. Only the first answer per id is sent (later ones are ignored, §2.4). */
+int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
+/* Server-side disconnect: sends DISCONNECT for this namespace and removes the socket
+ * (on_disconnect runs with "server namespace disconnect"); with close_transport the whole
+ * Engine.IO connection closes (every namespace of the client). */
+void sio_socket_disconnect(struct sio_socket *sock, bool close_transport);
+
+const char *sio_socket_id(const struct sio_socket *sock);         /* 20 chars, NUL-terminated */
+const char *sio_socket_nsp(const struct sio_socket *sock);        /* NUL-terminated */
+const char *sio_socket_uid(const struct sio_socket *sock);        /* "" when anonymous */
+const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);
+/* Application data slot (e.g. the pending backend-auth request). */
+void *sio_socket_get_data(const struct sio_socket *sock);
+void sio_socket_set_data(struct sio_socket *sock, void *data);
+
+#endif
