@@ -260,3 +260,90 @@ export function rawWebSocket(port, pathAndQuery) {
     );
   });
 }
+
+// A free TCP port on 127.0.0.1 (bind :0, read it, close).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+// A private redis-server on a random port, stopped by pid. restart() keeps the port.
+export async function startRedis() {
+  const port = await freePort();
+  let child = null;
+  async function launch() {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const ok = await new Promise((resolve) => {
+        const s = net.connect(port, "127.0.0.1");
+        s.on("connect", () => {
+          s.write("PING\r\n");
+        });
+        s.on("data", (d) => {
+          s.destroy();
+          resolve(d.toString().startsWith("+PONG"));
+        });
+        s.on("error", () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error("redis-server did not start");
+      await sleep(20);
+    }
+  }
+  async function kill() {
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child.on("exit", r));
+      child.kill("SIGKILL");
+      await within(5000, exited, "redis-server to exit");
+    }
+  }
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: kill,
+    async restart() {
+      await kill();
+      await launch();
+    },
+    kill,
+    launch,
+  };
+}
+
+// Starts a long-running helper process (e.g. the test worker); resolves once `readyLine`
+// appears on its stdout. Returns {pid, output(), stop()}.
+export async function startProcess(command, args, readyLine, { cwd = repo, env = process.env } = {}) {
+  const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const ready = new Promise((resolve) => {
+    const check = (d) => {
+      out += d;
+      if (out.includes(readyLine)) resolve();
+    };
+    child.stdout.on("data", check);
+    child.stderr.on("data", check);
+  });
+  const exited = new Promise((r) => child.on("exit", (code, signal) => r({ code, signal })));
+  await within(10000, Promise.race([ready, exited.then((e) => { throw new Error(`${command} exited ${JSON.stringify(e)}: ${out}`); })]), `${command} ready`);
+  return {
+    pid: child.pid,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      return within(10000, exited, `${command} to exit`).catch(() => {
+        child.kill("SIGKILL");
+        return { code: null, signal: "SIGKILL" };
+      });
+    },
+  };
+}

@@ -1,0 +1,617 @@
+"""The Worker: consumes upstream entries, runs the application's handlers, publishes replies.
+
+Delivery (``upstream='stream'``, the default): the worker joins consumer group ``group`` on every
+``P:up:<nsp>:<shard>`` stream (created with MKSTREAM if missing) and reads with XREADGROUP. For
+each entry it runs the handler, publishes the reply (and any broadcasts the handler made) and only
+then XACKs the entry, all in one ordered pipeline. This is **at-least-once**: a worker that dies
+or loses Redis between reading and XACK leaves the entry pending; it is read again by the same
+consumer name (pending entries are replayed first at start and after a reconnect) or, once idle
+for ``claim_idle_ms``, claimed by another consumer of the group (XAUTOCLAIM). A handler can thus
+run twice for one entry; ``worker.request.id`` (the stream id) is the idempotency key. A handler
+that raises, and a malformed entry, are logged and acknowledged (never retried, never fatal).
+
+With ``upstream='pubsub'`` the worker SUBSCRIBEs ``P:up:<nsp>`` instead: at-most-once, no acks,
+and every worker subscribed receives every entry.
+
+Per-entry context: while a handler runs, ``emit`` to the sender, ``join_room``/``leave_room`` of
+the sender, ``disconnect`` of the sender and the return value (the ack) accumulate into ONE reply
+message, which the gateway applies in the order join, leave, ack, emit, disconnect. Broadcasts and
+operations on other sockets made by the handler are published right after that reply, in call
+order, so a ``join_room`` followed by an ``emit(..., to=room)`` reaches the sender as in
+Flask-SocketIO. Outside a handler every call is published immediately.
+"""
+
+import builtins
+import inspect
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+
+import redis as redis_lib
+
+from . import protocol
+from .emitter import encode_broadcast
+from .protocol import ProtocolError, Reply, UnsupportedError
+
+__all__ = ["Worker", "Request"]
+
+_SID_CACHE_MAX = 100000
+_NOTHING = protocol.ABSENT
+
+
+class Request:
+    """What a handler may want to know about the entry it handles (``worker.request``)."""
+
+    __slots__ = ("id", "type", "sid", "namespace", "uid", "node", "ts", "event", "args",
+                 "auth", "handshake", "rid", "reason")
+
+    def __init__(self, entry):
+        self.id = entry.id            # stream id (idempotency key); None in pubsub mode
+        self.type = entry.type        # 'connect' | 'event' | 'disconnect'
+        self.sid = entry.sid
+        self.namespace = entry.nsp
+        self.uid = entry.uid          # '' when anonymous
+        self.node = entry.node
+        self.ts = entry.ts            # ms since the epoch, set by the gateway
+        self.event = entry.event
+        self.args = entry.args
+        self.auth = entry.auth
+        self.handshake = entry.hs     # address, headers, query, url, time, secure
+        self.rid = entry.rid
+        self.reason = entry.reason
+
+
+class _Context:
+    """The reply being accumulated for the entry a handler is running for."""
+
+    def __init__(self, entry):
+        self.entry = entry
+        self.request = Request(entry)
+        self.reply = Reply(entry.nsp, entry.sid)
+        self.can_reply = entry.type != "disconnect"  # the socket is gone after a disconnect
+        self.outbox = []  # (channel, bytes) published after the reply, in call order
+
+    def owns(self, sid, nsp):
+        return sid == self.entry.sid and nsp == self.entry.nsp
+
+
+def _positional(fn):
+    """(number of positional parameters, name of the second one); many for *args."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return 3, None
+    params = []
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return 99, None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            params.append(p.name)
+    return len(params), (params[1] if len(params) > 1 else None)
+
+
+def _ack_args(result):
+    """Return value → ack arguments: None → [], tuple → its items, anything else → [it]."""
+    if result is None:
+        return []
+    if isinstance(result, tuple):
+        return list(result)
+    return [result]
+
+
+def _refusal(exc):
+    """(message[, data]) from a ConnectionRefusedError, as python-socketio reads its args."""
+    args = exc.args
+    if not args:
+        return ("Connection rejected by server",)
+    if len(args) == 1:
+        return (str(args[0]),)
+    if len(args) == 2:
+        return (str(args[0]), args[1])
+    return (str(args[0]), list(args[1:]))
+
+
+def _rooms(target):
+    if isinstance(target, (list, tuple, set, frozenset)):
+        return list(target)
+    return [target]
+
+
+class Worker:
+    """A backend worker of a sioc cluster (see the module docstring for the semantics).
+
+    ``namespaces`` and ``shards`` must match the gateways' ``namespaces`` and
+    ``upstream-shards``; ``key_prefix`` and ``adapter_key`` their ``key-prefix`` and
+    ``adapter-key``. ``consumer`` defaults to ``<hostname>-<pid>``.
+    """
+
+    def __init__(self, redis_url="redis://127.0.0.1:6379", key_prefix="sioc", namespaces=("/",),
+                 shards=1, group="workers", consumer=None, *, upstream="stream",
+                 adapter_key="socket.io", count=64, block_ms=1000, claim_idle_ms=60000,
+                 start_id="0", client=None, logger=None):
+        if upstream not in ("stream", "pubsub"):
+            raise ValueError("upstream must be 'stream' or 'pubsub'")
+        if isinstance(namespaces, str):
+            namespaces = [n for n in namespaces.split(",") if n]
+        namespaces = list(dict.fromkeys(namespaces))
+        for nsp in namespaces:
+            if not nsp.startswith("/"):
+                raise ValueError("namespace %r does not start with '/'" % nsp)
+        if int(shards) < 1:
+            raise ValueError("shards must be >= 1")
+        self.redis = client if client is not None else redis_lib.Redis.from_url(redis_url)
+        self.key_prefix = key_prefix
+        self.namespaces = namespaces
+        self.shards = int(shards)
+        self.group = group
+        self.consumer = consumer or "%s-%d" % (socket.gethostname(), os.getpid())
+        self.upstream = upstream
+        self.adapter_key = adapter_key
+        self.count = count
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.start_id = start_id
+        self.logger = logger or logging.getLogger("sioc")
+        self._handlers = {}
+        self._entry_hooks = []
+        self._local = threading.local()
+        self._sid_nodes = OrderedDict()  # (nsp, sid) -> node, learned from entries
+        self._stopping = threading.Event()
+        self._ready = False
+        self._pubsub = None
+        self._cursors = {}
+        self._last_claim = float("-inf")
+        if upstream == "stream":
+            self._sources = [protocol.stream_key(key_prefix, nsp, s)
+                             for nsp in namespaces for s in range(self.shards)]
+        else:
+            self._sources = [protocol.pubsub_channel(key_prefix, nsp) for nsp in namespaces]
+
+    # ---- registration ----
+
+    def on(self, event, handler=None, namespace=None):
+        """Registers ``handler`` for ``event`` ('connect', 'disconnect', '*' or an event name).
+
+        Usable as ``@worker.on('e')``, ``@worker.on('e', namespace='/chat')`` or
+        ``worker.on('e', fn)``. Handlers: ``connect(sid, auth)`` (or ``(sid)``,
+        ``(sid, environ)``, ``(sid, environ, auth)``), ``disconnect(sid, reason)`` (or
+        ``(sid)``), events ``(sid, *args)``, catch-all '*' ``(event, sid, *args)``.
+        """
+        nsp = namespace or "/"
+        if nsp not in self.namespaces:
+            self.logger.warning("handler for %r in namespace %s, which this worker does not "
+                                "consume", event, nsp)
+
+        def register(fn):
+            self._handlers[(nsp, event)] = fn
+            return fn
+
+        return register(handler) if handler is not None else register
+
+    def event(self, handler=None, namespace=None):
+        """``@worker.event``: registers a handler under its function name."""
+        if handler is not None and callable(handler):
+            return self.on(handler.__name__, handler, namespace)
+        return lambda fn: self.on(fn.__name__, fn, namespace)
+
+    def on_entry(self, hook):
+        """Registers ``hook(entry)``, called for every valid entry before its handler."""
+        self._entry_hooks.append(hook)
+        return hook
+
+    @property
+    def request(self):
+        """The current entry's :class:`Request` inside a handler, else None."""
+        ctx = getattr(self._local, "ctx", None)
+        return ctx.request if ctx is not None else None
+
+    # ---- what handlers (and other code) call ----
+
+    def _ctx(self):
+        return getattr(self._local, "ctx", None)
+
+    def emit(self, event, *args, to=None, room=None, namespace=None, skip_sid=None,
+             include_self=True, broadcast=False, volatile=False):
+        """Emits ``event`` with ``args``.
+
+        In a handler, without ``to``/``room`` (or with ``to`` = the sender's sid) it goes to the
+        sender, in the reply. With ``to``/``room`` (a room, a sid, or a list of them) or
+        ``broadcast=True`` (everyone in the namespace), and always outside handlers, it is a
+        broadcast in the adapter format; ``skip_sid`` and ``include_self=False`` exclude sockets.
+        """
+        if not isinstance(event, str):
+            raise TypeError("event name must be a str")
+        ctx = self._ctx()
+        target = to if to is not None else room
+        nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        if ctx is not None and not broadcast and (target is None or target == ctx.entry.sid):
+            if nsp != ctx.entry.nsp:
+                self.logger.warning("emit %r to the sender in another namespace (%s): dropped; "
+                                    "use to= or broadcast=True", event, nsp)
+            elif not ctx.can_reply:
+                self.logger.debug("emit %r to a disconnected socket dropped", event)
+            else:
+                ctx.reply.emit.append([event] + list(args))
+            return
+        rooms = [] if target is None else _rooms(target)
+        excluded = [] if skip_sid is None else _rooms(skip_sid)
+        if ctx is not None and not include_self and nsp == ctx.entry.nsp:
+            excluded.append(ctx.entry.sid)
+        channel, data = encode_broadcast(nsp, event, args, rooms, excluded,
+                                         {"volatile": True} if volatile else None,
+                                         self.adapter_key)
+        self._out([(channel, data)])
+
+    def send(self, data, *args, **kwargs):
+        """``emit('message', data, ...)``, as Flask-SocketIO's ``send``."""
+        return self.emit("message", data, *args, **kwargs)
+
+    def join_room(self, sid, room, namespace=None):
+        """Adds socket ``sid`` to ``room`` (the sender: in the reply, applied before its emits)."""
+        self._membership(sid, room, namespace, join=True)
+
+    enter_room = join_room
+
+    def leave_room(self, sid, room, namespace=None):
+        """Removes socket ``sid`` from ``room``."""
+        self._membership(sid, room, namespace, join=False)
+
+    def _membership(self, sid, room, namespace, join):
+        if not isinstance(room, str):
+            raise TypeError("room must be a str")
+        ctx = self._ctx()
+        nsp = namespace or (ctx.entry.nsp if ctx else "/")
+
+        def apply(reply):
+            add, remove = (reply.join, reply.leave) if join else (reply.leave, reply.join)
+            if room in remove:
+                remove.remove(room)
+            if room not in add:
+                add.append(room)
+
+        if ctx is not None and ctx.owns(sid, nsp):
+            if ctx.can_reply:
+                apply(ctx.reply)
+            return
+        self._to_other(sid, nsp, apply)
+
+    def disconnect(self, sid=None, namespace=None):
+        """Disconnects socket ``sid`` (default: the sender), after the reply's emits."""
+        ctx = self._ctx()
+        nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        if sid is None:
+            if ctx is None:
+                raise ValueError("disconnect() outside a handler needs a sid")
+            sid = ctx.entry.sid
+        if ctx is not None and ctx.owns(sid, nsp):
+            if ctx.can_reply:
+                ctx.reply.disconnect = True
+            return
+
+        def apply(reply):
+            reply.disconnect = True
+
+        self._to_other(sid, nsp, apply)
+
+    def _to_other(self, sid, nsp, apply):
+        """A reply to a socket other than the sender: needs the node that holds it."""
+        node = self._node_of(nsp, sid)
+        if node is None:
+            self.logger.warning("socket %s in %s: node unknown, join/leave/disconnect skipped",
+                                sid, nsp)
+            return False
+        reply = Reply(nsp, sid)
+        apply(reply)
+        channel = protocol.node_channel(self.key_prefix, node)
+        self._out([(channel, m) for m in reply.encode()])
+        return True
+
+    def _node_of(self, nsp, sid):
+        node = self._sid_nodes.get((nsp, sid))
+        if node is not None:
+            return node
+        try:  # the broker's registry mirror (DESIGN.md 3.4), when a broker runs
+            node, where = self.redis.hmget("%s:sid:%s" % (self.key_prefix, sid), "node", "nsp")
+        except redis_lib.exceptions.RedisError:
+            return None
+        if not node or (where is not None and where.decode("utf-8", "replace") != nsp):
+            return None
+        return node.decode("utf-8", "replace")
+
+    def _out(self, messages):
+        ctx = self._ctx()
+        if ctx is not None:
+            ctx.outbox.extend(messages)
+        elif messages:
+            self._publish(messages)
+
+    def _publish(self, messages, ack=None):
+        pipe = self.redis.pipeline(transaction=False)
+        for channel, data in messages:
+            pipe.publish(channel, data)
+        if ack is not None:
+            pipe.xack(ack[0], self.group, ack[1])
+        pipe.execute()
+
+    # ---- dispatch: one entry → the messages to publish ----
+
+    def _remember(self, entry):
+        key = (entry.nsp, entry.sid)
+        if entry.type == "disconnect":
+            self._sid_nodes.pop(key, None)
+            return
+        self._sid_nodes[key] = entry.node
+        self._sid_nodes.move_to_end(key)
+        while len(self._sid_nodes) > _SID_CACHE_MAX:
+            self._sid_nodes.popitem(last=False)
+
+    def dispatch(self, entry):
+        """Runs the handler for one decoded entry; returns the ``[(channel, bytes)]`` to publish.
+
+        Never raises for handler errors (they are logged). Used by the consuming loop; public so
+        that applications can test their handlers without Redis.
+        """
+        self._remember(entry)
+        for hook in self._entry_hooks:
+            try:
+                hook(entry)
+            except Exception:
+                self.logger.exception("entry hook failed")
+        ctx = _Context(entry)
+        self._local.ctx = ctx
+        try:
+            if entry.type == "event":
+                return self._on_event(ctx)
+            if entry.type == "connect":
+                return self._on_connect(ctx)
+            return self._on_disconnect(ctx)
+        finally:
+            self._local.ctx = None
+
+    def _reply_messages(self, ctx):
+        channel = protocol.node_channel(self.key_prefix, ctx.entry.node)
+        return [(channel, m) for m in ctx.reply.encode()]
+
+    def _on_event(self, ctx):
+        e = ctx.entry
+        handler = self._handlers.get((e.nsp, e.event))
+        catch_all = self._handlers.get((e.nsp, "*"))
+        if handler is None and catch_all is None:
+            self.logger.debug("no handler for %r in %s", e.event, e.nsp)
+            return []
+        try:
+            if handler is not None:
+                result = handler(e.sid, *e.args)
+            else:
+                result = catch_all(e.event, e.sid, *e.args)
+            if e.ack is not None:
+                ctx.reply.ack = (e.ack, _ack_args(result))
+            return self._reply_messages(ctx) + ctx.outbox
+        except Exception:
+            self.logger.exception("handler for %r in %s failed (sid %s)", e.event, e.nsp, e.sid)
+            return []
+
+    def _call_connect(self, handler, e):
+        n, second = _positional(handler)
+        if n >= 3:
+            return handler(e.sid, e.hs, e.auth)
+        if n == 2:
+            return handler(e.sid, e.hs if second == "environ" else e.auth)
+        if n == 1:
+            return handler(e.sid)
+        return handler()
+
+    def _on_connect(self, ctx):
+        e = ctx.entry
+        handler = self._handlers.get((e.nsp, "connect"))
+        ok, error, uid, rooms, data = True, None, None, [], _NOTHING
+        try:
+            result = self._call_connect(handler, e) if handler is not None else None
+        except builtins.ConnectionRefusedError as exc:
+            ok, error = False, _refusal(exc)
+        except Exception:
+            self.logger.exception("connect handler in %s failed (sid %s)", e.nsp, e.sid)
+            ok = False
+        else:
+            if result is False:
+                ok = False
+            elif isinstance(result, dict):  # {"uid", "rooms", "data"}: all optional
+                uid = result.get("uid")
+                rooms = list(result.get("rooms") or [])
+                data = result.get("data", _NOTHING)
+        try:
+            if e.rid is None:  # a notification: the gateway has accepted the socket already
+                if not ok:
+                    self.logger.warning("connect handler refused %s in %s, but the gateway "
+                                        "does not wait for workers (auth != backend): ignored",
+                                        e.sid, e.nsp)
+                    return ctx.outbox
+                return self._reply_messages(ctx) + ctx.outbox
+            channel = protocol.node_channel(self.key_prefix, e.node)
+            if not ok:
+                return [(channel, protocol.encode_connect_reply(e.rid, False, error=error))] \
+                    + ctx.outbox
+            for room in ctx.reply.join:
+                if room not in rooms:
+                    rooms.append(room)
+            ctx.reply.join = []
+            first = protocol.encode_connect_reply(e.rid, True, uid=uid, rooms=rooms, data=data)
+            return [(channel, first)] + self._reply_messages(ctx) + ctx.outbox
+        except (TypeError, ValueError, OverflowError) as exc:
+            self.logger.error("connect reply for %s not encodable: %s", e.sid, exc)
+            if e.rid is None:
+                return []
+            return [(protocol.node_channel(self.key_prefix, e.node),
+                     protocol.encode_connect_reply(e.rid, False))]
+
+    def _on_disconnect(self, ctx):
+        e = ctx.entry
+        handler = self._handlers.get((e.nsp, "disconnect"))
+        if handler is None:
+            return []
+        try:
+            n, _ = _positional(handler)
+            if n >= 2:
+                handler(e.sid, e.reason)
+            elif n == 1:
+                handler(e.sid)
+            else:
+                handler()
+        except Exception:
+            self.logger.exception("disconnect handler in %s failed (sid %s)", e.nsp, e.sid)
+            return []
+        return ctx.outbox
+
+    def _dispatch_safe(self, entry):
+        try:
+            return self.dispatch(entry)
+        except (TypeError, ValueError, OverflowError) as exc:  # unencodable handler output
+            self.logger.error("reply to %s in %s not encodable: %s", entry.sid, entry.nsp, exc)
+            return []
+
+    # ---- consuming ----
+
+    def setup(self):
+        """Creates the consumer groups (stream mode) or subscribes (pubsub mode)."""
+        if self.upstream == "stream":
+            for key in self._sources:
+                try:
+                    self.redis.xgroup_create(key, self.group, id=self.start_id, mkstream=True)
+                except redis_lib.exceptions.ResponseError as exc:
+                    if "BUSYGROUP" not in str(exc):
+                        raise
+            self._cursors = {key: "0" for key in self._sources}  # replay own pending first
+        else:
+            if self._pubsub is not None:
+                self._pubsub.close()
+            self._pubsub = self.redis.pubsub()
+            self._pubsub.subscribe(*self._sources)
+            confirmed, deadline = 0, time.monotonic() + 5
+            while confirmed < len(self._sources):
+                if time.monotonic() > deadline:
+                    raise redis_lib.exceptions.TimeoutError("SUBSCRIBE not confirmed")
+                msg = self._pubsub.get_message(timeout=0.1)
+                if msg is not None and msg["type"] == "subscribe":
+                    confirmed += 1
+        self._ready = True
+
+    def run_once(self, timeout_ms=1000):
+        """Waits up to ``timeout_ms`` for entries, handles what arrived; returns how many."""
+        if not self._ready:
+            self.setup()
+        if self.upstream == "stream":
+            return self._poll_stream(timeout_ms)
+        return self._poll_pubsub(timeout_ms)
+
+    def _poll_stream(self, timeout_ms):
+        handled = 0
+        if self._cursors:
+            try:
+                resp = self.redis.xreadgroup(self.group, self.consumer, dict(self._cursors),
+                                             count=self.count) or []
+            except TypeError:  # redis-py cannot parse a pending entry trimmed away meanwhile
+                self.logger.warning("pending entries unreadable; left to XAUTOCLAIM")
+                self._cursors = {}
+                resp = []
+            for key, entries in resp:
+                key = key.decode() if isinstance(key, bytes) else key
+                if not entries:
+                    self._cursors.pop(key, None)
+                    continue
+                self._cursors[key] = entries[-1][0]
+                handled += self._handle_stream(key, entries)
+            if handled:
+                return handled
+        if self.claim_idle_ms and time.monotonic() - self._last_claim >= self.claim_idle_ms / 2e3:
+            self._last_claim = time.monotonic()
+            for key in self._sources:
+                resp = self.redis.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms,
+                                             start_id="0-0", count=self.count)
+                handled += self._handle_stream(key, resp[1] if resp else [])
+            if handled:
+                return handled
+        resp = self.redis.xreadgroup(self.group, self.consumer,
+                                     {key: ">" for key in self._sources}, count=self.count,
+                                     block=timeout_ms if timeout_ms > 0 else None) or []
+        for key, entries in resp:
+            key = key.decode() if isinstance(key, bytes) else key
+            handled += self._handle_stream(key, entries)
+        return handled
+
+    def _handle_stream(self, key, entries):
+        for entry_id, fields in entries:
+            messages = []
+            try:
+                entry = protocol.decode_stream_entry(entry_id, fields)
+            except UnsupportedError as exc:
+                self.logger.info("skipped entry %s on %s: %s", entry_id, key, exc)
+            except ProtocolError as exc:
+                self.logger.warning("malformed entry %s on %s skipped: %s", entry_id, key, exc)
+            else:
+                messages = self._dispatch_safe(entry)
+            self._publish(messages, ack=(key, entry_id) if entry_id is not None else None)
+        return len(entries)
+
+    def _poll_pubsub(self, timeout_ms):
+        handled = 0
+        deadline = time.monotonic() + max(timeout_ms, 0) / 1000
+        while handled < self.count:
+            remaining = deadline - time.monotonic() if handled == 0 else 0
+            msg = self._pubsub.get_message(timeout=max(remaining, 0))
+            if msg is None:
+                if handled or time.monotonic() >= deadline:
+                    break
+                continue
+            if msg["type"] != "message":
+                continue
+            handled += 1
+            try:
+                entry = protocol.decode_pubsub_entry(msg["data"])
+            except UnsupportedError as exc:
+                self.logger.info("skipped message on %s: %s", msg["channel"], exc)
+                continue
+            except ProtocolError as exc:
+                self.logger.warning("malformed message on %s skipped: %s", msg["channel"], exc)
+                continue
+            messages = self._dispatch_safe(entry)
+            if messages:
+                self._publish(messages)
+        return handled
+
+    def run(self):
+        """Consumes until :meth:`stop` (within ``block_ms``). Redis errors are logged and
+        retried with backoff; nothing a handler or an entry does ends the loop. A stopped
+        worker stays stopped (a stop() that comes before run() makes it return at once)."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                self.run_once(self.block_ms)
+                backoff = 0.1
+            except Exception as exc:
+                if isinstance(exc, redis_lib.exceptions.RedisError):
+                    self.logger.warning("redis: %s; retrying in %.1fs", exc, backoff)
+                else:
+                    self.logger.exception("worker loop error; retrying in %.1fs", backoff)
+                self._ready = False
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def stop(self):
+        """Makes :meth:`run` return (safe from signal handlers and other threads)."""
+        self._stopping.set()
+
+    @property
+    def stopped(self):
+        """True once :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def close(self):
+        """Releases the Redis connections."""
+        if self._pubsub is not None:
+            self._pubsub.close()
+            self._pubsub = None
+        self._ready = False
+        self.redis.close()

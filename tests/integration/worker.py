@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Test worker for the end-to-end tests: a sioc.Worker with a fixed set of handlers.
+
+    /usr/bin/python3 tests/integration/worker.py --redis redis://127.0.0.1:6379 \
+        --prefix sioc --namespaces /,/chat,/test --shards 1 [--upstream stream|pubsub]
+
+Handlers, in every namespace given:
+  echo(*args)      emits 'echo' with the same args to the sender; acks with the same args
+  ack(*args)       acks with the args
+  bin(*args)       emits 'bin' with the same args (bytes stay binary); acks with the args
+  join(room)       join_room(room), then emits 'joined'(room, sid) to the room (emitter
+                   format); acks with room
+  room_msg(room, *args)  emits 'room_msg'(*args) to the room; acks with no args
+  whoami()         acks with one argument, the array [sid, uid]
+  kick()           disconnects the sender (after acking with no args, if asked)
+  connect(auth)    auth {"reject": msg} → refused with message msg, data {"reason": "test"};
+                   auth {"uid": u} → accepted with uid u (auth backend); otherwise accepted
+Prints "worker ready" once consuming, then one line per entry ("<type> <nsp> <sid> <event>"),
+flushed. SIGTERM/SIGINT stop it; exit status 0.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "sdk", "python"))
+
+import sioc  # noqa: E402
+
+
+def build(worker):
+    """Registers the test handlers on every namespace of the worker."""
+    for nsp in worker.namespaces:
+        def on(event, nsp=nsp):
+            return worker.on(event, namespace=nsp)
+
+        @on("echo")
+        def echo(sid, *args):
+            worker.emit("echo", *args)
+            return args
+
+        @on("ack")
+        def ack(sid, *args):
+            return args
+
+        @on("bin")
+        def binary(sid, *args):
+            worker.emit("bin", *args)
+            return args
+
+        @on("join")
+        def join(sid, room=None, *rest):
+            if not isinstance(room, str):
+                return "join needs a room name"
+            worker.join_room(sid, room)
+            worker.emit("joined", room, sid, to=room)
+            return room
+
+        @on("room_msg")
+        def room_msg(sid, room=None, *args):
+            if isinstance(room, str):
+                worker.emit("room_msg", *args, to=room)
+
+        @on("whoami")
+        def whoami(sid, *args):
+            return [sid, worker.request.uid]
+
+        @on("kick")
+        def kick(sid, *args):
+            worker.disconnect(sid)
+
+        @on("connect")
+        def connect(sid, auth):
+            if isinstance(auth, dict):
+                if "reject" in auth:
+                    raise sioc.ConnectionRefusedError(str(auth["reject"]), {"reason": "test"})
+                if isinstance(auth.get("uid"), str):
+                    return {"uid": auth["uid"]}
+            return True
+
+    @worker.on_entry
+    def log_entry(entry):
+        print("%s %s %s %s" % (entry.type, entry.nsp, entry.sid, entry.event or ""), flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379")
+    ap.add_argument("--prefix", default="sioc")
+    ap.add_argument("--namespaces", default="/")
+    ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--upstream", choices=("stream", "pubsub"), default="stream")
+    ap.add_argument("--adapter-key", default="socket.io")
+    ap.add_argument("--group", default="workers")
+    ap.add_argument("--consumer", default=None)
+    ap.add_argument("--log-level", default="WARNING")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    worker = sioc.Worker(redis_url=args.redis, key_prefix=args.prefix,
+                         namespaces=[n for n in args.namespaces.split(",") if n],
+                         shards=args.shards, group=args.group, consumer=args.consumer,
+                         upstream=args.upstream, adapter_key=args.adapter_key, block_ms=500)
+    build(worker)
+
+    stopped = threading.Event()
+
+    def on_signal(signum, frame):
+        stopped.set()
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    while True:  # wait for Redis (bounded by the caller's own timeout), then announce
+        try:
+            worker.setup()
+            break
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not yet"
+            print("worker: waiting for redis: %s" % exc, file=sys.stderr, flush=True)
+            stopped.wait(0.5)
+            if stopped.is_set():
+                return 0
+    print("worker ready", flush=True)
+    worker.run()
+    worker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
