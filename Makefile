@@ -67,7 +67,7 @@ $(1)/libsioc_net.a: $$(patsubst %.c,$(1)/obj/%.o,$$(NET_SRC))
 	@rm -f $$@
 	$$(AR) rcs $$@ $$^
 
-$(1)/net-tests/%: $(1)/obj/tests/net/%.o $(1)/libsioc_net.a $(1)/libsioc_common.a
+$(1)/net-tests/%: $(1)/obj/tests/net/%.o $(1)/libsioc_gateway.a $(1)/libsioc_net.a $(1)/libsioc_common.a
 	@mkdir -p $$(@D)
 	$$(CC) $(2) $$^ $$(NET_LIBS) -o $$@
 

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential pkg-config clang libclang-rt-14-dev clang-format clang-tidy cppcheck
 libevent-dev libhiredis-dev libmsgpack-dev libssl-dev zlib1g-dev
 redis-server nodejs npm chromium
-python3 python3-socketio python3-requests python3-redis python3-msgpack
+python3 python3-socketio python3-requests python3-websocket python3-redis python3-msgpack
 curl ca-certificates procps psmisc"
 
 missing=""

@@ -13,6 +13,8 @@ Handlers, in every namespace given:
   room_msg(room, *args)  emits 'room_msg'(*args) to the room; acks with no args
   whoami()         acks with one argument, the array [sid, uid]
   kick()           disconnects the sender (after acking with no args, if asked)
+  join_room({room}), message({room, data}) in /chat and message(data) in /test: the server
+                   of ../shared/seeds/003 (python-socketio client1.py/client2.py)
   connect(auth)    auth {"reject": msg} → refused with message msg, data {"reason": "test"};
                    auth {"uid": u} → accepted with uid u (auth backend); otherwise accepted
 Prints "worker ready" once consuming, then one line per entry ("<type> <nsp> <sid> <event>"),
@@ -81,6 +83,25 @@ def build(worker):
                 if isinstance(auth.get("uid"), str):
                     return {"uid": auth["uid"]}
             return True
+
+    # The server of ../shared/seeds/003 (python-socketio, client1.py/client2.py), handler for
+    # handler: join_room and message in /chat, message in /test.
+    @worker.on("join_room", namespace="/chat")
+    def join_room(sid, data):
+        room = data["room"]
+        worker.enter_room(sid, room, namespace="/chat")
+        worker.emit("room_message", {"data": f"{sid} has joined the room {room}"}, room=room,
+                    namespace="/chat")
+
+    @worker.on("message", namespace="/chat")
+    def chat_message(sid, data):
+        room = data["room"]
+        worker.emit("response", {"data": f"Server received: {data['data']}"}, room=room,
+                    namespace="/chat")
+
+    @worker.on("message", namespace="/test")
+    def test_message(sid, data):
+        print(f"Test message received: {data}", flush=True)
 
     @worker.on_entry
     def log_entry(entry):

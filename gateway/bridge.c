@@ -1,0 +1,952 @@
+/* bridge.c: the worker bridge of bridge.h. Upstream (DESIGN.md §3.2): one envelope per connect,
+ * event and disconnect, XADDed (or PUBLISHed) through a COMMAND redis_link whose outage queue is
+ * backed by an ordered overflow list that pauses client reads. Replies (§3.3): a SUBSCRIBER link
+ * on P:node:<node>, each message decoded with envelope_reply_decode and applied through the
+ * sio ops table. Encoding lives in common/envelope.c, reconnection in common/net/redis_link.c. */
+#include "gateway/bridge.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "common/envelope.h"
+#include "common/error.h"
+#include "common/idmap.h"
+#include "common/metrics.h"
+#include "common/mp.h"
+#include "common/net/log.h"
+#include "common/net/redis_link.h"
+
+/* XADD key MAXLEN ~ N * + every field/value pair */
+#define BRIDGE_MAX_ARGS (6 + 2 * ENVELOPE_MAX_FIELDS)
+#define BRIDGE_LOG_ID_MAX 64 /* bytes of a peer-chosen nsp/sid/rid quoted in a log line */
+
+/* An upstream command the link refused (SIOC_ETOOBIG), waiting for on_room_cb, in order. */
+struct overflow_entry {
+    struct overflow_entry *next;
+    unsigned flags;
+    int argc;
+    size_t lens[BRIDGE_MAX_ARGS];
+    size_t bytes;
+    uint8_t data[]; /* the arguments back to back */
+};
+
+/* Per-socket state in the sio data slot: exists from a written connect entry until the socket
+ * is gone or refused. While `timer` is set the socket awaits a backend auth answer under `node`
+ * (its rid). */
+struct bridge_sock {
+    struct idmap_node node;
+    struct bridge_sock *prev, *next; /* all states, for bridge_free */
+    struct bridge *bridge;
+    struct sio_socket *sock;
+    struct event *timer;
+};
+
+struct bridge {
+    /* messages of the config's extra patterns (the adapter's broadcasts) */
+    void (*cfg_foreign)(void *ctx, struct slice pattern, struct slice channel, struct slice payload);
+    void *foreign_ctx;
+    struct event_base *base;
+    struct sio_server *srv;
+    const struct bridge_sio_ops *ops;
+    struct log *log;
+    char *prefix, *node, *user_room, *node_channel, *probe_channel;
+    enum bridge_upstream upstream;
+    uint32_t shards;
+    uint64_t maxlen;
+    char maxlen_text[24];
+    bool auth_backend;
+    unsigned auth_timeout_ms;
+    size_t overflow_limit;
+    void (*on_pause)(void *ctx, bool paused);
+    void *ctx;
+
+    struct redis_link *cmd, *sub;
+    struct event *probe_timer, *drain_event;
+    unsigned probe_interval_ms;
+
+    struct idmap pending; /* bridge_sock by rid, while awaiting auth */
+    bool pending_ready;
+    struct bridge_sock *socks;
+    uint32_t rid_nonce;
+    uint64_t rid_counter;
+
+    struct overflow_entry *of_head, *of_tail;
+    size_t of_count, of_bytes;
+    bool paused;
+    size_t inflight; /* accepted by the link, reply not yet seen */
+    void (*drain_cb)(void *ctx);
+    void *drain_ctx;
+
+    struct buf key, hs, map; /* scratch, reused per entry */
+
+    uint64_t *m_written, *m_errors, *m_overflow, *m_dropped;
+    uint64_t *m_applied, *m_reply_errors, *m_unknown;
+    uint64_t fallback[7]; /* counters when no registry is given */
+};
+
+/* ---- the real Socket.IO layer ---- */
+
+static const struct bridge_sio_ops default_ops = {
+    .server_find = sio_server_find,
+    .socket_accept = sio_socket_accept,
+    .socket_reject = sio_socket_reject,
+    .socket_accepted = sio_socket_accepted,
+    .socket_join = sio_socket_join,
+    .socket_leave = sio_socket_leave,
+    .socket_emit = sio_socket_emit,
+    .socket_ack = sio_socket_ack,
+    .socket_disconnect = sio_socket_disconnect,
+    .socket_id = sio_socket_id,
+    .socket_nsp = sio_socket_nsp,
+    .socket_uid = sio_socket_uid,
+    .socket_handshake = sio_socket_handshake,
+    .socket_get_data = sio_socket_get_data,
+    .socket_set_data = sio_socket_set_data,
+};
+
+const struct bridge_sio_ops *bridge_sio_ops_default(void)
+{
+    return &default_ops;
+}
+
+/* ---- small helpers ---- */
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct timeval tv_ms(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
+    return tv;
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)ts.tv_sec;
+    }
+    return v;
+}
+
+static struct slice cstr_slice(const char *s)
+{
+    return (struct slice){(const uint8_t *)(s != NULL ? s : ""), s != NULL ? strlen(s) : 0};
+}
+
+/* A NUL-terminated copy of a slice, or NULL (out of memory, or an embedded NUL that C strings
+ * cannot carry). */
+static char *slice_dup(struct slice s)
+{
+    if (s.len > 0 && memchr(s.p, '\0', s.len) != NULL)
+        return NULL;
+    char *out = malloc(s.len + 1);
+    if (out == NULL)
+        return NULL;
+    if (s.len > 0)
+        memcpy(out, s.p, s.len);
+    out[s.len] = '\0';
+    return out;
+}
+
+static int log_len(struct slice s)
+{
+    return (int)(s.len < BRIDGE_LOG_ID_MAX ? s.len : BRIDGE_LOG_ID_MAX);
+}
+
+static void set_paused(struct bridge *b, bool paused)
+{
+    if (b->paused == paused)
+        return;
+    b->paused = paused;
+    log_write(b->log, paused ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
+              paused ? "upstream.pause" : "upstream.resume", "overflow=%zu bytes=%zu", b->of_count,
+              b->of_bytes);
+    if (b->on_pause != NULL)
+        b->on_pause(b->ctx, paused);
+}
+
+static void maybe_drained(struct bridge *b)
+{
+    if (b->drain_cb != NULL && bridge_pending(b) == 0)
+        event_active(b->drain_event, EV_TIMEOUT, 0);
+}
+
+/* ---- upstream submission: link first, then the overflow list, in order ---- */
+
+static void upstream_reply_cb(void *ctx, const struct redisReply *reply,
+                              enum redis_link_result result)
+{
+    struct bridge *b = ctx;
+    b->inflight--;
+    if (result == REDIS_LINK_LOST) {
+        /* only PUBLISH (pubsub mode, at-most-once) is sent without REDIS_LINK_RETRY */
+        (*b->m_errors)++;
+        log_write(b->log, LOG_LEVEL_WARN, "upstream.lost", "connection lost before the reply");
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        (*b->m_errors)++;
+        log_write(b->log, LOG_LEVEL_WARN, "upstream.error", "%.*s", (int)reply->len, reply->str);
+    } else {
+        (*b->m_written)++;
+    }
+    maybe_drained(b);
+}
+
+static int link_send(struct bridge *b, int argc, const char *const *argv, const size_t *lens,
+                     unsigned flags)
+{
+    int r = redis_link_command_argv(b->cmd, argc, argv, lens, flags, upstream_reply_cb, b);
+    if (r == SIOC_OK)
+        b->inflight++;
+    return r;
+}
+
+static void drop_entry(struct bridge *b, int err, const char *why)
+{
+    (*b->m_dropped)++;
+    log_write(b->log, LOG_LEVEL_WARN, "upstream.drop", "%s: %s (overflow=%zu bytes=%zu)", why,
+              sioc_strerror(err), b->of_count, b->of_bytes);
+}
+
+static int overflow_push(struct bridge *b, int argc, const char *const *argv, const size_t *lens,
+                         unsigned flags)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += lens[i];
+    if (b->of_bytes + bytes > b->overflow_limit) {
+        drop_entry(b, SIOC_ETOOBIG, "overflow list full");
+        return SIOC_ETOOBIG;
+    }
+    struct overflow_entry *e = malloc(sizeof *e + bytes);
+    if (e == NULL) {
+        drop_entry(b, SIOC_ENOMEM, "overflow entry");
+        return SIOC_ENOMEM;
+    }
+    e->next = NULL;
+    e->flags = flags;
+    e->argc = argc;
+    e->bytes = bytes;
+    size_t off = 0;
+    for (int i = 0; i < argc; i++) {
+        e->lens[i] = lens[i];
+        if (lens[i] > 0)
+            memcpy(e->data + off, argv[i], lens[i]);
+        off += lens[i];
+    }
+    if (b->of_tail != NULL)
+        b->of_tail->next = e;
+    else
+        b->of_head = e;
+    b->of_tail = e;
+    b->of_count++;
+    b->of_bytes += bytes;
+    (*b->m_overflow)++;
+    set_paused(b, true);
+    return SIOC_OK;
+}
+
+/* Resubmits the overflow list in order until the link refuses again (its next on_room_cb
+ * resumes) or the list is empty (client reads resume). */
+static void overflow_flush(struct bridge *b)
+{
+    while (b->of_head != NULL) {
+        struct overflow_entry *e = b->of_head;
+        const char *argv[BRIDGE_MAX_ARGS];
+        size_t off = 0;
+        for (int i = 0; i < e->argc; i++) {
+            argv[i] = (const char *)e->data + off;
+            off += e->lens[i];
+        }
+        int r = link_send(b, e->argc, argv, e->lens, e->flags);
+        if (r == SIOC_ETOOBIG)
+            break;
+        if (r != SIOC_OK)
+            drop_entry(b, r, "resubmit");
+        b->of_head = e->next;
+        if (b->of_head == NULL)
+            b->of_tail = NULL;
+        b->of_count--;
+        b->of_bytes -= e->bytes;
+        free(e);
+    }
+    if (b->of_head == NULL)
+        set_paused(b, false);
+    maybe_drained(b);
+}
+
+/* DESIGN.md §3.2: while anything waits in the overflow list, later entries queue behind it so
+ * the stream order is the order of the client's packets. */
+static int upstream_submit(struct bridge *b, int argc, const char *const *argv, const size_t *lens,
+                           unsigned flags)
+{
+    if (b->of_head == NULL) {
+        int r = link_send(b, argc, argv, lens, flags);
+        if (r == SIOC_OK)
+            return SIOC_OK;
+        if (r != SIOC_ETOOBIG) {
+            drop_entry(b, r, "redis command");
+            return r;
+        }
+    }
+    return overflow_push(b, argc, argv, lens, flags);
+}
+
+/* Writes one entry according to the upstream mode. Returns SIOC_OK when it was handed to Redis
+ * or queued (or mode off), else the error (already counted and logged). */
+static int write_entry(struct bridge *b, const struct envelope_up *up)
+{
+    if (b->upstream == BRIDGE_UPSTREAM_OFF)
+        return SIOC_OK;
+    const char *argv[BRIDGE_MAX_ARGS];
+    size_t lens[BRIDGE_MAX_ARGS];
+    int argc = 0;
+    int r;
+    buf_reset(&b->key);
+    if (b->upstream == BRIDGE_UPSTREAM_STREAM) {
+        struct envelope_fields f;
+        r = envelope_up_to_fields(up, &f);
+        if (r != SIOC_OK) {
+            drop_entry(b, r, "encode entry");
+            return r;
+        }
+        uint32_t shard = envelope_shard(up->sid.p, up->sid.len, b->shards);
+        envelope_key_up_stream(&b->key, b->prefix, up->nsp, shard);
+        if (b->key.err != SIOC_OK) {
+            drop_entry(b, b->key.err, "stream key");
+            return b->key.err;
+        }
+        argv[argc] = "XADD", lens[argc++] = 4;
+        argv[argc] = (const char *)b->key.data, lens[argc++] = b->key.len;
+        if (b->maxlen > 0) {
+            argv[argc] = "MAXLEN", lens[argc++] = 6;
+            argv[argc] = "~", lens[argc++] = 1;
+            argv[argc] = b->maxlen_text, lens[argc++] = strlen(b->maxlen_text);
+        }
+        argv[argc] = "*", lens[argc++] = 1;
+        for (size_t i = 0; i < f.n; i++) {
+            argv[argc] = (const char *)f.kv[i].p;
+            lens[argc++] = f.kv[i].len;
+        }
+        /* at-least-once: an XADD lost in flight is written again on reconnect (§3.2) */
+        return upstream_submit(b, argc, argv, lens, REDIS_LINK_RETRY);
+    }
+    buf_reset(&b->map);
+    r = envelope_up_encode_map(up, &b->map);
+    if (r != SIOC_OK) {
+        drop_entry(b, r, "encode map");
+        return r;
+    }
+    envelope_key_up_channel(&b->key, b->prefix, up->nsp);
+    if (b->key.err != SIOC_OK) {
+        drop_entry(b, b->key.err, "channel name");
+        return b->key.err;
+    }
+    argv[argc] = "PUBLISH", lens[argc++] = 7;
+    argv[argc] = (const char *)b->key.data, lens[argc++] = b->key.len;
+    argv[argc] = (const char *)b->map.data, lens[argc++] = b->map.len;
+    /* pub/sub is at-most-once (§3.2): a PUBLISH lost in flight is not repeated */
+    return upstream_submit(b, argc, argv, lens, 0);
+}
+
+static void entry_init(struct bridge *b, struct sio_socket *sock, enum envelope_up_type type,
+                       struct envelope_up *up)
+{
+    memset(up, 0, sizeof *up);
+    up->type = type;
+    up->nsp = cstr_slice(b->ops->socket_nsp(sock));
+    up->sid = cstr_slice(b->ops->socket_id(sock));
+    up->node = cstr_slice(b->node);
+    up->uid = cstr_slice(b->ops->socket_uid(sock));
+    up->ts = wall_ms();
+}
+
+/* The `hs` map of a connect entry (§3.2): address, headers, query, url, time (ms), secure. */
+static void encode_handshake(struct buf *out, const struct sio_handshake *h)
+{
+    static const uint8_t empty_map = 0x80;
+    buf_reset(out);
+    mp_write_map(out, 6);
+    mp_write_cstr(out, "address");
+    mp_write_cstr(out, h != NULL && h->address != NULL ? h->address : "");
+    mp_write_cstr(out, "headers");
+    if (h != NULL && h->headers.len > 0)
+        buf_append(out, h->headers.p, h->headers.len);
+    else
+        buf_append(out, &empty_map, 1);
+    mp_write_cstr(out, "query");
+    if (h != NULL && h->query.len > 0)
+        buf_append(out, h->query.p, h->query.len);
+    else
+        buf_append(out, &empty_map, 1);
+    mp_write_cstr(out, "url");
+    mp_write_cstr(out, h != NULL && h->url != NULL ? h->url : "");
+    mp_write_cstr(out, "time");
+    mp_write_int(out, h != NULL ? h->issued_ms : 0);
+    mp_write_cstr(out, "secure");
+    mp_write_bool(out, h != NULL && h->secure);
+}
+
+static int write_connect(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
+                         size_t auth_len, const char *rid)
+{
+    static const uint8_t empty_map = 0x80;
+    struct envelope_up up;
+    entry_init(b, sock, ENVELOPE_UP_CONNECT, &up);
+    up.auth = auth_len > 0 ? (struct slice){auth, auth_len} : (struct slice){&empty_map, 1};
+    encode_handshake(&b->hs, b->ops->socket_handshake(sock));
+    if (b->hs.err != SIOC_OK) {
+        drop_entry(b, b->hs.err, "handshake map");
+        return b->hs.err;
+    }
+    up.hs = (struct slice){b->hs.data, b->hs.len};
+    if (rid != NULL) {
+        up.has_rid = true;
+        up.rid = (struct slice){(const uint8_t *)rid, BRIDGE_RID_LEN};
+    }
+    return write_entry(b, &up);
+}
+
+static void write_disconnect(struct bridge *b, struct sio_socket *sock, const char *reason)
+{
+    struct envelope_up up;
+    entry_init(b, sock, ENVELOPE_UP_DISCONNECT, &up);
+    up.reason = cstr_slice(reason);
+    write_entry(b, &up);
+}
+
+/* ---- per-socket state ---- */
+
+static void sock_state_free(struct bridge *b, struct bridge_sock *bs)
+{
+    if (bs->timer != NULL) {
+        event_free(bs->timer);
+        bs->timer = NULL;
+        idmap_remove(&b->pending, &bs->node);
+    }
+    if (bs->prev != NULL)
+        bs->prev->next = bs->next;
+    else
+        b->socks = bs->next;
+    if (bs->next != NULL)
+        bs->next->prev = bs->prev;
+    free(bs);
+}
+
+/* Forgets a socket's state before it is refused (sio_socket_reject removes the socket, and its
+ * on_disconnect then finds no state: the worker knows it was refused). */
+static void sock_state_drop(struct bridge *b, struct bridge_sock *bs)
+{
+    b->ops->socket_set_data(bs->sock, NULL);
+    sock_state_free(b, bs);
+}
+
+static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bridge_sock *bs = arg;
+    struct bridge *b = bs->bridge;
+    struct sio_socket *sock = bs->sock;
+    log_write(b->log, LOG_LEVEL_INFO, "auth.timeout", "nsp=%s sid=%s rid=%.*s",
+              b->ops->socket_nsp(sock), b->ops->socket_id(sock), IDMAP_ID_LEN, bs->node.id);
+    /* a worker that answers late must still learn that this socket is gone */
+    write_disconnect(b, sock, BRIDGE_AUTH_TIMEOUT_MESSAGE);
+    sock_state_drop(b, bs);
+    b->ops->socket_reject(sock, BRIDGE_AUTH_TIMEOUT_MESSAGE, NULL, 0);
+}
+
+void bridge_on_connect(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
+                       size_t auth_len, bool needs_answer)
+{
+    struct bridge_sock *bs = calloc(1, sizeof *bs);
+    char rid[BRIDGE_RID_LEN + 1];
+    if (bs != NULL && needs_answer) {
+        snprintf(rid, sizeof rid, "%08x%012llx", (unsigned)b->rid_nonce,
+                 (unsigned long long)(b->rid_counter++ & 0xffffffffffffull));
+        bs->timer = evtimer_new(b->base, auth_timeout_cb, bs);
+    }
+    if (bs == NULL || (needs_answer && bs->timer == NULL) ||
+        write_connect(b, sock, auth, auth_len, needs_answer ? rid : NULL) != SIOC_OK) {
+        if (bs != NULL && bs->timer != NULL)
+            event_free(bs->timer);
+        free(bs);
+        if (needs_answer)
+            b->ops->socket_reject(sock, BRIDGE_AUTH_UNAVAILABLE_MESSAGE, NULL, 0);
+        return;
+    }
+    bs->bridge = b;
+    bs->sock = sock;
+    bs->next = b->socks;
+    if (b->socks != NULL)
+        b->socks->prev = bs;
+    b->socks = bs;
+    if (needs_answer) {
+        idmap_insert(&b->pending, &bs->node, rid);
+        struct timeval tv = tv_ms(b->auth_timeout_ms);
+        evtimer_add(bs->timer, &tv);
+    }
+    b->ops->socket_set_data(sock, bs);
+}
+
+void bridge_on_event(struct bridge *b, struct sio_socket *sock, struct slice event,
+                     struct slice args, bool has_ack, uint64_t ack_id)
+{
+    struct envelope_up up;
+    entry_init(b, sock, ENVELOPE_UP_EVENT, &up);
+    up.event = event;
+    up.args = args;
+    up.has_ack = has_ack;
+    up.ack = ack_id;
+    write_entry(b, &up);
+}
+
+void bridge_on_disconnect(struct bridge *b, struct sio_socket *sock, const char *reason)
+{
+    struct bridge_sock *bs = b->ops->socket_get_data(sock);
+    if (bs == NULL)
+        return;
+    write_disconnect(b, sock, reason);
+    sock_state_drop(b, bs);
+}
+
+/* ---- replies (DESIGN.md §3.3) ---- */
+
+static void apply_rooms(struct bridge *b, struct sio_socket *sock, const struct envelope_list *l,
+                        bool join)
+{
+    struct envelope_iter it;
+    struct slice room;
+    envelope_iter_init(&it, l);
+    while (envelope_iter_next(&it, &room)) {
+        if (!join) {
+            b->ops->socket_leave(sock, room.p, room.len);
+            continue;
+        }
+        int r = b->ops->socket_join(sock, room.p, room.len);
+        if (r != SIOC_OK)
+            log_write(b->log, LOG_LEVEL_WARN, "reply.join", "sid=%s room=%.*s: %s",
+                      b->ops->socket_id(sock), log_len(room), (const char *)room.p,
+                      sioc_strerror(r));
+    }
+}
+
+static void apply_socket_reply(struct bridge *b, const struct envelope_reply *r)
+{
+    struct sio_socket *sock = b->ops->server_find(b->srv, (const char *)r->nsp.p, r->nsp.len,
+                                                  (const char *)r->sid.p, r->sid.len);
+    if (sock == NULL || !b->ops->socket_accepted(sock)) {
+        /* the socket left (or never got here): normal under at-least-once delivery */
+        (*b->m_unknown)++;
+        log_write(b->log, LOG_LEVEL_DEBUG, "reply.unknown_socket", "nsp=%.*s sid=%.*s",
+                  log_len(r->nsp), (const char *)r->nsp.p, log_len(r->sid),
+                  (const char *)r->sid.p);
+        return;
+    }
+    /* §3.3 order: join, leave, ack, emit, disconnect (Flask-SocketIO handler semantics) */
+    apply_rooms(b, sock, &r->join, true);
+    apply_rooms(b, sock, &r->leave, false);
+    if (r->has_ack) {
+        int e = b->ops->socket_ack(sock, r->ack_id, r->ack_args);
+        if (e != SIOC_OK)
+            log_write(b->log, LOG_LEVEL_WARN, "reply.ack", "sid=%s id=%llu: %s",
+                      b->ops->socket_id(sock), (unsigned long long)r->ack_id, sioc_strerror(e));
+    }
+    struct envelope_iter it;
+    struct slice item;
+    envelope_iter_init(&it, &r->emit);
+    while (envelope_iter_next(&it, &item)) {
+        int e = b->ops->socket_emit(sock, item);
+        if (e != SIOC_OK)
+            log_write(b->log, LOG_LEVEL_WARN, "reply.emit", "sid=%s: %s", b->ops->socket_id(sock),
+                      sioc_strerror(e));
+    }
+    (*b->m_applied)++;
+    if (r->disconnect)
+        b->ops->socket_disconnect(sock, false); /* last: the socket is gone afterwards */
+}
+
+static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r)
+{
+    struct idmap_node *n = idmap_find(&b->pending, (const char *)r->rid.p, r->rid.len);
+    if (n == NULL) {
+        /* answered after auth-timeout, or after the client left */
+        (*b->m_unknown)++;
+        log_write(b->log, LOG_LEVEL_DEBUG, "auth.unknown_rid", "rid=%.*s", log_len(r->rid),
+                  (const char *)r->rid.p);
+        return;
+    }
+    struct bridge_sock *bs = (struct bridge_sock *)((char *)n - offsetof(struct bridge_sock, node));
+    struct sio_socket *sock = bs->sock;
+    char *uid = NULL;
+    bool ok = r->ok;
+    if (ok && r->has_uid && r->uid.len > 0 && (uid = slice_dup(r->uid)) == NULL) {
+        (*b->m_reply_errors)++;
+        log_write(b->log, LOG_LEVEL_WARN, "auth.bad_uid", "rid=%.*s: uid unusable",
+                  IDMAP_ID_LEN, n->id);
+        ok = false;
+    }
+    if (ok) {
+        /* the state stays (no longer pending): its disconnect entry is still owed */
+        event_free(bs->timer);
+        bs->timer = NULL;
+        idmap_remove(&b->pending, &bs->node);
+        b->ops->socket_accept(sock, uid, b->user_room);
+        free(uid);
+        /* §3.3: CONNECT reply first, then rooms */
+        apply_rooms(b, sock, &r->rooms, true);
+        (*b->m_applied)++;
+        return;
+    }
+    /* ok:false (or an unusable uid): CONNECT_ERROR {message, data} */
+    char *message = !r->ok && r->has_error ? slice_dup(r->error_message) : NULL;
+    struct slice data = {NULL, 0};
+    if (!r->ok && r->has_error && r->has_error_data)
+        data = r->error_data;
+    else if (!r->ok && r->has_data)
+        data = r->data;
+    sock_state_drop(b, bs);
+    b->ops->socket_reject(sock, message != NULL ? message : BRIDGE_DEFAULT_REJECT_MESSAGE, data.p,
+                          data.len);
+    free(message);
+    (*b->m_applied)++;
+}
+
+void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
+{
+    struct envelope_reply r;
+    long n = envelope_reply_decode(p, len, &r);
+    if (n < 0) {
+        (*b->m_reply_errors)++;
+        log_write(b->log, LOG_LEVEL_WARN, "reply.invalid", "%zu bytes: %s", len,
+                  sioc_strerror((int)n));
+        return;
+    }
+    if (r.t == ENVELOPE_REPLY)
+        apply_socket_reply(b, &r);
+    else
+        apply_connect_reply(b, &r);
+}
+
+/* ---- link callbacks ---- */
+
+static void link_event(struct bridge *b, const char *which, enum redis_link_event ev,
+                       const char *detail)
+{
+    static const char *const names[] = {
+        [REDIS_LINK_EV_CONNECTED] = "redis.connected",
+        [REDIS_LINK_EV_DISCONNECTED] = "redis.disconnected",
+        [REDIS_LINK_EV_CONNECT_FAILED] = "redis.connect_failed",
+        [REDIS_LINK_EV_CONNECT_TIMEOUT] = "redis.connect_timeout",
+        [REDIS_LINK_EV_HANDSHAKE_ERROR] = "redis.handshake_error",
+        [REDIS_LINK_EV_LIVENESS_TIMEOUT] = "redis.liveness_timeout",
+        [REDIS_LINK_EV_QUEUE_FULL] = "redis.queue_full",
+    };
+    enum log_level level = ev == REDIS_LINK_EV_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
+    log_write(b->log, level, names[ev], "link=bridge-%s %s", which, detail != NULL ? detail : "");
+}
+
+static void cmd_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    link_event(ctx, "command", ev, detail);
+}
+
+static void sub_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    link_event(ctx, "subscriber", ev, detail);
+}
+
+static void cmd_state_cb(void *ctx, bool connected)
+{
+    if (connected)
+        overflow_flush(ctx);
+}
+
+static void cmd_room_cb(void *ctx)
+{
+    overflow_flush(ctx);
+}
+
+static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
+                           struct slice payload)
+{
+    struct bridge *b = ctx;
+    /* P:node:<node> is the only plain subscription (the probe is never delivered); pattern
+     * messages belong to the extra patterns of the config */
+    if (pattern.len > 0) {
+        if (b->cfg_foreign != NULL)
+            b->cfg_foreign(b->foreign_ctx, pattern, channel, payload);
+        return;
+    }
+    bridge_apply_reply(b, payload.p, payload.len);
+}
+
+static void probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bridge *b = arg;
+    /* a probe queued during an outage would only delay the entries behind it */
+    if (redis_link_connected(b->cmd)) {
+        const char *argv[] = {"PUBLISH", b->probe_channel, "1"};
+        redis_link_command_argv(b->cmd, 3, argv, NULL, 0, NULL, NULL);
+    }
+}
+
+static void drain_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bridge *b = arg;
+    void (*cb)(void *) = b->drain_cb;
+    if (cb == NULL || bridge_pending(b) != 0)
+        return;
+    b->drain_cb = NULL;
+    cb(b->drain_ctx); /* last: the bridge may be freed inside */
+}
+
+/* ---- metrics ---- */
+
+static double gauge_queue_bytes(void *ctx)
+{
+    struct bridge *b = ctx;
+    struct redis_link_stats st;
+    redis_link_get_stats(b->cmd, &st);
+    return (double)(st.queue_bytes + b->of_bytes);
+}
+
+static double gauge_pending(void *ctx)
+{
+    return (double)bridge_pending(ctx);
+}
+
+static double gauge_cmd_connected(void *ctx)
+{
+    return redis_link_connected(((struct bridge *)ctx)->cmd) ? 1.0 : 0.0;
+}
+
+static double gauge_sub_connected(void *ctx)
+{
+    return redis_link_connected(((struct bridge *)ctx)->sub) ? 1.0 : 0.0;
+}
+
+static bool register_metrics(struct bridge *b, struct metrics *m)
+{
+    static const char replies_help[] = "Worker replies on P:node:<node> by outcome.";
+    for (size_t i = 0; i < sizeof b->fallback / sizeof b->fallback[0]; i++)
+        b->fallback[i] = 0;
+    b->m_written = &b->fallback[0];
+    b->m_errors = &b->fallback[1];
+    b->m_overflow = &b->fallback[2];
+    b->m_dropped = &b->fallback[3];
+    b->m_applied = &b->fallback[4];
+    b->m_reply_errors = &b->fallback[5];
+    b->m_unknown = &b->fallback[6];
+    if (m == NULL)
+        return true;
+    b->m_written = metrics_counter(m, "sioc_upstream_written_total",
+                                   "Upstream entries Redis confirmed.", NULL);
+    b->m_errors = metrics_counter(m, "sioc_upstream_errors_total",
+                                  "Upstream entries Redis refused or lost in flight (pubsub).", NULL);
+    b->m_overflow = metrics_counter(m, "sioc_upstream_overflow_total",
+                                    "Upstream entries the Redis queue refused, kept in the "
+                                    "overflow list while client reads pause.",
+                                    NULL);
+    b->m_dropped = metrics_counter(m, "sioc_upstream_dropped_total",
+                                   "Upstream entries dropped (overflow list full or unencodable).",
+                                   NULL);
+    b->m_applied = metrics_counter(m, "sioc_replies_total", replies_help, "result=\"applied\"");
+    b->m_reply_errors = metrics_counter(m, "sioc_replies_total", replies_help, "result=\"invalid\"");
+    b->m_unknown = metrics_counter(m, "sioc_replies_total", replies_help, "result=\"unknown\"");
+    if (b->m_written == NULL || b->m_errors == NULL || b->m_overflow == NULL ||
+        b->m_dropped == NULL || b->m_applied == NULL || b->m_reply_errors == NULL ||
+        b->m_unknown == NULL)
+        return false;
+    static const char conn_help[] = "1 while the bridge's Redis link is connected.";
+    return metrics_gauge_fn(m, "sioc_upstream_queue_bytes",
+                            "Upstream bytes waiting for Redis (link queue + overflow list).", NULL,
+                            gauge_queue_bytes, b) == SIOC_OK &&
+           metrics_gauge_fn(m, "sioc_upstream_queue_entries",
+                            "Upstream entries not yet confirmed by Redis.", NULL, gauge_pending,
+                            b) == SIOC_OK &&
+           metrics_gauge_fn(m, "sioc_bridge_redis_connected", conn_help, "link=\"command\"",
+                            gauge_cmd_connected, b) == SIOC_OK &&
+           metrics_gauge_fn(m, "sioc_bridge_redis_connected", conn_help, "link=\"subscriber\"",
+                            gauge_sub_connected, b) == SIOC_OK;
+}
+
+/* ---- lifetime ---- */
+
+static bool user_room_valid(const char *pattern)
+{
+    const char *mark = strstr(pattern, "%s");
+    return mark != NULL && strstr(mark + 2, "%s") == NULL;
+}
+
+static char *key_string(struct buf *tmp)
+{
+    buf_append_byte(tmp, '\0');
+    if (tmp->err != SIOC_OK)
+        return NULL;
+    size_t len;
+    return (char *)buf_detach(tmp, &len);
+}
+
+struct bridge *bridge_new(struct event_base *base, const struct bridge_config *cfg,
+                          struct sio_server *srv, struct log *log, struct metrics *metrics)
+{
+    if (cfg->redis_url == NULL || cfg->node_id == NULL || cfg->node_id[0] == '\0' ||
+        (cfg->auth_backend && cfg->upstream == BRIDGE_UPSTREAM_OFF) ||
+        (cfg->user_room != NULL && !user_room_valid(cfg->user_room)))
+        return NULL;
+    struct redis_link_url url;
+    if (redis_link_parse_url(cfg->redis_url, &url) != SIOC_OK)
+        return NULL;
+    struct bridge *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->base = base;
+    b->srv = srv;
+    b->ops = cfg->ops != NULL ? cfg->ops : &default_ops;
+    b->log = log;
+    b->upstream = cfg->upstream;
+    b->shards = cfg->shards > 0 ? cfg->shards : 1;
+    b->maxlen = cfg->maxlen;
+    snprintf(b->maxlen_text, sizeof b->maxlen_text, "%llu", (unsigned long long)cfg->maxlen);
+    b->auth_backend = cfg->auth_backend;
+    b->auth_timeout_ms = cfg->auth_timeout_ms > 0 ? cfg->auth_timeout_ms
+                                                  : BRIDGE_DEFAULT_AUTH_TIMEOUT_MS;
+    b->overflow_limit = cfg->overflow_limit_bytes > 0 ? cfg->overflow_limit_bytes
+                                                      : BRIDGE_DEFAULT_OVERFLOW_LIMIT;
+    b->probe_interval_ms = cfg->probe_interval_ms > 0 ? cfg->probe_interval_ms
+                                                      : BRIDGE_DEFAULT_PROBE_INTERVAL_MS;
+    b->on_pause = cfg->on_pause;
+    b->ctx = cfg->ctx;
+    b->rid_nonce = (uint32_t)random_u64();
+    buf_init(&b->key, 0);
+    buf_init(&b->hs, 0);
+    buf_init(&b->map, 0);
+    b->prefix = strdup(cfg->key_prefix != NULL ? cfg->key_prefix : ENVELOPE_DEFAULT_PREFIX);
+    b->node = strdup(cfg->node_id);
+    b->user_room = cfg->user_room != NULL ? strdup(cfg->user_room) : NULL;
+    if (b->prefix == NULL || b->node == NULL || (cfg->user_room != NULL && b->user_room == NULL))
+        goto fail;
+    struct buf tmp;
+    buf_init(&tmp, 0);
+    envelope_key_node(&tmp, b->prefix, cstr_slice(b->node));
+    b->node_channel = key_string(&tmp);
+    buf_reset(&tmp);
+    buf_append_cstr(&tmp, b->prefix);
+    buf_append_cstr(&tmp, ":probe:");
+    buf_append_cstr(&tmp, b->node);
+    b->probe_channel = key_string(&tmp);
+    buf_deinit(&tmp);
+    if (b->node_channel == NULL || b->probe_channel == NULL)
+        goto fail;
+    if (idmap_init(&b->pending, cfg->seed != 0 ? cfg->seed : random_u64()) != SIOC_OK)
+        goto fail;
+    b->pending_ready = true;
+
+    struct redis_link_config lc = {
+        .url = cfg->redis_url,
+        .mode = REDIS_LINK_COMMAND,
+        .jitter_seed = random_u64(),
+        .queue_limit_bytes = cfg->queue_limit_bytes,
+        .ctx = b,
+        .on_state_cb = cmd_state_cb,
+        .on_event_cb = cmd_event_cb,
+        .on_room_cb = cmd_room_cb,
+    };
+    b->cmd = redis_link_new(base, &lc);
+    struct redis_link_config sc = {
+        .url = cfg->redis_url,
+        .mode = REDIS_LINK_SUBSCRIBER,
+        .jitter_seed = random_u64(),
+        .liveness_timeout_ms = 3 * b->probe_interval_ms,
+        .probe_channel = b->probe_channel,
+        .ctx = b,
+        .on_message_cb = sub_message_cb,
+        .on_event_cb = sub_event_cb,
+    };
+    b->sub = redis_link_new(base, &sc);
+    b->probe_timer = event_new(base, -1, EV_PERSIST, probe_cb, b);
+    b->drain_event = event_new(base, -1, 0, drain_event_cb, b);
+    if (b->cmd == NULL || b->sub == NULL || b->probe_timer == NULL || b->drain_event == NULL ||
+        redis_link_subscribe(b->sub, b->node_channel) != SIOC_OK)
+        goto fail;
+    b->cfg_foreign = cfg->on_foreign_message;
+    b->foreign_ctx = cfg->foreign_ctx;
+    for (size_t i = 0; i < cfg->extra_pattern_count; i++) {
+        if (redis_link_psubscribe(b->sub, cfg->extra_patterns[i]) != SIOC_OK)
+            goto fail;
+    }
+    struct timeval tv = tv_ms(b->probe_interval_ms);
+    if (event_add(b->probe_timer, &tv) != 0 || !register_metrics(b, metrics))
+        goto fail;
+    return b;
+fail:
+    /* a metric registered before the failure keeps pointing at b: the gateway exits then */
+    bridge_free(b);
+    return NULL;
+}
+
+void bridge_free(struct bridge *b)
+{
+    if (b == NULL)
+        return;
+    /* sockets still holding state (the sio_server should have been freed first) */
+    while (b->socks != NULL)
+        sock_state_free(b, b->socks);
+    while (b->of_head != NULL) {
+        struct overflow_entry *e = b->of_head;
+        b->of_head = e->next;
+        free(e);
+    }
+    redis_link_free(b->cmd);
+    redis_link_free(b->sub);
+    if (b->probe_timer != NULL)
+        event_free(b->probe_timer);
+    if (b->drain_event != NULL)
+        event_free(b->drain_event);
+    if (b->pending_ready)
+        idmap_deinit(&b->pending);
+    buf_deinit(&b->key);
+    buf_deinit(&b->hs);
+    buf_deinit(&b->map);
+    free(b->prefix);
+    free(b->node);
+    free(b->user_room);
+    free(b->node_channel);
+    free(b->probe_channel);
+    free(b);
+}
+
+bool bridge_ready(const struct bridge *b)
+{
+    return redis_link_connected(b->cmd);
+}
+
+size_t bridge_pending(const struct bridge *b)
+{
+    return b->of_count + b->inflight;
+}
+
+void bridge_drain(struct bridge *b, void (*cb)(void *ctx), void *ctx)
+{
+    b->drain_cb = cb;
+    b->drain_ctx = ctx;
+    maybe_drained(b);
+}

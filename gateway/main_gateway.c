@@ -1,0 +1,536 @@
+/* main_gateway.c: sioc-gateway (DESIGN.md §2): options, wiring of the HTTP listener, the
+ * Socket.IO layer, auth and the worker bridge; the HTTP endpoints besides Engine.IO (/healthz,
+ * /readyz, /metrics, static files, the client bundle); signals (SIGTERM/SIGINT drain, SIGHUP
+ * reopens the log). Everything the process owns hangs off one struct gateway; no globals. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/jwt.h"
+#include "common/metrics.h"
+#include "common/net/http_server.h"
+#include "common/net/log.h"
+#include "common/net/redis_link.h"
+#include "gateway/auth.h"
+#include "gateway/bridge.h"
+#include "gateway/cluster.h"
+#include "gateway/sio_server.h"
+#include "gateway/static_files.h"
+
+extern char **environ;
+
+static const struct config_option options[] = {
+    {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0, "address to listen on (host:port; port 0 = any)"},
+    {"path", CONFIG_STRING, "/socket.io/", 0, 0, "Engine.IO path prefix"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL"},
+    {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
+    {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
+    {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
+    {"ping-interval", CONFIG_MS, "25000", 1, 3600000, "Engine.IO ping interval"},
+    {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
+    {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
+    {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
+    {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (not implemented: must be no)"},
+    {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
+    {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
+    {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
+    {"auth", CONFIG_STRING, "none", 0, 0, "none, jwt or backend"},
+    {"jwt-secret", CONFIG_STRING, NULL, 0, 0, "HS256 secret (auth jwt)"},
+    {"jwt-public-key", CONFIG_STRING, NULL, 0, 0, "PEM file with an RSA or P-256 key (auth jwt)"},
+    {"jwt-user-claim", CONFIG_STRING, "sub", 0, 0, "claim holding the user id"},
+    {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid)"},
+    {"auth-timeout", CONFIG_MS, "5000", 1, 3600000, "backend auth answer timeout"},
+    {"upstream", CONFIG_STRING, "stream", 0, 0, "stream, pubsub or off"},
+    {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace"},
+    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
+    {"tls-cert", CONFIG_STRING, NULL, 0, 0, "TLS certificate (not implemented yet: terminate TLS in front)"},
+    {"tls-key", CONFIG_STRING, NULL, 0, 0, "TLS key (not implemented yet)"},
+    {"static", CONFIG_STRING, NULL, 0, 0, "directory served at / (e.g. a demo page)"},
+    {"client-js", CONFIG_STRING, NULL, 0, 0, "file served at <path>socket.io.js"},
+    {"log-format", CONFIG_STRING, "text", 0, 0, "text or json"},
+    {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
+    {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
+    {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
+    {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
+    {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
+    {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
+    {"config", CONFIG_STRING, NULL, 0, 0, "config file: one 'key value' per line"},
+};
+
+struct gateway {
+    struct config *cfg;
+    struct event_base *base;
+    struct log *log;
+    struct metrics *metrics;
+    struct http_server *http;
+    struct sio_server *sio;
+    struct bridge *bridge;
+    struct cluster *cluster;
+    struct jwt_key *jwt;
+    enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
+    const char *user_room;
+    const char *jwt_claim;
+    char node_id[40];
+    char client_js_path[300];
+    bool draining;
+    struct event *sigterm, *sigint, *sighup, *drain_timer;
+    uint64_t *http_requests, *connects_refused, *events_in;
+};
+
+/* ---- Socket.IO callbacks ---- */
+
+static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, size_t len)
+{
+    struct gateway *g = ctx;
+    if (g->auth == AUTH_JWT) {
+        struct jwt_claims claims;
+        const struct sio_handshake *hs = sio_socket_handshake(sock);
+        enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, (struct slice){auth, len},
+                                           hs->headers, (int64_t)time(NULL), &claims);
+        if (r != JWT_OK) {
+            (*g->connects_refused)++;
+            log_write(g->log, LOG_LEVEL_INFO, "auth.refused", "nsp=%s reason=%s",
+                      sio_socket_nsp(sock), jwt_strerror(r));
+            sio_socket_reject(sock, jwt_strerror(r), NULL, 0);
+            return;
+        }
+        sio_socket_accept(sock, claims.uid, g->user_room);
+        bridge_on_connect(g->bridge, sock, auth, len, false);
+        return;
+    }
+    if (g->auth == AUTH_BACKEND) {
+        bridge_on_connect(g->bridge, sock, auth, len, true); /* the worker answers */
+        return;
+    }
+    sio_socket_accept(sock, NULL, NULL);
+    bridge_on_connect(g->bridge, sock, auth, len, false);
+}
+
+static void on_event(void *ctx, struct sio_socket *sock, struct slice event, struct slice args,
+                     bool has_ack, uint64_t ack_id)
+{
+    struct gateway *g = ctx;
+    (*g->events_in)++;
+    bridge_on_event(g->bridge, sock, event, args, has_ack, ack_id);
+}
+
+static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason)
+{
+    struct gateway *g = ctx;
+    bridge_on_disconnect(g->bridge, sock, reason);
+}
+
+static void on_log(void *ctx, const char *event, const char *detail)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, LOG_LEVEL_INFO, event, "%s", detail);
+}
+
+static void on_pause(void *ctx, bool paused)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, LOG_LEVEL_WARN, "upstream.backpressure", "%s reading from clients",
+              paused ? "pausing" : "resuming");
+    /* Not paused per connection yet: new work is refused at the listener instead. */
+    if (paused)
+        http_server_stop_listening(g->http);
+}
+
+/* ---- HTTP routes ---- */
+
+static bool path_is(const struct http_server_request *req, const char *p)
+{
+    return req->path.len == strlen(p) && memcmp(req->path.p, p, req->path.len) == 0;
+}
+
+static void on_request(void *ctx, struct http_conn *conn, struct http_server_request *req)
+{
+    struct gateway *g = ctx;
+    (*g->http_requests)++;
+    static const struct http_field text[] = {{"Content-Type", "text/plain"}};
+    if (g->client_js_path[0] != '\0' && path_is(req, g->client_js_path) &&
+        static_serve_file(conn, req, config_get(g->cfg, "client-js")))
+        return;
+    if (sio_server_handle(g->sio, conn, req))
+        return;
+    if (path_is(req, "/healthz")) {
+        http_conn_respond(conn, 200, text, 1, "ok\n", 3, false);
+        return;
+    }
+    if (path_is(req, "/readyz")) {
+        bool ready = !g->draining && bridge_ready(g->bridge);
+        http_conn_respond(conn, ready ? 200 : 503, text, 1, ready ? "ready\n" : "not ready\n",
+                          ready ? 6 : 10, false);
+        return;
+    }
+    if (path_is(req, "/metrics")) {
+        struct buf out;
+        buf_init(&out, 0);
+        metrics_render(g->metrics, &out);
+        static const struct http_field prom[] = {{"Content-Type", METRICS_CONTENT_TYPE}};
+        http_conn_respond(conn, 200, prom, 1, out.data, out.len, false);
+        buf_deinit(&out);
+        return;
+    }
+    const char *dir = config_get(g->cfg, "static");
+    if (dir != NULL && static_serve_dir(conn, req, dir))
+        return;
+    http_conn_respond(conn, 404, text, 1, "not found\n", 10, false);
+}
+
+static void on_http_error(void *ctx, const char *what, const char *peer)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, LOG_LEVEL_INFO, "http.refused", "%s peer=%s", what, peer);
+}
+
+/* ---- metrics ---- */
+
+static double gauge_websocket(void *ctx)
+{
+    struct gateway *g = ctx;
+    return (double)eio_server_count_transport(sio_server_eio(g->sio), true);
+}
+
+static double gauge_polling(void *ctx)
+{
+    struct gateway *g = ctx;
+    return (double)eio_server_count_transport(sio_server_eio(g->sio), false);
+}
+
+static double gauge_sockets(void *ctx)
+{
+    struct gateway *g = ctx;
+    return (double)sio_server_socket_count(g->sio);
+}
+
+static double gauge_upstream_pending(void *ctx)
+{
+    struct gateway *g = ctx;
+    return (double)bridge_pending(g->bridge);
+}
+
+static double gauge_redis(void *ctx)
+{
+    struct gateway *g = ctx;
+    return bridge_ready(g->bridge) ? 1.0 : 0.0;
+}
+
+static void register_metrics(struct gateway *g)
+{
+    metrics_gauge_fn(g->metrics, "sioc_connections", "Engine.IO connections by transport",
+                     "transport=\"websocket\"", gauge_websocket, g);
+    metrics_gauge_fn(g->metrics, "sioc_connections", "Engine.IO connections by transport",
+                     "transport=\"polling\"", gauge_polling, g);
+    metrics_gauge_fn(g->metrics, "sioc_sockets", "Socket.IO namespace sockets", NULL,
+                     gauge_sockets, g);
+    metrics_gauge_fn(g->metrics, "sioc_upstream_queue_depth",
+                     "upstream entries waiting for Redis", NULL, gauge_upstream_pending, g);
+    metrics_gauge_fn(g->metrics, "sioc_redis_connected", "1 while the Redis link is up", NULL,
+                     gauge_redis, g);
+    g->http_requests = metrics_counter(g->metrics, "sioc_http_requests_total", "HTTP requests", NULL);
+    g->connects_refused = metrics_counter(g->metrics, "sioc_connects_refused_total",
+                                          "namespace connects refused by auth", NULL);
+    g->events_in = metrics_counter(g->metrics, "sioc_events_in_total", "events from clients", NULL);
+}
+
+/* ---- signals and drain ---- */
+
+static void drain_done(void *ctx)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, LOG_LEVEL_INFO, "process.stop", "drained");
+    event_base_loopbreak(g->base);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gateway *g = arg;
+    log_write(g->log, LOG_LEVEL_WARN, "process.stop", "drain timeout with %zu upstream entries pending",
+              bridge_pending(g->bridge));
+    event_base_loopbreak(g->base);
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct gateway *g = arg;
+    if (g->draining) {
+        event_base_loopbreak(g->base); /* a second signal: stop now */
+        return;
+    }
+    g->draining = true;
+    log_write(g->log, LOG_LEVEL_INFO, "process.drain", "signal %d: closing %zu connections",
+              (int)sig, eio_server_session_count(sio_server_eio(g->sio)));
+    /* DESIGN.md §2: stop accepting, close sockets so clients reconnect elsewhere, flush upstream */
+    http_server_stop_listening(g->http);
+    sio_server_close_all(g->sio, "server shutting down");
+    unsigned ms = (unsigned)config_get_int(g->cfg, "drain-timeout");
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(g->drain_timer, &tv);
+    bridge_drain(g->bridge, drain_done, g);
+}
+
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct gateway *g = arg;
+    if (log_reopen(g->log) != 0)
+        log_write(g->log, LOG_LEVEL_WARN, "log.reopen", "failed; still writing to the old file");
+}
+
+/* ---- configuration ---- */
+
+static char *read_file(const char *path, size_t *len, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = malloc(max + 1);
+    *len = data ? fread(data, 1, max, f) : 0;
+    fclose(f);
+    if (data != NULL)
+        data[*len] = '\0';
+    return data;
+}
+
+/* Checks what config_load cannot: choices, cross-option rules, files. Returns an error text or
+ * NULL. */
+static const char *validate(struct gateway *g, char *err, size_t errlen)
+{
+    struct config *cfg = g->cfg;
+    const char *auth = config_get(cfg, "auth");
+    const char *upstream = config_get(cfg, "upstream");
+    struct redis_link_url url;
+    if (redis_link_parse_url(config_get(cfg, "redis"), &url) != SIOC_OK)
+        return "redis: not a redis:// URL";
+    if (strcmp(auth, "none") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "backend") != 0)
+        return "auth: must be none, jwt or backend";
+    if (strcmp(upstream, "stream") != 0 && strcmp(upstream, "pubsub") != 0 && strcmp(upstream, "off") != 0)
+        return "upstream: must be stream, pubsub or off";
+    if (strcmp(auth, "backend") == 0 && strcmp(upstream, "off") == 0)
+        return "auth backend needs an upstream (stream or pubsub)";
+    if (config_get_bool(cfg, "allow-eio3"))
+        return "allow-eio3: Engine.IO v3 is not implemented yet";
+    if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL)
+        return "tls-cert/tls-key: TLS is not implemented yet; terminate TLS in front of the gateway";
+    const char *room = config_get(cfg, "user-room");
+    const char *mark = strstr(room, "%s");
+    if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
+        return "user-room: must contain exactly one %s and no other %";
+    const char *path = config_get(cfg, "path");
+    if (path[0] != '/' || path[strlen(path) - 1] != '/')
+        return "path: must start and end with /";
+    enum log_level level;
+    enum log_format format;
+    if (log_level_parse(config_get(cfg, "log-level"), &level) != SIOC_OK)
+        return "log-level: must be debug, info, warn or error";
+    if (log_format_parse(config_get(cfg, "log-format"), &format) != SIOC_OK)
+        return "log-format: must be text or json";
+    if (strcmp(auth, "jwt") == 0) {
+        const char *secret = config_get(cfg, "jwt-secret");
+        const char *pem_file = config_get(cfg, "jwt-public-key");
+        if ((secret == NULL) == (pem_file == NULL))
+            return "auth jwt: give exactly one of jwt-secret and jwt-public-key";
+        if (secret != NULL) {
+            g->jwt = jwt_key_from_secret(secret, strlen(secret));
+        } else {
+            size_t len = 0;
+            char *pem = read_file(pem_file, &len, 65536);
+            g->jwt = pem ? jwt_key_from_pem(pem, len) : NULL;
+            free(pem);
+            if (g->jwt == NULL) {
+                snprintf(err, errlen, "jwt-public-key: %s is not a PEM RSA or P-256 public key", pem_file);
+                return err;
+            }
+        }
+    }
+    const char *js = config_get(cfg, "client-js");
+    if (js != NULL) {
+        FILE *f = fopen(js, "rb");
+        if (f == NULL) {
+            snprintf(err, errlen, "client-js: cannot read %s", js);
+            return err;
+        }
+        fclose(f);
+    }
+    return NULL;
+}
+
+static void write_port_file(struct gateway *g)
+{
+    const char *port_file = config_get(g->cfg, "port-file");
+    FILE *pf = port_file ? fopen(port_file, "w") : NULL;
+    if (pf != NULL) {
+        fprintf(pf, "%u\n", http_server_port(g->http));
+        fclose(pf);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    char err[512] = "";
+    if (config_init(&cfg, options, sizeof options / sizeof options[0]) != SIOC_OK)
+        return 2;
+    const char *file_path = config_file_path(argc, argv, environ);
+    size_t file_len = 0;
+    char *file = file_path ? read_file(file_path, &file_len, 1 << 20) : NULL;
+    if (file_path != NULL && file == NULL) {
+        fprintf(stderr, "sioc-gateway: cannot read config file %s\n", file_path);
+        return 2;
+    }
+    int rc = config_load(&cfg, file, file_len, environ, argc, argv, err, sizeof err);
+    free(file);
+    if (rc != SIOC_OK) {
+        fprintf(stderr, "sioc-gateway: %s\n", err);
+        return 2;
+    }
+    if (config_get_bool(&cfg, "help")) {
+        char help[8192];
+        config_help(&cfg, "sioc-gateway", help, sizeof help);
+        fputs(help, stdout);
+        return 0;
+    }
+    struct gateway g = {.cfg = &cfg};
+    const char *problem = validate(&g, err, sizeof err);
+    if (problem != NULL) {
+        fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
+        jwt_key_free(g.jwt);
+        return 2;
+    }
+    if (config_get_bool(&cfg, "check-config")) {
+        printf("configuration ok\n");
+        jwt_key_free(g.jwt);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    enum log_level level = LOG_LEVEL_INFO;
+    enum log_format format = LOG_TEXT;
+    log_level_parse(config_get(&cfg, "log-level"), &level);
+    log_format_parse(config_get(&cfg, "log-format"), &format);
+    const char *auth = config_get(&cfg, "auth");
+    g.auth = strcmp(auth, "jwt") == 0 ? AUTH_JWT : strcmp(auth, "backend") == 0 ? AUTH_BACKEND : AUTH_NONE;
+    g.user_room = config_get(&cfg, "user-room");
+    g.jwt_claim = config_get(&cfg, "jwt-user-claim");
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)time(NULL);
+    if (config_get(&cfg, "node-id") != NULL)
+        snprintf(g.node_id, sizeof g.node_id, "%s", config_get(&cfg, "node-id"));
+    else
+        snprintf(g.node_id, sizeof g.node_id, "%016llx", (unsigned long long)seed);
+    const char *path = config_get(&cfg, "path");
+    if (config_get(&cfg, "client-js") != NULL)
+        snprintf(g.client_js_path, sizeof g.client_js_path, "%ssocket.io.js", path);
+
+    g.base = event_base_new();
+    g.log = log_new("gateway", format, level, config_get(&cfg, "log-file"));
+    g.metrics = metrics_new();
+    if (g.base == NULL || g.log == NULL || g.metrics == NULL) {
+        fprintf(stderr, "sioc-gateway: cannot start (out of memory or log file)\n");
+        return 1;
+    }
+    const char *transports = config_get(&cfg, "transports");
+    struct eio_server_config ecfg = {
+        .path = path,
+        .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
+        .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
+        .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
+        .polling = strstr(transports, "polling") != NULL,
+        .websocket = strstr(transports, "websocket") != NULL,
+        .cors_origin = config_get(&cfg, "cors-origin"),
+    };
+    struct sio_server_config scfg = {
+        .namespaces = config_get(&cfg, "namespaces"),
+        .connect_timeout_ms = (unsigned)config_get_int(&cfg, "connect-timeout"),
+        .max_payload = ecfg.max_payload,
+        .seed = seed,
+        .on_connect = on_connect,
+        .on_event = on_event,
+        .on_disconnect = on_disconnect,
+        .on_log = on_log,
+        .ctx = &g,
+    };
+    g.sio = sio_server_new(g.base, &scfg, &ecfg);
+    const char *up = config_get(&cfg, "upstream");
+    struct bridge_config bcfg = {
+        .redis_url = config_get(&cfg, "redis"),
+        .key_prefix = config_get(&cfg, "key-prefix"),
+        .node_id = g.node_id,
+        .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
+                    : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF
+                                              : BRIDGE_UPSTREAM_STREAM,
+        .shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
+        .maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
+        .auth_backend = g.auth == AUTH_BACKEND,
+        .auth_timeout_ms = (unsigned)config_get_int(&cfg, "auth-timeout"),
+        .user_room = g.user_room,
+        .seed = seed,
+        .on_pause = on_pause,
+        .ctx = &g,
+    };
+    struct cluster_config ccfg = {
+        .adapter_key = config_get(&cfg, "adapter-key"),
+        .namespaces = scfg.namespaces,
+    };
+    g.cluster = g.sio ? cluster_new(&ccfg, g.sio, g.log, g.metrics) : NULL;
+    if (g.cluster != NULL) {
+        /* the adapter's broadcasts are read on the bridge's subscriber connection (cluster.h) */
+        bcfg.extra_pattern_count = cluster_patterns(g.cluster, &bcfg.extra_patterns);
+        bcfg.on_foreign_message = cluster_on_message;
+        bcfg.foreign_ctx = g.cluster;
+    }
+    g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
+    struct http_server_config hcfg = {
+        .listen = config_get(&cfg, "listen"),
+        .max_body = ecfg.max_payload,
+        .on_request = on_request,
+        .on_error = on_http_error,
+        .ctx = &g,
+    };
+    g.http = g.bridge ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
+    if (g.http == NULL) {
+        fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
+        return 1;
+    }
+    register_metrics(&g);
+    g.sigterm = evsignal_new(g.base, SIGTERM, stop_cb, &g);
+    g.sigint = evsignal_new(g.base, SIGINT, stop_cb, &g);
+    g.sighup = evsignal_new(g.base, SIGHUP, hup_cb, &g);
+    g.drain_timer = evtimer_new(g.base, drain_timeout_cb, &g);
+    evsignal_add(g.sigterm, NULL);
+    evsignal_add(g.sigint, NULL);
+    evsignal_add(g.sighup, NULL);
+    write_port_file(&g);
+    log_write(g.log, LOG_LEVEL_INFO, "process.start", "node=%s listening on port %u path %s auth=%s upstream=%s",
+              g.node_id, http_server_port(g.http), path, auth, up);
+
+    event_base_dispatch(g.base);
+
+    http_server_stop_listening(g.http);
+    sio_server_free(g.sio); /* sockets report their disconnects to the bridge first */
+    bridge_free(g.bridge);
+    cluster_free(g.cluster);
+    http_server_free(g.http);
+    event_free(g.sigterm);
+    event_free(g.sigint);
+    event_free(g.sighup);
+    event_free(g.drain_timer);
+    metrics_free(g.metrics);
+    jwt_key_free(g.jwt);
+    log_free(g.log);
+    event_base_free(g.base);
+    config_deinit(&cfg);
+    return 0;
+}
