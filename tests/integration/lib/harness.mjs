@@ -273,12 +273,18 @@ export function freePort() {
   });
 }
 
-// A private redis-server on a random port, stopped by pid. restart() keeps the port.
-export async function startRedis() {
+// A private redis-server on a random port, stopped by pid. restart() keeps the port; with
+// {persist: true} it keeps the data too (append-only file, fsync on every write), so a
+// SIGKILL + restart loses nothing Redis acknowledged.
+export async function startRedis({ persist = false } = {}) {
   const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), "sioc-redis-"));
   let child = null;
   async function launch() {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    const durability = persist
+      ? ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir]
+      : ["--appendonly", "no"];
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...durability], {
       stdio: "ignore",
     });
     const deadline = Date.now() + 5000;
@@ -310,7 +316,10 @@ export async function startRedis() {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    stop: kill,
+    async stop() {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
     async restart() {
       await kill();
       await launch();
