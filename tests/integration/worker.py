@@ -17,7 +17,8 @@ Handlers, in every namespace given:
                    of ../shared/seeds/003 (python-socketio client1.py/client2.py)
   connect(auth)    auth {"reject": msg} → refused with message msg, data {"reason": "test"};
                    auth {"uid": u} → accepted with uid u (auth backend); otherwise accepted
-Prints "worker ready" once consuming, then one line per entry ("<type> <nsp> <sid> <event>"),
+Prints "worker ready" once consuming, then one line per entry ("<type> <nsp> <sid> <stream id>
+<event>"),
 flushed. SIGTERM/SIGINT stop it; exit status 0.
 """
 
@@ -105,7 +106,8 @@ def build(worker):
 
     @worker.on_entry
     def log_entry(entry):
-        print("%s %s %s %s" % (entry.type, entry.nsp, entry.sid, entry.event or ""), flush=True)
+        print("%s %s %s %s %s" % (entry.type, entry.nsp, entry.sid, getattr(entry, "id", "-"),
+                                   entry.event or ""), flush=True)
 
 
 def main(argv=None):
