@@ -131,4 +131,7 @@ lint:
 clean:
 	rm -rf $(BUILD)
 
+# Fragments that own their part of the build (benchmarks, broker, ...): mk/<part>.mk.
+include $(wildcard mk/*.mk)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -684,9 +684,10 @@ static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel
                            struct slice payload)
 {
     struct bridge *b = ctx;
-    /* P:node:<node> is the only plain subscription (the probe is never delivered); pattern
-     * messages belong to the extra patterns of the config */
-    if (pattern.len > 0) {
+    /* P:node:<node> carries the replies (the probe is never delivered); every other channel
+     * and pattern belongs to the extra subscriptions of the config */
+    size_t node_len = strlen(b->node_channel);
+    if (pattern.len > 0 || channel.len != node_len || memcmp(channel.p, b->node_channel, node_len) != 0) {
         if (b->cfg_foreign != NULL)
             b->cfg_foreign(b->foreign_ctx, pattern, channel, payload);
         return;
@@ -891,6 +892,10 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
     b->foreign_ctx = cfg->foreign_ctx;
     for (size_t i = 0; i < cfg->extra_pattern_count; i++) {
         if (redis_link_psubscribe(b->sub, cfg->extra_patterns[i]) != SIOC_OK)
+            goto fail;
+    }
+    for (size_t i = 0; i < cfg->extra_channel_count; i++) {
+        if (redis_link_subscribe(b->sub, cfg->extra_channels[i]) != SIOC_OK)
             goto fail;
     }
     struct timeval tv = tv_ms(b->probe_interval_ms);

@@ -94,6 +94,10 @@ struct bridge_config {
      * messages go to on_foreign_message. Borrowed; must outlive the bridge. */
     const char *const *extra_patterns;
     size_t extra_pattern_count;
+    /* Plain channels (SUBSCRIBE) for the same connection, e.g. the adapter's request and
+     * response channels; their messages go to on_foreign_message too (pattern empty). */
+    const char *const *extra_channels;
+    size_t extra_channel_count;
     void (*on_foreign_message)(void *ctx, struct slice pattern, struct slice channel,
                                struct slice payload);
     void *foreign_ctx;

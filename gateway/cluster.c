@@ -77,9 +77,10 @@ static bool add_pattern(struct cluster *c, const char *key, const char *nsp, int
     return true;
 }
 
-struct cluster *cluster_new(const struct cluster_config *cfg, struct sio_server *srv,
-                            struct log *log, struct metrics *metrics)
+struct cluster *cluster_new(struct event_base *base, const struct cluster_config *cfg,
+                            struct sio_server *srv, struct log *log, struct metrics *metrics)
 {
+    (void)base; /* the publishing connection of issue 4 */
     struct cluster *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
@@ -117,6 +118,13 @@ void cluster_free(struct cluster *c)
     for (size_t i = 0; i < c->pattern_count; i++)
         free(c->patterns[i]);
     free(c);
+}
+
+size_t cluster_channels(const struct cluster *c, const char *const **channels)
+{
+    (void)c;
+    *channels = NULL;
+    return 0; /* request/response channels: issue 4 */
 }
 
 size_t cluster_patterns(const struct cluster *c, const char *const **patterns)

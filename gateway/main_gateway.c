@@ -481,13 +481,16 @@ int main(int argc, char **argv)
         .ctx = &g,
     };
     struct cluster_config ccfg = {
+        .redis_url = bcfg.redis_url,
         .adapter_key = config_get(&cfg, "adapter-key"),
         .namespaces = scfg.namespaces,
+        .seed = seed ^ 0x9e3779b97f4a7c15ull,
     };
-    g.cluster = g.sio ? cluster_new(&ccfg, g.sio, g.log, g.metrics) : NULL;
+    g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;
     if (g.cluster != NULL) {
-        /* the adapter's broadcasts are read on the bridge's subscriber connection (cluster.h) */
+        /* the adapter's channels are read on the bridge's subscriber connection (cluster.h) */
         bcfg.extra_pattern_count = cluster_patterns(g.cluster, &bcfg.extra_patterns);
+        bcfg.extra_channel_count = cluster_channels(g.cluster, &bcfg.extra_channels);
         bcfg.on_foreign_message = cluster_on_message;
         bcfg.foreign_ctx = g.cluster;
     }

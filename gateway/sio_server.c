@@ -47,6 +47,13 @@ struct id_list {
     size_t len, cap;
 };
 
+/* A broadcast-with-ack this socket received: who hears its ACK. */
+struct group_ack {
+    uint64_t id;
+    void (*cb)(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args);
+    void *ctx;
+};
+
 struct sio_client;
 
 struct sio_socket {
@@ -64,6 +71,8 @@ struct sio_socket {
     size_t pending_count;
     struct id_list client_acks; /* ids the client asked us to answer */
     struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
+    struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
+    size_t group_len, group_cap;
 };
 
 struct sio_client {
@@ -252,6 +261,7 @@ static void socket_remove(struct sio_socket *s, const char *reason)
     free_pending(s);
     free(s->client_acks.ids);
     free(s->server_acks.ids);
+    free(s->group_acks);
     free(s->uid);
     free(s);
 }
@@ -429,7 +439,17 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
     case SIO_BINARY_ACK: {
         static const uint8_t empty_array[] = {0x90};
         struct slice args = pkt->has_data ? pkt->data : (struct slice){empty_array, 1};
-        if (pkt->has_id && id_list_take(&s->server_acks, pkt->id) && srv->cfg.on_ack != NULL)
+        if (!pkt->has_id)
+            break;
+        for (size_t i = 0; i < s->group_len; i++) {
+            if (s->group_acks[i].id == pkt->id) {
+                struct group_ack g = s->group_acks[i];
+                s->group_acks[i] = s->group_acks[--s->group_len];
+                g.cb(g.ctx, s, g.id, args);
+                return;
+            }
+        }
+        if (id_list_take(&s->server_acks, pkt->id) && srv->cfg.on_ack != NULL)
             srv->cfg.on_ack(srv->cfg.ctx, s, pkt->id, args); /* unknown ids are ignored */
         break;
     }
@@ -758,6 +778,72 @@ int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
     return ok ? ctx.sent : SIOC_ENOMEM;
 }
 
+struct group_ctx {
+    struct broadcast_ctx b;
+    struct group_ack ack;
+};
+
+static void group_visit(void *ctx, struct rooms_member *m)
+{
+    struct group_ctx *g = ctx;
+    struct sio_socket *s = m->owner;
+    if (!s->accepted || s->client->closing)
+        return;
+    if (s->group_len == s->group_cap) {
+        size_t cap = s->group_cap ? s->group_cap * 2 : 2;
+        if (cap > MAX_TRACKED_ACKS)
+            return; /* a client sitting on that many unanswered acks gets no more of them */
+        struct group_ack *acks = realloc(s->group_acks, cap * sizeof *acks);
+        if (acks == NULL)
+            return;
+        s->group_acks = acks;
+        s->group_cap = cap;
+    }
+    s->group_acks[s->group_len++] = g->ack;
+    for (int i = 0; i < g->b.nframes; i++)
+        eio_session_send(s->client->session, g->b.frames[i]);
+    g->b.sent++;
+}
+
+int sio_server_broadcast_with_ack(struct sio_server *srv, const struct sio_broadcast *b,
+                                  uint64_t *ack_id,
+                                  void (*on_ack)(void *ctx, struct sio_socket *sock,
+                                                 uint64_t ack_id, struct slice args),
+                                  void *ctx)
+{
+    struct sio_nsp *nsp = nsp_find(srv, b->nsp, b->nsp_len);
+    if (nsp == NULL)
+        return 0;
+    /* PROTOCOL.md 3.6: one id from the namespace counter, the same packet for everyone */
+    uint64_t id = nsp->ack_counter++;
+    *ack_id = id;
+    struct sio_packet pkt = {
+        .type = SIO_EVENT,
+        .nsp = {(const uint8_t *)nsp->name, nsp->len},
+        .has_id = true,
+        .id = id,
+        .has_data = true,
+        .data = b->data,
+    };
+    struct slice bins[SIO_MAX_ATTACHMENTS];
+    buf_reset(&srv->text);
+    int n = sio_packet_encode(SIO_V5, &pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    if (n < 0)
+        return n;
+    struct group_ctx g = {.ack = {id, on_ack, ctx}};
+    g.b.frames[g.b.nframes++] = gw_frame_new_text('4', srv->text.data, srv->text.len);
+    for (int i = 0; i < n; i++)
+        g.b.frames[g.b.nframes++] = gw_frame_new_binary(bins[i].p, bins[i].len);
+    bool ok = true;
+    for (int i = 0; i < g.b.nframes; i++)
+        ok = ok && g.b.frames[i] != NULL;
+    if (ok)
+        rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, group_visit, &g);
+    for (int i = 0; i < g.b.nframes; i++)
+        gw_frame_unref(g.b.frames[i]);
+    return ok ? g.b.sent : SIOC_ENOMEM;
+}
+
 struct select_ctx {
     void (*cb)(void *ctx, struct sio_socket *sock);
     void *ctx;
@@ -825,6 +911,8 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     }
     evtimer_del(c->connect_timer);
     send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply}, true);
+    if (c->srv->cfg.on_accepted != NULL)
+        c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
      * the client sent while waiting */
     while (s->pending != NULL && !c->closing) {
@@ -871,12 +959,23 @@ int sio_socket_join(struct sio_socket *s, const void *room, size_t len)
 {
     if (!s->in_rooms)
         return SIOC_EINVAL;
-    return rooms_join(s->nsp->rooms, &s->member, room, len);
+    if (rooms_is_member(s->nsp->rooms, &s->member, room, len))
+        return SIOC_OK;
+    int rc = rooms_join(s->nsp->rooms, &s->member, room, len);
+    struct sio_server *srv = s->client->srv;
+    if (rc == SIOC_OK && srv->cfg.on_room != NULL)
+        srv->cfg.on_room(srv->cfg.ctx, s, room, len, true);
+    return rc;
 }
 
 bool sio_socket_leave(struct sio_socket *s, const void *room, size_t len)
 {
-    return s->in_rooms && rooms_leave(s->nsp->rooms, &s->member, room, len);
+    if (!s->in_rooms || !rooms_leave(s->nsp->rooms, &s->member, room, len))
+        return false;
+    struct sio_server *srv = s->client->srv;
+    if (srv->cfg.on_room != NULL)
+        srv->cfg.on_room(srv->cfg.ctx, s, room, len, false);
+    return true;
 }
 
 void sio_socket_each_room(const struct sio_socket *s,

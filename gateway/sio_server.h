@@ -58,6 +58,14 @@ struct sio_server_config {
      * "server namespace disconnect", "transport close", "ping timeout", "parse error", ...).
      * The socket is valid during the call and freed after it. */
     void (*on_disconnect)(void *ctx, struct sio_socket *sock, const char *reason);
+    /* A socket was accepted: its CONNECT reply is queued and it is in its own-id room (and its
+     * user room). Called before the events queued while it waited are delivered. */
+    void (*on_accepted)(void *ctx, struct sio_socket *sock);
+    /* An accepted socket joined (joined = true) or left a room, by any path (application,
+     * adapter request, worker reply). Not called for the own-id/user rooms of the accept, nor
+     * for the rooms a socket leaves by going away (on_disconnect covers those). */
+    void (*on_room)(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len,
+                    bool joined);
     /* A peer error worth a log line. */
     void (*on_log)(void *ctx, const char *event, const char *detail);
     void *ctx;
@@ -97,6 +105,18 @@ struct sio_broadcast {
 /* Delivers an EVENT (BINARY_EVENT when data holds bin) to the selected local sockets. Returns
  * the number of sockets it was sent to, or a negative error when data cannot be encoded. */
 int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b);
+
+/* A broadcast whose recipients must acknowledge (PROTOCOL.md 3.6): one ack id is taken from
+ * the namespace counter and the same frames go to every selected socket; each client's ACK is
+ * reported through `on_ack(ctx, sock, args)`, at most once per socket. Returns the number of
+ * sockets it was sent to (>= 0) or a negative error. The ack id is stored in *ack_id. Sockets
+ * that go away before answering are simply never reported. `ctx` must outlive every socket
+ * (use a long-lived object and look the request up by namespace and ack id). */
+int sio_server_broadcast_with_ack(struct sio_server *srv, const struct sio_broadcast *b,
+                                  uint64_t *ack_id,
+                                  void (*on_ack)(void *ctx, struct sio_socket *sock,
+                                                 uint64_t ack_id, struct slice args),
+                                  void *ctx);
 
 /* Calls `cb` for each accepted socket of the selection (same rules as broadcast, no volatile).
  * The callback must not change rooms or disconnect sockets: collect, then act. */
