@@ -20,6 +20,7 @@
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
 #include "gateway/cluster.h"
+#include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
 
@@ -57,6 +58,7 @@ static const struct config_option options[] = {
     {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
     {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
     {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
+    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat lifetime: the broker reaps a node this long after its last beat"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
     {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
     {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
@@ -72,6 +74,7 @@ struct gateway {
     struct sio_server *sio;
     struct bridge *bridge;
     struct cluster *cluster;
+    struct registry *registry;
     struct jwt_key *jwt;
     enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
     const char *user_room;
@@ -123,7 +126,20 @@ static void on_event(void *ctx, struct sio_socket *sock, struct slice event, str
 static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason)
 {
     struct gateway *g = ctx;
+    registry_on_disconnect(g->registry, sock);
     bridge_on_disconnect(g->bridge, sock, reason);
+}
+
+static void on_accepted(void *ctx, struct sio_socket *sock)
+{
+    struct gateway *g = ctx;
+    registry_on_accepted(g->registry, sock);
+}
+
+static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len, bool joined)
+{
+    struct gateway *g = ctx;
+    registry_on_room(g->registry, sock, room, len, joined);
 }
 
 static void on_log(void *ctx, const char *event, const char *detail)
@@ -242,11 +258,24 @@ static void register_metrics(struct gateway *g)
 
 /* ---- signals and drain ---- */
 
-static void drain_done(void *ctx)
+/* Upstream is flushed; registry entries (the sockets' disconnects) follow on their own link. */
+static void drain_registry_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct gateway *g = ctx;
+    (void)fd;
+    (void)what;
+    struct gateway *g = arg;
+    if (registry_pending(g->registry) > 0) {
+        struct timeval tv = {0, 20000};
+        event_base_once(g->base, -1, EV_TIMEOUT, drain_registry_cb, g, &tv);
+        return;
+    }
     log_write(g->log, LOG_LEVEL_INFO, "process.stop", "drained");
     event_base_loopbreak(g->base);
+}
+
+static void drain_done(void *ctx)
+{
+    drain_registry_cb(-1, 0, ctx);
 }
 
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -459,6 +488,8 @@ int main(int argc, char **argv)
         .on_connect = on_connect,
         .on_event = on_event,
         .on_disconnect = on_disconnect,
+        .on_accepted = on_accepted,
+        .on_room = on_room,
         .on_log = on_log,
         .ctx = &g,
     };
@@ -495,6 +526,15 @@ int main(int argc, char **argv)
         bcfg.foreign_ctx = g.cluster;
     }
     g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
+    struct registry_config rcfg = {
+        .redis_url = bcfg.redis_url,
+        .key_prefix = bcfg.key_prefix,
+        .node_id = g.node_id,
+        .address = config_get(&cfg, "listen"),
+        .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
+        .seed = seed ^ 0xd1b54a32d192ed03ull,
+    };
+    g.registry = g.bridge ? registry_new(g.base, &rcfg, g.sio, g.log, g.metrics) : NULL;
     struct http_server_config hcfg = {
         .listen = config_get(&cfg, "listen"),
         .max_body = ecfg.max_payload,
@@ -502,7 +542,7 @@ int main(int argc, char **argv)
         .on_error = on_http_error,
         .ctx = &g,
     };
-    g.http = g.bridge ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
+    g.http = g.registry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
     if (g.http == NULL) {
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
@@ -516,8 +556,9 @@ int main(int argc, char **argv)
     evsignal_add(g.sigint, NULL);
     evsignal_add(g.sighup, NULL);
     write_port_file(&g);
-    log_write(g.log, LOG_LEVEL_INFO, "process.start", "node=%s listening on port %u path %s auth=%s upstream=%s",
-              g.node_id, http_server_port(g.http), path, auth, up);
+    log_write(g.log, LOG_LEVEL_INFO, "process.start",
+              "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
+              registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
 
     event_base_dispatch(g.base);
 
@@ -525,6 +566,7 @@ int main(int argc, char **argv)
     sio_server_free(g.sio); /* sockets report their disconnects to the bridge first */
     bridge_free(g.bridge);
     cluster_free(g.cluster);
+    registry_free(g.registry);
     http_server_free(g.http);
     event_free(g.sigterm);
     event_free(g.sigint);
