@@ -61,6 +61,7 @@ struct eio_session {
 struct eio_server {
     struct event_base *base;
     struct eio_server_config cfg;
+    uint64_t unused_counter; /* where counters the owner did not ask for go */
     struct idmap sessions;
     struct eio_session *list;
     size_t count;
@@ -383,6 +384,8 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
 {
     if (s->state == SESSION_DEAD)
         return;
+    (*s->srv->cfg.packets_out)++;
+    *s->srv->cfg.bytes_out += f->len;
     if (s->websocket && s->ws != NULL) {
         ws_send(s->ws, f);
         if (http_conn_output_pending(s->ws->conn) > s->srv->cfg.out_hard_limit)
@@ -432,6 +435,8 @@ bool eio_session_is_websocket(const struct eio_session *s)
 
 static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
 {
+    (*s->srv->cfg.packets_in)++;
+    *s->srv->cfg.bytes_in += pkt->data.len;
     switch (pkt->type) {
     case EIO_PACKET_MESSAGE:
         if (s->srv->cfg.on_message != NULL)
@@ -536,6 +541,8 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
             probe_text(s, link, (const uint8_t *)"", 0);
             return false;
         }
+        (*s->srv->cfg.packets_in)++;
+        *s->srv->cfg.bytes_in += ev->len;
         if (s->srv->cfg.on_message != NULL)
             s->srv->cfg.on_message(s->srv->cfg.ctx, s, s->user, ev->data, ev->len, true);
         break;
@@ -979,6 +986,12 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
         srv->cfg.max_payload = 1000000;
     if (srv->cfg.out_hard_limit == 0)
         srv->cfg.out_hard_limit = DEFAULT_HARD_LIMIT;
+    uint64_t **counters[] = {&srv->cfg.packets_in, &srv->cfg.packets_out, &srv->cfg.bytes_in,
+                             &srv->cfg.bytes_out};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        if (*counters[i] == NULL)
+            *counters[i] = &srv->unused_counter;
+    }
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)(uintptr_t)srv;

@@ -27,6 +27,9 @@ struct eio_server_config {
     bool websocket;
     const char *cors_origin;      /* NULL/"": no CORS headers; "*"; or "a,b" (reflected) */
     size_t out_hard_limit;        /* bytes queued for one client before it is closed; 0 = 4 MiB */
+    /* Counters for /metrics (each may be NULL): Engine.IO packets and their payload bytes from
+     * and to clients (a broadcast counts once per recipient). */
+    uint64_t *packets_in, *packets_out, *bytes_in, *bytes_out;
     /* A session opened (before its open packet is sent). Returns the owner's pointer for it, or
      * NULL to refuse (the request gets 403 {"code":4,"message":"Forbidden"}). `req` is valid
      * only during the call. */

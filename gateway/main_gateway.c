@@ -20,6 +20,7 @@
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
 #include "gateway/cluster.h"
+#include "gateway/expiry.h"
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
@@ -75,6 +76,7 @@ struct gateway {
     struct bridge *bridge;
     struct cluster *cluster;
     struct registry *registry;
+    struct expiry *expiry; /* auth jwt: tokens expire during the session too */
     struct jwt_key *jwt;
     enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
     const char *user_room;
@@ -104,7 +106,10 @@ static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, 
             return;
         }
         sio_socket_accept(sock, claims.uid, g->user_room);
-        bridge_on_connect(g->bridge, sock, auth, len, false);
+        if (claims.exp > 0 && expiry_add(g->expiry, sock, claims.exp) != SIOC_OK)
+            sio_socket_disconnect(sock, false); /* cannot enforce exp: do not keep the socket */
+        else
+            bridge_on_connect(g->bridge, sock, auth, len, false);
         return;
     }
     if (g->auth == AUTH_BACKEND) {
@@ -113,6 +118,13 @@ static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, 
     }
     sio_socket_accept(sock, NULL, NULL);
     bridge_on_connect(g->bridge, sock, auth, len, false);
+}
+
+static void on_token_expired(void *ctx, struct sio_socket *sock)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, LOG_LEVEL_INFO, "auth.expired", "nsp=%s sid=%s uid=%s", sio_socket_nsp(sock),
+              sio_socket_id(sock), sio_socket_uid(sock));
 }
 
 static void on_event(void *ctx, struct sio_socket *sock, struct slice event, struct slice args,
@@ -153,9 +165,8 @@ static void on_pause(void *ctx, bool paused)
     struct gateway *g = ctx;
     log_write(g->log, LOG_LEVEL_WARN, "upstream.backpressure", "%s reading from clients",
               paused ? "pausing" : "resuming");
-    /* Not paused per connection yet: new work is refused at the listener instead. */
-    if (paused)
-        http_server_stop_listening(g->http);
+    /* DESIGN.md §3.2: what overflows is kept and client reads pause until it is written */
+    http_server_pause_reading(g->http, paused);
 }
 
 /* ---- HTTP routes ---- */
@@ -479,6 +490,10 @@ int main(int argc, char **argv)
         .polling = strstr(transports, "polling") != NULL,
         .websocket = strstr(transports, "websocket") != NULL,
         .cors_origin = config_get(&cfg, "cors-origin"),
+        .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"in\""),
+        .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"out\""),
+        .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"in\""),
+        .bytes_out = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"out\""),
     };
     struct sio_server_config scfg = {
         .namespaces = config_get(&cfg, "namespaces"),
@@ -542,7 +557,8 @@ int main(int argc, char **argv)
         .on_error = on_http_error,
         .ctx = &g,
     };
-    g.http = g.registry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
+    g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
+    g.http = g.expiry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
     if (g.http == NULL) {
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
@@ -567,6 +583,7 @@ int main(int argc, char **argv)
     bridge_free(g.bridge);
     cluster_free(g.cluster);
     registry_free(g.registry);
+    expiry_free(g.expiry);
     http_server_free(g.http);
     event_free(g.sigterm);
     event_free(g.sigint);

@@ -70,6 +70,7 @@ struct http_server {
     uint16_t port;
     struct http_conn *conns;
     size_t conn_count;
+    bool reads_paused; /* http_server_pause_reading */
 };
 
 static void process_input(struct http_conn *conn);
@@ -387,7 +388,7 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     srv->conn_count++;
     conn->state = CONN_READING_HEAD;
     bufferevent_setcb(conn->bev, read_cb, write_cb, event_cb, conn);
-    bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(conn->bev, srv->reads_paused ? EV_WRITE : EV_READ | EV_WRITE);
     arm_timer(conn, srv->cfg.head_timeout_ms);
 }
 
@@ -466,6 +467,19 @@ void http_server_stop_listening(struct http_server *srv)
     if (srv->listener != NULL) {
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
+    }
+}
+
+void http_server_pause_reading(struct http_server *srv, bool paused)
+{
+    srv->reads_paused = paused;
+    for (struct http_conn *conn = srv->conns; conn != NULL; conn = conn->next) {
+        if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING)
+            continue;
+        if (paused)
+            bufferevent_disable(conn->bev, EV_READ);
+        else if (!conn->paused)
+            bufferevent_enable(conn->bev, EV_READ);
     }
 }
 
@@ -625,7 +639,7 @@ void http_conn_pause_reading(struct http_conn *conn, bool paused)
     conn->paused = paused;
     if (paused)
         bufferevent_disable(conn->bev, EV_READ);
-    else
+    else if (!conn->srv->reads_paused)
         bufferevent_enable(conn->bev, EV_READ);
 }
 

@@ -50,6 +50,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
                                     char *err, size_t errlen);
 /* Stops listening; open connections stay (see http_server_close_all). */
 void http_server_stop_listening(struct http_server *srv);
+/* Stops (true) or resumes (false) reading on every connection, present and future: the
+ * back-pressure of DESIGN.md §3.2 when upstream cannot take more. Connections paused one by one
+ * (http_conn_pause_reading) stay paused on resume. Accepting continues. */
+void http_server_pause_reading(struct http_server *srv, bool paused);
 /* Closes every connection at once (their on_close callbacks run). */
 void http_server_close_all(struct http_server *srv);
 /* Closes everything and frees. NULL is a no-op. */

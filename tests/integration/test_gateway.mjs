@@ -189,6 +189,9 @@ test("bad input gets the exact Engine.IO / Socket.IO answers from the gateway", 
   assertEqual((await get(gw.port, "/readyz")).status, 200, "readyz");
   const metrics = await get(gw.port, "/metrics");
   assert(metrics.body.includes('sioc_connections{transport="websocket"}'), "metrics by transport");
+  const packetsIn = /sioc_packets_total\{direction="in"\} (\d+)/.exec(metrics.body);
+  const bytesOut = /sioc_payload_bytes_total\{direction="out"\} (\d+)/.exec(metrics.body);
+  assert(packetsIn && Number(packetsIn[1]) > 0 && bytesOut && Number(bytesOut[1]) > 0, "packets and bytes counted");
 });
 
 function jwt(payload, secret = "test-secret", header = { alg: "HS256", typ: "JWT" }) {
@@ -223,6 +226,12 @@ test("auth jwt: valid token gives the uid and the user room; expired, forged and
       assert(!bad.socket.connected, `${what}: not connected`);
       bad.socket.close();
     }
+    // exp is enforced during the session too: a token valid for 2 more seconds ends the socket
+    const short = connect("/", { transports: ["websocket"], auth: { token: jwt({ sub: "u3", exp: now + 2 }) } }, jgw.port);
+    await short.ready;
+    const ended = within(5000, new Promise((r) => short.socket.once("disconnect", r)), "expiry disconnect");
+    assertEqual(await ended, "io server disconnect", "disconnected when the token expired");
+    assert(ok.socket.connected, "a longer-lived token is unaffected");
     ok.socket.disconnect();
     viaHeader.socket.disconnect();
   } finally {

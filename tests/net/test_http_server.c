@@ -19,6 +19,8 @@
 
 struct server_state {
     struct event_base *base;
+    struct http_server *srv;
+    struct event *resume;
     struct http_conn *held;
     struct event *release;
     int held_closed; /* held requests whose client went away */
@@ -35,6 +37,14 @@ static void release_cb(evutil_socket_t fd, short what, void *arg)
         http_conn_respond(st->held, 200, ct, 1, "released", 8, false);
         st->held = NULL;
     }
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct server_state *st = arg;
+    http_server_pause_reading(st->srv, false);
 }
 
 static void held_close_cb(void *ctx, struct http_conn *conn, const char *reason)
@@ -86,6 +96,14 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         evtimer_add(st->release, &tv);
         return;
     }
+    if (path_is(req, "/pause-all")) {
+        /* back-pressure: nobody's requests are read for 300 ms */
+        http_server_pause_reading(st->srv, true);
+        struct timeval tv = {0, 300000};
+        evtimer_add(st->resume, &tv);
+        http_conn_respond(conn, 200, ct, 1, "paused", 6, false);
+        return;
+    }
     if (path_is(req, "/stats")) {
         int n = snprintf(body, sizeof body, "held_closed=%d", st->held_closed);
         http_conn_respond(conn, 200, ct, 1, body, (size_t)n, false);
@@ -116,6 +134,7 @@ static pid_t start_server(uint16_t *port)
         memset(&st, 0, sizeof st);
         st.base = event_base_new();
         st.release = evtimer_new(st.base, release_cb, &st);
+        st.resume = evtimer_new(st.base, resume_cb, &st);
         struct http_server_config cfg = {0};
         cfg.listen = "127.0.0.1:0";
         cfg.max_body = 1000;
@@ -125,6 +144,7 @@ static pid_t start_server(uint16_t *port)
         cfg.ctx = &st;
         char err[128];
         struct http_server *srv = http_server_new(st.base, &cfg, err, sizeof err);
+        st.srv = srv;
         uint16_t p = srv ? http_server_port(srv) : 0;
         if (srv == NULL)
             fprintf(stderr, "server: %s\n", err);
@@ -306,6 +326,32 @@ static void test_upgrade_to_raw(void)
     close(fd);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void test_pause_reading(void)
+{
+    int fd = connect_to(port);
+    char out[512];
+    bool closed;
+    send_all(fd, "GET /pause-all HTTP/1.1\r\nHost: t\r\n\r\n", 36);
+    read_until(fd, out, sizeof out, 100000, &closed);
+    CHECK(strstr(out, "paused") != NULL);
+    double start = now_ms();
+    int other = connect_to(port); /* accepted while paused, read only after the resume */
+    send_all(other, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+    size_t n = read_until(other, out, sizeof out, 20, &closed);
+    double waited = now_ms() - start;
+    CHECK(n > 0 && strncmp(out, "HTTP/1.1 200", 12) == 0);
+    CHECK(waited >= 250); /* the resume comes 300 ms after the pause */
+    close(other);
+    close(fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -320,6 +366,7 @@ int main(void)
     RUN(test_slow_head_times_out);
     RUN(test_held_request);
     RUN(test_upgrade_to_raw);
+    RUN(test_pause_reading);
     kill(pid, SIGTERM);
     int status;
     waitpid(pid, &status, 0);

@@ -1,0 +1,137 @@
+/* expiry.c: a binary min-heap of socket expiries driven by one libevent timer (see expiry.h). */
+#include "gateway/expiry.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+
+struct expiry_entry {
+    int64_t at_s;
+    char sid[SIO_SOCKET_ID_LEN];
+    char *nsp; /* owned */
+};
+
+struct expiry {
+    struct sio_server *srv;
+    struct event *timer;
+    struct expiry_entry *heap;
+    size_t len, cap;
+    void (*on_expire)(void *ctx, struct sio_socket *sock);
+    void *ctx;
+};
+
+static void swap(struct expiry_entry *a, struct expiry_entry *b)
+{
+    struct expiry_entry t = *a;
+    *a = *b;
+    *b = t;
+}
+
+static void sift_up(struct expiry *e, size_t i)
+{
+    while (i > 0 && e->heap[(i - 1) / 2].at_s > e->heap[i].at_s) {
+        swap(&e->heap[(i - 1) / 2], &e->heap[i]);
+        i = (i - 1) / 2;
+    }
+}
+
+static void sift_down(struct expiry *e, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < e->len && e->heap[l].at_s < e->heap[m].at_s)
+            m = l;
+        if (r < e->len && e->heap[r].at_s < e->heap[m].at_s)
+            m = r;
+        if (m == i)
+            return;
+        swap(&e->heap[m], &e->heap[i]);
+        i = m;
+    }
+}
+
+static void arm(struct expiry *e)
+{
+    if (e->len == 0) {
+        evtimer_del(e->timer);
+        return;
+    }
+    int64_t wait = e->heap[0].at_s - (int64_t)time(NULL);
+    struct timeval tv = {wait > 0 ? wait : 0, wait > 0 ? 0 : 1000};
+    evtimer_add(e->timer, &tv);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct expiry *e = arg;
+    int64_t now = (int64_t)time(NULL);
+    while (e->len > 0 && e->heap[0].at_s <= now) {
+        struct expiry_entry top = e->heap[0];
+        e->heap[0] = e->heap[--e->len];
+        sift_down(e, 0);
+        struct sio_socket *sock = sio_server_find(e->srv, top.nsp, strlen(top.nsp), top.sid,
+                                                  SIO_SOCKET_ID_LEN);
+        free(top.nsp);
+        if (sock == NULL)
+            continue; /* it left before its credentials ran out */
+        if (e->on_expire != NULL)
+            e->on_expire(e->ctx, sock);
+        sio_socket_disconnect(sock, false);
+    }
+    arm(e);
+}
+
+struct expiry *expiry_new(struct event_base *base, struct sio_server *srv,
+                          void (*on_expire)(void *ctx, struct sio_socket *sock), void *ctx)
+{
+    struct expiry *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return NULL;
+    e->srv = srv;
+    e->on_expire = on_expire;
+    e->ctx = ctx;
+    e->timer = evtimer_new(base, timer_cb, e);
+    if (e->timer == NULL) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void expiry_free(struct expiry *e)
+{
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->len; i++)
+        free(e->heap[i].nsp);
+    free(e->heap);
+    event_free(e->timer);
+    free(e);
+}
+
+int expiry_add(struct expiry *e, struct sio_socket *sock, int64_t at_s)
+{
+    if (e->len == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 64;
+        struct expiry_entry *heap = realloc(e->heap, cap * sizeof *heap);
+        if (heap == NULL)
+            return SIOC_ENOMEM;
+        e->heap = heap;
+        e->cap = cap;
+    }
+    char *nsp = strdup(sio_socket_nsp(sock));
+    if (nsp == NULL)
+        return SIOC_ENOMEM;
+    struct expiry_entry *x = &e->heap[e->len];
+    x->at_s = at_s;
+    x->nsp = nsp;
+    memcpy(x->sid, sio_socket_id(sock), SIO_SOCKET_ID_LEN);
+    sift_up(e, e->len++);
+    arm(e);
+    return SIOC_OK;
+}
