@@ -12,9 +12,8 @@
 #include "common/error.h"
 #include "common/net/http_server.h"
 #include "common/net/log.h"
+#include "common/net/process.h"
 #include "gateway/eio_server.h"
-
-extern char **environ;
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:3000", 0, 0, "address to listen on (port 0: any)"},
@@ -97,43 +96,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(e->base);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *data = malloc(65536);
-    *len = data ? fread(data, 1, 65535, f) : 0;
-    fclose(f);
-    return data;
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
     char err[256] = "";
-    if (config_init(&cfg, options, sizeof options / sizeof options[0]) != SIOC_OK)
-        return 2;
-    const char *path = config_file_path(argc, argv, environ);
-    size_t file_len = 0;
-    char *file = path != NULL ? read_file(path, &file_len) : NULL;
-    if (path != NULL && file == NULL) {
-        fprintf(stderr, "sioc-eio-echo: cannot read config file %s\n", path);
-        return 2;
-    }
-    int rc = config_load(&cfg, file, file_len, environ, argc, argv, err, sizeof err);
-    free(file);
-    if (rc != SIOC_OK) {
-        fprintf(stderr, "sioc-eio-echo: %s\n", err);
-        return 2;
-    }
-    if (config_get_bool(&cfg, "help")) {
-        char help[4096];
-        config_help(&cfg, "sioc-eio-echo", help, sizeof help);
-        fputs(help, stdout);
-        config_deinit(&cfg);
-        return 0;
-    }
+    enum process_start start = process_load_config(&cfg, options, sizeof options / sizeof options[0],
+                                                   "sioc-eio-echo", argc, argv);
+    if (start != PROCESS_RUN)
+        return start == PROCESS_EXIT ? 0 : 2;
     enum log_level level = LOG_LEVEL_INFO;
     log_level_parse(config_get(&cfg, "log-level"), &level);
     signal(SIGPIPE, SIG_IGN);

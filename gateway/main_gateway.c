@@ -16,6 +16,7 @@
 #include "common/metrics.h"
 #include "common/net/http_server.h"
 #include "common/net/log.h"
+#include "common/net/process.h"
 #include "common/net/redis_link.h"
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
@@ -24,8 +25,6 @@
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
-
-extern char **environ;
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0, "address to listen on (host:port; port 0 = any)"},
@@ -330,19 +329,6 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- configuration ---- */
 
-static char *read_file(const char *path, size_t *len, size_t max)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *data = malloc(max + 1);
-    *len = data ? fread(data, 1, max, f) : 0;
-    fclose(f);
-    if (data != NULL)
-        data[*len] = '\0';
-    return data;
-}
-
 /* Checks what config_load cannot: choices, cross-option rules, files. Returns an error text or
  * NULL. */
 static const char *validate(struct gateway *g, char *err, size_t errlen)
@@ -385,7 +371,7 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
             g->jwt = jwt_key_from_secret(secret, strlen(secret));
         } else {
             size_t len = 0;
-            char *pem = read_file(pem_file, &len, 65536);
+            char *pem = process_read_file(pem_file, 65536, &len);
             g->jwt = pem ? jwt_key_from_pem(pem, len) : NULL;
             free(pem);
             if (g->jwt == NULL) {
@@ -420,27 +406,10 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     char err[512] = "";
-    if (config_init(&cfg, options, sizeof options / sizeof options[0]) != SIOC_OK)
-        return 2;
-    const char *file_path = config_file_path(argc, argv, environ);
-    size_t file_len = 0;
-    char *file = file_path ? read_file(file_path, &file_len, 1 << 20) : NULL;
-    if (file_path != NULL && file == NULL) {
-        fprintf(stderr, "sioc-gateway: cannot read config file %s\n", file_path);
-        return 2;
-    }
-    int rc = config_load(&cfg, file, file_len, environ, argc, argv, err, sizeof err);
-    free(file);
-    if (rc != SIOC_OK) {
-        fprintf(stderr, "sioc-gateway: %s\n", err);
-        return 2;
-    }
-    if (config_get_bool(&cfg, "help")) {
-        char help[8192];
-        config_help(&cfg, "sioc-gateway", help, sizeof help);
-        fputs(help, stdout);
-        return 0;
-    }
+    enum process_start start = process_load_config(&cfg, options, sizeof options / sizeof options[0],
+                                                   "sioc-gateway", argc, argv);
+    if (start != PROCESS_RUN)
+        return start == PROCESS_EXIT ? 0 : 2;
     struct gateway g = {.cfg = &cfg};
     const char *problem = validate(&g, err, sizeof err);
     if (problem != NULL) {

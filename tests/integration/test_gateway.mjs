@@ -298,6 +298,27 @@ test("Redis killed and restarted while clients emit: /readyz 503, then every eve
   socket.disconnect();
 }, 40000);
 
+test("options: --help, --check-config, SIOC_* environment and --config file (DESIGN.md §2)", async () => {
+  const bin = path.join(repo, GATEWAY);
+  const run = (args, env = {}) => spawnSync(bin, args, { encoding: "utf8", timeout: 10000, env: { ...process.env, ...env } });
+  const help = run(["--help"]);
+  assertEqual(help.status, 0, "--help exits 0");
+  assert(help.stdout.includes("--ping-interval MS") && help.stdout.includes("[25000]"), "--help lists options with defaults");
+  assertEqual(run(["--check-config"]).status, 0, "the defaults are valid");
+  const noSecret = run(["--check-config", "--auth", "jwt"]);
+  assert(noSecret.status === 2 && noSecret.stderr.includes("jwt-secret"), `jwt without a key: ${noSecret.stderr}`);
+  const badEnv = run(["--check-config"], { SIOC_PING_INTERVAL: "soon" });
+  assert(badEnv.status === 2 && badEnv.stderr.includes("SIOC_PING_INTERVAL"), `bad env: ${badEnv.stderr}`);
+  const dir = mkdtempSync(path.join(tmpdir(), "sioc-conf-"));
+  const conf = path.join(dir, "gateway.conf");
+  writeFileSync(conf, "# a comment\nauth jwt\njwt-secret from-the-file\n");
+  assertEqual(run(["--check-config", "--config", conf]).status, 0, "config file supplies the secret");
+  writeFileSync(conf, "no-such-option 1\n");
+  const badFile = run(["--check-config", "--config", conf]);
+  assert(badFile.status === 2 && badFile.stderr.includes("line 1"), `bad file: ${badFile.stderr}`);
+  assertEqual(run(["--check-config", "--config", conf, "--unknown"]).status, 2, "unknown flag");
+});
+
 test("SIGTERM: clients are disconnected, the gateway exits 0", async () => {
   const tgw = await startServer(GATEWAY, gatewayArgs(["--node-id", "gw-term"]));
   const { socket, ready } = connect("/", { transports: ["websocket"] }, tgw.port);

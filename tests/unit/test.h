@@ -119,6 +119,25 @@ static inline void test_guard_free(uint8_t *start, size_t n, size_t map_len)
     munmap(base, map_len);
 }
 
+/* Decodes hex text ("93 a6 6c50" style: spaces between bytes allowed) into out; returns the
+ * byte count. For vectors written as hex in tests. */
+static inline size_t test_unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    for (const char *s = hex; s[0] && s[1];) {
+        if (s[0] == ' ') {
+            s++;
+            continue;
+        }
+        unsigned v;
+        if (sscanf(s, "%2x", &v) != 1)
+            break;
+        out[n++] = (uint8_t)v;
+        s += 2;
+    }
+    return n;
+}
+
 /* Reads a whole file (for data-driven tests); returns NULL if it cannot. Caller frees. */
 static inline uint8_t *test_read_file(const char *path, size_t *len)
 {

@@ -20,22 +20,6 @@ static bool slice_eq(struct slice a, const char *s)
     return a.len == strlen(s) && memcmp(a.p, s, a.len) == 0;
 }
 
-static size_t unhex(const char *hex, uint8_t *out)
-{
-    size_t n = 0;
-    for (const char *s = hex; s[0] && s[1];) {
-        if (s[0] == ' ') {
-            s++;
-            continue;
-        }
-        unsigned v;
-        sscanf(s, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        s += 2;
-    }
-    return n;
-}
-
 /* ---- msgpack navigation over the parsed captures file ---- */
 
 static bool mp_find(struct slice map, const char *key, struct slice *val)
@@ -358,7 +342,7 @@ static void test_golden_captures(void)
             CHECK(hx.len < sizeof tmp);
             memcpy(tmp, hx.p, hx.len);
             tmp[hx.len] = '\0';
-            buf_append(&in, raw, unhex(tmp, raw));
+            buf_append(&in, raw, test_unhex(tmp, raw));
         } else {
             /* note: "the bytes are the compact UTF-8 JSON of decoded, key order as shown" */
             struct mp_reader r;
@@ -414,7 +398,7 @@ static void test_golden_captures(void)
 static void check_hex(const struct buf *b, const char *hex)
 {
     uint8_t want[4096];
-    size_t n = unhex(hex, want);
+    size_t n = test_unhex(hex, want);
     CHECK_MEM(b->data, b->len, want, n);
 }
 
@@ -436,7 +420,7 @@ static void test_protocol_broadcast_examples(void)
 
     /* io.emit("hello","world") */
     uint8_t in[512];
-    size_t n = unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f a5 776f726c64 "
+    size_t n = test_unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f a5 776f726c64 "
                      "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 80",
                      in);
     CHECK(adapter_broadcast_decode(in, n, &m) == (int)n);
@@ -638,7 +622,7 @@ static void test_broadcast_tolerance(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t in[512];
-        size_t n = unhex(cases[i].hex, in);
+        size_t n = test_unhex(cases[i].hex, in);
         size_t ml;
         uint8_t *g = test_guard_copy(in, n, &ml);
         struct adapter_broadcast m;
@@ -682,7 +666,7 @@ static void test_broadcast_malformed(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t in[512];
-        size_t n = unhex(cases[i].hex, in);
+        size_t n = test_unhex(cases[i].hex, in);
         size_t ml;
         uint8_t *g = test_guard_copy(in, n, &ml);
         struct adapter_broadcast m;

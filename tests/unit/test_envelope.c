@@ -6,26 +6,10 @@
 #include "common/mp.h"
 #include "tests/unit/test.h"
 
-static size_t unhex(const char *hex, uint8_t *out)
-{
-    size_t n = 0;
-    for (const char *s = hex; s[0] && s[1];) {
-        if (s[0] == ' ') {
-            s++;
-            continue;
-        }
-        unsigned v;
-        sscanf(s, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        s += 2;
-    }
-    return n;
-}
-
 #define CHECK_HEX(p, n, hex)                                                                       \
     do {                                                                                           \
         uint8_t want_[4096];                                                                       \
-        size_t wn_ = unhex(hex, want_);                                                            \
+        size_t wn_ = test_unhex(hex, want_);                                                            \
         CHECK_MEM((p), (n), want_, wn_);                                                           \
     } while (0)
 
@@ -674,7 +658,7 @@ static long up_map_with(const struct envelope_up *up, const char *key, const cha
 {
     struct buf b, out;
     uint8_t raw[64];
-    size_t rn = unhex(hex, raw);
+    size_t rn = test_unhex(hex, raw);
     buf_init(&b, 0);
     buf_init(&out, 0);
     CHECK(envelope_up_encode_map(up, &b) == SIOC_OK);
@@ -725,13 +709,13 @@ static void test_up_map_rejections(void)
 
     uint8_t in[64];
     size_t n;
-    n = unhex("91 01", in); /* not a map */
+    n = test_unhex("91 01", in); /* not a map */
     CHECK(up_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("81 01 01", in); /* non-string key */
+    n = test_unhex("81 01 01", in); /* non-string key */
     CHECK(up_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("82 a1 76 01 a1 76 01", in); /* duplicate key */
+    n = test_unhex("82 a1 76 01 a1 76 01", in); /* duplicate key */
     CHECK(up_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("df ffffffff", in); /* lying count */
+    n = test_unhex("df ffffffff", in); /* lying count */
     CHECK(up_map(in, n, NULL) == SIOC_EPROTO);
     CHECK(up_map(in, 0, NULL) == SIOC_EPROTO);
 
@@ -884,7 +868,7 @@ static void test_reply_any_order_unknown_ignored(void)
 static long reply_with(const char *key, const char *hex)
 {
     uint8_t raw[8192];
-    size_t rn = unhex(hex, raw);
+    size_t rn = test_unhex(hex, raw);
     struct buf b;
     buf_init(&b, 0);
     mp_write_map(&b, 4);
@@ -905,7 +889,7 @@ static long reply_with(const char *key, const char *hex)
 static long connect_with(const char *key, const char *hex)
 {
     uint8_t raw[256];
-    size_t rn = unhex(hex, raw);
+    size_t rn = test_unhex(hex, raw);
     struct buf b;
     buf_init(&b, 0);
     mp_write_map(&b, 4);
@@ -971,19 +955,19 @@ static void test_reply_rejections(void)
     CHECK(reply_with("x", "c0") >= 0);
     /* t */
     uint8_t in[256];
-    size_t n = unhex("82 a3 6e7370 a1 2f a3 736964 a1 73", in); /* no t */
+    size_t n = test_unhex("82 a3 6e7370 a1 2f a3 736964 a1 73", in); /* no t */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("83 a1 74 a4 70757368 a3 6e7370 a1 2f a3 736964 a1 73", in); /* t: push */
+    n = test_unhex("83 a1 74 a4 70757368 a3 6e7370 a1 2f a3 736964 a1 73", in); /* t: push */
     CHECK(reply_map(in, n, NULL) == SIOC_ENOTSUP);
-    n = unhex("83 a1 74 01 a3 6e7370 a1 2f a3 736964 a1 73", in);
+    n = test_unhex("83 a1 74 01 a3 6e7370 a1 2f a3 736964 a1 73", in);
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("82 a1 74 a5 7265706c79 a3 736964 a1 73", in); /* no nsp */
+    n = test_unhex("82 a1 74 a5 7265706c79 a3 736964 a1 73", in); /* no nsp */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("82 a1 74 a5 7265706c79 a3 6e7370 a1 2f", in); /* no sid */
+    n = test_unhex("82 a1 74 a5 7265706c79 a3 6e7370 a1 2f", in); /* no sid */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("84 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 a1 74 a5 7265706c79", in);
+    n = test_unhex("84 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 a1 74 a5 7265706c79", in);
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO); /* duplicate t */
-    n = unhex("83 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 c0", in);
+    n = test_unhex("83 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 c0", in);
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO); /* trailing bytes */
     CHECK(reply_map(in, n - 1, NULL) == (long)n - 1);
 
@@ -1031,13 +1015,13 @@ static void test_reply_rejections(void)
     CHECK(connect_with("error", "81 a7 6d657373616765 01") == SIOC_EPROTO);
     CHECK(connect_with("error", "a1 78") == SIOC_EPROTO);
     CHECK(connect_with("ok", "c2") == SIOC_EPROTO);              /* duplicate ok */
-    n = unhex("82 a1 74 a7 636f6e6e656374 a3 726964 a1 72", in); /* no ok */
+    n = test_unhex("82 a1 74 a7 636f6e6e656374 a3 726964 a1 72", in); /* no ok */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("82 a1 74 a7 636f6e6e656374 a2 6f6b c3", in); /* no rid */
+    n = test_unhex("82 a1 74 a7 636f6e6e656374 a2 6f6b c3", in); /* no rid */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("83 a1 74 a7 636f6e6e656374 a3 726964 a0 a2 6f6b c3", in); /* empty rid */
+    n = test_unhex("83 a1 74 a7 636f6e6e656374 a3 726964 a0 a2 6f6b c3", in); /* empty rid */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("83 a1 74 a7 636f6e6e656374 a3 726964 a1 72 a2 6f6b a4 74727565", in);
+    n = test_unhex("83 a1 74 a7 636f6e6e656374 a3 726964 a1 72 a2 6f6b a4 74727565", in);
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO); /* ok: "true" */
 }
 
@@ -1242,24 +1226,24 @@ static void test_node_info(void)
         CHECK(node_map(b.data, cut, NULL) < 0);
 
     uint8_t in[256];
-    size_t n = unhex("85 a7 73746172746564 01 a1 78 c0 a7 736f636b657473 00 "
+    size_t n = test_unhex("85 a7 73746172746564 01 a1 78 c0 a7 736f636b657473 00 "
                      "a5 65706f6368 b0 30313233343536373839616263646566 a7 61646472657373 a1 61",
                      in);
     struct envelope_node_info want = {sl("0123456789abcdef"), sl("a"), 1, 0};
     CHECK(node_map(in, n, &want) == (long)n);
-    n = unhex("83 a7 73746172746564 01 a7 736f636b657473 00 "
+    n = test_unhex("83 a7 73746172746564 01 a7 736f636b657473 00 "
               "a5 65706f6368 b0 30313233343536373839616263646566",
               in); /* no address */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("84 a7 73746172746564 01 a7 736f636b657473 ff a7 61646472657373 a1 61 "
+    n = test_unhex("84 a7 73746172746564 01 a7 736f636b657473 ff a7 61646472657373 a1 61 "
               "a5 65706f6368 b0 30313233343536373839616263646566",
               in); /* negative sockets */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("84 a7 73746172746564 01 a7 736f636b657473 00 a7 61646472657373 a1 61 "
+    n = test_unhex("84 a7 73746172746564 01 a7 736f636b657473 00 a7 61646472657373 a1 61 "
               "a5 65706f6368 a4 61626364",
               in); /* short epoch */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
-    n = unhex("84 a7 73746172746564 a1 31 a7 736f636b657473 00 a7 61646472657373 a1 61 "
+    n = test_unhex("84 a7 73746172746564 a1 31 a7 736f636b657473 00 a7 61646472657373 a1 61 "
               "a5 65706f6368 b0 30313233343536373839616263646566",
               in); /* started as text */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);

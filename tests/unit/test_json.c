@@ -9,22 +9,6 @@
 #include "common/mp.h"
 #include "tests/unit/test.h"
 
-static size_t unhex(const char *hex, uint8_t *out)
-{
-    size_t n = 0;
-    for (const char *s = hex; s[0] && s[1];) {
-        if (s[0] == ' ') {
-            s++;
-            continue;
-        }
-        unsigned v;
-        sscanf(s, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        s += 2;
-    }
-    return n;
-}
-
 /* Parses p[0..n) from a guard-page copy (an over-read crashes). */
 static int parse_guarded(const void *p, size_t n, struct buf *out)
 {
@@ -40,7 +24,7 @@ static int parse_guarded(const void *p, size_t n, struct buf *out)
 static void check_parse(const char *text, const char *hex, bool roundtrip)
 {
     uint8_t want[4096];
-    size_t wn = unhex(hex, want);
+    size_t wn = test_unhex(hex, want);
     struct buf b, t;
     buf_init(&b, 0);
     buf_init(&t, 0);
@@ -457,7 +441,7 @@ static void test_writer_node_vectors(void)
         char *tab = strchr(line, '\t');
         *tab = 0;
         uint8_t mp[1024];
-        size_t n = unhex(line, mp);
+        size_t n = test_unhex(line, mp);
         struct buf t;
         buf_init(&t, 0);
         struct mp_reader r;
@@ -488,7 +472,7 @@ static void check_write(const char *hex, const struct json_write_opts *opts, int
                         const char *want)
 {
     uint8_t mp[256];
-    size_t n = unhex(hex, mp);
+    size_t n = test_unhex(hex, mp);
     struct buf t;
     buf_init(&t, 0);
     struct mp_reader r;
@@ -629,7 +613,7 @@ static void test_doubles_tsv(void)
             continue;
         *tab = 0;
         uint8_t mp[9] = {0xcb};
-        CHECK(unhex(line, mp + 1) == 8);
+        CHECK(test_unhex(line, mp + 1) == 8);
         uint64_t bits = 0;
         for (int k = 1; k < 9; k++)
             bits = bits << 8 | mp[k];

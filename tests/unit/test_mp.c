@@ -8,26 +8,10 @@
 #include "common/mp.h"
 #include "tests/unit/test.h"
 
-static size_t unhex(const char *hex, uint8_t *out)
-{
-    size_t n = 0;
-    for (const char *s = hex; s[0] && s[1];) {
-        if (s[0] == ' ') {
-            s++;
-            continue;
-        }
-        unsigned v;
-        sscanf(s, "%2x", &v);
-        out[n++] = (uint8_t)v;
-        s += 2;
-    }
-    return n;
-}
-
 #define CHECK_HEX(b, hex)                                                                          \
     do {                                                                                           \
         uint8_t want_[4096];                                                                       \
-        size_t wn_ = unhex(hex, want_);                                                            \
+        size_t wn_ = test_unhex(hex, want_);                                                            \
         CHECK_MEM((b)->data, (b)->len, want_, wn_);                                                \
     } while (0)
 
@@ -141,7 +125,7 @@ static void test_buf_limit(void)
 static void test_read_all_kinds(void)
 {
     uint8_t in[256];
-    size_t n = unhex("93 c0 c3 ff d0df cf0000000100000000 cb3ff8000000000000 ca3fc00000 a3616263 "
+    size_t n = test_unhex("93 c0 c3 ff d0df cf0000000100000000 cb3ff8000000000000 ca3fc00000 a3616263 "
                      "c40201ff 81 a178 d6ff00000001 c70201aabb",
                      in);
     struct mp_reader r;
@@ -171,7 +155,7 @@ static void test_read_all_kinds(void)
 static void test_truncation_every_offset(void)
 {
     uint8_t in[256];
-    size_t n = unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f c40201ff "
+    size_t n = test_unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f c40201ff "
                      "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 81 a178 cb3ff8000000000000",
                      in);
     size_t consumed = 0;

@@ -1,0 +1,59 @@
+/* process.c: option loading and small-file reading for sioc programs (see process.h). */
+#include "common/net/process.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/error.h"
+
+extern char **environ;
+
+char *process_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = malloc(max + 1);
+    *len = data != NULL ? fread(data, 1, max, f) : 0;
+    fclose(f);
+    if (data != NULL)
+        data[*len] = '\0';
+    return data;
+}
+
+enum process_start process_load_config(struct config *cfg, const struct config_option *options,
+                                       size_t count, const char *program, int argc, char **argv)
+{
+    char err[512] = "";
+    if (config_init(cfg, options, count) != SIOC_OK) {
+        fprintf(stderr, "%s: invalid option table\n", program);
+        return PROCESS_FAIL;
+    }
+    const char *path = config_file_path(argc, argv, environ);
+    size_t len = 0;
+    char *file = path != NULL ? process_read_file(path, 1 << 20, &len) : NULL;
+    if (path != NULL && file == NULL) {
+        fprintf(stderr, "%s: cannot read config file %s\n", program, path);
+        config_deinit(cfg);
+        return PROCESS_FAIL;
+    }
+    int rc = config_load(cfg, file, len, environ, argc, argv, err, sizeof err);
+    free(file);
+    if (rc != SIOC_OK) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        config_deinit(cfg);
+        return PROCESS_FAIL;
+    }
+    if (config_get_bool(cfg, "help")) {
+        size_t need = config_help(cfg, program, NULL, 0) + 1;
+        char *help = malloc(need);
+        if (help != NULL) {
+            config_help(cfg, program, help, need);
+            fputs(help, stdout);
+            free(help);
+        }
+        config_deinit(cfg);
+        return PROCESS_EXIT;
+    }
+    return PROCESS_RUN;
+}

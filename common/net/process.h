@@ -1,0 +1,27 @@
+/* process.h: what every sioc program does first: load its options from --config FILE (or
+ * SIOC_CONFIG), the SIOC_* environment and the flags (common/config.h precedence), print
+ * --help, and read small files (keys, configs) whole. */
+#ifndef SIOC_NET_PROCESS_H
+#define SIOC_NET_PROCESS_H
+
+#include <stddef.h>
+
+#include "common/config.h"
+
+enum process_start {
+    PROCESS_RUN,  /* options loaded: carry on */
+    PROCESS_EXIT, /* --help was printed: exit 0 */
+    PROCESS_FAIL, /* a message went to stderr: exit 2 */
+};
+
+/* Initialises *cfg from the option table and loads it. The table must have "config" and
+ * "help" entries. `program` names the process in messages. On PROCESS_RUN the caller owns cfg
+ * (config_deinit); otherwise it is already released. */
+enum process_start process_load_config(struct config *cfg, const struct config_option *options,
+                                       size_t count, const char *program, int argc, char **argv);
+
+/* Reads at most `max` bytes of a file, NUL-terminated (the NUL is not counted in *len).
+ * Returns NULL if it cannot be opened or memory runs out; the caller frees. */
+char *process_read_file(const char *path, size_t max, size_t *len);
+
+#endif
