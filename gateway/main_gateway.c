@@ -415,11 +415,13 @@ int main(int argc, char **argv)
     if (problem != NULL) {
         fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
         jwt_key_free(g.jwt);
+        config_deinit(&cfg);
         return 2;
     }
     if (config_get_bool(&cfg, "check-config")) {
         printf("configuration ok\n");
         jwt_key_free(g.jwt);
+        config_deinit(&cfg);
         return 0;
     }
     signal(SIGPIPE, SIG_IGN);
