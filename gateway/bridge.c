@@ -707,6 +707,11 @@ static void probe_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern)
+{
+    return pattern ? redis_link_psubscribe(b->sub, channel) : redis_link_subscribe(b->sub, channel);
+}
+
 static void drain_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

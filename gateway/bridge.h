@@ -138,6 +138,13 @@ void bridge_on_event(struct bridge *b, struct sio_socket *sock, struct slice eve
  * data slot. */
 void bridge_on_disconnect(struct bridge *b, struct sio_socket *sock, const char *reason);
 
+/* Adds one more channel (pattern false: SUBSCRIBE) or glob pattern (true: PSUBSCRIBE) to the
+ * shared subscriber connection, at any time: e.g. the adapter channels of a namespace that got
+ * its first socket under `namespaces *` (cluster.h). It is kept across reconnects like the
+ * config's extra channels, and its messages go to on_foreign_message. `channel` is copied.
+ * Returns SIOC_OK (also when already subscribed), SIOC_EINVAL (empty) or SIOC_ENOMEM. */
+int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern);
+
 /* True while the COMMAND link is connected (for /readyz). */
 bool bridge_ready(const struct bridge *b);
 /* Upstream entries not yet confirmed by Redis: in the bridge's overflow list, queued in the

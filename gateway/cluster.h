@@ -1,14 +1,18 @@
-/* cluster.h: the gateway's receiving side of the @socket.io/redis-adapter cluster (DESIGN.md
- * §3.1, PROTOCOL.md 3.3): the broadcast channel patterns of the served namespaces, and delivery
- * of every broadcast (from Node servers, redis-emitters and workers) to the local sockets it
- * selects, decoded once and encoded once. It owns no connection: the patterns are read on the
- * worker bridge's subscriber connection, so a worker's reply (join) and the broadcast it sent
- * after it arrive in that order. Publishing, requests and responses (issue 4) are not here
- * yet; in particular no request channel is subscribed, so Node peers' member counts (PUBSUB
- * NUMSUB) do not include this gateway. */
+/* cluster.h: the gateway as a full member of a @socket.io/redis-adapter 8.x cluster (DESIGN.md
+ * §3.1, PROTOCOL.md 3.2-3.8, issue 4). Per served namespace it has a uid2 uid and reads, on the
+ * worker bridge's subscriber connection (one connection per gateway, so Node's PUBSUB NUMSUB
+ * counts it once): the broadcast pattern `<key>#<nsp>#*`, the request channel and both response
+ * channels. Broadcasts from Node servers, redis-emitters and workers go to the local sockets they
+ * select (decoded once, encoded once); requests are answered in Node's shapes (SOCKETS, ALL_ROOMS,
+ * REMOTE_JOIN/LEAVE/DISCONNECT in opts and legacy sid forms, REMOTE_FETCH, SERVER_SIDE_EMIT,
+ * BROADCAST with acks). Answers go out on the cluster's own COMMAND connection, one connection for
+ * every namespace (ordering, 3.7). The gateway never originates requests or broadcasts here, so
+ * responses addressed to others are read (Node subscribes them too) and ignored. Reconnecting
+ * and the liveness probe of the subscriber connection are the bridge's (bridge.h). */
 #ifndef SIOC_GATEWAY_CLUSTER_H
 #define SIOC_GATEWAY_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,23 +23,58 @@ struct log;
 struct metrics;
 struct cluster;
 
+/* Most namespaces the cluster follows (a `namespaces` list, or distinct ones seen under "*"). */
+#define CLUSTER_MAX_NAMESPACES 256
+/* Broadcasts with acks (request type 7) awaiting client acks at once; beyond it a request is
+ * still delivered and answered, but with clientCount 0 and no ack ids. */
+#define CLUSTER_MAX_PENDING_ACKS 4096
+/* Longest a pending ack broadcast is kept: opts.flags.timeout, capped at this (ms); the default
+ * when a request carries no timeout. */
+#define CLUSTER_MAX_ACK_TIMEOUT_MS 600000u
+#define CLUSTER_DEFAULT_ACK_TIMEOUT_MS 10000u
+
 struct cluster_config {
     const char *redis_url;   /* for the cluster's own publishing connection */
     const char *adapter_key; /* NULL = "socket.io" */
     const char *namespaces;  /* as the gateway's `namespaces` option: a comma list, or "*" */
-    uint64_t seed;           /* random bits (uids, request ids) */
+    uint64_t seed;           /* random bits (uids); 0 = from getrandom */
+    /* publishOnSpecificResponseChannel (PROTOCOL.md 3.8): answers go to
+     * `<key>-response#<nsp>#<requesterUid>#` instead of the shared channel. Default false. */
+    bool specific_response_channel;
+    /* Under `namespaces *` the channels of a namespace are only known once it gets its first
+     * socket (cluster_on_accepted): they are then added to the shared subscriber connection
+     * through this hook (wire it to bridge_subscribe_extra(bridge, channel, false)). Returns
+     * SIOC_OK or an error (logged). NULL: such namespaces receive broadcasts (the "*" pattern)
+     * but answer no requests. Not used with a namespace list. */
+    int (*subscribe_cb)(void *ctx, const char *channel);
+    void *subscribe_ctx;
 };
 
-/* NULL when out of memory or the metrics cannot be registered. */
+/* Creates the cluster: one uid per listed namespace, its channel names, its metrics
+ * (sioc_broadcasts_*, sioc_adapter_*) and a COMMAND link to cfg->redis_url (nothing connects
+ * before the loop runs). `srv`, `log` (may be NULL), `metrics` and `base` are borrowed and must
+ * outlive the cluster. NULL when out of memory, on a bad URL or namespaces list, or when the
+ * metrics cannot be registered. */
 struct cluster *cluster_new(struct event_base *base, const struct cluster_config *cfg,
                             struct sio_server *srv, struct log *log, struct metrics *metrics);
-void cluster_free(struct cluster *c); /* NULL is a no-op */
+/* Frees everything, pending ack broadcasts included (their late client acks are then lost: free
+ * the sio_server first). Must not be called from inside a redis_link callback. NULL is a no-op. */
+void cluster_free(struct cluster *c);
 /* The PSUBSCRIBE patterns to read (valid while c lives): one per namespace, or one for all. */
 size_t cluster_patterns(const struct cluster *c, const char *const **patterns);
-/* The plain channels to SUBSCRIBE on the same connection (request/response channels; valid
- * while c lives). */
+/* The plain channels to SUBSCRIBE on the same connection: per listed namespace the request
+ * channel, the shared response channel and this node's specific response channel (valid while
+ * c lives). None under "*" (see subscribe_cb). */
 size_t cluster_channels(const struct cluster *c, const char *const **channels);
-/* A message on one of the patterns (ctx is the cluster). Slices valid during the call. */
-void cluster_on_message(void *ctx, struct slice pattern, struct slice channel, struct slice payload);
+/* A message on one of the patterns or channels (ctx is the cluster; pattern.len == 0 for a
+ * plain channel). Slices valid during the call. Malformed input is counted and logged. */
+void cluster_on_message(void *ctx, struct slice pattern, struct slice channel,
+                        struct slice payload);
+/* The sio_server on_accepted hook: under "*", the first socket of a namespace gives it a uid and
+ * subscribes its request/response channels (subscribe_cb). No-op otherwise. */
+void cluster_on_accepted(struct cluster *c, struct sio_socket *sock);
+/* The uid of namespace `nsp` (6 chars, NUL-terminated, valid while c lives), or NULL when the
+ * cluster does not follow it (yet). For tests and logs. */
+const char *cluster_uid(const struct cluster *c, const char *nsp);
 
 #endif

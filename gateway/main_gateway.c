@@ -33,6 +33,7 @@ static const struct config_option options[] = {
     {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
+    {"adapter-specific-response", CONFIG_BOOL, "no", 0, 0, "answer adapter requests on the requester's own channel (publishOnSpecificResponseChannel)"},
     {"ping-interval", CONFIG_MS, "25000", 1, 3600000, "Engine.IO ping interval"},
     {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
     {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
@@ -144,7 +145,15 @@ static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason
 static void on_accepted(void *ctx, struct sio_socket *sock)
 {
     struct gateway *g = ctx;
+    cluster_on_accepted(g->cluster, sock); /* namespaces *: subscribe a new namespace's channels */
     registry_on_accepted(g->registry, sock);
+}
+
+/* The cluster adds channels to the bridge's subscriber connection (created after it). */
+static int cluster_subscribe(void *ctx, const char *channel)
+{
+    struct gateway *g = ctx;
+    return bridge_subscribe_extra(g->bridge, channel, false);
 }
 
 static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len, bool joined)
@@ -502,6 +511,9 @@ int main(int argc, char **argv)
         .adapter_key = config_get(&cfg, "adapter-key"),
         .namespaces = scfg.namespaces,
         .seed = seed ^ 0x9e3779b97f4a7c15ull,
+        .specific_response_channel = config_get_bool(&cfg, "adapter-specific-response"),
+        .subscribe_cb = cluster_subscribe,
+        .subscribe_ctx = &g,
     };
     g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;
     if (g.cluster != NULL) {

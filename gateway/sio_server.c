@@ -66,6 +66,8 @@ struct sio_socket {
     bool in_rooms;
     char id[SIO_SOCKET_ID_LEN + 1];
     char *uid;
+    uint8_t *auth; /* copy of the CONNECT payload (MessagePack; fetchSockets' handshake.auth) */
+    size_t auth_len;
     void *data;
     struct pending_event *pending, **pending_tail;
     size_t pending_count;
@@ -263,6 +265,7 @@ static void socket_remove(struct sio_socket *s, const char *reason)
     free(s->server_acks.ids);
     free(s->group_acks);
     free(s->uid);
+    free(s->auth);
     free(s);
 }
 
@@ -399,6 +402,11 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     }
     static const uint8_t empty_map[] = {0x80};
     struct slice auth = pkt->has_data ? pkt->data : (struct slice){empty_map, 1};
+    /* kept for sio_socket_auth (REMOTE_FETCH); out of memory just leaves it empty ({}) */
+    if ((s->auth = malloc(auth.len)) != NULL) {
+        memcpy(s->auth, auth.p, auth.len);
+        s->auth_len = auth.len;
+    }
     if (srv->cfg.on_connect != NULL)
         srv->cfg.on_connect(srv->cfg.ctx, s, auth.p, auth.len);
     else
@@ -1044,6 +1052,12 @@ const char *sio_socket_uid(const struct sio_socket *s)
 const struct sio_handshake *sio_socket_handshake(const struct sio_socket *s)
 {
     return &s->client->hs;
+}
+
+struct slice sio_socket_auth(const struct sio_socket *s)
+{
+    static const uint8_t empty_map[] = {0x80};
+    return s->auth != NULL ? (struct slice){s->auth, s->auth_len} : (struct slice){empty_map, 1};
 }
 
 void *sio_socket_get_data(const struct sio_socket *s)

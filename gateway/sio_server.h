@@ -167,6 +167,9 @@ const char *sio_socket_id(const struct sio_socket *sock);         /* 20 chars, N
 const char *sio_socket_nsp(const struct sio_socket *sock);        /* NUL-terminated */
 const char *sio_socket_uid(const struct sio_socket *sock);        /* "" when anonymous */
 const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);
+/* The CONNECT payload the client sent (one MessagePack value; {} when it sent none), as the
+ * `auth` of fetchSockets' handshake. Valid while the socket is. */
+struct slice sio_socket_auth(const struct sio_socket *sock);
 /* Application data slot (e.g. the pending backend-auth request). */
 void *sio_socket_get_data(const struct sio_socket *sock);
 void sio_socket_set_data(struct sio_socket *sock, void *data);

@@ -1,0 +1,532 @@
+/* cluster_requests.c: answering other nodes' adapter requests (PROTOCOL.md 3.5) on the local
+ * sockets, and broadcasts with acknowledgements across nodes (3.6): BROADCAST_CLIENT_COUNT
+ * first, then one BROADCAST_ACK per client ack, until every client acked or the request's
+ * timeout passed. Channel routing and publishing are cluster.c's. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/adapter.h"
+#include "common/error.h"
+#include "common/mp.h"
+#include "common/net/log.h"
+#include "gateway/cluster_internal.h"
+
+static const uint8_t empty_map[] = {0x80};
+static const uint8_t nil_value[] = {0xc0};
+
+static struct slice key_slice(const struct cluster *c)
+{
+    return (struct slice){(const uint8_t *)c->key, strlen(c->key)};
+}
+
+static struct slice nsp_slice(const struct cluster_nsp *n)
+{
+    return (struct slice){(const uint8_t *)n->name, n->len};
+}
+
+/* Encodes `res` and publishes it where the requester listens (3.8). */
+static void respond(struct cluster *c, const struct cluster_nsp *n, int request_type,
+                    struct slice requester_uid, const struct adapter_response *res)
+{
+    buf_reset(&c->out);
+    int rc = adapter_response_encode(&c->out, res);
+    if (rc != SIOC_OK) {
+        (*c->publish_failed)++;
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.response_failed", "nsp=%s type=%d: %s", n->name,
+                  request_type, sioc_strerror(rc));
+        return;
+    }
+    buf_reset(&c->channel);
+    adapter_response_channel(&c->channel, key_slice(c), nsp_slice(n), request_type, requester_uid,
+                             c->specific);
+    if (c->channel.err != SIOC_OK) {
+        (*c->publish_failed)++;
+        return;
+    }
+    cluster_publish(c, (struct slice){c->channel.data, c->channel.len},
+                    (struct slice){c->out.data, c->out.len});
+}
+
+static struct slice request_uid(const struct adapter_request *req)
+{
+    return req->has_uid ? req->uid : (struct slice){(const uint8_t *)"", 0};
+}
+
+/* ---- selecting sockets: collect ids first, act after (sio_server_select's rule) ---- */
+
+static void collect_cb(void *ctx, struct sio_socket *sock)
+{
+    struct cluster *c = ctx;
+    buf_append(&c->ids, sio_socket_id(sock), SIO_SOCKET_ID_LEN);
+}
+
+/* Selects like a broadcast (union of rooms minus except) into c->ids; returns the count, or
+ * a negative error when the list could not be built. */
+static long select_ids(struct cluster *c, const struct cluster_nsp *n,
+                       const struct adapter_rooms *rooms, const struct adapter_rooms *except)
+{
+    buf_reset(&c->ids);
+    sio_server_select(c->srv, n->name, n->len, rooms ? rooms->names : NULL,
+                      rooms ? rooms->count : 0, except ? except->names : NULL,
+                      except ? except->count : 0, collect_cb, c);
+    if (c->ids.err != SIOC_OK)
+        return c->ids.err;
+    return (long)(c->ids.len / SIO_SOCKET_ID_LEN);
+}
+
+/* The i-th selected socket, or NULL if it went away meanwhile (an earlier disconnect). */
+static struct sio_socket *selected(struct cluster *c, const struct cluster_nsp *n, long i)
+{
+    const char *id = (const char *)c->ids.data + (size_t)i * SIO_SOCKET_ID_LEN;
+    return sio_server_find(c->srv, n->name, n->len, id, SIO_SOCKET_ID_LEN);
+}
+
+/* ---- room lists ---- */
+
+struct room_list {
+    struct buf *out;
+    uint32_t count;
+    bool write;
+};
+
+static void room_cb(void *ctx, const uint8_t *room, size_t len, size_t size)
+{
+    (void)size;
+    struct room_list *l = ctx;
+    if (l->write)
+        mp_write_str(l->out, room, len);
+    else
+        l->count++;
+}
+
+/* Appends a MessagePack array of every room name of the namespace (socket-id rooms included,
+ * as Node's `this.rooms.keys()`). Returns the count. */
+static uint32_t write_all_rooms(struct cluster *c, const struct cluster_nsp *n, struct buf *out)
+{
+    struct room_list l = {.out = out};
+    sio_server_each_room(c->srv, n->name, n->len, room_cb, &l);
+    mp_write_array(out, l.count);
+    l.write = true;
+    sio_server_each_room(c->srv, n->name, n->len, room_cb, &l);
+    return l.count;
+}
+
+static void write_socket_rooms(const struct sio_socket *sock, struct buf *out)
+{
+    struct room_list l = {.out = out};
+    sio_socket_each_room(sock, room_cb, &l);
+    mp_write_array(out, l.count);
+    l.write = true;
+    sio_socket_each_room(sock, room_cb, &l);
+}
+
+/* ---- REMOTE_FETCH: one socket as Node's fetchSockets sees it ---- */
+
+static bool headers_have_origin(struct slice headers)
+{
+    struct mp_reader r;
+    struct mp_item it;
+    mp_reader_init(&r, headers.p, headers.len);
+    if (headers.len == 0 || mp_read(&r, &it) != SIOC_OK || it.kind != MP_MAP)
+        return false;
+    for (uint32_t i = 0; i < it.len; i++) {
+        struct mp_item k;
+        if (mp_read(&r, &k) != SIOC_OK)
+            return false;
+        if (mp_item_is_str(&k, "origin"))
+            return true;
+        if (mp_skip(&r) != SIOC_OK)
+            return false;
+    }
+    return false;
+}
+
+static void write_raw_map(struct buf *out, struct slice value)
+{
+    if (value.len == 0)
+        buf_append(out, empty_map, sizeof empty_map);
+    else
+        buf_append(out, value.p, value.len);
+}
+
+/* {"id","handshake":{headers,time,address,xdomain,secure,issued,url,query,auth},"rooms","data"}
+ * (PROTOCOL.md 3.5). `time` is JavaScript's Date.prototype.toString() of the handshake time, in
+ * UTC; `xdomain` is whether an Origin header came (Node: `!!req.headers.origin`); `data` is {}
+ * (the gateway keeps no per-socket application data). */
+static void write_socket(struct buf *out, const struct sio_socket *sock)
+{
+    const struct sio_handshake *hs = sio_socket_handshake(sock);
+    mp_write_map(out, 4);
+    mp_write_cstr(out, "id");
+    mp_write_cstr(out, sio_socket_id(sock));
+    mp_write_cstr(out, "handshake");
+    mp_write_map(out, 9);
+    mp_write_cstr(out, "headers");
+    write_raw_map(out, hs->headers);
+    mp_write_cstr(out, "time");
+    char when[96] = "";
+    time_t secs = (time_t)(hs->issued_ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&secs, &tm) != NULL)
+        strftime(when, sizeof when, "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)",
+                 &tm);
+    mp_write_cstr(out, when);
+    mp_write_cstr(out, "address");
+    mp_write_cstr(out, hs->address ? hs->address : "");
+    mp_write_cstr(out, "xdomain");
+    mp_write_bool(out, headers_have_origin(hs->headers));
+    mp_write_cstr(out, "secure");
+    mp_write_bool(out, hs->secure);
+    mp_write_cstr(out, "issued");
+    mp_write_int(out, hs->issued_ms);
+    mp_write_cstr(out, "url");
+    mp_write_cstr(out, hs->url ? hs->url : "");
+    mp_write_cstr(out, "query");
+    write_raw_map(out, hs->query);
+    mp_write_cstr(out, "auth");
+    write_raw_map(out, sio_socket_auth(sock));
+    mp_write_cstr(out, "rooms");
+    write_socket_rooms(sock, out);
+    mp_write_cstr(out, "data");
+    buf_append(out, empty_map, sizeof empty_map);
+}
+
+/* ---- broadcasts with acks (3.6) ---- */
+
+static void ack_free(struct cluster *c, struct cluster_ack *a)
+{
+    for (struct cluster_ack **pp = &c->acks; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    }
+    c->ack_count--;
+    *c->acks_pending = (int64_t)c->ack_count;
+    if (a->timer != NULL)
+        event_free(a->timer);
+    free(a->request_id);
+    free(a->requester_uid);
+    free(a);
+}
+
+void cluster_acks_free(struct cluster *c)
+{
+    while (c->acks != NULL)
+        ack_free(c, c->acks);
+}
+
+static void ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct cluster_ack *a = arg;
+    struct cluster *c = a->c;
+    /* the requester has given up by now too (it uses the same opts.flags.timeout) */
+    (*c->acks_expired)++;
+    log_write(c->log, LOG_LEVEL_DEBUG, "cluster.ack_expired", "nsp=%s requestId=%s missing=%zu",
+              a->nsp->name, a->request_id, a->remaining);
+    ack_free(c, a);
+}
+
+/* A client's ACK to a broadcast delivered for a BROADCAST request: BROADCAST_ACK with its
+ * first argument (no `packet` key when it acked with none, as notepack drops undefined). */
+static void client_ack_cb(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args)
+{
+    struct cluster *c = ctx;
+    const char *name = sio_socket_nsp(sock);
+    const struct cluster_nsp *n = cluster_nsp_find(c, name, strlen(name));
+    struct cluster_ack *a = c->acks;
+    while (a != NULL && !(a->nsp == n && a->ack_id == ack_id))
+        a = a->next;
+    if (a == NULL)
+        return; /* expired */
+    struct adapter_response res = {
+        .has_type = true,
+        .type = ADAPTER_BROADCAST_ACK,
+        .has_request_id = true,
+        .request_id = {(const uint8_t *)a->request_id, strlen(a->request_id)},
+    };
+    struct mp_reader r;
+    struct mp_item it;
+    mp_reader_init(&r, args.p, args.len);
+    if (mp_read(&r, &it) == SIOC_OK && it.kind == MP_ARRAY && it.len > 0) {
+        size_t start = r.pos;
+        if (mp_skip(&r) == SIOC_OK) {
+            res.has_packet = true;
+            res.packet = (struct slice){args.p + start, r.pos - start};
+        }
+    }
+    respond(c, a->nsp, ADAPTER_BROADCAST,
+            (struct slice){(const uint8_t *)a->requester_uid, strlen(a->requester_uid)}, &res);
+    if (--a->remaining == 0)
+        ack_free(c, a);
+}
+
+static char *slice_dup(struct slice s)
+{
+    char *p = malloc(s.len + 1);
+    if (p != NULL) {
+        memcpy(p, s.p, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
+                                   const struct adapter_request *req)
+{
+    if (c->ack_count >= CLUSTER_MAX_PENDING_ACKS)
+        return NULL;
+    struct cluster_ack *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    a->c = c;
+    a->nsp = n;
+    a->request_id = slice_dup(req->request_id);
+    a->requester_uid = slice_dup(request_uid(req));
+    a->timer = evtimer_new(c->base, ack_timeout_cb, a);
+    double ms = CLUSTER_DEFAULT_ACK_TIMEOUT_MS;
+    if (req->opts.flags.has_timeout && req->opts.flags.timeout > 0)
+        ms = req->opts.flags.timeout < CLUSTER_MAX_ACK_TIMEOUT_MS ? req->opts.flags.timeout
+                                                                  : CLUSTER_MAX_ACK_TIMEOUT_MS;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((long)ms % 1000 * 1000)};
+    if (a->request_id == NULL || a->requester_uid == NULL || a->timer == NULL ||
+        evtimer_add(a->timer, &tv) != 0) {
+        if (a->timer != NULL)
+            event_free(a->timer);
+        free(a->request_id);
+        free(a->requester_uid);
+        free(a);
+        return NULL;
+    }
+    a->next = c->acks;
+    c->acks = a;
+    c->ack_count++;
+    *c->acks_pending = (int64_t)c->ack_count;
+    return a;
+}
+
+/* BROADCAST (7): deliver with one ack id, answer BROADCAST_CLIENT_COUNT at once, even 0
+ * (3.6: without it every Node ack-broadcast in the cluster times out). The request's flags
+ * are dropped on the receiving side (3.5), volatile included. */
+static void on_broadcast_request(struct cluster *c, struct cluster_nsp *n,
+                                 const struct adapter_request *req)
+{
+    struct sio_broadcast b = {
+        .nsp = n->name,
+        .nsp_len = n->len,
+        .data = req->packet.data,
+        .rooms = req->opts.rooms.names,
+        .nrooms = req->has_opts ? req->opts.rooms.count : 0,
+        .except = req->opts.except.names,
+        .nexcept = req->has_opts ? req->opts.except.count : 0,
+    };
+    struct cluster_ack *a = ack_new(c, n, req);
+    bool tracked = a != NULL;
+    int count;
+    if (tracked) {
+        uint64_t ack_id = 0;
+        count = sio_server_broadcast_with_ack(c->srv, &b, &ack_id, client_ack_cb, c);
+        a->ack_id = ack_id;
+        a->remaining = count > 0 ? (size_t)count : 0;
+        if (count <= 0)
+            ack_free(c, a); /* nobody to wait for */
+    } else {
+        /* over CLUSTER_MAX_PENDING_ACKS: delivered without an ack id, and announced as 0
+         * clients, so the requester does not wait for acks we could not forward */
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.ack_untracked",
+                  "nsp=%s: %zu ack broadcasts pending; delivering without acks", n->name,
+                  c->ack_count);
+        count = sio_server_broadcast(c->srv, &b);
+        if (count > 0)
+            *c->delivered += (uint64_t)count;
+        count = count < 0 ? count : 0;
+    }
+    if (count < 0) {
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.broadcast_failed", "nsp=%s requestId=%.*s: %s",
+                  n->name, (int)req->request_id.len, req->request_id.p, sioc_strerror(count));
+        count = 0;
+    }
+    if (tracked)
+        *c->delivered += (uint64_t)count;
+    struct adapter_response res = {
+        .has_type = true,
+        .type = ADAPTER_BROADCAST_CLIENT_COUNT,
+        .has_request_id = true,
+        .request_id = req->request_id,
+        .has_client_count = true,
+        .client_count = (uint64_t)count,
+    };
+    respond(c, n, ADAPTER_BROADCAST, request_uid(req), &res);
+}
+
+/* ---- room operations and disconnects (opts forms: no self filter, 3.5) ---- */
+
+static void apply_rooms(struct cluster *c, const struct cluster_nsp *n,
+                        const struct adapter_request *req, bool join)
+{
+    long count = select_ids(c, n, &req->opts.rooms, &req->opts.except);
+    for (long i = 0; i < count; i++) {
+        struct sio_socket *sock = selected(c, n, i);
+        for (size_t r = 0; sock != NULL && req->has_rooms && r < req->rooms.count; r++) {
+            if (join)
+                sio_socket_join(sock, req->rooms.names[r].p, req->rooms.names[r].len);
+            else
+                sio_socket_leave(sock, req->rooms.names[r].p, req->rooms.names[r].len);
+        }
+    }
+}
+
+/* The legacy sid-targeted forms of join, leave and disconnect: only the owner acts and answers
+ * {"requestId"}. */
+static void apply_legacy(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_request *req)
+{
+    if (!req->has_sid)
+        return;
+    struct sio_socket *sock =
+        sio_server_find(c->srv, n->name, n->len, (const char *)req->sid.p, req->sid.len);
+    if (sock == NULL)
+        return;
+    if (req->type == ADAPTER_REMOTE_JOIN && req->has_room)
+        sio_socket_join(sock, req->room.p, req->room.len);
+    else if (req->type == ADAPTER_REMOTE_LEAVE && req->has_room)
+        sio_socket_leave(sock, req->room.p, req->room.len);
+    else if (req->type == ADAPTER_REMOTE_DISCONNECT)
+        sio_socket_disconnect(sock, req->has_close && req->close);
+    if (!req->has_request_id)
+        return;
+    struct adapter_response res = {.has_request_id = true, .request_id = req->request_id};
+    respond(c, n, req->type, request_uid(req), &res);
+}
+
+static void apply_disconnect(struct cluster *c, const struct cluster_nsp *n,
+                             const struct adapter_request *req)
+{
+    long count = select_ids(c, n, &req->opts.rooms, &req->opts.except);
+    for (long i = 0; i < count; i++) {
+        /* found again each time: closing a transport may take other sockets with it */
+        struct sio_socket *sock = selected(c, n, i);
+        if (sock != NULL)
+            sio_socket_disconnect(sock, req->has_close && req->close);
+    }
+}
+
+/* ---- queries ---- */
+
+static void answer_sockets(struct cluster *c, const struct cluster_nsp *n,
+                           const struct adapter_request *req)
+{
+    long count = select_ids(c, n, req->has_rooms ? &req->rooms : NULL, NULL);
+    buf_reset(&c->list);
+    mp_write_array(&c->list, count > 0 ? (uint32_t)count : 0);
+    for (long i = 0; i < count; i++)
+        mp_write_str(&c->list, c->ids.data + (size_t)i * SIO_SOCKET_ID_LEN, SIO_SOCKET_ID_LEN);
+    struct adapter_response res = {
+        .has_request_id = true,
+        .request_id = req->request_id,
+        .has_sockets = true,
+        .sockets = {c->list.data, c->list.len},
+        .sockets_count = count > 0 ? (uint32_t)count : 0,
+    };
+    respond(c, n, req->type, request_uid(req), &res);
+}
+
+static void answer_fetch(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_request *req)
+{
+    long count = select_ids(c, n, &req->opts.rooms, &req->opts.except);
+    buf_reset(&c->list);
+    mp_write_array(&c->list, count > 0 ? (uint32_t)count : 0);
+    for (long i = 0; i < count; i++)
+        write_socket(&c->list, selected(c, n, i)); /* nothing can go away during a query */
+    struct adapter_response res = {
+        .has_request_id = true,
+        .request_id = req->request_id,
+        .has_sockets = true,
+        .sockets_fetch = count > 0,
+        .sockets = {c->list.data, c->list.len},
+        .sockets_count = count > 0 ? (uint32_t)count : 0,
+    };
+    respond(c, n, req->type, request_uid(req), &res);
+}
+
+static void answer_all_rooms(struct cluster *c, const struct cluster_nsp *n,
+                             const struct adapter_request *req)
+{
+    buf_reset(&c->list);
+    uint32_t count = write_all_rooms(c, n, &c->list);
+    struct adapter_response res = {
+        .has_request_id = true,
+        .request_id = req->request_id,
+        .has_rooms = true,
+        .rooms = {c->list.data, c->list.len},
+        .rooms_count = count,
+    };
+    respond(c, n, req->type, request_uid(req), &res);
+}
+
+/* SERVER_SIDE_EMIT (6): the gateway has no server-side listeners. When the sender asked for an
+ * ack (requestId present), answer once with null, as a Node listener calling back with null
+ * would, so the sender's serverSideEmitWithAck completes with one null per gateway instead of
+ * timing out. The answer always goes to the shared response channel (3.8). */
+static void answer_server_side_emit(struct cluster *c, const struct cluster_nsp *n,
+                                    const struct adapter_request *req)
+{
+    if (req->has_uid && req->uid.len == ADAPTER_UID_LEN &&
+        memcmp(req->uid.p, n->uid, ADAPTER_UID_LEN) == 0)
+        return; /* 3.5 self filter */
+    if (!req->has_request_id)
+        return;
+    struct adapter_response res = {
+        .has_type = true,
+        .type = ADAPTER_SERVER_SIDE_EMIT,
+        .has_request_id = true,
+        .request_id = req->request_id,
+        .has_data = true,
+        .data = {nil_value, sizeof nil_value},
+    };
+    respond(c, n, ADAPTER_SERVER_SIDE_EMIT, request_uid(req), &res);
+}
+
+void cluster_on_request(struct cluster *c, struct cluster_nsp *n, struct slice payload)
+{
+    struct adapter_request *req = &c->req;
+    int rc = adapter_request_decode(payload.p, payload.len, &c->scratch, req);
+    if (rc == SIOC_ENOTSUP)
+        return; /* a type of a later adapter version: Node ignores those too */
+    if (rc < 0) {
+        (*c->requests_invalid)++;
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.invalid_request", "nsp=%s: %s (%zu bytes)",
+                  n->name, sioc_strerror(rc), payload.len);
+        return;
+    }
+    (*c->requests[req->type])++;
+    /* The gateway originates no requests, so the "one of my pending requestIds" self filters of
+     * SOCKETS, ALL_ROOMS, REMOTE_FETCH and BROADCAST never match (3.5). */
+    switch (req->type) {
+    case ADAPTER_SOCKETS: answer_sockets(c, n, req); break;
+    case ADAPTER_ALL_ROOMS: answer_all_rooms(c, n, req); break;
+    case ADAPTER_REMOTE_JOIN:
+    case ADAPTER_REMOTE_LEAVE:
+        if (req->has_opts)
+            apply_rooms(c, n, req, req->type == ADAPTER_REMOTE_JOIN);
+        else
+            apply_legacy(c, n, req);
+        break;
+    case ADAPTER_REMOTE_DISCONNECT:
+        if (req->has_opts)
+            apply_disconnect(c, n, req);
+        else
+            apply_legacy(c, n, req);
+        break;
+    case ADAPTER_REMOTE_FETCH: answer_fetch(c, n, req); break;
+    case ADAPTER_SERVER_SIDE_EMIT: answer_server_side_emit(c, n, req); break;
+    case ADAPTER_BROADCAST: on_broadcast_request(c, n, req); break;
+    default: break;
+    }
+}
