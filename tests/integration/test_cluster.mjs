@@ -15,7 +15,7 @@ import { createClient } from "redis";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import notepack from "notepack.io";
-import { assert, assertEqual, createRunner, get, repo, sleep, startRedis, startServer, within } from "./lib/harness.mjs";
+import { assert, assertEqual, createRunner, get, repo, sleep, startProcess, startRedis, startServer, within } from "./lib/harness.mjs";
 
 const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const SHARED = process.env.SIOC_SHARED_DATA || path.join(repo, "..", "shared", "data");
@@ -545,6 +545,28 @@ test("CLIENT KILL TYPE pubsub: the gateways' subscriber connections are repaired
   clearInterval(ticking);
   ticking = null;
 }, 20000);
+
+test("a worker's broadcast (emitter format) reaches Node-connected and gateway-connected clients", async () => {
+  const gw4 = await startServer(GATEWAY, ["--redis", redis.url, "--namespaces", "/", "--node-id", "gw4", "--log-level", "warn"]);
+  const worker = await startProcess("/usr/bin/python3", ["tests/integration/worker.py", "--redis", redis.url, "--namespaces", "/"], "worker ready");
+  try {
+    const sender = ioc(`http://127.0.0.1:${gw4.port}/`, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    await within(5000, new Promise((r) => sender.once("connect", r)), "sender connect");
+    const tag = `w-${Date.now()}`;
+    for (const c of Object.values(clients)) c.events = [];
+    // whoever is in room1 now, on the Node server and on both gateways, per the cluster itself
+    const ids = new Set((await io.of("/").in("room1").fetchSockets()).map((x) => x.id));
+    const members = Object.values(clients).filter((c) => c.nsp === "/" && ids.has(c.socket.id)).map((c) => c.name);
+    assert(members.includes("N") && members.some((n) => n !== "N"), `room1 spans Node and gateways: ${members}`);
+    await sender.timeout(5000).emitWithAck("room_msg", "room1", tag);
+    const args = await expectDelivery("room_msg", members);
+    for (const n of members) assertEqual(args[n], [tag], `payload at ${n}`);
+    sender.disconnect();
+  } finally {
+    await worker.stop();
+    await gw4.stop();
+  }
+}, 30000);
 
 test("namespaces *: a namespace's adapter channels are joined with its first socket", async () => {
   const gw3 = await startServer(GATEWAY, ["--redis", redis.url, "--namespaces", "*", "--node-id", "gw3",
