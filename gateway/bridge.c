@@ -49,6 +49,7 @@ struct bridge_sock {
 };
 
 struct bridge {
+    void (*on_snapshot_request)(void *ctx);
     /* messages of the config's extra patterns (the adapter's broadcasts) */
     void (*cfg_foreign)(void *ctx, struct slice pattern, struct slice channel, struct slice payload);
     void *foreign_ctx;
@@ -625,10 +626,22 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
     (*b->m_applied)++;
 }
 
+/* {"t":"snapshot"}: the broker's request for a registry snapshot (broker/README.md). */
+static bool is_snapshot_request(const uint8_t *p, size_t len)
+{
+    static const uint8_t want[] = {0x81, 0xa1, 't', 0xa8, 's', 'n', 'a', 'p', 's', 'h', 'o', 't'};
+    return len == sizeof want && memcmp(p, want, sizeof want) == 0;
+}
+
 void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
 {
     struct envelope_reply r;
     long n = envelope_reply_decode(p, len, &r);
+    if (n == SIOC_ENOTSUP && is_snapshot_request(p, len)) {
+        if (b->on_snapshot_request != NULL)
+            b->on_snapshot_request(b->ctx); /* the config's ctx, as for on_pause */
+        return;
+    }
     if (n < 0) {
         (*b->m_reply_errors)++;
         log_write(b->log, LOG_LEVEL_WARN, "reply.invalid", "%zu bytes: %s", len,
@@ -894,6 +907,7 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
         redis_link_subscribe(b->sub, b->node_channel) != SIOC_OK)
         goto fail;
     b->cfg_foreign = cfg->on_foreign_message;
+    b->on_snapshot_request = cfg->on_snapshot_request;
     b->foreign_ctx = cfg->foreign_ctx;
     for (size_t i = 0; i < cfg->extra_pattern_count; i++) {
         if (redis_link_psubscribe(b->sub, cfg->extra_patterns[i]) != SIOC_OK)
@@ -946,7 +960,9 @@ void bridge_free(struct bridge *b)
 
 bool bridge_ready(const struct bridge *b)
 {
-    return redis_link_connected(b->cmd);
+    /* both directions: replies and adapter messages are pub/sub, lost while the subscriber is
+     * away, so a node is not ready before its subscriber connection is back */
+    return redis_link_connected(b->cmd) && redis_link_connected(b->sub);
 }
 
 size_t bridge_pending(const struct bridge *b)

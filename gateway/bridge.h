@@ -101,6 +101,9 @@ struct bridge_config {
     void (*on_foreign_message)(void *ctx, struct slice pattern, struct slice channel,
                                struct slice payload);
     void *foreign_ctx;
+    /* The broker asked this node for a registry snapshot ({"t":"snapshot"} on P:node:<node>,
+     * its anti-entropy request), with `ctx`. NULL = ignored. */
+    void (*on_snapshot_request)(void *ctx);
 };
 
 /* Creates the bridge: a COMMAND link for the upstream and probes, a SUBSCRIBER link on
@@ -145,7 +148,7 @@ void bridge_on_disconnect(struct bridge *b, struct sio_socket *sock, const char 
  * Returns SIOC_OK (also when already subscribed), SIOC_EINVAL (empty) or SIOC_ENOMEM. */
 int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern);
 
-/* True while the COMMAND link is connected (for /readyz). */
+/* True while both Redis connections (commands and the shared subscriber) are up (/readyz). */
 bool bridge_ready(const struct bridge *b);
 /* Upstream entries not yet confirmed by Redis: in the bridge's overflow list, queued in the
  * link, or sent and awaiting the reply. */

@@ -149,6 +149,13 @@ static void on_accepted(void *ctx, struct sio_socket *sock)
     registry_on_accepted(g->registry, sock);
 }
 
+/* The broker asks for a registry snapshot when this node's socket count and its mirror differ. */
+static void on_snapshot_request(void *ctx)
+{
+    struct gateway *g = ctx;
+    registry_snapshot(g->registry);
+}
+
 /* The cluster adds channels to the bridge's subscriber connection (created after it). */
 static int cluster_subscribe(void *ctx, const char *channel)
 {
@@ -522,6 +529,7 @@ int main(int argc, char **argv)
         bcfg.extra_channel_count = cluster_channels(g.cluster, &bcfg.extra_channels);
         bcfg.on_foreign_message = cluster_on_message;
         bcfg.foreign_ctx = g.cluster;
+        bcfg.on_snapshot_request = on_snapshot_request;
     }
     g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
     struct registry_config rcfg = {

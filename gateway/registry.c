@@ -31,6 +31,7 @@ struct registry {
     uint64_t seq;
     uint64_t started_ms;
     size_t pending;
+    bool connected_once;
     struct buf key_registry, key_hb, key_nodes;
     uint64_t *written, *errors, *refused;
 };
@@ -90,10 +91,9 @@ static void write_room(void *ctx, const uint8_t *room, size_t len, size_t size)
 }
 
 /* XADD P:registry MAXLEN ~ N * <fields of the entry>. `rooms` is a MessagePack array. */
-static void append_entry(struct registry *r, enum envelope_reg_op op, struct sio_socket *sock,
-                         struct slice rooms)
+static void append_raw(struct registry *r, enum envelope_reg_op op, const char *nsp,
+                       const char *sid, const char *uid, struct slice rooms)
 {
-    const char *sid = sio_socket_id(sock), *nsp = sio_socket_nsp(sock), *uid = sio_socket_uid(sock);
     struct envelope_reg e = {
         .node = {(const uint8_t *)r->node, strlen(r->node)},
         .epoch = {(const uint8_t *)r->epoch, ENVELOPE_EPOCH_LEN},
@@ -122,6 +122,12 @@ static void append_entry(struct registry *r, enum envelope_reg_op op, struct sio
         argvlen[argc++] = f.kv[i].len;
     }
     send_command(r, argc, argv, argvlen);
+}
+
+static void append_entry(struct registry *r, enum envelope_reg_op op, struct sio_socket *sock,
+                         struct slice rooms)
+{
+    append_raw(r, op, sio_socket_nsp(sock), sio_socket_id(sock), sio_socket_uid(sock), rooms);
 }
 
 /* An entry carrying the socket's full room set (split when above the per-entry limit). */
@@ -162,6 +168,21 @@ void registry_on_disconnect(struct registry *r, struct sio_socket *sock)
 {
     if (sio_socket_accepted(sock))
         append_with_rooms(r, ENVELOPE_REG_DISCONNECT, sock);
+}
+
+static void snapshot_socket(void *ctx, struct sio_socket *sock)
+{
+    append_with_rooms(ctx, ENVELOPE_REG_SNAPSHOT, sock);
+}
+
+void registry_snapshot(struct registry *r)
+{
+    static const uint8_t no_rooms[] = {0x90};
+    struct slice empty = {no_rooms, 1};
+    append_raw(r, ENVELOPE_REG_SNAPSHOT, "/", "*", "begin", empty);
+    sio_server_each_socket(r->srv, snapshot_socket, r);
+    append_raw(r, ENVELOPE_REG_SNAPSHOT, "/", "*", "end", empty);
+    log_write(r->log, LOG_LEVEL_INFO, "registry.snapshot", "%zu sockets", sio_server_socket_count(r->srv));
 }
 
 size_t registry_pending(const struct registry *r)
@@ -206,8 +227,14 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 static void state_cb(void *ctx, bool connected)
 {
     struct registry *r = ctx;
-    if (connected)
-        heartbeat_cb(-1, 0, r); /* announce at once, not a beat later */
+    if (!connected)
+        return;
+    heartbeat_cb(-1, 0, r); /* announce at once, not a beat later */
+    /* After an outage Redis may have lost or replayed anything (restart, failover): the queued
+     * entries were written first; a snapshot lets the broker repair the mirror exactly. */
+    if (r->connected_once)
+        registry_snapshot(r);
+    r->connected_once = true;
 }
 
 static void event_cb(void *ctx, enum redis_link_event ev, const char *detail)

@@ -42,6 +42,10 @@ void registry_on_room(struct registry *r, struct sio_socket *sock, const uint8_t
                       size_t len, bool joined);
 /* Must be called while the socket's rooms are still readable (sio_server's on_disconnect). */
 void registry_on_disconnect(struct registry *r, struct sio_socket *sock);
+/* Appends a full snapshot of this node's sockets (the broker's anti-entropy, broker/README.md):
+ * op=snapshot sid="*" uid="begin", one op=snapshot entry per socket with its rooms, then
+ * sid="*" uid="end". Also done by itself after every Redis reconnect. */
+void registry_snapshot(struct registry *r);
 /* Entries not yet confirmed by Redis (for the SIGTERM drain). */
 size_t registry_pending(const struct registry *r);
 

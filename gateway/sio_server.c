@@ -876,6 +876,14 @@ void sio_server_select(struct sio_server *srv, const char *nsp, size_t nsp_len,
     rooms_select(n->rooms, rooms, nrooms, except, nexcept, select_visit, &sc);
 }
 
+void sio_server_each_socket(struct sio_server *srv, void (*cb)(void *ctx, struct sio_socket *sock),
+                            void *ctx)
+{
+    struct select_ctx sc = {cb, ctx};
+    for (struct sio_nsp *n = srv->nsps; n != NULL; n = n->next)
+        rooms_select(n->rooms, NULL, 0, NULL, 0, select_visit, &sc);
+}
+
 void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_len,
                           void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
                           void *ctx)

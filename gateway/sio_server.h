@@ -128,6 +128,10 @@ void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_le
                           void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
                           void *ctx);
 size_t sio_server_socket_count(const struct sio_server *srv);
+/* Calls `cb` for every accepted socket of every namespace (registry snapshots). The callback
+ * must not change rooms or disconnect sockets. */
+void sio_server_each_socket(struct sio_server *srv, void (*cb)(void *ctx, struct sio_socket *sock),
+                            void *ctx);
 
 /* ---- one socket ---- */
 

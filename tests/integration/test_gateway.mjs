@@ -4,6 +4,7 @@
 // headless Chromium loading a page and /socket.io/socket.io.js from the gateway. Also JWT and
 // backend auth, bad input, a Redis restart under load, and the SIGTERM drain.
 import { io } from "socket.io-client";
+import { createClient } from "redis";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -294,9 +295,53 @@ test("Redis killed and restarted while clients emit: /readyz 503, then every eve
   // at-least-once around the kill: a redelivery keeps its stream id; a re-sent XADD gets a new one
   const redelivered = [...counts].filter(([, n]) => n > 1).map(([e]) => e);
   if (redelivered.length > 0) console.log(`note: ${redelivered.length} event(s) in flight at the kill delivered again: ${redelivered.join(" ")}`);
-  assertEqual((await get(gw.port, "/readyz")).status, 200, "ready again");
+  let readyAgain = 0;
+  for (const until = Date.now() + 10000; Date.now() < until; await sleep(50))
+    if ((readyAgain = (await get(gw.port, "/readyz")).status) === 200) break;
+  assertEqual(readyAgain, 200, "ready again (both Redis connections back)");
+  // replies flow again too (the worker's P:node channel on the gateway's resubscribed link)
+  assertEqual(await socket.timeout(5000).emitWithAck("ack", "after the restart"), "after the restart", "ack after the restart");
   socket.disconnect();
 }, 40000);
+
+test("registry: connect, join and disconnect entries in order; a snapshot on the broker's request", async () => {
+  const rc = createClient({ url: redis.url });
+  rc.on("error", () => {});
+  await rc.connect();
+  try {
+    const { socket, ready } = connect("/chat", { transports: ["websocket"] });
+    await ready;
+    await socket.timeout(5000).emitWithAck("join", "registry-room");
+    const sid = socket.id; // the client forgets it on disconnect
+    socket.disconnect();
+    const entriesOf = async (sid) => (await rc.xRange("sioc:registry", "-", "+"))
+      .map((e) => e.message).filter((m) => m.sid === sid && m.node === "gw-main");
+    let mine = [];
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline && !(mine = await entriesOf(sid)).some((m) => m.op === "disconnect")) await sleep(50);
+    assertEqual(mine.map((m) => m.op), ["connect", "join", "disconnect"], "ops for the socket");
+    assert(mine.every((m) => m.nsp === "/chat"), "namespace");
+    const seqs = mine.map((m) => Number(m.seq));
+    assert(seqs[0] < seqs[1] && seqs[1] < seqs[2], `per-epoch seq increases: ${seqs}`);
+    // the broker's anti-entropy request: {"t":"snapshot"} on P:node:<node>
+    const live = connect("/", { transports: ["polling"] });
+    await live.ready;
+    const before = (await rc.xRange("sioc:registry", "-", "+")).length;
+    await rc.publish("sioc:node:gw-main", Buffer.from([0x81, 0xa1, 0x74, 0xa8, ...Buffer.from("snapshot")]));
+    let snap = [];
+    const until = Date.now() + 5000;
+    while (Date.now() < until) {
+      snap = (await rc.xRange("sioc:registry", "-", "+")).slice(before).map((e) => e.message).filter((m) => m.op === "snapshot");
+      if (snap.some((m) => m.sid === "*" && m.uid === "end")) break;
+      await sleep(50);
+    }
+    assertEqual([snap[0].sid, snap[0].uid, snap[snap.length - 1].uid], ["*", "begin", "end"], "begin and end markers");
+    assert(snap.some((m) => m.sid === live.socket.id), "the live socket is in the snapshot");
+    live.socket.disconnect();
+  } finally {
+    await rc.quit();
+  }
+});
 
 test("options: --help, --check-config, SIOC_* environment and --config file (DESIGN.md §2)", async () => {
   const bin = path.join(repo, GATEWAY);
