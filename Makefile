@@ -116,7 +116,7 @@ test-run: all
 	@tests/run.sh
 
 run: deps all
-	@echo 'make run: the gateway and broker are not built yet (issues 3 and 5); nothing to start.' >&2; exit 1
+	@scripts/run-local.sh
 
 check-layers:
 	@scripts/check-layers.sh

@@ -197,13 +197,8 @@ const char *registry_epoch(const struct registry *r)
 
 /* Every heartbeat_ms: P:hb:<node> = epoch (PX node-timeout) and P:nodes[node] = info. A beat
  * is not queued behind an outage: a stale beat would only mislead the broker. */
-static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+static void send_heartbeat(struct registry *r)
 {
-    (void)fd;
-    (void)what;
-    struct registry *r = arg;
-    if (!redis_link_connected(r->link))
-        return;
     char px[24];
     snprintf(px, sizeof px, "%u", r->node_timeout_ms);
     const char *set[] = {"SET", (const char *)r->key_hb.data, r->epoch, "PX", px};
@@ -222,6 +217,15 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
         send_command(r, 4, hset, lens);
     }
     buf_deinit(&value);
+}
+
+static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct registry *r = arg;
+    if (redis_link_connected(r->link))
+        send_heartbeat(r);
 }
 
 static void state_cb(void *ctx, bool connected)
@@ -300,6 +304,9 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
         registry_free(r);
         return NULL;
     }
+    /* The first command of the epoch is its heartbeat: the broker must see the new epoch's beat
+     * before its entries, or an old epoch's live beat could retire it (broker/README.md). */
+    send_heartbeat(r);
     return r;
 }
 

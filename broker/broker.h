@@ -1,0 +1,44 @@
+/* broker.h: the process context of sioc-broker (DESIGN.md §2, §3.4) that its modules share: the
+ * options, the event loop, the two Redis links, the logger and the metrics. main_broker.c owns
+ * and fills it; mirror.c (registry consumer), liveness.c (node liveness, node-lost disconnects)
+ * and api.c (HTTP API) borrow it for their whole lifetime. */
+#ifndef SIOC_BROKER_H
+#define SIOC_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct log;
+struct metrics;
+struct redis_link;
+struct bk_mirror;
+struct bk_liveness;
+struct bk_api;
+
+struct broker {
+    struct event_base *base;
+    struct log *log;
+    struct metrics *metrics;
+    /* Applies, liveness, queries and publishes: Redis runs them in the order they were issued. */
+    struct redis_link *cmd;
+    /* XREADGROUP ... BLOCK only (a blocked read would stall everything behind it on cmd). */
+    struct redis_link *reader;
+    struct bk_mirror *mirror;
+    struct bk_liveness *liveness;
+    struct bk_api *api;
+    /* Option values; point into the config, valid for the process lifetime. */
+    const char *prefix;      /* key-prefix (P) */
+    const char *adapter_key; /* adapter-key (A) */
+    const char *user_room;   /* user-room, exactly one %s */
+    const char *api_key;     /* NULL: no auth (loopback only) */
+    unsigned node_timeout_ms;
+    unsigned check_interval_ms;
+    uint32_t upstream_shards;
+    uint64_t upstream_maxlen;
+};
+
+/* Milliseconds since the Unix epoch (wall clock). */
+uint64_t broker_now_ms(void);
+
+#endif

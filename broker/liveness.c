@@ -1,0 +1,301 @@
+/* liveness.c: the periodic node check and the node-lost disconnect queue (DESIGN.md §3.2, §3.4).
+ * The check itself is one script (scripts.c); this file schedules it, logs what it reaped, asks
+ * nodes for snapshots, and turns P:bk:lost items into upstream `disconnect` entries with
+ * envelope_up_to_fields, trimming the queue only after the XADDs were answered. */
+#include "broker/liveness.h"
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/scripts.h"
+#include "common/buf.h"
+#include "common/envelope.h"
+#include "common/error.h"
+#include "common/metrics.h"
+#include "common/mp.h"
+#include "common/net/log.h"
+#include "common/net/redis_link.h"
+
+#define LIVENESS_DRAIN_BATCH 128
+#define LIVENESS_FORGET_MS "3600000"   /* a dead node's state is dropped after an hour */
+#define LIVENESS_MISMATCH_CHECKS "5"   /* consecutive checks before asking for a snapshot */
+#define LIVENESS_SNAPSHOT_EVERY "60000" /* at most one snapshot request per node per minute */
+
+struct bk_liveness {
+    struct broker *b;
+    struct event *tick;
+    char lost_key[512];
+    bool checking;
+    bool draining, drain_again, drain_failed;
+    unsigned drain_inflight;
+    size_t drain_count;
+    uint64_t *nodes_lost, *sockets_lost, *disconnects, *disconnect_errors, *snapshot_requests;
+};
+
+/* ---- the P:bk:lost queue -> P:up:<nsp>:<shard> ---- */
+
+static void drain_finished(struct bk_liveness *l)
+{
+    l->draining = false;
+    bool again = l->drain_again || (!l->drain_failed && l->drain_count == LIVENESS_DRAIN_BATCH);
+    l->drain_again = false;
+    /* after a failure the next check (it reports the queue length) tries again */
+    if (again && !l->drain_failed)
+        bk_liveness_drain(l);
+}
+
+static void drain_reply_cb(void *ctx, const redisReply *reply, enum redis_link_result result)
+{
+    struct bk_liveness *l = ctx;
+    l->drain_inflight--;
+    if (result != REDIS_LINK_REPLY) {
+        l->drain_failed = true;
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        (*l->disconnect_errors)++;
+        log_write(l->b->log, LOG_LEVEL_ERROR, "upstream.xadd", "node-lost disconnect: %s",
+                  reply->str ? reply->str : "?");
+    } else if (reply->type == REDIS_REPLY_STRING) {
+        (*l->disconnects)++; /* the XADD id; the LTRIM answers with a status */
+    }
+    if (l->drain_inflight == 0)
+        drain_finished(l);
+}
+
+/* Decodes one queue item, cmsgpack.pack({nsp, sid, uid, node}), into *up. */
+static bool decode_lost(const redisReply *item, struct envelope_up *up)
+{
+    if (item->type != REDIS_REPLY_STRING)
+        return false;
+    struct mp_reader r;
+    struct mp_item it;
+    mp_reader_init(&r, (const uint8_t *)item->str, item->len);
+    if (mp_read(&r, &it) != SIOC_OK || it.kind != MP_ARRAY || it.len != 4)
+        return false;
+    struct slice parts[4];
+    for (int i = 0; i < 4; i++) {
+        if (mp_read(&r, &it) != SIOC_OK || it.kind != MP_STR)
+            return false;
+        parts[i] = (struct slice){it.data, it.len};
+    }
+    static const char reason[] = "node lost";
+    *up = (struct envelope_up){
+        .type = ENVELOPE_UP_DISCONNECT,
+        .nsp = parts[0],
+        .sid = parts[1],
+        .uid = parts[2],
+        .node = parts[3],
+        .ts = broker_now_ms(),
+        .reason = {(const uint8_t *)reason, sizeof reason - 1},
+    };
+    return r.pos == item->len;
+}
+
+static bool send_disconnect(struct bk_liveness *l, const struct envelope_up *up)
+{
+    struct broker *b = l->b;
+    struct envelope_fields f;
+    if (envelope_up_to_fields(up, &f) != SIOC_OK)
+        return false;
+    struct buf key;
+    buf_init(&key, 4096);
+    envelope_key_up_stream(&key, b->prefix, up->nsp,
+                           envelope_shard(up->sid.p, up->sid.len, b->upstream_shards));
+    char maxlen[24];
+    snprintf(maxlen, sizeof maxlen, "%llu", (unsigned long long)b->upstream_maxlen);
+    const char *argv[6 + 2 * ENVELOPE_MAX_FIELDS];
+    size_t lens[6 + 2 * ENVELOPE_MAX_FIELDS];
+    argv[0] = "XADD";
+    argv[1] = (const char *)key.data;
+    argv[2] = "MAXLEN";
+    argv[3] = "~";
+    argv[4] = maxlen;
+    argv[5] = "*";
+    lens[0] = 4;
+    lens[1] = key.len;
+    lens[2] = 6;
+    lens[3] = 1;
+    lens[4] = strlen(maxlen);
+    lens[5] = 1;
+    for (size_t i = 0; i < f.n; i++) {
+        argv[6 + i] = f.kv[i].p ? (const char *)f.kv[i].p : "";
+        lens[6 + i] = f.kv[i].len;
+    }
+    int rc = key.err != SIOC_OK ? key.err
+                                : redis_link_command_argv(b->cmd, (int)(6 + f.n), argv, lens, 0,
+                                                          drain_reply_cb, l);
+    buf_deinit(&key);
+    if (rc != SIOC_OK) {
+        l->drain_failed = true;
+        return true; /* not the item's fault: keep it queued */
+    }
+    l->drain_inflight++;
+    return true;
+}
+
+static void lrange_cb(void *ctx, const redisReply *reply, enum redis_link_result result)
+{
+    struct bk_liveness *l = ctx;
+    l->drain_inflight--;
+    if (result != REDIS_LINK_REPLY || reply->type != REDIS_REPLY_ARRAY) {
+        l->drain_failed = true;
+        if (l->drain_inflight == 0)
+            drain_finished(l);
+        return;
+    }
+    l->drain_count = reply->elements;
+    for (size_t i = 0; i < reply->elements && !l->drain_failed; i++) {
+        struct envelope_up up;
+        if (!decode_lost(reply->element[i], &up) || !send_disconnect(l, &up)) {
+            (*l->disconnect_errors)++;
+            log_write(l->b->log, LOG_LEVEL_ERROR, "upstream.lost", "malformed %s item skipped", l->lost_key);
+        }
+    }
+    if (!l->drain_failed && l->drain_count > 0) {
+        char start[24];
+        snprintf(start, sizeof start, "%zu", l->drain_count);
+        const char *argv[] = {"LTRIM", l->lost_key, start, "-1"};
+        if (redis_link_command_argv(l->b->cmd, 4, argv, NULL, 0, drain_reply_cb, l) == SIOC_OK)
+            l->drain_inflight++;
+        else
+            l->drain_failed = true;
+    }
+    if (l->drain_inflight == 0)
+        drain_finished(l);
+}
+
+void bk_liveness_drain(struct bk_liveness *l)
+{
+    if (l->draining) {
+        l->drain_again = true;
+        return;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%d", LIVENESS_DRAIN_BATCH - 1);
+    const char *argv[] = {"LRANGE", l->lost_key, "0", count};
+    if (redis_link_command_argv(l->b->cmd, 4, argv, NULL, 0, lrange_cb, l) != SIOC_OK)
+        return;
+    l->draining = true;
+    l->drain_failed = false;
+    l->drain_count = 0;
+    l->drain_inflight = 1;
+}
+
+/* ---- the periodic check ---- */
+
+static void request_snapshot(struct bk_liveness *l, const redisReply *node)
+{
+    struct broker *b = l->b;
+    struct buf channel, msg;
+    buf_init(&channel, 4096);
+    buf_init(&msg, 64);
+    envelope_key_node(&channel, b->prefix, (struct slice){(const uint8_t *)node->str, node->len});
+    mp_write_map(&msg, 1);
+    mp_write_cstr(&msg, "t");
+    mp_write_cstr(&msg, "snapshot");
+    if (channel.err == SIOC_OK && msg.err == SIOC_OK) {
+        const char *argv[] = {"PUBLISH", (const char *)channel.data, (const char *)msg.data};
+        size_t lens[] = {7, channel.len, msg.len};
+        redis_link_command_argv(b->cmd, 3, argv, lens, 0, NULL, NULL);
+        (*l->snapshot_requests)++;
+        log_write(b->log, LOG_LEVEL_WARN, "node.mismatch",
+                  "node=%s: its socket count disagrees with the mirror; snapshot requested", node->str);
+    }
+    buf_deinit(&channel);
+    buf_deinit(&msg);
+}
+
+static void check_cb(void *ctx, const redisReply *reply, enum redis_link_result result)
+{
+    struct bk_liveness *l = ctx;
+    l->checking = false;
+    if (result != REDIS_LINK_REPLY)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        log_write(l->b->log, LOG_LEVEL_ERROR, "liveness.check", "%s",
+                  reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str : "unexpected reply");
+        return;
+    }
+    const redisReply *reaped = reply->element[1], *want = reply->element[2];
+    for (size_t i = 0; reaped->type == REDIS_REPLY_ARRAY && i + 2 < reaped->elements; i += 3) {
+        const redisReply *node = reaped->element[i], *count = reaped->element[i + 1],
+                         *why = reaped->element[i + 2];
+        if (node->type != REDIS_REPLY_STRING || count->type != REDIS_REPLY_INTEGER ||
+            why->type != REDIS_REPLY_STRING)
+            continue;
+        (*l->nodes_lost)++;
+        *l->sockets_lost += (uint64_t)count->integer;
+        log_write(l->b->log, LOG_LEVEL_WARN, "node.lost", "node=%s sockets=%lld why=%s", node->str,
+                  count->integer, why->str);
+    }
+    for (size_t i = 0; want->type == REDIS_REPLY_ARRAY && i < want->elements; i++)
+        if (want->element[i]->type == REDIS_REPLY_STRING)
+            request_snapshot(l, want->element[i]);
+    if (reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0)
+        bk_liveness_drain(l);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bk_liveness *l = arg;
+    struct broker *b = l->b;
+    /* never queue checks while Redis is away: one runs right after the reconnect instead */
+    if (l->checking || !redis_link_connected(b->cmd))
+        return;
+    char now[24];
+    snprintf(now, sizeof now, "%llu", (unsigned long long)broker_now_ms());
+    const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, LIVENESS_FORGET_MS,
+                          LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY};
+    if (redis_link_command_argv(b->cmd, 8, argv, NULL, 0, check_cb, l) == SIOC_OK)
+        l->checking = true;
+}
+
+struct bk_liveness *bk_liveness_new(struct broker *b)
+{
+    struct bk_liveness *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    l->b = b;
+    struct buf key;
+    buf_init(&key, sizeof l->lost_key - 1);
+    buf_append_cstr(&key, b->prefix);
+    buf_append_cstr(&key, ":bk:lost");
+    if (key.err == SIOC_OK)
+        memcpy(l->lost_key, key.data, key.len);
+    buf_deinit(&key);
+    l->tick = event_new(b->base, -1, EV_PERSIST, tick_cb, l);
+    l->nodes_lost = metrics_counter(b->metrics, "sioc_broker_nodes_lost_total",
+                                    "nodes whose sockets were reaped (heartbeat expired or new epoch)", NULL);
+    l->sockets_lost = metrics_counter(b->metrics, "sioc_broker_sockets_lost_total",
+                                      "sockets removed from the mirror by the liveness check", NULL);
+    l->disconnects = metrics_counter(b->metrics, "sioc_broker_node_lost_disconnects_total",
+                                     "node-lost disconnect entries appended upstream", NULL);
+    l->disconnect_errors = metrics_counter(b->metrics, "sioc_broker_node_lost_errors_total",
+                                           "node-lost disconnects that could not be appended", NULL);
+    l->snapshot_requests = metrics_counter(b->metrics, "sioc_broker_snapshot_requests_total",
+                                           "snapshots requested from nodes (anti-entropy)", NULL);
+    if (l->lost_key[0] == '\0' || l->tick == NULL || l->nodes_lost == NULL || l->sockets_lost == NULL ||
+        l->disconnects == NULL || l->disconnect_errors == NULL || l->snapshot_requests == NULL) {
+        bk_liveness_free(l);
+        return NULL;
+    }
+    unsigned ms = b->check_interval_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_add(l->tick, &tv);
+    return l;
+}
+
+void bk_liveness_free(struct bk_liveness *l)
+{
+    if (l == NULL)
+        return;
+    redis_link_cancel(l->b->cmd, l);
+    if (l->tick != NULL)
+        event_free(l->tick);
+    free(l);
+}

@@ -1,0 +1,359 @@
+/* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the two Redis links, the registry
+ * consumer, the liveness check and the HTTP API on one libevent loop; /healthz, /readyz (Redis
+ * connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
+ * the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "broker/api.h"
+#include "broker/broker.h"
+#include "broker/liveness.h"
+#include "broker/mirror.h"
+#include "common/config.h"
+#include "common/error.h"
+#include "common/metrics.h"
+#include "common/net/http_server.h"
+#include "common/net/log.h"
+#include "common/net/redis_link.h"
+
+extern char **environ;
+
+static const struct config_option options[] = {
+    {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL"},
+    {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
+    {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
+    {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
+    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat)"},
+    {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
+    {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid), as on the gateways"},
+    {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace, as on the gateways"},
+    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
+    {"log-format", CONFIG_STRING, "text", 0, 0, "text or json"},
+    {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
+    {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
+    {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
+    {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
+    {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
+    {"config", CONFIG_STRING, NULL, 0, 0, "config file: one 'key value' per line"},
+};
+
+struct broker_process {
+    struct broker b;
+    struct config *cfg;
+    struct http_server *http;
+    struct event *sigterm, *sigint, *sighup;
+    uint64_t *http_requests;
+};
+
+uint64_t broker_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- HTTP ---- */
+
+static bool path_is(const struct http_server_request *req, const char *p)
+{
+    return req->path.len == strlen(p) && memcmp(req->path.p, p, req->path.len) == 0;
+}
+
+static bool redis_ready(const struct broker *b)
+{
+    return redis_link_connected(b->cmd) && redis_link_connected(b->reader);
+}
+
+static void on_request(void *ctx, struct http_conn *conn, struct http_server_request *req)
+{
+    struct broker_process *p = ctx;
+    (*p->http_requests)++;
+    static const struct http_field text[] = {{"Content-Type", "text/plain"}};
+    if (req->path.len >= 4 && memcmp(req->path.p, "/v1/", 4) == 0) {
+        bk_api_handle(p->b.api, conn, req);
+        return;
+    }
+    if (path_is(req, "/healthz")) {
+        http_conn_respond(conn, 200, text, 1, "ok\n", 3, false);
+        return;
+    }
+    if (path_is(req, "/readyz")) {
+        bool ready = redis_ready(&p->b);
+        http_conn_respond(conn, ready ? 200 : 503, text, 1, ready ? "ready\n" : "not ready\n",
+                          ready ? 6 : 10, false);
+        return;
+    }
+    if (path_is(req, "/metrics")) {
+        struct buf out;
+        buf_init(&out, 0);
+        metrics_render(p->b.metrics, &out);
+        static const struct http_field prom[] = {{"Content-Type", METRICS_CONTENT_TYPE}};
+        http_conn_respond(conn, 200, prom, 1, out.data, out.len, false);
+        buf_deinit(&out);
+        return;
+    }
+    static const struct http_field json[] = {{"Content-Type", "application/json"}};
+    http_conn_respond(conn, 404, json, 1, "{\"error\":\"no such endpoint\"}", 28, false);
+}
+
+static void on_http_error(void *ctx, const char *what, const char *peer)
+{
+    struct broker_process *p = ctx;
+    log_write(p->b.log, LOG_LEVEL_INFO, "http.refused", "%s peer=%s", what, peer);
+}
+
+/* ---- Redis links ---- */
+
+static void link_event(struct broker *b, const char *which, enum redis_link_event ev, const char *detail)
+{
+    static const char *const names[] = {"connected", "disconnected", "connect failed", "connect timeout",
+                                        "handshake error", "liveness timeout", "queue full"};
+    enum log_level level = ev == REDIS_LINK_EV_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
+    log_write(b->log, level, "redis.link", "%s: %s%s%s", which, names[ev], detail ? ": " : "",
+              detail ? detail : "");
+}
+
+static void cmd_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    link_event(ctx, "command", ev, detail);
+}
+
+static void reader_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    link_event(ctx, "registry reader", ev, detail);
+}
+
+static void reader_state_cb(void *ctx, bool connected)
+{
+    struct broker *b = ctx;
+    if (connected && b->mirror != NULL)
+        bk_mirror_on_connected(b->mirror);
+}
+
+static double gauge_redis(void *ctx)
+{
+    return redis_ready(ctx) ? 1.0 : 0.0;
+}
+
+/* ---- signals ---- */
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct broker_process *p = arg;
+    log_write(p->b.log, LOG_LEVEL_INFO, "process.stop", "signal %d", (int)sig);
+    event_base_loopbreak(p->b.base);
+}
+
+static void hup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct broker_process *p = arg;
+    if (log_reopen(p->b.log) != 0)
+        log_write(p->b.log, LOG_LEVEL_WARN, "log.reopen", "failed; still writing to the old file");
+}
+
+/* ---- configuration ---- */
+
+static char *read_file(const char *path, size_t *len, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *data = malloc(max + 1);
+    *len = data ? fread(data, 1, max, f) : 0;
+    fclose(f);
+    if (data != NULL)
+        data[*len] = '\0';
+    return data;
+}
+
+/* True for 127.0.0.0/8, ::1 and localhost (the host part of "host:port"). */
+static bool listen_is_loopback(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
+    if (n >= 4 && strncmp(listen, "127.", 4) == 0)
+        return true;
+    return (n == 9 && strncmp(listen, "localhost", 9) == 0) || (n == 5 && strncmp(listen, "[::1]", 5) == 0) ||
+           (n == 3 && strncmp(listen, "::1", 3) == 0);
+}
+
+static const char *validate(const struct config *cfg)
+{
+    struct redis_link_url url;
+    if (redis_link_parse_url(config_get(cfg, "redis"), &url) != SIOC_OK)
+        return "redis: not a redis:// URL";
+    const char *room = config_get(cfg, "user-room");
+    const char *mark = strstr(room, "%s");
+    if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
+        return "user-room: must contain exactly one %s and no other %";
+    const char *key = config_get(cfg, "api-key");
+    if (key != NULL && key[0] == '\0')
+        return "api-key: must not be empty";
+    if (key == NULL && !listen_is_loopback(config_get(cfg, "listen")))
+        return "listen: without an api-key the API listens on loopback only (127.0.0.1, ::1)";
+    if (config_get(cfg, "key-prefix")[0] == '\0' || config_get(cfg, "adapter-key")[0] == '\0')
+        return "key-prefix and adapter-key must not be empty";
+    enum log_level level;
+    enum log_format format;
+    if (log_level_parse(config_get(cfg, "log-level"), &level) != SIOC_OK)
+        return "log-level: must be debug, info, warn or error";
+    if (log_format_parse(config_get(cfg, "log-format"), &format) != SIOC_OK)
+        return "log-format: must be text or json";
+    return NULL;
+}
+
+static int load_config(struct config *cfg, int argc, char **argv)
+{
+    char err[512] = "";
+    if (config_init(cfg, options, sizeof options / sizeof options[0]) != SIOC_OK)
+        return 2;
+    const char *file_path = config_file_path(argc, argv, environ);
+    size_t file_len = 0;
+    char *file = file_path ? read_file(file_path, &file_len, 1 << 20) : NULL;
+    if (file_path != NULL && file == NULL) {
+        fprintf(stderr, "sioc-broker: cannot read config file %s\n", file_path);
+        return 2;
+    }
+    int rc = config_load(cfg, file, file_len, environ, argc, argv, err, sizeof err);
+    free(file);
+    if (rc != SIOC_OK) {
+        fprintf(stderr, "sioc-broker: %s\n", err);
+        return 2;
+    }
+    if (config_get_bool(cfg, "help")) {
+        char help[8192];
+        config_help(cfg, "sioc-broker", help, sizeof help);
+        fputs(help, stdout);
+        return 1;
+    }
+    const char *problem = validate(cfg);
+    if (problem != NULL) {
+        fprintf(stderr, "sioc-broker: invalid configuration: %s\n", problem);
+        return 2;
+    }
+    if (config_get_bool(cfg, "check-config")) {
+        printf("configuration ok\n");
+        return 1;
+    }
+    return 0;
+}
+
+static struct redis_link *new_link(struct broker *b, const char *url, uint64_t seed,
+                                   void (*event_cb)(void *, enum redis_link_event, const char *),
+                                   void (*state_cb)(void *, bool))
+{
+    struct redis_link_config lc = {
+        .url = url,
+        .mode = REDIS_LINK_COMMAND,
+        .jitter_seed = seed,
+        .ctx = b,
+        .on_state_cb = state_cb,
+        .on_event_cb = event_cb,
+    };
+    return redis_link_new(b->base, &lc);
+}
+
+static void write_port_file(struct broker_process *p)
+{
+    const char *port_file = config_get(p->cfg, "port-file");
+    FILE *pf = port_file ? fopen(port_file, "w") : NULL;
+    if (pf != NULL) {
+        fprintf(pf, "%u\n", http_server_port(p->http));
+        fclose(pf);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    int rc = load_config(&cfg, argc, argv);
+    if (rc != 0) {
+        config_deinit(&cfg);
+        return rc == 1 ? 0 : rc;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    enum log_level level = LOG_LEVEL_INFO;
+    enum log_format format = LOG_TEXT;
+    log_level_parse(config_get(&cfg, "log-level"), &level);
+    log_format_parse(config_get(&cfg, "log-format"), &format);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)time(NULL);
+
+    struct broker_process p = {.cfg = &cfg};
+    struct broker *b = &p.b;
+    *b = (struct broker){
+        .prefix = config_get(&cfg, "key-prefix"),
+        .adapter_key = config_get(&cfg, "adapter-key"),
+        .user_room = config_get(&cfg, "user-room"),
+        .api_key = config_get(&cfg, "api-key"),
+        .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
+        .check_interval_ms = (unsigned)config_get_int(&cfg, "check-interval"),
+        .upstream_shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
+        .upstream_maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
+    };
+    b->base = event_base_new();
+    b->log = log_new("broker", format, level, config_get(&cfg, "log-file"));
+    b->metrics = metrics_new();
+    if (b->base == NULL || b->log == NULL || b->metrics == NULL) {
+        fprintf(stderr, "sioc-broker: cannot start (out of memory or log file)\n");
+        return 1;
+    }
+    const char *url = config_get(&cfg, "redis");
+    b->cmd = new_link(b, url, seed, cmd_event_cb, NULL);
+    b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
+    b->mirror = b->cmd && b->reader ? bk_mirror_new(b) : NULL;
+    b->liveness = b->mirror ? bk_liveness_new(b) : NULL;
+    b->api = b->liveness ? bk_api_new(b) : NULL;
+    char err[512] = "";
+    struct http_server_config hcfg = {
+        .listen = config_get(&cfg, "listen"),
+        .on_request = on_request,
+        .on_error = on_http_error,
+        .ctx = &p,
+    };
+    p.http = b->api ? http_server_new(b->base, &hcfg, err, sizeof err) : NULL;
+    if (p.http == NULL) {
+        fprintf(stderr, "sioc-broker: cannot start: %s\n", err[0] ? err : "out of memory");
+        return 1;
+    }
+    p.http_requests = metrics_counter(b->metrics, "sioc_broker_http_requests_total", "HTTP requests", NULL);
+    metrics_gauge_fn(b->metrics, "sioc_redis_connected", "1 while both Redis links are up", NULL,
+                     gauge_redis, b);
+    p.sigterm = evsignal_new(b->base, SIGTERM, stop_cb, &p);
+    p.sigint = evsignal_new(b->base, SIGINT, stop_cb, &p);
+    p.sighup = evsignal_new(b->base, SIGHUP, hup_cb, &p);
+    evsignal_add(p.sigterm, NULL);
+    evsignal_add(p.sigint, NULL);
+    evsignal_add(p.sighup, NULL);
+    write_port_file(&p);
+    log_write(b->log, LOG_LEVEL_INFO, "process.start", "API on port %u, redis %s, prefix %s, auth %s",
+              http_server_port(p.http), url, b->prefix, b->api_key ? "api-key" : "none (loopback)");
+
+    event_base_dispatch(b->base);
+
+    http_server_stop_listening(p.http);
+    bk_api_free(b->api);
+    http_server_free(p.http);
+    bk_liveness_free(b->liveness);
+    bk_mirror_free(b->mirror);
+    redis_link_free(b->cmd);
+    redis_link_free(b->reader);
+    event_free(p.sigterm);
+    event_free(p.sigint);
+    event_free(p.sighup);
+    metrics_free(b->metrics);
+    log_free(b->log);
+    event_base_free(b->base);
+    config_deinit(&cfg);
+    return 0;
+}

@@ -1,0 +1,305 @@
+/* scripts.c: the broker's Lua scripts (DESIGN.md §3.4; the framing rules are in README.md).
+ * Mirror keys: P:sid:<sid> hash {node, nsp, uid, rooms (MessagePack array), since, epoch},
+ * P:user:<uid>, P:room:<nsp>:<room>, P:node-sids:<node> sets. Broker state: P:bk:node:<node>
+ * hash {epoch, seq, snap, lost_at, mismatch, snapreq_at}, P:bk:retired:<node> set of dead
+ * epochs, P:bk:snap:<node> sids not yet confirmed by a running snapshot, P:bk:nodes set of
+ * nodes with state, P:bk:lost list of node-lost disconnects still to append upstream. */
+#include "broker/scripts.h"
+
+/* Helpers shared by the scripts that write the mirror. */
+#define PRELUDE                                                                                  \
+    "local P = ARGV[1]\n"                                                                        \
+    "local function ksid(s) return P .. ':sid:' .. s end\n"                                      \
+    "local function kuser(u) return P .. ':user:' .. u end\n"                                    \
+    "local function kroom(n, r) return P .. ':room:' .. n .. ':' .. r end\n"                     \
+    "local function knsids(n) return P .. ':node-sids:' .. n end\n"                              \
+    "local function kstate(n) return P .. ':bk:node:' .. n end\n"                                \
+    "local function ksnap(n) return P .. ':bk:snap:' .. n end\n"                                 \
+    "local function kretired(n) return P .. ':bk:retired:' .. n end\n"                           \
+    "local KNODES = P .. ':nodes'\n"                                                             \
+    "local KBKNODES = P .. ':bk:nodes'\n"                                                        \
+    "local KLOST = P .. ':bk:lost'\n"                                                            \
+    "local function unpack_rooms(raw)\n"                                                         \
+    "  if not raw or raw == '' then return {} end\n"                                             \
+    "  local ok, t = pcall(cmsgpack.unpack, raw)\n"                                              \
+    "  if ok and type(t) == 'table' then return t end\n"                                         \
+    "  return {}\n"                                                                              \
+    "end\n"                                                                                      \
+    /* Removes a socket from every mirror key; `lost` queues its node-lost disconnect. */        \
+    "local function remove_sid(sid, only_node, lost)\n"                                          \
+    "  local h = redis.call('HMGET', ksid(sid), 'node', 'nsp', 'uid', 'rooms')\n"                \
+    "  if not h[1] then return 0 end\n"                                                          \
+    "  if only_node and h[1] ~= only_node then return 0 end\n"                                   \
+    "  local nsp, uid = h[2] or '/', h[3] or ''\n"                                               \
+    "  for _, r in ipairs(unpack_rooms(h[4])) do redis.call('SREM', kroom(nsp, r), sid) end\n"   \
+    "  if uid ~= '' then redis.call('SREM', kuser(uid), sid) end\n"                              \
+    "  redis.call('SREM', knsids(h[1]), sid)\n"                                                  \
+    "  redis.call('DEL', ksid(sid))\n"                                                           \
+    "  if not lost then return 0 end\n"                                                          \
+    "  redis.call('RPUSH', KLOST, cmsgpack.pack({nsp, sid, uid, h[1]}))\n"                       \
+    "  return 1\n"                                                                               \
+    "end\n"                                                                                      \
+    /* Every socket of `node` leaves the mirror, each with a node-lost disconnect. */            \
+    "local function reap(node)\n"                                                                \
+    "  local n = 0\n"                                                                            \
+    "  for _, s in ipairs(redis.call('SMEMBERS', knsids(node))) do\n"                            \
+    "    n = n + remove_sid(s, node, true)\n"                                                    \
+    "  end\n"                                                                                    \
+    "  redis.call('DEL', knsids(node), ksnap(node))\n"                                           \
+    "  redis.call('HDEL', kstate(node), 'snap', 'mismatch')\n"                                   \
+    "  return n\n"                                                                               \
+    "end\n"                                                                                      \
+    "local function retire(node, epoch)\n"                                                       \
+    "  redis.call('SADD', kretired(node), epoch)\n"                                              \
+    "  redis.call('PEXPIRE', kretired(node), 86400000)\n"                                        \
+    "end\n"
+
+static const char apply_script[] =
+    PRELUDE
+    "local node, epoch, seqtext, op = ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
+    "local nsp, sid, uid, raw, since = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]\n"
+    "local seq = tonumber(seqtext)\n"
+    "local st = kstate(node)\n"
+    "local cur = redis.call('HMGET', st, 'epoch', 'seq')\n"
+    "local lost = 0\n"
+    "redis.call('SADD', KBKNODES, node)\n"
+    "if cur[1] ~= epoch then\n"
+    /* Entries of one node reach the stream in order and a dead process writes nothing more, so
+     * an epoch not seen before is the node's next life: the previous one is over. */
+    "  if redis.call('SISMEMBER', kretired(node), epoch) == 1 then return {'stale', 0} end\n"
+    "  if cur[1] then retire(node, cur[1]) end\n"
+    "  lost = reap(node)\n"
+    "  redis.call('HDEL', st, 'lost_at', 'mismatch', 'snapreq_at')\n"
+    "  redis.call('HSET', st, 'epoch', epoch, 'seq', '-1')\n"
+    "  cur[2] = '-1'\n"
+    "end\n"
+    "local last = tonumber(cur[2]) or -1\n"
+    "if seq <= last then return {'dup', lost} end\n"
+    "redis.call('HSET', st, 'seq', seqtext)\n"
+    "redis.call('HDEL', st, 'lost_at')\n"
+    "local status = 'ok'\n"
+    "if last >= 0 and seq ~= last + 1 then status = 'gap' end\n"
+    "local function dedup(list)\n"
+    "  local seen, out = {[sid] = true}, {}\n"
+    "  for _, r in ipairs(list) do\n"
+    "    if not seen[r] then seen[r] = true; out[#out + 1] = r end\n"
+    "  end\n"
+    "  return out\n"
+    "end\n"
+    "if op == 'connect' or (op == 'snapshot' and sid ~= '*') then\n"
+    "  local rooms = dedup(unpack_rooms(raw))\n"
+    "  local old = redis.call('HMGET', ksid(sid), 'node', 'since')\n"
+    "  local keep = nil\n"
+    "  if old[1] then\n"
+    "    if op == 'snapshot' and old[1] == node then keep = old[2] end\n"
+    "    remove_sid(sid, nil, false)\n"
+    "  end\n"
+    "  redis.call('HSET', ksid(sid), 'node', node, 'nsp', nsp, 'uid', uid,\n"
+    "             'rooms', cmsgpack.pack(rooms), 'since', keep or since, 'epoch', epoch)\n"
+    "  redis.call('SADD', knsids(node), sid)\n"
+    "  if uid ~= '' then redis.call('SADD', kuser(uid), sid) end\n"
+    "  for _, r in ipairs(rooms) do redis.call('SADD', kroom(nsp, r), sid) end\n"
+    "  if op == 'snapshot' then redis.call('SREM', ksnap(node), sid) end\n"
+    "elseif op == 'disconnect' then\n"
+    "  remove_sid(sid, node, false)\n"
+    "  redis.call('SREM', ksnap(node), sid)\n"
+    "elseif op == 'join' or op == 'leave' then\n"
+    "  local h = redis.call('HMGET', ksid(sid), 'node', 'nsp', 'rooms')\n"
+    "  if h[1] ~= node then return {'unknown', lost} end\n"
+    "  local have = unpack_rooms(h[3])\n"
+    "  local change = {}\n"
+    "  for _, r in ipairs(unpack_rooms(raw)) do change[r] = true end\n"
+    "  local out = {}\n"
+    "  if op == 'join' then\n"
+    "    for _, r in ipairs(have) do out[#out + 1] = r; change[r] = nil end\n"
+    "    for _, r in ipairs(dedup(unpack_rooms(raw))) do\n"
+    "      if change[r] then out[#out + 1] = r; redis.call('SADD', kroom(h[2], r), sid) end\n"
+    "    end\n"
+    "  else\n"
+    "    for _, r in ipairs(have) do\n"
+    "      if change[r] then redis.call('SREM', kroom(h[2], r), sid) else out[#out + 1] = r end\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', ksid(sid), 'rooms', cmsgpack.pack(out))\n"
+    "elseif op == 'snapshot' and uid == 'begin' then\n"
+    /* Every socket the mirror holds for the node is unconfirmed until a snapshot entry names
+     * it; the end marker reaps what is left. */
+    "  redis.call('DEL', ksnap(node))\n"
+    "  if redis.call('EXISTS', knsids(node)) == 1 then\n"
+    "    redis.call('SUNIONSTORE', ksnap(node), knsids(node))\n"
+    "  end\n"
+    "  redis.call('HSET', st, 'snap', epoch)\n"
+    "elseif op == 'snapshot' and uid == 'end' then\n"
+    "  if redis.call('HGET', st, 'snap') == epoch then\n"
+    "    for _, s in ipairs(redis.call('SMEMBERS', ksnap(node))) do\n"
+    "      lost = lost + remove_sid(s, node, true)\n"
+    "    end\n"
+    "    redis.call('DEL', ksnap(node))\n"
+    "    redis.call('HDEL', st, 'snap', 'mismatch')\n"
+    "  end\n"
+    "end\n"
+    "return {status, lost}\n";
+
+static const char liveness_script[] =
+    PRELUDE
+    "local now, forget = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local checks, every = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local nodes = {}\n"
+    "for _, n in ipairs(redis.call('HKEYS', KNODES)) do nodes[n] = true end\n"
+    "for _, n in ipairs(redis.call('SMEMBERS', KBKNODES)) do nodes[n] = true end\n"
+    "local reaped, want = {}, {}\n"
+    "local function report(node, n, why)\n"
+    "  if n > 0 then reaped[#reaped + 1] = node; reaped[#reaped + 1] = n;\n"
+    "    reaped[#reaped + 1] = why end\n"
+    "end\n"
+    "for node in pairs(nodes) do\n"
+    "  local hb = redis.call('GET', P .. ':hb:' .. node)\n"
+    "  local st = kstate(node)\n"
+    "  local s = redis.call('HMGET', st, 'epoch', 'lost_at', 'mismatch', 'snapreq_at')\n"
+    "  if not hb then\n"
+    /* DESIGN.md 3.4: the heartbeat expired: the node is gone (same epoch may come back). */
+    "    report(node, reap(node), 'heartbeat expired')\n"
+    "    redis.call('HDEL', KNODES, node)\n"
+    "    if not s[1] then\n"
+    "      redis.call('DEL', st)\n"
+    "      redis.call('SREM', KBKNODES, node)\n"
+    "    elseif not s[2] then\n"
+    "      redis.call('HSET', st, 'lost_at', now)\n"
+    "    elseif now - tonumber(s[2]) > forget then\n"
+    "      redis.call('DEL', st, kretired(node))\n"
+    "      redis.call('SREM', KBKNODES, node)\n"
+    "    end\n"
+    "  elseif s[1] and hb ~= s[1] and redis.call('SISMEMBER', kretired(node), hb) == 0 then\n"
+    /* A new epoch heartbeats before its first registry entry reached us: the old life is
+     * over. Its remaining entries will be refused as stale; the new epoch is adopted from its
+     * first entry (stream order), never from the heartbeat. */
+    "    retire(node, s[1])\n"
+    "    report(node, reap(node), 'new epoch')\n"
+    "    redis.call('HDEL', st, 'epoch', 'seq', 'lost_at', 'mismatch', 'snapreq_at')\n"
+    "  elseif s[1] and hb == s[1] then\n"
+    "    if s[2] then redis.call('HDEL', st, 'lost_at') end\n"
+    /* Anti-entropy: the node's own socket count against the mirror's. */
+    "    local info = redis.call('HGET', KNODES, node)\n"
+    "    local reported = nil\n"
+    "    if info then\n"
+    "      local ok, t = pcall(cmsgpack.unpack, info)\n"
+    "      if ok and type(t) == 'table' and t.epoch == hb then reported = tonumber(t.sockets) end\n"
+    "    end\n"
+    "    if reported then\n"
+    "      if reported == redis.call('SCARD', knsids(node)) then\n"
+    "        if s[3] then redis.call('HDEL', st, 'mismatch') end\n"
+    "      else\n"
+    "        local m = (tonumber(s[3]) or 0) + 1\n"
+    "        redis.call('HSET', st, 'mismatch', m)\n"
+    "        if m >= checks and (not s[4] or now - tonumber(s[4]) >= every) then\n"
+    "          redis.call('HSET', st, 'snapreq_at', now)\n"
+    "          want[#want + 1] = node\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {redis.call('LLEN', KLOST), reaped, want}\n";
+
+static const char user_script[] =
+    "local P = ARGV[1]\n"
+    "local sids = redis.call('SMEMBERS', P .. ':user:' .. ARGV[2])\n"
+    "table.sort(sids)\n"
+    "local out = {}\n"
+    "for _, s in ipairs(sids) do\n"
+    "  local h = redis.call('HMGET', P .. ':sid:' .. s, 'nsp', 'node', 'rooms')\n"
+    "  if h[1] then\n"
+    "    out[#out + 1] = s; out[#out + 1] = h[1]; out[#out + 1] = h[2] or ''\n"
+    "    out[#out + 1] = h[3] or '\\144'\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static const char rooms_script[] =
+    "local P, nsp, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local prefix = P .. ':room:' .. nsp .. ':'\n"
+    "local pattern = string.gsub(prefix, '[%*%?%[%]\\\\]', '\\\\%0') .. '*'\n"
+    "local cursor, seen, rooms = '0', {}, {}\n"
+    "repeat\n"
+    "  local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)\n"
+    "  cursor = r[1]\n"
+    "  for _, k in ipairs(r[2]) do\n"
+    "    local room = string.sub(k, #prefix + 1)\n"
+    "    if not seen[room] and #rooms < limit then\n"
+    "      seen[room] = true\n"
+    /* P:room:/a:b:x is also room b:x of /a: keep it only if a member is in this nsp. */
+    "      local m = redis.call('SRANDMEMBER', k)\n"
+    "      if m and redis.call('HGET', P .. ':sid:' .. m, 'nsp') == nsp then\n"
+    "        rooms[#rooms + 1] = room\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "until cursor == '0'\n"
+    "table.sort(rooms)\n"
+    "local out = {}\n"
+    "for _, room in ipairs(rooms) do\n"
+    "  out[#out + 1] = room; out[#out + 1] = redis.call('SCARD', prefix .. room)\n"
+    "end\n"
+    "return out\n";
+
+static const char room_script[] =
+    "local P = ARGV[1]\n"
+    "local sids = redis.call('SMEMBERS', P .. ':room:' .. ARGV[2] .. ':' .. ARGV[3])\n"
+    "table.sort(sids)\n"
+    "local out = {}\n"
+    "for _, s in ipairs(sids) do\n"
+    "  local h = redis.call('HMGET', P .. ':sid:' .. s, 'node', 'uid')\n"
+    "  out[#out + 1] = s; out[#out + 1] = h[1] or ''; out[#out + 1] = h[2] or ''\n"
+    "end\n"
+    "return out\n";
+
+static const char nodes_script[] =
+    "local P = ARGV[1]\n"
+    "local seen, nodes = {}, {}\n"
+    "for _, n in ipairs(redis.call('HKEYS', P .. ':nodes')) do\n"
+    "  if not seen[n] then seen[n] = true; nodes[#nodes + 1] = n end\n"
+    "end\n"
+    "for _, n in ipairs(redis.call('SMEMBERS', P .. ':bk:nodes')) do\n"
+    "  if not seen[n] then seen[n] = true; nodes[#nodes + 1] = n end\n"
+    "end\n"
+    "table.sort(nodes)\n"
+    "local out = {}\n"
+    "for _, n in ipairs(nodes) do\n"
+    "  out[#out + 1] = n\n"
+    "  out[#out + 1] = redis.call('HGET', P .. ':nodes', n) or ''\n"
+    "  out[#out + 1] = redis.call('GET', P .. ':hb:' .. n) or ''\n"
+    "  out[#out + 1] = redis.call('PTTL', P .. ':hb:' .. n)\n"
+    "  out[#out + 1] = redis.call('SCARD', P .. ':node-sids:' .. n)\n"
+    "  out[#out + 1] = redis.call('HGET', P .. ':bk:node:' .. n, 'epoch') or ''\n"
+    "end\n"
+    "return out\n";
+
+const char *bk_script_apply(void)
+{
+    return apply_script;
+}
+
+const char *bk_script_liveness(void)
+{
+    return liveness_script;
+}
+
+const char *bk_script_user(void)
+{
+    return user_script;
+}
+
+const char *bk_script_rooms(void)
+{
+    return rooms_script;
+}
+
+const char *bk_script_room(void)
+{
+    return room_script;
+}
+
+const char *bk_script_nodes(void)
+{
+    return nodes_script;
+}
