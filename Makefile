@@ -125,8 +125,8 @@ fmt:
 	clang-format -i $(wildcard common/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
 
 lint:
-	cppcheck --quiet --inline-suppr --error-exitcode=1 --enable=warning,portability --std=c11 -I. --suppress=missingIncludeSystem common
-	clang-tidy --quiet $(COMMON_SRC) -- -I. -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
+	cppcheck --quiet --inline-suppr --error-exitcode=1 --enable=warning,portability --std=c11 -I. --suppress=missingIncludeSystem common common/net gateway broker
+	clang-tidy --quiet $(COMMON_SRC) $(NET_SRC) $(GATEWAY_SRC) $(GATEWAY_MAIN) $(wildcard broker/*.c) -- -I. -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L
 
 clean:
 	rm -rf $(BUILD)

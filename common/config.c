@@ -331,6 +331,8 @@ enum config_source config_source_of(const struct config *cfg, const char *key)
 size_t config_help(const struct config *cfg, const char *program, char *out, size_t outlen)
 {
     size_t need = 0;
+    /* out may be NULL with outlen 0 (C11 7.21.6.5: nothing is written, the length is counted) */
+    // cppcheck-suppress ctunullpointer
     int n = snprintf(out, outlen, "Usage: %s [--key value]...\nEvery option is also SIOC_<KEY> in the "
                      "environment and 'key value' in --config FILE.\n\n", program);
     need += n > 0 ? (size_t)n : 0;

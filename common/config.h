@@ -64,7 +64,8 @@ bool config_get_bool(const struct config *cfg, const char *key);   /* false when
 enum config_source config_source_of(const struct config *cfg, const char *key);
 
 /* Writes the --help text (usage line, then one line per option with its default) to
- * out[0..outlen) NUL-terminated; returns the length it needed (like snprintf). */
+ * out[0..outlen) NUL-terminated; returns the length it needed (like snprintf). out may be NULL
+ * when outlen is 0, to measure. */
 size_t config_help(const struct config *cfg, const char *program, char *out, size_t outlen);
 
 #endif

@@ -72,8 +72,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     int64_t now = (int64_t)time(NULL);
     while (e->len > 0 && e->heap[0].at_s <= now) {
         struct expiry_entry top = e->heap[0];
-        e->heap[0] = e->heap[--e->len];
-        sift_down(e, 0);
+        if (--e->len > 0) {
+            e->heap[0] = e->heap[e->len];
+            sift_down(e, 0);
+        }
         struct sio_socket *sock = sio_server_find(e->srv, top.nsp, strlen(top.nsp), top.sid,
                                                   SIO_SOCKET_ID_LEN);
         free(top.nsp);
