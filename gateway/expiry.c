@@ -11,7 +11,7 @@
 struct expiry_entry {
     int64_t at_s;
     char sid[SIO_SOCKET_ID_LEN];
-    char *nsp; /* owned */
+    const char *nsp; /* borrowed: namespace names live as long as the sio_server */
 };
 
 struct expiry {
@@ -78,7 +78,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         }
         struct sio_socket *sock = sio_server_find(e->srv, top.nsp, strlen(top.nsp), top.sid,
                                                   SIO_SOCKET_ID_LEN);
-        free(top.nsp);
         if (sock == NULL)
             continue; /* it left before its credentials ran out */
         if (e->on_expire != NULL)
@@ -109,8 +108,6 @@ void expiry_free(struct expiry *e)
 {
     if (e == NULL)
         return;
-    for (size_t i = 0; i < e->len; i++)
-        free(e->heap[i].nsp);
     free(e->heap);
     event_free(e->timer);
     free(e);
@@ -126,12 +123,9 @@ int expiry_add(struct expiry *e, struct sio_socket *sock, int64_t at_s)
         e->heap = heap;
         e->cap = cap;
     }
-    char *nsp = strdup(sio_socket_nsp(sock));
-    if (nsp == NULL)
-        return SIOC_ENOMEM;
     struct expiry_entry *x = &e->heap[e->len];
     x->at_s = at_s;
-    x->nsp = nsp;
+    x->nsp = sio_socket_nsp(sock);
     memcpy(x->sid, sio_socket_id(sock), SIO_SOCKET_ID_LEN);
     sift_up(e, e->len++);
     arm(e);

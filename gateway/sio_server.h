@@ -168,7 +168,8 @@ int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
 void sio_socket_disconnect(struct sio_socket *sock, bool close_transport);
 
 const char *sio_socket_id(const struct sio_socket *sock);         /* 20 chars, NUL-terminated */
-const char *sio_socket_nsp(const struct sio_socket *sock);        /* NUL-terminated */
+/* NUL-terminated; namespaces are never removed, so the name stays valid until sio_server_free. */
+const char *sio_socket_nsp(const struct sio_socket *sock);
 const char *sio_socket_uid(const struct sio_socket *sock);        /* "" when anonymous */
 const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);
 /* The CONNECT payload the client sent (one MessagePack value; {} when it sent none), as the
