@@ -487,6 +487,31 @@ test("two gateways with JWT users: /v1/users, SMEMBERS, user emits, rooms; kill 
   }
 }, 40000);
 
+test("anti-entropy: a mirror that lost a gateway's socket is noticed and repaired from a snapshot", async () => {
+  const gw = await startServer(GATEWAY, gwArgs("gw-ae"));
+  let socket;
+  try {
+    socket = await connect(gw.port, "/", { auth: { token: jwt("ae-user") } });
+    const sid = socket.id;
+    await until("the socket in the mirror", async () => (await sidHash(sid)) !== null);
+    // what a Redis failover could do: the mirror forgets the socket, the gateway still has it
+    await cmd("DEL", `sioc:sid:${sid}`);
+    await cmd("SREM", "sioc:node-sids:gw-ae", sid);
+    await cmd("SREM", "sioc:user:ae-user", sid);
+    const start = Date.now();
+    // the broker compares the node's reported count with the mirror, asks for a snapshot
+    // ({"t":"snapshot"} on P:node:gw-ae), and the gateway's snapshot restores the entry
+    await until("the mirror repaired", async () => (await sidHash(sid)) !== null &&
+      (await smembers("sioc:user:ae-user")).includes(sid), 15000);
+    console.log(`mirror repaired ${Date.now() - start} ms after the loss`);
+    assertEqual((await sidHash(sid)).node, "gw-ae", "node of the repaired entry");
+    assert((await metric("sioc_broker_snapshot_requests_total")) >= 1, "a snapshot was requested");
+  } finally {
+    if (socket) socket.disconnect();
+    await gw.stop();
+  }
+}, 30000);
+
 const ok = await run();
 await r.quit();
 await broker.stop();
