@@ -553,8 +553,9 @@ void bk_api_free(struct bk_api *api)
 {
     if (api == NULL)
         return;
-    while (api->held != NULL) {
-        struct api_query *q = api->held;
+    struct api_query *next;
+    for (struct api_query *q = api->held; q != NULL; q = next) {
+        next = q->next;
         http_conn_clear_owner(q->conn);
         redis_link_cancel(api->b->cmd, q);
         query_free(q);

@@ -932,8 +932,11 @@ void bridge_free(struct bridge *b)
     if (b == NULL)
         return;
     /* sockets still holding state (the sio_server should have been freed first) */
-    while (b->socks != NULL)
-        sock_state_free(b, b->socks);
+    struct bridge_sock *next;
+    for (struct bridge_sock *bs = b->socks; bs != NULL; bs = next) {
+        next = bs->next;
+        sock_state_free(b, bs);
+    }
     while (b->of_head != NULL) {
         struct overflow_entry *e = b->of_head;
         b->of_head = e->next;

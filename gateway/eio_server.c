@@ -78,7 +78,7 @@ static void log_peer(struct eio_server *srv, const char *event, const char *fmt,
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(detail, sizeof detail, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
     va_end(ap);
     srv->cfg.on_log(srv->cfg.ctx, event, detail);
 }
@@ -490,25 +490,27 @@ static void complete_upgrade(struct eio_session *s)
     s->queue_bytes = 0;
 }
 
-/* A text frame on a probe link (PROTOCOL.md 1.8 step 2-3). */
-static void probe_text(struct eio_session *s, struct ws_link *link, const uint8_t *p, size_t len)
+/* A text frame on a probe link (PROTOCOL.md 1.8 step 2-3). Returns false when it closed and
+ * freed the link; true when the link lives on (still the probe, or now the session's transport). */
+static bool probe_text(struct eio_session *s, struct ws_link *link, const uint8_t *p, size_t len)
 {
     if (!link->probed && len == 6 && memcmp(p, "2probe", 6) == 0) {
         link->probed = true;
         ws_send(link, s->srv->pong_probe);
         if (s->get != NULL && s->queue_len == 0)
             flush_poll(s, s->srv->noop); /* release the poll so the client can send 5 */
-        return;
+        return true;
     }
     if (link->probed && len == 1 && p[0] == '5') {
         complete_upgrade(s);
-        return;
+        return true;
     }
     /* anything else fails the upgrade; the polling session carries on */
     log_peer(s->srv, "eio.upgrade_failed", "sid=%s: unexpected packet on the probe", s->sid);
     ws_link_close(link, WS_CLOSE_NO_STATUS);
     s->probe = NULL;
     evtimer_del(s->upgrade_timer);
+    return false;
 }
 
 /* One whole WebSocket message or control event. Returns false when the link is gone. */
@@ -518,9 +520,8 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
     switch (ev->type) {
     case WS_EVENT_TEXT:
         if (link->probe) {
-            probe_text(s, link, ev->data, ev->len);
             /* after "5" the link is the session's transport: keep reading what followed it */
-            return s->probe == link || s->ws == link;
+            return probe_text(s, link, ev->data, ev->len);
         } else {
             struct eio_packet pkt;
             struct buf bin; /* a "b<base64>" text packet decodes here; allocates only then */
@@ -538,7 +539,7 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
         break;
     case WS_EVENT_BINARY:
         if (link->probe) {
-            probe_text(s, link, (const uint8_t *)"", 0);
+            (void)probe_text(s, link, (const uint8_t *)"", 0); /* always fails the upgrade */
             return false;
         }
         (*s->srv->cfg.packets_in)++;
@@ -593,8 +594,9 @@ static void ws_data_cb(void *ctx, struct http_conn *conn, struct evbuffer *input
                 unsigned code = ws_error_close_code(rc);
                 log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(rc));
                 evbuffer_drain(input, evbuffer_get_length(input));
-                ws_link_close(link, code);
-                if (s->probe == link) {
+                bool probe = s->probe == link;
+                ws_link_close(link, code); /* frees link */
+                if (probe) {
                     s->probe = NULL;
                 } else {
                     s->ws = NULL;
@@ -1018,23 +1020,27 @@ void eio_server_free(struct eio_server *srv)
 {
     if (srv == NULL)
         return;
-    while (srv->list != NULL) {
-        struct eio_session *s = srv->list;
+    /* Only session_free unlinks, and on_close cannot free another session from here (their
+     * reapers are deferred to the loop), so `next` stays valid. */
+    struct eio_session *next;
+    for (struct eio_session *s = srv->list; s != NULL; s = next) {
+        next = s->next;
         if (s->state == SESSION_OPEN)
             session_abort(s, "server shutdown", NULL);
-        if (s->state == SESSION_LINGER) {
-            s->state = SESSION_DEAD;
+        if (s->state == SESSION_LINGER)
             idmap_remove(&srv->sessions, &s->node);
-        }
+        s->state = SESSION_DEAD; /* so the reaper below frees it and the list moves on */
         if (s->get != NULL) {
             http_conn_clear_owner(s->get);
             http_conn_close(s->get, false);
+            s->get = NULL;
         }
         if (s->ws != NULL) {
             http_conn_clear_owner(s->ws->conn);
             ws_link_close(s->ws, WS_CLOSE_GOING_AWAY);
+            s->ws = NULL;
         }
-        reaper_cb(-1, 0, s); /* notifies and frees: the session is dead by now */
+        reaper_cb(-1, 0, s); /* notifies and frees */
     }
     idmap_deinit(&srv->sessions);
     gw_frame_unref(srv->ping);

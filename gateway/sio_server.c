@@ -113,7 +113,7 @@ __attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *sr
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(detail, sizeof detail, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
     va_end(ap);
     srv->cfg.on_log(srv->cfg.ctx, event, detail);
 }
@@ -912,17 +912,15 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         s->uid = strdup(uid);
         if (user_room != NULL && s->in_rooms) {
             /* the operator's pattern (e.g. "user:%s") is data, not a format string */
-            char room[ROOMS_MAX_NAME];
+            char room[ROOMS_MAX_NAME + 1];
             const char *mark = strstr(user_room, "%s");
-            size_t pre = mark ? (size_t)(mark - user_room) : strlen(user_room);
+            int pre = mark ? (int)(mark - user_room) : (int)strlen(user_room);
             const char *post = mark ? mark + 2 : "";
-            size_t n = pre + strlen(uid) + strlen(post);
-            if (n < sizeof room) {
-                memcpy(room, user_room, pre);
-                memcpy(room + pre, uid, strlen(uid));
-                memcpy(room + pre + strlen(uid), post, strlen(post));
-                rooms_join(s->nsp->rooms, &s->member, room, n);
-            }
+            int n = snprintf(room, sizeof room, "%.*s%s%s", pre, user_room, uid, post);
+            if (n >= 0 && (size_t)n < sizeof room)
+                rooms_join(s->nsp->rooms, &s->member, room, (size_t)n);
+            else
+                log_peer(c->srv, "sio.user_room_too_long", "uid=%.64s", uid);
         }
     }
     evtimer_del(c->connect_timer);

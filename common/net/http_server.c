@@ -500,8 +500,12 @@ void http_server_free(struct http_server *srv)
         return;
     http_server_stop_listening(srv);
     http_server_close_all(srv);
-    while (srv->conns != NULL)
-        conn_destroy(srv->conns);
+    /* close_all left every connection dead; nothing calls back into the list from here */
+    struct http_conn *next;
+    for (struct http_conn *conn = srv->conns; conn != NULL; conn = next) {
+        next = conn->next;
+        conn_destroy(conn);
+    }
     free(srv);
 }
 

@@ -168,11 +168,12 @@ static void cmd_free(struct cmd *c)
 
 static void list_free_all(struct cmd_list *list)
 {
-    while (list->head != NULL) {
-        struct cmd *c = list->head;
-        list_remove(list, c);
+    struct cmd *next;
+    for (struct cmd *c = list->head; c != NULL; c = next) {
+        next = c->next;
         cmd_free(c);
     }
+    memset(list, 0, sizeof(*list));
 }
 
 static size_t set_find(const struct name_set *set, const char *name)

@@ -247,6 +247,14 @@ test("auth backend: the worker accepts with a uid, rejects with message and data
     const ok = connect("/", { transports: ["websocket"], auth: { uid: "u9" } }, bgw.port);
     await ok.ready;
     assertEqual((await ok.socket.timeout(5000).emitWithAck("whoami"))[1], "u9", "uid from the worker");
+    // a uid that makes the user room exactly ROOMS_MAX_NAME (1024) bytes long still gets that room
+    const longUid = "L".repeat(1024 - "user:".length);
+    const long = connect("/", { transports: ["websocket"], auth: { uid: longUid } }, bgw.port);
+    await long.ready;
+    const got = within(5000, once(long.socket, "room_msg"), "message to the longest user room");
+    await ok.socket.timeout(5000).emitWithAck("room_msg", `user:${longUid}`, "for the long uid");
+    assertEqual(await got, ["for the long uid"], "user room of ROOMS_MAX_NAME bytes");
+    long.socket.disconnect();
     const no = connect("/", { transports: ["websocket"], auth: { reject: "nope" } }, bgw.port);
     const err = await no.ready.catch((e) => e);
     assertEqual([err.message, err.data], ["nope", { reason: "test" }], "CONNECT_ERROR from the worker");
