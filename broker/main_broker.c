@@ -19,9 +19,8 @@
 #include "common/metrics.h"
 #include "common/net/http_server.h"
 #include "common/net/log.h"
+#include "common/net/process.h"
 #include "common/net/redis_link.h"
-
-extern char **environ;
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
@@ -162,19 +161,6 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- configuration ---- */
 
-static char *read_file(const char *path, size_t *len, size_t max)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *data = malloc(max + 1);
-    *len = data ? fread(data, 1, max, f) : 0;
-    fclose(f);
-    if (data != NULL)
-        data[*len] = '\0';
-    return data;
-}
-
 /* True for 127.0.0.0/8, ::1 and localhost (the host part of "host:port"). */
 static bool listen_is_loopback(const char *listen)
 {
@@ -211,30 +197,13 @@ static const char *validate(const struct config *cfg)
     return NULL;
 }
 
+/* 0 to run, 1 to exit 0 (help or check-config printed), 2 to exit 2 (message printed). */
 static int load_config(struct config *cfg, int argc, char **argv)
 {
-    char err[512] = "";
-    if (config_init(cfg, options, sizeof options / sizeof options[0]) != SIOC_OK)
-        return 2;
-    const char *file_path = config_file_path(argc, argv, environ);
-    size_t file_len = 0;
-    char *file = file_path ? read_file(file_path, &file_len, 1 << 20) : NULL;
-    if (file_path != NULL && file == NULL) {
-        fprintf(stderr, "sioc-broker: cannot read config file %s\n", file_path);
-        return 2;
-    }
-    int rc = config_load(cfg, file, file_len, environ, argc, argv, err, sizeof err);
-    free(file);
-    if (rc != SIOC_OK) {
-        fprintf(stderr, "sioc-broker: %s\n", err);
-        return 2;
-    }
-    if (config_get_bool(cfg, "help")) {
-        char help[8192];
-        config_help(cfg, "sioc-broker", help, sizeof help);
-        fputs(help, stdout);
-        return 1;
-    }
+    enum process_start start = process_load_config(cfg, options, sizeof options / sizeof options[0],
+                                                   "sioc-broker", argc, argv);
+    if (start != PROCESS_RUN)
+        return start == PROCESS_EXIT ? 1 : 2;
     const char *problem = validate(cfg);
     if (problem != NULL) {
         fprintf(stderr, "sioc-broker: invalid configuration: %s\n", problem);
