@@ -1,0 +1,23 @@
+# mk/bench.mk: the benchmark harness of issue 6 (tests/bench/).
+#   make bench        every scenario, sioc vs Node socket.io, interleaved, medians of 3;
+#                     writes tests/bench/results/<date>.json and .md (BENCH_ARGS for options)
+#   make bench-smoke  every scenario with tiny sizes, in seconds (also run by make test)
+BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_hist.c tests/bench/lg_proc.c
+BENCH_ARGS ?=
+
+all: $(BUILD)/bench/loadgen $(BUILD)/bench/worker
+
+$(BUILD)/bench/loadgen: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_LG_SRC)) $(BUILD)/libsioc_common.a
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $^ $(COMMON_LIBS) -o $@
+
+$(BUILD)/bench/worker: $(BUILD)/obj/tests/bench/worker.o $(BUILD)/libsioc_common.a
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $^ $(NET_LIBS) -o $@
+
+.PHONY: bench bench-smoke
+bench: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/sioc-gateway
+	node tests/bench/run.mjs $(BENCH_ARGS)
+
+bench-smoke: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/sioc-gateway
+	node tests/bench/run.mjs --smoke $(BENCH_ARGS)
