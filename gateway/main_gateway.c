@@ -138,6 +138,9 @@ static void on_event(void *ctx, struct sio_socket *sock, struct slice event, str
 static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason)
 {
     struct gateway *g = ctx;
+    if (log_enabled(g->log, LOG_LEVEL_DEBUG))
+        log_write(g->log, LOG_LEVEL_DEBUG, "socket.disconnect", "nsp=%s sid=%s reason=%s",
+                  sio_socket_nsp(sock), sio_socket_id(sock), reason);
     registry_on_disconnect(g->registry, sock);
     bridge_on_disconnect(g->bridge, sock, reason);
 }
