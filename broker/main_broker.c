@@ -231,16 +231,6 @@ static struct redis_link *new_link(struct broker *b, const char *url, uint64_t s
     return redis_link_new(b->base, &lc);
 }
 
-static void write_port_file(struct broker_process *p)
-{
-    const char *port_file = config_get(p->cfg, "port-file");
-    FILE *pf = port_file ? fopen(port_file, "w") : NULL;
-    if (pf != NULL) {
-        fprintf(pf, "%u\n", http_server_port(p->http));
-        fclose(pf);
-    }
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -304,7 +294,7 @@ int main(int argc, char **argv)
     evsignal_add(p.sigterm, NULL);
     evsignal_add(p.sigint, NULL);
     evsignal_add(p.sighup, NULL);
-    write_port_file(&p);
+    process_write_port_file(config_get(&cfg, "port-file"), http_server_port(p.http));
     log_write(b->log, LOG_LEVEL_INFO, "process.start", "API on port %u, redis %s, prefix %s, auth %s",
               http_server_port(p.http), url, b->prefix, b->api_key ? "api-key" : "none (loopback)");
 

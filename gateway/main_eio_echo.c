@@ -141,14 +141,7 @@ int main(int argc, char **argv)
     }
     log_write(e.log, LOG_LEVEL_INFO, "process.start", "listening on port %u path %s",
               http_server_port(e.http), ecfg.path);
-    const char *port_file = config_get(&cfg, "port-file");
-    if (port_file != NULL) {
-        FILE *pf = fopen(port_file, "w");
-        if (pf != NULL) {
-            fprintf(pf, "%u\n", http_server_port(e.http));
-            fclose(pf);
-        }
-    }
+    process_write_port_file(config_get(&cfg, "port-file"), http_server_port(e.http));
     e.sigint = evsignal_new(e.base, SIGINT, signal_cb, &e);
     e.sigterm = evsignal_new(e.base, SIGTERM, signal_cb, &e);
     evsignal_add(e.sigint, NULL);

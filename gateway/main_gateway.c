@@ -411,16 +411,6 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     return NULL;
 }
 
-static void write_port_file(struct gateway *g)
-{
-    const char *port_file = config_get(g->cfg, "port-file");
-    FILE *pf = port_file ? fopen(port_file, "w") : NULL;
-    if (pf != NULL) {
-        fprintf(pf, "%u\n", http_server_port(g->http));
-        fclose(pf);
-    }
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -565,7 +555,7 @@ int main(int argc, char **argv)
     evsignal_add(g.sigterm, NULL);
     evsignal_add(g.sigint, NULL);
     evsignal_add(g.sighup, NULL);
-    write_port_file(&g);
+    process_write_port_file(config_get(&cfg, "port-file"), http_server_port(g.http));
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
               registry_epoch(g.registry), http_server_port(g.http), path, auth, up);

@@ -21,6 +21,17 @@ char *process_read_file(const char *path, size_t max, size_t *len)
     return data;
 }
 
+bool process_write_port_file(const char *path, unsigned port)
+{
+    if (path == NULL)
+        return true;
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return false;
+    bool ok = fprintf(f, "%u\n", port) > 0;
+    return fclose(f) == 0 && ok;
+}
+
 enum process_start process_load_config(struct config *cfg, const struct config_option *options,
                                        size_t count, const char *program, int argc, char **argv)
 {

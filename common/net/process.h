@@ -4,6 +4,7 @@
 #ifndef SIOC_NET_PROCESS_H
 #define SIOC_NET_PROCESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/config.h"
@@ -19,6 +20,10 @@ enum process_start {
  * (config_deinit); otherwise it is already released. */
 enum process_start process_load_config(struct config *cfg, const struct config_option *options,
                                        size_t count, const char *program, int argc, char **argv);
+
+/* Writes "<port>\n" to `path` (tests start programs on port 0 and read the bound port here).
+ * NULL path: nothing. Returns false when the file cannot be written. */
+bool process_write_port_file(const char *path, unsigned port);
 
 /* Reads at most `max` bytes of a file, NUL-terminated (the NUL is not counted in *len).
  * Returns NULL if it cannot be opened or memory runs out; the caller frees. */
