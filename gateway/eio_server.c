@@ -18,6 +18,7 @@
 #include "common/idmap.h"
 #include "common/ws.h"
 
+#define WS_IDLE_BUFFER_MAX 16384 /* a larger message buffer is released after its message */
 #define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define MAX_ORIGIN 256
@@ -608,6 +609,9 @@ static void ws_data_cb(void *ctx, struct http_conn *conn, struct evbuffer *input
                 evbuffer_drain(input, evbuffer_get_length(input));
                 return;
             }
+            /* DESIGN.md §4: an idle connection keeps no large buffer; the message was handled */
+            if (link->message.cap > WS_IDLE_BUFFER_MAX && (ev.type == WS_EVENT_TEXT || ev.type == WS_EVENT_BINARY))
+                buf_deinit(&link->message);
         }
         evbuffer_drain(input, used);
     }

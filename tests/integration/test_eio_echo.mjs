@@ -61,6 +61,22 @@ test("engine.io-client default: polling, then upgrade to websocket, then echo", 
   socket.close();
 });
 
+test("websocket: a large message, then small ones, on one connection (the large buffer is released)", async () => {
+  const { socket, opened } = openClient(["websocket"]);
+  await opened;
+  const big = "x".repeat(200000);
+  socket.send(big);
+  assertEqual((await nextMessage(socket)).length, big.length, "200 KB echo");
+  socket.send("small after big");
+  assertEqual(await nextMessage(socket), "small after big", "next message");
+  const bin = new Uint8Array(100000).fill(7);
+  socket.send(bin);
+  assertEqual(new Uint8Array(await nextMessage(socket)).length, 100000, "100 KB binary echo");
+  socket.send("and again");
+  assertEqual(await nextMessage(socket), "and again", "after the binary one");
+  socket.close();
+});
+
 test("heartbeat: a client that pongs stays connected through several pings", async () => {
   for (const transports of [["websocket"], ["polling"]]) {
     const { socket, opened } = openClient(transports);
