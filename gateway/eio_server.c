@@ -53,6 +53,7 @@ struct eio_session {
     struct event *reaper;
     struct event *upgrade_timer;
     struct http_conn *get; /* the held polling GET */
+    char *get_origin;      /* its allowed Origin (whitelist CORS only), for the late answer */
     struct gw_frame **queue;
     size_t queue_len, queue_cap, queue_bytes;
     struct ws_link *ws;    /* active WebSocket transport */
@@ -86,40 +87,57 @@ static void log_peer(struct eio_server *srv, const char *event, const char *fmt,
 
 /* ---- responses ---- */
 
-/* Adds the CORS fields of PROTOCOL.md 1.10 for this request to fields[*n]. */
-static void add_cors(struct eio_server *srv, const struct http_server_request *req,
-                     struct http_field *fields, size_t *n)
+static bool cors_whitelist(const struct eio_server *srv)
+{
+    const char *cors = srv->cfg.cors_origin;
+    return cors != NULL && cors[0] != '\0' && strcmp(cors, "*") != 0;
+}
+
+/* True when `origin` is one of the whitelist's entries (comma list, spaces ignored). */
+static bool cors_allows(const struct eio_server *srv, struct slice origin)
+{
+    const char *s = srv->cfg.cors_origin;
+    if (origin.len == 0 || origin.len >= MAX_ORIGIN)
+        return false;
+    while (*s != '\0') {
+        const char *end = strchr(s, ',');
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        size_t a = 0, b = n;
+        while (a < b && s[a] == ' ')
+            a++;
+        while (b > a && s[b - 1] == ' ')
+            b--;
+        if (b - a == origin.len && memcmp(s + a, origin.p, origin.len) == 0)
+            return true;
+        s += n + (end != NULL);
+    }
+    return false;
+}
+
+static struct slice request_origin(const struct http_server_request *req)
+{
+    const struct http_header *h = http_header_find(req->head, "Origin", NULL);
+    return h != NULL ? h->value : (struct slice){NULL, 0};
+}
+
+/* Adds the CORS fields of PROTOCOL.md 1.10 for a request with this Origin (empty: none) to
+ * fields[*n]. A reflected Origin is copied into srv->cors_buf, valid until the next call. */
+static void add_cors(struct eio_server *srv, struct slice origin, struct http_field *fields,
+                     size_t *n)
 {
     const char *cors = srv->cfg.cors_origin;
     if (cors == NULL || cors[0] == '\0')
         return;
-    if (strcmp(cors, "*") == 0) {
+    if (!cors_whitelist(srv)) {
         fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", "*"};
         return;
     }
     /* A whitelist reflects a matching Origin, with credentials (the cors package's origin:[…]). */
     fields[(*n)++] = (struct http_field){"Vary", "Origin"};
-    const struct http_header *origin = http_header_find(req->head, "Origin", NULL);
-    if (origin != NULL && origin->value.len > 0 && origin->value.len < MAX_ORIGIN) {
-        struct slice list = {(const uint8_t *)cors, strlen(cors)};
-        size_t pos = 0;
-        while (pos < list.len) {
-            size_t end = pos;
-            while (end < list.len && list.p[end] != ',')
-                end++;
-            size_t a = pos, b = end;
-            while (a < b && list.p[a] == ' ')
-                a++;
-            while (b > a && list.p[b - 1] == ' ')
-                b--;
-            if (b - a == origin->value.len && memcmp(list.p + a, origin->value.p, b - a) == 0) {
-                memcpy(srv->cors_buf, origin->value.p, origin->value.len);
-                srv->cors_buf[origin->value.len] = '\0';
-                fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", srv->cors_buf};
-                break;
-            }
-            pos = end + 1;
-        }
+    if (cors_allows(srv, origin)) {
+        memcpy(srv->cors_buf, origin.p, origin.len);
+        srv->cors_buf[origin.len] = '\0';
+        fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", srv->cors_buf};
     }
     fields[(*n)++] = (struct http_field){"Access-Control-Allow-Credentials", "true"};
 }
@@ -130,7 +148,7 @@ static void respond(struct eio_server *srv, struct http_conn *conn,
 {
     struct http_field fields[8];
     size_t n = 0;
-    add_cors(srv, req, fields, &n);
+    add_cors(srv, request_origin(req), fields, &n);
     if (type != NULL)
         fields[n++] = (struct http_field){"Content-Type", type};
     if (status == 200)
@@ -172,6 +190,7 @@ static void session_free(struct eio_session *s)
     for (size_t i = 0; i < s->queue_len; i++)
         gw_frame_unref(s->queue[i]);
     free(s->queue);
+    free(s->get_origin);
     event_free(s->heartbeat);
     event_free(s->reaper);
     event_free(s->upgrade_timer);
@@ -219,13 +238,10 @@ static void flush_poll(struct eio_session *s, struct gw_frame *extra)
     }
     struct http_field fields[8];
     size_t n = 0;
-    const char *cors = s->srv->cfg.cors_origin;
-    if (cors != NULL && strcmp(cors, "*") == 0)
-        fields[n++] = (struct http_field){"Access-Control-Allow-Origin", "*"};
-    else if (cors != NULL && cors[0] != '\0') {
-        fields[n++] = (struct http_field){"Vary", "Origin"};
-        fields[n++] = (struct http_field){"Access-Control-Allow-Credentials", "true"};
-    }
+    struct slice origin = {(const uint8_t *)s->get_origin, s->get_origin ? strlen(s->get_origin) : 0};
+    add_cors(s->srv, origin, fields, &n); /* the headers the GET would have had when it came */
+    free(s->get_origin);
+    s->get_origin = NULL;
     fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
     fields[n++] = (struct http_field){"cache-control", "no-store"};
     http_conn_respond_begin(conn, 200, fields, n, total, false);
@@ -666,7 +682,7 @@ static struct ws_link *accept_websocket(struct eio_server *srv, struct http_conn
     /* 1.10: the 101 carries the CORS headers too */
     struct http_field cors[4];
     size_t n = 0;
-    add_cors(srv, req, cors, &n);
+    add_cors(srv, request_origin(req), cors, &n);
     struct buf extra, head;
     buf_init(&extra, 0);
     buf_init(&head, 0);
@@ -781,7 +797,7 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
     } else {
         struct http_field fields[8];
         size_t n = 0;
-        add_cors(srv, req, fields, &n);
+        add_cors(srv, request_origin(req), fields, &n);
         fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
         fields[n++] = (struct http_field){"cache-control", "no-store"};
         http_conn_respond(conn, 200, fields, n, open.data, open.len, false);
@@ -818,6 +834,16 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
         return;
     }
     s->get = conn;
+    free(s->get_origin); /* a previous GET's, if its connection went away unanswered */
+    s->get_origin = NULL;
+    if (cors_whitelist(srv) && cors_allows(srv, request_origin(req))) {
+        struct slice o = request_origin(req);
+        s->get_origin = malloc(o.len + 1);
+        if (s->get_origin != NULL) {
+            memcpy(s->get_origin, o.p, o.len);
+            s->get_origin[o.len] = '\0';
+        }
+    }
     struct http_conn_owner owner = {NULL, NULL, poll_get_close_cb, s};
     http_conn_set_owner(conn, &owner);
     if (s->queue_len > 0 || (s->probe != NULL && s->probe->probed))
@@ -873,7 +899,7 @@ static void preflight(struct eio_server *srv, struct http_conn *conn,
 {
     struct http_field fields[8];
     size_t n = 0;
-    add_cors(srv, req, fields, &n);
+    add_cors(srv, request_origin(req), fields, &n);
     fields[n++] = (struct http_field){"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"};
     const struct http_header *want = http_header_find(req->head, "Access-Control-Request-Headers", NULL);
     char headers[512];

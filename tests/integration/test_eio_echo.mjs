@@ -261,6 +261,28 @@ test("CORS preflight (1.10)", async () => {
   assertEqual(r.headers["access-control-allow-headers"], "content-type", "headers echoed");
 });
 
+test("CORS whitelist: a held poll answered later still reflects the allowed Origin (1.10)", async () => {
+  const w = await startServer(binary, ["--cors-origin", "http://allowed.example"]);
+  try {
+    const origin = "Origin: http://allowed.example\r\n";
+    const hs = await get(w.port, `${base}&transport=polling`, origin);
+    assertEqual(hs.headers["access-control-allow-origin"], "http://allowed.example", "handshake");
+    const sid = JSON.parse(hs.body.slice(1)).sid;
+    const url = `${base}&transport=polling&sid=${sid}`;
+    const held = get(w.port, url, origin); // nothing queued: held until the POST below
+    await sleep(100);
+    await post(w.port, url, "4late", `Content-Type: text/plain;charset=UTF-8\r\n${origin}`);
+    const r = await held;
+    assertEqual(r.body, "4late", "echo on the held poll");
+    assertEqual(r.headers["access-control-allow-origin"], "http://allowed.example", "held poll reflects the Origin");
+    assertEqual(r.headers["access-control-allow-credentials"], "true", "credentials");
+    const other = await get(w.port, `${base}&transport=polling`, "Origin: http://evil.example\r\n");
+    assertEqual(other.headers["access-control-allow-origin"], undefined, "an unlisted Origin is not reflected");
+  } finally {
+    await w.stop();
+  }
+});
+
 const ok = await run();
 const result = await server.stop();
 if (result.code !== 0) {
