@@ -14,6 +14,7 @@
 #include "common/mp.h"
 #include "common/net/redis_link.h"
 #include "gateway/bridge.h"
+#include "tests/net/loop_test.h"
 #include "tests/net/redis_test_server.h"
 #include "tests/unit/test.h"
 
@@ -23,36 +24,6 @@ static char url[128];
 static redisContext *rc; /* the test's own blocking client */
 
 /* ---- loop helpers ---- */
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-static bool wait_until(bool (*pred)(const void *), const void *arg, int timeout_ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
-    long long deadline = redis_test_now_ms() + timeout_ms;
-    while (!pred(arg) && redis_test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    return pred(arg);
-}
-
-static bool never(const void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-static void run_for(int ms)
-{
-    wait_until(never, NULL, ms);
-}
 
 static bool is_ready(const void *b)
 {
@@ -281,7 +252,7 @@ static struct bridge *make_bridge(struct bridge_config *cfg, struct metrics *m)
     pauses = resumes = 0;
     paused = false;
     br = bridge_new(base, cfg, NULL, NULL, m);
-    if (br != NULL && !wait_until(is_ready, br, 3000))
+    if (br != NULL && !loop_wait_until(base, is_ready, br, 3000))
         fprintf(stderr, "bridge not ready\n");
     return br;
 }
@@ -413,7 +384,7 @@ static void test_stream_entries(void)
     drained = false;
     bridge_drain(br, drained_cb, NULL);
     CHECK(!drained); /* never from inside bridge_drain */
-    CHECK(wait_until(is_drained, NULL, 3000));
+    CHECK(loop_wait_until(base, is_drained, NULL, 3000));
     CHECK(bridge_pending(br) == 0);
 
     char key[128];
@@ -469,7 +440,7 @@ static void test_stream_entries(void)
                         (struct slice){(const uint8_t *)"\x90", 1}, false, 0);
         seen |= 1u << envelope_shard((const uint8_t *)socks[i].id, SIO_SOCKET_ID_LEN, 4);
     }
-    CHECK(wait_until(flushed, br, 3000));
+    CHECK(loop_wait_until(base, flushed, br, 3000));
     for (int i = 1; i < FAKE_SOCKS; i++) {
         stream_key(key, sizeof key, "t1", "/chat", socks[i].id, 4);
         redisReply *r = redisCommand(rc, "XRANGE %s - +", key);
@@ -501,7 +472,7 @@ static void test_maxlen(void)
     struct sio_socket *s = new_sock(0, "/", true);
     for (int i = 0; i < 500; i++)
         send_seq(s, i, 1);
-    CHECK(wait_until(flushed, br, 5000));
+    CHECK(loop_wait_until(base, flushed, br, 5000));
     redisReply *r = redisCommand(rc, "XLEN t2:up:/:0");
     /* MAXLEN ~ trims whole macro nodes: well below 500, at least 10 */
     CHECK(r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer >= 10 && r->integer < 300);
@@ -519,19 +490,19 @@ static void test_restart_order(void)
         return;
     struct sio_socket *s = new_sock(0, "/", true);
     send_seq(s, 1000, 1);
-    CHECK(wait_until(flushed, br, 3000));
+    CHECK(loop_wait_until(base, flushed, br, 3000));
     redis_test_server_stop(&server);
-    CHECK(wait_until(not_ready, br, 3000));
+    CHECK(loop_wait_until(base, not_ready, br, 3000));
     CHECK(metric(m, "sioc_bridge_redis_connected{link=\"command\"}") == 0);
     for (int i = 0; i < 50; i++)
         send_seq(s, i, 10);
     CHECK(bridge_pending(br) == 50);
     CHECK(metric(m, "sioc_upstream_queue_entries") == 50);
     CHECK(metric(m, "sioc_upstream_queue_bytes") > 50 * 10);
-    run_for(300);
+    loop_run_for(base, 300);
     CHECK(redis_test_server_restart(&server) == 0);
     rc_connect();
-    CHECK(wait_until(flushed, br, 8000));
+    CHECK(loop_wait_until(base, flushed, br, 8000));
     struct entries e;
     read_stream(&e, "t3:up:/:0"); /* the restarted server starts empty (no persistence) */
     CHECK(e.n == 50);
@@ -557,7 +528,7 @@ static void test_killed_in_flight(void)
         send_seq(s, i, 20);
     /* the loop has not run: everything is still in flight when the connection dies */
     freeReplyObject(redisCommand(rc, "CLIENT KILL TYPE normal SKIPME yes"));
-    CHECK(wait_until(flushed, br, 8000));
+    CHECK(loop_wait_until(base, flushed, br, 8000));
     struct entries e;
     read_stream(&e, "t9:up:/:0");
     CHECK(e.n == 200);
@@ -581,7 +552,7 @@ static void test_overflow_pause(void)
         return;
     struct sio_socket *s = new_sock(0, "/", true);
     redis_test_server_stop(&server);
-    CHECK(wait_until(not_ready, br, 3000));
+    CHECK(loop_wait_until(base, not_ready, br, 3000));
     /* mixed sizes: a small entry that would still fit the link's queue must not overtake a
      * refused bigger one */
     for (int i = 0; i < 40; i++)
@@ -592,7 +563,7 @@ static void test_overflow_pause(void)
     CHECK(bridge_pending(br) == 40);
     CHECK(redis_test_server_restart(&server) == 0);
     rc_connect();
-    CHECK(wait_until(flushed, br, 8000));
+    CHECK(loop_wait_until(base, flushed, br, 8000));
     CHECK(!paused && resumes == 1);
     struct entries e;
     read_stream(&e, "t4:up:/:0");
@@ -615,14 +586,14 @@ static void test_overflow_drop(void)
         return;
     struct sio_socket *s = new_sock(0, "/", true);
     redis_test_server_stop(&server);
-    CHECK(wait_until(not_ready, br, 3000));
+    CHECK(loop_wait_until(base, not_ready, br, 3000));
     for (int i = 0; i < 60; i++)
         send_seq(s, i, 100);
     double dropped = metric(m, "sioc_upstream_dropped_total");
     CHECK(dropped > 0 && dropped < 60);
     CHECK(redis_test_server_restart(&server) == 0);
     rc_connect();
-    CHECK(wait_until(flushed, br, 8000));
+    CHECK(loop_wait_until(base, flushed, br, 8000));
     struct entries e;
     read_stream(&e, "t5:up:/:0");
     CHECK((double)e.n + dropped == 60);
@@ -673,7 +644,7 @@ static void test_pubsub(void)
                                    .on_state_cb = sub_state, .on_message_cb = sub_msg};
     struct redis_link *sub = redis_link_new(base, &lc);
     redis_link_subscribe(sub, "t6:up:/chat");
-    CHECK(wait_until(sub_connected, &o, 3000));
+    CHECK(loop_wait_until(base, sub_connected, &o, 3000));
     struct bridge_config cfg = {.key_prefix = "t6", .node_id = "n6",
                                 .upstream = BRIDGE_UPSTREAM_PUBSUB, .auth_backend = true,
                                 .auth_timeout_ms = 300};
@@ -686,7 +657,7 @@ static void test_pubsub(void)
     bridge_on_event(br, s, (struct slice){(const uint8_t *)"ev", 2},
                     (struct slice){(const uint8_t *)"\x91\xc3", 2}, true, 3);
     bridge_on_disconnect(br, s, "transport close");
-    CHECK(wait_until(sub_got3, &o, 3000));
+    CHECK(loop_wait_until(base, sub_got3, &o, 3000));
     struct envelope_up up;
     CHECK(envelope_up_decode_map(o.msg[0], o.len[0], &up) == (long)o.len[0]);
     CHECK(up.type == ENVELOPE_UP_CONNECT && up.has_rid && up.rid.len == BRIDGE_RID_LEN);
@@ -699,7 +670,7 @@ static void test_pubsub(void)
     redisReply *r = redisCommand(rc, "EXISTS t6:up:/chat:0");
     CHECK(r != NULL && r->integer == 0); /* no stream in pubsub mode */
     freeReplyObject(r);
-    run_for(600); /* well past the 300 ms auth timeout: cancelled by the disconnect */
+    loop_run_for(base, 600); /* well past the 300 ms auth timeout: cancelled by the disconnect */
     CHECK(strstr(trace, "reject") == NULL);
     bridge_free(br);
     redis_link_free(sub);
@@ -744,7 +715,7 @@ static void test_replies(void)
     CHECK(make_bridge(&cfg, m) != NULL);
     if (br == NULL)
         return;
-    CHECK(wait_until(subscribed, "t7:node:n7", 3000));
+    CHECK(loop_wait_until(base, subscribed, "t7:node:n7", 3000));
     struct sio_socket *s = new_sock(0, "/chat", true);
     bridge_on_connect(br, s, NULL, 0, false);
     new_sock(1, "/chat", false); /* CONNECT still pending: replies do not apply */
@@ -781,7 +752,7 @@ static void test_replies(void)
     freeReplyObject(cmd("PUBLISH %s %b", "t7:node:n7", "\x81\xa1t\xa5reply", 9));
     rep.sid = (struct slice){(const uint8_t *)socks[0].id, SIO_SOCKET_ID_LEN};
     publish_reply("t7:node:n7", &rep);
-    CHECK(wait_until(trace_has, "disconnect", 3000));
+    CHECK(loop_wait_until(base, trace_has, "disconnect", 3000));
     char want[1024];
     snprintf(want, sizeof want,
              "join %s a;join %s b;leave %s c;ack %s 7 91c4020102;emit %s 92a2653101;"
@@ -793,7 +764,7 @@ static void test_replies(void)
     CHECK(metric(m, "sioc_replies_total{result=\"unknown\"}") == 2);
     CHECK(metric(m, "sioc_replies_total{result=\"invalid\"}") == 1);
     /* the worker's disconnect produced the disconnect entry */
-    CHECK(wait_until(flushed, br, 3000));
+    CHECK(loop_wait_until(base, flushed, br, 3000));
     struct entries e;
     read_stream(&e, "t7:up:/chat:0");
     CHECK(e.n == 2);
@@ -851,13 +822,13 @@ static void test_backend_auth(void)
     CHECK(make_bridge(&cfg, m) != NULL);
     if (br == NULL)
         return;
-    CHECK(wait_until(subscribed, "t8:node:n8", 3000));
+    CHECK(loop_wait_until(base, subscribed, "t8:node:n8", 3000));
     struct sio_socket *s[5];
     for (int i = 0; i < 5; i++) {
         s[i] = new_sock(i, "/", false);
         bridge_on_connect(br, s[i], NULL, 0, true);
     }
-    CHECK(wait_until(flushed, br, 3000));
+    CHECK(loop_wait_until(base, flushed, br, 3000));
     char rid[5][BRIDGE_RID_LEN + 1];
     for (int i = 0; i < 5; i++)
         CHECK(find_rid(socks[i].id, rid[i]));
@@ -871,32 +842,32 @@ static void test_backend_auth(void)
     connect_reply(rid[0], true, "42", str_list(&rb, rooms, 1), NULL, (struct slice){NULL, 0});
     snprintf(want, sizeof want, "accept %s uid=42 room=user:%%s;join %s vip;", socks[0].id,
              socks[0].id);
-    CHECK(wait_until(trace_has, want, 3000));
+    CHECK(loop_wait_until(base, trace_has, want, 3000));
     bridge_on_event(br, s[0], (struct slice){(const uint8_t *)"e", 1},
                     (struct slice){(const uint8_t *)"\x90", 1}, false, 0);
     /* reject with message and data */
     connect_reply(rid[1], false, NULL, (struct envelope_list){{NULL, 0}, 0}, "nope",
                   (struct slice){(const uint8_t *)"\x81\xa1x\x01", 4});
     snprintf(want, sizeof want, "reject %s nope data=81a17801;", socks[1].id);
-    CHECK(wait_until(trace_has, want, 3000));
+    CHECK(loop_wait_until(base, trace_has, want, 3000));
     /* reject without an error: the default message */
     connect_reply(rid[2], false, NULL, (struct envelope_list){{NULL, 0}, 0}, NULL,
                   (struct slice){NULL, 0});
     snprintf(want, sizeof want, "reject %s %s data=;", socks[2].id, BRIDGE_DEFAULT_REJECT_MESSAGE);
-    CHECK(wait_until(trace_has, want, 3000));
+    CHECK(loop_wait_until(base, trace_has, want, 3000));
     /* socket 3 never gets an answer; socket 4 leaves while waiting */
     bridge_on_disconnect(br, s[4], "transport close");
     socks[4].alive = false;
     snprintf(want, sizeof want, "reject %s auth timeout data=;", socks[3].id);
-    CHECK(wait_until(trace_has, want, 3000));
+    CHECK(loop_wait_until(base, trace_has, want, 3000));
     snprintf(want, sizeof want, "reject %s", socks[4].id);
     CHECK(!trace_has(want));
     /* a late answer finds nothing: counted, ignored */
     connect_reply(rid[3], true, "7", (struct envelope_list){{NULL, 0}, 0}, NULL,
                   (struct slice){NULL, 0});
     bridge_on_disconnect(br, s[0], "client namespace disconnect");
-    CHECK(wait_until(flushed, br, 3000));
-    run_for(100);
+    CHECK(loop_wait_until(base, flushed, br, 3000));
+    loop_run_for(base, 100);
     CHECK(metric(m, "sioc_replies_total{result=\"unknown\"}") == 1);
     CHECK(metric(m, "sioc_replies_total{result=\"applied\"}") == 3);
 

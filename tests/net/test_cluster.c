@@ -13,30 +13,13 @@
 #include "common/metrics.h"
 #include "gateway/cluster.h"
 #include "gateway/sio_server.h"
+#include "tests/net/loop_test.h"
 #include "tests/net/redis_test_server.h"
 #include "tests/unit/test.h"
 
 static struct event_base *base;
 static struct redis_test_server server;
 static char url[128];
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-static void run_for(int ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
-    long long deadline = redis_test_now_ms() + ms;
-    while (redis_test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-}
 
 static struct sio_server *new_sio(void)
 {
@@ -152,7 +135,7 @@ static void test_requests(void)
     struct cluster *c = cluster_new(base, &cfg, srv, NULL, m);
     redisContext *shared = subscriber("socket.io-response#/#");
     char msg[4096];
-    run_for(100);
+    loop_run_for(base, 100);
     feed_text(c, "socket.io-request#/#", "{\"uid\":\"tstUID\",\"requestId\":\"r1\",\"type\":1}");
     feed_text(c, "socket.io-request#/#",
               "{\"uid\":\"tstUID\",\"requestId\":\"r2\",\"type\":5,\"opts\":{\"rooms\":[],"
@@ -185,7 +168,7 @@ static void test_requests(void)
     cluster_on_message(c, (struct slice){(const uint8_t *)"socket.io#/#*", 13},
                        (struct slice){(const uint8_t *)"socket.io#/#", 12},
                        (struct slice){junk, 2});
-    run_for(200);
+    loop_run_for(base, 200);
     next_message(shared, msg, sizeof msg);
     CHECK(strcmp(msg, "{\"requestId\":\"r1\",\"rooms\":[]}") == 0);
     next_message(shared, msg, sizeof msg);
@@ -213,10 +196,10 @@ static void test_requests(void)
     cfg.specific_response_channel = true;
     c = cluster_new(base, &cfg, srv, NULL, m);
     redisContext *specific = subscriber("socket.io-response#/chat#tstUID#");
-    run_for(100);
+    loop_run_for(base, 100);
     feed_text(c, "socket.io-request#/chat#",
               "{\"uid\":\"tstUID\",\"requestId\":\"r4\",\"type\":1}");
-    run_for(200);
+    loop_run_for(base, 200);
     next_message(specific, msg, sizeof msg);
     CHECK(strcmp(msg, "{\"requestId\":\"r4\",\"rooms\":[]}") == 0);
     cluster_free(c);

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/net/redis_link.h"
+#include "tests/net/loop_test.h"
 #include "tests/net/redis_test_server.h"
 #include "tests/unit/test.h"
 
@@ -16,37 +17,6 @@ static struct redis_test_server server;
 static char url[128];
 
 /* ---- event loop helpers ---- */
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-/* Runs the loop until pred(arg) holds or timeout_ms passes; returns pred(arg). */
-static bool wait_until(bool (*pred)(const void *), const void *arg, int timeout_ms)
-{
-    struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(tick, &tv);
-    long long deadline = redis_test_now_ms() + timeout_ms;
-    while (!pred(arg) && redis_test_now_ms() < deadline)
-        event_base_loop(base, EVLOOP_ONCE);
-    event_free(tick);
-    return pred(arg);
-}
-
-static bool never(const void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-static void run_for(int ms)
-{
-    wait_until(never, NULL, ms);
-}
 
 /* ---- an observer for one link ---- */
 
@@ -179,7 +149,7 @@ static bool command_wait(struct redis_link *link, struct reply *out, int argc,
     memset(out, 0, sizeof(*out));
     if (redis_link_command_argv(link, argc, argv, NULL, 0, reply_cb, out) != SIOC_OK)
         return false;
-    return wait_until(reply_done, out, 3000);
+    return loop_wait_until(base, reply_done, out, 3000);
 }
 
 /* ---- tests ---- */
@@ -218,7 +188,7 @@ static void test_round_trip(void)
     struct obs o;
     struct reply r;
     CHECK(open_link(&o, REDIS_LINK_COMMAND, url, 0) != NULL);
-    CHECK(wait_until(is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, is_connected, &o, 3000));
     CHECK(redis_link_connected(o.link));
     const uint8_t value[] = {'a', 0, 'b', '\r', '\n'};
     const char *argv[3] = {"SET", "k:bin", (const char *)value};
@@ -226,7 +196,7 @@ static void test_round_trip(void)
     memset(&r, 0, sizeof(r));
     CHECK(redis_link_command_argv(o.link, 3, argv, lens, 0, reply_cb, &r) == SIOC_OK);
     CHECK(r.calls == 0); /* never from inside command_argv */
-    CHECK(wait_until(reply_done, &r, 3000));
+    CHECK(loop_wait_until(base, reply_done, &r, 3000));
     CHECK(r.result == REDIS_LINK_REPLY && r.type == REDIS_REPLY_STATUS);
     CHECK(command_wait(o.link, &r, 2, (const char *[]){"GET", "k:bin"}));
     CHECK(r.type == REDIS_REPLY_STRING);
@@ -264,14 +234,14 @@ static void test_auth_select(void)
     open_link(&o0, REDIS_LINK_COMMAND, u0, 0);
     open_link(&ob, REDIS_LINK_COMMAND, bad, 0);
     open_link(&on, REDIS_LINK_COMMAND, none, 0);
-    CHECK(wait_until(is_connected, &o3, 3000) && wait_until(is_connected, &o0, 3000));
+    CHECK(loop_wait_until(base, is_connected, &o3, 3000) && loop_wait_until(base, is_connected, &o0, 3000));
     CHECK(command_wait(o3.link, &r, 3, (const char *[]){"SET", "where", "db3"}));
     CHECK(command_wait(o0.link, &r, 2, (const char *[]){"GET", "where"}));
     CHECK(r.type == REDIS_REPLY_NIL); /* the other link is on db 0 */
     CHECK(command_wait(o3.link, &r, 2, (const char *[]){"GET", "where"}));
     CHECK(r.type == REDIS_REPLY_STRING && strcmp(r.str, "db3") == 0);
     /* Wrong or missing password: reported, never "connected", retried with backoff. */
-    run_for(300);
+    loop_run_for(base, 300);
     CHECK(ob.ups == 0 && ob.events[REDIS_LINK_EV_HANDSHAKE_ERROR] >= 2);
     CHECK(on.ups == 0 && on.events[REDIS_LINK_EV_HANDSHAKE_ERROR] >= 2);
     struct redis_link_stats st;
@@ -336,9 +306,9 @@ static void test_queue_while_down(void)
 {
     struct obs o;
     open_link(&o, REDIS_LINK_COMMAND, url, 0);
-    CHECK(wait_until(is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, is_connected, &o, 3000));
     redis_test_server_stop(&server);
-    CHECK(wait_until(is_disconnected, &o, 3000));
+    CHECK(loop_wait_until(base, is_disconnected, &o, 3000));
     CHECK(o.events[REDIS_LINK_EV_DISCONNECTED] == 1);
     struct xadd_state x = {0, 0};
     for (int i = 0; i < 100; i++) {
@@ -350,15 +320,15 @@ static void test_queue_while_down(void)
     struct redis_link_stats st;
     redis_link_get_stats(o.link, &st);
     CHECK(st.queue_commands == 100 && st.commands_queued == 100 && st.queue_bytes > 0);
-    run_for(200); /* a few failed attempts: the queue must survive them */
+    loop_run_for(base, 200); /* a few failed attempts: the queue must survive them */
     CHECK(x.ok + x.other == 0);
     CHECK(redis_test_server_restart(&server) == 0);
-    CHECK(wait_until(xadds_done, &x, 5000));
+    CHECK(loop_wait_until(base, xadds_done, &x, 5000));
     CHECK(x.ok == 100 && x.other == 0);
     struct xrange_state xr = {0, 0, false};
     const char *argv[4] = {"XRANGE", "up:test", "-", "+"};
     CHECK(redis_link_command_argv(o.link, 4, argv, NULL, 0, xrange_cb, &xr) == SIOC_OK);
-    CHECK(wait_until(xrange_done, &xr, 3000));
+    CHECK(loop_wait_until(base, xrange_done, &xr, 3000));
     CHECK(xr.entries == 100 && xr.in_order); /* the restarted server had nothing: exactly once */
     redis_link_get_stats(o.link, &st);
     CHECK(st.queue_commands == 0 && st.queue_bytes == 0 && st.connects == 2 && st.disconnects == 1);
@@ -375,9 +345,9 @@ static void test_queue_limit(void)
 {
     struct obs o;
     open_link(&o, REDIS_LINK_COMMAND, url, 1000);
-    CHECK(wait_until(is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, is_connected, &o, 3000));
     redis_test_server_stop(&server);
-    CHECK(wait_until(is_disconnected, &o, 3000));
+    CHECK(loop_wait_until(base, is_disconnected, &o, 3000));
     const char *argv[3] = {"SET", "limit", "0123456789012345678901234567890123456789"};
     int accepted = 0, rc;
     while ((rc = redis_link_command_argv(o.link, 3, argv, NULL, 0, NULL, NULL)) == SIOC_OK)
@@ -393,7 +363,7 @@ static void test_queue_limit(void)
     CHECK(o.events[REDIS_LINK_EV_QUEUE_FULL] == 1); /* once per outage, not per refusal */
     CHECK(o.rooms == 0);
     CHECK(redis_test_server_restart(&server) == 0);
-    CHECK(wait_until(room_called, &o, 5000));
+    CHECK(loop_wait_until(base, room_called, &o, 5000));
     CHECK(o.rooms == 1 && redis_link_connected(o.link));
     CHECK(redis_link_command_argv(o.link, 3, argv, NULL, 0, NULL, NULL) == SIOC_OK);
     redis_link_free(o.link);
@@ -405,7 +375,7 @@ static void test_retry_in_flight(void)
     struct reply first, lost, second, r;
     open_link(&a, REDIS_LINK_COMMAND, url, 0);
     open_link(&b, REDIS_LINK_COMMAND, url, 0);
-    CHECK(wait_until(is_connected, &a, 3000) && wait_until(is_connected, &b, 3000));
+    CHECK(loop_wait_until(base, is_connected, &a, 3000) && loop_wait_until(base, is_connected, &b, 3000));
     memset(&first, 0, sizeof(first));
     memset(&lost, 0, sizeof(lost));
     memset(&second, 0, sizeof(second));
@@ -418,7 +388,7 @@ static void test_retry_in_flight(void)
     CHECK(redis_link_command_argv(a.link, 3, blpop2, NULL, 0, reply_cb, &lost) == SIOC_OK);
     CHECK(redis_link_command_argv(a.link, 3, blpop3, NULL, REDIS_LINK_RETRY, reply_cb, &second) ==
           SIOC_OK);
-    run_for(100);
+    loop_run_for(base, 100);
     redis_link_disconnect_now(a.link);
     CHECK(lost.calls == 1 && lost.result == REDIS_LINK_LOST);
     CHECK(first.calls == 0 && second.calls == 0);
@@ -426,14 +396,14 @@ static void test_retry_in_flight(void)
     struct redis_link_stats st;
     redis_link_get_stats(a.link, &st);
     CHECK(st.queue_commands == 2);
-    CHECK(wait_until(is_connected, &a, 3000));
+    CHECK(loop_wait_until(base, is_connected, &a, 3000));
     /* Re-sent in the original order: retry:1 blocks first, so only it can answer v1 now (the
      * reverse order would leave it stuck behind retry:2). */
     CHECK(command_wait(b.link, &r, 3, (const char *[]){"LPUSH", "retry:1", "v1"}));
-    CHECK(wait_until(reply_done, &first, 3000));
+    CHECK(loop_wait_until(base, reply_done, &first, 3000));
     CHECK(first.result == REDIS_LINK_REPLY && strcmp(first.str, "v1") == 0 && second.calls == 0);
     CHECK(command_wait(b.link, &r, 3, (const char *[]){"LPUSH", "retry:2", "v2"}));
-    CHECK(wait_until(reply_done, &second, 3000));
+    CHECK(loop_wait_until(base, reply_done, &second, 3000));
     CHECK(second.result == REDIS_LINK_REPLY && strcmp(second.str, "v2") == 0);
     CHECK(first.calls == 1 && lost.calls == 1);
     redis_link_get_stats(a.link, &st);
@@ -448,7 +418,7 @@ static void test_cancel(void)
     struct reply cancelled, kept, r;
     open_link(&a, REDIS_LINK_COMMAND, url, 0);
     open_link(&b, REDIS_LINK_COMMAND, url, 0);
-    CHECK(wait_until(is_connected, &a, 3000) && wait_until(is_connected, &b, 3000));
+    CHECK(loop_wait_until(base, is_connected, &a, 3000) && loop_wait_until(base, is_connected, &b, 3000));
     memset(&cancelled, 0, sizeof(cancelled));
     memset(&kept, 0, sizeof(kept));
     CHECK(redis_link_command_argv(a.link, 3, (const char *[]){"BLPOP", "cancel:list", "0"}, NULL, 0,
@@ -458,7 +428,7 @@ static void test_cancel(void)
     CHECK(redis_link_cancel(a.link, &cancelled) == 1);
     CHECK(redis_link_cancel(a.link, &cancelled) == 0);
     CHECK(command_wait(b.link, &r, 3, (const char *[]){"LPUSH", "cancel:list", "x"}));
-    CHECK(wait_until(reply_done, &kept, 3000)); /* the BLPOP was answered before the PING */
+    CHECK(loop_wait_until(base, reply_done, &kept, 3000)); /* the BLPOP was answered before the PING */
     CHECK(cancelled.calls == 0);
     /* The command itself still ran: the list was popped. */
     CHECK(command_wait(b.link, &r, 2, (const char *[]){"LLEN", "cancel:list"}));
@@ -480,22 +450,22 @@ static void test_free_calls_nothing(void)
     redis_link_free(o.link);
     /* In flight (blocked on the server) when freed. */
     open_link(&o, REDIS_LINK_COMMAND, url, 0);
-    CHECK(wait_until(is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, is_connected, &o, 3000));
     CHECK(redis_link_command_argv(o.link, 3, (const char *[]){"BLPOP", "free:list", "0"}, NULL,
                                   REDIS_LINK_RETRY, reply_cb, &in_flight) == SIOC_OK);
     CHECK(redis_link_command_argv(o.link, 1, (const char *[]){"PING"}, NULL, 0, reply_cb,
                                   &in_flight) == SIOC_OK);
-    run_for(50);
+    loop_run_for(base, 50);
     int ups = o.ups, downs = o.downs;
     redis_link_free(o.link);
-    run_for(50);
+    loop_run_for(base, 50);
     CHECK(queued.calls == 0 && in_flight.calls == 0);
     CHECK(o.ups == ups && o.downs == downs); /* no state callback from free either */
     /* Nothing listening: attempts fail with backoff; free in the middle of it. */
     char dead[64];
     snprintf(dead, sizeof(dead), "redis://127.0.0.1:%d", redis_test_free_port());
     open_link(&o, REDIS_LINK_COMMAND, dead, 0);
-    run_for(400);
+    loop_run_for(base, 400);
     struct redis_link_stats st;
     redis_link_get_stats(o.link, &st);
     CHECK(st.connect_failures >= 3 && st.connects == 0 && o.ups == 0);
@@ -519,7 +489,7 @@ static bool publish_until_received(struct obs *cmd, struct obs *sub, const char 
         const char *argv[3] = {"PUBLISH", channel, payload};
         const size_t lens[3] = {7, strlen(channel), len};
         redis_link_command_argv(cmd->link, 3, argv, lens, 0, NULL, NULL);
-        wait_until(got_message, sub, 30);
+        loop_wait_until(base, got_message, sub, 30);
     }
     return sub->messages > 0;
 }
@@ -556,7 +526,7 @@ static void test_pubsub(void)
     CHECK(redis_link_subscription_count(sub.link) == 2);
     CHECK(redis_link_command_argv(sub.link, 1, (const char *[]){"PING"}, NULL, 0, NULL, NULL) ==
           SIOC_EINVAL);
-    CHECK(wait_until(is_connected, &cmd, 3000) && wait_until(is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
     const uint8_t bin[] = {0, 1, 'x', 0, 0xff, '\r', '\n', 0};
     CHECK(publish_until_received(&cmd, &sub, "chan.a", bin, sizeof(bin)));
     CHECK(strcmp(sub.channel, "chan.a") == 0 && sub.pattern[0] == '\0');
@@ -572,7 +542,7 @@ static void test_pubsub(void)
     CHECK(redis_link_unsubscribe(sub.link, "chan.a") == SIOC_OK);
     CHECK(redis_link_unsubscribe(sub.link, "chan.a") == SIOC_OK);
     CHECK(redis_link_subscription_count(sub.link) == 2);
-    run_for(50);
+    loop_run_for(base, 50);
     struct reply r;
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"PUBLISH", "chan.a", "gone"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 0);
@@ -636,19 +606,19 @@ static void test_resubscribe_after_restart(void)
     open_subscriber(&sub, 0, NULL, 0, 0); /* default backoff: the production numbers */
     redis_link_subscribe(sub.link, "steady");
     redis_link_psubscribe(sub.link, "stea*");
-    CHECK(wait_until(is_connected, &cmd, 3000) && wait_until(is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
     publisher_start(&pub, &cmd, "steady", 10);
     struct after a = {&sub, redis_test_now_ms()};
-    CHECK(wait_until(message_after, &a, 3000));
+    CHECK(loop_wait_until(base, message_after, &a, 3000));
     for (int round = 0; round < 2; round++) {
         redis_test_server_stop(&server);
-        CHECK(wait_until(is_disconnected, &sub, 3000));
+        CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
         if (round == 1)
-            run_for(1000); /* a longer outage: the backoff has grown */
+            loop_run_for(base, 1000); /* a longer outage: the backoff has grown */
         CHECK(redis_test_server_restart(&server) == 0);
         a.since = redis_test_now_ms();
         sub.messages = 0;
-        CHECK(wait_until(message_after, &a, 5000));
+        CHECK(loop_wait_until(base, message_after, &a, 5000));
         long long resume = sub.last_message_ms - a.since;
         printf("resume after redis restart (%s outage): %lld ms\n", round ? "1 s" : "instant",
                resume);
@@ -675,17 +645,17 @@ static void test_client_kill(void)
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 0, NULL, 0, 0);
     redis_link_subscribe(sub.link, "steady");
-    CHECK(wait_until(is_connected, &cmd, 3000) && wait_until(is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
     publisher_start(&pub, &cmd, "steady", 10);
     struct after a = {&sub, redis_test_now_ms()};
-    CHECK(wait_until(message_after, &a, 3000));
+    CHECK(loop_wait_until(base, message_after, &a, 3000));
     struct reply r;
     CHECK(command_wait(cmd.link, &r, 4, (const char *[]){"CLIENT", "KILL", "TYPE", "pubsub"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer >= 1);
     a.since = redis_test_now_ms();
-    CHECK(wait_until(is_disconnected, &sub, 3000) || sub.downs == 1);
+    CHECK(loop_wait_until(base, is_disconnected, &sub, 3000) || sub.downs == 1);
     sub.messages = 0;
-    CHECK(wait_until(message_after, &a, 3000));
+    CHECK(loop_wait_until(base, message_after, &a, 3000));
     printf("resume after CLIENT KILL TYPE pubsub: %lld ms\n", sub.last_message_ms - a.since);
     CHECK(sub.last_message_ms - a.since < 2000);
     CHECK(sub.downs == 1 && sub.ups == 2 && cmd.downs == 0);
@@ -706,10 +676,10 @@ static void test_liveness(void)
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 300, "probe:me", 20, 300);
     redis_link_subscribe(sub.link, "data");
-    CHECK(wait_until(is_connected, &cmd, 3000) && wait_until(is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
     /* Probes every 80 ms keep it alive, and never reach the message callback. */
     publisher_start(&probe, &cmd, "probe:me", 80);
-    run_for(1000);
+    loop_run_for(base, 1000);
     struct redis_link_stats st;
     redis_link_get_stats(sub.link, &st);
     CHECK(st.liveness_timeouts == 0 && st.connects == 1 && st.messages_received >= 8);
@@ -717,27 +687,27 @@ static void test_liveness(void)
     /* Probes stop: the link presumes the subscription dead and replaces it. */
     publisher_stop(&probe);
     long long t0 = redis_test_now_ms();
-    CHECK(wait_until(liveness_fired, &sub, 2000));
+    CHECK(loop_wait_until(base, liveness_fired, &sub, 2000));
     long long detect = redis_test_now_ms() - t0;
     printf("liveness timeout (300 ms) detected %lld ms after the probes stopped\n", detect);
     /* The last probe arrived up to 80 ms before t0; checks run every 75 ms. */
     CHECK(detect >= 300 - 80 && detect < 300 + 80 + 200);
-    CHECK(wait_until(is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &sub, 3000));
     redis_link_get_stats(sub.link, &st);
     CHECK(st.connects == 2 && st.liveness_timeouts == 1);
     /* A frozen server (SIGSTOP): the socket stays open but nothing flows. The liveness timeout
      * fires, reconnection attempts time out, and delivery resumes after SIGCONT. */
     publisher_start(&probe, &cmd, "probe:me", 80);
-    run_for(200);
+    loop_run_for(base, 200);
     memset(sub.events, 0, sizeof(sub.events));
     kill(server.pid, SIGSTOP);
-    CHECK(wait_until(liveness_fired, &sub, 2000));
-    run_for(700);
+    CHECK(loop_wait_until(base, liveness_fired, &sub, 2000));
+    loop_run_for(base, 700);
     CHECK(sub.events[REDIS_LINK_EV_CONNECT_TIMEOUT] >= 1);
     CHECK(!redis_link_connected(sub.link));
     kill(server.pid, SIGCONT);
     long long t1 = redis_test_now_ms();
-    CHECK(wait_until(is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &sub, 3000));
     printf("resubscribed %lld ms after SIGCONT\n", redis_test_now_ms() - t1);
     CHECK(publish_until_received(&cmd, &sub, "data", "d", 1));
     publisher_stop(&probe);
