@@ -196,12 +196,45 @@ static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t 
 
 /* ---- sending ---- */
 
-/* Encodes one packet and queues it (text frame + attachment frames) on the client's session. */
+#define MAX_FRAMES (1 + SIO_MAX_ATTACHMENTS)
+
+/* Encodes one packet into shared frames: the text packet, then one binary frame per attachment
+ * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative
+ * error with none held. Every send and broadcast goes through here: one encoding, then a
+ * reference per recipient (DESIGN.md §4). */
+static int encode_frames(struct sio_server *srv, const struct sio_packet *pkt,
+                         struct gw_frame *frames[MAX_FRAMES])
+{
+    struct slice bins[SIO_MAX_ATTACHMENTS];
+    buf_reset(&srv->text);
+    int n = sio_packet_encode(SIO_V5, pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    if (n < 0)
+        return n;
+    int count = 0;
+    frames[count++] = gw_frame_new_text('4', srv->text.data, srv->text.len);
+    for (int i = 0; i < n; i++)
+        frames[count++] = gw_frame_new_binary(bins[i].p, bins[i].len);
+    for (int i = 0; i < count; i++) {
+        if (frames[i] == NULL) {
+            for (int k = 0; k < count; k++)
+                gw_frame_unref(frames[k]);
+            return SIOC_ENOMEM;
+        }
+    }
+    return count;
+}
+
+static void unref_frames(struct gw_frame **frames, int n)
+{
+    for (int i = 0; i < n; i++)
+        gw_frame_unref(frames[i]);
+}
+
+/* Encodes one packet and queues its frames on the client's session. */
 static int send_packet(struct sio_client *c, enum sio_type type, const struct sio_nsp *nsp,
                        const char *nsp_name, size_t nsp_len, bool has_id, uint64_t id,
                        struct slice data, bool has_data)
 {
-    struct sio_server *srv = c->srv;
     struct sio_packet pkt = {
         .type = type,
         .nsp = {(const uint8_t *)(nsp ? nsp->name : nsp_name), nsp ? nsp->len : nsp_len},
@@ -210,23 +243,13 @@ static int send_packet(struct sio_client *c, enum sio_type type, const struct si
         .has_data = has_data,
         .data = data,
     };
-    struct slice bins[SIO_MAX_ATTACHMENTS];
-    buf_reset(&srv->text);
-    int n = sio_packet_encode(SIO_V5, &pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    struct gw_frame *frames[MAX_FRAMES];
+    int n = encode_frames(c->srv, &pkt, frames);
     if (n < 0)
         return n;
-    struct gw_frame *f = gw_frame_new_text('4', srv->text.data, srv->text.len);
-    if (f == NULL)
-        return SIOC_ENOMEM;
-    eio_session_send(c->session, f);
-    gw_frame_unref(f);
-    for (int i = 0; i < n; i++) {
-        f = gw_frame_new_binary(bins[i].p, bins[i].len);
-        if (f == NULL)
-            return SIOC_ENOMEM;
-        eio_session_send(c->session, f);
-        gw_frame_unref(f);
-    }
+    for (int i = 0; i < n; i++)
+        eio_session_send(c->session, frames[i]);
+    unref_frames(frames, n);
     return SIOC_OK;
 }
 
@@ -736,7 +759,7 @@ struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size
 }
 
 struct broadcast_ctx {
-    struct gw_frame *frames[1 + SIO_MAX_ATTACHMENTS];
+    struct gw_frame *frames[MAX_FRAMES];
     int nframes;
     bool is_volatile;
     int sent;
@@ -766,24 +789,13 @@ int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
         .has_data = true,
         .data = b->data,
     };
-    struct slice bins[SIO_MAX_ATTACHMENTS];
-    buf_reset(&srv->text);
-    int n = sio_packet_encode(SIO_V5, &pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
-    if (n < 0)
-        return n;
-    /* DESIGN.md §4: one encoding, one set of frames, a reference per recipient */
     struct broadcast_ctx ctx = {.is_volatile = b->is_volatile};
-    ctx.frames[ctx.nframes++] = gw_frame_new_text('4', srv->text.data, srv->text.len);
-    for (int i = 0; i < n; i++)
-        ctx.frames[ctx.nframes++] = gw_frame_new_binary(bins[i].p, bins[i].len);
-    bool ok = true;
-    for (int i = 0; i < ctx.nframes; i++)
-        ok = ok && ctx.frames[i] != NULL;
-    if (ok)
-        rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, broadcast_visit, &ctx);
-    for (int i = 0; i < ctx.nframes; i++)
-        gw_frame_unref(ctx.frames[i]);
-    return ok ? ctx.sent : SIOC_ENOMEM;
+    ctx.nframes = encode_frames(srv, &pkt, ctx.frames);
+    if (ctx.nframes < 0)
+        return ctx.nframes;
+    rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, broadcast_visit, &ctx);
+    unref_frames(ctx.frames, ctx.nframes);
+    return ctx.sent;
 }
 
 struct group_ctx {
@@ -833,23 +845,13 @@ int sio_server_broadcast_with_ack(struct sio_server *srv, const struct sio_broad
         .has_data = true,
         .data = b->data,
     };
-    struct slice bins[SIO_MAX_ATTACHMENTS];
-    buf_reset(&srv->text);
-    int n = sio_packet_encode(SIO_V5, &pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
-    if (n < 0)
-        return n;
     struct group_ctx g = {.ack = {id, on_ack, ctx}};
-    g.b.frames[g.b.nframes++] = gw_frame_new_text('4', srv->text.data, srv->text.len);
-    for (int i = 0; i < n; i++)
-        g.b.frames[g.b.nframes++] = gw_frame_new_binary(bins[i].p, bins[i].len);
-    bool ok = true;
-    for (int i = 0; i < g.b.nframes; i++)
-        ok = ok && g.b.frames[i] != NULL;
-    if (ok)
-        rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, group_visit, &g);
-    for (int i = 0; i < g.b.nframes; i++)
-        gw_frame_unref(g.b.frames[i]);
-    return ok ? g.b.sent : SIOC_ENOMEM;
+    g.b.nframes = encode_frames(srv, &pkt, g.b.frames);
+    if (g.b.nframes < 0)
+        return g.b.nframes;
+    rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, group_visit, &g);
+    unref_frames(g.b.frames, g.b.nframes);
+    return g.b.sent;
 }
 
 struct select_ctx {
