@@ -193,9 +193,8 @@ static void request_snapshot(struct bk_liveness *l, const redisReply *node)
     buf_init(&channel, 4096);
     buf_init(&msg, 64);
     envelope_key_node(&channel, b->prefix, (struct slice){(const uint8_t *)node->str, node->len});
-    mp_write_map(&msg, 1);
-    mp_write_cstr(&msg, "t");
-    mp_write_cstr(&msg, "snapshot");
+    struct envelope_reply request = {.t = ENVELOPE_SNAPSHOT_REQUEST};
+    envelope_reply_encode(&request, &msg);
     if (channel.err == SIOC_OK && msg.err == SIOC_OK) {
         const char *argv[] = {"PUBLISH", (const char *)channel.data, (const char *)msg.data};
         size_t lens[] = {7, channel.len, msg.len};

@@ -580,7 +580,7 @@ static const char *const reply_names[RK_COUNT] = {
 };
 
 /* Indexed by enum envelope_reply_type. */
-static const char *const reply_types[] = {"reply", "connect"};
+static const char *const reply_types[] = {"reply", "connect", "snapshot"};
 
 enum ack_key { AK_ID, AK_ARGS, AK_COUNT };
 static const char *const ack_names[AK_COUNT] = {"id", "args"};
@@ -611,6 +611,8 @@ static int reply_check(struct envelope_reply *r)
         if (rc == SIOC_OK)
             rc = check_opt_list(&r->leave, LIST_STRINGS, ENVELOPE_MAX_ROOMS);
         return rc;
+    case ENVELOPE_SNAPSHOT_REQUEST:
+        return SIOC_OK;
     case ENVELOPE_REPLY_CONNECT:
         rc = check_text(r->rid, true);
         if (rc == SIOC_OK && r->has_uid)
@@ -701,6 +703,9 @@ long envelope_reply_decode(const uint8_t *p, size_t len, struct envelope_reply *
     } else if (bytes_equal(t.p, t.len, reply_types[ENVELOPE_REPLY_CONNECT])) {
         out->t = ENVELOPE_REPLY_CONNECT;
         rc = reply_decode_connect(raw, out);
+    } else if (bytes_equal(t.p, t.len, reply_types[ENVELOPE_SNAPSHOT_REQUEST])) {
+        out->t = ENVELOPE_SNAPSHOT_REQUEST;
+        rc = SIOC_OK;
     } else {
         return SIOC_ENOTSUP; /* a newer worker's message kind */
     }
@@ -746,6 +751,12 @@ int envelope_reply_encode(const struct envelope_reply *r, struct buf *b)
             mp_write_cstr(b, "disconnect");
             mp_write_bool(b, true);
         }
+        return b->err;
+    }
+    if (r->t == ENVELOPE_SNAPSHOT_REQUEST) {
+        mp_write_map(b, 1);
+        mp_write_cstr(b, "t");
+        mp_write_cstr(b, "snapshot");
         return b->err;
     }
     mp_write_map(b, 3u + r->has_uid + (r->rooms.raw.len > 0) + r->has_data + r->has_error);

@@ -114,6 +114,9 @@ long envelope_up_decode_map(const uint8_t *p, size_t len, struct envelope_up *ou
 enum envelope_reply_type {
     ENVELOPE_REPLY,         /* "t":"reply" */
     ENVELOPE_REPLY_CONNECT, /* "t":"connect" */
+    /* "t":"snapshot": the broker asks the node for a registry snapshot (its anti-entropy,
+     * DESIGN.md §3.4); no other key. Other keys are ignored on decode (forward compatible). */
+    ENVELOPE_SNAPSHOT_REQUEST,
 };
 
 struct envelope_reply {

@@ -626,22 +626,10 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
     (*b->m_applied)++;
 }
 
-/* {"t":"snapshot"}: the broker's request for a registry snapshot (broker/README.md). */
-static bool is_snapshot_request(const uint8_t *p, size_t len)
-{
-    static const uint8_t want[] = {0x81, 0xa1, 't', 0xa8, 's', 'n', 'a', 'p', 's', 'h', 'o', 't'};
-    return len == sizeof want && memcmp(p, want, sizeof want) == 0;
-}
-
 void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
 {
     struct envelope_reply r;
     long n = envelope_reply_decode(p, len, &r);
-    if (n == SIOC_ENOTSUP && is_snapshot_request(p, len)) {
-        if (b->on_snapshot_request != NULL)
-            b->on_snapshot_request(b->ctx); /* the config's ctx, as for on_pause */
-        return;
-    }
     if (n < 0) {
         (*b->m_reply_errors)++;
         log_write(b->log, LOG_LEVEL_WARN, "reply.invalid", "%zu bytes: %s", len,
@@ -650,8 +638,10 @@ void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
     }
     if (r.t == ENVELOPE_REPLY)
         apply_socket_reply(b, &r);
-    else
+    else if (r.t == ENVELOPE_REPLY_CONNECT)
         apply_connect_reply(b, &r);
+    else if (b->on_snapshot_request != NULL)
+        b->on_snapshot_request(b->ctx); /* ENVELOPE_SNAPSHOT_REQUEST; the config's ctx */
 }
 
 /* ---- link callbacks ---- */

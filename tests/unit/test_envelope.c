@@ -1217,6 +1217,25 @@ static void test_node_info(void)
     buf_deinit(&b);
 }
 
+/* The broker's anti-entropy request (DESIGN.md §3.4): {"t":"snapshot"}, byte for byte. */
+static void test_snapshot_request(void)
+{
+    struct envelope_reply r = {.t = ENVELOPE_SNAPSHOT_REQUEST}, out;
+    struct buf b;
+    buf_init(&b, 0);
+    CHECK(envelope_reply_encode(&r, &b) == SIOC_OK);
+    CHECK_MEM(b.data, b.len, "\x81\xa1t\xa8snapshot", 12);
+    size_t map_len;
+    uint8_t *g = test_guard_copy(b.data, b.len, &map_len);
+    CHECK(envelope_reply_decode(g, b.len, &out) == (long)b.len && out.t == ENVELOPE_SNAPSHOT_REQUEST);
+    test_guard_free(g, b.len, map_len);
+    /* a later broker may add keys: still a snapshot request */
+    static const uint8_t more[] = "\x82\xa1t\xa8snapshot\xa6reason\xa8mismatch";
+    CHECK(envelope_reply_decode(more, sizeof more - 1, &out) == (long)(sizeof more - 1) &&
+          out.t == ENVELOPE_SNAPSHOT_REQUEST);
+    buf_deinit(&b);
+}
+
 int main(void)
 {
     RUN(test_fnv1a32_vectors);
@@ -1242,5 +1261,6 @@ int main(void)
     RUN(test_reg_fields_exact_and_round_trip);
     RUN(test_reg_rejections);
     RUN(test_node_info);
+    RUN(test_snapshot_request);
     return test_summary("test_envelope");
 }
