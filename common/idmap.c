@@ -59,6 +59,7 @@ void idmap_insert(struct idmap *m, struct idmap_node *node, const char *id)
 {
     assert(idmap_find(m, id, IDMAP_ID_LEN) == NULL);
     memcpy(node->id, id, IDMAP_ID_LEN);
+    node->id[IDMAP_ID_LEN] = '\0';
     node->hash = hash_id(m->seed, id);
     struct idmap_node **b = &m->buckets[node->hash & (m->bucket_count - 1)];
     node->next = *b;

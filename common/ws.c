@@ -217,16 +217,21 @@ int ws_write_close(struct buf *b, unsigned code, const uint8_t *reason, size_t r
 
 /* ---- parser ---- */
 
-void ws_parser_init(struct ws_parser *p, struct buf *message, size_t max_message, unsigned flags)
+void ws_parser_init(struct ws_parser *p, struct buf *message, struct buf *control,
+                    size_t max_message, unsigned flags)
 {
     memset(p, 0, sizeof *p);
     p->state = WS_STATE_HEADER;
     p->flags = flags;
     p->max_message = max_message == 0 ? SIZE_MAX : max_message;
     p->message = message;
+    p->control = control;
     p->need = 2;
     utf8_validator_init(&p->utf8);
 }
+
+/* What an event with no bytes points at (ws_event.data is never NULL). */
+static const uint8_t ws_empty[1] = {0};
 
 static int ws_fail(struct ws_parser *p, int err)
 {
@@ -289,8 +294,13 @@ static int ws_check_length(struct ws_parser *p)
 static int ws_begin_payload(struct ws_parser *p)
 {
     p->frame_pos = 0;
-    if (ws_opcode_control(p->opcode))
+    if (ws_opcode_control(p->opcode)) {
+        /* at most 125 bytes (checked at the header): room for all of them now */
+        buf_reset(p->control);
+        if (p->frame_len > 0 && !buf_reserve(p->control, (size_t)p->frame_len))
+            return SIOC_ENOMEM;
         return SIOC_OK;
+    }
     struct buf *m = p->message;
     if (p->opcode != WS_OP_CONTINUATION) {
         buf_reset(m);
@@ -309,7 +319,8 @@ static int ws_take_payload(struct ws_parser *p, const uint8_t *src, size_t n)
 {
     uint8_t *dst;
     if (ws_opcode_control(p->opcode)) {
-        dst = p->control + p->frame_pos;
+        dst = p->control->data + p->frame_pos;
+        p->control->len = (size_t)p->frame_pos + n;
     } else {
         /* Grows with the bytes that arrived, not the declared length, so a peer that declares a
          * large frame and stalls does not pin that much memory. */
@@ -335,7 +346,7 @@ static int ws_close_event(struct ws_parser *p, struct ws_event *ev)
     size_t n = (size_t)p->frame_len;
     ev->type = WS_EVENT_CLOSE;
     ev->close_code = WS_CLOSE_NO_STATUS;
-    ev->data = p->control;
+    ev->data = ws_empty;
     ev->len = 0;
     if (n == 0)
         return SIOC_OK;
@@ -343,13 +354,14 @@ static int ws_close_event(struct ws_parser *p, struct ws_event *ev)
      * UTF-8 (8.1), else 1007. */
     if (n == 1)
         return SIOC_EPROTO;
-    unsigned code = (unsigned)p->control[0] << 8 | p->control[1];
+    const uint8_t *body = p->control->data;
+    unsigned code = (unsigned)body[0] << 8 | body[1];
     if (!ws_close_code_valid(code))
         return SIOC_EPROTO;
-    if (!utf8_valid(p->control + 2, n - 2))
+    if (!utf8_valid(body + 2, n - 2))
         return SIOC_EUTF8;
     ev->close_code = (uint16_t)code;
-    ev->data = p->control + 2;
+    ev->data = body + 2;
     ev->len = n - 2;
     return SIOC_OK;
 }
@@ -370,7 +382,7 @@ static int ws_end_frame(struct ws_parser *p, struct ws_event *ev)
     case WS_OP_PING:
     case WS_OP_PONG:
         ev->type = p->opcode == WS_OP_PING ? WS_EVENT_PING : WS_EVENT_PONG;
-        ev->data = p->control;
+        ev->data = p->frame_len > 0 ? p->control->data : ws_empty;
         ev->len = (size_t)p->frame_len;
         return SIOC_OK;
     default:
@@ -380,7 +392,7 @@ static int ws_end_frame(struct ws_parser *p, struct ws_event *ev)
         if (p->message_opcode == WS_OP_TEXT && !utf8_validator_complete(&p->utf8))
             return SIOC_EUTF8;
         ev->type = p->message_opcode == WS_OP_TEXT ? WS_EVENT_TEXT : WS_EVENT_BINARY;
-        ev->data = p->message->data != NULL ? p->message->data : p->control;
+        ev->data = p->message->data != NULL ? p->message->data : ws_empty;
         ev->len = p->message->len;
         p->message_opcode = 0;
         return SIOC_OK;

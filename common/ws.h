@@ -135,6 +135,7 @@ struct ws_parser {
     unsigned flags;
     size_t max_message;  /* as given to ws_parser_init, SIZE_MAX for 0 */
     struct buf *message; /* borrowed: reassembly buffer of data messages */
+    struct buf *control; /* borrowed: payload of the current control frame */
     uint8_t header[8];   /* bytes of the field being collected */
     uint8_t have;        /* bytes collected of it */
     uint8_t need;        /* bytes the field has */
@@ -146,7 +147,6 @@ struct ws_parser {
     uint64_t frame_pos;     /* payload bytes processed */
     uint8_t message_opcode; /* WS_OP_TEXT/BINARY while a message is open, else 0 */
     struct utf8_validator utf8;
-    uint8_t control[WS_CONTROL_PAYLOAD_MAX];
 };
 
 /* Prepares a parser. `message` (borrowed, must outlive the parser and not be touched while a
@@ -154,16 +154,20 @@ struct ws_parser {
  * it at the first frame of each message. A message whose declared size exceeds max_message
  * (0 = no limit of its own), or message->limit when that is set and smaller, fails with
  * SIOC_ETOOBIG at the frame header, before any of its payload is buffered (RFC 6455 10.4).
- * `flags`: 0 for a server, WS_PARSER_CLIENT for a client. Allocates nothing. */
-void ws_parser_init(struct ws_parser *p, struct buf *message, size_t max_message, unsigned flags);
+ * `control` (borrowed likewise, no limit below WS_CONTROL_PAYLOAD_MAX) receives the payload of
+ * each control frame; the parser resets it per frame. Both buffers belong to the caller, who
+ * may buf_deinit them between events (an idle connection then holds no buffer at all).
+ * `flags`: 0 for a server, WS_PARSER_CLIENT for a client. Allocates nothing itself. */
+void ws_parser_init(struct ws_parser *p, struct buf *message, struct buf *control,
+                    size_t max_message, unsigned flags);
 /* Parses in[0..len) (in may be NULL when len is 0) up to the end of the next event. Stores the
  * bytes used in *consumed (0 on error) and returns:
  *   SIOC_OK      an event is in *ev; *consumed may be < len: call again with the rest.
  *   SIOC_EAGAIN  all input consumed (and kept), no event yet; ev->type == WS_EVENT_NONE.
  *   SIOC_EPROTO / SIOC_EUTF8 / SIOC_ETOOBIG: the peer broke RFC 6455 or the size limit;
- *   SIOC_ENOMEM: the message buffer could not grow. Either way send a close frame with
+ *   SIOC_ENOMEM: a buffer could not grow. Either way send a close frame with
  *                ws_error_close_code(err); the parser then returns this error forever.
- * ev->data points into *message (text/binary) or into the parser (control frames) and stays
+ * ev->data points into *message (text/binary) or *control (control frames) and stays
  * valid until the next ws_parser_feed; the caller may buf_detach() a delivered message to keep
  * it. After WS_EVENT_CLOSE all further input is consumed and ignored (SIOC_EAGAIN). */
 int ws_parser_feed(struct ws_parser *p, const uint8_t *in, size_t len, size_t *consumed,

@@ -5,7 +5,6 @@
  * it from the loop (a per-session event), so no callback ever frees what its caller uses. */
 #include "gateway/eio_server.h"
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,12 +12,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/deadline.h"
 #include "common/eio.h"
 #include "common/error.h"
 #include "common/idmap.h"
 #include "common/ws.h"
 
-#define WS_IDLE_BUFFER_MAX 16384 /* a larger message buffer is released after its message */
 #define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define MAX_ORIGIN 256
@@ -33,7 +32,8 @@ struct ws_link {
     struct eio_session *s;
     struct http_conn *conn;
     struct ws_parser parser;
-    struct buf message;
+    struct buf message; /* both empty between messages (DESIGN.md §4) */
+    struct buf control;
     bool probe;  /* the link of an upgrade in progress */
     bool probed; /* it received 2probe */
 };
@@ -43,15 +43,14 @@ struct eio_session {
     struct eio_session *prev, *next;
     struct eio_server *srv;
     void *user;
-    char sid[EIO_SID_LEN + 1];
     enum session_state state;
     bool websocket;   /* the active transport */
-    bool awaiting_pong;
     bool notified;
     const char *reason;
-    struct event *heartbeat;
-    struct event *reaper;
-    struct event *upgrade_timer;
+    struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping */
+    struct deadline_node deadline;  /* in upgrade_wait (a probe) or linger_wait */
+    struct eio_session *reap_next;  /* on the reap list while `reap_queued` */
+    bool reap_queued;
     struct http_conn *get; /* the held polling GET */
     char *get_origin;      /* its allowed Origin (whitelist CORS only), for the late answer */
     struct gw_frame **queue;
@@ -69,6 +68,13 @@ struct eio_server {
     size_t count;
     uint32_t sid_counter;
     struct gw_frame *ping, *noop, *close, *pong_probe;
+    /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
+    struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
+    struct event *timer; /* armed for the earliest deadline of the four lists */
+    uint64_t timer_at;
+    /* Sessions whose owner is told (and which are freed if dead) from the loop. */
+    struct eio_session *reap_head, *reap_tail;
+    struct event *reap_event;
     char cors_buf[MAX_ORIGIN]; /* the reflected Origin of the response being built */
 };
 
@@ -177,6 +183,67 @@ static void respond_error(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- sessions ---- */
 
+static struct eio_session *session_of(struct deadline_node *n, size_t offset)
+{
+    return (struct eio_session *)(void *)((char *)n - offset);
+}
+
+/* Keeps the server timer armed for the earliest deadline of its lists. */
+static void arm_server_timer(struct eio_server *srv)
+{
+    uint64_t next = UINT64_MAX;
+    const struct deadline_list *lists[] = {&srv->ping_wait, &srv->pong_wait, &srv->upgrade_wait,
+                                           &srv->linger_wait};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        if (deadline_next(lists[i]) < next)
+            next = deadline_next(lists[i]);
+    if (next == UINT64_MAX || (evtimer_pending(srv->timer, NULL) && srv->timer_at <= next))
+        return;
+    uint64_t now = deadline_clock_ms();
+    uint64_t ms = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    srv->timer_at = next;
+    evtimer_add(srv->timer, &tv);
+}
+
+static void arm_deadline(struct eio_server *srv, struct deadline_node *n, struct deadline_list *l)
+{
+    deadline_push(l, n, deadline_clock_ms());
+    arm_server_timer(srv);
+}
+
+static void schedule_reap(struct eio_session *s)
+{
+    struct eio_server *srv = s->srv;
+    if (s->reap_queued)
+        return;
+    s->reap_queued = true;
+    s->reap_next = NULL;
+    if (srv->reap_tail != NULL)
+        srv->reap_tail->reap_next = s;
+    else
+        srv->reap_head = s;
+    srv->reap_tail = s;
+    event_active(srv->reap_event, EV_WRITE, 0);
+}
+
+static void reap(struct eio_session *s);
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct eio_server *srv = arg;
+    struct eio_session *s;
+    while ((s = srv->reap_head) != NULL) {
+        srv->reap_head = s->reap_next;
+        if (srv->reap_head == NULL)
+            srv->reap_tail = NULL;
+        s->reap_queued = false;
+        reap(s);
+    }
+}
+
 static void session_free(struct eio_session *s)
 {
     struct eio_server *srv = s->srv;
@@ -191,9 +258,8 @@ static void session_free(struct eio_session *s)
         gw_frame_unref(s->queue[i]);
     free(s->queue);
     free(s->get_origin);
-    event_free(s->heartbeat);
-    event_free(s->reaper);
-    event_free(s->upgrade_timer);
+    deadline_remove(&s->heartbeat);
+    deadline_remove(&s->deadline);
     free(s);
 }
 
@@ -202,6 +268,7 @@ static void ws_link_free(struct ws_link *link)
     if (link == NULL)
         return;
     buf_deinit(&link->message);
+    buf_deinit(&link->control);
     free(link);
 }
 
@@ -276,28 +343,25 @@ static void session_end(struct eio_session *s, const char *reason, bool linger)
     if (s->state != SESSION_OPEN)
         return;
     s->reason = reason;
-    evtimer_del(s->heartbeat);
-    evtimer_del(s->upgrade_timer);
+    deadline_remove(&s->heartbeat);
+    deadline_remove(&s->deadline);
     if (s->probe != NULL) {
         ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
         s->probe = NULL;
     }
     if (linger && !s->websocket && s->get == NULL) {
         s->state = SESSION_LINGER;
-        struct timeval tv = {POLL_LINGER_MS / 1000, 0};
-        evtimer_add(s->upgrade_timer, &tv);
+        arm_deadline(s->srv, &s->deadline, &s->srv->linger_wait);
     } else {
         s->state = SESSION_DEAD;
         idmap_remove(&s->srv->sessions, &s->node);
     }
-    event_active(s->reaper, EV_WRITE, 0);
+    schedule_reap(s);
 }
 
-static void reaper_cb(evutil_socket_t fd, short what, void *arg)
+/* Tells the owner the session ended (once) and frees it if it is dead. */
+static void reap(struct eio_session *s)
 {
-    (void)fd;
-    (void)what;
-    struct eio_session *s = arg;
     if (!s->notified) {
         s->notified = true;
         if (s->srv->cfg.on_close != NULL)
@@ -352,49 +416,57 @@ static void session_abort(struct eio_session *s, const char *reason, struct gw_f
     session_end(s, reason, false);
 }
 
-static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+/* pingInterval passed since the last pong (or the open): ping, then pingTimeout for the pong
+ * (PROTOCOL.md 1.7). */
+static void ping_due(struct eio_session *s)
 {
-    (void)fd;
-    (void)what;
-    struct eio_session *s = arg;
     if (s->state != SESSION_OPEN)
         return;
-    if (s->awaiting_pong) {
-        session_abort(s, "ping timeout", s->srv->close);
-        return;
-    }
-    /* PROTOCOL.md 1.7: ping, then pingTimeout for the pong */
     eio_session_send(s, s->srv->ping);
-    s->awaiting_pong = true;
-    unsigned ms = s->srv->cfg.ping_timeout_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(s->heartbeat, &tv);
+    if (s->state == SESSION_OPEN)
+        arm_deadline(s->srv, &s->heartbeat, &s->srv->pong_wait);
 }
 
 static void schedule_ping(struct eio_session *s)
 {
-    unsigned ms = s->srv->cfg.ping_interval_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(s->heartbeat, &tv);
+    arm_deadline(s->srv, &s->heartbeat, &s->srv->ping_wait);
 }
 
-static void upgrade_timer_cb(evutil_socket_t fd, short what, void *arg)
+/* The upgrade probe or a closed polling session's wait for its last GET timed out. */
+static void deadline_due(struct eio_session *s)
 {
-    (void)fd;
-    (void)what;
-    struct eio_session *s = arg;
     if (s->state == SESSION_LINGER) {
         /* the last GET never came */
         s->state = SESSION_DEAD;
         idmap_remove(&s->srv->sessions, &s->node);
-        event_active(s->reaper, EV_WRITE, 0);
+        schedule_reap(s);
         return;
     }
     if (s->probe != NULL) {
-        log_peer(s->srv, "eio.upgrade_timeout", "sid=%s", s->sid);
+        log_peer(s->srv, "eio.upgrade_timeout", "sid=%s", s->node.id);
         ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
         s->probe = NULL;
     }
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct eio_server *srv = arg;
+    uint64_t now = deadline_clock_ms();
+    struct deadline_node *n;
+    while ((n = deadline_pop_expired(&srv->ping_wait, now)) != NULL)
+        ping_due(session_of(n, offsetof(struct eio_session, heartbeat)));
+    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL)
+        session_abort(session_of(n, offsetof(struct eio_session, heartbeat)), "ping timeout",
+                      srv->close);
+    while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
+        deadline_due(session_of(n, offsetof(struct eio_session, deadline)));
+    while ((n = deadline_pop_expired(&srv->linger_wait, now)) != NULL)
+        deadline_due(session_of(n, offsetof(struct eio_session, deadline)));
+    srv->timer_at = UINT64_MAX;
+    arm_server_timer(srv);
 }
 
 void eio_session_send(struct eio_session *s, struct gw_frame *f)
@@ -440,7 +512,7 @@ bool eio_session_writable(const struct eio_session *s)
 
 const char *eio_session_id(const struct eio_session *s)
 {
-    return s->sid;
+    return s->node.id;
 }
 
 bool eio_session_is_websocket(const struct eio_session *s)
@@ -462,17 +534,15 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
         break;
     case EIO_PACKET_PONG:
         /* PROTOCOL.md 1.7: the next ping comes pingInterval after the pong */
-        if (s->awaiting_pong) {
-            s->awaiting_pong = false;
+        if (s->heartbeat.list == &s->srv->pong_wait)
             schedule_ping(s);
-        }
         break;
     case EIO_PACKET_CLOSE:
         /* 1.5.3: a held GET gets a noop; on WebSocket we close at once (1.6 recommendation) */
         session_abort(s, "transport close", s->srv->noop);
         break;
     case EIO_PACKET_PING:
-        log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->sid);
+        log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->node.id);
         session_abort(s, "invalid heartbeat direction", s->srv->close);
         break;
     default:
@@ -486,7 +556,7 @@ static void complete_upgrade(struct eio_session *s)
 {
     struct ws_link *link = s->probe;
     s->probe = NULL;
-    evtimer_del(s->upgrade_timer);
+    deadline_remove(&s->deadline);
     link->probe = false;
     s->ws = link;
     s->websocket = true;
@@ -523,10 +593,10 @@ static bool probe_text(struct eio_session *s, struct ws_link *link, const uint8_
         return true;
     }
     /* anything else fails the upgrade; the polling session carries on */
-    log_peer(s->srv, "eio.upgrade_failed", "sid=%s: unexpected packet on the probe", s->sid);
+    log_peer(s->srv, "eio.upgrade_failed", "sid=%s: unexpected packet on the probe", s->node.id);
     ws_link_close(link, WS_CLOSE_NO_STATUS);
     s->probe = NULL;
-    evtimer_del(s->upgrade_timer);
+    deadline_remove(&s->deadline);
     return false;
 }
 
@@ -546,7 +616,7 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
             int rc = eio_packet_decode(EIO_V4, ev->data, ev->len, &bin, &pkt);
             if (rc != SIOC_OK) {
                 buf_deinit(&bin);
-                log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->sid);
+                log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
                 session_abort(s, "parse error", NULL);
                 return false;
             }
@@ -589,48 +659,41 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
     return s->state == SESSION_OPEN && (link->probe ? s->probe == link : s->ws == link);
 }
 
-static void ws_data_cb(void *ctx, struct http_conn *conn, struct evbuffer *input)
+static size_t ws_data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len)
 {
     (void)conn;
     struct ws_link *link = ctx;
     struct eio_session *s = link->s;
-    while (evbuffer_get_length(input) > 0) {
-        struct evbuffer_iovec vec;
-        if (evbuffer_peek(input, -1, NULL, &vec, 1) < 1)
+    size_t used = 0;
+    while (used < len) {
+        struct ws_event ev;
+        size_t consumed = 0;
+        int rc = ws_parser_feed(&link->parser, p + used, len - used, &consumed, &ev);
+        used += consumed;
+        if (rc == SIOC_EAGAIN)
             break;
-        size_t used = 0;
-        while (used < vec.iov_len) {
-            struct ws_event ev;
-            size_t consumed = 0;
-            int rc = ws_parser_feed(&link->parser, (const uint8_t *)vec.iov_base + used,
-                                    vec.iov_len - used, &consumed, &ev);
-            used += consumed;
-            if (rc == SIOC_EAGAIN)
-                break;
-            if (rc != SIOC_OK) {
-                unsigned code = ws_error_close_code(rc);
-                log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(rc));
-                evbuffer_drain(input, evbuffer_get_length(input));
-                bool probe = s->probe == link;
-                ws_link_close(link, code); /* frees link */
-                if (probe) {
-                    s->probe = NULL;
-                } else {
-                    s->ws = NULL;
-                    session_abort(s, rc == SIOC_ETOOBIG ? "message too big" : "parse error", NULL);
-                }
-                return;
+        if (rc != SIOC_OK) {
+            unsigned code = ws_error_close_code(rc);
+            log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(rc));
+            bool probe = s->probe == link;
+            ws_link_close(link, code); /* frees link */
+            if (probe) {
+                s->probe = NULL;
+            } else {
+                s->ws = NULL;
+                session_abort(s, rc == SIOC_ETOOBIG ? "message too big" : "parse error", NULL);
             }
-            if (!ws_event(link, &ev)) {
-                evbuffer_drain(input, evbuffer_get_length(input));
-                return;
-            }
-            /* DESIGN.md §4: an idle connection keeps no large buffer; the message was handled */
-            if (link->message.cap > WS_IDLE_BUFFER_MAX && (ev.type == WS_EVENT_TEXT || ev.type == WS_EVENT_BINARY))
-                buf_deinit(&link->message);
+            return len;
         }
-        evbuffer_drain(input, used);
+        if (!ws_event(link, &ev))
+            return len;
+        /* DESIGN.md §4: an idle connection keeps no buffer; the event was handled */
+        if (ev.type == WS_EVENT_TEXT || ev.type == WS_EVENT_BINARY)
+            buf_deinit(&link->message);
+        else
+            buf_deinit(&link->control);
     }
+    return used;
 }
 
 static void ws_close_cb(void *ctx, struct http_conn *conn, const char *reason)
@@ -678,7 +741,8 @@ static struct ws_link *accept_websocket(struct eio_server *srv, struct http_conn
     link->conn = conn;
     link->probe = probe;
     buf_init(&link->message, srv->cfg.max_payload);
-    ws_parser_init(&link->parser, &link->message, srv->cfg.max_payload, 0);
+    buf_init(&link->control, 0);
+    ws_parser_init(&link->parser, &link->message, &link->control, srv->cfg.max_payload, 0);
     /* 1.10: the 101 carries the CORS headers too */
     struct http_field cors[4];
     size_t n = 0;
@@ -719,21 +783,14 @@ static struct eio_session *session_new(struct eio_server *srv, bool websocket)
         return NULL;
     s->srv = srv;
     s->websocket = websocket;
-    s->heartbeat = evtimer_new(srv->base, heartbeat_cb, s);
-    s->reaper = evtimer_new(srv->base, reaper_cb, s);
-    s->upgrade_timer = evtimer_new(srv->base, upgrade_timer_cb, s);
     uint8_t random12[12];
-    if (s->heartbeat == NULL || s->reaper == NULL || s->upgrade_timer == NULL ||
-        getrandom(random12, sizeof random12, 0) != (ssize_t)sizeof random12) {
-        event_free(s->heartbeat);
-        event_free(s->reaper);
-        event_free(s->upgrade_timer);
+    if (getrandom(random12, sizeof random12, 0) != (ssize_t)sizeof random12) {
         free(s);
         return NULL;
     }
-    eio_sid_format(random12, srv->sid_counter++, s->sid);
-    s->sid[EIO_SID_LEN] = '\0';
-    idmap_insert(&srv->sessions, &s->node, s->sid);
+    char sid[EIO_SID_LEN + 1];
+    eio_sid_format(random12, srv->sid_counter++, sid);
+    idmap_insert(&srv->sessions, &s->node, sid); /* node.id is the session's id from now on */
     s->next = srv->list;
     if (srv->list != NULL)
         srv->list->prev = s;
@@ -754,7 +811,7 @@ static void open_packet(struct eio_server *srv, const struct eio_session *s, boo
 {
     static const char *const upgrades[] = {"websocket"};
     struct eio_open open = {
-        .sid = s->sid,
+        .sid = s->node.id,
         .upgrades = upgrades,
         .upgrades_len = !websocket && srv->cfg.websocket ? 1 : 0, /* 1.3 */
         .ping_interval_ms = srv->cfg.ping_interval_ms,
@@ -823,7 +880,7 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
         /* 1.5.4: a second concurrent GET gets 400; the session closes and the first GET gets
          * the close packet */
         respond(srv, conn, req, 400, NULL, NULL, 0);
-        log_peer(srv, "eio.concurrent_get", "sid=%s", s->sid);
+        log_peer(srv, "eio.concurrent_get", "sid=%s", s->node.id);
         if (s->state == SESSION_OPEN) {
             for (size_t i = 0; i < s->queue_len; i++)
                 gw_frame_unref(s->queue[i]);
@@ -851,8 +908,8 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
     if (s->state == SESSION_LINGER && s->get == NULL) {
         s->state = SESSION_DEAD;
         idmap_remove(&srv->sessions, &s->node);
-        evtimer_del(s->upgrade_timer);
-        event_active(s->reaper, EV_WRITE, 0);
+        deadline_remove(&s->deadline);
+        schedule_reap(s);
     }
 }
 
@@ -864,7 +921,7 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
         strncasecmp((const char *)type->value.p, "application/octet-stream", 24) == 0) {
         /* 1.5.3: binary payloads are a v3 feature */
         respond(srv, conn, req, 400, NULL, NULL, 0);
-        log_peer(srv, "eio.invalid_content", "sid=%s: application/octet-stream", s->sid);
+        log_peer(srv, "eio.invalid_content", "sid=%s: application/octet-stream", s->node.id);
         session_abort(s, "transport error", srv->close);
         return;
     }
@@ -884,7 +941,7 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
     if (s->state == SESSION_OPEN && rc < 0) {
         /* 1.5.3: the valid packets before the error were processed; the session closes. An
          * empty body still gets "ok"; other invalid payloads a 400. */
-        log_peer(srv, "eio.invalid_payload", "sid=%s: parse error", s->sid);
+        log_peer(srv, "eio.invalid_payload", "sid=%s: parse error", s->node.id);
         session_abort(s, "parse error", srv->close);
         if (req->body.len > 0) {
             respond(srv, conn, req, 400, NULL, NULL, 0);
@@ -979,11 +1036,8 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
             return true;
         }
         s->probe = accept_websocket(srv, conn, req, s, true);
-        if (s->probe != NULL) {
-            unsigned ms = srv->cfg.upgrade_timeout_ms;
-            struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-            evtimer_add(s->upgrade_timer, &tv);
-        }
+        if (s->probe != NULL)
+            arm_deadline(srv, &s->deadline, &srv->upgrade_wait);
         return true;
     }
     if (s == NULL) {
@@ -1032,8 +1086,15 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     srv->noop = gw_frame_new_text('6', NULL, 0);
     srv->close = gw_frame_new_text('1', NULL, 0);
     srv->pong_probe = gw_frame_new_text('3', "probe", 5);
+    deadline_list_init(&srv->ping_wait, srv->cfg.ping_interval_ms);
+    deadline_list_init(&srv->pong_wait, srv->cfg.ping_timeout_ms);
+    deadline_list_init(&srv->upgrade_wait, srv->cfg.upgrade_timeout_ms);
+    deadline_list_init(&srv->linger_wait, POLL_LINGER_MS);
+    srv->timer = evtimer_new(base, timer_cb, srv);
+    srv->reap_event = event_new(base, -1, 0, reap_cb, srv);
     if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->noop == NULL ||
-        srv->close == NULL || srv->pong_probe == NULL) {
+        srv->close == NULL || srv->pong_probe == NULL || srv->timer == NULL ||
+        srv->reap_event == NULL) {
         eio_server_free(srv);
         return NULL;
     }
@@ -1070,8 +1131,13 @@ void eio_server_free(struct eio_server *srv)
             ws_link_close(s->ws, WS_CLOSE_GOING_AWAY);
             s->ws = NULL;
         }
-        reaper_cb(-1, 0, s); /* notifies and frees */
+        reap(s); /* notifies and frees (the reap list is dropped below, unprocessed) */
     }
+    srv->reap_head = srv->reap_tail = NULL;
+    if (srv->timer != NULL)
+        event_free(srv->timer);
+    if (srv->reap_event != NULL)
+        event_free(srv->reap_event);
     idmap_deinit(&srv->sessions);
     gw_frame_unref(srv->ping);
     gw_frame_unref(srv->noop);

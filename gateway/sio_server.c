@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/deadline.h"
 #include "common/eio.h"
 #include "common/error.h"
 #include "common/http.h"
@@ -64,7 +65,6 @@ struct sio_socket {
     struct rooms_member member;
     bool accepted;
     bool in_rooms;
-    char id[SIO_SOCKET_ID_LEN + 1];
     char *uid;
     uint8_t *auth; /* copy of the CONNECT payload (MessagePack; fetchSockets' handshake.auth) */
     size_t auth_len;
@@ -82,11 +82,9 @@ struct sio_client {
     struct eio_session *session;
     struct sio_socket *sockets;
     struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
-    struct event *connect_timer;
-    struct buf hs_headers, hs_query;
+    struct deadline_node connect_deadline; /* in connect_wait until a namespace is joined */
+    uint8_t *hs_bytes; /* one block: headers map, query map, url and its NUL (hs points in) */
     struct sio_handshake hs;
-    char *url;
-    char address[64];
     bool closing;
 };
 
@@ -103,6 +101,10 @@ struct sio_server {
     struct buf packet; /* scratch: decoded payload */
     struct buf text;   /* scratch: encoded packet text */
     struct buf args;   /* scratch: event args */
+    /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
+    struct deadline_list connect_wait;
+    struct event *timer;
+    uint64_t timer_at;
 };
 
 __attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
@@ -302,12 +304,12 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
         return NULL;
     }
     /* PROTOCOL.md 2.6: same base64id format as the Engine.IO sid, a distinct value */
-    eio_sid_format(random12, srv->id_counter++, s->id);
-    s->id[SIO_SOCKET_ID_LEN] = '\0';
+    char id[SIO_SOCKET_ID_LEN + 1];
+    eio_sid_format(random12, srv->id_counter++, id);
     s->client = c;
     s->nsp = nsp;
     s->pending_tail = &s->pending;
-    idmap_insert(&srv->sockets, &s->node, s->id);
+    idmap_insert(&srv->sockets, &s->node, id); /* node.id is the socket's id from now on */
     srv->socket_count++;
     s->next_in_client = c->sockets;
     c->sockets = s;
@@ -376,7 +378,7 @@ static void queue_event(struct sio_socket *s, struct slice event, struct slice a
     size_t limit = srv->cfg.max_pending_events ? srv->cfg.max_pending_events
                                                : DEFAULT_MAX_PENDING_EVENTS;
     if (s->pending_count >= limit) {
-        log_peer(srv, "sio.pending_overflow", "socket=%s: too many events before connect", s->id);
+        log_peer(srv, "sio.pending_overflow", "socket=%s: too many events before connect", s->node.id);
         eio_session_close(s->client->session, "too many events before connect");
         return;
     }
@@ -549,11 +551,22 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
 
 /* ---- clients (Engine.IO sessions) ---- */
 
-static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* Keeps the server timer armed for the earliest connect deadline. */
+static void arm_connect_timer(struct sio_server *srv)
 {
-    (void)fd;
-    (void)what;
-    struct sio_client *c = arg;
+    uint64_t next = deadline_next(&srv->connect_wait);
+    if (next == UINT64_MAX || (evtimer_pending(srv->timer, NULL) && srv->timer_at <= next))
+        return;
+    uint64_t now = deadline_clock_ms();
+    uint64_t ms = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    srv->timer_at = next;
+    evtimer_add(srv->timer, &tv);
+}
+
+/* No namespace was joined within connectTimeout (PROTOCOL.md 2.5): close. */
+static void connect_timeout(struct sio_client *c)
+{
     for (struct sio_socket *s = c->sockets; s != NULL; s = s->next_in_client) {
         if (s->accepted)
             return;
@@ -563,14 +576,29 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     c->closing = true;
 }
 
+static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sio_server *srv = arg;
+    uint64_t now = deadline_clock_ms();
+    struct deadline_node *n;
+    while ((n = deadline_pop_expired(&srv->connect_wait, now)) != NULL)
+        connect_timeout((struct sio_client *)(void *)((char *)n -
+                                                       offsetof(struct sio_client, connect_deadline)));
+    srv->timer_at = UINT64_MAX;
+    arm_connect_timer(srv);
+}
+
 /* DESIGN.md §3.2 `hs`: headers (lower-cased names) and query as MessagePack maps. */
 static void build_handshake(struct sio_client *c, const struct http_server_request *req,
                             const char *peer)
 {
     const struct http_request *head = req->head;
-    buf_init(&c->hs_headers, 0);
-    buf_init(&c->hs_query, 0);
-    mp_write_map(&c->hs_headers, (uint32_t)head->header_count);
+    struct buf headers, query;
+    buf_init(&headers, 0);
+    buf_init(&query, 0);
+    mp_write_map(&headers, (uint32_t)head->header_count);
     for (size_t i = 0; i < head->header_count; i++) {
         char name[256];
         size_t n = head->headers[i].name.len < sizeof name ? head->headers[i].name.len : sizeof name;
@@ -578,8 +606,8 @@ static void build_handshake(struct sio_client *c, const struct http_server_reque
             char ch = (char)head->headers[i].name.p[k];
             name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
         }
-        mp_write_str(&c->hs_headers, name, n);
-        mp_write_str(&c->hs_headers, head->headers[i].value.p, head->headers[i].value.len);
+        mp_write_str(&headers, name, n);
+        mp_write_str(&headers, head->headers[i].value.p, head->headers[i].value.len);
     }
     struct http_query_iter it;
     struct slice name, value;
@@ -587,41 +615,56 @@ static void build_handshake(struct sio_client *c, const struct http_server_reque
     http_query_iter_init(&it, req->query);
     while (http_query_next(&it, &name, &value))
         count++;
-    mp_write_map(&c->hs_query, count);
+    mp_write_map(&query, count);
     http_query_iter_init(&it, req->query);
     struct buf decoded;
     buf_init(&decoded, 0);
     while (http_query_next(&it, &name, &value)) {
         buf_reset(&decoded);
         http_percent_decode(name, true, &decoded);
-        mp_write_str(&c->hs_query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
+        mp_write_str(&query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
         buf_reset(&decoded);
         http_percent_decode(value, true, &decoded);
-        mp_write_str(&c->hs_query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
+        mp_write_str(&query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
     }
     buf_deinit(&decoded);
-    c->url = malloc(head->target.len + 1);
-    if (c->url != NULL) {
-        memcpy(c->url, head->target.p, head->target.len);
-        c->url[head->target.len] = '\0';
-    }
     /* the address without its port, as Node's handshake.address */
-    snprintf(c->address, sizeof c->address, "%s", peer);
-    char *colon = strrchr(c->address, ':');
-    if (colon != NULL && strchr(c->address, '.') != NULL)
+    char address[64];
+    snprintf(address, sizeof address, "%s", peer);
+    char *colon = strrchr(address, ':');
+    if (colon != NULL && strchr(address, '.') != NULL)
         *colon = '\0';
-    else if (colon != NULL && c->address[0] == '[') {
+    else if (colon != NULL && address[0] == '[') {
         *colon = '\0';
-        memmove(c->address, c->address + 1, strlen(c->address));
-        c->address[strlen(c->address) - 1] = '\0';
+        memmove(address, address + 1, strlen(address));
+        address[strlen(address) - 1] = '\0';
     }
+    /* kept for the whole session (fetchSockets, workers): one exact-size block, no slack */
+    size_t alen = strlen(address) + 1;
+    size_t total = headers.len + query.len + head->target.len + 1 + alen;
+    const char *url = "", *addr = "";
+    struct slice hs_headers = {NULL, 0}, hs_query = {NULL, 0};
+    if (headers.err == SIOC_OK && query.err == SIOC_OK && (c->hs_bytes = malloc(total)) != NULL) {
+        memcpy(c->hs_bytes, headers.data, headers.len);
+        memcpy(c->hs_bytes + headers.len, query.data, query.len);
+        char *u = (char *)c->hs_bytes + headers.len + query.len;
+        memcpy(u, head->target.p, head->target.len);
+        u[head->target.len] = '\0';
+        memcpy(u + head->target.len + 1, address, alen);
+        hs_headers = (struct slice){c->hs_bytes, headers.len};
+        hs_query = (struct slice){c->hs_bytes + headers.len, query.len};
+        url = u;
+        addr = u + head->target.len + 1;
+    }
+    buf_deinit(&headers);
+    buf_deinit(&query);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     c->hs = (struct sio_handshake){
-        .headers = {c->hs_headers.data, c->hs_headers.len},
-        .query = {c->hs_query.data, c->hs_query.len},
-        .url = c->url ? c->url : "",
-        .address = c->address,
+        .headers = hs_headers,
+        .query = hs_query,
+        .url = url,
+        .address = addr,
         .issued_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
         .secure = false,
     };
@@ -636,15 +679,9 @@ static void *on_open(void *ctx, struct eio_session *session, const struct http_s
         return NULL;
     c->srv = srv;
     c->session = session;
-    c->connect_timer = evtimer_new(srv->base, connect_timeout_cb, c);
-    if (c->connect_timer == NULL) {
-        free(c);
-        return NULL;
-    }
     build_handshake(c, req, peer);
-    unsigned ms = srv->cfg.connect_timeout_ms ? srv->cfg.connect_timeout_ms : 45000;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(c->connect_timer, &tv);
+    deadline_push(&srv->connect_wait, &c->connect_deadline, deadline_clock_ms());
+    arm_connect_timer(srv);
     return c;
 }
 
@@ -662,10 +699,8 @@ static void on_close(void *ctx, struct eio_session *session, void *user, const c
         sio_assembler_deinit(c->assembler);
         free(c->assembler);
     }
-    event_free(c->connect_timer);
-    buf_deinit(&c->hs_headers);
-    buf_deinit(&c->hs_query);
-    free(c->url);
+    deadline_remove(&c->connect_deadline);
+    free(c->hs_bytes);
     free(c);
 }
 
@@ -692,6 +727,9 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     buf_init(&srv->packet, 0);
     buf_init(&srv->text, 0);
     buf_init(&srv->args, 0);
+    deadline_list_init(&srv->connect_wait,
+                       cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 45000);
+    srv->timer = evtimer_new(base, connect_timer_cb, srv);
     uint8_t random4[4] = {0};
     if (getrandom(random4, sizeof random4, 0) == (ssize_t)sizeof random4)
         memcpy(&srv->id_counter, random4, sizeof random4);
@@ -701,7 +739,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     ecfg.on_close = on_close;
     ecfg.on_log = on_eio_log;
     ecfg.ctx = srv;
-    if (srv->allowed == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
+    if (srv->allowed == NULL || srv->timer == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
         (srv->eio = eio_server_new(base, &ecfg)) == NULL) {
         sio_server_free(srv);
         return NULL;
@@ -724,6 +762,8 @@ void sio_server_free(struct sio_server *srv)
     buf_deinit(&srv->packet);
     buf_deinit(&srv->text);
     buf_deinit(&srv->args);
+    if (srv->timer != NULL)
+        event_free(srv->timer);
     free(srv->allowed);
     free(srv);
 }
@@ -904,11 +944,11 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     struct sio_client *c = s->client;
     /* {"sid":"<20 chars>"}: the reply carries only sid (PROTOCOL.md 2.5) */
     uint8_t reply[1 + 4 + 1 + SIO_SOCKET_ID_LEN] = {0x81, 0xa3, 's', 'i', 'd', 0xb4};
-    memcpy(reply + 6, s->id, SIO_SOCKET_ID_LEN);
+    memcpy(reply + 6, s->node.id, SIO_SOCKET_ID_LEN);
     s->accepted = true;
     if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
         s->in_rooms = true;
-        rooms_join(s->nsp->rooms, &s->member, s->id, SIO_SOCKET_ID_LEN); /* 2.6: own-id room */
+        rooms_join(s->nsp->rooms, &s->member, s->node.id, SIO_SOCKET_ID_LEN); /* 2.6: own-id room */
     }
     if (uid != NULL && uid[0] != '\0') {
         s->uid = strdup(uid);
@@ -925,7 +965,7 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
                 log_peer(c->srv, "sio.user_room_too_long", "uid=%.64s", uid);
         }
     }
-    evtimer_del(c->connect_timer);
+    deadline_remove(&c->connect_deadline);
     send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply}, true);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
@@ -1044,7 +1084,7 @@ void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
 
 const char *sio_socket_id(const struct sio_socket *s)
 {
-    return s->id;
+    return s->node.id;
 }
 
 const char *sio_socket_nsp(const struct sio_socket *s)

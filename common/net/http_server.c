@@ -1,15 +1,26 @@
-/* http_server.c: listener and per-connection HTTP/1.1 request handling on libevent bufferevents
- * (see http_server.h). Each connection reads one request at a time: head (common/http.h parser),
+/* http_server.c: listener and per-connection HTTP/1.1 request handling on libevent (see
+ * http_server.h). Each connection reads one request at a time: head (common/http.h parser),
  * then body (Content-Length or chunked), then the owner's callback; pipelined bytes wait until
- * the response is written. Parse state is allocated only while a request is in progress, so an
- * idle keep-alive or upgraded connection holds just its bufferevent and one timer. */
+ * the response is written.
+ *
+ * Memory (DESIGN.md §4): an idle connection is one struct http_conn with one embedded socket
+ * event and nothing else. Reads go into a buffer shared by the whole server; only bytes nobody
+ * consumed yet (a partial head or frame) are copied into the connection. Request parse state
+ * exists only while a request is in progress. Timeouts are not per-connection timers: every
+ * connection waiting for a head sits in one of two FIFO lists (one per timeout, so each list is
+ * ordered by deadline) under one server timer.
+ *
+ * Writes: output is a queue of segments (borrowed shared frames, or small owned copies) written
+ * with one sendmsg per connection per loop iteration: connections whose output grew are put on
+ * the server's work list and flushed together by one event. The socket event asks for EV_WRITE
+ * only while a socket would block. Closing and "process buffered input" are deferred through the
+ * same work list, so a connection is never freed under its caller. */
 #include "common/net/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netdb.h>
@@ -19,12 +30,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "common/deadline.h"
 #include "common/error.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_HEAD_TIMEOUT_MS 10000
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
+#define READ_CHUNK (64u * 1024)    /* the shared read buffer */
+#define READS_PER_EVENT 4          /* fairness: at most this many reads per wake-up */
+#define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
+#define WRITE_IOV_MAX 64           /* segments per sendmsg */
+#define INLINE_SEGS 1              /* output segments kept in the connection itself */
+#define SMALL_BYTES 24             /* owned writes this short live inside their segment */
+#define OWNED_BLOCK_MIN 256        /* owned copies start at this capacity, later ones append */
 
 enum conn_state {
     CONN_READING_HEAD,
@@ -33,7 +55,14 @@ enum conn_state {
     CONN_RESPONDING,       /* between respond_begin and respond_end */
     CONN_RAW,              /* upgraded: bytes go to the owner */
     CONN_CLOSING,          /* flushing output, then freed */
-    CONN_DEAD,             /* freed from the loop at the next tick */
+    CONN_DEAD,             /* freed from the loop by the work event */
+};
+
+/* Deferred work on a connection, done by the server's work event (never under a caller). */
+enum {
+    WORK_INPUT = 1, /* process buffered input (after a response, after an upgrade) */
+    WORK_FLUSH = 2, /* write queued output */
+    WORK_FREE = 4,  /* destroy */
 };
 
 /* Parse state of the request in progress; freed between requests. */
@@ -47,22 +76,42 @@ struct conn_request {
     struct http_server_request pub;
 };
 
+/* One piece of queued output. */
+enum seg_kind { SEG_REF, SEG_OWNED, SEG_SMALL };
+struct out_seg {
+    uint32_t len;
+    uint8_t kind;
+    union {
+        struct {
+            const uint8_t *p;
+            void (*release)(const void *p, size_t len, void *arg);
+            void *arg; /* SEG_OWNED: the block's capacity */
+        } ref;
+        uint8_t small[SMALL_BYTES];
+    } u;
+};
+
 struct http_conn {
     struct http_server *srv;
-    struct http_conn *prev, *next;
-    struct bufferevent *bev;
-    /* One event for three jobs: timeouts (EV_TIMEOUT), "process buffered input" kicks and the
-     * deferred free (both event_active with EV_WRITE as the marker). */
-    struct event *tick;
-    enum conn_state state;
+    struct http_conn *prev, *next;             /* all connections */
+    struct http_conn *work_next;               /* on the work list while work != 0 */
+    struct deadline_node timeout; /* in head_wait or idle_wait, or neither */
+    struct event ev; /* the socket: EV_READ unless paused, EV_WRITE while output blocks */
+    short interest;  /* the flags `ev` is added with (0 = not added) */
+    uint8_t state;   /* enum conn_state */
+    uint8_t work;
     bool close_after_response;
     bool has_owner;
     bool paused;
-    bool dirty; /* on the server's dirty list: output waits for this iteration's flush */
-    struct http_conn *dirty_prev, *dirty_next;
     struct http_conn_owner owner;
     struct conn_request *req;
-    char peer[64];
+    uint8_t *in; /* unconsumed input; NULL when there is none */
+    uint32_t in_len, in_cap;
+    struct out_seg *out; /* seg_inline, or a heap array while more are queued */
+    uint32_t out_head, out_count, out_cap;
+    size_t out_off;   /* bytes of out[out_head] already written */
+    size_t out_bytes; /* queued and not yet written */
+    struct out_seg seg_inline[INLINE_SEGS];
 };
 
 struct http_server {
@@ -73,56 +122,241 @@ struct http_server {
     struct http_conn *conns;
     size_t conn_count;
     bool reads_paused; /* http_server_pause_reading */
-    /* Writes are batched per loop iteration: connections whose output grew are listed here and
-     * written by one flush event, directly (evbuffer_write: one writev each). The bufferevent's
-     * own write event is enabled only when a socket would block, so a delivery costs one
-     * system call instead of a writev plus two epoll_ctl (DESIGN.md §4). */
-    struct http_conn *dirty;
-    struct event *flush;
+    struct http_conn *work, *work_tail; /* connections with deferred work, in order */
+    struct event *work_event;
+    struct deadline_list head_wait; /* a request head started: head_timeout_ms to finish */
+    struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
+    struct event *timer_event;      /* armed for the earliest deadline of both lists */
+    uint64_t timer_at;
+    uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
+    char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
 };
 
 static void process_input(struct http_conn *conn);
-static void schedule_free(struct http_conn *conn);
 static void conn_lost(struct http_conn *conn, const char *reason);
+static void schedule_free(struct http_conn *conn);
 
-static void dirty_unlink(struct http_conn *conn)
+static void report(struct http_conn *conn, const char *what)
 {
-    if (!conn->dirty)
-        return;
-    if (conn->dirty_prev != NULL)
-        conn->dirty_prev->dirty_next = conn->dirty_next;
-    else
-        conn->srv->dirty = conn->dirty_next;
-    if (conn->dirty_next != NULL)
-        conn->dirty_next->dirty_prev = conn->dirty_prev;
-    conn->dirty = false;
-    conn->dirty_prev = conn->dirty_next = NULL;
+    if (conn->srv->cfg.on_error != NULL)
+        conn->srv->cfg.on_error(conn->srv->cfg.ctx, what, http_conn_peer(conn));
 }
 
-/* Output was appended: write it at the end of this loop iteration. */
-static void mark_dirty(struct http_conn *conn)
+/* ---- the socket event's interest ---- */
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Adds the socket event with exactly the flags the state asks for (an epoll_ctl only when they
+ * change): read unless paused or finished, write while output is blocked. */
+static void update_interest(struct http_conn *conn, bool want_write)
 {
-    if (conn->dirty || conn->state == CONN_DEAD)
+    short want = 0;
+    bool reading = conn->state != CONN_DEAD && conn->state != CONN_CLOSING && !conn->paused &&
+                   !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX;
+    if (reading)
+        want |= EV_READ;
+    if (want_write && conn->state != CONN_DEAD)
+        want |= EV_WRITE;
+    if (want == conn->interest)
         return;
+    if (conn->interest != 0)
+        event_del(&conn->ev);
+    conn->interest = want;
+    if (want == 0)
+        return;
+    event_assign(&conn->ev, conn->srv->base, event_get_fd(&conn->ev), want | EV_PERSIST, io_cb,
+                 conn);
+    event_add(&conn->ev, NULL);
+}
+
+static bool write_blocked(const struct http_conn *conn)
+{
+    return (conn->interest & EV_WRITE) != 0;
+}
+
+/* ---- deferred work ---- */
+
+static void add_work(struct http_conn *conn, uint8_t what)
+{
     struct http_server *srv = conn->srv;
-    conn->dirty = true;
-    conn->dirty_prev = NULL;
-    conn->dirty_next = srv->dirty;
-    if (srv->dirty != NULL)
-        srv->dirty->dirty_prev = conn;
-    srv->dirty = conn;
-    event_active(srv->flush, EV_WRITE, 0);
+    if (conn->work == 0) {
+        conn->work_next = NULL;
+        if (srv->work_tail != NULL)
+            srv->work_tail->work_next = conn;
+        else
+            srv->work = conn;
+        srv->work_tail = conn;
+        event_active(srv->work_event, EV_WRITE, 0);
+    }
+    conn->work |= what;
 }
 
+/* Takes the first connection off the work list; its work flags are returned and cleared. */
+static uint8_t work_pop(struct http_server *srv, struct http_conn **out)
+{
+    struct http_conn *conn = srv->work;
+    srv->work = conn->work_next;
+    if (srv->work == NULL)
+        srv->work_tail = NULL;
+    conn->work_next = NULL;
+    uint8_t w = conn->work;
+    conn->work = 0;
+    *out = conn;
+    return w;
+}
+
+/* ---- timeouts ---- */
+
+static struct http_conn *conn_of_timeout(struct deadline_node *n)
+{
+    return (struct http_conn *)(void *)((char *)n - offsetof(struct http_conn, timeout));
+}
+
+/* Keeps the server timer armed for the earliest deadline (it only ever needs to move earlier:
+ * when it fires it re-arms for what is left). */
+static void arm_server_timer(struct http_server *srv)
+{
+    uint64_t next = deadline_next(&srv->head_wait);
+    if (deadline_next(&srv->idle_wait) < next)
+        next = deadline_next(&srv->idle_wait);
+    if (next == UINT64_MAX || (evtimer_pending(srv->timer_event, NULL) && srv->timer_at <= next))
+        return;
+    uint64_t now = deadline_clock_ms();
+    uint64_t ms = next > now ? next - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    srv->timer_at = next;
+    evtimer_add(srv->timer_event, &tv);
+}
+
+static void arm_timer(struct http_conn *conn, struct deadline_list *list)
+{
+    deadline_push(list, &conn->timeout, deadline_clock_ms());
+    arm_server_timer(conn->srv);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *srv = arg;
+    uint64_t now = deadline_clock_ms();
+    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
+    for (size_t i = 0; i < 2; i++) {
+        struct deadline_node *n;
+        while ((n = deadline_pop_expired(lists[i], now)) != NULL) {
+            struct http_conn *conn = conn_of_timeout(n);
+            /* An idle keep-alive connection or a stalled head (slowloris). Neither has an
+             * owner worth telling. */
+            if (conn->req != NULL && conn->in_len > 0)
+                report(conn, "request head timeout");
+            http_conn_close(conn, false);
+        }
+    }
+    arm_server_timer(srv);
+}
+
+/* ---- output ---- */
+
+static void seg_release(struct out_seg *seg)
+{
+    if (seg->kind == SEG_REF)
+        seg->u.ref.release(seg->u.ref.p, seg->len, seg->u.ref.arg);
+    else if (seg->kind == SEG_OWNED)
+        free((void *)seg->u.ref.p);
+}
+
+static const uint8_t *seg_bytes(const struct out_seg *seg)
+{
+    return seg->kind == SEG_SMALL ? seg->u.small : seg->u.ref.p;
+}
+
+/* Drops every queued segment (closing) and goes back to the inline array. */
+static void out_clear(struct http_conn *conn)
+{
+    for (uint32_t i = 0; i < conn->out_count; i++)
+        seg_release(&conn->out[conn->out_head + i]);
+    if (conn->out != conn->seg_inline)
+        free(conn->out);
+    conn->out = conn->seg_inline;
+    conn->out_head = conn->out_count = 0;
+    conn->out_cap = INLINE_SEGS;
+    conn->out_off = conn->out_bytes = 0;
+}
+
+/* A free segment slot at the end of the queue, or NULL when out of memory. */
+static struct out_seg *out_push(struct http_conn *conn)
+{
+    if (conn->out_head + conn->out_count == conn->out_cap) {
+        if (conn->out_head > 0) {
+            memmove(conn->out, conn->out + conn->out_head, conn->out_count * sizeof *conn->out);
+            conn->out_head = 0;
+        } else {
+            uint32_t cap = conn->out_cap * 2;
+            struct out_seg *grown = malloc(cap * sizeof *grown);
+            if (grown == NULL)
+                return NULL;
+            memcpy(grown, conn->out, conn->out_count * sizeof *grown);
+            if (conn->out != conn->seg_inline)
+                free(conn->out);
+            conn->out = grown;
+            conn->out_cap = cap;
+        }
+    }
+    return &conn->out[conn->out_head + conn->out_count++];
+}
+
+/* Copies bytes to the output: into the last owned segment when they fit, else a new one. */
 static void conn_write(struct http_conn *conn, const void *p, size_t len)
 {
-    evbuffer_add(bufferevent_get_output(conn->bev), p, len);
-    mark_dirty(conn);
+    if (len == 0)
+        return;
+    struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
+                                               : NULL;
+    /* the first segment may be partly written: appending to it is still fine */
+    if (last != NULL && last->kind == SEG_SMALL && last->len + len <= SMALL_BYTES) {
+        memcpy(last->u.small + last->len, p, len);
+    } else if (last != NULL && last->kind == SEG_OWNED &&
+               last->len + len <= (size_t)(uintptr_t)last->u.ref.arg) {
+        memcpy((uint8_t *)last->u.ref.p + last->len, p, len);
+    } else {
+        struct out_seg *seg = out_push(conn);
+        if (seg == NULL) {
+            conn_lost(conn, "out of memory");
+            return;
+        }
+        if (len <= SMALL_BYTES) {
+            seg->kind = SEG_SMALL;
+            seg->len = 0;
+            last = seg;
+            memcpy(seg->u.small, p, len);
+        } else {
+            size_t cap = len < OWNED_BLOCK_MIN ? OWNED_BLOCK_MIN : len;
+            uint8_t *block = malloc(cap);
+            if (block == NULL) {
+                conn->out_count--;
+                conn_lost(conn, "out of memory");
+                return;
+            }
+            memcpy(block, p, len);
+            seg->kind = SEG_OWNED;
+            seg->len = 0;
+            seg->u.ref.p = block;
+            seg->u.ref.release = NULL;
+            seg->u.ref.arg = (void *)(uintptr_t)cap;
+            last = seg;
+        }
+    }
+    last->len += (uint32_t)len;
+    conn->out_bytes += len;
+    if (!write_blocked(conn))
+        add_work(conn, WORK_FLUSH);
 }
 
-/* Everything queued was written: what the bufferevent's write callback would do. */
+/* Everything queued was written. */
 static void output_drained(struct http_conn *conn)
 {
+    if (conn->out != conn->seg_inline)
+        out_clear(conn); /* an idle connection keeps no segment array */
     if (conn->state == CONN_CLOSING) {
         schedule_free(conn);
         return;
@@ -131,55 +365,66 @@ static void output_drained(struct http_conn *conn)
         conn->owner.on_drained(conn->owner.ctx, conn);
 }
 
+/* Writes as much queued output as the socket takes, one sendmsg per WRITE_IOV_MAX segments. */
 static void flush_conn(struct http_conn *conn)
 {
-    struct evbuffer *out = bufferevent_get_output(conn->bev);
-    if (conn->state == CONN_DEAD || evbuffer_get_length(out) == 0)
+    if (conn->state == CONN_DEAD)
         return;
-    /* A socket bufferevent keeps the start of its output frozen and thaws it only around its
-     * own writes (libevent's bufferevent_writecb does the same): a frozen buffer refuses the
-     * write with -1 and leaves errno as it was. */
-    evbuffer_unfreeze(out, 1);
-    errno = 0;
-    int n = evbuffer_write(out, bufferevent_getfd(conn->bev));
-    evbuffer_freeze(out, 1);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        if (conn->state == CONN_CLOSING)
-            schedule_free(conn); /* the peer is gone: nothing more can be sent */
-        else
-            conn_lost(conn, "transport error");
+    while (conn->out_count > 0) {
+        struct iovec iov[WRITE_IOV_MAX];
+        int n = 0;
+        size_t want = 0;
+        for (uint32_t i = 0; i < conn->out_count && n < WRITE_IOV_MAX; i++) {
+            const struct out_seg *seg = &conn->out[conn->out_head + i];
+            size_t skip = i == 0 ? conn->out_off : 0;
+            iov[n].iov_base = (void *)(seg_bytes(seg) + skip);
+            iov[n].iov_len = seg->len - skip;
+            want += iov[n].iov_len;
+            n++;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(event_get_fd(&conn->ev), &msg, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            if (conn->state == CONN_CLOSING)
+                schedule_free(conn); /* the peer is gone: nothing more can be sent */
+            else
+                conn_lost(conn, "transport error");
+            return;
+        }
+        size_t left = (size_t)w;
+        conn->out_bytes -= left;
+        while (left > 0) {
+            struct out_seg *seg = &conn->out[conn->out_head];
+            size_t rest = seg->len - conn->out_off;
+            if (left < rest) {
+                conn->out_off += left;
+                break;
+            }
+            left -= rest;
+            conn->out_off = 0;
+            seg_release(seg);
+            conn->out_head++;
+            conn->out_count--;
+        }
+        if (conn->out_count == 0)
+            conn->out_head = 0;
+        if ((size_t)w < want)
+            break; /* the socket is full */
+    }
+    if (conn->out_count > 0) {
+        update_interest(conn, true); /* the rest once the socket is writable */
         return;
     }
-    if (evbuffer_get_length(out) > 0) {
-        bufferevent_enable(conn->bev, EV_WRITE); /* the rest once the socket is writable */
-        return;
-    }
+    if (write_blocked(conn))
+        update_interest(conn, false);
     output_drained(conn);
 }
 
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct http_server *srv = arg;
-    while (srv->dirty != NULL) {
-        struct http_conn *conn = srv->dirty;
-        dirty_unlink(conn);
-        flush_conn(conn);
-    }
-}
-
-static void report(struct http_conn *conn, const char *what)
-{
-    if (conn->srv->cfg.on_error != NULL)
-        conn->srv->cfg.on_error(conn->srv->cfg.ctx, what, conn->peer);
-}
-
-static void arm_timer(struct http_conn *conn, unsigned ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(conn->tick, &tv);
-}
+/* ---- connection lifetime ---- */
 
 static void request_free(struct http_conn *conn)
 {
@@ -188,6 +433,13 @@ static void request_free(struct http_conn *conn)
     buf_deinit(&conn->req->storage);
     free(conn->req);
     conn->req = NULL;
+}
+
+static void input_free(struct http_conn *conn)
+{
+    free(conn->in);
+    conn->in = NULL;
+    conn->in_len = conn->in_cap = 0;
 }
 
 static void conn_destroy(struct http_conn *conn)
@@ -200,10 +452,13 @@ static void conn_destroy(struct http_conn *conn)
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
     srv->conn_count--;
-    dirty_unlink(conn);
+    deadline_remove(&conn->timeout);
+    if (conn->interest != 0)
+        event_del(&conn->ev);
+    evutil_closesocket(event_get_fd(&conn->ev));
+    out_clear(conn);
+    input_free(conn);
     request_free(conn);
-    bufferevent_free(conn->bev);
-    event_free(conn->tick);
     free(conn);
 }
 
@@ -223,9 +478,9 @@ static void conn_lost(struct http_conn *conn, const char *reason)
 static void schedule_free(struct http_conn *conn)
 {
     conn->state = CONN_DEAD;
-    bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
-    evtimer_del(conn->tick);
-    event_active(conn->tick, EV_WRITE, 0);
+    update_interest(conn, false);
+    deadline_remove(&conn->timeout);
+    add_work(conn, WORK_FREE);
 }
 
 /* Answers a peer error the server handles itself, then closes after the flush. */
@@ -252,6 +507,8 @@ static int status_for(int err)
     }
 }
 
+/* ---- reading requests ---- */
+
 /* The request is complete: re-parse the head from its stable copy and hand it over. */
 static void deliver(struct http_conn *conn)
 {
@@ -271,17 +528,18 @@ static void deliver(struct http_conn *conn)
     pub->upgrade = r->framing.upgrade;
     conn->state = CONN_WAITING_RESPONSE;
     conn->close_after_response = !r->framing.keep_alive;
-    evtimer_del(conn->tick);
+    deadline_remove(&conn->timeout);
     conn->srv->cfg.on_request(conn->srv->cfg.ctx, conn, pub);
 }
 
-/* Reads a head from the input buffer. Returns true when it made progress and the state moved
- * on; false when more bytes are needed or the connection failed. */
-static bool read_head(struct http_conn *conn, struct evbuffer *in)
+/* Reads a head from p[0..avail). Returns true when it made progress and the state moved on
+ * (*used bytes consumed); false when more bytes are needed or the connection failed. The
+ * bytes of an incomplete head are not consumed: the parser sees them again with more. */
+static bool read_head(struct http_conn *conn, const uint8_t *p, size_t avail, size_t *used)
 {
-    size_t avail = evbuffer_get_length(in);
     if (avail == 0) {
-        arm_timer(conn, conn->srv->cfg.idle_timeout_ms);
+        if (conn->req == NULL)
+            arm_timer(conn, &conn->srv->idle_wait);
         return false;
     }
     if (conn->req == NULL) {
@@ -293,12 +551,11 @@ static bool read_head(struct http_conn *conn, struct evbuffer *in)
         struct http_limits limits = {conn->srv->cfg.max_head, 0};
         http_parser_init(&conn->req->parser, &limits);
         buf_init(&conn->req->storage, 0);
-        arm_timer(conn, conn->srv->cfg.head_timeout_ms);
+        arm_timer(conn, &conn->srv->head_wait);
     }
     struct conn_request *r = conn->req;
     /* The parser stops with ETOOBIG once it has seen more than max_head bytes. */
     size_t n = avail < r->parser.max_head + 2 ? avail : r->parser.max_head + 2;
-    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
     int rc = http_request_parse(&r->parser, p, n, &r->head);
     if (rc == SIOC_EAGAIN)
         return false;
@@ -318,7 +575,7 @@ static bool read_head(struct http_conn *conn, struct evbuffer *in)
         return false;
     }
     buf_append(&r->storage, p, r->head_len);
-    evbuffer_drain(in, r->head_len);
+    *used = r->head_len;
     if (r->storage.err != SIOC_OK) {
         fail_request(conn, 503, "out of memory");
         return false;
@@ -327,18 +584,18 @@ static bool read_head(struct http_conn *conn, struct evbuffer *in)
     return true;
 }
 
-static bool read_body(struct http_conn *conn, struct evbuffer *in)
+static bool read_body(struct http_conn *conn, const uint8_t *p, size_t avail, size_t *used)
 {
     struct conn_request *r = conn->req;
+    size_t off = 0;
     for (;;) {
-        size_t avail = evbuffer_get_length(in);
-        const uint8_t *p = avail > 0 ? evbuffer_pullup(in, (ev_ssize_t)avail) : (const uint8_t *)"";
         struct slice data = {NULL, 0};
         size_t consumed = 0;
-        int rc = http_body_decode(&r->body, p, avail, &data, &consumed);
+        int rc = http_body_decode(&r->body, p + off, avail - off, &data, &consumed);
         if (data.len > 0)
             buf_append(&r->storage, data.p, data.len);
-        evbuffer_drain(in, consumed);
+        off += consumed;
+        *used = off;
         if (r->storage.err != SIOC_OK) {
             fail_request(conn, 503, "out of memory");
             return false;
@@ -348,7 +605,7 @@ static bool read_body(struct http_conn *conn, struct evbuffer *in)
             return true;
         }
         if (rc == SIOC_EAGAIN) {
-            if (consumed == 0 || consumed == avail)
+            if (consumed == 0 || off == avail)
                 return false;
             continue;
         }
@@ -358,71 +615,153 @@ static bool read_body(struct http_conn *conn, struct evbuffer *in)
     }
 }
 
-static void process_input(struct http_conn *conn)
+/* Runs the connection's state machine over p[0..len); returns how many bytes it consumed.
+ * Bytes of a request that must wait (a response is pending) are not consumed. */
+static size_t consume(struct http_conn *conn, const uint8_t *p, size_t len)
 {
-    struct evbuffer *in = bufferevent_get_input(conn->bev);
+    size_t off = 0;
     for (;;) {
+        size_t used = 0;
+        bool more = false;
         switch (conn->state) {
         case CONN_READING_HEAD:
-            if (!read_head(conn, in))
-                return;
+            more = read_head(conn, p + off, len - off, &used);
             break;
         case CONN_READING_BODY:
-            if (!read_body(conn, in))
-                return;
+            more = read_body(conn, p + off, len - off, &used);
             break;
         case CONN_RAW:
-            if (conn->has_owner && conn->owner.on_data != NULL && evbuffer_get_length(in) > 0)
-                conn->owner.on_data(conn->owner.ctx, conn, in);
-            return;
+            if (conn->has_owner && conn->owner.on_data != NULL && len > off)
+                used = conn->owner.on_data(conn->owner.ctx, conn, p + off, len - off);
+            break;
         default:
-            return; /* waiting for a response, closing or dead: bytes stay buffered */
+            break; /* waiting for a response, closing or dead: bytes stay buffered */
         }
+        off += used;
+        if (!more)
+            return off;
     }
 }
 
-static void read_cb(struct bufferevent *bev, void *arg)
+/* Keeps p[0..len) (not consumed yet) in front of whatever comes next. */
+static bool keep_input(struct http_conn *conn, const uint8_t *p, size_t len)
 {
-    (void)bev;
-    process_input(arg);
+    if (len == 0)
+        return true;
+    if (conn->in_len + len > conn->in_cap) {
+        size_t cap = conn->in_cap ? conn->in_cap : 512;
+        while (cap < conn->in_len + len)
+            cap *= 2;
+        uint8_t *grown = realloc(conn->in, cap);
+        if (grown == NULL) {
+            conn_lost(conn, "out of memory");
+            return false;
+        }
+        conn->in = grown;
+        conn->in_cap = cap;
+    }
+    memcpy(conn->in + conn->in_len, p, len);
+    conn->in_len += len;
+    return true;
 }
 
-/* The bufferevent wrote what a flush left behind (its write event is on only then). */
-static void write_cb(struct bufferevent *bev, void *arg)
+/* Feeds the buffered input to the state machine and keeps what it left. */
+static void process_input(struct http_conn *conn)
 {
-    bufferevent_disable(bev, EV_WRITE);
-    output_drained(arg);
+    static const uint8_t none[1] = {0};
+    size_t used = consume(conn, conn->in != NULL ? conn->in : none, conn->in_len);
+    if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || used == conn->in_len) {
+        input_free(conn); /* nothing left, or nobody left to read it */
+    } else if (used > 0) {
+        memmove(conn->in, conn->in + used, conn->in_len - used);
+        conn->in_len -= used;
+    }
+    update_interest(conn, write_blocked(conn));
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg)
+/* New bytes from the socket. Without earlier leftovers they are parsed where they landed (the
+ * shared read buffer) and only an unconsumed tail is copied into the connection. */
+static void input_arrived(struct http_conn *conn, const uint8_t *p, size_t len)
 {
-    (void)bev;
-    struct http_conn *conn = arg;
-    if (conn->state == CONN_CLOSING) {
-        schedule_free(conn); /* the peer went away while we flushed: nothing more to send */
+    if (conn->in_len > 0) {
+        if (keep_input(conn, p, len))
+            process_input(conn);
         return;
     }
-    conn_lost(conn, (what & BEV_EVENT_EOF) ? "transport close" : "transport error");
+    size_t used = consume(conn, p, len);
+    if (conn->state != CONN_DEAD && conn->state != CONN_CLOSING && used < len) {
+        if (keep_input(conn, p + used, len - used))
+            update_interest(conn, write_blocked(conn));
+    }
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
+static void read_socket(struct http_conn *conn)
+{
+    struct http_server *srv = conn->srv;
+    int fd = event_get_fd(&conn->ev);
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = recv(fd, srv->scratch, READ_CHUNK, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            if (conn->state == CONN_CLOSING)
+                schedule_free(conn); /* the peer went away while we flushed */
+            else
+                conn_lost(conn, n == 0 ? "transport close" : "transport error");
+            return;
+        }
+        input_arrived(conn, srv->scratch, (size_t)n);
+        if ((size_t)n < READ_CHUNK || !(conn->interest & EV_READ))
+            return;
+    }
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct http_conn *conn = arg;
-    if (conn->state == CONN_DEAD) {
-        conn_destroy(conn);
-        return;
+    if (what & EV_WRITE)
+        flush_conn(conn);
+    if ((what & EV_READ) && (conn->interest & EV_READ))
+        read_socket(conn);
+}
+
+static void work_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *srv = arg;
+    while (srv->work != NULL) {
+        struct http_conn *conn;
+        uint8_t w = work_pop(srv, &conn);
+        if (w & WORK_FREE) {
+            conn_destroy(conn);
+            continue;
+        }
+        if ((w & WORK_INPUT) && conn->state != CONN_DEAD)
+            process_input(conn);
+        if ((w & WORK_FLUSH) && !write_blocked(conn))
+            flush_conn(conn);
     }
-    if (what & EV_TIMEOUT) {
-        /* Only READING_HEAD/BODY arm the timer: an idle keep-alive connection or a stalled
-         * head (slowloris). Neither has an owner worth telling. */
-        if (conn->req != NULL && evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0)
-            report(conn, "request head timeout");
-        request_free(conn);
-        http_conn_close(conn, false);
-        return;
+}
+
+/* "ip:port" or "[ip6]:port". */
+static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
+{
+    snprintf(out, cap, "?");
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)addr;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
+        snprintf(out, cap, "%s:%u", ip, ntohs(in4->sin_port));
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
     }
-    process_input(conn);
 }
 
 static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
@@ -431,21 +770,11 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     (void)listener;
     (void)addrlen;
     struct http_server *srv = arg;
-    char peer[64] = "?";
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)addr;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
-        snprintf(peer, sizeof peer, "%s:%u", ip, ntohs(in4->sin_port));
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
-        char ip[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        snprintf(peer, sizeof peer, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    }
     if (srv->cfg.max_connections != 0 && srv->conn_count >= srv->cfg.max_connections) {
-        if (srv->cfg.on_error != NULL)
-            srv->cfg.on_error(srv->cfg.ctx, "connection limit reached", peer);
+        if (srv->cfg.on_error != NULL) {
+            format_peer(addr, srv->peer, sizeof srv->peer);
+            srv->cfg.on_error(srv->cfg.ctx, "connection limit reached", srv->peer);
+        }
         evutil_closesocket(fd);
         return;
     }
@@ -457,30 +786,17 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* frames are latency-bound */
     conn->srv = srv;
-    memcpy(conn->peer, peer, sizeof peer);
-    conn->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    conn->tick = evtimer_new(srv->base, tick_cb, conn);
-    if (conn->bev == NULL || conn->tick == NULL) {
-        if (conn->bev != NULL)
-            bufferevent_free(conn->bev);
-        else
-            evutil_closesocket(fd);
-        if (conn->tick != NULL)
-            event_free(conn->tick);
-        free(conn);
-        return;
-    }
+    conn->out = conn->seg_inline;
+    conn->out_cap = INLINE_SEGS;
+    event_assign(&conn->ev, srv->base, fd, 0, io_cb, conn); /* interest set below */
     conn->next = srv->conns;
     if (srv->conns != NULL)
         srv->conns->prev = conn;
     srv->conns = conn;
     srv->conn_count++;
     conn->state = CONN_READING_HEAD;
-    bufferevent_setcb(conn->bev, read_cb, write_cb, event_cb, conn);
-    bufferevent_disable(conn->bev, EV_WRITE); /* writes go through the flush (see dirty) */
-    if (!srv->reads_paused)
-        bufferevent_enable(conn->bev, EV_READ);
-    arm_timer(conn, srv->cfg.head_timeout_ms);
+    update_interest(conn, false);
+    arm_timer(conn, &conn->srv->head_wait);
 }
 
 /* "host:port" or "[v6]:port" (port 0 = any free port) -> socket address; names resolve once
@@ -510,6 +826,16 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *ss, int *s
     return true;
 }
 
+static void server_free_parts(struct http_server *srv)
+{
+    if (srv->work_event != NULL)
+        event_free(srv->work_event);
+    if (srv->timer_event != NULL)
+        event_free(srv->timer_event);
+    free(srv->scratch);
+    free(srv);
+}
+
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
                                     char *err, size_t errlen)
 {
@@ -535,10 +861,14 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         srv->cfg.head_timeout_ms = DEFAULT_HEAD_TIMEOUT_MS;
     if (srv->cfg.idle_timeout_ms == 0)
         srv->cfg.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
-    srv->flush = event_new(base, -1, 0, flush_cb, srv);
-    if (srv->flush == NULL) {
+    deadline_list_init(&srv->head_wait, srv->cfg.head_timeout_ms);
+    deadline_list_init(&srv->idle_wait, srv->cfg.idle_timeout_ms);
+    srv->work_event = event_new(base, -1, 0, work_cb, srv);
+    srv->timer_event = evtimer_new(base, timer_cb, srv);
+    srv->scratch = malloc(READ_CHUNK);
+    if (srv->work_event == NULL || srv->timer_event == NULL || srv->scratch == NULL) {
         snprintf(err, errlen, "out of memory");
-        free(srv);
+        server_free_parts(srv);
         return NULL;
     }
     srv->listener = evconnlistener_new_bind(base, accept_cb, srv,
@@ -547,16 +877,17 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
                                             1024, (struct sockaddr *)&ss, sslen);
     if (srv->listener == NULL) {
         snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
-        event_free(srv->flush);
-        free(srv);
+        server_free_parts(srv);
         return NULL;
     }
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
-    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen) == 0)
-        srv->port = ntohs(bound.ss_family == AF_INET6
-                              ? ((struct sockaddr_in6 *)(void *)&bound)->sin6_port
-                              : ((struct sockaddr_in *)(void *)&bound)->sin_port);
+    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen) == 0) {
+        if (bound.ss_family == AF_INET)
+            srv->port = ntohs(((struct sockaddr_in *)(void *)&bound)->sin_port);
+        else if (bound.ss_family == AF_INET6)
+            srv->port = ntohs(((struct sockaddr_in6 *)(void *)&bound)->sin6_port);
+    }
     return srv;
 }
 
@@ -571,14 +902,8 @@ void http_server_stop_listening(struct http_server *srv)
 void http_server_pause_reading(struct http_server *srv, bool paused)
 {
     srv->reads_paused = paused;
-    for (struct http_conn *conn = srv->conns; conn != NULL; conn = conn->next) {
-        if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING)
-            continue;
-        if (paused)
-            bufferevent_disable(conn->bev, EV_READ);
-        else if (!conn->paused)
-            bufferevent_enable(conn->bev, EV_READ);
-    }
+    for (struct http_conn *conn = srv->conns; conn != NULL; conn = conn->next)
+        update_interest(conn, write_blocked(conn));
 }
 
 void http_server_close_all(struct http_server *srv)
@@ -599,13 +924,10 @@ void http_server_free(struct http_server *srv)
     http_server_stop_listening(srv);
     http_server_close_all(srv);
     /* close_all left every connection dead; nothing calls back into the list from here */
-    struct http_conn *next;
-    for (struct http_conn *conn = srv->conns; conn != NULL; conn = next) {
-        next = conn->next;
-        conn_destroy(conn);
-    }
-    event_free(srv->flush);
-    free(srv);
+    srv->work = srv->work_tail = NULL;
+    while (srv->conns != NULL)
+        conn_destroy(srv->conns);
+    server_free_parts(srv);
 }
 
 uint16_t http_server_port(const struct http_server *srv)
@@ -660,7 +982,7 @@ void http_conn_respond_end(struct http_conn *conn)
     }
     conn->state = CONN_READING_HEAD;
     /* Pipelined bytes may be waiting; process them from the loop, not under the caller. */
-    event_active(conn->tick, EV_WRITE, 0);
+    add_work(conn, WORK_INPUT);
 }
 
 void http_conn_respond(struct http_conn *conn, int status, const struct http_field *fields,
@@ -684,17 +1006,27 @@ void http_conn_write(struct http_conn *conn, const void *p, size_t len)
 void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
                          void (*release)(const void *p, size_t len, void *arg), void *arg)
 {
-    if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING ||
-        evbuffer_add_reference(bufferevent_get_output(conn->bev), p, len, release, arg) != 0) {
+    struct out_seg *seg = NULL;
+    if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 ||
+        len > UINT32_MAX || (seg = out_push(conn)) == NULL) {
         release(p, len, arg);
+        if (seg == NULL && conn->state != CONN_DEAD && conn->state != CONN_CLOSING && len > 0)
+            conn_lost(conn, "out of memory");
         return;
     }
-    mark_dirty(conn);
+    seg->kind = SEG_REF;
+    seg->len = (uint32_t)len;
+    seg->u.ref.p = p;
+    seg->u.ref.release = release;
+    seg->u.ref.arg = arg;
+    conn->out_bytes += len;
+    if (!write_blocked(conn))
+        add_work(conn, WORK_FLUSH);
 }
 
 size_t http_conn_output_pending(const struct http_conn *conn)
 {
-    return evbuffer_get_length(bufferevent_get_output(conn->bev));
+    return conn->out_bytes;
 }
 
 /* ---- ownership ---- */
@@ -718,9 +1050,9 @@ void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *own
     request_free(conn);
     http_conn_set_owner(conn, owner);
     conn->state = CONN_RAW;
-    evtimer_del(conn->tick);
-    if (evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0)
-        event_active(conn->tick, EV_WRITE, 0);
+    deadline_remove(&conn->timeout);
+    if (conn->in_len > 0)
+        add_work(conn, WORK_INPUT);
 }
 
 void http_conn_close(struct http_conn *conn, bool flush)
@@ -729,11 +1061,13 @@ void http_conn_close(struct http_conn *conn, bool flush)
         return;
     http_conn_clear_owner(conn);
     request_free(conn);
-    evtimer_del(conn->tick);
-    if (flush && evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0) {
+    deadline_remove(&conn->timeout);
+    if (flush && conn->out_bytes > 0) {
         conn->state = CONN_CLOSING;
-        bufferevent_disable(conn->bev, EV_READ);
-        mark_dirty(conn); /* the flush (or write_cb, if it blocks) frees once it is written */
+        input_free(conn);
+        update_interest(conn, write_blocked(conn)); /* stops reading */
+        if (!write_blocked(conn))
+            add_work(conn, WORK_FLUSH); /* output_drained frees once it is written */
         return;
     }
     schedule_free(conn);
@@ -744,15 +1078,19 @@ void http_conn_pause_reading(struct http_conn *conn, bool paused)
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || conn->paused == paused)
         return;
     conn->paused = paused;
-    if (paused)
-        bufferevent_disable(conn->bev, EV_READ);
-    else if (!conn->srv->reads_paused)
-        bufferevent_enable(conn->bev, EV_READ);
+    update_interest(conn, write_blocked(conn));
 }
 
 const char *http_conn_peer(const struct http_conn *conn)
 {
-    return conn->peer;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char *out = conn->srv->peer;
+    if (getpeername(event_get_fd(&conn->ev), (struct sockaddr *)&ss, &len) == 0)
+        format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
+    else
+        snprintf(out, sizeof conn->srv->peer, "?");
+    return out;
 }
 
 bool http_conn_is_tls(const struct http_conn *conn)

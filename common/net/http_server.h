@@ -2,8 +2,10 @@
  * struct http_conn per TCP connection that parses requests with common/http.h, hands each
  * complete request (head + body) to the owner's callback, and lets the owner answer at once,
  * later (Engine.IO long-polling holds GETs), or take the connection over after an Upgrade
- * (WebSocket). Writes are queued on the connection's output buffer, so libevent sends all the
- * frames of one loop iteration with one writev. Connection functions use the http_conn_ prefix. */
+ * (WebSocket). Writes are queued on the connection (shared frames by reference) and sent at the
+ * end of the loop iteration, all of a connection's pending output in one sendmsg. An idle
+ * connection holds one small struct and one socket event: no buffers, no timer of its own
+ * (DESIGN.md §4). Connection functions use the http_conn_ prefix. */
 #ifndef SIOC_NET_HTTP_SERVER_H
 #define SIOC_NET_HTTP_SERVER_H
 
@@ -15,7 +17,6 @@
 #include "common/http.h"
 
 struct event_base;
-struct evbuffer;
 struct http_server;
 struct http_conn;
 
@@ -77,8 +78,8 @@ void http_conn_respond_end(struct http_conn *conn);
 
 /* ---- raw bytes (response bodies, or everything after an upgrade) ---- */
 void http_conn_write(struct http_conn *conn, const void *p, size_t len);
-/* Appends bytes owned by someone else without copying (evbuffer_add_reference): `release` is
- * called once libevent no longer needs them (sent, or the connection closed). This is how one
+/* Appends bytes owned by someone else without copying: `release` is called once they are no
+ * longer needed (sent, or the connection closed; at once if it is closing). This is how one
  * encoded broadcast frame is shared by every recipient (DESIGN.md §4). */
 void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
                          void (*release)(const void *p, size_t len, void *arg), void *arg);
@@ -89,9 +90,11 @@ size_t http_conn_output_pending(const struct http_conn *conn);
 
 /* What the connection tells its current owner (e.g. a held long-poll or a WebSocket). */
 struct http_conn_owner {
-    /* Raw mode only: bytes arrived in `input`; the owner drains what it consumed. */
-    void (*on_data)(void *ctx, struct http_conn *conn, struct evbuffer *input);
-    /* The output buffer fell below the low watermark after being above it (back-pressure). */
+    /* Raw mode only: bytes arrived. Returns how many it consumed; the rest is offered again,
+     * followed by newer bytes, on the next call (so the owner never needs to copy a partial
+     * frame). The bytes are valid during the call only. The owner may close the conn inside. */
+    size_t (*on_data)(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len);
+    /* Everything queued was written (after output had been queued). */
     void (*on_drained)(void *ctx, struct http_conn *conn);
     /* The connection is gone without the owner asking (peer closed, error, timeout, server
      * shutdown). The owner must drop its pointer; the conn is freed after this returns. Not
@@ -113,7 +116,8 @@ void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *own
 void http_conn_close(struct http_conn *conn, bool flush);
 /* Stops/resumes reading (back-pressure from the owner). */
 void http_conn_pause_reading(struct http_conn *conn, bool paused);
-/* "ip:port" of the peer, for logs and handshake data. */
+/* "ip:port" of the peer, for logs and handshake data (asked from the socket: connections do
+ * not keep it). The string is the server's and valid until the next call. */
 const char *http_conn_peer(const struct http_conn *conn);
 bool http_conn_is_tls(const struct http_conn *conn);
 

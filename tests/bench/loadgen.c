@@ -60,6 +60,7 @@ struct lg_conn {
     struct buf in;  /* HTTP response head (+ polling body) being collected */
     struct buf out; /* bytes not yet written */
     struct buf msg; /* ws message reassembly */
+    struct buf ctl; /* ws control frame payload */
     struct ws_parser wp;
 };
 
@@ -176,6 +177,7 @@ static void conn_init(struct lg_conn *c, enum lg_conn_kind kind, struct lg_clien
     buf_init(&c->in, 0);
     buf_init(&c->out, 0);
     buf_init(&c->msg, 0);
+    buf_init(&c->ctl, 0);
 }
 
 static void conn_close(struct lg_ctx *ctx, struct lg_conn *c)
@@ -188,6 +190,7 @@ static void conn_close(struct lg_ctx *ctx, struct lg_conn *c)
     buf_deinit(&c->in);
     buf_deinit(&c->out);
     buf_deinit(&c->msg);
+    buf_deinit(&c->ctl);
     c->out_off = 0;
     c->handshaken = c->busy = c->want_out = c->connecting = false;
 }
@@ -537,7 +540,7 @@ static void ws_on_read(struct lg_client *cl, const uint8_t *p, size_t len, uint6
         return;
     }
     c->handshaken = true;
-    ws_parser_init(&c->wp, &c->msg, 0, WS_PARSER_CLIENT);
+    ws_parser_init(&c->wp, &c->msg, &c->ctl, 0, WS_PARSER_CLIENT);
     if (cl->transport == TR_UPGRADE) {
         static const uint8_t mask[4] = {5, 6, 7, 8};
         ws_write_frame_masked(&c->out, WS_OP_TEXT, true, (const uint8_t *)"2probe", 6, mask);

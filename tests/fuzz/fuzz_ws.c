@@ -75,12 +75,13 @@ static void record(struct fuzz_run *r, const struct ws_event *ev)
 static void run(struct fuzz_run *r, const uint8_t *in, size_t len, unsigned flags,
                 const uint8_t *seeds)
 {
-    struct buf message;
+    struct buf message, control;
     struct ws_parser p;
     buf_init(&message, 0);
+    buf_init(&control, 0);
     buf_init(&r->events, 0);
     buf_init(&r->bytes, 0);
-    ws_parser_init(&p, &message, FUZZ_MAX_MESSAGE, flags);
+    ws_parser_init(&p, &message, &control, FUZZ_MAX_MESSAGE, flags);
     size_t off = 0, k = 0;
     int rc;
     do {
@@ -108,6 +109,7 @@ static void run(struct fuzz_run *r, const uint8_t *in, size_t len, unsigned flag
     } while (rc == SIOC_EAGAIN && off < len);
     r->rc = rc;
     buf_deinit(&message);
+    buf_deinit(&control);
 }
 
 static int same_event(const struct fuzz_run *a, const struct fuzz_event *x,

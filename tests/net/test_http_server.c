@@ -4,7 +4,6 @@
  * The server runs its event loop in a forked child; the parent is a blocking client with
  * bounded waits. */
 #include <arpa/inet.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -56,19 +55,19 @@ static void held_close_cb(void *ctx, struct http_conn *conn, const char *reason)
     st->held = NULL;
 }
 
-static void raw_data_cb(void *ctx, struct http_conn *conn, struct evbuffer *input)
+static size_t raw_data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len)
 {
     (void)ctx;
-    size_t n = evbuffer_get_length(input);
     uint8_t tmp[512];
-    while (n > 0) {
-        size_t k = n < sizeof tmp ? n : sizeof tmp;
-        evbuffer_remove(input, tmp, k);
+    size_t done = 0;
+    while (done < len) {
+        size_t k = len - done < sizeof tmp ? len - done : sizeof tmp;
         for (size_t i = 0; i < k; i++)
-            tmp[i] = (uint8_t)toupper(tmp[i]);
+            tmp[i] = (uint8_t)toupper(p[done + i]);
         http_conn_write(conn, tmp, k);
-        n -= k;
+        done += k;
     }
+    return len;
 }
 
 static void raw_close_cb(void *ctx, struct http_conn *conn, const char *reason)

@@ -79,10 +79,11 @@ static uint8_t *piece_copy(const uint8_t *p, size_t n, bool guard, size_t *map_l
 static int feed(const uint8_t *in, size_t len, size_t cut, size_t step, unsigned flags, size_t max,
                 struct buf *log)
 {
-    struct buf message;
+    struct buf message, control;
     struct ws_parser p;
     buf_init(&message, 0);
-    ws_parser_init(&p, &message, max, flags);
+    buf_init(&control, 0);
+    ws_parser_init(&p, &message, &control, max, flags);
     bool guard = len <= 2048;
     int rc = SIOC_EAGAIN;
     size_t off = 0;
@@ -123,6 +124,7 @@ static int feed(const uint8_t *in, size_t len, size_t cut, size_t step, unsigned
     }
     log_end(log, rc);
     buf_deinit(&message);
+    buf_deinit(&control);
     return rc;
 }
 
@@ -773,26 +775,28 @@ static void test_reject_too_big(void)
 
     /* The declared length is checked before anything is buffered: the header alone fails, and
      * a 2^62-byte declaration allocates nothing. */
-    struct buf message;
+    struct buf message, control;
     buf_init(&message, 0);
+    buf_init(&control, 0);
     struct ws_parser p;
     struct ws_event ev;
     size_t used;
-    ws_parser_init(&p, &message, 1000, 0);
+    ws_parser_init(&p, &message, &control, 1000, 0);
     CHECK(ws_parser_feed(&p, (const uint8_t *)"\x82\xfe\x03\xe9", 4, &used, &ev) == SIOC_ETOOBIG);
     CHECK(message.cap == 0);
     CHECK(ws_error_close_code(SIOC_ETOOBIG) == 1009);
-    ws_parser_init(&p, &message, 0, 0); /* 0: only the buffer's limit, here none */
+    ws_parser_init(&p, &message, &control, 0, 0); /* 0: only the buffer's limit, here none */
     CHECK(ws_parser_feed(&p, (const uint8_t *)"\x82\xff\x40\x00\x00\x00\x00\x00\x00\x00", 10, &used,
                          &ev) == SIOC_EAGAIN);
     CHECK(message.cap == 0);
     buf_deinit(&message);
     /* The buffer's own limit applies when it is smaller. */
     buf_init(&message, 10);
-    ws_parser_init(&p, &message, 1000, 0);
+    ws_parser_init(&p, &message, &control, 1000, 0);
     add_frame(&s, 0x82, "0123456789a", 11, key_rfc);
     CHECK(ws_parser_feed(&p, s.data + s.len - 17, 6, &used, &ev) == SIOC_ETOOBIG);
     buf_deinit(&message);
+    buf_deinit(&control);
     buf_deinit(&s);
     buf_deinit(&want);
 }
@@ -833,7 +837,9 @@ static void test_detach_between_messages(void)
     struct ws_parser p;
     struct ws_event ev;
     size_t used, pos = 0;
-    ws_parser_init(&p, &message, 100, 0);
+    struct buf control;
+    buf_init(&control, 0);
+    ws_parser_init(&p, &message, &control, 100, 0);
     CHECK(ws_parser_feed(&p, s.data, s.len, &used, &ev) == SIOC_OK);
     CHECK(ev.type == WS_EVENT_TEXT && ev.data == message.data);
     pos += used;
@@ -881,7 +887,9 @@ static void test_round_trip_writer(void)
             struct ws_parser p;
             struct ws_event ev;
             size_t used;
-            ws_parser_init(&p, &message, 0, client ? WS_PARSER_CLIENT : 0);
+            struct buf control;
+            buf_init(&control, 0);
+            ws_parser_init(&p, &message, &control, 0, client ? WS_PARSER_CLIENT : 0);
             CHECK(ws_parser_feed(&p, s.data, s.len, &used, &ev) == SIOC_OK);
             CHECK(used == s.len && ev.type == WS_EVENT_BINARY);
             CHECK_MEM(ev.data, ev.len, data, sizes[i]);

@@ -1,0 +1,103 @@
+/* test_deadline.c: FIFO deadline lists: order, removal from any position, re-pushing, moving
+ * between lists, expiry at the exact deadline, and a large interleaved workload checked
+ * against the obvious model. */
+#include "common/deadline.h"
+#include "tests/unit/test.h"
+
+struct waiter {
+    struct deadline_node node; /* first, so the node's address is the waiter's */
+    int id;
+};
+
+static int id_of(struct deadline_node *n)
+{
+    return n != NULL ? ((struct waiter *)(void *)n)->id : -1;
+}
+
+static void test_order_and_expiry(void)
+{
+    struct deadline_list l;
+    deadline_list_init(&l, 100);
+    struct waiter w[4] = {{.id = 0}, {.id = 1}, {.id = 2}, {.id = 3}};
+    CHECK(deadline_next(&l) == UINT64_MAX);
+    CHECK(deadline_pop_expired(&l, 1000000) == NULL);
+    CHECK(!deadline_linked(&w[0].node));
+    CHECK(deadline_push(&l, &w[0].node, 10) == 110);
+    deadline_push(&l, &w[1].node, 20);
+    deadline_push(&l, &w[2].node, 30);
+    CHECK(deadline_linked(&w[1].node));
+    CHECK(deadline_next(&l) == 110);
+    CHECK(deadline_pop_expired(&l, 109) == NULL);           /* not yet */
+    CHECK(id_of(deadline_pop_expired(&l, 110)) == 0);       /* exactly at the deadline */
+    CHECK(!deadline_linked(&w[0].node));
+    deadline_push(&l, &w[1].node, 40); /* re-pushing moves it to the tail: 2 then 1 */
+    CHECK(deadline_next(&l) == 130);
+    CHECK(id_of(deadline_pop_expired(&l, 1000)) == 2);
+    CHECK(id_of(deadline_pop_expired(&l, 1000)) == 1);
+    CHECK(deadline_pop_expired(&l, 1000) == NULL && l.head == NULL && l.tail == NULL);
+}
+
+static void test_remove_and_move(void)
+{
+    struct deadline_list a, b;
+    deadline_list_init(&a, 10);
+    deadline_list_init(&b, 1000);
+    struct waiter w[3] = {{.id = 0}, {.id = 1}, {.id = 2}};
+    for (int i = 0; i < 3; i++)
+        deadline_push(&a, &w[i].node, (uint64_t)i);
+    deadline_remove(&w[1].node); /* middle */
+    deadline_remove(&w[1].node); /* twice: a no-op */
+    CHECK(a.head == &w[0].node && a.tail == &w[2].node && w[0].node.next == &w[2].node &&
+          w[2].node.prev == &w[0].node);
+    deadline_push(&b, &w[0].node, 5); /* moves from a to b */
+    CHECK(w[0].node.list == &b && a.head == &w[2].node && a.head->prev == NULL);
+    CHECK(deadline_next(&b) == 1005 && deadline_next(&a) == 12);
+    deadline_remove(&w[2].node); /* the last one: a is empty */
+    CHECK(a.head == NULL && a.tail == NULL && deadline_next(&a) == UINT64_MAX);
+    deadline_remove(&w[0].node);
+    CHECK(b.head == NULL && b.tail == NULL);
+}
+
+/* Pseudo-random pushes, removals and pops over 200 waiters; every pop must return the waiter
+ * with the smallest (deadline, push order), as a linear scan of the model says. */
+static void test_against_model(void)
+{
+    enum { N = 200 };
+    static struct waiter w[N];
+    static uint64_t seq[N];
+    struct deadline_list l;
+    deadline_list_init(&l, 50);
+    uint64_t rng = 12345, now = 0, order = 0;
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        w[i].id = i;
+    for (int step = 0; step < 20000; step++) {
+        rng = rng * 6364136223846793005u + 1442695040888963407u;
+        int i = (int)((rng >> 33) % N);
+        unsigned op = (unsigned)(rng >> 20) % 4;
+        now += (rng >> 40) % 3;
+        if (op <= 1) {
+            deadline_push(&l, &w[i].node, now);
+            seq[i] = ++order;
+        } else if (op == 2) {
+            deadline_remove(&w[i].node);
+        } else {
+            int want = -1;
+            for (int k = 0; k < N; k++)
+                if (deadline_linked(&w[k].node) && w[k].node.at_ms <= now &&
+                    (want < 0 || seq[k] < seq[want]))
+                    want = k;
+            if (id_of(deadline_pop_expired(&l, now)) != want)
+                bad++;
+        }
+    }
+    CHECK(bad == 0);
+}
+
+int main(void)
+{
+    RUN(test_order_and_expiry);
+    RUN(test_remove_and_move);
+    RUN(test_against_model);
+    return test_summary("test_deadline");
+}
