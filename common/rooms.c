@@ -11,18 +11,12 @@
 struct rooms_room {
     struct rooms_room *next; /* hash chain */
     uint64_t hash;
-    struct rooms_link **members; /* cache-friendly iteration for broadcasts */
+    struct rooms_link **members; /* cache-friendly iteration for broadcasts; &one at first */
+    struct rooms_link *one;      /* the array of a one-member room (every socket's own room) */
     uint32_t count;
     uint32_t cap;
     uint32_t name_len;
     uint8_t name[];
-};
-
-struct rooms_link {
-    struct rooms_room *room;
-    struct rooms_member *member;
-    struct rooms_link *next_of_member;
-    uint32_t index_in_room;
 };
 
 struct rooms {
@@ -107,6 +101,14 @@ static void grow_buckets(struct rooms *idx)
     idx->bucket_count = count;
 }
 
+static void link_free(struct rooms_member *m, struct rooms_link *link)
+{
+    if (link == &m->first)
+        link->room = NULL; /* free for the next join */
+    else
+        free(link);
+}
+
 static void delete_room(struct rooms *idx, struct rooms_room *room)
 {
     struct rooms_room **pp = &idx->buckets[room->hash & (idx->bucket_count - 1)];
@@ -114,7 +116,8 @@ static void delete_room(struct rooms *idx, struct rooms_room *room)
         pp = &(*pp)->next;
     *pp = room->next;
     idx->room_count--;
-    free(room->members);
+    if (room->members != &room->one)
+        free(room->members);
     free(room);
 }
 
@@ -152,7 +155,7 @@ void rooms_remove_member(struct rooms *idx, struct rooms_member *m)
     while (link != NULL) {
         struct rooms_link *next = link->next_of_member;
         unlink_from_room(idx, link);
-        free(link);
+        link_free(m, link);
         link = next;
     }
     m->links = NULL;
@@ -174,26 +177,33 @@ int rooms_join(struct rooms *idx, struct rooms_member *m, const void *name, size
                 return SIOC_OK; /* already a member: Socket.IO's join is idempotent */
         }
     }
-    struct rooms_link *link = malloc(sizeof *link);
+    /* the member's first room (its own id room, for a socket) needs no allocation */
+    struct rooms_link *link = m->first.room == NULL ? &m->first : malloc(sizeof *link);
     if (link == NULL)
         return SIOC_ENOMEM;
     bool created = false;
     if (room == NULL) {
         room = calloc(1, sizeof *room + (len ? len : 1));
         if (room == NULL) {
-            free(link);
+            link_free(m, link);
             return SIOC_ENOMEM;
         }
+        room->members = &room->one;
+        room->cap = 1;
         room->hash = hash;
         room->name_len = (uint32_t)len;
         memcpy(room->name, name, len);
         created = true;
     }
     if (room->count == room->cap) {
-        uint32_t cap = room->cap ? room->cap * 2 : 2;
-        struct rooms_link **members = realloc(room->members, cap * sizeof *members);
+        uint32_t cap = room->cap * 2;
+        struct rooms_link **members = room->members == &room->one
+                                          ? malloc(cap * sizeof *members)
+                                          : realloc(room->members, cap * sizeof *members);
+        if (members != NULL && room->members == &room->one)
+            members[0] = room->one;
         if (members == NULL) {
-            free(link);
+            link_free(m, link);
             if (created)
                 free(room);
             return SIOC_ENOMEM;
@@ -230,7 +240,7 @@ bool rooms_leave(struct rooms *idx, struct rooms_member *m, const void *name, si
         *pp = link->next_of_member;
         m->room_count--;
         unlink_from_room(idx, link);
-        free(link);
+        link_free(m, link);
         return true;
     }
     return false;

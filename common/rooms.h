@@ -1,8 +1,9 @@
 /* rooms.h: the room index of one namespace on one node: which local sockets are in which rooms,
  * and the broadcast delivery set of PROTOCOL.md 3.3 step 3 (the union of the rooms, or every
  * socket when no room is named, minus every socket in an except room), computed in one pass
- * with per-member marks instead of temporary sets. A socket embeds its struct rooms_member, so
- * an idle socket costs one small link per room it is in (its own id room included). */
+ * with per-member marks instead of temporary sets. A socket embeds its struct rooms_member, whose
+ * first membership (its own id room) needs no allocation; a one-member room keeps its member
+ * array inline. */
 #ifndef SIOC_ROOMS_H
 #define SIOC_ROOMS_H
 
@@ -13,12 +14,21 @@
 #include "common/buf.h"
 
 struct rooms;      /* the index; opaque */
-struct rooms_link; /* one membership; opaque */
+struct rooms_room; /* one room; opaque */
+
+/* One membership. Fields are the index's. */
+struct rooms_link {
+    struct rooms_room *room; /* NULL: an unused `first` slot */
+    struct rooms_member *member;
+    struct rooms_link *next_of_member;
+    uint32_t index_in_room;
+};
 
 /* Embedded in the owner's socket struct. Fields are the index's: read none but `owner`. */
 struct rooms_member {
     void *owner;              /* what visit callbacks receive */
     struct rooms_link *links; /* this member's memberships */
+    struct rooms_link first;  /* storage of one membership, so the first join allocates none */
     uint64_t mark;            /* selection epoch marks */
     uint32_t all_index;       /* position in the namespace-wide member array */
     uint32_t room_count;

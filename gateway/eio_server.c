@@ -6,6 +6,7 @@
 #include "gateway/eio_server.h"
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -784,7 +785,8 @@ static struct eio_session *session_new(struct eio_server *srv, bool websocket)
     s->srv = srv;
     s->websocket = websocket;
     uint8_t random12[12];
-    if (getrandom(random12, sizeof random12, 0) != (ssize_t)sizeof random12) {
+    /* OpenSSL's DRBG: unpredictable ids without a system call per session */
+    if (RAND_bytes(random12, (int)sizeof random12) != 1) {
         free(s);
         return NULL;
     }

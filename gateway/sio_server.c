@@ -6,6 +6,7 @@
 #include "gateway/sio_server.h"
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ struct pending_event {
 
 struct id_list {
     uint64_t *ids;
-    size_t len, cap;
+    uint32_t len, cap; /* len <= MAX_TRACKED_ACKS */
 };
 
 /* A broadcast-with-ack this socket received: who hears its ACK. */
@@ -70,11 +71,11 @@ struct sio_socket {
     size_t auth_len;
     void *data;
     struct pending_event *pending, **pending_tail;
-    size_t pending_count;
+    uint32_t pending_count; /* bounded by the pending limit */
+    uint32_t group_len, group_cap;
     struct id_list client_acks; /* ids the client asked us to answer */
     struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
     struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
-    size_t group_len, group_cap;
 };
 
 struct sio_client {
@@ -129,7 +130,7 @@ static bool id_list_add(struct id_list *l, uint64_t id)
         l->len--;
     }
     if (l->len == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4;
+        uint32_t cap = l->cap ? l->cap * 2 : 4;
         uint64_t *ids = realloc(l->ids, cap * sizeof *ids);
         if (ids == NULL)
             return false;
@@ -299,7 +300,8 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
     struct sio_server *srv = c->srv;
     struct sio_socket *s = calloc(1, sizeof *s);
     uint8_t random12[12];
-    if (s == NULL || getrandom(random12, sizeof random12, 0) != (ssize_t)sizeof random12) {
+    /* OpenSSL's DRBG: unpredictable ids without a system call per socket */
+    if (s == NULL || RAND_bytes(random12, (int)sizeof random12) != 1) {
         free(s);
         return NULL;
     }
@@ -850,7 +852,7 @@ static void group_visit(void *ctx, struct rooms_member *m)
     if (!s->accepted || s->client->closing)
         return;
     if (s->group_len == s->group_cap) {
-        size_t cap = s->group_cap ? s->group_cap * 2 : 2;
+        uint32_t cap = s->group_cap ? s->group_cap * 2 : 2;
         if (cap > MAX_TRACKED_ACKS)
             return; /* a client sitting on that many unanswered acks gets no more of them */
         struct group_ack *acks = realloc(s->group_acks, cap * sizeof *acks);

@@ -164,7 +164,9 @@ scen("S1", "idle memory + WebSocket connect", { sioc: () => startSioc(1, false),
   const r = await loadgen(s, ["--scenario", "connect", "--transport", "websocket", "--conns", n,
     "--concurrency", 200, "--hold", sz(3, 0.3), "--timeout", 120], 200);
   if (r.failed) throw new Error(`${r.failed} connects failed: ${r.error}`);
-  return { "S1 gateway RSS per idle WS connection (B)": r.rss_per_conn,
+  return { "S1 gateway RSS per idle WS connection, marginal 1,000->10,000 (B)":
+      r.rss_marginal_per_conn ?? r.rss_per_conn,
+    "S1 gateway RSS per idle WS connection, from process start (B)": r.rss_per_conn,
     "S1 RSS + kernel slab per idle WS connection (B)": r.total_per_conn,
     "S2 server CPU per WS connect (us)": r.cpu_us_per_connect,
     "S2 WS connects/s": r.connects_per_s };
