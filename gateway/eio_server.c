@@ -6,7 +6,6 @@
 #include "gateway/eio_server.h"
 
 #include <event2/event.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "common/error.h"
 #include "common/idmap.h"
 #include "common/ws.h"
+#include "gateway/random_pool.h"
 
 #define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
 #define DEFAULT_HARD_LIMIT (4u << 20)
@@ -69,6 +69,7 @@ struct eio_server {
     size_t count;
     uint32_t sid_counter;
     struct gw_frame *ping, *noop, *close, *pong_probe;
+    struct random_pool random; /* session ids */
     /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
     struct event *timer; /* armed for the earliest deadline of the four lists */
@@ -785,8 +786,7 @@ static struct eio_session *session_new(struct eio_server *srv, bool websocket)
     s->srv = srv;
     s->websocket = websocket;
     uint8_t random12[12];
-    /* OpenSSL's DRBG: unpredictable ids without a system call per session */
-    if (RAND_bytes(random12, (int)sizeof random12) != 1) {
+    if (!random_pool_take(&srv->random, random12, sizeof random12)) {
         free(s);
         return NULL;
     }
@@ -1084,6 +1084,7 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)(uintptr_t)srv;
     srv->sid_counter = (uint32_t)seed;
+    random_pool_init(&srv->random);
     srv->ping = gw_frame_new_text('2', NULL, 0);
     srv->noop = gw_frame_new_text('6', NULL, 0);
     srv->close = gw_frame_new_text('1', NULL, 0);
@@ -1145,6 +1146,7 @@ void eio_server_free(struct eio_server *srv)
     gw_frame_unref(srv->noop);
     gw_frame_unref(srv->close);
     gw_frame_unref(srv->pong_probe);
+    random_pool_wipe(&srv->random);
     free(srv);
 }
 

@@ -6,7 +6,6 @@
 #include "gateway/sio_server.h"
 
 #include <event2/event.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,7 @@
 #include "common/mp.h"
 #include "common/rooms.h"
 #include "common/sio.h"
+#include "gateway/random_pool.h"
 
 #define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
 #define MAX_NAMESPACE 256
@@ -102,6 +102,7 @@ struct sio_server {
     struct buf packet; /* scratch: decoded payload */
     struct buf text;   /* scratch: encoded packet text */
     struct buf args;   /* scratch: event args */
+    struct random_pool random; /* socket ids */
     /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
     struct deadline_list connect_wait;
     struct event *timer;
@@ -300,8 +301,7 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
     struct sio_server *srv = c->srv;
     struct sio_socket *s = calloc(1, sizeof *s);
     uint8_t random12[12];
-    /* OpenSSL's DRBG: unpredictable ids without a system call per socket */
-    if (s == NULL || RAND_bytes(random12, (int)sizeof random12) != 1) {
+    if (s == NULL || !random_pool_take(&srv->random, random12, sizeof random12)) {
         free(s);
         return NULL;
     }
@@ -729,6 +729,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     buf_init(&srv->packet, 0);
     buf_init(&srv->text, 0);
     buf_init(&srv->args, 0);
+    random_pool_init(&srv->random);
     deadline_list_init(&srv->connect_wait,
                        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 45000);
     srv->timer = evtimer_new(base, connect_timer_cb, srv);
@@ -766,6 +767,7 @@ void sio_server_free(struct sio_server *srv)
     buf_deinit(&srv->args);
     if (srv->timer != NULL)
         event_free(srv->timer);
+    random_pool_wipe(&srv->random);
     free(srv->allowed);
     free(srv);
 }

@@ -47,6 +47,8 @@
 #define INLINE_SEGS 1              /* output segments kept in the connection itself */
 #define SMALL_BYTES 24             /* owned writes this short live inside their segment */
 #define OWNED_BLOCK_MIN 256        /* owned copies start at this capacity, later ones append */
+#define SPARE_REQUESTS 8           /* finished request states kept for reuse by the server */
+#define SPARE_STORAGE_MAX 16384    /* ... with their storage, when it is no larger than this */
 
 enum conn_state {
     CONN_READING_HEAD,
@@ -130,6 +132,9 @@ struct http_server {
     uint64_t timer_at;
     uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
     char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
+    /* Request parse states (3 KB each) are reused, not allocated per request. */
+    struct conn_request *spare[SPARE_REQUESTS];
+    unsigned spare_count;
 };
 
 static void process_input(struct http_conn *conn);
@@ -426,13 +431,36 @@ static void flush_conn(struct http_conn *conn)
 
 /* ---- connection lifetime ---- */
 
+/* A zeroed request state with an empty storage buffer, from the spares when there is one. */
+static struct conn_request *request_get(struct http_server *srv)
+{
+    if (srv->spare_count == 0) {
+        struct conn_request *r = calloc(1, sizeof *r);
+        if (r != NULL)
+            buf_init(&r->storage, 0);
+        return r;
+    }
+    struct conn_request *r = srv->spare[--srv->spare_count];
+    struct buf storage = r->storage;
+    memset(r, 0, sizeof *r);
+    r->storage = storage;
+    buf_reset(&r->storage);
+    return r;
+}
+
 static void request_free(struct http_conn *conn)
 {
-    if (conn->req == NULL)
+    struct conn_request *r = conn->req;
+    struct http_server *srv = conn->srv;
+    if (r == NULL)
         return;
-    buf_deinit(&conn->req->storage);
-    free(conn->req);
     conn->req = NULL;
+    if (srv->spare_count < SPARE_REQUESTS && r->storage.cap <= SPARE_STORAGE_MAX) {
+        srv->spare[srv->spare_count++] = r;
+        return;
+    }
+    buf_deinit(&r->storage);
+    free(r);
 }
 
 static void input_free(struct http_conn *conn)
@@ -543,14 +571,13 @@ static bool read_head(struct http_conn *conn, const uint8_t *p, size_t avail, si
         return false;
     }
     if (conn->req == NULL) {
-        conn->req = calloc(1, sizeof *conn->req);
+        conn->req = request_get(conn->srv);
         if (conn->req == NULL) {
             fail_request(conn, 503, "out of memory");
             return false;
         }
         struct http_limits limits = {conn->srv->cfg.max_head, 0};
         http_parser_init(&conn->req->parser, &limits);
-        buf_init(&conn->req->storage, 0);
         arm_timer(conn, &conn->srv->head_wait);
     }
     struct conn_request *r = conn->req;
@@ -828,6 +855,11 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *ss, int *s
 
 static void server_free_parts(struct http_server *srv)
 {
+    while (srv->spare_count > 0) {
+        struct conn_request *r = srv->spare[--srv->spare_count];
+        buf_deinit(&r->storage);
+        free(r);
+    }
     if (srv->work_event != NULL)
         event_free(srv->work_event);
     if (srv->timer_event != NULL)
