@@ -352,6 +352,43 @@ static void test_pause_reading(void)
     close(fd);
 }
 
+/* 3,000 requests pipelined behind a held one (about 80 KB, more than the server buffers while a
+ * response is pending): reading stops, resumes after the answer, and every request is answered
+ * in order. */
+static void test_pipeline_behind_held_request(void)
+{
+    enum { N = 3000 };
+    static char reqs[N * 40 + 64];
+    size_t len = (size_t)snprintf(reqs, sizeof reqs, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(reqs + len, sizeof reqs - len, "GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n",
+                                i % 10);
+    int fd = connect_to(port);
+    send_all(fd, reqs, len);
+    static char out[1 << 20];
+    size_t n = 0;
+    int answered = 0;
+    double start = now_ms();
+    while (answered < N + 1 && now_ms() - start < 5000 && n < sizeof out - 1) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        ssize_t k = read(fd, out + n, sizeof out - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+        out[n] = '\0';
+        answered = 0;
+        for (const char *q = out; (q = strstr(q, "HTTP/1.1 200")) != NULL; q += 12)
+            answered++;
+    }
+    CHECK(answered == N + 1);
+    CHECK(strstr(out, "released") != NULL && strstr(out, "released") < strstr(out, "GET /p0 "));
+    const char *last = strstr(out, "GET /p9 ");
+    CHECK(last != NULL);
+    close(fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -367,6 +404,7 @@ int main(void)
     RUN(test_held_request);
     RUN(test_upgrade_to_raw);
     RUN(test_pause_reading);
+    RUN(test_pipeline_behind_held_request);
     kill(pid, SIGTERM);
     int status;
     waitpid(pid, &status, 0);
