@@ -250,6 +250,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         struct deadline_node *n;
         while ((n = deadline_pop_expired(lists[i], now)) != NULL) {
             struct http_conn *conn = conn_of_timeout(n);
+            if (conn->state == CONN_CLOSING) {
+                schedule_free(conn); /* the peer does not read what is left: give up on it */
+                continue;
+            }
             /* An idle keep-alive connection or a stalled head (slowloris). Neither has an
              * owner worth telling. */
             if (conn->req != NULL && conn->in_len > 0)
@@ -1098,6 +1102,7 @@ void http_conn_close(struct http_conn *conn, bool flush)
         conn->state = CONN_CLOSING;
         input_free(conn);
         update_interest(conn, write_blocked(conn)); /* stops reading */
+        arm_timer(conn, &conn->srv->head_wait);     /* flushed within head_timeout_ms, or dropped */
         if (!write_blocked(conn))
             add_work(conn, WORK_FLUSH); /* output_drained frees once it is written */
         return;

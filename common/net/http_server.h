@@ -35,7 +35,8 @@ struct http_server_config {
     const char *listen;       /* "host:port", e.g. "127.0.0.1:0" for a random free port */
     size_t max_head;          /* 0 = HTTP_MAX_HEAD_DEFAULT */
     size_t max_body;          /* bodies above get 413 before they are read; 0 = 1 MiB */
-    unsigned head_timeout_ms; /* a started head must complete within this (slowloris); 0 = 10 s */
+    unsigned head_timeout_ms; /* a started head must complete within this (slowloris), and a
+                               * closing connection must flush within it; 0 = 10 s */
     unsigned idle_timeout_ms; /* a keep-alive connection without a request; 0 = 60 s */
     size_t max_connections;   /* accepts above this are closed at once; 0 = unlimited */
     /* A complete request arrived. The owner answers it now or later; until then no further
