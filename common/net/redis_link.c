@@ -1,7 +1,8 @@
-/* redis_link.c: the Redis connection runtime of redis_link.h on hiredis 0.14's async API and its
- * libevent adapter. hiredis owns the redisAsyncContext: it frees it after the disconnect (or
- * failed-connect) callback, so every path that loses a context funnels into context_gone(),
- * which forgets the pointer and schedules the next attempt; nothing touches a context after that.
+/* redis_link.c: the Redis connection runtime of redis_link.h on hiredis 0.14's async API, with
+ * its own libevent adapter (batched direct writes, see "event adapter"). hiredis owns the
+ * redisAsyncContext: it frees it after the disconnect (or failed-connect) callback, so every path
+ * that loses a context funnels into context_gone(), which forgets the pointer and schedules the
+ * next attempt; nothing touches a context after that.
  */
 #include "common/net/redis_link.h"
 
@@ -13,7 +14,6 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -66,6 +66,7 @@ struct redis_link {
     bool full_reported;    /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
     const char *drop_reason;
     int callback_depth; /* user callbacks on the stack; redis_link_free asserts it is 0 */
+    bool writing;       /* inside redisAsyncHandleWrite: a write request then means "socket full" */
     uint64_t last_rx_ms;
 
     struct event *reconnect_timer, *connect_timer, *liveness_timer;
@@ -246,6 +247,113 @@ static void deliver_reply(struct redis_link *l, struct cmd *c, const redisReply 
     l->callback_depth++;
     c->reply_cb(c->ctx, reply, result);
     l->callback_depth--;
+}
+
+/* ---- event adapter ----
+ * hiredis's stock libevent adapter (adapters/libevent.h) re-arms a one-shot read event after
+ * every read and arms, then disarms, a write event around every command: 2 epoll_ctl per read
+ * and 2 per write, and each command waits one more loop iteration (epoll_wait) before it leaves.
+ * On a latency path (an upstream XADD, DESIGN.md 3.2) that is 4 system calls and a loop turn
+ * per round trip. This adapter keeps the read event armed (EV_PERSIST) and writes directly from
+ * an event_active'd flush at the end of the current loop iteration, so every command issued in
+ * one iteration still leaves in one write(2). EV_WRITE is armed only while connecting and while
+ * the socket is full. */
+
+struct link_events {
+    struct redis_link *link;
+    redisAsyncContext *ac;
+    struct event *rev, *wev, *flush;
+};
+
+static void adapter_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct link_events *e = arg;
+    redisAsyncHandleRead(e->ac); /* may free e (hiredis cleanup) */
+}
+
+/* EV_WRITE (connect completion, or room again in a full socket) and the end-of-iteration flush. */
+static void adapter_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct link_events *e = arg;
+    struct redis_link *l = e->link; /* outlives the context; e may be freed inside */
+    l->writing = true;
+    redisAsyncHandleWrite(e->ac);
+    l->writing = false;
+}
+
+static void adapter_add_read(void *privdata)
+{
+    struct link_events *e = privdata;
+    if (!event_pending(e->rev, EV_READ, NULL))
+        event_add(e->rev, NULL);
+}
+
+static void adapter_del_read(void *privdata)
+{
+    struct link_events *e = privdata;
+    event_del(e->rev);
+}
+
+/* hiredis wants to write: a new command, or (inside redisAsyncHandleWrite) bytes left over. */
+static void adapter_add_write(void *privdata)
+{
+    struct link_events *e = privdata;
+    if ((e->ac->c.flags & REDIS_CONNECTED) == 0 || e->link->writing ||
+        event_pending(e->wev, EV_WRITE, NULL))
+        event_add(e->wev, NULL); /* connecting, or the socket is full: wait for room */
+    else
+        event_active(e->flush, EV_WRITE, 0); /* no-op when already active this iteration */
+}
+
+static void adapter_del_write(void *privdata)
+{
+    struct link_events *e = privdata;
+    event_del(e->wev);
+}
+
+/* hiredis frees the context: possibly from inside one of the callbacks above (libevent allows
+ * freeing an event from its own callback). */
+static void adapter_cleanup(void *privdata)
+{
+    struct link_events *e = privdata;
+    event_free(e->rev);
+    event_free(e->wev);
+    event_free(e->flush);
+    free(e);
+}
+
+static bool adapter_attach(struct redis_link *l, redisAsyncContext *ac)
+{
+    struct link_events *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return false;
+    e->link = l;
+    e->ac = ac;
+    e->rev = event_new(l->base, ac->c.fd, EV_READ | EV_PERSIST, adapter_read_cb, e);
+    e->wev = event_new(l->base, ac->c.fd, EV_WRITE, adapter_write_cb, e);
+    e->flush = event_new(l->base, -1, 0, adapter_write_cb, e);
+    if (e->rev == NULL || e->wev == NULL || e->flush == NULL || event_add(e->rev, NULL) != 0 ||
+        event_add(e->wev, NULL) != 0) { /* EV_WRITE: the non-blocking connect's completion */
+        if (e->rev != NULL)
+            event_free(e->rev);
+        if (e->wev != NULL)
+            event_free(e->wev);
+        if (e->flush != NULL)
+            event_free(e->flush);
+        free(e);
+        return false;
+    }
+    ac->ev.addRead = adapter_add_read;
+    ac->ev.delRead = adapter_del_read;
+    ac->ev.addWrite = adapter_add_write;
+    ac->ev.delWrite = adapter_del_write;
+    ac->ev.cleanup = adapter_cleanup;
+    ac->ev.data = e;
+    return true;
 }
 
 /* ---- URL ---- */
@@ -519,7 +627,7 @@ static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct redis_link *l = arg;
     /* Blocking name resolution for host names; use an address in production configs. */
     redisAsyncContext *ac = redisAsyncConnect(l->url.host, l->url.port);
-    if (ac == NULL || ac->err != 0 || redisLibeventAttach(ac, l->base) != REDIS_OK) {
+    if (ac == NULL || ac->err != 0 || !adapter_attach(l, ac)) {
         emit_event(l, REDIS_LINK_EV_CONNECT_FAILED,
                    ac != NULL && ac->err ? ac->errstr : "out of memory");
         if (ac != NULL)
