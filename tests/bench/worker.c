@@ -2,8 +2,12 @@
  * Reads the upstream stream `P:up:<nsp>:0` with a consumer group (DESIGN.md 3.2) and answers on
  * `P:node:<node>` (3.3): event "ack" is acked with its own arguments (the echo of S3), event
  * "join"(room) joins the sender to the room and acks with no arguments (room set-up for S4).
- * Pipelines every reply and XACK of a batch. Same contract as sdk/python, minus everything else. */
+ * Two connections, so that the worker sleeps (and wakes Redis) once per batch: one only waits in
+ * XREADGROUP BLOCK; the other carries each batch's PUBLISHes and its one XACK, pipelined, and its
+ * replies are collected without waiting when the next batch arrives. Same contract as sdk/python,
+ * minus everything else. */
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,8 @@
 #include "common/mp.h"
 
 #define WK_BATCH 512
+/* Replies of the reply connection not read yet: past this, wait for them (Redis fell behind). */
+#define WK_MAX_UNREAD (64 * WK_BATCH)
 
 struct wk_entry {
     const char *type, *event, *sid, *nsp, *node, *ack;
@@ -102,6 +108,60 @@ static bool reply_build(const struct wk_entry *e, struct buf *b)
     return b->err == 0;
 }
 
+/* Consumes one reply of the reply connection, already read into hiredis's buffer or (block) read
+ * now. Returns 1 when one was consumed, 0 when none is there yet (!block), -1 on a lost link. */
+static int reply_collect(redisContext *c, bool block)
+{
+    redisReply *x = NULL;
+    if (block ? redisGetReply(c, (void **)&x) != REDIS_OK
+              : redisGetReplyFromReader(c, (void **)&x) != REDIS_OK)
+        return -1;
+    if (x == NULL)
+        return 0;
+    if (x->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "worker: redis: %s\n", x->str);
+    freeReplyObject(x);
+    return 1;
+}
+
+/* Reads, without sleeping, every reply of `c` that has arrived; waits only while more than
+ * WK_MAX_UNREAD are outstanding. Returns false on a lost link. */
+static bool replies_drain(redisContext *c, size_t *unread)
+{
+    for (;;) {
+        int r;
+        while (*unread > 0 && (r = reply_collect(c, false)) != 0) {
+            if (r < 0)
+                return false;
+            (*unread)--;
+        }
+        if (*unread == 0)
+            return true;
+        if (*unread > WK_MAX_UNREAD) {
+            if (reply_collect(c, true) < 0)
+                return false;
+            (*unread)--;
+            continue;
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0)
+            return true; /* nothing more yet: collected after the next batch */
+        if (redisBufferRead(c) != REDIS_OK) /* readable: does not block */
+            return false;
+    }
+}
+
+/* Writes everything appended to `c`. Returns false on a lost link. */
+static bool flush(redisContext *c)
+{
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return false;
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *prefix = "sioc", *nsp = "/";
@@ -120,53 +180,60 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    redisContext *c = redisConnect(host, port);
-    if (!c || c->err) {
+    redisContext *rd = redisConnect(host, port), *wr = redisConnect(host, port);
+    if (!rd || rd->err || !wr || wr->err) {
         fprintf(stderr, "worker: cannot connect to redis\n");
         return 1;
     }
     char key[256];
     snprintf(key, sizeof key, "%s:up:%s:0", prefix, nsp);
-    redisReply *r = redisCommand(c, "XGROUP CREATE %s bench $ MKSTREAM", key);
+    redisReply *r = redisCommand(rd, "XGROUP CREATE %s bench $ MKSTREAM", key);
     freeReplyObject(r); /* BUSYGROUP when it exists: fine */
     printf("worker ready\n");
     fflush(stdout);
     struct buf b;
     buf_init(&b, 0);
+    /* XACK key group id... : one command per batch */
+    static const char *ack_argv[3 + WK_BATCH];
+    static size_t ack_lens[3 + WK_BATCH];
+    ack_argv[0] = "XACK", ack_lens[0] = 4;
+    ack_argv[1] = key, ack_lens[1] = strlen(key);
+    ack_argv[2] = "bench", ack_lens[2] = 5;
+    size_t unread = 0;
     for (;;) {
-        r = redisCommand(c, "XREADGROUP GROUP bench w COUNT %d BLOCK 1000 STREAMS %s >", WK_BATCH,
+        r = redisCommand(rd, "XREADGROUP GROUP bench w COUNT %d BLOCK 1000 STREAMS %s >", WK_BATCH,
                          key);
         if (!r) {
-            fprintf(stderr, "worker: redis: %s\n", c->errstr);
+            fprintf(stderr, "worker: redis: %s\n", rd->errstr);
             return 1;
         }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-            freeReplyObject(r);
-            continue;
-        }
-        const redisReply *entries = r->element[0]->element[1];
-        size_t pending = 0;
-        for (size_t i = 0; i < entries->elements; i++) {
-            const redisReply *ent = entries->element[i];
-            struct wk_entry e;
-            entry_read(ent->element[1], &e);
-            if (reply_build(&e, &b)) {
-                redisAppendCommand(c, "PUBLISH %s:node:%b %b", prefix, e.node, e.node_len, b.data,
-                                   b.len);
-                pending++;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+            const redisReply *entries = r->element[0]->element[1];
+            int ack_argc = 3;
+            for (size_t i = 0; i < entries->elements && i < WK_BATCH; i++) {
+                const redisReply *ent = entries->element[i];
+                struct wk_entry e;
+                entry_read(ent->element[1], &e);
+                if (reply_build(&e, &b)) {
+                    redisAppendCommand(wr, "PUBLISH %s:node:%b %b", prefix, e.node, e.node_len,
+                                       b.data, b.len);
+                    unread++;
+                }
+                ack_argv[ack_argc] = ent->element[0]->str;
+                ack_lens[ack_argc++] = ent->element[0]->len;
             }
-            redisAppendCommand(c, "XACK %s bench %b", key, ent->element[0]->str,
-                               ent->element[0]->len);
-            pending++;
-        }
-        freeReplyObject(r);
-        for (size_t i = 0; i < pending; i++) {
-            redisReply *x = NULL;
-            if (redisGetReply(c, (void **)&x) != REDIS_OK) {
-                fprintf(stderr, "worker: redis: %s\n", c->errstr);
+            /* after the replies, on the same connection: acknowledged once answered (3.2) */
+            redisAppendCommandArgv(wr, ack_argc, ack_argv, ack_lens);
+            unread++;
+            if (!flush(wr)) {
+                fprintf(stderr, "worker: redis: %s\n", wr->errstr);
                 return 1;
             }
-            freeReplyObject(x);
+        }
+        freeReplyObject(r);
+        if (!replies_drain(wr, &unread)) {
+            fprintf(stderr, "worker: redis: %s\n", wr->errstr);
+            return 1;
         }
     }
 }
