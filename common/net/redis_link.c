@@ -820,6 +820,25 @@ static bool command_forbidden(const char *name, size_t len)
     return false;
 }
 
+/* Writes "<kind><n>\r\n" (a RESP array or bulk string header) at dst; returns its length. By
+ * hand: sprintf was most of the gateway's instructions per connect. */
+static size_t resp_header(char *dst, char kind, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    size_t len = 0;
+    dst[len++] = kind;
+    while (k > 0)
+        dst[len++] = digits[--k];
+    dst[len++] = '\r';
+    dst[len++] = '\n';
+    return len;
+}
+
 int redis_link_command_argv(struct redis_link *l, int argc, const char *const *argv,
                             const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
                             void *ctx)
@@ -839,10 +858,10 @@ int redis_link_command_argv(struct redis_link *l, int argc, const char *const *a
     char *data = malloc(total);
     if (data == NULL)
         return SIOC_ENOMEM;
-    size_t len = (size_t)sprintf(data, "*%d\r\n", argc);
+    size_t len = resp_header(data, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
         size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-        len += (size_t)sprintf(data + len, "$%zu\r\n", n);
+        len += resp_header(data + len, '$', n);
         if (n > 0)
             memcpy(data + len, argv[i], n);
         len += n;
