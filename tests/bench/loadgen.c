@@ -3,7 +3,11 @@
  * 1.5, packets joined by 0x1e), on one epoll loop, and runs one scenario per invocation:
  *   connect  open N clients (ws, polling, or polling then upgrade) and hold them: memory per
  *            connection, server CPU per connect, connections/s (S1, S2)
- *   echo     emit-with-ack at a fixed total rate: RTT histogram, server CPU per echo (S3)
+ *   echo     emit-with-ack at a fixed total rate: RTT histogram, server CPU per echo (S3).
+ *            Sends follow an exact schedule (message k at k/rate, not 1 ms bursts); each carries
+ *            its actual send time, and the RTT ends at the kernel's receive time of the ack
+ *            (SO_TIMESTAMPNS), so this process's own scheduling delays on the shared cores count
+ *            on neither side, and it only wakes to send. How late sends were: send_lag.
  *   fanout   N receivers (optionally joined to a room), one broadcast source (Redis emitter
  *            publish, or a client emitting "bcast"), a rate sweep: deliveries/s, CPU per delivery,
  *            latency, loss (S4, S5, S6)
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -119,6 +124,8 @@ struct lg_ctx {
     bool held;
     /* echo */
     uint64_t sent, acked, run_start, measure_start, measure_end;
+    uint64_t next_due; /* when the next echo is due (0: none scheduled) */
+    struct lg_hist send_lag; /* actual minus scheduled send time, measured echoes */
     int64_t cpu0, aux0, cpu1, aux1;
     /* fanout */
     struct lg_step steps[LG_MAX_STEPS];
@@ -241,6 +248,8 @@ static bool conn_open(struct lg_ctx *ctx, struct lg_conn *c, const struct sockad
         return false;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (ctx->scenario == SC_ECHO) /* the RTT ends when the ack reached this host: rx_time() */
+        setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
     if (connect(c->fd, (const struct sockaddr *)sa, sizeof *sa) < 0 && errno != EINPROGRESS) {
         close(c->fd);
         c->fd = -1;
@@ -663,6 +672,27 @@ static void client_start(struct lg_ctx *ctx, struct lg_client *cl)
     poll_request(cl);
 }
 
+/* When the kernel received the bytes recvmsg returned (SCM_TIMESTAMPNS, CLOCK_REALTIME: the
+ * last segment read), on this process's monotonic timeline; `now` (rel_ns, taken just before)
+ * when there is no timestamp. This keeps the time the loadgen itself took to be scheduled and
+ * reach the socket (it shares 2 cores with 4 busy processes) out of the server's RTT. */
+static uint64_t rx_time(struct msghdr *mh, uint64_t now)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec k, rt;
+        memcpy(&k, CMSG_DATA(cm), sizeof k);
+        clock_gettime(CLOCK_REALTIME, &rt);
+        int64_t age = ((int64_t)rt.tv_sec - (int64_t)k.tv_sec) * 1000000000 +
+                      ((int64_t)rt.tv_nsec - (int64_t)k.tv_nsec);
+        if (age < 0 || (uint64_t)age > now)
+            return now; /* the wall clock was stepped: keep the user-space time */
+        return now - (uint64_t)age;
+    }
+    return now;
+}
+
 static void on_conn_event(struct lg_ctx *ctx, struct lg_conn *c, uint32_t events, uint8_t *rbuf)
 {
     if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
@@ -687,7 +717,17 @@ static void on_conn_event(struct lg_ctx *ctx, struct lg_conn *c, uint32_t events
     }
     if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         return;
-    ssize_t n = recv(c->fd, rbuf, LG_READ_CHUNK, 0);
+    struct iovec iov = {.iov_base = rbuf, .iov_len = LG_READ_CHUNK};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (ctx->scenario == SC_ECHO) {
+        mh.msg_control = control.buf;
+        mh.msg_controllen = sizeof control.buf;
+    }
+    ssize_t n = recvmsg(c->fd, &mh, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
@@ -698,6 +738,8 @@ static void on_conn_event(struct lg_ctx *ctx, struct lg_conn *c, uint32_t events
         return;
     }
     uint64_t t = rel_ns(ctx);
+    if (ctx->scenario == SC_ECHO)
+        t = rx_time(&mh, t);
     if (c->kind == CONN_REDIS)
         return; /* PUBLISH replies: the count of receivers, not needed */
     if (c->kind == CONN_WS)
@@ -882,16 +924,25 @@ static void drive(struct lg_ctx *ctx)
             ctx->measure_end = ctx->measure_start + (uint64_t)(ctx->duration * 1e9);
         }
         if (t < ctx->measure_end) {
-            uint64_t due = (uint64_t)(el * ctx->rate);
             char pkt[96];
-            while (ctx->sent < due) {
+            for (;;) {
+                /* echo k is due at k/rate: the main loop sleeps until exactly then */
+                uint64_t due = ctx->run_start + (uint64_t)((double)ctx->sent * 1e9 / ctx->rate);
+                if (due > t) {
+                    ctx->next_due = due;
+                    break;
+                }
                 struct lg_client *cl = &ctx->clients[ctx->sent % ctx->conns];
                 ctx->sent++;
                 if (cl->state != CL_CONNECTED)
                     continue;
+                uint64_t ts = rel_ns(ctx);
+                if (due >= ctx->measure_start && due < ctx->measure_end)
+                    lg_hist_record(&ctx->send_lag, ts - due);
                 int n = snprintf(pkt, sizeof pkt, "42%" PRIu64 "[\"ack\",%" PRIu64 "]",
-                                 cl->next_ack_id++, rel_ns(ctx));
+                                 cl->next_ack_id++, ts);
                 client_send(cl, pkt, (size_t)n);
+                t = ts;
             }
             if (ctx->cpu0 == 0 && t >= ctx->measure_start) {
                 ctx->cpu0 = pids_cpu(ctx->pids, ctx->npids);
@@ -899,6 +950,7 @@ static void drive(struct lg_ctx *ctx)
             }
             return;
         }
+        ctx->next_due = 0;
         if (ctx->cpu1 == 0) {
             ctx->cpu1 = pids_cpu(ctx->pids, ctx->npids);
             ctx->aux1 = pids_cpu(ctx->aux, ctx->naux);
@@ -982,6 +1034,8 @@ static void report(struct lg_ctx *ctx)
                (double)(ctx->cpu1 - ctx->cpu0) / (double)measured,
                (double)(ctx->aux1 - ctx->aux0) / (double)measured);
         print_hist("rtt", &ctx->hist);
+        printf(",");
+        print_hist("send_lag", &ctx->send_lag);
     } else {
         printf(",\"payload\":%zu,\"room\":\"%s\",\"steps\":[", ctx->payload, ctx->room);
         for (unsigned i = 0; i < ctx->nsteps; i++) {
@@ -1201,9 +1255,23 @@ int main(int argc, char **argv)
     struct epoll_event events[512];
     if (!rbuf)
         return 1;
+    if (ctx->scenario == SC_ECHO) /* sends are scheduled to the microsecond: no 50 us slack */
+        prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     drive(ctx);
     while (ctx->phase != PH_DONE && !(ctx->error && ctx->redis_source && ctx->redis.fd < 0)) {
-        int n = epoll_wait(ctx->ep, events, 512, 1);
+        struct timespec timeout = {0, 1000000}; /* 1 ms: phases and sweeps poll */
+        if (ctx->next_due != 0) {
+            /* Echo: sleep until the next send is due without watching the sockets, then take
+             * whatever arrived. An ack's time comes from the kernel (rx_time), so reading it
+             * later changes nothing, and this process (on the cores it measures) wakes once per
+             * send instead of once per send and once per ack. */
+            uint64_t at = ctx->t0 + ctx->next_due;
+            struct timespec due = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR)
+                ;
+            timeout.tv_nsec = 0;
+        }
+        int n = epoll_pwait2(ctx->ep, events, 512, &timeout, NULL);
         for (int i = 0; i < n; i++)
             on_conn_event(ctx, events[i].data.ptr, events[i].events, rbuf);
         drive(ctx);
