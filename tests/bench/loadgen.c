@@ -123,6 +123,14 @@ struct lg_ctx {
     uint64_t phase_start;
     /* connect */
     int64_t rss0, slab0, cpu_connect0;
+    /* connect: a pause at conns/10 for a second idle memory sample, so fixed costs (code pages
+     * faulted in, first tables) are not spread over the connections: the marginal cost */
+    unsigned warm_at;
+    bool warm_done;
+    uint64_t pause_start;
+    uint64_t paused_ns;
+    int64_t paused_cpu, pause_cpu0;
+    int64_t rss_warm;
     uint64_t connect_t0, connect_t1;
     int64_t cpu_connect;
     bool held;
@@ -877,14 +885,32 @@ static void drive(struct lg_ctx *ctx)
         return;
     }
     switch (ctx->phase) {
-    case PH_CONNECT:
-        while (ctx->opened < ctx->nclients &&
-               ctx->opened - ctx->connected - ctx->failed < ctx->concurrency)
+    case PH_CONNECT: {
+        unsigned limit = ctx->warm_done ? ctx->nclients : ctx->warm_at;
+        while (ctx->opened < limit && ctx->opened - ctx->connected - ctx->failed < ctx->concurrency)
             client_start(ctx, &ctx->clients[ctx->opened]);
+        if (!ctx->warm_done) {
+            if (ctx->connected + ctx->failed < ctx->warm_at)
+                return;
+            if (ctx->pause_start == 0) {
+                ctx->pause_start = t; /* everyone so far is connected: idle for a second */
+                ctx->pause_cpu0 = pids_cpu(ctx->pids, ctx->npids);
+                return;
+            }
+            if (t - ctx->pause_start < 1000000000u)
+                return;
+            ctx->rss_warm = pids_rss(ctx->pids, ctx->npids);
+            ctx->paused_ns = t - ctx->pause_start;
+            ctx->paused_cpu = pids_cpu(ctx->pids, ctx->npids) - ctx->pause_cpu0;
+            ctx->warm_done = true;
+            ctx->phase_start = t;
+            return;
+        }
         if (ctx->connected + ctx->failed < ctx->nclients)
             return;
+    }
         ctx->connect_t1 = rel_ns(ctx);
-        ctx->cpu_connect = pids_cpu(ctx->pids, ctx->npids) - ctx->cpu_connect0;
+        ctx->cpu_connect = pids_cpu(ctx->pids, ctx->npids) - ctx->cpu_connect0 - ctx->paused_cpu;
         if (ctx->failed) {
             ctx->phase = PH_DONE;
             return;
@@ -1018,7 +1044,7 @@ static void report(struct lg_ctx *ctx)
            ctx->disconnects);
     if (ctx->error)
         printf("\"error\":\"%s\",", ctx->error);
-    double connect_s = (double)(ctx->connect_t1 - ctx->connect_t0) / 1e9;
+    double connect_s = (double)(ctx->connect_t1 - ctx->connect_t0 - ctx->paused_ns) / 1e9;
     unsigned nc = ctx->connected ? ctx->connected : 1;
     printf("\"connect_s\":%.3f,\"connects_per_s\":%.1f,\"cpu_us_per_connect\":%.2f",
            connect_s, connect_s > 0 ? ctx->connected / connect_s : 0,
@@ -1030,6 +1056,9 @@ static void report(struct lg_ctx *ctx)
                "\"slab_per_conn\":%.1f,\"total_per_conn\":%.1f",
                ctx->rss0, rss, (double)(rss - ctx->rss0) / nc, (double)(slab - ctx->slab0) / nc,
                (double)(rss - ctx->rss0 + slab - ctx->slab0) / nc);
+        if (ctx->warm_at > 0 && ctx->warm_done && ctx->connected > ctx->warm_at)
+            printf(",\"rss_warm\":%" PRId64 ",\"rss_marginal_per_conn\":%.1f", ctx->rss_warm,
+                   (double)(rss - ctx->rss_warm) / (ctx->connected - ctx->warm_at));
     } else if (ctx->scenario == SC_ECHO) {
         uint64_t measured = ctx->hist.count ? ctx->hist.count : 1;
         printf(",\"rate\":%.0f,\"duration_s\":%.1f,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
@@ -1253,6 +1282,8 @@ int main(int argc, char **argv)
     }
     ctx->rss0 = pids_rss(ctx->pids, ctx->npids);
     ctx->slab0 = lg_proc_slab_bytes();
+    ctx->warm_at = ctx->scenario == SC_CONNECT && ctx->conns >= 1000 ? ctx->conns / 10 : 0;
+    ctx->warm_done = ctx->warm_at == 0;
     ctx->cpu_connect0 = pids_cpu(ctx->pids, ctx->npids);
     ctx->connect_t0 = rel_ns(ctx);
     ctx->phase = PH_CONNECT;
