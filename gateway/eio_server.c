@@ -16,6 +16,7 @@
 #include "common/eio.h"
 #include "common/error.h"
 #include "common/idmap.h"
+#include "common/net/deadline_timer.h"
 #include "common/ws.h"
 #include "gateway/random_pool.h"
 
@@ -72,8 +73,7 @@ struct eio_server {
     struct random_pool random; /* session ids */
     /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
-    struct event *timer; /* armed for the earliest deadline of the four lists */
-    uint64_t timer_at;
+    struct deadline_timer timer; /* for the earliest deadline of the four lists */
     /* Sessions whose owner is told (and which are freed if dead) from the loop. */
     struct eio_session *reap_head, *reap_tail;
     struct event *reap_event;
@@ -190,22 +190,11 @@ static struct eio_session *session_of(struct deadline_node *n, size_t offset)
     return (struct eio_session *)(void *)((char *)n - offset);
 }
 
-/* Keeps the server timer armed for the earliest deadline of its lists. */
 static void arm_server_timer(struct eio_server *srv)
 {
-    uint64_t next = UINT64_MAX;
-    const struct deadline_list *lists[] = {&srv->ping_wait, &srv->pong_wait, &srv->upgrade_wait,
-                                           &srv->linger_wait};
-    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
-        if (deadline_next(lists[i]) < next)
-            next = deadline_next(lists[i]);
-    if (next == UINT64_MAX || (evtimer_pending(srv->timer, NULL) && srv->timer_at <= next))
-        return;
-    uint64_t now = deadline_clock_ms();
-    uint64_t ms = next > now ? next - now : 0;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    srv->timer_at = next;
-    evtimer_add(srv->timer, &tv);
+    struct deadline_list *lists[] = {&srv->ping_wait, &srv->pong_wait, &srv->upgrade_wait,
+                                     &srv->linger_wait};
+    deadline_timer_arm(&srv->timer, lists, sizeof lists / sizeof lists[0]);
 }
 
 static void arm_deadline(struct eio_server *srv, struct deadline_node *n, struct deadline_list *l)
@@ -467,7 +456,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         deadline_due(session_of(n, offsetof(struct eio_session, deadline)));
     while ((n = deadline_pop_expired(&srv->linger_wait, now)) != NULL)
         deadline_due(session_of(n, offsetof(struct eio_session, deadline)));
-    srv->timer_at = UINT64_MAX;
     arm_server_timer(srv);
 }
 
@@ -1093,10 +1081,10 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     deadline_list_init(&srv->pong_wait, srv->cfg.ping_timeout_ms);
     deadline_list_init(&srv->upgrade_wait, srv->cfg.upgrade_timeout_ms);
     deadline_list_init(&srv->linger_wait, POLL_LINGER_MS);
-    srv->timer = evtimer_new(base, timer_cb, srv);
+    srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->reap_event = event_new(base, -1, 0, reap_cb, srv);
     if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->noop == NULL ||
-        srv->close == NULL || srv->pong_probe == NULL || srv->timer == NULL ||
+        srv->close == NULL || srv->pong_probe == NULL || srv->timer.ev == NULL ||
         srv->reap_event == NULL) {
         eio_server_free(srv);
         return NULL;
@@ -1137,8 +1125,8 @@ void eio_server_free(struct eio_server *srv)
         reap(s); /* notifies and frees (the reap list is dropped below, unprocessed) */
     }
     srv->reap_head = srv->reap_tail = NULL;
-    if (srv->timer != NULL)
-        event_free(srv->timer);
+    if (srv->timer.ev != NULL)
+        event_free(srv->timer.ev);
     if (srv->reap_event != NULL)
         event_free(srv->reap_event);
     idmap_deinit(&srv->sessions);

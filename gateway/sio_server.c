@@ -20,6 +20,7 @@
 #include "common/idmap.h"
 #include "common/json.h"
 #include "common/mp.h"
+#include "common/net/deadline_timer.h"
 #include "common/rooms.h"
 #include "common/sio.h"
 #include "gateway/random_pool.h"
@@ -105,8 +106,7 @@ struct sio_server {
     struct random_pool random; /* socket ids */
     /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
     struct deadline_list connect_wait;
-    struct event *timer;
-    uint64_t timer_at;
+    struct deadline_timer timer;
 };
 
 __attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
@@ -553,17 +553,10 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
 
 /* ---- clients (Engine.IO sessions) ---- */
 
-/* Keeps the server timer armed for the earliest connect deadline. */
 static void arm_connect_timer(struct sio_server *srv)
 {
-    uint64_t next = deadline_next(&srv->connect_wait);
-    if (next == UINT64_MAX || (evtimer_pending(srv->timer, NULL) && srv->timer_at <= next))
-        return;
-    uint64_t now = deadline_clock_ms();
-    uint64_t ms = next > now ? next - now : 0;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    srv->timer_at = next;
-    evtimer_add(srv->timer, &tv);
+    struct deadline_list *lists[] = {&srv->connect_wait};
+    deadline_timer_arm(&srv->timer, lists, 1);
 }
 
 /* No namespace was joined within connectTimeout (PROTOCOL.md 2.5): close. */
@@ -588,7 +581,6 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     while ((n = deadline_pop_expired(&srv->connect_wait, now)) != NULL)
         connect_timeout((struct sio_client *)(void *)((char *)n -
                                                        offsetof(struct sio_client, connect_deadline)));
-    srv->timer_at = UINT64_MAX;
     arm_connect_timer(srv);
 }
 
@@ -732,7 +724,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     random_pool_init(&srv->random);
     deadline_list_init(&srv->connect_wait,
                        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 45000);
-    srv->timer = evtimer_new(base, connect_timer_cb, srv);
+    srv->timer.ev = evtimer_new(base, connect_timer_cb, srv);
     uint8_t random4[4] = {0};
     if (getrandom(random4, sizeof random4, 0) == (ssize_t)sizeof random4)
         memcpy(&srv->id_counter, random4, sizeof random4);
@@ -742,7 +734,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     ecfg.on_close = on_close;
     ecfg.on_log = on_eio_log;
     ecfg.ctx = srv;
-    if (srv->allowed == NULL || srv->timer == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
+    if (srv->allowed == NULL || srv->timer.ev == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
         (srv->eio = eio_server_new(base, &ecfg)) == NULL) {
         sio_server_free(srv);
         return NULL;
@@ -765,8 +757,8 @@ void sio_server_free(struct sio_server *srv)
     buf_deinit(&srv->packet);
     buf_deinit(&srv->text);
     buf_deinit(&srv->args);
-    if (srv->timer != NULL)
-        event_free(srv->timer);
+    if (srv->timer.ev != NULL)
+        event_free(srv->timer.ev);
     random_pool_wipe(&srv->random);
     free(srv->allowed);
     free(srv);

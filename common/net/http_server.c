@@ -36,6 +36,7 @@
 
 #include "common/deadline.h"
 #include "common/error.h"
+#include "common/net/deadline_timer.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_HEAD_TIMEOUT_MS 10000
@@ -128,8 +129,7 @@ struct http_server {
     struct event *work_event;
     struct deadline_list head_wait; /* a request head started: head_timeout_ms to finish */
     struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
-    struct event *timer_event;      /* armed for the earliest deadline of both lists */
-    uint64_t timer_at;
+    struct deadline_timer timer;    /* for the earliest deadline of both lists */
     uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
     char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
     /* Request parse states (3 KB each) are reused, not allocated per request. */
@@ -217,20 +217,10 @@ static struct http_conn *conn_of_timeout(struct deadline_node *n)
     return (struct http_conn *)(void *)((char *)n - offsetof(struct http_conn, timeout));
 }
 
-/* Keeps the server timer armed for the earliest deadline (it only ever needs to move earlier:
- * when it fires it re-arms for what is left). */
 static void arm_server_timer(struct http_server *srv)
 {
-    uint64_t next = deadline_next(&srv->head_wait);
-    if (deadline_next(&srv->idle_wait) < next)
-        next = deadline_next(&srv->idle_wait);
-    if (next == UINT64_MAX || (evtimer_pending(srv->timer_event, NULL) && srv->timer_at <= next))
-        return;
-    uint64_t now = deadline_clock_ms();
-    uint64_t ms = next > now ? next - now : 0;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    srv->timer_at = next;
-    evtimer_add(srv->timer_event, &tv);
+    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
+    deadline_timer_arm(&srv->timer, lists, 2);
 }
 
 static void arm_timer(struct http_conn *conn, struct deadline_list *list)
@@ -866,8 +856,8 @@ static void server_free_parts(struct http_server *srv)
     }
     if (srv->work_event != NULL)
         event_free(srv->work_event);
-    if (srv->timer_event != NULL)
-        event_free(srv->timer_event);
+    if (srv->timer.ev != NULL)
+        event_free(srv->timer.ev);
     free(srv->scratch);
     free(srv);
 }
@@ -900,9 +890,9 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
     deadline_list_init(&srv->head_wait, srv->cfg.head_timeout_ms);
     deadline_list_init(&srv->idle_wait, srv->cfg.idle_timeout_ms);
     srv->work_event = event_new(base, -1, 0, work_cb, srv);
-    srv->timer_event = evtimer_new(base, timer_cb, srv);
+    srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->scratch = malloc(READ_CHUNK);
-    if (srv->work_event == NULL || srv->timer_event == NULL || srv->scratch == NULL) {
+    if (srv->work_event == NULL || srv->timer.ev == NULL || srv->scratch == NULL) {
         snprintf(err, errlen, "out of memory");
         server_free_parts(srv);
         return NULL;
