@@ -142,7 +142,7 @@ static void add_cors(struct eio_server *srv, struct slice origin, struct http_fi
     }
     /* A whitelist reflects a matching Origin, with credentials (the cors package's origin:[…]). */
     fields[(*n)++] = (struct http_field){"Vary", "Origin"};
-    if (cors_allows(srv, origin)) {
+    if (origin.p != NULL && cors_allows(srv, origin)) {
         memcpy(srv->cors_buf, origin.p, origin.len);
         srv->cors_buf[origin.len] = '\0';
         fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", srv->cors_buf};

@@ -18,6 +18,7 @@
 #include "common/net/http_server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -285,6 +286,7 @@ static void out_clear(struct http_conn *conn)
 /* A free segment slot at the end of the queue, or NULL when out of memory. */
 static struct out_seg *out_push(struct http_conn *conn)
 {
+    assert(conn->out != NULL && conn->out_cap > 0);
     if (conn->out_head + conn->out_count == conn->out_cap) {
         if (conn->out_head > 0) {
             memmove(conn->out, conn->out + conn->out_head, conn->out_count * sizeof *conn->out);
@@ -693,7 +695,7 @@ static void process_input(struct http_conn *conn)
     size_t used = consume(conn, conn->in != NULL ? conn->in : none, conn->in_len);
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || used == conn->in_len) {
         input_free(conn); /* nothing left, or nobody left to read it */
-    } else if (used > 0) {
+    } else if (used > 0 && conn->in != NULL) {
         memmove(conn->in, conn->in + used, conn->in_len - used);
         conn->in_len -= used;
     }
@@ -951,8 +953,11 @@ void http_server_free(struct http_server *srv)
     http_server_close_all(srv);
     /* close_all left every connection dead; nothing calls back into the list from here */
     srv->work = srv->work_tail = NULL;
-    while (srv->conns != NULL)
-        conn_destroy(srv->conns);
+    struct http_conn *next;
+    for (struct http_conn *conn = srv->conns; conn != NULL; conn = next) {
+        next = conn->next;
+        conn_destroy(conn);
+    }
     server_free_parts(srv);
 }
 
