@@ -238,7 +238,7 @@ for (const n of [500, 2000]) {
     async (s, server) => {
       const duration = sz(1.5, 0.5);
       const r = await loadgen(s, ["--scenario", "fanout", "--transport", "polling", "--conns",
-        sz(n, 20), "--rate", sz(10, 10), "--rate-max", sz(1280, 10), "--duration", duration,
+        sz(n, 20), "--rate", sz(10, 10), "--rate-max", sz(40960, 10), "--duration", duration,
         "--drain", sz(3, 1), "--timeout", 120,
         "--source", server === "sioc" ? `redis:127.0.0.1:${redisPort}` : "client"], 400);
       r._duration = duration;

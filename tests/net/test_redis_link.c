@@ -1,7 +1,9 @@
 /* test_redis_link.c: common/net/redis_link against a real redis-server on a random port:
  * round trips, AUTH/SELECT, the in-order outage queue and its limit, RETRY and cancel, free
- * semantics, pub/sub with resubscription after a restart and after CLIENT KILL, and the liveness
- * timeout (including a SIGSTOPped server). Every wait is bounded; resume times are printed. */
+ * semantics, pub/sub with resubscription after a restart and after CLIENT KILL, the liveness
+ * timeout (including a SIGSTOPped server), and the event adapter (commands chained from reply
+ * callbacks leave in the same loop iteration; a full socket while Redis is frozen). Every wait
+ * is bounded; resume times are printed. */
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
@@ -715,6 +717,105 @@ static void test_liveness(void)
     redis_link_free(cmd.link);
 }
 
+/* ---- the libevent adapter: commands leave at the end of the loop iteration ---- */
+
+struct chain {
+    struct redis_link *link;
+    int left, done, errors;
+    long long last;
+};
+
+static void chain_cb(void *ctx, const struct redisReply *r, enum redis_link_result res)
+{
+    struct chain *c = ctx;
+    if (res != REDIS_LINK_REPLY || r->type != REDIS_REPLY_INTEGER || r->integer != c->last + 1)
+        c->errors++;
+    else
+        c->last = r->integer;
+    c->done++;
+    if (--c->left > 0)
+        redis_link_command_argv(c->link, 2, (const char *[]){"INCR", "chain"}, NULL, 0, chain_cb, c);
+}
+
+/* A command issued from a reply callback is written in the same loop iteration: 200 chained
+ * round trips take about 200 iterations (hiredis's stock adapter needed one more per command to
+ * arm and fire its write event). */
+static void test_chained_commands_leave_at_once(void)
+{
+    struct obs o;
+    CHECK(open_link(&o, REDIS_LINK_COMMAND, url, 0) != NULL);
+    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    struct chain c = {.link = o.link, .left = 200};
+    CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"DEL", "chain"}, NULL, 0, NULL,
+                                  NULL) == SIOC_OK);
+    CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"INCR", "chain"}, NULL, 0, chain_cb,
+                                  &c) == SIOC_OK);
+    int iterations = 0;
+    long long deadline = redis_test_now_ms() + 5000;
+    while (c.left > 0 && redis_test_now_ms() < deadline) {
+        event_base_loop(base, EVLOOP_ONCE);
+        iterations++;
+    }
+    printf("200 chained round trips in %d loop iterations\n", iterations);
+    CHECK(c.done == 200 && c.errors == 0);
+    CHECK(iterations <= 210);
+    redis_link_free(o.link);
+}
+
+struct big {
+    int replies, errors;
+};
+
+static void big_cb(void *ctx, const struct redisReply *r, enum redis_link_result res)
+{
+    struct big *b = ctx;
+    b->replies++;
+    if (res != REDIS_LINK_REPLY || r->type == REDIS_REPLY_ERROR)
+        b->errors++;
+}
+
+static bool big_done(const void *arg)
+{
+    return ((const struct big *)arg)->replies == 65;
+}
+
+/* 16 MB of commands while Redis is frozen (SIGSTOP): more than the socket buffers take, so
+ * writes are partial and the write event waits for room; after SIGCONT every reply arrives, in
+ * order, on the same connection. */
+static void test_full_socket(void)
+{
+    struct obs o;
+    CHECK(open_link(&o, REDIS_LINK_COMMAND, url, 0) != NULL);
+    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    size_t n = 256 * 1024;
+    char *v = malloc(n);
+    CHECK(v != NULL);
+    if (v == NULL)
+        return;
+    memset(v, 'x', n);
+    struct big b = {0};
+    kill(server.pid, SIGSTOP);
+    for (int i = 0; i < 64; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "big%d", i);
+        const char *argv[] = {"SET", key, v};
+        const size_t lens[] = {3, strlen(key), n};
+        CHECK(redis_link_command_argv(o.link, 3, argv, lens, 0, big_cb, &b) == SIOC_OK);
+    }
+    CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"STRLEN", "big63"}, NULL, 0, big_cb,
+                                  &b) == SIOC_OK);
+    loop_run_for(base, 200);
+    CHECK(b.replies == 0);
+    kill(server.pid, SIGCONT);
+    CHECK(loop_wait_until(base, big_done, &b, 10000));
+    CHECK(b.errors == 0);
+    struct redis_link_stats st;
+    redis_link_get_stats(o.link, &st);
+    CHECK(st.disconnects == 0);
+    free(v);
+    redis_link_free(o.link);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -737,6 +838,8 @@ int main(void)
     RUN(test_resubscribe_after_restart);
     RUN(test_client_kill);
     RUN(test_liveness);
+    RUN(test_chained_commands_leave_at_once);
+    RUN(test_full_socket);
     redis_test_server_stop(&server);
     event_base_free(base);
     return test_summary("test_redis_link");
