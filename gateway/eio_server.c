@@ -21,6 +21,7 @@
 #include "gateway/random_pool.h"
 
 #define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
+#define POLL_COPY_MAX (64 * 1024) /* polling bodies up to this are built in one block */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define MAX_ORIGIN 256
 
@@ -303,12 +304,23 @@ static void flush_poll(struct eio_session *s, struct gw_frame *extra)
     fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
     fields[n++] = (struct http_field){"cache-control", "no-store"};
     http_conn_respond_begin(conn, 200, fields, n, total, false);
+    /* A body of small packets is copied into one block (one piece of output, not two per
+     * packet); a large one references the shared frames. */
+    uint8_t *dst = total <= POLL_COPY_MAX ? http_conn_write_space(conn, total) : NULL;
     for (size_t i = 0; i < parts; i++) {
         struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
         size_t len = 0;
         const uint8_t *p = gw_frame_polling(f, &len);
+        if (dst != NULL) {
+            if (i > 0)
+                *dst++ = 0x1e; /* PROTOCOL.md 1.5.1: the record separator */
+            if (p != NULL && len > 0)
+                memcpy(dst, p, len);
+            dst += p != NULL ? len : 0;
+            continue;
+        }
         if (i > 0)
-            http_conn_write(conn, "\x1e", 1); /* PROTOCOL.md 1.5.1: the record separator */
+            http_conn_write(conn, "\x1e", 1);
         if (p != NULL)
             http_conn_write_ref(conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
     }

@@ -45,7 +45,7 @@
 #define READ_CHUNK (64u * 1024)    /* the shared read buffer */
 #define READS_PER_EVENT 4          /* fairness: at most this many reads per wake-up */
 #define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
-#define WRITE_IOV_MAX 64           /* segments per sendmsg */
+#define WRITE_IOV_MAX 256          /* segments per sendmsg */
 #define INLINE_SEGS 1              /* output segments kept in the connection itself */
 #define SMALL_BYTES 24             /* owned writes this short live inside their segment */
 #define OWNED_BLOCK_MIN 256        /* owned copies start at this capacity, later ones append */
@@ -1053,6 +1053,35 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
     conn->out_bytes += len;
     if (!write_blocked(conn))
         add_work(conn, WORK_FLUSH);
+}
+
+uint8_t *http_conn_write_space(struct http_conn *conn, size_t len)
+{
+    if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 || len > UINT32_MAX)
+        return NULL;
+    struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
+                                               : NULL;
+    if (last == NULL || last->kind != SEG_OWNED ||
+        last->len + len > (size_t)(uintptr_t)last->u.ref.arg) {
+        size_t cap = len < OWNED_BLOCK_MIN ? OWNED_BLOCK_MIN : len;
+        uint8_t *block = malloc(cap);
+        if (block == NULL || (last = out_push(conn)) == NULL) {
+            free(block);
+            conn_lost(conn, "out of memory");
+            return NULL;
+        }
+        last->kind = SEG_OWNED;
+        last->len = 0;
+        last->u.ref.p = block;
+        last->u.ref.release = NULL;
+        last->u.ref.arg = (void *)(uintptr_t)cap;
+    }
+    uint8_t *dst = (uint8_t *)last->u.ref.p + last->len;
+    last->len += (uint32_t)len;
+    conn->out_bytes += len;
+    if (!write_blocked(conn))
+        add_work(conn, WORK_FLUSH);
+    return dst;
 }
 
 size_t http_conn_output_pending(const struct http_conn *conn)

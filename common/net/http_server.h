@@ -84,6 +84,10 @@ void http_conn_write(struct http_conn *conn, const void *p, size_t len);
  * encoded broadcast frame is shared by every recipient (DESIGN.md §4). */
 void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
                          void (*release)(const void *p, size_t len, void *arg), void *arg);
+/* Appends `len` bytes the caller fills in at once through the returned pointer (valid until the
+ * next call on this connection): a body built in place, one piece of output instead of many.
+ * NULL when the connection is closing or out of memory (it is then lost). */
+uint8_t *http_conn_write_space(struct http_conn *conn, size_t len);
 /* Bytes queued but not yet written to the socket (for output limits). */
 size_t http_conn_output_pending(const struct http_conn *conn);
 
