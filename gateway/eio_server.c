@@ -186,11 +186,6 @@ static void respond_error(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- sessions ---- */
 
-static struct eio_session *session_of(struct deadline_node *n, size_t offset)
-{
-    return (struct eio_session *)(void *)((char *)n - offset);
-}
-
 static void arm_server_timer(struct eio_server *srv)
 {
     struct deadline_list *lists[] = {&srv->ping_wait, &srv->pong_wait, &srv->upgrade_wait,
@@ -460,14 +455,14 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = deadline_clock_ms();
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->ping_wait, now)) != NULL)
-        ping_due(session_of(n, offsetof(struct eio_session, heartbeat)));
+        ping_due(DEADLINE_OWNER(n, struct eio_session, heartbeat));
     while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL)
-        session_abort(session_of(n, offsetof(struct eio_session, heartbeat)), "ping timeout",
+        session_abort(DEADLINE_OWNER(n, struct eio_session, heartbeat), "ping timeout",
                       srv->close);
     while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
-        deadline_due(session_of(n, offsetof(struct eio_session, deadline)));
+        deadline_due(DEADLINE_OWNER(n, struct eio_session, deadline));
     while ((n = deadline_pop_expired(&srv->linger_wait, now)) != NULL)
-        deadline_due(session_of(n, offsetof(struct eio_session, deadline)));
+        deadline_due(DEADLINE_OWNER(n, struct eio_session, deadline));
     arm_server_timer(srv);
 }
 

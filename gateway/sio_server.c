@@ -579,8 +579,7 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = deadline_clock_ms();
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->connect_wait, now)) != NULL)
-        connect_timeout((struct sio_client *)(void *)((char *)n -
-                                                       offsetof(struct sio_client, connect_deadline)));
+        connect_timeout(DEADLINE_OWNER(n, struct sio_client, connect_deadline));
     arm_connect_timer(srv);
 }
 

@@ -213,11 +213,6 @@ static uint8_t work_pop(struct http_server *srv, struct http_conn **out)
 
 /* ---- timeouts ---- */
 
-static struct http_conn *conn_of_timeout(struct deadline_node *n)
-{
-    return (struct http_conn *)(void *)((char *)n - offsetof(struct http_conn, timeout));
-}
-
 static void arm_server_timer(struct http_server *srv)
 {
     struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
@@ -240,7 +235,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < 2; i++) {
         struct deadline_node *n;
         while ((n = deadline_pop_expired(lists[i], now)) != NULL) {
-            struct http_conn *conn = conn_of_timeout(n);
+            struct http_conn *conn = DEADLINE_OWNER(n, struct http_conn, timeout);
             if (conn->state == CONN_CLOSING) {
                 schedule_free(conn); /* the peer does not read what is left: give up on it */
                 continue;
@@ -306,51 +301,48 @@ static struct out_seg *out_push(struct http_conn *conn)
     return &conn->out[conn->out_head + conn->out_count++];
 }
 
-/* Copies bytes to the output: into the last owned segment when they fit, else a new one. */
-static void conn_write(struct http_conn *conn, const void *p, size_t len)
+/* Room for `len` (> 0) more bytes at the end of the output, to be filled by the caller at once:
+ * in the last small or owned segment when they fit, else in a new one (small bytes inside the
+ * segment, larger ones in an owned block). Counted as queued and flushed at the end of the
+ * iteration. NULL when out of memory (the connection is then lost). */
+static uint8_t *out_space(struct http_conn *conn, size_t len)
 {
-    if (len == 0)
-        return;
     struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
                                                : NULL;
     /* the first segment may be partly written: appending to it is still fine */
-    if (last != NULL && last->kind == SEG_SMALL && last->len + len <= SMALL_BYTES) {
-        memcpy(last->u.small + last->len, p, len);
-    } else if (last != NULL && last->kind == SEG_OWNED &&
-               last->len + len <= (size_t)(uintptr_t)last->u.ref.arg) {
-        memcpy((uint8_t *)last->u.ref.p + last->len, p, len);
-    } else {
-        struct out_seg *seg = out_push(conn);
-        if (seg == NULL) {
+    bool fits = last != NULL && ((last->kind == SEG_SMALL && last->len + len <= SMALL_BYTES) ||
+                                 (last->kind == SEG_OWNED &&
+                                  last->len + len <= (size_t)(uintptr_t)last->u.ref.arg));
+    if (!fits) {
+        uint8_t *block = NULL;
+        size_t cap = len < OWNED_BLOCK_MIN ? OWNED_BLOCK_MIN : len;
+        if ((len > SMALL_BYTES && (block = malloc(cap)) == NULL) || (last = out_push(conn)) == NULL) {
+            free(block);
             conn_lost(conn, "out of memory");
-            return;
+            return NULL;
         }
-        if (len <= SMALL_BYTES) {
-            seg->kind = SEG_SMALL;
-            seg->len = 0;
-            last = seg;
-            memcpy(seg->u.small, p, len);
-        } else {
-            size_t cap = len < OWNED_BLOCK_MIN ? OWNED_BLOCK_MIN : len;
-            uint8_t *block = malloc(cap);
-            if (block == NULL) {
-                conn->out_count--;
-                conn_lost(conn, "out of memory");
-                return;
-            }
-            memcpy(block, p, len);
-            seg->kind = SEG_OWNED;
-            seg->len = 0;
-            seg->u.ref.p = block;
-            seg->u.ref.release = NULL;
-            seg->u.ref.arg = (void *)(uintptr_t)cap;
-            last = seg;
+        last->len = 0;
+        last->kind = block != NULL ? SEG_OWNED : SEG_SMALL;
+        if (block != NULL) {
+            last->u.ref.p = block;
+            last->u.ref.release = NULL;
+            last->u.ref.arg = (void *)(uintptr_t)cap;
         }
     }
+    uint8_t *dst = (last->kind == SEG_SMALL ? last->u.small : (uint8_t *)last->u.ref.p) + last->len;
     last->len += (uint32_t)len;
     conn->out_bytes += len;
     if (!write_blocked(conn))
         add_work(conn, WORK_FLUSH);
+    return dst;
+}
+
+/* Copies bytes to the output. */
+static void conn_write(struct http_conn *conn, const void *p, size_t len)
+{
+    uint8_t *dst = len > 0 ? out_space(conn, len) : NULL;
+    if (dst != NULL)
+        memcpy(dst, p, len);
 }
 
 /* Everything queued was written. */
@@ -1059,29 +1051,7 @@ uint8_t *http_conn_write_space(struct http_conn *conn, size_t len)
 {
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 || len > UINT32_MAX)
         return NULL;
-    struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
-                                               : NULL;
-    if (last == NULL || last->kind != SEG_OWNED ||
-        last->len + len > (size_t)(uintptr_t)last->u.ref.arg) {
-        size_t cap = len < OWNED_BLOCK_MIN ? OWNED_BLOCK_MIN : len;
-        uint8_t *block = malloc(cap);
-        if (block == NULL || (last = out_push(conn)) == NULL) {
-            free(block);
-            conn_lost(conn, "out of memory");
-            return NULL;
-        }
-        last->kind = SEG_OWNED;
-        last->len = 0;
-        last->u.ref.p = block;
-        last->u.ref.release = NULL;
-        last->u.ref.arg = (void *)(uintptr_t)cap;
-    }
-    uint8_t *dst = (uint8_t *)last->u.ref.p + last->len;
-    last->len += (uint32_t)len;
-    conn->out_bytes += len;
-    if (!write_blocked(conn))
-        add_work(conn, WORK_FLUSH);
-    return dst;
+    return out_space(conn, len);
 }
 
 size_t http_conn_output_pending(const struct http_conn *conn)

@@ -5,13 +5,14 @@
 #include "tests/unit/test.h"
 
 struct waiter {
-    struct deadline_node node; /* first, so the node's address is the waiter's */
+    int pad;
+    struct deadline_node node; /* not first: DEADLINE_OWNER finds the waiter */
     int id;
 };
 
 static int id_of(struct deadline_node *n)
 {
-    return n != NULL ? ((struct waiter *)(void *)n)->id : -1;
+    return n != NULL ? DEADLINE_OWNER(n, struct waiter, node)->id : -1;
 }
 
 static void test_order_and_expiry(void)
