@@ -1,5 +1,6 @@
 # Makefile: the one, non-recursive build of sioc.
 #   make            build everything into build/ (release, -Werror)
+#   make run        install what running needs, build the release binaries, start a local cluster + demo
 #   make test       install what is missing (make deps), then run every test; ends "N passed, M failed"
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS, or FUZZ_RUNS executions (clang 14)
 #   make fmt/lint   clang-format / cppcheck + clang-tidy
@@ -38,7 +39,7 @@ UNIT_NAMES := $(notdir $(UNIT_SRC:.c=))
 FUZZ_NAMES := $(patsubst fuzz_%,%,$(notdir $(FUZZ_SRC:.c=)))
 
 .SECONDARY:
-.PHONY: all test test-run deps fuzz fmt lint check-layers clean run
+.PHONY: all release test test-run deps deps-run fuzz fmt lint check-layers clean run
 all: $(BUILD)/libsioc_common.a $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) \
      $(addprefix $(BUILD)/asan/tests/,$(UNIT_NAMES)) $(addprefix $(BUILD)/asan/fuzz/replay_,$(FUZZ_NAMES)) \
      $(addprefix $(BUILD)/asan/net-tests/,$(NET_TEST_NAMES)) \
@@ -107,7 +108,13 @@ fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
 
 # ---- tests ----
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh test
+
+deps-run:
+	@scripts/deps.sh run
+
+# What `make run` and the Docker image need: the release binaries only (no sanitizer/fuzz builds).
+release: $(BUILD)/sioc-gateway $(BUILD)/sioc-broker
 
 test: deps
 	@$(MAKE) --no-print-directory test-run
@@ -115,7 +122,11 @@ test: deps
 test-run: all
 	@tests/run.sh
 
-run: deps all
+# The recipe's deps-run and release run in a sub-make, so `make -j run` never starts the cluster
+# before they are done. run-local.sh stops everything on SIGINT/SIGTERM (make forwards SIGTERM).
+run:
+	@$(MAKE) --no-print-directory deps-run
+	@$(MAKE) --no-print-directory release
 	@scripts/run-local.sh
 
 check-layers:

@@ -1,15 +1,27 @@
 #!/bin/sh
-# deps.sh (`make deps`): installs what sioc needs to build and test, only when it is missing:
-# Debian packages via apt-get (as root), and the npm test peers via `npm ci` from the committed
-# package-lock.json. Idempotent; silent and fast when everything is present.
+# deps.sh [run|test] (`make deps-run` / `make deps`): installs what sioc needs, only when it is
+# missing: Debian packages via apt-get (as root) and npm packages via `npm ci` from the committed
+# package-lock.json. `run` is what `make run` needs (compilers and C libraries for the release
+# build, redis-server, Python for the demo worker, the npm package that provides socket.io.js);
+# `test` (the default) adds the test peers, the sanitizer/fuzz toolchain and the validators of the
+# deployment files. Idempotent; silent and fast when everything is present.
 set -eu
 cd "$(dirname "$0")/.."
+mode=${1:-test}
 
-PACKAGES="build-essential pkg-config clang libclang-rt-14-dev clang-format clang-tidy cppcheck
-libevent-dev libhiredis-dev libmsgpack-dev libssl-dev zlib1g-dev
-redis-server nodejs npm chromium
-python3 python3-socketio python3-requests python3-websocket python3-redis python3-msgpack
-curl ca-certificates procps psmisc"
+RUN_PACKAGES="build-essential pkg-config libevent-dev libhiredis-dev libssl-dev zlib1g-dev
+redis-server nodejs npm python3 python3-redis python3-msgpack procps"
+TEST_PACKAGES="clang libclang-rt-14-dev clang-format clang-tidy cppcheck libmsgpack-dev chromium
+python3-socketio python3-requests python3-websocket python3-yaml
+haproxy docker-compose curl ca-certificates psmisc openssl"
+case "$mode" in
+run) PACKAGES=$RUN_PACKAGES ;;
+test) PACKAGES="$RUN_PACKAGES $TEST_PACKAGES" ;;
+*)
+    echo "usage: deps.sh [run|test]" >&2
+    exit 2
+    ;;
+esac
 
 missing=""
 for p in $PACKAGES; do
@@ -26,7 +38,7 @@ fi
 missing=$(echo "$missing" | tr -s ' ' | sed 's/^ //; s/ $//')
 if [ -n "$missing" ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        echo "deps: missing Debian packages: $missing (run 'make deps' as root)" >&2
+        echo "deps: missing Debian packages: $missing (run 'make deps' as root, or apt-get install them)" >&2
         exit 1
     fi
     echo "deps: installing $missing"
@@ -36,10 +48,18 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# npm test peers: reinstall only when the lock file changed since the last install.
-if [ -f package-lock.json ]; then
-    if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-        echo "deps: npm ci"
-        npm ci --no-audit --no-fund --loglevel=error >/dev/null
-    fi
+# npm: `run` needs only the runtime dependencies (socket.io-client, for socket.io.js); `test`
+# needs the dev dependencies too. A stamp per mode, newer than the lock file, means installed.
+# A full install satisfies `run`; a runtime-only install never removes a full one.
+full=node_modules/.sioc-npm-test
+runtime=node_modules/.sioc-npm-run
+fresh() { [ -f "$1" ] && [ ! package-lock.json -nt "$1" ]; }
+if [ "$mode" = test ] && ! fresh "$full"; then
+    echo "deps: npm ci"
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$full" "$runtime"
+elif [ "$mode" = run ] && ! fresh "$full" && ! fresh "$runtime"; then
+    echo "deps: npm ci --omit=dev"
+    npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
+    touch "$runtime"
 fi
