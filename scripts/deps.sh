@@ -5,15 +5,17 @@
 # build, redis-server, Python for the demo worker, the npm package that provides socket.io.js);
 # `test` (the default) adds the test peers, the sanitizer/fuzz toolchain and the validators of the
 # deployment files. Idempotent; silent and fast when everything is present.
+# `deps.sh MODE --list` prints MODE's Debian packages and npm install command, and installs nothing.
 set -eu
 cd "$(dirname "$0")/.."
 mode=${1:-test}
+list=${2:-}
 
 RUN_PACKAGES="build-essential pkg-config libevent-dev libhiredis-dev libssl-dev zlib1g-dev
-redis-server nodejs npm python3 python3-redis python3-msgpack procps"
+redis-server nodejs npm python3 python3-redis python3-msgpack procps curl"
 TEST_PACKAGES="clang libclang-rt-14-dev clang-format clang-tidy cppcheck libmsgpack-dev chromium
 python3-socketio python3-requests python3-websocket python3-yaml
-haproxy docker-compose curl ca-certificates psmisc openssl"
+haproxy docker-compose ca-certificates psmisc openssl"
 case "$mode" in
 run) PACKAGES=$RUN_PACKAGES ;;
 test) PACKAGES="$RUN_PACKAGES $TEST_PACKAGES" ;;
@@ -22,6 +24,12 @@ test) PACKAGES="$RUN_PACKAGES $TEST_PACKAGES" ;;
     exit 2
     ;;
 esac
+
+if [ "$list" = --list ]; then
+    echo "debian:" $PACKAGES
+    [ "$mode" = run ] && echo "npm: npm ci --omit=dev" || echo "npm: npm ci"
+    exit 0
+fi
 
 missing=""
 for p in $PACKAGES; do
