@@ -2,30 +2,42 @@
 
 Delivery (``upstream='stream'``, the default): the worker joins consumer group ``group`` on every
 ``P:up:<nsp>:<shard>`` stream (created with MKSTREAM if missing) and reads with XREADGROUP. For
-each entry it runs the handler, publishes the reply (and any broadcasts the handler made) and only
-then XACKs the entry, all in one ordered pipeline. This is **at-least-once**: a worker that dies
-or loses Redis between reading and XACK leaves the entry pending; it is read again by the same
-consumer name (pending entries are replayed first at start and after a reconnect) or, once idle
-for ``claim_idle_ms``, claimed by another consumer of the group (XAUTOCLAIM). A handler can thus
-run twice for one entry; ``worker.request.id`` (the stream id) is the idempotency key. A handler
-that raises, and a malformed entry, are logged and acknowledged (never retried, never fatal).
+each entry it runs the handler, publishes what is left to publish (the ack) and only then XACKs
+the entry. This is **at-least-once**: a worker that dies or loses Redis between reading and XACK
+leaves the entry pending; it is read again by the same consumer name (pending entries are
+replayed first at start and after a reconnect) or taken over by the next process that leases its
+stream. A handler can thus run twice for one entry; ``worker.request.id`` (the stream id) is the
+idempotency key. A handler that raises, and a malformed entry, are logged and acknowledged (never
+retried, never fatal).
+
+Concurrency and order: handlers run on a pool of ``pool_size`` threads. The events of one socket
+are handled one at a time, in the order the client sent them (pool.KeyedPool); events of
+different sockets run concurrently, so a handler that blocks delays only its own socket. Across
+processes of one group, each stream is leased to one process at a time (leases.ShardLeases) and
+every event of a socket is in one stream, so the order holds there too; the gateways'
+``upstream-shards`` (and ``shards`` here) is how many processes can share the work.
+
+The group defaults to ``sioc-<name>``, ``name`` being the application's name (by default the
+file name of the program that runs): two different applications on one Redis never take each
+other's events; two processes of one application share them.
 
 With ``upstream='pubsub'`` the worker SUBSCRIBEs ``P:up:<nsp>`` instead: at-most-once, no acks,
 and every worker subscribed receives every entry.
 
-Per-entry context: while a handler runs, ``emit`` to the sender, ``join_room``/``leave_room`` of
-the sender, ``disconnect`` of the sender and the return value (the ack) accumulate into ONE reply
-message, which the gateway applies in the order join, leave, ack, emit, disconnect. Broadcasts and
-operations on other sockets made by the handler are published right after that reply, in call
-order, so a ``join_room`` followed by an ``emit(..., to=room)`` reaches the sender as in
-Flask-SocketIO. Outside a handler every call is published immediately.
+Effects of a handler: in an event handler, ``emit``/``send`` to the sender, ``join_room``,
+``leave_room``, ``disconnect`` and broadcasts are published when called, in call order (as
+Flask-SocketIO does); the return value (the ack) goes last. In a ``connect`` handler they wait
+for the handler's answer (the socket is not connected before it), and go right after it.
 """
 
 import builtins
 import inspect
 import logging
 import os
+import re
+import signal
 import socket
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -34,6 +46,8 @@ import redis as redis_lib
 
 from . import protocol
 from .emitter import encode_broadcast
+from .leases import ShardLeases
+from .pool import KeyedPool
 from .protocol import ProtocolError, Reply, UnsupportedError
 
 __all__ = ["Worker", "Request"]
@@ -65,13 +79,19 @@ class Request:
 
 
 class _Context:
-    """The reply being accumulated for the entry a handler is running for."""
+    """What the handler of one entry has done so far.
 
-    def __init__(self, entry):
+    ``publish``: set for event entries handled by the consuming loop, whose effects are
+    published when called; otherwise (connect handlers, :meth:`Worker.dispatch` alone) the
+    sender's effects accumulate in ``reply`` and everything else in ``outbox``.
+    """
+
+    def __init__(self, entry, publish=None):
         self.entry = entry
         self.request = Request(entry)
         self.reply = Reply(entry.nsp, entry.sid)
         self.can_reply = entry.type != "disconnect"  # the socket is gone after a disconnect
+        self.publish = publish if entry.type == "event" else None
         self.outbox = []  # (channel, bytes) published after the reply, in call order
 
     def owns(self, sid, nsp):
@@ -114,6 +134,13 @@ def _refusal(exc):
     return (str(args[0]), list(args[1:]))
 
 
+def default_name():
+    """The application's name: the running program's file name without its extension."""
+    main = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else "app"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.splitext(os.path.basename(main))[0])
+    return stem.strip("-.") if stem.strip("-.") not in ("", "__main__") else "app"
+
+
 def _rooms(target):
     if isinstance(target, (list, tuple, set, frozenset)):
         return list(target)
@@ -125,13 +152,15 @@ class Worker:
 
     ``namespaces`` and ``shards`` must match the gateways' ``namespaces`` and
     ``upstream-shards``; ``key_prefix`` and ``adapter_key`` their ``key-prefix`` and
-    ``adapter-key``. ``consumer`` defaults to ``<hostname>-<pid>``.
+    ``adapter-key``. ``consumer`` defaults to ``<hostname>-<pid>``; ``group`` to
+    ``sioc-<name>`` (``name``: the program's file name). ``pool_size`` threads run handlers;
+    ``lease_ms`` bounds how long a stream stays with a process that stopped renewing its lease.
     """
 
     def __init__(self, redis_url="redis://127.0.0.1:6379", key_prefix="sioc", namespaces=("/",),
-                 shards=1, group="workers", consumer=None, *, upstream="stream",
-                 adapter_key="socket.io", count=64, block_ms=1000, claim_idle_ms=60000,
-                 start_id="0", client=None, logger=None):
+                 shards=1, group=None, consumer=None, *, name=None, pool_size=8,
+                 upstream="stream", adapter_key="socket.io", count=64, block_ms=1000,
+                 lease_ms=10000, start_id="0", client=None, logger=None):
         if upstream not in ("stream", "pubsub"):
             raise ValueError("upstream must be 'stream' or 'pubsub'")
         if isinstance(namespaces, str):
@@ -143,32 +172,41 @@ class Worker:
         if int(shards) < 1:
             raise ValueError("shards must be >= 1")
         self.redis = client if client is not None else redis_lib.Redis.from_url(redis_url)
+        self.redis_url = redis_url if client is None else repr(client)
         self.key_prefix = key_prefix
         self.namespaces = namespaces
         self.shards = int(shards)
-        self.group = group
+        self.name = name or default_name()
+        self.group = group or "sioc-" + self.name
         self.consumer = consumer or "%s-%d" % (socket.gethostname(), os.getpid())
+        self.pool_size = int(pool_size)
         self.upstream = upstream
         self.adapter_key = adapter_key
         self.count = count
         self.block_ms = block_ms
-        self.claim_idle_ms = claim_idle_ms
         self.start_id = start_id
         self.logger = logger or logging.getLogger("sioc")
         self._handlers = {}
         self._entry_hooks = []
         self._local = threading.local()
         self._sid_nodes = OrderedDict()  # (nsp, sid) -> node, learned from entries
+        self._sid_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ready = False
+        self._setups = 0
         self._pubsub = None
         self._cursors = {}
-        self._last_claim = float("-inf")
+        self._pool = None
+        self._busy = {}  # stream -> entries of it submitted and not finished
+        self._busy_lock = threading.Lock()
         if upstream == "stream":
             self._sources = [protocol.stream_key(key_prefix, nsp, s)
                              for nsp in namespaces for s in range(self.shards)]
+            self._leases = ShardLeases(self.redis, key_prefix, self.group, self.consumer,
+                                       self._sources, lease_ms)
         else:
             self._sources = [protocol.pubsub_channel(key_prefix, nsp) for nsp in namespaces]
+            self._leases = None
 
     # ---- registration ----
 
@@ -234,7 +272,7 @@ class Worker:
             elif not ctx.can_reply:
                 self.logger.debug("emit %r to a disconnected socket dropped", event)
             else:
-                ctx.reply.emit.append([event] + list(args))
+                self._to_sender(ctx, lambda reply: reply.emit.append([event] + list(args)))
             return
         rooms = [] if target is None else _rooms(target)
         excluded = [] if skip_sid is None else _rooms(skip_sid)
@@ -274,7 +312,7 @@ class Worker:
 
         if ctx is not None and ctx.owns(sid, nsp):
             if ctx.can_reply:
-                apply(ctx.reply)
+                self._to_sender(ctx, apply)
             return
         self._to_other(sid, nsp, apply)
 
@@ -286,15 +324,23 @@ class Worker:
             if ctx is None:
                 raise ValueError("disconnect() outside a handler needs a sid")
             sid = ctx.entry.sid
-        if ctx is not None and ctx.owns(sid, nsp):
-            if ctx.can_reply:
-                ctx.reply.disconnect = True
-            return
-
         def apply(reply):
             reply.disconnect = True
 
+        if ctx is not None and ctx.owns(sid, nsp):
+            if ctx.can_reply:
+                self._to_sender(ctx, apply)
+            return
         self._to_other(sid, nsp, apply)
+
+    def _to_sender(self, ctx, apply):
+        """An effect on the sender: published now (event handlers) or into the reply."""
+        if ctx.publish is None:
+            apply(ctx.reply)
+            return
+        reply = Reply(ctx.entry.nsp, ctx.entry.sid)
+        apply(reply)
+        ctx.publish(self._node_messages(ctx.entry.node, reply))
 
     def _to_other(self, sid, nsp, apply):
         """A reply to a socket other than the sender: needs the node that holds it."""
@@ -305,12 +351,12 @@ class Worker:
             return False
         reply = Reply(nsp, sid)
         apply(reply)
-        channel = protocol.node_channel(self.key_prefix, node)
-        self._out([(channel, m) for m in reply.encode()])
+        self._out(self._node_messages(node, reply))
         return True
 
     def _node_of(self, nsp, sid):
-        node = self._sid_nodes.get((nsp, sid))
+        with self._sid_lock:
+            node = self._sid_nodes.get((nsp, sid))
         if node is not None:
             return node
         try:  # the broker's registry mirror (DESIGN.md 3.4), when a broker runs
@@ -321,9 +367,13 @@ class Worker:
             return None
         return node.decode("utf-8", "replace")
 
+    def _node_messages(self, node, reply):
+        channel = protocol.node_channel(self.key_prefix, node)
+        return [(channel, m) for m in reply.encode()]
+
     def _out(self, messages):
         ctx = self._ctx()
-        if ctx is not None:
+        if ctx is not None and ctx.publish is None:
             ctx.outbox.extend(messages)
         elif messages:
             self._publish(messages)
@@ -340,19 +390,22 @@ class Worker:
 
     def _remember(self, entry):
         key = (entry.nsp, entry.sid)
-        if entry.type == "disconnect":
-            self._sid_nodes.pop(key, None)
-            return
-        self._sid_nodes[key] = entry.node
-        self._sid_nodes.move_to_end(key)
-        while len(self._sid_nodes) > _SID_CACHE_MAX:
-            self._sid_nodes.popitem(last=False)
+        with self._sid_lock:
+            if entry.type == "disconnect":
+                self._sid_nodes.pop(key, None)
+                return
+            self._sid_nodes[key] = entry.node
+            self._sid_nodes.move_to_end(key)
+            while len(self._sid_nodes) > _SID_CACHE_MAX:
+                self._sid_nodes.popitem(last=False)
 
-    def dispatch(self, entry):
-        """Runs the handler for one decoded entry; returns the ``[(channel, bytes)]`` to publish.
+    def dispatch(self, entry, publish=None):
+        """Runs the handler for one decoded entry; returns the ``[(channel, bytes)]`` still to
+        publish (the ack, and everything when ``publish`` is None).
 
-        Never raises for handler errors (they are logged). Used by the consuming loop; public so
-        that applications can test their handlers without Redis.
+        ``publish(messages)``: where an event handler's effects go when called (the consuming
+        loop passes the Redis publisher); without it they are returned, so that applications
+        can test their handlers without Redis. Never raises for handler errors (logged).
         """
         self._remember(entry)
         for hook in self._entry_hooks:
@@ -360,7 +413,7 @@ class Worker:
                 hook(entry)
             except Exception:
                 self.logger.exception("entry hook failed")
-        ctx = _Context(entry)
+        ctx = _Context(entry, publish)
         self._local.ctx = ctx
         try:
             if entry.type == "event":
@@ -372,8 +425,7 @@ class Worker:
             self._local.ctx = None
 
     def _reply_messages(self, ctx):
-        channel = protocol.node_channel(self.key_prefix, ctx.entry.node)
-        return [(channel, m) for m in ctx.reply.encode()]
+        return self._node_messages(ctx.entry.node, ctx.reply)
 
     def _on_event(self, ctx):
         e = ctx.entry
@@ -390,6 +442,8 @@ class Worker:
             if e.ack is not None:
                 ctx.reply.ack = (e.ack, _ack_args(result))
             return self._reply_messages(ctx) + ctx.outbox
+        except redis_lib.exceptions.RedisError:
+            raise  # an effect could not be published: the entry stays pending, replayed later
         except Exception:
             self.logger.exception("handler for %r in %s failed (sid %s)", e.event, e.nsp, e.sid)
             return []
@@ -475,7 +529,8 @@ class Worker:
     # ---- consuming ----
 
     def setup(self):
-        """Creates the consumer groups (stream mode) or subscribes (pubsub mode)."""
+        """Creates the consumer groups and takes stream leases (stream mode) or subscribes
+        (pubsub mode); logs what the worker consumes. Called again after a Redis error."""
         if self.upstream == "stream":
             for key in self._sources:
                 try:
@@ -483,7 +538,8 @@ class Worker:
                 except redis_lib.exceptions.ResponseError as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
-            self._cursors = {key: "0" for key in self._sources}  # replay own pending first
+            self._cursors = {key: "0" for key in self._leases.held}  # own pending first
+            self._take_over(self._leases.tick(self._stream_busy, force=True))
         else:
             if self._pubsub is not None:
                 self._pubsub.close()
@@ -496,26 +552,79 @@ class Worker:
                 msg = self._pubsub.get_message(timeout=0.1)
                 if msg is not None and msg["type"] == "subscribe":
                     confirmed += 1
+        if self._pool is None:
+            self._pool = KeyedPool(self.pool_size, on_error=self._task_failed)
         self._ready = True
+        self._setups += 1
+        self.logger.info("sioc worker %s: %s redis %s, namespaces %s, %s, consumer %s, "
+                         "%d handler threads%s", self.name,
+                         "consuming from" if self._setups == 1 else "reconnected to",
+                         self.redis_url, ",".join(self.namespaces),
+                         ("group %s, %d shard(s)" % (self.group, self.shards))
+                         if self.upstream == "stream" else "pubsub (at-most-once)",
+                         self.consumer, self.pool_size, self._lease_note())
+
+    def _lease_note(self):
+        if self._leases is None:
+            return ""
+        return ", reading %d of %d streams" % (len(self._leases.readable()), len(self._sources))
+
+    def _take_over(self, streams):
+        """Streams just leased: their pending entries (whoever read them) are read first."""
+        for key in streams:
+            start = "0-0"
+            while True:
+                resp = self.redis.xautoclaim(key, self.group, self.consumer, 0, start_id=start,
+                                             count=self.count)  # read again below, in order
+                start = resp[0].decode() if isinstance(resp[0], bytes) else resp[0]
+                if start == "0-0":
+                    break
+            self._cursors[key] = "0"
+
+    def _stream_busy(self, key):
+        with self._busy_lock:
+            return self._busy.get(key, 0) > 0
+
+    def _task_failed(self, exc):
+        self.logger.error("entry not acknowledged (it will be replayed): %s", exc)
 
     def run_once(self, timeout_ms=1000):
-        """Waits up to ``timeout_ms`` for entries, handles what arrived; returns how many."""
+        """Waits up to ``timeout_ms`` for entries and handles what arrived (returns when their
+        handlers have finished); returns how many entries were read."""
+        read = self._consume(timeout_ms)
+        self._pool.wait_below(1, None)
+        return read
+
+    def _consume(self, timeout_ms):
+        """Reads what arrived (waiting up to ``timeout_ms``) and submits it to the pool."""
         if not self._ready:
             self.setup()
+        # back-pressure: read ahead at most a few entries per handler thread
+        while not self._pool.wait_below(self.pool_size * 4, 0.2):
+            if self._stopping.is_set():
+                return 0
         if self.upstream == "stream":
             return self._poll_stream(timeout_ms)
         return self._poll_pubsub(timeout_ms)
 
     def _poll_stream(self, timeout_ms):
-        handled = 0
-        if self._cursors:
+        acquired = self._leases.tick(self._stream_busy)
+        if acquired:
+            self._take_over(acquired)
+            self.logger.info("leased %s%s", ", ".join(acquired), self._lease_note())
+        readable = self._leases.readable()
+        for key in list(self._cursors):
+            if key not in readable:
+                del self._cursors[key]
+        if self._cursors:  # pending entries of this consumer first
             try:
                 resp = self.redis.xreadgroup(self.group, self.consumer, dict(self._cursors),
                                              count=self.count) or []
             except TypeError:  # redis-py cannot parse a pending entry trimmed away meanwhile
-                self.logger.warning("pending entries unreadable; left to XAUTOCLAIM")
+                self.logger.warning("pending entries unreadable; skipped")
                 self._cursors = {}
                 resp = []
+            handled = 0
             for key, entries in resp:
                 key = key.decode() if isinstance(key, bytes) else key
                 if not entries:
@@ -525,25 +634,40 @@ class Worker:
                 handled += self._handle_stream(key, entries)
             if handled:
                 return handled
-        if self.claim_idle_ms and time.monotonic() - self._last_claim >= self.claim_idle_ms / 2e3:
-            self._last_claim = time.monotonic()
-            for key in self._sources:
-                resp = self.redis.xautoclaim(key, self.group, self.consumer, self.claim_idle_ms,
-                                             start_id="0-0", count=self.count)
-                handled += self._handle_stream(key, resp[1] if resp else [])
-            if handled:
-                return handled
-        resp = self.redis.xreadgroup(self.group, self.consumer,
-                                     {key: ">" for key in self._sources}, count=self.count,
-                                     block=timeout_ms if timeout_ms > 0 else None) or []
+        if not readable:  # standing by: every stream is leased to other processes
+            self._stopping.wait(min(timeout_ms, self._leases.lease_ms / 3) / 1000)
+            return 0
+        block = min(timeout_ms, self._leases.lease_ms // 3)  # wake up to renew the leases
+        resp = self.redis.xreadgroup(self.group, self.consumer, {key: ">" for key in readable},
+                                     count=self.count, block=block if block > 0 else None) or []
+        handled = 0
         for key, entries in resp:
             key = key.decode() if isinstance(key, bytes) else key
             handled += self._handle_stream(key, entries)
         return handled
 
+    def _submit(self, entry, key=None):
+        """Runs ``entry``'s handler on the pool after the socket's earlier entries; then
+        publishes what is left and acknowledges the entry (stream ``key``)."""
+        ack = (key, entry.id) if key is not None and entry.id is not None else None
+        if key is not None:
+            with self._busy_lock:
+                self._busy[key] = self._busy.get(key, 0) + 1
+
+        def task():
+            try:
+                messages = self._dispatch_safe(entry)
+                if messages or ack is not None:
+                    self._publish(messages, ack=ack)
+            finally:
+                if key is not None:
+                    with self._busy_lock:
+                        self._busy[key] -= 1
+
+        self._pool.submit((entry.nsp, entry.sid), task)
+
     def _handle_stream(self, key, entries):
         for entry_id, fields in entries:
-            messages = []
             try:
                 entry = protocol.decode_stream_entry(entry_id, fields)
             except UnsupportedError as exc:
@@ -551,8 +675,9 @@ class Worker:
             except ProtocolError as exc:
                 self.logger.warning("malformed entry %s on %s skipped: %s", entry_id, key, exc)
             else:
-                messages = self._dispatch_safe(entry)
-            self._publish(messages, ack=(key, entry_id) if entry_id is not None else None)
+                self._submit(entry, key)
+                continue
+            self._publish([], ack=(key, entry_id))
         return len(entries)
 
     def _poll_pubsub(self, timeout_ms):
@@ -576,28 +701,63 @@ class Worker:
             except ProtocolError as exc:
                 self.logger.warning("malformed message on %s skipped: %s", msg["channel"], exc)
                 continue
-            messages = self._dispatch_safe(entry)
-            if messages:
-                self._publish(messages)
+            self._submit(entry)
         return handled
 
-    def run(self):
-        """Consumes until :meth:`stop` (within ``block_ms``). Redis errors are logged and
-        retried with backoff; nothing a handler or an entry does ends the loop. A stopped
+    def _dispatch_safe(self, entry):
+        try:
+            return self.dispatch(entry, publish=self._publish)
+        except (TypeError, ValueError, OverflowError) as exc:  # unencodable handler output
+            self.logger.error("reply to %s in %s not encodable: %s", entry.sid, entry.nsp, exc)
+            return []
+
+    def run(self, handle_signals=True):
+        """Consumes until :meth:`stop` (within ``block_ms``), then lets the handlers in flight
+        finish, gives its stream leases up and returns. Redis errors are logged and retried
+        with backoff; nothing a handler or an entry does ends the loop. Called from the main
+        thread with ``handle_signals``, SIGINT and SIGTERM stop it (no traceback). A stopped
         worker stays stopped (a stop() that comes before run() makes it return at once)."""
+        previous = self._install_signals() if handle_signals else {}
         backoff = 0.1
-        while not self._stopping.is_set():
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._consume(self.block_ms)
+                    backoff = 0.1
+                except Exception as exc:
+                    if isinstance(exc, redis_lib.exceptions.RedisError):
+                        self.logger.warning("redis: %s; retrying in %.1fs", exc, backoff)
+                    else:
+                        self.logger.exception("worker loop error; retrying in %.1fs", backoff)
+                    self._ready = False
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+            self._finish()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _install_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: self.stop())
+        return previous
+
+    def _finish(self):
+        if self._pool is not None:
+            pending = self._pool.pending
+            if pending:
+                self.logger.info("stopping: finishing %d entries in flight", pending)
+            self._pool.close()
+            self._pool = None
+        if self._leases is not None:
             try:
-                self.run_once(self.block_ms)
-                backoff = 0.1
-            except Exception as exc:
-                if isinstance(exc, redis_lib.exceptions.RedisError):
-                    self.logger.warning("redis: %s; retrying in %.1fs", exc, backoff)
-                else:
-                    self.logger.exception("worker loop error; retrying in %.1fs", backoff)
-                self._ready = False
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                self._leases.release_all()
+            except redis_lib.exceptions.RedisError as exc:
+                self.logger.warning("stream leases not released (they expire): %s", exc)
+        self.logger.info("sioc worker %s stopped", self.name)
 
     def stop(self):
         """Makes :meth:`run` return (safe from signal handlers and other threads)."""
@@ -609,7 +769,10 @@ class Worker:
         return self._stopping.is_set()
 
     def close(self):
-        """Releases the Redis connections."""
+        """Ends the handler threads and releases the Redis connections."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._pubsub is not None:
             self._pubsub.close()
             self._pubsub = None

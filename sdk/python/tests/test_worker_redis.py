@@ -80,6 +80,7 @@ class RedisCase(unittest.TestCase):
 
     def worker(self, **kw):
         kw.setdefault("namespaces", ["/", "/chat"])
+        kw.setdefault("group", "workers")
         w = sioc.Worker(redis_url=self.url, consumer="c1", **kw)
         self.workers.append(w)
         w.setup()
@@ -142,6 +143,27 @@ class WorkerRedis(RedisCase):
             self.assertEqual(self.r.xinfo_groups(key)[0]["name"], b"workers")
         self.worker(shards=2).setup()  # BUSYGROUP ignored
 
+    def test_default_group_is_the_applications(self):
+        chat = sioc.Worker(redis_url=self.url, name="chat-app")
+        self.assertEqual(chat.group, "sioc-chat-app")
+        other = sioc.Worker(redis_url=self.url, name="billing")
+        self.assertEqual(other.group, "sioc-billing")
+        for w in (chat, other):
+            self.workers.append(w)
+            w.setup()
+        self.assertEqual(sorted(g["name"] for g in self.r.xinfo_groups("sioc:up:/:0")),
+                         [b"sioc-billing", b"sioc-chat-app"])
+        # two applications each get every entry, in their own group
+        got = {"chat": [], "billing": []}
+        chat.on("e", lambda sid, n: got["chat"].append(n))
+        other.on("e", lambda sid, n: got["billing"].append(n))
+        for n in range(3):
+            self.xadd_event("e", [n])
+        self.run_until(chat, 3)
+        self.run_until(other, 3)
+        self.assertEqual(got, {"chat": [0, 1, 2], "billing": [0, 1, 2]})
+        self.assertEqual(sioc.worker.default_name(), sioc.worker.default_name())
+
     def test_echo_with_ack(self):
         w = self.worker()
 
@@ -153,15 +175,16 @@ class WorkerRedis(RedisCase):
         ps = self.subscribe("sioc:node:*")
         self.xadd_event("echo", ["hello", {"n": 1}], ack=4)
         self.run_until(w, 1)
-        (channel, data), = self.messages(ps, 1)
+        (channel, emitted), (_, acked) = self.messages(ps, 2)
         self.assertEqual(channel, "sioc:node:n1")
-        self.assertEqual(msgpack.unpackb(data), {
+        self.assertEqual(msgpack.unpackb(emitted), {  # published when called
+            "t": "reply", "nsp": "/", "sid": "sid1", "emit": [["echo", "hello", {"n": 1}]]})
+        self.assertEqual(msgpack.unpackb(acked), {  # the return value, last
             "t": "reply", "nsp": "/", "sid": "sid1",
-            "ack": {"id": 4, "args": ["hello", {"n": 1}]},
-            "emit": [["echo", "hello", {"n": 1}]]})
+            "ack": {"id": 4, "args": ["hello", {"n": 1}]}})
         self.assertEqual(self.pending(), 0)  # XACKed after publishing
 
-    def test_join_and_emit_in_one_reply_then_room_broadcast(self):
+    def test_effects_published_in_call_order(self):
         w = self.worker()
 
         @w.on("join", namespace="/chat")
@@ -175,16 +198,16 @@ class WorkerRedis(RedisCase):
         ps = self.subscribe("sioc:node:*", "socket.io#*")
         self.xadd_event("join", ["room1"], nsp="/chat", ack=0)
         self.run_until(w, 1)
-        msgs = self.messages(ps, 3, timeout=1.0)
-        self.assertEqual(len(msgs), 2)
-        self.assertEqual(msgs[0][0], "sioc:node:n1")  # the reply (with the join) comes first
-        m = msgpack.unpackb(msgs[0][1])
-        self.assertEqual(list(m), ["t", "nsp", "sid", "ack", "emit", "join"])
-        self.assertEqual(m, {"t": "reply", "nsp": "/chat", "sid": "sid1",
-                             "ack": {"id": 0, "args": [True]},
-                             "emit": [["before"], ["after", 1]], "join": ["room1"]})
-        self.assertEqual(msgs[1], ("socket.io#/chat#room1#",
-                                   encode_broadcast("/chat", "joined", ["room1"], ["room1"])[1]))
+        msgs = self.messages(ps, 6, timeout=1.0)
+        base = {"t": "reply", "nsp": "/chat", "sid": "sid1"}
+        self.assertEqual([c for c, _ in msgs], ["sioc:node:n1", "sioc:node:n1",
+                                                "socket.io#/chat#room1#", "sioc:node:n1",
+                                                "sioc:node:n1"])
+        self.assertEqual(msgpack.unpackb(msgs[0][1]), dict(base, emit=[["before"]]))
+        self.assertEqual(msgpack.unpackb(msgs[1][1]), dict(base, join=["room1"]))
+        self.assertEqual(msgs[2][1], encode_broadcast("/chat", "joined", ["room1"], ["room1"])[1])
+        self.assertEqual(msgpack.unpackb(msgs[3][1]), dict(base, emit=[["after", 1]]))
+        self.assertEqual(msgpack.unpackb(msgs[4][1]), dict(base, ack={"id": 0, "args": [True]}))
 
     def test_binary_round_trip(self):
         w = self.worker()
@@ -199,11 +222,11 @@ class WorkerRedis(RedisCase):
         ps = self.subscribe("sioc:node:*")
         self.xadd_event("bin", [blob, {"len": 256}], ack=1)
         self.run_until(w, 1)
-        (_, data), = self.messages(ps, 1)
-        self.assertIn(b"\xc5\x01\x00" + blob, data)  # bin 16, not str
-        m = msgpack.unpackb(data)
-        self.assertEqual(m["ack"], {"id": 1, "args": [blob]})
-        self.assertEqual(m["emit"], [["bin", blob[::-1], {"nested": b"\x00\x01"}]])
+        (_, emitted), (_, acked) = self.messages(ps, 2)
+        self.assertIn(b"\xc5\x01\x00" + blob, acked)  # bin 16, not str
+        self.assertEqual(msgpack.unpackb(acked)["ack"], {"id": 1, "args": [blob]})
+        self.assertEqual(msgpack.unpackb(emitted)["emit"],
+                         [["bin", blob[::-1], {"nested": b"\x00\x01"}]])
 
     def test_connect_accept_and_reject_with_rid(self):
         w = self.worker()
@@ -224,6 +247,7 @@ class WorkerRedis(RedisCase):
         self.xadd_connect({"uid": "u2"}, sid="d")  # no rid: a notification; the join still applies
         self.run_until(w, 4)
         got = [msgpack.unpackb(d) for _, d in self.messages(ps, 4, timeout=1.0)]
+        got.sort(key=lambda m: m.get("rid", "z"))  # different sockets: handled concurrently
         self.assertEqual(got, [
             {"t": "connect", "rid": "rid-a", "ok": False,
              "error": {"message": "go away", "data": {"reason": "test"}}},
@@ -301,8 +325,7 @@ class WorkerRedis(RedisCase):
         self.worker()
         self.xadd_event("echo", ["orphan"], ack=6)
         self.r.xreadgroup("workers", "dead", {"sioc:up:/:0": ">"}, count=10)
-        time.sleep(0.06)
-        w = self.worker(claim_idle_ms=50)
+        w = self.worker()  # leases the stream: takes its pending entries over at once
         w.on("echo", lambda sid, *a: a)
         ps = self.subscribe("sioc:node:*")
         self.run_until(w, 1)
