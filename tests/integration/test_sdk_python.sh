@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.." || exit 2
 export PYTHONDONTWRITEBYTECODE=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-PYTHONPATH=sdk/python${PYTHONPATH:+:$PYTHONPATH} timeout -k 5 55 \
+PYTHONPATH=sdk/python${PYTHONPATH:+:$PYTHONPATH} timeout -k 5 170 \
     /usr/bin/python3 -m unittest discover -s sdk/python/tests -v >"$log" 2>&1
 rc=$?
 cat "$log"

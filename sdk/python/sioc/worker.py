@@ -199,16 +199,20 @@ class Worker:
         self._pool = None
         self._busy = {}  # stream -> entries of it submitted and not finished
         self._busy_lock = threading.Lock()
-        if upstream == "stream":
-            self._sources = [protocol.stream_key(key_prefix, nsp, s)
-                             for nsp in namespaces for s in range(self.shards)]
-            self._leases = ShardLeases(self.redis, key_prefix, self.group, self.consumer,
-                                       self._sources, lease_ms)
-        else:
-            self._sources = [protocol.pubsub_channel(key_prefix, nsp) for nsp in namespaces]
-            self._leases = None
+        self.lease_ms = int(lease_ms)
+        self._sources = []   # streams or channels: fixed by the first setup()
+        self._leases = None  # stream mode, from the first setup()
 
     # ---- registration ----
+
+    def add_namespace(self, nsp):
+        """Consumes namespace ``nsp`` too (before the worker starts consuming)."""
+        if not isinstance(nsp, str) or not nsp.startswith("/"):
+            raise ValueError("namespace %r does not start with '/'" % (nsp,))
+        if self._sources:
+            raise RuntimeError("namespaces are fixed once the worker has started")
+        if nsp not in self.namespaces:
+            self.namespaces.append(nsp)
 
     def on(self, event, handler=None, namespace=None):
         """Registers ``handler`` for ``event`` ('connect', 'disconnect', '*' or an event name).
@@ -470,8 +474,8 @@ class Worker:
             self.logger.exception("connect handler in %s failed (sid %s)", e.nsp, e.sid)
             ok = False
         else:
-            if result is False:
-                ok = False
+            if result is False:  # python-socketio's answer to a connect handler's False
+                ok, error = False, ("Connection rejected by server",)
             elif isinstance(result, dict):  # {"uid", "rooms", "data"}: all optional
                 uid = result.get("uid")
                 rooms = list(result.get("rooms") or [])
@@ -531,6 +535,8 @@ class Worker:
     def setup(self):
         """Creates the consumer groups and takes stream leases (stream mode) or subscribes
         (pubsub mode); logs what the worker consumes. Called again after a Redis error."""
+        if not self._sources:
+            self._prepare_sources()
         if self.upstream == "stream":
             for key in self._sources:
                 try:
@@ -563,6 +569,18 @@ class Worker:
                          ("group %s, %d shard(s)" % (self.group, self.shards))
                          if self.upstream == "stream" else "pubsub (at-most-once)",
                          self.consumer, self.pool_size, self._lease_note())
+
+    def _prepare_sources(self):
+        if not self.namespaces:
+            raise ValueError("the worker consumes no namespace")
+        if self.upstream == "stream":
+            self._sources = [protocol.stream_key(self.key_prefix, nsp, s)
+                             for nsp in self.namespaces for s in range(self.shards)]
+            self._leases = ShardLeases(self.redis, self.key_prefix, self.group, self.consumer,
+                                       self._sources, self.lease_ms)
+        else:
+            self._sources = [protocol.pubsub_channel(self.key_prefix, nsp)
+                             for nsp in self.namespaces]
 
     def _lease_note(self):
         if self._leases is None:
@@ -635,9 +653,9 @@ class Worker:
             if handled:
                 return handled
         if not readable:  # standing by: every stream is leased to other processes
-            self._stopping.wait(min(timeout_ms, self._leases.lease_ms / 3) / 1000)
+            self._stopping.wait(min(timeout_ms, self.lease_ms / 3) / 1000)
             return 0
-        block = min(timeout_ms, self._leases.lease_ms // 3)  # wake up to renew the leases
+        block = min(timeout_ms, self.lease_ms // 3)  # wake up to renew the leases
         resp = self.redis.xreadgroup(self.group, self.consumer, {key: ">" for key in readable},
                                      count=self.count, block=block if block > 0 else None) or []
         handled = 0

@@ -1,0 +1,508 @@
+"""Flask-SocketIO's API on a sioc cluster: a program moves by changing its import.
+
+    from sioc.flask import SocketIO, emit, send, join_room, leave_room, close_room, rooms, \\
+        disconnect, Namespace, ConnectionRefusedError
+
+    socketio = SocketIO(app, message_queue="redis://127.0.0.1:6379")
+
+    @socketio.on("my event", namespace="/test")
+    def handle(data):                 # Flask-SocketIO's arguments: no sid
+        emit("my response", data)     # to the sender, now
+        return "ok"                   # the client's ack
+
+    socketio.run(app)                 # runs the worker (and the app's own routes, if any)
+
+What differs from Flask-SocketIO (see docs/migrating-from-flask-socketio.md): the sockets live on
+the sioc gateways, so this process is a worker of the cluster: handlers run on a thread pool
+(one socket's events in order), several processes can share the work, and ``socketio.run``
+serves no Socket.IO endpoint itself. Handlers run inside the app's request context, built from
+the socket's handshake (``request.args``, ``request.headers``, ``request.remote_addr``) with
+``request.sid``, ``request.namespace`` and ``request.event``; ``flask.session`` is per socket and
+kept in Redis (``<prefix>:sock:<group>:<sid>``), so any worker process sees it.
+"""
+
+import builtins
+import inspect
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+
+import flask
+import msgpack
+from flask.sessions import session_json_serializer
+
+from . import protocol
+from .exceptions import ConnectionRefusedError
+from .worker import Worker
+
+__all__ = ["SocketIO", "Namespace", "emit", "send", "join_room", "leave_room", "close_room",
+           "rooms", "disconnect", "ConnectionRefusedError"]
+
+_SOCKETS_LEAVE = 3  # @socket.io/redis-adapter request type REMOTE_LEAVE (emitter socketsLeave)
+_current = threading.local()  # the SocketIO whose handler runs on this thread
+
+
+def _arity(fn):
+    """Positional parameters ``fn`` takes (many for *args)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    n = 0
+    for p in params:
+        if p.kind == p.VAR_POSITIONAL:
+            return 99
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            n += 1
+    return n
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class _SocketSession(dict):
+    """``flask.session`` of one socket: a dict that knows whether a handler changed it."""
+
+    modified = False
+    permanent = False
+    new = False
+    accessed = True
+
+    def _changed(self):
+        self.modified = True
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def pop(self, *args):
+        self._changed()
+        return super().pop(*args)
+
+    def popitem(self):
+        self._changed()
+        return super().popitem()
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self._changed()
+        return super().setdefault(key, default)
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()
+
+
+class Namespace:
+    """A class-based namespace: method ``on_<event>`` handles ``<event>`` (``on_connect``,
+    ``on_disconnect`` too). Decorator handlers of the same event take precedence."""
+
+    def __init__(self, namespace=None):
+        self.namespace = namespace or "/"
+        self.socketio = None
+
+    def trigger_event(self, event, *args):
+        handler = getattr(self, "on_" + (event or ""), None)
+        if handler is None:
+            return None
+        return handler(*args)
+
+    def emit(self, event, *args, **kwargs):
+        kwargs.setdefault("namespace", self.namespace)
+        return emit(event, *args, **kwargs)
+
+    def send(self, data, **kwargs):
+        kwargs.setdefault("namespace", self.namespace)
+        return send(data, **kwargs)
+
+    def close_room(self, room, namespace=None):
+        return self.socketio.close_room(room, namespace=namespace or self.namespace)
+
+    def enter_room(self, sid, room, namespace=None):
+        return join_room(room, sid=sid, namespace=namespace or self.namespace)
+
+    def leave_room(self, sid, room, namespace=None):
+        return leave_room(room, sid=sid, namespace=namespace or self.namespace)
+
+    def rooms(self, sid=None, namespace=None):
+        return rooms(sid=sid, namespace=namespace or self.namespace)
+
+    def disconnect(self, sid=None, namespace=None):
+        return disconnect(sid=sid, namespace=namespace or self.namespace)
+
+
+class SocketIO:
+    """Flask-SocketIO's ``SocketIO``, as a worker of a sioc cluster.
+
+    ``message_queue``: the cluster's Redis URL (default ``$SIOC_REDIS_URL`` or
+    ``redis://127.0.0.1:6379``). Keyword options of :class:`sioc.Worker` (``key_prefix``,
+    ``shards``, ``pool_size``, ``name``, ``group``, ``namespaces``, ...) are passed on; those of
+    Flask-SocketIO that belong to the gateways (``cors_allowed_origins``, ``async_mode``,
+    ``ping_interval``, ...) are accepted and ignored with a log line.
+    """
+
+    _WORKER_OPTIONS = ("key_prefix", "shards", "group", "consumer", "name", "pool_size",
+                       "upstream", "adapter_key", "count", "block_ms", "lease_ms", "start_id",
+                       "client", "logger")
+
+    def __init__(self, app=None, message_queue=None, namespaces=None, manage_session=True,
+                 session_ttl=86400, **kwargs):
+        self.logger = kwargs.get("logger") or logging.getLogger("sioc.flask")
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in self._WORKER_OPTIONS}
+        if kwargs:
+            self.logger.info("sioc.flask: options handled by the gateways, ignored here: %s",
+                             ", ".join(sorted(kwargs)))
+        url = message_queue or os.environ.get("SIOC_REDIS_URL") or "redis://127.0.0.1:6379"
+        self.worker = Worker(url, namespaces=list(namespaces or ["/"]), **options)
+        self.manage_session = manage_session
+        self.session_ttl = int(session_ttl)
+        self.handlers = {}           # (namespace, event) -> fn
+        self.namespace_handlers = {}  # namespace -> Namespace
+        self.exception_handlers = {}
+        self.default_exception_handler = None
+        self._bound = set()  # namespaces whose connect/disconnect are bound on the worker
+        self.app = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app, **kwargs):
+        self.app = app
+        app.extensions = getattr(app, "extensions", {})
+        app.extensions["socketio"] = self
+
+    # ---- registration ----
+
+    def on(self, message, namespace=None):
+        """``@socketio.on(event, namespace=...)``."""
+        namespace = namespace or "/"
+
+        def decorator(handler):
+            self._register(message, handler, namespace)
+            return handler
+
+        return decorator
+
+    def event(self, *args, **kwargs):
+        """``@socketio.event`` / ``@socketio.event(namespace=...)``: named after the function."""
+        if len(args) == 1 and not kwargs and callable(args[0]):
+            return self.on(args[0].__name__)(args[0])
+        return lambda handler: self.on(handler.__name__, *args, **kwargs)(handler)
+
+    def on_event(self, message, handler, namespace=None):
+        self._register(message, handler, namespace or "/")
+
+    def on_namespace(self, namespace_handler):
+        if not isinstance(namespace_handler, Namespace):
+            raise ValueError("not a Namespace instance")
+        namespace_handler.socketio = self
+        self.namespace_handlers[namespace_handler.namespace] = namespace_handler
+        self._bind_namespace(namespace_handler.namespace)
+        self.worker.on("*", self._catch_all(namespace_handler.namespace),
+                       namespace=namespace_handler.namespace)
+
+    def on_error(self, namespace=None):
+        """``@socketio.on_error(namespace)``: the handler's exceptions go to ``fn(e)``, whose
+        return value becomes the client's ack."""
+        def decorator(handler):
+            self.exception_handlers[namespace or "/"] = handler
+            return handler
+        return decorator
+
+    def on_error_default(self, handler):
+        self.default_exception_handler = handler
+        return handler
+
+    def _register(self, event, handler, namespace):
+        self.handlers[(namespace, event)] = handler
+        self._bind_namespace(namespace)
+        if event not in ("connect", "disconnect"):
+            def on_event(sid, *args):
+                return self._handle(namespace, event, sid, args)
+            self.worker.on(event, on_event, namespace=namespace)
+
+    def _bind_namespace(self, namespace):
+        """Every namespace with handlers keeps its sockets' handshake and session: its
+        connect and disconnect are always handled here (the app's own handlers, if any,
+        run inside)."""
+        if namespace in self._bound:
+            return
+        self.worker.add_namespace(namespace)
+        self.worker.on("connect", self._connect_handler(namespace), namespace=namespace)
+        self.worker.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
+        self._bound.add(namespace)
+
+    def _catch_all(self, namespace):
+        def handler(event, sid, *args):
+            return self._handle(namespace, event, sid, args)
+        return handler
+
+    def _lookup(self, namespace, event):
+        fn = self.handlers.get((namespace, event))
+        if fn is not None:
+            return fn
+        ns = self.namespace_handlers.get(namespace)
+        return getattr(ns, "on_" + event, None) if ns is not None else None
+
+    # ---- running handlers in the app's context ----
+
+    def _state_key(self, sid):
+        return "%s:sock:%s:%s" % (self.worker.key_prefix, self.worker.group, sid)
+
+    def _load_state(self, sid):
+        """(handshake map, session dict) of a socket, as its connect stored them."""
+        hs, raw = self.worker.redis.hmget(self._state_key(sid), "hs", "session")
+        handshake = protocol.unpack(hs) if hs else {}
+        session = session_json_serializer.loads(_text(raw)) if raw else {}
+        return handshake if isinstance(handshake, dict) else {}, session
+
+    def _save_state(self, sid, handshake=None, session=None):
+        pipe = self.worker.redis.pipeline(transaction=False)
+        key = self._state_key(sid)
+        if handshake is not None:
+            pipe.hset(key, "hs", msgpack.packb(handshake, use_bin_type=True))
+        if session is not None:
+            pipe.hset(key, "session", session_json_serializer.dumps(dict(session)))
+        pipe.expire(key, self.session_ttl)
+        pipe.execute()
+
+    def _context(self, handshake, session):
+        """The app's request context for a socket, from its handshake. ``session`` None: the
+        HTTP session of the handshake's cookie, copied (as Flask-SocketIO does at connect)."""
+        app = self.app or _fallback_app()
+        url = urllib.parse.urlsplit(_text(handshake.get("url", "/socket.io/")))
+        headers = {_text(k): _text(v) for k, v in (handshake.get("headers") or {}).items()
+                   if not isinstance(v, (list, dict))}
+        ctx = app.test_request_context(url.path or "/", query_string=url.query, headers=headers,
+                                       environ_base={"REMOTE_ADDR": _text(
+                                           handshake.get("address", ""))})
+        if self.manage_session:
+            if session is None:
+                opened = app.session_interface.open_session(app, ctx.request)
+                session = dict(opened) if opened else {}
+            ctx.session = _SocketSession(session)
+            ctx.session.modified = bool(session)
+        return ctx
+
+    def _run(self, namespace, event, sid, args, call, handshake=None, session=None):
+        if handshake is None:
+            handshake, session = self._load_state(sid)
+        ctx = self._context(handshake, session)
+        previous = getattr(_current, "socketio", None)
+        _current.socketio = self
+        try:
+            with ctx:
+                flask.request.sid = sid
+                flask.request.namespace = namespace
+                flask.request.event = {"message": event, "args": args}
+                try:
+                    result = call()
+                except builtins.ConnectionRefusedError:
+                    raise
+                except Exception as exc:
+                    handler = self.exception_handlers.get(namespace,
+                                                          self.default_exception_handler)
+                    if handler is None:
+                        raise
+                    result = handler(exc)
+                if self.manage_session and ctx.session.modified:
+                    self._save_state(sid, session=ctx.session)
+                return result
+        finally:
+            _current.socketio = previous
+
+    def _handle(self, namespace, event, sid, args):
+        fn = self._lookup(namespace, event)
+        if fn is None:
+            self.worker.logger.debug("no handler for %r in %s", event, namespace)
+            return None
+        return self._run(namespace, event, sid, args, lambda: fn(*args))
+
+    def _connect_handler(self, namespace):
+        def connect(sid, environ, auth):
+            handshake = environ if isinstance(environ, dict) else {}
+            fn = self._lookup(namespace, "connect")
+            self._save_state(sid, handshake=handshake)
+
+            def call():
+                if fn is None:
+                    return None
+                return fn(auth) if _arity(fn) >= 1 else fn()
+
+            try:
+                result = self._run(namespace, "connect", sid, (auth,), call, handshake, None)
+            except BaseException:
+                self.worker.redis.delete(self._state_key(sid))
+                raise
+            if result is False:
+                self.worker.redis.delete(self._state_key(sid))
+                return False
+            if isinstance(result, (str, int)) and not isinstance(result, bool):
+                return {"uid": str(result)}  # sioc: the socket's user (user room, registry)
+            return result if isinstance(result, dict) else None
+        return connect
+
+    def _disconnect_handler(self, namespace):
+        def disconnect_(sid, reason):
+            fn = self._lookup(namespace, "disconnect")
+            try:
+                if fn is not None:
+                    self._run(namespace, "disconnect", sid, (reason,),
+                              lambda: fn(reason) if _arity(fn) >= 1 else fn())
+            finally:
+                self.worker.redis.delete(self._state_key(sid))
+        return disconnect_
+
+    # ---- what the application calls ----
+
+    def emit(self, event, *args, namespace=None, to=None, room=None, include_self=True,
+             skip_sid=None, callback=None, **kwargs):
+        """Flask-SocketIO's ``socketio.emit``: to ``to``/``room``, else everyone in the
+        namespace (also inside a handler)."""
+        if callback is not None:
+            raise NotImplementedError("socketio.emit(callback=) is not supported yet: see "
+                                      "docs/migrating-from-flask-socketio.md")
+        target = to if to is not None else room
+        self.worker.emit(event, *args, to=target, namespace=namespace or "/",
+                         skip_sid=skip_sid, include_self=include_self,
+                         broadcast=target is None)
+
+    def send(self, data, json=False, namespace=None, to=None, room=None, callback=None,
+             include_self=True, skip_sid=None, **kwargs):
+        self.emit("message", data, namespace=namespace, to=to, room=room, callback=callback,
+                  include_self=include_self, skip_sid=skip_sid)
+
+    def close_room(self, room, namespace=None):
+        """Removes every socket of the cluster from ``room`` (the adapter's socketsLeave)."""
+        nsp = namespace or "/"
+        message = json.dumps({"type": _SOCKETS_LEAVE, "opts": {"rooms": [room], "except": []},
+                              "rooms": [room]}, separators=(",", ":"))
+        self.worker.redis.publish("%s-request#%s#" % (self.worker.adapter_key, nsp), message)
+
+    def start_background_task(self, target, *args, **kwargs):
+        """Runs ``target(*args, **kwargs)`` on a daemon thread; returns the thread."""
+        thread = threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True)
+        thread.start()
+        return thread
+
+    def sleep(self, seconds=0):
+        time.sleep(seconds)
+
+    def run(self, app=None, host=None, port=None, **kwargs):
+        """Runs the worker until SIGINT/SIGTERM. With an app that has routes of its own (and
+        a ``port``), also serves them (werkzeug) for pages; ``/socket.io/`` is the gateways'."""
+        app = app or self.app
+        if app is not None and self.app is None:
+            self.init_app(app)
+        if app is not None and port is not None:
+            server = _serve_pages(app, host or "127.0.0.1", int(port))
+            self.logger.info("sioc.flask: pages of %s on http://%s:%d/", app.name,
+                             host or "127.0.0.1", server.server_port)
+        else:
+            server = None
+        try:
+            self.worker.run()
+        finally:
+            if server is not None:
+                server.shutdown()
+            self.worker.close()
+
+    def stop(self):
+        self.worker.stop()
+
+
+_fallback = []
+
+
+def _fallback_app():
+    if not _fallback:
+        _fallback.append(flask.Flask("sioc"))
+    return _fallback[0]
+
+
+def _serve_pages(app, host, port):
+    from werkzeug.serving import make_server
+    server = make_server(host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+# ---- module-level functions: act on the socket whose handler runs ----
+
+def _socketio():
+    sio = getattr(_current, "socketio", None)
+    if sio is None:
+        raise RuntimeError("this function works only inside a sioc.flask handler; "
+                           "use socketio.emit(...) elsewhere")
+    return sio
+
+
+def emit(event, *args, namespace=None, to=None, room=None, include_self=True, skip_sid=None,
+         broadcast=False, callback=None, **kwargs):
+    """Flask-SocketIO's ``emit``: to the sender (now), or to ``to``/``room``, or with
+    ``broadcast=True`` to everyone in the namespace."""
+    sio = _socketio()
+    if callback is not None:
+        raise NotImplementedError("emit(callback=) is not supported yet: see "
+                                  "docs/migrating-from-flask-socketio.md")
+    if len(args) == 1 and isinstance(args[0], tuple):  # Flask-SocketIO: a tuple = several args
+        args = args[0]
+    nsp = namespace or flask.request.namespace
+    target = to if to is not None else room
+    if target is None and not broadcast:
+        target = flask.request.sid
+    sio.worker.emit(event, *args, to=target, namespace=nsp, skip_sid=skip_sid,
+                    include_self=include_self, broadcast=broadcast and target is None)
+
+
+def send(message, json=False, namespace=None, to=None, room=None, include_self=True,
+         skip_sid=None, broadcast=False, callback=None, **kwargs):
+    """Flask-SocketIO's ``send``: event ``message``."""
+    emit("message", message, namespace=namespace, to=to, room=room, include_self=include_self,
+         skip_sid=skip_sid, broadcast=broadcast, callback=callback)
+
+
+def join_room(room, sid=None, namespace=None):
+    sio = _socketio()
+    sio.worker.join_room(sid or flask.request.sid, room,
+                         namespace=namespace or flask.request.namespace)
+
+
+def leave_room(room, sid=None, namespace=None):
+    sio = _socketio()
+    sio.worker.leave_room(sid or flask.request.sid, room,
+                          namespace=namespace or flask.request.namespace)
+
+
+def close_room(room, namespace=None):
+    _socketio().close_room(room, namespace=namespace or flask.request.namespace)
+
+
+def rooms(sid=None, namespace=None):
+    """The rooms of a socket (its own sid first), from the broker's registry mirror: joins
+    made moments ago may not be there yet."""
+    sio = _socketio()
+    sid = sid or flask.request.sid
+    raw = sio.worker.redis.hget("%s:sid:%s" % (sio.worker.key_prefix, sid), "rooms")
+    out = [sid]
+    for r in (protocol.unpack(raw) if raw else []):
+        r = _text(r)
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def disconnect(sid=None, namespace=None, silent=False):
+    sio = _socketio()
+    sio.worker.disconnect(sid or flask.request.sid, namespace=namespace or flask.request.namespace)
