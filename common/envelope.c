@@ -225,6 +225,36 @@ enum list_kind {
 };
 
 /* A list filling raw exactly, at most `max` elements; stores the element count. */
+/* 3.3: an emit is [event, arg...]: a non-empty array led by the event name. `el` is the array
+ * just read from `r`; reads its items. */
+static int read_emit_items(struct mp_reader *r, const struct mp_item *el)
+{
+    struct mp_item event;
+    if (el->kind != MP_ARRAY || el->len == 0 || mp_read(r, &event) != SIOC_OK ||
+        event.kind != MP_STR)
+        return SIOC_EPROTO;
+    if (!utf8_valid(event.data, event.len))
+        return SIOC_EUTF8;
+    for (uint32_t a = 1; a < el->len; a++)
+        if (mp_skip(r) != SIOC_OK)
+            return SIOC_EPROTO;
+    return SIOC_OK;
+}
+
+/* One emit as a whole value (a call's "emit"). */
+static int check_emit(struct slice s)
+{
+    struct mp_reader r;
+    struct mp_item el;
+    if (check_value(s, true, MP_ARRAY) != SIOC_OK)
+        return SIOC_EPROTO;
+    mp_reader_init(&r, s.p, s.len);
+    if (mp_read(&r, &el) != SIOC_OK)
+        return SIOC_EPROTO;
+    int rc = read_emit_items(&r, &el);
+    return rc == SIOC_OK && r.pos != s.len ? SIOC_EPROTO : rc;
+}
+
 static int check_list(struct slice raw, enum list_kind kind, uint32_t max, uint32_t *count)
 {
     struct mp_reader r;
@@ -241,16 +271,9 @@ static int check_list(struct slice raw, enum list_kind kind, uint32_t max, uint3
         if (mp_read(&r, &el) != SIOC_OK)
             return SIOC_EPROTO;
         if (kind == LIST_EMITS) {
-            /* 3.3: each emit is [event, arg...]: a non-empty array led by the event name */
-            struct mp_item event;
-            if (el.kind != MP_ARRAY || el.len == 0 || mp_read(&r, &event) != SIOC_OK ||
-                event.kind != MP_STR)
-                return SIOC_EPROTO;
-            if (!utf8_valid(event.data, event.len))
-                return SIOC_EUTF8;
-            for (uint32_t a = 1; a < el.len; a++)
-                if (mp_skip(&r) != SIOC_OK)
-                    return SIOC_EPROTO;
+            int rc = read_emit_items(&r, &el);
+            if (rc != SIOC_OK)
+                return rc;
         } else if (el.kind != MP_STR) {
             return SIOC_EPROTO;
         } else if (!utf8_valid(el.data, el.len)) {
@@ -571,12 +594,13 @@ enum reply_key {
     RK_ROOMS,
     RK_DATA,
     RK_ERROR,
+    RK_CALL,
     RK_COUNT
 };
 
 static const char *const reply_names[RK_COUNT] = {
     "t",          "nsp", "sid", "ack", "emit",  "join", "leave",
-    "disconnect", "rid", "ok",  "uid", "rooms", "data", "error",
+    "disconnect", "rid", "ok",  "uid", "rooms", "data", "error", "call",
 };
 
 /* Indexed by enum envelope_reply_type. */
@@ -584,6 +608,8 @@ static const char *const reply_types[] = {"reply", "connect", "snapshot"};
 
 enum ack_key { AK_ID, AK_ARGS, AK_COUNT };
 static const char *const ack_names[AK_COUNT] = {"id", "args"};
+enum call_key { CK_ID, CK_TO, CK_EMIT, CK_COUNT };
+static const char *const call_names[CK_COUNT] = {"id", "to", "emit"};
 enum error_key { EK_MESSAGE, EK_DATA, EK_COUNT };
 static const char *const error_names[EK_COUNT] = {"message", "data"};
 
@@ -610,6 +636,15 @@ static int reply_check(struct envelope_reply *r)
             rc = check_opt_list(&r->join, LIST_STRINGS, ENVELOPE_MAX_ROOMS);
         if (rc == SIOC_OK)
             rc = check_opt_list(&r->leave, LIST_STRINGS, ENVELOPE_MAX_ROOMS);
+        if (rc == SIOC_OK && r->has_call) {
+            if (r->call_id.len > ENVELOPE_MAX_CALL_ID || r->call_to.len > ENVELOPE_MAX_CALL_TO)
+                return SIOC_ETOOBIG;
+            rc = check_text(r->call_id, true);
+            if (rc == SIOC_OK)
+                rc = check_text(r->call_to, true);
+            if (rc == SIOC_OK)
+                rc = check_emit(r->call_emit);
+        }
         return rc;
     case ENVELOPE_SNAPSHOT_REQUEST:
         return SIOC_OK;
@@ -655,6 +690,17 @@ static int reply_decode_reply(const struct raw_field *raw, struct envelope_reply
         out->leave.raw = raw[RK_LEAVE].v;
     if (rc == SIOC_OK && raw[RK_DISCONNECT].present)
         rc = mp_bool_value(raw[RK_DISCONNECT].v, &out->disconnect);
+    if (rc == SIOC_OK && raw[RK_CALL].present) {
+        struct raw_field call[CK_COUNT];
+        if (collect_map(raw[RK_CALL].v.p, raw[RK_CALL].v.len, call_names, CK_COUNT, call) < 0 ||
+            !call[CK_ID].present || !call[CK_TO].present || !call[CK_EMIT].present)
+            return SIOC_EPROTO;
+        out->has_call = true;
+        out->call_emit = call[CK_EMIT].v;
+        rc = mp_str_value(call[CK_ID].v, &out->call_id);
+        if (rc == SIOC_OK)
+            rc = mp_str_value(call[CK_TO].v, &out->call_to);
+    }
     return rc;
 }
 
@@ -729,7 +775,7 @@ int envelope_reply_encode(const struct envelope_reply *r, struct buf *b)
         return SIOC_EINVAL;
     if (r->t == ENVELOPE_REPLY) {
         mp_write_map(b, 3u + r->has_ack + (r->emit.raw.len > 0) + (r->join.raw.len > 0) +
-                            (r->leave.raw.len > 0) + r->disconnect);
+                            (r->leave.raw.len > 0) + r->disconnect + r->has_call);
         mp_write_cstr(b, "t");
         mp_write_cstr(b, "reply");
         mp_write_cstr(b, "nsp");
@@ -750,6 +796,16 @@ int envelope_reply_encode(const struct envelope_reply *r, struct buf *b)
         if (r->disconnect) {
             mp_write_cstr(b, "disconnect");
             mp_write_bool(b, true);
+        }
+        if (r->has_call) {
+            mp_write_cstr(b, "call");
+            mp_write_map(b, 3);
+            mp_write_cstr(b, "id");
+            write_str(b, r->call_id);
+            mp_write_cstr(b, "to");
+            write_str(b, r->call_to);
+            mp_write_cstr(b, "emit");
+            buf_append(b, r->call_emit.p, r->call_emit.len);
         }
         return b->err;
     }
@@ -784,6 +840,32 @@ int envelope_reply_encode(const struct envelope_reply *r, struct buf *b)
             mp_write_cstr(b, "data");
             buf_append(b, r->error_data.p, r->error_data.len);
         }
+    }
+    return b->err;
+}
+
+int envelope_call_result_encode(const struct envelope_call_result *c, struct buf *b)
+{
+    if (check_text(c->id, true) != SIOC_OK || check_nsp(c->nsp) != SIOC_OK ||
+        check_text(c->sid, true) != SIOC_OK ||
+        (c->has_args ? check_value(c->args, true, MP_ARRAY) : check_text(c->error, true)) !=
+            SIOC_OK)
+        return SIOC_EINVAL;
+    mp_write_map(b, 5);
+    mp_write_cstr(b, "t");
+    mp_write_cstr(b, "ack");
+    mp_write_cstr(b, "id");
+    write_str(b, c->id);
+    mp_write_cstr(b, "nsp");
+    write_str(b, c->nsp);
+    mp_write_cstr(b, "sid");
+    write_str(b, c->sid);
+    if (c->has_args) {
+        mp_write_cstr(b, "args");
+        buf_append(b, c->args.p, c->args.len);
+    } else {
+        mp_write_cstr(b, "error");
+        write_str(b, c->error);
     }
     return b->err;
 }

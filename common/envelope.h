@@ -25,6 +25,8 @@
 #define ENVELOPE_DEFAULT_PREFIX "sioc" /* key-prefix default (DESIGN.md 2) */
 #define ENVELOPE_MAX_ROOMS 1024        /* entries in join, leave, rooms lists */
 #define ENVELOPE_MAX_EMITS 1024        /* events in one reply's emit list */
+#define ENVELOPE_MAX_CALL_ID 128       /* bytes of a worker call's id */
+#define ENVELOPE_MAX_CALL_TO 256       /* bytes of the channel a call's result goes to */
 #define ENVELOPE_EPOCH_LEN 16 /* a boot epoch is 16 lowercase hex digits (64 random bits) */
 
 /* ---- stream entries as field/value slices (what XADD takes and XREADGROUP returns) ---- */
@@ -131,6 +133,12 @@ struct envelope_reply {
     struct envelope_list join; /* <= ENVELOPE_MAX_ROOMS strings */
     struct envelope_list leave;
     bool disconnect; /* absent means false; encoded only when true */
+    /* "call": {"id","to","emit"}: emit `call_emit` ([event, arg...]) asking the client for an
+     * ack, and publish the answer (struct envelope_call_result) on channel `call_to`. */
+    bool has_call;
+    struct slice call_id; /* non-empty text, <= ENVELOPE_MAX_CALL_ID bytes, the worker's */
+    struct slice call_to; /* non-empty text, <= ENVELOPE_MAX_CALL_TO bytes */
+    struct slice call_emit;
     /* ENVELOPE_REPLY_CONNECT */
     struct slice rid; /* non-empty */
     bool ok;
@@ -146,12 +154,24 @@ struct envelope_reply {
 };
 
 /* Appends one reply map; keys in the order t, nsp, sid, ack{id,args}, emit, join, leave,
- * disconnect, or t, rid, ok, uid, rooms, data, error{message,data}; absent optionals are
- * omitted. Returns SIOC_OK, SIOC_EINVAL, or b->err. */
+ * disconnect, call{id,to,emit}, or t, rid, ok, uid, rooms, data, error{message,data}; absent
+ * optionals are omitted. Returns SIOC_OK, SIOC_EINVAL, or b->err. */
 int envelope_reply_encode(const struct envelope_reply *r, struct buf *b);
 /* Decodes one reply map (keys in any order; keys of the other type are ignored). Returns len, or
  * a negative sioc_error (SIOC_ENOTSUP for an unknown "t"). */
 long envelope_reply_decode(const uint8_t *p, size_t len, struct envelope_reply *out);
+
+/* The answer to a worker's call (docs/contracts.md, "Calls"), published on the call's `to`:
+ * {"t":"ack","id","nsp","sid","args":[...]} when the client acknowledged, or
+ * {"t":"ack","id","nsp","sid","error":"..."} when it cannot (disconnected, too many calls). */
+struct envelope_call_result {
+    struct slice id, nsp, sid;
+    bool has_args;
+    struct slice args;  /* one MessagePack array, when has_args */
+    struct slice error; /* non-empty text, otherwise */
+};
+/* Appends one call result map. Returns SIOC_OK, SIOC_EINVAL, or b->err. */
+int envelope_call_result_encode(const struct envelope_call_result *c, struct buf *b);
 
 /* ---- 3.4 registry ---- */
 

@@ -22,6 +22,7 @@
 #include "common/mp.h"
 #include "common/net/log.h"
 #include "common/net/redis_link.h"
+#include "gateway/calls.h"
 
 /* XADD key MAXLEN ~ N * + every field/value pair */
 #define BRIDGE_MAX_ARGS (6 + 2 * ENVELOPE_MAX_FIELDS)
@@ -46,6 +47,7 @@ struct bridge_sock {
     struct bridge *bridge;
     struct sio_socket *sock;
     struct event *timer;
+    struct call *calls; /* worker calls awaiting this client's ack (calls.h) */
 };
 
 struct bridge {
@@ -102,6 +104,7 @@ static const struct bridge_sio_ops default_ops = {
     .socket_join = sio_socket_join,
     .socket_leave = sio_socket_leave,
     .socket_emit = sio_socket_emit,
+    .socket_emit_with_ack = sio_socket_emit_with_ack,
     .socket_ack = sio_socket_ack,
     .socket_disconnect = sio_socket_disconnect,
     .socket_id = sio_socket_id,
@@ -429,10 +432,89 @@ static void write_disconnect(struct bridge *b, struct sio_socket *sock, const ch
     write_entry(b, &up);
 }
 
+/* ---- worker calls (docs/contracts.md "Calls") ---- */
+
+static void call_result_cb(void *ctx, const struct redisReply *reply, enum redis_link_result result)
+{
+    struct bridge *b = ctx;
+    if (result == REDIS_LINK_LOST || reply->type == REDIS_REPLY_ERROR) {
+        (*b->m_reply_errors)++;
+        log_write(b->log, LOG_LEVEL_WARN, "call.publish", "%s",
+                  result == REDIS_LINK_LOST ? "connection lost" : reply->str);
+    }
+}
+
+/* Publishes the answer to a call on channel `to`: `res` holds the client's ack arguments or an
+ * error. Retried across a Redis reconnect, like upstream entries. */
+static void publish_call_result(struct bridge *b, struct slice to,
+                                const struct envelope_call_result *res)
+{
+    buf_reset(&b->map);
+    int r = envelope_call_result_encode(res, &b->map);
+    const char *argv[3] = {"PUBLISH", (const char *)to.p, (const char *)b->map.data};
+    size_t lens[3] = {7, to.len, b->map.len};
+    if (r == SIOC_OK)
+        r = redis_link_command_argv(b->cmd, 3, argv, lens, REDIS_LINK_RETRY, call_result_cb, b);
+    if (r != SIOC_OK) {
+        (*b->m_reply_errors)++;
+        log_write(b->log, LOG_LEVEL_WARN, "call.publish", "sid=%.*s call=%.*s: %s",
+                  log_len(res->sid), (const char *)res->sid.p, log_len(res->id),
+                  (const char *)res->id.p, sioc_strerror(r));
+    }
+}
+
+/* The answer for a pending call of `sock`: `args` (the client's ack) or `error`. */
+static void finish_call(struct bridge *b, struct sio_socket *sock, const struct call *c,
+                        const struct slice *args, const char *error)
+{
+    struct envelope_call_result res = {
+        .id = call_id(c),
+        .nsp = cstr_slice(b->ops->socket_nsp(sock)),
+        .sid = cstr_slice(b->ops->socket_id(sock)),
+        .has_args = args != NULL,
+        .args = args != NULL ? *args : (struct slice){NULL, 0},
+        .error = cstr_slice(error),
+    };
+    publish_call_result(b, call_to(c), &res);
+}
+
+/* A call that cannot be made is answered with `why` at once: the worker never waits in vain. */
+static void refuse_call(struct bridge *b, const struct envelope_reply *r, const char *why, int e)
+{
+    log_write(b->log, LOG_LEVEL_WARN, "call.refused", "sid=%.*s call=%.*s: %s%s%s",
+              log_len(r->sid), (const char *)r->sid.p, log_len(r->call_id),
+              (const char *)r->call_id.p, why, e != SIOC_OK ? ": " : "",
+              e != SIOC_OK ? sioc_strerror(e) : "");
+    struct envelope_call_result res = {
+        .id = r->call_id, .nsp = r->nsp, .sid = r->sid, .error = cstr_slice(why)};
+    publish_call_result(b, r->call_to, &res);
+}
+
+/* A reply's "call": emits the event with an ack id and remembers where the answer goes. */
+static void start_call(struct bridge *b, struct sio_socket *sock, const struct envelope_reply *r)
+{
+    struct bridge_sock *bs = b->ops->socket_get_data(sock);
+    if (bs == NULL) { /* no state: its connect entry was never written */
+        refuse_call(b, r, BRIDGE_CALL_UNAVAILABLE, SIOC_OK);
+        return;
+    }
+    int64_t ack_id = b->ops->socket_emit_with_ack(sock, r->call_emit);
+    if (ack_id < 0) {
+        refuse_call(b, r, BRIDGE_CALL_UNAVAILABLE, (int)ack_id);
+        return;
+    }
+    int e = calls_add(&bs->calls, (uint64_t)ack_id, r->call_id, r->call_to);
+    if (e != SIOC_OK)
+        refuse_call(b, r, e == SIOC_ETOOBIG ? BRIDGE_CALL_TOO_MANY : BRIDGE_CALL_UNAVAILABLE, e);
+}
+
 /* ---- per-socket state ---- */
 
 static void sock_state_free(struct bridge *b, struct bridge_sock *bs)
 {
+    struct call *c;
+    while ((c = calls_pop(&bs->calls)) != NULL)
+        free(c);
     if (bs->timer != NULL) {
         event_free(bs->timer);
         bs->timer = NULL;
@@ -521,7 +603,26 @@ void bridge_on_disconnect(struct bridge *b, struct sio_socket *sock, const char 
     if (bs == NULL)
         return;
     write_disconnect(b, sock, reason);
+    struct call *c;
+    while ((c = calls_pop(&bs->calls)) != NULL) {
+        finish_call(b, sock, c, NULL, BRIDGE_CALL_DISCONNECTED);
+        free(c);
+    }
     sock_state_drop(b, bs);
+}
+
+void bridge_on_ack(struct bridge *b, struct sio_socket *sock, uint64_t ack_id, struct slice args)
+{
+    struct bridge_sock *bs = b->ops->socket_get_data(sock);
+    struct call *c = bs != NULL ? calls_take(&bs->calls, ack_id) : NULL;
+    if (c == NULL) {
+        (*b->m_unknown)++;
+        log_write(b->log, LOG_LEVEL_DEBUG, "call.unknown_ack", "sid=%s id=%llu",
+                  b->ops->socket_id(sock), (unsigned long long)ack_id);
+        return;
+    }
+    finish_call(b, sock, c, &args, NULL);
+    free(c);
 }
 
 /* ---- replies (DESIGN.md §3.3) ---- */
@@ -555,6 +656,8 @@ static void apply_socket_reply(struct bridge *b, const struct envelope_reply *r)
         log_write(b->log, LOG_LEVEL_DEBUG, "reply.unknown_socket", "nsp=%.*s sid=%.*s",
                   log_len(r->nsp), (const char *)r->nsp.p, log_len(r->sid),
                   (const char *)r->sid.p);
+        if (r->has_call)
+            refuse_call(b, r, BRIDGE_CALL_DISCONNECTED, SIOC_OK);
         return;
     }
     /* §3.3 order: join, leave, ack, emit, disconnect (Flask-SocketIO handler semantics) */
@@ -575,6 +678,8 @@ static void apply_socket_reply(struct bridge *b, const struct envelope_reply *r)
             log_write(b->log, LOG_LEVEL_WARN, "reply.emit", "sid=%s: %s", b->ops->socket_id(sock),
                       sioc_strerror(e));
     }
+    if (r->has_call)
+        start_call(b, sock, r);
     (*b->m_applied)++;
     if (r->disconnect)
         b->ops->socket_disconnect(sock, false); /* last: the socket is gone afterwards */

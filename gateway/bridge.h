@@ -38,6 +38,7 @@ struct bridge_sio_ops {
     int (*socket_join)(struct sio_socket *sock, const void *room, size_t len);
     bool (*socket_leave)(struct sio_socket *sock, const void *room, size_t len);
     int (*socket_emit)(struct sio_socket *sock, struct slice data);
+    int64_t (*socket_emit_with_ack)(struct sio_socket *sock, struct slice data);
     int (*socket_ack)(struct sio_socket *sock, uint64_t ack_id, struct slice args);
     void (*socket_disconnect)(struct sio_socket *sock, bool close_transport);
     const char *(*socket_id)(const struct sio_socket *sock);
@@ -56,6 +57,10 @@ const struct bridge_sio_ops *bridge_sio_ops_default(void);
 #define BRIDGE_DEFAULT_PROBE_INTERVAL_MS 1000u
 #define BRIDGE_DEFAULT_REJECT_MESSAGE "Not authorized" /* ok:false without error.message */
 #define BRIDGE_AUTH_TIMEOUT_MESSAGE "auth timeout"       /* DESIGN.md §3.3 */
+/* Errors a worker's call is answered with (docs/contracts.md "Calls"). */
+#define BRIDGE_CALL_DISCONNECTED "disconnected" /* the socket left before acknowledging */
+#define BRIDGE_CALL_TOO_MANY "too many pending calls" /* CALLS_MAX_PER_SOCKET reached */
+#define BRIDGE_CALL_UNAVAILABLE "call failed"         /* could not emit (logged) */
 #define BRIDGE_AUTH_UNAVAILABLE_MESSAGE "auth unavailable" /* the connect entry could not be queued */
 #define BRIDGE_RID_LEN 20                                 /* rid: 8 hex boot nonce + 12 hex counter */
 
@@ -140,6 +145,12 @@ void bridge_on_event(struct bridge *b, struct sio_socket *sock, struct slice eve
  * socket's connect entry was written (and it was not refused by the worker), and clears the
  * data slot. */
 void bridge_on_disconnect(struct bridge *b, struct sio_socket *sock, const char *reason);
+
+/* The sio_server on_ack hook: the client acknowledged `ack_id`; when that id belongs to a
+ * worker's call, publishes {"t":"ack", "id", "nsp", "sid", "args"} on the call's channel.
+ * A socket that disconnects first has each of its pending calls answered with
+ * "error": BRIDGE_CALL_DISCONNECTED (bridge_on_disconnect). */
+void bridge_on_ack(struct bridge *b, struct sio_socket *sock, uint64_t ack_id, struct slice args);
 
 /* Adds one more channel (pattern false: SUBSCRIBE) or glob pattern (true: PSUBSCRIBE) to the
  * shared subscriber connection, at any time: e.g. the adapter channels of a namespace that got

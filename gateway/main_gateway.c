@@ -135,6 +135,12 @@ static void on_event(void *ctx, struct sio_socket *sock, struct slice event, str
     bridge_on_event(g->bridge, sock, event, args, has_ack, ack_id);
 }
 
+static void on_ack(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args)
+{
+    struct gateway *g = ctx;
+    bridge_on_ack(g->bridge, sock, ack_id, args);
+}
+
 static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason)
 {
     struct gateway *g = ctx;
@@ -483,6 +489,7 @@ int main(int argc, char **argv)
         .on_connect = on_connect,
         .on_event = on_event,
         .on_disconnect = on_disconnect,
+        .on_ack = on_ack,
         .on_accepted = on_accepted,
         .on_room = on_room,
         .on_log = on_log,

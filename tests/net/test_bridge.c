@@ -159,6 +159,15 @@ static int f_emit(struct sio_socket *s, struct slice data)
     return SIOC_OK;
 }
 
+static int64_t f_emit_with_ack(struct sio_socket *s, struct slice data)
+{
+    static int64_t next_ack = 40;
+    trace_add("call %s %lld ", fs(s)->id, (long long)next_ack);
+    trace_hex(data.p, data.len);
+    trace_add(";");
+    return next_ack++;
+}
+
 static int f_ack(struct sio_socket *s, uint64_t id, struct slice args)
 {
     char n[24];
@@ -208,8 +217,8 @@ static void f_set_data(struct sio_socket *s, void *data)
 }
 
 static const struct bridge_sio_ops fake_ops = {
-    f_find,       f_accept, f_reject, f_accepted, f_join,   f_leave,    f_emit,    f_ack,
-    f_disconnect, f_id,     f_nsp,    f_uid,      f_hs,     f_get_data, f_set_data,
+    f_find, f_accept, f_reject, f_accepted, f_join,     f_leave,    f_emit, f_emit_with_ack,
+    f_ack,  f_disconnect, f_id, f_nsp,      f_uid,      f_hs,       f_get_data, f_set_data,
 };
 
 static const uint8_t headers_map[] = {0x81, 0xa4, 'h', 'o', 's', 't', 0xa1, 'x'};
@@ -780,6 +789,98 @@ static void test_replies(void)
     metrics_free(m);
 }
 
+/* The next message on the blocking subscriber `sub` (3 s at most), as "<channel> <hex>". */
+static void next_message(redisContext *sub, char *out, size_t cap)
+{
+    redisReply *m = NULL;
+    out[0] = '\0';
+    if (redisGetReply(sub, (void **)&m) != REDIS_OK || m == NULL)
+        return;
+    if (m->type == REDIS_REPLY_ARRAY && m->elements == 3) {
+        int n = snprintf(out, cap, "%s ", m->element[1]->str);
+        for (size_t i = 0; i < m->element[2]->len && (size_t)n + 3 < cap; i++)
+            n += snprintf(out + n, cap - (size_t)n, "%02x", (uint8_t)m->element[2]->str[i]);
+    }
+    freeReplyObject(m);
+}
+
+/* A worker's call (docs/contracts.md "Calls"): the event goes out with an ack id, the client's
+ * ack is published on the call's channel; a socket that leaves answers its calls with an
+ * error; a call to an unknown socket is answered at once. */
+static void test_calls(void)
+{
+    struct metrics *m = metrics_new();
+    struct bridge_config cfg = {.key_prefix = "t9", .node_id = "n9"};
+    CHECK(make_bridge(&cfg, m) != NULL);
+    if (br == NULL)
+        return;
+    CHECK(loop_wait_until(base, subscribed, "t9:node:n9", 3000));
+    struct timeval tv = {3, 0};
+    redisContext *sub = redisConnectWithTimeout("127.0.0.1", server.port, tv);
+    CHECK(sub != NULL && sub->err == 0);
+    redisSetTimeout(sub, tv);
+    redisReply *ok = redisCommand(sub, "SUBSCRIBE t9:calls");
+    freeReplyObject(ok);
+    struct sio_socket *s = new_sock(0, "/", true);
+    bridge_on_connect(br, s, NULL, 0, false);
+
+    static const uint8_t emit[] = {0x92, 0xa1, 'q', 0x07};
+    struct envelope_reply rep = {.t = ENVELOPE_REPLY,
+                                 .nsp = {(const uint8_t *)"/", 1},
+                                 .sid = {(const uint8_t *)socks[0].id, SIO_SOCKET_ID_LEN},
+                                 .has_call = true,
+                                 .call_id = {(const uint8_t *)"c1", 2},
+                                 .call_to = {(const uint8_t *)"t9:calls", 8},
+                                 .call_emit = {emit, sizeof emit}};
+    publish_reply("t9:node:n9", &rep);
+    rep.call_id = (struct slice){(const uint8_t *)"c2", 2};
+    publish_reply("t9:node:n9", &rep);
+    CHECK(loop_wait_until(base, trace_has, "call", 3000));
+    CHECK(loop_wait_until(base, trace_has, " 41 ", 3000));
+    char want[256], got[512];
+    snprintf(want, sizeof want, "call %s 40 92a17107;call %s 41 92a17107;", socks[0].id,
+             socks[0].id);
+    CHECK_STR(trace, strlen(trace), want);
+
+    /* the client acknowledges 41 (unknown ids are ignored), then leaves with 40 pending */
+    static const uint8_t args[] = {0x91, 0xa2, 'o', 'k'};
+    bridge_on_ack(br, s, 99, (struct slice){args, sizeof args});
+    bridge_on_ack(br, s, 41, (struct slice){args, sizeof args});
+    bridge_on_disconnect(br, s, "transport close");
+    socks[0].alive = false;
+    CHECK(loop_wait_until(base, flushed, br, 3000));
+    loop_run_for(base, 100);
+    next_message(sub, got, sizeof got);
+    /* {"t":"ack","id":"c2","nsp":"/","sid":<sid>,"args":["ok"]} */
+    char sid_hex[2 * SIO_SOCKET_ID_LEN + 1];
+    for (int i = 0; i < SIO_SOCKET_ID_LEN; i++)
+        snprintf(sid_hex + 2 * i, 3, "%02x", (uint8_t)socks[0].id[i]);
+    snprintf(want, sizeof want,
+             "t9:calls 85a174a361636ba26964a26332a36e7370a12fa3736964b4%sa46172677391a26f6b",
+             sid_hex);
+    CHECK_STR(got, strlen(got), want);
+    next_message(sub, got, sizeof got);
+    snprintf(want, sizeof want,
+             "t9:calls 85a174a361636ba26964a26331a36e7370a12fa3736964b4%s"
+             "a56572726f72ac646973636f6e6e6563746564",
+             sid_hex);
+    CHECK_STR(got, strlen(got), want);
+
+    /* a call to a socket this node does not have: answered at once */
+    rep.call_id = (struct slice){(const uint8_t *)"c3", 2};
+    publish_reply("t9:node:n9", &rep);
+    loop_run_for(base, 200);
+    next_message(sub, got, sizeof got);
+    snprintf(want, sizeof want,
+             "t9:calls 85a174a361636ba26964a26333a36e7370a12fa3736964b4%s"
+             "a56572726f72ac646973636f6e6e6563746564",
+             sid_hex);
+    CHECK_STR(got, strlen(got), want);
+    redisFree(sub);
+    bridge_free(br);
+    metrics_free(m);
+}
+
 /* The rid of the newest connect entry of a socket in stream t8. */
 static bool find_rid(const char *sid, char *rid)
 {
@@ -939,6 +1040,7 @@ int main(void)
     RUN(test_overflow_drop);
     RUN(test_pubsub);
     RUN(test_replies);
+    RUN(test_calls);
     RUN(test_backend_auth);
     redisFree(rc);
     event_base_free(base);

@@ -37,7 +37,9 @@ static inline bool reply_equal(const struct envelope_reply *a, const struct enve
            a->has_uid == b->has_uid && slice_eq(a->uid, b->uid) && list_eq(&a->rooms, &b->rooms) &&
            a->has_data == b->has_data && slice_eq(a->data, b->data) &&
            a->has_error == b->has_error && slice_eq(a->error_message, b->error_message) &&
-           a->has_error_data == b->has_error_data && slice_eq(a->error_data, b->error_data);
+           a->has_error_data == b->has_error_data && slice_eq(a->error_data, b->error_data) &&
+           a->has_call == b->has_call && slice_eq(a->call_id, b->call_id) &&
+           slice_eq(a->call_to, b->call_to) && slice_eq(a->call_emit, b->call_emit);
 }
 
 static inline bool reg_equal(const struct envelope_reg *a, const struct envelope_reg *b)

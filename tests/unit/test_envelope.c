@@ -742,6 +742,86 @@ static void test_reply_exact_bytes(void)
     buf_deinit(&b);
 }
 
+/* A worker's call (docs/contracts.md "Calls"): exact bytes, round trip, every truncation, and
+ * the rejections; then the result the gateway publishes. */
+static void test_reply_call(void)
+{
+    static const uint8_t emit[] = {0x92, 0xa1, 'q', 0x07};
+    struct envelope_reply r = {
+        .t = ENVELOPE_REPLY,
+        .nsp = sl("/"),
+        .sid = sl("s1"),
+        .has_call = true,
+        .call_id = sl("c1"),
+        .call_to = sl("ch"),
+        .call_emit = {emit, sizeof emit},
+    };
+    struct buf b;
+    buf_init(&b, 0);
+    CHECK(envelope_reply_encode(&r, &b) == SIOC_OK);
+    CHECK_HEX(b.data, b.len,
+              "84 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a2 7331 "
+              "a4 63616c6c 83 a2 6964 a2 6331 a2 746f a2 6368 a4 656d6974 92 a1 71 07");
+    CHECK(reply_map(b.data, b.len, &r) == (long)b.len);
+    for (size_t cut = 0; cut < b.len; cut++)
+        CHECK(reply_map(b.data, cut, NULL) < 0);
+
+    /* rejections: an emit that is not [event, ...], a missing key, an empty or too long id */
+    static const uint8_t not_event[] = {0x91, 0x07};
+    static const uint8_t empty[] = {0x90};
+    char long_id[ENVELOPE_MAX_CALL_ID + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    struct envelope_reply bad[] = {r, r, r, r};
+    bad[0].call_emit = (struct slice){not_event, sizeof not_event};
+    bad[1].call_emit = (struct slice){empty, sizeof empty};
+    bad[2].call_id = sl("");
+    bad[3].call_id = sl(long_id);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        buf_reset(&b);
+        CHECK(envelope_reply_encode(&bad[i], &b) == SIOC_EINVAL);
+    }
+    /* "call" without "to" */
+    buf_reset(&b);
+    mp_write_map(&b, 4);
+    mp_write_cstr(&b, "t");
+    mp_write_cstr(&b, "reply");
+    mp_write_cstr(&b, "nsp");
+    mp_write_cstr(&b, "/");
+    mp_write_cstr(&b, "sid");
+    mp_write_cstr(&b, "s");
+    mp_write_cstr(&b, "call");
+    mp_write_map(&b, 2);
+    mp_write_cstr(&b, "id");
+    mp_write_cstr(&b, "c");
+    mp_write_cstr(&b, "emit");
+    buf_append(&b, emit, sizeof emit);
+    CHECK(reply_map(b.data, b.len, NULL) == SIOC_EPROTO);
+
+    /* the result: args, or an error */
+    static const uint8_t args[] = {0x91, 0xa2, 'o', 'k'};
+    struct envelope_call_result res = {
+        .id = sl("c1"), .nsp = sl("/"), .sid = sl("s1"), .has_args = true,
+        .args = {args, sizeof args}};
+    buf_reset(&b);
+    CHECK(envelope_call_result_encode(&res, &b) == SIOC_OK);
+    CHECK_HEX(b.data, b.len,
+              "85 a1 74 a3 61636b a2 6964 a2 6331 a3 6e7370 a1 2f a3 736964 a2 7331 "
+              "a4 61726773 91 a2 6f6b");
+    struct envelope_call_result err = {
+        .id = sl("c1"), .nsp = sl("/"), .sid = sl("s1"), .error = sl("disconnected")};
+    buf_reset(&b);
+    CHECK(envelope_call_result_encode(&err, &b) == SIOC_OK);
+    CHECK_HEX(b.data, b.len,
+              "85 a1 74 a3 61636b a2 6964 a2 6331 a3 6e7370 a1 2f a3 736964 a2 7331 "
+              "a5 6572726f72 ac 646973636f6e6e6563746564");
+    err.error = sl("");
+    CHECK(envelope_call_result_encode(&err, &b) == SIOC_EINVAL);
+    res.args = (struct slice){empty + 0, 0};
+    CHECK(envelope_call_result_encode(&res, &b) == SIOC_EINVAL);
+    buf_deinit(&b);
+}
+
 static void test_reply_connect_round_trip_and_truncation(void)
 {
     static const uint8_t rooms[] = {0x92, 0xa1, 'a', 0xa6, 'u', 's', 'e', 'r', ':', '1'};
@@ -1252,6 +1332,7 @@ int main(void)
     RUN(test_up_map_any_order_unknown_ignored);
     RUN(test_up_map_rejections);
     RUN(test_reply_exact_bytes);
+    RUN(test_reply_call);
     RUN(test_reply_connect_round_trip_and_truncation);
     RUN(test_reply_any_order_unknown_ignored);
     RUN(test_reply_rejections);

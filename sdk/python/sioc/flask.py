@@ -369,14 +369,34 @@ class SocketIO:
     def emit(self, event, *args, namespace=None, to=None, room=None, include_self=True,
              skip_sid=None, callback=None, **kwargs):
         """Flask-SocketIO's ``socketio.emit``: to ``to``/``room``, else everyone in the
-        namespace (also inside a handler)."""
-        if callback is not None:
-            raise NotImplementedError("socketio.emit(callback=) is not supported yet: see "
-                                      "docs/migrating-from-flask-socketio.md")
+        namespace (also inside a handler). ``callback`` works for one socket (``to=sid``)."""
         target = to if to is not None else room
-        self.worker.emit(event, *args, to=target, namespace=namespace or "/",
-                         skip_sid=skip_sid, include_self=include_self,
-                         broadcast=target is None)
+        nsp = namespace or "/"
+        if callback is not None and isinstance(target, str):
+            self.worker.emit(event, *args, to=target, namespace=nsp,
+                             callback=self._in_context(nsp, target, callback))
+            return
+        if callback is not None:
+            self.logger.warning("emit %r: callbacks need one socket (to=sid); ignored", event)
+        self.worker.emit(event, *args, to=target, namespace=nsp, skip_sid=skip_sid,
+                         include_self=include_self, broadcast=target is None)
+
+    def call(self, event, data=None, to=None, sid=None, namespace=None, timeout=60, **kwargs):
+        """Flask-SocketIO's ``socketio.call``: emits to one socket and returns its ack (the
+        single argument, or a tuple); raises :class:`sioc.CallTimeout` after ``timeout`` s."""
+        target = to or sid
+        if target is None and flask.has_request_context() and hasattr(flask.request, "sid"):
+            target = flask.request.sid
+        args = () if data is None else (data if isinstance(data, tuple) else (data,))
+        nsp = namespace or (getattr(flask.request, "namespace", None)
+                            if flask.has_request_context() else None) or "/"
+        return self.worker.call(event, *args, to=target, namespace=nsp, timeout=timeout)
+
+    def _in_context(self, namespace, sid, callback):
+        """A callback that runs in the socket's request context, as Flask-SocketIO runs it."""
+        def run(*args):
+            return self._run(namespace, "callback", sid, args, lambda: callback(*args))
+        return run
 
     def send(self, data, json=False, namespace=None, to=None, room=None, callback=None,
              include_self=True, skip_sid=None, **kwargs):
@@ -453,15 +473,16 @@ def emit(event, *args, namespace=None, to=None, room=None, include_self=True, sk
     """Flask-SocketIO's ``emit``: to the sender (now), or to ``to``/``room``, or with
     ``broadcast=True`` to everyone in the namespace."""
     sio = _socketio()
-    if callback is not None:
-        raise NotImplementedError("emit(callback=) is not supported yet: see "
-                                  "docs/migrating-from-flask-socketio.md")
     if len(args) == 1 and isinstance(args[0], tuple):  # Flask-SocketIO: a tuple = several args
         args = args[0]
     nsp = namespace or flask.request.namespace
     target = to if to is not None else room
     if target is None and not broadcast:
         target = flask.request.sid
+    if callback is not None and not broadcast:  # Flask-SocketIO: broadcasts have no callback
+        sio.worker.emit(event, *args, to=target, namespace=nsp,
+                        callback=sio._in_context(nsp, target, callback))
+        return
     sio.worker.emit(event, *args, to=target, namespace=nsp, skip_sid=skip_sid,
                     include_self=include_self, broadcast=broadcast and target is None)
 

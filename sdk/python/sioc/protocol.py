@@ -291,6 +291,24 @@ class Reply:
 ABSENT = object()  # "leave this optional key out" (None would be encoded as nil)
 
 
+def encode_call(nsp, sid, call_id, channel, event, args):
+    """A reply that asks the gateway to emit ``event`` to one socket with an ack id and publish
+    the client's answer on ``channel`` (docs/contracts.md "Calls")."""
+    return pack({"t": "reply", "nsp": nsp, "sid": sid,
+                 "call": {"id": call_id, "to": channel, "emit": [event] + list(args)}})
+
+
+def decode_call_result(data):
+    """``{"t":"ack","id","nsp","sid","args"|"error"}`` → (id, args list or None, error or None).
+    Raises ProtocolError for anything else."""
+    m = unpack(data)
+    if not isinstance(m, dict) or m.get("t") != "ack" or not isinstance(m.get("id"), str):
+        raise ProtocolError("not a call result")
+    if isinstance(m.get("args"), list):
+        return m["id"], m["args"], None
+    return m["id"], None, str(m.get("error") or "call failed")
+
+
 def encode_connect_reply(rid, ok, uid=None, rooms=None, data=ABSENT, error=None):
     """The answer to a connect entry that carried ``rid`` (auth ``backend``).
 

@@ -45,6 +45,7 @@ from collections import OrderedDict
 import redis as redis_lib
 
 from . import protocol
+from .calls import Calls, CallError
 from .emitter import encode_broadcast
 from .leases import ShardLeases
 from .pool import KeyedPool
@@ -197,6 +198,8 @@ class Worker:
         self._pubsub = None
         self._cursors = {}
         self._pool = None
+        self._calls = None  # Calls, from the first call or emit with a callback
+        self._calls_lock = threading.Lock()
         self._busy = {}  # stream -> entries of it submitted and not finished
         self._busy_lock = threading.Lock()
         self.lease_ms = int(lease_ms)
@@ -256,19 +259,27 @@ class Worker:
         return getattr(self._local, "ctx", None)
 
     def emit(self, event, *args, to=None, room=None, namespace=None, skip_sid=None,
-             include_self=True, broadcast=False, volatile=False):
+             include_self=True, broadcast=False, volatile=False, callback=None):
         """Emits ``event`` with ``args``.
 
         In a handler, without ``to``/``room`` (or with ``to`` = the sender's sid) it goes to the
         sender, in the reply. With ``to``/``room`` (a room, a sid, or a list of them) or
         ``broadcast=True`` (everyone in the namespace), and always outside handlers, it is a
         broadcast in the adapter format; ``skip_sid`` and ``include_self=False`` exclude sockets.
+        ``callback(*ack_args)``: the client's ack, for an emit to one socket (the sender, or
+        ``to=sid``); it runs on the handler pool, after that socket's earlier events.
         """
         if not isinstance(event, str):
             raise TypeError("event name must be a str")
         ctx = self._ctx()
         target = to if to is not None else room
         nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        if callback is not None:
+            sid = target if target is not None else (ctx.entry.sid if ctx else None)
+            if broadcast or not isinstance(sid, str):
+                raise ValueError("emit(callback=) needs one socket: the sender or to=<sid>")
+            self._start_call(event, args, sid, nsp, callback)
+            return
         if ctx is not None and not broadcast and (target is None or target == ctx.entry.sid):
             if nsp != ctx.entry.nsp:
                 self.logger.warning("emit %r to the sender in another namespace (%s): dropped; "
@@ -286,6 +297,62 @@ class Worker:
                                          {"volatile": True} if volatile else None,
                                          self.adapter_key)
         self._out([(channel, data)])
+
+    def call(self, event, *args, to=None, namespace=None, timeout=60):
+        """Emits ``event`` to socket ``to`` (default: the sender) and waits for its ack: returns
+        the ack's single argument, a tuple for several, None for none. Raises
+        :class:`sioc.CallTimeout` after ``timeout`` s, :class:`sioc.CallError` if the socket
+        left. Works from any worker process, whatever gateway the socket is on; not in a
+        ``connect`` handler (the socket is not connected before it returns)."""
+        ctx = self._ctx()
+        sid = to if to is not None else (ctx.entry.sid if ctx else None)
+        if not isinstance(sid, str):
+            raise ValueError("call() needs to=<sid> outside a handler")
+        nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        call_id = self._start_call(event, args, sid, nsp, None, now=True)
+        result = self._get_calls().wait(call_id, timeout)
+        if not result:
+            return None
+        return result[0] if len(result) == 1 else tuple(result)
+
+    def _get_calls(self):
+        with self._calls_lock:
+            if self._calls is None:
+                channel = "%s:calls:%s:%s" % (self.key_prefix, self.group, self.consumer)
+                self._calls = Calls(self.redis, channel, self.logger, lambda cb, args: cb(args))
+            return self._calls
+
+    def _start_call(self, event, args, sid, nsp, callback, now=False):
+        """Publishes a call to socket ``sid`` (docs/contracts.md "Calls"); returns its id."""
+        ctx = self._ctx()
+        node = ctx.entry.node if ctx is not None and ctx.owns(sid, nsp) else self._node_of(nsp, sid)
+        if node is None:
+            raise CallError("socket %s in %s: node unknown" % (sid, nsp))
+        calls = self._get_calls()
+        on_answer = None
+        if callback is not None:
+            def on_answer(ack_args):
+                self._run_callback((nsp, sid), callback, ack_args)
+        call_id = calls.new(on_answer)
+        message = protocol.encode_call(nsp, sid, call_id, calls.channel, event, args)
+        messages = [(protocol.node_channel(self.key_prefix, node), message)]
+        if now or ctx is None or ctx.publish is not None:
+            self._publish(messages)
+        else:
+            ctx.outbox.extend(messages)
+        return call_id
+
+    def _run_callback(self, key, callback, args):
+        def task():
+            try:
+                callback(*args)
+            except Exception:
+                self.logger.exception("callback %r failed (sid %s)", callback, key[1])
+        pool = self._pool
+        if pool is not None:
+            pool.submit(key, task)
+        else:
+            task()
 
     def send(self, data, *args, **kwargs):
         """``emit('message', data, ...)``, as Flask-SocketIO's ``send``."""
@@ -788,6 +855,8 @@ class Worker:
 
     def close(self):
         """Ends the handler threads and releases the Redis connections."""
+        if self._calls is not None:
+            self._calls.stop()
         if self._pool is not None:
             self._pool.close()
             self._pool = None

@@ -11,6 +11,7 @@ import unittest
 import flask
 import socketio as sio_client
 
+import sioc
 from sioc.flask import (ConnectionRefusedError, Namespace, SocketIO, close_room, disconnect, emit,
                         join_room, leave_room, rooms, send)
 from test_worker_redis import RedisCase
@@ -94,6 +95,17 @@ def build_app(test):
     def fast():
         return "fast"
 
+    @socketio.on("ask_me")
+    def ask_me(question):
+        def answered(*answer):  # runs later, in this socket's request context
+            seen.append(("callback", flask.request.sid, answer))
+        emit("question", question, callback=answered)
+        return "asked"
+
+    @socketio.on("ask_other")
+    def ask_other(other_sid):
+        return socketio.call("question", "from a worker", to=other_sid, timeout=5)
+
     @socketio.on("join", namespace="/chat")
     def on_join(data):
         join_room(data["room"])
@@ -166,7 +178,7 @@ def build_app(test):
     return app, socketio
 
 
-EVENTS = ("welcome", "message", "said", "shouted", "hello_back", "from_task", "to_user")
+EVENTS = ("question", "welcome", "message", "said", "shouted", "hello_back", "from_task", "to_user")
 
 
 class FlaskApi(RedisCase):
@@ -253,6 +265,25 @@ class FlaskApi(RedisCase):
         self.assertLess(times["start to process..."] - start, 0.5)  # not held until the end
         self.assertGreater(times["processed"] - times["start to process..."], 0.9)
         self.assertGreaterEqual(times["ack"], times["processed"])
+
+    def test_callbacks_and_calls(self):
+        a = self.client()
+        b = self.client()
+        a.on("question", lambda q: ("yes", q))   # the client's ack: two arguments
+        b.on("question", lambda q: "b says " + q)
+        self.assertEqual(a.call("ask_me", "ready?", timeout=5), "asked")
+        self.assertTrue(self.wait_for(lambda: ("callback", a.get_sid("/"), ("yes", "ready?"))
+                                      in self.seen))
+        # a handler asks another socket and waits for its answer (any gateway, via Redis)
+        self.assertEqual(a.call("ask_other", b.get_sid("/"), timeout=8), "b says from a worker")
+        # outside handlers: socketio.call to a socket, and the error when it has left
+        self.assertEqual(self.socketio.call("question", "direct", to=b.get_sid("/"), timeout=5),
+                         "b says direct")
+        gone = b.get_sid("/")
+        b.disconnect()
+        time.sleep(0.3)
+        with self.assertRaises(sioc.CallError):
+            self.socketio.call("question", "anyone?", to=gone, timeout=5)
 
     def test_connect_refused_and_user(self):
         for how, error in (("false", "Connection rejected by server"),
