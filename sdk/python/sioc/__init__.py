@@ -18,13 +18,14 @@ pub/sub) and answers each one with at most one directed reply; broadcasts go out
 Redis adapter (redis-emitter) format. See ``sioc.worker`` for the delivery guarantees.
 """
 
+from .aio import AsyncWorker
 from .calls import CallError, CallTimeout
 from .emitter import Emitter, encode_broadcast
 from .exceptions import ConnectionRefusedError
 from .protocol import Entry, ProtocolError, Reply, UnsupportedError
 from .worker import Request, Worker
 
-__all__ = ["Worker", "Request", "Emitter", "encode_broadcast", "ConnectionRefusedError",
+__all__ = ["Worker", "AsyncWorker", "Request", "Emitter", "encode_broadcast", "ConnectionRefusedError",
            "CallError", "CallTimeout",
            "Entry", "Reply", "ProtocolError", "UnsupportedError"]
 __version__ = "0.1.0"

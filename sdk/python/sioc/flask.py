@@ -23,7 +23,6 @@ kept in Redis (``<prefix>:sock:<group>:<sid>``), so any worker process sees it.
 
 import builtins
 import inspect
-import json
 import logging
 import os
 import threading
@@ -41,7 +40,6 @@ from .worker import Worker
 __all__ = ["SocketIO", "Namespace", "emit", "send", "join_room", "leave_room", "close_room",
            "rooms", "disconnect", "ConnectionRefusedError"]
 
-_SOCKETS_LEAVE = 3  # @socket.io/redis-adapter request type REMOTE_LEAVE (emitter socketsLeave)
 _current = threading.local()  # the SocketIO whose handler runs on this thread
 
 
@@ -405,10 +403,7 @@ class SocketIO:
 
     def close_room(self, room, namespace=None):
         """Removes every socket of the cluster from ``room`` (the adapter's socketsLeave)."""
-        nsp = namespace or "/"
-        message = json.dumps({"type": _SOCKETS_LEAVE, "opts": {"rooms": [room], "except": []},
-                              "rooms": [room]}, separators=(",", ":"))
-        self.worker.redis.publish("%s-request#%s#" % (self.worker.adapter_key, nsp), message)
+        self.worker.close_room(room, namespace=namespace or "/")
 
     def start_background_task(self, target, *args, **kwargs):
         """Runs ``target(*args, **kwargs)`` on a daemon thread; returns the thread."""

@@ -31,7 +31,9 @@ for the handler's answer (the socket is not connected before it), and go right a
 """
 
 import builtins
+import contextvars
 import inspect
+import json
 import logging
 import os
 import re
@@ -54,6 +56,7 @@ from .protocol import ProtocolError, Reply, UnsupportedError
 __all__ = ["Worker", "Request"]
 
 _SID_CACHE_MAX = 100000
+_SOCKETS_LEAVE = 3  # @socket.io/redis-adapter request type REMOTE_LEAVE
 _NOTHING = protocol.ABSENT
 
 
@@ -189,7 +192,7 @@ class Worker:
         self.logger = logger or logging.getLogger("sioc")
         self._handlers = {}
         self._entry_hooks = []
-        self._local = threading.local()
+        self._current = contextvars.ContextVar("sioc_entry", default=None)  # the handled entry
         self._sid_nodes = OrderedDict()  # (nsp, sid) -> node, learned from entries
         self._sid_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -250,13 +253,13 @@ class Worker:
     @property
     def request(self):
         """The current entry's :class:`Request` inside a handler, else None."""
-        ctx = getattr(self._local, "ctx", None)
+        ctx = self._current.get()
         return ctx.request if ctx is not None else None
 
     # ---- what handlers (and other code) call ----
 
     def _ctx(self):
-        return getattr(self._local, "ctx", None)
+        return self._current.get()
 
     def emit(self, event, *args, to=None, room=None, namespace=None, skip_sid=None,
              include_self=True, broadcast=False, volatile=False, callback=None):
@@ -387,6 +390,15 @@ class Worker:
             return
         self._to_other(sid, nsp, apply)
 
+    def close_room(self, room, namespace=None):
+        """Removes every socket of the cluster from ``room`` (the adapter's socketsLeave
+        request, as @socket.io/redis-emitter sends it)."""
+        ctx = self._ctx()
+        nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        message = json.dumps({"type": _SOCKETS_LEAVE, "opts": {"rooms": [room], "except": []},
+                              "rooms": [room]}, separators=(",", ":"))
+        self._out([("%s-request#%s#" % (self.adapter_key, nsp), message.encode())])
+
     def disconnect(self, sid=None, namespace=None):
         """Disconnects socket ``sid`` (default: the sender), after the reply's emits."""
         ctx = self._ctx()
@@ -485,7 +497,7 @@ class Worker:
             except Exception:
                 self.logger.exception("entry hook failed")
         ctx = _Context(entry, publish)
-        self._local.ctx = ctx
+        token = self._current.set(ctx)
         try:
             if entry.type == "event":
                 return self._on_event(ctx)
@@ -493,7 +505,11 @@ class Worker:
                 return self._on_connect(ctx)
             return self._on_disconnect(ctx)
         finally:
-            self._local.ctx = None
+            self._current.reset(token)
+
+    def _invoke(self, handler, *args):
+        """Calls one application handler (sioc.aio runs coroutines here)."""
+        return handler(*args)
 
     def _reply_messages(self, ctx):
         return self._node_messages(ctx.entry.node, ctx.reply)
@@ -507,9 +523,9 @@ class Worker:
             return []
         try:
             if handler is not None:
-                result = handler(e.sid, *e.args)
+                result = self._invoke(handler, e.sid, *e.args)
             else:
-                result = catch_all(e.event, e.sid, *e.args)
+                result = self._invoke(catch_all, e.event, e.sid, *e.args)
             if e.ack is not None:
                 ctx.reply.ack = (e.ack, _ack_args(result))
             return self._reply_messages(ctx) + ctx.outbox
@@ -522,12 +538,12 @@ class Worker:
     def _call_connect(self, handler, e):
         n, second = _positional(handler)
         if n >= 3:
-            return handler(e.sid, e.hs, e.auth)
+            return self._invoke(handler, e.sid, e.hs, e.auth)
         if n == 2:
-            return handler(e.sid, e.hs if second == "environ" else e.auth)
+            return self._invoke(handler, e.sid, e.hs if second == "environ" else e.auth)
         if n == 1:
-            return handler(e.sid)
-        return handler()
+            return self._invoke(handler, e.sid)
+        return self._invoke(handler)
 
     def _on_connect(self, ctx):
         e = ctx.entry
@@ -580,11 +596,11 @@ class Worker:
         try:
             n, _ = _positional(handler)
             if n >= 2:
-                handler(e.sid, e.reason)
+                self._invoke(handler, e.sid, e.reason)
             elif n == 1:
-                handler(e.sid)
+                self._invoke(handler, e.sid)
             else:
-                handler()
+                self._invoke(handler)
         except Exception:
             self.logger.exception("disconnect handler in %s failed (sid %s)", e.nsp, e.sid)
             return []

@@ -31,10 +31,13 @@ class Gateway:
              "--namespaces", "/,/chat,/class", "--auth", "backend", "--auth-timeout", "3000",
              "--log-level", "warn", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not os.path.exists(port_file):
+        port = ""
+        while time.monotonic() < deadline and not port.endswith("\n"):
             time.sleep(0.02)
-        with open(port_file) as f:
-            self.url = "http://127.0.0.1:%d" % int(f.read().strip())
+            if os.path.exists(port_file):
+                with open(port_file) as f:
+                    port = f.read()
+        self.url = "http://127.0.0.1:%d" % int(port)
 
     def stop(self):
         self.proc.terminate()
