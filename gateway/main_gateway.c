@@ -566,6 +566,12 @@ int main(int argc, char **argv)
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
               registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
+    if (g.auth != AUTH_BACKEND && strcmp(up, "off") != 0)
+        log_write(g.log, LOG_LEVEL_INFO, "process.auth",
+                  "auth=%s: sockets are accepted here; workers' connect handlers are told "
+                  "afterwards and cannot refuse sockets or name their user (use --auth backend "
+                  "for that)",
+                  auth);
 
     event_base_dispatch(g.base);
 

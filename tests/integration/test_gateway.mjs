@@ -370,6 +370,15 @@ test("options: --help, --check-config, SIOC_* environment and --config file (DES
   const badFile = run(["--check-config", "--config", conf]);
   assert(badFile.status === 2 && badFile.stderr.includes("line 1"), `bad file: ${badFile.stderr}`);
   assertEqual(run(["--check-config", "--config", conf, "--unknown"]).status, 2, "unknown flag");
+  // a gateway whose workers cannot refuse sockets says so once, at start (issue 12)
+  for (const [auth, says] of [["none", true], ["backend", false]]) {
+    const g = await startServer(GATEWAY, ["--redis", redis.url, "--auth", auth, "--log-level", "info",
+      "--node-id", `gw-note-${auth}`]);
+    for (let i = 0; i < 150 && !g.log().includes("process.start"); i++) await sleep(20);
+    await g.stop();
+    assertEqual(g.log().includes(`process.auth: auth=${auth}: sockets are accepted here`), says,
+      `auth ${auth}: start-up note ${says ? "printed" : "absent"}`);
+  }
 });
 
 test("SIGTERM: clients are disconnected, the gateway exits 0", async () => {
