@@ -28,4 +28,4 @@ from .worker import Request, Worker
 __all__ = ["Worker", "AsyncWorker", "Request", "Emitter", "encode_broadcast", "ConnectionRefusedError",
            "CallError", "CallTimeout",
            "Entry", "Reply", "ProtocolError", "UnsupportedError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
