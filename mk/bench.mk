@@ -1,6 +1,7 @@
 # mk/bench.mk: the benchmark harness of issue 6 (tests/bench/).
 #   make bench        every scenario, sioc vs Node socket.io, interleaved, medians of 3;
-#                     writes tests/bench/results/<date>.json and .md (BENCH_ARGS for options)
+#                     writes tests/bench/results/<date>.json and .md (BENCH_ARGS for options);
+#                     then the worker echo, sioc workers vs Flask-SocketIO (<date>-workers.*)
 #   make bench-smoke  every scenario with tiny sizes, in seconds (also run by make test)
 BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_hist.c tests/bench/lg_proc.c
 BENCH_ARGS ?=
@@ -18,6 +19,8 @@ $(BUILD)/bench/worker: $(BUILD)/obj/tests/bench/worker.o $(BUILD)/libsioc_common
 .PHONY: bench bench-smoke
 bench: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/sioc-gateway
 	node tests/bench/run.mjs $(BENCH_ARGS)
+	node tests/bench/worker_echo.mjs
 
 bench-smoke: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/sioc-gateway
 	node tests/bench/run.mjs --smoke $(BENCH_ARGS)
+	node tests/bench/worker_echo.mjs --smoke
