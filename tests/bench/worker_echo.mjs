@@ -23,7 +23,7 @@ const SMOKE = flag("smoke");
 const WORKERS = opt("workers", SMOKE ? "1" : "1,2,4").split(",").map(Number);
 const SECONDS = Number(opt("seconds", SMOKE ? 1 : 5));
 const CLIENTS = SMOKE ? 10 : 100;
-const RATES = SMOKE ? [100] : [250, 500, 1000, 2000, 4000, 8000, 16000];
+const RATES = SMOKE ? [100] : [250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000];
 const OUT = opt("out", B("tests/bench/results"));
 const SHARDS = 4;
 const PY = "/usr/bin/python3";
@@ -86,13 +86,13 @@ async function startSioc(redisUrl, redisPid, workers) {
     pids.push(w.pid);
     await waitFor(() => w.out.includes("worker ready"), 10000, "worker");
   }
-  // every stream leased before the load starts (the workers share them)
+  // every stream leased, each worker holding its share, before the load starts
+  const cli = (...a) => spawnSync("redis-cli", ["-u", redisUrl, ...a], { encoding: "utf8" }).stdout;
   await waitFor(() => {
-    const keys = spawnSync("redis-cli", ["-u", redisUrl, "--scan", "--pattern", "sioc:lease:*"],
-      { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean);
-    return keys.length === SHARDS;
+    const keys = cli("--scan", "--pattern", "sioc:lease:*").trim().split("\n").filter(Boolean);
+    const owners = new Set(keys.map((k) => cli("get", k).trim()));
+    return keys.length === SHARDS && owners.size === Math.min(workers, SHARDS);
   }, 15000, "stream leases");
-  await sleep(workers > 1 ? 1500 : 200); // fair shares settle (lease_ms / 3 ticks)
   return { url: `127.0.0.1:${readFileSync(pf, "utf8").trim()}`, serverPids: [gw.pid],
     auxPids: [...pids, redisPid], procs };
 }

@@ -22,6 +22,7 @@ kept in Redis (``<prefix>:sock:<group>:<sid>``), so any worker process sees it.
 """
 
 import builtins
+import collections
 import inspect
 import logging
 import os
@@ -41,6 +42,7 @@ __all__ = ["SocketIO", "Namespace", "emit", "send", "join_room", "leave_room", "
            "rooms", "disconnect", "ConnectionRefusedError"]
 
 _current = threading.local()  # the SocketIO whose handler runs on this thread
+STATE_CACHE_MAX = 10000       # sockets whose request environ and session a process keeps
 
 
 def _arity(fn):
@@ -171,6 +173,11 @@ class SocketIO:
         self.exception_handlers = {}
         self.default_exception_handler = None
         self._bound = set()  # namespaces whose connect/disconnect are bound on the worker
+        # sid -> [WSGI environ, session dict]: a socket's events come to this process while it
+        # holds the socket's stream (sioc.leases), so the copy stays true until a take-over
+        self._states = collections.OrderedDict()
+        self._states_lock = threading.Lock()
+        self.worker.on_takeover(lambda streams: self._forget_states())
         self.app = None
         if app is not None:
             self.init_app(app)
@@ -258,12 +265,33 @@ class SocketIO:
     def _state_key(self, sid):
         return "%s:sock:%s:%s" % (self.worker.key_prefix, self.worker.group, sid)
 
-    def _load_state(self, sid):
-        """(handshake map, session dict) of a socket, as its connect stored them."""
+    def _forget_states(self, sid=None):
+        with self._states_lock:
+            if sid is None:
+                self._states.clear()
+            else:
+                self._states.pop(sid, None)
+
+    def _cached_state(self, sid, app):
+        """[environ, session] of a socket: from this process's cache, else from Redis (as its
+        connect stored them)."""
+        with self._states_lock:
+            state = self._states.get(sid)
+            if state is not None:
+                self._states.move_to_end(sid)
+                return state
         hs, raw = self.worker.redis.hmget(self._state_key(sid), "hs", "session")
         handshake = protocol.unpack(hs) if hs else {}
         session = session_json_serializer.loads(_text(raw)) if raw else {}
-        return handshake if isinstance(handshake, dict) else {}, session
+        state = [self._environ(app, handshake if isinstance(handshake, dict) else {}), session]
+        self._remember_state(sid, state)
+        return state
+
+    def _remember_state(self, sid, state):
+        with self._states_lock:
+            self._states[sid] = state
+            while len(self._states) > STATE_CACHE_MAX:
+                self._states.popitem(last=False)
 
     def _save_state(self, sid, handshake=None, session=None):
         pipe = self.worker.redis.pipeline(transaction=False)
@@ -275,16 +303,21 @@ class SocketIO:
         pipe.expire(key, self.session_ttl)
         pipe.execute()
 
-    def _context(self, handshake, session):
-        """The app's request context for a socket, from its handshake. ``session`` None: the
-        HTTP session of the handshake's cookie, copied (as Flask-SocketIO does at connect)."""
-        app = self.app or _fallback_app()
+    @staticmethod
+    def _environ(app, handshake):
+        """The WSGI environ of a socket's handshake request (built once per socket)."""
         url = urllib.parse.urlsplit(_text(handshake.get("url", "/socket.io/")))
         headers = {_text(k): _text(v) for k, v in (handshake.get("headers") or {}).items()
                    if not isinstance(v, (list, dict))}
-        ctx = app.test_request_context(url.path or "/", query_string=url.query, headers=headers,
-                                       environ_base={"REMOTE_ADDR": _text(
-                                           handshake.get("address", ""))})
+        builder = app.test_request_context(url.path or "/", query_string=url.query,
+                                           headers=headers, environ_base={
+                                               "REMOTE_ADDR": _text(handshake.get("address", ""))})
+        return builder.request.environ
+
+    def _context(self, app, environ, session):
+        """The app's request context for a socket. ``session`` None: the HTTP session of the
+        handshake's cookie, copied (as Flask-SocketIO does at connect)."""
+        ctx = app.request_context(dict(environ))
         if self.manage_session:
             if session is None:
                 opened = app.session_interface.open_session(app, ctx.request)
@@ -293,10 +326,16 @@ class SocketIO:
             ctx.session.modified = bool(session)
         return ctx
 
-    def _run(self, namespace, event, sid, args, call, handshake=None, session=None):
-        if handshake is None:
-            handshake, session = self._load_state(sid)
-        ctx = self._context(handshake, session)
+    def _run(self, namespace, event, sid, args, call, handshake=None):
+        """Runs ``call`` in the socket's request context. ``handshake``: at connect (the state
+        is created from it), else the socket's state is looked up."""
+        app = self.app or _fallback_app()
+        if handshake is not None:
+            state, session = [self._environ(app, handshake), {}], None
+        else:
+            state = self._cached_state(sid, app)
+            session = state[1]
+        ctx = self._context(app, state[0], session)
         previous = getattr(_current, "socketio", None)
         _current.socketio = self
         try:
@@ -315,7 +354,10 @@ class SocketIO:
                         raise
                     result = handler(exc)
                 if self.manage_session and ctx.session.modified:
-                    self._save_state(sid, session=ctx.session)
+                    state[1] = dict(ctx.session)
+                    self._save_state(sid, session=state[1])
+                if handshake is not None:
+                    self._remember_state(sid, state)
                 return result
         finally:
             _current.socketio = previous
@@ -339,12 +381,12 @@ class SocketIO:
                 return fn(auth) if _arity(fn) >= 1 else fn()
 
             try:
-                result = self._run(namespace, "connect", sid, (auth,), call, handshake, None)
+                result = self._run(namespace, "connect", sid, (auth,), call, handshake)
             except BaseException:
-                self.worker.redis.delete(self._state_key(sid))
+                self._drop_state(sid)
                 raise
             if result is False:
-                self.worker.redis.delete(self._state_key(sid))
+                self._drop_state(sid)
                 return False
             if isinstance(result, (str, int)) and not isinstance(result, bool):
                 return {"uid": str(result)}  # sioc: the socket's user (user room, registry)
@@ -359,8 +401,12 @@ class SocketIO:
                     self._run(namespace, "disconnect", sid, (reason,),
                               lambda: fn(reason) if _arity(fn) >= 1 else fn())
             finally:
-                self.worker.redis.delete(self._state_key(sid))
+                self._drop_state(sid)
         return disconnect_
+
+    def _drop_state(self, sid):
+        self._forget_states(sid)
+        self.worker.redis.delete(self._state_key(sid))
 
     # ---- what the application calls ----
 

@@ -24,6 +24,8 @@ import time
 
 __all__ = ["ShardLeases"]
 
+REBALANCE_MS = 200
+
 # KEYS[1] lease key; ARGV[1] me, ARGV[2] ms. Renews if mine or takes it if free: 1, else 0.
 _ACQUIRE = """
 local owner = redis.call('GET', KEYS[1])
@@ -69,6 +71,10 @@ class ShardLeases:
     def readable(self):
         return self.held - self.draining
 
+    def next_tick_ms(self):
+        """Milliseconds until :meth:`tick` has work again (the caller's longest wait)."""
+        return max(0, int((self._next - time.monotonic()) * 1000))
+
     def _key(self, stream):
         return self._prefix + stream
 
@@ -77,7 +83,6 @@ class ShardLeases:
         now = time.monotonic()
         if not force and now < self._next:
             return []
-        self._next = now + self.lease_ms / 3000.0
         now_ms = int(time.time() * 1000)
         pipe = self.redis.pipeline(transaction=False)
         pipe.zadd(self._members, {self.consumer: now_ms + self.lease_ms})
@@ -111,6 +116,12 @@ class ShardLeases:
             if self._acquire(keys=[self._key(stream)], args=[self.consumer, self.lease_ms]):
                 self.held.add(stream)
                 acquired.append(stream)
+        # renewals every lease_ms / 3; while the share is not reached (a stream to take or to
+        # give up), every REBALANCE_MS, so a stream changes hands within a fraction of a second
+        settled = not self.draining and len(self.held) >= min(fair, len(self.streams))
+        period = self.lease_ms / 3000.0 if settled else min(self.lease_ms / 3000.0,
+                                                             REBALANCE_MS / 1000.0)
+        self._next = time.monotonic() + period
         return acquired
 
     def release_all(self):

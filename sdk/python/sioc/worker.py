@@ -192,6 +192,7 @@ class Worker:
         self.logger = logger or logging.getLogger("sioc")
         self._handlers = {}
         self._entry_hooks = []
+        self._takeover_hooks = []
         self._current = contextvars.ContextVar("sioc_entry", default=None)  # the handled entry
         self._sid_nodes = OrderedDict()  # (nsp, sid) -> node, learned from entries
         self._sid_lock = threading.Lock()
@@ -670,8 +671,16 @@ class Worker:
             return ""
         return ", reading %d of %d streams" % (len(self._leases.readable()), len(self._sources))
 
+    def on_takeover(self, hook):
+        """Registers ``hook(streams)``, called when this process starts reading streams another
+        process may have read before: state cached per socket of those streams may be stale."""
+        self._takeover_hooks.append(hook)
+        return hook
+
     def _take_over(self, streams):
         """Streams just leased: their pending entries (whoever read them) are read first."""
+        for hook in self._takeover_hooks:
+            hook(list(streams))
         for key in streams:
             start = "0-0"
             while True:
@@ -735,10 +744,11 @@ class Worker:
                 handled += self._handle_stream(key, entries)
             if handled:
                 return handled
+        wake_ms = max(1, self._leases.next_tick_ms())  # renew or rebalance the leases on time
         if not readable:  # standing by: every stream is leased to other processes
-            self._stopping.wait(min(timeout_ms, self.lease_ms / 3) / 1000)
+            self._stopping.wait(min(timeout_ms, wake_ms) / 1000)
             return 0
-        block = min(timeout_ms, self.lease_ms // 3)  # wake up to renew the leases
+        block = min(timeout_ms, wake_ms)
         resp = self.redis.xreadgroup(self.group, self.consumer, {key: ">" for key in readable},
                                      count=self.count, block=block if block > 0 else None) or []
         handled = 0
