@@ -651,7 +651,9 @@ api = open("docs/api.md").read()
 msgs = []
 for f in ("broker/api.c", "broker/api_input.c", "broker/main_broker.c"):
     src = open(f).read()
-    msgs += re.findall(r'respond_error\([^,]+, [^,]+, \d+, "([^"]+)"\)', src)
+    for call in re.findall(r'respond_error\(([^;]*)\);', src):  # also both sides of a ?:
+        msgs += [m for m in re.findall(r'"([^"]*)"', call) if m != "%s"]
+    msgs += re.findall(r'snprintf\(err, errlen, "([^"]+)"', src)
     msgs += re.findall(r'fail\(err, errlen, "([^"%]*(?:%[^s"][^"]*)?|[^"]*%s[^"]*)"', src)
     msgs += re.findall(r'fail\(err, errlen, "%s", "([^"]+)"\)', src)
 msgs = sorted(set(m for m in msgs if m != "%s"))
@@ -659,7 +661,7 @@ msgs = sorted(set(m for m in msgs if m != "%s"))
 
 def documented(msg):
     # %s in a message is the field or event name: documented as <name> or with a real one
-    rx = re.escape(msg).replace("%s", "(<[a-z]+>|[a-z_]+)").replace(r"%\.\*s", "[a-z_]+")
+    rx = re.escape(msg).replace("%s", "(<[a-z]+>|[a-z_ ]+)").replace(r"%\.\*s", "[a-z_]+")
     return re.search(rx, api) is not None
 
 
