@@ -34,13 +34,17 @@ for bin in "$GATEWAY" "$BROKER"; do
 done
 
 # ---- docker-compose.yml ----
+# An empty env file and a clean environment: a developer's .env or SIOC_* variables (e.g.
+# SIOC_REDIS_URL) must not change what the file says.
+: >"$tmp/empty.env"
+clean_env=(env -i "PATH=$PATH" "HOME=${HOME:-/root}")
 key=$(openssl rand -hex 16)
-if out=$(SIOC_API_KEY=$key docker-compose -f docker-compose.yml config -q 2>&1); then
+if out=$("${clean_env[@]}" SIOC_API_KEY="$key" docker-compose --env-file "$tmp/empty.env" -f docker-compose.yml config -q 2>&1); then
     ok "docker-compose config -q (SIOC_API_KEY set)"
 else
     fail "docker-compose config -q (SIOC_API_KEY set)" "$out"
 fi
-if out=$(env -u SIOC_API_KEY docker-compose -f docker-compose.yml config -q 2>&1); then
+if out=$("${clean_env[@]}" docker-compose --env-file "$tmp/empty.env" -f docker-compose.yml config -q 2>&1); then
     fail "docker-compose config refuses to run without SIOC_API_KEY (no default secret)" "$out"
 elif grep -q "SIOC_API_KEY" <<<"$out"; then
     ok "docker-compose config refuses to run without SIOC_API_KEY (no default secret)"
@@ -48,7 +52,7 @@ else
     fail "docker-compose config names SIOC_API_KEY when it is missing" "$out"
 fi
 jwt=$(openssl rand -hex 16)
-if SIOC_API_KEY=$key SIOC_JWT_SECRET=$jwt docker-compose -f docker-compose.yml config >"$tmp/compose.yml" 2>"$tmp/compose.err"; then
+if "${clean_env[@]}" SIOC_API_KEY="$key" SIOC_JWT_SECRET="$jwt" docker-compose --env-file "$tmp/empty.env" -f docker-compose.yml config >"$tmp/compose.yml" 2>"$tmp/compose.err"; then
     ok "docker-compose config (resolved file for the checks below)"
 else
     fail "docker-compose config" "$(cat "$tmp/compose.err")"
@@ -397,8 +401,8 @@ check("compose gateway: the demo's settings (auth backend, namespaces /,/chat, s
       gw_env.get("SIOC_AUTH") == "backend" and gw_env.get("SIOC_NAMESPACES") == "/,/chat"
       and gw_env.get("SIOC_STATIC") == "/usr/share/sioc/demo"
       and gw_env.get("SIOC_CLIENT_JS") == "/usr/share/sioc/socket.io.min.js", gw_env)
-check("compose gateway: the JWT secret comes from the environment (set for this run), not the file",
-      gw_env.get("SIOC_JWT_SECRET") in (JWT, None) and JWT not in open("docker-compose.yml").read())
+check("compose gateway: the JWT secret is passed through from the environment (set for this run), not the file",
+      gw_env.get("SIOC_JWT_SECRET") == JWT and re.search(r"^\s+SIOC_JWT_SECRET:\s*$", open("docker-compose.yml").read(), re.M))
 check("compose gateway: scalable (deploy.replicas >= 3, no container_name, no host ports)",
       gw.get("deploy", {}).get("replicas", 1) >= 3 and "container_name" not in gw and not gw.get("ports"))
 check("compose gateway: /readyz health check",
@@ -647,6 +651,14 @@ for prog, opts, heading in (("sioc-gateway", GW_OPTS, "### sioc-gateway options"
             bad.append((k, rows.get(k), (env_name(k), want_default)))
     check("docs/operations.md lists every option of %s --help with its variable and default (%d)" % (prog, len(opts)), not bad, bad[:5])
     check("docs/operations.md lists no option %s does not have" % prog, not set(rows) - set(opts), sorted(set(rows) - set(opts)))
+# The snippets quoted in operations.md are excerpts of the shipped files, line for line.
+for lang, path in (("haproxy", "deploy/haproxy/haproxy.cfg"), ("nginx", "deploy/nginx/sioc.conf"),
+                   ("yaml", "deploy/k8s/gateway-ingress.yaml")):
+    block = re.search(r"```%s\n(.*?)```" % lang, ops, re.S)
+    shipped = {l.split("#", 1)[0].strip() for l in open(path)}
+    quoted = [l.split("#", 1)[0].strip() for l in (block.group(1).splitlines() if block else [])]
+    stray = [l for l in quoted if l and l not in shipped]
+    check("docs/operations.md: the %s snippet is an excerpt of %s" % (lang, path), block and not stray, stray)
 api = open("docs/api.md").read()
 msgs = []
 for f in ("broker/api.c", "broker/api_input.c", "broker/main_broker.c"):
