@@ -15,7 +15,7 @@ RUN_PACKAGES="build-essential pkg-config libevent-dev libhiredis-dev libssl-dev 
 redis-server nodejs npm python3 python3-redis python3-msgpack procps curl"
 TEST_PACKAGES="clang libclang-rt-14-dev clang-format clang-tidy cppcheck libmsgpack-dev chromium
 python3-socketio python3-requests python3-websocket python3-yaml python3-flask python3-flask-socketio python3-eventlet
-haproxy docker-compose ca-certificates psmisc openssl"
+haproxy docker-compose nginx-light ca-certificates psmisc openssl"
 case "$mode" in
 run) PACKAGES=$RUN_PACKAGES ;;
 test) PACKAGES="$RUN_PACKAGES $TEST_PACKAGES" ;;

@@ -687,6 +687,7 @@ static void test_response_writer_guards(void)
     CHECK(strcmp(http_reason(413), "Payload Too Large") == 0);
     CHECK(strcmp(http_reason(431), "Request Header Fields Too Large") == 0);
     CHECK(strcmp(http_reason(101), "Switching Protocols") == 0);
+    CHECK(strcmp(http_reason(401), "Unauthorized") == 0); /* the broker's api-key answer */
     CHECK(strcmp(http_reason(299), "Unknown") == 0);
     struct buf b;
     buf_init(&b, 0);
