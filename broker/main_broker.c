@@ -174,8 +174,8 @@ static bool listen_is_loopback(const char *listen)
 
 static const char *validate(const struct config *cfg)
 {
-    struct redis_link_url url;
-    if (redis_link_parse_url(config_get(cfg, "redis"), &url) != SIOC_OK)
+    struct redis_url url;
+    if (redis_url_parse(config_get(cfg, "redis"), &url) != SIOC_OK)
         return "redis: not a redis:// URL";
     const char *room = config_get(cfg, "user-room");
     const char *mark = strstr(room, "%s");

@@ -926,8 +926,8 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
         (cfg->auth_backend && cfg->upstream == BRIDGE_UPSTREAM_OFF) ||
         (cfg->user_room != NULL && !user_room_valid(cfg->user_room)))
         return NULL;
-    struct redis_link_url url;
-    if (redis_link_parse_url(cfg->redis_url, &url) != SIOC_OK)
+    struct redis_url url;
+    if (redis_url_parse(cfg->redis_url, &url) != SIOC_OK)
         return NULL;
     struct bridge *b = calloc(1, sizeof *b);
     if (b == NULL)

@@ -361,8 +361,8 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     struct config *cfg = g->cfg;
     const char *auth = config_get(cfg, "auth");
     const char *upstream = config_get(cfg, "upstream");
-    struct redis_link_url url;
-    if (redis_link_parse_url(config_get(cfg, "redis"), &url) != SIOC_OK)
+    struct redis_url url;
+    if (redis_url_parse(config_get(cfg, "redis"), &url) != SIOC_OK)
         return "redis: not a redis:// URL";
     if (strcmp(auth, "none") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "backend") != 0)
         return "auth: must be none, jwt or backend";

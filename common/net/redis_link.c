@@ -1,5 +1,7 @@
-/* redis_link.c: the Redis connection runtime of redis_link.h on hiredis 0.14's async API, with
- * its own libevent adapter (batched direct writes, see "event adapter"). hiredis owns the
+/* redis_link.c: the Redis connection runtime of redis_link.h on hiredis 0.14's async API:
+ * reconnects, the ordered outage queue, retries and subscriptions. URLs and RESP encoding are
+ * common/redis_proto (pure); the socket is attached to the loop by common/net/redis_events
+ * (batched direct writes), the one place a TLS or cluster transport would plug in. hiredis owns the
  * redisAsyncContext: it frees it after the disconnect (or failed-connect) callback, so every path
  * that loses a context funnels into context_gone(), which forgets the pointer and schedules the
  * next attempt; nothing touches a context after that.
@@ -18,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "common/error.h"
+#include "common/net/redis_events.h"
 
 /* One command, from redis_link_command_argv until its reply (or loss) has been handled. */
 struct cmd {
@@ -44,7 +47,7 @@ struct name_set {
 struct redis_link {
     struct event_base *base;
     enum redis_link_mode mode;
-    struct redis_link_url url;
+    struct redis_url url;
     char *probe_channel;
     unsigned connect_timeout_ms, backoff_min_ms, backoff_max_ms, backoff_ms, liveness_timeout_ms;
     size_t queue_limit;
@@ -66,7 +69,6 @@ struct redis_link {
     bool full_reported;    /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
     const char *drop_reason;
     int callback_depth; /* user callbacks on the stack; redis_link_free asserts it is 0 */
-    bool writing;       /* inside redisAsyncHandleWrite: a write request then means "socket full" */
     uint64_t last_rx_ms;
 
     struct event *reconnect_timer, *connect_timer, *liveness_timer;
@@ -249,222 +251,6 @@ static void deliver_reply(struct redis_link *l, struct cmd *c, const redisReply 
     l->callback_depth--;
 }
 
-/* ---- event adapter ----
- * hiredis's stock libevent adapter (adapters/libevent.h) re-arms a one-shot read event after
- * every read and arms, then disarms, a write event around every command: 2 epoll_ctl per read
- * and 2 per write, and each command waits one more loop iteration (epoll_wait) before it leaves.
- * On a latency path (an upstream XADD, DESIGN.md 3.2) that is 4 system calls and a loop turn
- * per round trip. This adapter keeps the read event armed (EV_PERSIST) and writes directly from
- * an event_active'd flush at the end of the current loop iteration, so every command issued in
- * one iteration still leaves in one write(2). EV_WRITE is armed only while connecting and while
- * the socket is full. */
-
-struct link_events {
-    struct redis_link *link;
-    redisAsyncContext *ac;
-    struct event *rev, *wev, *flush;
-};
-
-static void adapter_read_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct link_events *e = arg;
-    redisAsyncHandleRead(e->ac); /* may free e (hiredis cleanup) */
-}
-
-/* EV_WRITE (connect completion, or room again in a full socket) and the end-of-iteration flush. */
-static void adapter_write_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct link_events *e = arg;
-    struct redis_link *l = e->link; /* outlives the context; e may be freed inside */
-    l->writing = true;
-    redisAsyncHandleWrite(e->ac);
-    l->writing = false;
-}
-
-static void adapter_add_read(void *privdata)
-{
-    struct link_events *e = privdata;
-    if (!event_pending(e->rev, EV_READ, NULL))
-        event_add(e->rev, NULL);
-}
-
-static void adapter_del_read(void *privdata)
-{
-    struct link_events *e = privdata;
-    event_del(e->rev);
-}
-
-/* hiredis wants to write: a new command, or (inside redisAsyncHandleWrite) bytes left over. */
-static void adapter_add_write(void *privdata)
-{
-    struct link_events *e = privdata;
-    if ((e->ac->c.flags & REDIS_CONNECTED) == 0 || e->link->writing ||
-        event_pending(e->wev, EV_WRITE, NULL))
-        event_add(e->wev, NULL); /* connecting, or the socket is full: wait for room */
-    else
-        event_active(e->flush, EV_WRITE, 0); /* no-op when already active this iteration */
-}
-
-static void adapter_del_write(void *privdata)
-{
-    struct link_events *e = privdata;
-    event_del(e->wev);
-}
-
-/* hiredis frees the context: possibly from inside one of the callbacks above (libevent allows
- * freeing an event from its own callback). */
-static void adapter_cleanup(void *privdata)
-{
-    struct link_events *e = privdata;
-    event_free(e->rev);
-    event_free(e->wev);
-    event_free(e->flush);
-    free(e);
-}
-
-static bool adapter_attach(struct redis_link *l, redisAsyncContext *ac)
-{
-    struct link_events *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return false;
-    e->link = l;
-    e->ac = ac;
-    e->rev = event_new(l->base, ac->c.fd, EV_READ | EV_PERSIST, adapter_read_cb, e);
-    e->wev = event_new(l->base, ac->c.fd, EV_WRITE, adapter_write_cb, e);
-    e->flush = event_new(l->base, -1, 0, adapter_write_cb, e);
-    if (e->rev == NULL || e->wev == NULL || e->flush == NULL || event_add(e->rev, NULL) != 0 ||
-        event_add(e->wev, NULL) != 0) { /* EV_WRITE: the non-blocking connect's completion */
-        if (e->rev != NULL)
-            event_free(e->rev);
-        if (e->wev != NULL)
-            event_free(e->wev);
-        if (e->flush != NULL)
-            event_free(e->flush);
-        free(e);
-        return false;
-    }
-    ac->ev.addRead = adapter_add_read;
-    ac->ev.delRead = adapter_del_read;
-    ac->ev.addWrite = adapter_add_write;
-    ac->ev.delWrite = adapter_del_write;
-    ac->ev.cleanup = adapter_cleanup;
-    ac->ev.data = e;
-    return true;
-}
-
-/* ---- URL ---- */
-
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Appends s[0..n) to out->storage at *used, %-decoding if asked; returns the copy or NULL. */
-static const char *url_store(struct redis_link_url *out, size_t *used, const char *s, size_t n,
-                             bool decode)
-{
-    char *start = out->storage + *used;
-    size_t k = *used;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (decode && ch == '%') {
-            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-                return NULL;
-            ch = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (k + 1 >= sizeof(out->storage))
-            return NULL;
-        out->storage[k++] = ch;
-    }
-    out->storage[k++] = '\0';
-    *used = k;
-    return start;
-}
-
-/* Parses a decimal in [min, max] spanning exactly s[0..n). */
-static bool parse_decimal(const char *s, size_t n, long min, long max, int *out)
-{
-    long v = 0;
-    if (n == 0 || n > 7)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < min || v > max)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-int redis_link_parse_url(const char *url, struct redis_link_url *out)
-{
-    static const char scheme[] = "redis://";
-    memset(out, 0, sizeof(*out));
-    out->port = 6379;
-    if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
-        return SIOC_EINVAL;
-    const char *p = url + sizeof(scheme) - 1;
-    const char *auth_end = p + strcspn(p, "/?#");
-    if (*auth_end == '?' || *auth_end == '#')
-        return SIOC_EINVAL; /* no query options are supported: refuse rather than ignore */
-    size_t used = 0;
-    const char *at = NULL;
-    for (const char *q = p; q < auth_end; q++)
-        if (*q == '@')
-            at = q;
-    if (at != NULL) {
-        /* "user:password@" or ":password@"; a bare "x@" is ambiguous across clients: refuse. */
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon == NULL)
-            return SIOC_EINVAL;
-        if (colon > p && (out->user = url_store(out, &used, p, (size_t)(colon - p), true)) == NULL)
-            return SIOC_EINVAL;
-        out->password = url_store(out, &used, colon + 1, (size_t)(at - colon - 1), true);
-        if (out->password == NULL)
-            return SIOC_EINVAL;
-        p = at + 1;
-    }
-    const char *host = p, *host_end;
-    if (*p == '[') { /* IPv6 literal */
-        host = p + 1;
-        host_end = memchr(host, ']', (size_t)(auth_end - host));
-        if (host_end == NULL)
-            return SIOC_EINVAL;
-        p = host_end + 1;
-    } else {
-        host_end = memchr(p, ':', (size_t)(auth_end - p));
-        if (host_end == NULL)
-            host_end = auth_end;
-        p = host_end;
-    }
-    if (host_end == host ||
-        (out->host = url_store(out, &used, host, (size_t)(host_end - host), false)) == NULL)
-        return SIOC_EINVAL;
-    if (p < auth_end) {
-        if (*p != ':' || !parse_decimal(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &out->port))
-            return SIOC_EINVAL;
-    }
-    if (*auth_end == '/' && auth_end[1] != '\0' &&
-        !parse_decimal(auth_end + 1, strlen(auth_end + 1), 0, 1000000, &out->db))
-        return SIOC_EINVAL;
-    return SIOC_OK;
-}
-
 /* ---- connection lifecycle ---- */
 
 static void schedule_reconnect(struct redis_link *l)
@@ -627,7 +413,7 @@ static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct redis_link *l = arg;
     /* Blocking name resolution for host names; use an address in production configs. */
     redisAsyncContext *ac = redisAsyncConnect(l->url.host, l->url.port);
-    if (ac == NULL || ac->err != 0 || !adapter_attach(l, ac)) {
+    if (ac == NULL || ac->err != 0 || !redis_events_attach(ac, l->base)) {
         emit_event(l, REDIS_LINK_EV_CONNECT_FAILED,
                    ac != NULL && ac->err ? ac->errstr : "out of memory");
         if (ac != NULL)
@@ -677,7 +463,7 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_li
     struct redis_link *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
-    if (redis_link_parse_url(cfg->url, &l->url) != SIOC_OK) {
+    if (redis_url_parse(cfg->url, &l->url) != SIOC_OK) {
         free(l);
         return NULL;
     }
@@ -820,54 +606,30 @@ static bool command_forbidden(const char *name, size_t len)
     return false;
 }
 
-/* Writes "<kind><n>\r\n" (a RESP array or bulk string header) at dst; returns its length. By
- * hand: sprintf was most of the gateway's instructions per connect. */
-static size_t resp_header(char *dst, char kind, size_t n)
-{
-    char digits[20];
-    size_t k = 0;
-    do {
-        digits[k++] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n > 0);
-    size_t len = 0;
-    dst[len++] = kind;
-    while (k > 0)
-        dst[len++] = digits[--k];
-    dst[len++] = '\r';
-    dst[len++] = '\n';
-    return len;
-}
-
 int redis_link_command_argv(struct redis_link *l, int argc, const char *const *argv,
                             const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
                             void *ctx)
 {
     if (l->mode != REDIS_LINK_COMMAND || argc < 1 || argv == NULL)
         return SIOC_EINVAL;
-    /* RESP: "*<argc>\r\n" then "$<len>\r\n<bytes>\r\n" per argument. */
-    size_t total = 1 + 20 + 2;
-    for (int i = 0; i < argc; i++) {
-        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-        if (n > SIZE_MAX / 4 || total > SIZE_MAX / 4)
-            return SIOC_ETOOBIG;
-        total += 1 + 20 + 2 + n + 2;
+    size_t lens_buf[REDIS_LINK_MAX_ARGS];
+    const size_t *lens = argvlen;
+    if (lens == NULL) {
+        if (argc > REDIS_LINK_MAX_ARGS)
+            return SIOC_EINVAL;
+        for (int i = 0; i < argc; i++)
+            lens_buf[i] = strlen(argv[i]);
+        lens = lens_buf;
     }
-    if (command_forbidden(argv[0], argvlen != NULL ? argvlen[0] : strlen(argv[0])))
+    size_t total = redis_command_bound(argc, lens);
+    if (total == 0)
+        return SIOC_ETOOBIG;
+    if (command_forbidden(argv[0], lens[0]))
         return SIOC_EINVAL;
     char *data = malloc(total);
     if (data == NULL)
         return SIOC_ENOMEM;
-    size_t len = resp_header(data, '*', (size_t)argc);
-    for (int i = 0; i < argc; i++) {
-        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
-        len += resp_header(data + len, '$', n);
-        if (n > 0)
-            memcpy(data + len, argv[i], n);
-        len += n;
-        data[len++] = '\r';
-        data[len++] = '\n';
-    }
+    size_t len = redis_command_encode(data, argc, argv, lens);
     if (!l->ready && l->queue.bytes + len > l->queue_limit) {
         free(data);
         l->stats.commands_refused++;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/redis_proto.h"
 
 struct event_base;
 struct redisReply;
@@ -96,20 +97,6 @@ struct redis_link_stats {
     size_t queue_commands;
 };
 
-/* Parsed form of a redis:// URL. Pointers point into `storage` inside the struct. */
-struct redis_link_url {
-    const char *host;     /* never NULL; "127.0.0.1" style or a name (resolved blocking!) */
-    int port;             /* 1..65535, default 6379 */
-    const char *user;     /* NULL unless given (Redis 6 ACL: AUTH user password) */
-    const char *password; /* NULL unless given; %XX escapes decoded */
-    int db;               /* 0 unless given */
-    char storage[512];
-};
-
-/* Parses `url`. Returns SIOC_OK, or SIOC_EINVAL (wrong scheme, bad port/db, %-escape, too long).
- * Used by redis_link_new, and by --check-config to validate the `redis` flag. */
-int redis_link_parse_url(const char *url, struct redis_link_url *out);
-
 /* Creates a link and schedules its first connection attempt on `base` (nothing happens before
  * the loop runs; no callback is called from here). Returns NULL for an invalid URL or out of
  * memory. `base` must outlive the link. */
@@ -141,7 +128,10 @@ void redis_link_get_stats(const struct redis_link *link, struct redis_link_stats
  * stream consumers dedupe on content, or use idempotent commands). */
 #define REDIS_LINK_RETRY 0x1u
 
-/* Sends argv[0..argc) (argvlen[i] bytes each; argvlen NULL means NUL-terminated strings). All
+#define REDIS_LINK_MAX_ARGS 64 /* arguments of a command given as NUL-terminated strings */
+
+/* Sends argv[0..argc) (argvlen[i] bytes each; argvlen NULL means NUL-terminated strings, at most
+ * REDIS_LINK_MAX_ARGS of them). All
  * bytes are copied before returning. While connected it is written at once; otherwise it is
  * queued behind earlier commands and written, in order, before any later one on reconnect.
  * reply_cb (may be NULL) is then called exactly once with the reply or REDIS_LINK_LOST, never

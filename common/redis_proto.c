@@ -1,0 +1,162 @@
+/* redis_proto.c: redis:// URLs and RESP command encoding (see redis_proto.h). */
+#include "common/redis_proto.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "common/error.h"
+
+/* ---- URL ---- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Appends s[0..n) to out->storage at *used, %-decoding if asked; returns the copy or NULL. */
+static const char *url_store(struct redis_url *out, size_t *used, const char *s, size_t n,
+                             bool decode)
+{
+    char *start = out->storage + *used;
+    size_t k = *used;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (decode && ch == '%') {
+            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (k + 1 >= sizeof(out->storage))
+            return NULL;
+        out->storage[k++] = ch;
+    }
+    out->storage[k++] = '\0';
+    *used = k;
+    return start;
+}
+
+/* Parses a decimal in [min, max] spanning exactly s[0..n). */
+static bool parse_decimal(const char *s, size_t n, long min, long max, int *out)
+{
+    long v = 0;
+    if (n == 0 || n > 7)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < min || v > max)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+int redis_url_parse(const char *url, struct redis_url *out)
+{
+    static const char scheme[] = "redis://";
+    memset(out, 0, sizeof(*out));
+    out->port = 6379;
+    if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+        return SIOC_EINVAL;
+    const char *p = url + sizeof(scheme) - 1;
+    const char *auth_end = p + strcspn(p, "/?#");
+    if (*auth_end == '?' || *auth_end == '#')
+        return SIOC_EINVAL; /* no query options are supported: refuse rather than ignore */
+    size_t used = 0;
+    const char *at = NULL;
+    for (const char *q = p; q < auth_end; q++)
+        if (*q == '@')
+            at = q;
+    if (at != NULL) {
+        /* "user:password@" or ":password@"; a bare "x@" is ambiguous across clients: refuse. */
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL)
+            return SIOC_EINVAL;
+        if (colon > p && (out->user = url_store(out, &used, p, (size_t)(colon - p), true)) == NULL)
+            return SIOC_EINVAL;
+        out->password = url_store(out, &used, colon + 1, (size_t)(at - colon - 1), true);
+        if (out->password == NULL)
+            return SIOC_EINVAL;
+        p = at + 1;
+    }
+    const char *host = p, *host_end;
+    if (*p == '[') { /* IPv6 literal */
+        host = p + 1;
+        host_end = memchr(host, ']', (size_t)(auth_end - host));
+        if (host_end == NULL)
+            return SIOC_EINVAL;
+        p = host_end + 1;
+    } else {
+        host_end = memchr(p, ':', (size_t)(auth_end - p));
+        if (host_end == NULL)
+            host_end = auth_end;
+        p = host_end;
+    }
+    if (host_end == host ||
+        (out->host = url_store(out, &used, host, (size_t)(host_end - host), false)) == NULL)
+        return SIOC_EINVAL;
+    if (p < auth_end) {
+        if (*p != ':' || !parse_decimal(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &out->port))
+            return SIOC_EINVAL;
+    }
+    if (*auth_end == '/' && auth_end[1] != '\0' &&
+        !parse_decimal(auth_end + 1, strlen(auth_end + 1), 0, 1000000, &out->db))
+        return SIOC_EINVAL;
+    return SIOC_OK;
+}
+
+/* ---- RESP commands ---- */
+
+/* Writes "<kind><n>\r\n" (a RESP array or bulk string header) at dst; returns its length. By
+ * hand: sprintf was most of the gateway's instructions per connect. */
+static size_t resp_header(char *dst, char kind, size_t n)
+{
+    char digits[20];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n > 0);
+    size_t len = 0;
+    dst[len++] = kind;
+    while (k > 0)
+        dst[len++] = digits[--k];
+    dst[len++] = '\r';
+    dst[len++] = '\n';
+    return len;
+}
+
+size_t redis_command_bound(int argc, const size_t *lens)
+{
+    size_t total = 1 + 20 + 2;
+    for (int i = 0; i < argc; i++) {
+        if (lens[i] > SIZE_MAX / 4 || total > SIZE_MAX / 4)
+            return 0;
+        total += 1 + 20 + 2 + lens[i] + 2;
+    }
+    return total;
+}
+
+size_t redis_command_encode(char *dst, int argc, const char *const *argv, const size_t *lens)
+{
+    size_t len = resp_header(dst, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        len += resp_header(dst + len, '$', lens[i]);
+        if (lens[i] > 0)
+            memcpy(dst + len, argv[i], lens[i]);
+        len += lens[i];
+        dst[len++] = '\r';
+        dst[len++] = '\n';
+    }
+    return len;
+}
