@@ -32,6 +32,7 @@ import urllib.parse
 
 import flask
 import msgpack
+from flask.ctx import RequestContext
 from flask.sessions import session_json_serializer
 
 from . import protocol
@@ -103,6 +104,15 @@ class _SocketSession(dict):
     def update(self, *args, **kwargs):
         super().update(*args, **kwargs)
         self._changed()
+
+
+class _SocketRequestContext(RequestContext):
+    """The request context of a socket event. An event has no URL route: matching the
+    handshake's path against the app's routes (and raising NotFound) would be three quarters of
+    the context's cost per event, for a result no handler reads."""
+
+    def match_request(self):
+        pass
 
 
 class Namespace:
@@ -317,7 +327,7 @@ class SocketIO:
     def _context(self, app, environ, session):
         """The app's request context for a socket. ``session`` None: the HTTP session of the
         handshake's cookie, copied (as Flask-SocketIO does at connect)."""
-        ctx = app.request_context(dict(environ))
+        ctx = _SocketRequestContext(app, dict(environ))
         if self.manage_session:
             if session is None:
                 opened = app.session_interface.open_session(app, ctx.request)
