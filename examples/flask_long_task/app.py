@@ -19,10 +19,13 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s
 
 app = Flask(__name__)
 app.config['SECRET_KEY'] = 'secret!'
-# sioc: shards = the gateways' upstream-shards; name = the consumer group of this program
+# sioc: shards = the gateways' upstream-shards; name = the consumer group of this program;
+# namespaces: the ones this program serves. Without it the worker also answers the connects of
+# '/' (python-socketio's default), where another application of the cluster may be refusing
+# sockets: the first answer wins.
 socketio = SocketIO(app, message_queue=os.environ.get('SIOC_REDIS_URL'),
                     shards=int(os.environ.get('SIOC_UPSTREAM_SHARDS', '1')),
-                    name='flask_long_task')
+                    name='flask_long_task', namespaces=['/testnamespace'])
 
 
 @socketio.on('request_for_response', namespace='/testnamespace')
