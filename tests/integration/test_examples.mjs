@@ -86,6 +86,13 @@ async function startPython(file, args = [], env = {}, readyLine = "consuming fro
   return proc;
 }
 
+// Clusters not stopped yet: signalled (synchronously) if the test exits early (a bound that
+// expired, an exception), so that nothing it started outlives it.
+const live = new Set();
+process.on("exit", () => {
+  for (const cl of live) cl.signalAll();
+});
+
 // redis + two gateways (+ broker) for `namespaces`; workers are added with cl.worker(...).
 async function cluster(namespaces, { broker = false } = {}) {
   const redis = await startRedis();
@@ -96,8 +103,11 @@ async function cluster(namespaces, { broker = false } = {}) {
   const brk = broker ? await startServer(BROKER, ["--redis", redis.url, "--log-level", "warn"]) : null;
   const workers = [];
   const clients = []; // client processes, stopped first
-  return {
+  const cl = {
     clients,
+    signalAll() { // the synchronous part of every stop(): sends the signals
+      for (const p of [...clients, ...workers, gw1, gw2, brk, redis]) if (p) p.stop().catch(() => {});
+    },
     redis,
     url1: `http://127.0.0.1:${gw1.port}`,
     url2: `http://127.0.0.1:${gw2.port}`,
@@ -109,6 +119,7 @@ async function cluster(namespaces, { broker = false } = {}) {
     },
     // Stops everything; throws if a worker did not exit 0 or printed a traceback.
     async stop() {
+      live.delete(cl);
       await Promise.all(clients.map((c) => c.stop()));
       const results = await Promise.all(workers.map((w) => w.stop()));
       await Promise.all([gw1.stop(), gw2.stop(), brk ? brk.stop() : null]);
@@ -123,6 +134,8 @@ async function cluster(namespaces, { broker = false } = {}) {
       if (bad.length) throw new Error(`workers did not stop cleanly:\n${bad.join("\n")}`);
     },
   };
+  live.add(cl);
+  return cl;
 }
 
 let t0 = performance.now();
