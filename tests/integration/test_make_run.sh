@@ -120,12 +120,14 @@ check "log lines are prefixed with the process name" $?
 [ "$(echo "$started" | wc -w)" -ge 5 ]
 check "make started redis, broker, worker and two gateways ($(echo "$started" | wc -w) processes)" $?
 ok=0
+body=$(mktemp)
 for port in "$gw1" "$gw2"; do
-    page=$(http_get "$port" /)
-    [ "$HTTP_STATUS" = 200 ] && [[ $page == *'/socket.io/socket.io.js'* ]] || ok=1
-    js=$(http_get "$port" /socket.io/socket.io.js)
-    [ "$HTTP_STATUS" = 200 ] && [[ $js == *'Socket.IO v4'* ]] || ok=1
+    status=$(curl -s -m 2 -o "$body" -w '%{http_code}' "http://127.0.0.1:$port/")
+    [ "$status" = 200 ] && grep -q '/socket.io/socket.io.js' "$body" || ok=1
+    status=$(curl -s -m 2 -o "$body" -w '%{http_code}' "http://127.0.0.1:$port/socket.io/socket.io.js")
+    [ "$status" = 200 ] && grep -q 'Socket.IO v4' "$body" || ok=1
 done
+rm -f "$body"
 check "both gateways serve the demo page and socket.io.js" $ok
 nodes=$(http_get "$bk" /v1/nodes)
 [[ $nodes == *'"node":"gw1","alive":true'* && $nodes == *'"node":"gw2","alive":true'* ]]
