@@ -5,6 +5,7 @@
 // SIOC_DEMO_SCREENSHOT=FILE also saves a screenshot of two chat pages side by side.
 import { writeFileSync } from "node:fs";
 import { createClient } from "redis";
+import { io } from "socket.io-client";
 import path from "node:path";
 import {
   assert,
@@ -16,6 +17,7 @@ import {
   startProcess,
   startRedis,
   startServer,
+  within,
 } from "./lib/harness.mjs";
 
 const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
@@ -122,7 +124,7 @@ async function closeAll(...pages) {
 try {
   const broker = await startServer(BROKER, ["--redis", redis.url, "--log-level", "warn"]);
   stoppers.push(broker);
-  const gw1 = await startServer(GATEWAY, gatewayArgs("gw1"));
+  let gw1 = await startServer(GATEWAY, gatewayArgs("gw1"));
   stoppers.push(gw1);
   const gw2 = await startServer(GATEWAY, gatewayArgs("gw2"));
   stoppers.push(gw2);
@@ -140,6 +142,18 @@ try {
       const res = await get(gw2.port, file);
       assertEqual(res.status, 200, `${file} status`);
       assert(res.headers["content-type"].startsWith(type), `${file} content type ${res.headers["content-type"]}`);
+    }
+  });
+
+  test("auth backend asks the worker about / too: a plain client connects there", async () => {
+    const socket = io(`http://127.0.0.1:${gw1.port}/`, { transports: ["websocket"], reconnection: false });
+    try {
+      await within(WAIT, new Promise((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("connect_error", reject);
+      }), "connect to /");
+    } finally {
+      socket.close();
     }
   });
 
@@ -251,6 +265,29 @@ try {
     await onlineIs(erin, ["erin", "frank"]);
     await closeAll(erin, frank);
   }, 30000);
+
+  test("a page whose gateway restarts comes back by itself: welcomed again, back in its rooms", async () => {
+    const gina = await enter(gw1, "gina", "");
+    const hugo = await enter(gw2, "hugo", "");
+    await join(gina, "comeback");
+    await join(hugo, "comeback");
+    await onlineIs(hugo, ["gina", "hugo"]);
+    const drained = await gw1.stop();
+    assertEqual(drained.code, 0, "gw1 drained and exited 0");
+    await logHas(hugo, "gina has left.");
+    await onlineIs(hugo, ["hugo"]);
+    await shows(gina, "#state", "disconnected (transport close)");
+    // same node id and port, a new process (a new epoch for the registry)
+    const again = await startServer(GATEWAY, [...gatewayArgs("gw1"), "--listen", `127.0.0.1:${gw1.port}`]);
+    stoppers[stoppers.indexOf(gw1)] = again;
+    gw1 = again;
+    await shows(gina, "#state", "connected");
+    await logHas(hugo, "#comeback gina has entered the room."); // hugo joined after gina's first entry
+    await onlineIs(hugo, ["gina", "hugo"]); // gina is in #comeback again, says the registry
+    await send(hugo, "welcome back");
+    await logHas(gina, "hugo: welcome back");
+    await closeAll(gina, hugo);
+  }, 40000);
 
   test("every page closed: no script errors, and the registry's #lobby is empty again", async () => {
     assertEqual(pageErrors, [], "page errors");
