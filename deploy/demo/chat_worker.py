@@ -120,7 +120,7 @@ def build(worker):
             return {"error": "a message needs a room and 1 to %d characters" % MAX_TEXT}
         name = worker.request.uid
         log.info("message %s -> %s (%d chars)", name, room, len(text))
-        worker.emit("message", {"room": room, "name": name, "text": text}, to=room)
+        worker.emit("said", {"room": room, "name": name, "text": text}, to=room)
         return {"ok": True}
 
     @worker.on("private", namespace=CHAT)

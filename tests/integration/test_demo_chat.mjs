@@ -13,6 +13,7 @@ import {
   assertEqual,
   createRunner,
   get,
+  post,
   repo,
   sleep,
   startProcess,
@@ -190,6 +191,12 @@ try {
       await logHas(pages.alice, `${bob}: hi from gw2`);
       assertEqual(await pages.bob.evaluate(() => [document.querySelectorAll("#log b, #log img").length, window.pwned]),
         [0, null], "user text is shown as text");
+      // a push from outside, through the broker's HTTP API, reaches the room like a message
+      const push = { nsp: "/chat", event: "said", args: [{ room, name: "api", text: `pushed ${mode}` }], rooms: [room] };
+      const res = await post(broker.port, "/v1/emit", JSON.stringify(push), "Content-Type: application/json\r\n");
+      assertEqual(res.status, 200, `POST /v1/emit: ${res.body}`);
+      await logHas(pages.alice, `#${room} api: pushed ${mode}`);
+      await logHas(pages.bob, `#${room} api: pushed ${mode}`);
     });
 
     test(`${mode}: a private message reaches every socket of its target and a copy to the sender, nobody else`, async () => {

@@ -188,7 +188,8 @@ socket.on("welcome", ({ name, node }) => {
   $("text").focus();
 });
 
-socket.on("message", ({ room, name, text }) => {
+// A room message: from the worker, or pushed by anyone (e.g. the broker's POST /v1/emit).
+socket.on("said", ({ room, name, text }) => {
   say("message", ["room", "#" + room], ["name", name + ":"], ["text", text]);
 });
 
