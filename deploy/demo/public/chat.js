@@ -116,7 +116,8 @@ function joinRoom(room) {
   socket.emit("join", room, (answer) => {
     if (answer.error) return problem(answer.error);
     if (!rooms.has(room)) rooms.set(room, []);
-    switchTo(room);
+    current = room; // its member list follows, broadcast by the worker
+    renderRooms();
   });
 }
 
