@@ -157,45 +157,89 @@ class SocketIO:
     """Flask-SocketIO's ``SocketIO``, as a worker of a sioc cluster.
 
     ``message_queue``: the cluster's Redis URL (default ``$SIOC_REDIS_URL`` or
-    ``redis://127.0.0.1:6379``). Keyword options of :class:`sioc.Worker` (``key_prefix``,
-    ``shards``, ``pool_size``, ``name``, ``group``, ``namespaces``, ...) are passed on; those of
-    Flask-SocketIO that belong to the gateways (``cors_allowed_origins``, ``async_mode``,
-    ``ping_interval``, ...) are accepted and ignored with a log line.
+    ``redis://127.0.0.1:6379``). ``namespaces``: those this worker answers (default: the ones
+    it has handlers for). Keyword options of :class:`sioc.Worker` (``key_prefix``, ``shards``,
+    ``pool_size``, ``name``, ``group``, ...) are passed on; those of Flask-SocketIO that belong
+    to the gateways (``cors_allowed_origins``, ``async_mode``, ``ping_interval``, ``logger``
+    as a flag, ...) are accepted and ignored with a log line. The worker is created when first
+    needed (``run``, ``emit``), so ``init_app(app, message_queue=...)`` may come after the
+    handlers, as in an application factory.
     """
 
     _WORKER_OPTIONS = ("key_prefix", "shards", "group", "consumer", "name", "pool_size",
                        "upstream", "adapter_key", "count", "block_ms", "lease_ms", "start_id",
-                       "client", "logger")
+                       "client")
 
     def __init__(self, app=None, message_queue=None, namespaces=None, manage_session=True,
                  session_ttl=86400, **kwargs):
-        self.logger = kwargs.get("logger") or logging.getLogger("sioc.flask")
-        options = {k: kwargs.pop(k) for k in list(kwargs) if k in self._WORKER_OPTIONS}
-        if kwargs:
-            self.logger.info("sioc.flask: options handled by the gateways, ignored here: %s",
-                             ", ".join(sorted(kwargs)))
-        url = message_queue or os.environ.get("SIOC_REDIS_URL") or "redis://127.0.0.1:6379"
-        self.worker = Worker(url, namespaces=list(namespaces or ["/"]), **options)
+        self.logger = logging.getLogger("sioc.flask")
+        self._url = None
+        self._namespaces = None
+        self._options = {}
         self.manage_session = manage_session
         self.session_ttl = int(session_ttl)
         self.handlers = {}           # (namespace, event) -> fn
         self.namespace_handlers = {}  # namespace -> Namespace
         self.exception_handlers = {}
         self.default_exception_handler = None
-        self._bound = set()  # namespaces whose connect/disconnect are bound on the worker
+        self._worker = None
+        self._worker_lock = threading.Lock()
         # sid -> [WSGI environ, session dict]: a socket's events come to this process while it
         # holds the socket's stream (sioc.leases), so the copy stays true until a take-over
         self._states = collections.OrderedDict()
         self._states_lock = threading.Lock()
-        self.worker.on_takeover(lambda streams: self._forget_states())
         self.app = None
+        self._configure(message_queue, namespaces, kwargs)
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app, **kwargs):
+    def _configure(self, message_queue, namespaces, kwargs):
+        if self._worker is not None and self._worker._sources:
+            raise RuntimeError("the worker has started: configure it before run()")
+        logger = kwargs.pop("logger", None)
+        if isinstance(logger, logging.Logger):
+            self.logger = self._options["logger"] = logger
+        self._options.update({k: kwargs.pop(k) for k in list(kwargs)
+                              if k in self._WORKER_OPTIONS})
+        if kwargs:
+            self.logger.info("sioc.flask: options handled by the gateways, ignored here: %s",
+                             ", ".join(sorted(kwargs)))
+        if message_queue is not None or self._url is None:
+            self._url = (message_queue or os.environ.get("SIOC_REDIS_URL")
+                         or "redis://127.0.0.1:6379")
+        if namespaces is not None:
+            self._namespaces = list(namespaces)
+        self._worker = None  # made again, with these options, when next needed
+
+    def init_app(self, app, message_queue=None, namespaces=None, **kwargs):
         self.app = app
         app.extensions = getattr(app, "extensions", {})
         app.extensions["socketio"] = self
+        if message_queue is not None or namespaces is not None or kwargs:
+            self._configure(message_queue, namespaces, kwargs)
+
+    @property
+    def worker(self):
+        """The :class:`sioc.Worker` behind this SocketIO (created on first use)."""
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = self._make_worker()
+            return self._worker
+
+    def _make_worker(self):
+        handled = {nsp for nsp, _ in self.handlers} | set(self.namespace_handlers)
+        namespaces = self._namespaces or sorted(handled) or ["/"]
+        worker = Worker(self._url, namespaces=namespaces, **self._options)
+        for nsp in namespaces:
+            self._bind_namespace(worker, nsp)
+        for nsp, event in self.handlers:
+            if nsp in namespaces:
+                self._bind_event(worker, nsp, event)
+        for nsp in self.namespace_handlers:
+            if nsp in namespaces:
+                worker.on("*", self._catch_all(nsp), namespace=nsp)
+        worker.on_takeover(lambda streams: self._forget_states())
+        return worker
 
     # ---- registration ----
 
@@ -223,9 +267,7 @@ class SocketIO:
             raise ValueError("not a Namespace instance")
         namespace_handler.socketio = self
         self.namespace_handlers[namespace_handler.namespace] = namespace_handler
-        self._bind_namespace(namespace_handler.namespace)
-        self.worker.on("*", self._catch_all(namespace_handler.namespace),
-                       namespace=namespace_handler.namespace)
+        self._changed()
 
     def on_error(self, namespace=None):
         """``@socketio.on_error(namespace)``: the handler's exceptions go to ``fn(e)``, whose
@@ -241,22 +283,29 @@ class SocketIO:
 
     def _register(self, event, handler, namespace):
         self.handlers[(namespace, event)] = handler
-        self._bind_namespace(namespace)
-        if event not in ("connect", "disconnect"):
-            def on_event(sid, *args):
-                return self._handle(namespace, event, sid, args)
-            self.worker.on(event, on_event, namespace=namespace)
+        self._changed()
 
-    def _bind_namespace(self, namespace):
-        """Every namespace with handlers keeps its sockets' handshake and session: its
+    def _changed(self):
+        """A handler was added: the worker is made (again) with it when next needed."""
+        with self._worker_lock:
+            if self._worker is not None and self._worker._sources:
+                raise RuntimeError("handlers must be registered before the worker runs")
+            self._worker = None
+
+    def _bind_event(self, worker, namespace, event):
+        if event in ("connect", "disconnect"):
+            return  # _bind_namespace's handlers call the app's
+
+        def on_event(sid, *args):
+            return self._handle(namespace, event, sid, args)
+        worker.on(event, on_event, namespace=namespace)
+
+    def _bind_namespace(self, worker, namespace):
+        """Every namespace this worker answers keeps its sockets' handshake and session: its
         connect and disconnect are always handled here (the app's own handlers, if any,
         run inside)."""
-        if namespace in self._bound:
-            return
-        self.worker.add_namespace(namespace)
-        self.worker.on("connect", self._connect_handler(namespace), namespace=namespace)
-        self.worker.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
-        self._bound.add(namespace)
+        worker.on("connect", self._connect_handler(namespace), namespace=namespace)
+        worker.on("disconnect", self._disconnect_handler(namespace), namespace=namespace)
 
     def _catch_all(self, namespace):
         def handler(event, sid, *args):
