@@ -537,6 +537,9 @@ int main(int argc, char **argv)
     struct http_server_config hcfg = {
         .listen = config_get(&cfg, "listen"),
         .max_body = ecfg.max_payload,
+        /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
+         * polling body of it in base64 and one more message */
+        .output_hard_limit = (16u << 20) + 2 * ecfg.max_payload,
         .on_request = on_request,
         .on_error = on_http_error,
         .ctx = &g,

@@ -45,6 +45,8 @@
 #define READ_CHUNK (64u * 1024)    /* the shared read buffer */
 #define READS_PER_EVENT 4          /* fairness: at most this many reads per wake-up */
 #define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
+#define DEFAULT_OUTPUT_SOFT (256u * 1024)
+#define DEFAULT_OUTPUT_HARD (16u << 20)
 #define WRITE_IOV_MAX 256          /* segments per sendmsg */
 #define INLINE_SEGS 1              /* output segments kept in the connection itself */
 #define SMALL_BYTES 24             /* owned writes this short live inside their segment */
@@ -67,6 +69,7 @@ enum {
     WORK_INPUT = 1, /* process buffered input (after a response, after an upgrade) */
     WORK_FLUSH = 2, /* write queued output */
     WORK_FREE = 4,  /* destroy */
+    WORK_LOST = 8,  /* the output hard limit was passed: close, telling the owner */
 };
 
 /* Parse state of the request in progress; freed between requests. */
@@ -107,6 +110,8 @@ struct http_conn {
     bool close_after_response;
     bool has_owner;
     bool paused;
+    bool input_stalled; /* input waits because output is above the soft limit */
+    bool over_limit;    /* output hard limit passed: writes are dropped, WORK_LOST is queued */
     struct http_conn_owner owner;
     struct conn_request *req;
     uint8_t *in; /* unconsumed input; NULL when there is none */
@@ -152,13 +157,19 @@ static void report(struct http_conn *conn, const char *what)
 
 static void io_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Above the soft limit a connection's input waits until its peer has read some output. */
+static bool output_full(const struct http_conn *conn)
+{
+    return conn->out_bytes >= conn->srv->cfg.output_soft_limit;
+}
+
 /* Adds the socket event with exactly the flags the state asks for (an epoll_ctl only when they
  * change): read unless paused or finished, write while output is blocked. */
 static void update_interest(struct http_conn *conn, bool want_write)
 {
     short want = 0;
     bool reading = conn->state != CONN_DEAD && conn->state != CONN_CLOSING && !conn->paused &&
-                   !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX;
+                   !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX && !output_full(conn);
     if (reading)
         want |= EV_READ;
     if (want_write && conn->state != CONN_DEAD)
@@ -278,6 +289,21 @@ static void out_clear(struct http_conn *conn)
     conn->out_off = conn->out_bytes = 0;
 }
 
+/* Checked before `len` more bytes are queued: true when they would pass the hard limit (or it
+ * was passed before), and then the connection is lost from the loop with every later write
+ * dropped: a peer that reads nothing costs at most the limit. */
+static bool output_over(struct http_conn *conn, size_t len)
+{
+    if (conn->out_bytes + len <= conn->srv->cfg.output_hard_limit && !conn->over_limit)
+        return false;
+    if (!conn->over_limit) {
+        conn->over_limit = true;
+        report(conn, "output limit");
+        add_work(conn, WORK_LOST); /* not under the writer: the owner may be in the middle of it */
+    }
+    return true;
+}
+
 /* A free segment slot at the end of the queue, or NULL when out of memory. */
 static struct out_seg *out_push(struct http_conn *conn)
 {
@@ -307,6 +333,8 @@ static struct out_seg *out_push(struct http_conn *conn)
  * iteration. NULL when out of memory (the connection is then lost). */
 static uint8_t *out_space(struct http_conn *conn, size_t len)
 {
+    if (output_over(conn, len))
+        return NULL;
     struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
                                                : NULL;
     /* the first segment may be partly written: appending to it is still fine */
@@ -408,13 +436,14 @@ static void flush_conn(struct http_conn *conn)
         if ((size_t)w < want)
             break; /* the socket is full */
     }
-    if (conn->out_count > 0) {
-        update_interest(conn, true); /* the rest once the socket is writable */
-        return;
+    /* write the rest once the socket is writable; read again once below the soft limit */
+    update_interest(conn, conn->out_count > 0);
+    if (conn->input_stalled && !output_full(conn)) {
+        conn->input_stalled = false;
+        add_work(conn, WORK_INPUT); /* the input that waited for the peer to read */
     }
-    if (write_blocked(conn))
-        update_interest(conn, false);
-    output_drained(conn);
+    if (conn->out_count == 0)
+        output_drained(conn);
 }
 
 /* ---- connection lifetime ---- */
@@ -638,6 +667,17 @@ static size_t consume(struct http_conn *conn, const uint8_t *p, size_t len)
     for (;;) {
         size_t used = 0;
         bool more = false;
+        if (output_full(conn) && off < len &&
+            (conn->state == CONN_READING_HEAD || conn->state == CONN_RAW)) {
+            /* The peer is not reading what we answer: its next request (or raw bytes, which
+             * may ask for pongs) waits, and so does the socket, until the output drains. */
+            conn->input_stalled = true;
+            update_interest(conn, write_blocked(conn));
+            /* a peer that reads nothing for the keep-alive idle time is closed as idle */
+            if (conn->state == CONN_READING_HEAD && conn->req == NULL)
+                arm_timer(conn, &conn->srv->idle_wait);
+            return off;
+        }
         switch (conn->state) {
         case CONN_READING_HEAD:
             more = read_head(conn, p + off, len - off, &used);
@@ -753,6 +793,13 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
         uint8_t w = work_pop(srv, &conn);
         if (w & WORK_FREE) {
             conn_destroy(conn);
+            continue;
+        }
+        if (w & WORK_LOST) {
+            if (conn->state == CONN_CLOSING)
+                schedule_free(conn);
+            else
+                conn_lost(conn, "output limit");
             continue;
         }
         if ((w & WORK_INPUT) && conn->state != CONN_DEAD)
@@ -881,6 +928,12 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         srv->cfg.head_timeout_ms = DEFAULT_HEAD_TIMEOUT_MS;
     if (srv->cfg.idle_timeout_ms == 0)
         srv->cfg.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (srv->cfg.output_soft_limit == 0)
+        srv->cfg.output_soft_limit = DEFAULT_OUTPUT_SOFT;
+    if (srv->cfg.output_hard_limit == 0)
+        srv->cfg.output_hard_limit = DEFAULT_OUTPUT_HARD;
+    if (srv->cfg.output_hard_limit < srv->cfg.output_soft_limit)
+        srv->cfg.output_hard_limit = srv->cfg.output_soft_limit;
     deadline_list_init(&srv->head_wait, srv->cfg.head_timeout_ms);
     deadline_list_init(&srv->idle_wait, srv->cfg.idle_timeout_ms);
     srv->work_event = event_new(base, -1, 0, work_cb, srv);
@@ -1031,9 +1084,10 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
 {
     struct out_seg *seg = NULL;
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 ||
-        len > UINT32_MAX || (seg = out_push(conn)) == NULL) {
+        len > UINT32_MAX || output_over(conn, len) || (seg = out_push(conn)) == NULL) {
         release(p, len, arg);
-        if (seg == NULL && conn->state != CONN_DEAD && conn->state != CONN_CLOSING && len > 0)
+        if (seg == NULL && !conn->over_limit && conn->state != CONN_DEAD &&
+            conn->state != CONN_CLOSING && len > 0)
             conn_lost(conn, "out of memory");
         return;
     }

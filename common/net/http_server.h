@@ -39,6 +39,14 @@ struct http_server_config {
                                * closing connection must flush within it; 0 = 10 s */
     unsigned idle_timeout_ms; /* a keep-alive connection without a request; 0 = 60 s */
     size_t max_connections;   /* accepts above this are closed at once; 0 = unlimited */
+    /* Per-connection output limits, counting everything queued on the connection (responses,
+     * pipelined or not, and raw-mode writes such as pongs and close frames). Above the soft
+     * limit the connection's input is neither read nor parsed until its peer has read enough
+     * (so a pipelined flood that is never read costs at most about the soft limit plus one
+     * answer); a write that would take it above the hard limit closes it instead ("output
+     * limit", reported to on_error, the owner's on_close runs from the loop). */
+    size_t output_soft_limit; /* 0 = 256 KiB */
+    size_t output_hard_limit; /* 0 = 16 MiB; raised to the soft limit if below it */
     /* A complete request arrived. The owner answers it now or later; until then no further
      * request is read from this connection (pipelined bytes wait). Must not free the conn. */
     void (*on_request)(void *ctx, struct http_conn *conn, struct http_server_request *req);
@@ -86,9 +94,11 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
                          void (*release)(const void *p, size_t len, void *arg), void *arg);
 /* Appends `len` bytes the caller fills in at once through the returned pointer (valid until the
  * next call on this connection): a body built in place, one piece of output instead of many.
- * NULL when the connection is closing or out of memory (it is then lost). */
+ * NULL when the connection is closing, out of memory or `len` would pass the output hard limit
+ * (it is then lost). The write functions above drop their bytes in those cases alike. */
 uint8_t *http_conn_write_space(struct http_conn *conn, size_t len);
-/* Bytes queued but not yet written to the socket (for output limits). */
+/* Bytes queued but not yet written to the socket (for output limits). At most the server's
+ * output_hard_limit. */
 size_t http_conn_output_pending(const struct http_conn *conn);
 
 /* ---- ownership, upgrade, close ---- */

@@ -1,0 +1,73 @@
+// test_abuse.mjs: issue 10, the gateway and the broker under one abusive client each (release
+// builds, so that resident memory is what a user would see; ASan's quarantine would hide it):
+// pipelined requests that are never read. Each
+// asserts that the server's memory stays bounded while the abuse goes on and that other clients
+// are served meanwhile.
+import net from "node:net";
+import crypto from "node:crypto";
+import { readFileSync } from "node:fs";
+import { assert, createRunner, get, sleep, startRedis, startServer, within } from "./lib/harness.mjs";
+
+const GATEWAY = process.env.SIOC_GATEWAY_RELEASE || "build/sioc-gateway";
+const BROKER = process.env.SIOC_BROKER_RELEASE || "build/sioc-broker";
+const redis = await startRedis();
+const { test, run } = createRunner("test_abuse");
+
+function rssKb(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : 0;
+}
+
+// A raw connection that writes `bytes` (as fast as the server takes them) and never reads.
+// Resolves with the socket once everything is handed to the kernel or `ms` passed.
+function floodNeverRead(port, bytes, { prefix = null, ms = 3000 } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    sock.on("error", () => {});
+    sock.on("connect", () => {
+      sock.pause(); // never read: responses pile up on the server's side
+      if (prefix) sock.write(prefix);
+      sock.write(bytes);
+      const timer = setTimeout(() => resolve(sock), ms);
+      sock.once("drain", () => {
+        clearTimeout(timer);
+        resolve(sock);
+      });
+    });
+  });
+}
+
+async function pipelineFlood(server, what) {
+  const base = rssKb(server.pid);
+  const one = Buffer.from("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  const flood = await floodNeverRead(server.port, Buffer.concat(Array(20000).fill(one)));
+  await sleep(500);
+  const health = await within(3000, get(server.port, "/healthz"), "/healthz during the flood");
+  assert(health.status === 200, `${what}: /healthz answered during the flood (${health.status})`);
+  const grown = rssKb(server.pid) - base;
+  console.log(`  ${what}: RSS ${base} kB before, +${grown} kB with 20,000 pipelined /metrics unread`);
+  flood.destroy();
+  assert(grown < 16 * 1024, `${what}: memory grew ${grown} kB (limit 16 MB)`);
+}
+
+test("gateway: 20,000 pipelined /metrics never read cost at most the connection's limit", async () => {
+  const gw = await startServer(GATEWAY, ["--redis", redis.url, "--log-level", "error"]);
+  try {
+    await pipelineFlood(gw, "gateway");
+  } finally {
+    await gw.stop();
+  }
+});
+
+test("broker: 20,000 pipelined /metrics never read cost at most the connection's limit", async () => {
+  const bk = await startServer(BROKER, ["--redis", redis.url, "--log-level", "error"]);
+  try {
+    await pipelineFlood(bk, "broker");
+  } finally {
+    await bk.stop();
+  }
+});
+
+const ok = await run();
+await redis.stop();
+process.exit(ok ? 0 : 1);
