@@ -632,6 +632,8 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
             s->srv->cfg.on_message(s->srv->cfg.ctx, s, s->user, ev->data, ev->len, true);
         break;
     case WS_EVENT_PING: {
+        /* The pong counts against the connection's output limits (http_server.h): a client
+         * that floods pings and reads nothing stops being read at the soft limit. */
         struct buf pong;
         buf_init(&pong, 0);
         ws_write_frame(&pong, WS_OP_PONG, true, ev->data, ev->len); /* RFC 6455 5.5.2 */

@@ -1,6 +1,6 @@
 // test_abuse.mjs: issue 10, the gateway and the broker under one abusive client each (release
 // builds, so that resident memory is what a user would see; ASan's quarantine would hide it):
-// pipelined requests that are never read. Each
+// pipelined requests that are never read, a WebSocket ping flood that never reads. Each
 // asserts that the server's memory stays bounded while the abuse goes on and that other clients
 // are served meanwhile.
 import net from "node:net";
@@ -65,6 +65,35 @@ test("broker: 20,000 pipelined /metrics never read cost at most the connection's
     await pipelineFlood(bk, "broker");
   } finally {
     await bk.stop();
+  }
+});
+
+// Masked WebSocket ping frames with a 125-byte payload (the largest control frame).
+function pings(n) {
+  const frame = Buffer.alloc(2 + 4 + 125);
+  frame[0] = 0x89;
+  frame[1] = 0x80 | 125;
+  crypto.randomBytes(4).copy(frame, 2);
+  return Buffer.concat(Array(n).fill(frame));
+}
+
+test("gateway: a WebSocket ping flood that never reads costs at most the connection's limit", async () => {
+  const gw = await startServer(GATEWAY, ["--redis", redis.url, "--log-level", "error"]);
+  try {
+    const base = rssKb(gw.pid);
+    const key = crypto.randomBytes(16).toString("base64");
+    const upgrade = `GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n` +
+      `Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\n`;
+    const flood = await floodNeverRead(gw.port, pings(300000), { prefix: upgrade });
+    await sleep(500);
+    const health = await within(3000, get(gw.port, "/healthz"), "/healthz during the flood");
+    assert(health.status === 200, "/healthz answered during the flood");
+    const grown = rssKb(gw.pid) - base;
+    console.log(`  gateway: RSS ${base} kB before, +${grown} kB with 300,000 pings (39 MB) unread`);
+    flood.destroy();
+    assert(grown < 16 * 1024, `memory grew ${grown} kB (limit 16 MB)`);
+  } finally {
+    await gw.stop();
   }
 });
 
