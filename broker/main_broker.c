@@ -107,6 +107,12 @@ static void on_http_error(void *ctx, const char *what, const char *peer)
     log_write(p->b.log, LOG_LEVEL_INFO, "http.refused", "%s peer=%s", what, peer);
 }
 
+static void on_listener(void *ctx, bool trouble, const char *what)
+{
+    struct broker_process *p = ctx;
+    log_write(p->b.log, trouble ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "http.listener", "%s", what);
+}
+
 /* ---- Redis links ---- */
 
 static void link_event(struct broker *b, const char *which, enum redis_link_event ev, const char *detail)
@@ -267,6 +273,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-broker: cannot start (out of memory or log file)\n");
         return 1;
     }
+    log_route_libevent(b->log);
     const char *url = config_get(&cfg, "redis");
     b->cmd = new_link(b, url, seed, cmd_event_cb, NULL);
     b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
@@ -278,6 +285,7 @@ int main(int argc, char **argv)
         .listen = config_get(&cfg, "listen"),
         .on_request = on_request,
         .on_error = on_http_error,
+        .on_listener = on_listener,
         .ctx = &p,
     };
     p.http = b->api ? http_server_new(b->base, &hcfg, err, sizeof err) : NULL;

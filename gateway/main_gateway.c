@@ -59,6 +59,7 @@ static const struct config_option options[] = {
     {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
     {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
     {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
+    {"max-connections", CONFIG_INT, "0", 0, 100000000, "client connections served at once (0 = the file-descriptor limit less 64 kept for Redis and health checks); above it 503"},
     {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat lifetime: the broker reaps a node this long after its last beat"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
     {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
@@ -199,6 +200,12 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
     struct gateway *g = ctx;
     (*g->http_requests)++;
     static const struct http_field text[] = {{"Content-Type", "text/plain"}};
+    if (req->over_limit && !path_is(req, "/healthz") && !path_is(req, "/readyz") &&
+        !path_is(req, "/metrics")) {
+        /* a reserve connection above max-connections: health checks only */
+        http_conn_respond(conn, 503, text, 1, "connection limit reached\n", 25, true);
+        return;
+    }
     if (g->client_js_path[0] != '\0' && path_is(req, g->client_js_path) &&
         static_serve_file(conn, req, config_get(g->cfg, "client-js")))
         return;
@@ -233,6 +240,41 @@ static void on_http_error(void *ctx, const char *what, const char *peer)
 {
     struct gateway *g = ctx;
     log_write(g->log, LOG_LEVEL_INFO, "http.refused", "%s peer=%s", what, peer);
+}
+
+static void on_listener(void *ctx, bool trouble, const char *what)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, trouble ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "http.listener", "%s", what);
+}
+
+/* Descriptors kept out of max-connections: Redis links and their reconnects, the log file,
+ * the listener and the event loop's own, and the reserve for health checks. */
+#define FD_HEADROOM 64
+#define HEALTH_RESERVE 16
+
+/* max-connections, checked against RLIMIT_NOFILE (raised towards the hard limit if needed). */
+static size_t connection_budget(struct gateway *g, size_t wanted)
+{
+    size_t limit = process_fd_limit(wanted != 0 ? wanted + FD_HEADROOM : 0);
+    size_t usable = limit == SIZE_MAX ? SIZE_MAX : limit > 2 * FD_HEADROOM ? limit - FD_HEADROOM : limit / 2;
+    if (wanted == 0) {
+        if (usable == SIZE_MAX) {
+            log_write(g->log, LOG_LEVEL_INFO, "process.fds",
+                      "no file-descriptor limit: max-connections unlimited");
+            return 0;
+        }
+        log_write(g->log, LOG_LEVEL_INFO, "process.fds",
+                  "max-connections %zu (file-descriptor limit %zu, %d kept for Redis and %d "
+                  "health checks)", usable, limit, FD_HEADROOM - HEALTH_RESERVE, HEALTH_RESERVE);
+        return usable;
+    }
+    if (wanted > usable)
+        log_write(g->log, LOG_LEVEL_WARN, "process.fds",
+                  "max-connections %zu exceeds the file-descriptor limit %zu (less %d kept for "
+                  "Redis and health checks): accepts will fail and back off above %zu",
+                  wanted, limit, FD_HEADROOM, usable);
+    return wanted;
 }
 
 /* ---- metrics ---- */
@@ -461,6 +503,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-gateway: cannot start (out of memory or log file)\n");
         return 1;
     }
+    log_route_libevent(g.log);
+    size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
     const char *transports = config_get(&cfg, "transports");
     struct eio_server_config ecfg = {
         .path = path,
@@ -540,8 +584,11 @@ int main(int argc, char **argv)
         /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
          * polling body of it in base64 and one more message */
         .output_hard_limit = (16u << 20) + 2 * ecfg.max_payload,
+        .max_connections = max_connections,
+        .reserve_connections = HEALTH_RESERVE,
         .on_request = on_request,
         .on_error = on_http_error,
+        .on_listener = on_listener,
         .ctx = &g,
     };
     g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;

@@ -29,6 +29,8 @@ struct http_server_request {
     struct slice body;               /* complete, de-chunked body */
     bool keep_alive;                 /* what the client asked for (RFC 9112 9.3) */
     bool upgrade;                    /* Connection: upgrade + Upgrade: websocket */
+    bool over_limit; /* the connection is one of the reserve above max_connections: answer
+                      * health checks, refuse the rest (503); it closes after the answer */
 };
 
 struct http_server_config {
@@ -38,7 +40,13 @@ struct http_server_config {
     unsigned head_timeout_ms; /* a started head must complete within this (slowloris), and a
                                * closing connection must flush within it; 0 = 10 s */
     unsigned idle_timeout_ms; /* a keep-alive connection without a request; 0 = 60 s */
-    size_t max_connections;   /* accepts above this are closed at once; 0 = unlimited */
+    /* Connections above max_connections (0 = unlimited) go to a reserve of
+     * reserve_connections: one request each, marked over_limit, so that the owner can still
+     * answer health checks at the limit and refuse the rest. When the reserve is full its
+     * oldest connection is closed to make room; with no reserve, accepts above the limit are
+     * closed at once. */
+    size_t max_connections;
+    size_t reserve_connections;
     /* Per-connection output limits, counting everything queued on the connection (responses,
      * pipelined or not, and raw-mode writes such as pongs and close frames). Above the soft
      * limit the connection's input is neither read nor parsed until its peer has read enough
@@ -52,6 +60,11 @@ struct http_server_config {
     void (*on_request)(void *ctx, struct http_conn *conn, struct http_server_request *req);
     /* A peer error the server answered itself (400/413/431/505, timeouts), for logging. */
     void (*on_error)(void *ctx, const char *what, const char *peer);
+    /* The listener's episodes, once each (never per connection): `trouble` true when one
+     * starts ("connection limit reached (N)", "accept failed: Too many open files; accepts
+     * paused", the listener then retries after 100 ms, doubling up to 1 s), false when it ends
+     * ("accepting again after N failures in M ms"). May be NULL. */
+    void (*on_listener)(void *ctx, bool trouble, const char *what);
     void *ctx;
 };
 

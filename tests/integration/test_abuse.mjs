@@ -1,8 +1,8 @@
 // test_abuse.mjs: issue 10, the gateway and the broker under one abusive client each (release
 // builds, so that resident memory is what a user would see; ASan's quarantine would hide it):
-// pipelined requests that are never read, a WebSocket ping flood that never reads. Each
-// asserts that the server's memory stays bounded while the abuse goes on and that other clients
-// are served meanwhile.
+// pipelined requests that are never read, a WebSocket ping flood that never reads, more
+// connections than file descriptors. Each asserts that the server's memory (or CPU) stays
+// bounded while the abuse goes on and that other clients or health checks are served meanwhile.
 import net from "node:net";
 import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -92,6 +92,86 @@ test("gateway: a WebSocket ping flood that never reads costs at most the connect
     console.log(`  gateway: RSS ${base} kB before, +${grown} kB with 300,000 pings (39 MB) unread`);
     flood.destroy();
     assert(grown < 16 * 1024, `memory grew ${grown} kB (limit 16 MB)`);
+  } finally {
+    await gw.stop();
+  }
+});
+
+// CPU time (utime + stime, in clock ticks of 10 ms) the process used so far.
+function cpuTicks(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+// Opens `n` raw connections (as fast as they are accepted or refused); resolves with them.
+async function openConnections(port, n) {
+  const socks = [];
+  await Promise.all(Array.from({ length: n }, () => new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    socks.push(s);
+    s.on("error", () => resolve());
+    s.on("connect", () => resolve());
+    setTimeout(resolve, 3000);
+  })));
+  return socks;
+}
+
+const NOFILE = ["prlimit", "--nofile=256:256", "--"];
+
+test("max-connections from the fd limit: 300 connections at 256 fds, /healthz answers, others get 503", async () => {
+  const gw = await startServer(GATEWAY, ["--redis", redis.url, "--log-level", "info"], { prefix: NOFILE });
+  try {
+    await sleep(200); // the start lines reach us through a pipe
+    assert(/max-connections 192 .*file-descriptor limit 256/.test(gw.log()), `start line names the limit:\n${gw.log()}`);
+    const socks = await openConnections(gw.port, 300);
+    await sleep(300);
+    const before = cpuTicks(gw.pid);
+    await sleep(1000);
+    const used = cpuTicks(gw.pid) - before;
+    const health = await within(3000, get(gw.port, "/healthz"), "/healthz at the limit");
+    assert(health.status === 200, `/healthz at the limit: ${health.status}`);
+    const poll = await within(3000, get(gw.port, "/socket.io/?EIO=4&transport=polling"), "a handshake at the limit");
+    assert(poll.status === 503, `a handshake at the limit is refused with 503 (${poll.status})`);
+    const lines = gw.log().split("\n").filter((l) => /connection limit/.test(l)).length;
+    console.log(`  CPU ${used * 10} ms in 1 s at the limit, ${lines} log lines about it`);
+    assert(used < 30, `CPU ${used * 10} ms in 1 s at the limit`);
+    assert(lines >= 1 && lines <= 2, `once per episode: ${lines} lines`);
+    for (const s of socks) s.destroy();
+    await sleep(300);
+    const poll2 = await within(3000, get(gw.port, "/socket.io/?EIO=4&transport=polling"), "a handshake after");
+    assert(poll2.status === 200, `served again below the limit (${poll2.status})`);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test("max-connections above the fd limit: warned at start; accept errors back off, logged once, no spin", async () => {
+  const gw = await startServer(GATEWAY, ["--redis", redis.url, "--log-level", "info", "--max-connections", "5000"],
+    { prefix: NOFILE });
+  try {
+    await sleep(200);
+    assert(/max-connections 5000 exceeds the file-descriptor limit 256/.test(gw.log()), `warned at start:\n${gw.log()}`);
+    const socks = await openConnections(gw.port, 400);
+    await sleep(300);
+    const before = cpuTicks(gw.pid);
+    await sleep(1000);
+    const used = cpuTicks(gw.pid) - before;
+    const log = gw.log();
+    const lines = log.split("\n").filter((l) => /accept/i.test(l)).length;
+    console.log(`  CPU ${used * 10} ms in 1 s at EMFILE, ${lines} log lines about accept, ${log.length} bytes of log`);
+    assert(!/Error from accept\(\) call/.test(log), "no libevent print");
+    assert(used < 30, `CPU ${used * 10} ms in 1 s at EMFILE (spinning)`);
+    assert(lines >= 1 && lines <= 2, `accept errors logged once per episode: ${lines} lines`);
+    for (const s of socks) s.destroy();
+    const health = await within(5000, (async () => {
+      for (;;) {
+        const r = await get(gw.port, "/healthz");
+        if (r.status === 200) return r;
+        await sleep(100);
+      }
+    })(), "/healthz after the episode");
+    assert(health.status === 200, "accepting again");
+    assert(/accepting again/.test(gw.log()), `the end of the episode is logged:\n${gw.log().slice(-500)}`);
   } finally {
     await gw.stop();
   }

@@ -26,11 +26,13 @@ export function within(ms, promise, what) {
 }
 
 // Starts `binary` with `args` plus --listen 127.0.0.1:0 --port-file; resolves {port, pid, stop, log}.
-export async function startServer(binary, args = []) {
+// `prefix` is a command that execs the binary in the same process (e.g. prlimit --nofile=256 --).
+export async function startServer(binary, args = [], { prefix = [] } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "sioc-test-"));
   const portFile = path.join(dir, "port");
   const bin = path.isAbsolute(binary) ? binary : path.join(repo, binary);
-  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--port-file", portFile, ...args], {
+  const argv = [bin, "--listen", "127.0.0.1:0", "--port-file", portFile, ...args];
+  const child = spawn(prefix.length ? prefix[0] : argv[0], [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
