@@ -42,6 +42,7 @@ static const struct config_option options[] = {
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
+    {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000, "namespaces *: a namespace without sockets is freed after this"},
     {"auth", CONFIG_STRING, "none", 0, 0, "none, jwt or backend"},
     {"jwt-secret", CONFIG_STRING, NULL, 0, 0, "HS256 secret (auth jwt)"},
     {"jwt-public-key", CONFIG_STRING, NULL, 0, 0, "PEM file with an RSA or P-256 key (auth jwt)"},
@@ -85,6 +86,7 @@ struct gateway {
     char node_id[40];
     char client_js_path[300];
     bool draining;
+    bool nsp_limit_logged; /* namespaces *: the limit was logged since a namespace was freed */
     struct event *sigterm, *sigint, *sighup, *drain_timer;
     uint64_t *http_requests, *connects_refused, *events_in;
 };
@@ -149,7 +151,6 @@ static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason
 static void on_accepted(void *ctx, struct sio_socket *sock)
 {
     struct gateway *g = ctx;
-    cluster_on_accepted(g->cluster, sock); /* namespaces *: subscribe a new namespace's channels */
     registry_on_accepted(g->registry, sock);
 }
 
@@ -165,6 +166,33 @@ static int cluster_subscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
     return bridge_subscribe_extra(g->bridge, channel, false);
+}
+
+static int cluster_unsubscribe(void *ctx, const char *channel)
+{
+    struct gateway *g = ctx;
+    return bridge_unsubscribe_extra(g->bridge, channel, false);
+}
+
+/* namespaces *: a namespace exists only while the cluster follows it (DESIGN.md §3.1: Node
+ * peers count members with PUBSUB NUMSUB), so one it cannot subscribe is refused. */
+static int on_namespace(void *ctx, const char *nsp, size_t len, bool open)
+{
+    struct gateway *g = ctx;
+    if (!open) {
+        cluster_nsp_close(g->cluster, nsp, len);
+        g->nsp_limit_logged = false;
+        return SIOC_OK;
+    }
+    int rc = cluster_nsp_open(g->cluster, nsp, len);
+    if (rc != SIOC_OK && !g->nsp_limit_logged) {
+        g->nsp_limit_logged = true; /* once: a client may try thousands */
+        log_write(g->log, LOG_LEVEL_WARN, "cluster.namespace_refused",
+                  "%.*s: %s (at most %d namespaces are followed at once; further ones are refused "
+                  "until empty ones are freed)", (int)len, nsp, sioc_strerror(rc),
+                  CLUSTER_MAX_NAMESPACES);
+    }
+    return rc;
 }
 
 static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len, bool joined)
@@ -530,6 +558,9 @@ int main(int argc, char **argv)
         .on_accepted = on_accepted,
         .on_room = on_room,
         .on_log = on_log,
+        .on_namespace = on_namespace,
+        .max_namespaces = CLUSTER_MAX_NAMESPACES,
+        .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
         .ctx = &g,
     };
     g.sio = sio_server_new(g.base, &scfg, &ecfg);
@@ -557,6 +588,7 @@ int main(int argc, char **argv)
         .seed = seed ^ 0x9e3779b97f4a7c15ull,
         .specific_response_channel = config_get_bool(&cfg, "adapter-specific-response"),
         .subscribe_cb = cluster_subscribe,
+        .unsubscribe_cb = cluster_unsubscribe,
         .subscribe_ctx = &g,
     };
     g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;

@@ -1,15 +1,17 @@
 // test_abuse.mjs: issue 10, the gateway and the broker under one abusive client each (release
 // builds, so that resident memory is what a user would see; ASan's quarantine would hide it):
 // pipelined requests that are never read, a WebSocket ping flood that never reads, more
-// connections than file descriptors. Each asserts that the server's memory (or CPU) stays
+// connections than file descriptors, namespaces under --namespaces '*' (ASan build). Each asserts that the server's memory (or CPU) stays
 // bounded while the abuse goes on and that other clients or health checks are served meanwhile.
 import net from "node:net";
 import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
-import { assert, createRunner, get, sleep, startRedis, startServer, within } from "./lib/harness.mjs";
+import { createClient } from "redis";
+import { assert, assertEqual, createRunner, get, post, rawWebSocket, sleep, startRedis, startServer, within } from "./lib/harness.mjs";
 
 const GATEWAY = process.env.SIOC_GATEWAY_RELEASE || "build/sioc-gateway";
 const BROKER = process.env.SIOC_BROKER_RELEASE || "build/sioc-broker";
+const GATEWAY_ASAN = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const redis = await startRedis();
 const { test, run } = createRunner("test_abuse");
 
@@ -177,6 +179,97 @@ test("max-connections above the fd limit: warned at start; accept errors back of
   }
 });
 
+// ---- namespaces under '*' ----
+
+// A raw Engine.IO WebSocket connection: resolves once the open packet arrived.
+async function eioSocket(port) {
+  const ws = await rawWebSocket(port, "/socket.io/?EIO=4&transport=websocket");
+  const open = await ws.next();
+  assert(open && open.text.startsWith("0{"), "Engine.IO open packet");
+  return ws;
+}
+
+// Sends CONNECT for each name (raw bytes allowed) and resolves with the CONNECT / CONNECT_ERROR
+// answers in order, as {nsp, ok, message}.
+async function connectMany(ws, names) {
+  for (const n of names) ws.send(1, Buffer.concat([Buffer.from("40"), Buffer.from(n, "latin1"), Buffer.from(",")]));
+  const out = [];
+  while (out.length < names.length) {
+    const f = await ws.next(5000);
+    if (f === null) throw new Error("connection closed");
+    if (f.text === "2") {
+      ws.text("3");
+      continue;
+    }
+    const m = /^4([04])(\/[^,]*),(.*)$/s.exec(f.payload.toString("latin1"));
+    if (!m) continue;
+    out.push({ nsp: m[2], ok: m[1] === "0", message: m[1] === "4" ? JSON.parse(m[3]).message : null });
+  }
+  return out;
+}
+
+const rc = createClient({ url: redis.url });
+await rc.connect();
+async function numsub(...channels) {
+  const r = await rc.sendCommand(["PUBSUB", "NUMSUB", ...channels]);
+  const counts = [];
+  for (let i = 1; i < r.length; i += 2) counts.push(Number(r[i]));
+  return counts;
+}
+
+const NSP_ARGS = ["--redis", redis.url, "--namespaces", "*", "--log-level", "warn", "--empty-namespace-timeout", "500"];
+
+test("namespaces *: above 256 a namespace is refused with CONNECT_ERROR, never accepted unsubscribed; empty ones are freed", async () => {
+  const gw = await startServer(GATEWAY_ASAN, NSP_ARGS);
+  try {
+    const conns = [];
+    const answers = [];
+    for (let c = 0; c < 5; c++) {
+      const ws = await eioSocket(gw.port);
+      conns.push(ws);
+      answers.push(...await connectMany(ws, Array.from({ length: 60 }, (_, i) => `/n${c * 60 + i}`)));
+    }
+    const accepted = answers.filter((a) => a.ok).map((a) => a.nsp);
+    const refused = answers.filter((a) => !a.ok);
+    console.log(`  ${accepted.length} accepted, ${refused.length} refused (${refused[0] && refused[0].message})`);
+    assertEqual(accepted.length, 256, "namespaces accepted (CLUSTER_MAX_NAMESPACES)");
+    assert(refused.every((a) => a.message === "Namespace limit reached"), "refused with a clear message");
+    await sleep(300);
+    const subs = await numsub(...accepted.map((n) => `socket.io-request#${n}#`));
+    assert(subs.every((n) => n === 1), `every accepted namespace answers requests (${subs.filter((n) => n !== 1).length} do not)`);
+    const late = await eioSocket(gw.port);
+    assertEqual(await connectMany(late, ["/legit_chat"]), [{ nsp: "/legit_chat", ok: false, message: "Namespace limit reached" }],
+      "at the limit a new namespace is refused");
+    for (const ws of conns) ws.close();
+    await sleep(1500); // empty-namespace-timeout 500 ms
+    assertEqual(await numsub("socket.io-request#/n0#", "socket.io-request#/n255#"), [0, 0], "empty namespaces unsubscribed");
+    const [legit] = await connectMany(late, ["/legit_chat"]);
+    assert(legit.ok, "a namespace is accepted again once others were freed");
+    await sleep(200);
+    assertEqual(await numsub("socket.io-request#/legit_chat#"), [1], "and subscribed");
+    late.close();
+  } finally {
+    await gw.stop();
+    assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
+  }
+}, 30000);
+
+test("namespaces *: at most 64 on one connection", async () => {
+  const gw = await startServer(GATEWAY_ASAN, NSP_ARGS);
+  try {
+    const ws = await eioSocket(gw.port);
+    const answers = await connectMany(ws, Array.from({ length: 70 }, (_, i) => `/c${i}`));
+    assertEqual(answers.filter((a) => a.ok).length, 64, "namespaces joined by one connection");
+    assert(answers.slice(64).every((a) => a.message === "Too many namespaces on this connection"),
+      `beyond: ${JSON.stringify(answers.slice(64, 65))}`);
+    ws.close();
+  } finally {
+    await gw.stop();
+    assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
+  }
+});
+
 const ok = await run();
+await rc.quit();
 await redis.stop();
 process.exit(ok ? 0 : 1);
