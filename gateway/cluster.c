@@ -117,6 +117,8 @@ int cluster_nsp_open(struct cluster *c, const char *name, size_t len)
 {
     if (c == NULL || !c->any_namespace || cluster_nsp_find(c, name, len) != NULL)
         return SIOC_OK;
+    if (memchr(name, 0, len) != NULL)
+        return SIOC_EINVAL; /* names are C strings here (channel names, logs) */
     if (c->nsp_count == CLUSTER_MAX_NAMESPACES || len > CLUSTER_MAX_NSP)
         return SIOC_ETOOBIG;
     struct cluster_nsp *n = nsp_add(c, name, len);

@@ -24,6 +24,7 @@
 #include "common/net/deadline_timer.h"
 #include "common/rooms.h"
 #include "common/sio.h"
+#include "common/utf8.h"
 #include "gateway/random_pool.h"
 
 #define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
@@ -167,8 +168,9 @@ static bool id_list_take(struct id_list *l, uint64_t id)
 
 static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
 {
-    if (srv->any_namespace)
-        return nsp.len <= MAX_NAMESPACE;
+    if (srv->any_namespace) /* a name must be valid UTF-8 without NUL (it becomes keys and C strings) */
+        return nsp.len <= MAX_NAMESPACE && memchr(nsp.p, 0, nsp.len) == NULL &&
+               utf8_valid(nsp.p, nsp.len);
     const char *s = srv->allowed;
     while (*s != '\0') {
         const char *end = strchr(s, ',');

@@ -38,11 +38,11 @@ struct sio_server_config {
     unsigned connect_timeout_ms; /* an Engine.IO connection with no namespace by then closes */
     size_t max_payload;          /* bound of binary reassembly (attachments) */
     size_t max_pending_events;   /* events queued while a CONNECT awaits its answer; 0 = 64 */
-    /* Namespaces under "*": at most max_namespaces
+    /* Namespaces under "*": a name must be valid UTF-8 without NUL, at most max_namespaces
      * exist at once (0 = no limit), one connection joins at most max_namespaces_per_client
      * (0 = 64; any namespaces list), and one without sockets for empty_namespace_ms (0 = 30 s)
      * is freed ("/" excepted). A CONNECT beyond a limit gets CONNECT_ERROR ("Namespace limit
-     * reached", "Too many namespaces on this connection"). */
+     * reached", "Too many namespaces on this connection"); a bad name "Invalid namespace". */
     size_t max_namespaces;
     size_t max_namespaces_per_client;
     unsigned empty_namespace_ms;

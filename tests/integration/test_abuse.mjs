@@ -269,6 +269,26 @@ test("namespaces *: at most 64 on one connection", async () => {
   }
 });
 
+test("namespaces *: names with NUL or invalid UTF-8 are refused (Invalid namespace)", async () => {
+  const gw = await startServer(GATEWAY_ASAN, NSP_ARGS);
+  try {
+    const ws2 = await eioSocket(gw.port);
+    const [nul] = await connectMany(ws2, ["/ch\0at"]);
+    assertEqual(nul, { nsp: "/ch\0at", ok: false, message: "Invalid namespace" }, "a NUL in the name");
+    ws2.close();
+    // invalid UTF-8 can only arrive through polling (WebSocket text frames are checked)
+    const hs = await get(gw.port, "/socket.io/?EIO=4&transport=polling");
+    const sid = JSON.parse(hs.body.slice(1)).sid;
+    const sent = await post(gw.port, `/socket.io/?EIO=4&transport=polling&sid=${sid}`, Buffer.from([0x34, 0x30, 0x2f, 0xff, 0xfe, 0x2c]));
+    assertEqual(sent.status, 200, "POST accepted");
+    const answer = await get(gw.port, `/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+    assert(answer.body.startsWith("44/") && answer.body.includes("Invalid namespace"), `invalid UTF-8: ${answer.body}`);
+  } finally {
+    await gw.stop();
+    assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
+  }
+});
+
 const ok = await run();
 await rc.quit();
 await redis.stop();
