@@ -990,7 +990,9 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     buf_init(&sid, 64);
     http_query_get(req->query, "transport", &transport);
     http_query_get(req->query, "EIO", &eio);
-    http_query_get(req->query, "sid", &sid);
+    /* A sid too long for the buffer (ids are 20 characters) is present but unknown: it must
+     * not read as absent, which would start a new session (PROTOCOL.md 1.2 code 1). */
+    bool has_sid = http_query_get(req->query, "sid", &sid) < 0 || sid.len > 0; /* "" as engine.io */
 
     struct eio_session *s = NULL;
     if (sid.len > 0 && sid.err == SIOC_OK) {
@@ -1001,7 +1003,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     struct eio_request check = {
         .transport = {transport.data, transport.len},
         .eio = {eio.data, eio.len},
-        .has_sid = sid.len > 0,
+        .has_sid = has_sid,
         .is_get = is_get,
         .is_upgrade = req->upgrade,
         /* the enum values are the bits (eio.h) */
