@@ -2,7 +2,9 @@
  * consumer, the liveness check and the HTTP API on one libevent loop; /healthz, /readyz (Redis
  * connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
  * the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,15 +169,31 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- configuration ---- */
 
-/* True for 127.0.0.0/8, ::1 and localhost (the host part of "host:port"). */
+/* True when the host part of "host:port" ("[v6]:port" too) is a loopback address written as
+ * one (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or the name localhost. Other names are not
+ * resolved: a check here and a resolution at bind time could disagree. */
 static bool listen_is_loopback(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
     size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
-    if (n >= 4 && strncmp(listen, "127.", 4) == 0)
-        return true;
-    return (n == 9 && strncmp(listen, "localhost", 9) == 0) || (n == 5 && strncmp(listen, "[::1]", 5) == 0) ||
-           (n == 3 && strncmp(listen, "::1", 3) == 0);
+    char host[INET6_ADDRSTRLEN + 2];
+    if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof host)
+        return false;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127);
+    }
+    return strcmp(host, "localhost") == 0;
 }
 
 static const char *validate(const struct config *cfg)

@@ -9,7 +9,7 @@ import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
 import notepack from "notepack.io";
 import crypto from "node:crypto";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   assert,
   assertEqual,
@@ -325,6 +325,14 @@ test("api-key: bearer auth; without one only a loopback listen is accepted", asy
   });
   assertEqual(out.code, 2, "refuses a public listen without an api key");
   assert(out.text.includes("loopback"), "says why");
+  // issue 10: loopback by address, not by a "127." prefix of whatever host name
+  const check = (listen) => spawnSync(`${repo}/${BROKER}`, ["--redis", redis.url, "--listen", listen, "--check-config"],
+    { timeout: 10000 }).status;
+  assertEqual(check("127.evil.example:8081"), 2, "a host name starting with 127. is not loopback");
+  assertEqual(check("127.0.0.1.evil.example:8081"), 2, "nor one that starts with a loopback address");
+  assertEqual(check("[::ffff:10.0.0.1]:8081"), 2, "nor a mapped public address");
+  for (const ok of ["127.0.0.1:8081", "127.1.2.3:0", "localhost:8081", "[::1]:8081", "::1:8081"])
+    assertEqual(check(ok), 0, `${ok} is loopback`);
 });
 
 test("emit, join, leave, disconnect are byte-identical to @socket.io/redis-emitter", async () => {

@@ -68,7 +68,9 @@ export async function startServer(binary, args = [], { prefix = [] } = {}) {
 export function createRunner(suite) {
   const tests = [];
   return {
+    // SIOC_TEST_FILTER (a regular expression) runs only the tests whose name matches.
     test(name, fn, ms = 15000) {
+      if (process.env.SIOC_TEST_FILTER && !new RegExp(process.env.SIOC_TEST_FILTER).test(name)) return;
       tests.push({ name, fn, ms });
     },
     async run() {
