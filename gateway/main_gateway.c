@@ -629,6 +629,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
+    /* P:nodes names the bound address: "host:0" in the config becomes the real port */
+    const char *listen = config_get(&cfg, "listen");
+    const char *colon = strrchr(listen, ':');
+    char bound[300];
+    snprintf(bound, sizeof bound, "%.*s:%u", colon ? (int)(colon - listen) : (int)strlen(listen),
+             listen, http_server_port(g.http));
+    registry_set_address(g.registry, bound);
     register_metrics(&g);
     g.sigterm = evsignal_new(g.base, SIGTERM, stop_cb, &g);
     g.sigint = evsignal_new(g.base, SIGINT, stop_cb, &g);

@@ -253,6 +253,16 @@ static char *dup_or(const char *s, const char *fallback)
     return strdup(s != NULL ? s : fallback);
 }
 
+int registry_set_address(struct registry *r, const char *address)
+{
+    char *copy = strdup(address);
+    if (copy == NULL)
+        return SIOC_ENOMEM;
+    free(r->address);
+    r->address = copy;
+    return SIOC_OK;
+}
+
 struct registry *registry_new(struct event_base *base, const struct registry_config *cfg,
                               struct sio_server *srv, struct log *log, struct metrics *metrics)
 {

@@ -33,6 +33,9 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
 /* Stops heartbeating and frees; entries not yet written are dropped (the broker learns about
  * the node's end from its heartbeat expiring). NULL is a no-op. */
 void registry_free(struct registry *r);
+/* The address for P:nodes from now on ("host:port", copied), e.g. once the listener is bound
+ * and a configured port 0 became a real one. Returns SIOC_OK or SIOC_ENOMEM (the old one stays). */
+int registry_set_address(struct registry *r, const char *address);
 /* The boot epoch (16 hex digits, NUL-terminated). */
 const char *registry_epoch(const struct registry *r);
 
