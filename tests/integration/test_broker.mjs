@@ -291,12 +291,19 @@ test("bad input: 4xx with a JSON error", async () => {
     ["/v1/disconnect", { sids: ["x"], close: 1 }, 400],
     ["/v1/disconnect", { sids: ["x"], to: ["a"] }, 400],
     ["/v1/nope", {}, 404],
+    // issue 10: a namespace name with NUL can have no socket on any gateway
+    ["/v1/emit", { event: "e", nsp: "/a\u0000b" }, 400],
+    ["/v1/join", { nsp: "/\u0000", sids: ["x"], to: ["a"] }, 400],
   ];
   for (const [path, body, status] of cases) {
     const res = await apiPost(path, body);
     assertEqual(res.status, status, `${path} ${JSON.stringify(body).slice(0, 60)}`);
     assert(typeof json(res).error === "string", `JSON error for ${JSON.stringify(body).slice(0, 60)}`);
   }
+  // issue 10: bytes that are not UTF-8 in a path come back as U+FFFD, the body stays UTF-8
+  const odd = await api("/v1/users/%ff%fe");
+  const oddBody = odd.raw.subarray(odd.raw.indexOf("\r\n\r\n") + 4);
+  assertEqual(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(oddBody)).uid, "\ufffd\ufffd", "uid %ff%fe");
   assertEqual((await api("/v1/emit")).status, 405, "GET /v1/emit");
   assertEqual((await apiPost("/v1/nodes", {})).status, 405, "POST /v1/nodes");
   assertEqual((await api("/v1/users/a%2")).status, 400, "bad escape");
