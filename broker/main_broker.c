@@ -32,6 +32,7 @@ static const struct config_option options[] = {
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
     {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat)"},
     {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
+    {"forget-after", CONFIG_MS, "600000", 100, 604800000, "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
     {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid), as on the gateways"},
     {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace, as on the gateways"},
     {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
@@ -281,6 +282,7 @@ int main(int argc, char **argv)
         .api_key = config_get(&cfg, "api-key"),
         .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
         .check_interval_ms = (unsigned)config_get_int(&cfg, "check-interval"),
+        .forget_after_ms = (unsigned)config_get_int(&cfg, "forget-after"),
         .upstream_shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
         .upstream_maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
     };

@@ -182,6 +182,25 @@ test("heartbeat expiry: the node's sockets leave the mirror, one node-lost disco
   assertEqual(await cmd("LLEN", "sioc:bk:lost"), 0, "lost queue drained");
 });
 
+test("a dead node leaves /v1/nodes forget-after its heartbeat expired (issue 10)", async () => {
+  // its own broker and key prefix, with a short forget-after
+  const other = await startServer(BROKER, ["--redis", redis.url, "--key-prefix", "fg", "--check-interval", "100",
+    "--forget-after", "1000", "--log-level", "warn"]);
+  try {
+    const e = epochOf();
+    await cmd("SET", "fg:hb:gone1", e, "PX", 300);
+    await cmd("XADD", "fg:registry", "*", "node", "gone1", "epoch", e, "seq", 1, "op", "connect", "nsp", "/",
+      "sid", "g1", "uid", "", "rooms", notepack.encode([]));
+    const listed = async () => JSON.parse((await get(other.port, "/v1/nodes")).body).filter((n) => n.node === "gone1");
+    await until("gone1 listed dead", async () => (await listed()).some((n) => !n.alive), 3000);
+    const deadAt = Date.now();
+    await until("gone1 forgotten", async () => (await listed()).length === 0, 4000);
+    assert(Date.now() - deadAt >= 500, `listed dead for a while first (${Date.now() - deadAt} ms)`);
+  } finally {
+    await other.stop();
+  }
+});
+
 test("a new epoch seen first in the heartbeat reaps the old one; its late entries are refused", async () => {
   const e1 = epochOf(), e2 = epochOf();
   await beat("m4", e1);
