@@ -30,7 +30,7 @@ static const struct config_option options[] = {
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
-    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat)"},
+    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat), and the grace every node gets after a Redis outage"},
     {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
     {"forget-after", CONFIG_MS, "600000", 100, 604800000, "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
     {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid), as on the gateways"},

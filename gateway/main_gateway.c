@@ -154,6 +154,17 @@ static void on_accepted(void *ctx, struct sio_socket *sock)
     registry_on_accepted(g->registry, sock);
 }
 
+/* The broker reaped this node's epoch while it lived (e.g. Redis was unreachable for this
+ * gateway only): workers were told `node lost` for its sockets, so the clients must see that
+ * too. They reconnect (a transport close) and are registered under the registry's new epoch. */
+static void on_epoch_reaped(void *ctx, const char *old_epoch, const char *new_epoch)
+{
+    struct gateway *g = ctx;
+    (void)old_epoch;
+    (void)new_epoch;
+    sio_server_close_all(g->sio, "node lost");
+}
+
 /* The broker asks for a registry snapshot when this node's socket count and its mirror differ. */
 static void on_snapshot_request(void *ctx)
 {
@@ -608,6 +619,8 @@ int main(int argc, char **argv)
         .address = config_get(&cfg, "listen"),
         .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
         .seed = seed ^ 0xd1b54a32d192ed03ull,
+        .on_epoch_reaped = on_epoch_reaped,
+        .ctx = &g,
     };
     g.registry = g.bridge ? registry_new(g.base, &rcfg, g.sio, g.log, g.metrics) : NULL;
     struct http_server_config hcfg = {

@@ -201,6 +201,80 @@ test("a dead node leaves /v1/nodes forget-after its heartbeat expired (issue 10)
   }
 });
 
+// Issue 10 item 3 (DESIGN.md §3.4 as docs/contracts.md states it): a Redis stall longer than
+// node-timeout is an outage, not a dead node; and a node the cluster did declare lost learns it.
+test("Redis SIGSTOPped for 3 x node-timeout: no node lost, the mirror and the clients stay", async () => {
+  const red = await startRedis();
+  const rr = createClient({ url: red.url });
+  await rr.connect();
+  const bk = await startServer(BROKER, ["--redis", red.url, "--node-timeout", "1000", "--check-interval", "100", "--log-level", "info"]);
+  const gw = await startServer(GATEWAY, ["--redis", red.url, "--node-timeout", "1000", "--node-id", "lv1", "--log-level", "info"]);
+  const clients = [];
+  try {
+    let disconnects = 0;
+    for (let i = 0; i < 5; i++) {
+      const s = io(`http://127.0.0.1:${gw.port}/`, { transports: ["websocket"], forceNew: true, reconnection: false });
+      s.on("disconnect", () => disconnects++);
+      clients.push(s);
+      await within(5000, new Promise((res) => s.once("connect", res)), "connect");
+    }
+    const scard = () => rr.sendCommand(["SCARD", "sioc:node-sids:lv1"]);
+    await until("5 sockets in the mirror", async () => (await scard()) === 5);
+    process.kill(red.pid, "SIGSTOP");
+    await sleep(3500);
+    process.kill(red.pid, "SIGCONT");
+    await sleep(3000);
+    const lost = (await rr.xRange("sioc:up:/:0", "-", "+")).map((e) => e.message).filter((m) => m.reason === "node lost");
+    assertEqual(lost.length, 0, "node-lost disconnects after the stall");
+    assert(!/node\.lost/.test(bk.log()), `the broker declared no node lost:\n${bk.log().split("\n").filter((l) => /node/.test(l)).join("\n")}`);
+    assertEqual(await scard(), 5, "the mirror kept the sockets");
+    assertEqual([disconnects, clients.every((s) => s.connected)], [0, true], "the clients stayed connected");
+  } finally {
+    for (const s of clients) s.close();
+    await gw.stop();
+    await bk.stop();
+    await rr.quit();
+    await red.stop();
+  }
+}, 30000);
+
+test("a live node whose epoch was reaped learns it: reconnect-friendly close, a new epoch", async () => {
+  const red = await startRedis();
+  const rr = createClient({ url: red.url });
+  await rr.connect();
+  const bk = await startServer(BROKER, ["--redis", red.url, "--node-timeout", "1000", "--check-interval", "100", "--log-level", "info"]);
+  const gw = await startServer(GATEWAY, ["--redis", red.url, "--node-timeout", "1000", "--node-id", "lv2", "--log-level", "info"]);
+  const clients = [];
+  try {
+    let reasons = [];
+    for (let i = 0; i < 3; i++) {
+      const s = io(`http://127.0.0.1:${gw.port}/`, { transports: ["websocket"], forceNew: true, reconnectionDelay: 100 });
+      s.on("disconnect", (why) => reasons.push(why));
+      clients.push(s);
+      await within(5000, new Promise((res) => s.once("connect", res)), "connect");
+    }
+    const scard = () => rr.sendCommand(["SCARD", "sioc:node-sids:lv2"]);
+    await until("3 sockets in the mirror", async () => (await scard()) === 3);
+    const epoch = await rr.get("sioc:hb:lv2");
+    // what the broker does when it reaps a node it thinks dead: its epoch is retired
+    await rr.sendCommand(["SADD", "sioc:bk:retired:lv2", epoch]);
+    await until("the gateway to start a new epoch", async () => {
+      const now = await rr.get("sioc:hb:lv2");
+      return now !== null && now !== epoch;
+    }, 5000);
+    await until("every client back, in the mirror under the new epoch", async () =>
+      clients.every((s) => s.connected) && (await scard()) === 3, 8000);
+    assertEqual(reasons, ["transport close", "transport close", "transport close"], "a reconnect-friendly close");
+    assert(/registry\.epoch_reaped/.test(gw.log()), "the gateway says why");
+  } finally {
+    for (const s of clients) s.close();
+    await gw.stop();
+    await bk.stop();
+    await rr.quit();
+    await red.stop();
+  }
+}, 30000);
+
 test("a new epoch seen first in the heartbeat reaps the old one; its late entries are refused", async () => {
   const e1 = epochOf(), e2 = epochOf();
   await beat("m4", e1);

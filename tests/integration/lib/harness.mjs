@@ -320,6 +320,9 @@ export async function startRedis({ persist = false } = {}) {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child ? child.pid : 0;
+    },
     async stop() {
       await kill();
       rmSync(dir, { recursive: true, force: true });
