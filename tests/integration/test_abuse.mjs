@@ -217,7 +217,7 @@ async function numsub(...channels) {
   return counts;
 }
 
-const NSP_ARGS = ["--redis", redis.url, "--namespaces", "*", "--log-level", "warn", "--empty-namespace-timeout", "500"];
+const NSP_ARGS = ["--redis", redis.url, "--namespaces", "*", "--log-level", "info", "--empty-namespace-timeout", "500"];
 
 test("namespaces *: above 256 a namespace is refused with CONNECT_ERROR, never accepted unsubscribed; empty ones are freed", async () => {
   const gw = await startServer(GATEWAY_ASAN, NSP_ARGS);
@@ -237,6 +237,8 @@ test("namespaces *: above 256 a namespace is refused with CONNECT_ERROR, never a
     await sleep(300);
     const subs = await numsub(...accepted.map((n) => `socket.io-request#${n}#`));
     assert(subs.every((n) => n === 1), `every accepted namespace answers requests (${subs.filter((n) => n !== 1).length} do not)`);
+    const refusedLines = gw.log().split("\n").filter((l) => /namespace_refused/.test(l)).length;
+    assert(refusedLines <= 2, `the limit is logged once per episode, not per namespace (${refusedLines} lines)`);
     const late = await eioSocket(gw.port);
     assertEqual(await connectMany(late, ["/legit_chat"]), [{ nsp: "/legit_chat", ok: false, message: "Namespace limit reached" }],
       "at the limit a new namespace is refused");
