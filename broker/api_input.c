@@ -166,6 +166,10 @@ bool api_body_parse(struct api_body *out, enum api_body_kind kind, const uint8_t
     }
     if (out->nsp.len == 0 || out->nsp.p[0] != '/')
         return fail(err, errlen, "%s", "field 'nsp' must start with /");
+    /* gateways keep namespace names as C strings and refuse NUL in them (a CONNECT to such a
+     * name gets "Invalid namespace"): no socket can be there, and the channel would be wrong */
+    if (memchr(out->nsp.p, 0, out->nsp.len) != NULL)
+        return fail(err, errlen, "%s", "field 'nsp' must not contain NUL");
     if (kind == API_BODY_EMIT) {
         if (out->event.len == 0)
             return fail(err, errlen, "%s", "field 'event' is required (a non-empty string)");

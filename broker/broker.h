@@ -34,6 +34,7 @@ struct broker {
     const char *api_key;     /* NULL: no auth (loopback only) */
     unsigned node_timeout_ms;
     unsigned check_interval_ms;
+    unsigned forget_after_ms; /* a dead node's state (and its /v1/nodes entry) is dropped after this */
     uint32_t upstream_shards;
     uint64_t upstream_maxlen;
 };

@@ -21,7 +21,6 @@
 #include "common/net/redis_link.h"
 
 #define LIVENESS_DRAIN_BATCH 128
-#define LIVENESS_FORGET_MS "3600000"   /* a dead node's state is dropped after an hour */
 #define LIVENESS_MISMATCH_CHECKS "5"   /* consecutive checks before asking for a snapshot */
 #define LIVENESS_SNAPSHOT_EVERY "60000" /* at most one snapshot request per node per minute */
 
@@ -246,11 +245,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     /* never queue checks while Redis is away: one runs right after the reconnect instead */
     if (l->checking || !redis_link_connected(b->cmd))
         return;
-    char now[24];
+    char now[24], forget[24], timeout[24], outage[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)broker_now_ms());
-    const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, LIVENESS_FORGET_MS,
-                          LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY};
-    if (redis_link_command_argv(b->cmd, 8, argv, NULL, 0, check_cb, l) == SIOC_OK)
+    snprintf(forget, sizeof forget, "%u", b->forget_after_ms);
+    snprintf(timeout, sizeof timeout, "%u", b->node_timeout_ms);
+    /* checks come every check-interval: a gap of two intervals and a second is an outage */
+    snprintf(outage, sizeof outage, "%llu", 2ull * b->check_interval_ms + 1000);
+    const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, forget,
+                          LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, outage};
+    if (redis_link_command_argv(b->cmd, 10, argv, NULL, 0, check_cb, l) == SIOC_OK)
         l->checking = true;
 }
 

@@ -2,7 +2,9 @@
  * consumer, the liveness check and the HTTP API on one libevent loop; /healthz, /readyz (Redis
  * connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
  * the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +30,9 @@ static const struct config_option options[] = {
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
-    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat)"},
+    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat), and the grace every node gets after a Redis outage"},
     {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
+    {"forget-after", CONFIG_MS, "600000", 100, 604800000, "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
     {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid), as on the gateways"},
     {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace, as on the gateways"},
     {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
@@ -107,6 +110,12 @@ static void on_http_error(void *ctx, const char *what, const char *peer)
     log_write(p->b.log, LOG_LEVEL_INFO, "http.refused", "%s peer=%s", what, peer);
 }
 
+static void on_listener(void *ctx, bool trouble, const char *what)
+{
+    struct broker_process *p = ctx;
+    log_write(p->b.log, trouble ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "http.listener", "%s", what);
+}
+
 /* ---- Redis links ---- */
 
 static void link_event(struct broker *b, const char *which, enum redis_link_event ev, const char *detail)
@@ -161,15 +170,31 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---- configuration ---- */
 
-/* True for 127.0.0.0/8, ::1 and localhost (the host part of "host:port"). */
+/* True when the host part of "host:port" ("[v6]:port" too) is a loopback address written as
+ * one (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or the name localhost. Other names are not
+ * resolved: a check here and a resolution at bind time could disagree. */
 static bool listen_is_loopback(const char *listen)
 {
     const char *colon = strrchr(listen, ':');
     size_t n = colon ? (size_t)(colon - listen) : strlen(listen);
-    if (n >= 4 && strncmp(listen, "127.", 4) == 0)
-        return true;
-    return (n == 9 && strncmp(listen, "localhost", 9) == 0) || (n == 5 && strncmp(listen, "[::1]", 5) == 0) ||
-           (n == 3 && strncmp(listen, "::1", 3) == 0);
+    char host[INET6_ADDRSTRLEN + 2];
+    if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof host)
+        return false;
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127);
+    }
+    return strcmp(host, "localhost") == 0;
 }
 
 static const char *validate(const struct config *cfg)
@@ -257,6 +282,7 @@ int main(int argc, char **argv)
         .api_key = config_get(&cfg, "api-key"),
         .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
         .check_interval_ms = (unsigned)config_get_int(&cfg, "check-interval"),
+        .forget_after_ms = (unsigned)config_get_int(&cfg, "forget-after"),
         .upstream_shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
         .upstream_maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
     };
@@ -267,6 +293,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-broker: cannot start (out of memory or log file)\n");
         return 1;
     }
+    log_route_libevent(b->log);
     const char *url = config_get(&cfg, "redis");
     b->cmd = new_link(b, url, seed, cmd_event_cb, NULL);
     b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
@@ -278,6 +305,7 @@ int main(int argc, char **argv)
         .listen = config_get(&cfg, "listen"),
         .on_request = on_request,
         .on_error = on_http_error,
+        .on_listener = on_listener,
         .ctx = &p,
     };
     p.http = b->api ? http_server_new(b->base, &hcfg, err, sizeof err) : NULL;

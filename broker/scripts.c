@@ -63,6 +63,8 @@ static const char apply_script[] =
     "local cur = redis.call('HMGET', st, 'epoch', 'seq')\n"
     "local lost = 0\n"
     "redis.call('SADD', KBKNODES, node)\n"
+    /* a reaped epoch stays dead even if its node lived on: it will start a new one */
+    "if redis.call('SISMEMBER', kretired(node), epoch) == 1 then return {'stale', 0} end\n"
     "if cur[1] ~= epoch then\n"
     /* Entries of one node reach the stream in order and a dead process writes nothing more, so
      * an epoch not seen before is the node's next life: the previous one is over. */
@@ -144,6 +146,23 @@ static const char liveness_script[] =
     PRELUDE
     "local now, forget = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local checks, every = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local node_timeout, outage = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    /* DESIGN.md 3.4 (docs/contracts.md): a node is lost only when it missed its heartbeat while
+     * Redis was reachable for the broker. The checks note Redis's own time; a gap between two
+     * checks longer than `outage` means Redis (or the broker's contact with it) was away, and
+     * every node gets a fresh node-timeout from now before a missing heartbeat counts. Redis's
+     * clock alone is used, so the broker's clock cannot skew it. */
+    "local KLIVE = P .. ':bk:liveness'\n"
+    "local t = redis.call('TIME')\n"
+    "local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local lv = redis.call('HMGET', KLIVE, 'last', 'grace')\n"
+    "local grace = tonumber(lv[2]) or 0\n"
+    "if lv[1] and rnow - tonumber(lv[1]) > outage then\n"
+    "  grace = rnow + node_timeout\n"
+    "  redis.call('HSET', KLIVE, 'grace', grace)\n"
+    "end\n"
+    "redis.call('HSET', KLIVE, 'last', rnow)\n"
+    "local in_grace = rnow < grace\n"
     "local nodes = {}\n"
     "for _, n in ipairs(redis.call('HKEYS', KNODES)) do nodes[n] = true end\n"
     "for _, n in ipairs(redis.call('SMEMBERS', KBKNODES)) do nodes[n] = true end\n"
@@ -156,8 +175,13 @@ static const char liveness_script[] =
     "  local hb = redis.call('GET', P .. ':hb:' .. node)\n"
     "  local st = kstate(node)\n"
     "  local s = redis.call('HMGET', st, 'epoch', 'lost_at', 'mismatch', 'snapreq_at')\n"
-    "  if not hb then\n"
-    /* DESIGN.md 3.4: the heartbeat expired: the node is gone (same epoch may come back). */
+    "  if not hb and in_grace then\n"
+    /* after an outage: the node has not had node-timeout of reachable Redis to beat again */
+    "  elseif not hb then\n"
+    /* DESIGN.md 3.4: the heartbeat expired with Redis reachable: the node is lost. Its epoch
+     * is retired, so that if it lives after all it learns so (the gateway checks
+     * P:bk:retired:<node> with each heartbeat) and starts a new epoch, closing its sockets. */
+    "    if s[1] then retire(node, s[1]) end\n"
     "    report(node, reap(node), 'heartbeat expired')\n"
     "    redis.call('HDEL', KNODES, node)\n"
     "    if not s[1] then\n"
@@ -176,7 +200,7 @@ static const char liveness_script[] =
     "    retire(node, s[1])\n"
     "    report(node, reap(node), 'new epoch')\n"
     "    redis.call('HDEL', st, 'epoch', 'seq', 'lost_at', 'mismatch', 'snapreq_at')\n"
-    "  elseif s[1] and hb == s[1] then\n"
+    "  elseif s[1] and hb == s[1] and redis.call('SISMEMBER', kretired(node), hb) == 0 then\n"
     "    if s[2] then redis.call('HDEL', st, 'lost_at') end\n"
     /* Anti-entropy: the node's own socket count against the mirror's. */
     "    local info = redis.call('HGET', KNODES, node)\n"

@@ -14,7 +14,9 @@
  * lost disconnects queued on P:bk:lost. */
 const char *bk_script_apply(void);
 
-/* The liveness check. ARGV: P, now (ms), forget_after (ms), mismatch_checks, snapshot_every (ms).
+/* The liveness check. ARGV: P, now (ms), forget_after (ms), mismatch_checks, snapshot_every (ms),
+ * node_timeout (ms), outage (ms: a longer gap between two checks, by Redis's clock, is an
+ * outage after which no node is reaped for node_timeout; state in P:bk:liveness {last, grace}).
  * Returns {lost_queue_len, {node, count, why, ...}, {node needing a snapshot, ...}}. */
 const char *bk_script_liveness(void);
 

@@ -92,6 +92,19 @@ struct json_frame {
     size_t fix_mark; /* fixups.n when the container opened: its descendants' fixups follow */
     uint32_t count;
     bool is_map;
+    size_t key_mark; /* json_keys.n when the map opened: its keys follow */
+};
+
+/* The encoded keys (str header + bytes, by offset into out) of the maps being parsed, to find
+ * a repeated key when a map closes. */
+struct json_key {
+    size_t off, len;
+};
+struct json_keys {
+    struct json_key *v;
+    size_t n, cap;
+    struct json_key inline_slots[32];
+    bool dup; /* some map had a repeated key */
 };
 
 static bool is_ws(uint8_t c)
@@ -425,15 +438,74 @@ static int apply_fixups(struct buf *out, const struct json_fixups *fx)
     return SIOC_OK;
 }
 
-/* Reads `"key" :` at p[*pos] (after whitespace) into out. */
-static int parse_key(const uint8_t *p, size_t len, size_t *pos, struct buf *out)
+static bool keys_push(struct json_keys *ks, struct json_key k)
+{
+    if (ks->n == ks->cap) {
+        size_t cap = ks->cap * 2;
+        struct json_key *v = malloc(cap * sizeof *v);
+        if (v == NULL)
+            return false;
+        memcpy(v, ks->v, ks->n * sizeof *v);
+        if (ks->v != ks->inline_slots)
+            free(ks->v);
+        ks->v = v;
+        ks->cap = cap;
+    }
+    ks->v[ks->n++] = k;
+    return true;
+}
+
+struct json_key_bytes {
+    const uint8_t *p;
+    size_t len;
+};
+
+static int cmp_key_bytes(const void *a, const void *b)
+{
+    const struct json_key_bytes *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->p, y->p, x->len);
+}
+
+/* True when two of the k keys are equal (the same encoded str is the same string). */
+static int keys_repeat(const struct buf *out, const struct json_key *v, size_t k, bool *dup)
+{
+    if (k <= 16) { /* the common case: few keys, O(k^2) */
+        for (size_t a = 1; a < k; a++)
+            for (size_t b = 0; b < a; b++)
+                if (v[a].len == v[b].len && memcmp(out->data + v[a].off, out->data + v[b].off,
+                                                   v[a].len) == 0) {
+                    *dup = true;
+                    return SIOC_OK;
+                }
+        return SIOC_OK;
+    }
+    struct json_key_bytes *sorted = malloc(k * sizeof *sorted);
+    if (sorted == NULL)
+        return SIOC_ENOMEM;
+    for (size_t j = 0; j < k; j++)
+        sorted[j] = (struct json_key_bytes){out->data + v[j].off, v[j].len};
+    qsort(sorted, k, sizeof *sorted, cmp_key_bytes);
+    for (size_t j = 1; j < k && !*dup; j++)
+        *dup = cmp_key_bytes(&sorted[j - 1], &sorted[j]) == 0;
+    free(sorted);
+    return SIOC_OK;
+}
+
+/* Reads `"key" :` at p[*pos] (after whitespace) into out, noting where the key is. */
+static int parse_key(const uint8_t *p, size_t len, size_t *pos, struct buf *out,
+                     struct json_keys *ks)
 {
     size_t i = skip_ws(p, len, *pos);
     if (i >= len || p[i] != '"')
         return SIOC_EPROTO;
+    size_t at = out->len;
     int rc = parse_string(p, len, &i, out);
     if (rc != SIOC_OK)
         return rc;
+    if (!ks->dup && !keys_push(ks, (struct json_key){at, out->len - at}))
+        return SIOC_ENOMEM;
     i = skip_ws(p, len, i);
     if (i >= len || p[i] != ':')
         return SIOC_EPROTO;
@@ -461,7 +533,8 @@ static int parse_literal(const uint8_t *p, size_t len, size_t *pos, struct buf *
 
 /* The state machine: parse a value; after it, loop closing containers until one expects
  * another element (',') or the text ends. */
-static int parse_text(const uint8_t *p, size_t len, struct buf *out, struct json_fixups *fx)
+static int parse_text(const uint8_t *p, size_t len, struct buf *out, struct json_fixups *fx,
+                      struct json_keys *ks)
 {
     struct json_frame stack[JSON_MAX_DEPTH];
     size_t depth = 0, i = 0;
@@ -475,7 +548,7 @@ static int parse_text(const uint8_t *p, size_t len, struct buf *out, struct json
             if (depth == JSON_MAX_DEPTH)
                 return SIOC_EDEPTH;
             struct json_frame *f = &stack[depth++];
-            *f = (struct json_frame){out->len, fx->n, 0, c == '{'};
+            *f = (struct json_frame){out->len, fx->n, 0, c == '{', ks->n};
             buf_append_byte(out, 0); /* header, patched when the container closes */
             i = skip_ws(p, len, i + 1);
             if (i < len && p[i] == (c == '{' ? '}' : ']')) {
@@ -484,7 +557,7 @@ static int parse_text(const uint8_t *p, size_t len, struct buf *out, struct json
                     return rc;
                 depth--;
             } else {
-                if (c == '{' && (rc = parse_key(p, len, &i, out)) != SIOC_OK)
+                if (c == '{' && (rc = parse_key(p, len, &i, out, ks)) != SIOC_OK)
                     return rc;
                 f->count = 1;
                 continue;
@@ -512,19 +585,26 @@ static int parse_text(const uint8_t *p, size_t len, struct buf *out, struct json
                 if (f->count == UINT32_MAX)
                     return SIOC_ETOOBIG;
                 f->count++;
-                if (f->is_map && (rc = parse_key(p, len, &i, out)) != SIOC_OK)
+                if (f->is_map && (rc = parse_key(p, len, &i, out, ks)) != SIOC_OK)
                     return rc;
                 break;
             }
             if (p[i] != (f->is_map ? '}' : ']'))
                 return SIOC_EPROTO;
             i++;
+            if (f->is_map && !ks->dup && f->count > 1 &&
+                (rc = keys_repeat(out, ks->v + f->key_mark, ks->n - f->key_mark, &ks->dup)) != SIOC_OK)
+                return rc;
+            if (f->is_map)
+                ks->n = f->key_mark;
             if ((rc = close_container(out, f, fx)) != SIOC_OK)
                 return rc;
             depth--;
         }
     }
 }
+
+static int dedupe(struct buf *out, size_t start);
 
 int json_to_msgpack(const uint8_t *p, size_t len, struct buf *out)
 {
@@ -535,11 +615,20 @@ int json_to_msgpack(const uint8_t *p, size_t len, struct buf *out)
     fx.v = fx.inline_slots;
     fx.n = 0;
     fx.cap = sizeof fx.inline_slots / sizeof fx.inline_slots[0];
-    int rc = parse_text(p, len, out, &fx);
+    struct json_keys ks;
+    ks.v = ks.inline_slots;
+    ks.n = 0;
+    ks.cap = sizeof ks.inline_slots / sizeof ks.inline_slots[0];
+    ks.dup = false;
+    int rc = parse_text(p, len, out, &fx, &ks);
     if (rc == SIOC_OK)
         rc = apply_fixups(out, &fx);
     if (fx.v != fx.inline_slots)
         free(fx.v);
+    if (ks.v != ks.inline_slots)
+        free(ks.v);
+    if (rc == SIOC_OK && ks.dup)
+        rc = dedupe(out, start);
     if (rc != SIOC_OK) {
         buf_truncate(out, start);
         out->err = SIOC_OK; /* the error is the return value; the buffer stays usable */
@@ -1075,5 +1164,24 @@ int json_from_msgpack(struct mp_reader *r, const struct json_write_opts *opts, s
         buf_truncate(out, start);
         out->err = SIOC_OK; /* the error is the return value; the buffer stays usable */
     }
+    return rc;
+}
+
+/* A map of out[start..] repeats a key: JSON.parse keeps the last value at the first key's
+ * place. The writer does exactly that (and puts the keys in JS property order, which is the
+ * order JSON.parse gives them), so the value is written as JSON and parsed again, once: the
+ * result has no repeated key. Rare (only such input pays for it). */
+static int dedupe(struct buf *out, size_t start)
+{
+    struct buf text;
+    buf_init(&text, 0);
+    struct mp_reader r;
+    mp_reader_init(&r, out->data + start, out->len - start);
+    int rc = json_from_msgpack(&r, NULL, &text);
+    if (rc == SIOC_OK) {
+        buf_truncate(out, start);
+        rc = json_to_msgpack(text.data, text.len, out);
+    }
+    buf_deinit(&text);
     return rc;
 }

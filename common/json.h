@@ -17,7 +17,9 @@
 
 /* Parses exactly one JSON text p[0..len) (whitespace around it allowed, nothing else) and
  * appends its MessagePack form to `out`:
- *   object -> map (keys as str, in input order, duplicates kept as they appear),
+ *   object -> map (keys as str, in input order; as JSON.parse, a repeated key keeps its first
+ *   place and its last value, and the keys of the whole text are then in JS property order,
+ *   array indices first, as json_from_msgpack writes them),
  *   array -> array, string -> str (escapes decoded; a lone surrogate escape becomes U+FFFD),
  *   number -> mp_write_number(correctly rounded double) (so 1, 1.0 and 1e0 are the int 1,
  *   1.5 is float64), true/false/null -> bool/nil.

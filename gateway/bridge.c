@@ -820,6 +820,12 @@ int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern)
     return pattern ? redis_link_psubscribe(b->sub, channel) : redis_link_subscribe(b->sub, channel);
 }
 
+int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern)
+{
+    return pattern ? redis_link_punsubscribe(b->sub, channel)
+                   : redis_link_unsubscribe(b->sub, channel);
+}
+
 static void drain_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -158,6 +158,9 @@ void bridge_on_ack(struct bridge *b, struct sio_socket *sock, uint64_t ack_id, s
  * config's extra channels, and its messages go to on_foreign_message. `channel` is copied.
  * Returns SIOC_OK (also when already subscribed), SIOC_EINVAL (empty) or SIOC_ENOMEM. */
 int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern);
+/* Removes a channel or pattern added with bridge_subscribe_extra (e.g. a namespace of
+ * `namespaces *` that was freed). Returns SIOC_OK (also when it was not there) or SIOC_EINVAL. */
+int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern);
 
 /* True while both Redis connections (commands and the shared subscriber) are up (/readyz). */
 bool bridge_ready(const struct bridge *b);

@@ -55,9 +55,12 @@ static void nsp_free(struct cluster_nsp *n)
 /* A namespace entry with a fresh uid and its three channel names (PROTOCOL.md 3.2). */
 static struct cluster_nsp *nsp_add(struct cluster *c, const char *name, size_t len)
 {
+    struct cluster_nsp *n = cluster_nsp_find(c, name, len);
+    if (n != NULL)
+        return n; /* listed twice */
     if (c->nsp_count == CLUSTER_MAX_NAMESPACES || len == 0)
         return NULL;
-    struct cluster_nsp *n = calloc(1, sizeof *n);
+    n = calloc(1, sizeof *n);
     if (n == NULL)
         return NULL;
     uint64_t r = next_random(c);
@@ -87,16 +90,22 @@ static struct cluster_nsp *nsp_add(struct cluster *c, const char *name, size_t l
         return NULL;
     }
     c->nsps[c->nsp_count++] = n;
+    namemap_insert(&c->nsp_map, &n->by_name, n->name, len);
+    const char *channels[] = {n->request_channel, n->response_channel, n->specific_channel};
+    for (size_t i = 0; i < 3; i++) {
+        n->channels[i].nsp = n;
+        n->channels[i].request = i == 0;
+        namemap_insert(&c->channel_map, &n->channels[i].node, channels[i], strlen(channels[i]));
+    }
     return n;
 }
 
 struct cluster_nsp *cluster_nsp_find(const struct cluster *c, const char *name, size_t len)
 {
-    for (size_t i = 0; i < c->nsp_count; i++)
-        if (c->nsps[i]->len == len && memcmp(c->nsps[i]->name, name, len) == 0)
-            return c->nsps[i];
-    return NULL;
+    struct namemap_node *node = namemap_find(&c->nsp_map, name, len);
+    return node != NULL ? (struct cluster_nsp *)(void *)node : NULL;
 }
+
 
 const char *cluster_uid(const struct cluster *c, const char *nsp)
 {
@@ -104,29 +113,54 @@ const char *cluster_uid(const struct cluster *c, const char *nsp)
     return n ? n->uid : NULL;
 }
 
-void cluster_on_accepted(struct cluster *c, struct sio_socket *sock)
+int cluster_nsp_open(struct cluster *c, const char *name, size_t len)
 {
-    if (c == NULL || !c->any_namespace)
-        return;
-    const char *name = sio_socket_nsp(sock);
-    if (cluster_nsp_find(c, name, strlen(name)) != NULL)
-        return;
-    struct cluster_nsp *n = nsp_add(c, name, strlen(name));
-    if (n == NULL) {
-        log_write(c->log, LOG_LEVEL_WARN, "cluster.namespace_refused",
-                  "nsp=%s: over %d namespaces or out of memory; it answers no requests", name,
-                  CLUSTER_MAX_NAMESPACES);
-        return;
-    }
+    if (c == NULL || !c->any_namespace || cluster_nsp_find(c, name, len) != NULL)
+        return SIOC_OK;
+    if (memchr(name, 0, len) != NULL)
+        return SIOC_EINVAL; /* names are C strings here (channel names, logs) */
+    if (c->nsp_count == CLUSTER_MAX_NAMESPACES || len > CLUSTER_MAX_NSP)
+        return SIOC_ETOOBIG;
+    struct cluster_nsp *n = nsp_add(c, name, len);
+    if (n == NULL)
+        return SIOC_ENOMEM;
     if (c->subscribe_cb == NULL)
+        return SIOC_OK;
+    const char *channels[] = {n->request_channel, n->response_channel, n->specific_channel};
+    for (size_t i = 0; i < 3; i++) {
+        /* queued on the subscriber link (sent on every reconnect): an error here is only a
+         * full queue or no memory, and the namespace is refused rather than half followed */
+        int rc = c->subscribe_cb(c->subscribe_ctx, channels[i]);
+        if (rc != SIOC_OK) {
+            log_write(c->log, LOG_LEVEL_WARN, "cluster.subscribe_failed", "channel=%s: %s",
+                      channels[i], sioc_strerror(rc));
+            cluster_nsp_close(c, name, len);
+            return rc;
+        }
+    }
+    return SIOC_OK;
+}
+
+void cluster_nsp_close(struct cluster *c, const char *name, size_t len)
+{
+    struct cluster_nsp *n = c != NULL && c->any_namespace ? cluster_nsp_find(c, name, len) : NULL;
+    if (n == NULL)
         return;
     const char *channels[] = {n->request_channel, n->response_channel, n->specific_channel};
     for (size_t i = 0; i < 3; i++) {
-        int rc = c->subscribe_cb(c->subscribe_ctx, channels[i]);
-        if (rc != SIOC_OK)
-            log_write(c->log, LOG_LEVEL_WARN, "cluster.subscribe_failed", "channel=%s: %s",
-                      channels[i], sioc_strerror(rc));
+        if (c->unsubscribe_cb != NULL)
+            c->unsubscribe_cb(c->subscribe_ctx, channels[i]);
+        namemap_remove(&c->channel_map, &n->channels[i].node);
     }
+    namemap_remove(&c->nsp_map, &n->by_name);
+    cluster_acks_forget(c, n);
+    for (size_t i = 0; i < c->nsp_count; i++) {
+        if (c->nsps[i] == n) {
+            c->nsps[i] = c->nsps[--c->nsp_count];
+            break;
+        }
+    }
+    nsp_free(n);
 }
 
 /* ---- publishing (PROTOCOL.md 3.7: one connection for every message of a namespace) ---- */
@@ -220,12 +254,6 @@ static void on_broadcast(struct cluster *c, struct slice channel, struct slice p
     *c->delivered += (uint64_t)sent;
 }
 
-static bool slice_is(struct slice s, const char *cstr)
-{
-    size_t n = strlen(cstr);
-    return s.len == n && memcmp(s.p, cstr, n) == 0;
-}
-
 void cluster_on_message(void *ctx, struct slice pattern, struct slice channel, struct slice payload)
 {
     struct cluster *c = ctx;
@@ -233,19 +261,15 @@ void cluster_on_message(void *ctx, struct slice pattern, struct slice channel, s
         on_broadcast(c, channel, payload);
         return;
     }
-    for (size_t i = 0; i < c->nsp_count; i++) {
-        struct cluster_nsp *n = c->nsps[i];
-        if (slice_is(channel, n->request_channel)) {
-            cluster_on_request(c, n, payload);
-            return;
-        }
-        if (slice_is(channel, n->response_channel) || slice_is(channel, n->specific_channel)) {
-            /* answers to other nodes' requests (3.8: every node reads both channels); this
-             * gateway has no request of its own pending, so there is nothing to match */
-            (*c->responses_ignored)++;
-            return;
-        }
-    }
+    struct cluster_channel *ch =
+        (struct cluster_channel *)(void *)namemap_find(&c->channel_map, channel.p, channel.len);
+    if (ch == NULL)
+        return;
+    if (ch->request)
+        cluster_on_request(c, ch->nsp, payload);
+    else /* answers to other nodes' requests (3.8: every node reads both channels); this
+          * gateway has no request of its own pending, so there is nothing to match */
+        (*c->responses_ignored)++;
 }
 
 /* ---- lifecycle ---- */
@@ -314,6 +338,7 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
     c->log = log;
     c->specific = cfg->specific_response_channel;
     c->subscribe_cb = cfg->subscribe_cb;
+    c->unsubscribe_cb = cfg->unsubscribe_cb;
     c->subscribe_ctx = cfg->subscribe_ctx;
     c->rng = cfg->seed;
     if (c->rng == 0 && getrandom(&c->rng, sizeof c->rng, 0) != (ssize_t)sizeof c->rng)
@@ -324,7 +349,9 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
     buf_init(&c->ids, 0);
     buf_init(&c->list, 0);
     c->key = strdup(cfg->adapter_key ? cfg->adapter_key : "socket.io");
-    bool ok = c->key != NULL && cfg->namespaces != NULL && register_metrics(c, metrics);
+    bool ok = c->key != NULL && cfg->namespaces != NULL && register_metrics(c, metrics) &&
+              namemap_init(&c->nsp_map, next_random(c)) == SIOC_OK &&
+              namemap_init(&c->channel_map, next_random(c)) == SIOC_OK;
     if (ok && strcmp(cfg->namespaces, "*") == 0) {
         c->any_namespace = true;
         ok = add_pattern(c, NULL, 0);
@@ -375,6 +402,8 @@ void cluster_free(struct cluster *c)
     buf_deinit(&c->channel);
     buf_deinit(&c->ids);
     buf_deinit(&c->list);
+    namemap_deinit(&c->nsp_map);
+    namemap_deinit(&c->channel_map);
     free(c->key);
     free(c);
 }

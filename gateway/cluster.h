@@ -41,12 +41,14 @@ struct cluster_config {
     /* publishOnSpecificResponseChannel (PROTOCOL.md 3.8): answers go to
      * `<key>-response#<nsp>#<requesterUid>#` instead of the shared channel. Default false. */
     bool specific_response_channel;
-    /* Under `namespaces *` the channels of a namespace are only known once it gets its first
-     * socket (cluster_on_accepted): they are then added to the shared subscriber connection
-     * through this hook (wire it to bridge_subscribe_extra(bridge, channel, false)). Returns
-     * SIOC_OK or an error (logged). NULL: such namespaces receive broadcasts (the "*" pattern)
-     * but answer no requests. Not used with a namespace list. */
+    /* Under `namespaces *` the channels of a namespace are only known once it comes to exist
+     * (cluster_nsp_open): they are then added to the shared subscriber connection through this
+     * hook (wire it to bridge_subscribe_extra(bridge, channel, false)), and removed with
+     * unsubscribe_cb when it goes (cluster_nsp_close). Return SIOC_OK or an error (logged).
+     * NULL: such namespaces receive broadcasts (the "*" pattern) but answer no requests. Not
+     * used with a namespace list. */
     int (*subscribe_cb)(void *ctx, const char *channel);
+    int (*unsubscribe_cb)(void *ctx, const char *channel);
     void *subscribe_ctx;
 };
 
@@ -70,9 +72,15 @@ size_t cluster_channels(const struct cluster *c, const char *const **channels);
  * plain channel). Slices valid during the call. Malformed input is counted and logged. */
 void cluster_on_message(void *ctx, struct slice pattern, struct slice channel,
                         struct slice payload);
-/* The sio_server on_accepted hook: under "*", the first socket of a namespace gives it a uid and
- * subscribes its request/response channels (subscribe_cb). No-op otherwise. */
-void cluster_on_accepted(struct cluster *c, struct sio_socket *sock);
+/* Under "*" (the sio_server on_namespace hook): namespace name[0..len) is about to exist. It
+ * gets a uid and its request/response channels are subscribed (subscribe_cb). Returns SIOC_OK
+ * (also when it is followed already, or without "*"), SIOC_ETOOBIG beyond
+ * CLUSTER_MAX_NAMESPACES, or another error: then the namespace must not be served, since Node
+ * peers would skip this gateway in its requests. */
+int cluster_nsp_open(struct cluster *c, const char *name, size_t len);
+/* Under "*": the namespace is gone; its channels are unsubscribed (unsubscribe_cb), its pending
+ * ack broadcasts dropped and its entry freed. No-op for a namespace not followed. */
+void cluster_nsp_close(struct cluster *c, const char *name, size_t len);
 /* The uid of namespace `nsp` (6 chars, NUL-terminated, valid while c lives), or NULL when the
  * cluster does not follow it (yet). For tests and logs. */
 const char *cluster_uid(const struct cluster *c, const char *nsp);

@@ -10,6 +10,7 @@
 
 #include "common/adapter.h"
 #include "common/buf.h"
+#include "common/namemap.h"
 #include "gateway/cluster.h"
 
 /* Longest namespace name followed (bytes). */
@@ -22,7 +23,17 @@ struct event_base;
 struct redis_link;
 
 /* One namespace of the cluster: its adapter uid and channels (PROTOCOL.md 3.2). */
+struct cluster_nsp;
+/* One of a namespace's three channels, in cluster.channel_map. */
+struct cluster_channel {
+    struct namemap_node node; /* first: the map hands back this node */
+    struct cluster_nsp *nsp;
+    bool request; /* the request channel (else a response channel) */
+};
+
 struct cluster_nsp {
+    struct namemap_node by_name; /* first: in cluster.nsp_map */
+    struct cluster_channel channels[3];
     char *name;
     size_t len;
     char uid[ADAPTER_UID_LEN + 1];
@@ -52,10 +63,13 @@ struct cluster {
     bool any_namespace;     /* namespaces "*" */
     bool specific;          /* publishOnSpecificResponseChannel */
     int (*subscribe_cb)(void *ctx, const char *channel);
+    int (*unsubscribe_cb)(void *ctx, const char *channel);
     void *subscribe_ctx;
     uint64_t rng;
     struct cluster_nsp *nsps[CLUSTER_MAX_NAMESPACES];
     size_t nsp_count;
+    struct namemap nsp_map;     /* nsps by name */
+    struct namemap channel_map; /* nsps by their three channel names */
     char *patterns[CLUSTER_MAX_NAMESPACES];
     size_t pattern_count;
     const char *channels[3 * CLUSTER_MAX_NAMESPACES]; /* borrowed from nsps */
@@ -88,5 +102,7 @@ void cluster_publish(struct cluster *c, struct slice channel, struct slice paylo
 void cluster_on_request(struct cluster *c, struct cluster_nsp *n, struct slice payload);
 /* Frees every pending ack broadcast (cluster_free). */
 void cluster_acks_free(struct cluster *c);
+/* Frees the pending ack broadcasts of namespace n (it is going away); their late acks are lost. */
+void cluster_acks_forget(struct cluster *c, const struct cluster_nsp *n);
 
 #endif

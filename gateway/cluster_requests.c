@@ -219,6 +219,17 @@ void cluster_acks_free(struct cluster *c)
         ack_free(c, c->acks);
 }
 
+void cluster_acks_forget(struct cluster *c, const struct cluster_nsp *n)
+{
+    struct cluster_ack *a = c->acks;
+    while (a != NULL) {
+        struct cluster_ack *next = a->next;
+        if (a->nsp == n)
+            ack_free(c, a);
+        a = next;
+    }
+}
+
 static void ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -10,8 +10,8 @@
 
 struct expiry_entry {
     int64_t at_s;
-    char sid[SIO_SOCKET_ID_LEN];
-    const char *nsp; /* borrowed: namespace names live as long as the sio_server */
+    char sid[SIO_SOCKET_ID_LEN]; /* unique across namespaces, so the namespace is not kept
+                                  * (it may be freed before the entry is due) */
 };
 
 struct expiry {
@@ -76,8 +76,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
             e->heap[0] = e->heap[e->len];
             sift_down(e, 0);
         }
-        struct sio_socket *sock = sio_server_find(e->srv, top.nsp, strlen(top.nsp), top.sid,
-                                                  SIO_SOCKET_ID_LEN);
+        struct sio_socket *sock = sio_server_find_id(e->srv, top.sid, SIO_SOCKET_ID_LEN);
         if (sock == NULL)
             continue; /* it left before its credentials ran out */
         if (e->on_expire != NULL)
@@ -125,7 +124,6 @@ int expiry_add(struct expiry *e, struct sio_socket *sock, int64_t at_s)
     }
     struct expiry_entry *x = &e->heap[e->len];
     x->at_s = at_s;
-    x->nsp = sio_socket_nsp(sock);
     memcpy(x->sid, sio_socket_id(sock), SIO_SOCKET_ID_LEN);
     sift_up(e, e->len++);
     arm(e);

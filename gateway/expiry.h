@@ -1,5 +1,5 @@
 /* expiry.h: ends sessions whose credentials expire (DESIGN.md §2 `auth jwt`: "exp enforced,
- * also during the session"). A min-heap of (expiry, namespace, socket id) with one timer; at
+ * also during the session"). A min-heap of (expiry, socket id) with one timer; at
  * expiry the socket is looked up by id and, if still there, disconnected by the server. Sockets
  * that left earlier are simply not found, so nothing has to be cancelled. */
 #ifndef SIOC_GATEWAY_EXPIRY_H

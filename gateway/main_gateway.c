@@ -42,6 +42,8 @@ static const struct config_option options[] = {
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
+    {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000, "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
+    {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000, "namespaces *: a namespace without sockets is freed after this"},
     {"auth", CONFIG_STRING, "none", 0, 0, "none, jwt or backend"},
     {"jwt-secret", CONFIG_STRING, NULL, 0, 0, "HS256 secret (auth jwt)"},
     {"jwt-public-key", CONFIG_STRING, NULL, 0, 0, "PEM file with an RSA or P-256 key (auth jwt)"},
@@ -59,6 +61,7 @@ static const struct config_option options[] = {
     {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
     {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
     {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
+    {"max-connections", CONFIG_INT, "0", 0, 100000000, "client connections served at once (0 = the file-descriptor limit less 64 kept for Redis and health checks); above it 503"},
     {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat lifetime: the broker reaps a node this long after its last beat"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
     {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
@@ -84,6 +87,7 @@ struct gateway {
     char node_id[40];
     char client_js_path[300];
     bool draining;
+    bool nsp_limit_logged; /* namespaces *: the limit was logged since a namespace was freed */
     struct event *sigterm, *sigint, *sighup, *drain_timer;
     uint64_t *http_requests, *connects_refused, *events_in;
 };
@@ -154,8 +158,18 @@ static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason
 static void on_accepted(void *ctx, struct sio_socket *sock)
 {
     struct gateway *g = ctx;
-    cluster_on_accepted(g->cluster, sock); /* namespaces *: subscribe a new namespace's channels */
     registry_on_accepted(g->registry, sock);
+}
+
+/* The broker reaped this node's epoch while it lived (e.g. Redis was unreachable for this
+ * gateway only): workers were told `node lost` for its sockets, so the clients must see that
+ * too. They reconnect (a transport close) and are registered under the registry's new epoch. */
+static void on_epoch_reaped(void *ctx, const char *old_epoch, const char *new_epoch)
+{
+    struct gateway *g = ctx;
+    (void)old_epoch;
+    (void)new_epoch;
+    sio_server_close_all(g->sio, "node lost");
 }
 
 /* The broker asks for a registry snapshot when this node's socket count and its mirror differ. */
@@ -170,6 +184,33 @@ static int cluster_subscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
     return bridge_subscribe_extra(g->bridge, channel, false);
+}
+
+static int cluster_unsubscribe(void *ctx, const char *channel)
+{
+    struct gateway *g = ctx;
+    return bridge_unsubscribe_extra(g->bridge, channel, false);
+}
+
+/* namespaces *: a namespace exists only while the cluster follows it (DESIGN.md §3.1: Node
+ * peers count members with PUBSUB NUMSUB), so one it cannot subscribe is refused. */
+static int on_namespace(void *ctx, const char *nsp, size_t len, bool open)
+{
+    struct gateway *g = ctx;
+    if (!open) {
+        cluster_nsp_close(g->cluster, nsp, len);
+        g->nsp_limit_logged = false;
+        return SIOC_OK;
+    }
+    int rc = cluster_nsp_open(g->cluster, nsp, len);
+    if (rc != SIOC_OK && !g->nsp_limit_logged) {
+        g->nsp_limit_logged = true; /* once: a client may try thousands */
+        log_write(g->log, LOG_LEVEL_WARN, "cluster.namespace_refused",
+                  "%.*s: %s (at most %d namespaces are followed at once; further ones are refused "
+                  "until empty ones are freed)", (int)len, nsp, sioc_strerror(rc),
+                  CLUSTER_MAX_NAMESPACES);
+    }
+    return rc;
 }
 
 static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len, bool joined)
@@ -189,8 +230,10 @@ static void on_pause(void *ctx, bool paused)
     struct gateway *g = ctx;
     log_write(g->log, LOG_LEVEL_WARN, "upstream.backpressure", "%s reading from clients",
               paused ? "pausing" : "resuming");
-    /* DESIGN.md §3.2: what overflows is kept and client reads pause until it is written */
+    /* DESIGN.md §3.2: what overflows is kept and client reads pause until it is written; the
+     * clients' pongs wait unread meanwhile, so the pause must not count against them */
     http_server_pause_reading(g->http, paused);
+    eio_server_hold_heartbeats(sio_server_eio(g->sio), paused);
 }
 
 /* ---- HTTP routes ---- */
@@ -205,6 +248,12 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
     struct gateway *g = ctx;
     (*g->http_requests)++;
     static const struct http_field text[] = {{"Content-Type", "text/plain"}};
+    if (req->over_limit && !path_is(req, "/healthz") && !path_is(req, "/readyz") &&
+        !path_is(req, "/metrics")) {
+        /* a reserve connection above max-connections: health checks only */
+        http_conn_respond(conn, 503, text, 1, "connection limit reached\n", 25, true);
+        return;
+    }
     if (g->client_js_path[0] != '\0' && path_is(req, g->client_js_path) &&
         static_serve_file(conn, req, config_get(g->cfg, "client-js")))
         return;
@@ -239,6 +288,41 @@ static void on_http_error(void *ctx, const char *what, const char *peer)
 {
     struct gateway *g = ctx;
     log_write(g->log, LOG_LEVEL_INFO, "http.refused", "%s peer=%s", what, peer);
+}
+
+static void on_listener(void *ctx, bool trouble, const char *what)
+{
+    struct gateway *g = ctx;
+    log_write(g->log, trouble ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "http.listener", "%s", what);
+}
+
+/* Descriptors kept out of max-connections: Redis links and their reconnects, the log file,
+ * the listener and the event loop's own, and the reserve for health checks. */
+#define FD_HEADROOM 64
+#define HEALTH_RESERVE 16
+
+/* max-connections, checked against RLIMIT_NOFILE (raised towards the hard limit if needed). */
+static size_t connection_budget(struct gateway *g, size_t wanted)
+{
+    size_t limit = process_fd_limit(wanted != 0 ? wanted + FD_HEADROOM : 0);
+    size_t usable = limit == SIZE_MAX ? SIZE_MAX : limit > 2 * FD_HEADROOM ? limit - FD_HEADROOM : limit / 2;
+    if (wanted == 0) {
+        if (usable == SIZE_MAX) {
+            log_write(g->log, LOG_LEVEL_INFO, "process.fds",
+                      "no file-descriptor limit: max-connections unlimited");
+            return 0;
+        }
+        log_write(g->log, LOG_LEVEL_INFO, "process.fds",
+                  "max-connections %zu (file-descriptor limit %zu, %d kept for Redis and %d "
+                  "health checks)", usable, limit, FD_HEADROOM - HEALTH_RESERVE, HEALTH_RESERVE);
+        return usable;
+    }
+    if (wanted > usable)
+        log_write(g->log, LOG_LEVEL_WARN, "process.fds",
+                  "max-connections %zu exceeds the file-descriptor limit %zu (less %d kept for "
+                  "Redis and health checks): accepts will fail and back off above %zu",
+                  wanted, limit, FD_HEADROOM, usable);
+    return wanted;
 }
 
 /* ---- metrics ---- */
@@ -467,11 +551,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-gateway: cannot start (out of memory or log file)\n");
         return 1;
     }
+    log_route_libevent(g.log);
+    size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
     const char *transports = config_get(&cfg, "transports");
     struct eio_server_config ecfg = {
         .path = path,
         .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
         .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
+        .heartbeat_hold_max_ms = (unsigned)config_get_int(&cfg, "backpressure-timeout"),
         .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
         .polling = strstr(transports, "polling") != NULL,
         .websocket = strstr(transports, "websocket") != NULL,
@@ -493,6 +580,9 @@ int main(int argc, char **argv)
         .on_accepted = on_accepted,
         .on_room = on_room,
         .on_log = on_log,
+        .on_namespace = on_namespace,
+        .max_namespaces = CLUSTER_MAX_NAMESPACES,
+        .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
         .ctx = &g,
     };
     g.sio = sio_server_new(g.base, &scfg, &ecfg);
@@ -520,6 +610,7 @@ int main(int argc, char **argv)
         .seed = seed ^ 0x9e3779b97f4a7c15ull,
         .specific_response_channel = config_get_bool(&cfg, "adapter-specific-response"),
         .subscribe_cb = cluster_subscribe,
+        .unsubscribe_cb = cluster_unsubscribe,
         .subscribe_ctx = &g,
     };
     g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;
@@ -539,13 +630,21 @@ int main(int argc, char **argv)
         .address = config_get(&cfg, "listen"),
         .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
         .seed = seed ^ 0xd1b54a32d192ed03ull,
+        .on_epoch_reaped = on_epoch_reaped,
+        .ctx = &g,
     };
     g.registry = g.bridge ? registry_new(g.base, &rcfg, g.sio, g.log, g.metrics) : NULL;
     struct http_server_config hcfg = {
         .listen = config_get(&cfg, "listen"),
         .max_body = ecfg.max_payload,
+        /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
+         * polling body of it in base64 and one more message */
+        .output_hard_limit = (16u << 20) + 2 * ecfg.max_payload,
+        .max_connections = max_connections,
+        .reserve_connections = HEALTH_RESERVE,
         .on_request = on_request,
         .on_error = on_http_error,
+        .on_listener = on_listener,
         .ctx = &g,
     };
     g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
@@ -554,6 +653,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
+    /* P:nodes names the bound address: "host:0" in the config becomes the real port */
+    const char *listen = config_get(&cfg, "listen");
+    const char *colon = strrchr(listen, ':');
+    char bound[300];
+    snprintf(bound, sizeof bound, "%.*s:%u", colon ? (int)(colon - listen) : (int)strlen(listen),
+             listen, http_server_port(g.http));
+    registry_set_address(g.registry, bound);
     register_metrics(&g);
     g.sigterm = evsignal_new(g.base, SIGTERM, stop_cb, &g);
     g.sigint = evsignal_new(g.base, SIGINT, stop_cb, &g);

@@ -32,7 +32,12 @@ struct registry {
     uint64_t started_ms;
     size_t pending;
     bool connected_once;
-    struct buf key_registry, key_hb, key_nodes;
+    struct buf key_registry, key_hb, key_nodes, key_retired;
+    uint64_t rng;                 /* the next epoch's random bits */
+    unsigned checks_inflight;     /* epoch checks (SISMEMBER) awaiting their reply */
+    unsigned checks_stale;        /* ... of which asked about an epoch already left */
+    void (*on_epoch_reaped)(void *ctx, const char *old_epoch, const char *new_epoch);
+    void *ctx;
     uint64_t *written, *errors, *refused;
 };
 
@@ -195,8 +200,52 @@ const char *registry_epoch(const struct registry *r)
     return r->epoch;
 }
 
-/* Every heartbeat_ms: P:hb:<node> = epoch (PX node-timeout) and P:nodes[node] = info. A beat
- * is not queued behind an outage: a stale beat would only mislead the broker. */
+static void send_heartbeat(struct registry *r);
+
+/* splitmix64: epochs only need to differ between lives of a node */
+static uint64_t next_random(struct registry *r)
+{
+    uint64_t z = (r->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* DESIGN.md §3.4 (docs/contracts.md): the broker reaped this epoch while the node lived. The
+ * node starts a new life: a fresh epoch whose first command is its heartbeat, and the owner
+ * closes every session (clients reconnect and are registered again under the new epoch). */
+static void epoch_reaped(struct registry *r)
+{
+    char old[ENVELOPE_EPOCH_LEN + 1];
+    memcpy(old, r->epoch, sizeof old);
+    envelope_epoch_format(next_random(r) ^ now_ms(), (uint8_t *)r->epoch);
+    r->epoch[ENVELOPE_EPOCH_LEN] = '\0';
+    r->seq = 0;
+    r->checks_stale = r->checks_inflight; /* their answers are about the old epoch */
+    log_write(r->log, LOG_LEVEL_WARN, "registry.epoch_reaped",
+              "the broker declared epoch %s of this node lost; %zu sockets are closed to "
+              "reconnect, new epoch %s", old, sio_server_socket_count(r->srv), r->epoch);
+    send_heartbeat(r);
+    if (r->on_epoch_reaped != NULL)
+        r->on_epoch_reaped(r->ctx, old, r->epoch);
+}
+
+static void epoch_check_cb(void *ctx, const struct redisReply *reply, enum redis_link_result result)
+{
+    struct registry *r = ctx;
+    r->checks_inflight--;
+    if (r->checks_stale > 0) {
+        r->checks_stale--;
+        return;
+    }
+    if (result == REDIS_LINK_REPLY && reply != NULL && reply->type == REDIS_REPLY_INTEGER &&
+        reply->integer == 1)
+        epoch_reaped(r);
+}
+
+/* Every heartbeat_ms: P:hb:<node> = epoch (PX node-timeout) and P:nodes[node] = info, then
+ * whether the broker retired this epoch. A beat is not queued behind an outage: a stale beat
+ * would only mislead the broker. */
 static void send_heartbeat(struct registry *r)
 {
     char px[24];
@@ -217,6 +266,9 @@ static void send_heartbeat(struct registry *r)
         send_command(r, 4, hset, lens);
     }
     buf_deinit(&value);
+    const char *check[] = {"SISMEMBER", (const char *)r->key_retired.data, r->epoch};
+    if (redis_link_command_argv(r->link, 3, check, NULL, 0, epoch_check_cb, r) == SIOC_OK)
+        r->checks_inflight++;
 }
 
 static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
@@ -253,6 +305,16 @@ static char *dup_or(const char *s, const char *fallback)
     return strdup(s != NULL ? s : fallback);
 }
 
+int registry_set_address(struct registry *r, const char *address)
+{
+    char *copy = strdup(address);
+    if (copy == NULL)
+        return SIOC_ENOMEM;
+    free(r->address);
+    r->address = copy;
+    return SIOC_OK;
+}
+
 struct registry *registry_new(struct event_base *base, const struct registry_config *cfg,
                               struct sio_server *srv, struct log *log, struct metrics *metrics)
 {
@@ -265,13 +327,20 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
     r->node = dup_or(cfg->node_id, "");
     r->address = dup_or(cfg->address, "?");
     r->node_timeout_ms = cfg->node_timeout_ms ? cfg->node_timeout_ms : 6000;
-    r->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms : 2000;
+    /* a beat must come well within the key's lifetime, whatever node-timeout is */
+    r->heartbeat_ms = cfg->heartbeat_ms         ? cfg->heartbeat_ms
+                      : r->node_timeout_ms < 6000 ? (r->node_timeout_ms / 3 ? r->node_timeout_ms / 3 : 1)
+                                                  : 2000;
+    r->rng = cfg->seed ^ 0x5851f42d4c957f2dull;
+    r->on_epoch_reaped = cfg->on_epoch_reaped;
+    r->ctx = cfg->ctx;
     r->started_ms = now_ms();
     envelope_epoch_format(cfg->seed, (uint8_t *)r->epoch);
     r->epoch[ENVELOPE_EPOCH_LEN] = '\0';
     buf_init(&r->key_registry, 0);
     buf_init(&r->key_hb, 0);
     buf_init(&r->key_nodes, 0);
+    buf_init(&r->key_retired, 0);
     struct slice node = {(const uint8_t *)r->node, r->node ? strlen(r->node) : 0};
     envelope_key_registry(&r->key_registry, r->prefix);
     envelope_key_hb(&r->key_hb, r->prefix, node);
@@ -279,6 +348,11 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
     buf_append_byte(&r->key_registry, 0); /* NUL-terminated too, for the argv above */
     buf_append_byte(&r->key_hb, 0);
     buf_append_byte(&r->key_nodes, 0);
+    /* the broker's set of retired epochs of this node (broker/scripts.c, docs/contracts.md) */
+    buf_append_cstr(&r->key_retired, r->prefix ? r->prefix : "");
+    buf_append_cstr(&r->key_retired, ":bk:retired:");
+    buf_append_cstr(&r->key_retired, r->node ? r->node : "");
+    buf_append_byte(&r->key_retired, 0);
     r->key_registry.len--;
     r->key_hb.len--;
     r->key_nodes.len--;
@@ -296,7 +370,7 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
     };
     bool ok = r->prefix && r->node && r->node[0] != '\0' && r->address && r->written && r->errors &&
               r->refused && r->key_registry.err == SIOC_OK && r->key_hb.err == SIOC_OK &&
-              r->key_nodes.err == SIOC_OK;
+              r->key_nodes.err == SIOC_OK && r->key_retired.err == SIOC_OK;
     r->link = ok ? redis_link_new(base, &lc) : NULL;
     r->heartbeat = r->link ? event_new(base, -1, EV_PERSIST, heartbeat_cb, r) : NULL;
     struct timeval tv = {r->heartbeat_ms / 1000, (r->heartbeat_ms % 1000) * 1000};
@@ -320,6 +394,7 @@ void registry_free(struct registry *r)
     buf_deinit(&r->key_registry);
     buf_deinit(&r->key_hb);
     buf_deinit(&r->key_nodes);
+    buf_deinit(&r->key_retired);
     free(r->prefix);
     free(r->node);
     free(r->address);

@@ -23,8 +23,16 @@ struct registry_config {
     const char *node_id;      /* required */
     const char *address;      /* the listen address, for P:nodes */
     unsigned node_timeout_ms; /* heartbeat key lifetime; 0 = 6000 */
-    unsigned heartbeat_ms;    /* 0 = 2000 */
+    unsigned heartbeat_ms;    /* 0 = 2000, or node_timeout_ms / 3 when that is shorter */
     uint64_t seed;            /* random bits: the epoch */
+    /* The broker declared this node's epoch lost (it is in P:bk:retired:<node>, checked with
+     * every heartbeat) although the node lives, e.g. after a partition between this gateway
+     * and Redis: the registry has already moved to a fresh epoch (heartbeat first); the owner
+     * must close every session with a reconnect-friendly close, so that what workers were told
+     * (`node lost`) is what clients see. `old_epoch` and `new_epoch` are valid during the call.
+     * May be NULL. */
+    void (*on_epoch_reaped)(void *ctx, const char *old_epoch, const char *new_epoch);
+    void *ctx;
 };
 
 /* Starts the heartbeat (from the loop). NULL on a bad URL or out of memory. */
@@ -33,7 +41,10 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
 /* Stops heartbeating and frees; entries not yet written are dropped (the broker learns about
  * the node's end from its heartbeat expiring). NULL is a no-op. */
 void registry_free(struct registry *r);
-/* The boot epoch (16 hex digits, NUL-terminated). */
+/* The address for P:nodes from now on ("host:port", copied), e.g. once the listener is bound
+ * and a configured port 0 became a real one. Returns SIOC_OK or SIOC_ENOMEM (the old one stays). */
+int registry_set_address(struct registry *r, const char *address);
+/* The current epoch (16 hex digits, NUL-terminated; valid until the next epoch change). */
 const char *registry_epoch(const struct registry *r);
 
 /* The membership changes, called from the gateway's sio_server callbacks. */

@@ -20,17 +20,25 @@
 #include "common/idmap.h"
 #include "common/json.h"
 #include "common/mp.h"
+#include "common/namemap.h"
 #include "common/net/deadline_timer.h"
 #include "common/rooms.h"
 #include "common/sio.h"
+#include "common/utf8.h"
 #include "gateway/random_pool.h"
 
 #define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
 #define MAX_NAMESPACE 256
 #define DEFAULT_MAX_PENDING_EVENTS 64
+#define DEFAULT_MAX_NAMESPACES_PER_CLIENT 64
+#define DEFAULT_EMPTY_NAMESPACE_MS 30000
 
 struct sio_nsp {
-    struct sio_nsp *next;
+    struct namemap_node node; /* in srv->nsp_map, keyed by name */
+    struct sio_nsp *prev, *next;
+    struct deadline_node empty; /* in empty_wait while a dynamic namespace has no socket */
+    size_t sockets;             /* sockets in it, pending CONNECTs included */
+    bool dynamic;               /* created under "*" (and not "/"): freed once empty */
     struct rooms *rooms;
     uint64_t ack_counter; /* PROTOCOL.md 2.2: per namespace, from 0 */
     size_t len;
@@ -85,6 +93,8 @@ struct sio_client {
     struct sio_socket *sockets;
     struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
     struct deadline_node connect_deadline; /* in connect_wait until a namespace is joined */
+    size_t socket_count;                   /* namespaces joined (bounded per client) */
+    bool nsp_cap_logged;                   /* the per-client cap was logged (once each) */
     uint8_t *hs_bytes; /* one block: headers map, query map, url and its NUL (hs points in) */
     struct sio_handshake hs;
     bool closing;
@@ -94,7 +104,10 @@ struct sio_server {
     struct event_base *base;
     struct sio_server_config cfg;
     struct eio_server *eio;
-    struct sio_nsp *nsps;
+    struct sio_nsp *nsps;       /* every namespace, for iteration */
+    struct namemap nsp_map;     /* the same, for lookup by name */
+    size_t dynamic_count;       /* namespaces created under "*" (bounded by max_namespaces) */
+    bool nsp_limit_logged;      /* max_namespaces was logged since a namespace was last freed */
     bool any_namespace;
     char *allowed; /* the namespaces list, comma-separated */
     struct idmap sockets;
@@ -106,6 +119,7 @@ struct sio_server {
     struct random_pool random; /* socket ids */
     /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
     struct deadline_list connect_wait;
+    struct deadline_list empty_wait; /* dynamic namespaces without a socket */
     struct deadline_timer timer;
 };
 
@@ -156,8 +170,9 @@ static bool id_list_take(struct id_list *l, uint64_t id)
 
 static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
 {
-    if (srv->any_namespace)
-        return nsp.len <= MAX_NAMESPACE;
+    if (srv->any_namespace) /* a name must be valid UTF-8 without NUL (it becomes keys and C strings) */
+        return nsp.len <= MAX_NAMESPACE && memchr(nsp.p, 0, nsp.len) == NULL &&
+               utf8_valid(nsp.p, nsp.len);
     const char *s = srv->allowed;
     while (*s != '\0') {
         const char *end = strchr(s, ',');
@@ -171,31 +186,85 @@ static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
 
 static struct sio_nsp *nsp_find(struct sio_server *srv, const char *name, size_t len)
 {
-    for (struct sio_nsp *n = srv->nsps; n != NULL; n = n->next) {
-        if (n->len == len && memcmp(n->name, name, len) == 0)
-            return n;
-    }
-    return NULL;
+    struct namemap_node *n = namemap_find(&srv->nsp_map, name, len);
+    return n != NULL ? (struct sio_nsp *)(void *)n : NULL;
 }
 
-static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t len)
+/* Why nsp_get found no namespace and made none. */
+enum nsp_refusal { NSP_OK, NSP_LIMIT, NSP_NO_MEMORY };
+
+/* The namespace of that name, created when it does not exist yet. Under "*" a new one must fit
+ * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
+ * otherwise none is made, so no namespace is ever half there. */
+static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t len,
+                               enum nsp_refusal *why)
 {
     struct sio_nsp *n = nsp_find(srv, name, len);
+    *why = NSP_OK;
     if (n != NULL)
         return n;
-    n = calloc(1, sizeof *n + len + 1);
-    if (n == NULL)
+    if (srv->any_namespace && srv->cfg.max_namespaces != 0 &&
+        srv->dynamic_count >= srv->cfg.max_namespaces) {
+        *why = NSP_LIMIT;
         return NULL;
-    n->rooms = rooms_new(srv->cfg.seed ^ len);
-    if (n->rooms == NULL) {
+    }
+    n = calloc(1, sizeof *n + len + 1);
+    if (n == NULL || (n->rooms = rooms_new(srv->cfg.seed ^ len)) == NULL) {
         free(n);
+        *why = NSP_NO_MEMORY;
         return NULL;
     }
     memcpy(n->name, name, len);
     n->len = len;
+    if (srv->any_namespace && srv->cfg.on_namespace != NULL &&
+        srv->cfg.on_namespace(srv->cfg.ctx, n->name, len, true) != SIOC_OK) {
+        rooms_free(n->rooms);
+        free(n);
+        *why = NSP_LIMIT;
+        return NULL;
+    }
+    /* Node's main namespace is never removed; the others of "*" go once empty */
+    n->dynamic = srv->any_namespace && !(len == 1 && name[0] == '/');
+    srv->dynamic_count += srv->any_namespace;
+    namemap_insert(&srv->nsp_map, &n->node, n->name, len);
     n->next = srv->nsps;
+    if (srv->nsps != NULL)
+        srv->nsps->prev = n;
     srv->nsps = n;
     return n;
+}
+
+static void nsp_free(struct sio_server *srv, struct sio_nsp *n)
+{
+    deadline_remove(&n->empty);
+    namemap_remove(&srv->nsp_map, &n->node);
+    if (n->prev != NULL)
+        n->prev->next = n->next;
+    else
+        srv->nsps = n->next;
+    if (n->next != NULL)
+        n->next->prev = n->prev;
+    rooms_free(n->rooms);
+    free(n);
+}
+
+static void arm_timer(struct sio_server *srv)
+{
+    struct deadline_list *lists[] = {&srv->connect_wait, &srv->empty_wait};
+    deadline_timer_arm(&srv->timer, lists, 2);
+}
+
+/* A dynamic namespace empty for empty_namespace_ms goes away (Node's
+ * cleanupEmptyChildNamespaces), and the cluster stops following it. */
+static void nsp_empty_due(struct sio_server *srv, struct sio_nsp *n)
+{
+    if (n->sockets != 0)
+        return;
+    if (srv->cfg.on_namespace != NULL)
+        srv->cfg.on_namespace(srv->cfg.ctx, n->name, n->len, false);
+    srv->dynamic_count--;
+    srv->nsp_limit_logged = false;
+    nsp_free(srv, n);
 }
 
 /* ---- sending ---- */
@@ -287,6 +356,11 @@ static void socket_remove(struct sio_socket *s, const char *reason)
         rooms_remove_member(s->nsp->rooms, &s->member);
     idmap_remove(&srv->sockets, &s->node);
     srv->socket_count--;
+    c->socket_count--;
+    if (--s->nsp->sockets == 0 && s->nsp->dynamic) {
+        deadline_push(&srv->empty_wait, &s->nsp->empty, deadline_clock_ms());
+        arm_timer(srv);
+    }
     free_pending(s);
     free(s->client_acks.ids);
     free(s->server_acks.ids);
@@ -310,6 +384,9 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
     eio_sid_format(random12, srv->id_counter++, id);
     s->client = c;
     s->nsp = nsp;
+    nsp->sockets++;
+    deadline_remove(&nsp->empty);
+    c->socket_count++;
     s->pending_tail = &s->pending;
     idmap_insert(&srv->sockets, &s->node, id); /* node.id is the socket's id from now on */
     srv->socket_count++;
@@ -407,6 +484,20 @@ static void client_violation(struct sio_client *c, const char *what)
     c->closing = true;
 }
 
+/* CONNECT_ERROR {"message": message} (PROTOCOL.md 2.4); the connection stays open. */
+static void connect_error(struct sio_client *c, struct slice nsp, const char *message)
+{
+    struct buf data;
+    buf_init(&data, 0);
+    mp_write_map(&data, 1);
+    mp_write_str(&data, (const uint8_t *)"message", 7);
+    mp_write_str(&data, (const uint8_t *)message, strlen(message));
+    if (data.err == SIOC_OK)
+        send_packet(c, SIO_CONNECT_ERROR, NULL, (const char *)nsp.p, nsp.len, false, 0,
+                    (struct slice){data.data, data.len}, true);
+    buf_deinit(&data);
+}
+
 static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
 {
     struct sio_server *srv = c->srv;
@@ -416,12 +507,29 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     }
     if (!namespace_allowed(srv, pkt->nsp)) {
         /* §2.4: answered, connection stays open */
-        static const uint8_t invalid[] = "\x81\xa7message\xb1Invalid namespace";
-        send_packet(c, SIO_CONNECT_ERROR, NULL, (const char *)pkt->nsp.p, pkt->nsp.len, false, 0,
-                    (struct slice){invalid, sizeof invalid - 1}, true);
+        connect_error(c, pkt->nsp, "Invalid namespace");
         return;
     }
-    struct sio_nsp *nsp = nsp_get(srv, (const char *)pkt->nsp.p, pkt->nsp.len);
+    size_t per_client = srv->cfg.max_namespaces_per_client ? srv->cfg.max_namespaces_per_client
+                                                            : DEFAULT_MAX_NAMESPACES_PER_CLIENT;
+    if (c->socket_count >= per_client) {
+        if (!c->nsp_cap_logged) /* once per connection: a client may try thousands */
+            log_peer(srv, "sio.namespace_refused", "sid=%s: more than %zu namespaces on one connection",
+                     eio_session_id(c->session), per_client);
+        c->nsp_cap_logged = true;
+        connect_error(c, pkt->nsp, "Too many namespaces on this connection");
+        return;
+    }
+    enum nsp_refusal why;
+    struct sio_nsp *nsp = nsp_get(srv, (const char *)pkt->nsp.p, pkt->nsp.len, &why);
+    if (why == NSP_LIMIT) {
+        if (!srv->nsp_limit_logged) /* once until a namespace is freed */
+            log_peer(srv, "sio.namespace_refused", "sid=%s: namespace limit reached (%zu)",
+                     eio_session_id(c->session), srv->dynamic_count);
+        srv->nsp_limit_logged = true;
+        connect_error(c, pkt->nsp, "Namespace limit reached");
+        return;
+    }
     struct sio_socket *s = nsp ? socket_new(c, nsp) : NULL;
     if (s == NULL) {
         eio_session_close(c->session, "out of memory");
@@ -553,11 +661,6 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
 
 /* ---- clients (Engine.IO sessions) ---- */
 
-static void arm_connect_timer(struct sio_server *srv)
-{
-    struct deadline_list *lists[] = {&srv->connect_wait};
-    deadline_timer_arm(&srv->timer, lists, 1);
-}
 
 /* No namespace was joined within connectTimeout (PROTOCOL.md 2.5): close. */
 static void connect_timeout(struct sio_client *c)
@@ -580,7 +683,9 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->connect_wait, now)) != NULL)
         connect_timeout(DEADLINE_OWNER(n, struct sio_client, connect_deadline));
-    arm_connect_timer(srv);
+    while ((n = deadline_pop_expired(&srv->empty_wait, now)) != NULL)
+        nsp_empty_due(srv, DEADLINE_OWNER(n, struct sio_nsp, empty));
+    arm_timer(srv);
 }
 
 /* DESIGN.md §3.2 `hs`: headers (lower-cased names) and query as MessagePack maps. */
@@ -674,7 +779,7 @@ static void *on_open(void *ctx, struct eio_session *session, const struct http_s
     c->session = session;
     build_handshake(c, req, peer);
     deadline_push(&srv->connect_wait, &c->connect_deadline, deadline_clock_ms());
-    arm_connect_timer(srv);
+    arm_timer(srv);
     return c;
 }
 
@@ -723,6 +828,8 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     random_pool_init(&srv->random);
     deadline_list_init(&srv->connect_wait,
                        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 45000);
+    deadline_list_init(&srv->empty_wait, cfg->empty_namespace_ms ? cfg->empty_namespace_ms
+                                                                 : DEFAULT_EMPTY_NAMESPACE_MS);
     srv->timer.ev = evtimer_new(base, connect_timer_cb, srv);
     uint8_t random4[4] = {0};
     if (getrandom(random4, sizeof random4, 0) == (ssize_t)sizeof random4)
@@ -734,6 +841,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     ecfg.on_log = on_eio_log;
     ecfg.ctx = srv;
     if (srv->allowed == NULL || srv->timer.ev == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
+        namemap_init(&srv->nsp_map, cfg->seed ^ 0x6e73706d6170ull) != SIOC_OK ||
         (srv->eio = eio_server_new(base, &ecfg)) == NULL) {
         sio_server_free(srv);
         return NULL;
@@ -746,12 +854,9 @@ void sio_server_free(struct sio_server *srv)
     if (srv == NULL)
         return;
     eio_server_free(srv->eio); /* closes every session: on_close frees the clients */
-    while (srv->nsps != NULL) {
-        struct sio_nsp *next = srv->nsps->next;
-        rooms_free(srv->nsps->rooms);
-        free(srv->nsps);
-        srv->nsps = next;
-    }
+    while (srv->nsps != NULL)
+        nsp_free(srv, srv->nsps);
+    namemap_deinit(&srv->nsp_map);
     idmap_deinit(&srv->sockets);
     buf_deinit(&srv->packet);
     buf_deinit(&srv->text);
@@ -782,6 +887,11 @@ struct eio_server *sio_server_eio(struct sio_server *srv)
 size_t sio_server_socket_count(const struct sio_server *srv)
 {
     return srv->socket_count;
+}
+
+struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, size_t sid_len)
+{
+    return (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
 }
 
 struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,

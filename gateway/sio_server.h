@@ -38,6 +38,14 @@ struct sio_server_config {
     unsigned connect_timeout_ms; /* an Engine.IO connection with no namespace by then closes */
     size_t max_payload;          /* bound of binary reassembly (attachments) */
     size_t max_pending_events;   /* events queued while a CONNECT awaits its answer; 0 = 64 */
+    /* Namespaces under "*": a name must be valid UTF-8 without NUL, at most max_namespaces
+     * exist at once (0 = no limit), one connection joins at most max_namespaces_per_client
+     * (0 = 64; any namespaces list), and one without sockets for empty_namespace_ms (0 = 30 s)
+     * is freed ("/" excepted). A CONNECT beyond a limit gets CONNECT_ERROR ("Namespace limit
+     * reached", "Too many namespaces on this connection"); a bad name "Invalid namespace". */
+    size_t max_namespaces;
+    size_t max_namespaces_per_client;
+    unsigned empty_namespace_ms;
     uint64_t seed;               /* hashes of socket ids and room names */
 
     /* A client asked to join an allowed namespace. `auth` is the CONNECT payload as one
@@ -68,6 +76,10 @@ struct sio_server_config {
                     bool joined);
     /* A peer error worth a log line. */
     void (*on_log)(void *ctx, const char *event, const char *detail);
+    /* Under "*": namespace `nsp` (NUL-terminated, `len` bytes) is about to exist (open =
+     * true; return SIOC_OK, or anything else to refuse its CONNECT with "Namespace limit
+     * reached") or was freed (open = false; the return value is ignored). May be NULL. */
+    int (*on_namespace)(void *ctx, const char *nsp, size_t len, bool open);
     void *ctx;
 };
 
@@ -88,6 +100,9 @@ struct eio_server *sio_server_eio(struct sio_server *srv);
  * on_disconnect returns. */
 struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,
                                    const char *sid, size_t sid_len);
+/* The socket with this id in any namespace (socket ids are unique across namespaces), or NULL.
+ * Same validity. */
+struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, size_t sid_len);
 
 /* ---- broadcast (encode once, send to many: DESIGN.md §4) ---- */
 
@@ -168,7 +183,8 @@ int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
 void sio_socket_disconnect(struct sio_socket *sock, bool close_transport);
 
 const char *sio_socket_id(const struct sio_socket *sock);         /* 20 chars, NUL-terminated */
-/* NUL-terminated; namespaces are never removed, so the name stays valid until sio_server_free. */
+/* NUL-terminated; valid while the socket is (a namespace of "*" is freed some time after its
+ * last socket went). */
 const char *sio_socket_nsp(const struct sio_socket *sock);
 const char *sio_socket_uid(const struct sio_socket *sock);        /* "" when anonymous */
 const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);

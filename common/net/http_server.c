@@ -45,6 +45,10 @@
 #define READ_CHUNK (64u * 1024)    /* the shared read buffer */
 #define READS_PER_EVENT 4          /* fairness: at most this many reads per wake-up */
 #define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
+#define DEFAULT_OUTPUT_SOFT (256u * 1024)
+#define DEFAULT_OUTPUT_HARD (16u << 20)
+#define ACCEPT_BACKOFF_MIN_MS 100u /* after an accept error (EMFILE...), then doubling */
+#define ACCEPT_BACKOFF_MAX_MS 1000u
 #define WRITE_IOV_MAX 256          /* segments per sendmsg */
 #define INLINE_SEGS 1              /* output segments kept in the connection itself */
 #define SMALL_BYTES 24             /* owned writes this short live inside their segment */
@@ -67,6 +71,7 @@ enum {
     WORK_INPUT = 1, /* process buffered input (after a response, after an upgrade) */
     WORK_FLUSH = 2, /* write queued output */
     WORK_FREE = 4,  /* destroy */
+    WORK_LOST = 8,  /* the output hard limit was passed: close, telling the owner */
 };
 
 /* Parse state of the request in progress; freed between requests. */
@@ -107,6 +112,9 @@ struct http_conn {
     bool close_after_response;
     bool has_owner;
     bool paused;
+    bool input_stalled; /* input waits because output is above the soft limit */
+    bool over_limit_conn; /* accepted into the reserve above max_connections */
+    bool over_limit;    /* output hard limit passed: writes are dropped, WORK_LOST is queued */
     struct http_conn_owner owner;
     struct conn_request *req;
     uint8_t *in; /* unconsumed input; NULL when there is none */
@@ -132,6 +140,15 @@ struct http_server {
     struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
     struct deadline_timer timer;    /* for the earliest deadline of both lists */
     uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
+    /* accept episodes (http_server_config.on_listener) */
+    bool at_limit;              /* connections reached max_connections */
+    struct http_conn **reserve; /* the reserve connections, oldest first */
+    size_t reserve_count;
+    bool accept_failing;        /* accepts fail (EMFILE...): the listener is paused */
+    unsigned accept_failures;   /* in this episode */
+    unsigned backoff_ms;        /* the next pause */
+    uint64_t accept_failed_at;  /* when the episode started (ms, deadline clock) */
+    struct event *accept_retry; /* re-enables the listener */
     char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
     /* Request parse states (3 KB each) are reused, not allocated per request. */
     struct conn_request *spare[SPARE_REQUESTS];
@@ -141,6 +158,8 @@ struct http_server {
 static void process_input(struct http_conn *conn);
 static void conn_lost(struct http_conn *conn, const char *reason);
 static void schedule_free(struct http_conn *conn);
+static void listener_event(struct http_server *srv, bool trouble, const char *what);
+static void reserve_remove(struct http_server *srv, struct http_conn *conn);
 
 static void report(struct http_conn *conn, const char *what)
 {
@@ -152,13 +171,19 @@ static void report(struct http_conn *conn, const char *what)
 
 static void io_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Above the soft limit a connection's input waits until its peer has read some output. */
+static bool output_full(const struct http_conn *conn)
+{
+    return conn->out_bytes >= conn->srv->cfg.output_soft_limit;
+}
+
 /* Adds the socket event with exactly the flags the state asks for (an epoll_ctl only when they
  * change): read unless paused or finished, write while output is blocked. */
 static void update_interest(struct http_conn *conn, bool want_write)
 {
     short want = 0;
     bool reading = conn->state != CONN_DEAD && conn->state != CONN_CLOSING && !conn->paused &&
-                   !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX;
+                   !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX && !output_full(conn);
     if (reading)
         want |= EV_READ;
     if (want_write && conn->state != CONN_DEAD)
@@ -278,6 +303,21 @@ static void out_clear(struct http_conn *conn)
     conn->out_off = conn->out_bytes = 0;
 }
 
+/* Checked before `len` more bytes are queued: true when they would pass the hard limit (or it
+ * was passed before), and then the connection is lost from the loop with every later write
+ * dropped: a peer that reads nothing costs at most the limit. */
+static bool output_over(struct http_conn *conn, size_t len)
+{
+    if (conn->out_bytes + len <= conn->srv->cfg.output_hard_limit && !conn->over_limit)
+        return false;
+    if (!conn->over_limit) {
+        conn->over_limit = true;
+        report(conn, "output limit");
+        add_work(conn, WORK_LOST); /* not under the writer: the owner may be in the middle of it */
+    }
+    return true;
+}
+
 /* A free segment slot at the end of the queue, or NULL when out of memory. */
 static struct out_seg *out_push(struct http_conn *conn)
 {
@@ -307,6 +347,8 @@ static struct out_seg *out_push(struct http_conn *conn)
  * iteration. NULL when out of memory (the connection is then lost). */
 static uint8_t *out_space(struct http_conn *conn, size_t len)
 {
+    if (output_over(conn, len))
+        return NULL;
     struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
                                                : NULL;
     /* the first segment may be partly written: appending to it is still fine */
@@ -408,13 +450,14 @@ static void flush_conn(struct http_conn *conn)
         if ((size_t)w < want)
             break; /* the socket is full */
     }
-    if (conn->out_count > 0) {
-        update_interest(conn, true); /* the rest once the socket is writable */
-        return;
+    /* write the rest once the socket is writable; read again once below the soft limit */
+    update_interest(conn, conn->out_count > 0);
+    if (conn->input_stalled && !output_full(conn)) {
+        conn->input_stalled = false;
+        add_work(conn, WORK_INPUT); /* the input that waited for the peer to read */
     }
-    if (write_blocked(conn))
-        update_interest(conn, false);
-    output_drained(conn);
+    if (conn->out_count == 0)
+        output_drained(conn);
 }
 
 /* ---- connection lifetime ---- */
@@ -468,6 +511,12 @@ static void conn_destroy(struct http_conn *conn)
     if (conn->next != NULL)
         conn->next->prev = conn->prev;
     srv->conn_count--;
+    if (conn->over_limit_conn)
+        reserve_remove(srv, conn);
+    if (srv->at_limit && srv->conn_count - srv->reserve_count < srv->cfg.max_connections) {
+        srv->at_limit = false;
+        listener_event(srv, false, "below the connection limit again");
+    }
     deadline_remove(&conn->timeout);
     if (conn->interest != 0)
         event_del(&conn->ev);
@@ -542,8 +591,9 @@ static void deliver(struct http_conn *conn)
     pub->body.len = r->storage.len - r->head_len;
     pub->keep_alive = r->framing.keep_alive;
     pub->upgrade = r->framing.upgrade;
+    pub->over_limit = conn->over_limit_conn;
     conn->state = CONN_WAITING_RESPONSE;
-    conn->close_after_response = !r->framing.keep_alive;
+    conn->close_after_response = !r->framing.keep_alive || conn->over_limit_conn;
     deadline_remove(&conn->timeout);
     conn->srv->cfg.on_request(conn->srv->cfg.ctx, conn, pub);
 }
@@ -638,6 +688,17 @@ static size_t consume(struct http_conn *conn, const uint8_t *p, size_t len)
     for (;;) {
         size_t used = 0;
         bool more = false;
+        if (output_full(conn) && off < len &&
+            (conn->state == CONN_READING_HEAD || conn->state == CONN_RAW)) {
+            /* The peer is not reading what we answer: its next request (or raw bytes, which
+             * may ask for pongs) waits, and so does the socket, until the output drains. */
+            conn->input_stalled = true;
+            update_interest(conn, write_blocked(conn));
+            /* a peer that reads nothing for the keep-alive idle time is closed as idle */
+            if (conn->state == CONN_READING_HEAD && conn->req == NULL)
+                arm_timer(conn, &conn->srv->idle_wait);
+            return off;
+        }
         switch (conn->state) {
         case CONN_READING_HEAD:
             more = read_head(conn, p + off, len - off, &used);
@@ -755,6 +816,13 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
             conn_destroy(conn);
             continue;
         }
+        if (w & WORK_LOST) {
+            if (conn->state == CONN_CLOSING)
+                schedule_free(conn);
+            else
+                conn_lost(conn, "output limit");
+            continue;
+        }
         if ((w & WORK_INPUT) && conn->state != CONN_DEAD)
             process_input(conn);
         if ((w & WORK_FLUSH) && !write_blocked(conn))
@@ -779,19 +847,68 @@ static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
     }
 }
 
+/* Takes a connection out of the reserve (it is closing, or gone). */
+static void reserve_remove(struct http_server *srv, struct http_conn *conn)
+{
+    for (size_t i = 0; i < srv->reserve_count; i++) {
+        if (srv->reserve[i] == conn) {
+            memmove(srv->reserve + i, srv->reserve + i + 1,
+                    (srv->reserve_count - i - 1) * sizeof *srv->reserve);
+            srv->reserve_count--;
+            break;
+        }
+    }
+    conn->over_limit_conn = false;
+}
+
+static void listener_event(struct http_server *srv, bool trouble, const char *what)
+{
+    if (srv->cfg.on_listener != NULL)
+        srv->cfg.on_listener(srv->cfg.ctx, trouble, what);
+}
+
+/* A connection was accepted: an accept-error episode, if any, is over. */
+static void accept_recovered(struct http_server *srv)
+{
+    if (!srv->accept_failing)
+        return;
+    char what[128];
+    snprintf(what, sizeof what, "accepting again after %u failures in %llu ms",
+             srv->accept_failures,
+             (unsigned long long)(deadline_clock_ms() - srv->accept_failed_at));
+    srv->accept_failing = false;
+    srv->accept_failures = 0;
+    srv->backoff_ms = 0;
+    listener_event(srv, false, what);
+}
+
 static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
                       int addrlen, void *arg)
 {
     (void)listener;
+    (void)addr;
     (void)addrlen;
     struct http_server *srv = arg;
-    if (srv->cfg.max_connections != 0 && srv->conn_count >= srv->cfg.max_connections) {
-        if (srv->cfg.on_error != NULL) {
-            format_peer(addr, srv->peer, sizeof srv->peer);
-            srv->cfg.on_error(srv->cfg.ctx, "connection limit reached", srv->peer);
-        }
+    accept_recovered(srv);
+    size_t max = srv->cfg.max_connections;
+    bool over = max != 0 && srv->conn_count - srv->reserve_count >= max;
+    if (over && !srv->at_limit) {
+        char what[96];
+        snprintf(what, sizeof what, "connection limit reached (%zu, %zu more for health checks)",
+                 max, srv->cfg.reserve_connections);
+        srv->at_limit = true;
+        listener_event(srv, true, what);
+    }
+    if (over && srv->cfg.reserve_connections == 0) {
         evutil_closesocket(fd);
         return;
+    }
+    if (over && srv->reserve_count == srv->cfg.reserve_connections) {
+        /* The reserve is full: its oldest connection (most likely one that sends nothing)
+         * makes room, so that a health check that connects and asks at once is answered. */
+        struct http_conn *oldest = srv->reserve[0];
+        reserve_remove(srv, oldest);
+        http_conn_close(oldest, false);
     }
     struct http_conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL) {
@@ -801,6 +918,9 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* frames are latency-bound */
     conn->srv = srv;
+    conn->over_limit_conn = over;
+    if (over)
+        srv->reserve[srv->reserve_count++] = conn;
     conn->out = conn->seg_inline;
     conn->out_cap = INLINE_SEGS;
     event_assign(&conn->ev, srv->base, fd, 0, io_cb, conn); /* interest set below */
@@ -812,6 +932,40 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     conn->state = CONN_READING_HEAD;
     update_interest(conn, false);
     arm_timer(conn, &conn->srv->head_wait);
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *srv = arg;
+    if (srv->listener != NULL)
+        evconnlistener_enable(srv->listener);
+}
+
+/* accept() failed with something other than a retriable error (libevent retries EAGAIN,
+ * EINTR, ECONNABORTED itself). Out of descriptors or memory, accepting at once again would
+ * fail again and spin: pause the listener, back off, say so once per episode. */
+static void accept_error_cb(struct evconnlistener *listener, void *arg)
+{
+    struct http_server *srv = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(listener);
+    srv->accept_failures++;
+    srv->backoff_ms = srv->backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
+                                           : (srv->backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
+                                                  ? ACCEPT_BACKOFF_MAX_MS
+                                                  : srv->backoff_ms * 2);
+    if (!srv->accept_failing) {
+        char what[160];
+        snprintf(what, sizeof what, "accept failed: %s; accepts paused, retried every %u-%u ms",
+                 evutil_socket_error_to_string(err), ACCEPT_BACKOFF_MIN_MS, ACCEPT_BACKOFF_MAX_MS);
+        srv->accept_failing = true;
+        srv->accept_failed_at = deadline_clock_ms();
+        listener_event(srv, true, what);
+    }
+    struct timeval tv = {(time_t)(srv->backoff_ms / 1000), (suseconds_t)(srv->backoff_ms % 1000) * 1000};
+    evtimer_add(srv->accept_retry, &tv);
 }
 
 /* "host:port" or "[v6]:port" (port 0 = any free port) -> socket address; names resolve once
@@ -850,9 +1004,12 @@ static void server_free_parts(struct http_server *srv)
     }
     if (srv->work_event != NULL)
         event_free(srv->work_event);
+    if (srv->accept_retry != NULL)
+        event_free(srv->accept_retry);
     if (srv->timer.ev != NULL)
         event_free(srv->timer.ev);
     free(srv->scratch);
+    free(srv->reserve);
     free(srv);
 }
 
@@ -881,12 +1038,24 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         srv->cfg.head_timeout_ms = DEFAULT_HEAD_TIMEOUT_MS;
     if (srv->cfg.idle_timeout_ms == 0)
         srv->cfg.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (srv->cfg.output_soft_limit == 0)
+        srv->cfg.output_soft_limit = DEFAULT_OUTPUT_SOFT;
+    if (srv->cfg.output_hard_limit == 0)
+        srv->cfg.output_hard_limit = DEFAULT_OUTPUT_HARD;
+    if (srv->cfg.output_hard_limit < srv->cfg.output_soft_limit)
+        srv->cfg.output_hard_limit = srv->cfg.output_soft_limit;
     deadline_list_init(&srv->head_wait, srv->cfg.head_timeout_ms);
     deadline_list_init(&srv->idle_wait, srv->cfg.idle_timeout_ms);
     srv->work_event = event_new(base, -1, 0, work_cb, srv);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->scratch = malloc(READ_CHUNK);
-    if (srv->work_event == NULL || srv->timer.ev == NULL || srv->scratch == NULL) {
+    srv->accept_retry = evtimer_new(base, accept_retry_cb, srv);
+    if (srv->cfg.max_connections == 0)
+        srv->cfg.reserve_connections = 0;
+    if (srv->cfg.reserve_connections > 0)
+        srv->reserve = calloc(srv->cfg.reserve_connections, sizeof *srv->reserve);
+    if (srv->work_event == NULL || srv->timer.ev == NULL || srv->scratch == NULL ||
+        srv->accept_retry == NULL || (srv->cfg.reserve_connections > 0 && srv->reserve == NULL)) {
         snprintf(err, errlen, "out of memory");
         server_free_parts(srv);
         return NULL;
@@ -900,6 +1069,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         server_free_parts(srv);
         return NULL;
     }
+    evconnlistener_set_error_cb(srv->listener, accept_error_cb);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen) == 0) {
@@ -917,6 +1087,7 @@ void http_server_stop_listening(struct http_server *srv)
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
     }
+    evtimer_del(srv->accept_retry);
 }
 
 void http_server_pause_reading(struct http_server *srv, bool paused)
@@ -1031,9 +1202,10 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
 {
     struct out_seg *seg = NULL;
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 ||
-        len > UINT32_MAX || (seg = out_push(conn)) == NULL) {
+        len > UINT32_MAX || output_over(conn, len) || (seg = out_push(conn)) == NULL) {
         release(p, len, arg);
-        if (seg == NULL && conn->state != CONN_DEAD && conn->state != CONN_CLOSING && len > 0)
+        if (seg == NULL && !conn->over_limit && conn->state != CONN_DEAD &&
+            conn->state != CONN_CLOSING && len > 0)
             conn_lost(conn, "out of memory");
         return;
     }

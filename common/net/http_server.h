@@ -29,6 +29,8 @@ struct http_server_request {
     struct slice body;               /* complete, de-chunked body */
     bool keep_alive;                 /* what the client asked for (RFC 9112 9.3) */
     bool upgrade;                    /* Connection: upgrade + Upgrade: websocket */
+    bool over_limit; /* the connection is one of the reserve above max_connections: answer
+                      * health checks, refuse the rest (503); it closes after the answer */
 };
 
 struct http_server_config {
@@ -38,12 +40,31 @@ struct http_server_config {
     unsigned head_timeout_ms; /* a started head must complete within this (slowloris), and a
                                * closing connection must flush within it; 0 = 10 s */
     unsigned idle_timeout_ms; /* a keep-alive connection without a request; 0 = 60 s */
-    size_t max_connections;   /* accepts above this are closed at once; 0 = unlimited */
+    /* Connections above max_connections (0 = unlimited) go to a reserve of
+     * reserve_connections: one request each, marked over_limit, so that the owner can still
+     * answer health checks at the limit and refuse the rest. When the reserve is full its
+     * oldest connection is closed to make room; with no reserve, accepts above the limit are
+     * closed at once. */
+    size_t max_connections;
+    size_t reserve_connections;
+    /* Per-connection output limits, counting everything queued on the connection (responses,
+     * pipelined or not, and raw-mode writes such as pongs and close frames). Above the soft
+     * limit the connection's input is neither read nor parsed until its peer has read enough
+     * (so a pipelined flood that is never read costs at most about the soft limit plus one
+     * answer); a write that would take it above the hard limit closes it instead ("output
+     * limit", reported to on_error, the owner's on_close runs from the loop). */
+    size_t output_soft_limit; /* 0 = 256 KiB */
+    size_t output_hard_limit; /* 0 = 16 MiB; raised to the soft limit if below it */
     /* A complete request arrived. The owner answers it now or later; until then no further
      * request is read from this connection (pipelined bytes wait). Must not free the conn. */
     void (*on_request)(void *ctx, struct http_conn *conn, struct http_server_request *req);
     /* A peer error the server answered itself (400/413/431/505, timeouts), for logging. */
     void (*on_error)(void *ctx, const char *what, const char *peer);
+    /* The listener's episodes, once each (never per connection): `trouble` true when one
+     * starts ("connection limit reached (N)", "accept failed: Too many open files; accepts
+     * paused", the listener then retries after 100 ms, doubling up to 1 s), false when it ends
+     * ("accepting again after N failures in M ms"). May be NULL. */
+    void (*on_listener)(void *ctx, bool trouble, const char *what);
     void *ctx;
 };
 
@@ -86,9 +107,11 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
                          void (*release)(const void *p, size_t len, void *arg), void *arg);
 /* Appends `len` bytes the caller fills in at once through the returned pointer (valid until the
  * next call on this connection): a body built in place, one piece of output instead of many.
- * NULL when the connection is closing or out of memory (it is then lost). */
+ * NULL when the connection is closing, out of memory or `len` would pass the output hard limit
+ * (it is then lost). The write functions above drop their bytes in those cases alike. */
 uint8_t *http_conn_write_space(struct http_conn *conn, size_t len);
-/* Bytes queued but not yet written to the socket (for output limits). */
+/* Bytes queued but not yet written to the socket (for output limits). At most the server's
+ * output_hard_limit. */
 size_t http_conn_output_pending(const struct http_conn *conn);
 
 /* ---- ownership, upgrade, close ---- */

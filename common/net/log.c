@@ -4,6 +4,7 @@
 #include "common/net/log.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,10 +73,31 @@ struct log *log_new(const char *process, enum log_format format, enum log_level 
     return log;
 }
 
+/* libevent's log callback has no context argument: the one process-wide logger it writes to. */
+static struct log *libevent_log;
+
+static void libevent_log_cb(int severity, const char *msg)
+{
+    if (libevent_log == NULL)
+        return;
+    enum log_level level = severity >= EVENT_LOG_ERR    ? LOG_LEVEL_ERROR
+                           : severity >= EVENT_LOG_WARN ? LOG_LEVEL_WARN
+                                                        : LOG_LEVEL_DEBUG;
+    log_write(libevent_log, level, "libevent", "%s", msg);
+}
+
+void log_route_libevent(struct log *log)
+{
+    libevent_log = log;
+    event_set_log_callback(log != NULL ? libevent_log_cb : NULL);
+}
+
 void log_free(struct log *log)
 {
     if (log == NULL)
         return;
+    if (libevent_log == log)
+        log_route_libevent(NULL);
     if (log->owns_fd)
         close(log->fd);
     buf_deinit(&log->line);

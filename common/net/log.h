@@ -53,6 +53,12 @@ bool log_enabled(const struct log *log, enum log_level level);
 void log_write(struct log *log, enum log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Routes libevent's own messages (its warnings and errors; debug ones are dropped) into `log`
+ * as event "libevent", instead of libevent printing them to stderr. libevent's callback is
+ * process-wide and carries no context, so this keeps one process-wide pointer: the last logger
+ * routed. log_free of that logger routes messages back to libevent's default. */
+void log_route_libevent(struct log *log);
+
 /* Lines that could not be written whole since log_new. */
 uint64_t log_write_errors(const struct log *log);
 

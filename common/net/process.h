@@ -29,4 +29,9 @@ bool process_write_port_file(const char *path, unsigned port);
  * Returns NULL if it cannot be opened or memory runs out; the caller frees. */
 char *process_read_file(const char *path, size_t max, size_t *len);
 
+/* The number of file descriptors this process may have open (RLIMIT_NOFILE's soft limit), after
+ * raising the soft limit towards the hard limit when it is below `want` (0: no raise).
+ * Returns SIZE_MAX when the limit is infinite. */
+size_t process_fd_limit(size_t want);
+
 #endif

@@ -9,7 +9,7 @@ import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
 import notepack from "notepack.io";
 import crypto from "node:crypto";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   assert,
   assertEqual,
@@ -182,6 +182,99 @@ test("heartbeat expiry: the node's sockets leave the mirror, one node-lost disco
   assertEqual(await cmd("LLEN", "sioc:bk:lost"), 0, "lost queue drained");
 });
 
+test("a dead node leaves /v1/nodes forget-after its heartbeat expired (issue 10)", async () => {
+  // its own broker and key prefix, with a short forget-after
+  const other = await startServer(BROKER, ["--redis", redis.url, "--key-prefix", "fg", "--check-interval", "100",
+    "--forget-after", "1000", "--log-level", "warn"]);
+  try {
+    const e = epochOf();
+    await cmd("SET", "fg:hb:gone1", e, "PX", 300);
+    await cmd("XADD", "fg:registry", "*", "node", "gone1", "epoch", e, "seq", 1, "op", "connect", "nsp", "/",
+      "sid", "g1", "uid", "", "rooms", notepack.encode([]));
+    const listed = async () => JSON.parse((await get(other.port, "/v1/nodes")).body).filter((n) => n.node === "gone1");
+    await until("gone1 listed dead", async () => (await listed()).some((n) => !n.alive), 3000);
+    const deadAt = Date.now();
+    await until("gone1 forgotten", async () => (await listed()).length === 0, 4000);
+    assert(Date.now() - deadAt >= 500, `listed dead for a while first (${Date.now() - deadAt} ms)`);
+  } finally {
+    await other.stop();
+  }
+});
+
+// Issue 10 item 3 (DESIGN.md §3.4 as docs/contracts.md states it): a Redis stall longer than
+// node-timeout is an outage, not a dead node; and a node the cluster did declare lost learns it.
+test("Redis SIGSTOPped for 3 x node-timeout: no node lost, the mirror and the clients stay", async () => {
+  const red = await startRedis();
+  const rr = createClient({ url: red.url });
+  await rr.connect();
+  const bk = await startServer(BROKER, ["--redis", red.url, "--node-timeout", "1000", "--check-interval", "100", "--log-level", "info"]);
+  const gw = await startServer(GATEWAY, ["--redis", red.url, "--node-timeout", "1000", "--node-id", "lv1", "--log-level", "info"]);
+  const clients = [];
+  try {
+    let disconnects = 0;
+    for (let i = 0; i < 5; i++) {
+      const s = io(`http://127.0.0.1:${gw.port}/`, { transports: ["websocket"], forceNew: true, reconnection: false });
+      s.on("disconnect", () => disconnects++);
+      clients.push(s);
+      await within(5000, new Promise((res) => s.once("connect", res)), "connect");
+    }
+    const scard = () => rr.sendCommand(["SCARD", "sioc:node-sids:lv1"]);
+    await until("5 sockets in the mirror", async () => (await scard()) === 5);
+    process.kill(red.pid, "SIGSTOP");
+    await sleep(3500);
+    process.kill(red.pid, "SIGCONT");
+    await sleep(3000);
+    const lost = (await rr.xRange("sioc:up:/:0", "-", "+")).map((e) => e.message).filter((m) => m.reason === "node lost");
+    assertEqual(lost.length, 0, "node-lost disconnects after the stall");
+    assert(!/node\.lost/.test(bk.log()), `the broker declared no node lost:\n${bk.log().split("\n").filter((l) => /node/.test(l)).join("\n")}`);
+    assertEqual(await scard(), 5, "the mirror kept the sockets");
+    assertEqual([disconnects, clients.every((s) => s.connected)], [0, true], "the clients stayed connected");
+  } finally {
+    for (const s of clients) s.close();
+    await gw.stop();
+    await bk.stop();
+    await rr.quit();
+    await red.stop();
+  }
+}, 30000);
+
+test("a live node whose epoch was reaped learns it: reconnect-friendly close, a new epoch", async () => {
+  const red = await startRedis();
+  const rr = createClient({ url: red.url });
+  await rr.connect();
+  const bk = await startServer(BROKER, ["--redis", red.url, "--node-timeout", "1000", "--check-interval", "100", "--log-level", "info"]);
+  const gw = await startServer(GATEWAY, ["--redis", red.url, "--node-timeout", "1000", "--node-id", "lv2", "--log-level", "info"]);
+  const clients = [];
+  try {
+    let reasons = [];
+    for (let i = 0; i < 3; i++) {
+      const s = io(`http://127.0.0.1:${gw.port}/`, { transports: ["websocket"], forceNew: true, reconnectionDelay: 100 });
+      s.on("disconnect", (why) => reasons.push(why));
+      clients.push(s);
+      await within(5000, new Promise((res) => s.once("connect", res)), "connect");
+    }
+    const scard = () => rr.sendCommand(["SCARD", "sioc:node-sids:lv2"]);
+    await until("3 sockets in the mirror", async () => (await scard()) === 3);
+    const epoch = await rr.get("sioc:hb:lv2");
+    // what the broker does when it reaps a node it thinks dead: its epoch is retired
+    await rr.sendCommand(["SADD", "sioc:bk:retired:lv2", epoch]);
+    await until("the gateway to start a new epoch", async () => {
+      const now = await rr.get("sioc:hb:lv2");
+      return now !== null && now !== epoch;
+    }, 5000);
+    await until("every client back, in the mirror under the new epoch", async () =>
+      clients.every((s) => s.connected) && (await scard()) === 3, 8000);
+    assertEqual(reasons, ["transport close", "transport close", "transport close"], "a reconnect-friendly close");
+    assert(/registry\.epoch_reaped/.test(gw.log()), "the gateway says why");
+  } finally {
+    for (const s of clients) s.close();
+    await gw.stop();
+    await bk.stop();
+    await rr.quit();
+    await red.stop();
+  }
+}, 30000);
+
 test("a new epoch seen first in the heartbeat reaps the old one; its late entries are refused", async () => {
   const e1 = epochOf(), e2 = epochOf();
   await beat("m4", e1);
@@ -291,12 +384,19 @@ test("bad input: 4xx with a JSON error", async () => {
     ["/v1/disconnect", { sids: ["x"], close: 1 }, 400],
     ["/v1/disconnect", { sids: ["x"], to: ["a"] }, 400],
     ["/v1/nope", {}, 404],
+    // issue 10: a namespace name with NUL can have no socket on any gateway
+    ["/v1/emit", { event: "e", nsp: "/a\u0000b" }, 400],
+    ["/v1/join", { nsp: "/\u0000", sids: ["x"], to: ["a"] }, 400],
   ];
   for (const [path, body, status] of cases) {
     const res = await apiPost(path, body);
     assertEqual(res.status, status, `${path} ${JSON.stringify(body).slice(0, 60)}`);
     assert(typeof json(res).error === "string", `JSON error for ${JSON.stringify(body).slice(0, 60)}`);
   }
+  // issue 10: bytes that are not UTF-8 in a path come back as U+FFFD, the body stays UTF-8
+  const odd = await api("/v1/users/%ff%fe");
+  const oddBody = odd.raw.subarray(odd.raw.indexOf("\r\n\r\n") + 4);
+  assertEqual(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(oddBody)).uid, "\ufffd\ufffd", "uid %ff%fe");
   assertEqual((await api("/v1/emit")).status, 405, "GET /v1/emit");
   assertEqual((await apiPost("/v1/nodes", {})).status, 405, "POST /v1/nodes");
   assertEqual((await api("/v1/users/a%2")).status, 400, "bad escape");
@@ -325,6 +425,14 @@ test("api-key: bearer auth; without one only a loopback listen is accepted", asy
   });
   assertEqual(out.code, 2, "refuses a public listen without an api key");
   assert(out.text.includes("loopback"), "says why");
+  // issue 10: loopback by address, not by a "127." prefix of whatever host name
+  const check = (listen) => spawnSync(`${repo}/${BROKER}`, ["--redis", redis.url, "--listen", listen, "--check-config"],
+    { timeout: 10000 }).status;
+  assertEqual(check("127.evil.example:8081"), 2, "a host name starting with 127. is not loopback");
+  assertEqual(check("127.0.0.1.evil.example:8081"), 2, "nor one that starts with a loopback address");
+  assertEqual(check("[::ffff:10.0.0.1]:8081"), 2, "nor a mapped public address");
+  for (const ok of ["127.0.0.1:8081", "127.1.2.3:0", "localhost:8081", "[::1]:8081", "::1:8081"])
+    assertEqual(check(ok), 0, `${ok} is loopback`);
 });
 
 test("emit, join, leave, disconnect are byte-identical to @socket.io/redis-emitter", async () => {

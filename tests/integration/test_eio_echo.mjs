@@ -112,6 +112,9 @@ test("request errors: exact status and body (PROTOCOL.md 1.2)", async () => {
     [`/engine.io/?EIO=4&transport=tobi`, 400, '{"code":0,"message":"Transport unknown"}'],
     [`/engine.io/?EIO=4`, 400, '{"code":0,"message":"Transport unknown"}'],
     [`/engine.io/?EIO=4&transport=polling&sid=ABCDEFGHIJKLMNOPQRST`, 400, '{"code":1,"message":"Session ID unknown"}'],
+    // issue 10: a sid too long to be one (over 64 characters) is unknown, not missing
+    [`/engine.io/?EIO=4&transport=polling&sid=${"A".repeat(65)}`, 400, '{"code":1,"message":"Session ID unknown"}'],
+    [`/engine.io/?EIO=4&transport=polling&sid=${"A".repeat(5000)}`, 400, '{"code":1,"message":"Session ID unknown"}'],
     [`/engine.io/?transport=polling`, 400, '{"code":5,"message":"Unsupported protocol version"}'],
     [`/engine.io/?EIO=3&transport=polling`, 400, '{"code":5,"message":"Unsupported protocol version"}'],
     [`/engine.io/?EIO=4&transport=websocket`, 400, '{"code":3,"message":"Bad request"}'],

@@ -5,6 +5,7 @@
 // backend auth, bad input, a Redis restart under load, and the SIGTERM drain.
 import { io } from "socket.io-client";
 import { createClient } from "redis";
+import notepack from "notepack.io";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -346,6 +347,9 @@ test("registry: connect, join and disconnect entries in order; a snapshot on the
     assertEqual([snap[0].sid, snap[0].uid, snap[snap.length - 1].uid], ["*", "begin", "end"], "begin and end markers");
     assert(snap.some((m) => m.sid === live.socket.id), "the live socket is in the snapshot");
     live.socket.disconnect();
+    // issue 10: P:nodes records the address the gateway is bound to, not the configured port 0
+    const info = notepack.decode(await rc.sendCommand(["HGET", "sioc:nodes", "gw-main"], { returnBuffers: true }));
+    assertEqual(info.address, `127.0.0.1:${gw.port}`, "P:nodes address");
   } finally {
     await rc.quit();
   }

@@ -23,6 +23,7 @@ struct server_state {
     struct http_conn *held;
     struct event *release;
     int held_closed; /* held requests whose client went away */
+    size_t max_pending; /* the most output seen queued on a connection when a request arrived */
 };
 
 static void release_cb(evutil_socket_t fd, short what, void *arg)
@@ -87,6 +88,23 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
     struct server_state *st = ctx;
     static const struct http_field ct[] = {{"Content-Type", "text/plain"}};
     char body[256];
+    size_t pending = http_conn_output_pending(conn);
+    if (pending > st->max_pending)
+        st->max_pending = pending;
+    if (path_is(req, "/kb")) {
+        static char kb[1000];
+        memset(kb, 'k', sizeof kb);
+        http_conn_respond(conn, 200, ct, 1, kb, sizeof kb, false);
+        return;
+    }
+    if (path_is(req, "/spew")) { /* 8 MiB answer: more than the output hard limit (4 MiB) */
+        static char mb[1 << 20];
+        http_conn_respond_begin(conn, 200, ct, 1, 8 * sizeof mb, false);
+        for (int i = 0; i < 8; i++)
+            http_conn_write(conn, mb, sizeof mb);
+        http_conn_respond_end(conn);
+        return;
+    }
     if (path_is(req, "/hold")) {
         struct http_conn_owner owner = {NULL, NULL, held_close_cb, st};
         http_conn_set_owner(conn, &owner);
@@ -104,7 +122,8 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         return;
     }
     if (path_is(req, "/stats")) {
-        int n = snprintf(body, sizeof body, "held_closed=%d", st->held_closed);
+        int n = snprintf(body, sizeof body, "held_closed=%d max_pending=%zu", st->held_closed,
+                         st->max_pending);
         http_conn_respond(conn, 200, ct, 1, body, (size_t)n, false);
         return;
     }
@@ -139,6 +158,7 @@ static pid_t start_server(uint16_t *port)
         cfg.max_body = 1000;
         cfg.max_head = 4096;
         cfg.head_timeout_ms = 500;
+        cfg.output_hard_limit = 4u << 20;
         cfg.on_request = on_request;
         cfg.ctx = &st;
         char err[128];
@@ -389,6 +409,93 @@ static void test_pipeline_behind_held_request(void)
     close(fd);
 }
 
+/* Issue 10 item 1: a client pipelines 5,000 requests answered at once (1 KB each, 5 MB of
+ * answers) and reads nothing. The server stops parsing and reading once the connection's queued
+ * output passes its soft limit (256 KiB by default), so what it holds stays bounded, other
+ * clients are served meanwhile, and everything is answered, in order, once the client reads. */
+static void test_pipelined_flood_never_read(void)
+{
+    enum { N = 5000 };
+    static const char one[] = "GET /kb HTTP/1.1\r\nHost: t\r\n\r\n";
+    static char reqs[N * (sizeof one - 1)];
+    for (int i = 0; i < N; i++)
+        memcpy(reqs + (size_t)i * (sizeof one - 1), one, sizeof one - 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    size_t sent = 0;
+    double start = now_ms();
+    while (sent < sizeof reqs && now_ms() - start < 2000) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t k = send(fd, reqs + sent, sizeof reqs - sent, MSG_DONTWAIT);
+        if (k > 0)
+            sent += (size_t)k;
+    }
+    usleep(300000); /* the server works through what it read */
+    int other = connect_to(port);
+    send_all(other, "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n", 32);
+    char out[512];
+    bool closed;
+    read_until(other, out, sizeof out, 100000, &closed);
+    const char *mp = strstr(out, "max_pending=");
+    CHECK(mp != NULL);
+    size_t max_pending = mp != NULL ? strtoul(mp + 12, NULL, 10) : 0;
+    fprintf(stderr, "  flood: %zu of %zu bytes sent, max queued output %zu bytes\n", sent,
+            sizeof reqs, max_pending);
+    CHECK(max_pending < 512 * 1024);
+    close(other);
+    /* reading again: every request is answered */
+    static char in[1 << 16];
+    size_t answered = 0, tail = 0;
+    start = now_ms();
+    while (answered < N && now_ms() - start < 10000) {
+        if (sent < sizeof reqs) {
+            ssize_t k = send(fd, reqs + sent, sizeof reqs - sent, MSG_DONTWAIT);
+            if (k > 0)
+                sent += (size_t)k;
+        }
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0)
+            continue;
+        ssize_t k = read(fd, in + tail, sizeof in - 1 - tail);
+        if (k <= 0)
+            break;
+        size_t n = tail + (size_t)k;
+        in[n] = '\0';
+        const char *q = in;
+        const char *hit;
+        while ((hit = strstr(q, "HTTP/1.1 200")) != NULL) { /* the answers hold no NUL */
+            answered++;
+            q = hit + 12;
+        }
+        tail = n - (size_t)(q - in) < 11 ? n - (size_t)(q - in) : 11;
+        memmove(in, in + n - tail, tail);
+    }
+    CHECK(answered == N);
+    close(fd);
+}
+
+/* Output that would pass the hard limit closes the connection instead of being queued. */
+static void test_output_hard_limit(void)
+{
+    int fd = connect_to(port);
+    send_all(fd, "GET /spew HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+    static char out[1 << 20];
+    size_t total = 0;
+    bool closed = false;
+    double start = now_ms();
+    while (!closed && now_ms() - start < 5000)
+        total += read_until(fd, out, sizeof out, sizeof out - 1, &closed);
+    CHECK(closed);
+    CHECK(total < (4u << 20) + 4096);
+    close(fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -405,6 +512,8 @@ int main(void)
     RUN(test_upgrade_to_raw);
     RUN(test_pause_reading);
     RUN(test_pipeline_behind_held_request);
+    RUN(test_pipelined_flood_never_read);
+    RUN(test_output_hard_limit);
     kill(pid, SIGTERM);
     int status;
     waitpid(pid, &status, 0);

@@ -282,7 +282,7 @@ static void test_container_headers(void)
     check_parse("[]", "90", true);
     check_parse("{}", "80", true);
     check_parse("[[],{},[{}]]", "93 90 80 91 80", true);
-    check_parse("{\"a\":1,\"b\":2,\"a\":3}", "83 a161 01 a162 02 a161 03", false);
+    check_parse("{\"a\":1,\"b\":2,\"a\":3}", "82 a161 03 a162 02", false); /* JSON.parse: last wins */
     REJECT("[1,]");
     REJECT("[,1]");
     REJECT("{\"a\":1,}");
@@ -384,6 +384,40 @@ static void test_depth(void)
         buf_deinit(&t);
     }
     check_parse_error("{\"a\":{\"a\":[[[", 13, SIOC_EPROTO);
+}
+
+/* Issue 10: JSON.parse semantics for repeated keys: the last value at the first key's place
+ * (docs/contracts.md), at any depth; a text with no repeated key keeps its order. */
+static void test_repeated_keys(void)
+{
+    check_parse("{\"a\":1,\"a\":2}", "81 a161 02", false);
+    check_parse("[\"x\",{\"a\":1,\"a\":2}]", "92 a178 81 a161 02", false);
+    check_parse("{\"b\":1,\"a\":2,\"b\":{\"c\":[3]}}", "82 a162 81 a163 91 03 a161 02", false);
+    check_parse("{\"\\u0061\":1,\"a\":2}", "81 a161 02", false);
+    check_parse("{\"b\":1,\"1\":2}", "82 a162 01 a131 02", false); /* no repeat: input order */
+    /* more than 16 keys (the sorted check), the repeat the last of them */
+    struct buf text;
+    buf_init(&text, 0);
+    buf_append_byte(&text, '{');
+    for (int j = 0; j < 20; j++) {
+        char m[32];
+        snprintf(m, sizeof m, "%s\"k%d\":%d", j ? "," : "", j, j);
+        buf_append_cstr(&text, m);
+    }
+    buf_append_cstr(&text, ",\"k3\":99}");
+    struct buf b;
+    buf_init(&b, 0);
+    CHECK(json_to_msgpack(text.data, text.len, &b) == SIOC_OK);
+    CHECK(b.len > 0 && b.data[0] == 0xde && b.data[2] == 20); /* 20 members, not 21 */
+    struct mp_reader r;
+    struct buf back;
+    buf_init(&back, 0);
+    mp_reader_init(&r, b.data, b.len);
+    CHECK(json_from_msgpack(&r, NULL, &back) == SIOC_OK);
+    CHECK(back.len > 0 && strstr((const char *)back.data, "\"k3\":99,\"k4\"") != NULL);
+    buf_deinit(&text);
+    buf_deinit(&b);
+    buf_deinit(&back);
 }
 
 static void test_js_property_order(void)
@@ -770,6 +804,7 @@ int main(void)
     RUN(test_nested_large);
     RUN(test_depth);
     RUN(test_js_property_order);
+    RUN(test_repeated_keys);
     RUN(test_writer_node_vectors);
     RUN(test_writer_other);
     RUN(test_bin_cb);

@@ -208,6 +208,29 @@ static void test_malformed_shapes(void)
                                       "eyJhbGciOiJIUzI1NiJ9=.e30.AA", "!!!.e30.AA"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(verify(key, bad[i], &c) == JWT_MALFORMED);
+    /* issue 10: the standard alphabet's '+' and '/' are not base64url (RFC 7515 2), in the
+     * signature or in either JSON segment: the published vector's signature has a '_' */
+    char std[512];
+    const char *vec = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik"
+                      "pvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    struct jwt_key *vkey = jwt_key_from_secret("your-256-bit-secret", 19);
+    snprintf(std, sizeof std, "%s", vec);
+    CHECK(verify(vkey, std, &c) == JWT_OK);
+    *strchr(std, '_') = '/';
+    CHECK(verify(vkey, std, &c) == JWT_MALFORMED);
+    jwt_key_free(vkey);
+    /* a claims segment with '-' (">>>" encodes to "Pj4-") spelled '+', correctly signed */
+    n = signing_input("{\"alg\":\"HS256\"}", "{\"sub\":\"u1\",\"x\":\">>>\"}", token);
+    char *minus = strchr(strchr(token, '.') + 1, '-');
+    CHECK(minus != NULL);
+    if (minus != NULL)
+        *minus = '+';
+    uint8_t mac[32];
+    unsigned mac_len = 0;
+    HMAC(EVP_sha256(), "s3cret", 6, (const uint8_t *)token, n, mac, &mac_len);
+    append_sig(token, n, mac, mac_len);
+    CHECK(verify(key, token, &c) == JWT_MALFORMED);
+    n = sign_hs256("{\"alg\":\"HS256\"}", "{\"sub\":\"u1\"}", "s3cret", 6, token);
     /* a well-formed header with empty claims and signature fails the signature first */
     CHECK(verify(key, "eyJhbGciOiJIUzI1NiJ9..", &c) == JWT_BAD_SIGNATURE);
     /* a token at a guard page: no over-read past its end */

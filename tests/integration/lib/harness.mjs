@@ -26,11 +26,13 @@ export function within(ms, promise, what) {
 }
 
 // Starts `binary` with `args` plus --listen 127.0.0.1:0 --port-file; resolves {port, pid, stop, log}.
-export async function startServer(binary, args = []) {
+// `prefix` is a command that execs the binary in the same process (e.g. prlimit --nofile=256 --).
+export async function startServer(binary, args = [], { prefix = [] } = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), "sioc-test-"));
   const portFile = path.join(dir, "port");
   const bin = path.isAbsolute(binary) ? binary : path.join(repo, binary);
-  const child = spawn(bin, ["--listen", "127.0.0.1:0", "--port-file", portFile, ...args], {
+  const argv = [bin, "--listen", "127.0.0.1:0", "--port-file", portFile, ...args];
+  const child = spawn(prefix.length ? prefix[0] : argv[0], [...prefix.slice(1), ...(prefix.length ? argv : argv.slice(1))], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";
@@ -66,7 +68,9 @@ export async function startServer(binary, args = []) {
 export function createRunner(suite) {
   const tests = [];
   return {
+    // SIOC_TEST_FILTER (a regular expression) runs only the tests whose name matches.
     test(name, fn, ms = 15000) {
+      if (process.env.SIOC_TEST_FILTER && !new RegExp(process.env.SIOC_TEST_FILTER).test(name)) return;
       tests.push({ name, fn, ms });
     },
     async run() {
@@ -306,7 +310,7 @@ export async function startRedis({ persist = false } = {}) {
     }
   }
   async function kill() {
-    if (child && child.exitCode === null) {
+    if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.on("exit", r));
       child.kill("SIGKILL");
       await within(5000, exited, "redis-server to exit");
@@ -316,6 +320,9 @@ export async function startRedis({ persist = false } = {}) {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child ? child.pid : 0;
+    },
     async stop() {
       await kill();
       rmSync(dir, { recursive: true, force: true });
