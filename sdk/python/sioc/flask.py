@@ -21,7 +21,6 @@ the socket's handshake (``request.args``, ``request.headers``, ``request.remote_
 kept in Redis (``<prefix>:sock:<group>:<sid>``), so any worker process sees it.
 """
 
-import builtins
 import collections
 import inspect
 import logging
@@ -36,11 +35,11 @@ from flask.ctx import RequestContext
 from flask.sessions import session_json_serializer
 
 from . import protocol
-from .exceptions import ConnectionRefusedError
+from .exceptions import ConnectionRefusedError, is_refusal
 from .worker import Worker
 
 __all__ = ["SocketIO", "Namespace", "emit", "send", "join_room", "leave_room", "close_room",
-           "rooms", "disconnect", "ConnectionRefusedError"]
+           "rooms", "disconnect", "call", "ConnectionRefusedError"]
 
 _current = threading.local()  # the SocketIO whose handler runs on this thread
 STATE_CACHE_MAX = 10000       # sockets whose request environ and session a process keeps
@@ -130,12 +129,14 @@ class Namespace:
         return handler(*args)
 
     def emit(self, event, *args, **kwargs):
+        """Flask-SocketIO's ``Namespace.emit``: ``socketio.emit`` in this namespace (everyone
+        in it, unless ``to``/``room``)."""
         kwargs.setdefault("namespace", self.namespace)
-        return emit(event, *args, **kwargs)
+        return self.socketio.emit(event, *args, **kwargs)
 
     def send(self, data, **kwargs):
         kwargs.setdefault("namespace", self.namespace)
-        return send(data, **kwargs)
+        return self.socketio.send(data, **kwargs)
 
     def close_room(self, room, namespace=None):
         return self.socketio.close_room(room, namespace=namespace or self.namespace)
@@ -404,9 +405,9 @@ class SocketIO:
                 flask.request.event = {"message": event, "args": args}
                 try:
                     result = call()
-                except builtins.ConnectionRefusedError:
-                    raise
                 except Exception as exc:
+                    if is_refusal(exc):
+                        raise
                     handler = self.exception_handlers.get(namespace,
                                                           self.default_exception_handler)
                     if handler is None:
@@ -622,6 +623,12 @@ def rooms(sid=None, namespace=None):
         if r not in out:
             out.append(r)
     return out
+
+
+def call(event, data=None, to=None, sid=None, namespace=None, timeout=60, **kwargs):
+    """Flask-SocketIO's ``call``: emits to one socket (default: the sender) and returns its
+    ack; raises :class:`sioc.CallTimeout` after ``timeout`` s."""
+    return _socketio().call(event, data, to=to, sid=sid, namespace=namespace, timeout=timeout)
 
 
 def disconnect(sid=None, namespace=None, silent=False):

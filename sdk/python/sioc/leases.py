@@ -6,8 +6,10 @@ delivers each socket's events to one process, in order; the process then runs th
 (pool.KeyedPool). So each stream is leased to one consumer of the group at a time:
 
 - ``P:lease:<group>:<stream>`` = consumer name, ``PX lease_ms``, renewed every ``lease_ms / 3``;
-- ``P:members:<group>``: sorted set consumer → expiry (ms); the live members share the streams
-  fairly: each holds at most ceil(streams / members); one that holds more gives the extra up.
+- ``P:members:<group>:<set>``: sorted set consumer → expiry (ms), ``<set>`` naming the set of
+  streams (8 hex digits of its SHA-1), so processes that read other streams under the same group
+  name do not count; the live members share the streams fairly: each holds at most
+  ceil(streams / members); one that holds more gives the extra up.
 - A stream to give up is first no longer read ("draining"), and released only once none of its
   entries is still being handled here, so its next owner never runs a socket's later event
   before this process has finished the earlier one.
@@ -19,6 +21,7 @@ and stops reading those streams); entries it was handling may then run twice, wh
 at-least-once contract allows (the stream id is the idempotency key).
 """
 
+import hashlib
 import math
 import time
 
@@ -62,7 +65,8 @@ class ShardLeases:
         self.lease_ms = int(lease_ms)
         self.held = set()
         self.draining = set()
-        self._members = "%s:members:%s" % (key_prefix, group)
+        digest = hashlib.sha1("\n".join(sorted(self.streams)).encode()).hexdigest()[:8]
+        self._members = "%s:members:%s:%s" % (key_prefix, group, digest)
         self._prefix = "%s:lease:%s:" % (key_prefix, group)
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)

@@ -30,7 +30,6 @@ Flask-SocketIO does); the return value (the ack) goes last. In a ``connect`` han
 for the handler's answer (the socket is not connected before it), and go right after it.
 """
 
-import builtins
 import contextvars
 import inspect
 import json
@@ -49,6 +48,7 @@ import redis as redis_lib
 from . import protocol
 from .calls import Calls, CallError
 from .emitter import encode_broadcast
+from .exceptions import is_refusal
 from .leases import ShardLeases
 from .pool import KeyedPool
 from .protocol import ProtocolError, Reply, UnsupportedError
@@ -128,6 +128,11 @@ def _ack_args(result):
 
 def _refusal(exc):
     """(message[, data]) from a ConnectionRefusedError, as python-socketio reads its args."""
+    error_args = getattr(exc, "error_args", None)  # python-socketio's: {"message"[, "data"]}
+    if isinstance(error_args, dict) and "message" in error_args:
+        if "data" in error_args:
+            return (str(error_args["message"]), error_args["data"])
+        return (str(error_args["message"]),)
     args = exc.args
     if not args:
         return ("Connection rejected by server",)
@@ -161,8 +166,8 @@ class Worker:
     ``lease_ms`` bounds how long a stream stays with a process that stopped renewing its lease.
     """
 
-    def __init__(self, redis_url="redis://127.0.0.1:6379", key_prefix="sioc", namespaces=("/",),
-                 shards=1, group=None, consumer=None, *, name=None, pool_size=8,
+    def __init__(self, redis_url=None, key_prefix="sioc", namespaces=("/",),
+                 shards=None, group=None, consumer=None, *, name=None, pool_size=8,
                  upstream="stream", adapter_key="socket.io", count=64, block_ms=1000,
                  lease_ms=10000, start_id="0", client=None, logger=None):
         if upstream not in ("stream", "pubsub"):
@@ -173,6 +178,9 @@ class Worker:
         for nsp in namespaces:
             if not nsp.startswith("/"):
                 raise ValueError("namespace %r does not start with '/'" % nsp)
+        redis_url = redis_url or os.environ.get("SIOC_REDIS_URL") or "redis://127.0.0.1:6379"
+        if shards is None:  # the gateways' own variable for upstream-shards
+            shards = os.environ.get("SIOC_UPSTREAM_SHARDS") or 1
         if int(shards) < 1:
             raise ValueError("shards must be >= 1")
         self.redis = client if client is not None else redis_lib.Redis.from_url(redis_url)
@@ -331,7 +339,8 @@ class Worker:
         ctx = self._ctx()
         node = ctx.entry.node if ctx is not None and ctx.owns(sid, nsp) else self._node_of(nsp, sid)
         if node is None:
-            raise CallError("socket %s in %s: node unknown" % (sid, nsp))
+            raise CallError("%s in %s is not a connected socket (calls and callbacks go to one "
+                            "socket, by its sid)" % (sid, nsp))
         calls = self._get_calls()
         on_answer = None
         if callback is not None:
@@ -552,10 +561,10 @@ class Worker:
         ok, error, uid, rooms, data = True, None, None, [], _NOTHING
         try:
             result = self._call_connect(handler, e) if handler is not None else None
-        except builtins.ConnectionRefusedError as exc:
-            ok, error = False, _refusal(exc)
-        except Exception:
-            self.logger.exception("connect handler in %s failed (sid %s)", e.nsp, e.sid)
+        except Exception as exc:
+            if not is_refusal(exc):
+                self.logger.exception("connect handler in %s failed (sid %s)", e.nsp, e.sid)
+            ok, error = False, (_refusal(exc) if is_refusal(exc) else None)
             ok = False
         else:
             if result is False:  # python-socketio's answer to a connect handler's False

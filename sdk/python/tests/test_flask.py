@@ -10,10 +10,11 @@ import unittest
 
 import flask
 import socketio as sio_client
+import socketio.exceptions as socketio_exceptions
 
 import sioc
-from sioc.flask import (ConnectionRefusedError, Namespace, SocketIO, close_room, disconnect, emit,
-                        join_room, leave_room, rooms, send)
+from sioc.flask import (ConnectionRefusedError, Namespace, SocketIO, call, close_room, disconnect,
+                        emit, join_room, leave_room, rooms, send)
 from test_worker_redis import RedisCase
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -58,6 +59,8 @@ def build_app(test):
             return False
         if auth and auth.get("refuse") == "raise":
             raise ConnectionRefusedError("go away", {"why": "test"})
+        if auth and auth.get("refuse") == "python-socketio":  # what flask_socketio exports
+            raise socketio_exceptions.ConnectionRefusedError("not you", {"why": "psio"})
         flask.session["connected_as"] = (auth or {}).get("user", "anon")
         emit("welcome", {"sid": flask.request.sid})
         return (auth or {}).get("user")  # sioc: a user id becomes the socket's user
@@ -107,7 +110,7 @@ def build_app(test):
 
     @socketio.on("ask_other")
     def ask_other(other_sid):
-        return socketio.call("question", "from a worker", to=other_sid, timeout=5)
+        return call("question", "from a worker", to=other_sid, timeout=5)
 
     @socketio.on("join", namespace="/chat")
     def on_join(data):
@@ -181,7 +184,7 @@ def build_app(test):
     return app, socketio
 
 
-EVENTS = ("question", "welcome", "message", "said", "shouted", "hello_back", "from_task", "to_user")
+EVENTS = ("hello_back", "question", "welcome", "message", "said", "shouted", "from_task", "to_user")
 
 
 class FlaskApi(RedisCase):
@@ -290,7 +293,8 @@ class FlaskApi(RedisCase):
 
     def test_connect_refused_and_user(self):
         for how, error in (("false", "Connection rejected by server"),
-                           ("raise", {"message": "go away", "data": {"why": "test"}})):
+                           ("raise", {"message": "go away", "data": {"why": "test"}}),
+                           ("python-socketio", {"message": "not you", "data": {"why": "psio"}})):
             c = sio_client.Client(reconnection=False)
             errors = []
             c.on("connect_error", errors.append)
@@ -335,8 +339,11 @@ class FlaskApi(RedisCase):
         self.assertEqual(c.call("fail", timeout=5), "handled: boom")
         self.assertEqual(c.call("fail", namespace="/chat", timeout=5), "default")
         self.assertIn(("error /", "fail", "boom"), self.seen)
+        other = self.client(namespaces=["/class"])
         self.assertEqual(c.call("hello", "x", namespace="/class", timeout=5), "class")
-        self.assertTrue(self.wait_for(lambda: ("hello_back", ("x",)) in c.got))
+        # Namespace.emit is socketio.emit in the namespace: everyone in it, as Flask-SocketIO
+        self.assertTrue(self.wait_for(lambda: ("hello_back", ("x",)) in c.got and
+                                      ("hello_back", ("x",)) in other.got))
         self.assertEqual(c.call("both", namespace="/class", timeout=5), "decorator")
         self.assertIn(("class connect", c.get_sid("/class")), self.seen)
         c.emit("background")
@@ -347,3 +354,20 @@ class FlaskApi(RedisCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class FlaskConfiguration(unittest.TestCase):
+    """Options as Flask-SocketIO programs pass them (no Redis needed)."""
+
+    def test_application_factory_and_flask_socketio_options(self):
+        socketio = SocketIO(logger=True, engineio_logger=True, cors_allowed_origins="*")
+
+        @socketio.on("e", namespace="/only")
+        def handler():
+            pass
+
+        app = flask.Flask("factory")
+        socketio.init_app(app, message_queue="redis://10.0.0.9:6380/2", shards=3)
+        self.assertEqual(socketio.worker.redis_url, "redis://10.0.0.9:6380/2")
+        self.assertEqual(socketio.worker.shards, 3)
+        self.assertEqual(socketio.worker.namespaces, ["/only"])  # not "/": no handler there

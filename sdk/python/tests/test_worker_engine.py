@@ -90,6 +90,15 @@ class WorkerEngine(RedisCase):
         self.assertEqual(got, [{"id": 2, "args": ["fine"]}])
         self.assertEqual(self.pending(), 0)
 
+    def test_programs_with_one_group_name_but_other_streams_do_not_share_leases(self):
+        # two different programs that happen to be called the same (one group name): each
+        # reads its own streams; the other's members do not shrink its fair share
+        a = self.worker(namespaces=["/"], shards=2, group="same", consumer="a")
+        b = self.worker(namespaces=["/other"], shards=2, group="same", consumer="b")
+        a._leases.tick(force=True)
+        self.assertEqual(a._leases.readable(), {"sioc:up:/:0", "sioc:up:/:1"})
+        self.assertEqual(b._leases.readable(), {"sioc:up:/other:0", "sioc:up:/other:1"})
+
     def spawn(self, consumer, shards=4, lease_ms=600):
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         p = subprocess.Popen([sys.executable, os.path.join(HERE, "order_worker.py"), self.url,
