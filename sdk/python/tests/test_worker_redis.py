@@ -81,7 +81,8 @@ class RedisCase(unittest.TestCase):
     def worker(self, **kw):
         kw.setdefault("namespaces", ["/", "/chat"])
         kw.setdefault("group", "workers")
-        w = sioc.Worker(redis_url=self.url, consumer="c1", **kw)
+        kw.setdefault("consumer", "c1")
+        w = sioc.Worker(redis_url=self.url, **kw)
         self.workers.append(w)
         w.setup()
         return w
