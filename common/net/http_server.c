@@ -115,6 +115,10 @@ struct http_conn {
     bool input_stalled; /* input waits because output is above the soft limit */
     bool over_limit_conn; /* accepted into the reserve above max_connections */
     bool over_limit;    /* output hard limit passed: writes are dropped, WORK_LOST is queued */
+    bool lingering; /* CONN_CLOSING, all written and the write side shut: input is read and
+                     * dropped until the peer closes (or head_timeout_ms), so that what the peer
+                     * still sends cannot make the kernel reset the connection before the peer
+                     * has read our last answer (a 413 to an upload in progress) */
     struct http_conn_owner owner;
     struct conn_request *req;
     uint8_t *in; /* unconsumed input; NULL when there is none */
@@ -182,8 +186,9 @@ static bool output_full(const struct http_conn *conn)
 static void update_interest(struct http_conn *conn, bool want_write)
 {
     short want = 0;
-    bool reading = conn->state != CONN_DEAD && conn->state != CONN_CLOSING && !conn->paused &&
-                   !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX && !output_full(conn);
+    bool reading = conn->state != CONN_DEAD && (conn->state != CONN_CLOSING || conn->lingering) &&
+                   !conn->paused && !conn->srv->reads_paused && conn->in_len < PIPELINE_MAX &&
+                   !output_full(conn);
     if (reading)
         want |= EV_READ;
     if (want_write && conn->state != CONN_DEAD)
@@ -393,6 +398,12 @@ static void output_drained(struct http_conn *conn)
     if (conn->out != conn->seg_inline)
         out_clear(conn); /* an idle connection keeps no segment array */
     if (conn->state == CONN_CLOSING) {
+        /* lingering close (as nginx's): FIN after the last answer, then drain the peer */
+        if (!conn->lingering && shutdown(event_get_fd(&conn->ev), SHUT_WR) == 0) {
+            conn->lingering = true;
+            update_interest(conn, false);
+            return;
+        }
         schedule_free(conn);
         return;
     }
@@ -781,6 +792,8 @@ static void read_socket(struct http_conn *conn)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
+        if (n > 0 && conn->lingering)
+            continue; /* dropped: the connection is closing */
         if (n <= 0) {
             if (conn->state == CONN_CLOSING)
                 schedule_free(conn); /* the peer went away while we flushed */
