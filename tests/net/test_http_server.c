@@ -297,6 +297,41 @@ static void test_errors_answered_by_server(void)
     expect_status_and_close(smuggle, strlen(smuggle), "HTTP/1.1 400 Bad Request\r\n");
 }
 
+/* A body found too large while the client is still sending it (a browser or Node upload): the
+ * client must be able to finish sending and then read the 413. Closing at once, with the
+ * client's bytes unread in the kernel, resets the connection: the client's next write fails
+ * (ECONNRESET / EPIPE) and HTTP clients such as Node's abort the request without ever reading
+ * the answer. The server lingers instead: FIN after the answer, then it drops what arrives
+ * until the client closes (head_timeout_ms at most). */
+static void test_error_during_upload_is_read(void)
+{
+    int fd = connect_to(port);
+    CHECK(fd >= 0);
+    const char *head = "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    send_all(fd, head, strlen(head));
+    static char chunk[8192 + 16];
+    int hl = snprintf(chunk, sizeof chunk, "%x\r\n", 8192);
+    memset(chunk + hl, 'u', 8192);
+    memcpy(chunk + hl + 8192, "\r\n", 2);
+    size_t chunk_len = (size_t)hl + 8192 + 2, sent = 0;
+    size_t total = 2048 * chunk_len; /* 16 MB: more than the kernel buffers hold */
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    while (sent < total) {
+        ssize_t k = send(fd, chunk + sent % chunk_len, chunk_len - sent % chunk_len, MSG_NOSIGNAL);
+        if (k <= 0)
+            break; /* reset by the server (or stalled 2 s) */
+        sent += (size_t)k;
+    }
+    CHECK(sent == total); /* the whole upload went out without a reset */
+    char out[1024];
+    bool closed;
+    const char *want = "HTTP/1.1 413 Payload Too Large\r\n";
+    read_until(fd, out, sizeof out, strlen(want), &closed);
+    CHECK(strncmp(out, want, strlen(want)) == 0);
+    close(fd);
+}
+
 static void test_slow_head_times_out(void)
 {
     int fd = connect_to(port);
@@ -507,6 +542,7 @@ int main(void)
     RUN(test_simple_and_keep_alive);
     RUN(test_pipelined_and_chunked);
     RUN(test_errors_answered_by_server);
+    RUN(test_error_during_upload_is_read);
     RUN(test_slow_head_times_out);
     RUN(test_held_request);
     RUN(test_upgrade_to_raw);
