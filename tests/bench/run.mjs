@@ -5,12 +5,12 @@
 // table `metric | sioc | node | ratio` (same name, .md). Ratio = how many times better sioc is
 // (node/sioc for costs and latencies, sioc/node for rates): > 1 means sioc wins.
 //   node tests/bench/run.mjs [--smoke] [--reps N] [--only S1,S4] [--s3-seconds N] [--out DIR]
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir, cpus, totalmem, release } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, sleep, start, stop, waitFor } from "./procs.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const B = (p) => join(ROOT, p);
@@ -23,49 +23,7 @@ const ONLY = opt("only", "S1,S2,S4,S3,S5,S6").split(",");
 const S3_SECONDS = Number(opt("s3-seconds", SMOKE ? 1 : 20));
 const OUT = opt("out", B("tests/bench/results"));
 const TMP = mkdtempSync(join(tmpdir(), "sioc-bench-"));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error("[bench]", ...a);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-// Spawns cmd with the open-files soft limit raised to the hard limit (thousands of sockets).
-function start(cmd, args, name) {
-  const quoted = [cmd, ...args].map((a) => `'${String(a).replace(/'/g, "'\\''")}'`).join(" ");
-  const child = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec ${quoted}`], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.name = name;
-  child.out = "";
-  child.stdout.on("data", (d) => (child.out += d));
-  child.stderr.on("data", (d) => (child.out += d));
-  child.exited = new Promise((r) => child.on("exit", r));
-  return child;
-}
-
-async function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode) return;
-  child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await child.exited;
-  clearTimeout(t);
-}
-
-async function waitFor(pred, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 let redis = null;
 let redisPort = 0;

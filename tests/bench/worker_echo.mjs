@@ -7,12 +7,12 @@
 // all came back within the step, p99 < 1 s) and p50/p99 at 1,000 events/s.
 //   node tests/bench/worker_echo.mjs [--smoke] [--workers 1,2,4] [--seconds S] [--out DIR]
 // Writes tests/bench/results/<date>-workers.json and .md unless --smoke.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir, cpus } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, sleep, start, stop, waitFor } from "./procs.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const B = (p) => join(ROOT, p);
@@ -28,45 +28,7 @@ const OUT = opt("out", B("tests/bench/results"));
 const SHARDS = 4;
 const PY = "/usr/bin/python3";
 const TMP = mkdtempSync(join(tmpdir(), "sioc-wbench-"));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error("[worker-bench]", ...a);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-function start(cmd, args, name) {
-  const child = spawn(cmd, args.map(String), { stdio: ["ignore", "pipe", "pipe"] });
-  child.name = name;
-  child.out = "";
-  child.stdout.on("data", (d) => (child.out += d));
-  child.stderr.on("data", (d) => (child.out += d));
-  child.exited = new Promise((r) => child.on("exit", r));
-  return child;
-}
-
-async function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode) return;
-  child.kill("SIGTERM");
-  const t = setTimeout(() => child.kill("SIGKILL"), 8000);
-  await child.exited;
-  clearTimeout(t);
-}
-
-async function waitFor(pred, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 // ---- the two systems ----
 async function startSioc(redisUrl, redisPid, workers) {
