@@ -154,6 +154,40 @@ class WorkerEngine(RedisCase):
         self.assertEqual(b.returncode, 0, out)
         self.assertNotIn("Traceback", out)
 
+    def test_clients_numbered_events_through_a_gateway_stay_in_order_across_processes(self):
+        from test_flask import Gateway  # a real gateway; python-socketio clients
+        import socketio as sio_client
+        gw = Gateway(self.url, "--upstream-shards", "4", "--auth", "none")
+        try:
+            self.numbered_events_through(gw, sio_client)
+        finally:
+            gw.stop()  # before tearDown stops Redis (a gateway drains into Redis)
+
+    def numbered_events_through(self, gw, sio_client):
+        self.spawn("wa")
+        self.spawn("wb")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and set(self.lease_owners().values()) != {"wa", "wb"}:
+            time.sleep(0.05)
+        clients = []
+        for _ in range(6):
+            c = sio_client.Client(reconnection=False)
+            c.connect(gw.url, transports=["websocket"], wait_timeout=5)
+            clients.append(c)
+            self.addCleanup(c.disconnect)
+        for value in range(30):  # as fast as the clients can send
+            for c in clients:
+                c.emit("n", value)
+        deadline = time.monotonic() + 15
+        while self.r.llen("order") < 180 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rows = [r.decode().split() for r in self.r.lrange("order", 0, -1)]
+        self.assertEqual(len(rows), 180)
+        for c in clients:
+            sid = c.get_sid()
+            self.assertEqual([int(v) for s, v, _ in rows if s == sid], list(range(30)), sid)
+        self.assertEqual({w for _, _, w in rows}, {"wa", "wb"})  # both processes worked
+
     def test_sigterm_finishes_handlers_in_flight_and_logs_start(self):
         p = self.spawn("solo", shards=1)
         deadline = time.monotonic() + 10
