@@ -23,6 +23,7 @@
 #define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
 #define POLL_COPY_MAX (64 * 1024) /* polling bodies up to this are built in one block */
 #define DEFAULT_HARD_LIMIT (4u << 20)
+#define DEFAULT_HEARTBEAT_HOLD_MAX_MS 60000
 #define MAX_ORIGIN 256
 
 enum session_state {
@@ -75,6 +76,9 @@ struct eio_server {
     /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
     struct deadline_timer timer; /* for the earliest deadline of the four lists */
+    bool heartbeats_held;        /* eio_server_hold_heartbeats */
+    bool hold_expired;           /* ... for longer than heartbeat_hold_max_ms (logged once) */
+    uint64_t held_since_ms;
     /* Sessions whose owner is told (and which are freed if dead) from the loop. */
     struct eio_session *reap_head, *reap_tail;
     struct event *reap_event;
@@ -456,9 +460,24 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->ping_wait, now)) != NULL)
         ping_due(DEADLINE_OWNER(n, struct eio_session, heartbeat));
-    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL)
-        session_abort(DEADLINE_OWNER(n, struct eio_session, heartbeat), "ping timeout",
-                      srv->close);
+    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL) {
+        struct eio_session *s = DEADLINE_OWNER(n, struct eio_session, heartbeat);
+        if (srv->heartbeats_held && now - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms) {
+            /* our pause, not the client's silence: ping again (the client closes a connection
+             * that stops pinging) and wait once more */
+            eio_session_send(s, srv->ping);
+            if (s->state == SESSION_OPEN)
+                deadline_push(&srv->pong_wait, n, now);
+            continue;
+        }
+        if (srv->heartbeats_held && !srv->hold_expired) {
+            srv->hold_expired = true;
+            log_peer(srv, "eio.backpressure_timeout",
+                     "reading paused for %llu ms: closing the sessions whose pong waits unread",
+                     (unsigned long long)(now - srv->held_since_ms));
+        }
+        session_abort(s, srv->heartbeats_held ? "backpressure timeout" : "ping timeout", srv->close);
+    }
     while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
         deadline_due(DEADLINE_OWNER(n, struct eio_session, deadline));
     while ((n = deadline_pop_expired(&srv->linger_wait, now)) != NULL)
@@ -1073,6 +1092,8 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
         srv->cfg.max_payload = 1000000;
     if (srv->cfg.out_hard_limit == 0)
         srv->cfg.out_hard_limit = DEFAULT_HARD_LIMIT;
+    if (srv->cfg.heartbeat_hold_max_ms == 0)
+        srv->cfg.heartbeat_hold_max_ms = DEFAULT_HEARTBEAT_HOLD_MAX_MS;
     uint64_t **counters[] = {&srv->cfg.packets_in, &srv->cfg.packets_out, &srv->cfg.bytes_in,
                              &srv->cfg.bytes_out};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
@@ -1101,6 +1122,27 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
         return NULL;
     }
     return srv;
+}
+
+void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
+{
+    if (srv->heartbeats_held == hold)
+        return;
+    srv->heartbeats_held = hold;
+    uint64_t now = deadline_clock_ms();
+    if (hold) {
+        srv->held_since_ms = now;
+        srv->hold_expired = false;
+        return;
+    }
+    /* A full ping_timeout from now for every session awaiting a pong: each is moved from the
+     * head to the tail once (the list stays in deadline order). */
+    size_t n = 0;
+    for (const struct deadline_node *d = srv->pong_wait.head; d != NULL; d = d->next)
+        n++;
+    while (n-- > 0)
+        deadline_push(&srv->pong_wait, srv->pong_wait.head, now);
+    arm_server_timer(srv);
 }
 
 void eio_server_close_all(struct eio_server *srv, const char *reason)

@@ -27,6 +27,7 @@ struct eio_server_config {
     bool websocket;
     const char *cors_origin;      /* NULL/"": no CORS headers; "*"; or "a,b" (reflected) */
     size_t out_hard_limit;        /* bytes queued for one client before it is closed; 0 = 4 MiB */
+    unsigned heartbeat_hold_max_ms; /* longest hold of eio_server_hold_heartbeats; 0 = 60 s */
     /* Counters for /metrics (each may be NULL): Engine.IO packets and their payload bytes from
      * and to clients (a broadcast counts once per recipient). */
     uint64_t *packets_in, *packets_out, *bytes_in, *bytes_out;
@@ -60,6 +61,13 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
 /* Closes every session with `reason` (drain): WebSocket clients get a close frame, polling
  * clients their close packet. */
 void eio_server_close_all(struct eio_server *srv, const char *reason);
+/* Stops (true) or resumes (false) enforcing the heartbeat, for the owner's back-pressure: while
+ * it has paused reading from clients (upstream overflow), their pongs cannot be read, and a
+ * client must not be closed by the server's own pause. Pings still go out. A pong overdue
+ * during the hold waits, up to heartbeat_hold_max_ms from the start of the hold; after that
+ * the session closes with reason "backpressure timeout". On resume every session awaiting a
+ * pong gets a full ping_timeout from then (its pong is likely read at once). */
+void eio_server_hold_heartbeats(struct eio_server *srv, bool hold);
 size_t eio_server_session_count(const struct eio_server *srv);
 /* Sessions by current transport, for metrics. */
 size_t eio_server_count_transport(const struct eio_server *srv, bool websocket);

@@ -42,6 +42,7 @@ static const struct config_option options[] = {
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
+    {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000, "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
     {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000, "namespaces *: a namespace without sockets is freed after this"},
     {"auth", CONFIG_STRING, "none", 0, 0, "none, jwt or backend"},
     {"jwt-secret", CONFIG_STRING, NULL, 0, 0, "HS256 secret (auth jwt)"},
@@ -223,8 +224,10 @@ static void on_pause(void *ctx, bool paused)
     struct gateway *g = ctx;
     log_write(g->log, LOG_LEVEL_WARN, "upstream.backpressure", "%s reading from clients",
               paused ? "pausing" : "resuming");
-    /* DESIGN.md §3.2: what overflows is kept and client reads pause until it is written */
+    /* DESIGN.md §3.2: what overflows is kept and client reads pause until it is written; the
+     * clients' pongs wait unread meanwhile, so the pause must not count against them */
     http_server_pause_reading(g->http, paused);
+    eio_server_hold_heartbeats(sio_server_eio(g->sio), paused);
 }
 
 /* ---- HTTP routes ---- */
@@ -549,6 +552,7 @@ int main(int argc, char **argv)
         .path = path,
         .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
         .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
+        .heartbeat_hold_max_ms = (unsigned)config_get_int(&cfg, "backpressure-timeout"),
         .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
         .polling = strstr(transports, "polling") != NULL,
         .websocket = strstr(transports, "websocket") != NULL,

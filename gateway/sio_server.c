@@ -94,6 +94,7 @@ struct sio_client {
     struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
     struct deadline_node connect_deadline; /* in connect_wait until a namespace is joined */
     size_t socket_count;                   /* namespaces joined (bounded per client) */
+    bool nsp_cap_logged;                   /* the per-client cap was logged (once each) */
     uint8_t *hs_bytes; /* one block: headers map, query map, url and its NUL (hs points in) */
     struct sio_handshake hs;
     bool closing;
@@ -106,6 +107,7 @@ struct sio_server {
     struct sio_nsp *nsps;       /* every namespace, for iteration */
     struct namemap nsp_map;     /* the same, for lookup by name */
     size_t dynamic_count;       /* namespaces created under "*" (bounded by max_namespaces) */
+    bool nsp_limit_logged;      /* max_namespaces was logged since a namespace was last freed */
     bool any_namespace;
     char *allowed; /* the namespaces list, comma-separated */
     struct idmap sockets;
@@ -261,6 +263,7 @@ static void nsp_empty_due(struct sio_server *srv, struct sio_nsp *n)
     if (srv->cfg.on_namespace != NULL)
         srv->cfg.on_namespace(srv->cfg.ctx, n->name, n->len, false);
     srv->dynamic_count--;
+    srv->nsp_limit_logged = false;
     nsp_free(srv, n);
 }
 
@@ -510,16 +513,20 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     size_t per_client = srv->cfg.max_namespaces_per_client ? srv->cfg.max_namespaces_per_client
                                                             : DEFAULT_MAX_NAMESPACES_PER_CLIENT;
     if (c->socket_count >= per_client) {
-        log_peer(srv, "sio.namespace_refused", "sid=%s: more than %zu namespaces on one connection",
-                 eio_session_id(c->session), per_client);
+        if (!c->nsp_cap_logged) /* once per connection: a client may try thousands */
+            log_peer(srv, "sio.namespace_refused", "sid=%s: more than %zu namespaces on one connection",
+                     eio_session_id(c->session), per_client);
+        c->nsp_cap_logged = true;
         connect_error(c, pkt->nsp, "Too many namespaces on this connection");
         return;
     }
     enum nsp_refusal why;
     struct sio_nsp *nsp = nsp_get(srv, (const char *)pkt->nsp.p, pkt->nsp.len, &why);
     if (why == NSP_LIMIT) {
-        log_peer(srv, "sio.namespace_refused", "sid=%s: namespace limit reached (%zu)",
-                 eio_session_id(c->session), srv->dynamic_count);
+        if (!srv->nsp_limit_logged) /* once until a namespace is freed */
+            log_peer(srv, "sio.namespace_refused", "sid=%s: namespace limit reached (%zu)",
+                     eio_session_id(c->session), srv->dynamic_count);
+        srv->nsp_limit_logged = true;
         connect_error(c, pkt->nsp, "Namespace limit reached");
         return;
     }

@@ -47,8 +47,8 @@
 #define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
 #define DEFAULT_OUTPUT_SOFT (256u * 1024)
 #define DEFAULT_OUTPUT_HARD (16u << 20)
-#define ACCEPT_BACKOFF_MIN_MS 100 /* after an accept error (EMFILE...), then doubling */
-#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_BACKOFF_MIN_MS 100u /* after an accept error (EMFILE...), then doubling */
+#define ACCEPT_BACKOFF_MAX_MS 1000u
 #define WRITE_IOV_MAX 256          /* segments per sendmsg */
 #define INLINE_SEGS 1              /* output segments kept in the connection itself */
 #define SMALL_BYTES 24             /* owned writes this short live inside their segment */

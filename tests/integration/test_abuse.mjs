@@ -217,7 +217,7 @@ async function numsub(...channels) {
   return counts;
 }
 
-const NSP_ARGS = ["--redis", redis.url, "--namespaces", "*", "--log-level", "warn", "--empty-namespace-timeout", "500"];
+const NSP_ARGS = ["--redis", redis.url, "--namespaces", "*", "--log-level", "info", "--empty-namespace-timeout", "500"];
 
 test("namespaces *: above 256 a namespace is refused with CONNECT_ERROR, never accepted unsubscribed; empty ones are freed", async () => {
   const gw = await startServer(GATEWAY_ASAN, NSP_ARGS);
@@ -237,6 +237,8 @@ test("namespaces *: above 256 a namespace is refused with CONNECT_ERROR, never a
     await sleep(300);
     const subs = await numsub(...accepted.map((n) => `socket.io-request#${n}#`));
     assert(subs.every((n) => n === 1), `every accepted namespace answers requests (${subs.filter((n) => n !== 1).length} do not)`);
+    const refusedLines = gw.log().split("\n").filter((l) => /namespace_refused/.test(l)).length;
+    assert(refusedLines <= 2, `the limit is logged once per episode, not per namespace (${refusedLines} lines)`);
     const late = await eioSocket(gw.port);
     assertEqual(await connectMany(late, ["/legit_chat"]), [{ nsp: "/legit_chat", ok: false, message: "Namespace limit reached" }],
       "at the limit a new namespace is refused");
@@ -288,6 +290,81 @@ test("namespaces *: names with NUL or invalid UTF-8 are refused (Invalid namespa
     assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
   }
 });
+
+// ---- back-pressure (issue 10 item 4) ----
+
+async function pausedClients(extra) {
+  const { io } = await import("socket.io-client");
+  const red = await startRedis();
+  const gw = await startServer(GATEWAY_ASAN, ["--redis", red.url, "--ping-interval", "1000", "--ping-timeout", "1000",
+    "--log-level", "info", ...extra]);
+  return { io, red, gw };
+}
+
+test("upstream back-pressure: clients paused 4 s with ping 1000/1000 are not closed; every event arrives", async () => {
+  const { io, red, gw } = await pausedClients([]);
+  const clients = [];
+  const reasons = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      const s = io(`http://127.0.0.1:${gw.port}/`, { transports: ["websocket"], forceNew: true, reconnection: false });
+      s.on("disconnect", (why) => reasons.push(why));
+      clients.push(s);
+      await within(5000, new Promise((res) => s.once("connect", res)), "connect");
+    }
+    await red.kill();
+    // 10 x 90 x 10 KB = 9 MB: more than the 8 MiB the Redis link queues, so reading pauses
+    const payload = "x".repeat(10000);
+    for (const s of clients) for (let i = 0; i < 90; i++) s.emit("e", i, payload);
+    const deadline = Date.now() + 10000;
+    while (!/pausing reading/.test(gw.log()) && Date.now() < deadline) await sleep(50);
+    assert(/pausing reading/.test(gw.log()), "reading paused");
+    await sleep(4000); // twice ping-interval + ping-timeout
+    await red.launch();
+    const rc2 = createClient({ url: red.url });
+    await rc2.connect();
+    // the restarted Redis kept nothing: what is there was queued by the gateway
+    const until2 = Date.now() + 20000;
+    while ((await rc2.xLen("sioc:up:/:0")) < 900 && Date.now() < until2) await sleep(100);
+    const events = (await rc2.xRange("sioc:up:/:0", "-", "+")).filter((e) => e.message.type === "event");
+    await rc2.quit();
+    assertEqual(reasons, [], "no client closed by its own pause");
+    assertEqual(events.length, 900, "every event upstream");
+    const metrics = (await get(gw.port, "/metrics")).body;
+    assert(/sioc_upstream_dropped_total 0\b/.test(metrics), "nothing dropped");
+  } finally {
+    for (const s of clients) s.close();
+    await gw.stop();
+    await red.stop();
+    assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
+  }
+}, 45000);
+
+test("upstream back-pressure longer than backpressure-timeout: clients are closed, with a reason", async () => {
+  const { io, red, gw } = await pausedClients(["--backpressure-timeout", "1500"]);
+  const clients = [];
+  const reasons = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      const s = io(`http://127.0.0.1:${gw.port}/`, { transports: ["websocket"], forceNew: true, reconnection: false });
+      s.on("disconnect", (why) => reasons.push(why));
+      clients.push(s);
+      await within(5000, new Promise((res) => s.once("connect", res)), "connect");
+    }
+    await red.kill();
+    const payload = "x".repeat(10000);
+    for (const s of clients) for (let i = 0; i < 90; i++) s.emit("e", i, payload);
+    const deadline = Date.now() + 10000;
+    while (reasons.length < 10 && Date.now() < deadline) await sleep(100);
+    assertEqual(reasons.length, 10, "every paused client closed");
+    assert(/eio\.backpressure_timeout/.test(gw.log()), "the reason is logged");
+  } finally {
+    for (const s of clients) s.close();
+    await gw.stop();
+    await red.stop();
+    assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
+  }
+}, 30000);
 
 const ok = await run();
 await rc.quit();

@@ -310,7 +310,7 @@ export async function startRedis({ persist = false } = {}) {
     }
   }
   async function kill() {
-    if (child && child.exitCode === null) {
+    if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.on("exit", r));
       child.kill("SIGKILL");
       await within(5000, exited, "redis-server to exit");
