@@ -2,7 +2,7 @@
 // after the other, each on its own cluster; prints one line per scenario; writes the result as
 // JSON to tests/chaos/results/<UTC time>-<profile>.json and, for a complete run of the full
 // profile, the table of docs/reliability.md (between its chaos-table markers).
-//   node tests/chaos/run.mjs [--profile full|bounded] [--only id,id] [--no-doc]
+//   node tests/chaos/run.mjs [--profile full|bounded] [--only id,id] [--no-doc] [--from-json FILE]
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { execSync } from "node:child_process";
 import os from "node:os";
@@ -15,11 +15,15 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const P = PROFILES[opt("--profile", "full")];
+// --from-json FILE: no run, render the table of an earlier result (e.g. after a change of the
+// table's format) into docs/reliability.md
+const fromJson = opt("--from-json", "");
+const earlier = fromJson ? JSON.parse(readFileSync(fromJson, "utf8")) : null;
+const P = earlier ? earlier.profile : PROFILES[opt("--profile", "full")];
 const only = opt("--only", "");
-const chosen = only ? SCENARIOS.filter((s) => only.split(",").includes(s.id)) : SCENARIOS;
-const started = new Date();
-const rows = [];
+const chosen = earlier ? [] : only ? SCENARIOS.filter((s) => only.split(",").includes(s.id)) : SCENARIOS;
+const started = earlier ? new Date(earlier.started) : new Date();
+const rows = earlier ? earlier.rows : [];
 const sec = (ms) => (ms === null || ms === undefined ? "–" : ms === Infinity ? "never" : `${(ms / 1000).toFixed(2)} s`);
 
 for (const s of chosen) {
@@ -43,8 +47,8 @@ for (const s of chosen) {
   if (row.error) console.log(row.error);
 }
 
-const commit = execSync("git rev-parse --short HEAD", { cwd: repo, encoding: "utf8" }).trim();
-const result = {
+const commit = earlier ? earlier.commit : execSync("git rev-parse --short HEAD", { cwd: repo, encoding: "utf8" }).trim();
+const result = earlier || {
   started: started.toISOString(),
   profile: P,
   commit,
@@ -53,9 +57,11 @@ const result = {
 };
 const dir = path.join(repo, "tests/chaos/results");
 mkdirSync(dir, { recursive: true });
-const file = path.join(dir, `${started.toISOString().replace(/[:]/g, "").replace(/\..*/, "")}-${P.name}.json`);
-writeFileSync(file, JSON.stringify(result, null, 1) + "\n");
-console.log(`wrote ${path.relative(repo, file)}`);
+const file = earlier ? path.resolve(fromJson) : path.join(dir, `${started.toISOString().replace(/[:]/g, "").replace(/\..*/, "")}-${P.name}.json`);
+if (!earlier) {
+  writeFileSync(file, JSON.stringify(result, null, 1) + "\n");
+  console.log(`wrote ${path.relative(repo, file)}`);
+}
 
 function cell(s) {
   return String(s).replace(/\|/g, "\\|").replace(/\n/g, " ");
@@ -65,14 +71,14 @@ function table() {
     `Run of ${started.toISOString().slice(0, 16).replace("T", " ")} UTC, commit ${commit}, profile \`${P.name}\`, ${result.machine} ` +
       `(shared with other work); raw figures in \`${path.relative(repo, file)}\`.`,
     "",
-    "| Scenario | Load and fault | Events sent | Lost | First copies lost | False disconnects | Recovery | Peak RSS gwA / gwB | Targets |",
-    "|---|---|--:|--:|--:|--:|--:|--|---|",
+    "| Scenario | Load and fault | Events sent | Lost | First copies lost | False disconnects | Recovery | Peak RSS gwA / gwB | Acks lost | Targets |",
+    "|---|---|--:|--:|--:|--:|--:|--|--:|---|",
   ];
   for (const r of rows) {
     const failed = r.checks.filter((c) => !c.ok);
     const rss = r.rss ? `${r.rss.gwA.peakMb} / ${r.rss.gwB.peakMb} MB` : "–";
     lines.push(`| ${cell(r.title)} | ${cell(r.load || "")} | ${r.sent ?? "–"} | ${r.lost ?? "–"} | ${r.lostFirst ?? "–"} | ` +
-      `${r.falseDisconnects ?? "–"} | ${sec(r.recoveryMs)} | ${rss} | ` +
+      `${r.falseDisconnects ?? "–"} | ${sec(r.recoveryMs)} | ${rss} | ${r.unacked ?? "–"} | ` +
       `${failed.length ? "**missed**: " + cell(failed.map((c) => `${c.target} (${c.detail})`).join("; ")) : "met"} |`);
   }
   lines.push("", "What happened, scenario by scenario:", "");
@@ -80,7 +86,7 @@ function table() {
   return lines.join("\n");
 }
 
-if (!only && !args.includes("--no-doc")) {
+if ((earlier || !only) && !args.includes("--no-doc")) {
   const doc = path.join(repo, "docs/reliability.md");
   const text = readFileSync(doc, "utf8");
   const begin = "<!-- chaos-table:begin -->";

@@ -61,7 +61,7 @@ export const PROFILES = {
     warmup: 600,
     after: 700,
     drain: 5000,
-    nodeTimeout: 1000,
+    nodeTimeout: 2000,
     checkInterval: 100,
     redisDown: 700,
     stopShort: 2000,
@@ -126,7 +126,8 @@ async function loaded(P, { cluster = {}, load: loadOpts = {} } = {}, body) {
     ...fig,
     notes: [...(r.notes || []), ...(fig.notesMore || []),
       ...(r.faultEnd !== undefined && r.faultEnd !== null ? [`events sent before the fault's end all seen ${sec(fig.backlogMs)} after it`] : []),
-      `max event latency ${sec(fig.maxLatencyMs)}; broadcasts received ${(fig.broadcastShare * 100).toFixed(1)} %; ${fig.duplicates} duplicates`],
+      `max event latency ${sec(fig.maxLatencyMs)}; broadcasts received ${(fig.broadcastShare * 100).toFixed(1)} %; ${fig.duplicates} duplicates`,
+      ...(fig.unacked ? [`${fig.unacked} events seen by the worker but never acked to their client`] : [])],
     extra: r.extra || {},
     checks,
   };
@@ -429,7 +430,7 @@ async function fdLimit(P) {
     const hs = await statusOf(gwA.port, "/socket.io/?EIO=4&transport=polling");
     for (const s of socks) s.destroy();
     const after = await until(async () => (await statusOf(gwA.port, "/socket.io/?EIO=4&transport=polling")) === 200, 5000, 100);
-    const lines = gwA.log().split("\n").filter((l) => /connection limit|accept/i.test(l)).length;
+    const lines = gwA.log().split("\n").filter((l) => /connection limit|accept failed|accepting again/i.test(l)).length;
     const limitLine = (gwA.log().match(/max-connections \d+[^\n]*/) || [""])[0];
     return {
       window: [t0, Date.now()],
@@ -441,6 +442,9 @@ async function fdLimit(P) {
         { target: "refused above max-connections (503)", ok: hs === 503, detail: String(hs) },
         { target: "no spin (< 300 ms CPU per s)", ok: cpuMs < 300, detail: `${cpuMs} ms` },
         { target: "served again after the episode", ok: !!after, detail: after ? "200" : "no" },
+        // issue 10: accept errors "logged once per episode" (a start and an end line each for the
+        // connection limit and for accept failures at most)
+        { target: "logged once per episode (≤ 4 lines)", ok: lines <= 4, detail: `${lines} lines about the limit and accept failures` },
       ],
     };
   });

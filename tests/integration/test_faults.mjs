@@ -1,6 +1,6 @@
 // test_faults.mjs: issue 10's fault suite, bounded (the same scenarios as `make chaos`,
 // tests/chaos/scenarios.mjs, profile "bounded": 16 clients on two release gateways, short faults,
-// node-timeout 1 s). Each scenario is one test asserting the issue's targets: 0 events lost (by
+// node-timeout 2 s). Each scenario is one test asserting the issue's targets: 0 events lost (by
 // the cluster: no first copy lost either, except the ones in flight to a gateway killed -9),
 // 0 false disconnects (no client closed and no `node lost` for a live node), recovery within the
 // stated bound, memory bounded while one client abuses a gateway, and what each scenario adds
