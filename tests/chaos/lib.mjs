@@ -234,7 +234,7 @@ export function recorderView(c) {
 // N clients, alternately on gwA and gwB (websocket), each sending `rate` events per second
 // ("n"(client, seq, attempt) with an ack), optionally with a payload of `payload` bytes.
 export class Load {
-  constructor(c, { clients, rate, payload = 0 }) {
+  constructor(c, { clients, rate, payload = 0, oneGateway = false }) {
     this.c = c;
     this.rate = rate;
     this.pad = payload > 0 ? "x".repeat(payload) : null;
@@ -243,7 +243,7 @@ export class Load {
     this.ticks = 0;
     this.tickTimer = null;
     for (let i = 0; i < clients; i++) {
-      this.clients.push({ L: i, gwIndex: i % c.gws.length, socket: null, seq: 0, first: [], acked: [], attempts: [],
+      this.clients.push({ L: i, gwIndex: oneGateway ? 0 : i % c.gws.length, socket: null, seq: 0, first: [], acked: [], attempts: [],
         disconnects: [], connects: [], ticks: 0, timer: null, reconnecting: false });
     }
   }
@@ -343,8 +343,9 @@ export class Load {
 
 // ---------------------------------------------------------------- the figures
 // From the load and the recorder: sent, lost, first copies lost, duplicates, false disconnects,
-// recovery (from faultEnd until every client had an event sent after it acked), backlog (until
-// the worker saw every event sent before faultEnd), max latency.
+// recovery (from faultEnd until the worker had seen, for every client, an event sent after it),
+// backlog (until the worker saw every event sent before faultEnd), unacked (events the worker saw
+// whose ack never reached the client), max latency (send to ack).
 export function figures(c, load, { faultEnd = null, window = null } = {}) {
   const view = recorderView(c);
   let sent = 0;
@@ -370,11 +371,12 @@ export function figures(c, load, { faultEnd = null, window = null } = {}) {
         if (v.copies > 1) dup += v.copies - 1;
         if (faultEnd !== null && cl.first[s] < faultEnd) backlogAt = Math.max(backlogAt, v.t);
       }
-      if (cl.acked[s] === undefined) unacked++;
-      else {
-        if (window === null || (cl.first[s] >= window[0] && cl.first[s] <= window[1]))
-          maxLatency = Math.max(maxLatency, cl.acked[s] - cl.first[s]);
-        if (faultEnd !== null && cl.first[s] >= faultEnd && firstAfter === null) firstAfter = cl.acked[s];
+      // events flow again: the worker saw an event the client sent after the fault's end
+      if (v && faultEnd !== null && cl.first[s] >= faultEnd && firstAfter === null) firstAfter = v.t;
+      if (cl.acked[s] === undefined) {
+        if (v) unacked++;
+      } else if (window === null || (cl.first[s] >= window[0] && cl.first[s] <= window[1])) {
+        maxLatency = Math.max(maxLatency, cl.acked[s] - cl.first[s]);
       }
     }
     if (faultEnd !== null) recoveryAt = Math.max(recoveryAt, firstAfter ?? Infinity);
