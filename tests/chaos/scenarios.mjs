@@ -2,7 +2,6 @@
 // and bounds: PROFILES.full for `make chaos`, PROFILES.bounded for test_faults.mjs). Each returns
 // a row: what was measured (figures() of lib.mjs plus its own numbers), notes in words, and
 // checks (target, ok, detail) that test_faults.mjs asserts and the table reports.
-import { readFileSync } from "node:fs";
 import { io } from "socket.io-client";
 import {
   Load,
@@ -25,9 +24,8 @@ import {
   stuckReader,
   until,
   wsUpgrade,
-  wsText,
 } from "./lib.mjs";
-import { rawWebSocket, within } from "../integration/lib/harness.mjs";
+import { get, rawWebSocket, within } from "../integration/lib/harness.mjs";
 
 export const PROFILES = {
   // make chaos: at size (about 6 minutes on 2 shared cores)
@@ -470,7 +468,7 @@ async function overflowPause(P) {
     const faultEnd = Date.now();
     await redisReady(c);
     const m = await Promise.all(c.gws.map(async (g) => {
-      const body = (await within(3000, import("../integration/lib/harness.mjs").then((h) => h.get(g.port, "/metrics")), "metrics").catch(() => ({ body: "" }))).body;
+      const body = (await within(3000, get(g.port, "/metrics"), "metrics").catch(() => ({ body: "" }))).body;
       const v = /sioc_upstream_overflow_total (\d+)/.exec(body);
       return v ? Number(v[1]) : 0;
     }));
@@ -500,4 +498,3 @@ export const SCENARIOS = [
   { id: "overflow-pause", title: "Redis down until the upstream queue overflows (issue 10 item 4)", run: overflowPause },
 ];
 
-export { wsText };
