@@ -78,7 +78,7 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     worker = sioc.Worker(redis_url=args.redis, key_prefix=args.prefix,
                          namespaces=[n for n in args.namespaces.split(",") if n],
-                         count=256, block_ms=200, claim_idle_ms=5000)
+                         count=256, block_ms=200, name="chaos-recorder")
     build(worker)
     stopped = threading.Event()
 
