@@ -49,6 +49,7 @@
 #define DEFAULT_OUTPUT_HARD (16u << 20)
 #define ACCEPT_BACKOFF_MIN_MS 100u /* after an accept error (EMFILE...), then doubling */
 #define ACCEPT_BACKOFF_MAX_MS 1000u
+#define ACCEPT_QUIET_MS 2000u /* accepts without a failure that end an episode */
 #define WRITE_IOV_MAX 256          /* segments per sendmsg */
 #define INLINE_SEGS 1              /* output segments kept in the connection itself */
 #define SMALL_BYTES 24             /* owned writes this short live inside their segment */
@@ -152,6 +153,7 @@ struct http_server {
     unsigned accept_failures;   /* in this episode */
     unsigned backoff_ms;        /* the next pause */
     uint64_t accept_failed_at;  /* when the episode started (ms, deadline clock) */
+    uint64_t accept_last_failure; /* ms of the latest accept failure */
     struct event *accept_retry; /* re-enables the listener */
     char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
     /* Request parse states (3 KB each) are reused, not allocated per request. */
@@ -880,10 +882,12 @@ static void listener_event(struct http_server *srv, bool trouble, const char *wh
         srv->cfg.on_listener(srv->cfg.ctx, trouble, what);
 }
 
-/* A connection was accepted: an accept-error episode, if any, is over. */
+/* A connection was accepted: an accept-error episode, if any, is over once accepts have gone
+ * ACCEPT_QUIET_MS without failing (at the descriptor limit one accept often succeeds between
+ * two failures: that is still the same episode, logged once). */
 static void accept_recovered(struct http_server *srv)
 {
-    if (!srv->accept_failing)
+    if (!srv->accept_failing || deadline_clock_ms() - srv->accept_last_failure < ACCEPT_QUIET_MS)
         return;
     char what[128];
     snprintf(what, sizeof what, "accepting again after %u failures in %llu ms",
@@ -965,6 +969,7 @@ static void accept_error_cb(struct evconnlistener *listener, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     evconnlistener_disable(listener);
     srv->accept_failures++;
+    srv->accept_last_failure = deadline_clock_ms();
     srv->backoff_ms = srv->backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
                                            : (srv->backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
                                                   ? ACCEPT_BACKOFF_MAX_MS
