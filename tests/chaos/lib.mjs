@@ -16,11 +16,8 @@ import { createClient } from "redis";
 import { Emitter } from "@socket.io/redis-emitter";
 import net from "node:net";
 import crypto from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { spawn } from "node:child_process";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { freePort, get, repo, sleep, startProcess, startServer, within } from "../integration/lib/harness.mjs";
+import { readFileSync } from "node:fs";
+import { get, repo, sleep, startProcess, startRedis, startServer, within } from "../integration/lib/harness.mjs";
 
 export const GATEWAY = process.env.SIOC_GATEWAY_RELEASE || "build/sioc-gateway";
 export const BROKER = process.env.SIOC_BROKER_RELEASE || "build/sioc-broker";
@@ -63,56 +60,6 @@ async function until(fn, ms, step = 50) {
 }
 
 // ---------------------------------------------------------------- the cluster
-// A private redis-server (random port, stopped by pid) with an append-only file: a kill -9 of
-// the process loses nothing Redis acknowledged (what it wrote is in the page cache), so
-// fsync per second is enough here and keeps the worker's round trips short.
-async function startRedisAof() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(tmpdir(), "sioc-chaos-redis-"));
-  let child = null;
-  async function launch() {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-      "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0", "--dir", dir], { stdio: "ignore" });
-    track(child.pid);
-    const deadline = Date.now() + 10000;
-    for (;;) {
-      const ok = await new Promise((resolve) => {
-        const s = net.connect(port, "127.0.0.1");
-        s.on("connect", () => s.write("PING\r\n"));
-        s.on("data", (d) => {
-          s.destroy();
-          resolve(d.toString().startsWith("+PONG"));
-        });
-        s.on("error", () => resolve(false));
-      });
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error("redis-server did not start");
-      await sleep(20);
-    }
-  }
-  async function kill() {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((r) => child.on("exit", r));
-      child.kill("SIGKILL");
-      await within(5000, exited, "redis-server to exit");
-    }
-  }
-  await launch();
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    get pid() {
-      return child ? child.pid : 0;
-    },
-    async stop() {
-      await kill();
-      rmSync(dir, { recursive: true, force: true });
-    },
-    kill,
-    launch,
-  };
-}
-
 // Every process a scenario starts is SIGKILLed when this process exits, whatever happened.
 const children = new Set();
 function track(x) {
@@ -131,7 +78,7 @@ process.on("exit", () => {
 // opts: nodeTimeout, gwArgs (extra), gwPrefix (e.g. prlimit), namespaces
 export async function startCluster(opts = {}) {
   const nt = String(opts.nodeTimeout ?? 6000);
-  const redis = await startRedisAof();
+  const redis = await startRedis({ persist: true, fsync: "everysec", onSpawn: track });
   const brokerArgs = ["--redis", redis.url, "--node-timeout", nt, "--check-interval", String(opts.checkInterval ?? 200),
     "--log-level", "info"];
   const c = {

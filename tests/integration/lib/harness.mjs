@@ -280,17 +280,21 @@ export function freePort() {
 // A private redis-server on a random port, stopped by pid. restart() keeps the port; with
 // {persist: true} it keeps the data too (append-only file, fsync on every write), so a
 // SIGKILL + restart loses nothing Redis acknowledged.
-export async function startRedis({ persist = false } = {}) {
+// persist: an append-only file, fsync "always" (or `fsync`: "everysec" keeps what a kill -9 of
+// the process loses at nothing Redis acknowledged, the page cache holds it); onSpawn(pid) is told
+// every pid (a launch after a kill is a new process).
+export async function startRedis({ persist = false, fsync = "always", onSpawn = null } = {}) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "sioc-redis-"));
   let child = null;
   async function launch() {
     const durability = persist
-      ? ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir]
+      ? ["--appendonly", "yes", "--appendfsync", fsync, "--auto-aof-rewrite-percentage", "0", "--dir", dir]
       : ["--appendonly", "no"];
     child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...durability], {
       stdio: "ignore",
     });
+    if (onSpawn) onSpawn(child.pid);
     const deadline = Date.now() + 5000;
     for (;;) {
       const ok = await new Promise((resolve) => {
