@@ -159,6 +159,13 @@ gateway_args=(--redis "$REDIS_URL" --namespaces "$NAMESPACES" --auth backend
     --static "$DEMO" --client-js "$CLIENT_JS")
 start gw1 "$GATEWAY" "${gateway_args[@]}" --node-id gw1 --listen "$HOST:$GW1_PORT"
 start gw2 "$GATEWAY" "${gateway_args[@]}" --node-id gw2 --listen "$HOST:$GW2_PORT"
+# The demo worker is ready once it holds the lease of the /chat stream (sdk/python leases.py).
+worker_lease="sioc:lease:sioc-chat_worker:sioc:up:/chat:0"
+for _ in $(seq 1 100); do
+    [ "$(timeout 2 redis-cli -u "$REDIS_URL" --no-auth-warning EXISTS "$worker_lease" 2>/dev/null)" = 1 ] && break
+    [ "$stopping" = 1 ] && exit 0
+    sleep 0.1
+done
 wait_http broker "http://127.0.0.1:$BROKER_PORT/readyz"
 wait_http gw1 "http://$probe_host:$GW1_PORT/readyz"
 wait_http gw2 "http://$probe_host:$GW2_PORT/readyz"

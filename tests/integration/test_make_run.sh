@@ -114,9 +114,13 @@ check "make run starts the cluster and says so" $?
 grep -q "demo chat  http://127.0.0.1:$gw1/" "$log" && grep -q "demo chat  http://127.0.0.1:$gw2/" "$log" &&
     grep -q "broker     http://127.0.0.1:$bk/" "$log"
 check "prints each URL and what it is" $?
-grep -q '^\[gw1\] ' "$log" && grep -q '^\[gw2\] ' "$log" && grep -q '^\[broker\] ' "$log" &&
-    grep -q '^\[worker\] ' "$log"
-check "log lines are prefixed with the process name" $?
+prefixed=1
+for _ in $(seq 1 50); do # the prefixers write as the processes log: bounded wait
+    grep -q '^\[gw1\] ' "$log" && grep -q '^\[gw2\] ' "$log" && grep -q '^\[broker\] ' "$log" &&
+        grep -q '^\[worker\] ' "$log" && prefixed=0 && break
+    sleep 0.1
+done
+check "log lines are prefixed with the process name" $prefixed
 [ "$(echo "$started" | wc -w)" -ge 5 ]
 check "make started redis, broker, worker and two gateways ($(echo "$started" | wc -w) processes)" $?
 ok=0
