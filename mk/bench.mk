@@ -3,7 +3,7 @@
 #                     writes tests/bench/results/<date>.json and .md (BENCH_ARGS for options);
 #                     then the worker echo, sioc workers vs Flask-SocketIO (<date>-workers.*)
 #   make bench-smoke  every scenario with tiny sizes, in seconds (also run by make test)
-BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_hist.c tests/bench/lg_proc.c
+BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_cli.c tests/bench/lg_hist.c tests/bench/lg_proc.c
 BENCH_ARGS ?=
 
 all: $(BUILD)/bench/loadgen $(BUILD)/bench/worker

@@ -35,122 +35,8 @@
 #include "common/error.h"
 #include "common/mp.h"
 #include "common/ws.h"
-#include "tests/bench/lg_hist.h"
+#include "tests/bench/lg.h"
 #include "tests/bench/lg_proc.h"
-
-#define LG_MAX_ADDRS 8
-#define LG_MAX_PIDS 8
-#define LG_MAX_STEPS 16
-#define LG_READ_CHUNK 65536
-#define LG_HEAD_MAX 8192
-#define LG_WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="
-/* echo: the sending loop wakes at most this often; above 1/LG_ECHO_WAKE_NS echoes per second,
- * the ones that fell due since the last wake leave together (each stamped when sent) */
-#define LG_ECHO_WAKE_NS 200000u
-
-enum lg_scenario { SC_CONNECT, SC_ECHO, SC_FANOUT };
-enum lg_transport { TR_WS, TR_POLLING, TR_UPGRADE };
-enum lg_conn_kind { CONN_WS, CONN_POLL, CONN_REDIS };
-enum lg_phase { PH_CONNECT, PH_JOIN, PH_RUN, PH_DONE };
-enum lg_client_state { CL_NEW, CL_OPENING, CL_CONNECTED, CL_FAILED };
-
-struct lg_ctx;
-struct lg_client;
-
-struct lg_conn {
-    int fd;
-    enum lg_conn_kind kind;
-    struct lg_client *client; /* NULL for the Redis connection */
-    bool connecting;          /* TCP connect in progress */
-    bool handshaken;          /* ws: 101 received */
-    bool want_out;            /* EPOLLOUT registered */
-    bool busy;                /* polling: a request is outstanding */
-    size_t out_off;
-    struct buf in;  /* HTTP response head (+ polling body) being collected */
-    struct buf out; /* bytes not yet written */
-    struct buf msg; /* ws message reassembly */
-    struct buf ctl; /* ws control frame payload */
-    struct ws_parser wp;
-};
-
-struct lg_client {
-    struct lg_ctx *ctx;
-    unsigned index;
-    unsigned addr;
-    enum lg_transport transport;
-    enum lg_client_state state;
-    bool upgraded; /* the WebSocket carries the session (ws, or upgrade finished) */
-    bool joined;
-    bool is_source;
-    char sid[40];
-    uint64_t next_ack_id;
-    uint64_t received;
-    struct buf poll_queue; /* polling: packets waiting for a POST, joined by 0x1e */
-    struct lg_conn ws;
-    struct lg_conn poll;
-};
-
-struct lg_step {
-    double rate;
-    uint64_t published, expected, delivered, disconnects;
-    double elapsed_s, deliveries_per_s, cpu_us_per_delivery, aux_cpu_us_per_delivery;
-    uint64_t p50, p99, p999, max;
-};
-
-struct lg_ctx {
-    /* options */
-    enum lg_scenario scenario;
-    enum lg_transport transport;
-    struct sockaddr_in addrs[LG_MAX_ADDRS];
-    char hosts[LG_MAX_ADDRS][64];
-    unsigned naddrs;
-    struct sockaddr_in redis_addr;
-    bool redis_source; /* fanout: publish emitter messages to Redis, else a source client */
-    unsigned conns, concurrency;
-    double rate, rate_max, duration, warmup, hold, drain, timeout;
-    size_t payload;
-    char room[64];
-    pid_t pids[LG_MAX_PIDS], aux[LG_MAX_PIDS];
-    unsigned npids, naux;
-    /* state */
-    int ep;
-    uint64_t t0;
-    enum lg_phase phase;
-    struct lg_client *clients; /* conns receivers (+ 1 source client when !redis_source) */
-    unsigned nclients;
-    unsigned opened, connected, failed, joined, disconnects;
-    struct lg_conn redis;
-    uint64_t phase_start;
-    /* connect */
-    int64_t rss0, slab0, cpu_connect0;
-    /* connect: a pause at conns/10 for a second idle memory sample, so fixed costs (code pages
-     * faulted in, first tables) are not spread over the connections: the marginal cost */
-    unsigned warm_at;
-    bool warm_done;
-    uint64_t pause_start;
-    uint64_t paused_ns;
-    int64_t paused_cpu, pause_cpu0;
-    int64_t rss_warm;
-    uint64_t connect_t0, connect_t1;
-    int64_t cpu_connect;
-    bool held;
-    /* echo */
-    uint64_t sent, acked, run_start, measure_start, measure_end;
-    uint64_t next_due; /* when the next echo is due (0: none scheduled) */
-    uint64_t woke_at;  /* rel_ns of the sending loop's last wake */
-    struct lg_hist send_lag; /* actual minus scheduled send time, measured echoes */
-    int64_t cpu0, aux0, cpu1, aux1;
-    /* fanout */
-    struct lg_step steps[LG_MAX_STEPS];
-    unsigned nsteps;
-    uint64_t published, delivered, step_start, publish_end, last_delivery;
-    uint64_t step_delivered0, step_disconnects0;
-    bool publishing;
-    struct lg_hist hist;
-    struct buf scratch;
-    char *pad; /* ctx->payload filler bytes for broadcasts */
-    const char *error;
-};
 
 static uint64_t now_ns(void)
 {
@@ -162,28 +48,6 @@ static uint64_t now_ns(void)
 static uint64_t rel_ns(const struct lg_ctx *ctx)
 {
     return now_ns() - ctx->t0;
-}
-
-static int64_t pids_cpu(const pid_t *pids, unsigned n)
-{
-    int64_t sum = 0;
-    for (unsigned i = 0; i < n; i++) {
-        int64_t v = lg_proc_cpu_us(pids[i]);
-        if (v > 0)
-            sum += v;
-    }
-    return sum;
-}
-
-static int64_t pids_rss(const pid_t *pids, unsigned n)
-{
-    int64_t sum = 0;
-    for (unsigned i = 0; i < n; i++) {
-        int64_t v = lg_proc_rss_bytes(pids[i]);
-        if (v > 0)
-            sum += v;
-    }
-    return sum;
 }
 
 /* ---- connections ---- */
@@ -420,9 +284,7 @@ static void on_sio(struct lg_client *cl, const uint8_t *p, size_t len, uint64_t 
         }
         on_connected(cl);
         return;
-    case '4':
-        client_fail(cl, "CONNECT_ERROR");
-        return;
+    case '4': client_fail(cl, "CONNECT_ERROR"); return;
     case '3': { /* ack: 3<id>[...] */
         const uint8_t *s = p + 1;
         uint64_t id, ts;
@@ -457,8 +319,7 @@ static void on_sio(struct lg_client *cl, const uint8_t *p, size_t len, uint64_t 
             lg_hist_record(&ctx->hist, t - ts);
         return;
     }
-    default:
-        return;
+    default: return;
     }
 }
 
@@ -482,9 +343,7 @@ static void on_eio(struct lg_client *cl, const uint8_t *p, size_t len, uint64_t 
         client_send_cstr(cl, "40");
         return;
     }
-    case '2':
-        client_send_cstr(cl, "3");
-        return;
+    case '2': client_send_cstr(cl, "3"); return;
     case '3':
         if (len == 6 && memcmp(p, "3probe", 6) == 0) {
             /* Upgrade probe answered: finish the upgrade; the session now lives on the WS. */
@@ -496,14 +355,9 @@ static void on_eio(struct lg_client *cl, const uint8_t *p, size_t len, uint64_t 
             on_connected(cl);
         }
         return;
-    case '4':
-        on_sio(cl, p + 1, len - 1, t);
-        return;
-    case '1':
-        client_fail(cl, "server closed the session");
-        return;
-    default:
-        return;
+    case '4': on_sio(cl, p + 1, len - 1, t); return;
+    case '1': client_fail(cl, "server closed the session"); return;
+    default: return;
     }
 }
 
@@ -525,20 +379,15 @@ static void ws_feed(struct lg_client *cl, const uint8_t *p, size_t len, uint64_t
             return;
         }
         switch (ev.type) {
-        case WS_EVENT_TEXT:
-            on_eio(cl, ev.data, ev.len, t);
-            break;
+        case WS_EVENT_TEXT: on_eio(cl, ev.data, ev.len, t); break;
         case WS_EVENT_PING: {
             static const uint8_t mask[4] = {9, 8, 7, 6};
             ws_write_frame_masked(&c->out, WS_OP_PONG, true, ev.data, ev.len, mask);
             conn_flush(cl->ctx, c);
             break;
         }
-        case WS_EVENT_CLOSE:
-            client_fail(cl, "websocket closed");
-            return;
-        default:
-            break;
+        case WS_EVENT_CLOSE: client_fail(cl, "websocket closed"); return;
+        default: break;
         }
     }
 }
@@ -798,8 +647,8 @@ static void publish_one(struct lg_ctx *ctx)
         mp_write_cstr(b, "except");
         mp_write_array(b, 0);
         char chan[128];
-        int cl = snprintf(chan, sizeof chan, "socket.io#/#%s%s", ctx->room,
-                          ctx->room[0] ? "#" : "");
+        int cl =
+            snprintf(chan, sizeof chan, "socket.io#/#%s%s", ctx->room, ctx->room[0] ? "#" : "");
         char cmd[128];
         int n = snprintf(cmd, sizeof cmd, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", cl, chan,
                          b->len);
@@ -841,16 +690,16 @@ static void step_begin(struct lg_ctx *ctx, double rate)
     ctx->step_disconnects0 = ctx->disconnects;
     ctx->last_delivery = ctx->step_start;
     ctx->publishing = true;
-    ctx->cpu0 = pids_cpu(ctx->pids, ctx->npids);
-    ctx->aux0 = pids_cpu(ctx->aux, ctx->naux);
+    ctx->cpu0 = lg_pids_cpu(ctx->pids, ctx->npids);
+    ctx->aux0 = lg_pids_cpu(ctx->aux, ctx->naux);
 }
 
 /* Closes the current step; returns true when the sweep should stop (saturated or done). */
 static bool step_end(struct lg_ctx *ctx, unsigned receivers)
 {
     struct lg_step *s = &ctx->steps[ctx->nsteps++];
-    int64_t cpu = pids_cpu(ctx->pids, ctx->npids) - ctx->cpu0;
-    int64_t aux = pids_cpu(ctx->aux, ctx->naux) - ctx->aux0;
+    int64_t cpu = lg_pids_cpu(ctx->pids, ctx->npids) - ctx->cpu0;
+    int64_t aux = lg_pids_cpu(ctx->aux, ctx->naux) - ctx->aux0;
     s->published = ctx->published;
     s->expected = ctx->published * receivers;
     s->delivered = ctx->delivered - ctx->step_delivered0;
@@ -894,14 +743,14 @@ static void drive(struct lg_ctx *ctx)
                 return;
             if (ctx->pause_start == 0) {
                 ctx->pause_start = t; /* everyone so far is connected: idle for a second */
-                ctx->pause_cpu0 = pids_cpu(ctx->pids, ctx->npids);
+                ctx->pause_cpu0 = lg_pids_cpu(ctx->pids, ctx->npids);
                 return;
             }
             if (t - ctx->pause_start < 1000000000u)
                 return;
-            ctx->rss_warm = pids_rss(ctx->pids, ctx->npids);
+            ctx->rss_warm = lg_pids_rss(ctx->pids, ctx->npids);
             ctx->paused_ns = t - ctx->pause_start;
-            ctx->paused_cpu = pids_cpu(ctx->pids, ctx->npids) - ctx->pause_cpu0;
+            ctx->paused_cpu = lg_pids_cpu(ctx->pids, ctx->npids) - ctx->pause_cpu0;
             ctx->warm_done = true;
             ctx->phase_start = t;
             return;
@@ -910,7 +759,7 @@ static void drive(struct lg_ctx *ctx)
             return;
     }
         ctx->connect_t1 = rel_ns(ctx);
-        ctx->cpu_connect = pids_cpu(ctx->pids, ctx->npids) - ctx->cpu_connect0 - ctx->paused_cpu;
+        ctx->cpu_connect = lg_pids_cpu(ctx->pids, ctx->npids) - ctx->cpu_connect0 - ctx->paused_cpu;
         if (ctx->failed) {
             ctx->phase = PH_DONE;
             return;
@@ -938,10 +787,8 @@ static void drive(struct lg_ctx *ctx)
         ctx->phase_start = ctx->run_start = t;
         fprintf(stderr, "loadgen: %u joined\n", ctx->joined);
         return;
-    case PH_RUN:
-        break;
-    case PH_DONE:
-        return;
+    case PH_RUN: break;
+    case PH_DONE: return;
     }
     double el = (double)(t - ctx->run_start) / 1e9;
     switch (ctx->scenario) {
@@ -976,15 +823,15 @@ static void drive(struct lg_ctx *ctx)
                 t = ts;
             }
             if (ctx->cpu0 == 0 && t >= ctx->measure_start) {
-                ctx->cpu0 = pids_cpu(ctx->pids, ctx->npids);
-                ctx->aux0 = pids_cpu(ctx->aux, ctx->naux);
+                ctx->cpu0 = lg_pids_cpu(ctx->pids, ctx->npids);
+                ctx->aux0 = lg_pids_cpu(ctx->aux, ctx->naux);
             }
             return;
         }
         ctx->next_due = 0;
         if (ctx->cpu1 == 0) {
-            ctx->cpu1 = pids_cpu(ctx->pids, ctx->npids);
-            ctx->aux1 = pids_cpu(ctx->aux, ctx->naux);
+            ctx->cpu1 = lg_pids_cpu(ctx->pids, ctx->npids);
+            ctx->aux1 = lg_pids_cpu(ctx->aux, ctx->naux);
         }
         if (ctx->acked >= ctx->sent || t > ctx->measure_end + (uint64_t)(ctx->drain * 1e9))
             ctx->phase = PH_DONE;
@@ -1023,220 +870,13 @@ static void drive(struct lg_ctx *ctx)
     }
 }
 
-/* ---- output ---- */
-
-static void print_hist(const char *name, const struct lg_hist *h)
-{
-    printf("\"%s\":{\"n\":%" PRIu64 ",\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f}",
-           name, h->count, (double)lg_hist_quantile(h, 0.5) / 1e3,
-           (double)lg_hist_quantile(h, 0.99) / 1e3, (double)lg_hist_quantile(h, 0.999) / 1e3,
-           (double)h->max / 1e3);
-}
-
-static void report(struct lg_ctx *ctx)
-{
-    static const char *const names[] = {"connect", "echo", "fanout"};
-    static const char *const trs[] = {"websocket", "polling", "upgrade"};
-    printf("{\"scenario\":\"%s\",\"transport\":\"%s\",\"conns\":%u,\"connected\":%u,"
-           "\"failed\":%u,\"disconnects\":%u,",
-           names[ctx->scenario], trs[ctx->transport], ctx->conns, ctx->connected, ctx->failed,
-           ctx->disconnects);
-    if (ctx->error)
-        printf("\"error\":\"%s\",", ctx->error);
-    double connect_s = (double)(ctx->connect_t1 - ctx->connect_t0 - ctx->paused_ns) / 1e9;
-    unsigned nc = ctx->connected ? ctx->connected : 1;
-    printf("\"connect_s\":%.3f,\"connects_per_s\":%.1f,\"cpu_us_per_connect\":%.2f",
-           connect_s, connect_s > 0 ? ctx->connected / connect_s : 0,
-           (double)ctx->cpu_connect / nc);
-    if (ctx->scenario == SC_CONNECT) {
-        int64_t rss = pids_rss(ctx->pids, ctx->npids);
-        int64_t slab = lg_proc_slab_bytes();
-        printf(",\"rss_before\":%" PRId64 ",\"rss_after\":%" PRId64 ",\"rss_per_conn\":%.1f,"
-               "\"slab_per_conn\":%.1f,\"total_per_conn\":%.1f",
-               ctx->rss0, rss, (double)(rss - ctx->rss0) / nc, (double)(slab - ctx->slab0) / nc,
-               (double)(rss - ctx->rss0 + slab - ctx->slab0) / nc);
-        if (ctx->warm_at > 0 && ctx->warm_done && ctx->connected > ctx->warm_at)
-            printf(",\"rss_warm\":%" PRId64 ",\"rss_marginal_per_conn\":%.1f", ctx->rss_warm,
-                   (double)(rss - ctx->rss_warm) / (ctx->connected - ctx->warm_at));
-    } else if (ctx->scenario == SC_ECHO) {
-        uint64_t measured = ctx->hist.count ? ctx->hist.count : 1;
-        printf(",\"rate\":%.0f,\"duration_s\":%.1f,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
-               ",\"lost\":%" PRIu64 ",\"cpu_us_per_echo\":%.2f,\"aux_cpu_us_per_echo\":%.2f,",
-               ctx->rate, ctx->duration, ctx->sent, ctx->acked,
-               ctx->sent > ctx->acked ? ctx->sent - ctx->acked : 0,
-               (double)(ctx->cpu1 - ctx->cpu0) / (double)measured,
-               (double)(ctx->aux1 - ctx->aux0) / (double)measured);
-        print_hist("rtt", &ctx->hist);
-        printf(",");
-        print_hist("send_lag", &ctx->send_lag);
-    } else {
-        printf(",\"payload\":%zu,\"room\":\"%s\",\"steps\":[", ctx->payload, ctx->room);
-        for (unsigned i = 0; i < ctx->nsteps; i++) {
-            const struct lg_step *s = &ctx->steps[i];
-            printf("%s{\"rate\":%.0f,\"published\":%" PRIu64 ",\"expected\":%" PRIu64
-                   ",\"delivered\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"disconnects\":%" PRIu64
-                   ",\"elapsed_s\":%.3f,\"deliveries_per_s\":%.0f,\"cpu_us_per_delivery\":%.3f,"
-                   "\"aux_cpu_us_per_delivery\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
-                   "\"p999_us\":%.1f,\"max_us\":%.1f}",
-                   i ? "," : "", s->rate, s->published, s->expected, s->delivered,
-                   s->expected > s->delivered ? s->expected - s->delivered : 0, s->disconnects,
-                   s->elapsed_s, s->deliveries_per_s, s->cpu_us_per_delivery,
-                   s->aux_cpu_us_per_delivery, (double)s->p50 / 1e3, (double)s->p99 / 1e3,
-                   (double)s->p999 / 1e3, (double)s->max / 1e3);
-        }
-        printf("]");
-    }
-    printf("}\n");
-    fflush(stdout);
-}
-
-/* ---- options ---- */
-
-static void usage(void)
-{
-    fputs("usage: loadgen --scenario connect|echo|fanout --url HOST:PORT[,HOST:PORT...]\n"
-          "  [--transport websocket|polling|upgrade] [--conns N] [--concurrency N]\n"
-          "  [--rate R] [--rate-max R] [--duration S] [--warmup S] [--hold S] [--drain S]\n"
-          "  [--payload BYTES] [--room NAME] [--source redis:HOST:PORT|client]\n"
-          "  [--server-pid PID[,PID]] [--aux-pid PID[,PID]] [--timeout S]\n"
-          "connect: open and hold N clients (memory, CPU per connect, connects/s)\n"
-          "echo:    emit \"ack\" with an ack at R/s in total for S seconds (RTT)\n"
-          "fanout:  N receivers, broadcasts of BYTES at R/s doubling up to --rate-max\n",
-          stderr);
-}
-
-static bool parse_addr(const char *s, struct sockaddr_in *sa, char host[64])
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon - s >= 63)
-        return false;
-    char ip[64];
-    memcpy(ip, s, (size_t)(colon - s));
-    ip[colon - s] = '\0';
-    if (strcmp(ip, "localhost") == 0)
-        strcpy(ip, "127.0.0.1");
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, ip, &sa->sin_addr) != 1)
-        return false;
-    snprintf(host, 64, "%s", s);
-    return true;
-}
-
-static unsigned parse_pids(const char *s, pid_t *out)
-{
-    unsigned n = 0;
-    while (*s && n < LG_MAX_PIDS) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s)
-            break;
-        out[n++] = (pid_t)v;
-        s = *end == ',' ? end + 1 : end;
-    }
-    return n;
-}
-
-static bool parse_args(struct lg_ctx *ctx, int argc, char **argv)
-{
-    ctx->conns = 100;
-    ctx->concurrency = 200;
-    ctx->rate = 100;
-    ctx->rate_max = 0;
-    ctx->duration = 5;
-    ctx->warmup = 1;
-    ctx->hold = 2;
-    ctx->drain = 3;
-    ctx->timeout = 60;
-    ctx->payload = 64;
-    ctx->redis_source = false;
-    for (int i = 1; i < argc; i++) {
-        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v || strncmp(k, "--", 2) != 0)
-            return false;
-        i++;
-        k += 2;
-        if (strcmp(k, "scenario") == 0) {
-            if (strcmp(v, "connect") == 0)
-                ctx->scenario = SC_CONNECT;
-            else if (strcmp(v, "echo") == 0)
-                ctx->scenario = SC_ECHO;
-            else if (strcmp(v, "fanout") == 0)
-                ctx->scenario = SC_FANOUT;
-            else
-                return false;
-        } else if (strcmp(k, "transport") == 0) {
-            if (strcmp(v, "websocket") == 0)
-                ctx->transport = TR_WS;
-            else if (strcmp(v, "polling") == 0)
-                ctx->transport = TR_POLLING;
-            else if (strcmp(v, "upgrade") == 0)
-                ctx->transport = TR_UPGRADE;
-            else
-                return false;
-        } else if (strcmp(k, "url") == 0) {
-            char tmp[512];
-            snprintf(tmp, sizeof tmp, "%s", v);
-            for (char *save = NULL, *tok = strtok_r(tmp, ",", &save); tok;
-                 tok = strtok_r(NULL, ",", &save)) {
-                if (ctx->naddrs == LG_MAX_ADDRS ||
-                    !parse_addr(tok, &ctx->addrs[ctx->naddrs], ctx->hosts[ctx->naddrs]))
-                    return false;
-                ctx->naddrs++;
-            }
-        } else if (strcmp(k, "source") == 0) {
-            if (strncmp(v, "redis:", 6) == 0) {
-                char host[64];
-                if (!parse_addr(v + 6, &ctx->redis_addr, host))
-                    return false;
-                ctx->redis_source = true;
-            } else if (strcmp(v, "client") != 0) {
-                return false;
-            }
-        } else if (strcmp(k, "conns") == 0) {
-            ctx->conns = (unsigned)atoi(v);
-        } else if (strcmp(k, "concurrency") == 0) {
-            ctx->concurrency = (unsigned)atoi(v);
-        } else if (strcmp(k, "rate") == 0) {
-            ctx->rate = atof(v);
-        } else if (strcmp(k, "rate-max") == 0) {
-            ctx->rate_max = atof(v);
-        } else if (strcmp(k, "duration") == 0) {
-            ctx->duration = atof(v);
-        } else if (strcmp(k, "warmup") == 0) {
-            ctx->warmup = atof(v);
-        } else if (strcmp(k, "hold") == 0) {
-            ctx->hold = atof(v);
-        } else if (strcmp(k, "drain") == 0) {
-            ctx->drain = atof(v);
-        } else if (strcmp(k, "timeout") == 0) {
-            ctx->timeout = atof(v);
-        } else if (strcmp(k, "payload") == 0) {
-            ctx->payload = (size_t)atol(v);
-        } else if (strcmp(k, "room") == 0) {
-            snprintf(ctx->room, sizeof ctx->room, "%s", v);
-        } else if (strcmp(k, "server-pid") == 0) {
-            ctx->npids = parse_pids(v, ctx->pids);
-        } else if (strcmp(k, "aux-pid") == 0) {
-            ctx->naux = parse_pids(v, ctx->aux);
-        } else {
-            return false;
-        }
-    }
-    if (ctx->rate_max < ctx->rate)
-        ctx->rate_max = ctx->rate;
-    return ctx->naddrs > 0 && ctx->conns > 0 && ctx->concurrency > 0;
-}
-
 int main(int argc, char **argv)
 {
     struct lg_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx)
         return 1;
-    if (!parse_args(ctx, argc, argv)) {
-        usage();
+    if (!lg_parse_args(ctx, argc, argv)) {
+        lg_usage();
         return 2;
     }
     /* Thousands of sockets: take the hard limit of open files (20,000 on the bench machine). */
@@ -1246,8 +886,9 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)ctx->conns + 64) {
-        fprintf(stderr, "loadgen: %u connections need more than the %llu open files allowed; "
-                        "run several loadgen processes\n",
+        fprintf(stderr,
+                "loadgen: %u connections need more than the %llu open files allowed; "
+                "run several loadgen processes\n",
                 ctx->conns, (unsigned long long)rl.rlim_cur);
         return 2;
     }
@@ -1280,11 +921,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: cannot connect to redis\n");
         return 1;
     }
-    ctx->rss0 = pids_rss(ctx->pids, ctx->npids);
+    ctx->rss0 = lg_pids_rss(ctx->pids, ctx->npids);
     ctx->slab0 = lg_proc_slab_bytes();
     ctx->warm_at = ctx->scenario == SC_CONNECT && ctx->conns >= 1000 ? ctx->conns / 10 : 0;
     ctx->warm_done = ctx->warm_at == 0;
-    ctx->cpu_connect0 = pids_cpu(ctx->pids, ctx->npids);
+    ctx->cpu_connect0 = lg_pids_cpu(ctx->pids, ctx->npids);
     ctx->connect_t0 = rel_ns(ctx);
     ctx->phase = PH_CONNECT;
     uint8_t *rbuf = malloc(LG_READ_CHUNK);
@@ -1317,7 +958,7 @@ int main(int argc, char **argv)
             on_conn_event(ctx, events[i].data.ptr, events[i].events, rbuf);
         drive(ctx);
     }
-    report(ctx);
+    lg_report(ctx);
     free(rbuf);
     return ctx->failed || (ctx->error && ctx->connected == 0) ? 1 : 0;
 }

@@ -259,16 +259,16 @@ class FlaskApi(RedisCase):
         times = {}
         a.on("progress", lambda msg: times.setdefault(msg, time.monotonic()))
         done = threading.Event()
-        start = time.monotonic()
         a.emit("slow", "L", callback=lambda label: (times.setdefault("ack", time.monotonic()),
                                                      done.set()))
         self.assertTrue(self.wait_for(lambda: "start to process..." in times, 3))
-        t0 = time.monotonic()
         self.assertEqual(b.call("fast", timeout=5), "fast")
-        fast_ms = (time.monotonic() - t0) * 1000
+        fast_done = time.monotonic()
         self.assertTrue(done.wait(5))
-        self.assertLess(fast_ms, 100, "another client's ack waited for the slow handler")
-        self.assertLess(times["start to process..."] - start, 0.5)  # not held until the end
+        # another client's ack did not wait for the slow handler (a bound on the time instead
+        # would fail on a loaded machine)
+        self.assertLess(fast_done, times["processed"], "the fast ack waited for the slow handler")
+        # the first emit was sent at once, not held until the handler ended
         self.assertGreater(times["processed"] - times["start to process..."], 0.9)
         self.assertGreaterEqual(times["ack"], times["processed"])
 
