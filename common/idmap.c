@@ -1,58 +1,17 @@
-/* idmap.c: chained intrusive hash table of 20-character ids (see idmap.h). */
+/* idmap.c: 20-character ids on the hashtab core (see idmap.h). */
 #include "common/idmap.h"
 
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "common/error.h"
-
-static uint64_t hash_id(uint64_t seed, const char *id)
-{
-    uint64_t h = 14695981039346656037ull ^ seed;
-    for (size_t i = 0; i < IDMAP_ID_LEN; i++) {
-        h ^= (uint8_t)id[i];
-        h *= 1099511628211ull;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
-}
 
 int idmap_init(struct idmap *m, uint64_t seed)
 {
-    m->bucket_count = 64;
-    m->count = 0;
-    m->seed = seed;
-    m->buckets = calloc(m->bucket_count, sizeof *m->buckets);
-    return m->buckets != NULL ? SIOC_OK : SIOC_ENOMEM;
+    return hashtab_init(&m->table, 64, seed);
 }
 
 void idmap_deinit(struct idmap *m)
 {
-    free(m->buckets);
-    m->buckets = NULL;
-    m->bucket_count = m->count = 0;
-}
-
-static void grow(struct idmap *m)
-{
-    size_t count = m->bucket_count * 2;
-    struct idmap_node **buckets = calloc(count, sizeof *buckets);
-    if (buckets == NULL)
-        return;
-    for (size_t i = 0; i < m->bucket_count; i++) {
-        struct idmap_node *n = m->buckets[i];
-        while (n != NULL) {
-            struct idmap_node *next = n->next;
-            n->next = buckets[n->hash & (count - 1)];
-            buckets[n->hash & (count - 1)] = n;
-            n = next;
-        }
-    }
-    free(m->buckets);
-    m->buckets = buckets;
-    m->bucket_count = count;
+    hashtab_deinit(&m->table);
 }
 
 void idmap_insert(struct idmap *m, struct idmap_node *node, const char *id)
@@ -60,21 +19,18 @@ void idmap_insert(struct idmap *m, struct idmap_node *node, const char *id)
     assert(idmap_find(m, id, IDMAP_ID_LEN) == NULL);
     memcpy(node->id, id, IDMAP_ID_LEN);
     node->id[IDMAP_ID_LEN] = '\0';
-    node->hash = hash_id(m->seed, id);
-    struct idmap_node **b = &m->buckets[node->hash & (m->bucket_count - 1)];
-    node->next = *b;
-    *b = node;
-    if (++m->count > m->bucket_count)
-        grow(m);
+    node->link.hash = hashtab_hash(&m->table, id, IDMAP_ID_LEN);
+    hashtab_insert(&m->table, &node->link);
 }
 
 struct idmap_node *idmap_find(const struct idmap *m, const char *id, size_t len)
 {
     if (len != IDMAP_ID_LEN)
         return NULL;
-    uint64_t h = hash_id(m->seed, id);
-    for (struct idmap_node *n = m->buckets[h & (m->bucket_count - 1)]; n != NULL; n = n->next) {
-        if (n->hash == h && memcmp(n->id, id, IDMAP_ID_LEN) == 0)
+    uint64_t h = hashtab_hash(&m->table, id, IDMAP_ID_LEN);
+    for (struct hashtab_link *l = hashtab_chain(&m->table, h); l != NULL; l = l->next) {
+        struct idmap_node *n = (struct idmap_node *)l; /* link is the first member */
+        if (l->hash == h && memcmp(n->id, id, IDMAP_ID_LEN) == 0)
             return n;
     }
     return NULL;
@@ -82,9 +38,5 @@ struct idmap_node *idmap_find(const struct idmap *m, const char *id, size_t len)
 
 void idmap_remove(struct idmap *m, struct idmap_node *node)
 {
-    struct idmap_node **pp = &m->buckets[node->hash & (m->bucket_count - 1)];
-    while (*pp != node)
-        pp = &(*pp)->next;
-    *pp = node->next;
-    m->count--;
+    hashtab_remove(&m->table, &node->link);
 }

@@ -1,26 +1,24 @@
 /* idmap.h: an intrusive hash table from 20-character ids (Engine.IO session ids and Socket.IO
- * socket ids, PROTOCOL.md 1.3 / 2.6) to the structs that embed a struct idmap_node. No
- * allocation per entry; the table doubles as it fills. Ids are hashed with a caller-given seed,
- * since clients choose which ids they send. */
+ * socket ids, PROTOCOL.md 1.3 / 2.6) to the structs that embed a struct idmap_node, on the
+ * hashtab.h core. No allocation per entry; the table doubles as it fills. Ids are hashed with a
+ * caller-given seed, since clients choose which ids they send. */
 #ifndef SIOC_IDMAP_H
 #define SIOC_IDMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hashtab.h"
+
 #define IDMAP_ID_LEN 20
 
 struct idmap_node {
-    struct idmap_node *next;
-    uint64_t hash;
+    struct hashtab_link link;
     char id[IDMAP_ID_LEN + 1]; /* NUL-terminated, so owners print it instead of keeping a copy */
 };
 
 struct idmap {
-    struct idmap_node **buckets;
-    size_t bucket_count; /* a power of two */
-    size_t count;
-    uint64_t seed;
+    struct hashtab table;
 };
 
 /* Returns SIOC_OK or SIOC_ENOMEM. */

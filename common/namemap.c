@@ -1,59 +1,17 @@
-/* namemap.c: chained intrusive hash table of byte-string names (see namemap.h). */
+/* namemap.c: byte-string names on the hashtab core (see namemap.h). */
 #include "common/namemap.h"
 
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
-
-#include "common/error.h"
-
-static uint64_t hash_name(uint64_t seed, const uint8_t *p, size_t len)
-{
-    uint64_t h = 14695981039346656037ull ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    h ^= len;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    return h ^ (h >> 33);
-}
 
 int namemap_init(struct namemap *m, uint64_t seed)
 {
-    m->bucket_count = 16;
-    m->count = 0;
-    m->seed = seed;
-    m->buckets = calloc(m->bucket_count, sizeof *m->buckets);
-    return m->buckets != NULL ? SIOC_OK : SIOC_ENOMEM;
+    return hashtab_init(&m->table, 16, seed);
 }
 
 void namemap_deinit(struct namemap *m)
 {
-    free(m->buckets);
-    m->buckets = NULL;
-    m->bucket_count = m->count = 0;
-}
-
-static void grow(struct namemap *m)
-{
-    size_t count = m->bucket_count * 2;
-    struct namemap_node **buckets = calloc(count, sizeof *buckets);
-    if (buckets == NULL)
-        return;
-    for (size_t i = 0; i < m->bucket_count; i++) {
-        struct namemap_node *n = m->buckets[i];
-        while (n != NULL) {
-            struct namemap_node *next = n->next;
-            n->next = buckets[n->hash & (count - 1)];
-            buckets[n->hash & (count - 1)] = n;
-            n = next;
-        }
-    }
-    free(m->buckets);
-    m->buckets = buckets;
-    m->bucket_count = count;
+    hashtab_deinit(&m->table);
 }
 
 void namemap_insert(struct namemap *m, struct namemap_node *node, const void *name, size_t len)
@@ -61,19 +19,16 @@ void namemap_insert(struct namemap *m, struct namemap_node *node, const void *na
     assert(namemap_find(m, name, len) == NULL);
     node->name = name;
     node->len = len;
-    node->hash = hash_name(m->seed, name, len);
-    struct namemap_node **b = &m->buckets[node->hash & (m->bucket_count - 1)];
-    node->next = *b;
-    *b = node;
-    if (++m->count > m->bucket_count)
-        grow(m);
+    node->link.hash = hashtab_hash(&m->table, name, len);
+    hashtab_insert(&m->table, &node->link);
 }
 
 struct namemap_node *namemap_find(const struct namemap *m, const void *name, size_t len)
 {
-    uint64_t h = hash_name(m->seed, name, len);
-    for (struct namemap_node *n = m->buckets[h & (m->bucket_count - 1)]; n != NULL; n = n->next) {
-        if (n->hash == h && n->len == len && (len == 0 || memcmp(n->name, name, len) == 0))
+    uint64_t h = hashtab_hash(&m->table, name, len);
+    for (struct hashtab_link *l = hashtab_chain(&m->table, h); l != NULL; l = l->next) {
+        struct namemap_node *n = (struct namemap_node *)l; /* link is the first member */
+        if (l->hash == h && n->len == len && (len == 0 || memcmp(n->name, name, len) == 0))
             return n;
     }
     return NULL;
@@ -81,13 +36,5 @@ struct namemap_node *namemap_find(const struct namemap *m, const void *name, siz
 
 void namemap_remove(struct namemap *m, struct namemap_node *node)
 {
-    struct namemap_node **pp = &m->buckets[node->hash & (m->bucket_count - 1)];
-    while (*pp != NULL && *pp != node)
-        pp = &(*pp)->next;
-    assert(*pp == node);
-    if (*pp == node) {
-        *pp = node->next;
-        m->count--;
-    }
-    node->next = NULL;
+    hashtab_remove(&m->table, &node->link);
 }

@@ -1,25 +1,23 @@
 /* namemap.h: an intrusive hash table from byte-string names (Socket.IO namespaces, PROTOCOL.md
- * §2) to the structs that embed a struct namemap_node. Like idmap.h, but the name has any length
- * and stays in the owner's memory (the node points at it). No allocation per entry; the table
- * doubles as it fills. Names are hashed with a caller-given seed, since clients choose them. */
+ * §2) to the structs that embed a struct namemap_node, on the hashtab.h core. Like idmap.h, but
+ * the name has any length and stays in the owner's memory (the node points at it). No
+ * allocation per entry; the table doubles as it fills. Names are hashed with a caller-given seed, since clients choose them. */
 #ifndef SIOC_NAMEMAP_H
 #define SIOC_NAMEMAP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/hashtab.h"
+
 struct namemap_node {
-    struct namemap_node *next;
-    uint64_t hash;
+    struct hashtab_link link;
     const uint8_t *name; /* the owner's bytes: valid while the node is in a table */
     size_t len;
 };
 
 struct namemap {
-    struct namemap_node **buckets;
-    size_t bucket_count; /* a power of two */
-    size_t count;
-    uint64_t seed;
+    struct hashtab table;
 };
 
 /* Returns SIOC_OK or SIOC_ENOMEM. */

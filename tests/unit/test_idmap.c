@@ -27,7 +27,7 @@ static void test_insert_find_remove(void)
         entries[i].value = i;
         idmap_insert(&m, &entries[i].node, id);
     }
-    CHECK(m.count == N && m.bucket_count >= N);
+    CHECK(m.table.count == N && m.table.bucket_count >= N);
     for (int i = 0; i < N; i++) {
         make_id(i, id);
         struct idmap_node *n = idmap_find(&m, id, IDMAP_ID_LEN);
@@ -40,7 +40,7 @@ static void test_insert_find_remove(void)
         make_id(i, id);
         CHECK((idmap_find(&m, id, IDMAP_ID_LEN) != NULL) == (i % 2 == 1));
     }
-    CHECK(m.count == N / 2);
+    CHECK(m.table.count == N / 2);
     idmap_deinit(&m);
 }
 

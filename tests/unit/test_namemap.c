@@ -23,7 +23,7 @@ static void test_insert_find_remove(void)
             entries[i].name[1] = '\0';
         namemap_insert(&m, &entries[i].node, entries[i].name, entries[i].len);
     }
-    CHECK(m.count == N && m.bucket_count >= N);
+    CHECK(m.table.count == N && m.table.bucket_count >= N);
     for (int i = 0; i < N; i++) {
         struct namemap_node *n = namemap_find(&m, entries[i].name, entries[i].len);
         CHECK(n == &entries[i].node);
@@ -33,7 +33,7 @@ static void test_insert_find_remove(void)
     CHECK(namemap_find(&m, "/n1\0", 4) == NULL); /* so is a longer one */
     for (int i = 0; i < N; i += 2)
         namemap_remove(&m, &entries[i].node);
-    CHECK(m.count == N / 2);
+    CHECK(m.table.count == N / 2);
     for (int i = 0; i < N; i++) {
         struct namemap_node *n = namemap_find(&m, entries[i].name, entries[i].len);
         CHECK(i % 2 == 0 ? n == NULL : n == &entries[i].node);
