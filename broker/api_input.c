@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/hex.h"
 #include "common/json.h"
 #include "common/mp.h"
 
@@ -282,17 +283,6 @@ void api_selector_deinit(struct api_selector *sel)
     buf_deinit(&sel->names);
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *api_percent_decode(const uint8_t *p, size_t len, bool plus_is_space, size_t *out_len)
 {
     char *out = malloc(len + 1);
@@ -302,8 +292,8 @@ char *api_percent_decode(const uint8_t *p, size_t len, bool plus_is_space, size_
     for (size_t i = 0; i < len; i++) {
         uint8_t c = p[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(p[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(p[i + 2]) : -1;
+            int hi = i + 2 < len ? hex_digit_value(p[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_digit_value(p[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
                 free(out);
                 return NULL;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/hex.h"
 
 /* Character classes: CLASS_TOKEN = tchar (RFC 9110 5.6.2); CLASS_VCHAR = VCHAR / obs-text
  * (RFC 9110 5.5 field-vchar; also what we accept in a request-target). */
@@ -59,16 +60,6 @@ static bool equals_nocase(struct slice s, const char *lit, size_t lit_len)
         if (lower(s.p[i]) != lower((uint8_t)lit[i]))
             return false;
     return true;
-}
-
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
 }
 
 /* ================================ request head ================================ */
@@ -525,12 +516,12 @@ int http_body_decode(struct http_body *b, const uint8_t *p, size_t len, struct s
         case B_SIZE_START:
             b->line_len = 0;
             b->remaining = 0;
-            if (hex_value(c) < 0)
+            if (hex_digit_value(c) < 0)
                 return body_fail(b, SIOC_EPROTO, pos, consumed);
             b->state = B_SIZE;
             continue;
         case B_SIZE:
-            digit = hex_value(c);
+            digit = hex_digit_value(c);
             if (digit >= 0) {
                 if (b->remaining > (UINT64_MAX >> 4))
                     return body_fail(b, SIOC_EPROTO, pos, consumed);
@@ -645,7 +636,7 @@ static uint8_t decode_byte(struct slice in, size_t *i, bool plus_is_space)
     if (c == '+' && plus_is_space)
         return ' ';
     if (c == '%' && *i + 1 < in.len) {
-        int hi = hex_value(in.p[*i]), lo = hex_value(in.p[*i + 1]);
+        int hi = hex_digit_value(in.p[*i]), lo = hex_digit_value(in.p[*i + 1]);
         if (hi >= 0 && lo >= 0) {
             *i += 2;
             return (uint8_t)(hi << 4 | lo);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/hex.h"
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -119,14 +120,6 @@ static size_t skip_ws(const uint8_t *p, size_t len, size_t i)
     return i;
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Reads "\uXXXX" at p[i..len): the unit, or -1. */
 static long unicode_escape(const uint8_t *p, size_t len, size_t i)
 {
@@ -134,7 +127,7 @@ static long unicode_escape(const uint8_t *p, size_t len, size_t i)
         return -1;
     long v = 0;
     for (size_t k = 2; k < 6; k++) {
-        int h = hex_value(p[i + k]);
+        int h = hex_digit_value(p[i + k]);
         if (h < 0)
             return -1;
         v = v << 4 | h;

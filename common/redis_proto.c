@@ -5,19 +5,9 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/hex.h"
 
 /* ---- URL ---- */
-
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
 
 /* Appends s[0..n) to out->storage at *used, %-decoding if asked; returns the copy or NULL. */
 static const char *url_store(struct redis_url *out, size_t *used, const char *s, size_t n,
@@ -28,8 +18,8 @@ static const char *url_store(struct redis_url *out, size_t *used, const char *s,
     for (size_t i = 0; i < n; i++) {
         char ch = s[i];
         if (decode && ch == '%') {
-            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_value(s[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_digit_value((uint8_t)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit_value((uint8_t)s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
                 return NULL;
             ch = (char)(hi * 16 + lo);
