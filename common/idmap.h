@@ -26,7 +26,8 @@ int idmap_init(struct idmap *m, uint64_t seed);
 /* Frees the table (not the entries). */
 void idmap_deinit(struct idmap *m);
 /* Inserts `node` under id[0..IDMAP_ID_LEN) (copied into the node, NUL-terminated). The id
- * must not be present (asserted). Never fails: when growing the table fails, chains just get longer. */
+ * must not be present (asserted). Never fails: when growing the table fails, chains just get
+ * longer. */
 void idmap_insert(struct idmap *m, struct idmap_node *node, const char *id);
 /* The node with this id, or NULL. `len` other than IDMAP_ID_LEN never matches. */
 struct idmap_node *idmap_find(const struct idmap *m, const char *id, size_t len);
