@@ -107,7 +107,8 @@ struct bridge_config {
                                struct slice payload);
     void *foreign_ctx;
     /* The broker asked this node for a registry snapshot ({"t":"snapshot"} on P:node:<node>,
-     * its anti-entropy request), with `ctx`. NULL = ignored. */
+     * its anti-entropy request); called with this config's `ctx` (the one `on_pause` gets),
+     * not with `foreign_ctx`. NULL = ignored. */
     void (*on_snapshot_request)(void *ctx);
 };
 
