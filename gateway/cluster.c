@@ -100,13 +100,6 @@ static struct cluster_nsp *nsp_add(struct cluster *c, const char *name, size_t l
     return n;
 }
 
-struct cluster_nsp *cluster_nsp_find(const struct cluster *c, const char *name, size_t len)
-{
-    struct namemap_node *node = namemap_find(&c->nsp_map, name, len);
-    return node != NULL ? (struct cluster_nsp *)(void *)node : NULL;
-}
-
-
 const char *cluster_uid(const struct cluster *c, const char *nsp)
 {
     const struct cluster_nsp *n = cluster_nsp_find(c, nsp, strlen(nsp));
@@ -161,22 +154,6 @@ void cluster_nsp_close(struct cluster *c, const char *name, size_t len)
         }
     }
     nsp_free(n);
-}
-
-/* ---- publishing (PROTOCOL.md 3.7: one connection for every message of a namespace) ---- */
-
-void cluster_publish(struct cluster *c, struct slice channel, struct slice payload)
-{
-    const char *argv[] = {"PUBLISH", (const char *)channel.p, (const char *)payload.p};
-    size_t lens[] = {7, channel.len, payload.len};
-    int rc = redis_link_command_argv(c->pub, 3, argv, lens, 0, NULL, NULL);
-    if (rc != SIOC_OK) {
-        (*c->publish_failed)++;
-        log_write(c->log, LOG_LEVEL_WARN, "cluster.publish_failed", "channel=%.*s: %s",
-                  (int)channel.len, channel.p, sioc_strerror(rc));
-        return;
-    }
-    (*c->responses)++;
 }
 
 static void pub_event_cb(void *ctx, enum redis_link_event ev, const char *detail)

@@ -91,13 +91,15 @@ struct cluster {
     int64_t *acks_pending;
 };
 
-/* cluster.c */
-struct cluster_nsp *cluster_nsp_find(const struct cluster *c, const char *name, size_t len);
-/* PUBLISH channel payload on the cluster's connection (queued while Redis is away); a refusal
- * is counted and logged. Slices are copied. */
-void cluster_publish(struct cluster *c, struct slice channel, struct slice payload);
+/* The namespace named name[0..len) that the cluster follows, or NULL. */
+static inline struct cluster_nsp *cluster_nsp_find(const struct cluster *c, const char *name,
+                                                   size_t len)
+{
+    struct namemap_node *node = namemap_find(&c->nsp_map, name, len);
+    return node != NULL ? (struct cluster_nsp *)(void *)node : NULL; /* by_name is first */
+}
 
-/* cluster_requests.c */
+/* cluster_requests.c (cluster.c calls it; it never calls cluster.c) */
 /* A message on n's request channel. */
 void cluster_on_request(struct cluster *c, struct cluster_nsp *n, struct slice payload);
 /* Frees every pending ack broadcast (cluster_free). */

@@ -12,6 +12,7 @@
 #include "common/error.h"
 #include "common/mp.h"
 #include "common/net/log.h"
+#include "common/net/redis_link.h"
 #include "gateway/cluster_internal.h"
 
 static const uint8_t empty_map[] = {0x80};
@@ -28,6 +29,23 @@ static struct slice nsp_slice(const struct cluster_nsp *n)
 }
 
 /* Encodes `res` and publishes it where the requester listens (3.8). */
+/* PUBLISH channel payload on the cluster's one connection (PROTOCOL.md 3.7; queued while Redis
+ * is away); a refusal is counted and logged. Slices are copied. */
+
+static void publish_response(struct cluster *c, struct slice channel, struct slice payload)
+{
+    const char *argv[] = {"PUBLISH", (const char *)channel.p, (const char *)payload.p};
+    size_t lens[] = {7, channel.len, payload.len};
+    int rc = redis_link_command_argv(c->pub, 3, argv, lens, 0, NULL, NULL);
+    if (rc != SIOC_OK) {
+        (*c->publish_failed)++;
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.publish_failed", "channel=%.*s: %s",
+                  (int)channel.len, channel.p, sioc_strerror(rc));
+        return;
+    }
+    (*c->responses)++;
+}
+
 static void respond(struct cluster *c, const struct cluster_nsp *n, int request_type,
                     struct slice requester_uid, const struct adapter_response *res)
 {
@@ -46,8 +64,8 @@ static void respond(struct cluster *c, const struct cluster_nsp *n, int request_
         (*c->publish_failed)++;
         return;
     }
-    cluster_publish(c, (struct slice){c->channel.data, c->channel.len},
-                    (struct slice){c->out.data, c->out.len});
+    publish_response(c, (struct slice){c->channel.data, c->channel.len},
+                     (struct slice){c->out.data, c->out.len});
 }
 
 static struct slice request_uid(const struct adapter_request *req)
