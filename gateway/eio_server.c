@@ -20,7 +20,7 @@
 #include "common/ws.h"
 #include "gateway/random_pool.h"
 
-#define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
+#define DEFAULT_POLL_LINGER_MS 30000 /* a closed polling session waits this long for its last GET */
 #define POLL_COPY_MAX (64 * 1024) /* polling bodies up to this are built in one block */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define DEFAULT_HEARTBEAT_HOLD_MAX_MS 60000
@@ -493,8 +493,11 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
     *s->srv->cfg.bytes_out += f->len;
     if (s->websocket && s->ws != NULL) {
         ws_send(s->ws, f);
-        if (http_conn_output_pending(s->ws->conn) > s->srv->cfg.out_hard_limit)
+        size_t pending = http_conn_output_pending(s->ws->conn);
+        if (pending > s->srv->cfg.out_hard_limit) {
+            log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id, pending);
             session_abort(s, "slow consumer", NULL);
+        }
         return;
     }
     if (s->queue_len == s->queue_cap) {
@@ -510,6 +513,7 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
     s->queue[s->queue_len++] = gw_frame_ref(f);
     s->queue_bytes += f->len;
     if (s->queue_bytes > s->srv->cfg.out_hard_limit && s->state == SESSION_OPEN) {
+        log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id, s->queue_bytes);
         session_abort(s, "slow consumer", NULL);
         return;
     }
@@ -1088,6 +1092,8 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
         srv->cfg.ping_timeout_ms = 20000;
     if (srv->cfg.upgrade_timeout_ms == 0)
         srv->cfg.upgrade_timeout_ms = 10000;
+    if (srv->cfg.poll_linger_ms == 0)
+        srv->cfg.poll_linger_ms = DEFAULT_POLL_LINGER_MS;
     if (srv->cfg.max_payload == 0)
         srv->cfg.max_payload = 1000000;
     if (srv->cfg.out_hard_limit == 0)
@@ -1112,7 +1118,7 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     deadline_list_init(&srv->ping_wait, srv->cfg.ping_interval_ms);
     deadline_list_init(&srv->pong_wait, srv->cfg.ping_timeout_ms);
     deadline_list_init(&srv->upgrade_wait, srv->cfg.upgrade_timeout_ms);
-    deadline_list_init(&srv->linger_wait, POLL_LINGER_MS);
+    deadline_list_init(&srv->linger_wait, srv->cfg.poll_linger_ms);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->reap_event = event_new(base, -1, 0, reap_cb, srv);
     if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->noop == NULL ||

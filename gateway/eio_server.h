@@ -22,6 +22,7 @@ struct eio_server_config {
     unsigned ping_interval_ms;    /* default 25000 */
     unsigned ping_timeout_ms;     /* default 20000 */
     unsigned upgrade_timeout_ms;  /* default 10000 */
+    unsigned poll_linger_ms;      /* sid kept for a closed session's GET; default 30000 */
     size_t max_payload;           /* maxHttpBufferSize: POST bodies and WebSocket messages */
     bool polling;                 /* enabled transports */
     bool websocket;

@@ -1,6 +1,7 @@
 /* main_eio_echo.c: sioc-eio-echo, an Engine.IO-only server built from the gateway's transport
  * code that echoes every text and binary message back, for conformance testing against the
  * Engine.IO protocol test suite (pingInterval 300, pingTimeout 200, maxPayload 1000000, CORS *).
+ * A text message "sioc-echo:close" makes the server close that session (edge-case tests).
  * Options as every sioc process: flags, SIOC_<KEY> environment, --config file. */
 #include <event2/event.h>
 #include <signal.h>
@@ -22,6 +23,10 @@ static const struct config_option options[] = {
     {"ping-timeout", CONFIG_MS, "200", 1, 3600000, "ping timeout"},
     {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body"},
     {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
+    {"upgrade-timeout", CONFIG_MS, "10000", 1, 3600000, "longest wait for an upgrade's 5 packet"},
+    {"poll-linger", CONFIG_MS, "30000", 1, 3600000, "a closed polling session waits for its GET"},
+    {"out-hard-limit", CONFIG_INT, "4194304", 1, 1 << 30,
+     "bytes queued for a client before it is closed"},
     {"cors-origin", CONFIG_STRING, "*", 0, 0, "CORS origin: *, a comma list, or empty"},
     {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
@@ -51,6 +56,11 @@ static void echo_message(void *ctx, struct eio_session *s, void *user, const uin
 {
     (void)ctx;
     (void)user;
+    static const char close_me[] = "sioc-echo:close"; /* tests: the server closes the session */
+    if (!binary && len == sizeof close_me - 1 && memcmp(p, close_me, len) == 0) {
+        eio_session_close(s, "closed by the server");
+        return;
+    }
     struct gw_frame *f = binary ? gw_frame_new_binary(p, len) : gw_frame_new_text('4', p, len);
     if (f == NULL) {
         eio_session_close(s, "out of memory");
@@ -100,8 +110,8 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     char err[256] = "";
-    enum process_start start = process_load_config(&cfg, options, sizeof options / sizeof options[0],
-                                                   "sioc-eio-echo", argc, argv);
+    enum process_start start = process_load_config(
+        &cfg, options, sizeof options / sizeof options[0], "sioc-eio-echo", argc, argv);
     if (start != PROCESS_RUN)
         return start == PROCESS_EXIT ? 0 : 2;
     enum log_level level = LOG_LEVEL_INFO;
@@ -116,6 +126,9 @@ int main(int argc, char **argv)
         .path = config_get(&cfg, "path"),
         .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
         .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
+        .upgrade_timeout_ms = (unsigned)config_get_int(&cfg, "upgrade-timeout"),
+        .poll_linger_ms = (unsigned)config_get_int(&cfg, "poll-linger"),
+        .out_hard_limit = (size_t)config_get_int(&cfg, "out-hard-limit"),
         .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
         .polling = strstr(transports, "polling") != NULL,
         .websocket = strstr(transports, "websocket") != NULL,
