@@ -15,6 +15,7 @@
 #include "broker/scripts.h"
 #include "common/adapter.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -216,7 +217,7 @@ static void render_room(struct api_query *q, const redisReply *reply, struct buf
 
 static void render_nodes(struct bk_api *api, const redisReply *reply, struct buf *out)
 {
-    uint64_t now = broker_now_ms();
+    uint64_t now = clock_wall_ms();
     buf_append_byte(out, '[');
     for (size_t i = 0; i + 5 < reply->elements; i += 6) {
         redisReply *const *e = reply->element + i;

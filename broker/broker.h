@@ -39,7 +39,4 @@ struct broker {
     uint64_t upstream_maxlen;
 };
 
-/* Milliseconds since the Unix epoch (wall clock). */
-uint64_t broker_now_ms(void);
-
 #endif

@@ -13,6 +13,7 @@
 #include "broker/broker.h"
 #include "broker/scripts.h"
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/metrics.h"
@@ -87,7 +88,7 @@ static bool decode_lost(const redisReply *item, struct envelope_up *up)
         .sid = parts[1],
         .uid = parts[2],
         .node = parts[3],
-        .ts = broker_now_ms(),
+        .ts = clock_wall_ms(),
         .reason = {(const uint8_t *)reason, sizeof reason - 1},
     };
     return r.pos == item->len;
@@ -246,7 +247,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     if (l->checking || !redis_link_connected(b->cmd))
         return;
     char now[24], forget[24], timeout[24], outage[24];
-    snprintf(now, sizeof now, "%llu", (unsigned long long)broker_now_ms());
+    snprintf(now, sizeof now, "%llu", (unsigned long long)clock_wall_ms());
     snprintf(forget, sizeof forget, "%u", b->forget_after_ms);
     snprintf(timeout, sizeof timeout, "%u", b->node_timeout_ms);
     /* checks come every check-interval: a gap of two intervals and a second is an outage */

@@ -16,6 +16,7 @@
 #include "broker/broker.h"
 #include "broker/liveness.h"
 #include "broker/mirror.h"
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/metrics.h"
@@ -52,13 +53,6 @@ struct broker_process {
     struct event *sigterm, *sigint, *sighup;
     uint64_t *http_requests;
 };
-
-uint64_t broker_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- HTTP ---- */
 

@@ -1,6 +1,8 @@
 /* deadline.c: FIFO deadline lists (see deadline.h). */
 #include "common/deadline.h"
 
+#include "common/clock.h"
+
 #include <stddef.h>
 #include <time.h>
 
@@ -58,7 +60,5 @@ uint64_t deadline_next(const struct deadline_list *l)
 
 uint64_t deadline_clock_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return clock_mono_ms();
 }

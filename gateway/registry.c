@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/metrics.h"
@@ -40,13 +41,6 @@ struct registry {
     void *ctx;
     uint64_t *written, *errors, *refused;
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void reply_cb(void *ctx, const struct redisReply *reply, enum redis_link_result result)
 {
@@ -218,7 +212,7 @@ static void epoch_reaped(struct registry *r)
 {
     char old[ENVELOPE_EPOCH_LEN + 1];
     memcpy(old, r->epoch, sizeof old);
-    envelope_epoch_format(next_random(r) ^ now_ms(), (uint8_t *)r->epoch);
+    envelope_epoch_format(next_random(r) ^ clock_wall_ms(), (uint8_t *)r->epoch);
     r->epoch[ENVELOPE_EPOCH_LEN] = '\0';
     r->seq = 0;
     r->checks_stale = r->checks_inflight; /* their answers are about the old epoch */
@@ -334,7 +328,7 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
     r->rng = cfg->seed ^ 0x5851f42d4c957f2dull;
     r->on_epoch_reaped = cfg->on_epoch_reaped;
     r->ctx = cfg->ctx;
-    r->started_ms = now_ms();
+    r->started_ms = clock_wall_ms();
     envelope_epoch_format(cfg->seed, (uint8_t *)r->epoch);
     r->epoch[ENVELOPE_EPOCH_LEN] = '\0';
     buf_init(&r->key_registry, 0);
