@@ -844,12 +844,23 @@ int envelope_reply_encode(const struct envelope_reply *r, struct buf *b)
     return b->err;
 }
 
+static int call_result_check(const struct envelope_call_result *c)
+{
+    if (c->id.len > ENVELOPE_MAX_CALL_ID)
+        return SIOC_ETOOBIG;
+    int rc = check_text(c->id, true);
+    if (rc == SIOC_OK)
+        rc = check_nsp(c->nsp);
+    if (rc == SIOC_OK)
+        rc = check_text(c->sid, true);
+    if (rc == SIOC_OK)
+        rc = c->has_args ? check_value(c->args, true, MP_ARRAY) : check_text(c->error, true);
+    return rc;
+}
+
 int envelope_call_result_encode(const struct envelope_call_result *c, struct buf *b)
 {
-    if (check_text(c->id, true) != SIOC_OK || check_nsp(c->nsp) != SIOC_OK ||
-        check_text(c->sid, true) != SIOC_OK ||
-        (c->has_args ? check_value(c->args, true, MP_ARRAY) : check_text(c->error, true)) !=
-            SIOC_OK)
+    if (call_result_check(c) != SIOC_OK)
         return SIOC_EINVAL;
     mp_write_map(b, 5);
     mp_write_cstr(b, "t");
@@ -868,6 +879,40 @@ int envelope_call_result_encode(const struct envelope_call_result *c, struct buf
         write_str(b, c->error);
     }
     return b->err;
+}
+
+enum call_result_key { CR_T, CR_ID, CR_NSP, CR_SID, CR_ARGS, CR_ERROR, CR_COUNT };
+static const char *const call_result_names[CR_COUNT] = {"t", "id", "nsp", "sid", "args", "error"};
+
+long envelope_call_result_decode(const uint8_t *p, size_t len, struct envelope_call_result *out)
+{
+    struct raw_field raw[CR_COUNT];
+    struct slice t;
+    memset(out, 0, sizeof *out);
+    long n = collect_map(p, len, call_result_names, CR_COUNT, raw);
+    if (n < 0)
+        return n;
+    if (!raw[CR_T].present || mp_str_value(raw[CR_T].v, &t) != SIOC_OK)
+        return SIOC_EPROTO;
+    if (!bytes_equal(t.p, t.len, "ack"))
+        return SIOC_ENOTSUP;
+    /* docs/contracts.md "Calls": the answer carries args or error, never both */
+    if (!raw[CR_ID].present || !raw[CR_NSP].present || !raw[CR_SID].present ||
+        raw[CR_ARGS].present == raw[CR_ERROR].present)
+        return SIOC_EPROTO;
+    int rc = mp_str_value(raw[CR_ID].v, &out->id);
+    if (rc == SIOC_OK)
+        rc = mp_str_value(raw[CR_NSP].v, &out->nsp);
+    if (rc == SIOC_OK)
+        rc = mp_str_value(raw[CR_SID].v, &out->sid);
+    out->has_args = raw[CR_ARGS].present;
+    if (out->has_args)
+        out->args = raw[CR_ARGS].v;
+    else if (rc == SIOC_OK)
+        rc = mp_str_value(raw[CR_ERROR].v, &out->error);
+    if (rc == SIOC_OK)
+        rc = call_result_check(out);
+    return rc != SIOC_OK ? rc : n;
 }
 
 /* ---- 3.4 registry ---- */

@@ -170,8 +170,14 @@ struct envelope_call_result {
     struct slice args;  /* one MessagePack array, when has_args */
     struct slice error; /* non-empty text, otherwise */
 };
-/* Appends one call result map. Returns SIOC_OK, SIOC_EINVAL, or b->err. */
+/* Appends one call result map (keys in the order t, id, nsp, sid, args|error). Returns SIOC_OK,
+ * SIOC_EINVAL (also for an id over ENVELOPE_MAX_CALL_ID bytes), or b->err. */
 int envelope_call_result_encode(const struct envelope_call_result *c, struct buf *b);
+/* Decodes one call result map (keys in any order, unknown keys ignored): "t" must be "ack"
+ * (another "t" is SIOC_ENOTSUP), id (non-empty, <= ENVELOPE_MAX_CALL_ID bytes, else
+ * SIOC_ETOOBIG), nsp and sid are required, and exactly one of args (an array) and error
+ * (non-empty text). Returns len, or a negative sioc_error. */
+long envelope_call_result_decode(const uint8_t *p, size_t len, struct envelope_call_result *out);
 
 /* ---- 3.4 registry ---- */
 

@@ -1,7 +1,7 @@
 /* fuzz_envelope.c: libFuzzer target for the envelope decoders (DESIGN.md 3.2-3.4). The input is
- * decoded whole as a reply map, an upstream pubsub map and node info, and, split on the byte 0xc1
- * (never valid MessagePack, so values may hold any MessagePack), as upstream and registry stream
- * fields. Every success must re-encode, decode again to an equal struct, and consume <= len. */
+ * decoded whole as a reply map, a call result, an upstream pubsub map and node info, and, split
+ * on the byte 0xc1 (never valid MessagePack, so values may hold any MessagePack), as upstream and
+ * registry stream fields. Every success must re-encode, decode again to an equal struct, and consume <= len. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +49,22 @@ static void fuzz_reply(const uint8_t *data, size_t size)
     require(envelope_reply_encode(&a, &out) == SIOC_OK);
     require(envelope_reply_decode(out.data, out.len, &b) == (long)out.len);
     require(reply_equal(&a, &b));
+    buf_deinit(&out);
+}
+
+static void fuzz_call_result(const uint8_t *data, size_t size)
+{
+    struct envelope_call_result a, b;
+    long n = envelope_call_result_decode(data, size, &a);
+    if (n < 0)
+        return;
+    require((size_t)n <= size);
+    struct buf out;
+    buf_init(&out, 0);
+    require(envelope_call_result_encode(&a, &out) == SIOC_OK);
+    require(envelope_call_result_decode(out.data, out.len, &b) == (long)out.len);
+    require(slice_eq(a.id, b.id) && slice_eq(a.nsp, b.nsp) && slice_eq(a.sid, b.sid) &&
+            a.has_args == b.has_args && slice_eq(a.args, b.args) && slice_eq(a.error, b.error));
     buf_deinit(&out);
 }
 
@@ -116,6 +132,7 @@ static void fuzz_fields(const struct slice *kv, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_reply(data, size);
+    fuzz_call_result(data, size);
     fuzz_up_map(data, size);
     fuzz_node_info(data, size);
 

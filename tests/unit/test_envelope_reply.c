@@ -1,7 +1,8 @@
 /* test_envelope_reply.c: directed replies on P:node:<node> (DESIGN.md 3.3, docs/contracts.md
  * "Calls"): exact encodings, round trips, keys in other orders and unknown ones, every rejection,
- * list limits, truncation at every offset, the broker's snapshot request; decoders also run on
- * guard-page copies of their input. */
+ * list limits, truncation at every offset, the broker's snapshot request, the call results the
+ * gateway publishes (decoded by the broker); decoders also run on guard-page copies of their
+ * input. */
 #include "tests/unit/envelope_test.h"
 
 static void test_reply_exact_bytes(void)
@@ -410,6 +411,138 @@ static void test_reply_encode_invalid(void)
     buf_deinit(&b);
 }
 
+/* Decodes p[0..len) as given and from a guard-page copy: both must agree and consume all of a
+ * success; returns the result of the first. */
+static long call_result_map(const uint8_t *p, size_t len, struct envelope_call_result *out)
+{
+    struct envelope_call_result b;
+    size_t map_len;
+    long rc = envelope_call_result_decode(p, len, out);
+    uint8_t *g = test_guard_copy(p, len, &map_len);
+    CHECK(envelope_call_result_decode(g, len, &b) == rc);
+    CHECK(rc < 0 || (size_t)rc == len);
+    test_guard_free(g, len, map_len);
+    return rc;
+}
+
+static bool call_result_equal(const struct envelope_call_result *a, const struct envelope_call_result *b)
+{
+    return slice_eq(a->id, b->id) && slice_eq(a->nsp, b->nsp) && slice_eq(a->sid, b->sid) &&
+           a->has_args == b->has_args && slice_eq(a->args, b->args) && slice_eq(a->error, b->error);
+}
+
+/* A call result map written key by key: `keys` and `values` (values as MessagePack hex). */
+static void write_map(struct buf *b, size_t n, const char *const *keys, const char *const *hex)
+{
+    buf_reset(b);
+    mp_write_map(b, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v[256];
+        mp_write_cstr(b, keys[i]);
+        buf_append(b, v, test_unhex(hex[i], v));
+    }
+}
+
+static void test_call_result_decode(void)
+{
+    static const uint8_t args[] = {0x92, 0xa2, 'o', 'k', 0x07};
+    const struct envelope_call_result res[] = {
+        {.id = sl("r1:0"), .nsp = sl("/chat"), .sid = sl("s1"), .has_args = true,
+         .args = {args, sizeof args}},
+        {.id = sl("r1:1"), .nsp = sl("/"), .sid = sl("s2"), .error = sl("disconnected")},
+        {.id = sl("r1:2"), .nsp = sl("/"), .sid = sl("s3"), .has_args = true,
+         .args = {(const uint8_t *)"\x90", 1}},
+    };
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < sizeof res / sizeof res[0]; i++) {
+        struct envelope_call_result out;
+        buf_reset(&b);
+        CHECK(envelope_call_result_encode(&res[i], &b) == SIOC_OK);
+        CHECK(call_result_map(b.data, b.len, &out) == (long)b.len);
+        CHECK(call_result_equal(&out, &res[i]));
+        for (size_t cut = 0; cut < b.len; cut++)
+            CHECK(call_result_map(b.data, cut, &out) < 0);
+        buf_append_byte(&b, 0xc0); /* trailing bytes after the map */
+        CHECK(call_result_map(b.data, b.len, &out) == SIOC_EPROTO);
+    }
+
+    /* any key order, unknown keys ignored (a newer gateway may add some) */
+    struct envelope_call_result out;
+    static const char *const k1[] = {"sid", "later", "args", "nsp", "id", "t"};
+    static const char *const v1[] = {"a1 73", "c3", "91 01", "a1 2f", "a1 78", "a3 61636b"};
+    write_map(&b, 6, k1, v1);
+    CHECK(call_result_map(b.data, b.len, &out) == (long)b.len);
+    CHECK(slice_eq(out.id, sl("x")) && slice_eq(out.sid, sl("s")) && out.has_args &&
+          out.args.len == 2 && out.args.p[0] == 0x91 && out.args.p[1] == 0x01);
+
+    /* rejections */
+    static const struct {
+        size_t n;
+        const char *k[6];
+        const char *v[6];
+        long want;
+    } bad[] = {
+        /* both args and error; neither */
+        {6, {"t", "id", "nsp", "sid", "args", "error"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "90", "a1 65"}, SIOC_EPROTO},
+        {4, {"t", "id", "nsp", "sid"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73"}, SIOC_EPROTO},
+        /* another kind of message, or none */
+        {5, {"t", "id", "nsp", "sid", "args"}, {"a5 7265706c79", "a1 78", "a1 2f", "a1 73", "90"}, SIOC_ENOTSUP},
+        {4, {"id", "nsp", "sid", "args"}, {"a1 78", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
+        /* missing id, sid, nsp; empty id; nsp without '/' */
+        {4, {"t", "nsp", "sid", "args"}, {"a3 61636b", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
+        {4, {"t", "id", "nsp", "args"}, {"a3 61636b", "a1 78", "a1 2f", "90"}, SIOC_EPROTO},
+        {4, {"t", "id", "sid", "args"}, {"a3 61636b", "a1 78", "a1 73", "90"}, SIOC_EPROTO},
+        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a0", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
+        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a1 78", "a1 61", "a1 73", "90"}, SIOC_EPROTO},
+        /* args not an array, error empty or not text, an id that is a number */
+        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "a1 61"}, SIOC_EPROTO},
+        {5, {"t", "id", "nsp", "sid", "error"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "a0"}, SIOC_EPROTO},
+        {5, {"t", "id", "nsp", "sid", "error"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "07"}, SIOC_EPROTO},
+        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "07", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
+        /* a sid that is not UTF-8; a key given twice */
+        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a1 78", "a1 2f", "a1 ff", "90"}, SIOC_EUTF8},
+        {6, {"t", "id", "nsp", "sid", "args", "id"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "90", "a1 79"}, SIOC_EPROTO},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_map(&b, bad[i].n, bad[i].k, bad[i].v);
+        long rc = call_result_map(b.data, b.len, &out);
+        if (rc != bad[i].want)
+            fprintf(stderr, "case %zu: %ld\n", i, rc);
+        CHECK(rc == bad[i].want);
+    }
+    /* an id over ENVELOPE_MAX_CALL_ID bytes: too big to decode, refused by the encoder */
+    char long_id[ENVELOPE_MAX_CALL_ID + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    struct envelope_call_result big = res[0];
+    big.id = sl(long_id);
+    buf_reset(&b);
+    CHECK(envelope_call_result_encode(&big, &b) == SIOC_EINVAL);
+    buf_reset(&b);
+    mp_write_map(&b, 5);
+    mp_write_cstr(&b, "t");
+    mp_write_cstr(&b, "ack");
+    mp_write_cstr(&b, "id");
+    mp_write_cstr(&b, long_id);
+    mp_write_cstr(&b, "nsp");
+    mp_write_cstr(&b, "/");
+    mp_write_cstr(&b, "sid");
+    mp_write_cstr(&b, "s");
+    mp_write_cstr(&b, "args");
+    mp_write_array(&b, 0);
+    CHECK(call_result_map(b.data, b.len, &out) == SIOC_ETOOBIG);
+    long_id[ENVELOPE_MAX_CALL_ID] = '\0'; /* exactly the limit is fine */
+    buf_reset(&b);
+    big.id = sl(long_id);
+    CHECK(envelope_call_result_encode(&big, &b) == SIOC_OK);
+    CHECK(call_result_map(b.data, b.len, &out) == (long)b.len && out.id.len == ENVELOPE_MAX_CALL_ID);
+    /* not a map at all */
+    CHECK(call_result_map((const uint8_t *)"\x90", 1, &out) == SIOC_EPROTO);
+    CHECK(call_result_map(NULL, 0, &out) == SIOC_EPROTO);
+    buf_deinit(&b);
+}
+
 static void test_snapshot_request(void)
 {
     struct envelope_reply r = {.t = ENVELOPE_SNAPSHOT_REQUEST}, out;
@@ -438,5 +571,6 @@ int main(void)
     RUN(test_reply_list_limits);
     RUN(test_reply_encode_invalid);
     RUN(test_snapshot_request);
+    RUN(test_call_result_decode);
     return test_summary("test_envelope_reply");
 }
