@@ -12,6 +12,7 @@
 
 #include "broker/api_input.h"
 #include "broker/broker.h"
+#include "broker/calls.h"
 #include "broker/scripts.h"
 #include "common/adapter.h"
 #include "common/buf.h"
@@ -63,6 +64,9 @@ static void respond_error(struct bk_api *api, struct http_conn *conn, int status
         (*api->server_errors)++;
     else
         (*api->client_errors)++;
+    /* STYLE.md: every error a peer can cause is answered and logged */
+    log_write(api->b->log, status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "api.refused", "%d %s",
+              status, msg);
     if (status == 401) {
         static const struct http_field fields[] = {{"Content-Type", "application/json"},
                                                    {"WWW-Authenticate", "Bearer"}};
@@ -335,6 +339,44 @@ static void hold(struct bk_api *api, struct http_conn *conn, enum query_kind kin
 
 /* ---- pushes ---- */
 
+static void ack_done(void *ctx, struct http_conn *conn, int status, const char *error, const struct buf *json)
+{
+    if (error != NULL)
+        respond_error(ctx, conn, status, error);
+    else
+        respond_json(conn, status, json->data, json->len);
+}
+
+/* An emit with "ack": calls.c asks each selected socket and answers (calls.h). */
+static void start_ack_emit(struct bk_api *api, struct http_conn *conn, const struct api_body *body,
+                           const struct api_selector *sel, const struct buf *emit)
+{
+    struct buf targets, except;
+    buf_init(&targets, 0);
+    buf_init(&except, 0);
+    mp_write_array(&targets, (uint32_t)sel->rooms.count);
+    for (size_t i = 0; i < sel->rooms.count; i++)
+        mp_write_str(&targets, sel->rooms.names[i].p, sel->rooms.names[i].len);
+    mp_write_array(&except, (uint32_t)sel->except.count);
+    for (size_t i = 0; i < sel->except.count; i++)
+        mp_write_str(&except, sel->except.names[i].p, sel->except.names[i].len);
+    if (targets.err != SIOC_OK || except.err != SIOC_OK || emit->err != SIOC_OK) {
+        respond_error(api, conn, 500, "out of memory");
+    } else {
+        (*api->pushes)++;
+        struct bk_calls_request rq = {
+            .nsp = body->nsp,
+            .emit = {emit->data, emit->len},
+            .targets = {targets.data, targets.len},
+            .except = {except.data, except.len},
+            .timeout_ms = body->ack_timeout_ms,
+        };
+        bk_calls_start(api->b->calls, conn, &rq, ack_done, api);
+    }
+    buf_deinit(&targets);
+    buf_deinit(&except);
+}
+
 static void publish(struct bk_api *api, struct http_conn *conn, const struct buf *channel,
                     const struct buf *msg)
 {
@@ -376,6 +418,10 @@ static void handle_push(struct bk_api *api, struct http_conn *conn, const struct
         mp_write_array(&data, 1 + body.args_count);
         mp_write_str(&data, body.event.p, body.event.len);
         buf_append(&data, body.args_items.p, body.args_items.len);
+        if (body.has_ack) {
+            start_ack_emit(api, conn, &body, sel, &data);
+            goto done;
+        }
         bc->packet = (struct adapter_packet){.type = 2, .data = {data.data, data.len}, .nsp = body.nsp};
         bc->opts.rooms = sel->rooms;
         bc->opts.except = sel->except;

@@ -15,7 +15,7 @@
 
 #define API_MAX_BODY_MP ((size_t)4 << 20) /* MessagePack form of a body (the JSON is <= 1 MiB) */
 
-enum field_type { F_STRING, F_STRINGS, F_ARRAY, F_BOOL };
+enum field_type { F_STRING, F_STRINGS, F_ARRAY, F_BOOL, F_ACK };
 
 #define K_EMIT (1u << API_BODY_EMIT)
 #define K_JOIN (1u << API_BODY_JOIN)
@@ -35,6 +35,7 @@ static const struct field fields[] = {
     {"users", F_STRINGS, K_ALL},       {"sids", F_STRINGS, K_ALL},
     {"except", F_STRINGS, K_ALL},      {"volatile", F_BOOL, K_EMIT},
     {"to", F_STRINGS, K_JOIN | K_LEAVE}, {"close", F_BOOL, K_DISCONNECT},
+    {"ack", F_ACK, K_EMIT},
 };
 #define FIELD_COUNT (sizeof fields / sizeof fields[0])
 
@@ -87,6 +88,35 @@ static bool read_strings(struct mp_reader *r, const struct mp_item *head, size_t
     return true;
 }
 
+/* "ack": {"timeout": ms}, the only key, required. */
+static bool read_ack(struct api_body *b, struct mp_reader *r, const struct mp_item *head, char *err,
+                     size_t errlen)
+{
+    if (head->kind != MP_MAP)
+        return fail(err, errlen, "%s", "field 'ack' must be an object with a 'timeout' (milliseconds)");
+    for (uint32_t i = 0; i < head->len; i++) {
+        struct mp_item key, value;
+        int64_t ms;
+        if (mp_read(r, &key) != SIOC_OK || key.kind != MP_STR)
+            return fail(err, errlen, "%s", "malformed object key");
+        if (!(key.len == 7 && memcmp(key.data, "timeout", 7) == 0)) {
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(key.len < 48 ? key.len : 48), (const char *)key.data);
+            return fail(err, errlen, "unknown field 'ack.%s'", name);
+        }
+        if (b->has_ack)
+            return fail(err, errlen, "%s", "field 'ack.timeout' given twice");
+        if (mp_read(r, &value) != SIOC_OK || value.kind == MP_ARRAY || value.kind == MP_MAP ||
+            !mp_item_to_i64(&value, &ms) || ms < API_ACK_TIMEOUT_MIN_MS || ms > API_ACK_TIMEOUT_MAX_MS)
+            return fail(err, errlen, "%s", "field 'ack.timeout' must be an integer from 1 to 120000 (milliseconds)");
+        b->has_ack = true;
+        b->ack_timeout_ms = (uint32_t)ms;
+    }
+    if (!b->has_ack)
+        return fail(err, errlen, "%s", "field 'ack.timeout' is required (milliseconds, 1 to 120000)");
+    return true;
+}
+
 static bool read_field(struct api_body *b, struct mp_reader *r, const struct field *f, char *err,
                        size_t errlen)
 {
@@ -125,6 +155,8 @@ static bool read_field(struct api_body *b, struct mp_reader *r, const struct fie
     }
     case F_STRINGS:
         return read_strings(r, &it, start, list_of(b, f->name), f->name, err, errlen);
+    case F_ACK:
+        return read_ack(b, r, &it, err, errlen);
     }
     return false;
 }
@@ -178,6 +210,9 @@ bool api_body_parse(struct api_body *out, enum api_body_kind kind, const uint8_t
             if (strlen(reserved_events[i]) == out->event.len &&
                 memcmp(reserved_events[i], out->event.p, out->event.len) == 0)
                 return fail(err, errlen, "event '%s' is reserved", reserved_events[i]);
+        /* an ack is asked of every selected socket: none may skip the event */
+        if (out->has_ack && out->is_volatile)
+            return fail(err, errlen, "%s", "field 'volatile' cannot be used with 'ack'");
         return true;
     }
     if ((kind == API_BODY_JOIN || kind == API_BODY_LEAVE) && out->to.count == 0)

@@ -13,6 +13,10 @@
 #include "common/adapter.h"
 #include "common/buf.h"
 
+/* /v1/emit's "ack": {"timeout": ms} (docs/api.md): the bounds of the timeout. */
+#define API_ACK_TIMEOUT_MIN_MS 1u
+#define API_ACK_TIMEOUT_MAX_MS 120000u
+
 /* Which endpoint a body is for: decides the fields it may carry. */
 enum api_body_kind { API_BODY_EMIT, API_BODY_JOIN, API_BODY_LEAVE, API_BODY_DISCONNECT };
 
@@ -34,6 +38,8 @@ struct api_body {
     struct api_list rooms, users, sids, except, to;
     bool is_volatile;
     bool close;
+    bool has_ack; /* emit only: wait for each socket's ack (broker/calls.h) */
+    uint32_t ack_timeout_ms; /* API_ACK_TIMEOUT_MIN_MS..API_ACK_TIMEOUT_MAX_MS when has_ack */
 };
 
 /* Parses and validates body[0..len) for `kind`. Returns true, or false with a one-line message

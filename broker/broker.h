@@ -1,7 +1,7 @@
 /* broker.h: the process context of sioc-broker (DESIGN.md §2, §3.4) that its modules share: the
- * options, the event loop, the two Redis links, the logger and the metrics. main_broker.c owns
- * and fills it; mirror.c (registry consumer), liveness.c (node liveness, node-lost disconnects)
- * and api.c (HTTP API) borrow it for their whole lifetime. */
+ * options, the event loop, the Redis links, the logger and the metrics. main_broker.c owns and
+ * fills it; mirror.c (registry consumer), liveness.c (node liveness, node-lost disconnects),
+ * api.c (HTTP API) and calls.c (the API's acks) borrow it for their whole lifetime. */
 #ifndef SIOC_BROKER_H
 #define SIOC_BROKER_H
 
@@ -15,6 +15,7 @@ struct redis_link;
 struct bk_mirror;
 struct bk_liveness;
 struct bk_api;
+struct bk_calls;
 
 struct broker {
     struct event_base *base;
@@ -27,6 +28,9 @@ struct broker {
     struct bk_mirror *mirror;
     struct bk_liveness *liveness;
     struct bk_api *api;
+    /* SUBSCRIBER: the answers to the API's ack calls (calls.h), on bk_calls_channel. */
+    struct redis_link *calls_sub;
+    struct bk_calls *calls;
     /* Option values; point into the config, valid for the process lifetime. */
     const char *prefix;      /* key-prefix (P) */
     const char *adapter_key; /* adapter-key (A) */

@@ -1,5 +1,5 @@
-/* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the two Redis links, the registry
- * consumer, the liveness check and the HTTP API on one libevent loop; /healthz, /readyz (Redis
+/* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the registry
+ * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz, /readyz (Redis
  * connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
  * the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
 #include <arpa/inet.h>
@@ -14,6 +14,7 @@
 
 #include "broker/api.h"
 #include "broker/broker.h"
+#include "broker/calls.h"
 #include "broker/liveness.h"
 #include "broker/mirror.h"
 #include "common/clock.h"
@@ -138,6 +139,25 @@ static void reader_state_cb(void *ctx, bool connected)
         bk_mirror_on_connected(b->mirror);
 }
 
+static void calls_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    link_event(ctx, "ack answers", ev, detail);
+}
+
+static void calls_state_cb(void *ctx, bool connected)
+{
+    struct broker *b = ctx;
+    bk_calls_on_state(b->calls, connected);
+}
+
+static void calls_message_cb(void *ctx, struct slice pattern, struct slice channel, struct slice payload)
+{
+    (void)pattern;
+    (void)channel;
+    struct broker *b = ctx;
+    bk_calls_on_message(b->calls, payload);
+}
+
 static double gauge_redis(void *ctx)
 {
     return redis_ready(ctx) ? 1.0 : 0.0;
@@ -235,19 +255,33 @@ static int load_config(struct config *cfg, int argc, char **argv)
     return 0;
 }
 
+/* `lc` gives the mode and callbacks; the URL, seed and context are filled in here. */
 static struct redis_link *new_link(struct broker *b, const char *url, uint64_t seed,
-                                   void (*event_cb)(void *, enum redis_link_event, const char *),
-                                   void (*state_cb)(void *, bool))
+                                   struct redis_link_config lc)
 {
-    struct redis_link_config lc = {
-        .url = url,
-        .mode = REDIS_LINK_COMMAND,
-        .jitter_seed = seed,
-        .ctx = b,
-        .on_state_cb = state_cb,
-        .on_event_cb = event_cb,
-    };
+    lc.url = url;
+    lc.jitter_seed = seed;
+    lc.ctx = b;
     return redis_link_new(b->base, &lc);
+}
+
+/* The SUBSCRIBER link of calls.c: its answer channel, probed (calls.h). */
+static struct redis_link *new_calls_link(struct broker *b, const char *url, uint64_t seed)
+{
+    struct redis_link *link = new_link(b, url, seed,
+                                       (struct redis_link_config){
+                                           .mode = REDIS_LINK_SUBSCRIBER,
+                                           .liveness_timeout_ms = BK_CALLS_LIVENESS_MS,
+                                           .probe_channel = bk_calls_probe_channel(b->calls),
+                                           .on_state_cb = calls_state_cb,
+                                           .on_message_cb = calls_message_cb,
+                                           .on_event_cb = calls_event_cb,
+                                       });
+    if (link != NULL && redis_link_subscribe(link, bk_calls_channel(b->calls)) != SIOC_OK) {
+        redis_link_free(link);
+        link = NULL;
+    }
+    return link;
 }
 
 int main(int argc, char **argv)
@@ -289,11 +323,16 @@ int main(int argc, char **argv)
     }
     log_route_libevent(b->log);
     const char *url = config_get(&cfg, "redis");
-    b->cmd = new_link(b, url, seed, cmd_event_cb, NULL);
-    b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
+    b->cmd = new_link(b, url, seed, (struct redis_link_config){.mode = REDIS_LINK_COMMAND, .on_event_cb = cmd_event_cb});
+    b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull,
+                         (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
+                                                    .on_event_cb = reader_event_cb,
+                                                    .on_state_cb = reader_state_cb});
     b->mirror = b->cmd && b->reader ? bk_mirror_new(b) : NULL;
     b->liveness = b->mirror ? bk_liveness_new(b) : NULL;
-    b->api = b->liveness ? bk_api_new(b) : NULL;
+    b->calls = b->liveness ? bk_calls_new(b, seed * 0xff51afd7ed558ccdull + 1) : NULL;
+    b->calls_sub = b->calls ? new_calls_link(b, url, seed ^ 0xc4ceb9fe1a85ec53ull) : NULL;
+    b->api = b->calls_sub ? bk_api_new(b) : NULL;
     char err[512] = "";
     struct http_server_config hcfg = {
         .listen = config_get(&cfg, "listen"),
@@ -324,11 +363,13 @@ int main(int argc, char **argv)
 
     http_server_stop_listening(p.http);
     bk_api_free(b->api);
+    bk_calls_free(b->calls);
     http_server_free(p.http);
     bk_liveness_free(b->liveness);
     bk_mirror_free(b->mirror);
     redis_link_free(b->cmd);
     redis_link_free(b->reader);
+    redis_link_free(b->calls_sub);
     event_free(p.sigterm);
     event_free(p.sigint);
     event_free(p.sighup);

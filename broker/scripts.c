@@ -298,6 +298,60 @@ static const char nodes_script[] =
     "end\n"
     "return out\n";
 
+static const char ack_targets_script[] =
+    "local P, nsp, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local targets, except = cmsgpack.unpack(ARGV[4]), cmsgpack.unpack(ARGV[5])\n"
+    "local function kroom(name) return P .. ':room:' .. nsp .. ':' .. name end\n"
+    "local function ksid(sid) return P .. ':sid:' .. sid end\n"
+    /* a socket is in the room named by its id, which the mirror does not store (README.md) */
+    "local function own(name) return redis.call('EXISTS', ksid(name)) end\n"
+    "local keys, total = {}, 0\n"
+    "if #targets == 0 then\n"
+    /* no selector: every socket of the namespace, found through the nodes' socket sets */
+    "  local seen = {}\n"
+    "  for _, n in ipairs(redis.call('HKEYS', P .. ':nodes')) do seen[n] = true end\n"
+    "  for _, n in ipairs(redis.call('SMEMBERS', P .. ':bk:nodes')) do seen[n] = true end\n"
+    "  for n in pairs(seen) do keys[#keys + 1] = P .. ':node-sids:' .. n end\n"
+    "else\n"
+    "  for _, t in ipairs(targets) do keys[#keys + 1] = kroom(t); total = total + own(t) end\n"
+    "end\n"
+    "for _, k in ipairs(keys) do total = total + redis.call('SCARD', k) end\n"
+    "if total > limit then return {'toomany', total} end\n"
+    "local skip, big = {}, {}\n"
+    "for _, name in ipairs(except) do\n"
+    "  skip[name] = true\n"
+    "  local k = kroom(name)\n"
+    /* a huge except room is asked per candidate instead of being read whole */
+    "  if redis.call('SCARD', k) <= limit then\n"
+    "    for _, s in ipairs(redis.call('SMEMBERS', k)) do skip[s] = true end\n"
+    "  else big[#big + 1] = k end\n"
+    "end\n"
+    "local seen, sids = {}, {}\n"
+    "local function consider(s)\n"
+    "  if seen[s] or skip[s] then return end\n"
+    "  seen[s] = true\n"
+    "  for _, k in ipairs(big) do\n"
+    "    if redis.call('SISMEMBER', k, s) == 1 then return end\n"
+    "  end\n"
+    "  sids[#sids + 1] = s\n"
+    "end\n"
+    "for _, k in ipairs(keys) do\n"
+    "  for _, s in ipairs(redis.call('SMEMBERS', k)) do consider(s) end\n"
+    "end\n"
+    "if #targets > 0 then\n"
+    "  for _, t in ipairs(targets) do if own(t) == 1 then consider(t) end end\n"
+    "end\n"
+    "table.sort(sids)\n"
+    "local out = {'ok'}\n"
+    "for _, s in ipairs(sids) do\n"
+    /* P:room:/a:b:x is also room b:x of /a: only sockets of this namespace count */
+    "  local h = redis.call('HMGET', ksid(s), 'node', 'nsp')\n"
+    "  if h[1] and h[1] ~= '' and h[2] == nsp then\n"
+    "    out[#out + 1] = s; out[#out + 1] = h[1]\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 const char *bk_script_apply(void)
 {
     return apply_script;
@@ -326,4 +380,9 @@ const char *bk_script_room(void)
 const char *bk_script_nodes(void)
 {
     return nodes_script;
+}
+
+const char *bk_script_ack_targets(void)
+{
+    return ack_targets_script;
 }

@@ -29,4 +29,11 @@ const char *bk_script_rooms(void);
 const char *bk_script_room(void);
 const char *bk_script_nodes(void);
 
+/* Read-only: the sockets an ack emit selects (broker/calls.h). ARGV: P, nsp, limit, targets (a
+ * MessagePack array of room names: rooms, user rooms, socket ids; empty = every socket of the
+ * namespace), except (the same). Sockets counted before duplicates and `except` are removed:
+ * more than `limit` -> {"toomany", count} without reading them; otherwise {"ok", sid, node, ...}
+ * sorted by sid, only sockets of nsp. */
+const char *bk_script_ack_targets(void);
+
 #endif
