@@ -4,7 +4,8 @@ The worker publishes a reply with ``"call": {"id", "to", "emit"}`` to the socket
 gateway emits the event with an ack id, and publishes ``{"t":"ack","id","nsp","sid","args"}``
 (or ``"error"``, e.g. "disconnected") on channel ``to`` = ``<prefix>:calls:<group>:<consumer>``,
 which this process subscribes to (docs/contracts.md "Calls"). ``Calls`` keeps the pending
-calls and the listening thread; :meth:`sioc.Worker.call` and ``emit(..., callback=)`` use it.
+calls and the listening thread; :meth:`sioc.Worker.call` (one socket, or every socket of a
+room: one call each) and ``emit(..., callback=)`` use it.
 """
 
 import itertools
@@ -24,7 +25,17 @@ class CallError(Exception):
 
 
 class CallTimeout(CallError, TimeoutError):
-    """No answer within the timeout."""
+    """No answer within the timeout.
+
+    For a call to several sockets (a room), ``results`` holds the answers that did arrive, as
+    the call would have returned them (``(sid, value)`` pairs in sid order), and ``missing`` the
+    sids that did not answer in time, as Node's ``io.timeout(ms).emit(...)`` passes its error
+    and the responses it got. For a call to one socket both are empty."""
+
+    def __init__(self, message, results=None, missing=None):
+        super().__init__(message)
+        self.results = list(results or [])
+        self.missing = list(missing or [])
 
 
 CALLBACK_TTL = 3600.0  # s: a callback whose client never answers (nor leaves) is forgotten
@@ -81,6 +92,26 @@ class Calls:
         if pending.error is not None:
             raise CallError(pending.error)
         return pending.args
+
+    def wait_many(self, call_ids, timeout):
+        """Waits until every call of ``call_ids`` is answered or ``timeout`` s have passed, then
+        forgets them all. Returns ``(answers, missing)``: ``{call_id: (args or None, error or
+        None)}`` for the answered ones and the list of those without an answer."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            pendings = [(call_id, self._pending.get(call_id)) for call_id in call_ids]
+        answers, missing = {}, []
+        for call_id, pending in pendings:
+            if pending is None:  # swept: cannot happen within CALLBACK_TTL
+                missing.append(call_id)
+            elif pending.done.wait(max(0.0, deadline - time.monotonic())):
+                answers[call_id] = (pending.args, pending.error)
+            else:
+                missing.append(call_id)
+        with self._lock:
+            for call_id in call_ids:
+                self._pending.pop(call_id, None)
+        return answers, missing
 
     def forget(self, call_id):
         with self._lock:

@@ -46,7 +46,7 @@ from collections import OrderedDict
 import redis as redis_lib
 
 from . import protocol
-from .calls import Calls, CallError
+from .calls import Calls, CallError, CallTimeout
 from .emitter import encode_broadcast
 from .exceptions import is_refusal
 from .leases import ShardLeases
@@ -56,6 +56,7 @@ from .protocol import ProtocolError, Reply, UnsupportedError
 __all__ = ["Worker", "Request"]
 
 _SID_CACHE_MAX = 100000
+MAX_CALL_SOCKETS = 10000  # sockets one call() to rooms may ask (as the broker's ack emits)
 _SOCKETS_LEAVE = 3  # @socket.io/redis-adapter request type REMOTE_LEAVE
 _NOTHING = protocol.ABSENT
 
@@ -124,6 +125,13 @@ def _ack_args(result):
     if isinstance(result, tuple):
         return list(result)
     return [result]
+
+
+def _ack_value(args):
+    """Ack arguments → what call() returns: None for none, the value for one, else a tuple."""
+    if not args:
+        return None
+    return args[0] if len(args) == 1 else tuple(args)
 
 
 def _refusal(exc):
@@ -315,17 +323,84 @@ class Worker:
         the ack's single argument, a tuple for several, None for none. Raises
         :class:`sioc.CallTimeout` after ``timeout`` s, :class:`sioc.CallError` if the socket
         left. Works from any worker process, whatever gateway the socket is on; not in a
-        ``connect`` handler (the socket is not connected before it returns)."""
+        ``connect`` handler (the socket is not connected before it returns).
+
+        ``to`` may also name a room (a user room such as ``"user:42"`` too), or be a list of
+        rooms and sids: every socket in them is asked, wherever it is, and the result is a list
+        of ``(sid, value)`` for the sockets that answered, in sid order (value as above). If
+        some did not answer within ``timeout``, :class:`sioc.CallTimeout` is raised with
+        ``results`` (the answers that came) and ``missing`` (their sids). A socket that left
+        meanwhile is left out. Rooms are read from the broker's registry mirror (a running
+        sioc-broker, DESIGN.md 3.4), so only sockets of sioc gateways answer; at most
+        ``MAX_CALL_SOCKETS``. A string ``to`` that is neither a known socket nor a room with
+        members raises :class:`sioc.CallError`; a list gives ``[]`` for empty rooms."""
         ctx = self._ctx()
+        nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        if isinstance(to, (list, tuple, set, frozenset)):
+            return self._call_many(event, args, nsp, self._room_members(nsp, list(to)), timeout)
         sid = to if to is not None else (ctx.entry.sid if ctx else None)
         if not isinstance(sid, str):
-            raise ValueError("call() needs to=<sid> outside a handler")
-        nsp = namespace or (ctx.entry.nsp if ctx else "/")
-        call_id = self._start_call(event, args, sid, nsp, None, now=True)
-        result = self._get_calls().wait(call_id, timeout)
-        if not result:
-            return None
-        return result[0] if len(result) == 1 else tuple(result)
+            raise ValueError("call() needs to=<sid> or to=<room> outside a handler")
+        node = None
+        if to is not None and not (ctx is not None and ctx.owns(sid, nsp)):
+            node = self._node_of(nsp, sid)
+            members = self._room_members(nsp, [sid]) if node is None else None
+            if members:
+                return self._call_many(event, args, nsp, members, timeout)
+        call_id = self._start_call(event, args, sid, nsp, None, now=True, node=node)
+        return _ack_value(self._get_calls().wait(call_id, timeout))
+
+    def _room_members(self, nsp, names):
+        """The sockets of ``nsp`` in any of ``names`` (rooms or sids) as sorted ``(sid, node)``,
+        from the registry mirror (P:room:<nsp>:<room>, P:sid:<sid>). Raises CallError above
+        MAX_CALL_SOCKETS (counted before duplicates are removed) or when Redis fails."""
+        keys = ["%s:room:%s:%s" % (self.key_prefix, nsp, name) for name in names]
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.scard(key)
+            total = sum(pipe.execute()) + len(names)
+            if total > MAX_CALL_SOCKETS:
+                raise CallError("%d sockets selected, more than %d" % (total, MAX_CALL_SOCKETS))
+            for key in keys:
+                pipe.smembers(key)
+            sids = {name for name in names if isinstance(name, str)}  # a socket is in its own room
+            for members in pipe.execute():
+                sids.update(m.decode("utf-8", "replace") for m in members)
+            sids = sorted(sids)
+            for sid in sids:
+                pipe.hmget("%s:sid:%s" % (self.key_prefix, sid), "node", "nsp")
+            found = pipe.execute()
+        except redis_lib.exceptions.RedisError as exc:
+            raise CallError("cannot read the registry mirror: %s" % exc) from exc
+        return [(sid, node.decode("utf-8", "replace")) for sid, (node, where) in zip(sids, found)
+                if node and where is not None and where.decode("utf-8", "replace") == nsp]
+
+    def _call_many(self, event, args, nsp, members, timeout):
+        """One call per ``(sid, node)`` of ``members``; see :meth:`call`."""
+        if not members:
+            return []
+        calls = self._get_calls()
+        sids, messages = {}, []
+        for sid, node in members:
+            call_id = calls.new(None)
+            sids[call_id] = sid
+            messages.append((protocol.node_channel(self.key_prefix, node),
+                             protocol.encode_call(nsp, sid, call_id, calls.channel, event, args)))
+        try:
+            self._publish(messages)
+        except redis_lib.exceptions.RedisError:
+            calls.wait_many(list(sids), 0)  # forgets them
+            raise
+        answers, missing = calls.wait_many(list(sids), timeout)
+        results = sorted(((sids[call_id], _ack_value(ack_args))
+                          for call_id, (ack_args, error) in answers.items() if error is None),
+                         key=lambda pair: pair[0])
+        if missing:
+            raise CallTimeout("%d of %d sockets did not answer within %s s"
+                              % (len(missing), len(sids), timeout), results=results,
+                              missing=sorted(sids[call_id] for call_id in missing))
+        return results
 
     def _get_calls(self):
         with self._calls_lock:
@@ -334,10 +409,11 @@ class Worker:
                 self._calls = Calls(self.redis, channel, self.logger, lambda cb, args: cb(args))
             return self._calls
 
-    def _start_call(self, event, args, sid, nsp, callback, now=False):
+    def _start_call(self, event, args, sid, nsp, callback, now=False, node=None):
         """Publishes a call to socket ``sid`` (docs/contracts.md "Calls"); returns its id."""
         ctx = self._ctx()
-        node = ctx.entry.node if ctx is not None and ctx.owns(sid, nsp) else self._node_of(nsp, sid)
+        if node is None:
+            node = ctx.entry.node if ctx is not None and ctx.owns(sid, nsp) else self._node_of(nsp, sid)
         if node is None:
             raise CallError("%s in %s is not a connected socket (calls and callbacks go to one "
                             "socket, by its sid)" % (sid, nsp))
