@@ -312,7 +312,7 @@ static void targets_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         return;
     }
     if ((reply->elements - 1) / 2 > BK_CALLS_MAX_PENDING_SOCKETS - calls->pending_sockets) {
-        respond_error(req, 429, "too many sockets awaited by ack emits in progress; try again later");
+        respond_error(req, 429, "too many sockets awaited by ack emits in progress, try again later");
         return;
     }
     if (!calls->listening) {
@@ -341,6 +341,13 @@ static void targets_reply_cb(void *ctx, const redisReply *reply, enum redis_link
 }
 
 /* ---- the request ---- */
+
+/* A refusal before anything is held. */
+static void respond_error_now(bk_calls_done_cb *done, void *ctx, struct http_conn *conn, int status,
+                              const char *msg)
+{
+    done(ctx, conn, status, msg, NULL);
+}
 
 static struct call_request *request_new(struct bk_calls *calls, struct http_conn *conn,
                                         const struct bk_calls_request *rq, bk_calls_done_cb *done, void *ctx)
@@ -376,19 +383,19 @@ void bk_calls_start(struct bk_calls *calls, struct http_conn *conn, const struct
     struct broker *b = calls->b;
     (*calls->requests)++;
     if (calls->held_count >= BK_CALLS_MAX_PENDING) {
-        done(ctx, conn, 429, "too many ack emits in progress (at most 1000); try again later", NULL);
+        respond_error_now(done, ctx, conn, 429, "too many ack emits in progress (at most 1000), try again later");
         return;
     }
     /* not queued while Redis is away (as the queries): the caller learns it at once */
     if (!redis_link_connected(b->cmd) || !calls->listening) {
-        done(ctx, conn, 503, "redis unavailable", NULL);
+        respond_error_now(done, ctx, conn, 503, "redis unavailable");
         return;
     }
     struct call_request *req = request_new(calls, conn, rq, done, ctx);
     if (req == NULL || req->nsp.err != SIOC_OK || req->emit.err != SIOC_OK) {
         if (req != NULL)
             request_free(req);
-        done(ctx, conn, 500, "out of memory", NULL);
+        respond_error_now(done, ctx, conn, 500, "out of memory");
         return;
     }
     char limit[24];
@@ -399,7 +406,7 @@ void bk_calls_start(struct bk_calls *calls, struct http_conn *conn, const struct
                      rq->targets.len, rq->except.len};
     if (redis_link_command_argv(b->cmd, 8, argv, lens, 0, targets_reply_cb, req) != SIOC_OK) {
         request_free(req);
-        done(ctx, conn, 503, "redis unavailable", NULL);
+        respond_error_now(done, ctx, conn, 503, "redis unavailable");
         return;
     }
     struct http_conn_owner owner = {.on_close = conn_closed_cb, .ctx = req};

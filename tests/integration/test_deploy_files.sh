@@ -661,9 +661,9 @@ for lang, path in (("haproxy", "deploy/haproxy/haproxy.cfg"), ("nginx", "deploy/
     check("docs/operations.md: the %s snippet is an excerpt of %s" % (lang, path), block and not stray, stray)
 api = open("docs/api.md").read()
 msgs = []
-for f in ("broker/api.c", "broker/api_input.c", "broker/main_broker.c"):
+for f in ("broker/api.c", "broker/api_input.c", "broker/main_broker.c", "broker/calls.c"):
     src = open(f).read()
-    for call in re.findall(r'respond_error\(([^;]*)\);', src):  # also both sides of a ?:
+    for call in re.findall(r'respond_error(?:_now)?\(([^;]*)\);', src):  # also both sides of a ?:
         msgs += [m for m in re.findall(r'"([^"]*)"', call) if m != "%s"]
     msgs += re.findall(r'snprintf\(err, errlen, "([^"]+)"', src)
     msgs += re.findall(r'fail\(err, errlen, "([^"%]*(?:%[^s"][^"]*)?|[^"]*%s[^"]*)"', src)
