@@ -45,7 +45,7 @@ struct call_request {
     uint64_t id;
     uint32_t timeout_ms;
     struct event *timer;
-    struct buf nsp, emit; /* copies of the request's, for the calls */
+    struct buf nsp, emit;   /* copies of the request's, for the calls */
     struct target *targets; /* NULL until the script answered */
     size_t count, waiting, reply_cursor;
     bool counted; /* count is part of calls->pending_sockets */
@@ -120,7 +120,8 @@ static void render(const struct call_request *req, struct buf *out)
             const struct target *t = &req->targets[i];
             if (t->state != order[pass])
                 continue;
-            const uint8_t *sid = req->names.data + t->sid_off, *text = req->texts.data + t->text_off;
+            const uint8_t *sid = req->names.data + t->sid_off,
+                          *text = req->texts.data + t->text_off;
             buf_append_cstr(out, first ? "" : ",");
             first = false;
             if (t->state == TARGET_WAITING) {
@@ -171,8 +172,9 @@ static void finish(struct call_request *req)
     else
         req->done(req->done_ctx, req->conn, 200, NULL, &out);
     buf_deinit(&out);
-    log_write(calls->b->log, LOG_LEVEL_DEBUG, "api.ack_done", "request %llx: %zu answered, %zu timed out, %zu failed",
-              (unsigned long long)req->id, answered, req->waiting, failed);
+    log_write(calls->b->log, LOG_LEVEL_DEBUG, "api.ack_done",
+              "request %llx: %zu answered, %zu timed out, %zu failed", (unsigned long long)req->id,
+              answered, req->waiting, failed);
     request_free(req);
 }
 
@@ -248,7 +250,8 @@ static void publish_calls(struct call_request *req)
         };
         buf_reset(&channel);
         buf_reset(&msg);
-        envelope_key_node(&channel, b->prefix, (struct slice){req->names.data + t->node_off, t->node_len});
+        envelope_key_node(&channel, b->prefix,
+                          (struct slice){req->names.data + t->node_off, t->node_len});
         int rc = envelope_reply_encode(&r, &msg);
         if (rc == SIOC_OK && channel.err == SIOC_OK) {
             const char *argv[] = {"PUBLISH", (const char *)channel.data, (const char *)msg.data};
@@ -308,11 +311,13 @@ static void targets_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         return;
     }
     if (strcmp(reply->element[0]->str, "toomany") == 0) {
-        respond_error(req, 413, "more than 10000 sockets selected for an ack emit: narrow the selection");
+        respond_error(req, 413,
+                      "more than 10000 sockets selected for an ack emit: narrow the selection");
         return;
     }
     if ((reply->elements - 1) / 2 > BK_CALLS_MAX_PENDING_SOCKETS - calls->pending_sockets) {
-        respond_error(req, 429, "too many sockets awaited by ack emits in progress, try again later");
+        respond_error(req, 429,
+                      "too many sockets awaited by ack emits in progress, try again later");
         return;
     }
     if (!calls->listening) {
@@ -330,7 +335,8 @@ static void targets_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         return;
     }
     req->timer = evtimer_new(calls->b->base, timeout_cb, req);
-    struct timeval tv = {(time_t)(req->timeout_ms / 1000), (suseconds_t)(req->timeout_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(req->timeout_ms / 1000),
+                         (suseconds_t)(req->timeout_ms % 1000) * 1000};
     if (req->timer == NULL || evtimer_add(req->timer, &tv) != 0) {
         respond_error(req, 500, "out of memory");
         return;
@@ -350,7 +356,8 @@ static void respond_error_now(bk_calls_done_cb *done, void *ctx, struct http_con
 }
 
 static struct call_request *request_new(struct bk_calls *calls, struct http_conn *conn,
-                                        const struct bk_calls_request *rq, bk_calls_done_cb *done, void *ctx)
+                                        const struct bk_calls_request *rq, bk_calls_done_cb *done,
+                                        void *ctx)
 {
     struct call_request *req = calloc(1, sizeof *req);
     if (req == NULL)
@@ -377,13 +384,14 @@ static struct call_request *request_new(struct bk_calls *calls, struct http_conn
     return req;
 }
 
-void bk_calls_start(struct bk_calls *calls, struct http_conn *conn, const struct bk_calls_request *rq,
-                    bk_calls_done_cb *done, void *ctx)
+void bk_calls_start(struct bk_calls *calls, struct http_conn *conn,
+                    const struct bk_calls_request *rq, bk_calls_done_cb *done, void *ctx)
 {
     struct broker *b = calls->b;
     (*calls->requests)++;
     if (calls->held_count >= BK_CALLS_MAX_PENDING) {
-        respond_error_now(done, ctx, conn, 429, "too many ack emits in progress (at most 1000), try again later");
+        respond_error_now(done, ctx, conn, 429,
+                          "too many ack emits in progress (at most 1000), try again later");
         return;
     }
     /* not queued while Redis is away (as the queries): the caller learns it at once */
@@ -400,10 +408,22 @@ void bk_calls_start(struct bk_calls *calls, struct http_conn *conn, const struct
     }
     char limit[24];
     snprintf(limit, sizeof limit, "%d", BK_CALLS_MAX_SOCKETS);
-    const char *argv[] = {"EVAL", bk_script_ack_targets(), "0", b->prefix, (const char *)rq->nsp.p,
-                          limit, (const char *)rq->targets.p, (const char *)rq->except.p};
-    size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), rq->nsp.len, strlen(limit),
-                     rq->targets.len, rq->except.len};
+    const char *argv[] = {"EVAL",
+                          bk_script_ack_targets(),
+                          "0",
+                          b->prefix,
+                          (const char *)rq->nsp.p,
+                          limit,
+                          (const char *)rq->targets.p,
+                          (const char *)rq->except.p};
+    size_t lens[] = {4,
+                     strlen(argv[1]),
+                     1,
+                     strlen(b->prefix),
+                     rq->nsp.len,
+                     strlen(limit),
+                     rq->targets.len,
+                     rq->except.len};
     if (redis_link_command_argv(b->cmd, 8, argv, lens, 0, targets_reply_cb, req) != SIOC_OK) {
         request_free(req);
         respond_error_now(done, ctx, conn, 503, "redis unavailable");
@@ -549,8 +569,10 @@ struct bk_calls *bk_calls_new(struct broker *b, uint64_t instance_bits)
     calls->requests = metrics_counter(b->metrics, "sioc_broker_ack_requests_total",
                                       "POST /v1/emit requests with an ack", NULL);
     const char *help = "sockets asked for an ack by the API, by outcome";
-    calls->answered = metrics_counter(b->metrics, "sioc_broker_acks_total", help, "result=\"answered\"");
-    calls->timed_out = metrics_counter(b->metrics, "sioc_broker_acks_total", help, "result=\"timeout\"");
+    calls->answered =
+        metrics_counter(b->metrics, "sioc_broker_acks_total", help, "result=\"answered\"");
+    calls->timed_out =
+        metrics_counter(b->metrics, "sioc_broker_acks_total", help, "result=\"timeout\"");
     calls->failed = metrics_counter(b->metrics, "sioc_broker_acks_total", help, "result=\"error\"");
     struct timeval every = {BK_CALLS_LIVENESS_MS / 3000, 0};
     if (calls->channel == NULL || calls->probe == NULL || calls->probe_timer == NULL ||

@@ -21,7 +21,8 @@ struct http_conn;
 #define BK_CALLS_MAX_PENDING 1000             /* ack requests held at once (else 429) */
 #define BK_CALLS_MAX_PENDING_SOCKETS 100000   /* sockets awaited by all of them (else 429) */
 #define BK_CALLS_MAX_ANSWER_BYTES (16u << 20) /* JSON of one answer's acks (later: errors) */
-#define BK_CALLS_LIVENESS_MS 15000 /* the subscriber link's liveness_timeout_ms (probed every 5 s) */
+#define BK_CALLS_LIVENESS_MS                                                                       \
+    15000 /* the subscriber link's liveness_timeout_ms (probed every 5 s) */
 
 /* One ack emit, as api.c validated it. Everything is borrowed for the call only. */
 struct bk_calls_request {
@@ -64,7 +65,7 @@ void bk_calls_on_state(struct bk_calls *calls, bool connected);
  * BK_CALLS_MAX_PENDING) or holds the connection (its owner) until the answer. `done` runs
  * exactly once, possibly before this returns, unless the connection closes first: then the
  * request is cancelled (calls already published are answered to nobody) and `done` never runs. */
-void bk_calls_start(struct bk_calls *calls, struct http_conn *conn, const struct bk_calls_request *rq,
-                    bk_calls_done_cb *done, void *ctx);
+void bk_calls_start(struct bk_calls *calls, struct http_conn *conn,
+                    const struct bk_calls_request *rq, bk_calls_done_cb *done, void *ctx);
 
 #endif

@@ -1,7 +1,8 @@
 /* fuzz_envelope.c: libFuzzer target for the envelope decoders (DESIGN.md 3.2-3.4). The input is
  * decoded whole as a reply map, a call result, an upstream pubsub map and node info, and, split
  * on the byte 0xc1 (never valid MessagePack, so values may hold any MessagePack), as upstream and
- * registry stream fields. Every success must re-encode, decode again to an equal struct, and consume <= len. */
+ * registry stream fields. Every success must re-encode, decode again to an equal struct, and
+ * consume <= len. */
 #include <stdlib.h>
 #include <string.h>
 
