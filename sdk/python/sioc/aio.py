@@ -95,7 +95,7 @@ class AsyncWorker(Worker):
 
     async def call(self, event, *args, **kwargs):
         """``await sio.call(event, data, to=sid, timeout=60)``: the client's ack, waited for
-        without blocking the loop."""
+        without blocking the loop (``to`` a room: the list of answers, see Worker.call)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: Worker.call(self, event, *args, **kwargs))
 
