@@ -171,6 +171,41 @@ test("a client that hangs up before the answer cancels its request; the broker s
   talker.close();
 }, 20000);
 
+test("100,000 sockets awaited at once: the next ack emit is refused with 429; hang-ups free them", async () => {
+  // 10,000 sockets of a node whose "gateway" (this subscriber) never answers
+  const fake = createClient({ url: redis.url });
+  await fake.connect();
+  let delivered = 0;
+  await fake.subscribe("sioc:node:fake", () => delivered++);
+  const sids = Array.from({ length: 10000 }, (_, i) => `crowd${String(i).padStart(5, "0")}`);
+  const m = r.multi();
+  for (const sid of sids) m.hSet(`sioc:sid:${sid}`, { node: "fake", nsp: "/" });
+  m.sAdd("sioc:room:/:crowd", sids);
+  await m.exec();
+  const body = JSON.stringify({ event: "ask", rooms: ["crowd"], ack: { timeout: 60000 } });
+  const held = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      const s = net.connect(broker.port, "127.0.0.1");
+      s.on("error", () => {});
+      held.push(s);
+      s.write(`POST /v1/emit HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    }
+    await until("100,000 calls published", async () => delivered >= 100000, 60000);
+    const res = await emit(JSON.parse(body));
+    assertEqual([res.status, JSON.parse(res.body)], [429, { error: "too many sockets awaited by ack emits in progress, try again later" }], "429");
+    const before = (broker.log().match(/api\.ack_cancelled/g) || []).length;
+    held.forEach((s) => s.destroy());
+    await until("ten cancellations", async () => (broker.log().match(/api\.ack_cancelled/g) || []).length === before + 10, 5000);
+    const small = await ackEmit({ event: "ask", rooms: ["nobody-here"], ack: { timeout: 1000 } });
+    assertEqual(small.acks, [], "accepted again once they are gone");
+  } finally {
+    held.forEach((s) => s.destroy());
+    await r.del(["sioc:room:/:crowd", ...sids.map((sid) => `sioc:sid:${sid}`)]);
+    await fake.quit();
+  }
+}, 90000);
+
 test("the broker exits cleanly under ASan (no leak, no error) after all of this", async () => {
   clients.forEach((c) => c.close());
   await gwA.stop();
