@@ -2,7 +2,8 @@
 // sioc-broker (build/asan) and two real gateways with socket.io-client sockets on a private
 // redis-server: a user's sockets on two gateways answer, a silent socket is a timeout, rooms,
 // except and the whole namespace, errors (a socket that leaves, a gateway that is gone), bad
-// bodies (400) and too big selections (413), and a client that hangs up before the answer.
+// bodies (400), too big selections (413), too many sockets awaited at once (429), and clients that
+// hang up before the answer; the ASan broker must then exit without a leak or an error.
 import { io } from "socket.io-client";
 import { createClient } from "redis";
 import notepack from "notepack.io";
