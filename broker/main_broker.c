@@ -1,6 +1,6 @@
 /* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the registry
- * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz, /readyz (Redis
- * connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
+ * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz,
+ * /readyz (Redis connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
  * the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -150,7 +150,8 @@ static void calls_state_cb(void *ctx, bool connected)
     bk_calls_on_state(b->calls, connected);
 }
 
-static void calls_message_cb(void *ctx, struct slice pattern, struct slice channel, struct slice payload)
+static void calls_message_cb(void *ctx, struct slice pattern, struct slice channel,
+                             struct slice payload)
 {
     (void)pattern;
     (void)channel;
@@ -323,7 +324,8 @@ int main(int argc, char **argv)
     }
     log_route_libevent(b->log);
     const char *url = config_get(&cfg, "redis");
-    b->cmd = new_link(b, url, seed, (struct redis_link_config){.mode = REDIS_LINK_COMMAND, .on_event_cb = cmd_event_cb});
+    b->cmd = new_link(b, url, seed,
+                      (struct redis_link_config){.mode = REDIS_LINK_COMMAND, .on_event_cb = cmd_event_cb});
     b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull,
                          (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
                                                     .on_event_cb = reader_event_cb,
