@@ -1,7 +1,7 @@
 /* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the registry
  * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz,
- * /readyz (Redis connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries are re-read by
- * the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
+ * /readyz (Redis connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries
+ * are re-read by the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -325,7 +325,8 @@ int main(int argc, char **argv)
     log_route_libevent(b->log);
     const char *url = config_get(&cfg, "redis");
     b->cmd = new_link(b, url, seed,
-                      (struct redis_link_config){.mode = REDIS_LINK_COMMAND, .on_event_cb = cmd_event_cb});
+                      (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
+                                                 .on_event_cb = cmd_event_cb});
     b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull,
                          (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
                                                     .on_event_cb = reader_event_cb,
