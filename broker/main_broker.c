@@ -1,7 +1,8 @@
 /* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the registry
  * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz,
  * /readyz (Redis connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries
- * are re-read by the next broker), SIGHUP reopens the log. Everything hangs off one struct broker; no globals. */
+ * are re-read by the next broker), SIGHUP reopens the log. Everything hangs off one struct
+ * broker; no globals. */
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
