@@ -339,7 +339,8 @@ static void hold(struct bk_api *api, struct http_conn *conn, enum query_kind kin
 
 /* ---- pushes ---- */
 
-static void ack_done(void *ctx, struct http_conn *conn, int status, const char *error, const struct buf *json)
+static void ack_done(void *ctx, struct http_conn *conn, int status, const char *error,
+                     const struct buf *json)
 {
     if (error != NULL)
         respond_error(ctx, conn, status, error);

@@ -101,13 +101,15 @@ static bool read_ack(struct api_body *b, struct mp_reader *r, const struct mp_it
             return fail(err, errlen, "%s", "malformed object key");
         if (!(key.len == 7 && memcmp(key.data, "timeout", 7) == 0)) {
             char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(key.len < 48 ? key.len : 48), (const char *)key.data);
+            snprintf(name, sizeof name, "%.*s", (int)(key.len < 48 ? key.len : 48),
+                     (const char *)key.data);
             return fail(err, errlen, "unknown field 'ack.%s'", name);
         }
         if (b->has_ack)
             return fail(err, errlen, "%s", "field 'ack.timeout' given twice");
         if (mp_read(r, &value) != SIOC_OK || value.kind == MP_ARRAY || value.kind == MP_MAP ||
-            !mp_item_to_i64(&value, &ms) || ms < API_ACK_TIMEOUT_MIN_MS || ms > API_ACK_TIMEOUT_MAX_MS)
+            !mp_item_to_i64(&value, &ms) || ms < API_ACK_TIMEOUT_MIN_MS ||
+            ms > API_ACK_TIMEOUT_MAX_MS)
             return fail(err, errlen, "%s", "field 'ack.timeout' must be an integer from 1 to 120000 (milliseconds)");
         b->has_ack = true;
         b->ack_timeout_ms = (uint32_t)ms;
