@@ -2,6 +2,7 @@
  * the connection limit with its reserve for health checks, and accept-error episodes (out of
  * descriptors: pause, back off, say so once). What an accepted socket becomes is
  * http_server.c's business (http_server_conn_accepted). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -190,4 +191,21 @@ void http_server_stop_listening(struct http_server *srv)
         srv->listener = NULL;
     }
     evtimer_del(srv->accept_retry);
+}
+
+/* "ip:port" or "[ip6]:port". */
+void http_listener_format_peer(const struct sockaddr *addr, char *out, size_t cap)
+{
+    snprintf(out, cap, "?");
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)addr;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
+        snprintf(out, cap, "%s:%u", ip, ntohs(in4->sin_port));
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    }
 }

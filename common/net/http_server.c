@@ -17,7 +17,6 @@
  * same work list, so a connection is never freed under its caller. */
 #include "common/net/http_server.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -37,6 +36,7 @@
 #include "common/error.h"
 #include "common/net/deadline_timer.h"
 #include "common/net/http_server_internal.h"
+#include "common/net/tls.h"
 
 
 static void process_input(struct http_conn *conn);
@@ -69,7 +69,7 @@ static void update_interest(struct http_conn *conn, bool want_write)
                    !output_full(conn);
     if (reading)
         want |= EV_READ;
-    if (want_write && conn->state != CONN_DEAD)
+    if ((want_write || conn->tls_wants_write) && conn->state != CONN_DEAD)
         want |= EV_WRITE;
     if (want == conn->interest)
         return;
@@ -123,8 +123,8 @@ static uint8_t work_pop(struct http_server *srv, struct http_conn **out)
 
 static void arm_server_timer(struct http_server *srv)
 {
-    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
-    deadline_timer_arm(&srv->timer, lists, 2);
+    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait, &srv->handshake_wait};
+    deadline_timer_arm(&srv->timer, lists, 3);
 }
 
 static void arm_timer(struct http_conn *conn, struct deadline_list *list)
@@ -139,8 +139,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct http_server *srv = arg;
     uint64_t now = deadline_clock_ms();
-    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
-    for (size_t i = 0; i < 2; i++) {
+    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait, &srv->handshake_wait};
+    for (size_t i = 0; i < 3; i++) {
         struct deadline_node *n;
         while ((n = deadline_pop_expired(lists[i], now)) != NULL) {
             struct http_conn *conn = DEADLINE_OWNER(n, struct http_conn, timeout);
@@ -152,6 +152,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
              * owner worth telling. */
             if (conn->req != NULL && conn->in_len > 0)
                 report(conn, "request head timeout");
+            else if (lists[i] == &srv->handshake_wait)
+                report(conn, "TLS handshake timeout");
             http_conn_close(conn, false);
         }
     }
@@ -277,6 +279,9 @@ static void output_drained(struct http_conn *conn)
         out_clear(conn); /* an idle connection keeps no segment array */
     if (conn->state == CONN_CLOSING) {
         /* lingering close (as nginx's): FIN after the last answer, then drain the peer */
+        /* TLS: close_notify first (RFC 8446 6.1); the lingering reads that follow are raw */
+        tls_conn_free(conn->tls, true);
+        conn->tls = NULL;
         if (!conn->lingering && shutdown(event_get_fd(&conn->ev), SHUT_WR) == 0) {
             conn->lingering = true;
             update_interest(conn, false);
@@ -287,6 +292,27 @@ static void output_drained(struct http_conn *conn)
     }
     if (conn->has_owner && conn->owner.on_drained != NULL)
         conn->owner.on_drained(conn->owner.ctx, conn);
+}
+
+/* TLS output: sendmsg's contract (bytes, or -1 with errno EAGAIN when the socket is full), one
+ * record per TLS_STAGE bytes. Only the encryption is per connection: shared frames are read in
+ * place (DESIGN.md §4). */
+static ssize_t tls_send(struct http_conn *conn, const struct iovec *iov, int n)
+{
+    char why[160] = "";
+    ssize_t w = tls_conn_writev(conn->tls, iov, n, conn->srv->tls_stage, TLS_STAGE, why, sizeof why);
+    if (w > 0)
+        return w;
+    if (w == TLS_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    /* TLS_WANT_READ would mean a handshake under way (renegotiation, refused) */
+    char what[200];
+    snprintf(what, sizeof what, "TLS write failed: %s", w == TLS_WANT_READ ? "renegotiation" : why);
+    report(conn, what);
+    errno = EPIPE;
+    return -1;
 }
 
 /* Writes as much queued output as the socket takes, one sendmsg per WRITE_IOV_MAX segments. */
@@ -306,8 +332,13 @@ static void flush_conn(struct http_conn *conn)
             want += iov[n].iov_len;
             n++;
         }
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(event_get_fd(&conn->ev), &msg, MSG_NOSIGNAL);
+        ssize_t w;
+        if (conn->tls != NULL) {
+            w = tls_send(conn, iov, n);
+        } else {
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(event_get_fd(&conn->ev), &msg, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -406,6 +437,7 @@ static void conn_destroy(struct http_conn *conn)
     deadline_remove(&conn->timeout);
     if (conn->interest != 0)
         event_del(&conn->ev);
+    tls_conn_free(conn->tls, false);
     evutil_closesocket(event_get_fd(&conn->ev));
     out_clear(conn);
     input_free(conn);
@@ -460,6 +492,16 @@ static int status_for(int err)
 
 /* ---- reading requests ---- */
 
+/* A plain request on the TLS port: only the paths the owner lets through (health checks). */
+static bool plain_path_allowed(const struct http_server *srv, struct slice path)
+{
+    for (const char *const *p = srv->cfg.plain_paths; p != NULL && *p != NULL; p++) {
+        if (strlen(*p) == path.len && memcmp(*p, path.p, path.len) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The request is complete: re-parse the head from its stable copy and hand it over. */
 static void deliver(struct http_conn *conn)
 {
@@ -478,6 +520,11 @@ static void deliver(struct http_conn *conn)
     pub->keep_alive = r->framing.keep_alive;
     pub->upgrade = r->framing.upgrade;
     pub->over_limit = conn->over_limit_conn;
+    pub->secure = conn->tls != NULL;
+    if (conn->plain_on_tls && !plain_path_allowed(conn->srv, pub->path)) {
+        fail_request(conn, 400, "plain HTTP on the TLS port");
+        return;
+    }
     conn->state = CONN_WAITING_RESPONSE;
     conn->close_after_response = !r->framing.keep_alive || conn->over_limit_conn;
     deadline_remove(&conn->timeout);
@@ -657,10 +704,117 @@ static void input_arrived(struct http_conn *conn, const uint8_t *p, size_t len)
     }
 }
 
+/* ---- TLS input ---- */
+
+static void report_tls(struct http_conn *conn, const char *what, const char *why)
+{
+    char line[240];
+    snprintf(line, sizeof line, "%s: %s", what, why);
+    report(conn, line);
+}
+
+/* The first byte on a TLS port decides: 0x16 (a handshake record, RFC 8446 5.1) starts TLS;
+ * anything else is plain HTTP (plain_paths only) or garbage. Returns true to go on reading. */
+static bool tls_sniff(struct http_conn *conn)
+{
+    static const char refusal[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: 27\r\nConnection: close\r\n\r\n"
+                                  "this port speaks TLS: https";
+    struct http_server *srv = conn->srv;
+    uint8_t first;
+    ssize_t n = recv(event_get_fd(&conn->ev), &first, 1, MSG_PEEK);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return false;
+    if (n <= 0) {
+        conn_lost(conn, n == 0 ? "transport close" : "transport error");
+        return false;
+    }
+    conn->tls_sniff = false;
+    if (first == 0x16) {
+        conn->tls = tls_conn_new(srv->cfg.tls, event_get_fd(&conn->ev));
+        if (conn->tls == NULL) {
+            report(conn, "TLS: out of memory");
+            conn_lost(conn, "out of memory");
+            return false;
+        }
+        conn->tls_handshaking = true; /* still under the handshake timeout armed at accept */
+        return true;
+    }
+    deadline_remove(&conn->timeout);
+    if (srv->cfg.plain_paths != NULL) {
+        conn->plain_on_tls = true;
+        arm_timer(conn, &srv->head_wait);
+        return true;
+    }
+    report(conn, "not TLS (plain HTTP or garbage) on the TLS port");
+    conn_write(conn, refusal, sizeof refusal - 1);
+    http_conn_close(conn, true);
+    return false;
+}
+
+/* Advances the handshake; true once it is complete. */
+static bool tls_handshake_step(struct http_conn *conn)
+{
+    char why[160] = "";
+    int rc = tls_conn_handshake(conn->tls, why, sizeof why);
+    if (rc == 1) {
+        conn->tls_handshaking = false;
+        deadline_remove(&conn->timeout);
+        arm_timer(conn, &conn->srv->head_wait); /* now as a fresh plain connection */
+        return true;
+    }
+    if (rc == TLS_WANT_WRITE) {
+        conn->tls_wants_write = true;
+        update_interest(conn, true);
+    } else if (rc != TLS_WANT_READ) {
+        report_tls(conn, "TLS handshake failed", rc == TLS_CLOSED ? "peer closed" : why);
+        conn_lost(conn, "TLS handshake failed");
+    }
+    return false;
+}
+
+static void tls_read(struct http_conn *conn)
+{
+    struct http_server *srv = conn->srv;
+    char why[160] = "";
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = tls_conn_read(conn->tls, srv->scratch, READ_CHUNK, why, sizeof why);
+        if (tls_conn_renegotiating(conn->tls)) {
+            report(conn, "TLS renegotiation refused");
+            conn_lost(conn, "TLS renegotiation");
+            return;
+        }
+        if (n == TLS_WANT_READ)
+            return;
+        if (n == TLS_WANT_WRITE) {
+            conn->tls_wants_write = true;
+            update_interest(conn, true);
+            return;
+        }
+        if (n <= 0) {
+            if (n == TLS_FAILED)
+                report_tls(conn, "TLS error", why);
+            conn_lost(conn, n == TLS_CLOSED ? "transport close" : "transport error");
+            return;
+        }
+        input_arrived(conn, srv->scratch, (size_t)n);
+        if (!(conn->interest & EV_READ))
+            return;
+    }
+}
+
 static void read_socket(struct http_conn *conn)
 {
     struct http_server *srv = conn->srv;
     int fd = event_get_fd(&conn->ev);
+    if (conn->tls_sniff && !tls_sniff(conn))
+        return;
+    if (conn->tls_handshaking && !tls_handshake_step(conn))
+        return;
+    if (conn->tls != NULL && !conn->lingering) {
+        tls_read(conn);
+        return;
+    }
     for (int i = 0; i < READS_PER_EVENT; i++) {
         ssize_t n = recv(fd, srv->scratch, READ_CHUNK, 0);
         if (n < 0 && errno == EINTR)
@@ -686,6 +840,14 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct http_conn *conn = arg;
+    if ((what & EV_WRITE) && conn->tls_wants_write) {
+        /* TLS: the handshake or a read needed to write; output, if any, goes next */
+        conn->tls_wants_write = false;
+        read_socket(conn);
+        if (conn->state != CONN_DEAD && conn->out_count > 0 && !conn->tls_wants_write)
+            flush_conn(conn);
+        return;
+    }
     if (what & EV_WRITE)
         flush_conn(conn);
     if ((what & EV_READ) && (conn->interest & EV_READ))
@@ -740,27 +902,10 @@ void http_server_conn_accepted(struct http_server *srv, int fd, bool over)
     srv->conns = conn;
     srv->conn_count++;
     conn->state = CONN_READING_HEAD;
+    conn->tls_sniff = srv->cfg.tls != NULL;
     update_interest(conn, false);
-    arm_timer(conn, &conn->srv->head_wait);
+    arm_timer(conn, conn->tls_sniff ? &srv->handshake_wait : &srv->head_wait);
 }
-
-/* "ip:port" or "[ip6]:port". */
-static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
-{
-    snprintf(out, cap, "?");
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)addr;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
-        snprintf(out, cap, "%s:%u", ip, ntohs(in4->sin_port));
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
-        char ip[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    }
-}
-
 
 static void server_free_parts(struct http_server *srv)
 {
@@ -776,6 +921,7 @@ static void server_free_parts(struct http_server *srv)
     if (srv->timer.ev != NULL)
         event_free(srv->timer.ev);
     free(srv->scratch);
+    free(srv->tls_stage);
     free(srv->reserve);
     free(srv);
 }
@@ -805,6 +951,11 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         srv->cfg.output_hard_limit = srv->cfg.output_soft_limit;
     deadline_list_init(&srv->head_wait, srv->cfg.head_timeout_ms);
     deadline_list_init(&srv->idle_wait, srv->cfg.idle_timeout_ms);
+    if (srv->cfg.handshake_timeout_ms == 0)
+        srv->cfg.handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    deadline_list_init(&srv->handshake_wait, srv->cfg.handshake_timeout_ms);
+    if (srv->cfg.tls != NULL)
+        srv->tls_stage = malloc(TLS_STAGE);
     srv->work_event = event_new(base, -1, 0, work_cb, srv);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->scratch = malloc(READ_CHUNK);
@@ -814,7 +965,8 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
     if (srv->cfg.reserve_connections > 0)
         srv->reserve = calloc(srv->cfg.reserve_connections, sizeof *srv->reserve);
     if (srv->work_event == NULL || srv->timer.ev == NULL || srv->scratch == NULL ||
-        srv->accept_retry == NULL || (srv->cfg.reserve_connections > 0 && srv->reserve == NULL)) {
+        srv->accept_retry == NULL || (srv->cfg.reserve_connections > 0 && srv->reserve == NULL) ||
+        (srv->cfg.tls != NULL && srv->tls_stage == NULL)) {
         snprintf(err, errlen, "out of memory");
         server_free_parts(srv);
         return NULL;
@@ -1026,7 +1178,7 @@ const char *http_conn_peer(const struct http_conn *conn)
     socklen_t len = sizeof ss;
     char *out = conn->srv->peer;
     if (getpeername(event_get_fd(&conn->ev), (struct sockaddr *)&ss, &len) == 0)
-        format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
+        http_listener_format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
     else
         snprintf(out, sizeof conn->srv->peer, "?");
     return out;
@@ -1034,6 +1186,5 @@ const char *http_conn_peer(const struct http_conn *conn)
 
 bool http_conn_is_tls(const struct http_conn *conn)
 {
-    (void)conn;
-    return false;
+    return conn->tls != NULL && !conn->tls_handshaking;
 }

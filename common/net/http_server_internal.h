@@ -36,6 +36,8 @@ struct ssl_st;
 #define OWNED_BLOCK_MIN 256        /* owned copies start at this capacity, later ones append */
 #define SPARE_REQUESTS 8           /* finished request states kept for reuse by the server */
 #define SPARE_STORAGE_MAX 16384    /* ... with their storage, when it is no larger than this */
+#define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define TLS_STAGE 16384 /* plaintext of one TLS record (RFC 8446 5.1): output is gathered to it */
 
 enum conn_state {
     CONN_READING_HEAD,
@@ -100,6 +102,12 @@ struct http_conn {
                      * dropped until the peer closes (or head_timeout_ms), so that what the peer
                      * still sends cannot make the kernel reset the connection before the peer
                      * has read our last answer (a 413 to an upload in progress) */
+    /* TLS (http_server_config.tls) */
+    bool tls_sniff;       /* the first byte has not arrived: TLS or plain is not known yet */
+    bool tls_handshaking; /* conn->tls is set, its handshake is not complete */
+    bool tls_wants_write; /* the handshake or a read waits for the socket to be writable */
+    bool plain_on_tls;    /* plain HTTP on the TLS port: plain_paths only */
+    struct ssl_st *tls;   /* NULL on plain connections */
     struct http_conn_owner owner;
     struct conn_request *req;
     uint8_t *in; /* unconsumed input; NULL when there is none */
@@ -123,6 +131,8 @@ struct http_server {
     struct event *work_event;
     struct deadline_list head_wait; /* a request head started: head_timeout_ms to finish */
     struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
+    struct deadline_list handshake_wait; /* TLS: accepted, handshake_timeout_ms to complete it */
+    uint8_t *tls_stage; /* TLS_STAGE bytes through which TLS records are gathered (TLS only) */
     struct deadline_timer timer;    /* for the earliest deadline of both lists */
     uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
     /* accept episodes (http_server_config.on_listener) */
@@ -156,6 +166,9 @@ bool http_listener_open(struct http_server *srv, const char *listen, char *err, 
 void http_listener_reserve_remove(struct http_server *srv, struct http_conn *conn);
 /* The retry timer's callback (srv->accept_retry): re-enables the listener after a back-off. */
 void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg);
+/* "ip:port" or "[ip6]:port" of addr into out (http_conn_peer). */
+struct sockaddr;
+void http_listener_format_peer(const struct sockaddr *addr, char *out, size_t cap);
 /* A connection was freed: ends a "connection limit" episode when below the limit again. */
 void http_listener_conn_gone(struct http_server *srv);
 
