@@ -1,7 +1,8 @@
 /* main_gateway.c: sioc-gateway (DESIGN.md §2): options, wiring of the HTTP listener, the
  * Socket.IO layer, auth and the worker bridge; the HTTP endpoints besides Engine.IO (/healthz,
- * /readyz, /metrics, static files, the client bundle); signals (SIGTERM/SIGINT drain, SIGHUP
- * reopens the log). Everything the process owns hangs off one struct gateway; no globals. */
+ * /readyz, /metrics, static files, the client bundle); TLS (tls-cert); signals (SIGTERM/SIGINT
+ * drain, SIGHUP reopens the log and reloads the TLS certificate). Everything the process owns
+ * hangs off one struct gateway; no globals. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>

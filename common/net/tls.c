@@ -219,8 +219,9 @@ static int load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, 
     EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     if (key == NULL) {
-        ssl_error_text(why, sizeof why, "unreadable");
-        snprintf(err, errlen, "tls-key: %s is not a PEM private key (%s)", key_file, why);
+        ERR_clear_error();
+        snprintf(err, errlen, "tls-key: %s holds no readable PEM private key (an encrypted key "
+                 "needs decrypting first)", key_file);
         return -1;
     }
     int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
