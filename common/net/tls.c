@@ -24,6 +24,9 @@
  * (returning 2 asks OpenSSL to issue a fresh ticket). Sessions live as long as one period. */
 #define TICKET_PERIOD_S 3600
 #define TICKETS_PER_HANDSHAKE 1 /* TLS 1.3: one ticket (a browser resumes with one) */
+/* Bytes a client may send before its handshake completes. OpenSSL would buffer a ClientHello
+ * of up to 128 KiB; real ones are under 2 KiB (4 KiB with post-quantum key shares). */
+#define HANDSHAKE_MAX_BYTES (32u * 1024)
 
 struct ticket_key {
     uint8_t name[16]; /* TLSEXT_KEYNAME_LENGTH */
@@ -418,7 +421,16 @@ int tls_conn_handshake(struct ssl_st *ssl, char *why, size_t whylen)
     ERR_clear_error();
     errno = 0;
     int rc = SSL_do_handshake(ssl);
-    return rc == 1 ? 1 : result(ssl, rc, why, whylen);
+    if (rc == 1)
+        return 1;
+    rc = result(ssl, rc, why, whylen);
+    uint64_t got = BIO_number_read(SSL_get_rbio(ssl));
+    if (rc == TLS_WANT_READ && got > HANDSHAKE_MAX_BYTES) {
+        snprintf(why, whylen, "handshake messages too large (%llu bytes, at most %u)",
+                 (unsigned long long)got, HANDSHAKE_MAX_BYTES);
+        return TLS_FAILED;
+    }
+    return rc;
 }
 
 ssize_t tls_conn_read(struct ssl_st *ssl, uint8_t *p, size_t cap, char *why, size_t whylen)

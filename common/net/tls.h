@@ -60,7 +60,9 @@ struct ssl_st *tls_conn_new(struct tls_context *tls, int fd);
 /* Frees the connection. With `notify` and a finished handshake, a close_notify alert is tried
  * first (one non-blocking attempt). NULL is a no-op. */
 void tls_conn_free(struct ssl_st *ssl, bool notify);
-/* Advances the handshake: 1 when it is complete, else TLS_WANT_*, TLS_CLOSED or TLS_FAILED. */
+/* Advances the handshake: 1 when it is complete, else TLS_WANT_*, TLS_CLOSED or TLS_FAILED
+ * (also when the client sent more than 32 KiB without completing it; OpenSSL itself refuses a
+ * ClientHello above 128 KiB, so that is what a handshake can cost at most). */
 int tls_conn_handshake(struct ssl_st *ssl, char *why, size_t whylen);
 /* Decrypts into p[0..cap): bytes (> 0) or a TLS_* result. */
 ssize_t tls_conn_read(struct ssl_st *ssl, uint8_t *p, size_t cap, char *why, size_t whylen);
