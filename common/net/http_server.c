@@ -14,7 +14,13 @@
  * with one sendmsg per connection per loop iteration: connections whose output grew are put on
  * the server's work list and flushed together by one event. The socket event asks for EV_WRITE
  * only while a socket would block. Closing and "process buffered input" are deferred through the
- * same work list, so a connection is never freed under its caller. */
+ * same work list, so a connection is never freed under its caller.
+ *
+ * TLS (http_server_config.tls, common/net/tls.h): the first byte tells a handshake from plain
+ * bytes; the handshake runs on the connection's own socket under its own deadline list; then
+ * reads go through SSL_read into the same shared buffer and output leaves through
+ * tls_conn_writev from the same segment queue (one record per 16 KB instead of one sendmsg). The
+ * listener and accepts are in http_listener.c. */
 #include "common/net/http_server.h"
 
 #include <assert.h>

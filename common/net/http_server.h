@@ -5,7 +5,8 @@
  * (WebSocket). Writes are queued on the connection (shared frames by reference) and sent at the
  * end of the loop iteration, all of a connection's pending output in one sendmsg. An idle
  * connection holds one small struct and one socket event: no buffers, no timer of its own
- * (DESIGN.md §4). Connection functions use the http_conn_ prefix. */
+ * (DESIGN.md §4). With a TLS context (common/net/tls.h) every connection speaks TLS and all of
+ * the above holds unchanged over it. Connection functions use the http_conn_ prefix. */
 #ifndef SIOC_NET_HTTP_SERVER_H
 #define SIOC_NET_HTTP_SERVER_H
 

@@ -87,7 +87,7 @@ struct http_conn {
     struct http_server *srv;
     struct http_conn *prev, *next;             /* all connections */
     struct http_conn *work_next;               /* on the work list while work != 0 */
-    struct deadline_node timeout; /* in head_wait or idle_wait, or neither */
+    struct deadline_node timeout; /* in head_wait, idle_wait or handshake_wait, or none */
     struct event ev; /* the socket: EV_READ unless paused, EV_WRITE while output blocks */
     short interest;  /* the flags `ev` is added with (0 = not added) */
     uint8_t state;   /* enum conn_state */
@@ -133,7 +133,7 @@ struct http_server {
     struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
     struct deadline_list handshake_wait; /* TLS: accepted, handshake_timeout_ms to complete it */
     uint8_t *tls_stage; /* TLS_STAGE bytes through which TLS records are gathered (TLS only) */
-    struct deadline_timer timer;    /* for the earliest deadline of both lists */
+    struct deadline_timer timer;    /* for the earliest deadline of the three lists */
     uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
     /* accept episodes (http_server_config.on_listener) */
     bool at_limit;              /* connections reached max_connections */
