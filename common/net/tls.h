@@ -55,7 +55,8 @@ enum {
 };
 
 /* A server-side TLS connection on the non-blocking socket fd (not owned: the caller closes it).
- * NULL when out of memory. */
+ * NULL when out of memory. OpenSSL writes with write(2): the process must ignore SIGPIPE (both
+ * programs do). */
 struct ssl_st *tls_conn_new(struct tls_context *tls, int fd);
 /* Frees the connection. With `notify` and a finished handshake, a close_notify alert is tried
  * first (one non-blocking attempt). NULL is a no-op. */
