@@ -111,10 +111,10 @@ static void accept_error_cb(struct evconnlistener *listener, void *arg)
     evconnlistener_disable(listener);
     srv->accept_failures++;
     srv->accept_last_failure = deadline_clock_ms();
-    srv->backoff_ms = srv->backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
-                                           : (srv->backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
-                                                  ? ACCEPT_BACKOFF_MAX_MS
-                                                  : srv->backoff_ms * 2);
+    srv->backoff_ms = srv->backoff_ms == 0
+                          ? ACCEPT_BACKOFF_MIN_MS
+                          : (srv->backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS ? ACCEPT_BACKOFF_MAX_MS
+                                                                         : srv->backoff_ms * 2);
     if (!srv->accept_failing) {
         char what[160];
         snprintf(what, sizeof what, "accept failed: %s; accepts paused, retried every %u-%u ms",
@@ -123,7 +123,8 @@ static void accept_error_cb(struct evconnlistener *listener, void *arg)
         srv->accept_failed_at = deadline_clock_ms();
         listener_event(srv, true, what);
     }
-    struct timeval tv = {(time_t)(srv->backoff_ms / 1000), (suseconds_t)(srv->backoff_ms % 1000) * 1000};
+    struct timeval tv = {(time_t)(srv->backoff_ms / 1000),
+                         (suseconds_t)(srv->backoff_ms % 1000) * 1000};
     evtimer_add(srv->accept_retry, &tv);
 }
 
@@ -143,7 +144,8 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *ss, int *s
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
@@ -164,10 +166,10 @@ bool http_listener_open(struct http_server *srv, const char *listen, char *err, 
                  listen ? listen : "");
         return false;
     }
-    srv->listener = evconnlistener_new_bind(srv->base, accept_cb, srv,
-                                            LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-                                                LEV_OPT_CLOSE_ON_EXEC,
-                                            1024, (struct sockaddr *)&ss, sslen);
+    srv->listener =
+        evconnlistener_new_bind(srv->base, accept_cb, srv,
+                                LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                1024, (struct sockaddr *)&ss, sslen);
     if (srv->listener == NULL) {
         snprintf(err, errlen, "cannot listen on %s: %s", listen, strerror(errno));
         return false;

@@ -125,8 +125,8 @@ static int ticket_hmac_init(EVP_MAC_CTX *hctx, const struct ticket_key *k)
 /* SSL_CTX_set_tlsext_ticket_key_evp_cb: enc = 1 seals a new ticket under the current key;
  * enc = 0 opens one: 1 (current key), 2 (previous key: valid, but issue a new ticket), 0 (unknown
  * or expired key: a full handshake), -1 on failure. */
-static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
-                     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
 {
     struct tls_context *tls = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     time_t now = time(NULL);
@@ -178,7 +178,8 @@ static int apply_ciphers(SSL_CTX *ctx, const char *list, char *err, size_t errle
         snprintf(err, errlen, "tls-ciphers: empty list");
         goto out;
     }
-    /* only TLS 1.3 suites named: TLS 1.2 is off; only TLS 1.2 ciphers: TLS 1.3 keeps its defaults */
+    /* only TLS 1.3 suites named: TLS 1.2 is off; only TLS 1.2 ciphers: TLS 1.3 keeps its defaults
+     */
     if (v13[0] != '\0' && SSL_CTX_set_ciphersuites(ctx, v13) != 1) {
         snprintf(err, errlen, "tls-ciphers: no usable TLS 1.3 suite in '%s'", v13);
         goto out;
@@ -223,8 +224,10 @@ static int load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, 
     fclose(f);
     if (key == NULL) {
         ERR_clear_error();
-        snprintf(err, errlen, "tls-key: %s holds no readable PEM private key (an encrypted key "
-                 "needs decrypting first)", key_file);
+        snprintf(err, errlen,
+                 "tls-key: %s holds no readable PEM private key (an encrypted key "
+                 "needs decrypting first)",
+                 key_file);
         return -1;
     }
     int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
@@ -315,8 +318,8 @@ void tls_context_free(struct tls_context *tls)
 struct tls_context *tls_context_new(const struct tls_options *opt, char *err, size_t errlen)
 {
     if (opt->cert_file == NULL || opt->key_file == NULL) {
-        snprintf(err, errlen, "%s", opt->cert_file == NULL ? "tls-key needs tls-cert"
-                                                           : "tls-cert needs tls-key");
+        snprintf(err, errlen, "%s",
+                 opt->cert_file == NULL ? "tls-key needs tls-cert" : "tls-cert needs tls-key");
         return NULL;
     }
     struct tls_context *tls = calloc(1, sizeof *tls);
@@ -393,13 +396,9 @@ static int result(SSL *ssl, int rc, char *why, size_t whylen)
 {
     int e = SSL_get_error(ssl, rc);
     switch (e) {
-    case SSL_ERROR_WANT_READ:
-        return TLS_WANT_READ;
-    case SSL_ERROR_WANT_WRITE:
-        return TLS_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN:
-        ERR_clear_error();
-        return TLS_CLOSED;
+    case SSL_ERROR_WANT_READ: return TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: ERR_clear_error(); return TLS_CLOSED;
     case SSL_ERROR_SYSCALL:
         if (ERR_peek_error() == 0) {
             int saved = errno;
@@ -410,9 +409,7 @@ static int result(SSL *ssl, int rc, char *why, size_t whylen)
         }
         ssl_error_text(why, whylen, "TLS error"); /* OpenSSL queued the reason */
         return TLS_FAILED;
-    default:
-        ssl_error_text(why, whylen, "TLS error");
-        return TLS_FAILED;
+    default: ssl_error_text(why, whylen, "TLS error"); return TLS_FAILED;
     }
 }
 

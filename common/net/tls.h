@@ -17,9 +17,9 @@ struct ssl_st;
 struct tls_context;
 
 /* Defaults of tls_options.ciphers / .groups (DESIGN.md §2 tls-ciphers, tls-groups). */
-#define TLS_DEFAULT_CIPHERS                                                                       \
-    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"                \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"   \
+#define TLS_DEFAULT_CIPHERS                                                                        \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_DEFAULT_GROUPS "X25519:P-256"
 
@@ -48,10 +48,10 @@ const char *tls_context_describe(const struct tls_context *tls);
 
 /* Results of the connection functions besides byte counts (> 0). */
 enum {
-    TLS_CLOSED = 0,       /* the peer closed (close_notify or end of stream) */
-    TLS_WANT_READ = -1,   /* call again once the socket is readable */
-    TLS_WANT_WRITE = -2,  /* call again once the socket is writable */
-    TLS_FAILED = -3,      /* protocol error or refusal; `why` says which; the connection is over */
+    TLS_CLOSED = 0,      /* the peer closed (close_notify or end of stream) */
+    TLS_WANT_READ = -1,  /* call again once the socket is readable */
+    TLS_WANT_WRITE = -2, /* call again once the socket is writable */
+    TLS_FAILED = -3,     /* protocol error or refusal; `why` says which; the connection is over */
 };
 
 /* A server-side TLS connection on the non-blocking socket fd (not owned: the caller closes it).

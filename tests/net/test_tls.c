@@ -21,7 +21,7 @@
 #include "common/net/tls.h"
 #include "tests/unit/test.h"
 
-#define PATTERN_LEN 65537u /* prime: a misplaced segment shows */
+#define PATTERN_LEN 65537u  /* prime: a misplaced segment shows */
 #define BIG_LEN (12u << 20) /* more than the kernel socket buffers hold */
 
 static uint8_t pattern[PATTERN_LEN];
