@@ -167,12 +167,19 @@ static int apply_ciphers(SSL_CTX *ctx, const char *list, char *err, size_t errle
         snprintf(err, errlen, "tls-ciphers: out of memory");
         goto out;
     }
+    /* each list is at most as long as the input: the appends below stay within n bytes */
     char *save = NULL;
+    size_t len13 = 0, len12 = 0;
     for (char *tok = strtok_r(copy, ":", &save); tok != NULL; tok = strtok_r(NULL, ":", &save)) {
-        char *dst = strncmp(tok, "TLS_", 4) == 0 ? v13 : v12;
-        if (dst[0] != '\0')
-            strcat(dst, ":");
-        strcat(dst, tok);
+        bool is13 = strncmp(tok, "TLS_", 4) == 0;
+        char *dst = is13 ? v13 : v12;
+        size_t *len = is13 ? &len13 : &len12;
+        size_t k = strlen(tok);
+        if (*len > 0)
+            dst[(*len)++] = ':';
+        memcpy(dst + *len, tok, k);
+        *len += k;
+        dst[*len] = '\0';
     }
     if (v13[0] == '\0' && v12[0] == '\0') {
         snprintf(err, errlen, "tls-ciphers: empty list");
