@@ -1,8 +1,8 @@
 /* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the registry
  * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz,
  * /readyz (Redis connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries
- * are re-read by the next broker), SIGHUP reopens the log. Everything hangs off one struct
- * broker; no globals. */
+ * are re-read by the next broker), SIGHUP reopens the log and reloads the TLS certificate
+ * (tls-cert). Everything hangs off one struct broker; no globals. */
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -26,6 +26,7 @@
 #include "common/net/log.h"
 #include "common/net/process.h"
 #include "common/net/redis_link.h"
+#include "common/net/tls.h"
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
@@ -33,6 +34,12 @@ static const struct config_option options[] = {
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
+    {"tls-cert", CONFIG_STRING, NULL, 0, 0, "serve the API over HTTPS: PEM certificate with its chain (reloaded on SIGHUP)"},
+    {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},
+    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0, "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
+    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0, "TLS key-exchange groups, a colon list"},
+    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000, "a TLS handshake must complete within this"},
+    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0, "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
     {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat), and the grace every node gets after a Redis outage"},
     {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
     {"forget-after", CONFIG_MS, "600000", 100, 604800000, "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
@@ -52,6 +59,7 @@ struct broker_process {
     struct broker b;
     struct config *cfg;
     struct http_server *http;
+    struct tls_context *tls; /* tls-cert: the API over HTTPS */
     struct event *sigterm, *sigint, *sighup;
     uint64_t *http_requests;
 };
@@ -182,6 +190,14 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
     struct broker_process *p = arg;
     if (log_reopen(p->b.log) != 0)
         log_write(p->b.log, LOG_LEVEL_WARN, "log.reopen", "failed; still writing to the old file");
+    if (p->tls != NULL) {
+        char err[512];
+        if (tls_context_reload(p->tls, err, sizeof err) == 0)
+            log_write(p->b.log, LOG_LEVEL_INFO, "tls.reload", "new connections get %s",
+                      tls_context_describe(p->tls));
+        else
+            log_write(p->b.log, LOG_LEVEL_WARN, "tls.reload", "failed, the old certificate stays: %s", err);
+    }
 }
 
 /* ---- configuration ---- */
@@ -239,7 +255,7 @@ static const char *validate(const struct config *cfg)
 }
 
 /* 0 to run, 1 to exit 0 (help or check-config printed), 2 to exit 2 (message printed). */
-static int load_config(struct config *cfg, int argc, char **argv)
+static int load_config(struct config *cfg, struct tls_context **tls, int argc, char **argv)
 {
     enum process_start start = process_load_config(cfg, options, sizeof options / sizeof options[0],
                                                    "sioc-broker", argc, argv);
@@ -250,8 +266,20 @@ static int load_config(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "sioc-broker: invalid configuration: %s\n", problem);
         return 2;
     }
+    if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL) {
+        char err[512];
+        struct tls_options topt = {config_get(cfg, "tls-cert"), config_get(cfg, "tls-key"),
+                                   config_get(cfg, "tls-ciphers"), config_get(cfg, "tls-groups")};
+        *tls = tls_context_new(&topt, err, sizeof err);
+        if (*tls == NULL) {
+            fprintf(stderr, "sioc-broker: invalid configuration: %s\n", err);
+            return 2;
+        }
+    }
     if (config_get_bool(cfg, "check-config")) {
         printf("configuration ok\n");
+        tls_context_free(*tls);
+        *tls = NULL;
         return 1;
     }
     return 0;
@@ -289,7 +317,8 @@ static struct redis_link *new_calls_link(struct broker *b, const char *url, uint
 int main(int argc, char **argv)
 {
     struct config cfg;
-    int rc = load_config(&cfg, argc, argv);
+    struct tls_context *tls = NULL;
+    int rc = load_config(&cfg, &tls, argc, argv);
     if (rc != 0) {
         config_deinit(&cfg);
         return rc == 1 ? 0 : rc;
@@ -303,7 +332,7 @@ int main(int argc, char **argv)
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)time(NULL);
 
-    struct broker_process p = {.cfg = &cfg};
+    struct broker_process p = {.cfg = &cfg, .tls = tls};
     struct broker *b = &p.b;
     *b = (struct broker){
         .prefix = config_get(&cfg, "key-prefix"),
@@ -338,11 +367,15 @@ int main(int argc, char **argv)
     b->calls_sub = b->calls ? new_calls_link(b, url, seed ^ 0xc4ceb9fe1a85ec53ull) : NULL;
     b->api = b->calls_sub ? bk_api_new(b) : NULL;
     char err[512] = "";
+    static const char *const health_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
     struct http_server_config hcfg = {
         .listen = config_get(&cfg, "listen"),
         .on_request = on_request,
         .on_error = on_http_error,
         .on_listener = on_listener,
+        .tls = tls,
+        .handshake_timeout_ms = (unsigned)config_get_int(&cfg, "tls-handshake-timeout"),
+        .plain_paths = config_get_bool(&cfg, "tls-plain-health") ? health_paths : NULL,
         .ctx = &p,
     };
     p.http = b->api ? http_server_new(b->base, &hcfg, err, sizeof err) : NULL;
@@ -362,6 +395,10 @@ int main(int argc, char **argv)
     process_write_port_file(config_get(&cfg, "port-file"), http_server_port(p.http));
     log_write(b->log, LOG_LEVEL_INFO, "process.start", "API on port %u, redis %s, prefix %s, auth %s",
               http_server_port(p.http), url, b->prefix, b->api_key ? "api-key" : "none (loopback)");
+    if (tls != NULL)
+        log_write(b->log, LOG_LEVEL_INFO, "tls.start", "API over HTTPS with %s%s",
+                  tls_context_describe(tls),
+                  config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
 
     event_base_dispatch(b->base);
 
@@ -378,6 +415,7 @@ int main(int argc, char **argv)
     event_free(p.sigint);
     event_free(p.sighup);
     metrics_free(b->metrics);
+    tls_context_free(tls);
     log_free(b->log);
     event_base_free(b->base);
     config_deinit(&cfg);

@@ -1,7 +1,8 @@
 /* main_gateway.c: sioc-gateway (DESIGN.md §2): options, wiring of the HTTP listener, the
  * Socket.IO layer, auth and the worker bridge; the HTTP endpoints besides Engine.IO (/healthz,
- * /readyz, /metrics, static files, the client bundle); signals (SIGTERM/SIGINT drain, SIGHUP
- * reopens the log). Everything the process owns hangs off one struct gateway; no globals. */
+ * /readyz, /metrics, static files, the client bundle); TLS (tls-cert); signals (SIGTERM/SIGINT
+ * drain, SIGHUP reopens the log and reloads the TLS certificate). Everything the process owns
+ * hangs off one struct gateway; no globals. */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "common/net/log.h"
 #include "common/net/process.h"
 #include "common/net/redis_link.h"
+#include "common/net/tls.h"
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
 #include "gateway/cluster.h"
@@ -53,8 +55,12 @@ static const struct config_option options[] = {
     {"upstream", CONFIG_STRING, "stream", 0, 0, "stream, pubsub or off"},
     {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace"},
     {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
-    {"tls-cert", CONFIG_STRING, NULL, 0, 0, "TLS certificate (not implemented yet: terminate TLS in front)"},
-    {"tls-key", CONFIG_STRING, NULL, 0, 0, "TLS key (not implemented yet)"},
+    {"tls-cert", CONFIG_STRING, NULL, 0, 0, "serve HTTPS/WSS: PEM certificate with its chain (reloaded on SIGHUP)"},
+    {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},
+    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0, "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
+    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0, "TLS key-exchange groups, a colon list"},
+    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000, "a TLS handshake must complete within this"},
+    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0, "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
     {"static", CONFIG_STRING, NULL, 0, 0, "directory served at / (e.g. a demo page)"},
     {"client-js", CONFIG_STRING, NULL, 0, 0, "file served at <path>socket.io.js"},
     {"log-format", CONFIG_STRING, "text", 0, 0, "text or json"},
@@ -81,6 +87,7 @@ struct gateway {
     struct registry *registry;
     struct expiry *expiry; /* auth jwt: tokens expire during the session too */
     struct jwt_key *jwt;
+    struct tls_context *tls; /* tls-cert: HTTPS/WSS */
     enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
     const char *user_room;
     const char *jwt_claim;
@@ -434,6 +441,14 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
     struct gateway *g = arg;
     if (log_reopen(g->log) != 0)
         log_write(g->log, LOG_LEVEL_WARN, "log.reopen", "failed; still writing to the old file");
+    if (g->tls != NULL) {
+        char err[512];
+        if (tls_context_reload(g->tls, err, sizeof err) == 0)
+            log_write(g->log, LOG_LEVEL_INFO, "tls.reload", "new connections get %s",
+                      tls_context_describe(g->tls));
+        else
+            log_write(g->log, LOG_LEVEL_WARN, "tls.reload", "failed, the old certificate stays: %s", err);
+    }
 }
 
 /* ---- configuration ---- */
@@ -456,8 +471,6 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         return "auth backend needs an upstream (stream or pubsub)";
     if (config_get_bool(cfg, "allow-eio3"))
         return "allow-eio3: Engine.IO v3 is not implemented yet";
-    if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL)
-        return "tls-cert/tls-key: TLS is not implemented yet; terminate TLS in front of the gateway";
     const char *room = config_get(cfg, "user-room");
     const char *mark = strstr(room, "%s");
     if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
@@ -489,6 +502,13 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
             }
         }
     }
+    if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL) {
+        struct tls_options topt = {config_get(cfg, "tls-cert"), config_get(cfg, "tls-key"),
+                                   config_get(cfg, "tls-ciphers"), config_get(cfg, "tls-groups")};
+        g->tls = tls_context_new(&topt, err, errlen);
+        if (g->tls == NULL)
+            return err;
+    }
     const char *js = config_get(cfg, "client-js");
     if (js != NULL) {
         FILE *f = fopen(js, "rb");
@@ -514,12 +534,14 @@ int main(int argc, char **argv)
     if (problem != NULL) {
         fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
         jwt_key_free(g.jwt);
+        tls_context_free(g.tls);
         config_deinit(&cfg);
         return 2;
     }
     if (config_get_bool(&cfg, "check-config")) {
         printf("configuration ok\n");
         jwt_key_free(g.jwt);
+        tls_context_free(g.tls);
         config_deinit(&cfg);
         return 0;
     }
@@ -634,6 +656,7 @@ int main(int argc, char **argv)
         .ctx = &g,
     };
     g.registry = g.bridge ? registry_new(g.base, &rcfg, g.sio, g.log, g.metrics) : NULL;
+    static const char *const health_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
     struct http_server_config hcfg = {
         .listen = config_get(&cfg, "listen"),
         .max_body = ecfg.max_payload,
@@ -645,6 +668,9 @@ int main(int argc, char **argv)
         .on_request = on_request,
         .on_error = on_http_error,
         .on_listener = on_listener,
+        .tls = g.tls,
+        .handshake_timeout_ms = (unsigned)config_get_int(&cfg, "tls-handshake-timeout"),
+        .plain_paths = config_get_bool(&cfg, "tls-plain-health") ? health_paths : NULL,
         .ctx = &g,
     };
     g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
@@ -672,6 +698,10 @@ int main(int argc, char **argv)
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
               registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
+    if (g.tls != NULL)
+        log_write(g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
+                  tls_context_describe(g.tls),
+                  config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
     if (g.auth != AUTH_BACKEND && strcmp(up, "off") != 0)
         log_write(g.log, LOG_LEVEL_INFO, "process.auth",
                   "auth=%s: sockets are accepted here; workers' connect handlers are told "
@@ -694,6 +724,7 @@ int main(int argc, char **argv)
     event_free(g.drain_timer);
     metrics_free(g.metrics);
     jwt_key_free(g.jwt);
+    tls_context_free(g.tls);
     log_free(g.log);
     event_base_free(g.base);
     config_deinit(&cfg);

@@ -764,7 +764,7 @@ static void build_handshake(struct sio_client *c, const struct http_server_reque
         .url = url,
         .address = addr,
         .issued_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
-        .secure = false,
+        .secure = req->secure,
     };
 }
 

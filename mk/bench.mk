@@ -1,7 +1,8 @@
 # mk/bench.mk: the benchmark harness of issue 6 (tests/bench/).
 #   make bench        every scenario, sioc vs Node socket.io, interleaved, medians of 3;
 #                     writes tests/bench/results/<date>.json and .md (BENCH_ARGS for options);
-#                     then the worker echo, sioc workers vs Flask-SocketIO (<date>-workers.*)
+#                     then the worker echo, sioc workers vs Flask-SocketIO (<date>-workers.*),
+#                     then TLS: sioc --tls-cert vs Node socket.io on https (<date>-tls.*)
 #   make bench-smoke  every scenario with tiny sizes, in seconds (also run by make test)
 BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_cli.c tests/bench/lg_hist.c tests/bench/lg_proc.c
 BENCH_ARGS ?=
@@ -20,6 +21,7 @@ $(BUILD)/bench/worker: $(BUILD)/obj/tests/bench/worker.o $(BUILD)/libsioc_common
 bench: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/sioc-gateway
 	node tests/bench/run.mjs $(BENCH_ARGS)
 	node tests/bench/worker_echo.mjs
+	node tests/bench/tls_bench.mjs
 
 bench-smoke: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/sioc-gateway
 	node tests/bench/run.mjs --smoke $(BENCH_ARGS)

@@ -14,17 +14,20 @@
  * with one sendmsg per connection per loop iteration: connections whose output grew are put on
  * the server's work list and flushed together by one event. The socket event asks for EV_WRITE
  * only while a socket would block. Closing and "process buffered input" are deferred through the
- * same work list, so a connection is never freed under its caller. */
+ * same work list, so a connection is never freed under its caller.
+ *
+ * TLS (http_server_config.tls, common/net/tls.h): the first byte tells a handshake from plain
+ * bytes; the handshake runs on the connection's own socket under its own deadline list; then
+ * reads go through SSL_read into the same shared buffer and output leaves through
+ * tls_conn_writev from the same segment queue (one record per 16 KB instead of one sendmsg). The
+ * listener and accepts are in http_listener.c. */
 #include "common/net/http_server.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <event2/listener.h>
 #include <event2/util.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -38,134 +41,13 @@
 #include "common/deadline.h"
 #include "common/error.h"
 #include "common/net/deadline_timer.h"
+#include "common/net/http_server_internal.h"
+#include "common/net/tls.h"
 
-#define DEFAULT_MAX_BODY (1u << 20)
-#define DEFAULT_HEAD_TIMEOUT_MS 10000
-#define DEFAULT_IDLE_TIMEOUT_MS 60000
-#define READ_CHUNK (64u * 1024)    /* the shared read buffer */
-#define READS_PER_EVENT 4          /* fairness: at most this many reads per wake-up */
-#define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
-#define DEFAULT_OUTPUT_SOFT (256u * 1024)
-#define DEFAULT_OUTPUT_HARD (16u << 20)
-#define ACCEPT_BACKOFF_MIN_MS 100u /* after an accept error (EMFILE...), then doubling */
-#define ACCEPT_BACKOFF_MAX_MS 1000u
-#define ACCEPT_QUIET_MS 2000u /* accepts without a failure that end an episode */
-#define WRITE_IOV_MAX 256          /* segments per sendmsg */
-#define INLINE_SEGS 1              /* output segments kept in the connection itself */
-#define SMALL_BYTES 24             /* owned writes this short live inside their segment */
-#define OWNED_BLOCK_MIN 256        /* owned copies start at this capacity, later ones append */
-#define SPARE_REQUESTS 8           /* finished request states kept for reuse by the server */
-#define SPARE_STORAGE_MAX 16384    /* ... with their storage, when it is no larger than this */
-
-enum conn_state {
-    CONN_READING_HEAD,
-    CONN_READING_BODY,
-    CONN_WAITING_RESPONSE, /* the owner has the request */
-    CONN_RESPONDING,       /* between respond_begin and respond_end */
-    CONN_RAW,              /* upgraded: bytes go to the owner */
-    CONN_CLOSING,          /* flushing output, then freed */
-    CONN_DEAD,             /* freed from the loop by the work event */
-};
-
-/* Deferred work on a connection, done by the server's work event (never under a caller). */
-enum {
-    WORK_INPUT = 1, /* process buffered input (after a response, after an upgrade) */
-    WORK_FLUSH = 2, /* write queued output */
-    WORK_FREE = 4,  /* destroy */
-    WORK_LOST = 8,  /* the output hard limit was passed: close, telling the owner */
-};
-
-/* Parse state of the request in progress; freed between requests. */
-struct conn_request {
-    struct http_parser parser;
-    struct http_request head;
-    struct http_framing framing;
-    struct http_body body;
-    struct buf storage; /* head bytes, then the de-chunked body */
-    size_t head_len;
-    struct http_server_request pub;
-};
-
-/* One piece of queued output. */
-enum seg_kind { SEG_REF, SEG_OWNED, SEG_SMALL };
-struct out_seg {
-    uint32_t len;
-    uint8_t kind;
-    union {
-        struct {
-            const uint8_t *p;
-            void (*release)(const void *p, size_t len, void *arg);
-            void *arg; /* SEG_OWNED: the block's capacity */
-        } ref;
-        uint8_t small[SMALL_BYTES];
-    } u;
-};
-
-struct http_conn {
-    struct http_server *srv;
-    struct http_conn *prev, *next;             /* all connections */
-    struct http_conn *work_next;               /* on the work list while work != 0 */
-    struct deadline_node timeout; /* in head_wait or idle_wait, or neither */
-    struct event ev; /* the socket: EV_READ unless paused, EV_WRITE while output blocks */
-    short interest;  /* the flags `ev` is added with (0 = not added) */
-    uint8_t state;   /* enum conn_state */
-    uint8_t work;
-    bool close_after_response;
-    bool has_owner;
-    bool paused;
-    bool input_stalled; /* input waits because output is above the soft limit */
-    bool over_limit_conn; /* accepted into the reserve above max_connections */
-    bool over_limit;    /* output hard limit passed: writes are dropped, WORK_LOST is queued */
-    bool lingering; /* CONN_CLOSING, all written and the write side shut: input is read and
-                     * dropped until the peer closes (or head_timeout_ms), so that what the peer
-                     * still sends cannot make the kernel reset the connection before the peer
-                     * has read our last answer (a 413 to an upload in progress) */
-    struct http_conn_owner owner;
-    struct conn_request *req;
-    uint8_t *in; /* unconsumed input; NULL when there is none */
-    uint32_t in_len, in_cap;
-    struct out_seg *out; /* seg_inline, or a heap array while more are queued */
-    uint32_t out_head, out_count, out_cap;
-    size_t out_off;   /* bytes of out[out_head] already written */
-    size_t out_bytes; /* queued and not yet written */
-    struct out_seg seg_inline[INLINE_SEGS];
-};
-
-struct http_server {
-    struct event_base *base;
-    struct evconnlistener *listener;
-    struct http_server_config cfg;
-    uint16_t port;
-    struct http_conn *conns;
-    size_t conn_count;
-    bool reads_paused; /* http_server_pause_reading */
-    struct http_conn *work, *work_tail; /* connections with deferred work, in order */
-    struct event *work_event;
-    struct deadline_list head_wait; /* a request head started: head_timeout_ms to finish */
-    struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
-    struct deadline_timer timer;    /* for the earliest deadline of both lists */
-    uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
-    /* accept episodes (http_server_config.on_listener) */
-    bool at_limit;              /* connections reached max_connections */
-    struct http_conn **reserve; /* the reserve connections, oldest first */
-    size_t reserve_count;
-    bool accept_failing;        /* accepts fail (EMFILE...): the listener is paused */
-    unsigned accept_failures;   /* in this episode */
-    unsigned backoff_ms;        /* the next pause */
-    uint64_t accept_failed_at;  /* when the episode started (ms, deadline clock) */
-    uint64_t accept_last_failure; /* ms of the latest accept failure */
-    struct event *accept_retry; /* re-enables the listener */
-    char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
-    /* Request parse states (3 KB each) are reused, not allocated per request. */
-    struct conn_request *spare[SPARE_REQUESTS];
-    unsigned spare_count;
-};
 
 static void process_input(struct http_conn *conn);
 static void conn_lost(struct http_conn *conn, const char *reason);
 static void schedule_free(struct http_conn *conn);
-static void listener_event(struct http_server *srv, bool trouble, const char *what);
-static void reserve_remove(struct http_server *srv, struct http_conn *conn);
 
 static void report(struct http_conn *conn, const char *what)
 {
@@ -193,7 +75,7 @@ static void update_interest(struct http_conn *conn, bool want_write)
                    !output_full(conn);
     if (reading)
         want |= EV_READ;
-    if (want_write && conn->state != CONN_DEAD)
+    if ((want_write || conn->tls_wants_write) && conn->state != CONN_DEAD)
         want |= EV_WRITE;
     if (want == conn->interest)
         return;
@@ -247,8 +129,8 @@ static uint8_t work_pop(struct http_server *srv, struct http_conn **out)
 
 static void arm_server_timer(struct http_server *srv)
 {
-    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
-    deadline_timer_arm(&srv->timer, lists, 2);
+    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait, &srv->handshake_wait};
+    deadline_timer_arm(&srv->timer, lists, 3);
 }
 
 static void arm_timer(struct http_conn *conn, struct deadline_list *list)
@@ -263,8 +145,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct http_server *srv = arg;
     uint64_t now = deadline_clock_ms();
-    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait};
-    for (size_t i = 0; i < 2; i++) {
+    struct deadline_list *lists[] = {&srv->head_wait, &srv->idle_wait, &srv->handshake_wait};
+    for (size_t i = 0; i < 3; i++) {
         struct deadline_node *n;
         while ((n = deadline_pop_expired(lists[i], now)) != NULL) {
             struct http_conn *conn = DEADLINE_OWNER(n, struct http_conn, timeout);
@@ -276,6 +158,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
              * owner worth telling. */
             if (conn->req != NULL && conn->in_len > 0)
                 report(conn, "request head timeout");
+            else if (lists[i] == &srv->handshake_wait)
+                report(conn, "TLS handshake timeout");
             http_conn_close(conn, false);
         }
     }
@@ -401,6 +285,9 @@ static void output_drained(struct http_conn *conn)
         out_clear(conn); /* an idle connection keeps no segment array */
     if (conn->state == CONN_CLOSING) {
         /* lingering close (as nginx's): FIN after the last answer, then drain the peer */
+        /* TLS: close_notify first (RFC 8446 6.1); the lingering reads that follow are raw */
+        tls_conn_free(conn->tls, true);
+        conn->tls = NULL;
         if (!conn->lingering && shutdown(event_get_fd(&conn->ev), SHUT_WR) == 0) {
             conn->lingering = true;
             update_interest(conn, false);
@@ -411,6 +298,27 @@ static void output_drained(struct http_conn *conn)
     }
     if (conn->has_owner && conn->owner.on_drained != NULL)
         conn->owner.on_drained(conn->owner.ctx, conn);
+}
+
+/* TLS output: sendmsg's contract (bytes, or -1 with errno EAGAIN when the socket is full), one
+ * record per TLS_STAGE bytes. Only the encryption is per connection: shared frames are read in
+ * place (DESIGN.md §4). */
+static ssize_t tls_send(struct http_conn *conn, const struct iovec *iov, int n)
+{
+    char why[160] = "";
+    ssize_t w = tls_conn_writev(conn->tls, iov, n, conn->srv->tls_stage, TLS_STAGE, why, sizeof why);
+    if (w > 0)
+        return w;
+    if (w == TLS_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    /* TLS_WANT_READ would mean a handshake under way (renegotiation, refused) */
+    char what[200];
+    snprintf(what, sizeof what, "TLS write failed: %s", w == TLS_WANT_READ ? "renegotiation" : why);
+    report(conn, what);
+    errno = EPIPE;
+    return -1;
 }
 
 /* Writes as much queued output as the socket takes, one sendmsg per WRITE_IOV_MAX segments. */
@@ -430,8 +338,13 @@ static void flush_conn(struct http_conn *conn)
             want += iov[n].iov_len;
             n++;
         }
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(event_get_fd(&conn->ev), &msg, MSG_NOSIGNAL);
+        ssize_t w;
+        if (conn->tls != NULL) {
+            w = tls_send(conn, iov, n);
+        } else {
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(event_get_fd(&conn->ev), &msg, MSG_NOSIGNAL);
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -525,14 +438,12 @@ static void conn_destroy(struct http_conn *conn)
         conn->next->prev = conn->prev;
     srv->conn_count--;
     if (conn->over_limit_conn)
-        reserve_remove(srv, conn);
-    if (srv->at_limit && srv->conn_count - srv->reserve_count < srv->cfg.max_connections) {
-        srv->at_limit = false;
-        listener_event(srv, false, "below the connection limit again");
-    }
+        http_listener_reserve_remove(srv, conn);
+    http_listener_conn_gone(srv);
     deadline_remove(&conn->timeout);
     if (conn->interest != 0)
         event_del(&conn->ev);
+    tls_conn_free(conn->tls, false);
     evutil_closesocket(event_get_fd(&conn->ev));
     out_clear(conn);
     input_free(conn);
@@ -587,6 +498,16 @@ static int status_for(int err)
 
 /* ---- reading requests ---- */
 
+/* A plain request on the TLS port: only the paths the owner lets through (health checks). */
+static bool plain_path_allowed(const struct http_server *srv, struct slice path)
+{
+    for (const char *const *p = srv->cfg.plain_paths; p != NULL && *p != NULL; p++) {
+        if (strlen(*p) == path.len && memcmp(*p, path.p, path.len) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The request is complete: re-parse the head from its stable copy and hand it over. */
 static void deliver(struct http_conn *conn)
 {
@@ -605,6 +526,11 @@ static void deliver(struct http_conn *conn)
     pub->keep_alive = r->framing.keep_alive;
     pub->upgrade = r->framing.upgrade;
     pub->over_limit = conn->over_limit_conn;
+    pub->secure = conn->tls != NULL;
+    if (conn->plain_on_tls && !plain_path_allowed(conn->srv, pub->path)) {
+        fail_request(conn, 400, "plain HTTP on the TLS port");
+        return;
+    }
     conn->state = CONN_WAITING_RESPONSE;
     conn->close_after_response = !r->framing.keep_alive || conn->over_limit_conn;
     deadline_remove(&conn->timeout);
@@ -784,10 +710,117 @@ static void input_arrived(struct http_conn *conn, const uint8_t *p, size_t len)
     }
 }
 
+/* ---- TLS input ---- */
+
+static void report_tls(struct http_conn *conn, const char *what, const char *why)
+{
+    char line[240];
+    snprintf(line, sizeof line, "%s: %s", what, why);
+    report(conn, line);
+}
+
+/* The first byte on a TLS port decides: 0x16 (a handshake record, RFC 8446 5.1) starts TLS;
+ * anything else is plain HTTP (plain_paths only) or garbage. Returns true to go on reading. */
+static bool tls_sniff(struct http_conn *conn)
+{
+    static const char refusal[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: 27\r\nConnection: close\r\n\r\n"
+                                  "this port speaks TLS: https";
+    struct http_server *srv = conn->srv;
+    uint8_t first;
+    ssize_t n = recv(event_get_fd(&conn->ev), &first, 1, MSG_PEEK);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return false;
+    if (n <= 0) {
+        conn_lost(conn, n == 0 ? "transport close" : "transport error");
+        return false;
+    }
+    conn->tls_sniff = false;
+    if (first == 0x16) {
+        conn->tls = tls_conn_new(srv->cfg.tls, event_get_fd(&conn->ev));
+        if (conn->tls == NULL) {
+            report(conn, "TLS: out of memory");
+            conn_lost(conn, "out of memory");
+            return false;
+        }
+        conn->tls_handshaking = true; /* still under the handshake timeout armed at accept */
+        return true;
+    }
+    deadline_remove(&conn->timeout);
+    if (srv->cfg.plain_paths != NULL) {
+        conn->plain_on_tls = true;
+        arm_timer(conn, &srv->head_wait);
+        return true;
+    }
+    report(conn, "not TLS (plain HTTP or garbage) on the TLS port");
+    conn_write(conn, refusal, sizeof refusal - 1);
+    http_conn_close(conn, true);
+    return false;
+}
+
+/* Advances the handshake; true once it is complete. */
+static bool tls_handshake_step(struct http_conn *conn)
+{
+    char why[160] = "";
+    int rc = tls_conn_handshake(conn->tls, why, sizeof why);
+    if (rc == 1) {
+        conn->tls_handshaking = false;
+        deadline_remove(&conn->timeout);
+        arm_timer(conn, &conn->srv->head_wait); /* now as a fresh plain connection */
+        return true;
+    }
+    if (rc == TLS_WANT_WRITE) {
+        conn->tls_wants_write = true;
+        update_interest(conn, true);
+    } else if (rc != TLS_WANT_READ) {
+        report_tls(conn, "TLS handshake failed", rc == TLS_CLOSED ? "peer closed" : why);
+        conn_lost(conn, "TLS handshake failed");
+    }
+    return false;
+}
+
+static void tls_read(struct http_conn *conn)
+{
+    struct http_server *srv = conn->srv;
+    char why[160] = "";
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = tls_conn_read(conn->tls, srv->scratch, READ_CHUNK, why, sizeof why);
+        if (tls_conn_renegotiating(conn->tls)) {
+            report(conn, "TLS renegotiation refused");
+            conn_lost(conn, "TLS renegotiation");
+            return;
+        }
+        if (n == TLS_WANT_READ)
+            return;
+        if (n == TLS_WANT_WRITE) {
+            conn->tls_wants_write = true;
+            update_interest(conn, true);
+            return;
+        }
+        if (n <= 0) {
+            if (n == TLS_FAILED)
+                report_tls(conn, "TLS error", why);
+            conn_lost(conn, n == TLS_CLOSED ? "transport close" : "transport error");
+            return;
+        }
+        input_arrived(conn, srv->scratch, (size_t)n);
+        if (!(conn->interest & EV_READ))
+            return;
+    }
+}
+
 static void read_socket(struct http_conn *conn)
 {
     struct http_server *srv = conn->srv;
     int fd = event_get_fd(&conn->ev);
+    if (conn->tls_sniff && !tls_sniff(conn))
+        return;
+    if (conn->tls_handshaking && !tls_handshake_step(conn))
+        return;
+    if (conn->tls != NULL && !conn->lingering) {
+        tls_read(conn);
+        return;
+    }
     for (int i = 0; i < READS_PER_EVENT; i++) {
         ssize_t n = recv(fd, srv->scratch, READ_CHUNK, 0);
         if (n < 0 && errno == EINTR)
@@ -813,6 +846,14 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct http_conn *conn = arg;
+    if ((what & EV_WRITE) && conn->tls_wants_write) {
+        /* TLS: the handshake or a read needed to write; output, if any, goes next */
+        conn->tls_wants_write = false;
+        read_socket(conn);
+        if (conn->state != CONN_DEAD && conn->out_count > 0 && !conn->tls_wants_write)
+            flush_conn(conn);
+        return;
+    }
     if (what & EV_WRITE)
         flush_conn(conn);
     if ((what & EV_READ) && (conn->interest & EV_READ))
@@ -845,88 +886,8 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* "ip:port" or "[ip6]:port". */
-static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
+void http_server_conn_accepted(struct http_server *srv, int fd, bool over)
 {
-    snprintf(out, cap, "?");
-    if (addr->sa_family == AF_INET) {
-        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)addr;
-        char ip[INET_ADDRSTRLEN];
-        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof ip);
-        snprintf(out, cap, "%s:%u", ip, ntohs(in4->sin_port));
-    } else if (addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)addr;
-        char ip[INET6_ADDRSTRLEN];
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
-    }
-}
-
-/* Takes a connection out of the reserve (it is closing, or gone). */
-static void reserve_remove(struct http_server *srv, struct http_conn *conn)
-{
-    for (size_t i = 0; i < srv->reserve_count; i++) {
-        if (srv->reserve[i] == conn) {
-            memmove(srv->reserve + i, srv->reserve + i + 1,
-                    (srv->reserve_count - i - 1) * sizeof *srv->reserve);
-            srv->reserve_count--;
-            break;
-        }
-    }
-    conn->over_limit_conn = false;
-}
-
-static void listener_event(struct http_server *srv, bool trouble, const char *what)
-{
-    if (srv->cfg.on_listener != NULL)
-        srv->cfg.on_listener(srv->cfg.ctx, trouble, what);
-}
-
-/* A connection was accepted: an accept-error episode, if any, is over once accepts have gone
- * ACCEPT_QUIET_MS without failing (at the descriptor limit one accept often succeeds between
- * two failures: that is still the same episode, logged once). */
-static void accept_recovered(struct http_server *srv)
-{
-    if (!srv->accept_failing || deadline_clock_ms() - srv->accept_last_failure < ACCEPT_QUIET_MS)
-        return;
-    char what[128];
-    snprintf(what, sizeof what, "accepting again after %u failures in %llu ms",
-             srv->accept_failures,
-             (unsigned long long)(deadline_clock_ms() - srv->accept_failed_at));
-    srv->accept_failing = false;
-    srv->accept_failures = 0;
-    srv->backoff_ms = 0;
-    listener_event(srv, false, what);
-}
-
-static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *addr,
-                      int addrlen, void *arg)
-{
-    (void)listener;
-    (void)addr;
-    (void)addrlen;
-    struct http_server *srv = arg;
-    accept_recovered(srv);
-    size_t max = srv->cfg.max_connections;
-    bool over = max != 0 && srv->conn_count - srv->reserve_count >= max;
-    if (over && !srv->at_limit) {
-        char what[96];
-        snprintf(what, sizeof what, "connection limit reached (%zu, %zu more for health checks)",
-                 max, srv->cfg.reserve_connections);
-        srv->at_limit = true;
-        listener_event(srv, true, what);
-    }
-    if (over && srv->cfg.reserve_connections == 0) {
-        evutil_closesocket(fd);
-        return;
-    }
-    if (over && srv->reserve_count == srv->cfg.reserve_connections) {
-        /* The reserve is full: its oldest connection (most likely one that sends nothing)
-         * makes room, so that a health check that connects and asks at once is answered. */
-        struct http_conn *oldest = srv->reserve[0];
-        reserve_remove(srv, oldest);
-        http_conn_close(oldest, false);
-    }
     struct http_conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL) {
         evutil_closesocket(fd);
@@ -947,70 +908,9 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     srv->conns = conn;
     srv->conn_count++;
     conn->state = CONN_READING_HEAD;
+    conn->tls_sniff = srv->cfg.tls != NULL;
     update_interest(conn, false);
-    arm_timer(conn, &conn->srv->head_wait);
-}
-
-static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct http_server *srv = arg;
-    if (srv->listener != NULL)
-        evconnlistener_enable(srv->listener);
-}
-
-/* accept() failed with something other than a retriable error (libevent retries EAGAIN,
- * EINTR, ECONNABORTED itself). Out of descriptors or memory, accepting at once again would
- * fail again and spin: pause the listener, back off, say so once per episode. */
-static void accept_error_cb(struct evconnlistener *listener, void *arg)
-{
-    struct http_server *srv = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    evconnlistener_disable(listener);
-    srv->accept_failures++;
-    srv->accept_last_failure = deadline_clock_ms();
-    srv->backoff_ms = srv->backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS
-                                           : (srv->backoff_ms * 2 > ACCEPT_BACKOFF_MAX_MS
-                                                  ? ACCEPT_BACKOFF_MAX_MS
-                                                  : srv->backoff_ms * 2);
-    if (!srv->accept_failing) {
-        char what[160];
-        snprintf(what, sizeof what, "accept failed: %s; accepts paused, retried every %u-%u ms",
-                 evutil_socket_error_to_string(err), ACCEPT_BACKOFF_MIN_MS, ACCEPT_BACKOFF_MAX_MS);
-        srv->accept_failing = true;
-        srv->accept_failed_at = deadline_clock_ms();
-        listener_event(srv, true, what);
-    }
-    struct timeval tv = {(time_t)(srv->backoff_ms / 1000), (suseconds_t)(srv->backoff_ms % 1000) * 1000};
-    evtimer_add(srv->accept_retry, &tv);
-}
-
-/* "host:port" or "[v6]:port" (port 0 = any free port) -> socket address; names resolve once
- * at startup. */
-static bool parse_listen(const char *listen, struct sockaddr_storage *ss, int *sslen)
-{
-    char host[256];
-    const char *colon = strrchr(listen, ':');
-    if (colon == NULL || colon == listen || (size_t)(colon - listen) >= sizeof host)
-        return false;
-    size_t hlen = (size_t)(colon - listen);
-    const char *h = listen;
-    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
-        h++;
-        hlen -= 2;
-    }
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL)
-        return false;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *sslen = (int)res->ai_addrlen;
-    freeaddrinfo(res);
-    return true;
+    arm_timer(conn, conn->tls_sniff ? &srv->handshake_wait : &srv->head_wait);
 }
 
 static void server_free_parts(struct http_server *srv)
@@ -1027,6 +927,7 @@ static void server_free_parts(struct http_server *srv)
     if (srv->timer.ev != NULL)
         event_free(srv->timer.ev);
     free(srv->scratch);
+    free(srv->tls_stage);
     free(srv->reserve);
     free(srv);
 }
@@ -1034,14 +935,6 @@ static void server_free_parts(struct http_server *srv)
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
                                     char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    int sslen = 0;
-    memset(&ss, 0, sizeof ss);
-    if (cfg->listen == NULL || !parse_listen(cfg->listen, &ss, &sslen)) {
-        snprintf(err, errlen, "cannot parse listen address '%s' (want host:port)",
-                 cfg->listen ? cfg->listen : "");
-        return NULL;
-    }
     struct http_server *srv = calloc(1, sizeof *srv);
     if (srv == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -1064,48 +957,31 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         srv->cfg.output_hard_limit = srv->cfg.output_soft_limit;
     deadline_list_init(&srv->head_wait, srv->cfg.head_timeout_ms);
     deadline_list_init(&srv->idle_wait, srv->cfg.idle_timeout_ms);
+    if (srv->cfg.handshake_timeout_ms == 0)
+        srv->cfg.handshake_timeout_ms = DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    deadline_list_init(&srv->handshake_wait, srv->cfg.handshake_timeout_ms);
+    if (srv->cfg.tls != NULL)
+        srv->tls_stage = malloc(TLS_STAGE);
     srv->work_event = event_new(base, -1, 0, work_cb, srv);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->scratch = malloc(READ_CHUNK);
-    srv->accept_retry = evtimer_new(base, accept_retry_cb, srv);
+    srv->accept_retry = evtimer_new(base, http_listener_retry_cb, srv);
     if (srv->cfg.max_connections == 0)
         srv->cfg.reserve_connections = 0;
     if (srv->cfg.reserve_connections > 0)
         srv->reserve = calloc(srv->cfg.reserve_connections, sizeof *srv->reserve);
     if (srv->work_event == NULL || srv->timer.ev == NULL || srv->scratch == NULL ||
-        srv->accept_retry == NULL || (srv->cfg.reserve_connections > 0 && srv->reserve == NULL)) {
+        srv->accept_retry == NULL || (srv->cfg.reserve_connections > 0 && srv->reserve == NULL) ||
+        (srv->cfg.tls != NULL && srv->tls_stage == NULL)) {
         snprintf(err, errlen, "out of memory");
         server_free_parts(srv);
         return NULL;
     }
-    srv->listener = evconnlistener_new_bind(base, accept_cb, srv,
-                                            LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-                                                LEV_OPT_CLOSE_ON_EXEC,
-                                            1024, (struct sockaddr *)&ss, sslen);
-    if (srv->listener == NULL) {
-        snprintf(err, errlen, "cannot listen on %s: %s", cfg->listen, strerror(errno));
+    if (!http_listener_open(srv, cfg->listen, err, errlen)) {
         server_free_parts(srv);
         return NULL;
     }
-    evconnlistener_set_error_cb(srv->listener, accept_error_cb);
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&bound, &blen) == 0) {
-        if (bound.ss_family == AF_INET)
-            srv->port = ntohs(((struct sockaddr_in *)(void *)&bound)->sin_port);
-        else if (bound.ss_family == AF_INET6)
-            srv->port = ntohs(((struct sockaddr_in6 *)(void *)&bound)->sin6_port);
-    }
     return srv;
-}
-
-void http_server_stop_listening(struct http_server *srv)
-{
-    if (srv->listener != NULL) {
-        evconnlistener_free(srv->listener);
-        srv->listener = NULL;
-    }
-    evtimer_del(srv->accept_retry);
 }
 
 void http_server_pause_reading(struct http_server *srv, bool paused)
@@ -1308,7 +1184,7 @@ const char *http_conn_peer(const struct http_conn *conn)
     socklen_t len = sizeof ss;
     char *out = conn->srv->peer;
     if (getpeername(event_get_fd(&conn->ev), (struct sockaddr *)&ss, &len) == 0)
-        format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
+        http_listener_format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
     else
         snprintf(out, sizeof conn->srv->peer, "?");
     return out;
@@ -1316,6 +1192,5 @@ const char *http_conn_peer(const struct http_conn *conn)
 
 bool http_conn_is_tls(const struct http_conn *conn)
 {
-    (void)conn;
-    return false;
+    return conn->tls != NULL && !conn->tls_handshaking;
 }

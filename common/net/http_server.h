@@ -5,7 +5,8 @@
  * (WebSocket). Writes are queued on the connection (shared frames by reference) and sent at the
  * end of the loop iteration, all of a connection's pending output in one sendmsg. An idle
  * connection holds one small struct and one socket event: no buffers, no timer of its own
- * (DESIGN.md §4). Connection functions use the http_conn_ prefix. */
+ * (DESIGN.md §4). With a TLS context (common/net/tls.h) every connection speaks TLS and all of
+ * the above holds unchanged over it. Connection functions use the http_conn_ prefix. */
 #ifndef SIOC_NET_HTTP_SERVER_H
 #define SIOC_NET_HTTP_SERVER_H
 
@@ -31,6 +32,7 @@ struct http_server_request {
     bool upgrade;                    /* Connection: upgrade + Upgrade: websocket */
     bool over_limit; /* the connection is one of the reserve above max_connections: answer
                       * health checks, refuse the rest (503); it closes after the answer */
+    bool secure;     /* it came over TLS */
 };
 
 struct http_server_config {
@@ -55,10 +57,22 @@ struct http_server_config {
      * limit", reported to on_error, the owner's on_close runs from the loop). */
     size_t output_soft_limit; /* 0 = 256 KiB */
     size_t output_hard_limit; /* 0 = 16 MiB; raised to the soft limit if below it */
+    /* TLS (common/net/tls.h): when set, every connection must start with a TLS handshake
+     * (complete within handshake_timeout_ms, 0 = 10 s) and everything above is unchanged.
+     * Borrowed: it must outlive the server; the owner reloads it (new connections use the new
+     * certificate, established ones keep theirs). A connection whose first byte is not a TLS
+     * handshake record (0x16) is plain: with `plain_paths` (a NULL-terminated list, e.g. the
+     * health checks) its requests for those paths are served and any other is refused (400);
+     * without, it gets a plain 400 and is closed. TLS failures (handshake, timeout,
+     * renegotiation, plain bytes) are reported to on_error. */
+    struct tls_context *tls;
+    unsigned handshake_timeout_ms;
+    const char *const *plain_paths;
     /* A complete request arrived. The owner answers it now or later; until then no further
      * request is read from this connection (pipelined bytes wait). Must not free the conn. */
     void (*on_request)(void *ctx, struct http_conn *conn, struct http_server_request *req);
-    /* A peer error the server answered itself (400/413/431/505, timeouts), for logging. */
+    /* A peer error the server answered itself (400/413/431/505, timeouts, TLS failures), for
+     * logging. */
     void (*on_error)(void *ctx, const char *what, const char *peer);
     /* The listener's episodes, once each (never per connection): `trouble` true when one
      * starts ("connection limit reached (N)", "accept failed: Too many open files; accepts
@@ -147,6 +161,7 @@ void http_conn_pause_reading(struct http_conn *conn, bool paused);
 /* "ip:port" of the peer, for logs and handshake data (asked from the socket: connections do
  * not keep it). The string is the server's and valid until the next call. */
 const char *http_conn_peer(const struct http_conn *conn);
+/* True when the connection speaks TLS (its handshake completed). */
 bool http_conn_is_tls(const struct http_conn *conn);
 
 #endif

@@ -5,9 +5,11 @@
 //   "bcast"(room, ...args)    re-broadcasts "m"(...args) to the room, or to every other socket
 //                             when room is "" (the S4/S6 broadcast source)
 // With --redis URL it runs @socket.io/redis-adapter (S5: two processes, the emitter publishes).
+// With --tls-cert FILE --tls-key FILE it serves https/wss (https.createServer; tls_bench.mjs).
 //   node tests/bench/node_server.mjs --port 0 --port-file FILE [--redis redis://127.0.0.1:6379]
 import { createServer } from "node:http";
-import { writeFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import { readFileSync, writeFileSync } from "node:fs";
 import { Server } from "socket.io";
 
 const args = process.argv.slice(2);
@@ -16,7 +18,9 @@ const opt = (name, def) => {
   return i >= 0 ? args[i + 1] : def;
 };
 
-const httpServer = createServer();
+const httpServer = opt("tls-cert", "")
+  ? createHttpsServer({ cert: readFileSync(opt("tls-cert")), key: readFileSync(opt("tls-key")) })
+  : createServer();
 const io = new Server(httpServer, { pingInterval: 25000, pingTimeout: 20000 });
 
 const redisUrl = opt("redis", "");

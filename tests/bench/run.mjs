@@ -5,6 +5,7 @@
 // table `metric | sioc | node | ratio` (same name, .md). Ratio = how many times better sioc is
 // (node/sioc for costs and latencies, sioc/node for rates): > 1 means sioc wins.
 //   node tests/bench/run.mjs [--smoke] [--reps N] [--only S1,S4] [--s3-seconds N] [--out DIR]
+//                            [--servers sioc] (one side only, e.g. to compare two sioc builds)
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir, cpus, totalmem, release } from "node:os";
@@ -22,6 +23,7 @@ const REPS = Number(opt("reps", SMOKE ? 1 : 3));
 const ONLY = opt("only", "S1,S2,S4,S3,S5,S6").split(",");
 const S3_SECONDS = Number(opt("s3-seconds", SMOKE ? 1 : 20));
 const OUT = opt("out", B("tests/bench/results"));
+const SERVERS = opt("servers", "sioc,node").split(",");
 const TMP = mkdtempSync(join(tmpdir(), "sioc-bench-"));
 const log = (...a) => console.error("[bench]", ...a);
 
@@ -261,7 +263,7 @@ async function main() {
     if (!ONLY.includes(sc.id)) continue;
     for (let rep = 0; rep < REPS; rep++) {
       const order = rep % 2 ? ["node", "sioc"] : ["sioc", "node"];
-      for (const server of order) {
+      for (const server of order.filter((s) => SERVERS.includes(s))) {
         let setup = null;
         const key = `${sc.name} / ${server}`;
         try {

@@ -1,0 +1,81 @@
+/* tls.h: TLS termination with OpenSSL for the HTTP connection layer (http_server): a server
+ * context built from a certificate chain and key file (TLS 1.2 and 1.3 only, modern ciphers,
+ * groups X25519 and P-256, ALPN http/1.1, session tickets under a rotating key, renegotiation
+ * refused, no buffers kept by idle connections), reloaded in place on request (SIGHUP) without
+ * touching established connections, and the per-connection handshake/read/write on a
+ * non-blocking socket. The event loop, timeouts and logging are the caller's. */
+#ifndef SIOC_NET_TLS_H
+#define SIOC_NET_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct ssl_st;
+struct tls_context;
+
+/* Defaults of tls_options.ciphers / .groups (DESIGN.md §2 tls-ciphers, tls-groups). */
+#define TLS_DEFAULT_CIPHERS                                                                        \
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_DEFAULT_GROUPS "X25519:P-256"
+
+struct tls_options {
+    const char *cert_file; /* PEM: the certificate, then its chain */
+    const char *key_file;  /* PEM private key matching it */
+    const char *ciphers;   /* colon list; TLS_* names are TLS 1.3 suites, the rest TLS 1.2 ciphers;
+                            * NULL = TLS_DEFAULT_CIPHERS */
+    const char *groups;    /* colon list of key-exchange groups; NULL = TLS_DEFAULT_GROUPS */
+};
+
+/* Builds the context. The strings are copied. Returns NULL and fills err with a message naming
+ * the option at fault ("tls-key: does not match the certificate of tls-cert ...") on failure. */
+struct tls_context *tls_context_new(const struct tls_options *opt, char *err, size_t errlen);
+/* Reads the files again and swaps in a new context for connections accepted from now on;
+ * established connections keep the one they started with. Returns 0; or -1 with err filled and
+ * the old context still in use. */
+int tls_context_reload(struct tls_context *tls, char *err, size_t errlen);
+/* NULL is a no-op. Connections made from it may outlive it (OpenSSL counts references). */
+void tls_context_free(struct tls_context *tls);
+/* "subject CN=example, issuer ..., expires 2027-01-01 00:00:00 GMT" of the certificate in use,
+ * for the start and reload log lines. Valid until the next reload or free. */
+const char *tls_context_describe(const struct tls_context *tls);
+
+/* ---- connections ---- */
+
+/* Results of the connection functions besides byte counts (> 0). */
+enum {
+    TLS_CLOSED = 0,      /* the peer closed (close_notify or end of stream) */
+    TLS_WANT_READ = -1,  /* call again once the socket is readable */
+    TLS_WANT_WRITE = -2, /* call again once the socket is writable */
+    TLS_FAILED = -3,     /* protocol error or refusal; `why` says which; the connection is over */
+};
+
+/* A server-side TLS connection on the non-blocking socket fd (not owned: the caller closes it).
+ * NULL when out of memory. OpenSSL writes with write(2): the process must ignore SIGPIPE (both
+ * programs do). */
+struct ssl_st *tls_conn_new(struct tls_context *tls, int fd);
+/* Frees the connection. With `notify` and a finished handshake, a close_notify alert is tried
+ * first (one non-blocking attempt). NULL is a no-op. */
+void tls_conn_free(struct ssl_st *ssl, bool notify);
+/* Advances the handshake: 1 when it is complete, else TLS_WANT_*, TLS_CLOSED or TLS_FAILED
+ * (also when the client sent more than 32 KiB without completing it; OpenSSL itself refuses a
+ * ClientHello above 128 KiB, so that is what a handshake can cost at most). */
+int tls_conn_handshake(struct ssl_st *ssl, char *why, size_t whylen);
+/* Decrypts into p[0..cap): bytes (> 0) or a TLS_* result. */
+ssize_t tls_conn_read(struct ssl_st *ssl, uint8_t *p, size_t cap, char *why, size_t whylen);
+/* Encrypts and sends iov[0..n) from its start, in records of at most `stage_cap` bytes gathered
+ * through `stage` (a scratch buffer of the caller's; the bytes are copied out of it at once).
+ * Returns bytes taken (> 0), or TLS_WANT_WRITE / TLS_WANT_READ (nothing taken; call again with
+ * the same bytes in front, more may follow), or TLS_FAILED. */
+ssize_t tls_conn_writev(struct ssl_st *ssl, const struct iovec *iov, int n, uint8_t *stage,
+                        size_t stage_cap, char *why, size_t whylen);
+/* True once the peer tried to renegotiate (TLS 1.2): refused; the caller closes. */
+bool tls_conn_renegotiating(const struct ssl_st *ssl);
+/* True when the handshake resumed a session (a ticket). */
+bool tls_conn_resumed(const struct ssl_st *ssl);
+
+#endif
