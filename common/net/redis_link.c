@@ -311,19 +311,17 @@ static void link_drop(struct redis_link *l, const char *reason)
  * subscriptions; the owner's commands are encoded once, in redis_link_command_argv). */
 static bool conn_send(struct redis_link *l, int argc, const char *const *argv)
 {
-    size_t lens[REDIS_LINK_MAX_ARGS]; /* (P)SUBSCRIBE of a whole set may need more */
-    size_t *lp = argc <= REDIS_LINK_MAX_ARGS ? lens : malloc((size_t)argc * sizeof(*lp));
-    if (lp == NULL)
+    size_t *lens = malloc((size_t)argc * sizeof(*lens)); /* a whole (P)SUBSCRIBE set: any argc */
+    if (lens == NULL)
         return false;
     for (int i = 0; i < argc; i++)
-        lp[i] = strlen(argv[i]);
-    size_t bound = redis_command_bound(argc, lp);
+        lens[i] = strlen(argv[i]);
+    size_t bound = redis_command_bound(argc, lens);
     char *data = bound != 0 ? malloc(bound) : NULL;
     bool ok = data != NULL &&
-              redis_conn_write(l->conn, data, redis_command_encode(data, argc, argv, lp));
+              redis_conn_write(l->conn, data, redis_command_encode(data, argc, argv, lens));
     free(data);
-    if (lp != lens)
-        free(lp);
+    free(lens);
     return ok;
 }
 
