@@ -23,10 +23,12 @@
 #include "common/net/log.h"
 #include "common/net/process.h"
 #include "common/net/redis_link.h"
+#include "common/net/redis_tls.h"
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS"},
+    REDIS_TLS_OPTION_ENTRIES,
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
@@ -197,11 +199,13 @@ static bool listen_is_loopback(const char *listen)
     return strcmp(host, "localhost") == 0;
 }
 
-static const char *validate(const struct config *cfg)
+/* Also makes the TLS context of a rediss:// URL (*tls, else NULL). */
+static const char *validate(const struct config *cfg, struct redis_tls **tls, char *err,
+                            size_t errlen)
 {
-    struct redis_url url;
-    if (redis_url_parse(config_get(cfg, "redis"), &url) != SIOC_OK)
-        return "redis: not a redis:// URL";
+    const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), tls, err, errlen);
+    if (tls_problem != NULL)
+        return tls_problem;
     const char *room = config_get(cfg, "user-room");
     const char *mark = strstr(room, "%s");
     if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
@@ -223,30 +227,37 @@ static const char *validate(const struct config *cfg)
 }
 
 /* 0 to run, 1 to exit 0 (help or check-config printed), 2 to exit 2 (message printed). */
-static int load_config(struct config *cfg, int argc, char **argv)
+static int load_config(struct config *cfg, struct redis_tls **tls, int argc, char **argv)
 {
+    char err[512];
     enum process_start start = process_load_config(cfg, options, sizeof options / sizeof options[0],
                                                    "sioc-broker", argc, argv);
     if (start != PROCESS_RUN)
         return start == PROCESS_EXIT ? 1 : 2;
-    const char *problem = validate(cfg);
+    const char *problem = validate(cfg, tls, err, sizeof err);
     if (problem != NULL) {
         fprintf(stderr, "sioc-broker: invalid configuration: %s\n", problem);
+        redis_tls_free(*tls);
+        *tls = NULL;
         return 2;
     }
     if (config_get_bool(cfg, "check-config")) {
         printf("configuration ok\n");
+        redis_tls_free(*tls);
+        *tls = NULL;
         return 1;
     }
     return 0;
 }
 
-static struct redis_link *new_link(struct broker *b, const char *url, uint64_t seed,
+static struct redis_link *new_link(struct broker *b, const char *url, struct redis_tls *tls,
+                                   uint64_t seed,
                                    void (*event_cb)(void *, enum redis_link_event, const char *),
                                    void (*state_cb)(void *, bool))
 {
     struct redis_link_config lc = {
         .url = url,
+        .tls = tls,
         .mode = REDIS_LINK_COMMAND,
         .jitter_seed = seed,
         .ctx = b,
@@ -259,7 +270,8 @@ static struct redis_link *new_link(struct broker *b, const char *url, uint64_t s
 int main(int argc, char **argv)
 {
     struct config cfg;
-    int rc = load_config(&cfg, argc, argv);
+    struct redis_tls *tls = NULL; /* rediss:// only; freed after the links */
+    int rc = load_config(&cfg, &tls, argc, argv);
     if (rc != 0) {
         config_deinit(&cfg);
         return rc == 1 ? 0 : rc;
@@ -294,9 +306,12 @@ int main(int argc, char **argv)
         return 1;
     }
     log_route_libevent(b->log);
+    if (tls != NULL && redis_tls_insecure(tls))
+        log_write(b->log, LOG_LEVEL_WARN, "redis.tls",
+                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
     const char *url = config_get(&cfg, "redis");
-    b->cmd = new_link(b, url, seed, cmd_event_cb, NULL);
-    b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
+    b->cmd = new_link(b, url, tls, seed, cmd_event_cb, NULL);
+    b->reader = new_link(b, url, tls, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
     b->mirror = b->cmd && b->reader ? bk_mirror_new(b) : NULL;
     b->liveness = b->mirror ? bk_liveness_new(b) : NULL;
     b->api = b->liveness ? bk_api_new(b) : NULL;
@@ -335,6 +350,7 @@ int main(int argc, char **argv)
     bk_mirror_free(b->mirror);
     redis_link_free(b->cmd);
     redis_link_free(b->reader);
+    redis_tls_free(tls);
     event_free(p.sigterm);
     event_free(p.sigint);
     event_free(p.sighup);

@@ -12,6 +12,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "common/config.h"
+#include "common/error.h"
+#include "common/redis_proto.h"
+
 struct redis_tls {
     SSL_CTX *ctx;
     char *server_name; /* NULL: each URL's host */
@@ -21,10 +25,11 @@ struct redis_tls {
 /* Writes "<what> <file>: <OpenSSL's or errno's reason>" to err and clears OpenSSL's queue. */
 static void file_error(char *err, size_t errlen, const char *what, const char *file)
 {
+    /* errno first: OpenSSL reports a missing file as "system lib" */
     unsigned long e = ERR_peek_last_error();
-    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    const char *reason = errno != 0 ? strerror(errno) : e != 0 ? ERR_reason_error_string(e) : NULL;
     if (reason == NULL)
-        reason = errno != 0 ? strerror(errno) : "invalid file";
+        reason = "not a valid PEM file";
     snprintf(err, errlen, "%s %s: %s", what, file, reason);
     ERR_clear_error();
 }
@@ -91,6 +96,37 @@ void redis_tls_free(struct redis_tls *t)
     SSL_CTX_free(t->ctx);
     free(t->server_name);
     free(t);
+}
+
+static const char *const option_keys[] = {"redis-tls-ca", "redis-tls-cert", "redis-tls-key",
+                                          "redis-tls-server-name", "redis-tls-insecure"};
+
+const char *redis_tls_from_config(const struct config *cfg, const char *url,
+                                  struct redis_tls **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    struct redis_url u;
+    if (redis_url_parse(url, &u) != SIOC_OK)
+        return "redis: not a redis:// or rediss:// URL";
+    if (!u.tls) {
+        /* Settings that would silently do nothing: the operator meant TLS. */
+        for (size_t i = 0; i < sizeof(option_keys) / sizeof(option_keys[0]); i++) {
+            if (config_source_of(cfg, option_keys[i]) != CONFIG_FROM_DEFAULT) {
+                snprintf(err, errlen, "%s: needs a rediss:// URL in redis", option_keys[i]);
+                return err;
+            }
+        }
+        return NULL;
+    }
+    struct redis_tls_config tc = {
+        .ca_file = config_get(cfg, "redis-tls-ca"),
+        .cert_file = config_get(cfg, "redis-tls-cert"),
+        .key_file = config_get(cfg, "redis-tls-key"),
+        .server_name = config_get(cfg, "redis-tls-server-name"),
+        .insecure = config_get_bool(cfg, "redis-tls-insecure"),
+    };
+    *out = redis_tls_new(&tc, err, errlen);
+    return *out == NULL ? err : NULL;
 }
 
 bool redis_tls_insecure(const struct redis_tls *t)

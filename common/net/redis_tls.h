@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct config;
 struct redis_tls;
 struct ssl_st;
 
@@ -24,6 +25,27 @@ struct redis_tls_config {
  * ("redis-tls-ca /x.pem: No such file or directory") for an unreadable or invalid file, a
  * certificate without its key or a key that does not match it, or out of memory. */
 struct redis_tls *redis_tls_new(const struct redis_tls_config *cfg, char *err, size_t errlen);
+
+/* The entries a process puts in its option table (common/config.h) for these settings, the
+ * same on every process (DESIGN.md §2). */
+#define REDIS_TLS_OPTION_ENTRIES                                                                   \
+    {"redis-tls-ca", CONFIG_STRING, NULL, 0, 0,                                                    \
+     "rediss://: PEM CA certificates to verify Redis with (default: the system's)"},               \
+    {"redis-tls-cert", CONFIG_STRING, NULL, 0, 0,                                                  \
+     "rediss://: client certificate (PEM) for Redis's tls-auth-clients"},                         \
+    {"redis-tls-key", CONFIG_STRING, NULL, 0, 0,                                                   \
+     "rediss://: the client certificate's private key (PEM)"},                                     \
+    {"redis-tls-server-name", CONFIG_STRING, NULL, 0, 0,                                           \
+     "rediss://: name to verify and send as SNI (default: the URL's host)"},                       \
+    {"redis-tls-insecure", CONFIG_BOOL, "no", 0, 0,                                                \
+     "rediss://: do not verify Redis's certificate at all (logged at start)"}
+
+/* Reads the redis-tls-* options of `cfg` (its table holds REDIS_TLS_OPTION_ENTRIES) for the Redis
+ * URL `url`: *out is NULL for a redis:// URL, a new context (the caller frees it) for rediss://.
+ * Returns NULL, or an error text in err ("redis-tls-ca: needs a rediss:// URL", a file that
+ * cannot be loaded) with *out NULL. */
+const char *redis_tls_from_config(const struct config *cfg, const char *url,
+                                  struct redis_tls **out, char *err, size_t errlen);
 
 /* Frees the context; every link using it must be freed first. NULL is a no-op. */
 void redis_tls_free(struct redis_tls *tls);
