@@ -338,8 +338,13 @@ int main(int argc, char **argv)
     evsignal_add(p.sigint, NULL);
     evsignal_add(p.sighup, NULL);
     process_write_port_file(config_get(&cfg, "port-file"), http_server_port(p.http));
-    log_write(b->log, LOG_LEVEL_INFO, "process.start", "API on port %u, redis %s, prefix %s, auth %s",
-              http_server_port(p.http), url, b->prefix, b->api_key ? "api-key" : "none (loopback)");
+    struct redis_url parsed; /* the password stays out of the log */
+    redis_url_parse(url, &parsed);
+    log_write(b->log, LOG_LEVEL_INFO, "process.start",
+              "API on port %u, redis %s://%s:%d%s, prefix %s, auth %s", http_server_port(p.http),
+              parsed.tls ? "rediss" : "redis", parsed.host, parsed.port,
+              parsed.user != NULL ? " (ACL user)" : "", b->prefix,
+              b->api_key ? "api-key" : "none (loopback)");
 
     event_base_dispatch(b->base);
 

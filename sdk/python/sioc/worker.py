@@ -665,7 +665,8 @@ class Worker:
         self.logger.info("sioc worker %s: %s redis %s, namespaces %s, %s, consumer %s, "
                          "%d handler threads%s", self.name,
                          "consuming from" if self._setups == 1 else "reconnected to",
-                         self.redis_url, ",".join(self.namespaces),
+                         re.sub(r"//[^@/]*@", "//***@", self.redis_url),  # no password
+                         ",".join(self.namespaces),
                          ("group %s, %d shard(s)" % (self.group, self.shards))
                          if self.upstream == "stream" else "pubsub (at-most-once)",
                          self.consumer, self.pool_size, self._lease_note())
