@@ -400,8 +400,8 @@ struct redis_conn *redis_conn_new(struct event_base *base, const struct redis_co
     c->on_reply_cb = cfg->on_reply_cb;
     c->on_error_cb = cfg->on_error_cb;
     c->reader = redisReaderCreate();
-    if (c->reader == NULL || (cfg->tls != NULL &&
-                              (c->ssl = redis_tls_session_new(cfg->tls, cfg->host)) == NULL)) {
+    if (c->reader == NULL ||
+        (cfg->tls != NULL && (c->ssl = redis_tls_session_new(cfg->tls, cfg->host)) == NULL)) {
         snprintf(err, errlen, "out of memory");
         redis_conn_free(c);
         return NULL;

@@ -101,8 +101,8 @@ void redis_tls_free(struct redis_tls *t)
 static const char *const option_keys[] = {"redis-tls-ca", "redis-tls-cert", "redis-tls-key",
                                           "redis-tls-server-name", "redis-tls-insecure"};
 
-const char *redis_tls_from_config(const struct config *cfg, const char *url,
-                                  struct redis_tls **out, char *err, size_t errlen)
+const char *redis_tls_from_config(const struct config *cfg, const char *url, struct redis_tls **out,
+                                  char *err, size_t errlen)
 {
     *out = NULL;
     struct redis_url u;

@@ -28,6 +28,7 @@ struct redis_tls *redis_tls_new(const struct redis_tls_config *cfg, char *err, s
 
 /* The entries a process puts in its option table (common/config.h) for these settings, the
  * same on every process (DESIGN.md §2). */
+/* clang-format off */
 #define REDIS_TLS_OPTION_ENTRIES                                                                   \
     {"redis-tls-ca", CONFIG_STRING, NULL, 0, 0,                                                    \
      "rediss://: PEM CA certificates to verify Redis with (default: the system's)"},               \
@@ -39,13 +40,14 @@ struct redis_tls *redis_tls_new(const struct redis_tls_config *cfg, char *err, s
      "rediss://: name to verify and send as SNI (default: the URL's host)"},                       \
     {"redis-tls-insecure", CONFIG_BOOL, "no", 0, 0,                                                \
      "rediss://: do not verify Redis's certificate at all (logged at start)"}
+/* clang-format on */
 
 /* Reads the redis-tls-* options of `cfg` (its table holds REDIS_TLS_OPTION_ENTRIES) for the Redis
  * URL `url`: *out is NULL for a redis:// URL, a new context (the caller frees it) for rediss://.
  * Returns NULL, or an error text in err ("redis-tls-ca: needs a rediss:// URL", a file that
  * cannot be loaded) with *out NULL. */
-const char *redis_tls_from_config(const struct config *cfg, const char *url,
-                                  struct redis_tls **out, char *err, size_t errlen);
+const char *redis_tls_from_config(const struct config *cfg, const char *url, struct redis_tls **out,
+                                  char *err, size_t errlen);
 
 /* Frees the context; every link using it must be freed first. NULL is a no-op. */
 void redis_tls_free(struct redis_tls *tls);

@@ -18,7 +18,7 @@
 #include "tests/unit/test.h"
 
 static struct event_base *base;
-static char dir[64];  /* the certificates */
+static char dir[64]; /* the certificates */
 static char path_buf[16][160];
 static int path_count;
 
@@ -37,17 +37,19 @@ static bool make_certificates(void)
     if (mkdtemp(strcpy(dir, "/tmp/sioc-redis-tls-XXXXXX")) == NULL)
         return false;
     char cmd[4096];
-    snprintf(cmd, sizeof(cmd),
-             "cd %s && exec >openssl.log 2>&1 && "
-             "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; } && "
-             "for ca in a b; do key ca-$ca.key && openssl req -x509 -new -key ca-$ca.key "
-             "-out ca-$ca.crt -days 2 -subj \"/CN=test CA $ca\" || exit 1; done && "
-             "cert() { key $1.key && openssl req -new -key $1.key -out $1.csr -subj /CN=$1 && "
-             "printf \"subjectAltName=$3\\n\" >$1.ext && openssl x509 -req -in $1.csr "
-             "-CA ca-$2.crt -CAkey ca-$2.key -CAcreateserial -days 2 -extfile $1.ext -out $1.crt; } && "
-             "cert server-a a DNS:localhost,IP:127.0.0.1 && cert server-b b DNS:localhost,IP:127.0.0.1 && "
-             "cert named a DNS:redis.test && cert client a DNS:client",
-             dir);
+    snprintf(
+        cmd, sizeof(cmd),
+        "cd %s && exec >openssl.log 2>&1 && "
+        "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $1; } && "
+        "for ca in a b; do key ca-$ca.key && openssl req -x509 -new -key ca-$ca.key "
+        "-out ca-$ca.crt -days 2 -subj \"/CN=test CA $ca\" || exit 1; done && "
+        "cert() { key $1.key && openssl req -new -key $1.key -out $1.csr -subj /CN=$1 && "
+        "printf \"subjectAltName=$3\\n\" >$1.ext && openssl x509 -req -in $1.csr "
+        "-CA ca-$2.crt -CAkey ca-$2.key -CAcreateserial -days 2 -extfile $1.ext -out $1.crt; } && "
+        "cert server-a a DNS:localhost,IP:127.0.0.1 && cert server-b b DNS:localhost,IP:127.0.0.1 "
+        "&& "
+        "cert named a DNS:redis.test && cert client a DNS:client",
+        dir);
     return system(cmd) == 0;
 }
 
@@ -259,8 +261,8 @@ static void check_fifo(const char *url, struct redis_tls *tls)
             CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"GET", "big"}, NULL, 0,
                                           incr_cb, &f) == SIOC_OK);
         }
-        CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"INCR", "fifo"}, NULL, 0,
-                                      incr_cb, &f) == SIOC_OK);
+        CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"INCR", "fifo"}, NULL, 0, incr_cb,
+                                      &f) == SIOC_OK);
     }
     wanted_replies = 2002;
     CHECK(loop_wait_until(base, fifo_done, &f, 10000));
@@ -291,8 +293,8 @@ static void check_pubsub_restart(const char *url, struct redis_tls *tls,
         char n[16];
         snprintf(n, sizeof(n), "%d", i);
         CHECK(redis_link_command_argv(cmd.link, 3,
-                                      (const char *[]){"PUBLISH", i % 2 ? "ev:x" : "news", n},
-                                      NULL, 0, NULL, NULL) == SIOC_OK);
+                                      (const char *[]){"PUBLISH", i % 2 ? "ev:x" : "news", n}, NULL,
+                                      0, NULL, NULL) == SIOC_OK);
     }
     CHECK(loop_wait_until(base, messages_100, &sub, 5000));
     for (int i = 36; i < 100; i++) { /* the last 64, in publishing order */
@@ -448,8 +450,8 @@ static void test_tls_server_name(void)
  * the command and the subscriber link; no certificate or a wrong password is refused. */
 static void test_tls_client_cert_acl(void)
 {
-    static const char *const acl[] = {"--user", "alice", "on", ">wonder", "~*", "&*", "+@all",
-                                      NULL};
+    static const char *const acl[] = {"--user", "alice", "on",    ">wonder",
+                                      "~*",     "&*",    "+@all", NULL};
     struct tls_server m = {0};
     tls_server_setup(&m, "server-a", true, acl);
     CHECK(redis_test_server_start(&m.s) == 0);
