@@ -65,8 +65,10 @@ static void conn_release(struct redis_conn *c)
     free(c);
 }
 
-/* Stops all I/O and closes the socket; the struct stays until released. */
-static void conn_close(struct redis_conn *c)
+/* Stops all I/O and closes the socket; the struct stays until released. `goodbye`: a healthy
+ * open TLS connection sends its close_notify first (never after an error: the socket may be
+ * broken). */
+static void conn_close(struct redis_conn *c, bool goodbye)
 {
     if (c->rev != NULL)
         event_del(c->rev);
@@ -75,7 +77,7 @@ static void conn_close(struct redis_conn *c)
     if (c->flush != NULL)
         event_del(c->flush);
     if (c->ssl != NULL) {
-        if (c->state == CONN_OPEN)
+        if (goodbye && c->state == CONN_OPEN)
             SSL_shutdown(c->ssl); /* one close_notify, best effort: we do not wait for the peer's */
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -92,7 +94,7 @@ static void conn_fail(struct redis_conn *c, const char *reason)
 {
     if (c->state == CONN_DEAD)
         return;
-    conn_close(c);
+    conn_close(c, false);
     if (c->on_error_cb != NULL)
         c->on_error_cb(c->ctx, reason);
 }
@@ -432,7 +434,7 @@ void redis_conn_free(struct redis_conn *c)
 {
     if (c == NULL || c->free_pending)
         return;
-    conn_close(c);
+    conn_close(c, true);
     if (c->busy > 0)
         c->free_pending = true;
     else

@@ -7,6 +7,7 @@
  * Prints one line per run: operations/s and process CPU (user+sys) microseconds per operation.
  *   redis_link_bench URL [count] (TLS: SIOC_REDIS_TLS_CA, _CERT, _KEY, _INSECURE in the environment) */
 #include <event2/event.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ int main(int argc, char **argv)
         return 2;
     }
     long count = argc > 2 ? atol(argv[2]) : 200000;
+    signal(SIGPIPE, SIG_IGN); /* TLS writes (redis_conn.h) */
     struct bench b = {.base = event_base_new()};
     struct redis_tls *tls = NULL;
     if (strncmp(argv[1], "rediss://", 9) == 0) {
