@@ -29,6 +29,8 @@
 #include "common/net/redis_tls.h"
 
 #define READ_CHUNK 16384 /* as hiredis's redisBufferRead */
+#define OUT_KEEP 65536   /* output buffer kept between writes; a larger one is released once empty \
+                          */
 
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKING, CONN_OPEN, CONN_DEAD };
 
@@ -244,6 +246,11 @@ static void conn_flush(struct redis_conn *c)
         c->out_off += n;
     }
     c->out_off = c->out_len = 0;
+    if (c->out_cap > OUT_KEEP) { /* a burst (outage queue, big values) does not stay allocated */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
     if (!c->read_wants_write)
         event_del(c->wev);
 }

@@ -1,6 +1,8 @@
 /* test_redis_conn.c: the Redis transport (common/net/redis_conn, redis_tls) under redis_link,
  * plain and TLS (issue 16), against real redis-servers on random ports: pipelined commands answer
- * in FIFO order (also with replies and values larger than a TLS record), pub/sub, the outage
+ * in FIFO order (also with replies and values larger than a TLS record), commands chained from
+ * reply callbacks leave in the same loop iteration, a socket filled while Redis is stopped (TLS:
+ * SSL_write wanting to write) drains in order, pub/sub, the outage
  * queue and resubscription across a Redis restart; over TLS also a wrong CA (refused with the
  * verification error, retried with backoff, connected once the server's certificate is fixed),
  * the server name (redis-tls-server-name), redis-tls-insecure, client certificates
@@ -328,6 +330,81 @@ static void check_pubsub_restart(const char *url, struct redis_tls *tls,
     redis_link_free(sub.link);
 }
 
+struct chain {
+    struct redis_link *link;
+    int left, done, errors;
+};
+
+static void chain_cb(void *ctx, const struct redisReply *r, enum redis_link_result result)
+{
+    struct chain *c = ctx;
+    c->left--;
+    if (result != REDIS_LINK_REPLY || r->type != REDIS_REPLY_INTEGER || r->integer != ++c->done)
+        c->errors++;
+    if (c->left > 0 && redis_link_command_argv(c->link, 2, (const char *[]){"INCR", "chain"}, NULL,
+                                               0, chain_cb, c) != SIOC_OK)
+        c->errors++;
+}
+
+/* A command issued from a reply callback leaves in the same loop iteration (the end-of-iteration
+ * flush), TLS included: 200 chained round trips take about 200 iterations. */
+static void check_chained(const char *url, struct redis_tls *tls)
+{
+    struct obs o;
+    struct one r;
+    CHECK(open_link(&o, REDIS_LINK_COMMAND, url, tls) != NULL);
+    CHECK(loop_wait_until(base, is_connected, &o, 5000));
+    CHECK(command_wait(o.link, &r, 2, (const char *[]){"DEL", "chain"}));
+    struct chain c = {.link = o.link, .left = 200};
+    CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"INCR", "chain"}, NULL, 0, chain_cb,
+                                  &c) == SIOC_OK);
+    int iterations = 0;
+    long long deadline = redis_test_now_ms() + 5000;
+    while (c.left > 0 && redis_test_now_ms() < deadline) {
+        event_base_loop(base, EVLOOP_ONCE);
+        iterations++;
+    }
+    printf("%s: 200 chained round trips in %d loop iterations\n", tls ? "TLS" : "plain",
+           iterations);
+    CHECK(c.done == 200 && c.errors == 0 && iterations <= 210);
+    redis_link_free(o.link);
+}
+
+/* 16 MiB written while Redis is stopped (SIGSTOP): the socket fills (TLS: SSL_write wants to
+ * write), nothing is lost or reordered, and everything is answered once Redis resumes. */
+static void check_full_socket(const char *url, struct redis_tls *tls,
+                              struct redis_test_server *server)
+{
+    struct obs o;
+    CHECK(open_link(&o, REDIS_LINK_COMMAND, url, tls) != NULL);
+    CHECK(loop_wait_until(base, is_connected, &o, 5000));
+    struct one r;
+    CHECK(command_wait(o.link, &r, 2, (const char *[]){"DEL", "full:n"}));
+    static char v[256 * 1024];
+    memset(v, 'x', sizeof(v));
+    struct fifo f = {.next = 1, .in_order = true};
+    kill(server->pid, SIGSTOP);
+    for (int i = 0; i < 64; i++) {
+        const char *set[3] = {"SET", "full", v};
+        const size_t lens[3] = {3, 4, sizeof(v)};
+        CHECK(redis_link_command_argv(o.link, 3, set, lens, 0, incr_cb, &f) == SIOC_OK);
+        CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"INCR", "full:n"}, NULL, 0,
+                                      incr_cb, &f) == SIOC_OK);
+    }
+    CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"GET", "full"}, NULL, 0, incr_cb,
+                                  &f) == SIOC_OK);
+    loop_run_for(base, 200);
+    CHECK(f.replies == 0);
+    kill(server->pid, SIGCONT);
+    wanted_replies = 129;
+    CHECK(loop_wait_until(base, fifo_done, &f, 10000));
+    CHECK(f.errors == 0 && f.in_order && f.next == 65 && f.big_len == sizeof(v));
+    struct redis_link_stats st;
+    redis_link_get_stats(o.link, &st);
+    CHECK(st.disconnects == 0);
+    redis_link_free(o.link);
+}
+
 static struct redis_test_server plain;
 static struct tls_server tls_a;
 
@@ -343,6 +420,24 @@ static void test_plain_pubsub_restart(void)
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d", plain.port);
     check_pubsub_restart(url, NULL, &plain);
+}
+
+static void test_plain_chained_and_full_socket(void)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", plain.port);
+    check_chained(url, NULL);
+    check_full_socket(url, NULL, &plain);
+}
+
+static void test_tls_chained_and_full_socket(void)
+{
+    struct redis_tls *tls = tls_new("ca-a.crt", NULL, NULL, false);
+    char url[64];
+    snprintf(url, sizeof(url), "rediss://127.0.0.1:%d", tls_a.s.port);
+    check_chained(url, tls);
+    check_full_socket(url, tls, &tls_a.s);
+    redis_tls_free(tls);
 }
 
 static void test_tls_fifo(void)
@@ -524,7 +619,9 @@ int main(void)
     }
     RUN(test_plain_fifo);
     RUN(test_plain_pubsub_restart);
+    RUN(test_plain_chained_and_full_socket);
     RUN(test_tls_fifo);
+    RUN(test_tls_chained_and_full_socket);
     RUN(test_tls_pubsub_restart);
     RUN(test_tls_wrong_ca);
     RUN(test_tls_server_name);
