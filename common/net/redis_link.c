@@ -65,9 +65,9 @@ struct redis_link {
     bool ready;              /* handshake done and not known to be going away */
     bool reported_up;        /* on_state_cb(true) was the last state reported */
     bool freeing;            /* inside redis_link_free: no user callback any more */
-    bool room_wanted;      /* a command was refused: call on_room_cb after the next flush */
-    bool full_reported;    /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
-    int callback_depth; /* user callbacks on the stack; redis_link_free asserts it is 0 */
+    bool room_wanted;        /* a command was refused: call on_room_cb after the next flush */
+    bool full_reported;      /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
+    int callback_depth;      /* user callbacks on the stack; redis_link_free asserts it is 0 */
     uint64_t last_rx_ms;
 
     struct event *reconnect_timer, *connect_timer, *liveness_timer;
@@ -428,9 +428,13 @@ static void conn_reply_cb(void *ctx, struct redisReply *reply)
 static void conn_error_cb(void *ctx, const char *reason)
 {
     struct redis_link *l = ctx;
+    char detail[320];
+    /* A TLS port closes on a plain client's first command: say what is likely wrong. */
+    snprintf(detail, sizeof(detail), "%s%s", reason,
+             !l->url.tls && l->handshake_left > 0 ? " (a TLS port? use rediss://)" : "");
     if (!l->ready) /* refused, unreachable, TLS handshake or verification failed, closed early */
-        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, reason);
-    conn_gone(l, reason);
+        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, detail);
+    conn_gone(l, detail);
 }
 
 static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -467,8 +471,13 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct redis_link *l = arg;
     if (l->conn == NULL || l->ready)
         return;
-    emit_event(l, REDIS_LINK_EV_CONNECT_TIMEOUT, "connect timeout");
-    link_drop(l, "connect timeout");
+    /* A plain Redis port waits for the end of a "line" that a ClientHello never sends. */
+    const char *detail = l->handshake_left > 0 ? "connect timeout: no answer to AUTH/SELECT/PING"
+                         : l->url.tls ? "connect timeout: TCP connect or TLS handshake not done "
+                                        "(a plain Redis port?)"
+                                      : "connect timeout";
+    emit_event(l, REDIS_LINK_EV_CONNECT_TIMEOUT, detail);
+    link_drop(l, detail);
 }
 
 static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -116,7 +116,8 @@ static void obs_event_cb(void *ctx, enum redis_link_event ev, const char *detail
 {
     struct obs *o = ctx;
     o->events[ev]++;
-    if (ev == REDIS_LINK_EV_CONNECT_FAILED || ev == REDIS_LINK_EV_HANDSHAKE_ERROR)
+    if (ev == REDIS_LINK_EV_CONNECT_FAILED || ev == REDIS_LINK_EV_HANDSHAKE_ERROR ||
+        ev == REDIS_LINK_EV_CONNECT_TIMEOUT)
         snprintf(o->last_failure, sizeof(o->last_failure), "%s", detail);
 }
 
@@ -139,6 +140,8 @@ static bool is_disconnected(const void *arg)
     return !((const struct obs *)arg)->connected;
 }
 
+static unsigned connect_timeout_ms; /* 0: the link's default */
+
 static struct redis_link *open_link(struct obs *o, enum redis_link_mode mode, const char *url,
                                     struct redis_tls *tls)
 {
@@ -147,6 +150,7 @@ static struct redis_link *open_link(struct obs *o, enum redis_link_mode mode, co
         .url = url,
         .tls = tls,
         .mode = mode,
+        .connect_timeout_ms = connect_timeout_ms,
         .backoff_min_ms = 20,
         .backoff_max_ms = 200,
         .jitter_seed = 7,
@@ -585,6 +589,37 @@ static void test_tls_client_cert_acl(void)
     redis_test_server_stop(&m.s);
 }
 
+static bool timed_out_2(const void *arg)
+{
+    return ((const struct obs *)arg)->events[REDIS_LINK_EV_CONNECT_TIMEOUT] >= 2;
+}
+
+/* The wrong scheme for a port: rediss:// to a plain port stalls in the handshake (Redis waits
+ * for the end of a line), bounded by the connect timeout; redis:// to a TLS port is closed at
+ * the first command. Both say which mistake is likely. */
+static void test_wrong_scheme(void)
+{
+    struct redis_tls *tls = tls_new("ca-a.crt", NULL, NULL, false);
+    char to_plain[64], to_tls[64];
+    snprintf(to_plain, sizeof(to_plain), "rediss://127.0.0.1:%d", plain.port);
+    snprintf(to_tls, sizeof(to_tls), "redis://127.0.0.1:%d", tls_a.s.port);
+    struct obs a, b;
+    connect_timeout_ms = 300;
+    CHECK(open_link(&a, REDIS_LINK_COMMAND, to_plain, tls) != NULL);
+    CHECK(open_link(&b, REDIS_LINK_COMMAND, to_tls, NULL) != NULL);
+    connect_timeout_ms = 0;
+    CHECK(loop_wait_until(base, timed_out_2, &a, 5000));
+    CHECK(loop_wait_until(base, failed_3, &b, 5000));
+    printf("rediss:// to a plain port: %s\n", a.last_failure);
+    printf("redis:// to a TLS port: %s\n", b.last_failure);
+    CHECK(strstr(a.last_failure, "a plain Redis port?") != NULL);
+    CHECK(strstr(b.last_failure, "a TLS port? use rediss://") != NULL);
+    CHECK(a.ups == 0 && b.ups == 0);
+    redis_link_free(a.link);
+    redis_link_free(b.link);
+    redis_tls_free(tls);
+}
+
 /* Configuration errors name the option and the file. */
 static void test_tls_config_errors(void)
 {
@@ -626,6 +661,7 @@ int main(void)
     RUN(test_tls_wrong_ca);
     RUN(test_tls_server_name);
     RUN(test_tls_client_cert_acl);
+    RUN(test_wrong_scheme);
     RUN(test_tls_config_errors);
     redis_test_server_stop(&plain);
     redis_test_server_stop(&tls_a.s);
