@@ -101,7 +101,8 @@ static void conn_fail(struct redis_conn *c, const char *reason)
         c->on_error_cb(c->ctx, reason);
 }
 
-/* Entered and left by every event callback; false when the connection is gone. */
+/* Entered and left by every event callback: a redis_conn_free from inside one releases the
+ * memory only when the outermost returns. */
 static void enter(struct redis_conn *c)
 {
     c->busy++;
@@ -113,6 +114,7 @@ static void leave(struct redis_conn *c)
         conn_release(c);
 }
 
+/* False once the connection failed or its owner freed it: stop touching the socket. */
 static bool alive(const struct redis_conn *c)
 {
     return c->state != CONN_DEAD && !c->free_pending;
