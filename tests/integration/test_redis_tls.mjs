@@ -77,6 +77,16 @@ function redisCli(...args) {
   return execFileSync("redis-cli", ["--tls", "--cacert", f("ca-a.crt"), "--cert", f("client.crt"), "--key", f("client.key"),
     "-p", String(redisPort), "--user", "alice", "--pass", PASSWORD, "--no-auth-warning", ...args], { encoding: "utf8" }).trim();
 }
+// Whatever happens (a start-up failure included), nothing started here outlives the test.
+const started = [];
+process.on("exit", () => {
+  for (const pid of [redisChild?.pid, ...started]) {
+    try {
+      if (pid) process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
 await startTlsRedis();
 
 const url = `rediss://alice:${encodeURIComponent(PASSWORD)}@127.0.0.1:${redisPort}`;
@@ -87,13 +97,17 @@ function gatewayArgs(node, extra = tlsFlags) {
   return ["--redis", url, ...extra, "--namespaces", "/", "--node-id", node, "--log-level", "info", "--node-timeout", "3000"];
 }
 const gw1 = await startServer(GATEWAY, gatewayArgs("gw1"));
+started.push(gw1.pid);
 const gw2 = await startServer(GATEWAY, gatewayArgs("gw2"));
+started.push(gw2.pid);
 // the broker and the worker read the TLS settings from the environment (SIOC_REDIS_TLS_*)
 Object.assign(process.env, tlsEnv);
 const broker = await startServer(BROKER, ["--redis", url, "--check-interval", "200"]);
+started.push(broker.pid);
 for (const k of Object.keys(tlsEnv)) delete process.env[k];
 const worker = await startProcess("/usr/bin/python3", ["tests/integration/worker.py", "--redis", url, "--namespaces", "/"],
   "worker ready", { env: { ...process.env, ...tlsEnv } });
+started.push(worker.pid);
 
 async function waitFor(what, fn, ms = 10000) {
   const deadline = Date.now() + ms;
