@@ -45,6 +45,7 @@ class RedisTlsCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="sioc-sdk-tls-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, ignore_errors=True)
         make_certificates(cls.dir)
         f = lambda n: os.path.join(cls.dir, n)  # noqa: E731
         cls.ca, cls.wrong_ca = f("ca-a.crt"), f("ca-b.crt")
@@ -56,6 +57,8 @@ class RedisTlsCase(unittest.TestCase):
              "--tls-key-file", f("server.key"), "--tls-ca-cert-file", cls.ca,
              "--tls-auth-clients", "optional"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(cls.proc.wait, 5)
+        cls.addClassCleanup(cls.proc.kill)  # runs first: cleanups are last in, first out
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
@@ -64,12 +67,6 @@ class RedisTlsCase(unittest.TestCase):
             except OSError:
                 time.sleep(0.02)
         cls.url = "rediss://127.0.0.1:%d" % cls.port
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.kill()
-        cls.proc.wait(5)
-        shutil.rmtree(cls.dir, ignore_errors=True)
 
     def test_verified_by_name_and_ca(self):
         # the certificate names redis.test only: the IP fails the host name check
