@@ -274,8 +274,9 @@ static void conn_gone(struct redis_link *l, const char *reason)
     l->handshake_left = 0;
     evtimer_del(l->connect_timer);
     struct cmd *c;
+    /* One at a time off `inflight`: a LOST callback may cancel (redis_link_cancel) the others. */
     while ((c = l->inflight.head) != NULL) {
-        list_remove(&l->inflight, c);
+        list_remove(&l->inflight, c); // NOLINT(clang-analyzer-unix.Malloc): the head moved on
         if (!l->freeing && (c->flags & REDIS_LINK_RETRY) != 0) {
             l->stats.commands_retried++;
             list_push_tail(&l->requeue, c);
