@@ -2,7 +2,8 @@
  * plain and TLS (issue 16), against real redis-servers on random ports: pipelined commands answer
  * in FIFO order (also with replies and values larger than a TLS record), commands chained from
  * reply callbacks leave in the same loop iteration, a socket filled while Redis is stopped (TLS:
- * SSL_write wanting to write) drains in order, pub/sub, the outage
+ * SSL_write wanting to write) drains in order, a command cancelled from another's LOST callback
+ * is never called, pub/sub, the outage
  * queue and resubscription across a Redis restart; over TLS also a wrong CA (refused with the
  * verification error, retried with backoff, connected once the server's certificate is fixed),
  * the server name (redis-tls-server-name), redis-tls-insecure, client certificates
@@ -409,6 +410,45 @@ static void check_full_socket(const char *url, struct redis_tls *tls,
     redis_link_free(o.link);
 }
 
+struct owner {
+    struct redis_link *link;
+    struct one *other; /* cancelled from this owner's LOST callback */
+    int lost;
+};
+
+static void lost_cb(void *ctx, const struct redisReply *r, enum redis_link_result result)
+{
+    (void)r;
+    struct owner *o = ctx;
+    o->lost += result == REDIS_LINK_LOST;
+    if (o->other != NULL)
+        redis_link_cancel(o->link, o->other); /* e.g. the socket that owned it is gone */
+}
+
+/* A connection dropped with commands in flight: each gets REDIS_LINK_LOST in order, and one
+ * cancelled from an earlier one's LOST callback gets nothing (its owner may be freed). */
+static void check_cancel_while_lost(const char *url, struct redis_tls *tls,
+                                    struct redis_test_server *server)
+{
+    struct obs o;
+    CHECK(open_link(&o, REDIS_LINK_COMMAND, url, tls) != NULL);
+    CHECK(loop_wait_until(base, is_connected, &o, 5000));
+    struct one later = {0};
+    struct owner first = {.link = o.link, .other = &later};
+    kill(server->pid, SIGSTOP); /* the commands stay in flight */
+    CHECK(redis_link_command_argv(o.link, 1, (const char *[]){"PING"}, NULL, 0, lost_cb, &first) ==
+          SIOC_OK);
+    CHECK(redis_link_command_argv(o.link, 1, (const char *[]){"PING"}, NULL, 0, one_cb, &later) ==
+          SIOC_OK);
+    loop_run_for(base, 100); /* written */
+    redis_link_disconnect_now(o.link);
+    kill(server->pid, SIGCONT);
+    CHECK(first.lost == 1 && later.calls == 0);
+    loop_run_for(base, 200);
+    CHECK(later.calls == 0);
+    redis_link_free(o.link);
+}
+
 static struct redis_test_server plain;
 static struct tls_server tls_a;
 
@@ -426,21 +466,23 @@ static void test_plain_pubsub_restart(void)
     check_pubsub_restart(url, NULL, &plain);
 }
 
-static void test_plain_chained_and_full_socket(void)
+static void test_plain_chained_full_lost(void)
 {
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d", plain.port);
     check_chained(url, NULL);
     check_full_socket(url, NULL, &plain);
+    check_cancel_while_lost(url, NULL, &plain);
 }
 
-static void test_tls_chained_and_full_socket(void)
+static void test_tls_chained_full_lost(void)
 {
     struct redis_tls *tls = tls_new("ca-a.crt", NULL, NULL, false);
     char url[64];
     snprintf(url, sizeof(url), "rediss://127.0.0.1:%d", tls_a.s.port);
     check_chained(url, tls);
     check_full_socket(url, tls, &tls_a.s);
+    check_cancel_while_lost(url, tls, &tls_a.s);
     redis_tls_free(tls);
 }
 
@@ -654,9 +696,9 @@ int main(void)
     }
     RUN(test_plain_fifo);
     RUN(test_plain_pubsub_restart);
-    RUN(test_plain_chained_and_full_socket);
+    RUN(test_plain_chained_full_lost);
     RUN(test_tls_fifo);
-    RUN(test_tls_chained_and_full_socket);
+    RUN(test_tls_chained_full_lost);
     RUN(test_tls_pubsub_restart);
     RUN(test_tls_wrong_ca);
     RUN(test_tls_server_name);
