@@ -453,7 +453,10 @@ void redis_conn_free(struct redis_conn *c)
 bool redis_conn_write(struct redis_conn *c, const char *data, size_t len)
 {
     if (c->out_len + len > c->out_cap) {
-        if (c->out_off > 0) { /* move what is left to the front before growing */
+        /* Compact only when what moves is no more than the room it frees: with a full socket
+         * (a slow Redis) most of the buffer is unsent, and moving all of it for every small
+         * append made writing quadratic. Otherwise grow (doubling: amortized O(1)). */
+        if (c->out_off > 0 && c->out_off >= c->out_len - c->out_off) {
             memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
             c->out_len -= c->out_off;
             c->out_off = 0;
