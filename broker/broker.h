@@ -16,6 +16,7 @@ struct bk_mirror;
 struct bk_liveness;
 struct bk_api;
 struct bk_calls;
+struct redis_tls;
 
 struct broker {
     struct event_base *base;
@@ -31,6 +32,8 @@ struct broker {
     /* SUBSCRIBER: the answers to the API's ack calls (calls.h), on bk_calls_channel. */
     struct redis_link *calls_sub;
     struct bk_calls *calls;
+    /* The TLS client context of every Redis link (rediss://), or NULL; owned by main. */
+    struct redis_tls *redis_tls;
     /* Option values; point into the config, valid for the process lifetime. */
     const char *prefix;      /* key-prefix (P) */
     const char *adapter_key; /* adapter-key (A) */

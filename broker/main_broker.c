@@ -26,11 +26,13 @@
 #include "common/net/log.h"
 #include "common/net/process.h"
 #include "common/net/redis_link.h"
+#include "common/net/redis_tls.h"
 #include "common/net/tls.h"
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS"},
+    REDIS_TLS_OPTION_ENTRIES,
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
@@ -229,11 +231,13 @@ static bool listen_is_loopback(const char *listen)
     return strcmp(host, "localhost") == 0;
 }
 
-static const char *validate(const struct config *cfg)
+/* Also makes the TLS context of a rediss:// URL (*tls, else NULL). */
+static const char *validate(const struct config *cfg, struct redis_tls **tls, char *err,
+                            size_t errlen)
 {
-    struct redis_url url;
-    if (redis_url_parse(config_get(cfg, "redis"), &url) != SIOC_OK)
-        return "redis: not a redis:// URL";
+    const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), tls, err, errlen);
+    if (tls_problem != NULL)
+        return tls_problem;
     const char *room = config_get(cfg, "user-room");
     const char *mark = strstr(room, "%s");
     if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
@@ -255,41 +259,50 @@ static const char *validate(const struct config *cfg)
 }
 
 /* 0 to run, 1 to exit 0 (help or check-config printed), 2 to exit 2 (message printed). */
-static int load_config(struct config *cfg, struct tls_context **tls, int argc, char **argv)
+/* *tls: the API's HTTPS context (tls-cert), *rtls: the Redis links' (rediss://); NULL when unset. */
+static int load_config(struct config *cfg, struct tls_context **tls, struct redis_tls **rtls,
+                       int argc, char **argv)
 {
+    char err[512];
     enum process_start start = process_load_config(cfg, options, sizeof options / sizeof options[0],
                                                    "sioc-broker", argc, argv);
     if (start != PROCESS_RUN)
         return start == PROCESS_EXIT ? 1 : 2;
-    const char *problem = validate(cfg);
+    const char *problem = validate(cfg, rtls, err, sizeof err);
     if (problem != NULL) {
         fprintf(stderr, "sioc-broker: invalid configuration: %s\n", problem);
+        redis_tls_free(*rtls);
+        *rtls = NULL;
         return 2;
     }
     if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL) {
-        char err[512];
         struct tls_options topt = {config_get(cfg, "tls-cert"), config_get(cfg, "tls-key"),
                                    config_get(cfg, "tls-ciphers"), config_get(cfg, "tls-groups")};
         *tls = tls_context_new(&topt, err, sizeof err);
         if (*tls == NULL) {
             fprintf(stderr, "sioc-broker: invalid configuration: %s\n", err);
+            redis_tls_free(*rtls);
+            *rtls = NULL;
             return 2;
         }
     }
     if (config_get_bool(cfg, "check-config")) {
         printf("configuration ok\n");
         tls_context_free(*tls);
+        redis_tls_free(*rtls);
         *tls = NULL;
+        *rtls = NULL;
         return 1;
     }
     return 0;
 }
 
-/* `lc` gives the mode and callbacks; the URL, seed and context are filled in here. */
+/* `lc` gives the mode and callbacks; the URL, Redis TLS context, seed and context are filled in here. */
 static struct redis_link *new_link(struct broker *b, const char *url, uint64_t seed,
                                    struct redis_link_config lc)
 {
     lc.url = url;
+    lc.tls = b->redis_tls;
     lc.jitter_seed = seed;
     lc.ctx = b;
     return redis_link_new(b->base, &lc);
@@ -318,7 +331,8 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct tls_context *tls = NULL;
-    int rc = load_config(&cfg, &tls, argc, argv);
+    struct redis_tls *rtls = NULL; /* rediss:// only; freed after the links */
+    int rc = load_config(&cfg, &tls, &rtls, argc, argv);
     if (rc != 0) {
         config_deinit(&cfg);
         return rc == 1 ? 0 : rc;
@@ -353,6 +367,10 @@ int main(int argc, char **argv)
         return 1;
     }
     log_route_libevent(b->log);
+    b->redis_tls = rtls;
+    if (rtls != NULL && redis_tls_insecure(rtls))
+        log_write(b->log, LOG_LEVEL_WARN, "redis.tls",
+                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
     const char *url = config_get(&cfg, "redis");
     b->cmd = new_link(b, url, seed,
                       (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
@@ -393,8 +411,13 @@ int main(int argc, char **argv)
     evsignal_add(p.sigint, NULL);
     evsignal_add(p.sighup, NULL);
     process_write_port_file(config_get(&cfg, "port-file"), http_server_port(p.http));
-    log_write(b->log, LOG_LEVEL_INFO, "process.start", "API on port %u, redis %s, prefix %s, auth %s",
-              http_server_port(p.http), url, b->prefix, b->api_key ? "api-key" : "none (loopback)");
+    struct redis_url parsed; /* the password stays out of the log */
+    redis_url_parse(url, &parsed);
+    log_write(b->log, LOG_LEVEL_INFO, "process.start",
+              "API on port %u, redis %s://%s:%d%s, prefix %s, auth %s", http_server_port(p.http),
+              parsed.tls ? "rediss" : "redis", parsed.host, parsed.port,
+              parsed.user != NULL ? " (ACL user)" : "", b->prefix,
+              b->api_key ? "api-key" : "none (loopback)");
     if (tls != NULL)
         log_write(b->log, LOG_LEVEL_INFO, "tls.start", "API over HTTPS with %s%s",
                   tls_context_describe(tls),
@@ -411,6 +434,7 @@ int main(int argc, char **argv)
     redis_link_free(b->cmd);
     redis_link_free(b->reader);
     redis_link_free(b->calls_sub);
+    redis_tls_free(rtls);
     event_free(p.sigterm);
     event_free(p.sigint);
     event_free(p.sighup);

@@ -1,4 +1,4 @@
-/* redis_proto.c: redis:// URLs and RESP command encoding (see redis_proto.h). */
+/* redis_proto.c: redis:// and rediss:// URLs and RESP command encoding (see redis_proto.h). */
 #include "common/redis_proto.h"
 
 #include <stdint.h>
@@ -53,12 +53,20 @@ static bool parse_decimal(const char *s, size_t n, long min, long max, int *out)
 
 int redis_url_parse(const char *url, struct redis_url *out)
 {
-    static const char scheme[] = "redis://";
+    static const char scheme[] = "redis://", tls_scheme[] = "rediss://";
     memset(out, 0, sizeof(*out));
     out->port = 6379;
-    if (url == NULL || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+    if (url == NULL)
         return SIOC_EINVAL;
-    const char *p = url + sizeof(scheme) - 1;
+    const char *p;
+    if (strncmp(url, scheme, sizeof(scheme) - 1) == 0) {
+        p = url + sizeof(scheme) - 1;
+    } else if (strncmp(url, tls_scheme, sizeof(tls_scheme) - 1) == 0) {
+        p = url + sizeof(tls_scheme) - 1;
+        out->tls = true;
+    } else {
+        return SIOC_EINVAL;
+    }
     const char *auth_end = p + strcspn(p, "/?#");
     if (*auth_end == '?' || *auth_end == '#')
         return SIOC_EINVAL; /* no query options are supported: refuse rather than ignore */

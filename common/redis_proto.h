@@ -1,14 +1,14 @@
 /* redis_proto.h: the pure parts of talking to Redis, as hiredis keeps its protocol core apart
- * from its event-loop adapters: the redis:// URL of DESIGN.md §2 and the RESP encoding of a
- * command (an array of bulk strings, RESP2 "Request" format). Replies are parsed by hiredis's
- * reader in common/net/; nothing here does I/O. */
+ * from its event-loop adapters: the redis:// and rediss:// URLs of DESIGN.md §2 and the RESP
+ * encoding of a command (an array of bulk strings, RESP2 "Request" format). Replies are parsed
+ * by hiredis's reader in common/net/redis_conn; nothing here does I/O. */
 #ifndef SIOC_COMMON_REDIS_PROTO_H
 #define SIOC_COMMON_REDIS_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Parsed form of a redis:// URL. Pointers point into `storage` inside the struct (valid as long
+/* Parsed form of a redis:// or rediss:// URL. Pointers point into `storage` inside the struct (valid as long
  * as the struct). */
 struct redis_url {
     const char *host;     /* never NULL; "127.0.0.1" style or a name (resolved blocking!) */
@@ -16,11 +16,12 @@ struct redis_url {
     const char *user;     /* NULL unless given (Redis 6 ACL: AUTH user password) */
     const char *password; /* NULL unless given; %XX escapes decoded */
     int db;               /* 0 unless given */
+    bool tls;             /* rediss://: the connection speaks TLS (redis-tls-* options) */
     char storage[512];
 };
 
-/* Parses `url` (NUL-terminated): redis://[[user]:password@]host[:port][/db], host an IPv6
- * literal in brackets or a name. Returns SIOC_OK, or SIOC_EINVAL (wrong scheme, bad port or db,
+/* Parses `url` (NUL-terminated): redis[s]://[[user]:password@]host[:port][/db], host an IPv6
+ * literal in brackets or a name; rediss:// sets `tls` (same default port, 6379). Returns SIOC_OK, or SIOC_EINVAL (wrong scheme, bad port or db,
  * bad or NUL %-escape, query or fragment, longer than the storage). */
 int redis_url_parse(const char *url, struct redis_url *out);
 

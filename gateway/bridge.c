@@ -982,6 +982,7 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
 
     struct redis_link_config lc = {
         .url = cfg->redis_url,
+        .tls = cfg->redis_tls,
         .mode = REDIS_LINK_COMMAND,
         .jitter_seed = random_u64(),
         .queue_limit_bytes = cfg->queue_limit_bytes,
@@ -993,6 +994,7 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
     b->cmd = redis_link_new(base, &lc);
     struct redis_link_config sc = {
         .url = cfg->redis_url,
+        .tls = cfg->redis_tls,
         .mode = REDIS_LINK_SUBSCRIBER,
         .jitter_seed = random_u64(),
         .liveness_timeout_ms = 3 * b->probe_interval_ms,

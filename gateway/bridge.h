@@ -68,6 +68,7 @@ const struct bridge_sio_ops *bridge_sio_ops_default(void);
  * the defaults named. */
 struct bridge_config {
     const char *redis_url;  /* required */
+    struct redis_tls *redis_tls; /* rediss:// URLs: borrowed, outlives the bridge (redis_tls.h) */
     const char *key_prefix; /* NULL = "sioc" */
     const char *node_id;    /* required, non-empty */
     enum bridge_upstream upstream;

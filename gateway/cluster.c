@@ -349,6 +349,7 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
     if (ok) {
         struct redis_link_config lcfg = {
             .url = cfg->redis_url,
+            .tls = cfg->redis_tls,
             .mode = REDIS_LINK_COMMAND,
             .jitter_seed = next_random(c),
             .ctx = c,

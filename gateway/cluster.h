@@ -35,6 +35,7 @@ struct cluster;
 
 struct cluster_config {
     const char *redis_url;   /* for the cluster's own publishing connection */
+    struct redis_tls *redis_tls; /* rediss:// URLs: borrowed, outlives the cluster */
     const char *adapter_key; /* NULL = "socket.io" */
     const char *namespaces;  /* as the gateway's `namespaces` option: a comma list, or "*" */
     uint64_t seed;           /* random bits (uids); 0 = from getrandom */

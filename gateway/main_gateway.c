@@ -19,6 +19,7 @@
 #include "common/net/log.h"
 #include "common/net/process.h"
 #include "common/net/redis_link.h"
+#include "common/net/redis_tls.h"
 #include "common/net/tls.h"
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
@@ -31,7 +32,8 @@
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0, "address to listen on (host:port; port 0 = any)"},
     {"path", CONFIG_STRING, "/socket.io/", 0, 0, "Engine.IO path prefix"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS"},
+    REDIS_TLS_OPTION_ENTRIES,
     {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
@@ -88,6 +90,7 @@ struct gateway {
     struct expiry *expiry; /* auth jwt: tokens expire during the session too */
     struct jwt_key *jwt;
     struct tls_context *tls; /* tls-cert: HTTPS/WSS */
+    struct redis_tls *redis_tls; /* rediss:// only */
     enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
     const char *user_room;
     const char *jwt_claim;
@@ -460,9 +463,10 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     struct config *cfg = g->cfg;
     const char *auth = config_get(cfg, "auth");
     const char *upstream = config_get(cfg, "upstream");
-    struct redis_url url;
-    if (redis_url_parse(config_get(cfg, "redis"), &url) != SIOC_OK)
-        return "redis: not a redis:// URL";
+    const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), &g->redis_tls,
+                                                    err, errlen);
+    if (tls_problem != NULL)
+        return tls_problem;
     if (strcmp(auth, "none") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "backend") != 0)
         return "auth: must be none, jwt or backend";
     if (strcmp(upstream, "stream") != 0 && strcmp(upstream, "pubsub") != 0 && strcmp(upstream, "off") != 0)
@@ -535,6 +539,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
         jwt_key_free(g.jwt);
         tls_context_free(g.tls);
+        redis_tls_free(g.redis_tls);
         config_deinit(&cfg);
         return 2;
     }
@@ -542,6 +547,7 @@ int main(int argc, char **argv)
         printf("configuration ok\n");
         jwt_key_free(g.jwt);
         tls_context_free(g.tls);
+        redis_tls_free(g.redis_tls);
         config_deinit(&cfg);
         return 0;
     }
@@ -574,6 +580,9 @@ int main(int argc, char **argv)
         return 1;
     }
     log_route_libevent(g.log);
+    if (g.redis_tls != NULL && redis_tls_insecure(g.redis_tls))
+        log_write(g.log, LOG_LEVEL_WARN, "redis.tls",
+                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
     size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
     const char *transports = config_get(&cfg, "transports");
     struct eio_server_config ecfg = {
@@ -611,6 +620,7 @@ int main(int argc, char **argv)
     const char *up = config_get(&cfg, "upstream");
     struct bridge_config bcfg = {
         .redis_url = config_get(&cfg, "redis"),
+        .redis_tls = g.redis_tls,
         .key_prefix = config_get(&cfg, "key-prefix"),
         .node_id = g.node_id,
         .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
@@ -627,6 +637,7 @@ int main(int argc, char **argv)
     };
     struct cluster_config ccfg = {
         .redis_url = bcfg.redis_url,
+        .redis_tls = g.redis_tls,
         .adapter_key = config_get(&cfg, "adapter-key"),
         .namespaces = scfg.namespaces,
         .seed = seed ^ 0x9e3779b97f4a7c15ull,
@@ -647,6 +658,7 @@ int main(int argc, char **argv)
     g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
     struct registry_config rcfg = {
         .redis_url = bcfg.redis_url,
+        .redis_tls = g.redis_tls,
         .key_prefix = bcfg.key_prefix,
         .node_id = g.node_id,
         .address = config_get(&cfg, "listen"),
@@ -725,6 +737,7 @@ int main(int argc, char **argv)
     metrics_free(g.metrics);
     jwt_key_free(g.jwt);
     tls_context_free(g.tls);
+    redis_tls_free(g.redis_tls); /* after every link */
     log_free(g.log);
     event_base_free(g.base);
     config_deinit(&cfg);

@@ -356,6 +356,7 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
                                  "registry entries dropped (queue full during an outage)", NULL);
     struct redis_link_config lc = {
         .url = cfg->redis_url,
+        .tls = cfg->redis_tls,
         .mode = REDIS_LINK_COMMAND,
         .jitter_seed = cfg->seed ^ 0x2545f4914f6cdd1dull,
         .ctx = r,

@@ -19,6 +19,7 @@ struct registry;
 
 struct registry_config {
     const char *redis_url;
+    struct redis_tls *redis_tls; /* rediss:// URLs: borrowed, outlives the registry */
     const char *key_prefix;   /* NULL = "sioc" */
     const char *node_id;      /* required */
     const char *address;      /* the listen address, for P:nodes */

@@ -7,11 +7,16 @@
 BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_cli.c tests/bench/lg_hist.c tests/bench/lg_proc.c
 BENCH_ARGS ?=
 
-all: $(BUILD)/bench/loadgen $(BUILD)/bench/worker
+all: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/bench/redis_link_bench
 
 $(BUILD)/bench/loadgen: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_LG_SRC)) $(BUILD)/libsioc_common.a
 	@mkdir -p $(@D)
 	$(CC) $(OPT) $^ $(COMMON_LIBS) -o $@
+
+# The Redis link layer alone, plain or TLS: build/bench/redis_link_bench URL [count]
+$(BUILD)/bench/redis_link_bench: $(BUILD)/obj/tests/bench/redis_link_bench.o $(BUILD)/libsioc_net.a $(BUILD)/libsioc_common.a
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $^ $(NET_LIBS) -o $@
 
 $(BUILD)/bench/worker: $(BUILD)/obj/tests/bench/worker.o $(BUILD)/libsioc_common.a
 	@mkdir -p $(@D)

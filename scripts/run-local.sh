@@ -5,8 +5,10 @@
 # line is prefixed with its process name. Ctrl-C (SIGINT), SIGTERM or SIGHUP, to this script or to
 # the `make` that runs it, stops everything by pid: gateways first (they drain), then the worker,
 # the broker and Redis. Builds nothing; writes only under build/run/.
-# Environment: SIOC_REDIS_URL, SIOC_RUN_HOST [127.0.0.1], SIOC_RUN_PORTS [3000,3001],
-# SIOC_RUN_BROKER_PORT [8081], SIOC_RUN_REDIS_PORT [first free from 6390].
+# Environment: SIOC_REDIS_URL (redis:// or rediss://; with rediss:// the SIOC_REDIS_TLS_CA, _CERT,
+# _KEY, _SERVER_NAME, _INSECURE variables reach every process as they are), SIOC_RUN_HOST
+# [127.0.0.1], SIOC_RUN_PORTS [3000,3001], SIOC_RUN_BROKER_PORT [8081], SIOC_RUN_REDIS_PORT [first
+# free from 6390].
 set -u
 cd "$(dirname "$0")/.." || exit 2
 
@@ -46,11 +48,19 @@ done
 
 # An external Redis must answer before anything starts.
 if [ -n "${SIOC_REDIS_URL:-}" ]; then
+    tls_args=()
     case "$SIOC_REDIS_URL" in
     redis://*) ;;
-    *) fail "SIOC_REDIS_URL=$SIOC_REDIS_URL: make run takes a redis:// URL" ;;
+    rediss://*) # the processes read the SIOC_REDIS_TLS_* variables themselves; redis-cli needs flags
+        tls_args=(--tls)
+        [ -n "${SIOC_REDIS_TLS_CA:-}" ] && tls_args+=(--cacert "$SIOC_REDIS_TLS_CA")
+        [ -n "${SIOC_REDIS_TLS_CERT:-}" ] && tls_args+=(--cert "$SIOC_REDIS_TLS_CERT" --key "${SIOC_REDIS_TLS_KEY:-}")
+        [ -n "${SIOC_REDIS_TLS_SERVER_NAME:-}" ] && tls_args+=(--sni "$SIOC_REDIS_TLS_SERVER_NAME")
+        case "${SIOC_REDIS_TLS_INSECURE:-no}" in yes | true | on | 1) tls_args+=(--insecure) ;; esac
+        ;;
+    *) fail "SIOC_REDIS_URL=$SIOC_REDIS_URL: make run takes a redis:// or rediss:// URL" ;;
     esac
-    answer=$(timeout 3 redis-cli -u "$SIOC_REDIS_URL" --no-auth-warning PING 2>&1)
+    answer=$(timeout 3 redis-cli -u "$SIOC_REDIS_URL" "${tls_args[@]}" --no-auth-warning PING 2>&1)
     [ "$answer" = PONG ] || fail "SIOC_REDIS_URL=$SIOC_REDIS_URL is unreachable (${answer:-no answer in 3 s}): start that Redis, fix the URL, or unset SIOC_REDIS_URL to use a private redis-server"
 fi
 

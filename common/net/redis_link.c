@@ -1,10 +1,10 @@
-/* redis_link.c: the Redis connection runtime of redis_link.h on hiredis 0.14's async API:
- * reconnects, the ordered outage queue, retries and subscriptions. URLs and RESP encoding are
- * common/redis_proto (pure); the socket is attached to the loop by common/net/redis_events
- * (batched direct writes), the one place a TLS or cluster transport would plug in. hiredis owns the
- * redisAsyncContext: it frees it after the disconnect (or failed-connect) callback, so every path
- * that loses a context funnels into context_gone(), which forgets the pointer and schedules the
- * next attempt; nothing touches a context after that.
+/* redis_link.c: the Redis connection runtime of redis_link.h: reconnects, the ordered outage
+ * queue, retries and subscriptions, over one common/net/redis_conn at a time (the transport:
+ * socket, optional TLS, hiredis's reply reader). URLs and RESP encoding are common/redis_proto
+ * (pure). Replies arrive in the order the commands were written, so each one pairs with the head
+ * of `inflight` (after the handshake's own replies). Every path that loses a connection funnels
+ * into conn_gone(), which frees it, settles the commands in flight and schedules the next
+ * attempt; nothing touches a connection after that.
  */
 #include "common/net/redis_link.h"
 
@@ -16,11 +16,10 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "common/error.h"
-#include "common/net/redis_events.h"
+#include "common/net/redis_conn.h"
 
 /* One command, from redis_link_command_argv until its reply (or loss) has been handled. */
 struct cmd {
@@ -48,6 +47,7 @@ struct redis_link {
     struct event_base *base;
     enum redis_link_mode mode;
     struct redis_url url;
+    struct redis_tls *tls; /* rediss:// only; borrowed */
     char *probe_channel;
     unsigned connect_timeout_ms, backoff_min_ms, backoff_max_ms, backoff_ms, liveness_timeout_ms;
     size_t queue_limit;
@@ -60,15 +60,14 @@ struct redis_link {
     void (*on_event_cb)(void *ctx, enum redis_link_event ev, const char *detail);
     void (*on_room_cb)(void *ctx);
 
-    redisAsyncContext *ac; /* NULL between attempts; owned by hiredis */
-    bool ready;            /* handshake done and not known to be going away */
-    bool reported_up;      /* on_state_cb(true) was the last state reported */
-    bool dropping;         /* we asked hiredis to free `ac`; its callbacks are still to come */
-    bool freeing;          /* inside redis_link_free: no user callback any more */
-    bool room_wanted;      /* a command was refused: call on_room_cb after the next flush */
-    bool full_reported;    /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
-    const char *drop_reason;
-    int callback_depth; /* user callbacks on the stack; redis_link_free asserts it is 0 */
+    struct redis_conn *conn; /* NULL between attempts */
+    int handshake_left;      /* replies to AUTH/SELECT/PING still expected on `conn` */
+    bool ready;              /* handshake done and not known to be going away */
+    bool reported_up;        /* on_state_cb(true) was the last state reported */
+    bool freeing;            /* inside redis_link_free: no user callback any more */
+    bool room_wanted;        /* a command was refused: call on_room_cb after the next flush */
+    bool full_reported;      /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
+    int callback_depth;      /* user callbacks on the stack; redis_link_free asserts it is 0 */
     uint64_t last_rx_ms;
 
     struct event *reconnect_timer, *connect_timer, *liveness_timer;
@@ -263,13 +262,31 @@ static void schedule_reconnect(struct redis_link *l)
     evtimer_add(l->reconnect_timer, &tv);
 }
 
-/* The context is gone (hiredis freed it, or is about to once this returns): forget it. */
-static void context_gone(struct redis_link *l, const char *reason)
+/* The connection is lost, failed, or dropped by us: free it (its own callbacks may be on the
+ * stack: redis_conn defers the memory), settle the commands in flight in order (RETRY ones go
+ * back in front of the queue, the others are reported lost), report, and schedule the next
+ * attempt. */
+static void conn_gone(struct redis_link *l, const char *reason)
 {
-    l->ac = NULL;
+    redis_conn_free(l->conn);
+    l->conn = NULL;
     l->ready = false;
-    l->dropping = false;
+    l->handshake_left = 0;
     evtimer_del(l->connect_timer);
+    struct cmd *c;
+    /* One at a time off `inflight`: a LOST callback may cancel (redis_link_cancel) the others. */
+    while ((c = l->inflight.head) != NULL) {
+        list_remove(&l->inflight, c); // NOLINT(clang-analyzer-unix.Malloc): the head moved on
+        if (!l->freeing && (c->flags & REDIS_LINK_RETRY) != 0) {
+            l->stats.commands_retried++;
+            list_push_tail(&l->requeue, c);
+            continue;
+        }
+        if (!l->freeing)
+            l->stats.commands_lost++;
+        deliver_reply(l, c, NULL, REDIS_LINK_LOST); /* new commands from here queue */
+        cmd_free(c);
+    }
     /* Commands lost in flight with REDIS_LINK_RETRY were sent before anything still queued. */
     list_splice_front(&l->queue, &l->requeue);
     if (l->freeing)
@@ -284,25 +301,34 @@ static void context_gone(struct redis_link *l, const char *reason)
     schedule_reconnect(l);
 }
 
-/* Asks hiredis to drop the connection now. From inside a hiredis reply callback the free is
- * deferred by hiredis until that callback returns; the disconnect callback then follows. */
+/* Drops the connection now (from anywhere, its callbacks included). */
 static void link_drop(struct redis_link *l, const char *reason)
 {
-    redisAsyncContext *ac = l->ac;
-    if (ac == NULL || l->dropping)
-        return;
-    l->dropping = true;
-    l->ready = false;
-    l->drop_reason = reason;
-    bool connected = (ac->c.flags & REDIS_CONNECTED) != 0;
-    redisAsyncFree(ac);
-    /* hiredis calls the disconnect callback only for contexts that finished connecting. */
-    if (!connected)
-        context_gone(l, reason);
+    if (l->conn != NULL)
+        conn_gone(l, reason);
+}
+
+/* Encodes and writes one command of NUL-terminated strings on the connection (handshake and
+ * subscriptions; the owner's commands are encoded once, in redis_link_command_argv). */
+static bool conn_send(struct redis_link *l, int argc, const char *const *argv)
+{
+    size_t *lens = malloc((size_t)argc * sizeof(*lens)); /* a whole (P)SUBSCRIBE set: any argc */
+    if (lens == NULL)
+        return false;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    size_t bound = redis_command_bound(argc, lens);
+    char *data = bound != 0 ? malloc(bound) : NULL;
+    bool ok = data != NULL &&
+              redis_conn_write(l->conn, data, redis_command_encode(data, argc, argv, lens));
+    free(data);
+    free(lens);
+    return ok;
 }
 
 static bool send_cmd(struct redis_link *l, struct cmd *c);
 static void resubscribe(struct redis_link *l);
+static void sub_reply(struct redis_link *l, const redisReply *reply);
 
 static void become_ready(struct redis_link *l)
 {
@@ -319,6 +345,7 @@ static void become_ready(struct redis_link *l)
             list_remove(&l->queue, c);
             if (!send_cmd(l, c)) {
                 list_push_head(&l->queue, c);
+                link_drop(l, "out of memory");
                 break;
             }
         }
@@ -327,7 +354,8 @@ static void become_ready(struct redis_link *l)
     }
     char hostport[300];
     snprintf(hostport, sizeof(hostport), "%s:%d", l->url.host, l->url.port);
-    emit_event(l, REDIS_LINK_EV_CONNECTED, hostport);
+    if (l->ready)
+        emit_event(l, REDIS_LINK_EV_CONNECTED, hostport);
     if (l->ready)
         emit_state(l, true);
     if (l->ready && l->room_wanted && l->queue.head == NULL && l->on_room_cb != NULL) {
@@ -338,72 +366,76 @@ static void become_ready(struct redis_link *l)
     }
 }
 
-/* AUTH and SELECT replies: any error means this connection is useless. */
-static void handshake_cb(redisAsyncContext *ac, void *r, void *privdata)
+/* TCP (and TLS) is up: AUTH, SELECT, then PING, pipelined; the PING's reply proves that AUTH and
+ * SELECT went through. */
+static void conn_open_cb(void *ctx)
 {
-    (void)ac;
-    struct redis_link *l = privdata;
-    const redisReply *reply = r;
-    if (reply == NULL || l->dropping || reply->type != REDIS_REPLY_ERROR)
-        return;
-    emit_event(l, REDIS_LINK_EV_HANDSHAKE_ERROR, reply->str);
-    link_drop(l, "handshake error");
-}
-
-/* The PING that ends the handshake: Redis answered after AUTH and SELECT, so it is usable. */
-static void ping_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)ac;
-    struct redis_link *l = privdata;
-    const redisReply *reply = r;
-    if (reply == NULL || l->dropping)
-        return;
-    if (reply->type == REDIS_REPLY_ERROR) { /* e.g. NOAUTH when no password was configured */
-        emit_event(l, REDIS_LINK_EV_HANDSHAKE_ERROR, reply->str);
-        link_drop(l, "handshake error");
-        return;
-    }
-    become_ready(l);
-}
-
-static void on_connect(const redisAsyncContext *cac, int status)
-{
-    struct redis_link *l = cac->data;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context right after this returns and calls no disconnect callback. */
-        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, cac->errstr);
-        context_gone(l, cac->errstr);
-        return;
-    }
-    redisAsyncContext *ac = l->ac;
-    /* A peer that vanished without a FIN/RST (host down, cable) is otherwise never noticed by a
-     * command link waiting for replies; TCP keepalive turns that into an error in ~30 s. */
-    redisEnableKeepAlive(&ac->c);
-    /* Pipelined; PING last so its reply proves that AUTH and SELECT went through. */
+    struct redis_link *l = ctx;
+    bool ok = true;
+    l->handshake_left = 0;
     if (l->url.password != NULL) {
+        /* Redis 6 ACL: AUTH user password; without a user, the legacy AUTH password */
         const char *argv[3] = {"AUTH", l->url.user, l->url.password};
         if (l->url.user == NULL) {
             argv[1] = l->url.password;
-            redisAsyncCommandArgv(ac, handshake_cb, l, 2, argv, NULL);
+            ok = conn_send(l, 2, argv);
         } else {
-            redisAsyncCommandArgv(ac, handshake_cb, l, 3, argv, NULL);
+            ok = conn_send(l, 3, argv);
         }
+        l->handshake_left++;
     }
     if (l->url.db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%d", l->url.db);
         const char *argv[2] = {"SELECT", db};
-        redisAsyncCommandArgv(ac, handshake_cb, l, 2, argv, NULL);
+        ok = ok && conn_send(l, 2, argv);
+        l->handshake_left++;
     }
     const char *ping[1] = {"PING"};
-    redisAsyncCommandArgv(ac, ping_cb, l, 1, ping, NULL);
+    ok = ok && conn_send(l, 1, ping);
+    l->handshake_left++;
+    if (!ok)
+        link_drop(l, "out of memory");
 }
 
-static void on_disconnect(const redisAsyncContext *cac, int status)
+static void conn_reply_cb(void *ctx, struct redisReply *reply)
 {
-    struct redis_link *l = cac->data;
-    const char *reason = status == REDIS_OK ? l->drop_reason : cac->errstr;
-    context_gone(l, reason != NULL && reason[0] != '\0' ? reason : "connection closed");
+    struct redis_link *l = ctx;
+    if (l->handshake_left > 0) {
+        /* AUTH, SELECT or PING: any error (NOAUTH, WRONGPASS, a bad db) makes it useless */
+        if (reply->type == REDIS_REPLY_ERROR) {
+            emit_event(l, REDIS_LINK_EV_HANDSHAKE_ERROR, reply->str);
+            link_drop(l, "handshake error");
+            return;
+        }
+        if (--l->handshake_left == 0)
+            become_ready(l);
+        return;
+    }
+    if (l->mode == REDIS_LINK_SUBSCRIBER) {
+        sub_reply(l, reply);
+        return;
+    }
+    struct cmd *c = l->inflight.head;
+    if (c == NULL) {
+        link_drop(l, "reply without a command");
+        return;
+    }
+    list_remove(&l->inflight, c);
+    deliver_reply(l, c, reply, REDIS_LINK_REPLY);
+    cmd_free(c);
+}
+
+static void conn_error_cb(void *ctx, const char *reason)
+{
+    struct redis_link *l = ctx;
+    char detail[320];
+    /* A TLS port closes on a plain client's first command: say what is likely wrong. */
+    snprintf(detail, sizeof(detail), "%s%s", reason,
+             !l->url.tls && l->handshake_left > 0 ? " (a TLS port? use rediss://)" : "");
+    if (!l->ready) /* refused, unreachable, TLS handshake or verification failed, closed early */
+        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, detail);
+    conn_gone(l, detail);
 }
 
 static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -411,23 +443,24 @@ static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct redis_link *l = arg;
-    /* Blocking name resolution for host names; use an address in production configs. */
-    redisAsyncContext *ac = redisAsyncConnect(l->url.host, l->url.port);
-    if (ac == NULL || ac->err != 0 || !redis_events_attach(ac, l->base)) {
-        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED,
-                   ac != NULL && ac->err ? ac->errstr : "out of memory");
-        if (ac != NULL)
-            redisAsyncFree(ac); /* never connected: no callback runs */
+    char err[256];
+    struct redis_conn_config cc = {
+        .host = l->url.host, /* a name is resolved blocking: use an address in production */
+        .port = l->url.port,
+        .tls = l->url.tls ? l->tls : NULL,
+        .ctx = l,
+        .on_open_cb = conn_open_cb,
+        .on_reply_cb = conn_reply_cb,
+        .on_error_cb = conn_error_cb,
+    };
+    l->conn = redis_conn_new(l->base, &cc, err, sizeof(err));
+    if (l->conn == NULL) {
+        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, err);
         l->stats.connect_failures++;
         schedule_reconnect(l);
         return;
     }
-    ac->data = l;
-    l->ac = ac;
-    l->drop_reason = NULL;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    /* hiredis 0.14 has no async connect timeout; this timer also bounds the handshake. */
+    /* Bounds the TCP connect, the TLS handshake and AUTH/SELECT/PING together. */
     struct timeval tv = tv_ms(l->connect_timeout_ms);
     evtimer_add(l->connect_timer, &tv);
 }
@@ -437,10 +470,15 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct redis_link *l = arg;
-    if (l->ac == NULL || l->ready)
+    if (l->conn == NULL || l->ready)
         return;
-    emit_event(l, REDIS_LINK_EV_CONNECT_TIMEOUT, "connect timeout");
-    link_drop(l, "connect timeout");
+    /* A plain Redis port waits for the end of a "line" that a ClientHello never sends. */
+    const char *detail = l->handshake_left > 0 ? "connect timeout: no answer to AUTH/SELECT/PING"
+                         : l->url.tls ? "connect timeout: TCP connect or TLS handshake not done "
+                                        "(a plain Redis port?)"
+                                      : "connect timeout";
+    emit_event(l, REDIS_LINK_EV_CONNECT_TIMEOUT, detail);
+    link_drop(l, detail);
 }
 
 static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -463,10 +501,11 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_li
     struct redis_link *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
-    if (redis_url_parse(cfg->url, &l->url) != SIOC_OK) {
+    if (redis_url_parse(cfg->url, &l->url) != SIOC_OK || (l->url.tls && cfg->tls == NULL)) {
         free(l);
         return NULL;
     }
+    l->tls = cfg->tls;
     l->base = base;
     l->mode = cfg->mode;
     l->connect_timeout_ms =
@@ -514,15 +553,11 @@ void redis_link_free(struct redis_link *l)
 {
     if (l == NULL)
         return;
-    /* hiredis would defer the free past our return and then call into a freed link. */
+    /* The connection's callbacks would run on a freed link. */
     assert(l->callback_depth == 0 && "redis_link_free called from inside a link callback");
     l->freeing = true;
-    if (l->ac != NULL) {
-        redisAsyncContext *ac = l->ac;
-        /* Runs every pending hiredis callback with a NULL reply; ours free without calling out. */
-        redisAsyncFree(ac);
-        l->ac = NULL;
-    }
+    redis_conn_free(l->conn);
+    l->conn = NULL;
     list_free_all(&l->queue);
     list_free_all(&l->requeue);
     list_free_all(&l->inflight);
@@ -557,33 +592,10 @@ void redis_link_get_stats(const struct redis_link *l, struct redis_link_stats *o
 
 /* ---- COMMAND mode ---- */
 
-static void cmd_reply_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)ac;
-    struct cmd *c = privdata;
-    struct redis_link *l = c->link;
-    list_remove(&l->inflight, c);
-    if (r == NULL) {
-        /* hiredis is tearing the connection down: commands issued from here on must queue. */
-        l->ready = false;
-        if (!l->freeing && (c->flags & REDIS_LINK_RETRY) != 0) {
-            l->stats.commands_retried++;
-            list_push_tail(&l->requeue, c);
-            return;
-        }
-        if (!l->freeing)
-            l->stats.commands_lost++;
-        deliver_reply(l, c, NULL, REDIS_LINK_LOST);
-    } else {
-        deliver_reply(l, c, r, REDIS_LINK_REPLY);
-    }
-    cmd_free(c);
-}
-
-/* Hands one command to hiredis (which copies it into its output buffer). */
+/* Writes one command on the connection; its reply will pair with it in `inflight`. */
 static bool send_cmd(struct redis_link *l, struct cmd *c)
 {
-    if (redisAsyncFormattedCommand(l->ac, cmd_reply_cb, c, c->data, c->len) != REDIS_OK)
+    if (!redis_conn_write(l->conn, c->data, c->len))
         return false;
     list_push_tail(&l->inflight, c);
     l->stats.commands_sent++;
@@ -595,7 +607,7 @@ static bool send_cmd(struct redis_link *l, struct cmd *c)
 }
 
 /* Commands that would turn this connection into something whose replies no longer pair with
- * our callbacks (and SSUBSCRIBE aborts hiredis 0.14 outright). */
+ * our commands. */
 static bool command_forbidden(const char *name, size_t len)
 {
     static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
@@ -695,12 +707,9 @@ static struct slice reply_slice(const redisReply *r)
 }
 
 /* Every push for our channels and patterns: (p)subscribe confirmations and messages. */
-static void sub_cb(redisAsyncContext *ac, void *r, void *privdata)
+static void sub_reply(struct redis_link *l, const redisReply *reply)
 {
-    (void)ac;
-    struct redis_link *l = privdata;
-    const redisReply *reply = r;
-    if (reply == NULL || l->dropping || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
     l->last_rx_ms = now_ms();
     const redisReply *kind = reply->element[0];
@@ -752,8 +761,10 @@ static void send_sub_command(struct redis_link *l, const char *verb, const struc
         argv[n++] = set->names[i];
     if (extra != NULL)
         argv[n++] = extra;
-    redisAsyncCommandArgv(l->ac, sub_cb, l, (int)n, argv, NULL);
+    bool ok = conn_send(l, (int)n, argv);
     free(argv);
+    if (!ok)
+        link_drop(l, "out of memory");
 }
 
 static void resubscribe(struct redis_link *l)
@@ -766,8 +777,8 @@ static void resubscribe(struct redis_link *l)
 static void send_one(struct redis_link *l, const char *verb, const char *name)
 {
     const char *argv[2] = {verb, name};
-    /* hiredis refuses (P)UNSUBSCRIBE on a context that is not subscribed; nothing to undo then. */
-    redisAsyncCommandArgv(l->ac, sub_cb, l, 2, argv, NULL);
+    if (!conn_send(l, 2, argv))
+        link_drop(l, "out of memory");
 }
 
 static int set_change(struct redis_link *l, struct name_set *set, const char *name, bool add,

@@ -1,5 +1,6 @@
-/* redis_link.h: one self-healing Redis connection on libevent + hiredis (DESIGN.md §3): reconnect
- * with jittered backoff, AUTH/SELECT from the URL, a bounded in-order queue for commands issued
+/* redis_link.h: one self-healing Redis connection on libevent (DESIGN.md §3), plain TCP or TLS
+ * (rediss://, redis_tls.h) through common/net/redis_conn: reconnect with jittered backoff,
+ * AUTH/SELECT from the URL, a bounded in-order queue for commands issued
  * while Redis is unreachable, and for subscriber links resubscription and a liveness timeout.
  * What to send, and what a lost reply means, stays with the owner (gateway, broker).
  * Threading: everything runs on the event_base's thread; no function here is thread-safe. */
@@ -16,6 +17,7 @@
 struct event_base;
 struct redisReply;
 struct redis_link;
+struct redis_tls;
 
 enum redis_link_mode {
     REDIS_LINK_COMMAND,    /* request/reply: redis_link_command_argv */
@@ -31,8 +33,9 @@ enum redis_link_result {
 /* What on_event_cb reports; the owner decides what to log. */
 enum redis_link_event {
     REDIS_LINK_EV_CONNECTED,        /* handshake done; detail "host:port" */
-    REDIS_LINK_EV_DISCONNECTED,     /* a ready connection was lost; detail: hiredis's reason */
-    REDIS_LINK_EV_CONNECT_FAILED,   /* connect(2) or the handshake failed; detail: reason */
+    REDIS_LINK_EV_DISCONNECTED,     /* a ready connection was lost; detail: the reason */
+    REDIS_LINK_EV_CONNECT_FAILED,   /* connect(2), TLS or the handshake failed; detail: reason
+                                     * ("TLS handshake failed: certificate verify failed: ...") */
     REDIS_LINK_EV_CONNECT_TIMEOUT,  /* not ready within connect_timeout_ms */
     REDIS_LINK_EV_HANDSHAKE_ERROR,  /* AUTH or SELECT answered an error; detail: the error */
     REDIS_LINK_EV_LIVENESS_TIMEOUT, /* subscriber: nothing received for liveness_timeout_ms */
@@ -52,9 +55,12 @@ typedef void redis_link_reply_cb(void *ctx, const struct redisReply *reply,
 /* Every field may be zero: zero timeouts and limits take the defaults above; NULL callbacks are
  * not called. Strings are copied by redis_link_new; the struct itself may then be discarded. */
 struct redis_link_config {
-    const char *url; /* redis://[[user]:password@]host[:port][/db]; required */
+    const char *url; /* redis[s]://[[user]:password@]host[:port][/db]; required */
+    /* Required for a rediss:// URL (redis_link_new fails without it), ignored for redis://.
+     * Borrowed: it must outlive the link. One context serves every link of a process. */
+    struct redis_tls *tls;
     enum redis_link_mode mode;
-    unsigned connect_timeout_ms; /* TCP connect + AUTH/SELECT/PING must finish within it */
+    unsigned connect_timeout_ms; /* TCP connect + TLS + AUTH/SELECT/PING must finish within it */
     unsigned backoff_min_ms;     /* first retry delay; doubles per failure up to backoff_max_ms */
     unsigned backoff_max_ms;
     uint64_t jitter_seed;     /* seeds the link's PRNG; each delay is drawn from [d/2, d] */
@@ -98,8 +104,8 @@ struct redis_link_stats {
 };
 
 /* Creates a link and schedules its first connection attempt on `base` (nothing happens before
- * the loop runs; no callback is called from here). Returns NULL for an invalid URL or out of
- * memory. `base` must outlive the link. */
+ * the loop runs; no callback is called from here). Returns NULL for an invalid URL, a rediss://
+ * URL without cfg->tls, or out of memory. `base` must outlive the link. */
 struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg);
 
 /* Closes the connection, cancels the timers, and frees every queued or in-flight command WITHOUT

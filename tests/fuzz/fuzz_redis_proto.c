@@ -1,5 +1,5 @@
 /* fuzz_redis_proto.c: libFuzzer target for common/redis_proto. The input, NUL-terminated, is
- * parsed as a redis:// URL: a success must give a non-empty host, a port in 1..65535, a db in
+ * parsed as a redis:// or rediss:// URL: a success must give a non-empty host, a port in 1..65535, a db in
  * 0..1000000, strings inside the struct's storage and free of NULs, and re-parsing the same
  * text must give the same result. The input split on 0x00 bytes is also encoded as a RESP
  * command, whose size must stay within redis_command_bound and whose framing must read back
@@ -47,6 +47,8 @@ static void fuzz_url(const uint8_t *data, size_t size)
         check_string(&a, a.user);
         check_string(&a, a.password);
         REQUIRE(strcmp(a.host, b.host) == 0 && a.port == b.port && a.db == b.db);
+        /* TLS exactly for the rediss:// scheme */
+        REQUIRE(a.tls == b.tls && a.tls == (strncmp(text, "rediss://", 9) == 0));
     }
     free(text);
 }

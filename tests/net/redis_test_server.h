@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #define REDIS_TEST_SERVER_START_TIMEOUT_MS 5000
-#define REDIS_TEST_SERVER_MAX_EXTRA 8
+#define REDIS_TEST_SERVER_MAX_EXTRA 16
 
 struct redis_test_server {
     pid_t pid; /* 0 while stopped */
@@ -31,6 +31,9 @@ struct redis_test_server {
     /* Extra redis-server arguments (e.g. "--requirepass", "secret"), NULL-terminated; borrowed:
      * they must stay valid across restarts. May be NULL. */
     const char *const *extra_args;
+    /* TLS only (--port 0 --tls-port <port>; the TLS files go in extra_args): readiness is then
+     * a TCP connection being accepted, since a plain PING gets no answer. */
+    bool tls;
 };
 
 static inline long long redis_test_now_ms(void)
@@ -99,11 +102,32 @@ out:
 }
 
 /* Polls PING until it answers, the child exits (port taken, bad argument), or timeout_ms passes. */
+/* A TCP connection to 127.0.0.1:port is accepted within timeout_ms. */
+static inline bool redis_test_accepts(int port, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t el = sizeof(err);
+    bool ok = (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS) &&
+              poll(&pfd, 1, timeout_ms) == 1 &&
+              getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0;
+    close(fd);
+    return ok;
+}
+
 static inline bool redis_test_server_wait_ready(struct redis_test_server *s, int timeout_ms)
 {
     long long deadline = redis_test_now_ms() + timeout_ms;
     while (redis_test_now_ms() < deadline) {
-        if (redis_test_ping_once(s->port, 200))
+        if (s->tls ? redis_test_accepts(s->port, 200) : redis_test_ping_once(s->port, 200))
             return true;
         if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
             s->pid = 0;
@@ -120,10 +144,15 @@ static inline int redis_test_server_spawn(struct redis_test_server *s)
     char port[16];
     snprintf(port, sizeof(port), "%d", s->port);
     const char *bin = getenv("REDIS_SERVER") != NULL ? getenv("REDIS_SERVER") : "redis-server";
-    const char *argv[16 + REDIS_TEST_SERVER_MAX_EXTRA] = {
+    const char *argv[18 + REDIS_TEST_SERVER_MAX_EXTRA] = {
         bin,  "--port",      port, "--bind",     "127.0.0.1", "--save", "", "--appendonly",
         "no", "--daemonize", "no", "--loglevel", "warning"};
     size_t n = 13;
+    if (s->tls) {
+        argv[2] = "0";
+        argv[n++] = "--tls-port";
+        argv[n++] = port;
+    }
     for (size_t i = 0; s->extra_args != NULL && s->extra_args[i] != NULL; i++) {
         if (i == REDIS_TEST_SERVER_MAX_EXTRA)
             return -1;

@@ -37,8 +37,18 @@ static void test_urls(void)
     CHECK(strcmp(u.host, "::1") == 0 && u.port == 7000 && u.db == 2);
     CHECK(parse("redis://h:65535/1000000", &u) == SIOC_OK);
     CHECK(u.port == 65535 && u.db == 1000000);
+    CHECK(!u.tls);
+    /* rediss:// (issue 16): the same grammar, TLS on, same default port */
+    CHECK(parse("rediss://h", &u) == SIOC_OK);
+    CHECK(u.tls && strcmp(u.host, "h") == 0 && u.port == 6379 && u.user == NULL && u.db == 0);
+    CHECK(parse("rediss://alice:p%40ss@cache.example.com:6380/3", &u) == SIOC_OK);
+    CHECK(u.tls && strcmp(u.user, "alice") == 0 && strcmp(u.password, "p@ss") == 0);
+    CHECK(strcmp(u.host, "cache.example.com") == 0 && u.port == 6380 && u.db == 3);
+    CHECK(parse("rediss://[::1]:7000", &u) == SIOC_OK);
+    CHECK(u.tls && strcmp(u.host, "::1") == 0 && u.port == 7000);
     static const char *const bad[] = {
-        "rediss://h",        /* TLS is not supported by this build's links (issue 16) */
+        "redisss://h",       "rediss:/h",          "rediss://",        "rediss://h:0",
+        "REDISS://h",        "rediss://h?ssl_cert_reqs=none",          "redis-cluster://h:1",
         "http://h",          "redis://",           "redis://h:0",      "redis://h:65536",
         "redis://h:12x",     "redis://h:",         "redis://h/x",      "redis://h/1000001",
         "redis://h?db=1",    "redis://h#f",        "redis://secret@h", "redis://:bad%4@h",

@@ -51,6 +51,7 @@ from .emitter import encode_broadcast
 from .exceptions import is_refusal
 from .leases import ShardLeases
 from .pool import KeyedPool
+from .redis_tls import client_from_url
 from .protocol import ProtocolError, Reply, UnsupportedError
 
 __all__ = ["Worker", "Request"]
@@ -177,7 +178,9 @@ class Worker:
     def __init__(self, redis_url=None, key_prefix="sioc", namespaces=("/",),
                  shards=None, group=None, consumer=None, *, name=None, pool_size=8,
                  upstream="stream", adapter_key="socket.io", count=64, block_ms=1000,
-                 lease_ms=10000, start_id="0", client=None, logger=None):
+                 lease_ms=10000, start_id="0", client=None, logger=None,
+                 redis_tls_ca=None, redis_tls_cert=None, redis_tls_key=None,
+                 redis_tls_server_name=None, redis_tls_insecure=None):
         if upstream not in ("stream", "pubsub"):
             raise ValueError("upstream must be 'stream' or 'pubsub'")
         if isinstance(namespaces, str):
@@ -191,7 +194,12 @@ class Worker:
             shards = os.environ.get("SIOC_UPSTREAM_SHARDS") or 1
         if int(shards) < 1:
             raise ValueError("shards must be >= 1")
-        self.redis = client if client is not None else redis_lib.Redis.from_url(redis_url)
+        self.logger = logger or logging.getLogger("sioc")
+        # rediss://: the gateways' redis-tls-* settings, as arguments or SIOC_REDIS_TLS_* (redis_tls)
+        self.redis = client if client is not None else client_from_url(
+            redis_url, self.logger, redis_tls_ca=redis_tls_ca, redis_tls_cert=redis_tls_cert,
+            redis_tls_key=redis_tls_key, redis_tls_server_name=redis_tls_server_name,
+            redis_tls_insecure=redis_tls_insecure)
         self.redis_url = redis_url if client is None else repr(client)
         self.key_prefix = key_prefix
         self.namespaces = namespaces
@@ -205,7 +213,6 @@ class Worker:
         self.count = count
         self.block_ms = block_ms
         self.start_id = start_id
-        self.logger = logger or logging.getLogger("sioc")
         self._handlers = {}
         self._entry_hooks = []
         self._takeover_hooks = []
@@ -734,7 +741,8 @@ class Worker:
         self.logger.info("sioc worker %s: %s redis %s, namespaces %s, %s, consumer %s, "
                          "%d handler threads%s", self.name,
                          "consuming from" if self._setups == 1 else "reconnected to",
-                         self.redis_url, ",".join(self.namespaces),
+                         re.sub(r"//[^@/]*@", "//***@", self.redis_url),  # no password
+                         ",".join(self.namespaces),
                          ("group %s, %d shard(s)" % (self.group, self.shards))
                          if self.upstream == "stream" else "pubsub (at-most-once)",
                          self.consumer, self.pool_size, self._lease_note())

@@ -1,0 +1,96 @@
+"""Redis clients for ``redis://`` and ``rediss://`` URLs, with the TLS settings of the gateways
+and the broker (DESIGN.md §2 ``redis-tls-*``), as arguments or the same environment variables:
+
+=========================  ==========================  ========================================
+argument                   environment                 meaning
+=========================  ==========================  ========================================
+``redis_tls_ca``           ``SIOC_REDIS_TLS_CA``       PEM CA file (default: the system's CAs)
+``redis_tls_cert``         ``SIOC_REDIS_TLS_CERT``     client certificate (tls-auth-clients)
+``redis_tls_key``          ``SIOC_REDIS_TLS_KEY``      its private key
+``redis_tls_server_name``  ``SIOC_REDIS_TLS_SERVER_NAME``  name to verify (default: the URL's host)
+``redis_tls_insecure``     ``SIOC_REDIS_TLS_INSECURE`` ``yes``: verify nothing (logged)
+=========================  ==========================  ========================================
+
+Verification (chain and host name) is on unless ``redis_tls_insecure`` says otherwise; redis-py
+leaves the host name unchecked by default, so it is asked for explicitly. The settings with a
+``redis://`` URL are an error, as in the C processes (they would silently do nothing).
+"""
+
+import logging
+import os
+import ssl
+
+import redis as redis_lib
+from redis.connection import Connection, SSLConnection
+
+TLS_OPTIONS = ("ca", "cert", "key", "server_name", "insecure")
+
+
+def _flag(value):
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "on", "1"):
+        return True
+    if text in ("no", "false", "off", "0", ""):
+        return False
+    raise ValueError("redis_tls_insecure: %r is not yes or no" % (value,))
+
+
+class ServerNameSSLConnection(SSLConnection):
+    """An SSLConnection that verifies (and sends as SNI) ``ssl_server_name`` instead of the host
+    it connects to, as the C processes' ``redis-tls-server-name``."""
+
+    def __init__(self, ssl_server_name=None, **kwargs):
+        super().__init__(**kwargs)
+        self.ssl_server_name = ssl_server_name
+
+    def _connect(self):
+        sock = Connection._connect(self)
+        context = ssl.create_default_context()
+        context.check_hostname = self.check_hostname
+        context.verify_mode = self.cert_reqs
+        if self.certfile or self.keyfile:
+            context.load_cert_chain(certfile=self.certfile, keyfile=self.keyfile)
+        if self.ca_certs is not None:
+            context.load_verify_locations(cafile=self.ca_certs)
+        return context.wrap_socket(sock, server_hostname=self.ssl_server_name or self.host)
+
+
+def tls_settings(**given):
+    """The five settings: each ``redis_tls_<name>`` argument, else its environment variable."""
+    out = {}
+    for name in TLS_OPTIONS:
+        value = given.get("redis_tls_" + name)
+        if value is None:
+            value = os.environ.get("SIOC_REDIS_TLS_" + name.upper()) or None
+        out[name] = value
+    out["insecure"] = _flag(out["insecure"])
+    return out
+
+
+def client_from_url(url, logger=None, **tls):
+    """A redis.Redis for ``url`` (redis:// or rediss://) with the TLS settings of ``tls``
+    (``redis_tls_ca=...`` and so on; unset ones come from the environment)."""
+    settings = tls_settings(**tls)
+    if not url.startswith("rediss://"):
+        given = [n for n in TLS_OPTIONS if settings[n]]
+        if given:
+            raise ValueError("redis_tls_%s needs a rediss:// URL" % given[0])
+        return redis_lib.Redis.from_url(url)
+    if bool(settings["cert"]) != bool(settings["key"]):
+        raise ValueError("redis_tls_cert and redis_tls_key go together")
+    kwargs = {
+        "ssl_ca_certs": settings["ca"],
+        "ssl_certfile": settings["cert"],
+        "ssl_keyfile": settings["key"],
+        "ssl_cert_reqs": "none" if settings["insecure"] else "required",
+        "ssl_check_hostname": not settings["insecure"],
+    }
+    if settings["server_name"]:
+        kwargs["connection_class"] = ServerNameSSLConnection
+        kwargs["ssl_server_name"] = settings["server_name"]
+    if settings["insecure"]:
+        (logger or logging.getLogger("sioc")).warning(
+            "redis_tls_insecure: Redis's certificate and name are NOT verified")
+    return redis_lib.Redis.from_url(url, **kwargs)
