@@ -137,6 +137,12 @@ static void reader_event_cb(void *ctx, enum redis_link_event ev, const char *det
     link_event(ctx, "registry reader", ev, detail);
 }
 
+static void cmd_state_cb(void *ctx, bool connected)
+{
+    struct broker *b = ctx;
+    bk_liveness_redis_state(b->liveness, connected);
+}
+
 static void reader_state_cb(void *ctx, bool connected)
 {
     struct broker *b = ctx;
@@ -295,7 +301,7 @@ int main(int argc, char **argv)
     }
     log_route_libevent(b->log);
     const char *url = config_get(&cfg, "redis");
-    b->cmd = new_link(b, url, seed, cmd_event_cb, NULL);
+    b->cmd = new_link(b, url, seed, cmd_event_cb, cmd_state_cb);
     b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull, reader_event_cb, reader_state_cb);
     b->mirror = b->cmd && b->reader ? bk_mirror_new(b) : NULL;
     b->liveness = b->mirror ? bk_liveness_new(b) : NULL;
