@@ -470,6 +470,11 @@ static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
     link_drop(l, "liveness timeout");
 }
 
+void redis_link_touch(struct redis_link *l)
+{
+    l->last_rx_ms = now_ms();
+}
+
 /* ---- public: lifetime ---- */
 
 struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg)

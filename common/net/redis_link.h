@@ -174,6 +174,11 @@ int redis_link_unsubscribe(struct redis_link *link, const char *channel);
 int redis_link_psubscribe(struct redis_link *link, const char *pattern);
 int redis_link_punsubscribe(struct redis_link *link, const char *pattern);
 
+/* Counts as traffic received now, postponing the liveness timeout: for an owner that knows the
+ * silence is Redis's, not this connection's (e.g. its probe through a command link is not
+ * answered either: Redis is stalled, and the subscriptions will deliver again when it goes on). */
+void redis_link_touch(struct redis_link *link);
+
 /* Number of channels plus patterns in the desired set (the probe channel not counted). */
 size_t redis_link_subscription_count(const struct redis_link *link);
 

@@ -312,5 +312,45 @@ test("an ack asked during a Redis outage is delivered after Redis returns", asyn
   }
 }, 45000);
 
+// Redis stalls (SIGSTOP) for longer than the subscriber connection's liveness timeout (3 probe
+// intervals, 3 s) while an event with an ack is on its way to it. The subscription must survive
+// the stall: Redis answers everything it was sent when it goes on, the worker's ack included,
+// and a subscriber connection replaced meanwhile (its new SUBSCRIBE held by the proxy here)
+// would not be listening yet.
+test("an ack asked during a Redis stall is delivered when Redis goes on", async () => {
+  const red = await startRedis();
+  const px = await tcpProxy(red.port);
+  const gw = await startServer(GATEWAY, ["--redis", px.url, "--node-id", "ack2", "--log-level", "info"]);
+  const worker = await startProcess("/usr/bin/python3", ["tests/integration/worker.py", "--redis", red.url, "--namespaces", "/"], "worker ready");
+  let s = null;
+  let stopped = false;
+  try {
+    s = await connect(gw.port);
+    assertEqual(await s.timeout(5000).emitWithAck("ack", "before"), "before", "ack before the stall");
+    process.kill(red.pid, "SIGSTOP");
+    stopped = true;
+    await sleep(300);
+    const answer = s.timeout(20000).emitWithAck("ack", "stalled");
+    answer.catch(() => {});
+    await sleep(4700); // 5 s in all: past the subscriber's liveness timeout
+    px.holdSubscribe(true);
+    process.kill(red.pid, "SIGCONT");
+    stopped = false;
+    const got = await within(4000, answer, "the ack of the event sent during the stall").catch((e) => e);
+    px.holdSubscribe(false);
+    assertEqual(got, "stalled", `ack after the stall (gateway: ${gw.log().split("\n").filter((l) => /liveness|bridge-sub/.test(l)).join(" | ")})`);
+    assert(!/liveness_timeout/.test(gw.log()), "the subscriber connection was kept through the stall");
+    assertEqual(await s.timeout(5000).emitWithAck("ack", "after"), "after", "ack after the stall");
+  } finally {
+    if (stopped) process.kill(red.pid, "SIGCONT");
+    px.holdSubscribe(false);
+    if (s) s.close();
+    await worker.stop();
+    await gw.stop();
+    await red.stop();
+    await px.cut();
+  }
+}, 45000);
+
 const ok = await run();
 process.exit(ok ? 0 : 1);
