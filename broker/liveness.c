@@ -279,9 +279,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 void bk_liveness_redis_state(struct bk_liveness *l, bool connected)
 {
-    (void)connected;
-    /* a drop, and the reconnection after it: either way Redis was away for the broker */
-    if (l != NULL)
+    /* a drop: Redis was away for the broker, and the first check after the reconnection (none
+     * runs before it) starts the grace; the first connection of the broker's life is no outage
+     * (a restarted broker's downtime shows as a gap between checks) */
+    if (l != NULL && !connected)
         l->outage = true;
 }
 
@@ -291,7 +292,6 @@ struct bk_liveness *bk_liveness_new(struct broker *b)
     if (l == NULL)
         return NULL;
     l->b = b;
-    l->outage = true; /* the broker itself was away before it started */
     struct buf key;
     buf_init(&key, sizeof l->lost_key - 1);
     buf_append_cstr(&key, b->prefix);
