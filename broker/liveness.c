@@ -30,6 +30,9 @@ struct bk_liveness {
     struct event *tick;
     char lost_key[512];
     bool checking;
+    /* DESIGN.md §3.4: the broker saw Redis away (its link dropped, a check failed) since the
+     * last check that granted a grace: the next check gives every node a fresh node-timeout */
+    bool outage, check_marks_outage;
     bool draining, drain_again, drain_failed;
     unsigned drain_inflight;
     size_t drain_count;
@@ -211,13 +214,18 @@ static void check_cb(void *ctx, const redisReply *reply, enum redis_link_result 
 {
     struct bk_liveness *l = ctx;
     l->checking = false;
-    if (result != REDIS_LINK_REPLY)
+    if (result != REDIS_LINK_REPLY) {
+        l->outage = true;
         return;
+    }
     if (reply->type == REDIS_REPLY_ERROR || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        l->outage = true; /* Redis answered, but not as a working Redis does (LOADING, BUSY...) */
         log_write(l->b->log, LOG_LEVEL_ERROR, "liveness.check", "%s",
                   reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str : "unexpected reply");
         return;
     }
+    if (l->check_marks_outage)
+        l->outage = false; /* the grace is in P:bk:liveness now */
     const redisReply *reaped = reply->element[1], *want = reply->element[2];
     for (size_t i = 0; reaped->type == REDIS_REPLY_ARRAY && i + 2 < reaped->elements; i += 3) {
         const redisReply *node = reaped->element[i], *count = reaped->element[i + 1],
@@ -237,6 +245,16 @@ static void check_cb(void *ctx, const redisReply *reply, enum redis_link_result 
         bk_liveness_drain(l);
 }
 
+/* Checks come every check-interval, so a longer gap between two of them means Redis stalled
+ * (or the broker did). A heartbeat lives node-timeout and is renewed every node-timeout / 3 at
+ * the latest (gateway/registry.c), so a stall must count from node-timeout / 3 on: a shorter one
+ * cannot have let a live node's heartbeat expire. */
+static uint64_t liveness_outage_gap_ms(const struct broker *b)
+{
+    uint64_t gap = 2ull * b->check_interval_ms + 1000;
+    return gap < b->node_timeout_ms / 3 ? gap : b->node_timeout_ms / 3;
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -246,16 +264,27 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     /* never queue checks while Redis is away: one runs right after the reconnect instead */
     if (l->checking || !redis_link_connected(b->cmd))
         return;
-    char now[24], forget[24], timeout[24], outage[24];
+    char now[24], forget[24], timeout[24], gap[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)clock_wall_ms());
     snprintf(forget, sizeof forget, "%u", b->forget_after_ms);
     snprintf(timeout, sizeof timeout, "%u", b->node_timeout_ms);
-    /* checks come every check-interval: a gap of two intervals and a second is an outage */
-    snprintf(outage, sizeof outage, "%llu", 2ull * b->check_interval_ms + 1000);
+    snprintf(gap, sizeof gap, "%llu", (unsigned long long)liveness_outage_gap_ms(b));
     const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, forget,
-                          LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, outage};
-    if (redis_link_command_argv(b->cmd, 10, argv, NULL, 0, check_cb, l) == SIOC_OK)
+                          LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, gap,
+                          l->outage ? "1" : "0"};
+    if (redis_link_command_argv(b->cmd, 11, argv, NULL, 0, check_cb, l) == SIOC_OK) {
         l->checking = true;
+        l->check_marks_outage = l->outage;
+    }
+}
+
+void bk_liveness_redis_state(struct bk_liveness *l, bool connected)
+{
+    /* a drop: Redis was away for the broker, and the first check after the reconnection (none
+     * runs before it) starts the grace; the first connection of the broker's life is no outage
+     * (a restarted broker's downtime shows as a gap between checks) */
+    if (l != NULL && !connected)
+        l->outage = true;
 }
 
 struct bk_liveness *bk_liveness_new(struct broker *b)

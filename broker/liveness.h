@@ -7,6 +7,8 @@
 #ifndef SIOC_BROKER_LIVENESS_H
 #define SIOC_BROKER_LIVENESS_H
 
+#include <stdbool.h>
+
 struct broker;
 struct bk_liveness;
 
@@ -16,5 +18,9 @@ struct bk_liveness *bk_liveness_new(struct broker *b);
 void bk_liveness_free(struct bk_liveness *l);
 /* Appends what P:bk:lost holds to the upstream streams (again later if already running). */
 void bk_liveness_drain(struct bk_liveness *l);
+/* The broker's command link went down (false) or came up (true) (its on_state_cb). After a
+ * drop Redis was away for the broker, so the first check after the reconnection gives every
+ * node a fresh node-timeout (docs/contracts.md, Node liveness). NULL is a no-op. */
+void bk_liveness_redis_state(struct bk_liveness *l, bool connected);
 
 #endif

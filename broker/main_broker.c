@@ -143,6 +143,12 @@ static void reader_event_cb(void *ctx, enum redis_link_event ev, const char *det
     link_event(ctx, "registry reader", ev, detail);
 }
 
+static void cmd_state_cb(void *ctx, bool connected)
+{
+    struct broker *b = ctx;
+    bk_liveness_redis_state(b->liveness, connected);
+}
+
 static void reader_state_cb(void *ctx, bool connected)
 {
     struct broker *b = ctx;
@@ -374,7 +380,8 @@ int main(int argc, char **argv)
     const char *url = config_get(&cfg, "redis");
     b->cmd = new_link(b, url, seed,
                       (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
-                                                 .on_event_cb = cmd_event_cb});
+                                                 .on_event_cb = cmd_event_cb,
+                                                 .on_state_cb = cmd_state_cb});
     b->reader = new_link(b, url, seed ^ 0x9e3779b97f4a7c15ull,
                          (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
                                                     .on_event_cb = reader_event_cb,

@@ -147,17 +147,20 @@ static const char liveness_script[] =
     "local now, forget = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local checks, every = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "local node_timeout, outage = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local saw_outage = ARGV[8] == '1'\n"
     /* DESIGN.md 3.4 (docs/contracts.md): a node is lost only when it missed its heartbeat while
-     * Redis was reachable for the broker. The checks note Redis's own time; a gap between two
-     * checks longer than `outage` means Redis (or the broker's contact with it) was away, and
-     * every node gets a fresh node-timeout from now before a missing heartbeat counts. Redis's
-     * clock alone is used, so the broker's clock cannot skew it. */
+     * Redis was reachable for the broker and the node. The checks note Redis's own time; a gap
+     * between two checks longer than `outage` means Redis (or the broker's contact with it) was
+     * away, as does an outage the broker saw itself (`saw_outage`: its link dropped or a check
+     * failed), and every node gets a fresh node-timeout from now before a missing heartbeat
+     * counts (a gateway retries Redis at least every node-timeout / 4 and beats at once when
+     * back). Redis's clock alone is used, so the broker's clock cannot skew it. */
     "local KLIVE = P .. ':bk:liveness'\n"
     "local t = redis.call('TIME')\n"
     "local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local lv = redis.call('HMGET', KLIVE, 'last', 'grace')\n"
     "local grace = tonumber(lv[2]) or 0\n"
-    "if lv[1] and rnow - tonumber(lv[1]) > outage then\n"
+    "if saw_outage or (lv[1] and rnow - tonumber(lv[1]) > outage) then\n"
     "  grace = rnow + node_timeout\n"
     "  redis.call('HSET', KLIVE, 'grace', grace)\n"
     "end\n"

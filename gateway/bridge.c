@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "common/deadline.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/idmap.h"
@@ -71,6 +72,9 @@ struct bridge {
     void *ctx;
 
     struct redis_link *cmd, *sub;
+    bool replies_up; /* sub has confirmed P:node:<node> (and the rest): cmd is not held */
+    bool probe_pending;     /* the last probe's PUBLISH is not answered yet */
+    uint64_t probe_sent_ms; /* ... sent then (monotonic) */
     struct event *probe_timer, *drain_event;
     unsigned probe_interval_ms;
 
@@ -788,6 +792,20 @@ static void cmd_room_cb(void *ctx)
     overflow_flush(ctx);
 }
 
+/* DESIGN.md §3.3: replies (acks) come on P:node:<node>, pub/sub, lost when nobody listens. An
+ * entry written while the subscriber is not subscribed (at start, or when its connection came
+ * back after the command link's) could be answered into the void; so upstream waits, held in
+ * the command link's queue (and then the overflow list, pausing reads), until Redis has
+ * confirmed the subscriptions. */
+static void sub_state_cb(void *ctx, bool connected)
+{
+    struct bridge *b = ctx;
+    b->replies_up = connected;
+    redis_link_hold(b->cmd, !connected);
+    if (connected)
+        overflow_flush(b);
+}
+
 static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
                            struct slice payload)
 {
@@ -803,15 +821,41 @@ static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel
     bridge_apply_reply(b, payload.p, payload.len);
 }
 
+static void probe_reply_cb(void *ctx, const struct redisReply *reply, enum redis_link_result result)
+{
+    (void)reply;
+    (void)result;
+    ((struct bridge *)ctx)->probe_pending = false;
+}
+
+/* How long the last probe has waited for Redis's answer; 0 when it has it. */
+static uint64_t probe_wait_ms(const struct bridge *b)
+{
+    return b->probe_pending ? deadline_clock_ms() - b->probe_sent_ms : 0;
+}
+
 static void probe_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct bridge *b = arg;
-    /* a probe queued during an outage would only delay the entries behind it */
-    if (redis_link_connected(b->cmd)) {
+    if (b->probe_pending) {
+        /* Redis does not answer the command connection either: it is stalled (SIGSTOP, a long
+         * command, a slow disk), and the subscriber's silence says nothing about its own
+         * connection. Replacing it would lose its subscriptions, and with them the replies to
+         * the entries already written, which Redis answers when it goes on (DESIGN.md §3.3). A
+         * stall longer than BRIDGE_STALL_MAX_MS is treated as a dead connection again. */
+        if (probe_wait_ms(b) < BRIDGE_STALL_MAX_MS)
+            redis_link_touch(b->sub);
+        return;
+    }
+    /* a probe queued during an outage (or a hold) would only delay the entries behind it */
+    if (redis_link_connected(b->cmd) && b->replies_up) {
         const char *argv[] = {"PUBLISH", b->probe_channel, "1"};
-        redis_link_command_argv(b->cmd, 3, argv, NULL, 0, NULL, NULL);
+        if (redis_link_command_argv(b->cmd, 3, argv, NULL, 0, probe_reply_cb, b) == SIOC_OK) {
+            b->probe_pending = true;
+            b->probe_sent_ms = deadline_clock_ms();
+        }
     }
 }
 
@@ -1000,10 +1044,13 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
         .liveness_timeout_ms = 3 * b->probe_interval_ms,
         .probe_channel = b->probe_channel,
         .ctx = b,
+        .on_state_cb = sub_state_cb,
         .on_message_cb = sub_message_cb,
         .on_event_cb = sub_event_cb,
     };
     b->sub = redis_link_new(base, &sc);
+    if (b->cmd != NULL)
+        redis_link_hold(b->cmd, true); /* until the subscriptions are confirmed */
     b->probe_timer = event_new(base, -1, EV_PERSIST, probe_cb, b);
     b->drain_event = event_new(base, -1, 0, drain_event_cb, b);
     if (b->cmd == NULL || b->sub == NULL || b->probe_timer == NULL || b->drain_event == NULL ||
@@ -1068,7 +1115,9 @@ bool bridge_ready(const struct bridge *b)
 {
     /* both directions: replies and adapter messages are pub/sub, lost while the subscriber is
      * away, so a node is not ready before its subscriber connection is back */
-    return redis_link_connected(b->cmd) && redis_link_connected(b->sub);
+    /* and Redis answers: a stall of more than the subscriber's liveness timeout is not ready */
+    return redis_link_connected(b->cmd) && b->replies_up &&
+           probe_wait_ms(b) < 3 * (uint64_t)b->probe_interval_ms;
 }
 
 size_t bridge_pending(const struct bridge *b)

@@ -55,6 +55,9 @@ const struct bridge_sio_ops *bridge_sio_ops_default(void);
 #define BRIDGE_DEFAULT_AUTH_TIMEOUT_MS 5000u
 #define BRIDGE_DEFAULT_OVERFLOW_LIMIT ((size_t)1 << 20)
 #define BRIDGE_DEFAULT_PROBE_INTERVAL_MS 1000u
+/* A Redis stall (no answer to the probe either) keeps the subscriber connection, and its
+ * subscriptions, for up to this long; beyond it the connection is replaced as a dead one. */
+#define BRIDGE_STALL_MAX_MS 60000u
 #define BRIDGE_DEFAULT_REJECT_MESSAGE "Not authorized" /* ok:false without error.message */
 #define BRIDGE_AUTH_TIMEOUT_MESSAGE "auth timeout"       /* DESIGN.md §3.3 */
 /* Errors a worker's call is answered with (docs/contracts.md "Calls"). */
@@ -85,7 +88,9 @@ struct bridge_config {
     size_t queue_limit_bytes;
     size_t overflow_limit_bytes;
     /* Liveness probe of the reply subscription: published every interval, the subscriber link is
-     * replaced after 3 intervals of silence. 0 = BRIDGE_DEFAULT_PROBE_INTERVAL_MS. */
+     * replaced after 3 intervals of silence, unless Redis does not answer the probe either (a
+     * stall, up to BRIDGE_STALL_MAX_MS; bridge_ready is false meanwhile).
+     * 0 = BRIDGE_DEFAULT_PROBE_INTERVAL_MS. */
     unsigned probe_interval_ms;
     uint64_t seed; /* hashes of pending rids; 0 = random */
     /* Called when reading from clients must stop (true: an entry overflowed into the bridge's
@@ -164,7 +169,9 @@ int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern);
  * `namespaces *` that was freed). Returns SIOC_OK (also when it was not there) or SIOC_EINVAL. */
 int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern);
 
-/* True while both Redis connections (commands and the shared subscriber) are up (/readyz). */
+/* True while both Redis connections (commands and the shared subscriber) are up, the
+ * subscriptions confirmed, and Redis answers (a probe unanswered for 3 probe intervals is a
+ * stall: not ready) (/readyz). */
 bool bridge_ready(const struct bridge *b);
 /* Upstream entries not yet confirmed by Redis: in the bridge's overflow list, queued in the
  * link, or sent and awaiting the reply. */

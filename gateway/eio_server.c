@@ -418,6 +418,17 @@ static void session_abort(struct eio_session *s, const char *reason, struct gw_f
     session_end(s, reason, false);
 }
 
+/* The list a session waits in after a ping. While reading is paused for back-pressure
+ * (eio_server_hold_heartbeats, up to heartbeat_hold_max_ms) its pong waits unread, yet the
+ * client closes a connection that sends no ping within pingInterval + pingTimeout: the pong is
+ * not awaited then, and the next ping comes pingInterval later, as if it had been read. */
+static struct deadline_list *after_ping(struct eio_server *srv)
+{
+    bool waived = srv->heartbeats_held &&
+                  deadline_clock_ms() - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms;
+    return waived ? &srv->ping_wait : &srv->pong_wait;
+}
+
 /* pingInterval passed since the last pong (or the open): ping, then pingTimeout for the pong
  * (PROTOCOL.md 1.7). */
 static void ping_due(struct eio_session *s)
@@ -426,7 +437,7 @@ static void ping_due(struct eio_session *s)
         return;
     eio_session_send(s, s->srv->ping);
     if (s->state == SESSION_OPEN)
-        arm_deadline(s->srv, &s->heartbeat, &s->srv->pong_wait);
+        arm_deadline(s->srv, &s->heartbeat, after_ping(s->srv));
 }
 
 static void schedule_ping(struct eio_session *s)
@@ -464,10 +475,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         struct eio_session *s = DEADLINE_OWNER(n, struct eio_session, heartbeat);
         if (srv->heartbeats_held && now - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms) {
             /* our pause, not the client's silence: ping again (the client closes a connection
-             * that stops pinging) and wait once more */
-            eio_session_send(s, srv->ping);
-            if (s->state == SESSION_OPEN)
-                deadline_push(&srv->pong_wait, n, now);
+             * that stops pinging), then every pingInterval while the hold lasts */
+            ping_due(s);
             continue;
         }
         if (srv->heartbeats_held && !srv->hold_expired) {
@@ -1141,13 +1150,15 @@ void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
         srv->hold_expired = false;
         return;
     }
-    /* A full ping_timeout from now for every session awaiting a pong: each is moved from the
-     * head to the tail once (the list stays in deadline order). */
+    /* Every session awaiting a pong that waited unread gets a ping now and a full pingTimeout
+     * for its pong: its last ping may be almost pingInterval + pingTimeout old for the client,
+     * and the backlog may take a while to be read. Each is moved from the head to the tail
+     * once (the list stays in deadline order); a session the ping closes leaves the list. */
     size_t n = 0;
     for (const struct deadline_node *d = srv->pong_wait.head; d != NULL; d = d->next)
         n++;
-    while (n-- > 0)
-        deadline_push(&srv->pong_wait, srv->pong_wait.head, now);
+    while (n-- > 0 && srv->pong_wait.head != NULL)
+        ping_due(DEADLINE_OWNER(srv->pong_wait.head, struct eio_session, heartbeat));
     arm_server_timer(srv);
 }
 

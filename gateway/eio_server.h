@@ -64,10 +64,12 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
 void eio_server_close_all(struct eio_server *srv, const char *reason);
 /* Stops (true) or resumes (false) enforcing the heartbeat, for the owner's back-pressure: while
  * it has paused reading from clients (upstream overflow), their pongs cannot be read, and a
- * client must not be closed by the server's own pause. Pings still go out. A pong overdue
- * during the hold waits, up to heartbeat_hold_max_ms from the start of the hold; after that
- * the session closes with reason "backpressure timeout". On resume every session awaiting a
- * pong gets a full ping_timeout from then (its pong is likely read at once). */
+ * client must not be closed by the server's own pause. Pings still go out every ping_interval
+ * (a ping overdue when the hold starts goes out when its pong would be due), so that the
+ * client's own ping timeout never fires. A pong overdue during the hold waits, up to
+ * heartbeat_hold_max_ms from the start of the hold; after that the session closes with reason
+ * "backpressure timeout". On resume every session awaiting a pong gets a ping and a full
+ * ping_timeout from then (its pong is likely read at once). */
 void eio_server_hold_heartbeats(struct eio_server *srv, bool hold);
 size_t eio_server_session_count(const struct eio_server *srv);
 /* Sessions by current transport, for metrics. */

@@ -358,6 +358,12 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
         .url = cfg->redis_url,
         .tls = cfg->redis_tls,
         .mode = REDIS_LINK_COMMAND,
+        /* docs/contracts.md (Node liveness): after an outage the broker waits node-timeout for
+         * a beat, so this link must be back well within it: it retries at least every
+         * node-timeout / 4 (never less often than the links' default) */
+        .backoff_max_ms = r->node_timeout_ms / 4 < REDIS_LINK_DEFAULT_BACKOFF_MAX_MS
+                              ? r->node_timeout_ms / 4
+                              : REDIS_LINK_DEFAULT_BACKOFF_MAX_MS,
         .jitter_seed = cfg->seed ^ 0x2545f4914f6cdd1dull,
         .ctx = r,
         .on_state_cb = state_cb,

@@ -49,7 +49,13 @@ void http_listener_conn_gone(struct http_server *srv)
  * two failures: that is still the same episode, logged once). */
 static void accept_recovered(struct http_server *srv)
 {
-    if (!srv->accept_failing || deadline_clock_ms() - srv->accept_last_failure < ACCEPT_QUIET_MS)
+    if (!srv->accept_failing)
+        return;
+    /* accepts make progress: the next failure backs off from the shortest pause again (at the
+     * limit each round frees descriptors for a few accepts; rounds a second apart would leave a
+     * health check queued behind idle connections for tens of seconds) */
+    srv->backoff_ms = 0;
+    if (deadline_clock_ms() - srv->accept_last_failure < ACCEPT_QUIET_MS)
         return;
     char what[128];
     snprintf(what, sizeof what, "accepting again after %u failures in %llu ms",
@@ -57,7 +63,6 @@ static void accept_recovered(struct http_server *srv)
              (unsigned long long)(deadline_clock_ms() - srv->accept_failed_at));
     srv->accept_failing = false;
     srv->accept_failures = 0;
-    srv->backoff_ms = 0;
     listener_event(srv, false, what);
 }
 

@@ -67,6 +67,8 @@ struct redis_link {
     bool freeing;            /* inside redis_link_free: no user callback any more */
     bool room_wanted;        /* a command was refused: call on_room_cb after the next flush */
     bool full_reported;      /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
+    bool held;               /* command: redis_link_hold; the queue is not written meanwhile */
+    size_t confirms_due;     /* subscriber: resubscription confirmations still to come */
     int callback_depth;      /* user callbacks on the stack; redis_link_free asserts it is 0 */
     uint64_t last_rx_ms;
 
@@ -330,6 +332,32 @@ static bool send_cmd(struct redis_link *l, struct cmd *c);
 static void resubscribe(struct redis_link *l);
 static void sub_reply(struct redis_link *l, const redisReply *reply);
 
+/* DESIGN.md §3.2: queued entries are written, in order, before any new command; not while
+ * the owner holds the link. */
+static void flush_queue(struct redis_link *l)
+{
+    while (l->ready && !l->held && l->queue.head != NULL) {
+        struct cmd *c = l->queue.head;
+        list_remove(&l->queue, c);
+        if (!send_cmd(l, c)) {
+            list_push_head(&l->queue, c);
+            link_drop(l, "out of memory");
+            break;
+        }
+    }
+}
+
+/* After a refusal, tells the owner once the queue is written. */
+static void room_if_wanted(struct redis_link *l)
+{
+    if (l->ready && !l->held && l->room_wanted && l->queue.head == NULL && l->on_room_cb != NULL) {
+        l->room_wanted = false;
+        l->callback_depth++;
+        l->on_room_cb(l->ctx);
+        l->callback_depth--;
+    }
+}
+
 static void become_ready(struct redis_link *l)
 {
     l->ready = true;
@@ -338,32 +366,18 @@ static void become_ready(struct redis_link *l)
     l->last_rx_ms = now_ms();
     l->stats.connects++;
     evtimer_del(l->connect_timer);
-    if (l->mode == REDIS_LINK_COMMAND) {
-        /* DESIGN.md §3.2: queued entries are written, in order, before any new command. */
-        while (l->ready && l->queue.head != NULL) {
-            struct cmd *c = l->queue.head;
-            list_remove(&l->queue, c);
-            if (!send_cmd(l, c)) {
-                list_push_head(&l->queue, c);
-                link_drop(l, "out of memory");
-                break;
-            }
-        }
-    } else {
+    if (l->mode == REDIS_LINK_COMMAND)
+        flush_queue(l);
+    else
         resubscribe(l);
-    }
     char hostport[300];
     snprintf(hostport, sizeof(hostport), "%s:%d", l->url.host, l->url.port);
     if (l->ready)
         emit_event(l, REDIS_LINK_EV_CONNECTED, hostport);
-    if (l->ready)
+    /* a subscriber is usable once Redis has confirmed its subscriptions (sub_reply) */
+    if (l->ready && l->confirms_due == 0)
         emit_state(l, true);
-    if (l->ready && l->room_wanted && l->queue.head == NULL && l->on_room_cb != NULL) {
-        l->room_wanted = false;
-        l->callback_depth++;
-        l->on_room_cb(l->ctx);
-        l->callback_depth--;
-    }
+    room_if_wanted(l);
 }
 
 /* TCP (and TLS) is up: AUTH, SELECT, then PING, pipelined; the PING's reply proves that AUTH and
@@ -492,6 +506,11 @@ static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
     l->stats.liveness_timeouts++;
     emit_event(l, REDIS_LINK_EV_LIVENESS_TIMEOUT, "no pub/sub traffic");
     link_drop(l, "liveness timeout");
+}
+
+void redis_link_touch(struct redis_link *l)
+{
+    l->last_rx_ms = now_ms();
 }
 
 /* ---- public: lifetime ---- */
@@ -642,7 +661,7 @@ int redis_link_command_argv(struct redis_link *l, int argc, const char *const *a
     if (data == NULL)
         return SIOC_ENOMEM;
     size_t len = redis_command_encode(data, argc, argv, lens);
-    if (!l->ready && l->queue.bytes + len > l->queue_limit) {
+    if ((!l->ready || l->held) && l->queue.bytes + len > l->queue_limit) {
         free(data);
         l->stats.commands_refused++;
         l->room_wanted = true;
@@ -663,7 +682,7 @@ int redis_link_command_argv(struct redis_link *l, int argc, const char *const *a
     c->flags = flags;
     c->len = len;
     c->data = data;
-    if (l->ready && l->queue.head == NULL && send_cmd(l, c))
+    if (l->ready && !l->held && l->queue.head == NULL && send_cmd(l, c))
         return SIOC_OK;
     list_push_tail(&l->queue, c);
     l->stats.commands_queued++;
@@ -687,9 +706,18 @@ size_t redis_link_cancel(struct redis_link *l, const void *ctx)
     return cancel_in(&l->queue, ctx) + cancel_in(&l->requeue, ctx) + cancel_in(&l->inflight, ctx);
 }
 
+void redis_link_hold(struct redis_link *l, bool hold)
+{
+    if (l->mode != REDIS_LINK_COMMAND || l->held == hold)
+        return;
+    l->held = hold;
+    flush_queue(l);
+    room_if_wanted(l);
+}
+
 size_t redis_link_queue_room(const struct redis_link *l)
 {
-    if (l->ready)
+    if (l->ready && !l->held)
         return SIZE_MAX;
     return l->queue.bytes >= l->queue_limit ? 0 : l->queue_limit - l->queue.bytes;
 }
@@ -729,7 +757,12 @@ static void sub_reply(struct redis_link *l, const redisReply *reply)
             !reply_is_string(reply->element[3]))
             return;
     } else {
-        return; /* a (p)(un)subscribe confirmation: it only proves liveness */
+        /* a (p)(un)subscribe confirmation: it proves liveness, and the last one of the
+         * resubscription makes the link usable (those come first: Redis answers in order) */
+        bool subscribed = strcmp(kind->str, "subscribe") == 0 || strcmp(kind->str, "psubscribe") == 0;
+        if (subscribed && l->confirms_due > 0 && --l->confirms_due == 0 && l->ready)
+            emit_state(l, true);
+        return;
     }
     l->stats.messages_received++;
     if (pattern.len == 0 && l->probe_channel != NULL && channel.len == strlen(l->probe_channel) &&
@@ -769,6 +802,7 @@ static void send_sub_command(struct redis_link *l, const char *verb, const struc
 
 static void resubscribe(struct redis_link *l)
 {
+    l->confirms_due = l->channels.count + (l->probe_channel != NULL) + l->patterns.count;
     send_sub_command(l, "SUBSCRIBE", &l->channels, l->probe_channel);
     if (l->ready)
         send_sub_command(l, "PSUBSCRIBE", &l->patterns, NULL);

@@ -73,8 +73,9 @@ struct redis_link_config {
     const char *probe_channel; /* subscriber: subscribed automatically, never delivered; or NULL */
 
     void *ctx; /* passed to every callback below */
-    /* The link became usable (true: handshake done, queue flushed, subscriptions re-issued) or
-     * stopped being usable (false). Called only on a change. */
+    /* The link became usable (true: handshake done, queue flushed unless held; subscriber:
+     * Redis has confirmed every subscription of the desired set) or stopped being usable
+     * (false). Called only on a change. */
     void (*on_state_cb)(void *ctx, bool connected);
     /* Subscriber: a `message` (pattern.len == 0) or `pmessage` push. The slices are valid only
      * during the call; they are binary-safe and not NUL-terminated. */
@@ -155,7 +156,16 @@ int redis_link_command_argv(struct redis_link *link, int argc, const char *const
  * callbacks were cancelled. Safe inside callbacks. */
 size_t redis_link_cancel(struct redis_link *link, const void *ctx);
 
-/* Bytes that can still be queued right now (SIZE_MAX while connected: nothing is queued then). */
+/* Holds (true) or releases (false) a COMMAND link's writes: while held, commands are queued
+ * exactly as while disconnected (same limit, SIOC_ETOOBIG, on_room_cb) and a reconnection
+ * does not write the queue; on release the queue is written in order, if connected, and
+ * on_room_cb follows as after a flush. For an owner whose commands must wait for something
+ * else, e.g. until its subscriber link has subscribed to the channel their answers come on.
+ * A no-op for a SUBSCRIBER link. on_room_cb may run before this returns. */
+void redis_link_hold(struct redis_link *link, bool hold);
+
+/* Bytes that can still be queued right now (SIZE_MAX while connected and not held: nothing is
+ * queued then). */
 size_t redis_link_queue_room(const struct redis_link *link);
 
 /* --- SUBSCRIBER mode --- */
@@ -169,6 +179,11 @@ int redis_link_subscribe(struct redis_link *link, const char *channel);
 int redis_link_unsubscribe(struct redis_link *link, const char *channel);
 int redis_link_psubscribe(struct redis_link *link, const char *pattern);
 int redis_link_punsubscribe(struct redis_link *link, const char *pattern);
+
+/* Counts as traffic received now, postponing the liveness timeout: for an owner that knows the
+ * silence is Redis's, not this connection's (e.g. its probe through a command link is not
+ * answered either: Redis is stalled, and the subscriptions will deliver again when it goes on). */
+void redis_link_touch(struct redis_link *link);
 
 /* Number of channels plus patterns in the desired set (the probe channel not counted). */
 size_t redis_link_subscription_count(const struct redis_link *link);

@@ -15,11 +15,7 @@ const { test, run } = createRunner("test_faults");
 // Scenarios that still miss a target now and then: `make chaos` runs and reports them (see
 // docs/reliability.md, "Known defects"), make test leaves them out until they are fixed, so
 // that a known, intermittent defect does not hide every other result.
-const KNOWN_DEFECTS = {
-  "overflow-pause": "after a Redis restart with node-timeout 2 s the broker sometimes declares a " +
-    "live gateway lost (its outage rule needs a gap > 2 x check-interval + 1 s, and its grace " +
-    "runs from its own reconnect, while a gateway reconnects up to 5 s later)",
-};
+const KNOWN_DEFECTS = {};
 
 for (const s of SCENARIOS) {
   if (KNOWN_DEFECTS[s.id] && !process.env.SIOC_TEST_FILTER) {
