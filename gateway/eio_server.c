@@ -18,13 +18,13 @@
 #include "common/idmap.h"
 #include "common/net/deadline_timer.h"
 #include "common/ws.h"
+#include "gateway/eio_cors.h"
+#include "gateway/eio_polling.h"
 #include "gateway/random_pool.h"
 
 #define POLL_LINGER_MS 30000     /* a closed polling session waits this long for its last GET */
-#define POLL_COPY_MAX (64 * 1024) /* polling bodies up to this are built in one block */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define DEFAULT_HEARTBEAT_HOLD_MAX_MS 60000
-#define MAX_ORIGIN 256
 
 enum session_state {
     SESSION_OPEN,
@@ -50,8 +50,9 @@ struct eio_session {
     enum session_state state;
     bool websocket;   /* the active transport */
     bool notified;
+    struct eio_poll_format fmt; /* revision, b64, JSONP (owned digits): fixed at the handshake */
     const char *reason;
-    struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping */
+    struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping; v3: v3_wait */
     struct deadline_node deadline;  /* in upgrade_wait (a probe) or linger_wait */
     struct eio_session *reap_next;  /* on the reap list while `reap_queued` */
     bool reap_queued;
@@ -71,18 +72,19 @@ struct eio_server {
     struct eio_session *list;
     size_t count;
     uint32_t sid_counter;
-    struct gw_frame *ping, *noop, *close, *pong_probe;
+    struct gw_frame *ping, *pong, *noop, *close, *pong_probe;
     struct random_pool random; /* session ids */
     /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
-    struct deadline_timer timer; /* for the earliest deadline of the four lists */
+    struct deadline_list v3_wait; /* 1.12: v3 sessions await the client's ping */
+    struct deadline_timer timer;  /* for the earliest deadline of the five lists */
     bool heartbeats_held;        /* eio_server_hold_heartbeats */
     bool hold_expired;           /* ... for longer than heartbeat_hold_max_ms (logged once) */
     uint64_t held_since_ms;
     /* Sessions whose owner is told (and which are freed if dead) from the loop. */
     struct eio_session *reap_head, *reap_tail;
     struct event *reap_event;
-    char cors_buf[MAX_ORIGIN]; /* the reflected Origin of the response being built */
+    char cors_buf[EIO_CORS_MAX_ORIGIN]; /* the reflected Origin of the response being built */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -102,57 +104,24 @@ static void log_peer(struct eio_server *srv, const char *event, const char *fmt,
 
 static bool cors_whitelist(const struct eio_server *srv)
 {
-    const char *cors = srv->cfg.cors_origin;
-    return cors != NULL && cors[0] != '\0' && strcmp(cors, "*") != 0;
+    return eio_cors_whitelist(srv->cfg.cors_origin);
 }
 
-/* True when `origin` is one of the whitelist's entries (comma list, spaces ignored). */
 static bool cors_allows(const struct eio_server *srv, struct slice origin)
 {
-    const char *s = srv->cfg.cors_origin;
-    if (origin.len == 0 || origin.len >= MAX_ORIGIN)
-        return false;
-    while (*s != '\0') {
-        const char *end = strchr(s, ',');
-        size_t n = end ? (size_t)(end - s) : strlen(s);
-        size_t a = 0, b = n;
-        while (a < b && s[a] == ' ')
-            a++;
-        while (b > a && s[b - 1] == ' ')
-            b--;
-        if (b - a == origin.len && memcmp(s + a, origin.p, origin.len) == 0)
-            return true;
-        s += n + (end != NULL);
-    }
-    return false;
+    return eio_cors_allows(srv->cfg.cors_origin, origin);
 }
 
 static struct slice request_origin(const struct http_server_request *req)
 {
-    const struct http_header *h = http_header_find(req->head, "Origin", NULL);
-    return h != NULL ? h->value : (struct slice){NULL, 0};
+    return eio_cors_request_origin(req);
 }
 
-/* Adds the CORS fields of PROTOCOL.md 1.10 for a request with this Origin (empty: none) to
- * fields[*n]. A reflected Origin is copied into srv->cors_buf, valid until the next call. */
+/* The CORS fields (eio_cors.h); a reflected Origin is valid until the next call. */
 static void add_cors(struct eio_server *srv, struct slice origin, struct http_field *fields,
                      size_t *n)
 {
-    const char *cors = srv->cfg.cors_origin;
-    if (cors == NULL || cors[0] == '\0')
-        return;
-    if (!cors_whitelist(srv)) {
-        fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", "*"};
-        return;
-    }
-    /* A whitelist reflects a matching Origin, with credentials (the cors package's origin:[…]). */
-    fields[(*n)++] = (struct http_field){"Vary", "Origin"};
-    if (origin.p != NULL && cors_allows(srv, origin)) {
-        memcpy(srv->cors_buf, origin.p, origin.len);
-        srv->cors_buf[origin.len] = '\0';
-        fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", srv->cors_buf};
-    }
-    fields[(*n)++] = (struct http_field){"Access-Control-Allow-Credentials", "true"};
+    eio_cors_add(srv->cfg.cors_origin, origin, srv->cors_buf, fields, n);
 }
 
 static void respond(struct eio_server *srv, struct http_conn *conn,
@@ -190,10 +159,12 @@ static void respond_error(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- sessions ---- */
 
+static void session_abort(struct eio_session *s, const char *reason, struct gw_frame *release);
+
 static void arm_server_timer(struct eio_server *srv)
 {
     struct deadline_list *lists[] = {&srv->ping_wait, &srv->pong_wait, &srv->upgrade_wait,
-                                     &srv->linger_wait};
+                                     &srv->linger_wait, &srv->v3_wait};
     deadline_timer_arm(&srv->timer, lists, sizeof lists / sizeof lists[0]);
 }
 
@@ -249,6 +220,7 @@ static void session_free(struct eio_session *s)
         gw_frame_unref(s->queue[i]);
     free(s->queue);
     free(s->get_origin);
+    eio_poll_format_deinit(&s->fmt);
     deadline_remove(&s->heartbeat);
     deadline_remove(&s->deadline);
     free(s);
@@ -278,6 +250,14 @@ static void ws_link_close(struct ws_link *link, unsigned code)
     ws_link_free(link);
 }
 
+static void drop_queue(struct eio_session *s)
+{
+    for (size_t i = 0; i < s->queue_len; i++)
+        gw_frame_unref(s->queue[i]);
+    s->queue_len = 0;
+    s->queue_bytes = 0;
+}
+
 /* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
 static void flush_poll(struct eio_session *s, struct gw_frame *extra)
 {
@@ -286,54 +266,26 @@ static void flush_poll(struct eio_session *s, struct gw_frame *extra)
     struct http_conn *conn = s->get;
     s->get = NULL;
     http_conn_clear_owner(conn);
-    size_t total = 0, parts = s->queue_len + (extra != NULL);
-    for (size_t i = 0; i < parts; i++) {
-        struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
-        size_t len = 0;
-        if (gw_frame_polling(f, &len) == NULL)
-            len = 0;
-        total += len + (i > 0);
-    }
     struct http_field fields[8];
     size_t n = 0;
     struct slice origin = {(const uint8_t *)s->get_origin, s->get_origin ? strlen(s->get_origin) : 0};
     add_cors(s->srv, origin, fields, &n); /* the headers the GET would have had when it came */
     free(s->get_origin);
     s->get_origin = NULL;
-    fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
-    fields[n++] = (struct http_field){"cache-control", "no-store"};
-    http_conn_respond_begin(conn, 200, fields, n, total, false);
-    /* A body of small packets is copied into one block (one piece of output, not two per
-     * packet); a large one references the shared frames. */
-    uint8_t *dst = total <= POLL_COPY_MAX ? http_conn_write_space(conn, total) : NULL;
-    for (size_t i = 0; i < parts; i++) {
-        struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
-        size_t len = 0;
-        const uint8_t *p = gw_frame_polling(f, &len);
-        if (dst != NULL) {
-            if (i > 0)
-                *dst++ = 0x1e; /* PROTOCOL.md 1.5.1: the record separator */
-            if (p != NULL && len > 0)
-                memcpy(dst, p, len);
-            dst += p != NULL ? len : 0;
-            continue;
-        }
-        if (i > 0)
-            http_conn_write(conn, "\x1e", 1);
-        if (p != NULL)
-            http_conn_write_ref(conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
-    }
-    http_conn_respond_end(conn);
-    for (size_t i = 0; i < s->queue_len; i++)
-        gw_frame_unref(s->queue[i]);
-    s->queue_len = 0;
-    s->queue_bytes = 0;
+    int rc = eio_poll_respond(conn, &s->fmt, fields, n, s->queue, s->queue_len, extra);
+    drop_queue(s);
+    if (rc != SIOC_OK)
+        session_abort(s, "out of memory", NULL);
 }
 
 static void ws_send(struct ws_link *link, struct gw_frame *f)
 {
-    size_t len;
-    const uint8_t *p = gw_frame_ws(f, &len);
+    size_t len = 0;
+    /* 1.12: v3 binary frames start with the type byte (framed once per frame, then shared) */
+    const uint8_t *p = link->s != NULL && link->s->fmt.version == EIO_V3 ? gw_frame_ws_v3(f, &len)
+                                                                        : gw_frame_ws(f, &len);
+    if (p == NULL)
+        return;
     http_conn_write_ref(link->conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
 }
 
@@ -460,14 +412,17 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->ping_wait, now)) != NULL)
         ping_due(DEADLINE_OWNER(n, struct eio_session, heartbeat));
-    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL) {
+    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL ||
+           (n = deadline_pop_expired(&srv->v3_wait, now)) != NULL) {
         struct eio_session *s = DEADLINE_OWNER(n, struct eio_session, heartbeat);
+        bool v3 = s->fmt.version == EIO_V3;
         if (srv->heartbeats_held && now - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms) {
             /* our pause, not the client's silence: ping again (the client closes a connection
-             * that stops pinging) and wait once more */
-            eio_session_send(s, srv->ping);
+             * that stops pinging) and wait once more; a v3 client's ping may be unread */
+            if (!v3)
+                eio_session_send(s, srv->ping);
             if (s->state == SESSION_OPEN)
-                deadline_push(&srv->pong_wait, n, now);
+                deadline_push(v3 ? &srv->v3_wait : &srv->pong_wait, n, now);
             continue;
         }
         if (srv->heartbeats_held && !srv->hold_expired) {
@@ -536,6 +491,17 @@ bool eio_session_is_websocket(const struct eio_session *s)
     return s->websocket;
 }
 
+enum eio_version eio_session_version(const struct eio_session *s)
+{
+    return s->fmt.version;
+}
+
+void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len)
+{
+    struct eio_session *s = (struct eio_session *)(void *)idmap_find(&srv->sessions, sid, len);
+    return s != NULL && s->state == SESSION_OPEN ? s->user : NULL;
+}
+
 /* ---- packets from the client (both transports) ---- */
 
 static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
@@ -549,6 +515,11 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
                                    pkt->binary);
         break;
     case EIO_PACKET_PONG:
+        if (s->fmt.version == EIO_V3) {
+            log_peer(s->srv, "eio.invalid_packet", "sid=%s: pong from a v3 client", s->node.id);
+            session_abort(s, "invalid heartbeat direction", s->srv->close);
+            break;
+        }
         /* PROTOCOL.md 1.7: the next ping comes pingInterval after the pong */
         if (s->heartbeat.list == &s->srv->pong_wait)
             schedule_ping(s);
@@ -558,6 +529,12 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
         session_abort(s, "transport close", s->srv->noop);
         break;
     case EIO_PACKET_PING:
+        if (s->fmt.version == EIO_V3) {
+            /* 1.12: the client pings, the server answers and waits interval + timeout again */
+            arm_deadline(s->srv, &s->heartbeat, &s->srv->v3_wait);
+            eio_session_send(s, s->srv->pong);
+            break;
+        }
         log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->node.id);
         session_abort(s, "invalid heartbeat direction", s->srv->close);
         break;
@@ -629,7 +606,7 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
             struct eio_packet pkt;
             struct buf bin; /* a "b<base64>" text packet decodes here; allocates only then */
             buf_init(&bin, s->srv->cfg.max_payload);
-            int rc = eio_packet_decode(EIO_V4, ev->data, ev->len, &bin, &pkt);
+            int rc = eio_packet_decode(s->fmt.version, ev->data, ev->len, &bin, &pkt);
             if (rc != SIOC_OK) {
                 buf_deinit(&bin);
                 log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
@@ -644,6 +621,17 @@ static bool ws_event(struct ws_link *link, const struct ws_event *ev)
         if (link->probe) {
             (void)probe_text(s, link, (const uint8_t *)"", 0); /* always fails the upgrade */
             return false;
+        }
+        if (s->fmt.version == EIO_V3) {
+            /* 1.12: the first byte is the packet type */
+            struct eio_packet pkt;
+            if (eio_binary_frame_decode(EIO_V3, ev->data, ev->len, &pkt) != SIOC_OK) {
+                log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
+                session_abort(s, "parse error", NULL);
+                return false;
+            }
+            handle_packet(s, &pkt);
+            break;
         }
         (*s->srv->cfg.packets_in)++;
         *s->srv->cfg.bytes_in += ev->len;
@@ -794,13 +782,15 @@ static void accept_and_close(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- handshake and polling ---- */
 
-static struct eio_session *session_new(struct eio_server *srv, bool websocket)
+static struct eio_session *session_new(struct eio_server *srv, bool websocket,
+                                       const struct eio_poll_format *fmt)
 {
     struct eio_session *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     s->srv = srv;
     s->websocket = websocket;
+    s->fmt = *fmt; /* takes the JSONP digits */
     uint8_t random12[12];
     if (!random_pool_take(&srv->random, random12, sizeof random12)) {
         free(s);
@@ -840,10 +830,12 @@ static void open_packet(struct eio_server *srv, const struct eio_session *s, boo
 }
 
 static void handshake(struct eio_server *srv, struct http_conn *conn,
-                      struct http_server_request *req, bool websocket)
+                      struct http_server_request *req, bool websocket, enum eio_version version)
 {
-    struct eio_session *s = session_new(srv, websocket);
+    struct eio_poll_format fmt;
+    struct eio_session *s = eio_poll_format_init(&fmt, req->query, version) ? session_new(srv, websocket, &fmt) : NULL;
     if (s == NULL) {
+        eio_poll_format_deinit(&fmt);
         respond(srv, conn, req, 503, NULL, NULL, 0);
         return;
     }
@@ -869,16 +861,27 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
             ws_send(s->ws, f);
             gw_frame_unref(f);
         }
+        /* what the owner sent from on_open (v3: Socket.IO's implicit CONNECT) follows the open */
+        for (size_t i = 0; i < s->queue_len; i++)
+            ws_send(s->ws, s->queue[i]);
+        drop_queue(s);
     } else {
+        /* the open packet is a payload of one packet, in the session's format */
+        struct gw_frame *f = gw_frame_new_text('0', open.data + 1, open.len - 1);
         struct http_field fields[8];
         size_t n = 0;
         add_cors(srv, request_origin(req), fields, &n);
-        fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
-        fields[n++] = (struct http_field){"cache-control", "no-store"};
-        http_conn_respond(conn, 200, fields, n, open.data, open.len, false);
+        if (f == NULL)
+            http_conn_respond(conn, 503, fields, n, NULL, 0, false);
+        else
+            eio_poll_respond(conn, &s->fmt, fields, n, &f, 1, NULL);
+        gw_frame_unref(f);
     }
     buf_deinit(&open);
-    schedule_ping(s);
+    if (s->fmt.version == EIO_V3)
+        arm_deadline(srv, &s->heartbeat, &srv->v3_wait); /* 1.12: from the handshake */
+    else
+        schedule_ping(s);
 }
 
 static void poll_get_close_cb(void *ctx, struct http_conn *conn, const char *reason)
@@ -935,27 +938,40 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
                          struct http_server_request *req, struct eio_session *s)
 {
     const struct http_header *type = http_header_find(req->head, "Content-Type", NULL);
-    if (type != NULL && type->value.len >= 24 &&
-        strncasecmp((const char *)type->value.p, "application/octet-stream", 24) == 0) {
+    bool octet = type != NULL && type->value.len >= 24 &&
+                 strncasecmp((const char *)type->value.p, "application/octet-stream", 24) == 0;
+    struct buf scratch; /* a JSONP body's decoded `d` */
+    buf_init(&scratch, srv->cfg.max_payload);
+    struct slice payload;
+    enum eio_payload_format format;
+    int rc = eio_poll_post_payload(&s->fmt, req->body.p, req->body.len, octet, &scratch, &payload,
+                                   &format);
+    if (rc == SIOC_EINVAL) {
         /* 1.5.3: binary payloads are a v3 feature */
+        buf_deinit(&scratch);
         respond(srv, conn, req, 400, NULL, NULL, 0);
         log_peer(srv, "eio.invalid_content", "sid=%s: application/octet-stream", s->node.id);
         session_abort(s, "transport error", srv->close);
         return;
     }
-    if (s->state != SESSION_OPEN) {
+    if (s->state != SESSION_OPEN || rc == SIOC_EPROTO) {
+        /* 1.5.7: a JSONP body without one `d` is ignored by Node, and still gets "ok" */
+        buf_deinit(&scratch);
         respond(srv, conn, req, 200, "text/html", "ok", 2);
         return;
     }
     struct eio_payload_iter it;
-    eio_payload_iter_init(&it, EIO_PAYLOAD_V4, req->body.p, req->body.len);
+    eio_payload_iter_init(&it, format, payload.p, rc == SIOC_OK ? payload.len : 0);
     struct buf bin;
     buf_init(&bin, srv->cfg.max_payload);
-    int rc = 0;
     struct eio_packet pkt;
-    while (s->state == SESSION_OPEN && (rc = eio_payload_next(&it, &bin, &pkt)) == 1)
+    rc = rc == SIOC_OK ? 0 : rc;
+    while (rc == 0 && s->state == SESSION_OPEN && (rc = eio_payload_next(&it, &bin, &pkt)) == 1) {
         handle_packet(s, &pkt);
+        rc = 0;
+    }
     buf_deinit(&bin);
+    buf_deinit(&scratch);
     if (s->state == SESSION_OPEN && rc < 0) {
         /* 1.5.3: the valid packets before the error were processed; the session closes. An
          * empty body still gets "ok"; other invalid payloads a 400. */
@@ -967,24 +983,6 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
         }
     }
     respond(srv, conn, req, 200, "text/html", "ok", 2);
-}
-
-static void preflight(struct eio_server *srv, struct http_conn *conn,
-                      struct http_server_request *req)
-{
-    struct http_field fields[8];
-    size_t n = 0;
-    add_cors(srv, request_origin(req), fields, &n);
-    fields[n++] = (struct http_field){"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"};
-    const struct http_header *want = http_header_find(req->head, "Access-Control-Request-Headers", NULL);
-    char headers[512];
-    if (want != NULL && want->value.len < sizeof headers) {
-        memcpy(headers, want->value.p, want->value.len);
-        headers[want->value.len] = '\0';
-        fields[n++] = (struct http_field){"Access-Control-Allow-Headers", headers};
-        fields[n++] = (struct http_field){"Vary", "Access-Control-Request-Headers"};
-    }
-    http_conn_respond(conn, 204, fields, n, NULL, 0, false);
 }
 
 bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
@@ -999,7 +997,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     struct slice method = req->head->method;
     if (cors && method.len == 7 && memcmp(method.p, "OPTIONS", 7) == 0 &&
         http_header_find(req->head, "Access-Control-Request-Method", NULL) != NULL) {
-        preflight(srv, conn, req);
+        eio_cors_preflight(srv->cfg.cors_origin, srv->cors_buf, conn, req);
         return true;
     }
 
@@ -1028,11 +1026,11 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
         /* the enum values are the bits (eio.h) */
         .enabled_transports = (srv->cfg.polling ? (unsigned)EIO_TRANSPORT_POLLING : 0u) |
                               (srv->cfg.websocket ? (unsigned)EIO_TRANSPORT_WEBSOCKET : 0u),
-        .allow_eio3 = false,
+        .allow_eio3 = srv->cfg.allow_eio3,
         .session_found = s != NULL,
         .session_transport = s != NULL && s->websocket ? EIO_TRANSPORT_WEBSOCKET
                                                        : EIO_TRANSPORT_POLLING,
-        .session_version = EIO_V4,
+        .session_version = s != NULL ? s->fmt.version : EIO_V4,
     };
     enum eio_transport chosen = EIO_TRANSPORT_NONE;
     enum eio_version version = EIO_V4;
@@ -1052,7 +1050,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
             return true;
         }
         if (s == NULL) {
-            handshake(srv, conn, req, true);
+            handshake(srv, conn, req, true, version);
             return true;
         }
         s->probe = accept_websocket(srv, conn, req, s, true);
@@ -1061,7 +1059,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
         return true;
     }
     if (s == NULL) {
-        handshake(srv, conn, req, false);
+        handshake(srv, conn, req, false, version);
         return true;
     }
     if (is_get)
@@ -1106,6 +1104,7 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     srv->sid_counter = (uint32_t)seed;
     random_pool_init(&srv->random);
     srv->ping = gw_frame_new_text('2', NULL, 0);
+    srv->pong = gw_frame_new_text('3', NULL, 0);
     srv->noop = gw_frame_new_text('6', NULL, 0);
     srv->close = gw_frame_new_text('1', NULL, 0);
     srv->pong_probe = gw_frame_new_text('3', "probe", 5);
@@ -1113,9 +1112,10 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     deadline_list_init(&srv->pong_wait, srv->cfg.ping_timeout_ms);
     deadline_list_init(&srv->upgrade_wait, srv->cfg.upgrade_timeout_ms);
     deadline_list_init(&srv->linger_wait, POLL_LINGER_MS);
+    deadline_list_init(&srv->v3_wait, srv->cfg.ping_interval_ms + srv->cfg.ping_timeout_ms);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->reap_event = event_new(base, -1, 0, reap_cb, srv);
-    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->noop == NULL ||
+    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->pong == NULL || srv->noop == NULL ||
         srv->close == NULL || srv->pong_probe == NULL || srv->timer.ev == NULL ||
         srv->reap_event == NULL) {
         eio_server_free(srv);
@@ -1137,11 +1137,14 @@ void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
     }
     /* A full ping_timeout from now for every session awaiting a pong: each is moved from the
      * head to the tail once (the list stays in deadline order). */
-    size_t n = 0;
-    for (const struct deadline_node *d = srv->pong_wait.head; d != NULL; d = d->next)
-        n++;
-    while (n-- > 0)
-        deadline_push(&srv->pong_wait, srv->pong_wait.head, now);
+    struct deadline_list *lists[] = {&srv->pong_wait, &srv->v3_wait};
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = 0;
+        for (const struct deadline_node *d = lists[k]->head; d != NULL; d = d->next)
+            n++;
+        while (n-- > 0)
+            deadline_push(lists[k], lists[k]->head, now);
+    }
     arm_server_timer(srv);
 }
 
@@ -1184,6 +1187,7 @@ void eio_server_free(struct eio_server *srv)
         event_free(srv->reap_event);
     idmap_deinit(&srv->sessions);
     gw_frame_unref(srv->ping);
+    gw_frame_unref(srv->pong);
     gw_frame_unref(srv->noop);
     gw_frame_unref(srv->close);
     gw_frame_unref(srv->pong_probe);

@@ -38,7 +38,7 @@ static const struct config_option options[] = {
     {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
     {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
     {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
-    {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (not implemented: must be no)"},
+    {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
@@ -454,8 +454,6 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         return "upstream: must be stream, pubsub or off";
     if (strcmp(auth, "backend") == 0 && strcmp(upstream, "off") == 0)
         return "auth backend needs an upstream (stream or pubsub)";
-    if (config_get_bool(cfg, "allow-eio3"))
-        return "allow-eio3: Engine.IO v3 is not implemented yet";
     if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL)
         return "tls-cert/tls-key: TLS is not implemented yet; terminate TLS in front of the gateway";
     const char *room = config_get(cfg, "user-room");
@@ -563,6 +561,7 @@ int main(int argc, char **argv)
         .polling = strstr(transports, "polling") != NULL,
         .websocket = strstr(transports, "websocket") != NULL,
         .cors_origin = config_get(&cfg, "cors-origin"),
+        .allow_eio3 = config_get_bool(&cfg, "allow-eio3"),
         .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"in\""),
         .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"out\""),
         .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"in\""),

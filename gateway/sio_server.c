@@ -75,6 +75,7 @@ struct sio_socket {
     struct rooms_member member;
     bool accepted;
     bool in_rooms;
+    char *public_id; /* protocol v4 outside "/": "<nsp>#<engine sid>" (2.7); NULL: node.id */
     char *uid;
     uint8_t *auth; /* copy of the CONNECT payload (MessagePack; fetchSockets' handshake.auth) */
     size_t auth_len;
@@ -98,6 +99,7 @@ struct sio_client {
     uint8_t *hs_bytes; /* one block: headers map, query map, url and its NUL (hs points in) */
     struct sio_handshake hs;
     bool closing;
+    bool v4; /* Socket.IO protocol v4 over Engine.IO v3 (PROTOCOL.md 2.7) */
 };
 
 struct sio_server {
@@ -275,12 +277,12 @@ static void nsp_empty_due(struct sio_server *srv, struct sio_nsp *n)
  * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative
  * error with none held. Every send and broadcast goes through here: one encoding, then a
  * reference per recipient (DESIGN.md §4). */
-static int encode_frames(struct sio_server *srv, const struct sio_packet *pkt,
-                         struct gw_frame *frames[MAX_FRAMES])
+static int encode_frames(struct sio_server *srv, enum sio_version version,
+                         const struct sio_packet *pkt, struct gw_frame *frames[MAX_FRAMES])
 {
     struct slice bins[SIO_MAX_ATTACHMENTS];
     buf_reset(&srv->text);
-    int n = sio_packet_encode(SIO_V5, pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    int n = sio_packet_encode(version, pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
     if (n < 0)
         return n;
     int count = 0;
@@ -317,7 +319,7 @@ static int send_packet(struct sio_client *c, enum sio_type type, const struct si
         .data = data,
     };
     struct gw_frame *frames[MAX_FRAMES];
-    int n = encode_frames(c->srv, &pkt, frames);
+    int n = encode_frames(c->srv, c->v4 ? SIO_V4 : SIO_V5, &pkt, frames);
     if (n < 0)
         return n;
     for (int i = 0; i < n; i++)
@@ -367,6 +369,7 @@ static void socket_remove(struct sio_socket *s, const char *reason)
     free(s->group_acks);
     free(s->uid);
     free(s->auth);
+    free(s->public_id);
     free(s);
 }
 
@@ -382,6 +385,21 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
     /* PROTOCOL.md 2.6: same base64id format as the Engine.IO sid, a distinct value */
     char id[SIO_SOCKET_ID_LEN + 1];
     eio_sid_format(random12, srv->id_counter++, id);
+    if (c->v4) {
+        /* 2.7: "/" is the Engine.IO sid itself, another namespace "<nsp>#<sid>" (keyed by the
+         * random id above; sio_server_find resolves the long form) */
+        const char *sid = eio_session_id(c->session);
+        if (nsp->len == 1 && nsp->name[0] == '/') {
+            memcpy(id, sid, SIO_SOCKET_ID_LEN);
+        } else if ((s->public_id = malloc(nsp->len + 2 + SIO_SOCKET_ID_LEN)) == NULL) {
+            free(s);
+            return NULL;
+        } else {
+            memcpy(s->public_id, nsp->name, nsp->len);
+            s->public_id[nsp->len] = '#';
+            memcpy(s->public_id + nsp->len + 1, sid, SIO_SOCKET_ID_LEN + 1);
+        }
+    }
     s->client = c;
     s->nsp = nsp;
     nsp->sockets++;
@@ -498,6 +516,34 @@ static void connect_error(struct sio_client *c, struct slice nsp, const char *me
     buf_deinit(&data);
 }
 
+/* PROTOCOL.md 2.7: the namespace's query string as the auth object, a MessagePack map of
+ * decoded strings (Node's url.parse(nsp, true).query; a repeated key, an array there, is kept
+ * as repeated map keys here, so the last value wins when read as JSON). */
+static int query_to_auth(struct slice query, struct buf *out)
+{
+    struct http_query_iter it;
+    struct slice name, value;
+    uint32_t count = 0;
+    http_query_iter_init(&it, query);
+    while (http_query_next(&it, &name, &value))
+        count++;
+    mp_write_map(out, count);
+    struct buf decoded;
+    buf_init(&decoded, out->limit);
+    http_query_iter_init(&it, query);
+    while (http_query_next(&it, &name, &value)) {
+        struct slice parts[2] = {name, value};
+        for (int k = 0; k < 2; k++) {
+            buf_reset(&decoded);
+            http_percent_decode(parts[k], true, &decoded);
+            mp_write_str(out, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
+        }
+    }
+    int err = decoded.err != SIOC_OK ? decoded.err : out->err;
+    buf_deinit(&decoded);
+    return err;
+}
+
 static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
 {
     struct sio_server *srv = c->srv;
@@ -537,6 +583,10 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     }
     static const uint8_t empty_map[] = {0x80};
     struct slice auth = pkt->has_data ? pkt->data : (struct slice){empty_map, 1};
+    struct buf query_auth;
+    buf_init(&query_auth, srv->cfg.max_payload);
+    if (c->v4 && query_to_auth(pkt->query, &query_auth) == SIOC_OK)
+        auth = (struct slice){query_auth.data, query_auth.len}; /* 2.7: the query is the auth */
     /* kept for sio_socket_auth (REMOTE_FETCH); out of memory just leaves it empty ({}) */
     if ((s->auth = malloc(auth.len)) != NULL) {
         memcpy(s->auth, auth.p, auth.len);
@@ -546,6 +596,7 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
         srv->cfg.on_connect(srv->cfg.ctx, s, auth.p, auth.len);
     else
         sio_socket_accept(s, NULL, NULL);
+    buf_deinit(&query_auth);
 }
 
 static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
@@ -641,7 +692,7 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
         return;
     }
     buf_reset(&srv->packet);
-    if (sio_packet_decode(SIO_V5, p, len, &pkt, &srv->packet) != SIOC_OK) {
+    if (sio_packet_decode(c->v4 ? SIO_V4 : SIO_V5, p, len, &pkt, &srv->packet) != SIOC_OK) {
         client_violation(c, sio_reason_string(pkt.reason));
         return;
     }
@@ -777,7 +828,15 @@ static void *on_open(void *ctx, struct eio_session *session, const struct http_s
         return NULL;
     c->srv = srv;
     c->session = session;
+    c->v4 = eio_session_version(session) == EIO_V3;
     build_handshake(c, req, peer);
+    if (c->v4) {
+        /* 2.7: the client is connected to "/" at once, without a CONNECT of its own (Node's
+         * client.ts setup for protocol 3: no connect timeout); the reply follows the open */
+        struct sio_packet root = {.type = SIO_CONNECT, .nsp = {(const uint8_t *)"/", 1}};
+        handle_connect(c, &root);
+        return c;
+    }
     deadline_push(&srv->connect_wait, &c->connect_deadline, deadline_clock_ms());
     arm_timer(srv);
     return c;
@@ -891,13 +950,21 @@ size_t sio_server_socket_count(const struct sio_server *srv)
 
 struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, size_t sid_len)
 {
+    if (sid_len > SIO_SOCKET_ID_LEN + 1 && sid[sid_len - SIO_SOCKET_ID_LEN - 1] == '#') {
+        /* 2.7: "<nsp>#<engine sid>", a protocol v4 socket outside "/" */
+        size_t nsp_len = sid_len - SIO_SOCKET_ID_LEN - 1;
+        struct sio_client *c =
+            eio_server_find_user(srv->eio, sid + nsp_len + 1, SIO_SOCKET_ID_LEN);
+        return c != NULL && c->v4 ? client_socket(c, (struct slice){(const uint8_t *)sid, nsp_len})
+                                  : NULL;
+    }
     return (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
 }
 
 struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,
                                    const char *sid, size_t sid_len)
 {
-    struct sio_socket *s = (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
+    struct sio_socket *s = sio_server_find_id(srv, sid, sid_len);
     if (s == NULL || s->nsp->len != nsp_len || memcmp(s->nsp->name, nsp, nsp_len) != 0)
         return NULL;
     return s;
@@ -935,7 +1002,9 @@ int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
         .data = b->data,
     };
     struct broadcast_ctx ctx = {.is_volatile = b->is_volatile};
-    ctx.nframes = encode_frames(srv, &pkt, ctx.frames);
+    /* an EVENT is the same text in protocols v4 and v5: one encoding serves every client (the
+     * Engine.IO framing of attachments is cached per revision on the frames, frame.h) */
+    ctx.nframes = encode_frames(srv, SIO_V5, &pkt, ctx.frames);
     if (ctx.nframes < 0)
         return ctx.nframes;
     rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, broadcast_visit, &ctx);
@@ -991,7 +1060,7 @@ int sio_server_broadcast_with_ack(struct sio_server *srv, const struct sio_broad
         .data = b->data,
     };
     struct group_ctx g = {.ack = {id, on_ack, ctx}};
-    g.b.nframes = encode_frames(srv, &pkt, g.b.frames);
+    g.b.nframes = encode_frames(srv, SIO_V5, &pkt, g.b.frames);
     if (g.b.nframes < 0)
         return g.b.nframes;
     rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, group_visit, &g);
@@ -1053,7 +1122,8 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     s->accepted = true;
     if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
         s->in_rooms = true;
-        rooms_join(s->nsp->rooms, &s->member, s->node.id, SIO_SOCKET_ID_LEN); /* 2.6: own-id room */
+        const char *id = sio_socket_id(s);
+        rooms_join(s->nsp->rooms, &s->member, id, strlen(id)); /* 2.6: own-id room */
     }
     if (uid != NULL && uid[0] != '\0') {
         s->uid = strdup(uid);
@@ -1071,7 +1141,9 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         }
     }
     deadline_remove(&c->connect_deadline);
-    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply}, true);
+    /* 2.7: protocol v4 replies `40` / `40/nsp,` without a payload */
+    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply},
+                !c->v4);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
@@ -1096,12 +1168,20 @@ void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t 
     struct sio_client *c = s->client;
     struct buf err;
     buf_init(&err, 0);
-    mp_write_map(&err, data != NULL ? 2 : 1);
-    mp_write_cstr(&err, "message");
-    mp_write_cstr(&err, message != NULL ? message : "connection refused");
-    if (data != NULL) {
-        mp_write_cstr(&err, "data");
-        buf_append(&err, data, data_len);
+    if (c->v4) {
+        /* 2.7: Node sends `err.data || err.message` to protocol v4 clients */
+        if (data != NULL)
+            buf_append(&err, data, data_len);
+        else
+            mp_write_cstr(&err, message != NULL ? message : "connection refused");
+    } else {
+        mp_write_map(&err, data != NULL ? 2 : 1);
+        mp_write_cstr(&err, "message");
+        mp_write_cstr(&err, message != NULL ? message : "connection refused");
+        if (data != NULL) {
+            mp_write_cstr(&err, "data");
+            buf_append(&err, data, data_len);
+        }
     }
     if (err.err == SIOC_OK && !c->closing)
         send_packet(c, SIO_CONNECT_ERROR, s->nsp, NULL, 0, false, 0,
@@ -1188,6 +1268,11 @@ void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
 }
 
 const char *sio_socket_id(const struct sio_socket *s)
+{
+    return s->public_id != NULL ? s->public_id : s->node.id;
+}
+
+const char *sio_socket_key(const struct sio_socket *s)
 {
     return s->node.id;
 }
