@@ -342,10 +342,14 @@ void eio_session_close(struct eio_session *s, const char *reason)
         session_end(s, reason, false);
         return;
     }
-    /* PROTOCOL.md 1.5.5: the next GET gets "<buffered>\x1e1", or "6\x1e1" when none. */
-    if (s->queue_len == 0)
+    /* PROTOCOL.md 1.5.5 as Node does it (reference transcript e): the next GET gets "6\x1e1" when
+     * nothing is buffered; otherwise it gets the buffered packets and the GET after it "6\x1e1"
+     * (polling_get queues those once the queue went out: a queue ending in the close packet is
+     * the last answer). */
+    if (s->queue_len == 0) {
         eio_session_send(s, s->srv->noop);
-    eio_session_send(s, s->srv->close);
+        eio_session_send(s, s->srv->close);
+    }
     session_end(s, reason, true);
 }
 
@@ -924,9 +928,15 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
     }
     struct http_conn_owner owner = {NULL, NULL, poll_get_close_cb, s};
     http_conn_set_owner(conn, &owner);
+    bool last = s->queue_len > 0 && s->queue[s->queue_len - 1] == srv->close;
     if (s->queue_len > 0 || (s->probe != NULL && s->probe->probed))
         flush_poll(s, s->queue_len > 0 ? NULL : srv->noop); /* 1.8: during an upgrade, noop */
-    if (s->state == SESSION_LINGER && s->get == NULL) {
+    if (s->state == SESSION_LINGER && s->get == NULL && !last) {
+        /* 1.5.5: the buffered packets went out; the next GET gets noop and close */
+        eio_session_send(s, srv->noop);
+        eio_session_send(s, srv->close);
+        arm_deadline(srv, &s->deadline, &srv->linger_wait);
+    } else if (s->state == SESSION_LINGER && s->get == NULL) {
         s->state = SESSION_DEAD;
         idmap_remove(&srv->sessions, &s->node);
         deadline_remove(&s->deadline);

@@ -1258,13 +1258,25 @@ int sio_socket_ack(struct sio_socket *s, uint64_t ack_id, struct slice args)
 void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
 {
     struct sio_client *c = s->client;
+    if (close_transport && !c->closing) {
+        /* Node's client._disconnect: a DISCONNECT for every namespace of the connection, in the
+         * order they connected (reference transcripts b and e), then the close. The list is
+         * newest first. */
+        while (c->sockets != NULL) {
+            struct sio_socket *oldest = c->sockets;
+            while (oldest->next_in_client != NULL)
+                oldest = oldest->next_in_client;
+            send_packet(c, SIO_DISCONNECT, oldest->nsp, NULL, 0, false, 0, (struct slice){NULL, 0},
+                        false);
+            socket_remove(oldest, "server namespace disconnect");
+        }
+        c->closing = true;
+        eio_session_close(c->session, "forced server close");
+        return;
+    }
     if (!c->closing)
         send_packet(c, SIO_DISCONNECT, s->nsp, NULL, 0, false, 0, (struct slice){NULL, 0}, false);
     socket_remove(s, "server namespace disconnect");
-    if (close_transport && !c->closing) {
-        c->closing = true;
-        eio_session_close(c->session, "forced server close");
-    }
 }
 
 const char *sio_socket_id(const struct sio_socket *s)

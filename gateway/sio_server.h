@@ -179,8 +179,9 @@ int64_t sio_socket_emit_with_ack(struct sio_socket *sock, struct slice data);
  * array. Only the first answer per id is sent (later ones are ignored, §2.4). */
 int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
 /* Server-side disconnect: sends DISCONNECT for this namespace and removes the socket
- * (on_disconnect runs with "server namespace disconnect"); with close_transport the whole
- * Engine.IO connection closes (every namespace of the client). */
+ * (on_disconnect runs with "server namespace disconnect"); with close_transport every namespace
+ * of the client gets its DISCONNECT, in the order they connected (Node's client._disconnect),
+ * and the whole Engine.IO connection closes. */
 void sio_socket_disconnect(struct sio_socket *sock, bool close_transport);
 
 /* The Socket.IO id (NUL-terminated): 20 characters, except for protocol v4 clients (PROTOCOL.md
