@@ -223,4 +223,13 @@ for (const s of opened) s.close();
 nodeIo.close();
 await Promise.all([pub.quit().catch(() => {}), sub.quit().catch(() => {})]);
 for (const p of [worker, gw1, gw2, redis]) await p.stop();
+// the sanitizer builds report leaks and errors when they exit: any report fails the suite
+const sanitizer = /(AddressSanitizer|LeakSanitizer|runtime error)/;
+for (const srv of [gw1, gw2]) {
+  if (sanitizer.test(srv.log())) {
+    console.log(`sanitizer report:\n${srv.log()}`);
+    console.log("test_eio3_clients: 0 passed, 1 failed");
+    process.exit(1);
+  }
+}
 process.exit(ok ? 0 : 1);

@@ -334,4 +334,13 @@ test("v3 heartbeat: client pings keep the session open past pingInterval + pingT
 
 const ok = await run();
 for (const srv of [...Object.values(servers), siocDefault]) await srv.stop();
+// the sanitizer builds report leaks and errors when they exit: any report fails the suite
+const sanitizer = /(AddressSanitizer|LeakSanitizer|runtime error)/;
+for (const srv of [servers.sioc, siocDefault]) {
+  if (sanitizer.test(srv.log())) {
+    console.log(`sanitizer report:\n${srv.log()}`);
+    console.log("test_eio3_reference: 0 passed, 1 failed");
+    process.exit(1);
+  }
+}
 process.exit(ok ? 0 : 1);
