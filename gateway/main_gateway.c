@@ -100,8 +100,13 @@ static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, 
     if (g->auth == AUTH_JWT) {
         struct jwt_claims claims;
         const struct sio_handshake *hs = sio_socket_handshake(sock);
-        enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, (struct slice){auth, len},
-                                           hs->headers, (int64_t)time(NULL), &claims);
+        struct slice payload = {auth, len};
+        /* socket.io-client 2.x (protocol v4) has no auth payload for "/": its credentials come
+         * as io(url, {query: {token}}), so the handshake query stands in for it (PROTOCOL.md 2.7) */
+        if (sio_socket_protocol_v4(sock) && auth_find_token(payload, (struct slice){NULL, 0}).len == 0)
+            payload = hs->query;
+        enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, payload, hs->headers,
+                                           (int64_t)time(NULL), &claims);
         if (r != JWT_OK) {
             (*g->connects_refused)++;
             log_write(g->log, LOG_LEVEL_INFO, "auth.refused", "nsp=%s reason=%s",

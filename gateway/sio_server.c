@@ -963,6 +963,11 @@ struct slice sio_socket_auth(const struct sio_socket *s)
     return s->auth != NULL ? (struct slice){s->auth, s->auth_len} : (struct slice){empty_map, 1};
 }
 
+bool sio_socket_protocol_v4(const struct sio_socket *s)
+{
+    return s->client->v4;
+}
+
 void *sio_socket_get_data(const struct sio_socket *s)
 {
     return s->data;

@@ -198,6 +198,9 @@ const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);
 /* The CONNECT payload the client sent (one MessagePack value; {} when it sent none), as the
  * `auth` of fetchSockets' handshake. Valid while the socket is. */
 struct slice sio_socket_auth(const struct sio_socket *sock);
+/* True for a socket of a socket.io-client 2.x connection (Engine.IO v3, Socket.IO protocol v4,
+ * PROTOCOL.md 2.7). */
+bool sio_socket_protocol_v4(const struct sio_socket *sock);
 /* Application data slot (e.g. the pending backend-auth request). */
 void *sio_socket_get_data(const struct sio_socket *sock);
 void sio_socket_set_data(struct sio_socket *sock, void *data);

@@ -8,6 +8,7 @@
 // socket.io 4.8 server (@socket.io/redis-adapter, allowEIO3) with 2.5.0, 2.2.0, 4.x and
 // python-socketio clients: every broadcast (from the Node server, from a worker, binary) reaches
 // each client once, each in its own encoding. forceJSONP needs a browser: test_eio3_browser.mjs.
+import crypto from "node:crypto";
 import http from "node:http";
 import { createRequire } from "node:module";
 import { Server } from "socket.io";
@@ -149,6 +150,32 @@ for (const version of Object.keys(clients)) {
     for (const s of [socket, v4.socket, again]) s.close();
   }, 25000);
 }
+
+function jwt(payload, secret = "eio3-secret") {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
+  const head = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(payload)}`;
+  return `${head}.${crypto.createHmac("sha256", secret).update(head).digest("base64url")}`;
+}
+
+test("auth jwt: a 2.x client's token comes in the handshake query (it has no auth payload for /)", async () => {
+  const jgw = await startServer(GATEWAY, ["--redis", redis.url, "--namespaces", NAMESPACES, "--node-id", "gw-jwt",
+    "--allow-eio3", "yes", "--auth", "jwt", "--jwt-secret", "eio3-secret", "--log-level", "warn"]);
+  try {
+    for (const version of Object.keys(clients)) {
+      const ok = connect2(version, `http://127.0.0.1:${jgw.port}/`, { transports: ["polling"], query: { token: jwt({ sub: "u14" }) } });
+      await ok.ready;
+      assertEqual(await call(ok.socket, "whoami"), [[ok.socket.id, "u14"]], `${version}: the uid from the query's token`);
+      const bad = clients[version](`http://127.0.0.1:${jgw.port}/`, { forceNew: true, reconnection: false, transports: ["websocket"], query: { token: jwt({ sub: "x" }, "wrong") } });
+      opened.push(bad);
+      const err = await once(bad, "error");
+      assertEqual(typeof err[0], "string", `${version}: refused with a plain string (protocol v4)`);
+      ok.socket.close();
+      bad.close();
+    }
+  } finally {
+    await jgw.stop();
+  }
+}, 20000);
 
 test("mixed room on one cluster (2 gateways + Node, allowEIO3): 2.5.0, 2.2.0, 4.x, python-socketio each get each broadcast once", async () => {
   const room = "mix";
