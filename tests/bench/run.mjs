@@ -4,7 +4,8 @@
 // repetition), then reports medians as JSON (tests/bench/results/<date>.json) and a Markdown
 // table `metric | sioc | node | ratio` (same name, .md). Ratio = how many times better sioc is
 // (node/sioc for costs and latencies, sioc/node for rates): > 1 means sioc wins.
-//   node tests/bench/run.mjs [--smoke] [--reps N] [--only S1,S4] [--s3-seconds N] [--out DIR]
+//   node tests/bench/run.mjs [--smoke] [--reps N] [--only S1,S4] [--servers sioc,node] [--s3-seconds N] [--out DIR]
+// (--servers sioc: sioc alone, e.g. to compare two sioc builds)
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir, cpus, totalmem, release } from "node:os";
@@ -260,7 +261,8 @@ async function main() {
   for (const sc of SCENARIOS) {
     if (!ONLY.includes(sc.id)) continue;
     for (let rep = 0; rep < REPS; rep++) {
-      const order = rep % 2 ? ["node", "sioc"] : ["sioc", "node"];
+      const servers = opt("servers", "sioc,node").split(",");
+      const order = (rep % 2 ? ["node", "sioc"] : ["sioc", "node"]).filter((x) => servers.includes(x));
       for (const server of order) {
         let setup = null;
         const key = `${sc.name} / ${server}`;
