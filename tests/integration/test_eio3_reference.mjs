@@ -7,6 +7,8 @@
 // Node; see its README). Also: EIO=3 without allow-eio3 gets code 5 exactly as before, and the
 // v3 heartbeat timeout (no client ping for pingInterval + pingTimeout).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { assert, assertEqual, createRunner, rawHttp, rawWebSocket, repo, sleep, startServer, within } from "./lib/harness.mjs";
 
@@ -286,6 +288,115 @@ for (const [name, scenario] of Object.entries(scenarios)) {
     };
     compare(lines(got.node), recorded, "Node vs the recording");
     compare(lines(got.sioc), lines(got.node), "sioc vs Node");
+  });
+}
+
+// ---- the real clients (socket.io-client 2.5.0 and 2.2.0) over WebSocket, through a recording proxy ----
+const require = createRequire(import.meta.url);
+const realClients = { "2.5.0": require("socket.io-client-v2"), "2.2.0": require("socket.io-client-v220") };
+
+// A TCP proxy to `port` that keeps every byte of each direction.
+function recordingProxy(port) {
+  const streams = { c2s: [], s2c: [] };
+  const server = net.createServer((down) => {
+    const up = net.connect(port, "127.0.0.1");
+    down.on("data", (d) => { streams.c2s.push(d); up.write(d); });
+    up.on("data", (d) => { streams.s2c.push(d); down.write(d); });
+    down.on("close", () => up.destroy());
+    up.on("close", () => down.destroy());
+    down.on("error", () => {});
+    up.on("error", () => {});
+  });
+  return new Promise((r) => server.listen(0, "127.0.0.1", () => r({ port: server.address().port, streams, close: () => server.close() })));
+}
+
+// The HTTP head and the WebSocket frames (unmasked) of one direction's bytes.
+function parseWs(chunks) {
+  let buf = Buffer.concat(chunks);
+  const end = buf.indexOf("\r\n\r\n");
+  const head = buf.subarray(0, end + 4).toString("latin1");
+  buf = buf.subarray(end + 4);
+  const frames = [];
+  while (buf.length >= 2) {
+    const opcode = buf[0] & 15;
+    const masked = (buf[1] & 0x80) !== 0;
+    let len = buf[1] & 127;
+    let off = 2;
+    if (len === 126) { len = buf.readUInt16BE(2); off = 4; } else if (len === 127) { len = Number(buf.readBigUInt64BE(2)); off = 10; }
+    const key = masked ? buf.subarray(off, off + 4) : null;
+    if (masked) off += 4;
+    if (buf.length < off + len) break;
+    let payload = Buffer.from(buf.subarray(off, off + len));
+    if (key) payload = Buffer.from(payload.map((b, i) => b ^ key[i & 3]));
+    frames.push({ opcode, payload });
+    buf = buf.subarray(off + len);
+  }
+  return { head, frames };
+}
+
+async function realClientSession(version, port) {
+  const proxy = await recordingProxy(port);
+  const io2 = realClients[version];
+  const socket = io2(`http://127.0.0.1:${proxy.port}/`, { forceNew: true, reconnection: false, transports: ["websocket"] });
+  const once = (s, ev) => within(3000, new Promise((r) => s.once(ev, (...a) => r(a))), ev);
+  await once(socket, "welcome");
+  socket.emit("echo", "héllo 😀", { n: [1, null] });
+  await once(socket, "echo");
+  await within(3000, new Promise((r) => socket.emit("ack", 1, "two", (...a) => r(a))), "ack");
+  const bin = once(socket, "bin");
+  await within(3000, new Promise((r) => socket.emit("bin", Buffer.from([1, 2, 3]), { x: Buffer.from([4]) }, (...a) => r(a))), "bin ack");
+  await bin;
+  const chat = socket.io.socket("/chat", { query: "token=abc" });
+  await once(chat, "welcome");
+  chat.emit("echo", "in chat");
+  await once(chat, "echo");
+  const joined = once(socket, "joined");
+  socket.emit("join", "r");
+  await joined;
+  const gone = once(socket, "disconnect");
+  socket.emit("bye");
+  await gone;
+  await sleep(200);
+  socket.close();
+  proxy.close();
+  const c2s = parseWs(proxy.streams.c2s);
+  const s2c = parseWs(proxy.streams.s2c);
+  const rec = recorder();
+  const frameLine = (dir, f) => {
+    const line = { dir, kind: "ws-frame", opcode: f.opcode };
+    if (f.opcode === 1) line.text = f.payload.toString("utf8");
+    else line.hex = f.payload.toString("hex");
+    return line;
+  };
+  // the open packet's sid is what the ids are normalised by; then each direction in order
+  const lines = [{ dir: "s2c", kind: "http-response", head: normHead(s2c.head.replace(/^Sec-WebSocket-Accept: .*$/gim, "Sec-WebSocket-Accept: <accept>")) },
+    ...s2c.frames.map((f) => frameLine("s2c", f)),
+    // the client's answer to the server's close frame is left out: Node waits for it before its
+    // FIN, sioc sends its FIN after the close frame (ws_link.c, the same for EIO=4), so the proxy
+    // may not see it
+    ...c2s.frames.filter((f) => f.opcode !== 8).map((f) => frameLine("c2s", f))];
+  // normalise through the recorder (Engine.IO sid first seen in the open packet)
+  rec.lines.length = 0;
+  for (const l of lines) {
+    if (l.text !== undefined) rec.frame(l.dir, { opcode: 1, text: l.text, payload: Buffer.from(l.text) });
+    else if (l.hex !== undefined) rec.frame(l.dir, { opcode: l.opcode, payload: Buffer.from(l.hex, "hex") });
+    else rec.lines.push(l);
+  }
+  return rec.lines.map((l) => (l.step ? { dir: l.step, ...Object.fromEntries(Object.entries(l).filter(([k]) => k !== "step")) } : l));
+}
+
+for (const version of Object.keys(realClients)) {
+  test(`real socket.io-client ${version} over WebSocket: sioc's frames are Node's, both directions (ids normalised)`, async () => {
+    const got = {};
+    for (const [who, srv] of Object.entries(servers)) got[who] = (await realClientSession(version, srv.port)).map((x) => JSON.stringify(x));
+    const file = path.join(DATA, `real-client-${version}-websocket.jsonl`);
+    if (RECORD) writeFileSync(file, got.node.join("\n") + "\n");
+    assert(existsSync(file), `${file} exists (SIOC_RECORD=1 records it)`);
+    const recorded = readFileSync(file, "utf8").trim().split("\n");
+    for (const [what, a, b] of [["Node vs the recording", got.node, recorded], ["sioc vs Node", got.sioc, got.node]]) {
+      for (let i = 0; i < Math.max(a.length, b.length); i++)
+        if (a[i] !== b[i]) throw new Error(`${what}: line ${i + 1} differs:\n  ${a[i]}\n  ${b[i]}`);
+    }
   });
 }
 
