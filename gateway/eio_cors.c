@@ -60,8 +60,10 @@ void eio_cors_preflight(const char *cors, char buf[EIO_CORS_MAX_ORIGIN], struct 
     struct http_field fields[8];
     size_t n = 0;
     eio_cors_add(cors, eio_cors_request_origin(req), buf, fields, &n);
-    fields[n++] = (struct http_field){"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"};
-    const struct http_header *want = http_header_find(req->head, "Access-Control-Request-Headers", NULL);
+    fields[n++] =
+        (struct http_field){"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"};
+    const struct http_header *want =
+        http_header_find(req->head, "Access-Control-Request-Headers", NULL);
     char headers[512];
     if (want != NULL && want->value.len < sizeof headers) {
         memcpy(headers, want->value.p, want->value.len);

@@ -12,8 +12,7 @@
 #define CONTENT_BINARY "application/octet-stream"
 #define POLL_COPY_MAX (64 * 1024) /* plain bodies up to this are built in one block */
 
-bool eio_poll_format_init(struct eio_poll_format *fmt, struct slice query,
-                          enum eio_version version)
+bool eio_poll_format_init(struct eio_poll_format *fmt, struct slice query, enum eio_version version)
 {
     struct buf b64, j;
     buf_init(&b64, 64);
@@ -95,8 +94,8 @@ static int v3_binary(struct buf *out, struct gw_frame *const *frames, size_t n)
             if (f->binary)
                 pkts[k] = (struct eio_packet){EIO_PACKET_MESSAGE, true, {p, f->len}};
             else
-                pkts[k] = (struct eio_packet){(enum eio_packet_type)(p[0] - '0'), false,
-                                              {p + 1, f->len - 1}};
+                pkts[k] = (struct eio_packet){
+                    (enum eio_packet_type)(p[0] - '0'), false, {p + 1, f->len - 1}};
         }
         int rc = eio_v3_binary_payload_encode(out, pkts, k);
         if (rc != SIOC_OK)
@@ -106,8 +105,8 @@ static int v3_binary(struct buf *out, struct gw_frame *const *frames, size_t n)
     return SIOC_OK;
 }
 
-int eio_poll_body(struct buf *out, const struct eio_poll_format *fmt, struct gw_frame *const *frames,
-                  size_t n, const char **content_type)
+int eio_poll_body(struct buf *out, const struct eio_poll_format *fmt,
+                  struct gw_frame *const *frames, size_t n, const char **content_type)
 {
     size_t start = out->len;
     *content_type = CONTENT_TEXT;

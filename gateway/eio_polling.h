@@ -36,8 +36,8 @@ bool eio_poll_format_plain(const struct eio_poll_format *fmt);
  * `b4<base64>`; v3 XHR2 (`application/octet-stream`) when no b64, no JSONP and some frame is
  * binary; JSONP wraps the v3 or v4 text payload in `___eio[j]("…");`. Returns SIOC_OK or
  * out's error (SIOC_ENOMEM), out rolled back. Frames are borrowed. */
-int eio_poll_body(struct buf *out, const struct eio_poll_format *fmt, struct gw_frame *const *frames,
-                  size_t n, const char **content_type);
+int eio_poll_body(struct buf *out, const struct eio_poll_format *fmt,
+                  struct gw_frame *const *frames, size_t n, const char **content_type);
 
 /* Answers a held GET (or a polling handshake) with 200 and frames[0..n), then `extra` (NULL: none),
  * in the session's format, after the caller's fields[0..nfields) (CORS; 2 more must fit). Plain

@@ -21,7 +21,8 @@ uint8_t *sio_handshake_build(struct sio_handshake *hs, const struct http_server_
     mp_write_map(&headers, (uint32_t)head->header_count);
     for (size_t i = 0; i < head->header_count; i++) {
         char name[256];
-        size_t n = head->headers[i].name.len < sizeof name ? head->headers[i].name.len : sizeof name;
+        size_t n =
+            head->headers[i].name.len < sizeof name ? head->headers[i].name.len : sizeof name;
         for (size_t k = 0; k < n; k++) {
             char ch = (char)head->headers[i].name.p[k];
             name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;

@@ -88,9 +88,7 @@ static bool event(struct ws_link *link, const struct ws_event *ev)
         write_close(link, ev->close_code); /* RFC 6455 5.5.1: echo the code */
         end(link, SIOC_OK, "transport close");
         return false;
-    default:
-        buf_deinit(&link->control);
-        return true;
+    default: buf_deinit(&link->control); return true;
     }
 }
 

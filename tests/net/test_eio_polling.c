@@ -35,7 +35,8 @@ static void test_v3_text(void)
     struct eio_poll_format v3 = {.version = EIO_V3};
     struct gw_frame *f[3] = {text("4hello"), text("4\xe2\x82\xac"), text("4\xf0\x9f\x98\x80")};
     /* 1.12: `6:4hello2:4€`; an astral character counts 2 */
-    const char want[] = "6:4hello2:4\xe2\x82\xac" "3:4\xf0\x9f\x98\x80";
+    const char want[] = "6:4hello2:4\xe2\x82\xac"
+                        "3:4\xf0\x9f\x98\x80";
     check_body(&v3, f, 3, want, sizeof want - 1, TEXT_TYPE);
     for (int i = 0; i < 3; i++)
         gw_frame_unref(f[i]);
@@ -51,7 +52,8 @@ static void test_v3_binary(void)
     check_body(&b64, f, 2, want_b64, sizeof want_b64 - 1, TEXT_TYPE);
     /* no b64: the XHR2 payload, PROTOCOL.md 1.12's suite vector */
     struct eio_poll_format xhr2 = {.version = EIO_V3};
-    static const uint8_t want_xhr2[] = {0, 6, 255, 52, 104, 101, 108, 108, 111, 1, 5, 255, 4, 1, 2, 3, 4};
+    static const uint8_t want_xhr2[] = {0, 6, 255, 52, 104, 101, 108, 108, 111,
+                                        1, 5, 255, 4,  1,   2,   3,   4};
     check_body(&xhr2, f, 2, want_xhr2, sizeof want_xhr2, "application/octet-stream");
     /* v4 plain and v4 JSONP: `b<base64>` and 0x1e */
     struct eio_poll_format jsonp4 = {.version = EIO_V4, .jsonp = "0"};
@@ -132,8 +134,8 @@ static void test_post_payload(void)
     CHECK(format == EIO_PAYLOAD_V3_TEXT);
     CHECK_STR(payload.p, payload.len, "1:2");
     buf_reset(&scratch);
-    CHECK(eio_poll_post_payload(&j3, (const uint8_t *)"x=1", 3, false, &scratch, &payload, &format) ==
-          SIOC_EPROTO);
+    CHECK(eio_poll_post_payload(&j3, (const uint8_t *)"x=1", 3, false, &scratch, &payload,
+                                &format) == SIOC_EPROTO);
     buf_deinit(&scratch);
 }
 
