@@ -63,12 +63,6 @@ void gw_frame_unref(struct gw_frame *f)
     free(f);
 }
 
-const uint8_t *gw_frame_ws(const struct gw_frame *f, size_t *len)
-{
-    *len = f->ws_header_len + f->len;
-    return f->bytes + FRAME_WS_HEADROOM - f->ws_header_len;
-}
-
 const uint8_t *gw_frame_payload(const struct gw_frame *f)
 {
     return f->bytes + FRAME_WS_HEADROOM;

@@ -38,7 +38,11 @@ struct gw_frame *gw_frame_new_binary(const void *data, size_t len);
 struct gw_frame *gw_frame_ref(struct gw_frame *f);
 void gw_frame_unref(struct gw_frame *f); /* NULL is a no-op */
 /* The complete WebSocket frame (header + payload); valid while a reference is held. */
-const uint8_t *gw_frame_ws(const struct gw_frame *f, size_t *len);
+static inline const uint8_t *gw_frame_ws(const struct gw_frame *f, size_t *len)
+{
+    *len = f->ws_header_len + f->len;
+    return f->bytes + FRAME_WS_HEADROOM - f->ws_header_len;
+}
 /* The Engine.IO v4 polling form: the text packet, or "b<base64>" for binary (built once);
  * NULL when building it runs out of memory. Valid while a reference is held. */
 const uint8_t *gw_frame_polling(struct gw_frame *f, size_t *len);

@@ -7,17 +7,6 @@
 #include "common/error.h"
 #include "common/ws.h"
 
-struct ws_link {
-    struct http_conn *conn; /* NULL once closed */
-    struct ws_parser parser;
-    struct buf message; /* both empty between messages (DESIGN.md §4) */
-    struct buf control;
-    const struct ws_link_handler *handler;
-    void *ctx;
-    bool in_callback; /* a close requested now frees the link when the callback returns */
-    bool closed;
-};
-
 static void link_free(struct ws_link *link)
 {
     buf_deinit(&link->message);
@@ -164,19 +153,4 @@ struct ws_link *ws_link_accept(struct http_conn *conn, const struct http_server_
     http_conn_write(conn, head.data, head.len);
     buf_deinit(&head);
     return link;
-}
-
-void ws_link_write_ref(struct ws_link *link, const uint8_t *p, size_t len,
-                       void (*release)(const void *p, size_t len, void *arg), void *arg)
-{
-    if (link->conn == NULL) {
-        release(p, len, arg);
-        return;
-    }
-    http_conn_write_ref(link->conn, p, len, release, arg);
-}
-
-size_t ws_link_output_pending(const struct ws_link *link)
-{
-    return link->conn != NULL ? http_conn_output_pending(link->conn) : 0;
 }

@@ -11,9 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/net/http_server.h"
+#include "common/ws.h"
 
-struct ws_link;
+struct ws_link_handler;
+
+/* One link. Fields are private (visible so that the per-frame write below inlines on the
+ * broadcast path). */
+struct ws_link {
+    struct http_conn *conn; /* NULL once closed */
+    struct ws_parser parser;
+    struct buf message; /* both empty between messages (DESIGN.md §4) */
+    struct buf control;
+    const struct ws_link_handler *handler;
+    void *ctx;
+    bool in_callback; /* a close requested now frees the link when the callback returns */
+    bool closed;
+};
 
 struct ws_link_handler {
     /* One whole message: text (valid UTF-8) or binary; `p` is valid only during the call. The
@@ -41,10 +56,21 @@ struct ws_link *ws_link_accept(struct http_conn *conn, const struct http_server_
 
 /* Queues the bytes of complete frames for the peer, by reference: release(p, len, arg) runs once
  * they are written or dropped (http_conn_write_ref). */
-void ws_link_write_ref(struct ws_link *link, const uint8_t *p, size_t len,
-                       void (*release)(const void *p, size_t len, void *arg), void *arg);
+static inline void ws_link_write_ref(struct ws_link *link, const uint8_t *p, size_t len,
+                                     void (*release)(const void *p, size_t len, void *arg),
+                                     void *arg)
+{
+    if (link->conn != NULL)
+        http_conn_write_ref(link->conn, p, len, release, arg);
+    else
+        release(p, len, arg);
+}
+
 /* Bytes queued for the peer and not yet written. */
-size_t ws_link_output_pending(const struct ws_link *link);
+static inline size_t ws_link_output_pending(const struct ws_link *link)
+{
+    return link->conn != NULL ? http_conn_output_pending(link->conn) : 0;
+}
 
 /* Ends the link: a close frame with `code` (WS_CLOSE_NO_STATUS: an empty payload), then the
  * connection closes once flushed. on_close is not called. The link must not be used afterwards;
