@@ -39,6 +39,7 @@ void ws_link_close(struct ws_link *link, unsigned code)
 /* The link ends on the peer's side: tell the owner, then free. */
 static void end(struct ws_link *link, int err, const char *reason)
 {
+    link->in_callback = true; /* a ws_link_close from the owner now must not free it twice */
     if (link->handler != NULL && link->handler->on_close != NULL)
         link->handler->on_close(link->ctx, link, err, reason);
     link_free(link);
