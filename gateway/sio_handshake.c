@@ -92,27 +92,63 @@ uint8_t *sio_handshake_build(struct sio_handshake *hs, const struct http_server_
     return bytes;
 }
 
+/* One decoded pair: offsets into the decoded bytes. */
+struct query_pair {
+    size_t name, name_len, value, value_len;
+};
+
+static bool same_name(const uint8_t *base, const struct query_pair *a, const struct query_pair *b)
+{
+    return a->name_len == b->name_len && memcmp(base + a->name, base + b->name, a->name_len) == 0;
+}
+
 int sio_query_auth(struct slice query, struct buf *out)
 {
-    struct http_query_iter it;
-    struct slice name, value;
-    uint32_t count = 0;
-    http_query_iter_init(&it, query);
-    while (http_query_next(&it, &name, &value))
-        count++;
-    mp_write_map(out, count);
+    /* socket.io 4.8's client.ts: objectFromEntries(new URL(nsp, …).searchParams.entries()): one
+     * key per name, in the order names first appear, with the value of the name's last pair */
+    struct query_pair pairs[SIO_QUERY_MAX_PAIRS];
+    size_t n = 0;
     struct buf decoded;
     buf_init(&decoded, out->limit);
+    struct http_query_iter it;
+    struct slice name, value;
     http_query_iter_init(&it, query);
-    while (http_query_next(&it, &name, &value)) {
-        struct slice parts[2] = {name, value};
-        for (int k = 0; k < 2; k++) {
-            buf_reset(&decoded);
-            http_percent_decode(parts[k], true, &decoded);
-            mp_write_str(out, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
-        }
+    while (n < SIO_QUERY_MAX_PAIRS && http_query_next(&it, &name, &value)) {
+        struct query_pair *p = &pairs[n++];
+        p->name = decoded.len;
+        http_percent_decode(name, true, &decoded);
+        p->name_len = decoded.len - p->name;
+        p->value = decoded.len;
+        http_percent_decode(value, true, &decoded);
+        p->value_len = decoded.len - p->value;
     }
-    int err = decoded.err != SIOC_OK ? decoded.err : out->err;
+    if (decoded.err != SIOC_OK) {
+        int err = decoded.err;
+        buf_deinit(&decoded);
+        return err;
+    }
+    const uint8_t *base = decoded.data ? decoded.data : (const uint8_t *)"";
+    uint32_t keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t first = 0;
+        while (!same_name(base, &pairs[first], &pairs[i]))
+            first++;
+        keys += first == i;
+    }
+    mp_write_map(out, keys);
+    for (size_t i = 0; i < n; i++) {
+        size_t first = 0, last = i;
+        while (!same_name(base, &pairs[first], &pairs[i]))
+            first++;
+        if (first != i)
+            continue; /* written with its first occurrence */
+        for (size_t k = i + 1; k < n; k++) {
+            if (same_name(base, &pairs[k], &pairs[i]))
+                last = k;
+        }
+        mp_write_str(out, base + pairs[i].name, pairs[i].name_len);
+        mp_write_str(out, base + pairs[last].value, pairs[last].value_len);
+    }
     buf_deinit(&decoded);
-    return err;
+    return out->err;
 }

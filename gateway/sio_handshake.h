@@ -17,10 +17,14 @@
 uint8_t *sio_handshake_build(struct sio_handshake *hs, const struct http_server_request *req,
                              const char *peer);
 
+/* Pairs of a namespace query looked at (a bound on the work a CONNECT can ask for). */
+#define SIO_QUERY_MAX_PAIRS 1000
+
 /* PROTOCOL.md 2.7: appends the namespace's query string (raw, after '?') as the auth object, a
- * MessagePack map of percent-decoded strings ('+' as space), as Node's url.parse(nsp, true).query;
- * a repeated key, an array in Node, is kept as repeated map keys (the last one wins when read as
- * JSON). Returns SIOC_OK or out's error. */
+ * MessagePack map of percent-decoded strings ('+' as space), as socket.io 4.8 builds it
+ * (objectFromEntries of the URL's searchParams): keys in the order they first appear, each with
+ * the value of its last pair; only the first SIO_QUERY_MAX_PAIRS pairs. Returns SIOC_OK or out's
+ * error. */
 int sio_query_auth(struct slice query, struct buf *out);
 
 #endif

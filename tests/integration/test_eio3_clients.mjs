@@ -39,6 +39,7 @@ await Promise.all([pub.connect(), sub.connect()]);
 const httpServer = http.createServer();
 const nodeIo = new Server(httpServer, { allowEIO3: true });
 nodeIo.adapter(createAdapter(pub, sub));
+nodeIo.of("/chat"); // fetchSockets of /chat asks the gateways too
 nodeIo.on("connection", (socket) => {
   socket.on("join", (room, cb) => {
     socket.join(room);
@@ -150,6 +151,29 @@ for (const version of Object.keys(clients)) {
     for (const s of [socket, v4.socket, again]) s.close();
   }, 25000);
 }
+
+test("a namespace's query is its auth as Node makes it (a repeated key: its last value), seen by a Node server's fetchSockets", async () => {
+  const query = "a=1&b=x%20y&a=2&c=";
+  const onSioc = connect2("2.5.0", `http://127.0.0.1:${gw1.port}/`, { transports: ["websocket"] });
+  await onSioc.ready;
+  const chat = onSioc.socket.io.socket("/chat", { query });
+  await within(WAIT, new Promise((r, j) => { chat.once("connect", r); chat.once("error", j); }), "/chat on sioc");
+  const onNode = connect2("2.5.0", `http://127.0.0.1:${nodePort}/`, { transports: ["websocket"] });
+  await onNode.ready;
+  const nodeChat = onNode.socket.io.socket("/chat", { query });
+  await within(WAIT, new Promise((r, j) => { nodeChat.once("connect", r); nodeChat.once("error", j); }), "/chat on Node");
+  const all = await nodeIo.of("/chat").fetchSockets();
+  const auth = (id) => {
+    const s = all.find((x) => x.id === id);
+    assert(s, `fetchSockets found ${id} (${all.map((x) => x.id).join(", ")})`);
+    return JSON.parse(JSON.stringify(s.handshake.auth));
+  };
+  const want = { a: "2", b: "x y", c: "" }; // socket.io 4.8: objectFromEntries(URL.searchParams)
+  assertEqual(auth(nodeChat.id), want, "Node's own protocol v4 socket");
+  assertEqual(auth(chat.id), want, "the sioc socket, through the adapter (same id form /chat#<engine id>)");
+  onSioc.socket.close();
+  onNode.socket.close();
+}, 20000);
 
 function jwt(payload, secret = "eio3-secret") {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
