@@ -9,6 +9,7 @@
 
 #include "common/base64.h"
 #include "common/error.h"
+#include "common/http.h"
 #include "common/utf8.h"
 
 /* PROTOCOL.md 1.5.1: the record separator between v4 polling packets. */
@@ -569,5 +570,73 @@ int eio_jsonp_encode(struct buf *out, struct slice j, const uint8_t *payload, si
     buf_append_cstr(out, "](");
     append_json_string(out, payload, len, true);
     buf_append_cstr(out, ");");
+    return finish(out, start);
+}
+
+/* The two replacements of polling-jsonp's onData, byte for byte: rSlashes /(\\)?\\n/g keeps
+ * `\\n` and turns `\n` into a newline; then rDoubleSlashes /\\\\n/g turns `\\n` into `\n`.
+ * A regex tries the longer alternative first at each position, then moves on by one. */
+static void jsonp_unescape_newlines(const uint8_t *p, size_t n, struct buf *mid, struct buf *out)
+{
+    for (size_t i = 0; i < n;) {
+        if (i + 2 < n && p[i] == '\\' && p[i + 1] == '\\' && p[i + 2] == 'n') {
+            buf_append(mid, p + i, 3);
+            i += 3;
+        } else if (i + 1 < n && p[i] == '\\' && p[i + 1] == 'n') {
+            buf_append_byte(mid, '\n');
+            i += 2;
+        } else {
+            buf_append_byte(mid, p[i++]);
+        }
+    }
+    const uint8_t *q = mid->data;
+    size_t m = mid->len;
+    for (size_t i = 0; i < m;) {
+        if (i + 2 < m && q[i] == '\\' && q[i + 1] == '\\' && q[i + 2] == 'n') {
+            buf_append(out, "\\n", 2);
+            i += 3;
+        } else {
+            buf_append_byte(out, q[i++]);
+        }
+    }
+}
+
+int eio_jsonp_body_decode(const uint8_t *p, size_t len, struct buf *out)
+{
+    size_t start = out->len;
+    struct http_query_iter it;
+    struct slice name, value, d = {NULL, 0};
+    unsigned found = 0, pairs = 0;
+    struct buf key, decoded, mid;
+    buf_init(&key, 0);
+    buf_init(&decoded, 0);
+    buf_init(&mid, 0);
+    http_query_iter_init(&it, (struct slice){p, len});
+    while (pairs < EIO_JSONP_MAX_PAIRS && http_query_next(&it, &name, &value)) {
+        pairs++;
+        if (name.len != 1 && name.len != 3)
+            continue; /* "d" is 1 byte, "%64" 3: nothing longer decodes to it */
+        buf_reset(&key);
+        http_percent_decode(name, true, &key);
+        if (key.len == 1 && key.data[0] == 'd') {
+            found++;
+            d = value;
+        }
+    }
+    int rc = SIOC_EPROTO;
+    if (found == 1) {
+        http_percent_decode(d, true, &decoded);
+        jsonp_unescape_newlines(decoded.data ? decoded.data : (const uint8_t *)"", decoded.len,
+                                &mid, out);
+        rc = decoded.err != SIOC_OK ? decoded.err : mid.err != SIOC_OK ? mid.err : SIOC_OK;
+    }
+    buf_deinit(&key);
+    buf_deinit(&decoded);
+    buf_deinit(&mid);
+    if (rc != SIOC_OK) {
+        if (out->err == SIOC_OK)
+            buf_truncate(out, start);
+        return rc;
+    }
     return finish(out, start);
 }

@@ -208,8 +208,20 @@ int eio_error_upgrade_response(struct buf *out, enum eio_error_code code, const 
 /* Appends `___eio[<digits of j>]("<payload as a JSON string>");`. Like Node, every non-digit of
  * `j` is dropped, and the string is JSON.stringify's (\" \\ \b \f \n \r \t, other controls as
  * \u00xx) with U+2028/U+2029 escaped. Payload bytes >= 0x80 are copied as they are (the
- * payload is UTF-8). Returns SIOC_OK or out's error (rolled back). Decoding the `d=` form body
- * of JSONP POSTs is not provided. */
+ * payload is UTF-8). Returns SIOC_OK or out's error (rolled back). */
 int eio_jsonp_encode(struct buf *out, struct slice j, const uint8_t *payload, size_t len);
+
+/* Most form pairs of a JSONP POST body looked at (Node's querystring.parse maxKeys). */
+#define EIO_JSONP_MAX_PAIRS 1000
+
+/* Decodes the body of a JSONP POST p[0..len) (PROTOCOL.md 1.5.7) as engine.io 6's polling-jsonp
+ * does: the form-urlencoded field `d` (names and values percent-decoded, '+' as space, invalid
+ * escapes kept; only the first EIO_JSONP_MAX_PAIRS pairs count), then in its value every `\n`
+ * (backslash, n) becomes a newline unless a backslash precedes it, and then every `\\n` becomes
+ * `\n`. Appends the resulting payload (raw bytes, not checked for UTF-8) to `out`.
+ * Returns SIOC_OK; SIOC_EPROTO when `d` is absent or repeated (Node then ignores the body: its
+ * qs.parse gives no string); or out's error (SIOC_ETOOBIG past out->limit, SIOC_ENOMEM). On
+ * error `out` is rolled back to its length at entry. Allocates only scratch the size of len. */
+int eio_jsonp_body_decode(const uint8_t *p, size_t len, struct buf *out);
 
 #endif

@@ -78,7 +78,7 @@ static struct slice request_uid(const struct adapter_request *req)
 static void collect_cb(void *ctx, struct sio_socket *sock)
 {
     struct cluster *c = ctx;
-    buf_append(&c->ids, sio_socket_id(sock), SIO_SOCKET_ID_LEN);
+    buf_append(&c->ids, sio_socket_key(sock), SIO_SOCKET_ID_LEN); /* fixed size */
 }
 
 /* Selects like a broadcast (union of rooms minus except) into c->ids; returns the count, or
@@ -453,8 +453,10 @@ static void answer_sockets(struct cluster *c, const struct cluster_nsp *n,
     long count = select_ids(c, n, req->has_rooms ? &req->rooms : NULL, NULL);
     buf_reset(&c->list);
     mp_write_array(&c->list, count > 0 ? (uint32_t)count : 0);
-    for (long i = 0; i < count; i++)
-        mp_write_str(&c->list, c->ids.data + (size_t)i * SIO_SOCKET_ID_LEN, SIO_SOCKET_ID_LEN);
+    for (long i = 0; i < count; i++) {
+        const struct sio_socket *sock = selected(c, n, i); /* present: nothing ran since */
+        mp_write_cstr(&c->list, sock != NULL ? sio_socket_id(sock) : "");
+    }
     struct adapter_response res = {
         .has_request_id = true,
         .request_id = req->request_id,

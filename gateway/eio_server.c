@@ -1,8 +1,10 @@
-/* eio_server.c: Engine.IO v4 sessions (see eio_server.h; PROTOCOL.md §1). A session has one
- * active transport: polling (packets queue until a GET takes them) or a WebSocket link. During
- * an upgrade a second WebSocket link (the probe) exists until the client sends `5`. Closing is
- * two-step: the session leaves the table and is marked dead at once, and the owner hears about
- * it from the loop (a per-session event), so no callback ever frees what its caller uses. */
+/* eio_server.c: Engine.IO v4 and v3 sessions (see eio_server.h; PROTOCOL.md §1, §1.12). A
+ * session is in one state (enum session_state, every transition in set_state): polling (packets
+ * queue until a GET takes them), probing and probed (an upgrade's WebSocket link exists until the
+ * client sends `5`), websocket, linger and closed. Closing is two-step: the session leaves the
+ * table at once, and the owner hears about it from the loop (a per-session event), so no callback
+ * ever frees what its caller uses. WebSocket connection rules are ws_link.c's; polling bodies
+ * eio_polling.c's; CORS eio_cors.c's. */
 #include "gateway/eio_server.h"
 
 #include <event2/event.h>
@@ -18,28 +20,24 @@
 #include "common/idmap.h"
 #include "common/net/deadline_timer.h"
 #include "common/ws.h"
+#include "gateway/eio_cors.h"
+#include "gateway/eio_polling.h"
 #include "gateway/random_pool.h"
+#include "gateway/ws_link.h"
 
 #define DEFAULT_POLL_LINGER_MS 30000 /* a closed polling session waits this long for its last GET */
-#define POLL_COPY_MAX (64 * 1024) /* polling bodies up to this are built in one block */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define DEFAULT_HEARTBEAT_HOLD_MAX_MS 60000
-#define MAX_ORIGIN 256
 
+/* A session's one state (PROTOCOL.md 1.5, 1.8, 1.9); set_state makes every transition. The
+ * first four are open. */
 enum session_state {
-    SESSION_OPEN,
-    SESSION_LINGER, /* closed by the server; the next GET gets the rest and the close packet */
-    SESSION_DEAD,   /* out of the table; the reaper notifies the owner and frees it */
-};
-
-struct ws_link {
-    struct eio_session *s;
-    struct http_conn *conn;
-    struct ws_parser parser;
-    struct buf message; /* both empty between messages (DESIGN.md §4) */
-    struct buf control;
-    bool probe;  /* the link of an upgrade in progress */
-    bool probed; /* it received 2probe */
+    STATE_POLLING,   /* packets queue for the next GET */
+    STATE_PROBING,   /* polling; `probe` is a WebSocket link that has not sent 2probe yet */
+    STATE_PROBED,    /* polling; the probe answered 3probe: GETs get a noop; its 5 upgrades */
+    STATE_WEBSOCKET, /* on `ws` (a direct connection, or after the upgrade) */
+    STATE_LINGER,    /* closed by the server; the sid waits for a last GET (1.5.5) */
+    STATE_CLOSED,    /* out of the table; the reaper tells the owner and frees */
 };
 
 struct eio_session {
@@ -48,10 +46,10 @@ struct eio_session {
     struct eio_server *srv;
     void *user;
     enum session_state state;
-    bool websocket;   /* the active transport */
     bool notified;
+    struct eio_poll_format fmt; /* revision, b64, JSONP (owned digits): fixed at the handshake */
     const char *reason;
-    struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping */
+    struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping; v3: v3_wait */
     struct deadline_node deadline;  /* in upgrade_wait (a probe) or linger_wait */
     struct eio_session *reap_next;  /* on the reap list while `reap_queued` */
     bool reap_queued;
@@ -59,8 +57,8 @@ struct eio_session {
     char *get_origin;      /* its allowed Origin (whitelist CORS only), for the late answer */
     struct gw_frame **queue;
     size_t queue_len, queue_cap, queue_bytes;
-    struct ws_link *ws;    /* active WebSocket transport */
-    struct ws_link *probe; /* upgrading link */
+    struct ws_link *ws;    /* STATE_WEBSOCKET: the transport */
+    struct ws_link *probe; /* STATE_PROBING, STATE_PROBED: the upgrading link */
 };
 
 struct eio_server {
@@ -71,18 +69,19 @@ struct eio_server {
     struct eio_session *list;
     size_t count;
     uint32_t sid_counter;
-    struct gw_frame *ping, *noop, *close, *pong_probe;
+    struct gw_frame *ping, *pong, *noop, *close, *pong_probe;
     struct random_pool random; /* session ids */
     /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
-    struct deadline_timer timer; /* for the earliest deadline of the four lists */
+    struct deadline_list v3_wait; /* 1.12: v3 sessions await the client's ping */
+    struct deadline_timer timer;  /* for the earliest deadline of the five lists */
     bool heartbeats_held;        /* eio_server_hold_heartbeats */
     bool hold_expired;           /* ... for longer than heartbeat_hold_max_ms (logged once) */
     uint64_t held_since_ms;
     /* Sessions whose owner is told (and which are freed if dead) from the loop. */
     struct eio_session *reap_head, *reap_tail;
     struct event *reap_event;
-    char cors_buf[MAX_ORIGIN]; /* the reflected Origin of the response being built */
+    char cors_buf[EIO_CORS_MAX_ORIGIN]; /* the reflected Origin of the response being built */
 };
 
 __attribute__((format(printf, 3, 4)))
@@ -102,57 +101,24 @@ static void log_peer(struct eio_server *srv, const char *event, const char *fmt,
 
 static bool cors_whitelist(const struct eio_server *srv)
 {
-    const char *cors = srv->cfg.cors_origin;
-    return cors != NULL && cors[0] != '\0' && strcmp(cors, "*") != 0;
+    return eio_cors_whitelist(srv->cfg.cors_origin);
 }
 
-/* True when `origin` is one of the whitelist's entries (comma list, spaces ignored). */
 static bool cors_allows(const struct eio_server *srv, struct slice origin)
 {
-    const char *s = srv->cfg.cors_origin;
-    if (origin.len == 0 || origin.len >= MAX_ORIGIN)
-        return false;
-    while (*s != '\0') {
-        const char *end = strchr(s, ',');
-        size_t n = end ? (size_t)(end - s) : strlen(s);
-        size_t a = 0, b = n;
-        while (a < b && s[a] == ' ')
-            a++;
-        while (b > a && s[b - 1] == ' ')
-            b--;
-        if (b - a == origin.len && memcmp(s + a, origin.p, origin.len) == 0)
-            return true;
-        s += n + (end != NULL);
-    }
-    return false;
+    return eio_cors_allows(srv->cfg.cors_origin, origin);
 }
 
 static struct slice request_origin(const struct http_server_request *req)
 {
-    const struct http_header *h = http_header_find(req->head, "Origin", NULL);
-    return h != NULL ? h->value : (struct slice){NULL, 0};
+    return eio_cors_request_origin(req);
 }
 
-/* Adds the CORS fields of PROTOCOL.md 1.10 for a request with this Origin (empty: none) to
- * fields[*n]. A reflected Origin is copied into srv->cors_buf, valid until the next call. */
+/* The CORS fields (eio_cors.h); a reflected Origin is valid until the next call. */
 static void add_cors(struct eio_server *srv, struct slice origin, struct http_field *fields,
                      size_t *n)
 {
-    const char *cors = srv->cfg.cors_origin;
-    if (cors == NULL || cors[0] == '\0')
-        return;
-    if (!cors_whitelist(srv)) {
-        fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", "*"};
-        return;
-    }
-    /* A whitelist reflects a matching Origin, with credentials (the cors package's origin:[…]). */
-    fields[(*n)++] = (struct http_field){"Vary", "Origin"};
-    if (origin.p != NULL && cors_allows(srv, origin)) {
-        memcpy(srv->cors_buf, origin.p, origin.len);
-        srv->cors_buf[origin.len] = '\0';
-        fields[(*n)++] = (struct http_field){"Access-Control-Allow-Origin", srv->cors_buf};
-    }
-    fields[(*n)++] = (struct http_field){"Access-Control-Allow-Credentials", "true"};
+    eio_cors_add(srv->cfg.cors_origin, origin, srv->cors_buf, fields, n);
 }
 
 static void respond(struct eio_server *srv, struct http_conn *conn,
@@ -190,10 +156,12 @@ static void respond_error(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- sessions ---- */
 
+static void session_abort(struct eio_session *s, const char *reason, struct gw_frame *release);
+
 static void arm_server_timer(struct eio_server *srv)
 {
     struct deadline_list *lists[] = {&srv->ping_wait, &srv->pong_wait, &srv->upgrade_wait,
-                                     &srv->linger_wait};
+                                     &srv->linger_wait, &srv->v3_wait};
     deadline_timer_arm(&srv->timer, lists, sizeof lists / sizeof lists[0]);
 }
 
@@ -249,33 +217,36 @@ static void session_free(struct eio_session *s)
         gw_frame_unref(s->queue[i]);
     free(s->queue);
     free(s->get_origin);
+    eio_poll_format_deinit(&s->fmt);
     deadline_remove(&s->heartbeat);
     deadline_remove(&s->deadline);
     free(s);
 }
 
-static void ws_link_free(struct ws_link *link)
+static void drop_queue(struct eio_session *s)
 {
-    if (link == NULL)
-        return;
-    buf_deinit(&link->message);
-    buf_deinit(&link->control);
-    free(link);
+    for (size_t i = 0; i < s->queue_len; i++)
+        gw_frame_unref(s->queue[i]);
+    s->queue_len = 0;
+    s->queue_bytes = 0;
 }
 
-/* Ends a WebSocket link: optional close frame, then the connection closes after the flush. */
-static void ws_link_close(struct ws_link *link, unsigned code)
+/* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
+/* Answers the held GET with frames[0..n), then `extra`. */
+static void answer_get(struct eio_session *s, struct gw_frame *const *frames, size_t count,
+                       struct gw_frame *extra)
 {
-    if (link->conn != NULL) {
-        struct buf frame;
-        buf_init(&frame, 0);
-        ws_write_close(&frame, code, NULL, 0);
-        http_conn_write(link->conn, frame.data, frame.len);
-        buf_deinit(&frame);
-        http_conn_close(link->conn, true);
-        link->conn = NULL;
-    }
-    ws_link_free(link);
+    struct http_conn *conn = s->get;
+    s->get = NULL;
+    http_conn_clear_owner(conn);
+    struct http_field fields[8];
+    size_t n = 0;
+    struct slice origin = {(const uint8_t *)s->get_origin, s->get_origin ? strlen(s->get_origin) : 0};
+    add_cors(s->srv, origin, fields, &n); /* the headers the GET would have had when it came */
+    free(s->get_origin);
+    s->get_origin = NULL;
+    if (eio_poll_respond(conn, &s->fmt, fields, n, frames, count, extra) != SIOC_OK)
+        session_abort(s, "out of memory", NULL);
 }
 
 /* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
@@ -283,58 +254,64 @@ static void flush_poll(struct eio_session *s, struct gw_frame *extra)
 {
     if (s->get == NULL || (s->queue_len == 0 && extra == NULL))
         return;
-    struct http_conn *conn = s->get;
-    s->get = NULL;
-    http_conn_clear_owner(conn);
-    size_t total = 0, parts = s->queue_len + (extra != NULL);
-    for (size_t i = 0; i < parts; i++) {
-        struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
-        size_t len = 0;
-        if (gw_frame_polling(f, &len) == NULL)
-            len = 0;
-        total += len + (i > 0);
-    }
-    struct http_field fields[8];
-    size_t n = 0;
-    struct slice origin = {(const uint8_t *)s->get_origin, s->get_origin ? strlen(s->get_origin) : 0};
-    add_cors(s->srv, origin, fields, &n); /* the headers the GET would have had when it came */
-    free(s->get_origin);
-    s->get_origin = NULL;
-    fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
-    fields[n++] = (struct http_field){"cache-control", "no-store"};
-    http_conn_respond_begin(conn, 200, fields, n, total, false);
-    /* A body of small packets is copied into one block (one piece of output, not two per
-     * packet); a large one references the shared frames. */
-    uint8_t *dst = total <= POLL_COPY_MAX ? http_conn_write_space(conn, total) : NULL;
-    for (size_t i = 0; i < parts; i++) {
-        struct gw_frame *f = i < s->queue_len ? s->queue[i] : extra;
-        size_t len = 0;
-        const uint8_t *p = gw_frame_polling(f, &len);
-        if (dst != NULL) {
-            if (i > 0)
-                *dst++ = 0x1e; /* PROTOCOL.md 1.5.1: the record separator */
-            if (p != NULL && len > 0)
-                memcpy(dst, p, len);
-            dst += p != NULL ? len : 0;
-            continue;
-        }
-        if (i > 0)
-            http_conn_write(conn, "\x1e", 1);
-        if (p != NULL)
-            http_conn_write_ref(conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
-    }
-    http_conn_respond_end(conn);
-    for (size_t i = 0; i < s->queue_len; i++)
-        gw_frame_unref(s->queue[i]);
-    s->queue_len = 0;
-    s->queue_bytes = 0;
+    answer_get(s, s->queue, s->queue_len, extra);
+    drop_queue(s);
 }
 
-static void ws_send(struct ws_link *link, struct gw_frame *f)
+static void ws_send(const struct eio_session *s, struct ws_link *link, struct gw_frame *f)
 {
-    size_t len;
-    const uint8_t *p = gw_frame_ws(f, &len);
-    http_conn_write_ref(link->conn, p, len, gw_frame_release_cb, gw_frame_ref(f));
+    size_t len = 0;
+    /* 1.12: v3 binary frames start with the type byte (framed once per frame, then shared) */
+    const uint8_t *p = s->fmt.version == EIO_V3 ? gw_frame_ws_v3(f, &len) : gw_frame_ws(f, &len);
+    if (p != NULL)
+        ws_link_write_ref(link, p, len, gw_frame_release_cb, gw_frame_ref(f));
+}
+
+static bool session_open(const struct eio_session *s)
+{
+    return s->state <= STATE_WEBSOCKET;
+}
+
+/* Every state change, with what it implies (PROTOCOL.md 1.8, 1.9). Leaving a probing state for
+ * polling or an end drops the probe link; the upgrade hands it over as the transport; an end
+ * stops the heartbeat; linger waits for the last GET; closed leaves the table and tells the
+ * owner from the loop. */
+static void set_state(struct eio_session *s, enum session_state to)
+{
+    struct eio_server *srv = s->srv;
+    enum session_state from = s->state;
+    if (from == to)
+        return;
+    bool probing = from == STATE_PROBING || from == STATE_PROBED;
+    if (probing && to == STATE_WEBSOCKET) {
+        s->ws = s->probe; /* 1.8 step 3 */
+        s->probe = NULL;
+        deadline_remove(&s->deadline);
+    } else if (probing && to != STATE_PROBED) {
+        if (s->probe != NULL)
+            ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
+        s->probe = NULL;
+        deadline_remove(&s->deadline);
+    }
+    s->state = to;
+    switch (to) {
+    case STATE_PROBING:
+        arm_deadline(srv, &s->deadline, &srv->upgrade_wait);
+        break;
+    case STATE_LINGER:
+        deadline_remove(&s->heartbeat);
+        arm_deadline(srv, &s->deadline, &srv->linger_wait);
+        schedule_reap(s);
+        break;
+    case STATE_CLOSED:
+        deadline_remove(&s->heartbeat);
+        deadline_remove(&s->deadline);
+        idmap_remove(&srv->sessions, &s->node);
+        schedule_reap(s);
+        break;
+    default:
+        break;
+    }
 }
 
 /* Takes the session out of service: no more input is processed, the owner is told from the
@@ -342,23 +319,11 @@ static void ws_send(struct ws_link *link, struct gw_frame *f)
  * collect the rest and the close packet (PROTOCOL.md 1.5.5). */
 static void session_end(struct eio_session *s, const char *reason, bool linger)
 {
-    if (s->state != SESSION_OPEN)
+    if (!session_open(s))
         return;
     s->reason = reason;
-    deadline_remove(&s->heartbeat);
-    deadline_remove(&s->deadline);
-    if (s->probe != NULL) {
-        ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
-        s->probe = NULL;
-    }
-    if (linger && !s->websocket && s->get == NULL) {
-        s->state = SESSION_LINGER;
-        arm_deadline(s->srv, &s->deadline, &s->srv->linger_wait);
-    } else {
-        s->state = SESSION_DEAD;
-        idmap_remove(&s->srv->sessions, &s->node);
-    }
-    schedule_reap(s);
+    bool polling = s->state != STATE_WEBSOCKET;
+    set_state(s, linger && polling && s->get == NULL ? STATE_LINGER : STATE_CLOSED);
 }
 
 /* Tells the owner the session ended (once) and frees it if it is dead. */
@@ -370,16 +335,16 @@ static void reap(struct eio_session *s)
             s->srv->cfg.on_close(s->srv->cfg.ctx, s, s->user, s->reason);
         s->user = NULL;
     }
-    if (s->state == SESSION_DEAD)
+    if (s->state == STATE_CLOSED)
         session_free(s);
 }
 
 /* Server-initiated close, or a close after an error: flush, then the close packet/frame. */
 void eio_session_close(struct eio_session *s, const char *reason)
 {
-    if (s->state != SESSION_OPEN)
+    if (!session_open(s))
         return;
-    if (s->websocket) {
+    if (s->state == STATE_WEBSOCKET) {
         ws_link_close(s->ws, WS_CLOSE_NO_STATUS); /* PROTOCOL.md 1.6: no status code */
         s->ws = NULL;
         session_end(s, reason, false);
@@ -390,10 +355,14 @@ void eio_session_close(struct eio_session *s, const char *reason)
         session_end(s, reason, false);
         return;
     }
-    /* PROTOCOL.md 1.5.5: the next GET gets "<buffered>\x1e1", or "6\x1e1" when none. */
-    if (s->queue_len == 0)
+    /* PROTOCOL.md 1.5.5 as Node does it (reference transcript e): the next GET gets "6\x1e1" when
+     * nothing is buffered; otherwise it gets the buffered packets and the GET after it "6\x1e1"
+     * (polling_get queues those once the queue went out: a queue ending in the close packet is
+     * the last answer). */
+    if (s->queue_len == 0) {
         eio_session_send(s, s->srv->noop);
-    eio_session_send(s, s->srv->close);
+        eio_session_send(s, s->srv->close);
+    }
     session_end(s, reason, true);
 }
 
@@ -401,14 +370,10 @@ void eio_session_close(struct eio_session *s, const char *reason)
  * but the answer to a held GET (`release`: "6" after a client close packet, "1" otherwise). */
 static void session_abort(struct eio_session *s, const char *reason, struct gw_frame *release)
 {
-    if (s->state != SESSION_OPEN)
+    if (!session_open(s))
         return;
     if (s->get != NULL) {
-        /* the held GET gets only the release packet: what was queued is for a dead session */
-        for (size_t i = 0; i < s->queue_len; i++)
-            gw_frame_unref(s->queue[i]);
-        s->queue_len = 0;
-        s->queue_bytes = 0;
+        drop_queue(s); /* the held GET gets only the release packet: the rest is for a dead session */
         flush_poll(s, release);
     }
     if (s->ws != NULL) {
@@ -433,10 +398,10 @@ static struct deadline_list *after_ping(struct eio_server *srv)
  * (PROTOCOL.md 1.7). */
 static void ping_due(struct eio_session *s)
 {
-    if (s->state != SESSION_OPEN)
+    if (!session_open(s))
         return;
     eio_session_send(s, s->srv->ping);
-    if (s->state == SESSION_OPEN)
+    if (session_open(s))
         arm_deadline(s->srv, &s->heartbeat, after_ping(s->srv));
 }
 
@@ -448,17 +413,11 @@ static void schedule_ping(struct eio_session *s)
 /* The upgrade probe or a closed polling session's wait for its last GET timed out. */
 static void deadline_due(struct eio_session *s)
 {
-    if (s->state == SESSION_LINGER) {
-        /* the last GET never came */
-        s->state = SESSION_DEAD;
-        idmap_remove(&s->srv->sessions, &s->node);
-        schedule_reap(s);
-        return;
-    }
-    if (s->probe != NULL) {
+    if (s->state == STATE_LINGER) {
+        set_state(s, STATE_CLOSED); /* the last GET never came */
+    } else if (s->state == STATE_PROBING || s->state == STATE_PROBED) {
         log_peer(s->srv, "eio.upgrade_timeout", "sid=%s", s->node.id);
-        ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
-        s->probe = NULL;
+        set_state(s, STATE_POLLING);
     }
 }
 
@@ -471,12 +430,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->ping_wait, now)) != NULL)
         ping_due(DEADLINE_OWNER(n, struct eio_session, heartbeat));
-    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL) {
+    while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL ||
+           (n = deadline_pop_expired(&srv->v3_wait, now)) != NULL) {
         struct eio_session *s = DEADLINE_OWNER(n, struct eio_session, heartbeat);
+        bool v3 = s->fmt.version == EIO_V3;
         if (srv->heartbeats_held && now - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms) {
             /* our pause, not the client's silence: ping again (the client closes a connection
-             * that stops pinging), then every pingInterval while the hold lasts */
-            ping_due(s);
+             * that stops pinging), then every pingInterval while the hold lasts; a v3
+             * client's ping may wait unread: wait once more */
+            if (!v3)
+                ping_due(s);
+            else if (session_open(s))
+                deadline_push(&srv->v3_wait, n, now);
             continue;
         }
         if (srv->heartbeats_held && !srv->hold_expired) {
@@ -496,13 +461,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void eio_session_send(struct eio_session *s, struct gw_frame *f)
 {
-    if (s->state == SESSION_DEAD)
+    if (s->state == STATE_CLOSED)
         return;
     (*s->srv->cfg.packets_out)++;
     *s->srv->cfg.bytes_out += f->len;
-    if (s->websocket && s->ws != NULL) {
-        ws_send(s->ws, f);
-        size_t pending = http_conn_output_pending(s->ws->conn);
+    if (s->state == STATE_WEBSOCKET && s->ws != NULL) {
+        ws_send(s, s->ws, f);
+        size_t pending = ws_link_output_pending(s->ws);
         if (pending > s->srv->cfg.out_hard_limit) {
             log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id, pending);
             session_abort(s, "slow consumer", NULL);
@@ -521,7 +486,7 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
     }
     s->queue[s->queue_len++] = gw_frame_ref(f);
     s->queue_bytes += f->len;
-    if (s->queue_bytes > s->srv->cfg.out_hard_limit && s->state == SESSION_OPEN) {
+    if (s->queue_bytes > s->srv->cfg.out_hard_limit && session_open(s)) {
         log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id, s->queue_bytes);
         session_abort(s, "slow consumer", NULL);
         return;
@@ -532,10 +497,10 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
 
 bool eio_session_writable(const struct eio_session *s)
 {
-    if (s->state != SESSION_OPEN)
+    if (!session_open(s))
         return false;
-    if (s->websocket)
-        return s->ws != NULL && http_conn_output_pending(s->ws->conn) < 64 * 1024;
+    if (s->state == STATE_WEBSOCKET)
+        return s->ws != NULL && ws_link_output_pending(s->ws) < 64 * 1024;
     return s->get != NULL;
 }
 
@@ -546,7 +511,18 @@ const char *eio_session_id(const struct eio_session *s)
 
 bool eio_session_is_websocket(const struct eio_session *s)
 {
-    return s->websocket;
+    return s->state == STATE_WEBSOCKET;
+}
+
+enum eio_version eio_session_version(const struct eio_session *s)
+{
+    return s->fmt.version;
+}
+
+void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len)
+{
+    struct eio_session *s = (struct eio_session *)(void *)idmap_find(&srv->sessions, sid, len);
+    return s != NULL && session_open(s) ? s->user : NULL;
 }
 
 /* ---- packets from the client (both transports) ---- */
@@ -562,6 +538,11 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
                                    pkt->binary);
         break;
     case EIO_PACKET_PONG:
+        if (s->fmt.version == EIO_V3) {
+            log_peer(s->srv, "eio.invalid_packet", "sid=%s: pong from a v3 client", s->node.id);
+            session_abort(s, "invalid heartbeat direction", s->srv->close);
+            break;
+        }
         /* PROTOCOL.md 1.7: the next ping comes pingInterval after the pong */
         if (s->heartbeat.list == &s->srv->pong_wait)
             schedule_ping(s);
@@ -571,6 +552,12 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
         session_abort(s, "transport close", s->srv->noop);
         break;
     case EIO_PACKET_PING:
+        if (s->fmt.version == EIO_V3) {
+            /* 1.12: the client pings, the server answers and waits interval + timeout again */
+            arm_deadline(s->srv, &s->heartbeat, &s->srv->v3_wait);
+            eio_session_send(s, s->srv->pong);
+            break;
+        }
         log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->node.id);
         session_abort(s, "invalid heartbeat direction", s->srv->close);
         break;
@@ -581,215 +568,109 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
 
 /* ---- WebSocket links ---- */
 
+/* 1.8 step 3: the client sent 5 on the probed link. The polling transport is closed (a held
+ * GET gets a noop) and everything buffered goes out on the WebSocket. */
 static void complete_upgrade(struct eio_session *s)
 {
-    struct ws_link *link = s->probe;
-    s->probe = NULL;
-    deadline_remove(&s->deadline);
-    link->probe = false;
-    s->ws = link;
-    s->websocket = true;
-    /* 1.8 step 3: the polling transport is closed and everything buffered goes out here */
-    if (s->get != NULL) {
-        struct gw_frame **queue = s->queue;
-        size_t len = s->queue_len;
-        s->queue_len = 0;
-        flush_poll(s, s->srv->noop);
-        s->queue_len = len;
-        s->queue = queue;
-    }
-    for (size_t i = 0; i < s->queue_len; i++) {
-        ws_send(link, s->queue[i]);
-        gw_frame_unref(s->queue[i]);
-    }
-    s->queue_len = 0;
-    s->queue_bytes = 0;
+    if (s->get != NULL)
+        answer_get(s, NULL, 0, s->srv->noop); /* the queue goes out on the WebSocket */
+    set_state(s, STATE_WEBSOCKET);
+    for (size_t i = 0; i < s->queue_len; i++)
+        ws_send(s, s->ws, s->queue[i]);
+    drop_queue(s);
 }
 
-/* A text frame on a probe link (PROTOCOL.md 1.8 step 2-3). Returns false when it closed and
- * freed the link; true when the link lives on (still the probe, or now the session's transport). */
-static bool probe_text(struct eio_session *s, struct ws_link *link, const uint8_t *p, size_t len)
+/* A message on the probe link (PROTOCOL.md 1.8 steps 2-3): 2probe, then 5. Anything else fails
+ * the upgrade (the link is closed) and the polling session carries on. */
+static void probe_message(struct eio_session *s, const uint8_t *p, size_t len, bool binary)
 {
-    if (!link->probed && len == 6 && memcmp(p, "2probe", 6) == 0) {
-        link->probed = true;
-        ws_send(link, s->srv->pong_probe);
+    if (!binary && s->state == STATE_PROBING && len == 6 && memcmp(p, "2probe", 6) == 0) {
+        set_state(s, STATE_PROBED);
+        ws_send(s, s->probe, s->srv->pong_probe);
         if (s->get != NULL && s->queue_len == 0)
             flush_poll(s, s->srv->noop); /* release the poll so the client can send 5 */
-        return true;
-    }
-    if (link->probed && len == 1 && p[0] == '5') {
-        complete_upgrade(s);
-        return true;
-    }
-    /* anything else fails the upgrade; the polling session carries on */
-    log_peer(s->srv, "eio.upgrade_failed", "sid=%s: unexpected packet on the probe", s->node.id);
-    ws_link_close(link, WS_CLOSE_NO_STATUS);
-    s->probe = NULL;
-    deadline_remove(&s->deadline);
-    return false;
-}
-
-/* One whole WebSocket message or control event. Returns false when the link is gone. */
-static bool ws_event(struct ws_link *link, const struct ws_event *ev)
-{
-    struct eio_session *s = link->s;
-    switch (ev->type) {
-    case WS_EVENT_TEXT:
-        if (link->probe) {
-            /* after "5" the link is the session's transport: keep reading what followed it */
-            return probe_text(s, link, ev->data, ev->len);
-        } else {
-            struct eio_packet pkt;
-            struct buf bin; /* a "b<base64>" text packet decodes here; allocates only then */
-            buf_init(&bin, s->srv->cfg.max_payload);
-            int rc = eio_packet_decode(EIO_V4, ev->data, ev->len, &bin, &pkt);
-            if (rc != SIOC_OK) {
-                buf_deinit(&bin);
-                log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
-                session_abort(s, "parse error", NULL);
-                return false;
-            }
-            handle_packet(s, &pkt);
-            buf_deinit(&bin);
-        }
-        break;
-    case WS_EVENT_BINARY:
-        if (link->probe) {
-            (void)probe_text(s, link, (const uint8_t *)"", 0); /* always fails the upgrade */
-            return false;
-        }
-        (*s->srv->cfg.packets_in)++;
-        *s->srv->cfg.bytes_in += ev->len;
-        if (s->srv->cfg.on_message != NULL)
-            s->srv->cfg.on_message(s->srv->cfg.ctx, s, s->user, ev->data, ev->len, true);
-        break;
-    case WS_EVENT_PING: {
-        /* The pong counts against the connection's output limits (http_server.h): a client
-         * that floods pings and reads nothing stops being read at the soft limit. */
-        struct buf pong;
-        buf_init(&pong, 0);
-        ws_write_frame(&pong, WS_OP_PONG, true, ev->data, ev->len); /* RFC 6455 5.5.2 */
-        http_conn_write(link->conn, pong.data, pong.len);
-        buf_deinit(&pong);
-        break;
-    }
-    case WS_EVENT_CLOSE:
-        /* RFC 6455 5.5.1: answer with a close frame carrying the same code */
-        if (link->probe) {
-            ws_link_close(link, ev->close_code);
-            s->probe = NULL;
-        } else {
-            ws_link_close(link, ev->close_code);
-            s->ws = NULL;
-            session_abort(s, "transport close", NULL);
-        }
-        return false;
-    default:
-        break;
-    }
-    return s->state == SESSION_OPEN && (link->probe ? s->probe == link : s->ws == link);
-}
-
-static size_t ws_data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len)
-{
-    (void)conn;
-    struct ws_link *link = ctx;
-    struct eio_session *s = link->s;
-    size_t used = 0;
-    while (used < len) {
-        struct ws_event ev;
-        size_t consumed = 0;
-        int rc = ws_parser_feed(&link->parser, p + used, len - used, &consumed, &ev);
-        used += consumed;
-        if (rc == SIOC_EAGAIN)
-            break;
-        if (rc != SIOC_OK) {
-            unsigned code = ws_error_close_code(rc);
-            log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(rc));
-            bool probe = s->probe == link;
-            ws_link_close(link, code); /* frees link */
-            if (probe) {
-                s->probe = NULL;
-            } else {
-                s->ws = NULL;
-                session_abort(s, rc == SIOC_ETOOBIG ? "message too big" : "parse error", NULL);
-            }
-            return len;
-        }
-        if (!ws_event(link, &ev))
-            return len;
-        /* DESIGN.md §4: an idle connection keeps no buffer; the event was handled */
-        if (ev.type == WS_EVENT_TEXT || ev.type == WS_EVENT_BINARY)
-            buf_deinit(&link->message);
-        else
-            buf_deinit(&link->control);
-    }
-    return used;
-}
-
-static void ws_close_cb(void *ctx, struct http_conn *conn, const char *reason)
-{
-    (void)conn;
-    struct ws_link *link = ctx;
-    struct eio_session *s = link->s;
-    link->conn = NULL;
-    if (s->probe == link) {
-        s->probe = NULL;
-        ws_link_free(link);
         return;
     }
+    if (!binary && s->state == STATE_PROBED && len == 1 && p[0] == '5') {
+        complete_upgrade(s);
+        return;
+    }
+    log_peer(s->srv, "eio.upgrade_failed", "sid=%s: unexpected packet on the probe", s->node.id);
+    set_state(s, STATE_POLLING);
+}
+
+/* A whole message on the session's WebSocket: one Engine.IO packet (1.6; 1.12 for v3 binary). */
+static void link_message_cb(void *ctx, struct ws_link *link, const uint8_t *p, size_t len,
+                            bool binary)
+{
+    struct eio_session *s = ctx;
+    if (link == s->probe) {
+        probe_message(s, p, len, binary);
+        return;
+    }
+    if (link != s->ws || !session_open(s))
+        return;
+    struct eio_packet pkt;
+    if (binary && s->fmt.version == EIO_V4) {
+        /* 1.6: a v4 binary frame is message data, nothing else */
+        pkt = (struct eio_packet){EIO_PACKET_MESSAGE, true, {p, len}};
+        handle_packet(s, &pkt);
+        return;
+    }
+    struct buf bin; /* a "b<base64>" text packet decodes here; allocates only then */
+    buf_init(&bin, s->srv->cfg.max_payload);
+    int rc = binary ? eio_binary_frame_decode(EIO_V3, p, len, &pkt)
+                    : eio_packet_decode(s->fmt.version, p, len, &bin, &pkt);
+    if (rc == SIOC_OK) {
+        handle_packet(s, &pkt);
+    } else {
+        log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
+        session_abort(s, "parse error", NULL);
+    }
+    buf_deinit(&bin);
+}
+
+/* The link ended on the peer's side (its close frame, a WebSocket protocol error, or the
+ * connection went away): a probe only fails the upgrade; the transport ends the session. */
+static void link_close_cb(void *ctx, struct ws_link *link, int err, const char *reason)
+{
+    struct eio_session *s = ctx;
+    if (err != SIOC_OK)
+        log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(err));
+    if (link == s->probe) {
+        s->probe = NULL; /* freed by the link layer */
+        set_state(s, STATE_POLLING);
+        return;
+    }
+    if (link != s->ws)
+        return;
     s->ws = NULL;
-    ws_link_free(link);
-    session_abort(s, reason, NULL);
+    session_abort(s, err == SIOC_ETOOBIG ? "message too big" : err != SIOC_OK ? "parse error" : reason,
+                  NULL);
 }
 
-static void ws_drained_cb(void *ctx, struct http_conn *conn)
-{
-    (void)ctx;
-    (void)conn;
-}
+static const struct ws_link_handler link_handler = {link_message_cb, link_close_cb};
 
-/* Writes the 101 answer and turns the connection into a WebSocket link. NULL on failure (the
- * connection got a 400 and is closing). */
+/* Checks the WebSocket request, writes the 101 (with the CORS headers of 1.10) and makes the
+ * connection a link for session `s` (NULL: a link closed at once). NULL on failure (the
+ * connection got its 400 and is closing). */
 static struct ws_link *accept_websocket(struct eio_server *srv, struct http_conn *conn,
-                                        struct http_server_request *req, struct eio_session *s,
-                                        bool probe)
+                                        struct http_server_request *req, struct eio_session *s)
 {
-    const struct http_header *key = http_header_find(req->head, "Sec-WebSocket-Key", NULL);
-    const struct http_header *version = http_header_find(req->head, "Sec-WebSocket-Version", NULL);
-    if (key == NULL || version == NULL ||
-        !ws_client_key_valid((const char *)key->value.p, key->value.len) ||
-        !ws_version_valid((const char *)version->value.p, version->value.len)) {
+    if (!ws_link_request_valid(req)) {
         respond_error(srv, conn, req, EIO_ERR_BAD_REQUEST);
         return NULL;
     }
-    struct ws_link *link = calloc(1, sizeof *link);
-    if (link == NULL) {
-        http_conn_close(conn, false);
-        return NULL;
-    }
-    link->s = s;
-    link->conn = conn;
-    link->probe = probe;
-    buf_init(&link->message, srv->cfg.max_payload);
-    buf_init(&link->control, 0);
-    ws_parser_init(&link->parser, &link->message, &link->control, srv->cfg.max_payload, 0);
-    /* 1.10: the 101 carries the CORS headers too */
     struct http_field cors[4];
     size_t n = 0;
     add_cors(srv, request_origin(req), cors, &n);
-    struct buf extra, head;
+    struct buf extra;
     buf_init(&extra, 0);
-    buf_init(&head, 0);
     for (size_t i = 0; i < n; i++)
         http_write_header(&extra, cors[i].name, cors[i].value);
-    ws_write_handshake_response(&head, (const char *)key->value.p, key->value.len,
-                                (const char *)extra.data, extra.len);
-    struct http_conn_owner owner = {ws_data_cb, ws_drained_cb, ws_close_cb, link};
-    http_conn_upgrade(conn, &owner);
-    http_conn_write(conn, head.data, head.len);
+    struct ws_link *link = ws_link_accept(conn, req, srv->cfg.max_payload, extra.data, extra.len,
+                                          s != NULL ? &link_handler : NULL, s);
     buf_deinit(&extra);
-    buf_deinit(&head);
     return link;
 }
 
@@ -798,22 +679,22 @@ static struct ws_link *accept_websocket(struct eio_server *srv, struct http_conn
 static void accept_and_close(struct eio_server *srv, struct http_conn *conn,
                              struct http_server_request *req)
 {
-    struct ws_link *link = accept_websocket(srv, conn, req, NULL, true);
-    if (link == NULL)
-        return;
-    http_conn_clear_owner(conn);
-    ws_link_close(link, WS_CLOSE_NO_STATUS);
+    struct ws_link *link = accept_websocket(srv, conn, req, NULL);
+    if (link != NULL)
+        ws_link_close(link, WS_CLOSE_NO_STATUS);
 }
 
 /* ---- handshake and polling ---- */
 
-static struct eio_session *session_new(struct eio_server *srv, bool websocket)
+static struct eio_session *session_new(struct eio_server *srv, bool websocket,
+                                       const struct eio_poll_format *fmt)
 {
     struct eio_session *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
     s->srv = srv;
-    s->websocket = websocket;
+    s->state = websocket ? STATE_WEBSOCKET : STATE_POLLING;
+    s->fmt = *fmt; /* takes the JSONP digits */
     uint8_t random12[12];
     if (!random_pool_take(&srv->random, random12, sizeof random12)) {
         free(s);
@@ -853,10 +734,12 @@ static void open_packet(struct eio_server *srv, const struct eio_session *s, boo
 }
 
 static void handshake(struct eio_server *srv, struct http_conn *conn,
-                      struct http_server_request *req, bool websocket)
+                      struct http_server_request *req, bool websocket, enum eio_version version)
 {
-    struct eio_session *s = session_new(srv, websocket);
+    struct eio_poll_format fmt;
+    struct eio_session *s = eio_poll_format_init(&fmt, req->query, version) ? session_new(srv, websocket, &fmt) : NULL;
     if (s == NULL) {
+        eio_poll_format_deinit(&fmt);
         respond(srv, conn, req, 503, NULL, NULL, 0);
         return;
     }
@@ -871,7 +754,7 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
     buf_init(&open, 0);
     open_packet(srv, s, websocket, &open);
     if (websocket) {
-        s->ws = accept_websocket(srv, conn, req, s, false);
+        s->ws = accept_websocket(srv, conn, req, s);
         if (s->ws == NULL) {
             buf_deinit(&open);
             session_abort(s, "transport error", NULL);
@@ -879,19 +762,30 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
         }
         struct gw_frame *f = gw_frame_new_text('0', open.data + 1, open.len - 1);
         if (f != NULL) {
-            ws_send(s->ws, f);
+            ws_send(s, s->ws, f);
             gw_frame_unref(f);
         }
+        /* what the owner sent from on_open (v3: Socket.IO's implicit CONNECT) follows the open */
+        for (size_t i = 0; i < s->queue_len; i++)
+            ws_send(s, s->ws, s->queue[i]);
+        drop_queue(s);
     } else {
+        /* the open packet is a payload of one packet, in the session's format */
+        struct gw_frame *f = gw_frame_new_text('0', open.data + 1, open.len - 1);
         struct http_field fields[8];
         size_t n = 0;
         add_cors(srv, request_origin(req), fields, &n);
-        fields[n++] = (struct http_field){"Content-Type", "text/plain; charset=UTF-8"};
-        fields[n++] = (struct http_field){"cache-control", "no-store"};
-        http_conn_respond(conn, 200, fields, n, open.data, open.len, false);
+        if (f == NULL)
+            http_conn_respond(conn, 503, fields, n, NULL, 0, false);
+        else
+            eio_poll_respond(conn, &s->fmt, fields, n, &f, 1, NULL);
+        gw_frame_unref(f);
     }
     buf_deinit(&open);
-    schedule_ping(s);
+    if (s->fmt.version == EIO_V3)
+        arm_deadline(srv, &s->heartbeat, &srv->v3_wait); /* 1.12: from the handshake */
+    else
+        schedule_ping(s);
 }
 
 static void poll_get_close_cb(void *ctx, struct http_conn *conn, const char *reason)
@@ -912,7 +806,7 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
          * the close packet */
         respond(srv, conn, req, 400, NULL, NULL, 0);
         log_peer(srv, "eio.concurrent_get", "sid=%s", s->node.id);
-        if (s->state == SESSION_OPEN) {
+        if (session_open(s)) {
             for (size_t i = 0; i < s->queue_len; i++)
                 gw_frame_unref(s->queue[i]);
             s->queue_len = s->queue_bytes = 0;
@@ -934,13 +828,16 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
     }
     struct http_conn_owner owner = {NULL, NULL, poll_get_close_cb, s};
     http_conn_set_owner(conn, &owner);
-    if (s->queue_len > 0 || (s->probe != NULL && s->probe->probed))
+    bool last = s->queue_len > 0 && s->queue[s->queue_len - 1] == srv->close;
+    if (s->queue_len > 0 || s->state == STATE_PROBED)
         flush_poll(s, s->queue_len > 0 ? NULL : srv->noop); /* 1.8: during an upgrade, noop */
-    if (s->state == SESSION_LINGER && s->get == NULL) {
-        s->state = SESSION_DEAD;
-        idmap_remove(&srv->sessions, &s->node);
-        deadline_remove(&s->deadline);
-        schedule_reap(s);
+    if (s->state == STATE_LINGER && s->get == NULL && !last) {
+        /* 1.5.5: the buffered packets went out; the next GET gets noop and close */
+        eio_session_send(s, srv->noop);
+        eio_session_send(s, srv->close);
+        arm_deadline(srv, &s->deadline, &srv->linger_wait);
+    } else if (s->state == STATE_LINGER && s->get == NULL) {
+        set_state(s, STATE_CLOSED);
     }
 }
 
@@ -948,28 +845,41 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
                          struct http_server_request *req, struct eio_session *s)
 {
     const struct http_header *type = http_header_find(req->head, "Content-Type", NULL);
-    if (type != NULL && type->value.len >= 24 &&
-        strncasecmp((const char *)type->value.p, "application/octet-stream", 24) == 0) {
+    bool octet = type != NULL && type->value.len >= 24 &&
+                 strncasecmp((const char *)type->value.p, "application/octet-stream", 24) == 0;
+    struct buf scratch; /* a JSONP body's decoded `d` */
+    buf_init(&scratch, srv->cfg.max_payload);
+    struct slice payload;
+    enum eio_payload_format format;
+    int rc = eio_poll_post_payload(&s->fmt, req->body.p, req->body.len, octet, &scratch, &payload,
+                                   &format);
+    if (rc == SIOC_EINVAL) {
         /* 1.5.3: binary payloads are a v3 feature */
+        buf_deinit(&scratch);
         respond(srv, conn, req, 400, NULL, NULL, 0);
         log_peer(srv, "eio.invalid_content", "sid=%s: application/octet-stream", s->node.id);
         session_abort(s, "transport error", srv->close);
         return;
     }
-    if (s->state != SESSION_OPEN) {
+    if (!session_open(s) || rc == SIOC_EPROTO) {
+        /* 1.5.7: a JSONP body without one `d` is ignored by Node, and still gets "ok" */
+        buf_deinit(&scratch);
         respond(srv, conn, req, 200, "text/html", "ok", 2);
         return;
     }
     struct eio_payload_iter it;
-    eio_payload_iter_init(&it, EIO_PAYLOAD_V4, req->body.p, req->body.len);
+    eio_payload_iter_init(&it, format, payload.p, rc == SIOC_OK ? payload.len : 0);
     struct buf bin;
     buf_init(&bin, srv->cfg.max_payload);
-    int rc = 0;
     struct eio_packet pkt;
-    while (s->state == SESSION_OPEN && (rc = eio_payload_next(&it, &bin, &pkt)) == 1)
+    rc = rc == SIOC_OK ? 0 : rc;
+    while (rc == 0 && session_open(s) && (rc = eio_payload_next(&it, &bin, &pkt)) == 1) {
         handle_packet(s, &pkt);
+        rc = 0;
+    }
     buf_deinit(&bin);
-    if (s->state == SESSION_OPEN && rc < 0) {
+    buf_deinit(&scratch);
+    if (session_open(s) && rc < 0) {
         /* 1.5.3: the valid packets before the error were processed; the session closes. An
          * empty body still gets "ok"; other invalid payloads a 400. */
         log_peer(srv, "eio.invalid_payload", "sid=%s: parse error", s->node.id);
@@ -980,24 +890,6 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
         }
     }
     respond(srv, conn, req, 200, "text/html", "ok", 2);
-}
-
-static void preflight(struct eio_server *srv, struct http_conn *conn,
-                      struct http_server_request *req)
-{
-    struct http_field fields[8];
-    size_t n = 0;
-    add_cors(srv, request_origin(req), fields, &n);
-    fields[n++] = (struct http_field){"Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE"};
-    const struct http_header *want = http_header_find(req->head, "Access-Control-Request-Headers", NULL);
-    char headers[512];
-    if (want != NULL && want->value.len < sizeof headers) {
-        memcpy(headers, want->value.p, want->value.len);
-        headers[want->value.len] = '\0';
-        fields[n++] = (struct http_field){"Access-Control-Allow-Headers", headers};
-        fields[n++] = (struct http_field){"Vary", "Access-Control-Request-Headers"};
-    }
-    http_conn_respond(conn, 204, fields, n, NULL, 0, false);
 }
 
 bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
@@ -1012,7 +904,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     struct slice method = req->head->method;
     if (cors && method.len == 7 && memcmp(method.p, "OPTIONS", 7) == 0 &&
         http_header_find(req->head, "Access-Control-Request-Method", NULL) != NULL) {
-        preflight(srv, conn, req);
+        eio_cors_preflight(srv->cfg.cors_origin, srv->cors_buf, conn, req);
         return true;
     }
 
@@ -1041,11 +933,11 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
         /* the enum values are the bits (eio.h) */
         .enabled_transports = (srv->cfg.polling ? (unsigned)EIO_TRANSPORT_POLLING : 0u) |
                               (srv->cfg.websocket ? (unsigned)EIO_TRANSPORT_WEBSOCKET : 0u),
-        .allow_eio3 = false,
+        .allow_eio3 = srv->cfg.allow_eio3,
         .session_found = s != NULL,
-        .session_transport = s != NULL && s->websocket ? EIO_TRANSPORT_WEBSOCKET
+        .session_transport = s != NULL && s->state == STATE_WEBSOCKET ? EIO_TRANSPORT_WEBSOCKET
                                                        : EIO_TRANSPORT_POLLING,
-        .session_version = EIO_V4,
+        .session_version = s != NULL ? s->fmt.version : EIO_V4,
     };
     enum eio_transport chosen = EIO_TRANSPORT_NONE;
     enum eio_version version = EIO_V4;
@@ -1059,22 +951,21 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     }
 
     if (req->upgrade) {
-        if (chosen != EIO_TRANSPORT_WEBSOCKET || (s != NULL && (s->websocket || s->probe != NULL ||
-                                                                s->state != SESSION_OPEN))) {
+        if (chosen != EIO_TRANSPORT_WEBSOCKET || (s != NULL && s->state != STATE_POLLING)) {
             accept_and_close(srv, conn, req); /* 1.2: 101, then an immediate close */
             return true;
         }
         if (s == NULL) {
-            handshake(srv, conn, req, true);
+            handshake(srv, conn, req, true, version);
             return true;
         }
-        s->probe = accept_websocket(srv, conn, req, s, true);
+        s->probe = accept_websocket(srv, conn, req, s);
         if (s->probe != NULL)
-            arm_deadline(srv, &s->deadline, &srv->upgrade_wait);
+            set_state(s, STATE_PROBING);
         return true;
     }
     if (s == NULL) {
-        handshake(srv, conn, req, false);
+        handshake(srv, conn, req, false, version);
         return true;
     }
     if (is_get)
@@ -1121,6 +1012,7 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     srv->sid_counter = (uint32_t)seed;
     random_pool_init(&srv->random);
     srv->ping = gw_frame_new_text('2', NULL, 0);
+    srv->pong = gw_frame_new_text('3', NULL, 0);
     srv->noop = gw_frame_new_text('6', NULL, 0);
     srv->close = gw_frame_new_text('1', NULL, 0);
     srv->pong_probe = gw_frame_new_text('3', "probe", 5);
@@ -1128,9 +1020,10 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     deadline_list_init(&srv->pong_wait, srv->cfg.ping_timeout_ms);
     deadline_list_init(&srv->upgrade_wait, srv->cfg.upgrade_timeout_ms);
     deadline_list_init(&srv->linger_wait, srv->cfg.poll_linger_ms);
+    deadline_list_init(&srv->v3_wait, srv->cfg.ping_interval_ms + srv->cfg.ping_timeout_ms);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->reap_event = event_new(base, -1, 0, reap_cb, srv);
-    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->noop == NULL ||
+    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->pong == NULL || srv->noop == NULL ||
         srv->close == NULL || srv->pong_probe == NULL || srv->timer.ev == NULL ||
         srv->reap_event == NULL) {
         eio_server_free(srv);
@@ -1150,15 +1043,21 @@ void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
         srv->hold_expired = false;
         return;
     }
-    /* Every session awaiting a pong that waited unread gets a ping now and a full pingTimeout
-     * for its pong: its last ping may be almost pingInterval + pingTimeout old for the client,
-     * and the backlog may take a while to be read. Each is moved from the head to the tail
-     * once (the list stays in deadline order); a session the ping closes leaves the list. */
+    /* Every v4 session awaiting a pong that waited unread gets a ping now and a full
+     * pingTimeout for its pong: its last ping may be almost pingInterval + pingTimeout old for
+     * the client, and the backlog may take a while to be read. A v3 session gets a full
+     * pingInterval + pingTimeout for its client's ping. Each is moved from the head to the tail
+     * once (the lists stay in deadline order); a session the ping closes leaves the list. */
     size_t n = 0;
     for (const struct deadline_node *d = srv->pong_wait.head; d != NULL; d = d->next)
         n++;
     while (n-- > 0 && srv->pong_wait.head != NULL)
         ping_due(DEADLINE_OWNER(srv->pong_wait.head, struct eio_session, heartbeat));
+    n = 0;
+    for (const struct deadline_node *d = srv->v3_wait.head; d != NULL; d = d->next)
+        n++;
+    while (n-- > 0)
+        deadline_push(&srv->v3_wait, srv->v3_wait.head, now);
     arm_server_timer(srv);
 }
 
@@ -1177,20 +1076,13 @@ void eio_server_free(struct eio_server *srv)
     struct eio_session *next;
     for (struct eio_session *s = srv->list; s != NULL; s = next) {
         next = s->next;
-        if (s->state == SESSION_OPEN)
-            session_abort(s, "server shutdown", NULL);
-        if (s->state == SESSION_LINGER)
-            idmap_remove(&srv->sessions, &s->node);
-        s->state = SESSION_DEAD; /* so the reaper below frees it and the list moves on */
+        if (session_open(s))
+            session_abort(s, "server shutdown", NULL); /* closes the links too */
+        set_state(s, STATE_CLOSED); /* a lingering one: so the reaper below frees it */
         if (s->get != NULL) {
             http_conn_clear_owner(s->get);
             http_conn_close(s->get, false);
             s->get = NULL;
-        }
-        if (s->ws != NULL) {
-            http_conn_clear_owner(s->ws->conn);
-            ws_link_close(s->ws, WS_CLOSE_GOING_AWAY);
-            s->ws = NULL;
         }
         reap(s); /* notifies and frees (the reap list is dropped below, unprocessed) */
     }
@@ -1201,6 +1093,7 @@ void eio_server_free(struct eio_server *srv)
         event_free(srv->reap_event);
     idmap_deinit(&srv->sessions);
     gw_frame_unref(srv->ping);
+    gw_frame_unref(srv->pong);
     gw_frame_unref(srv->noop);
     gw_frame_unref(srv->close);
     gw_frame_unref(srv->pong_probe);
@@ -1217,6 +1110,6 @@ size_t eio_server_count_transport(const struct eio_server *srv, bool websocket)
 {
     size_t n = 0;
     for (const struct eio_session *s = srv->list; s != NULL; s = s->next)
-        n += s->state == SESSION_OPEN && s->websocket == websocket;
+        n += session_open(s) && (s->state == STATE_WEBSOCKET) == websocket;
     return n;
 }

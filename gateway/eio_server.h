@@ -2,7 +2,9 @@
  * upgrade from polling (PROTOCOL.md §1): handshake, the §1.2 request checks and error answers,
  * held GETs and POSTed payloads, the probe/upgrade/noop dance, the server heartbeat, CORS, and
  * the closing rules of §1.9. The layer above (Socket.IO) sees sessions that open, carry whole
- * messages (text or binary) and close once. Engine.IO v3 is not implemented (EIO=3 gets code 5). */
+ * messages (text or binary) and close once. Engine.IO v3 (PROTOCOL.md 1.12: client pings,
+ * `<len>:` and XHR2 payloads, type byte on binary frames) when allow_eio3 is set, else EIO=3 gets
+ * code 5; JSONP polling (`j`, 1.5.7) for both revisions. */
 #ifndef SIOC_GATEWAY_EIO_SERVER_H
 #define SIOC_GATEWAY_EIO_SERVER_H
 
@@ -10,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/eio.h"
 #include "common/net/http_server.h"
 #include "gateway/frame.h"
 
@@ -27,6 +30,7 @@ struct eio_server_config {
     bool polling;                 /* enabled transports */
     bool websocket;
     const char *cors_origin;      /* NULL/"": no CORS headers; "*"; or "a,b" (reflected) */
+    bool allow_eio3;              /* accept Engine.IO v3 clients (allowEIO3) */
     size_t out_hard_limit;        /* bytes queued for one client before it is closed; 0 = 4 MiB */
     unsigned heartbeat_hold_max_ms; /* longest hold of eio_server_hold_heartbeats; 0 = 60 s */
     /* Counters for /metrics (each may be NULL): Engine.IO packets and their payload bytes from
@@ -89,5 +93,9 @@ void eio_session_close(struct eio_session *s, const char *reason);
 /* The 20-character session id (NUL-terminated). */
 const char *eio_session_id(const struct eio_session *s);
 bool eio_session_is_websocket(const struct eio_session *s);
+/* EIO_V3 or EIO_V4, fixed at the handshake (already set when on_open runs). */
+enum eio_version eio_session_version(const struct eio_session *s);
+/* The owner's pointer (on_open's result) of the open session with this id, or NULL. */
+void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len);
 
 #endif

@@ -10,7 +10,7 @@
 
 struct expiry_entry {
     int64_t at_s;
-    char sid[SIO_SOCKET_ID_LEN]; /* unique across namespaces, so the namespace is not kept
+    char sid[SIO_SOCKET_ID_LEN]; /* the key: unique across namespaces, so the namespace is not kept
                                   * (it may be freed before the entry is due) */
 };
 
@@ -124,7 +124,7 @@ int expiry_add(struct expiry *e, struct sio_socket *sock, int64_t at_s)
     }
     struct expiry_entry *x = &e->heap[e->len];
     x->at_s = at_s;
-    memcpy(x->sid, sio_socket_id(sock), SIO_SOCKET_ID_LEN);
+    memcpy(x->sid, sio_socket_key(sock), SIO_SOCKET_ID_LEN);
     sift_up(e, e->len++);
     arm(e);
     return SIOC_OK;

@@ -42,7 +42,7 @@ static const struct config_option options[] = {
     {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
     {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
     {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
-    {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (not implemented: must be no)"},
+    {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
@@ -110,8 +110,13 @@ static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, 
     if (g->auth == AUTH_JWT) {
         struct jwt_claims claims;
         const struct sio_handshake *hs = sio_socket_handshake(sock);
-        enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, (struct slice){auth, len},
-                                           hs->headers, (int64_t)time(NULL), &claims);
+        struct slice payload = {auth, len};
+        /* socket.io-client 2.x (protocol v4) has no auth payload for "/": its credentials come
+         * as io(url, {query: {token}}), so the handshake query stands in for it (PROTOCOL.md 2.7) */
+        if (sio_socket_protocol_v4(sock) && auth_find_token(payload, (struct slice){NULL, 0}).len == 0)
+            payload = hs->query;
+        enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, payload, hs->headers,
+                                           (int64_t)time(NULL), &claims);
         if (r != JWT_OK) {
             (*g->connects_refused)++;
             log_write(g->log, LOG_LEVEL_INFO, "auth.refused", "nsp=%s reason=%s",
@@ -473,8 +478,6 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         return "upstream: must be stream, pubsub or off";
     if (strcmp(auth, "backend") == 0 && strcmp(upstream, "off") == 0)
         return "auth backend needs an upstream (stream or pubsub)";
-    if (config_get_bool(cfg, "allow-eio3"))
-        return "allow-eio3: Engine.IO v3 is not implemented yet";
     const char *room = config_get(cfg, "user-room");
     const char *mark = strstr(room, "%s");
     if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
@@ -594,6 +597,7 @@ int main(int argc, char **argv)
         .polling = strstr(transports, "polling") != NULL,
         .websocket = strstr(transports, "websocket") != NULL,
         .cors_origin = config_get(&cfg, "cors-origin"),
+        .allow_eio3 = config_get_bool(&cfg, "allow-eio3"),
         .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"in\""),
         .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"out\""),
         .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"in\""),

@@ -2,7 +2,9 @@
  * A client is one Engine.IO session; it holds the namespace sockets it joined (usually one),
  * the binary reassembly state and the connect timer. Every packet is decoded once into
  * MessagePack and every outgoing packet is encoded once into shared frames. Sockets live in a
- * server-wide id table and in their namespace's room index (common/rooms). */
+ * server-wide id table and in their namespace's room index (common/rooms). Broadcasts are in
+ * sio_broadcast.c, the handshake facts in sio_handshake.c, the shared structures in
+ * sio_internal.h. Clients of Engine.IO v3 sessions speak Socket.IO protocol v4 (§2.7). */
 #include "gateway/sio_server.h"
 
 #include <event2/event.h>
@@ -26,102 +28,8 @@
 #include "common/sio.h"
 #include "common/utf8.h"
 #include "gateway/random_pool.h"
-
-#define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
-#define MAX_NAMESPACE 256
-#define DEFAULT_MAX_PENDING_EVENTS 64
-#define DEFAULT_MAX_NAMESPACES_PER_CLIENT 64
-#define DEFAULT_EMPTY_NAMESPACE_MS 30000
-
-struct sio_nsp {
-    struct namemap_node node; /* in srv->nsp_map, keyed by name */
-    struct sio_nsp *prev, *next;
-    struct deadline_node empty; /* in empty_wait while a dynamic namespace has no socket */
-    size_t sockets;             /* sockets in it, pending CONNECTs included */
-    bool dynamic;               /* created under "*" (and not "/"): freed once empty */
-    struct rooms *rooms;
-    uint64_t ack_counter; /* PROTOCOL.md 2.2: per namespace, from 0 */
-    size_t len;
-    char name[];
-};
-
-struct pending_event {
-    struct pending_event *next;
-    bool has_ack;
-    uint64_t ack_id;
-    size_t event_len, args_len;
-    uint8_t bytes[]; /* event name, then args */
-};
-
-struct id_list {
-    uint64_t *ids;
-    uint32_t len, cap; /* len <= MAX_TRACKED_ACKS */
-};
-
-/* A broadcast-with-ack this socket received: who hears its ACK. */
-struct group_ack {
-    uint64_t id;
-    void (*cb)(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args);
-    void *ctx;
-};
-
-struct sio_client;
-
-struct sio_socket {
-    struct idmap_node node; /* first: the id table hands back this node */
-    struct sio_client *client;
-    struct sio_nsp *nsp;
-    struct sio_socket *next_in_client;
-    struct rooms_member member;
-    bool accepted;
-    bool in_rooms;
-    char *uid;
-    uint8_t *auth; /* copy of the CONNECT payload (MessagePack; fetchSockets' handshake.auth) */
-    size_t auth_len;
-    void *data;
-    struct pending_event *pending, **pending_tail;
-    uint32_t pending_count; /* bounded by the pending limit */
-    uint32_t group_len, group_cap;
-    struct id_list client_acks; /* ids the client asked us to answer */
-    struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
-    struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
-};
-
-struct sio_client {
-    struct sio_server *srv;
-    struct eio_session *session;
-    struct sio_socket *sockets;
-    struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
-    struct deadline_node connect_deadline; /* in connect_wait until a namespace is joined */
-    size_t socket_count;                   /* namespaces joined (bounded per client) */
-    bool nsp_cap_logged;                   /* the per-client cap was logged (once each) */
-    uint8_t *hs_bytes; /* one block: headers map, query map, url and its NUL (hs points in) */
-    struct sio_handshake hs;
-    bool closing;
-};
-
-struct sio_server {
-    struct event_base *base;
-    struct sio_server_config cfg;
-    struct eio_server *eio;
-    struct sio_nsp *nsps;       /* every namespace, for iteration */
-    struct namemap nsp_map;     /* the same, for lookup by name */
-    size_t dynamic_count;       /* namespaces created under "*" (bounded by max_namespaces) */
-    bool nsp_limit_logged;      /* max_namespaces was logged since a namespace was last freed */
-    bool any_namespace;
-    char *allowed; /* the namespaces list, comma-separated */
-    struct idmap sockets;
-    size_t socket_count;
-    uint32_t id_counter;
-    struct buf packet; /* scratch: decoded payload */
-    struct buf text;   /* scratch: encoded packet text */
-    struct buf args;   /* scratch: event args */
-    struct random_pool random; /* socket ids */
-    /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
-    struct deadline_list connect_wait;
-    struct deadline_list empty_wait; /* dynamic namespaces without a socket */
-    struct deadline_timer timer;
-};
+#include "gateway/sio_handshake.h"
+#include "gateway/sio_internal.h"
 
 __attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
                                                             const char *fmt, ...)
@@ -184,7 +92,7 @@ static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
     return false;
 }
 
-static struct sio_nsp *nsp_find(struct sio_server *srv, const char *name, size_t len)
+struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t len)
 {
     struct namemap_node *n = namemap_find(&srv->nsp_map, name, len);
     return n != NULL ? (struct sio_nsp *)(void *)n : NULL;
@@ -199,7 +107,7 @@ enum nsp_refusal { NSP_OK, NSP_LIMIT, NSP_NO_MEMORY };
 static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t len,
                                enum nsp_refusal *why)
 {
-    struct sio_nsp *n = nsp_find(srv, name, len);
+    struct sio_nsp *n = sio_nsp_find(srv, name, len);
     *why = NSP_OK;
     if (n != NULL)
         return n;
@@ -269,18 +177,12 @@ static void nsp_empty_due(struct sio_server *srv, struct sio_nsp *n)
 
 /* ---- sending ---- */
 
-#define MAX_FRAMES (1 + SIO_MAX_ATTACHMENTS)
-
-/* Encodes one packet into shared frames: the text packet, then one binary frame per attachment
- * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative
- * error with none held. Every send and broadcast goes through here: one encoding, then a
- * reference per recipient (DESIGN.md §4). */
-static int encode_frames(struct sio_server *srv, const struct sio_packet *pkt,
-                         struct gw_frame *frames[MAX_FRAMES])
+int sio_encode_frames(struct sio_server *srv, enum sio_version version,
+                      const struct sio_packet *pkt, struct gw_frame *frames[MAX_FRAMES])
 {
     struct slice bins[SIO_MAX_ATTACHMENTS];
     buf_reset(&srv->text);
-    int n = sio_packet_encode(SIO_V5, pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
+    int n = sio_packet_encode(version, pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
     if (n < 0)
         return n;
     int count = 0;
@@ -297,7 +199,7 @@ static int encode_frames(struct sio_server *srv, const struct sio_packet *pkt,
     return count;
 }
 
-static void unref_frames(struct gw_frame **frames, int n)
+void sio_unref_frames(struct gw_frame **frames, int n)
 {
     for (int i = 0; i < n; i++)
         gw_frame_unref(frames[i]);
@@ -317,12 +219,12 @@ static int send_packet(struct sio_client *c, enum sio_type type, const struct si
         .data = data,
     };
     struct gw_frame *frames[MAX_FRAMES];
-    int n = encode_frames(c->srv, &pkt, frames);
+    int n = sio_encode_frames(c->srv, c->v4 ? SIO_V4 : SIO_V5, &pkt, frames);
     if (n < 0)
         return n;
     for (int i = 0; i < n; i++)
         eio_session_send(c->session, frames[i]);
-    unref_frames(frames, n);
+    sio_unref_frames(frames, n);
     return SIOC_OK;
 }
 
@@ -367,6 +269,7 @@ static void socket_remove(struct sio_socket *s, const char *reason)
     free(s->group_acks);
     free(s->uid);
     free(s->auth);
+    free(s->public_id);
     free(s);
 }
 
@@ -382,6 +285,21 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
     /* PROTOCOL.md 2.6: same base64id format as the Engine.IO sid, a distinct value */
     char id[SIO_SOCKET_ID_LEN + 1];
     eio_sid_format(random12, srv->id_counter++, id);
+    if (c->v4) {
+        /* 2.7: "/" is the Engine.IO sid itself, another namespace "<nsp>#<sid>" (keyed by the
+         * random id above; sio_server_find resolves the long form) */
+        const char *sid = eio_session_id(c->session);
+        if (nsp->len == 1 && nsp->name[0] == '/') {
+            memcpy(id, sid, SIO_SOCKET_ID_LEN);
+        } else if ((s->public_id = malloc(nsp->len + 2 + SIO_SOCKET_ID_LEN)) == NULL) {
+            free(s);
+            return NULL;
+        } else {
+            memcpy(s->public_id, nsp->name, nsp->len);
+            s->public_id[nsp->len] = '#';
+            memcpy(s->public_id + nsp->len + 1, sid, SIO_SOCKET_ID_LEN + 1);
+        }
+    }
     s->client = c;
     s->nsp = nsp;
     nsp->sockets++;
@@ -537,6 +455,10 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     }
     static const uint8_t empty_map[] = {0x80};
     struct slice auth = pkt->has_data ? pkt->data : (struct slice){empty_map, 1};
+    struct buf query_auth;
+    buf_init(&query_auth, srv->cfg.max_payload);
+    if (c->v4 && sio_query_auth(pkt->query, &query_auth) == SIOC_OK)
+        auth = (struct slice){query_auth.data, query_auth.len}; /* 2.7: the query is the auth */
     /* kept for sio_socket_auth (REMOTE_FETCH); out of memory just leaves it empty ({}) */
     if ((s->auth = malloc(auth.len)) != NULL) {
         memcpy(s->auth, auth.p, auth.len);
@@ -546,6 +468,7 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
         srv->cfg.on_connect(srv->cfg.ctx, s, auth.p, auth.len);
     else
         sio_socket_accept(s, NULL, NULL);
+    buf_deinit(&query_auth);
 }
 
 static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
@@ -641,7 +564,7 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
         return;
     }
     buf_reset(&srv->packet);
-    if (sio_packet_decode(SIO_V5, p, len, &pkt, &srv->packet) != SIOC_OK) {
+    if (sio_packet_decode(c->v4 ? SIO_V4 : SIO_V5, p, len, &pkt, &srv->packet) != SIOC_OK) {
         client_violation(c, sio_reason_string(pkt.reason));
         return;
     }
@@ -688,86 +611,6 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     arm_timer(srv);
 }
 
-/* DESIGN.md §3.2 `hs`: headers (lower-cased names) and query as MessagePack maps. */
-static void build_handshake(struct sio_client *c, const struct http_server_request *req,
-                            const char *peer)
-{
-    const struct http_request *head = req->head;
-    struct buf headers, query;
-    buf_init(&headers, 0);
-    buf_init(&query, 0);
-    mp_write_map(&headers, (uint32_t)head->header_count);
-    for (size_t i = 0; i < head->header_count; i++) {
-        char name[256];
-        size_t n = head->headers[i].name.len < sizeof name ? head->headers[i].name.len : sizeof name;
-        for (size_t k = 0; k < n; k++) {
-            char ch = (char)head->headers[i].name.p[k];
-            name[k] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
-        }
-        mp_write_str(&headers, name, n);
-        mp_write_str(&headers, head->headers[i].value.p, head->headers[i].value.len);
-    }
-    struct http_query_iter it;
-    struct slice name, value;
-    uint32_t count = 0;
-    http_query_iter_init(&it, req->query);
-    while (http_query_next(&it, &name, &value))
-        count++;
-    mp_write_map(&query, count);
-    http_query_iter_init(&it, req->query);
-    struct buf decoded;
-    buf_init(&decoded, 0);
-    while (http_query_next(&it, &name, &value)) {
-        buf_reset(&decoded);
-        http_percent_decode(name, true, &decoded);
-        mp_write_str(&query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
-        buf_reset(&decoded);
-        http_percent_decode(value, true, &decoded);
-        mp_write_str(&query, decoded.data ? decoded.data : (const uint8_t *)"", decoded.len);
-    }
-    buf_deinit(&decoded);
-    /* the address without its port, as Node's handshake.address */
-    char address[64];
-    snprintf(address, sizeof address, "%s", peer);
-    char *colon = strrchr(address, ':');
-    if (colon != NULL && strchr(address, '.') != NULL)
-        *colon = '\0';
-    else if (colon != NULL && address[0] == '[') {
-        *colon = '\0';
-        memmove(address, address + 1, strlen(address));
-        address[strlen(address) - 1] = '\0';
-    }
-    /* kept for the whole session (fetchSockets, workers): one exact-size block, no slack */
-    size_t alen = strlen(address) + 1;
-    size_t total = headers.len + query.len + head->target.len + 1 + alen;
-    const char *url = "", *addr = "";
-    struct slice hs_headers = {NULL, 0}, hs_query = {NULL, 0};
-    if (headers.err == SIOC_OK && query.err == SIOC_OK && (c->hs_bytes = malloc(total)) != NULL) {
-        memcpy(c->hs_bytes, headers.data, headers.len);
-        memcpy(c->hs_bytes + headers.len, query.data, query.len);
-        char *u = (char *)c->hs_bytes + headers.len + query.len;
-        memcpy(u, head->target.p, head->target.len);
-        u[head->target.len] = '\0';
-        memcpy(u + head->target.len + 1, address, alen);
-        hs_headers = (struct slice){c->hs_bytes, headers.len};
-        hs_query = (struct slice){c->hs_bytes + headers.len, query.len};
-        url = u;
-        addr = u + head->target.len + 1;
-    }
-    buf_deinit(&headers);
-    buf_deinit(&query);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    c->hs = (struct sio_handshake){
-        .headers = hs_headers,
-        .query = hs_query,
-        .url = url,
-        .address = addr,
-        .issued_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
-        .secure = req->secure,
-    };
-}
-
 static void *on_open(void *ctx, struct eio_session *session, const struct http_server_request *req,
                      const char *peer)
 {
@@ -777,7 +620,15 @@ static void *on_open(void *ctx, struct eio_session *session, const struct http_s
         return NULL;
     c->srv = srv;
     c->session = session;
-    build_handshake(c, req, peer);
+    c->v4 = eio_session_version(session) == EIO_V3;
+    c->hs_bytes = sio_handshake_build(&c->hs, req, peer);
+    if (c->v4) {
+        /* 2.7: the client is connected to "/" at once, without a CONNECT of its own (Node's
+         * client.ts setup for protocol 3: no connect timeout); the reply follows the open */
+        struct sio_packet root = {.type = SIO_CONNECT, .nsp = {(const uint8_t *)"/", 1}};
+        handle_connect(c, &root);
+        return c;
+    }
     deadline_push(&srv->connect_wait, &c->connect_deadline, deadline_clock_ms());
     arm_timer(srv);
     return c;
@@ -891,153 +742,24 @@ size_t sio_server_socket_count(const struct sio_server *srv)
 
 struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, size_t sid_len)
 {
+    if (sid_len > SIO_SOCKET_ID_LEN + 1 && sid[sid_len - SIO_SOCKET_ID_LEN - 1] == '#') {
+        /* 2.7: "<nsp>#<engine sid>", a protocol v4 socket outside "/" */
+        size_t nsp_len = sid_len - SIO_SOCKET_ID_LEN - 1;
+        struct sio_client *c =
+            eio_server_find_user(srv->eio, sid + nsp_len + 1, SIO_SOCKET_ID_LEN);
+        return c != NULL && c->v4 ? client_socket(c, (struct slice){(const uint8_t *)sid, nsp_len})
+                                  : NULL;
+    }
     return (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
 }
 
 struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,
                                    const char *sid, size_t sid_len)
 {
-    struct sio_socket *s = (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
+    struct sio_socket *s = sio_server_find_id(srv, sid, sid_len);
     if (s == NULL || s->nsp->len != nsp_len || memcmp(s->nsp->name, nsp, nsp_len) != 0)
         return NULL;
     return s;
-}
-
-struct broadcast_ctx {
-    struct gw_frame *frames[MAX_FRAMES];
-    int nframes;
-    bool is_volatile;
-    int sent;
-};
-
-static void broadcast_visit(void *ctx, struct rooms_member *m)
-{
-    struct broadcast_ctx *b = ctx;
-    struct sio_socket *s = m->owner;
-    if (!s->accepted || s->client->closing)
-        return;
-    if (b->is_volatile && !eio_session_writable(s->client->session))
-        return;
-    for (int i = 0; i < b->nframes; i++)
-        eio_session_send(s->client->session, b->frames[i]);
-    b->sent++;
-}
-
-int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
-{
-    struct sio_nsp *nsp = nsp_find(srv, b->nsp, b->nsp_len);
-    if (nsp == NULL)
-        return 0; /* nobody ever joined this namespace here */
-    struct sio_packet pkt = {
-        .type = SIO_EVENT,
-        .nsp = {(const uint8_t *)nsp->name, nsp->len},
-        .has_data = true,
-        .data = b->data,
-    };
-    struct broadcast_ctx ctx = {.is_volatile = b->is_volatile};
-    ctx.nframes = encode_frames(srv, &pkt, ctx.frames);
-    if (ctx.nframes < 0)
-        return ctx.nframes;
-    rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, broadcast_visit, &ctx);
-    unref_frames(ctx.frames, ctx.nframes);
-    return ctx.sent;
-}
-
-struct group_ctx {
-    struct broadcast_ctx b;
-    struct group_ack ack;
-};
-
-static void group_visit(void *ctx, struct rooms_member *m)
-{
-    struct group_ctx *g = ctx;
-    struct sio_socket *s = m->owner;
-    if (!s->accepted || s->client->closing)
-        return;
-    if (s->group_len == s->group_cap) {
-        uint32_t cap = s->group_cap ? s->group_cap * 2 : 2;
-        if (cap > MAX_TRACKED_ACKS)
-            return; /* a client sitting on that many unanswered acks gets no more of them */
-        struct group_ack *acks = realloc(s->group_acks, cap * sizeof *acks);
-        if (acks == NULL)
-            return;
-        s->group_acks = acks;
-        s->group_cap = cap;
-    }
-    s->group_acks[s->group_len++] = g->ack;
-    for (int i = 0; i < g->b.nframes; i++)
-        eio_session_send(s->client->session, g->b.frames[i]);
-    g->b.sent++;
-}
-
-int sio_server_broadcast_with_ack(struct sio_server *srv, const struct sio_broadcast *b,
-                                  uint64_t *ack_id,
-                                  void (*on_ack)(void *ctx, struct sio_socket *sock,
-                                                 uint64_t ack_id, struct slice args),
-                                  void *ctx)
-{
-    struct sio_nsp *nsp = nsp_find(srv, b->nsp, b->nsp_len);
-    if (nsp == NULL)
-        return 0;
-    /* PROTOCOL.md 3.6: one id from the namespace counter, the same packet for everyone */
-    uint64_t id = nsp->ack_counter++;
-    *ack_id = id;
-    struct sio_packet pkt = {
-        .type = SIO_EVENT,
-        .nsp = {(const uint8_t *)nsp->name, nsp->len},
-        .has_id = true,
-        .id = id,
-        .has_data = true,
-        .data = b->data,
-    };
-    struct group_ctx g = {.ack = {id, on_ack, ctx}};
-    g.b.nframes = encode_frames(srv, &pkt, g.b.frames);
-    if (g.b.nframes < 0)
-        return g.b.nframes;
-    rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, group_visit, &g);
-    unref_frames(g.b.frames, g.b.nframes);
-    return g.b.sent;
-}
-
-struct select_ctx {
-    void (*cb)(void *ctx, struct sio_socket *sock);
-    void *ctx;
-};
-
-static void select_visit(void *ctx, struct rooms_member *m)
-{
-    struct select_ctx *sc = ctx;
-    struct sio_socket *s = m->owner;
-    if (s->accepted && !s->client->closing)
-        sc->cb(sc->ctx, s);
-}
-
-void sio_server_select(struct sio_server *srv, const char *nsp, size_t nsp_len,
-                       const struct slice *rooms, size_t nrooms, const struct slice *except,
-                       size_t nexcept, void (*cb)(void *ctx, struct sio_socket *sock), void *ctx)
-{
-    struct sio_nsp *n = nsp_find(srv, nsp, nsp_len);
-    if (n == NULL)
-        return;
-    struct select_ctx sc = {cb, ctx};
-    rooms_select(n->rooms, rooms, nrooms, except, nexcept, select_visit, &sc);
-}
-
-void sio_server_each_socket(struct sio_server *srv, void (*cb)(void *ctx, struct sio_socket *sock),
-                            void *ctx)
-{
-    struct select_ctx sc = {cb, ctx};
-    for (struct sio_nsp *n = srv->nsps; n != NULL; n = n->next)
-        rooms_select(n->rooms, NULL, 0, NULL, 0, select_visit, &sc);
-}
-
-void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_len,
-                          void (*cb)(void *ctx, const uint8_t *room, size_t len, size_t size),
-                          void *ctx)
-{
-    struct sio_nsp *n = nsp_find(srv, nsp, nsp_len);
-    if (n != NULL)
-        rooms_each_room(n->rooms, cb, ctx);
 }
 
 /* ---- one socket ---- */
@@ -1053,7 +775,8 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     s->accepted = true;
     if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
         s->in_rooms = true;
-        rooms_join(s->nsp->rooms, &s->member, s->node.id, SIO_SOCKET_ID_LEN); /* 2.6: own-id room */
+        const char *id = sio_socket_id(s);
+        rooms_join(s->nsp->rooms, &s->member, id, strlen(id)); /* 2.6: own-id room */
     }
     if (uid != NULL && uid[0] != '\0') {
         s->uid = strdup(uid);
@@ -1071,7 +794,9 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         }
     }
     deadline_remove(&c->connect_deadline);
-    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply}, true);
+    /* 2.7: protocol v4 replies `40` / `40/nsp,` without a payload */
+    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply},
+                !c->v4);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
@@ -1096,12 +821,20 @@ void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t 
     struct sio_client *c = s->client;
     struct buf err;
     buf_init(&err, 0);
-    mp_write_map(&err, data != NULL ? 2 : 1);
-    mp_write_cstr(&err, "message");
-    mp_write_cstr(&err, message != NULL ? message : "connection refused");
-    if (data != NULL) {
-        mp_write_cstr(&err, "data");
-        buf_append(&err, data, data_len);
+    if (c->v4) {
+        /* 2.7: Node sends `err.data || err.message` to protocol v4 clients */
+        if (data != NULL)
+            buf_append(&err, data, data_len);
+        else
+            mp_write_cstr(&err, message != NULL ? message : "connection refused");
+    } else {
+        mp_write_map(&err, data != NULL ? 2 : 1);
+        mp_write_cstr(&err, "message");
+        mp_write_cstr(&err, message != NULL ? message : "connection refused");
+        if (data != NULL) {
+            mp_write_cstr(&err, "data");
+            buf_append(&err, data, data_len);
+        }
     }
     if (err.err == SIOC_OK && !c->closing)
         send_packet(c, SIO_CONNECT_ERROR, s->nsp, NULL, 0, false, 0,
@@ -1178,16 +911,33 @@ int sio_socket_ack(struct sio_socket *s, uint64_t ack_id, struct slice args)
 void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
 {
     struct sio_client *c = s->client;
+    if (close_transport && !c->closing) {
+        /* Node's client._disconnect: a DISCONNECT for every namespace of the connection, in the
+         * order they connected (reference transcripts b and e), then the close. The list is
+         * newest first. */
+        while (c->sockets != NULL) {
+            struct sio_socket *oldest = c->sockets;
+            while (oldest->next_in_client != NULL)
+                oldest = oldest->next_in_client;
+            send_packet(c, SIO_DISCONNECT, oldest->nsp, NULL, 0, false, 0, (struct slice){NULL, 0},
+                        false);
+            socket_remove(oldest, "server namespace disconnect");
+        }
+        c->closing = true;
+        eio_session_close(c->session, "forced server close");
+        return;
+    }
     if (!c->closing)
         send_packet(c, SIO_DISCONNECT, s->nsp, NULL, 0, false, 0, (struct slice){NULL, 0}, false);
     socket_remove(s, "server namespace disconnect");
-    if (close_transport && !c->closing) {
-        c->closing = true;
-        eio_session_close(c->session, "forced server close");
-    }
 }
 
 const char *sio_socket_id(const struct sio_socket *s)
+{
+    return s->public_id != NULL ? s->public_id : s->node.id;
+}
+
+const char *sio_socket_key(const struct sio_socket *s)
 {
     return s->node.id;
 }
@@ -1211,6 +961,11 @@ struct slice sio_socket_auth(const struct sio_socket *s)
 {
     static const uint8_t empty_map[] = {0x80};
     return s->auth != NULL ? (struct slice){s->auth, s->auth_len} : (struct slice){empty_map, 1};
+}
+
+bool sio_socket_protocol_v4(const struct sio_socket *s)
+{
+    return s->client->v4;
 }
 
 void *sio_socket_get_data(const struct sio_socket *s)

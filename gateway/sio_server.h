@@ -1,4 +1,5 @@
-/* sio_server.h: Socket.IO v5 on top of Engine.IO sessions (PROTOCOL.md §2): namespaces,
+/* sio_server.h: Socket.IO v5 on top of Engine.IO sessions (PROTOCOL.md §2), and v4 on Engine.IO
+ * v3 sessions (§2.7: implicit "/", CONNECT without payload, nsp#sid ids): namespaces,
  * CONNECT / CONNECT_ERROR / DISCONNECT, events and acks with binary attachments, the close
  * policy of §2.4, connect-timeout, rooms (every socket is in the room of its own id), and
  * broadcasts encoded once for all recipients. It knows nothing of Redis or auth: the
@@ -178,11 +179,17 @@ int64_t sio_socket_emit_with_ack(struct sio_socket *sock, struct slice data);
  * array. Only the first answer per id is sent (later ones are ignored, §2.4). */
 int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
 /* Server-side disconnect: sends DISCONNECT for this namespace and removes the socket
- * (on_disconnect runs with "server namespace disconnect"); with close_transport the whole
- * Engine.IO connection closes (every namespace of the client). */
+ * (on_disconnect runs with "server namespace disconnect"); with close_transport every namespace
+ * of the client gets its DISCONNECT, in the order they connected (Node's client._disconnect),
+ * and the whole Engine.IO connection closes. */
 void sio_socket_disconnect(struct sio_socket *sock, bool close_transport);
 
-const char *sio_socket_id(const struct sio_socket *sock);         /* 20 chars, NUL-terminated */
+/* The Socket.IO id (NUL-terminated): 20 characters, except for protocol v4 clients (PROTOCOL.md
+ * 2.7) outside "/", "<nsp>#<engine sid>". sio_server_find and sio_server_find_id take it. */
+const char *sio_socket_id(const struct sio_socket *sock);
+/* The socket's 20-character key, unique on this gateway (the id itself, but for those v4
+ * sockets a random one); sio_server_find and sio_server_find_id take it too. */
+const char *sio_socket_key(const struct sio_socket *sock);
 /* NUL-terminated; valid while the socket is (a namespace of "*" is freed some time after its
  * last socket went). */
 const char *sio_socket_nsp(const struct sio_socket *sock);
@@ -191,6 +198,9 @@ const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);
 /* The CONNECT payload the client sent (one MessagePack value; {} when it sent none), as the
  * `auth` of fetchSockets' handshake. Valid while the socket is. */
 struct slice sio_socket_auth(const struct sio_socket *sock);
+/* True for a socket of a socket.io-client 2.x connection (Engine.IO v3, Socket.IO protocol v4,
+ * PROTOCOL.md 2.7). */
+bool sio_socket_protocol_v4(const struct sio_socket *sock);
 /* Application data slot (e.g. the pending backend-auth request). */
 void *sio_socket_get_data(const struct sio_socket *sock);
 void sio_socket_set_data(struct sio_socket *sock, void *data);

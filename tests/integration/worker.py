@@ -12,6 +12,8 @@ Handlers, in every namespace given:
                    format); acks with room
   room_msg(room, *args)  emits 'room_msg'(*args) to the room; acks with no args
   whoami()         acks with one argument, the array [sid, uid]
+  ask(*args)       emits 'question'(*args) to the sender with a callback; the client's ack
+                   arguments come back as 'answer'(*ack_args)
   kick()           disconnects the sender (after acking with no args, if asked)
   join_room({room}), message({room, data}) in /chat and message(data) in /test: the server
                    of ../shared/seeds/003 (python-socketio client1.py/client2.py)
@@ -71,6 +73,11 @@ def build(worker):
         @on("whoami")
         def whoami(sid, *args):
             return [sid, worker.request.uid]
+
+        @on("ask")
+        def ask(sid, *args, nsp=nsp):
+            worker.emit("question", *args,
+                        callback=lambda *ack: worker.emit("answer", *ack, to=sid, namespace=nsp))
 
         @on("kick")
         def kick(sid, *args):

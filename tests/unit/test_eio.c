@@ -816,6 +816,55 @@ static void test_jsonp(void)
     buf_deinit(&out);
 }
 
+/* PROTOCOL.md 1.5.7: the `d=` body of JSONP POSTs. Expected values from engine.io 6.6's
+ * polling-jsonp onData run under Node 20 (qs.parse, then the two newline rewrites). */
+static void check_jsonp_body(const char *body, const char *want)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    buf_append(&out, "#", 1);
+    int rc = eio_jsonp_body_decode((const uint8_t *)body, strlen(body), &out);
+    if (want == NULL) {
+        CHECK(rc == SIOC_EPROTO);
+        CHECK_STR(out.data, out.len, "#");
+    } else {
+        CHECK(rc == SIOC_OK);
+        CHECK(out.len == strlen(want) + 1 && memcmp(out.data + 1, want, out.len - 1) == 0);
+    }
+    buf_deinit(&out);
+}
+
+static void test_jsonp_body(void)
+{
+    check_jsonp_body("d=3%3A42%5B%22a%22%5D", "3:42[\"a\"]");
+    check_jsonp_body("d=a%5Cnb", "a\nb");
+    check_jsonp_body("d=a%5C%5Cnb", "a\\nb");
+    check_jsonp_body("d=a%5C%5C%5Cnb", "a\\\\nb");
+    check_jsonp_body("d=a+b%2Bc", "a b+c");
+    check_jsonp_body("d=1&d=2", NULL);
+    check_jsonp_body("x=1", NULL);
+    check_jsonp_body("", NULL);
+    check_jsonp_body("%64=ok", "ok");
+    check_jsonp_body("d=%zz%4", "%zz%4");
+    check_jsonp_body("d=", "");
+    check_jsonp_body("e&d=x&", "x");
+    /* only the first 1000 pairs count (querystring maxKeys) */
+    struct buf body;
+    buf_init(&body, 0);
+    for (int i = 0; i < EIO_JSONP_MAX_PAIRS; i++)
+        buf_append(&body, "a=1&", 4);
+    buf_append(&body, "d=x", 3);
+    buf_append_byte(&body, 0);
+    check_jsonp_body((const char *)body.data, NULL);
+    buf_deinit(&body);
+    /* a limit on out is reported and rolled back */
+    struct buf small;
+    buf_init(&small, 2);
+    CHECK(eio_jsonp_body_decode((const uint8_t *)"d=abc", 5, &small) == SIOC_ETOOBIG);
+    CHECK(small.len == 0);
+    buf_deinit(&small);
+}
+
 /* ---- reference transcripts ---- */
 
 static void put_utf8(uint8_t *out, size_t *n, uint32_t cp)
@@ -1003,6 +1052,7 @@ int main(void)
     RUN(test_error_bodies);
     RUN(test_check_request);
     RUN(test_jsonp);
+    RUN(test_jsonp_body);
     RUN(test_transcripts);
     return test_summary("test_eio");
 }

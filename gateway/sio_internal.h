@@ -1,0 +1,131 @@
+/* sio_internal.h: the Socket.IO layer's structures, shared by its modules (sio_server.c: clients,
+ * sockets, packets; sio_broadcast.c: broadcasts and selections). Not for other modules: they
+ * use sio_server.h. */
+#ifndef SIOC_GATEWAY_SIO_INTERNAL_H
+#define SIOC_GATEWAY_SIO_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/deadline.h"
+#include "common/idmap.h"
+#include "common/namemap.h"
+#include "common/net/deadline_timer.h"
+#include "common/rooms.h"
+#include "common/sio.h"
+#include "gateway/random_pool.h"
+#include "gateway/sio_server.h"
+
+#define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
+#define MAX_NAMESPACE 256
+#define DEFAULT_MAX_PENDING_EVENTS 64
+#define DEFAULT_MAX_NAMESPACES_PER_CLIENT 64
+#define DEFAULT_EMPTY_NAMESPACE_MS 30000
+
+struct sio_nsp {
+    struct namemap_node node; /* in srv->nsp_map, keyed by name */
+    struct sio_nsp *prev, *next;
+    struct deadline_node empty; /* in empty_wait while a dynamic namespace has no socket */
+    size_t sockets;             /* sockets in it, pending CONNECTs included */
+    bool dynamic;               /* created under "*" (and not "/"): freed once empty */
+    struct rooms *rooms;
+    uint64_t ack_counter; /* PROTOCOL.md 2.2: per namespace, from 0 */
+    size_t len;
+    char name[];
+};
+
+struct pending_event {
+    struct pending_event *next;
+    bool has_ack;
+    uint64_t ack_id;
+    size_t event_len, args_len;
+    uint8_t bytes[]; /* event name, then args */
+};
+
+struct id_list {
+    uint64_t *ids;
+    uint32_t len, cap; /* len <= MAX_TRACKED_ACKS */
+};
+
+/* A broadcast-with-ack this socket received: who hears its ACK. */
+struct group_ack {
+    uint64_t id;
+    void (*cb)(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args);
+    void *ctx;
+};
+
+struct sio_client;
+
+struct sio_socket {
+    struct idmap_node node; /* first: the id table hands back this node */
+    struct sio_client *client;
+    struct sio_nsp *nsp;
+    struct sio_socket *next_in_client;
+    struct rooms_member member;
+    bool accepted;
+    bool in_rooms;
+    char *public_id; /* protocol v4 outside "/": "<nsp>#<engine sid>" (2.7); NULL: node.id */
+    char *uid;
+    uint8_t *auth; /* copy of the CONNECT payload (MessagePack; fetchSockets' handshake.auth) */
+    size_t auth_len;
+    void *data;
+    struct pending_event *pending, **pending_tail;
+    uint32_t pending_count; /* bounded by the pending limit */
+    uint32_t group_len, group_cap;
+    struct id_list client_acks; /* ids the client asked us to answer */
+    struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
+    struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
+};
+
+struct sio_client {
+    struct sio_server *srv;
+    struct eio_session *session;
+    struct sio_socket *sockets;
+    struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
+    struct deadline_node connect_deadline; /* in connect_wait until a namespace is joined */
+    size_t socket_count;                   /* namespaces joined (bounded per client) */
+    bool nsp_cap_logged;                   /* the per-client cap was logged (once each) */
+    uint8_t *hs_bytes; /* one block: headers map, query map, url and its NUL (hs points in) */
+    struct sio_handshake hs;
+    bool closing;
+    bool v4; /* Socket.IO protocol v4 over Engine.IO v3 (PROTOCOL.md 2.7) */
+};
+
+struct sio_server {
+    struct event_base *base;
+    struct sio_server_config cfg;
+    struct eio_server *eio;
+    struct sio_nsp *nsps;       /* every namespace, for iteration */
+    struct namemap nsp_map;     /* the same, for lookup by name */
+    size_t dynamic_count;       /* namespaces created under "*" (bounded by max_namespaces) */
+    bool nsp_limit_logged;      /* max_namespaces was logged since a namespace was last freed */
+    bool any_namespace;
+    char *allowed; /* the namespaces list, comma-separated */
+    struct idmap sockets;
+    size_t socket_count;
+    uint32_t id_counter;
+    struct buf packet; /* scratch: decoded payload */
+    struct buf text;   /* scratch: encoded packet text */
+    struct buf args;   /* scratch: event args */
+    struct random_pool random; /* socket ids */
+    /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
+    struct deadline_list connect_wait;
+    struct deadline_list empty_wait; /* dynamic namespaces without a socket */
+    struct deadline_timer timer;
+};
+
+#define MAX_FRAMES (1 + SIO_MAX_ATTACHMENTS)
+
+/* Encodes one packet into shared frames: the text packet, then one binary frame per attachment
+ * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative
+ * error with none held. Every send and broadcast goes through here: one encoding, then a
+ * reference per recipient (DESIGN.md §4). */
+int sio_encode_frames(struct sio_server *srv, enum sio_version version, const struct sio_packet *pkt,
+                      struct gw_frame *frames[MAX_FRAMES]);
+void sio_unref_frames(struct gw_frame **frames, int n);
+/* The namespace of that name, or NULL. */
+struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t len);
+
+#endif

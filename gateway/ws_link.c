@@ -1,0 +1,157 @@
+/* ws_link.c: WebSocket connection rules over an upgraded connection (see ws_link.h). */
+#include "gateway/ws_link.h"
+
+#include <stdlib.h>
+
+#include "common/buf.h"
+#include "common/error.h"
+#include "common/ws.h"
+
+static void link_free(struct ws_link *link)
+{
+    buf_deinit(&link->message);
+    buf_deinit(&link->control);
+    free(link);
+}
+
+static void write_close(struct ws_link *link, unsigned code)
+{
+    struct buf frame;
+    buf_init(&frame, 0);
+    ws_write_close(&frame, code, NULL, 0);
+    http_conn_write(link->conn, frame.data, frame.len);
+    buf_deinit(&frame);
+    http_conn_clear_owner(link->conn);
+    http_conn_close(link->conn, true);
+    link->conn = NULL;
+    link->closed = true;
+}
+
+void ws_link_close(struct ws_link *link, unsigned code)
+{
+    if (link->conn != NULL)
+        write_close(link, code);
+    link->closed = true;
+    if (!link->in_callback)
+        link_free(link);
+}
+
+/* The link ends on the peer's side: tell the owner, then free. */
+static void end(struct ws_link *link, int err, const char *reason)
+{
+    link->in_callback = true; /* a ws_link_close from the owner now must not free it twice */
+    if (link->handler != NULL && link->handler->on_close != NULL)
+        link->handler->on_close(link->ctx, link, err, reason);
+    link_free(link);
+}
+
+/* One event from the parser. Returns false when the link is gone (freed). */
+static bool event(struct ws_link *link, const struct ws_event *ev)
+{
+    switch (ev->type) {
+    case WS_EVENT_TEXT:
+    case WS_EVENT_BINARY:
+        if (link->handler != NULL && link->handler->on_message != NULL) {
+            link->in_callback = true;
+            link->handler->on_message(link->ctx, link, ev->data, ev->len,
+                                      ev->type == WS_EVENT_BINARY);
+            link->in_callback = false;
+        }
+        if (link->closed) {
+            link_free(link);
+            return false;
+        }
+        buf_deinit(&link->message); /* DESIGN.md §4: an idle connection keeps no buffer */
+        return true;
+    case WS_EVENT_PING: {
+        /* RFC 6455 5.5.2. The pong counts against the connection's output limits
+         * (http_server.h): a client that floods pings and reads nothing stops being read. */
+        struct buf pong;
+        buf_init(&pong, 0);
+        ws_write_frame(&pong, WS_OP_PONG, true, ev->data, ev->len);
+        http_conn_write(link->conn, pong.data, pong.len);
+        buf_deinit(&pong);
+        buf_deinit(&link->control);
+        return true;
+    }
+    case WS_EVENT_CLOSE:
+        write_close(link, ev->close_code); /* RFC 6455 5.5.1: echo the code */
+        end(link, SIOC_OK, "transport close");
+        return false;
+    default: buf_deinit(&link->control); return true;
+    }
+}
+
+static size_t data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len)
+{
+    (void)conn;
+    struct ws_link *link = ctx;
+    size_t used = 0;
+    while (used < len) {
+        struct ws_event ev;
+        size_t consumed = 0;
+        int rc = ws_parser_feed(&link->parser, p + used, len - used, &consumed, &ev);
+        used += consumed;
+        if (rc == SIOC_EAGAIN)
+            break;
+        if (rc != SIOC_OK) {
+            write_close(link, ws_error_close_code(rc)); /* RFC 6455 7.4.1 */
+            end(link, rc, "parse error");
+            return len;
+        }
+        if (!event(link, &ev))
+            return len;
+    }
+    return used;
+}
+
+static void close_cb(void *ctx, struct http_conn *conn, const char *reason)
+{
+    (void)conn;
+    struct ws_link *link = ctx;
+    link->conn = NULL;
+    link->closed = true;
+    end(link, SIOC_OK, reason);
+}
+
+static void drained_cb(void *ctx, struct http_conn *conn)
+{
+    (void)ctx;
+    (void)conn;
+}
+
+bool ws_link_request_valid(const struct http_server_request *req)
+{
+    const struct http_header *key = http_header_find(req->head, "Sec-WebSocket-Key", NULL);
+    const struct http_header *version = http_header_find(req->head, "Sec-WebSocket-Version", NULL);
+    return key != NULL && version != NULL &&
+           ws_client_key_valid((const char *)key->value.p, key->value.len) &&
+           ws_version_valid((const char *)version->value.p, version->value.len);
+}
+
+struct ws_link *ws_link_accept(struct http_conn *conn, const struct http_server_request *req,
+                               size_t max_message, const uint8_t *extra, size_t extra_len,
+                               const struct ws_link_handler *handler, void *ctx)
+{
+    struct ws_link *link = calloc(1, sizeof *link);
+    if (link == NULL) {
+        http_conn_close(conn, false);
+        return NULL;
+    }
+    link->conn = conn;
+    link->handler = handler;
+    link->ctx = ctx;
+    buf_init(&link->message, max_message);
+    buf_init(&link->control, 0);
+    ws_parser_init(&link->parser, &link->message, &link->control, max_message, 0);
+    const struct http_header *key = http_header_find(req->head, "Sec-WebSocket-Key", NULL);
+    struct buf head;
+    buf_init(&head, 0);
+    ws_write_handshake_response(&head, (const char *)key->value.p, key->value.len,
+                                (const char *)extra, extra_len);
+    struct http_conn_owner owner = {data_cb, drained_cb, close_cb, link};
+    http_conn_upgrade(conn, &owner);
+    http_conn_write(conn, head.data, head.len);
+    buf_deinit(&head);
+    return link;
+}

@@ -1,0 +1,80 @@
+/* ws_link.h: a server-side WebSocket connection on an upgraded HTTP connection: the connection
+ * rules of RFC 6455 above common/ws's frame codec (as wslay's event layer sits on its frame
+ * layer): the opening handshake's checks and 101 answer, whole messages reassembled, pings
+ * answered with pongs (5.5.2), the close handshake echoed with the peer's code (5.5.1), a
+ * protocol error closed with its status code (7.4.1), message buffers released between messages
+ * (DESIGN.md §4). What the messages mean is the owner's business (Engine.IO, eio_server.c). */
+#ifndef SIOC_GATEWAY_WS_LINK_H
+#define SIOC_GATEWAY_WS_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/net/http_server.h"
+#include "common/ws.h"
+
+struct ws_link_handler;
+
+/* One link. Fields are private (visible so that the per-frame write below inlines on the
+ * broadcast path). */
+struct ws_link {
+    struct http_conn *conn; /* NULL once closed */
+    struct ws_parser parser;
+    struct buf message; /* both empty between messages (DESIGN.md §4) */
+    struct buf control;
+    const struct ws_link_handler *handler;
+    void *ctx;
+    bool in_callback; /* a close requested now frees the link when the callback returns */
+    bool closed;
+};
+
+struct ws_link_handler {
+    /* One whole message: text (valid UTF-8) or binary; `p` is valid only during the call. The
+     * owner may send, or ws_link_close the link, inside. */
+    void (*on_message)(void *ctx, struct ws_link *link, const uint8_t *p, size_t len, bool binary);
+    /* The link ended without the owner's ws_link_close: the peer's close frame (err SIOC_OK,
+     * reason "transport close"; already answered with the same code), a protocol error (err is
+     * its SIOC_ code: the close frame with the matching status already went out), or the
+     * connection went away (err SIOC_OK, the connection's reason). Called once; the link is freed
+     * right after it returns. */
+    void (*on_close)(void *ctx, struct ws_link *link, int err, const char *reason);
+};
+
+/* True when the request carries a valid Sec-WebSocket-Key and a supported
+ * Sec-WebSocket-Version (the owner answers other upgrade requests with its own error). */
+bool ws_link_request_valid(const struct http_server_request *req);
+
+/* Answers 101 (with `extra` header lines, e.g. CORS, written as given: "Name: value\r\n"...) and
+ * takes over the connection; messages above max_message bytes close it with 1009. `handler` may
+ * be NULL for a link that is closed at once. Returns the link, or NULL when out of memory (the
+ * connection is closed). The request must be ws_link_request_valid. */
+struct ws_link *ws_link_accept(struct http_conn *conn, const struct http_server_request *req,
+                               size_t max_message, const uint8_t *extra, size_t extra_len,
+                               const struct ws_link_handler *handler, void *ctx);
+
+/* Queues the bytes of complete frames for the peer, by reference: release(p, len, arg) runs once
+ * they are written or dropped (http_conn_write_ref). */
+static inline void ws_link_write_ref(struct ws_link *link, const uint8_t *p, size_t len,
+                                     void (*release)(const void *p, size_t len, void *arg),
+                                     void *arg)
+{
+    if (link->conn != NULL)
+        http_conn_write_ref(link->conn, p, len, release, arg);
+    else
+        release(p, len, arg);
+}
+
+/* Bytes queued for the peer and not yet written. */
+static inline size_t ws_link_output_pending(const struct ws_link *link)
+{
+    return link->conn != NULL ? http_conn_output_pending(link->conn) : 0;
+}
+
+/* Ends the link: a close frame with `code` (WS_CLOSE_NO_STATUS: an empty payload), then the
+ * connection closes once flushed. on_close is not called. The link must not be used afterwards;
+ * inside one of its callbacks it is freed when the callback returns, else at once. */
+void ws_link_close(struct ws_link *link, unsigned code);
+
+#endif
