@@ -20,6 +20,7 @@ import {
   sleep,
   startRedis,
   startServer,
+  until,
   within,
 } from "./lib/harness.mjs";
 
@@ -47,16 +48,6 @@ async function reg(node, epoch, op, sid, { nsp = "/", uid = "", rooms = [], seq 
     "sid", sid, "uid", uid, "rooms", notepack.encode(rooms));
 }
 const beat = (node, epoch, px = 6000) => cmd("SET", `sioc:hb:${node}`, epoch, "PX", px);
-async function until(what, fn, ms = 5000) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 // Waits until the broker has consumed everything written so far (group lag 0, nothing pending).
 async function settled() {
   await until("the broker to consume the registry", async () => {

@@ -9,7 +9,17 @@ import { createClient } from "redis";
 import notepack from "notepack.io";
 import crypto from "node:crypto";
 import net from "node:net";
-import { assert, assertEqual, createRunner, post, sleep, startRedis, startServer, within } from "./lib/harness.mjs";
+import {
+  assert,
+  assertEqual,
+  createRunner,
+  post,
+  sleep,
+  startRedis,
+  startServer,
+  until,
+  within,
+} from "./lib/harness.mjs";
 
 const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
@@ -39,15 +49,6 @@ async function connect(gw, user, nsp = "/") {
     socket.once("connect_error", reject);
   }), `connect ${user} to ${gw.port}${nsp}`);
   return socket;
-}
-async function until(what, fn, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(25);
-  }
 }
 const inMirror = (sid) => until(`${sid} in the mirror`, async () => (await r.hGet(`sioc:sid:${sid}`, "node")) !== null);
 const emit = (body) => post(broker.port, "/v1/emit", JSON.stringify(body), "Content-Type: application/json\r\n");

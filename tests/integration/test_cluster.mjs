@@ -15,7 +15,19 @@ import { createClient } from "redis";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import notepack from "notepack.io";
-import { assert, assertEqual, createRunner, get, repo, sleep, startProcess, startRedis, startServer, within } from "./lib/harness.mjs";
+import {
+  assert,
+  assertEqual,
+  createRunner,
+  get,
+  repo,
+  sleep,
+  startProcess,
+  startRedis,
+  startServer,
+  until,
+  within,
+} from "./lib/harness.mjs";
 
 const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const SHARED = process.env.SIOC_SHARED_DATA || path.join(repo, "..", "shared", "data");
@@ -55,17 +67,7 @@ async function numsub(channel) {
   return Number(r[1]);
 }
 
-async function waitFor(what, fn, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-await waitFor("3 members on the request channels", async () =>
+await until("3 members on the request channels", async () =>
   (await numsub("socket.io-request#/#")) === 3 && (await numsub("socket.io-request#/chat#")) === 3);
 
 // ---- clients: events recorded per client ----
@@ -123,7 +125,7 @@ function got(name, ev) {
 // Waits until every expected client got `ev`, then a quiet period; asserts each got it exactly
 // once and nobody else (among `among`) got it. Returns the args per client.
 async function expectDelivery(ev, expected, among = Object.keys(clients), quietMs = 250) {
-  await waitFor(`${ev} at ${expected.join(",")}`, () => expected.every((n) => got(n, ev).length > 0), 3000);
+  await until(`${ev} at ${expected.join(",")}`, () => expected.every((n) => got(n, ev).length > 0), 3000);
   await sleep(quietMs);
   const receivers = among.filter((n) => got(n, ev).length > 0).sort();
   assertEqual(receivers, [...expected].sort(), `receivers of ${ev}`);
@@ -164,7 +166,7 @@ test("membership: each gateway holds exactly one subscription to each request an
 test("in(id).socketsJoin from the Node server (REMOTE_JOIN) puts gateway sockets in rooms", async () => {
   for (const [name, rooms] of Object.entries(membership))
     if (rooms.length) io.in(clients[name].socket.id).socketsJoin(rooms);
-  await waitFor("rooms applied", async () => {
+  await until("rooms applied", async () => {
     const r = await roomsOf();
     return Object.entries(membership).every(([n, rooms]) =>
       JSON.stringify(r[clients[n].socket.id]) === JSON.stringify([clients[n].socket.id, ...rooms].sort()));
@@ -235,14 +237,14 @@ test("emitter socketsJoin, socketsLeave and disconnectSockets act on gateway soc
   const y = await connectClient("Y", gw2.port);
   emitter.in(x.socket.id).socketsJoin("e-room");
   emitter.in(y.socket.id).socketsJoin(["e-room", "e-other"]);
-  await waitFor("emitter joins", async () => {
+  await until("emitter joins", async () => {
     const r = await roomsOf();
     return r[x.socket.id]?.includes("e-room") && r[y.socket.id]?.includes("e-other");
   });
   emitter.to("e-room").emit("e-joined");
   await expectDelivery("e-joined", ["X", "Y"]);
   emitter.in("e-room").socketsLeave("e-other");
-  await waitFor("emitter leave", async () => !(await roomsOf())[y.socket.id].includes("e-other"));
+  await until("emitter leave", async () => !(await roomsOf())[y.socket.id].includes("e-other"));
   // y has a /chat socket on the same connection: close=true takes it too, close=false does not
   const yChat = y.socket.io.socket("/chat");
   const xChat = x.socket.io.socket("/chat");
@@ -293,15 +295,15 @@ test("fetchSockets from the Node server returns gateway sockets with ids, rooms 
 
 test("in(room).socketsJoin / socketsLeave / disconnectSockets from the Node server act on gateway sockets", async () => {
   io.in("room2").socketsJoin("joined-by-node");
-  await waitFor("joined", async () => (await io.in("joined-by-node").fetchSockets()).length === 2);
+  await until("joined", async () => (await io.in("joined-by-node").fetchSockets()).length === 2);
   io.to("joined-by-node").emit("n-joined");
   await expectDelivery("n-joined", ["B", "C"]);
   io.in("room1").socketsLeave("joined-by-node");
-  await waitFor("left", async () => (await io.in("joined-by-node").fetchSockets()).length === 1);
+  await until("left", async () => (await io.in("joined-by-node").fetchSockets()).length === 1);
   assertEqual((await io.in("joined-by-node").fetchSockets())[0].id, clients.B.socket.id, "C left, B stays");
   const x = await connectClient("X", gw2.port);
   io.in(x.socket.id).socketsJoin("doomed");
-  await waitFor("doomed joined", async () => (await io.in("doomed").fetchSockets()).length === 1);
+  await until("doomed joined", async () => (await io.in("doomed").fetchSockets()).length === 1);
   const reason = new Promise((r) => x.socket.once("disconnect", r));
   io.in("doomed").disconnectSockets();
   assertEqual(await within(3000, reason, "X disconnected"), "io server disconnect", "close=false: namespace disconnect");
@@ -329,7 +331,7 @@ test("io.timeout(2000).emit collects the acks of gateway clients (BROADCAST 7, 8
   assertEqual(empty.length, 1, "one ack");
   assertEqual(empty[0], undefined, "no argument");
   // the test's reader is another connection: it may see the ack after the requester did
-  await waitFor("the ack at the reader", () => responses.slice(before).some((r) => r.v.type === 9), 2000);
+  await until("the ack at the reader", () => responses.slice(before).some((r) => r.v.type === 9), 2000);
   await sleep(50);
   const acks9 = responses.slice(before).filter((r) => r.v.type === 9);
   assertEqual(acks9.length, 1, "one BROADCAST_ACK");
@@ -355,23 +357,23 @@ test("serverSideEmitWithAck resolves without a timeout (each gateway answers nul
 
 test("SOCKETS (0) and the legacy sid forms of join/leave/disconnect are answered by the owner only", async () => {
   await cmd.publish("socket.io-request#/#", JSON.stringify({ uid: "tstUID", requestId: "sock01", type: 0, rooms: ["room1"] }));
-  await waitFor("SOCKETS answers", () => responsesFor("sock01").length >= 3);
+  await until("SOCKETS answers", () => responsesFor("sock01").length >= 3);
   const ids = responsesFor("sock01").flatMap((r) => r.sockets).sort();
   assertEqual(ids, ["A", "C", "N"].map((n) => clients[n].socket.id).sort(), "room1 ids from every node");
   const b = clients.B.socket.id;
   await cmd.publish("socket.io-request#/#", JSON.stringify({ uid: "tstUID", requestId: "join01", type: 2, sid: b, room: "legacy" }));
-  await waitFor("legacy join answer", () => responsesFor("join01").length >= 1);
+  await until("legacy join answer", () => responsesFor("join01").length >= 1);
   await sleep(200);
   assertEqual(responsesFor("join01"), [{ requestId: "join01" }], "one answer, from B's gateway");
   assert((await roomsOf())[b].includes("legacy"), "B joined legacy");
   await cmd.publish("socket.io-request#/#", JSON.stringify({ uid: "tstUID", requestId: "leave1", type: 3, sid: b, room: "legacy" }));
-  await waitFor("legacy leave answer", () => responsesFor("leave1").length >= 1);
+  await until("legacy leave answer", () => responsesFor("leave1").length >= 1);
   assert(!(await roomsOf())[b].includes("legacy"), "B left legacy");
   const x = await connectClient("X", gw1.port);
   const reason = new Promise((r) => x.socket.once("disconnect", r));
   await cmd.publish("socket.io-request#/#", JSON.stringify({ uid: "tstUID", requestId: "disc01", type: 4, sid: x.socket.id, close: false }));
   assertEqual(await within(3000, reason, "X disconnected"), "io server disconnect", "legacy disconnect");
-  await waitFor("legacy disconnect answer", () => responsesFor("disc01").length >= 1);
+  await until("legacy disconnect answer", () => responsesFor("disc01").length >= 1);
   delete clients.X;
   // a malformed request and an unknown type are ignored, not fatal
   await cmd.publish("socket.io-request#/#", "{not json");
@@ -417,7 +419,7 @@ test("golden captures: BROADCAST with acks gets clientCount first, then one ack 
   const req = await publishRequest("broadcast-with-ack");
   const all = ["A", "B", "C", "D", "N"];
   await expectDelivery("ack-req", all);
-  await waitFor("5 acks", () => responsesFor(req.requestId).filter((r) => r.type === 9).length === 5);
+  await until("5 acks", () => responsesFor(req.requestId).filter((r) => r.type === 9).length === 5);
   await sleep(100);
   const rs = responsesFor(req.requestId);
   const counts = rs.filter((r) => r.type === 8);
@@ -435,7 +437,7 @@ test("golden captures: serverSideEmit requests (ack answered with null; none oth
   await publishRequest("serverSideEmit");
   await publishRequest("emitter-serverSideEmit");
   const req = await publishRequest("serverSideEmitWithAck");
-  await waitFor("2 answers", () => responsesFor(req.requestId).length === 2);
+  await until("2 answers", () => responsesFor(req.requestId).length === 2);
   await sleep(200);
   assertEqual(responsesFor(req.requestId), [{ type: 6, requestId: req.requestId, data: null }, { type: 6, requestId: req.requestId, data: null }], "answers");
   assertEqual(responses.length - before, 2, "nothing for the emits without ack");
@@ -445,7 +447,7 @@ test("golden captures: fetchSockets, socketsJoin, allRooms, socketsLeave, emitte
   const ids = (names) => names.map((n) => clients[n].socket.id).sort();
   const fetched = async (label) => {
     const req = await publishRequest(label);
-    await waitFor(`${label} answers`, () => responsesFor(req.requestId).length === 3);
+    await until(`${label} answers`, () => responsesFor(req.requestId).length === 3);
     return responsesFor(req.requestId).flatMap((r) => r.sockets);
   };
   let socks = await fetched("fetchSockets-all");
@@ -455,15 +457,15 @@ test("golden captures: fetchSockets, socketsJoin, allRooms, socketsLeave, emitte
   assertEqual(d.handshake.query.name, "D", "handshake");
   assertEqual((await fetched("fetchSockets-room2")).map((s) => s.id).sort(), ids(["B", "C"]), "fetchSockets-room2");
   await publishRequest("socketsJoin"); // room2 -> room3
-  await waitFor("room3", async () => (await io.in("room3").fetchSockets()).length === 2);
+  await until("room3", async () => (await io.in("room3").fetchSockets()).length === 2);
   const reqRooms = await publishRequest("allRooms");
-  await waitFor("allRooms answers", () => responsesFor(reqRooms.requestId).length === 3);
+  await until("allRooms answers", () => responsesFor(reqRooms.requestId).length === 3);
   const rooms = new Set(responsesFor(reqRooms.requestId).flatMap((r) => r.rooms));
   for (const r of ["room1", "room2", "room3", ...ids(["A", "B", "C", "D"])]) assert(rooms.has(r), `allRooms has ${r}`);
   await publishRequest("socketsLeave"); // room2 leaves room3
-  await waitFor("room3 empty", async () => (await io.in("room3").fetchSockets()).length === 0);
+  await until("room3 empty", async () => (await io.in("room3").fetchSockets()).length === 0);
   await publishRequest("emitter-socketsJoin"); // room1 -> room4
-  await waitFor("room4", async () => (await io.in("room4").fetchSockets()).length === 3);
+  await until("room4", async () => (await io.in("room4").fetchSockets()).length === 3);
   assertEqual((await fetched("fetchSockets-room4")).map((s) => s.id).sort(), ids(["A", "C", "N"]), "fetchSockets-room4");
   const gone = ["B", "C"].map((n) => new Promise((r) => clients[n].socket.once("disconnect", r)));
   await publishRequest("disconnectSockets-room2");
@@ -508,12 +510,12 @@ function ticksAfter(name, t) {
 
 test("Redis restarted under a steady broadcast stream: subscriptions come back, delivery resumes within 2 s", async () => {
   startTicks();
-  await waitFor("ticks flowing", () => ticksAfter("A", 0).length > 5 && ticksAfter("D", 0).length > 5);
+  await until("ticks flowing", () => ticksAfter("A", 0).length > 5 && ticksAfter("D", 0).length > 5);
   await redis.kill();
   await sleep(300);
   await redis.launch();
   const up = Date.now();
-  const resumed = await waitFor("ticks after the restart", () =>
+  const resumed = await until("ticks after the restart", () =>
     ticksAfter("A", up).length > 0 && ticksAfter("D", up).length > 0 ? true : false, 5000).catch(() => false);
   const rA = ticksAfter("A", up)[0]?.t - up;
   const rD = ticksAfter("D", up)[0]?.t - up;
@@ -521,27 +523,27 @@ test("Redis restarted under a steady broadcast stream: subscriptions come back, 
   console.log(`redis restart: delivery resumed after ${rA} ms (gateway 1), ${rD} ms (gateway 2) from Redis being up; first tick seq ${firstSeq}`);
   assert(resumed, "delivery resumed on both gateways");
   assert(rA < 2000 && rD < 2000, `resume within 2 s (${rA}, ${rD})`);
-  await waitFor("subscriptions back", async () => (await numsub("socket.io-request#/#")) === 3 && (await numsub("socket.io-request#/chat#")) === 3, 5000);
+  await until("subscriptions back", async () => (await numsub("socket.io-request#/#")) === 3 && (await numsub("socket.io-request#/chat#")) === 3, 5000);
   const all = (await io.fetchSockets()).length;
   assertEqual(all, 3, "fetchSockets after the restart: A, D, N");
 }, 20000);
 
 test("CLIENT KILL TYPE pubsub: the gateways' subscriber connections are repaired (measured)", async () => {
   if (!ticking) startTicks();
-  await waitFor("ticks flowing", () => ticksAfter("A", Date.now() - 200).length > 0, 3000);
+  await until("ticks flowing", () => ticksAfter("A", Date.now() - 200).length > 0, 3000);
   const killedAt = Date.now();
   const killSeq = seq; // ticks from here are published after the kill (same connection, in order)
   const killed = Number(await emClient.sendCommand(["CLIENT", "KILL", "TYPE", "pubsub"]));
   assert(killed >= 3, `killed ${killed} pub/sub connections`);
   const after = (n) => got(n, "tick").filter((e) => e.args[0] >= killSeq);
-  const ok = await waitFor("ticks after the kill", () => after("A").length > 0 && after("D").length > 0, 5000).catch(() => false);
+  const ok = await until("ticks after the kill", () => after("A").length > 0 && after("D").length > 0, 5000).catch(() => false);
   const rA = after("A")[0]?.t - killedAt;
   const rD = after("D")[0]?.t - killedAt;
   const lost = (after("A")[0]?.args[0] ?? killSeq) - killSeq;
   console.log(`client kill: delivery resumed after ${rA} ms (gateway 1), ${rD} ms (gateway 2); ${lost} ticks missed at gateway 1`);
   assert(ok, "delivery resumed on both gateways");
   assert(rA < 2000 && rD < 2000, `repaired within 2 s (${rA}, ${rD})`);
-  await waitFor("subscriptions back", async () => (await numsub("socket.io-request#/#")) === 3, 5000);
+  await until("subscriptions back", async () => (await numsub("socket.io-request#/#")) === 3, 5000);
   clearInterval(ticking);
   ticking = null;
 }, 20000);
@@ -575,7 +577,7 @@ test("namespaces *: a namespace's adapter channels are joined with its first soc
     const dyn = io.of("/dyn-7"); // the Node server's adapter for it subscribes now
     const socket = ioc(`http://127.0.0.1:${gw3.port}/dyn-7`, { forceNew: true, reconnection: false, transports: ["websocket"] });
     await within(5000, new Promise((r) => socket.once("connect", r)), "connect to /dyn-7");
-    await waitFor("gw3 counted on /dyn-7's request channel", async () => (await numsub("socket.io-request#/dyn-7#")) === 2);
+    await until("gw3 counted on /dyn-7's request channel", async () => (await numsub("socket.io-request#/dyn-7#")) === 2);
     const got = within(5000, new Promise((r) => socket.once("dyn", (...a) => r(a))), "dyn broadcast");
     dyn.emit("dyn", 7);
     assertEqual(await got, [7], "Node broadcast to a dynamic namespace");

@@ -16,6 +16,7 @@ import {
   sleep,
   startRedis,
   startServer,
+  until,
   within,
 } from "./lib/harness.mjs";
 
@@ -40,15 +41,6 @@ async function openPolling() {
 
 const unknownSid = '{"code":1,"message":"Session ID unknown"}';
 
-async function waitFor(cond, ms, what) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
 test("upgrade timeout: a probe that never sends 5 is closed, the polling session goes on", async () => {
   const sid = await openPolling();
   const ws = await rawWebSocket(port, `/engine.io/?EIO=4&transport=websocket&sid=${sid}`);
@@ -61,7 +53,7 @@ test("upgrade timeout: a probe that never sends 5 is closed, the polling session
   assert(frame === null || frame.opcode === 8, `probe ends with a close, got ${JSON.stringify(frame)}`);
   const waited = Date.now() - started;
   assert(waited >= UPGRADE_MS - 50, `closed after ${waited} ms, before the ${UPGRADE_MS} ms timeout`);
-  await waitFor(() => echo.log().includes(`eio.upgrade_timeout`) && echo.log().includes(sid), 2000, "the log line");
+  await until("the log line", () => echo.log().includes(`eio.upgrade_timeout`) && echo.log().includes(sid), 2000);
   // the session itself is untouched and still on polling
   assertEqual((await post(port, `/engine.io/?EIO=4&transport=polling&sid=${sid}`, "4still polling")).body, "ok", "POST");
   assertEqual((await get(port, `/engine.io/?EIO=4&transport=polling&sid=${sid}`)).body, "4still polling", "echo");
@@ -97,7 +89,7 @@ test("slow consumer, polling: queued output past the hard limit closes the sessi
   assert(refused !== null, "POSTs went on being accepted with 600 KB queued and no GET");
   assert(refused.i >= 2, `closed after ${refused.i} POSTs of 100 KB (limit 256 KB)`);
   assertEqual([refused.res.status, refused.res.body], [400, unknownSid], "the POST after the close");
-  await waitFor(() => echo.log().includes("eio.slow_consumer") && echo.log().includes(sid), 2000, "the log line");
+  await until("the log line", () => echo.log().includes("eio.slow_consumer") && echo.log().includes(sid), 2000);
 });
 
 // A WebSocket client that stops reading: its socket is paused, so the kernel buffers fill and
@@ -135,9 +127,9 @@ test("slow consumer, WebSocket: a client that stops reading is closed at the har
     if (!sock.write(frame)) await within(5000, new Promise((r) => sock.once("drain", r)).catch(() => {}), "drain").catch(() => {});
     if (count() > before) break;
   }
-  await waitFor(() => count() > before, 5000, "the slow-consumer close (its log line)");
+  await until("the slow-consumer close (its log line)", () => count() > before, 5000);
   sock.resume(); // read what was sent before the close: the connection must end
-  await waitFor(() => closed, 5000, "the connection to end");
+  await until("the connection to end", () => closed, 5000);
 });
 
 test("pending events: more than 64 events before the worker's CONNECT answer close the session", async () => {
@@ -157,7 +149,7 @@ test("pending events: more than 64 events before the worker's CONNECT answer clo
     const over = await connected(65);
     const end = await over.next(3000);
     assert(end === null || end.opcode === 8, `65 early events end the connection, got ${JSON.stringify(end)}`);
-    await waitFor(() => gw.log().includes("sio.pending_overflow"), 2000, "the log line");
+    await until("the log line", () => gw.log().includes("sio.pending_overflow"), 2000);
     // 64 are kept: that connection is still open and answers a ping
     ok.text("3"); // a stray pong is ignored; the connection must stay up
     await sleep(300);

@@ -17,22 +17,13 @@ import {
   startProcess,
   startRedis,
   startServer,
+  until,
   within,
 } from "./lib/harness.mjs";
 
 const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const { test, run } = createRunner("test_outages");
-
-async function until(what, fn, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 // A TCP proxy on a random loopback port to Redis at `target`, for faults between one process and
 // Redis. cut(): every proxied connection is closed and new ones are refused (the listener is

@@ -13,7 +13,19 @@ import { tmpdir } from "node:os";
 import net from "node:net";
 import path from "node:path";
 import { io as ioc } from "socket.io-client";
-import { assert, assertEqual, createRunner, freePort, get, post, sleep, startProcess, startServer, within } from "./lib/harness.mjs";
+import {
+  assert,
+  assertEqual,
+  createRunner,
+  freePort,
+  get,
+  post,
+  sleep,
+  startProcess,
+  startServer,
+  until,
+  within,
+} from "./lib/harness.mjs";
 
 const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
@@ -109,15 +121,7 @@ const worker = await startProcess("/usr/bin/python3", ["tests/integration/worker
   "worker ready", { env: { ...process.env, ...tlsEnv } });
 started.push(worker.pid);
 
-async function waitFor(what, fn, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+const waitFor = (what, fn, ms = 10000) => until(what, fn, ms, { every: 50 });
 const ready = async (port) => (await get(port, "/readyz")).status === 200;
 
 const clients = [];

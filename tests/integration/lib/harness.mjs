@@ -93,6 +93,18 @@ export function createRunner(suite) {
   };
 }
 
+// Polls fn (sync or async) until it returns something truthy, which it returns; throws once
+// `ms` have passed. `what` names the wait in the error.
+export async function until(what, fn, ms = 5000, { every = 25 } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
 export function assert(cond, message) {
   if (!cond) throw new Error(`assertion failed: ${message}`);
 }
