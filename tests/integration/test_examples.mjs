@@ -411,8 +411,13 @@ test("python_socketio_async: the AsyncServer program on AsyncWorker; the sync /c
       const c2 = await startPython("examples/python_socketio_async/client2.py", [cl.url2], {}, "Room message:");
       clients.push(c2);
       const fromC2 = "Response from server: {'data': 'Server received: This is client 2.'}";
-      await c1.waitFor(fromC2, 5000);  // client2's message reached client1 in room1, across gateways
-      await c2.waitFor(fromC2, 5000);
+      // client2's message reached client1 in room1, across gateways (on a timeout, both clients'
+      // output says what did arrive: one CI run saw client1 miss it, not reproduced since)
+      const withOutput = (e) => {
+        throw new Error(`${e.message}\n--- client1 ---\n${c1.output()}--- client2 ---\n${c2.output()}`);
+      };
+      await c1.waitFor(fromC2, 10000).catch(withOutput);
+      await c2.waitFor(fromC2, 10000).catch(withOutput);
       assert(c1.output().includes("Connected to server") && c2.output().includes("Connected to server"), "both connected");
       const joins = (out) => (out.match(/Room message: \{'data': '\S+ has joined the room room1'\}/g) || []).length;
       await waitUntil(() => joins(c1.output()) >= 3, 5000, "client1 hears client2 join room1");
