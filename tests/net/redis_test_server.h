@@ -69,60 +69,57 @@ static inline int redis_test_free_port(void)
     return port;
 }
 
+/* A non-blocking TCP connection to 127.0.0.1:port, established within timeout_ms: its fd, or
+ * -1 (closed) when refused or late. */
+static inline int redis_test_connect(int port, int timeout_ms)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if ((connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS) &&
+        poll(&pfd, 1, timeout_ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 &&
+        err == 0)
+        return fd;
+    close(fd);
+    return -1;
+}
+
 /* One blocking PING with a deadline: true if something answered with a RESP status or error
  * ("+PONG", or "-NOAUTH" under requirepass: either way the server is serving). */
 static inline bool redis_test_ping_once(int port, int timeout_ms)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int fd = redis_test_connect(port, timeout_ms);
     if (fd < 0)
         return false;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     bool ok = false;
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS)
-        goto out;
-    int err = 0;
-    socklen_t el = sizeof(err);
-    if (poll(&pfd, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 ||
-        err != 0)
-        goto out;
-    if (write(fd, "PING\r\n", 6) != 6)
-        goto out;
-    pfd.events = POLLIN;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     char c;
-    if (poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1)
+    if (write(fd, "PING\r\n", 6) == 6 && poll(&pfd, 1, timeout_ms) == 1 && read(fd, &c, 1) == 1)
         ok = c == '+' || c == '-';
-out:
     close(fd);
     return ok;
 }
 
-/* Polls PING until it answers, the child exits (port taken, bad argument), or timeout_ms passes. */
-/* A TCP connection to 127.0.0.1:port is accepted within timeout_ms. */
+/* A TCP connection to 127.0.0.1:port is accepted within timeout_ms (a TLS-only server, which a
+ * plain PING cannot ask). */
 static inline bool redis_test_accepts(int port, int timeout_ms)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-    int err = 0;
-    socklen_t el = sizeof(err);
-    bool ok = (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS) &&
-              poll(&pfd, 1, timeout_ms) == 1 &&
-              getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0;
-    close(fd);
-    return ok;
+    int fd = redis_test_connect(port, timeout_ms);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
 }
 
+/* Polls PING (TLS: a connect) until it answers, the child exits (port taken, bad argument), or
+ * timeout_ms passes. */
 static inline bool redis_test_server_wait_ready(struct redis_test_server *s, int timeout_ms)
 {
     long long deadline = redis_test_now_ms() + timeout_ms;
