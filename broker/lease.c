@@ -32,6 +32,8 @@ struct bk_lease {
     bool held;            /* believed held (still subject to valid_until) */
     uint64_t valid_until; /* monotonic ms: last renewal sent + 0.9 x lease */
     bool busy;            /* a lease script awaits its reply */
+    bool saw_other;       /* another holder was seen since this broker last held the lease */
+    bool took_over;       /* the current term began after another holder's */
     uint64_t sent_at;
     void (*release_done)(void *ctx);
     void *release_ctx;
@@ -79,6 +81,8 @@ static void on_ours(struct bk_lease *l, bool acquired)
     if (l->held)
         return;
     l->held = true;
+    l->took_over = l->saw_other;
+    l->saw_other = false;
     *l->active_gauge = 1;
     (*l->acquired)++;
     log_write(l->b->log, LOG_LEVEL_INFO, "broker.lease", "became active (token %s, %s, lease %u ms)",
@@ -109,6 +113,7 @@ static void lease_cb(void *ctx, const redisReply *reply, enum redis_link_result 
         on_ours(l, status[0] == 'a');
         return;
     }
+    l->saw_other = true;
     if (l->held) {
         char why[LEASE_TEXT_MAX + 32];
         snprintf(why, sizeof why, "active is %s", l->holder);
@@ -156,6 +161,11 @@ const char *bk_lease_holder(const struct bk_lease *l)
     return l->held ? l->token : l->holder;
 }
 
+bool bk_lease_took_over(const struct bk_lease *l)
+{
+    return l->took_over;
+}
+
 bool bk_lease_fenced(struct bk_lease *l, const char *reply_text)
 {
     if (reply_text == NULL || strncmp(reply_text, "FENCED", 6) != 0)
@@ -163,6 +173,7 @@ bool bk_lease_fenced(struct bk_lease *l, const char *reply_text)
     if (l->held) {
         const char *who = reply_text[6] == ' ' ? reply_text + 7 : "?";
         snprintf(l->holder, sizeof l->holder, "%s", who);
+        l->saw_other = true;
         char why[LEASE_TEXT_MAX + 48];
         snprintf(why, sizeof why, "a script was fenced off (active is %s)", who);
         drop(l, why);

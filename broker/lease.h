@@ -37,6 +37,9 @@ bool bk_lease_fenced(struct bk_lease *l, const char *reply_text);
 /* Stop acting at once and give the key up if still held (a graceful stop: a standby need not
  * wait for the expiry); done(ctx) is called when Redis answered or could not be asked. */
 void bk_lease_release(struct bk_lease *l, void (*done)(void *ctx), void *ctx);
+/* True when the current (or last) term began after this broker had seen another holder: a
+ * takeover, not the first broker of an idle cluster (liveness.c gives a grace then). */
+bool bk_lease_took_over(const struct bk_lease *l);
 /* The holder last seen ("" if none or not known yet): for /readyz and the logs. */
 const char *bk_lease_holder(const struct bk_lease *l);
 

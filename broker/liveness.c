@@ -306,11 +306,14 @@ void bk_liveness_redis_state(struct bk_liveness *l, bool connected)
 void bk_liveness_set_active(struct bk_liveness *l, bool active)
 {
     /* a takeover is an outage of the liveness check: the nodes get a fresh node-timeout, from
-     * the new active's first check, before a missing heartbeat counts (docs/contracts.md) */
+     * the new active's first check, before a missing heartbeat counts (docs/contracts.md). The
+     * first broker of an idle cluster gets none (as before failover existed: its own downtime
+     * shows as a gap between checks). */
     if (l == NULL)
         return;
     if (active) {
-        l->outage = true;
+        if (bk_lease_took_over(l->b->lease))
+            l->outage = true;
         event_active(l->tick, EV_TIMEOUT, 0); /* the first check (the grace) at once */
     }
 }

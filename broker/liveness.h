@@ -23,8 +23,8 @@ void bk_liveness_drain(struct bk_liveness *l);
  * node a fresh node-timeout (docs/contracts.md, Node liveness). NULL is a no-op. */
 void bk_liveness_redis_state(struct bk_liveness *l, bool connected);
 /* The lease (lease.h) was taken (true) or lost (false). Only the active broker checks and drains;
- * a new active gives every node a fresh node-timeout first, as after an outage (a takeover must
- * not reap live nodes). NULL is a no-op. */
+ * a broker that takes over from another gives every node a fresh node-timeout first, as after
+ * an outage (a takeover must not reap live nodes). NULL is a no-op. */
 void bk_liveness_set_active(struct bk_liveness *l, bool active);
 
 #endif
