@@ -271,6 +271,7 @@ test("SIGSTOP the active past its lease: a standby takes over; resumed, the old 
     }
     await mirrorIsTruth(clients);
     await settled();
+    await sleep(300); // the old active idle in its XREAD BLOCK
     const appliedBefore = await metric(old, APPLIED);
     process.kill(old.pid, "SIGSTOP");
     stopped = old;
@@ -284,6 +285,13 @@ test("SIGSTOP the active past its lease: a standby takes over; resumed, the old 
     await post(standby.port, "/v1/join", JSON.stringify({ sids: [first.socket.id], to: ["paused"] }), "Content-Type: application/json\r\n");
     first.rooms.push("paused");
     await mirrorIsTruth(clients);
+    // a burst of entries in flight when the old active resumes: its blocked XREAD answered while
+    // it was paused, so it wakes with work in hand and must not read or apply any of it
+    const burstEpoch = crypto.randomBytes(8).toString("hex");
+    await cmd("SET", "sioc:hb:burst", burstEpoch, "PX", 120000);
+    const burst = Array.from({ length: 400 }, (_, i) => cmd("XADD", "sioc:registry", "*", "node", "burst", "epoch", burstEpoch,
+      "seq", i + 1, "op", "connect", "nsp", "/", "sid", `b${i}`, "uid", "", "rooms", notepack.encode([])));
+    await Promise.all(burst);
     process.kill(old.pid, "SIGCONT");
     stopped = null;
     await until("the old active's 'lost lease' line", () => old.log().includes("lost lease"), 5000);
@@ -294,6 +302,10 @@ test("SIGSTOP the active past its lease: a standby takes over; resumed, the old 
     const last = [...clients.values()][1];
     clients.delete(last.socket.id);
     last.socket.close();
+    await settled();
+    assertEqual(await cmd("SCARD", "sioc:node-sids:burst"), 400, "the burst applied (by the new active)");
+    await cmd("DEL", "sioc:hb:burst");
+    await until("the burst node reaped", async () => (await cmd("EXISTS", "sioc:node-sids:burst")) === 0, 3 * NODE_TIMEOUT);
     await mirrorIsTruth(clients);
     await settled();
     await sleep(500);
