@@ -100,8 +100,9 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         /* active and standby brokers are both healthy: each answers the API (lease.h) */
         bool ready = redis_ready(&p->b);
         char body[256];
+        const char *holder = bk_lease_holder(p->b.lease);
         int n = snprintf(body, sizeof body, "%s (%s; active: %s)\n", ready ? "ready" : "not ready",
-                         bk_lease_active(p->b.lease) ? "active" : "standby", bk_lease_holder(p->b.lease));
+                         bk_lease_active(p->b.lease) ? "active" : "standby", holder[0] ? holder : "unknown");
         http_conn_respond(conn, ready ? 200 : 503, text, 1, body,
                           n > 0 && (size_t)n < sizeof body ? (size_t)n : sizeof body - 1, false);
         return;
