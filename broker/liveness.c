@@ -58,10 +58,9 @@ static void drain_reply_cb(void *ctx, const redisReply *reply, enum redis_link_r
 {
     struct bk_liveness *l = ctx;
     l->drain_inflight--;
-    if (result != REDIS_LINK_REPLY) {
-        l->drain_failed = true;
-    } else if (reply->type == REDIS_REPLY_ERROR && bk_lease_fenced(l->b->lease, reply->str)) {
-        l->drain_failed = true; /* the trim: the items stay for the active broker */
+    if (result != REDIS_LINK_REPLY ||
+        (reply->type == REDIS_REPLY_ERROR && bk_lease_fenced(l->b->lease, reply->str))) {
+        l->drain_failed = true; /* fenced: the trim; the items stay for the active broker */
     } else if (reply->type == REDIS_REPLY_ERROR) {
         (*l->disconnect_errors)++;
         log_write(l->b->log, LOG_LEVEL_ERROR, "upstream.xadd", "node-lost disconnect: %s",

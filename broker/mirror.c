@@ -128,10 +128,8 @@ static void apply_cb(void *ctx, const redisReply *reply, enum redis_link_result 
     struct mirror_slot *slot = m->slot_next < m->slot_count ? &m->slots[m->slot_next++] : NULL;
     const char *node = slot ? slot->node : "?", *seq = slot ? slot->seq : "?";
     m->inflight--;
-    if (result != REDIS_LINK_REPLY) {
-        m->batch_failed = true;
-    } else if (fenced(m, reply)) {
-        m->batch_failed = true; /* not applied; the active broker claims it */
+    if (result != REDIS_LINK_REPLY || fenced(m, reply)) {
+        m->batch_failed = true; /* fenced: not applied; the active broker claims it */
     } else if (reply->type == REDIS_REPLY_ERROR) {
         /* Not retryable (a script error or a foreign key of the wrong type): skip the entry. */
         (*m->failed)++;
