@@ -161,6 +161,8 @@ test("two, then three brokers: exactly one active, the others standing by; API a
     // SIGTERM gives the lease up: a standby takes over without waiting for the expiry
     const t0 = Date.now();
     await active.stop();
+    assert((await cmd("GET", "sioc:bk:lease")) !== token, "the stopped broker deleted its lease on the way out");
+    assert(active.log().includes("releasing the lease"), "and said so");
     const next = await activeOf(brokers.filter((b) => b !== active));
     console.log(`graceful stop -> standby active in ${Date.now() - t0} ms (lease 2000 ms)`);
     assert(next.log().includes("became active"), "the next one logs it");
@@ -337,20 +339,25 @@ test("entries a dead consumer held are claimed by the next active; an entry deli
   try {
     const old = await activeOf(brokers);
     const next = brokers.find((b) => b !== old);
+    const top = await cmd("XREVRANGE", "sioc:registry", "+", "-", "COUNT", 1);
+    const before1 = top.length ? top[0][0] : "0";
     await reg("connect", "h1", ["a"]);
     await settled();
-    // the active dies having read a batch it never applied: entries in a dead consumer's list
+    // the active dies in the middle of a batch: it had applied the first entry (h1's connect)
+    // but acknowledged none of the batch, which sits in a dead consumer's pending list
     process.kill(old.pid, "SIGSTOP");
     stopped = old;
     await reg("connect", "h2", ["a"]);
     await reg("join", "h1", ["b"]);
     await reg("disconnect", "h1", ["a", "b"]);
+    await cmd("XGROUP", "SETID", "sioc:registry", "broker", before1);
     const took = await cmd("XREADGROUP", "GROUP", "broker", "ghost", "COUNT", 10, "STREAMS", "sioc:registry", ">");
-    assertEqual(took[0][1].length, 3, "the ghost consumer holds 3 entries");
+    assertEqual(took[0][1].length, 4, "the ghost consumer holds 4 entries, the first one applied already");
     process.kill(old.pid, "SIGKILL");
     stopped = null;
     await until("the standby to take over", () => isActive(next), 3 * NODE_TIMEOUT);
     await settled();
+    assertEqual([await metric(next, APPLIED), await metric(next, DUPS)], [3, 1], "3 applied, h1's connect a duplicate");
     assertEqual(await cmd("SMEMBERS", "sioc:node-sids:hand"), ["h2"], "the ghost's entries were applied");
     assertEqual(await cmd("SMEMBERS", "sioc:room:/:a"), ["h2"], "room a");
     assertEqual(await cmd("EXISTS", "sioc:sid:h1", "sioc:room:/:b"), 0, "h1 gone");
