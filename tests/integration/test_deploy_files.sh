@@ -432,8 +432,8 @@ check("compose broker: API published on the host's loopback only",
 bk2 = svc.get("broker-2", {})
 check("compose: a second broker (standby, issue 17) with the first one's settings, API on the host's loopback port 8082",
       bk2.get("environment") == bk_env and bk2.get("entrypoint") == bk.get("entrypoint")
-      and "127.0.0.1:8082:8081" in json.dumps(bk2.get("ports", [])) or any(
-          isinstance(p, dict) and str(p.get("host_ip")) == "127.0.0.1" and str(p.get("published")) == "8082" for p in bk2.get("ports", [])),
+      and ("127.0.0.1:8082:8081" in json.dumps(bk2.get("ports", [])) or any(
+          isinstance(p, dict) and str(p.get("host_ip")) == "127.0.0.1" and str(p.get("published")) == "8082" for p in bk2.get("ports", []))),
       bk2)
 wenv = wkr.get("environment", {})
 check("compose worker: worker.Dockerfile, SIOC_REDIS_URL equal to the gateways' SIOC_REDIS",
