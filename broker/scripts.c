@@ -3,7 +3,8 @@
  * P:user:<uid>, P:room:<nsp>:<room>, P:node-sids:<node> sets. Broker state: P:bk:node:<node>
  * hash {epoch, seq, snap, lost_at, mismatch, snapreq_at}, P:bk:retired:<node> set of dead
  * epochs, P:bk:snap:<node> sids not yet confirmed by a running snapshot, P:bk:nodes set of
- * nodes with state, P:bk:lost list of node-lost disconnects still to append upstream. */
+ * nodes with state, P:bk:lost list of node-lost disconnects still to append upstream, P:bk:lease
+ * the active broker's token (lease.h; every state-writing script is fenced by it). */
 #include "broker/scripts.h"
 
 /* Fencing (lease.h): fence(key, token) is nil while `token` holds the lease key, else the
