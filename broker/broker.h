@@ -1,6 +1,6 @@
 /* broker.h: the process context of sioc-broker (DESIGN.md §2, §3.4) that its modules share: the
  * options, the event loop, the Redis links, the logger and the metrics. main_broker.c owns and
- * fills it; mirror.c (registry consumer), liveness.c (node liveness, node-lost disconnects),
+ * fills it; lease.c (active or standby), mirror.c (registry consumer), liveness.c (node liveness, node-lost disconnects),
  * api.c (HTTP API) and calls.c (the API's acks) borrow it for their whole lifetime. */
 #ifndef SIOC_BROKER_H
 #define SIOC_BROKER_H
@@ -16,6 +16,7 @@ struct bk_mirror;
 struct bk_liveness;
 struct bk_api;
 struct bk_calls;
+struct bk_lease;
 struct redis_tls;
 
 struct broker {
@@ -26,6 +27,8 @@ struct broker {
     struct redis_link *cmd;
     /* XREADGROUP ... BLOCK only (a blocked read would stall everything behind it on cmd). */
     struct redis_link *reader;
+    /* Active or standing by (lease.h): the mirror and liveness act only while it is held. */
+    struct bk_lease *lease;
     struct bk_mirror *mirror;
     struct bk_liveness *liveness;
     struct bk_api *api;
@@ -41,6 +44,7 @@ struct broker {
     const char *api_key;     /* NULL: no auth (loopback only) */
     unsigned node_timeout_ms;
     unsigned check_interval_ms;
+    unsigned lease_ms; /* lease-timeout */
     unsigned forget_after_ms; /* a dead node's state (and its /v1/nodes entry) is dropped after this */
     uint32_t upstream_shards;
     uint64_t upstream_maxlen;

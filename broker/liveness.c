@@ -1,7 +1,9 @@
 /* liveness.c: the periodic node check and the node-lost disconnect queue (DESIGN.md §3.2, §3.4).
  * The check itself is one script (scripts.c); this file schedules it, logs what it reaped, asks
  * nodes for snapshots, and turns P:bk:lost items into upstream `disconnect` entries with
- * envelope_up_to_fields, trimming the queue only after the XADDs were answered. */
+ * envelope_up_to_fields, trimming the queue only after the XADDs were answered. Only the active
+ * broker (lease.h) checks and drains: the check and the trim are fenced scripts, and the XADDs
+ * are sent only while the lease is held (a paused old active that resumes sends none). */
 #include "broker/liveness.h"
 
 #include <event2/event.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "broker/broker.h"
+#include "broker/lease.h"
 #include "broker/scripts.h"
 #include "common/buf.h"
 #include "common/clock.h"
@@ -55,8 +58,9 @@ static void drain_reply_cb(void *ctx, const redisReply *reply, enum redis_link_r
 {
     struct bk_liveness *l = ctx;
     l->drain_inflight--;
-    if (result != REDIS_LINK_REPLY) {
-        l->drain_failed = true;
+    if (result != REDIS_LINK_REPLY ||
+        (reply->type == REDIS_REPLY_ERROR && bk_lease_fenced(l->b->lease, reply->str))) {
+        l->drain_failed = true; /* fenced: the trim; the items stay for the active broker */
     } else if (reply->type == REDIS_REPLY_ERROR) {
         (*l->disconnect_errors)++;
         log_write(l->b->log, LOG_LEVEL_ERROR, "upstream.xadd", "node-lost disconnect: %s",
@@ -149,6 +153,12 @@ static void lrange_cb(void *ctx, const redisReply *reply, enum redis_link_result
             drain_finished(l);
         return;
     }
+    if (!bk_lease_active(l->b->lease)) {
+        l->drain_failed = true; /* the lease was lost while LRANGE ran: the items stay */
+        if (l->drain_inflight == 0)
+            drain_finished(l);
+        return;
+    }
     l->drain_count = reply->elements;
     for (size_t i = 0; i < reply->elements && !l->drain_failed; i++) {
         struct envelope_up up;
@@ -160,8 +170,9 @@ static void lrange_cb(void *ctx, const redisReply *reply, enum redis_link_result
     if (!l->drain_failed && l->drain_count > 0) {
         char start[24];
         snprintf(start, sizeof start, "%zu", l->drain_count);
-        const char *argv[] = {"LTRIM", l->lost_key, start, "-1"};
-        if (redis_link_command_argv(l->b->cmd, 4, argv, NULL, 0, drain_reply_cb, l) == SIOC_OK)
+        const char *argv[] = {"EVAL", bk_script_lost_trim(), "0", l->b->prefix,
+                              bk_lease_token(l->b->lease), start};
+        if (redis_link_command_argv(l->b->cmd, 6, argv, NULL, 0, drain_reply_cb, l) == SIOC_OK)
             l->drain_inflight++;
         else
             l->drain_failed = true;
@@ -176,6 +187,8 @@ void bk_liveness_drain(struct bk_liveness *l)
         l->drain_again = true;
         return;
     }
+    if (!bk_lease_active(l->b->lease))
+        return;
     char count[24];
     snprintf(count, sizeof count, "%d", LIVENESS_DRAIN_BATCH - 1);
     const char *argv[] = {"LRANGE", l->lost_key, "0", count};
@@ -218,6 +231,8 @@ static void check_cb(void *ctx, const redisReply *reply, enum redis_link_result 
         l->outage = true;
         return;
     }
+    if (reply->type == REDIS_REPLY_ERROR && bk_lease_fenced(l->b->lease, reply->str))
+        return;
     if (reply->type == REDIS_REPLY_ERROR || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
         l->outage = true; /* Redis answered, but not as a working Redis does (LOADING, BUSY...) */
         log_write(l->b->log, LOG_LEVEL_ERROR, "liveness.check", "%s",
@@ -262,7 +277,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     struct bk_liveness *l = arg;
     struct broker *b = l->b;
     /* never queue checks while Redis is away: one runs right after the reconnect instead */
-    if (l->checking || !redis_link_connected(b->cmd))
+    if (l->checking || !redis_link_connected(b->cmd) || !bk_lease_active(b->lease))
         return;
     char now[24], forget[24], timeout[24], gap[24];
     snprintf(now, sizeof now, "%llu", (unsigned long long)clock_wall_ms());
@@ -271,8 +286,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(gap, sizeof gap, "%llu", (unsigned long long)liveness_outage_gap_ms(b));
     const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, forget,
                           LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, gap,
-                          l->outage ? "1" : "0"};
-    if (redis_link_command_argv(b->cmd, 11, argv, NULL, 0, check_cb, l) == SIOC_OK) {
+                          l->outage ? "1" : "0", bk_lease_token(b->lease)};
+    if (redis_link_command_argv(b->cmd, 12, argv, NULL, 0, check_cb, l) == SIOC_OK) {
         l->checking = true;
         l->check_marks_outage = l->outage;
     }
@@ -285,6 +300,21 @@ void bk_liveness_redis_state(struct bk_liveness *l, bool connected)
      * (a restarted broker's downtime shows as a gap between checks) */
     if (l != NULL && !connected)
         l->outage = true;
+}
+
+void bk_liveness_set_active(struct bk_liveness *l, bool active)
+{
+    /* a takeover is an outage of the liveness check: the nodes get a fresh node-timeout, from
+     * the new active's first check, before a missing heartbeat counts (docs/contracts.md). The
+     * first broker of an idle cluster gets none (as before failover existed: its own downtime
+     * shows as a gap between checks). */
+    if (l == NULL)
+        return;
+    if (active) {
+        if (bk_lease_took_over(l->b->lease))
+            l->outage = true;
+        event_active(l->tick, EV_TIMEOUT, 0); /* the first check (the grace) at once */
+    }
 }
 
 struct bk_liveness *bk_liveness_new(struct broker *b)

@@ -22,5 +22,9 @@ void bk_liveness_drain(struct bk_liveness *l);
  * drop Redis was away for the broker, so the first check after the reconnection gives every
  * node a fresh node-timeout (docs/contracts.md, Node liveness). NULL is a no-op. */
 void bk_liveness_redis_state(struct bk_liveness *l, bool connected);
+/* The lease (lease.h) was taken (true) or lost (false). Only the active broker checks and drains;
+ * a broker that takes over from another gives every node a fresh node-timeout first, as after
+ * an outage (a takeover must not reap live nodes). NULL is a no-op. */
+void bk_liveness_set_active(struct bk_liveness *l, bool active);
 
 #endif

@@ -1,8 +1,9 @@
-/* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the registry
- * consumer, the liveness check, the HTTP API and its acks on one libevent loop; /healthz,
- * /readyz (Redis connected) and /metrics; SIGTERM/SIGINT stop (unacknowledged registry entries
- * are re-read by the next broker), SIGHUP reopens the log and reloads the TLS certificate
- * (tls-cert). Everything hangs off one struct broker; no globals. */
+/* main_broker.c: sioc-broker (DESIGN.md §2, §3.4): options, the Redis links, the lease (active
+ * or standby), the registry consumer, the liveness check, the HTTP API and its acks on one
+ * libevent loop; /healthz, /readyz (Redis connected; says active or standby) and /metrics;
+ * SIGTERM/SIGINT stop (the lease is given up so a standby takes over at once; unacknowledged
+ * registry entries are claimed by the next active broker), SIGHUP reopens the log and reloads
+ * the TLS certificate (tls-cert). Everything hangs off one struct broker; no globals. */
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -12,10 +13,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker/api.h"
 #include "broker/broker.h"
 #include "broker/calls.h"
+#include "broker/lease.h"
 #include "broker/liveness.h"
 #include "broker/mirror.h"
 #include "common/clock.h"
@@ -43,6 +46,8 @@ static const struct config_option options[] = {
     {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000, "a TLS handshake must complete within this"},
     {"tls-plain-health", CONFIG_BOOL, "no", 0, 0, "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
     {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat), and the grace every node gets after a Redis outage"},
+    {"broker-id", CONFIG_STRING, NULL, 0, 0, "this broker's name in the lease and the logs (default: the host name); a random suffix is added per start"},
+    {"lease-timeout", CONFIG_MS, NULL, 30, 3600000, "the active broker's lease; a standby takes over at most this + min(this / 4, 1 s) after the active one died (default: node-timeout / 2)"},
     {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
     {"forget-after", CONFIG_MS, "600000", 100, 604800000, "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
     {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid), as on the gateways"},
@@ -62,7 +67,7 @@ struct broker_process {
     struct config *cfg;
     struct http_server *http;
     struct tls_context *tls; /* tls-cert: the API over HTTPS */
-    struct event *sigterm, *sigint, *sighup;
+    struct event *sigterm, *sigint, *sighup, *stop_timer;
     uint64_t *http_requests;
 };
 
@@ -92,9 +97,14 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         return;
     }
     if (path_is(req, "/readyz")) {
+        /* active and standby brokers are both healthy: each answers the API (lease.h) */
         bool ready = redis_ready(&p->b);
-        http_conn_respond(conn, ready ? 200 : 503, text, 1, ready ? "ready\n" : "not ready\n",
-                          ready ? 6 : 10, false);
+        char body[256];
+        const char *holder = bk_lease_holder(p->b.lease);
+        int n = snprintf(body, sizeof body, "%s (%s; active: %s)\n", ready ? "ready" : "not ready",
+                         bk_lease_active(p->b.lease) ? "active" : "standby", holder[0] ? holder : "unknown");
+        http_conn_respond(conn, ready ? 200 : 503, text, 1, body,
+                          n > 0 && (size_t)n < sizeof body ? (size_t)n : sizeof body - 1, false);
         return;
     }
     if (path_is(req, "/metrics")) {
@@ -156,6 +166,13 @@ static void reader_state_cb(void *ctx, bool connected)
         bk_mirror_on_connected(b->mirror);
 }
 
+static void lease_change_cb(void *ctx, bool active)
+{
+    struct broker *b = ctx;
+    bk_liveness_set_active(b->liveness, active);
+    bk_mirror_set_active(b->mirror, active);
+}
+
 static void calls_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
 {
     link_event(ctx, "ack answers", ev, detail);
@@ -183,12 +200,32 @@ static double gauge_redis(void *ctx)
 
 /* ---- signals ---- */
 
+static void stop_now(void *arg)
+{
+    struct broker_process *p = arg;
+    event_base_loopbreak(p->b.base);
+}
+
+static void stop_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    stop_now(arg);
+}
+
 static void stop_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct broker_process *p = arg;
     log_write(p->b.log, LOG_LEVEL_INFO, "process.stop", "signal %d", (int)sig);
-    event_base_loopbreak(p->b.base);
+    /* give the lease up first (at most 1 s): a standby takes over without waiting for it */
+    struct timeval bound = {1, 0};
+    if (p->stop_timer != NULL && !evtimer_pending(p->stop_timer, NULL)) {
+        evtimer_add(p->stop_timer, &bound);
+        bk_lease_release(p->b.lease, stop_now, p);
+    } else {
+        stop_now(p);
+    }
 }
 
 static void hup_cb(evutil_socket_t sig, short what, void *arg)
@@ -237,6 +274,34 @@ static bool listen_is_loopback(const char *listen)
     return strcmp(host, "localhost") == 0;
 }
 
+static bool broker_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 0x7f || id[i] == '/')
+            return false;
+    return true;
+}
+
+static unsigned lease_timeout_ms(const struct config *cfg)
+{
+    int64_t set = config_get_int(cfg, "lease-timeout");
+    return set > 0 ? (unsigned)set : bk_lease_default_ms((unsigned)config_get_int(cfg, "node-timeout"));
+}
+
+/* The lease token "<broker-id or host name>/<8 hex digits of this start>" (lease.h). */
+static void make_token(const struct config *cfg, uint64_t seed, char *out, size_t cap)
+{
+    char host[65] = "broker";
+    const char *id = config_get(cfg, "broker-id");
+    if (id == NULL && gethostname(host, sizeof host - 1) == 0 && broker_id_valid(host))
+        id = host;
+    snprintf(out, cap, "%s/%08x", id != NULL && broker_id_valid(id) ? id : "broker",
+             (unsigned)(seed >> 32 ^ seed));
+}
+
 /* Also makes the TLS context of a rediss:// URL (*tls, else NULL). */
 static const char *validate(const struct config *cfg, struct redis_tls **tls, char *err,
                             size_t errlen)
@@ -255,6 +320,15 @@ static const char *validate(const struct config *cfg, struct redis_tls **tls, ch
         return "listen: without an api-key the API listens on loopback only (127.0.0.1, ::1)";
     if (config_get(cfg, "key-prefix")[0] == '\0' || config_get(cfg, "adapter-key")[0] == '\0')
         return "key-prefix and adapter-key must not be empty";
+    const char *id = config_get(cfg, "broker-id");
+    if (id != NULL && !broker_id_valid(id))
+        return "broker-id: 1 to 64 printable characters, no space or '/'";
+    unsigned node_timeout = (unsigned)config_get_int(cfg, "node-timeout");
+    unsigned lease = lease_timeout_ms(cfg);
+    unsigned poll = lease / 4 < 1000 ? lease / 4 : 1000;
+    if (lease + poll > node_timeout)
+        return "lease-timeout: lease-timeout + min(lease-timeout / 4, 1 s) must not exceed node-timeout "
+               "(a standby must take over within node-timeout)";
     enum log_level level;
     enum log_format format;
     if (log_level_parse(config_get(cfg, "log-level"), &level) != SIOC_OK)
@@ -361,6 +435,7 @@ int main(int argc, char **argv)
         .api_key = config_get(&cfg, "api-key"),
         .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
         .check_interval_ms = (unsigned)config_get_int(&cfg, "check-interval"),
+        .lease_ms = lease_timeout_ms(&cfg),
         .forget_after_ms = (unsigned)config_get_int(&cfg, "forget-after"),
         .upstream_shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
         .upstream_maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
@@ -386,7 +461,10 @@ int main(int argc, char **argv)
                          (struct redis_link_config){.mode = REDIS_LINK_COMMAND,
                                                     .on_event_cb = reader_event_cb,
                                                     .on_state_cb = reader_state_cb});
-    b->mirror = b->cmd && b->reader ? bk_mirror_new(b) : NULL;
+    char token[128];
+    make_token(&cfg, seed * 0x94d049bb133111ebull + 7, token, sizeof token);
+    b->lease = b->cmd && b->reader ? bk_lease_new(b, token, b->lease_ms, lease_change_cb, b) : NULL;
+    b->mirror = b->lease ? bk_mirror_new(b) : NULL;
     b->liveness = b->mirror ? bk_liveness_new(b) : NULL;
     b->calls = b->liveness ? bk_calls_new(b, seed * 0xff51afd7ed558ccdull + 1) : NULL;
     b->calls_sub = b->calls ? new_calls_link(b, url, seed ^ 0xc4ceb9fe1a85ec53ull) : NULL;
@@ -417,14 +495,15 @@ int main(int argc, char **argv)
     evsignal_add(p.sigterm, NULL);
     evsignal_add(p.sigint, NULL);
     evsignal_add(p.sighup, NULL);
+    p.stop_timer = evtimer_new(b->base, stop_timer_cb, &p);
     process_write_port_file(config_get(&cfg, "port-file"), http_server_port(p.http));
     struct redis_url parsed; /* the password stays out of the log */
     redis_url_parse(url, &parsed);
     log_write(b->log, LOG_LEVEL_INFO, "process.start",
-              "API on port %u, redis %s://%s:%d%s, prefix %s, auth %s", http_server_port(p.http),
-              parsed.tls ? "rediss" : "redis", parsed.host, parsed.port,
+              "API on port %u, redis %s://%s:%d%s, prefix %s, auth %s, broker %s (lease %u ms)",
+              http_server_port(p.http), parsed.tls ? "rediss" : "redis", parsed.host, parsed.port,
               parsed.user != NULL ? " (ACL user)" : "", b->prefix,
-              b->api_key ? "api-key" : "none (loopback)");
+              b->api_key ? "api-key" : "none (loopback)", token, b->lease_ms);
     if (tls != NULL)
         log_write(b->log, LOG_LEVEL_INFO, "tls.start", "API over HTTPS with %s%s",
                   tls_context_describe(tls),
@@ -438,6 +517,7 @@ int main(int argc, char **argv)
     http_server_free(p.http);
     bk_liveness_free(b->liveness);
     bk_mirror_free(b->mirror);
+    bk_lease_free(b->lease);
     redis_link_free(b->cmd);
     redis_link_free(b->reader);
     redis_link_free(b->calls_sub);
@@ -445,6 +525,8 @@ int main(int argc, char **argv)
     event_free(p.sigterm);
     event_free(p.sigint);
     event_free(p.sighup);
+    if (p.stop_timer != NULL)
+        event_free(p.stop_timer);
     metrics_free(b->metrics);
     tls_context_free(tls);
     log_free(b->log);

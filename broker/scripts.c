@@ -3,8 +3,18 @@
  * P:user:<uid>, P:room:<nsp>:<room>, P:node-sids:<node> sets. Broker state: P:bk:node:<node>
  * hash {epoch, seq, snap, lost_at, mismatch, snapreq_at}, P:bk:retired:<node> set of dead
  * epochs, P:bk:snap:<node> sids not yet confirmed by a running snapshot, P:bk:nodes set of
- * nodes with state, P:bk:lost list of node-lost disconnects still to append upstream. */
+ * nodes with state, P:bk:lost list of node-lost disconnects still to append upstream, P:bk:lease
+ * the active broker's token (lease.h; every state-writing script is fenced by it). */
 #include "broker/scripts.h"
+
+/* Fencing (lease.h): fence(key, token) is nil while `token` holds the lease key, else the
+ * error reply every broker-state script returns before writing anything. */
+#define FENCE_FN                                                                                 \
+    "local function fence(key, token)\n"                                                          \
+    "  local h = redis.call('GET', key)\n"                                                        \
+    "  if h ~= token then return redis.error_reply('FENCED ' .. (h or '(none)')) end\n"           \
+    "  return nil\n"                                                                              \
+    "end\n"
 
 /* Helpers shared by the scripts that write the mirror. */
 #define PRELUDE                                                                                  \
@@ -19,6 +29,8 @@
     "local KNODES = P .. ':nodes'\n"                                                             \
     "local KBKNODES = P .. ':bk:nodes'\n"                                                        \
     "local KLOST = P .. ':bk:lost'\n"                                                            \
+    "local KLEASE = P .. ':bk:lease'\n"                                                          \
+    FENCE_FN                                                                                     \
     "local function unpack_rooms(raw)\n"                                                         \
     "  if not raw or raw == '' then return {} end\n"                                             \
     "  local ok, t = pcall(cmsgpack.unpack, raw)\n"                                              \
@@ -58,6 +70,8 @@ static const char apply_script[] =
     PRELUDE
     "local node, epoch, seqtext, op = ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
     "local nsp, sid, uid, raw, since = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]\n"
+    "local fenced = fence(KLEASE, ARGV[11])\n"
+    "if fenced then return fenced end\n"
     "local seq = tonumber(seqtext)\n"
     "local st = kstate(node)\n"
     "local cur = redis.call('HMGET', st, 'epoch', 'seq')\n"
@@ -148,6 +162,8 @@ static const char liveness_script[] =
     "local checks, every = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "local node_timeout, outage = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local saw_outage = ARGV[8] == '1'\n"
+    "local fenced = fence(KLEASE, ARGV[9])\n"
+    "if fenced then return fenced end\n"
     /* DESIGN.md 3.4 (docs/contracts.md): a node is lost only when it missed its heartbeat while
      * Redis was reachable for the broker and the node. The checks note Redis's own time; a gap
      * between two checks longer than `outage` means Redis (or the broker's contact with it) was
@@ -388,4 +404,96 @@ const char *bk_script_nodes(void)
 const char *bk_script_ack_targets(void)
 {
     return ack_targets_script;
+}
+
+/* ---- failover (lease.h, mirror.c): KEYS[1] = P:registry, KEYS[2] = P:bk:lease ---- */
+
+static const char lease_script[] =
+    "local K, token, px = ARGV[1] .. ':bk:lease', ARGV[2], ARGV[3]\n"
+    "local cur = redis.call('GET', K)\n"
+    "if cur == token then redis.call('PEXPIRE', K, px); return {'ours', token} end\n"
+    "if not cur then redis.call('SET', K, token, 'PX', px); return {'acquired', token} end\n"
+    "return {'other', cur}\n";
+
+static const char lease_release_script[] =
+    "local K = ARGV[1] .. ':bk:lease'\n"
+    "if redis.call('GET', K) == ARGV[2] then return redis.call('DEL', K) end\n"
+    "return 0\n";
+
+/* ARGV: token, id ("0": this consumer's pending entries, ">": new ones), count. The XREADGROUP
+ * answer when it has one (new entries, or the pending list, possibly empty); with ">" and nothing
+ * new, the id of the stream's last entry ("0-0" when empty) to wait after with XREAD BLOCK. */
+static const char registry_read_script[] =
+    FENCE_FN
+    "local fenced = fence(KEYS[2], ARGV[1])\n"
+    "if fenced then return fenced end\n"
+    "local r = redis.call('XREADGROUP', 'GROUP', 'broker', ARGV[1], 'COUNT', ARGV[3],\n"
+    "                     'STREAMS', KEYS[1], ARGV[2])\n"
+    "if r then return r end\n"
+    "local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+    "if top[1] then return top[1][1] end\n"
+    "return '0-0'\n";
+
+/* ARGV: token, cursor, count. Moves pending entries of every consumer of group `broker` to
+ * this one (XAUTOCLAIM, idle 0); when done (next cursor 0-0) deletes the other consumers that
+ * own nothing any more. Returns {next cursor, entries claimed}. */
+static const char registry_claim_script[] =
+    FENCE_FN
+    "local fenced = fence(KEYS[2], ARGV[1])\n"
+    "if fenced then return fenced end\n"
+    "local r = redis.call('XAUTOCLAIM', KEYS[1], 'broker', ARGV[1], 0, ARGV[2], 'COUNT', ARGV[3],\n"
+    "                     'JUSTID')\n"
+    "if r[1] == '0-0' then\n"
+    "  for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], 'broker')) do\n"
+    "    local f = {}\n"
+    "    for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+    "    if f.name ~= ARGV[1] and tonumber(f.pending) == 0 then\n"
+    "      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'broker', f.name)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return {r[1], #r[2]}\n";
+
+/* ARGV: token, id... : XACK of a batch whose entries were applied. */
+static const char registry_ack_script[] =
+    FENCE_FN
+    "local fenced = fence(KEYS[2], ARGV[1])\n"
+    "if fenced then return fenced end\n"
+    "return redis.call('XACK', KEYS[1], 'broker', unpack(ARGV, 2))\n";
+
+/* ARGV: P, token, n: drops the first n items of P:bk:lost (they were appended upstream). */
+static const char lost_trim_script[] =
+    FENCE_FN
+    "local fenced = fence(ARGV[1] .. ':bk:lease', ARGV[2])\n"
+    "if fenced then return fenced end\n"
+    "return redis.call('LTRIM', ARGV[1] .. ':bk:lost', ARGV[3], -1)\n";
+
+const char *bk_script_lease(void)
+{
+    return lease_script;
+}
+
+const char *bk_script_lease_release(void)
+{
+    return lease_release_script;
+}
+
+const char *bk_script_registry_read(void)
+{
+    return registry_read_script;
+}
+
+const char *bk_script_registry_claim(void)
+{
+    return registry_claim_script;
+}
+
+const char *bk_script_registry_ack(void)
+{
+    return registry_ack_script;
+}
+
+const char *bk_script_lost_trim(void)
+{
+    return lost_trim_script;
 }

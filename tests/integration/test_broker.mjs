@@ -30,7 +30,10 @@ const SHARDS = 2;
 const redis = await startRedis();
 const r = createClient({ url: redis.url });
 await r.connect();
-const brokerArgs = ["--redis", redis.url, "--check-interval", "200", "--upstream-shards", String(SHARDS), "--log-level", "info"];
+// lease-timeout 1000 (issue 17): a broker restarted after kill -9 waits for its dead
+// predecessor's lease to expire; a short lease keeps the restart tests' waits small
+const brokerArgs = ["--redis", redis.url, "--check-interval", "200", "--upstream-shards", String(SHARDS), "--lease-timeout", "1000",
+  "--log-level", "info"];
 let broker = await startServer(BROKER, brokerArgs);
 const { test, run } = createRunner("test_broker");
 

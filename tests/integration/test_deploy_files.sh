@@ -429,6 +429,12 @@ check("compose broker: without the API key its listen address is refused (why th
 check("compose broker: API published on the host's loopback only",
       all(str(p.get("host_ip", "")) == "127.0.0.1" for p in bk.get("ports", [])) if bk.get("ports") and isinstance(bk["ports"][0], dict)
       else all(str(p).startswith("127.0.0.1:") for p in bk.get("ports", [])), bk.get("ports"))
+bk2 = svc.get("broker-2", {})
+check("compose: a second broker (standby, issue 17) with the first one's settings, API on the host's loopback port 8082",
+      bk2.get("environment") == bk_env and bk2.get("entrypoint") == bk.get("entrypoint")
+      and ("127.0.0.1:8082:8081" in json.dumps(bk2.get("ports", [])) or any(
+          isinstance(p, dict) and str(p.get("host_ip")) == "127.0.0.1" and str(p.get("published")) == "8082" for p in bk2.get("ports", []))),
+      bk2)
 wenv = wkr.get("environment", {})
 check("compose worker: worker.Dockerfile, SIOC_REDIS_URL equal to the gateways' SIOC_REDIS",
       wkr.get("build", {}).get("dockerfile") == "deploy/worker.Dockerfile"
@@ -580,8 +586,10 @@ bc = (bpod.get("containers") or [{}])[0]
 bcm = {}
 for ref in bc.get("envFrom", []):
     bcm.update(cms.get(ref["configMapRef"]["name"], {}).get("data", {}))
-check("k8s broker: command sioc-broker, 1 replica, Recreate",
-      bc.get("command") == ["/usr/local/bin/sioc-broker"] and b["spec"].get("replicas") == 1 and b["spec"].get("strategy", {}).get("type") == "Recreate")
+check("k8s broker: command sioc-broker, 2 replicas (active + standby, issue 17), rolling update that never drops below 2",
+      bc.get("command") == ["/usr/local/bin/sioc-broker"] and b["spec"].get("replicas") == 2
+      and b["spec"].get("strategy", {}).get("type") == "RollingUpdate"
+      and b["spec"]["strategy"].get("rollingUpdate", {}).get("maxUnavailable") == 0)
 bports = {p.get("name"): p["containerPort"] for p in bc.get("ports", [])}
 brp, blp = bc.get("readinessProbe", {}).get("httpGet", {}), bc.get("livenessProbe", {}).get("httpGet", {})
 check("k8s broker: readiness /readyz, liveness /healthz on the port of SIOC_LISTEN",
