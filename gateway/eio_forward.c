@@ -272,11 +272,15 @@ bool eio_forward_request(struct eio_forward *f, struct http_conn *conn,
                         .from_len = EIO_SID_TAG_LEN, .sid = (const uint8_t *)sid,
                         .sid_len = EIO_SID_LEN, .ws = req->upgrade, .data = bytes.data,
                         .data_len = bytes.len};
-    int rc = bytes.err != SIOC_OK ? bytes.err
-                                  : fwd_publish_cb(f, (const uint8_t *)p->tag, EIO_SID_TAG_LEN, &m,
-                                                   publish_reply_cb, p);
+    /* without Redis nobody can answer: the client starts a new session at once (1.2 code 1) */
+    bool up = redis_link_connected(f->cmd);
+    int rc = !up || bytes.err != SIOC_OK
+                 ? bytes.err
+                 : fwd_publish_cb(f, (const uint8_t *)p->tag, EIO_SID_TAG_LEN, &m, publish_reply_cb, p);
     buf_deinit(&bytes);
-    if (rc != SIOC_OK)
+    if (!up)
+        fail(p, "Redis unreachable");
+    else if (rc != SIOC_OK)
         fail(p, sioc_strerror(rc));
     else
         (*f->m_forwarded)++;
