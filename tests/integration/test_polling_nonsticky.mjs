@@ -259,6 +259,23 @@ test("HAProxy with the shipped configuration in round-robin without the cookie",
   }
 });
 
+test("two concurrent GETs of one session through the other gateway: answered as the owner answers them locally (400, close)", async () => {
+  const hold = (port, q) => rawHttp(port, `GET ${q} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, { timeoutMs: 6000 });
+  const outcome = async (via) => {
+    const hs = await get(gwA.port, "/socket.io/?EIO=4&transport=polling");
+    const q = `/socket.io/?EIO=4&transport=polling&sid=${JSON.parse(hs.body.slice(1)).sid}`;
+    const first = hold(via, q); // held by gwA: nothing queued before the ping
+    await sleep(300);
+    const second = await hold(via, q);
+    const r1 = await first;
+    const after = await get(via, q);
+    return [r1.status, r1.body, second.status, after.status, after.body];
+  };
+  const local = await outcome(gwA.port);
+  assertEqual(local.slice(0, 3), [200, "1", 400], "locally: the first GET gets the close packet, the second 400");
+  assertEqual(await outcome(gwB.port), local, "forwarded: the same answers");
+});
+
 test("owner killed: its sessions' requests get 400 Session ID unknown from the other gateway within the bound", async () => {
   const gwC = await startServer(GATEWAY, gwArgs(redis.url, "gwC"));
   let killed = false;
