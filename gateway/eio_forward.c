@@ -111,7 +111,9 @@ int fwd_publish_cb(struct eio_forward *f, const uint8_t *tag, size_t tag_len,
 /* Tells the owner to drop its side (the client went away or we gave up). */
 static void send_cancel(struct fwd_pending *p)
 {
-    struct fwd_msg m = {.type = FWD_CANCEL, .id = p->id, .from = (const uint8_t *)p->f->tag,
+    struct fwd_msg m = {.type = FWD_CANCEL,
+                        .id = p->id,
+                        .from = (const uint8_t *)p->f->tag,
                         .from_len = EIO_SID_TAG_LEN};
     fwd_publish(p->f, (const uint8_t *)p->tag, EIO_SID_TAG_LEN, &m);
 }
@@ -149,8 +151,12 @@ static size_t client_data_cb(void *ctx, struct http_conn *conn, const uint8_t *d
 {
     (void)conn;
     struct fwd_pending *p = ctx;
-    struct fwd_msg m = {.type = FWD_UP, .id = p->id, .from = (const uint8_t *)p->f->tag,
-                        .from_len = EIO_SID_TAG_LEN, .data = data, .data_len = len};
+    struct fwd_msg m = {.type = FWD_UP,
+                        .id = p->id,
+                        .from = (const uint8_t *)p->f->tag,
+                        .from_len = EIO_SID_TAG_LEN,
+                        .data = data,
+                        .data_len = len};
     if (fwd_publish(p->f, (const uint8_t *)p->tag, EIO_SID_TAG_LEN, &m) != SIOC_OK) {
         fail(p, "Redis refused the WebSocket data");
         return len;
@@ -173,10 +179,12 @@ static void arm(struct fwd_pending *p)
 
 static bool hop_by_hop(struct slice name, bool ws)
 {
-    static const char *const names[] = {"Connection", "Keep-Alive", "Content-Length",
-                                        "Transfer-Encoding", "Proxy-Connection", "TE", "Trailer"};
+    static const char *const names[] = {
+        "Connection",       "Keep-Alive", "Content-Length", "Transfer-Encoding",
+        "Proxy-Connection", "TE",         "Trailer"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (name.len == strlen(names[i]) && strncasecmp((const char *)name.p, names[i], name.len) == 0)
+        if (name.len == strlen(names[i]) &&
+            strncasecmp((const char *)name.p, names[i], name.len) == 0)
             return true;
     return !ws && name.len == 7 && strncasecmp((const char *)name.p, "Upgrade", 7) == 0;
 }
@@ -213,7 +221,8 @@ static void write_request(struct buf *out, const struct http_server_request *req
     buf_append(out, req->body.p, req->body.len);
 }
 
-static void publish_reply_cb(void *ctx, const struct redisReply *reply, enum redis_link_result result)
+static void publish_reply_cb(void *ctx, const struct redisReply *reply,
+                             enum redis_link_result result)
 {
     struct fwd_pending *p = ctx;
     if (result != REDIS_LINK_REPLY || reply->type != REDIS_REPLY_INTEGER) {
@@ -234,7 +243,8 @@ bool eio_forward_request(struct eio_forward *f, struct http_conn *conn,
         if (!f->limit_logged)
             log_write(f->log, LOG_LEVEL_WARN, "eio.forward_limit",
                       "%zu requests for other gateways' sessions wait already; answering 503 "
-                      "(forward-max)", f->pending_count);
+                      "(forward-max)",
+                      f->pending_count);
         f->limit_logged = true;
         (*f->m_failed)++;
         static const struct http_field text[] = {{"Content-Type", "text/plain"}};
@@ -268,15 +278,20 @@ bool eio_forward_request(struct eio_forward *f, struct http_conn *conn,
     struct buf bytes;
     buf_init(&bytes, 0);
     write_request(&bytes, req);
-    struct fwd_msg m = {.type = FWD_REQ, .id = p->id, .from = (const uint8_t *)f->tag,
-                        .from_len = EIO_SID_TAG_LEN, .sid = (const uint8_t *)sid,
-                        .sid_len = EIO_SID_LEN, .ws = req->upgrade, .data = bytes.data,
+    struct fwd_msg m = {.type = FWD_REQ,
+                        .id = p->id,
+                        .from = (const uint8_t *)f->tag,
+                        .from_len = EIO_SID_TAG_LEN,
+                        .sid = (const uint8_t *)sid,
+                        .sid_len = EIO_SID_LEN,
+                        .ws = req->upgrade,
+                        .data = bytes.data,
                         .data_len = bytes.len};
     /* without Redis nobody can answer: the client starts a new session at once (1.2 code 1) */
     bool up = redis_link_connected(f->cmd);
-    int rc = !up || bytes.err != SIOC_OK
-                 ? bytes.err
-                 : fwd_publish_cb(f, (const uint8_t *)p->tag, EIO_SID_TAG_LEN, &m, publish_reply_cb, p);
+    int rc = !up || bytes.err != SIOC_OK ? bytes.err
+                                         : fwd_publish_cb(f, (const uint8_t *)p->tag,
+                                                          EIO_SID_TAG_LEN, &m, publish_reply_cb, p);
     buf_deinit(&bytes);
     if (!up)
         fail(p, "Redis unreachable");
@@ -337,7 +352,8 @@ static void tunnel_data(struct fwd_pending *p, const struct fwd_msg *m)
          * connection is raw bytes both ways, whatever the owner said */
         p->kind = PENDING_TUNNEL;
         p->req = NULL;
-        http_conn_upgrade(p->conn, &(struct http_conn_owner){client_data_cb, NULL, client_close_cb, p});
+        http_conn_upgrade(p->conn,
+                          &(struct http_conn_owner){client_data_cb, NULL, client_close_cb, p});
     }
     arm(p);
     http_conn_write(p->conn, m->data, m->data_len);
@@ -377,11 +393,8 @@ static void requester_message(struct eio_forward *f, const struct fwd_msg *m)
         if (ws)
             tunnel_data(p, m);
         break;
-    case FWD_END:
-        owner_end(p);
-        break;
-    default:
-        break;
+    case FWD_END: owner_end(p); break;
+    default: break;
     }
 }
 
@@ -466,7 +479,8 @@ static void liveness_cb(evutil_socket_t fd, short what, void *arg)
          p = p->next) {
         bool seen = false;
         for (int i = 2; i < argc && !seen; i++)
-            seen = memcmp(argv[i] + strlen(argv[i]) - EIO_SID_TAG_LEN, p->tag, EIO_SID_TAG_LEN) == 0;
+            seen =
+                memcmp(argv[i] + strlen(argv[i]) - EIO_SID_TAG_LEN, p->tag, EIO_SID_TAG_LEN) == 0;
         if (seen)
             continue;
         snprintf(channels[argc - 2], sizeof channels[0], "%s:eio:%s", f->prefix, p->tag);
@@ -483,29 +497,32 @@ static void link_event_cb(void *ctx, enum redis_link_event ev, const char *detai
 {
     struct eio_forward *f = ctx;
     if (ev == REDIS_LINK_EV_CONNECTED)
-        log_write(f->log, LOG_LEVEL_INFO, "redis.connected", "link=eio-forward %s", detail ? detail : "");
+        log_write(f->log, LOG_LEVEL_INFO, "redis.connected", "link=eio-forward %s",
+                  detail ? detail : "");
     else if (ev == REDIS_LINK_EV_DISCONNECTED || ev == REDIS_LINK_EV_QUEUE_FULL)
-        log_write(f->log, LOG_LEVEL_WARN, ev == REDIS_LINK_EV_QUEUE_FULL ? "redis.queue_full"
-                                                                          : "redis.disconnected",
+        log_write(f->log, LOG_LEVEL_WARN,
+                  ev == REDIS_LINK_EV_QUEUE_FULL ? "redis.queue_full" : "redis.disconnected",
                   "link=eio-forward %s", detail ? detail : "");
 }
 
 static void register_metrics(struct eio_forward *f, struct metrics *m)
 {
-    static uint64_t unused[4];
     if (m == NULL) {
-        f->m_forwarded = &unused[0], f->m_served = &unused[1], f->m_failed = &unused[2];
-        f->m_invalid = &unused[3];
+        f->m_forwarded = &f->unused_counters[0], f->m_served = &f->unused_counters[1];
+        f->m_failed = &f->unused_counters[2], f->m_invalid = &f->unused_counters[3];
         return;
     }
-    f->m_forwarded = metrics_counter(m, "sioc_eio_forwarded_total",
-                                     "requests for other gateways' sessions sent to their owner", NULL);
-    f->m_served = metrics_counter(m, "sioc_eio_forward_served_total",
-                                  "requests of this gateway's sessions replayed for another gateway", NULL);
-    f->m_failed = metrics_counter(m, "sioc_eio_forward_failed_total",
-                                  "forwarded requests answered Session ID unknown, 503 or closed", NULL);
-    f->m_invalid = metrics_counter(m, "sioc_eio_forward_invalid_total",
-                                   "malformed forwarding messages", NULL);
+    f->m_forwarded =
+        metrics_counter(m, "sioc_eio_forwarded_total",
+                        "requests for other gateways' sessions sent to their owner", NULL);
+    f->m_served =
+        metrics_counter(m, "sioc_eio_forward_served_total",
+                        "requests of this gateway's sessions replayed for another gateway", NULL);
+    f->m_failed =
+        metrics_counter(m, "sioc_eio_forward_failed_total",
+                        "forwarded requests answered Session ID unknown, 503 or closed", NULL);
+    f->m_invalid =
+        metrics_counter(m, "sioc_eio_forward_invalid_total", "malformed forwarding messages", NULL);
 }
 
 struct eio_forward *eio_forward_new(struct event_base *base, const struct eio_forward_config *cfg,
@@ -528,7 +545,8 @@ struct eio_forward *eio_forward_new(struct event_base *base, const struct eio_fo
     unsigned hold = cfg->get_hold_ms ? cfg->get_hold_ms : DEFAULT_GET_HOLD_MS;
     deadline_list_init(&f->short_wait, f->timeout_ms);
     deadline_list_init(&f->get_wait, (uint64_t)hold + f->timeout_ms);
-    deadline_list_init(&f->tunnel_wait, cfg->tunnel_idle_ms ? cfg->tunnel_idle_ms : DEFAULT_TUNNEL_IDLE_MS);
+    deadline_list_init(&f->tunnel_wait,
+                       cfg->tunnel_idle_ms ? cfg->tunnel_idle_ms : DEFAULT_TUNNEL_IDLE_MS);
     deadline_list_init(&f->host_wait, (uint64_t)hold + f->timeout_ms);
     register_metrics(f, metrics);
     uint64_t seed = 0;
@@ -536,9 +554,12 @@ struct eio_forward *eio_forward_new(struct event_base *base, const struct eio_fo
         seed = (uint64_t)(uintptr_t)f;
     size_t chlen = strlen(f->prefix ? f->prefix : "") + 6 + EIO_SID_TAG_LEN;
     f->channel = malloc(chlen);
-    struct redis_link_config lc = {.url = cfg->redis_url, .tls = cfg->redis_tls,
-                                   .mode = REDIS_LINK_COMMAND, .jitter_seed = seed,
-                                   .ctx = f, .on_event_cb = link_event_cb};
+    struct redis_link_config lc = {.url = cfg->redis_url,
+                                   .tls = cfg->redis_tls,
+                                   .mode = REDIS_LINK_COMMAND,
+                                   .jitter_seed = seed,
+                                   .ctx = f,
+                                   .on_event_cb = link_event_cb};
     f->timer.ev = evtimer_new(base, timer_cb, f);
     f->liveness = event_new(base, -1, EV_PERSIST, liveness_cb, f);
     if (f->prefix == NULL || f->channel == NULL || f->timer.ev == NULL || f->liveness == NULL ||

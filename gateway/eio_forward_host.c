@@ -19,9 +19,9 @@
 #include "common/error.h"
 #include "common/net/log.h"
 
-#define HOST_MAX_HEAD (64 * 1024)           /* the answer's head, as our server writes it */
-#define HOST_MAX_ANSWER ((size_t)64 << 20)  /* far above the session's own output limit */
-#define HOST_TUNNEL_CHUNK (256 * 1024)      /* bytes per tunnel message */
+#define HOST_MAX_HEAD (64 * 1024)          /* the answer's head, as our server writes it */
+#define HOST_MAX_ANSWER ((size_t)64 << 20) /* far above the session's own output limit */
+#define HOST_TUNNEL_CHUNK (256 * 1024)     /* bytes per tunnel message */
 
 struct fwd_host {
     struct hashtab_link link; /* by (requester tag, id) */
@@ -31,7 +31,7 @@ struct fwd_host {
     char from[FWD_TAG_MAX + 1];
     size_t from_len;
     bool ws;
-    struct bufferevent *bev; /* our end of the socketpair */
+    struct bufferevent *bev;       /* our end of the socketpair */
     struct deadline_node deadline; /* polling: the bound of a held GET */
 };
 
@@ -155,7 +155,8 @@ static void host_read_cb(struct bufferevent *bev, void *ctx)
         size_t n;
         while ((n = evbuffer_get_length(in)) > 0) {
             n = n < HOST_TUNNEL_CHUNK ? n : HOST_TUNNEL_CHUNK;
-            struct fwd_msg m = {.type = FWD_DOWN, .data = evbuffer_pullup(in, (ssize_t)n), .data_len = n};
+            struct fwd_msg m = {
+                .type = FWD_DOWN, .data = evbuffer_pullup(in, (ssize_t)n), .data_len = n};
             reply(x, &m);
             evbuffer_drain(in, n);
         }
@@ -167,7 +168,8 @@ static void host_read_cb(struct bufferevent *bev, void *ctx)
     if (total == 0)
         return;
     if (total < 0) {
-        log_write(x->f->log, LOG_LEVEL_WARN, "eio.forward_invalid", "unreadable answer to a forwarded request");
+        log_write(x->f->log, LOG_LEVEL_WARN, "eio.forward_invalid",
+                  "unreadable answer to a forwarded request");
         m = (struct fwd_msg){.type = FWD_END};
     }
     reply(x, &m);
@@ -197,12 +199,14 @@ static void start(struct eio_forward *f, const struct fwd_msg *m)
     }
     if (f->host_count >= f->max_inflight) {
         if (!f->host_limit_logged)
-            log_write(f->log, LOG_LEVEL_WARN, "eio.forward_limit",
-                      "%zu forwarded requests are being served already; answering 503 (forward-max)",
-                      f->host_count);
+            log_write(
+                f->log, LOG_LEVEL_WARN, "eio.forward_limit",
+                "%zu forwarded requests are being served already; answering 503 (forward-max)",
+                f->host_count);
         f->host_limit_logged = true;
         static const uint8_t body[] = "forwarding limit reached\n";
-        struct fwd_msg busy = {.type = FWD_RES, .status = 503, .data = body, .data_len = sizeof body - 1};
+        struct fwd_msg busy = {
+            .type = FWD_RES, .status = 503, .data = body, .data_len = sizeof body - 1};
         reply_to(f, m, &busy);
         return;
     }
@@ -210,7 +214,8 @@ static void start(struct eio_forward *f, const struct fwd_msg *m)
     struct fwd_host *x = calloc(1, sizeof *x);
     if (x == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
         free(x);
-        log_write(f->log, LOG_LEVEL_WARN, "eio.forward_failed", "cannot replay a forwarded request: out of descriptors or memory");
+        log_write(f->log, LOG_LEVEL_WARN, "eio.forward_failed",
+                  "cannot replay a forwarded request: out of descriptors or memory");
         struct fwd_msg end = {.type = FWD_END};
         reply_to(f, m, &end);
         return;

@@ -45,6 +45,7 @@ struct eio_forward {
     struct deadline_list host_wait;
     bool host_limit_logged;
     uint64_t *m_forwarded, *m_served, *m_failed, *m_invalid;
+    uint64_t unused_counters[4]; /* where they point without metrics */
 };
 
 /* Publishes `m` on `P:eio:<tag>` (tag: tag_len bytes). Returns SIOC_OK or the link's error. */

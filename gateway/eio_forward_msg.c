@@ -8,20 +8,30 @@
 #include "common/mp.h"
 
 static const char *const type_names[] = {
-    [FWD_REQ] = "eio-req",   [FWD_UP] = "eio-up",     [FWD_CANCEL] = "eio-cancel",
-    [FWD_RES] = "eio-res",   [FWD_MISS] = "eio-miss", [FWD_DOWN] = "eio-down",
+    [FWD_REQ] = "eio-req", [FWD_UP] = "eio-up",     [FWD_CANCEL] = "eio-cancel",
+    [FWD_RES] = "eio-res", [FWD_MISS] = "eio-miss", [FWD_DOWN] = "eio-down",
     [FWD_END] = "eio-end",
 };
 
 /* Which fields each type carries. */
 enum {
-    F_FROM = 1, F_SID = 2, F_WS = 4, F_REQ = 8, F_DATA = 16, F_STATUS = 32, F_HEADERS = 64,
+    F_FROM = 1,
+    F_SID = 2,
+    F_WS = 4,
+    F_REQ = 8,
+    F_DATA = 16,
+    F_STATUS = 32,
+    F_HEADERS = 64,
     F_BODY = 128,
 };
 static const unsigned type_fields[] = {
-    [FWD_REQ] = F_FROM | F_SID | F_WS | F_REQ, [FWD_UP] = F_FROM | F_DATA,
-    [FWD_CANCEL] = F_FROM,  [FWD_RES] = F_STATUS | F_HEADERS | F_BODY,
-    [FWD_MISS] = 0,         [FWD_DOWN] = F_DATA, [FWD_END] = 0,
+    [FWD_REQ] = F_FROM | F_SID | F_WS | F_REQ,
+    [FWD_UP] = F_FROM | F_DATA,
+    [FWD_CANCEL] = F_FROM,
+    [FWD_RES] = F_STATUS | F_HEADERS | F_BODY,
+    [FWD_MISS] = 0,
+    [FWD_DOWN] = F_DATA,
+    [FWD_END] = 0,
 };
 
 static unsigned popcount(unsigned v)
@@ -64,7 +74,10 @@ int fwd_msg_encode(struct buf *out, const struct fwd_msg *m)
             mp_write_str(out, m->headers[i].value, m->headers[i].value_len);
         }
     }
-    const char *data_key = (f & F_REQ) ? "req" : (f & F_BODY) ? "body" : (f & F_DATA) ? "data" : NULL;
+    const char *data_key = (f & F_REQ)    ? "req"
+                           : (f & F_BODY) ? "body"
+                           : (f & F_DATA) ? "data"
+                                          : NULL;
     if (data_key != NULL) {
         mp_write_cstr(out, data_key);
         mp_write_bin(out, m->data, m->data_len);
@@ -111,7 +124,8 @@ static int read_field(struct mp_reader *r, const struct mp_item *key, struct fwd
             return SIOC_EPROTO;
         *seen |= F_HEADERS;
     } else if ((mp_item_is_str(key, "req") || mp_item_is_str(key, "data") ||
-                mp_item_is_str(key, "body")) && bin) {
+                mp_item_is_str(key, "body")) &&
+               bin) {
         m->data = v.data, m->data_len = v.len;
         *seen |= mp_item_is_str(key, "req") ? F_REQ : mp_item_is_str(key, "body") ? F_BODY : F_DATA;
     } else if (mp_item_is_str(key, "from") || mp_item_is_str(key, "sid") ||

@@ -11,8 +11,8 @@
 
 #include "common/buf.h"
 
-#define FWD_TAG_MAX 16      /* bytes of a `from` tag (gateways use EIO_SID_TAG_LEN) */
-#define FWD_MAX_HEADERS 32  /* fields of a forwarded answer */
+#define FWD_TAG_MAX 16     /* bytes of a `from` tag (gateways use EIO_SID_TAG_LEN) */
+#define FWD_MAX_HEADERS 32 /* fields of a forwarded answer */
 
 enum fwd_type {
     FWD_REQ,    /* to the owner: `id`, `from`, `sid`, `ws`, `req` (the HTTP request bytes) */

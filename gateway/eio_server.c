@@ -976,7 +976,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
         struct idmap_node *node = idmap_find(&srv->sessions, (const char *)sid.data, sid.len);
         s = (struct eio_session *)(void *)node;
     }
-    if (s == NULL && foreign_sid(srv, &sid) && 
+    if (s == NULL && foreign_sid(srv, &sid) &&
         srv->cfg.on_foreign_sid(srv->cfg.foreign_ctx, conn, req, (const char *)sid.data)) {
         buf_deinit(&transport);
         buf_deinit(&eio);

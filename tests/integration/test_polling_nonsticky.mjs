@@ -23,6 +23,7 @@ import {
   createRunner,
   freePort,
   get,
+  post,
   rawHttp,
   repo,
   sleep,
@@ -224,6 +225,26 @@ test("Engine.IO v3 (socket.io-client 2.x, allow-eio3) polling through the altern
   a.close();
   b.close();
   await until("v3 sockets gone", async () => (await metric(gwA, "sioc_sockets")) + (await metric(gwB, "sioc_sockets")) === 0, 8000);
+});
+
+test("JSONP (Engine.IO v3) through the other gateway: the POSTed event and its ack, wrapped as the owner wraps them", async () => {
+  const hs = await get(gwA.port, "/socket.io/?EIO=3&transport=polling&j=0");
+  assertEqual(hs.status, 200, "JSONP handshake");
+  const sid = /sid\\?":\\?"([A-Za-z0-9_-]{20})/.exec(hs.body)[1];
+  const q = `/socket.io/?EIO=3&transport=polling&j=0&sid=${sid}`;
+  const packet = '421["ack","j"]';
+  const body = `d=${encodeURIComponent(`${packet.length}:${packet}`)}`;
+  const posted = await post(gwB.port, q, body, "Content-Type: application/x-www-form-urlencoded\r\n");
+  assertEqual([posted.status, posted.body], [200, "ok"], "forwarded JSONP POST");
+  let all = "";
+  await until("the ack through the other gateway", async () => {
+    const r = await get(gwB.port, q);
+    assertEqual(r.status, 200, `forwarded JSONP GET: ${r.body}`);
+    assert(r.body.startsWith("___eio[0](\"") && r.body.endsWith("\");"), `JSONP wrapping: ${r.body}`);
+    all += r.body;
+    return all.includes('431[\\"j\\"]');
+  }, 8000, { every: 1 });
+  await post(gwB.port, q, `d=${encodeURIComponent("1:1")}`, "Content-Type: application/x-www-form-urlencoded\r\n");
 });
 
 test("HAProxy with the shipped configuration in round-robin without the cookie", async () => {

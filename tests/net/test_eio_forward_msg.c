@@ -18,11 +18,28 @@ static const uint8_t *u(const char *s)
 static void test_round_trip(void)
 {
     struct fwd_msg in[7] = {
-        {.type = FWD_REQ, .id = 1, .from = u("AbC_"), .from_len = 4, .sid = u("AbC_0123456789abcdef"),
-         .sid_len = 20, .ws = true, .data = u("GET / HTTP/1.1\r\n\r\n"), .data_len = 18},
-        {.type = FWD_UP, .id = 2, .from = u("AbC_"), .from_len = 4, .data = u("\x81\x00"), .data_len = 2},
+        {.type = FWD_REQ,
+         .id = 1,
+         .from = u("AbC_"),
+         .from_len = 4,
+         .sid = u("AbC_0123456789abcdef"),
+         .sid_len = 20,
+         .ws = true,
+         .data = u("GET / HTTP/1.1\r\n\r\n"),
+         .data_len = 18},
+        {.type = FWD_UP,
+         .id = 2,
+         .from = u("AbC_"),
+         .from_len = 4,
+         .data = u("\x81\x00"),
+         .data_len = 2},
         {.type = FWD_CANCEL, .id = UINT64_MAX, .from = u("zz-9"), .from_len = 4},
-        {.type = FWD_RES, .id = 4, .status = 200, .header_count = 2, .data = u("ok"), .data_len = 2},
+        {.type = FWD_RES,
+         .id = 4,
+         .status = 200,
+         .header_count = 2,
+         .data = u("ok"),
+         .data_len = 2},
         {.type = FWD_MISS, .id = 5},
         {.type = FWD_DOWN, .id = 6, .data = u(""), .data_len = 0},
         {.type = FWD_END, .id = 7},
@@ -46,7 +63,8 @@ static void test_round_trip(void)
         CHECK(out.header_count == in[i].header_count);
         for (size_t h = 0; h < out.header_count; h++)
             CHECK(out.headers[h].value_len == in[i].headers[h].value_len &&
-                  memcmp(out.headers[h].value, in[i].headers[h].value, out.headers[h].value_len) == 0);
+                  memcmp(out.headers[h].value, in[i].headers[h].value, out.headers[h].value_len) ==
+                      0);
         for (size_t cut = 0; cut < b.len; cut++) /* every truncation */
             CHECK(fwd_msg_decode(b.data, cut, &out) == SIOC_EPROTO);
         buf_deinit(&b);
