@@ -6,9 +6,11 @@
 // a session of the other gateway is forwarded to it over Redis (gateway/eio_forward.h) and
 // answered as the owner would: socket.io-client 4.8 (polling only, and polling + upgrade) and
 // 2.x (Engine.IO v3, allow-eio3) connect, emit with acks, receive room broadcasts and
-// disconnect, with no "Session ID unknown"; when the owner is killed, the other gateway answers
-// its sessions' requests with that error within the bound. Each test fails with `--forward no`
-// (the first asserts it).
+// disconnect, with no "Session ID unknown"; a raw upgrade sent to the non-owner gets the owner's
+// 101 and probe and carries the session; JSONP (v3) and two concurrent GETs get exactly the
+// owner's answers; when the owner is killed, the other gateway answers its sessions' requests
+// with that error within the bound. Every test fails with `--forward no`
+// (SIOC_TEST_FORWARD=no runs them so).
 import { io } from "socket.io-client";
 import ioV2 from "socket.io-client-v2";
 import { spawn, spawnSync } from "node:child_process";
@@ -25,6 +27,7 @@ import {
   get,
   post,
   rawHttp,
+  rawWebSocket,
   repo,
   sleep,
   startProcess,
@@ -200,6 +203,30 @@ test("polling then upgrade, the upgrade to the other gateway: the WebSocket is t
   const transports = await conversation(`http://127.0.0.1:${proxy.port}`, { transports: ["polling", "websocket"] }, "upgrade");
   assertEqual(transports.join(), "websocket,websocket", "both upgraded");
   assert(proxy.seen.upgrades >= 2, "upgrades went through the proxy");
+});
+
+test("an upgrade sent to the other gateway: 101 and the probe from the owner, then the session runs on the tunnel", async () => {
+  const hs = await get(gwA.port, "/socket.io/?EIO=4&transport=polling");
+  const q = `/socket.io/?EIO=4&transport=polling&sid=${JSON.parse(hs.body.slice(1)).sid}`;
+  assertEqual((await post(gwA.port, q, "40")).status, 200, "CONNECT");
+  assert((await get(gwA.port, q)).body.startsWith("40"), "CONNECT answer");
+  const ws = await rawWebSocket(gwB.port, q.replace("transport=polling", "transport=websocket"));
+  try {
+    assertEqual(ws.status, 101, `the owner's 101 through gwB: ${ws.response}`);
+    assert(/sec-websocket-accept/i.test(ws.response), "with its accept key");
+    ws.text("2probe");
+    assertEqual((await ws.next()).text, "3probe", "probe answered by the owner");
+    ws.text("5");
+    ws.text('421["ack","tunnel"]');
+    let frame;
+    do frame = await ws.next(5000); while (frame && frame.text === "2" && (ws.text("3"), true));
+    assertEqual(frame && frame.text, '431["tunnel"]', "the ack over the tunnel");
+    const tunnelled = await metric(gwB, "sioc_eio_forwarded_total");
+    assert(tunnelled > 0, "gwB forwarded it");
+  } finally {
+    ws.close();
+  }
+  await until("the tunnelled session closed on its owner", async () => (await metric(gwA, "sioc_sockets")) === 0, 8000);
 });
 
 test("Engine.IO v3 (socket.io-client 2.x, allow-eio3) polling through the alternating proxy", async () => {
