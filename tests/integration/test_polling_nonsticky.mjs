@@ -324,6 +324,27 @@ test("two concurrent GETs of one session through the other gateway: answered as 
   assertEqual(await outcome(gwB.port), local, "forwarded: the same answers");
 });
 
+test("forward-max: a gateway with one forwarded request in flight answers the next one 503, and says so", async () => {
+  const gwD = await startServer(GATEWAY, gwArgs(redis.url, "gwD", ["--forward-max", "1", "--ping-interval", "3000"]));
+  try {
+    await until("gwD ready", async () => (await get(gwD.port, "/readyz")).status === 200, 10000);
+    const session = async () => {
+      const hs = await get(gwA.port, "/socket.io/?EIO=4&transport=polling");
+      return `/socket.io/?EIO=4&transport=polling&sid=${JSON.parse(hs.body.slice(1)).sid}`;
+    };
+    const q1 = await session(), q2 = await session();
+    const held = rawHttp(gwD.port, `GET ${q1} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, { timeoutMs: 8000 });
+    await sleep(300);
+    const refused = await post(gwD.port, q2, "3");
+    assertEqual([refused.status, refused.body], [503, "forwarding limit reached\n"], "over forward-max");
+    assert(/eio\.forward_limit/.test(gwD.log()), "logged");
+    assertEqual((await held).status, 200, "the request in flight is answered");
+    assertEqual((await post(gwD.port, q2, "3")).body, "ok", "room again once it was answered");
+  } finally {
+    await gwD.stop();
+  }
+});
+
 test("owner killed: its sessions' requests get 400 Session ID unknown from the other gateway within the bound", async () => {
   const gwC = await startServer(GATEWAY, gwArgs(redis.url, "gwC"));
   let killed = false;
