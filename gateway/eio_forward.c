@@ -98,14 +98,16 @@ int fwd_publish_cb(struct eio_forward *f, const uint8_t *tag, size_t tag_len,
     buf_append_cstr(&channel, ":eio:");
     buf_append(&channel, tag, tag_len);
     int rc = fwd_msg_encode(&body, m);
-    if (rc == SIOC_OK && channel.err == SIOC_OK) {
+    if (rc == SIOC_OK)
+        rc = channel.err;
+    if (rc == SIOC_OK) {
         const char *argv[] = {"PUBLISH", (const char *)channel.data, (const char *)body.data};
         const size_t lens[] = {7, channel.len, body.len};
         rc = redis_link_command_argv(f->cmd, 3, argv, lens, 0, cb, ctx);
     }
     buf_deinit(&channel);
     buf_deinit(&body);
-    return rc == SIOC_OK && channel.err != SIOC_OK ? channel.err : rc;
+    return rc;
 }
 
 /* Tells the owner to drop its side (the client went away or we gave up). */
