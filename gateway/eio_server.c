@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/base64.h"
 #include "common/deadline.h"
 #include "common/eio.h"
 #include "common/error.h"
@@ -69,6 +70,7 @@ struct eio_server {
     struct eio_session *list;
     size_t count;
     uint32_t sid_counter;
+    char sid_tag[EIO_SID_TAG_LEN + 1]; /* "" when ids have Node's form */
     struct gw_frame *ping, *pong, *noop, *close, *pong_probe;
     struct random_pool random; /* session ids */
     /* DESIGN.md §4: no timer per session. Each list has one timeout, so one timer serves all. */
@@ -519,6 +521,17 @@ enum eio_version eio_session_version(const struct eio_session *s)
     return s->fmt.version;
 }
 
+bool eio_server_has_session(const struct eio_server *srv, const char *sid, size_t len)
+{
+    return idmap_find(&srv->sessions, sid, len) != NULL;
+}
+
+void eio_server_refuse(struct eio_server *srv, struct http_conn *conn,
+                       const struct http_server_request *req, enum eio_error_code code)
+{
+    respond_error(srv, conn, req, code);
+}
+
 void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len)
 {
     struct eio_session *s = (struct eio_session *)(void *)idmap_find(&srv->sessions, sid, len);
@@ -686,6 +699,26 @@ static void accept_and_close(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- handshake and polling ---- */
 
+/* A new session id: Node's base64id, or (sid_tag) the routing tag and 12 random bytes, drawn
+ * again in the (2^-96) case that it is taken, since the counter no longer tells ids apart. */
+static bool session_id(struct eio_server *srv, uint8_t random12[12], char sid[EIO_SID_LEN + 1])
+{
+    sid[EIO_SID_LEN] = '\0';
+    if (srv->sid_tag[0] == '\0') {
+        eio_sid_format(random12, srv->sid_counter++, sid);
+        return true;
+    }
+    for (int tries = 0; tries < 4; tries++) {
+        memcpy(sid, srv->sid_tag, EIO_SID_TAG_LEN);
+        base64url_encode(random12, 12, sid + EIO_SID_TAG_LEN);
+        if (idmap_find(&srv->sessions, sid, EIO_SID_LEN) == NULL)
+            return true;
+        if (!random_pool_take(&srv->random, random12, 12))
+            return false;
+    }
+    return false;
+}
+
 static struct eio_session *session_new(struct eio_server *srv, bool websocket,
                                        const struct eio_poll_format *fmt)
 {
@@ -701,7 +734,10 @@ static struct eio_session *session_new(struct eio_server *srv, bool websocket,
         return NULL;
     }
     char sid[EIO_SID_LEN + 1];
-    eio_sid_format(random12, srv->sid_counter++, sid);
+    if (!session_id(srv, random12, sid)) {
+        free(s);
+        return NULL;
+    }
     idmap_insert(&srv->sessions, &s->node, sid); /* node.id is the session's id from now on */
     s->next = srv->list;
     if (srv->list != NULL)
@@ -892,6 +928,23 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
     respond(srv, conn, req, 200, "text/html", "ok", 2);
 }
 
+/* A well-formed id of another node's session (sid_tag set): NUL-terminates it in `sid`. */
+static bool foreign_sid(const struct eio_server *srv, struct buf *sid)
+{
+    if (srv->cfg.on_foreign_sid == NULL || srv->sid_tag[0] == '\0' || sid->err != SIOC_OK ||
+        sid->len != EIO_SID_LEN || memcmp(sid->data, srv->sid_tag, EIO_SID_TAG_LEN) == 0)
+        return false;
+    for (size_t i = 0; i < EIO_SID_LEN; i++) {
+        uint8_t c = sid->data[i];
+        bool b64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '_';
+        if (!b64)
+            return false;
+    }
+    buf_append(sid, "", 1); /* the terminator, for on_foreign_sid */
+    return sid->err == SIOC_OK;
+}
+
 bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
                        struct http_server_request *req)
 {
@@ -922,6 +975,13 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     if (sid.len > 0 && sid.err == SIOC_OK) {
         struct idmap_node *node = idmap_find(&srv->sessions, (const char *)sid.data, sid.len);
         s = (struct eio_session *)(void *)node;
+    }
+    if (s == NULL && foreign_sid(srv, &sid) &&
+        srv->cfg.on_foreign_sid(srv->cfg.foreign_ctx, conn, req, (const char *)sid.data)) {
+        buf_deinit(&transport);
+        buf_deinit(&eio);
+        buf_deinit(&sid);
+        return true; /* another node's session: forwarded to its owner */
     }
     bool is_get = method.len == 3 && memcmp(method.p, "GET", 3) == 0;
     struct eio_request check = {
@@ -1010,6 +1070,9 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)(uintptr_t)srv;
     srv->sid_counter = (uint32_t)seed;
+    if (cfg->sid_tag != NULL)
+        snprintf(srv->sid_tag, sizeof srv->sid_tag, "%s", cfg->sid_tag);
+    srv->cfg.sid_tag = NULL; /* the copy above is the one used */
     random_pool_init(&srv->random);
     srv->ping = gw_frame_new_text('2', NULL, 0);
     srv->pong = gw_frame_new_text('3', NULL, 0);

@@ -50,8 +50,23 @@ struct eio_server_config {
     void (*on_close)(void *ctx, struct eio_session *s, void *user, const char *reason);
     /* Something a peer did wrong, for a log line: event name and detail. */
     void (*on_log)(void *ctx, const char *event, const char *detail);
+    /* Sessions without sticky load balancing (docs/contracts.md "Polling without sticky
+     * sessions"): with `sid_tag` (EIO_SID_TAG_LEN base64url characters, copied) every session
+     * id starts with it, followed by 16 characters of 12 random bytes; NULL keeps Node's form
+     * (12 random bytes and a counter). A request whose `sid` has EIO_SID_LEN characters, is not
+     * a session here and starts with another tag is offered to on_foreign_sid (when set, with
+     * foreign_ctx), before
+     * any other check: true means it took the request (answered now or later, e.g. with
+     * eio_server_refuse); false lets this server answer it (Session ID unknown). `req` and
+     * `sid` are valid as on_request's. */
+    const char *sid_tag;
+    bool (*on_foreign_sid)(void *ctx, struct http_conn *conn, struct http_server_request *req,
+                           const char *sid);
+    void *foreign_ctx; /* on_foreign_sid's ctx (the others get `ctx`) */
     void *ctx;
 };
+
+#define EIO_SID_TAG_LEN 4 /* base64url characters: 3 bytes, 24 bits */
 
 /* Creates the server. Returns NULL when out of memory. The config's strings must outlive it. */
 struct eio_server *eio_server_new(struct event_base *base, const struct eio_server_config *cfg);
@@ -95,6 +110,13 @@ const char *eio_session_id(const struct eio_session *s);
 bool eio_session_is_websocket(const struct eio_session *s);
 /* EIO_V3 or EIO_V4, fixed at the handshake (already set when on_open runs). */
 enum eio_version eio_session_version(const struct eio_session *s);
+/* True while a session with this id is in the table (open, or lingering for its last GET). */
+bool eio_server_has_session(const struct eio_server *srv, const char *sid, size_t len);
+/* Answers `req` with the PROTOCOL.md 1.2 error `code` as a local request would get it (JSON
+ * with CORS fields, or the raw upgrade answer), and logs it: for a request taken by
+ * on_foreign_sid that cannot be forwarded. */
+void eio_server_refuse(struct eio_server *srv, struct http_conn *conn,
+                       const struct http_server_request *req, enum eio_error_code code);
 /* The owner's pointer (on_open's result) of the open session with this id, or NULL. */
 void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len);
 

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/base64.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/jwt.h"
@@ -24,6 +25,7 @@
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
 #include "gateway/cluster.h"
+#include "gateway/eio_forward.h"
 #include "gateway/expiry.h"
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
@@ -45,6 +47,9 @@ static const struct config_option options[] = {
     {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
+    {"forward", CONFIG_BOOL, "yes", 0, 0, "serve other gateways' Engine.IO sessions by forwarding their requests over Redis (no sticky sessions needed)"},
+    {"forward-timeout", CONFIG_MS, "10000", 1, 3600000, "a forwarded polling request or upgrade must be answered within this (a GET: ping-interval more)"},
+    {"forward-max", CONFIG_INT, "1024", 1, 1000000, "forwarded requests in flight per gateway, each way; more get 503"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
     {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000, "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
     {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000, "namespaces *: a namespace without sockets is freed after this"},
@@ -87,6 +92,7 @@ struct gateway {
     struct bridge *bridge;
     struct cluster *cluster;
     struct registry *registry;
+    struct eio_forward *forward; /* polling without sticky sessions (NULL: forward no) */
     struct expiry *expiry; /* auth jwt: tokens expire during the session too */
     struct jwt_key *jwt;
     struct tls_context *tls; /* tls-cert: HTTPS/WSS */
@@ -194,8 +200,36 @@ static void on_snapshot_request(void *ctx)
     registry_snapshot(g->registry);
 }
 
+/* The bridge's subscriber connection carries the forwarder's channel besides the adapter's. */
+static void on_foreign_message(void *ctx, struct slice pattern, struct slice channel,
+                               struct slice payload)
+{
+    struct gateway *g = ctx;
+    if (g->forward != NULL && pattern.len == 0) {
+        const char *mine = eio_forward_channel(g->forward);
+        if (channel.len == strlen(mine) && memcmp(channel.p, mine, channel.len) == 0) {
+            eio_forward_on_message(g->forward, payload.p, payload.len);
+            return;
+        }
+    }
+    cluster_on_message(g->cluster, pattern, channel, payload);
+}
+
+static bool on_foreign_sid(void *ctx, struct http_conn *conn, struct http_server_request *req,
+                           const char *sid)
+{
+    struct gateway *g = ctx;
+    return g->forward != NULL && eio_forward_request(g->forward, conn, req, sid);
+}
+
 /* The cluster adds channels to the bridge's subscriber connection (created after it). */
 static int cluster_subscribe(void *ctx, const char *channel)
+{
+    struct gateway *g = ctx;
+    return bridge_subscribe_extra(g->bridge, channel, false);
+}
+
+static int forward_subscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
     return bridge_subscribe_extra(g->bridge, channel, false);
@@ -587,6 +621,14 @@ int main(int argc, char **argv)
         log_write(g.log, LOG_LEVEL_WARN, "redis.tls",
                   "redis-tls-insecure: Redis's certificate and name are NOT verified");
     size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
+    /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
+    char sid_tag[EIO_SID_TAG_LEN + 1];
+    uint8_t tag_bytes[3] = {(uint8_t)(seed >> 40), (uint8_t)(seed >> 48), (uint8_t)(seed >> 56)};
+    if (getrandom(tag_bytes, sizeof tag_bytes, 0) != (ssize_t)sizeof tag_bytes)
+        tag_bytes[0] ^= (uint8_t)time(NULL);
+    base64url_encode(tag_bytes, sizeof tag_bytes, sid_tag);
+    sid_tag[EIO_SID_TAG_LEN] = '\0';
+    bool forward = config_get_bool(&cfg, "forward");
     const char *transports = config_get(&cfg, "transports");
     struct eio_server_config ecfg = {
         .path = path,
@@ -598,6 +640,9 @@ int main(int argc, char **argv)
         .websocket = strstr(transports, "websocket") != NULL,
         .cors_origin = config_get(&cfg, "cors-origin"),
         .allow_eio3 = config_get_bool(&cfg, "allow-eio3"),
+        .sid_tag = forward ? sid_tag : NULL,
+        .on_foreign_sid = forward ? on_foreign_sid : NULL,
+        .foreign_ctx = &g,
         .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"in\""),
         .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"out\""),
         .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"in\""),
@@ -655,8 +700,8 @@ int main(int argc, char **argv)
         /* the adapter's channels are read on the bridge's subscriber connection (cluster.h) */
         bcfg.extra_pattern_count = cluster_patterns(g.cluster, &bcfg.extra_patterns);
         bcfg.extra_channel_count = cluster_channels(g.cluster, &bcfg.extra_channels);
-        bcfg.on_foreign_message = cluster_on_message;
-        bcfg.foreign_ctx = g.cluster;
+        bcfg.on_foreign_message = on_foreign_message;
+        bcfg.foreign_ctx = &g;
         bcfg.on_snapshot_request = on_snapshot_request;
     }
     g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
@@ -691,7 +736,22 @@ int main(int argc, char **argv)
     };
     g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
     g.http = g.expiry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
-    if (g.http == NULL) {
+    struct eio_forward_config fcfg = {
+        .redis_url = bcfg.redis_url,
+        .redis_tls = g.redis_tls,
+        .key_prefix = bcfg.key_prefix,
+        .tag = sid_tag,
+        .timeout_ms = (unsigned)config_get_int(&cfg, "forward-timeout"),
+        .get_hold_ms = ecfg.ping_interval_ms,
+        .tunnel_idle_ms = ecfg.ping_interval_ms + ecfg.ping_timeout_ms,
+        .max_inflight = (size_t)config_get_int(&cfg, "forward-max"),
+        .subscribe = forward_subscribe,
+        .subscribe_ctx = &g,
+    };
+    if (g.http != NULL && forward &&
+        (g.forward = eio_forward_new(g.base, &fcfg, sio_server_eio(g.sio), g.http, g.log, g.metrics)) == NULL)
+        snprintf(err, sizeof err, "out of memory (forwarder)");
+    if (g.http == NULL || (forward && g.forward == NULL)) {
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
@@ -712,8 +772,8 @@ int main(int argc, char **argv)
     evsignal_add(g.sighup, NULL);
     process_write_port_file(config_get(&cfg, "port-file"), http_server_port(g.http));
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
-              "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
-              registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
+              "node=%s epoch=%s sid-tag=%s listening on port %u path %s auth=%s upstream=%s",
+              g.node_id, registry_epoch(g.registry), forward ? sid_tag : "-", http_server_port(g.http), path, auth, up);
     if (g.tls != NULL)
         log_write(g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
                   tls_context_describe(g.tls),
@@ -728,6 +788,7 @@ int main(int argc, char **argv)
     event_base_dispatch(g.base);
 
     http_server_stop_listening(g.http);
+    eio_forward_free(g.forward); /* its parked requests and replays, before the server */
     sio_server_free(g.sio); /* sockets report their disconnects to the bridge first */
     bridge_free(g.bridge);
     cluster_free(g.cluster);

@@ -94,7 +94,12 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
         http_listener_reserve_remove(srv, oldest);
         http_conn_close(oldest, false);
     }
-    http_server_conn_accepted(srv, fd, over);
+    http_server_conn_accepted(srv, fd, over, false);
+}
+
+void http_server_adopt(struct http_server *srv, int fd)
+{
+    http_server_conn_accepted(srv, fd, false, true);
 }
 
 void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg)

@@ -886,7 +886,7 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void http_server_conn_accepted(struct http_server *srv, int fd, bool over)
+void http_server_conn_accepted(struct http_server *srv, int fd, bool over, bool plain)
 {
     struct http_conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL) {
@@ -908,7 +908,7 @@ void http_server_conn_accepted(struct http_server *srv, int fd, bool over)
     srv->conns = conn;
     srv->conn_count++;
     conn->state = CONN_READING_HEAD;
-    conn->tls_sniff = srv->cfg.tls != NULL;
+    conn->tls_sniff = srv->cfg.tls != NULL && !plain;
     update_interest(conn, false);
     arm_timer(conn, conn->tls_sniff ? &srv->handshake_wait : &srv->head_wait);
 }

@@ -95,6 +95,11 @@ void http_server_pause_reading(struct http_server *srv, bool paused);
 void http_server_close_all(struct http_server *srv);
 /* Closes everything and frees. NULL is a no-op. */
 void http_server_free(struct http_server *srv);
+/* Serves a connected stream socket the process made itself (e.g. one end of a socketpair
+ * through which the gateway replays a request forwarded by another node) as if it had been
+ * accepted: plain HTTP even on a TLS server, outside max_connections. Takes `fd` (non-blocking;
+ * closed on failure). */
+void http_server_adopt(struct http_server *srv, int fd);
 /* The bound port (useful with port 0). */
 uint16_t http_server_port(const struct http_server *srv);
 size_t http_server_connection_count(const struct http_server *srv);

@@ -154,8 +154,8 @@ struct http_server {
 /* ---- http_server.c, for the listener ---- */
 
 /* Makes a connection of an accepted socket (which it owns from now on: closed on failure).
- * `over` puts it in the reserve above max_connections. */
-void http_server_conn_accepted(struct http_server *srv, int fd, bool over);
+ * `over` puts it in the reserve above max_connections; `plain` skips TLS (http_server_adopt). */
+void http_server_conn_accepted(struct http_server *srv, int fd, bool over, bool plain);
 
 /* ---- http_listener.c ---- */
 

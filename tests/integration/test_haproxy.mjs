@@ -77,6 +77,9 @@ const gwArgs = (redisUrl, node) => [
   // a gateway without Redis cannot flush upstream: do not wait the default 10 s for it
   "--drain-timeout", "2000",
   "--client-js", clientJs, "--log-level", "warn",
+  // the cookie's job is tested here, so without forwarding (issue 18: test_polling_nonsticky.mjs
+  // runs the same configuration in round-robin without the cookie, forwarding on)
+  "--forward", "no",
 ];
 try {
   redis = await startRedis();
