@@ -57,7 +57,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             /* JSON rendering replaces invalid UTF-8 */
             bool text_ok = utf8_valid(m->uid.p, m->uid.len) && utf8_valid(m->nsp.p, m->nsp.len);
             REQUIRE(!text_ok || (same(back->uid, m->uid) && same(back->nsp, m->nsp)));
-            REQUIRE(back->has_request_id == m->has_request_id);
+            /* requestId is written for the types that carry one (not join/leave/disconnect,
+             * heartbeats, close: Node ignores it there) */
+            bool carries = m->type == CLUSTER_MSG_BROADCAST || m->type == CLUSTER_MSG_FETCH_SOCKETS ||
+                           m->type >= CLUSTER_MSG_FETCH_SOCKETS_RESPONSE;
+            carries = carries && m->type != CLUSTER_MSG_ADAPTER_CLOSE;
+            REQUIRE(back->has_request_id == (m->has_request_id && carries));
+            REQUIRE(!back->has_request_id || same(back->request_id, m->request_id) ||
+                    !utf8_valid(m->request_id.p, m->request_id.len));
         }
     }
     free(m);
