@@ -91,8 +91,8 @@ static int read_sockets(struct mp_reader *r, struct cluster_msg *m)
     if (it.kind != MP_ARRAY)
         return SIOC_EPROTO;
     for (uint32_t i = 0; i < it.len && err == SIOC_OK; i++) {
-        if (r->pos >= r->len || !((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde ||
-                                  r->p[r->pos] == 0xdf))
+        if (r->pos >= r->len ||
+            !((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde || r->p[r->pos] == 0xdf))
             return SIOC_EPROTO;
         struct slice s;
         err = read_value(r, &s);

@@ -37,8 +37,8 @@ enum cluster_msg_type {
 
 /* The `subscriptionMode` option of createShardedAdapter. */
 enum cluster_sub_mode {
-    CLUSTER_SUB_DYNAMIC = 0,     /* default: a channel per public room (not a socket id) */
-    CLUSTER_SUB_STATIC = 1,      /* only the namespace channel and the response channel */
+    CLUSTER_SUB_DYNAMIC = 0,         /* default: a channel per public room (not a socket id) */
+    CLUSTER_SUB_STATIC = 1,          /* only the namespace channel and the response channel */
     CLUSTER_SUB_DYNAMIC_PRIVATE = 2, /* a channel per room, socket-id rooms included */
 };
 
@@ -52,10 +52,10 @@ struct cluster_msg {
     bool has_opts; /* BROADCAST, SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS, FETCH_SOCKETS */
     struct adapter_opts opts;
     struct adapter_packet event; /* BROADCAST: data.packet {type, data} (nsp: see `nsp`) */
-    bool has_packet;   /* BROADCAST; SERVER_SIDE_EMIT: the [event, ...args] array; the two
-                        * responses: the single argument (absent when undefined) */
-    struct slice packet; /* MessagePack of data.packet, whatever it is */
-    bool has_rooms; /* SOCKETS_JOIN/LEAVE: the rooms to add or remove */
+    bool has_packet;             /* BROADCAST; SERVER_SIDE_EMIT: the [event, ...args] array; the two
+                                  * responses: the single argument (absent when undefined) */
+    struct slice packet;         /* MessagePack of data.packet, whatever it is */
+    bool has_rooms;              /* SOCKETS_JOIN/LEAVE: the rooms to add or remove */
     struct adapter_rooms rooms;
     bool close; /* DISCONNECT_SOCKETS */
     bool has_client_count;

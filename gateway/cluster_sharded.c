@@ -160,8 +160,7 @@ static void dispatch(struct cluster *c, struct cluster_nsp *n, const struct clus
     case CLUSTER_MSG_BROADCAST_ACK:
         (*c->responses_ignored)++; /* no request of ours is ever pending */
         break;
-    default: /* heartbeats and ADAPTER_CLOSE: the sharded adapter has no heartbeat */
-        break;
+    default: /* heartbeats and ADAPTER_CLOSE: the sharded adapter has no heartbeat */ break;
     }
 }
 

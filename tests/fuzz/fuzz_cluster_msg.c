@@ -59,7 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             REQUIRE(!text_ok || (same(back->uid, m->uid) && same(back->nsp, m->nsp)));
             /* requestId is written for the types that carry one (not join/leave/disconnect,
              * heartbeats, close: Node ignores it there) */
-            bool carries = m->type == CLUSTER_MSG_BROADCAST || m->type == CLUSTER_MSG_FETCH_SOCKETS ||
+            bool carries = m->type == CLUSTER_MSG_BROADCAST ||
+                           m->type == CLUSTER_MSG_FETCH_SOCKETS ||
                            m->type >= CLUSTER_MSG_FETCH_SOCKETS_RESPONSE;
             carries = carries && m->type != CLUSTER_MSG_ADAPTER_CLOSE;
             REQUIRE(back->has_request_id == (m->has_request_id && carries));

@@ -12,12 +12,12 @@
 
 #define GOLDEN "tests/data/sharded-golden/captures.json"
 
-static struct slice S(const char *s)
-{
+static struct slice S(const char *s) {
     return (struct slice){(const uint8_t *)s, strlen(s)};
 }
 
-static bool slice_eq(struct slice a, struct slice b)
+static bool
+slice_eq(struct slice a, struct slice b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
@@ -242,17 +242,19 @@ static void test_encode_broadcast(void)
     m.opts.rooms.names[0] = S("r1");
     m.opts.flags.is_volatile = true;
     CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"hi\",1]},\"opts\":{\"rooms\":"
-              "[\"r1\"],\"except\":[],\"flags\":{\"volatile\":true}}},\"uid\":\"emitter\","
-              "\"nsp\":\"/chat\"}");
+    CHECK_STR(
+        out.data, out.len,
+        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"hi\",1]},\"opts\":{\"rooms\":"
+        "[\"r1\"],\"except\":[],\"flags\":{\"volatile\":true}}},\"uid\":\"emitter\","
+        "\"nsp\":\"/chat\"}");
     struct buf ch;
     buf_init(&ch, 0);
     cluster_msg_publish_channel(&ch, S("socket.io"), CLUSTER_SUB_DYNAMIC, &m);
     CHECK_STR(ch.data, ch.len, "socket.io#/chat#r1#");
     /* binary data: MessagePack, decodable, same fields */
     buf_reset(&out);
-    m.event.data = S("\x92\xa1" "b\xc4\x02\x01\x02");
+    m.event.data = S("\x92\xa1"
+                     "b\xc4\x02\x01\x02");
     CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
     CHECK(out.len > 0 && out.data[0] == 0x84);
     struct cluster_msg back;
@@ -360,24 +362,27 @@ static void test_malformed(void)
     /* fetch without requestId; client counts out of range */
     CHECK(decode_text("{\"type\":7,\"data\":{\"opts\":{}},\"uid\":\"u\",\"nsp\":\"/\"}") ==
           SIOC_EPROTO);
-    CHECK(decode_text("{\"type\":11,\"data\":{\"requestId\":\"r\",\"clientCount\":-1},\"uid\":\"u\","
-                      "\"nsp\":\"/\"}") == SIOC_EPROTO);
+    CHECK(
+        decode_text("{\"type\":11,\"data\":{\"requestId\":\"r\",\"clientCount\":-1},\"uid\":\"u\","
+                    "\"nsp\":\"/\"}") == SIOC_EPROTO);
     CHECK(decode_text("{\"type\":11,\"data\":{\"requestId\":\"r\",\"clientCount\":1.5},\"uid\":"
                       "\"u\",\"nsp\":\"/\"}") == SIOC_EPROTO);
     /* sockets must be maps; rooms strings; close a bool */
     CHECK(decode_text("{\"type\":8,\"data\":{\"requestId\":\"r\",\"sockets\":[1]},\"uid\":\"u\","
                       "\"nsp\":\"/\"}") == SIOC_EPROTO);
-    CHECK(decode_text("{\"type\":4,\"data\":{\"opts\":{},\"rooms\":[1]},\"uid\":\"u\",\"nsp\":\"/\"}") ==
+    CHECK(decode_text(
+              "{\"type\":4,\"data\":{\"opts\":{},\"rooms\":[1]},\"uid\":\"u\",\"nsp\":\"/\"}") ==
           SIOC_EPROTO);
-    CHECK(decode_text("{\"type\":6,\"data\":{\"opts\":{},\"close\":1},\"uid\":\"u\",\"nsp\":\"/\"}") ==
+    CHECK(decode_text(
+              "{\"type\":6,\"data\":{\"opts\":{},\"close\":1},\"uid\":\"u\",\"nsp\":\"/\"}") ==
           SIOC_EPROTO);
     /* null is an absent key; unknown keys are skipped */
     const char *nulls = "{\"type\":6,\"data\":{\"opts\":{\"rooms\":null,\"except\":[\"x\"]},"
                         "\"close\":null,\"more\":[1,{}]},\"uid\":\"u\",\"nsp\":\"/\",\"x\":1}";
     CHECK(decode_text(nulls) == (int)strlen(nulls));
     /* trailing bytes after MessagePack */
-    const uint8_t mp[] = {0x83, 0xa4, 't', 'y', 'p', 'e', 0x02, 0xa3, 'u', 'i', 'd', 0xa1, 'u',
-                          0xa3, 'n', 's', 'p', 0xa1, '/', 0x00};
+    const uint8_t mp[] = {0x83, 0xa4, 't', 'y',  'p', 'e', 0x02, 0xa3, 'u', 'i',
+                          'd',  0xa1, 'u', 0xa3, 'n', 's', 'p',  0xa1, '/', 0x00};
     struct buf scratch;
     buf_init(&scratch, 0);
     struct cluster_msg m;
