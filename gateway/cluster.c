@@ -314,8 +314,10 @@ static bool register_metrics(struct cluster *c, struct metrics *m)
                         "broadcasts with acks that expired before every client acked", NULL);
     c->acks_pending = metrics_gauge(m, "sioc_adapter_ack_requests_pending",
                                     "broadcasts with acks awaiting client acks", NULL);
+    c->room_channels = metrics_gauge(m, "sioc_adapter_room_channels",
+                                     "adapter sharded: room channels SSUBSCRIBEd (dynamic modes)", NULL);
     return ok && c->requests_invalid && c->responses && c->responses_ignored && c->publish_failed &&
-           c->acks_expired && c->acks_pending &&
+           c->acks_expired && c->acks_pending && c->room_channels &&
            metrics_gauge_fn(m, "sioc_cluster_redis_connected",
                             "1 while the cluster's publishing connection is up", NULL,
                             gauge_connected, c) == SIOC_OK;

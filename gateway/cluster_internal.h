@@ -98,6 +98,7 @@ struct cluster {
     uint64_t *requests[CLUSTER_REQUEST_TYPES];
     uint64_t *requests_invalid, *responses, *responses_ignored, *publish_failed, *acks_expired;
     int64_t *acks_pending;
+    int64_t *room_channels; /* sharded: dynamic room channels subscribed */
 };
 
 /* The namespace named name[0..len) that the cluster follows, or NULL. */

@@ -218,7 +218,8 @@ void cluster_on_room_change(void *ctx, const char *nsp, size_t nsp_len, const ui
     buf_append_byte(&ch, '\0');
     /* a room name with a NUL cannot be a C-string channel name: Node peers would publish on
      * it, but such a room only comes from a peer's own choice; its broadcasts are missed */
-    if (ch.err == SIOC_OK && memchr(ch.data, '\0', ch.len - 1) == NULL)
-        shard_subscribe(c, (const char *)ch.data, created);
+    if (ch.err == SIOC_OK && memchr(ch.data, '\0', ch.len - 1) == NULL &&
+        shard_subscribe(c, (const char *)ch.data, created) == SIOC_OK)
+        *c->room_channels += created ? 1 : -1;
     buf_deinit(&ch);
 }

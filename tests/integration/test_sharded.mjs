@@ -222,8 +222,11 @@ test("dynamic: a gateway with no member in a room reads none of that room's broa
   await sleep(200);
   assertEqual((await metric(gw1, "sioc_broadcasts_received_total")) - before1, 20, "gateway 1 read 20");
   assertEqual((await metric(gw2, "sioc_broadcasts_received_total")) - before2, 0, "gateway 2 read none");
+  const channels = await metric(gw1, "sioc_adapter_room_channels");
+  assertEqual(channels, 3, "gateway 1 follows room1, room2, only-gw1");
   io.in(id("A")).socketsLeave("only-gw1");
   await until("only-gw1 unsubscribed once empty", async () => (await shardnumsub("sd#/#only-gw1#")) === 0);
+  assertEqual(await metric(gw1, "sioc_adapter_room_channels"), 2, "one room channel less");
 });
 
 test("io.timeout().emitWithAck collects the gateway clients' acks (BROADCAST with requestId, 11, 12)", async () => {
