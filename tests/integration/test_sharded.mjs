@@ -9,8 +9,8 @@
 // (PUBSUB SHARDNUMSUB), room channels followed only while a room has local members (and a
 // gateway with no member reads none of that room's broadcasts), the broker's POST /v1/emit,
 // /v1/join and /v1/disconnect in the sharded format reaching Node and gateway clients alike,
-// and the golden captures published raw. Then one case each for `static` and
-// `dynamic-private`. (@socket.io/redis-emitter 5.1 publishes with PUBLISH only: it cannot reach
+// and the golden captures published raw. Then one case each for `static`, `dynamic-private` and
+// `namespaces *`. (@socket.io/redis-emitter 5.1 publishes with PUBLISH only: it cannot reach
 // a sharded cluster, Node's or ours; the broker is the emitter here.)
 import http from "node:http";
 import { readFileSync } from "node:fs";
@@ -440,6 +440,26 @@ test("dynamic-private mode: every room has a channel, socket ids included; to(id
       (await shardnumsub(`sp#/#${aid}#`)) === 0 && (await shardnumsub("sp#/#pr#")) === 0);
   } finally {
     await pv.stop();
+  }
+});
+
+test("namespaces *: a namespace's channel is SSUBSCRIBEd with its first socket, and dropped when it is freed", async () => {
+  const gw = await startServer(GATEWAY, ["--redis", redis.url, "--namespaces", "*", "--upstream", "off", "--adapter", "sharded",
+    "--adapter-key", "sx", "--empty-namespace-timeout", "300", "--log-level", "warn"]);
+  try {
+    assertEqual(await shardnumsub("sx#/dyn#"), 0, "nothing before the namespace exists");
+    const s = ioc(`http://127.0.0.1:${gw.port}/dyn`, { transports: ["websocket"], forceNew: true, reconnection: false });
+    await within(5000, new Promise((r) => s.once("connect", r)), "/dyn connect");
+    await until("sx#/dyn# subscribed", async () => (await shardnumsub("sx#/dyn#")) === 1);
+    const got = new Promise((r) => s.once("x", (...a) => r(a)));
+    await cmd.sendCommand(["SPUBLISH", "sx#/dyn#", JSON.stringify({ type: 3, data: { packet: { type: 2, data: ["x", 1] },
+      opts: { rooms: [], except: [], flags: {} } }, uid: "test", nsp: "/dyn" })]);
+    assertEqual(await within(3000, got, "x at the /dyn client"), [1], "delivered");
+    s.disconnect();
+    await until("sx#/dyn# dropped", async () => (await shardnumsub("sx#/dyn#")) === 0, 5000);
+  } finally {
+    const r = await gw.stop();
+    if (r.code !== 0) exitProblems.push(`namespaces * gateway exit ${JSON.stringify(r)}:\n${gw.log().slice(-3000)}`);
   }
 });
 
