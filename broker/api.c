@@ -17,6 +17,7 @@
 #include "common/adapter.h"
 #include "common/buf.h"
 #include "common/clock.h"
+#include "common/cluster_msg.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/json.h"
@@ -378,6 +379,7 @@ static void start_ack_emit(struct bk_api *api, struct http_conn *conn, const str
     buf_deinit(&except);
 }
 
+/* PUBLISH (classic) or SPUBLISH (adapter sharded); both answer the receivers' count. */
 static void publish(struct bk_api *api, struct http_conn *conn, const struct buf *channel,
                     const struct buf *msg)
 {
@@ -386,9 +388,50 @@ static void publish(struct bk_api *api, struct http_conn *conn, const struct buf
         return;
     }
     (*api->pushes)++;
-    const char *argv[] = {"PUBLISH", (const char *)channel->data, (const char *)msg->data};
-    size_t lens[] = {7, channel->len, msg->len};
+    const char *verb = api->b->sharded ? "SPUBLISH" : "PUBLISH";
+    const char *argv[] = {verb, (const char *)channel->data, (const char *)msg->data};
+    size_t lens[] = {strlen(verb), channel->len, msg->len};
     hold(api, conn, Q_PUBLISH, NULL, 0, NULL, 0, 3, argv, lens);
+}
+
+/* adapter sharded: the push as a createShardedAdapter message from uid "emitter"
+ * (docs/contracts.md "Sharded adapter"): BROADCAST on its room's channel or the namespace's,
+ * SOCKETS_JOIN / SOCKETS_LEAVE / DISCONNECT_SOCKETS on the namespace's. `data` is the event's
+ * [event, ...args] for an emit. */
+static void encode_sharded(const struct broker *b, enum api_body_kind kind,
+                           const struct api_body *body, const struct api_selector *sel,
+                           struct slice data, struct buf *channel, struct buf *msg)
+{
+    struct cluster_msg *m = calloc(1, sizeof *m);
+    struct buf scratch;
+    buf_init(&scratch, 0);
+    if (m == NULL) {
+        msg->err = SIOC_ENOMEM;
+        return;
+    }
+    m->uid = (struct slice){(const uint8_t *)"emitter", 7};
+    m->nsp = body->nsp;
+    m->has_opts = true;
+    m->opts.rooms = sel->rooms;
+    m->opts.except = sel->except;
+    m->opts.has_flags = true;
+    if (kind == API_BODY_EMIT) {
+        m->type = CLUSTER_MSG_BROADCAST;
+        m->event = (struct adapter_packet){.type = 2, .data = data, .nsp = body->nsp};
+        m->opts.flags.is_volatile = body->is_volatile;
+    } else if (kind == API_BODY_DISCONNECT) {
+        m->type = CLUSTER_MSG_DISCONNECT_SOCKETS;
+        m->close = body->close;
+    } else {
+        m->type = kind == API_BODY_JOIN ? CLUSTER_MSG_SOCKETS_JOIN : CLUSTER_MSG_SOCKETS_LEAVE;
+        m->has_rooms = api_list_to_rooms(&body->to, &m->rooms);
+    }
+    struct slice key = {(const uint8_t *)b->adapter_key, strlen(b->adapter_key)};
+    cluster_msg_publish_channel(channel, key, (enum cluster_sub_mode)b->sub_mode, m);
+    if (cluster_msg_encode(msg, &scratch, m) != SIOC_OK && msg->err == SIOC_OK)
+        msg->err = SIOC_EINVAL;
+    buf_deinit(&scratch);
+    free(m);
 }
 
 static void handle_push(struct bk_api *api, struct http_conn *conn, const struct http_server_request *req,
@@ -423,6 +466,10 @@ static void handle_push(struct bk_api *api, struct http_conn *conn, const struct
             start_ack_emit(api, conn, &body, sel, &data);
             goto done;
         }
+    }
+    if (b->sharded) {
+        encode_sharded(b, kind, &body, sel, (struct slice){data.data, data.len}, &channel, &msg);
+    } else if (kind == API_BODY_EMIT) {
         bc->packet = (struct adapter_packet){.type = 2, .data = {data.data, data.len}, .nsp = body.nsp};
         bc->opts.rooms = sel->rooms;
         bc->opts.except = sel->except;

@@ -40,6 +40,8 @@ struct broker {
     /* Option values; point into the config, valid for the process lifetime. */
     const char *prefix;      /* key-prefix (P) */
     const char *adapter_key; /* adapter-key (A) */
+    bool sharded;            /* adapter sharded: pushes in createShardedAdapter's format */
+    int sub_mode;            /* subscription-mode (enum cluster_sub_mode) */
     const char *user_room;   /* user-room, exactly one %s */
     const char *api_key;     /* NULL: no auth (loopback only) */
     unsigned node_timeout_ms;

@@ -22,6 +22,7 @@
 #include "broker/liveness.h"
 #include "broker/mirror.h"
 #include "common/clock.h"
+#include "common/cluster_msg.h"
 #include "common/config.h"
 #include "common/error.h"
 #include "common/metrics.h"
@@ -38,6 +39,8 @@ static const struct config_option options[] = {
     REDIS_TLS_OPTION_ENTRIES,
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
+    {"adapter", CONFIG_STRING, "classic", 0, 0, "format of pushes (/v1/emit, join, leave, disconnect): classic (@socket.io/redis-adapter pub/sub) or sharded (createShardedAdapter: SPUBLISH)"},
+    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0, "adapter sharded: the cluster's subscriptionMode (dynamic, static or dynamic-private): picks a room broadcast's channel"},
     {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
     {"tls-cert", CONFIG_STRING, NULL, 0, 0, "serve the API over HTTPS: PEM certificate with its chain (reloaded on SIGHUP)"},
     {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},
@@ -329,6 +332,12 @@ static const char *validate(const struct config *cfg, struct redis_tls **tls, ch
     if (lease + poll > node_timeout)
         return "lease-timeout: lease-timeout + min(lease-timeout / 4, 1 s) must not exceed node-timeout "
                "(a standby must take over within node-timeout)";
+    const char *adapter = config_get(cfg, "adapter");
+    enum cluster_sub_mode mode;
+    if (strcmp(adapter, "classic") != 0 && strcmp(adapter, "sharded") != 0)
+        return "adapter: must be classic or sharded";
+    if (!cluster_sub_mode_parse(config_get(cfg, "subscription-mode"), &mode))
+        return "subscription-mode: must be dynamic, static or dynamic-private";
     enum log_level level;
     enum log_format format;
     if (log_level_parse(config_get(cfg, "log-level"), &level) != SIOC_OK)
@@ -431,6 +440,7 @@ int main(int argc, char **argv)
     *b = (struct broker){
         .prefix = config_get(&cfg, "key-prefix"),
         .adapter_key = config_get(&cfg, "adapter-key"),
+        .sharded = strcmp(config_get(&cfg, "adapter"), "sharded") == 0,
         .user_room = config_get(&cfg, "user-room"),
         .api_key = config_get(&cfg, "api-key"),
         .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
@@ -440,6 +450,9 @@ int main(int argc, char **argv)
         .upstream_shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
         .upstream_maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
     };
+    enum cluster_sub_mode sub_mode = CLUSTER_SUB_DYNAMIC;
+    cluster_sub_mode_parse(config_get(&cfg, "subscription-mode"), &sub_mode);
+    b->sub_mode = (int)sub_mode;
     b->base = event_base_new();
     b->log = log_new("broker", format, level, config_get(&cfg, "log-file"));
     b->metrics = metrics_new();

@@ -469,6 +469,33 @@ void adapter_broadcast_encode_emitter(struct buf *out, const struct adapter_broa
     mp_write_rooms(out, &msg->opts.except);
 }
 
+/* ======================= parts, for the sharded format (cluster_msg.c) ======================= */
+
+int adapter_read_opts(struct mp_reader *r, struct adapter_opts *opts)
+{
+    return read_opts(r, opts);
+}
+
+int adapter_read_rooms(struct mp_reader *r, struct adapter_rooms *rooms)
+{
+    return read_rooms(r, rooms);
+}
+
+int adapter_read_event(struct mp_reader *r, struct adapter_packet *packet)
+{
+    return read_packet(r, packet);
+}
+
+void adapter_write_opts(struct buf *out, const struct adapter_opts *opts)
+{
+    mp_write_opts(out, opts, true);
+}
+
+void adapter_write_rooms(struct buf *out, const struct adapter_rooms *rooms)
+{
+    mp_write_rooms(out, rooms);
+}
+
 /* ======================= requests and responses: decoding ======================= */
 
 /* JSON (first byte '{') is transcoded into scratch; msgpack is read in place. */

@@ -112,6 +112,20 @@ void adapter_broadcast_encode(struct buf *out, const struct adapter_broadcast *m
  * order {rooms, flags, except}. */
 void adapter_broadcast_encode_emitter(struct buf *out, const struct adapter_broadcast *msg);
 
+/* ---- parts of a message, for the sharded format's codec (common/cluster_msg.h) ---- */
+
+struct mp_reader;
+/* Read one value at r's position (same rules and errors as the decoders above; slices point
+ * into r's input): opts {rooms, except, flags}; a rooms/except list; a packet {type, data[,
+ * nsp]} (nsp "/" when absent). */
+int adapter_read_opts(struct mp_reader *r, struct adapter_opts *opts);
+int adapter_read_rooms(struct mp_reader *r, struct adapter_rooms *rooms);
+int adapter_read_event(struct mp_reader *r, struct adapter_packet *packet);
+/* Append opts as {rooms, except, flags} (flags as adapter_broadcast_encode writes them) and a
+ * rooms list as an array of strings. Errors land in out->err. */
+void adapter_write_opts(struct buf *out, const struct adapter_opts *opts);
+void adapter_write_rooms(struct buf *out, const struct adapter_rooms *rooms);
+
 /* ---- requests (channel <prefix>-request#<nsp>#) ---- */
 
 /* Every field a request can carry; has_* says whether the key was present. */

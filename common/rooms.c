@@ -28,6 +28,8 @@ struct rooms {
     uint32_t all_count;
     uint32_t all_cap;
     uint64_t epoch;
+    rooms_watch_cb watch; /* rooms_set_watch */
+    void *watch_ctx;
 };
 
 /* FNV-1a 64 keyed by the seed, then a final avalanche so the low bits used as bucket index
@@ -109,8 +111,16 @@ static void link_free(struct rooms_member *m, struct rooms_link *link)
         free(link);
 }
 
+void rooms_set_watch(struct rooms *idx, rooms_watch_cb cb, void *ctx)
+{
+    idx->watch = cb;
+    idx->watch_ctx = ctx;
+}
+
 static void delete_room(struct rooms *idx, struct rooms_room *room)
 {
+    if (idx->watch != NULL)
+        idx->watch(idx->watch_ctx, room->name, room->name_len, false);
     struct rooms_room **pp = &idx->buckets[room->hash & (idx->bucket_count - 1)];
     while (*pp != room)
         pp = &(*pp)->next;
@@ -225,6 +235,8 @@ int rooms_join(struct rooms *idx, struct rooms_member *m, const void *name, size
     link->next_of_member = m->links;
     m->links = link;
     m->room_count++;
+    if (created && idx->watch != NULL)
+        idx->watch(idx->watch_ctx, room->name, len, true);
     return SIOC_OK;
 }
 

@@ -42,6 +42,12 @@ struct rooms *rooms_new(uint64_t seed);
 /* Frees the index. Every member must have been removed first (asserted). NULL is a no-op. */
 void rooms_free(struct rooms *idx);
 
+/* Room lifecycle: `cb(ctx, name, len, true)` right after a room got its first member (the
+ * join is complete), `cb(ctx, name, len, false)` just before an emptied room is deleted (by a
+ * leave or a member's removal). The callback must not change the index. NULL cb = none. */
+typedef void (*rooms_watch_cb)(void *ctx, const uint8_t *name, size_t len, bool created);
+void rooms_set_watch(struct rooms *idx, rooms_watch_cb cb, void *ctx);
+
 /* Adds a member (in no room yet) that `owner` identifies. Returns SIOC_OK or SIOC_ENOMEM. */
 int rooms_add_member(struct rooms *idx, struct rooms_member *m, void *owner);
 /* Removes a member from every room and from the index. */

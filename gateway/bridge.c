@@ -864,6 +864,12 @@ int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern)
     return pattern ? redis_link_psubscribe(b->sub, channel) : redis_link_subscribe(b->sub, channel);
 }
 
+int bridge_shard_extra(struct bridge *b, const char *channel, bool subscribe)
+{
+    return subscribe ? redis_link_ssubscribe(b->sub, channel)
+                     : redis_link_sunsubscribe(b->sub, channel);
+}
+
 int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern)
 {
     return pattern ? redis_link_punsubscribe(b->sub, channel)

@@ -168,6 +168,11 @@ int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern);
 /* Removes a channel or pattern added with bridge_subscribe_extra (e.g. a namespace of
  * `namespaces *` that was freed). Returns SIOC_OK (also when it was not there) or SIOC_EINVAL. */
 int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern);
+/* Adds (subscribe true: SSUBSCRIBE) or removes (SUNSUBSCRIBE) a shard channel of the Redis 7
+ * sharded pub/sub on the shared subscriber connection (adapter sharded, cluster.h); kept across
+ * reconnects; its messages go to on_foreign_message (pattern empty). Returns as
+ * bridge_subscribe_extra. */
+int bridge_shard_extra(struct bridge *b, const char *channel, bool subscribe);
 
 /* True while both Redis connections (commands and the shared subscriber) are up, the
  * subscriptions confirmed, and Redis answers (a probe unanswered for 3 probe intervals is a

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "common/adapter.h"
+#include "common/cluster_msg.h"
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/net/log.h"
@@ -49,6 +50,7 @@ static void nsp_free(struct cluster_nsp *n)
     free(n->request_channel);
     free(n->response_channel);
     free(n->specific_channel);
+    free(n->shard_channel);
     free(n);
 }
 
@@ -83,9 +85,12 @@ static struct cluster_nsp *nsp_add(struct cluster *c, const char *name, size_t l
     buf_reset(&tmp);
     adapter_response_channel(&tmp, key, nsp, ADAPTER_SOCKETS, uid, true);
     n->specific_channel = channel_string(&tmp);
+    buf_reset(&tmp);
+    cluster_msg_channel(&tmp, key, nsp);
+    n->shard_channel = channel_string(&tmp);
     buf_deinit(&tmp);
     if (n->name == NULL || n->request_channel == NULL || n->response_channel == NULL ||
-        n->specific_channel == NULL) {
+        n->specific_channel == NULL || n->shard_channel == NULL) {
         nsp_free(n);
         return NULL;
     }
@@ -117,6 +122,12 @@ int cluster_nsp_open(struct cluster *c, const char *name, size_t len)
     struct cluster_nsp *n = nsp_add(c, name, len);
     if (n == NULL)
         return SIOC_ENOMEM;
+    if (c->sharded) {
+        int rc = cluster_sharded_follow(c, n, true);
+        if (rc != SIOC_OK)
+            cluster_nsp_close(c, name, len);
+        return rc;
+    }
     if (c->subscribe_cb == NULL)
         return SIOC_OK;
     const char *channels[] = {n->request_channel, n->response_channel, n->specific_channel};
@@ -139,9 +150,11 @@ void cluster_nsp_close(struct cluster *c, const char *name, size_t len)
     struct cluster_nsp *n = c != NULL && c->any_namespace ? cluster_nsp_find(c, name, len) : NULL;
     if (n == NULL)
         return;
+    if (c->sharded)
+        cluster_sharded_follow(c, n, false);
     const char *channels[] = {n->request_channel, n->response_channel, n->specific_channel};
     for (size_t i = 0; i < 3; i++) {
-        if (c->unsubscribe_cb != NULL)
+        if (!c->sharded && c->unsubscribe_cb != NULL)
             c->unsubscribe_cb(c->subscribe_ctx, channels[i]);
         namemap_remove(&c->channel_map, &n->channels[i].node);
     }
@@ -234,6 +247,10 @@ static void on_broadcast(struct cluster *c, struct slice channel, struct slice p
 void cluster_on_message(void *ctx, struct slice pattern, struct slice channel, struct slice payload)
 {
     struct cluster *c = ctx;
+    if (c->sharded) {
+        cluster_sharded_on_message(c, channel, payload);
+        return;
+    }
     if (pattern.len > 0) {
         on_broadcast(c, channel, payload);
         return;
@@ -297,8 +314,10 @@ static bool register_metrics(struct cluster *c, struct metrics *m)
                         "broadcasts with acks that expired before every client acked", NULL);
     c->acks_pending = metrics_gauge(m, "sioc_adapter_ack_requests_pending",
                                     "broadcasts with acks awaiting client acks", NULL);
+    c->room_channels = metrics_gauge(m, "sioc_adapter_room_channels",
+                                     "adapter sharded: room channels SSUBSCRIBEd (dynamic modes)", NULL);
     return ok && c->requests_invalid && c->responses && c->responses_ignored && c->publish_failed &&
-           c->acks_expired && c->acks_pending &&
+           c->acks_expired && c->acks_pending && c->room_channels &&
            metrics_gauge_fn(m, "sioc_cluster_redis_connected",
                             "1 while the cluster's publishing connection is up", NULL,
                             gauge_connected, c) == SIOC_OK;
@@ -317,6 +336,9 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
     c->subscribe_cb = cfg->subscribe_cb;
     c->unsubscribe_cb = cfg->unsubscribe_cb;
     c->subscribe_ctx = cfg->subscribe_ctx;
+    c->sharded = cfg->sharded;
+    c->sub_mode = cfg->sub_mode;
+    c->shard_cb = cfg->shard_cb;
     c->rng = cfg->seed;
     if (c->rng == 0 && getrandom(&c->rng, sizeof c->rng, 0) != (ssize_t)sizeof c->rng)
         c->rng = (uint64_t)(uintptr_t)c;
@@ -325,20 +347,21 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
     buf_init(&c->channel, 0);
     buf_init(&c->ids, 0);
     buf_init(&c->list, 0);
+    buf_init(&c->shard_scratch, 0);
     c->key = strdup(cfg->adapter_key ? cfg->adapter_key : "socket.io");
     bool ok = c->key != NULL && cfg->namespaces != NULL && register_metrics(c, metrics) &&
               namemap_init(&c->nsp_map, next_random(c)) == SIOC_OK &&
               namemap_init(&c->channel_map, next_random(c)) == SIOC_OK;
     if (ok && strcmp(cfg->namespaces, "*") == 0) {
         c->any_namespace = true;
-        ok = add_pattern(c, NULL, 0);
+        ok = c->sharded || add_pattern(c, NULL, 0);
     } else {
         for (const char *s = cfg->namespaces; ok && *s != '\0';) {
             const char *end = strchr(s, ',');
             size_t n = end ? (size_t)(end - s) : strlen(s);
             struct cluster_nsp *nsp = n <= CLUSTER_MAX_NSP ? nsp_add(c, s, n) : NULL;
-            ok = nsp != NULL && add_pattern(c, s, n);
-            if (ok) {
+            ok = nsp != NULL && (c->sharded || add_pattern(c, s, n));
+            if (ok && !c->sharded) {
                 c->channels[c->channel_count++] = nsp->request_channel;
                 c->channels[c->channel_count++] = nsp->response_channel;
                 c->channels[c->channel_count++] = nsp->specific_channel;
@@ -380,10 +403,22 @@ void cluster_free(struct cluster *c)
     buf_deinit(&c->channel);
     buf_deinit(&c->ids);
     buf_deinit(&c->list);
+    buf_deinit(&c->shard_scratch);
     namemap_deinit(&c->nsp_map);
     namemap_deinit(&c->channel_map);
     free(c->key);
     free(c);
+}
+
+int cluster_start(struct cluster *c)
+{
+    int first = SIOC_OK;
+    for (size_t i = 0; c->sharded && !c->any_namespace && i < c->nsp_count; i++) {
+        int rc = cluster_sharded_follow(c, c->nsps[i], true);
+        if (first == SIOC_OK)
+            first = rc;
+    }
+    return first;
 }
 
 size_t cluster_channels(const struct cluster *c, const char *const **channels)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/cluster_msg.h"
 #include "gateway/sio_server.h"
 
 struct log;
@@ -51,6 +52,14 @@ struct cluster_config {
     int (*subscribe_cb)(void *ctx, const char *channel);
     int (*unsubscribe_cb)(void *ctx, const char *channel);
     void *subscribe_ctx;
+    /* `adapter sharded` (DESIGN.md §2; gateway/cluster_sharded.c): the createShardedAdapter
+     * format over Redis 7 sharded pub/sub instead of the classic channels: no patterns or
+     * classic channels then; per namespace `<key>#<nsp>#`, and in the dynamic modes one
+     * `<key>#<nsp>#<room>#` per room with local members (cluster_on_room_change), go through
+     * shard_cb (wire it to bridge_shard_extra; ctx subscribe_ctx; required when sharded). */
+    bool sharded;
+    enum cluster_sub_mode sub_mode;
+    int (*shard_cb)(void *ctx, const char *channel, bool subscribe);
 };
 
 /* Creates the cluster: one uid per listed namespace, its channel names, its metrics
@@ -82,6 +91,14 @@ int cluster_nsp_open(struct cluster *c, const char *name, size_t len);
 /* Under "*": the namespace is gone; its channels are unsubscribed (unsubscribe_cb), its pending
  * ack broadcasts dropped and its entry freed. No-op for a namespace not followed. */
 void cluster_nsp_close(struct cluster *c, const char *name, size_t len);
+/* Sharded: SSUBSCRIBEs the channel of every listed namespace (call once, after the bridge
+ * that shard_cb feeds exists). Returns SIOC_OK or the first shard_cb error. No-op otherwise. */
+int cluster_start(struct cluster *c);
+/* The sio_server on_room_change hook (ctx: the cluster; NULL is a no-op): with adapter sharded
+ * in a dynamic mode, a room that came to exist locally gets its channel SSUBSCRIBEd, and a room
+ * that went away SUNSUBSCRIBEd (cluster_msg_room_subscribed says which rooms). */
+void cluster_on_room_change(void *ctx, const char *nsp, size_t nsp_len, const uint8_t *room,
+                            size_t len, bool created, bool is_socket_id);
 /* The uid of namespace `nsp` (6 chars, NUL-terminated, valid while c lives), or NULL when the
  * cluster does not follow it (yet). For tests and logs. */
 const char *cluster_uid(const struct cluster *c, const char *nsp);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/adapter.h"
+#include "common/cluster_msg.h"
 #include "common/buf.h"
 #include "common/namemap.h"
 #include "gateway/cluster.h"
@@ -40,6 +41,7 @@ struct cluster_nsp {
     char *request_channel;  /* <key>-request#<nsp># */
     char *response_channel; /* <key>-response#<nsp># */
     char *specific_channel; /* <key>-response#<nsp>#<uid># */
+    char *shard_channel;    /* adapter sharded: <key>#<nsp># (SSUBSCRIBE) */
 };
 
 /* A BROADCAST (7) request delivered here with ack id `ack_id`, awaiting client acks. */
@@ -48,6 +50,7 @@ struct cluster_ack {
     struct cluster *c;
     struct cluster_nsp *nsp;
     uint64_t ack_id;
+    bool sharded;        /* answered in the sharded format (cluster_sharded.c) */
     size_t remaining;    /* clients that have not acked yet */
     char *request_id;    /* NUL-terminated copy */
     char *requester_uid; /* for the specific response channel; "" when absent */
@@ -62,6 +65,9 @@ struct cluster {
     char *key;              /* adapter key prefix, "socket.io" by default */
     bool any_namespace;     /* namespaces "*" */
     bool specific;          /* publishOnSpecificResponseChannel */
+    bool sharded;           /* adapter sharded: cluster_sharded.c reads and answers */
+    enum cluster_sub_mode sub_mode;
+    int (*shard_cb)(void *ctx, const char *channel, bool subscribe);
     int (*subscribe_cb)(void *ctx, const char *channel);
     int (*unsubscribe_cb)(void *ctx, const char *channel);
     void *subscribe_ctx;
@@ -79,6 +85,9 @@ struct cluster {
     /* decode targets and scratch, reused (the room lists are ~12 KB) */
     struct adapter_broadcast msg;
     struct adapter_request req;
+    struct cluster_msg smsg;  /* a decoded sharded message */
+    struct cluster_msg reply; /* a sharded answer being encoded */
+    struct buf shard_scratch; /* its MessagePack form (cluster_msg_encode) */
     struct buf scratch; /* JSON requests transcoded to MessagePack */
     struct buf out;     /* an encoded response */
     struct buf channel; /* a response channel name */
@@ -89,6 +98,7 @@ struct cluster {
     uint64_t *requests[CLUSTER_REQUEST_TYPES];
     uint64_t *requests_invalid, *responses, *responses_ignored, *publish_failed, *acks_expired;
     int64_t *acks_pending;
+    int64_t *room_channels; /* sharded: dynamic room channels subscribed */
 };
 
 /* The namespace named name[0..len) that the cluster follows, or NULL. */
@@ -99,12 +109,49 @@ static inline struct cluster_nsp *cluster_nsp_find(const struct cluster *c, cons
     return node != NULL ? (struct cluster_nsp *)(void *)node : NULL; /* by_name is first */
 }
 
-/* cluster_requests.c (cluster.c calls it; it never calls cluster.c) */
+/* What a broadcast with acks needs (the classic BROADCAST request, the sharded BROADCAST
+ * message with a requestId). */
+struct cluster_ack_request {
+    struct slice data;               /* MessagePack [event, ...args] */
+    const struct adapter_opts *opts; /* NULL: every socket, default timeout */
+    struct slice request_id;
+    struct slice requester_uid;
+    bool sharded; /* answer in the sharded format */
+};
+
+/* cluster_requests.c (cluster.c and cluster_sharded.c call it; it calls cluster_sharded.c's
+ * cluster_sharded_respond only) */
 /* A message on n's request channel. */
 void cluster_on_request(struct cluster *c, struct cluster_nsp *n, struct slice payload);
+/* Delivers with one ack id, answers the client count at once (even 0) and then each client's
+ * ack until all acked or the request's timeout passed. */
+void cluster_broadcast_with_ack(struct cluster *c, struct cluster_nsp *n,
+                                const struct cluster_ack_request *q);
+/* Sockets selected by opts (rooms union minus except) join / leave `rooms` (NULL: none). */
+void cluster_apply_rooms(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_opts *opts, const struct adapter_rooms *rooms,
+                         bool join);
+/* Sockets selected by opts are disconnected (close: their whole connection). */
+void cluster_apply_disconnect(struct cluster *c, const struct cluster_nsp *n,
+                              const struct adapter_opts *opts, bool close);
+/* Writes into c->list the MessagePack array of the sockets selected by opts, each as Node's
+ * fetchSockets sees it; returns their count. */
+long cluster_write_fetch(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_opts *opts);
 /* Frees every pending ack broadcast (cluster_free). */
 void cluster_acks_free(struct cluster *c);
 /* Frees the pending ack broadcasts of namespace n (it is going away); their late acks are lost. */
 void cluster_acks_forget(struct cluster *c, const struct cluster_nsp *n);
+
+/* cluster_sharded.c */
+/* A message on a shard channel (adapter sharded). */
+void cluster_sharded_on_message(struct cluster *c, struct slice channel, struct slice payload);
+/* Encodes `m` (its uid and nsp are filled in here) and SPUBLISHes it on the requester's
+ * channel `<key>#<nsp>#<requester_uid>#`. */
+void cluster_sharded_respond(struct cluster *c, const struct cluster_nsp *n,
+                             struct slice requester_uid, struct cluster_msg *m);
+/* SSUBSCRIBEs (follow) or SUNSUBSCRIBEs n's namespace channel through shard_cb; returns its
+ * result (logged when not SIOC_OK). */
+int cluster_sharded_follow(struct cluster *c, const struct cluster_nsp *n, bool follow);
 
 #endif

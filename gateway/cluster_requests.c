@@ -3,6 +3,7 @@
  * first, then one BROADCAST_ACK per client ack, until every client acked or the request's
  * timeout passed. Channel routing and publishing are cluster.c's. */
 #include <event2/event.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,6 +262,45 @@ static void ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
     ack_free(c, a);
 }
 
+/* The answers of a broadcast with acks, in the requester's format: BROADCAST_CLIENT_COUNT
+ * (has_count) or BROADCAST_ACK with `packet` (absent: the client acked with no argument). */
+static void ack_answer(struct cluster *c, const struct cluster_nsp *n, bool sharded,
+                       struct slice request_id, struct slice requester_uid, bool has_count,
+                       uint64_t count, const struct slice *packet)
+{
+    if (sharded) {
+        struct cluster_msg *m = &c->reply;
+        memset(m, 0, offsetof(struct cluster_msg, opts));
+        m->type = has_count ? CLUSTER_MSG_BROADCAST_CLIENT_COUNT : CLUSTER_MSG_BROADCAST_ACK;
+        m->has_request_id = true;
+        m->request_id = request_id;
+        m->has_client_count = has_count;
+        m->client_count = count;
+        m->has_packet = packet != NULL;
+        m->packet = packet != NULL ? *packet : (struct slice){NULL, 0};
+        m->has_sockets = false;
+        cluster_sharded_respond(c, n, requester_uid, m);
+        return;
+    }
+    struct adapter_response res = {
+        .has_type = true,
+        .type = has_count ? ADAPTER_BROADCAST_CLIENT_COUNT : ADAPTER_BROADCAST_ACK,
+        .has_request_id = true,
+        .request_id = request_id,
+        .has_client_count = has_count,
+        .client_count = count,
+        .has_packet = packet != NULL,
+    };
+    if (packet != NULL)
+        res.packet = *packet;
+    respond(c, n, ADAPTER_BROADCAST, requester_uid, &res);
+}
+
+static struct slice cstr_slice(const char *s)
+{
+    return (struct slice){(const uint8_t *)s, strlen(s)};
+}
+
 /* A client's ACK to a broadcast delivered for a BROADCAST request: BROADCAST_ACK with its
  * first argument (no `packet` key when it acked with none, as notepack drops undefined). */
 static void client_ack_cb(void *ctx, struct sio_socket *sock, uint64_t ack_id, struct slice args)
@@ -273,24 +313,19 @@ static void client_ack_cb(void *ctx, struct sio_socket *sock, uint64_t ack_id, s
         a = a->next;
     if (a == NULL)
         return; /* expired */
-    struct adapter_response res = {
-        .has_type = true,
-        .type = ADAPTER_BROADCAST_ACK,
-        .has_request_id = true,
-        .request_id = {(const uint8_t *)a->request_id, strlen(a->request_id)},
-    };
+    struct slice packet, *first = NULL;
     struct mp_reader r;
     struct mp_item it;
     mp_reader_init(&r, args.p, args.len);
     if (mp_read(&r, &it) == SIOC_OK && it.kind == MP_ARRAY && it.len > 0) {
         size_t start = r.pos;
         if (mp_skip(&r) == SIOC_OK) {
-            res.has_packet = true;
-            res.packet = (struct slice){args.p + start, r.pos - start};
+            packet = (struct slice){args.p + start, r.pos - start};
+            first = &packet;
         }
     }
-    respond(c, a->nsp, ADAPTER_BROADCAST,
-            (struct slice){(const uint8_t *)a->requester_uid, strlen(a->requester_uid)}, &res);
+    ack_answer(c, a->nsp, a->sharded, cstr_slice(a->request_id), cstr_slice(a->requester_uid),
+               false, 0, first);
     if (--a->remaining == 0)
         ack_free(c, a);
 }
@@ -306,7 +341,7 @@ static char *slice_dup(struct slice s)
 }
 
 static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
-                                   const struct adapter_request *req)
+                                   const struct cluster_ack_request *q)
 {
     if (c->ack_count >= CLUSTER_MAX_PENDING_ACKS)
         return NULL;
@@ -315,13 +350,14 @@ static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
         return NULL;
     a->c = c;
     a->nsp = n;
-    a->request_id = slice_dup(req->request_id);
-    a->requester_uid = slice_dup(request_uid(req));
+    a->sharded = q->sharded;
+    a->request_id = slice_dup(q->request_id);
+    a->requester_uid = slice_dup(q->requester_uid);
     a->timer = evtimer_new(c->base, ack_timeout_cb, a);
     double ms = CLUSTER_DEFAULT_ACK_TIMEOUT_MS;
-    if (req->opts.flags.has_timeout && req->opts.flags.timeout > 0)
-        ms = req->opts.flags.timeout < CLUSTER_MAX_ACK_TIMEOUT_MS ? req->opts.flags.timeout
-                                                                  : CLUSTER_MAX_ACK_TIMEOUT_MS;
+    if (q->opts != NULL && q->opts->flags.has_timeout && q->opts->flags.timeout > 0)
+        ms = q->opts->flags.timeout < CLUSTER_MAX_ACK_TIMEOUT_MS ? q->opts->flags.timeout
+                                                                 : CLUSTER_MAX_ACK_TIMEOUT_MS;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((long)ms % 1000 * 1000)};
     if (a->request_id == NULL || a->requester_uid == NULL || a->timer == NULL ||
         evtimer_add(a->timer, &tv) != 0) {
@@ -339,22 +375,19 @@ static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
     return a;
 }
 
-/* BROADCAST (7): deliver with one ack id, answer BROADCAST_CLIENT_COUNT at once, even 0
- * (3.6: without it every Node ack-broadcast in the cluster times out). The request's flags
- * are dropped on the receiving side (3.5), volatile included. */
-static void on_broadcast_request(struct cluster *c, struct cluster_nsp *n,
-                                 const struct adapter_request *req)
+void cluster_broadcast_with_ack(struct cluster *c, struct cluster_nsp *n,
+                                const struct cluster_ack_request *q)
 {
     struct sio_broadcast b = {
         .nsp = n->name,
         .nsp_len = n->len,
-        .data = req->packet.data,
-        .rooms = req->opts.rooms.names,
-        .nrooms = req->has_opts ? req->opts.rooms.count : 0,
-        .except = req->opts.except.names,
-        .nexcept = req->has_opts ? req->opts.except.count : 0,
+        .data = q->data,
+        .rooms = q->opts != NULL ? q->opts->rooms.names : NULL,
+        .nrooms = q->opts != NULL ? q->opts->rooms.count : 0,
+        .except = q->opts != NULL ? q->opts->except.names : NULL,
+        .nexcept = q->opts != NULL ? q->opts->except.count : 0,
     };
-    struct cluster_ack *a = ack_new(c, n, req);
+    struct cluster_ack *a = ack_new(c, n, q);
     bool tracked = a != NULL;
     int count;
     if (tracked) {
@@ -377,35 +410,43 @@ static void on_broadcast_request(struct cluster *c, struct cluster_nsp *n,
     }
     if (count < 0) {
         log_write(c->log, LOG_LEVEL_WARN, "cluster.broadcast_failed", "nsp=%s requestId=%.*s: %s",
-                  n->name, (int)req->request_id.len, req->request_id.p, sioc_strerror(count));
+                  n->name, (int)q->request_id.len, q->request_id.p, sioc_strerror(count));
         count = 0;
     }
     if (tracked)
         *c->delivered += (uint64_t)count;
-    struct adapter_response res = {
-        .has_type = true,
-        .type = ADAPTER_BROADCAST_CLIENT_COUNT,
-        .has_request_id = true,
+    ack_answer(c, n, q->sharded, q->request_id, q->requester_uid, true, (uint64_t)count, NULL);
+}
+
+/* BROADCAST (7): deliver with one ack id, answer BROADCAST_CLIENT_COUNT at once, even 0
+ * (3.6: without it every Node ack-broadcast in the cluster times out). The request's flags
+ * are dropped on the receiving side (3.5), volatile included. */
+static void on_broadcast_request(struct cluster *c, struct cluster_nsp *n,
+                                 const struct adapter_request *req)
+{
+    struct cluster_ack_request q = {
+        .data = req->packet.data,
+        .opts = req->has_opts ? &req->opts : NULL,
         .request_id = req->request_id,
-        .has_client_count = true,
-        .client_count = (uint64_t)count,
+        .requester_uid = request_uid(req),
     };
-    respond(c, n, ADAPTER_BROADCAST, request_uid(req), &res);
+    cluster_broadcast_with_ack(c, n, &q);
 }
 
 /* ---- room operations and disconnects (opts forms: no self filter, 3.5) ---- */
 
-static void apply_rooms(struct cluster *c, const struct cluster_nsp *n,
-                        const struct adapter_request *req, bool join)
+void cluster_apply_rooms(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_opts *opts, const struct adapter_rooms *rooms,
+                         bool join)
 {
-    long count = select_ids(c, n, &req->opts.rooms, &req->opts.except);
+    long count = select_ids(c, n, &opts->rooms, &opts->except);
     for (long i = 0; i < count; i++) {
         struct sio_socket *sock = selected(c, n, i);
-        for (size_t r = 0; sock != NULL && req->has_rooms && r < req->rooms.count; r++) {
+        for (size_t r = 0; sock != NULL && rooms != NULL && r < rooms->count; r++) {
             if (join)
-                sio_socket_join(sock, req->rooms.names[r].p, req->rooms.names[r].len);
+                sio_socket_join(sock, rooms->names[r].p, rooms->names[r].len);
             else
-                sio_socket_leave(sock, req->rooms.names[r].p, req->rooms.names[r].len);
+                sio_socket_leave(sock, rooms->names[r].p, rooms->names[r].len);
         }
     }
 }
@@ -433,15 +474,15 @@ static void apply_legacy(struct cluster *c, const struct cluster_nsp *n,
     respond(c, n, req->type, request_uid(req), &res);
 }
 
-static void apply_disconnect(struct cluster *c, const struct cluster_nsp *n,
-                             const struct adapter_request *req)
+void cluster_apply_disconnect(struct cluster *c, const struct cluster_nsp *n,
+                              const struct adapter_opts *opts, bool close)
 {
-    long count = select_ids(c, n, &req->opts.rooms, &req->opts.except);
+    long count = select_ids(c, n, &opts->rooms, &opts->except);
     for (long i = 0; i < count; i++) {
         /* found again each time: closing a transport may take other sockets with it */
         struct sio_socket *sock = selected(c, n, i);
         if (sock != NULL)
-            sio_socket_disconnect(sock, req->has_close && req->close);
+            sio_socket_disconnect(sock, close);
     }
 }
 
@@ -467,14 +508,21 @@ static void answer_sockets(struct cluster *c, const struct cluster_nsp *n,
     respond(c, n, req->type, request_uid(req), &res);
 }
 
-static void answer_fetch(struct cluster *c, const struct cluster_nsp *n,
-                         const struct adapter_request *req)
+long cluster_write_fetch(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_opts *opts)
 {
-    long count = select_ids(c, n, &req->opts.rooms, &req->opts.except);
+    long count = select_ids(c, n, &opts->rooms, &opts->except);
     buf_reset(&c->list);
     mp_write_array(&c->list, count > 0 ? (uint32_t)count : 0);
     for (long i = 0; i < count; i++)
         write_socket(&c->list, selected(c, n, i)); /* nothing can go away during a query */
+    return count;
+}
+
+static void answer_fetch(struct cluster *c, const struct cluster_nsp *n,
+                         const struct adapter_request *req)
+{
+    long count = cluster_write_fetch(c, n, &req->opts);
     struct adapter_response res = {
         .has_request_id = true,
         .request_id = req->request_id,
@@ -545,13 +593,14 @@ void cluster_on_request(struct cluster *c, struct cluster_nsp *n, struct slice p
     case ADAPTER_REMOTE_JOIN:
     case ADAPTER_REMOTE_LEAVE:
         if (req->has_opts)
-            apply_rooms(c, n, req, req->type == ADAPTER_REMOTE_JOIN);
+            cluster_apply_rooms(c, n, &req->opts, req->has_rooms ? &req->rooms : NULL,
+                                req->type == ADAPTER_REMOTE_JOIN);
         else
             apply_legacy(c, n, req);
         break;
     case ADAPTER_REMOTE_DISCONNECT:
         if (req->has_opts)
-            apply_disconnect(c, n, req);
+            cluster_apply_disconnect(c, n, &req->opts, req->has_close && req->close);
         else
             apply_legacy(c, n, req);
         break;

@@ -39,7 +39,9 @@ static const struct config_option options[] = {
     {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
-    {"adapter-specific-response", CONFIG_BOOL, "no", 0, 0, "answer adapter requests on the requester's own channel (publishOnSpecificResponseChannel)"},
+    {"adapter-specific-response", CONFIG_BOOL, "no", 0, 0, "answer adapter requests on the requester's own channel (publishOnSpecificResponseChannel; adapter classic)"},
+    {"adapter", CONFIG_STRING, "classic", 0, 0, "cluster fan-out: classic (@socket.io/redis-adapter pub/sub) or sharded (its createShardedAdapter: Redis 7 SPUBLISH/SSUBSCRIBE)"},
+    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0, "adapter sharded: dynamic (a channel per public room), static or dynamic-private (as createShardedAdapter's subscriptionMode)"},
     {"ping-interval", CONFIG_MS, "25000", 1, 3600000, "Engine.IO ping interval"},
     {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
     {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
@@ -239,6 +241,22 @@ static int cluster_unsubscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
     return bridge_unsubscribe_extra(g->bridge, channel, false);
+}
+
+/* adapter sharded: shard channels on the same subscriber connection (cluster.h). */
+static int cluster_shard(void *ctx, const char *channel, bool subscribe)
+{
+    struct gateway *g = ctx;
+    return bridge_shard_extra(g->bridge, channel, subscribe);
+}
+
+/* A room came to exist or went away on this node: the sharded adapter's dynamic channels. */
+static void on_room_change(void *ctx, const char *nsp, size_t nsp_len, const uint8_t *room,
+                           size_t len, bool created, bool is_socket_id)
+{
+    struct gateway *g = ctx;
+    if (g->bridge != NULL)
+        cluster_on_room_change(g->cluster, nsp, nsp_len, room, len, created, is_socket_id);
 }
 
 /* namespaces *: a namespace exists only while the cluster follows it (DESIGN.md §3.1: Node
@@ -512,6 +530,14 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         return "upstream: must be stream, pubsub or off";
     if (strcmp(auth, "backend") == 0 && strcmp(upstream, "off") == 0)
         return "auth backend needs an upstream (stream or pubsub)";
+    const char *adapter = config_get(cfg, "adapter");
+    enum cluster_sub_mode mode;
+    if (strcmp(adapter, "classic") != 0 && strcmp(adapter, "sharded") != 0)
+        return "adapter: must be classic or sharded";
+    if (!cluster_sub_mode_parse(config_get(cfg, "subscription-mode"), &mode))
+        return "subscription-mode: must be dynamic, static or dynamic-private";
+    if (strcmp(adapter, "sharded") == 0 && config_get_bool(cfg, "adapter-specific-response"))
+        return "adapter-specific-response: only with adapter classic (sharded answers always go to the requester's channel)";
     const char *room = config_get(cfg, "user-room");
     const char *mark = strstr(room, "%s");
     if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
@@ -659,6 +685,7 @@ int main(int argc, char **argv)
         .on_ack = on_ack,
         .on_accepted = on_accepted,
         .on_room = on_room,
+        .on_room_change = strcmp(config_get(&cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
         .on_log = on_log,
         .on_namespace = on_namespace,
         .max_namespaces = CLUSTER_MAX_NAMESPACES,
@@ -694,7 +721,10 @@ int main(int argc, char **argv)
         .subscribe_cb = cluster_subscribe,
         .unsubscribe_cb = cluster_unsubscribe,
         .subscribe_ctx = &g,
+        .sharded = strcmp(config_get(&cfg, "adapter"), "sharded") == 0,
+        .shard_cb = cluster_shard,
     };
+    cluster_sub_mode_parse(config_get(&cfg, "subscription-mode"), &ccfg.sub_mode);
     g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;
     if (g.cluster != NULL) {
         /* the adapter's channels are read on the bridge's subscriber connection (cluster.h) */
@@ -705,6 +735,10 @@ int main(int argc, char **argv)
         bcfg.on_snapshot_request = on_snapshot_request;
     }
     g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
+    if (g.bridge != NULL && cluster_start(g.cluster) != SIOC_OK) {
+        fprintf(stderr, "sioc-gateway: cannot start: the sharded adapter's channels cannot be subscribed (out of memory)\n");
+        return 1;
+    }
     struct registry_config rcfg = {
         .redis_url = bcfg.redis_url,
         .redis_tls = g.redis_tls,

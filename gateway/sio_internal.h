@@ -31,6 +31,7 @@ struct sio_nsp {
     size_t sockets;             /* sockets in it, pending CONNECTs included */
     bool dynamic;               /* created under "*" (and not "/"): freed once empty */
     struct rooms *rooms;
+    struct sio_server *srv; /* for the room watch (on_room_change) */
     uint64_t ack_counter; /* PROTOCOL.md 2.2: per namespace, from 0 */
     size_t len;
     char name[];

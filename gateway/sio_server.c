@@ -104,6 +104,15 @@ enum nsp_refusal { NSP_OK, NSP_LIMIT, NSP_NO_MEMORY };
 /* The namespace of that name, created when it does not exist yet. Under "*" a new one must fit
  * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
  * otherwise none is made, so no namespace is ever half there. */
+/* rooms_set_watch of every namespace: a room came to exist on this node or went away. */
+static void room_watch_cb(void *ctx, const uint8_t *room, size_t len, bool created)
+{
+    struct sio_nsp *n = ctx;
+    struct sio_server *srv = n->srv;
+    bool is_id = sio_server_find(srv, n->name, n->len, (const char *)room, len) != NULL;
+    srv->cfg.on_room_change(srv->cfg.ctx, n->name, n->len, room, len, created, is_id);
+}
+
 static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t len,
                                enum nsp_refusal *why)
 {
@@ -124,6 +133,9 @@ static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t 
     }
     memcpy(n->name, name, len);
     n->len = len;
+    n->srv = srv;
+    if (srv->cfg.on_room_change != NULL)
+        rooms_set_watch(n->rooms, room_watch_cb, n);
     if (srv->any_namespace && srv->cfg.on_namespace != NULL &&
         srv->cfg.on_namespace(srv->cfg.ctx, n->name, len, true) != SIOC_OK) {
         rooms_free(n->rooms);

@@ -75,6 +75,12 @@ struct sio_server_config {
      * for the rooms a socket leaves by going away (on_disconnect covers those). */
     void (*on_room)(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len,
                     bool joined);
+    /* A room of namespace `nsp` came to exist on this node (created: its first local member
+     * joined, the join done) or is going away (its last member left or went). `is_socket_id`:
+     * the room is the id of a socket of this namespace on this node (its own-id room). May be
+     * NULL. Must not change rooms or sockets. (The sharded adapter subscribes room channels.) */
+    void (*on_room_change)(void *ctx, const char *nsp, size_t nsp_len, const uint8_t *room,
+                           size_t len, bool created, bool is_socket_id);
     /* A peer error worth a log line. */
     void (*on_log)(void *ctx, const char *event, const char *detail);
     /* Under "*": namespace `nsp` (NUL-terminated, `len` bytes) is about to exist (open =

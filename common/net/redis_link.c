@@ -76,7 +76,7 @@ struct redis_link {
     struct cmd_list queue;    /* not yet written, in order */
     struct cmd_list requeue;  /* REDIS_LINK_RETRY commands lost in the current drop, in order */
     struct cmd_list inflight; /* written, reply pending, in order */
-    struct name_set channels, patterns;
+    struct name_set channels, patterns, shards; /* shards: SSUBSCRIBE (Redis 7) */
     struct redis_link_stats stats;
 };
 
@@ -582,6 +582,7 @@ void redis_link_free(struct redis_link *l)
     list_free_all(&l->inflight);
     set_free(&l->channels);
     set_free(&l->patterns);
+    set_free(&l->shards);
     if (l->reconnect_timer != NULL)
         event_free(l->reconnect_timer);
     if (l->connect_timer != NULL)
@@ -744,7 +745,8 @@ static void sub_reply(struct redis_link *l, const redisReply *reply)
     if (!reply_is_string(kind))
         return;
     struct slice pattern = {(const uint8_t *)"", 0}, channel, payload; /* never a NULL p */
-    if (reply->elements == 3 && strcmp(kind->str, "message") == 0) {
+    if (reply->elements == 3 &&
+        (strcmp(kind->str, "message") == 0 || strcmp(kind->str, "smessage") == 0)) {
         channel = reply_slice(reply->element[1]);
         payload = reply_slice(reply->element[2]);
         if (!reply_is_string(reply->element[1]) || !reply_is_string(reply->element[2]))
@@ -759,7 +761,9 @@ static void sub_reply(struct redis_link *l, const redisReply *reply)
     } else {
         /* a (p)(un)subscribe confirmation: it proves liveness, and the last one of the
          * resubscription makes the link usable (those come first: Redis answers in order) */
-        bool subscribed = strcmp(kind->str, "subscribe") == 0 || strcmp(kind->str, "psubscribe") == 0;
+        bool subscribed = strcmp(kind->str, "subscribe") == 0 ||
+                          strcmp(kind->str, "psubscribe") == 0 ||
+                          strcmp(kind->str, "ssubscribe") == 0;
         if (subscribed && l->confirms_due > 0 && --l->confirms_due == 0 && l->ready)
             emit_state(l, true);
         return;
@@ -802,10 +806,13 @@ static void send_sub_command(struct redis_link *l, const char *verb, const struc
 
 static void resubscribe(struct redis_link *l)
 {
-    l->confirms_due = l->channels.count + (l->probe_channel != NULL) + l->patterns.count;
+    l->confirms_due = l->channels.count + (l->probe_channel != NULL) + l->patterns.count +
+                      l->shards.count;
     send_sub_command(l, "SUBSCRIBE", &l->channels, l->probe_channel);
     if (l->ready)
         send_sub_command(l, "PSUBSCRIBE", &l->patterns, NULL);
+    if (l->ready)
+        send_sub_command(l, "SSUBSCRIBE", &l->shards, NULL);
 }
 
 static void send_one(struct redis_link *l, const char *verb, const char *name)
@@ -858,7 +865,17 @@ int redis_link_punsubscribe(struct redis_link *l, const char *pattern)
     return set_change(l, &l->patterns, pattern, false, "PUNSUBSCRIBE");
 }
 
+int redis_link_ssubscribe(struct redis_link *l, const char *channel)
+{
+    return set_change(l, &l->shards, channel, true, "SSUBSCRIBE");
+}
+
+int redis_link_sunsubscribe(struct redis_link *l, const char *channel)
+{
+    return set_change(l, &l->shards, channel, false, "SUNSUBSCRIBE");
+}
+
 size_t redis_link_subscription_count(const struct redis_link *l)
 {
-    return l->channels.count + l->patterns.count;
+    return l->channels.count + l->patterns.count + l->shards.count;
 }

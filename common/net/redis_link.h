@@ -180,6 +180,14 @@ int redis_link_unsubscribe(struct redis_link *link, const char *channel);
 int redis_link_psubscribe(struct redis_link *link, const char *pattern);
 int redis_link_punsubscribe(struct redis_link *link, const char *pattern);
 
+/* Sharded pub/sub (Redis 7): add/remove a shard channel (exact name) to/from the desired set,
+ * as redis_link_subscribe does for classic channels (same return values): SSUBSCRIBE /
+ * SUNSUBSCRIBE on this connection, subscribed again after each reconnect. `smessage` pushes
+ * are delivered through on_message_cb exactly like `message` (pattern.len == 0). Publish with
+ * SPUBLISH through a COMMAND link; count with PUBSUB SHARDNUMSUB. */
+int redis_link_ssubscribe(struct redis_link *link, const char *channel);
+int redis_link_sunsubscribe(struct redis_link *link, const char *channel);
+
 /* Counts as traffic received now, postponing the liveness timeout: for an owner that knows the
  * silence is Redis's, not this connection's (e.g. its probe through a command link is not
  * answered either: Redis is stalled, and the subscriptions will deliver again when it goes on). */

@@ -530,6 +530,65 @@ static void test_pubsub(void)
     redis_link_free(cmd.link);
 }
 
+/* Sharded pub/sub (Redis 7): SSUBSCRIBE'd channels get `smessage` pushes through on_message_cb
+ * like `message`, are confirmed before the link reports up, come back after a restart, and
+ * SUNSUBSCRIBE stops them. */
+static bool spublish_until_received(struct obs *cmd, struct obs *sub, const char *channel,
+                                    const char *payload)
+{
+    sub->messages = 0;
+    for (int i = 0; i < 100 && sub->messages == 0; i++) {
+        const char *argv[3] = {"SPUBLISH", channel, payload};
+        redis_link_command_argv(cmd->link, 3, argv, NULL, 0, NULL, NULL);
+        loop_wait_until(base, got_message, sub, 30);
+    }
+    return sub->messages > 0;
+}
+
+static void test_sharded_pubsub(void)
+{
+    struct obs cmd, sub;
+    open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
+    CHECK(open_subscriber(&sub, 0, NULL, 0, 0) != NULL);
+    CHECK(redis_link_subscribe(sub.link, "plain") == SIOC_OK);
+    CHECK(redis_link_ssubscribe(sub.link, "shard#/#") == SIOC_OK);
+    CHECK(redis_link_ssubscribe(sub.link, "shard#/#") == SIOC_OK); /* no-op */
+    CHECK(redis_link_ssubscribe(sub.link, "") == SIOC_EINVAL);
+    CHECK(redis_link_ssubscribe(cmd.link, "x") == SIOC_EINVAL);
+    CHECK(redis_link_subscription_count(sub.link) == 2);
+    CHECK(redis_link_command_argv(cmd.link, 2, (const char *[]){"SSUBSCRIBE", "x"}, NULL, 0, NULL,
+                                  NULL) == SIOC_EINVAL);
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    /* up only once both subscriptions were confirmed: the first SPUBLISH already counts one */
+    struct reply r;
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#", "one"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
+    CHECK(spublish_until_received(&cmd, &sub, "shard#/#", "hello"));
+    CHECK(strcmp(sub.channel, "shard#/#") == 0 && sub.pattern[0] == '\0');
+    /* added while connected: at once */
+    CHECK(redis_link_ssubscribe(sub.link, "shard#/#room#") == SIOC_OK);
+    CHECK(spublish_until_received(&cmd, &sub, "shard#/#room#", "r"));
+    CHECK_STR(sub.payload, sub.payload_len, "r");
+    /* a restart: every shard channel comes back */
+    redis_test_server_stop(&server);
+    CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
+    CHECK(redis_test_server_restart(&server) == 0);
+    CHECK(loop_wait_until(base, is_connected, &sub, 5000) && loop_wait_until(base, is_connected, &cmd, 5000));
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#room#", "again"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
+    /* SUNSUBSCRIBE: no receiver any more, the others stay */
+    CHECK(redis_link_sunsubscribe(sub.link, "shard#/#room#") == SIOC_OK);
+    CHECK(redis_link_sunsubscribe(sub.link, "shard#/#room#") == SIOC_OK);
+    CHECK(redis_link_subscription_count(sub.link) == 2);
+    loop_run_for(base, 50);
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#room#", "gone"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 0);
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#", "still"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
+    redis_link_free(sub.link);
+    redis_link_free(cmd.link);
+}
+
 /* A steady publisher: one PUBLISH per tick through the command link. */
 struct publisher {
     struct obs *cmd;
@@ -813,6 +872,7 @@ int main(void)
     RUN(test_cancel);
     RUN(test_free_calls_nothing);
     RUN(test_pubsub);
+    RUN(test_sharded_pubsub);
     RUN(test_resubscribe_after_restart);
     RUN(test_client_kill);
     RUN(test_liveness);

@@ -216,8 +216,51 @@ static void test_many_rooms(void)
     rooms_free(idx);
 }
 
+/* rooms_set_watch: one "created" per room on its first member, one "deleted" when the last
+ * goes, by leave or by removal; the index is consistent at each call. */
+struct watch_log {
+    struct rooms *idx;
+    int created, deleted;
+    char last[16];
+    size_t size_at_call;
+};
+
+static void watch_cb(void *ctx, const uint8_t *name, size_t len, bool created)
+{
+    struct watch_log *w = ctx;
+    *(created ? &w->created : &w->deleted) += 1;
+    snprintf(w->last, sizeof w->last, "%.*s", (int)len, (const char *)name);
+    w->size_at_call = rooms_size(w->idx, name, len);
+}
+
+static void test_watch(void)
+{
+    struct rooms *idx = rooms_new(7);
+    struct watch_log w = {.idx = idx};
+    rooms_set_watch(idx, watch_cb, &w);
+    struct rooms_member a, b;
+    rooms_add_member(idx, &a, NULL);
+    rooms_add_member(idx, &b, NULL);
+    CHECK(rooms_join(idx, &a, "x", 1) == SIOC_OK);
+    CHECK(w.created == 1 && strcmp(w.last, "x") == 0 && w.size_at_call == 1);
+    CHECK(rooms_join(idx, &b, "x", 1) == SIOC_OK && rooms_join(idx, &a, "x", 1) == SIOC_OK);
+    CHECK(w.created == 1 && w.deleted == 0);
+    CHECK(rooms_leave(idx, &a, "x", 1));
+    CHECK(w.deleted == 0);
+    CHECK(rooms_join(idx, &b, "yy", 2) == SIOC_OK && w.created == 2);
+    rooms_remove_member(idx, &b); /* empties x and yy */
+    CHECK(w.deleted == 2);
+    CHECK(!rooms_leave(idx, &a, "x", 1) && w.deleted == 2);
+    CHECK(rooms_join(idx, &a, "x", 1) == SIOC_OK && w.created == 3);
+    rooms_set_watch(idx, NULL, NULL);
+    CHECK(rooms_leave(idx, &a, "x", 1) && w.deleted == 2);
+    rooms_remove_member(idx, &a);
+    rooms_free(idx);
+}
+
 int main(void)
 {
+    RUN(test_watch);
     RUN(test_against_model);
     RUN(test_broadcast_shapes);
     RUN(test_many_rooms);
