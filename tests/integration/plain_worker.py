@@ -12,6 +12,7 @@ Handlers:
                        "bye": disconnects the sender;
                        anything else: emits {"from": sid, "data": data} (a JSON object) to the
                        sender.
+      connect          (auth backend) refused when the request target holds "reject".
 Prints "plain worker ready" once consuming, then "<type> <nsp> <sid> <uid> <args>" per entry.
 """
 
@@ -51,6 +52,13 @@ def build(worker):
             worker.disconnect(sid)
         else:
             worker.emit("message", {"from": sid, "data": data})
+
+    @worker.on("connect", namespace="/ws")
+    def ws_connect(sid, auth):
+        # auth backend: a request target with "reject" is refused, any other accepted (the
+        # {user} of the route stays the user)
+        url = (worker.request.handshake or {}).get("url", "")
+        return "reject" not in url
 
     @worker.on_entry
     def log_entry(entry):

@@ -158,6 +158,10 @@ test("{user} routes: the user's id, its room, GET /v1/users on the broker", asyn
     assertEqual([u.sockets[0].sid, u.sockets[0].nsp, u.sockets[0].node], [me.sid, "/ws", "gw1"], "socket");
     // the mirror leaves out the own-id room (docs/contracts.md)
     assertEqual(u.sockets[0].rooms, ["user:al ice"], "rooms");
+    const pushed = await post(broker.port, "/v1/emit", JSON.stringify({ nsp: "/ws", event: "message", args: [{ from: "api" }], users: ["al ice"] }),
+      "Content-Type: application/json\r\n");
+    assertEqual(pushed.status, 200, `POST /v1/emit: ${pushed.body}`);
+    assertEqual(await c.next(), { binary: false, text: '{"from":"api"}' }, "the broker's push");
   } finally {
     c.ws.close();
   }
@@ -310,6 +314,22 @@ test("auth jwt: token in the query or Authorization; 401 without; 403 when {user
     b.ws.close();
   } finally {
     await gw.stop();
+  }
+});
+
+test("auth backend: the worker accepts (messages sent meanwhile wait) or refuses with 1008", async () => {
+  const gw = await startServer(GATEWAY, gwArgs("gw-backend", ["--auth", "backend"]));
+  try {
+    const c = await plain(gw.port, "/ws/carol");
+    c.ws.send("whoami"); // at once: queued until the worker's answer
+    const me = (await c.next()).text;
+    assert(me.endsWith(" carol"), `the route's user stays: ${me}`);
+    const r = await plain(gw.port, "/ws?reject=1");
+    const closed = await r.waitClose();
+    assertEqual([closed.code, closed.reason], [1008, "Connection rejected by server"], "refused");
+  } finally {
+    await gw.stop();
+    assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
   }
 });
 
