@@ -20,22 +20,29 @@ struct broadcast_ctx {
     int sent;
 };
 
-/* Queues the broadcast on one client: the Engine.IO frames, or for a plain client the plain
- * message, built once and shared by every plain recipient as the frames are. */
-static void send_frames(struct broadcast_ctx *b, struct sio_client *c)
+/* A plain client (ws-routes) gets the plain message, built for the first one and shared by
+ * every plain recipient as the frames are. */
+static void send_plain(struct broadcast_ctx *b, struct sio_client *c)
 {
-    if (c->plain == NULL) {
-        for (int i = 0; i < b->nframes; i++)
-            sio_client_send(c, b->frames[i]);
-        return;
-    }
     if (!b->plain_built) {
         int rc;
         b->plain = sio_plain_frame(c->srv, b->data, &rc);
         b->plain_built = true;
     }
     if (b->plain != NULL)
-        sio_client_send(c, b->plain);
+        plain_ws_conn_send(c->plain, b->plain);
+}
+
+/* Queues the broadcast on one client (the per-recipient path: kept inline, the Engine.IO case
+ * first). */
+static inline void send_frames(struct broadcast_ctx *b, struct sio_client *c)
+{
+    if (__builtin_expect(c->plain != NULL, 0)) {
+        send_plain(b, c);
+        return;
+    }
+    for (int i = 0; i < b->nframes; i++)
+        eio_session_send(c->session, b->frames[i]);
 }
 
 static void broadcast_visit(void *ctx, struct rooms_member *m)

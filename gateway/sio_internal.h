@@ -15,6 +15,8 @@
 #include "common/net/deadline_timer.h"
 #include "common/rooms.h"
 #include "common/sio.h"
+#include "gateway/eio_server.h"
+#include "gateway/plain_ws.h"
 #include "gateway/random_pool.h"
 #include "gateway/sio_server.h"
 
@@ -154,8 +156,17 @@ void sio_client_free(struct sio_client *c, const char *reason);
 /* The client's transport, whichever it is (sio_plain.c): queue one frame (a plain client takes
  * plain frames only), writable now (volatile), close (Engine.IO: its close packet or frame;
  * plain: a close frame with ws_code and reason). */
-void sio_client_send(struct sio_client *c, struct gw_frame *f);
-bool sio_client_writable(const struct sio_client *c);
+static inline void sio_client_send(struct sio_client *c, struct gw_frame *f)
+{
+    if (c->plain == NULL) /* inline: the broadcast path calls it once per recipient */
+        eio_session_send(c->session, f);
+    else
+        plain_ws_conn_send(c->plain, f);
+}
+static inline bool sio_client_writable(const struct sio_client *c)
+{
+    return c->plain != NULL ? plain_ws_conn_writable(c->plain) : eio_session_writable(c->session);
+}
 void sio_client_close(struct sio_client *c, unsigned ws_code, const char *reason);
 /* The plain message (ws-routes, common/ws_routes.h) of the event `data` ([name, args...]) as a
  * frame with one reference; NULL with *rc 0 when the event has no argument (nothing to send),

@@ -18,19 +18,6 @@
 
 #define PLAIN_EVENT "message"
 
-void sio_client_send(struct sio_client *c, struct gw_frame *f)
-{
-    if (c->plain != NULL)
-        plain_ws_conn_send(c->plain, f);
-    else
-        eio_session_send(c->session, f);
-}
-
-bool sio_client_writable(const struct sio_client *c)
-{
-    return c->plain != NULL ? plain_ws_conn_writable(c->plain) : eio_session_writable(c->session);
-}
-
 void sio_client_close(struct sio_client *c, unsigned ws_code, const char *reason)
 {
     if (c->plain != NULL)
