@@ -173,9 +173,10 @@ void sio_server_each_socket(struct sio_server *srv, void (*cb)(void *ctx, struct
 
 /* ---- one socket ---- */
 
-/* Accepts a pending CONNECT: sends `40<nsp,>{"sid":…}`, joins the socket's own-id room and,
- * when uid is given, the room `user_room` (NULL = none), then delivers queued events.
- * `uid` is copied. */
+/* Accepts a pending CONNECT: sends `40<nsp,>{"sid":…}` (nothing to a plain client), joins the
+ * socket's own-id room and, when uid is given, the room `user_room` (NULL = none), then
+ * delivers queued events. `uid` is copied; NULL or "" keeps the user a plain route named
+ * (sio_server_open_plain), if any. */
 void sio_socket_accept(struct sio_socket *sock, const char *uid, const char *user_room);
 /* Refuses a pending CONNECT with `44<nsp,>{"message":…,"data":…}`: `message` is text, `data`
  * an optional MessagePack value (NULL = omitted). The connection stays open (§2.4). */
@@ -195,12 +196,14 @@ void sio_socket_each_room(const struct sio_socket *sock,
  * when data is not a valid array. */
 int sio_socket_emit(struct sio_socket *sock, struct slice data);
 /* Same with an ack id allocated from the socket's namespace counter; the client's ACK comes
- * back through on_ack with that id. Returns the id (>= 0) or a negative error. */
+ * back through on_ack with that id (never for a plain client, which cannot acknowledge).
+ * Returns the id (>= 0) or a negative error. */
 int64_t sio_socket_emit_with_ack(struct sio_socket *sock, struct slice data);
 /* Answers a client's event ack: ACK (BINARY_ACK when args holds bin). args = MessagePack
  * array. Only the first answer per id is sent (later ones are ignored, §2.4). */
 int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
-/* Server-side disconnect: sends DISCONNECT for this namespace and removes the socket
+/* Server-side disconnect (a plain client: its connection closes with 1000, either way): sends
+ * DISCONNECT for this namespace and removes the socket
  * (on_disconnect runs with "server namespace disconnect"); with close_transport every namespace
  * of the client gets its DISCONNECT, in the order they connected (Node's client._disconnect),
  * and the whole Engine.IO connection closes. */
