@@ -1,5 +1,6 @@
 /* sio_server.c: Socket.IO v5 over Engine.IO sessions (see sio_server.h; PROTOCOL.md §2).
- * A client is one Engine.IO session; it holds the namespace sockets it joined (usually one),
+ * A client is one Engine.IO session (or a plain WebSocket connection of ws-routes, whose
+ * specifics are in sio_plain.c); it holds the namespace sockets it joined (usually one),
  * the binary reassembly state and the connect timer. Every packet is decoded once into
  * MessagePack and every outgoing packet is encoded once into shared frames. Sockets live in a
  * server-wide id table and in their namespace's room index (common/rooms). Broadcasts are in
@@ -28,9 +29,9 @@
 #include "common/sio.h"
 #include "common/utf8.h"
 #include "common/ws.h"
+#include "gateway/plain_ws.h"
 #include "gateway/random_pool.h"
 #include "gateway/sio_handshake.h"
-#include "gateway/plain_ws.h"
 #include "gateway/sio_internal.h"
 
 __attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
@@ -104,7 +105,7 @@ struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t le
  * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
  * otherwise none is made, so no namespace is ever half there. */
 struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len,
-                               enum nsp_refusal *why)
+                            enum nsp_refusal *why)
 {
     struct sio_nsp *n = sio_nsp_find(srv, name, len);
     *why = NSP_OK;
@@ -360,7 +361,7 @@ static bool split_event(struct sio_server *srv, struct slice data, struct slice 
 }
 
 void sio_deliver_event(struct sio_socket *s, struct slice event, struct slice args,
-                          bool has_ack, uint64_t id)
+                       bool has_ack, uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
     if (has_ack)
@@ -370,7 +371,7 @@ void sio_deliver_event(struct sio_socket *s, struct slice event, struct slice ar
 }
 
 void sio_queue_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
-                        uint64_t id)
+                     uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
     size_t limit = srv->cfg.max_pending_events ? srv->cfg.max_pending_events
