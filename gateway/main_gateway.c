@@ -914,6 +914,9 @@ int main(int argc, char **argv)
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
               registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
+    if (g.routes.count > 0)
+        log_write(g.log, LOG_LEVEL_INFO, "process.ws_routes", "%zu plain WebSocket routes: %s",
+                  g.routes.count, config_get(&cfg, "ws-routes"));
     if (g.tls != NULL)
         log_write(g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
                   tls_context_describe(g.tls),
