@@ -22,12 +22,12 @@ static void write_close(struct ws_link *link, unsigned code, const char *reason)
     size_t len = reason != NULL ? strlen(reason) : 0;
     if (len > WS_CLOSE_REASON_MAX) {
         /* RFC 6455 5.5: the payload is at most 125 bytes; cut at a character boundary */
-        long n = 0;
+        size_t n = 0; /* the last character start at or before the limit (reason[limit] exists) */
         for (size_t i = 0; i <= WS_CLOSE_REASON_MAX; i++) {
-            if (i == WS_CLOSE_REASON_MAX || ((uint8_t)reason[i] & 0xC0) != 0x80)
-                n = (long)i;
+            if (((uint8_t)reason[i] & 0xC0) != 0x80)
+                n = i;
         }
-        len = (size_t)n;
+        len = n;
     }
     ws_write_close(&frame, code, (const uint8_t *)reason, len);
     http_conn_write(link->conn, frame.data, frame.len);

@@ -12,7 +12,8 @@ Handlers:
                        "bye": disconnects the sender;
                        anything else: emits {"from": sid, "data": data} (a JSON object) to the
                        sender.
-      connect          (auth backend) refused when the request target holds "reject".
+      connect          (auth backend) refused when the request target holds "reject"
+                       ("reject-long": with a message of 100 "é", 200 bytes).
 Prints "plain worker ready" once consuming, then "<type> <nsp> <sid> <uid> <args>" per entry.
 """
 
@@ -58,6 +59,8 @@ def build(worker):
         # auth backend: a request target with "reject" is refused, any other accepted (the
         # {user} of the route stays the user)
         url = (worker.request.handshake or {}).get("url", "")
+        if "reject-long" in url:
+            raise sioc.ConnectionRefusedError("\u00e9" * 100)  # 200 bytes: more than a close frame holds
         return "reject" not in url
 
     @worker.on_entry

@@ -365,6 +365,9 @@ test("auth backend: the worker accepts (messages sent meanwhile wait) or refuses
     const r = await plain(gw.port, "/ws?reject=1");
     const closed = await r.waitClose();
     assertEqual([closed.code, closed.reason], [1008, "Connection rejected by server"], "refused");
+    const long = await (await plain(gw.port, "/ws?reject-long=1")).waitClose();
+    // RFC 6455 5.5: at most 123 bytes of reason, cut between characters
+    assertEqual([long.code, long.reason], [1008, "\u00e9".repeat(61)], "a long refusal message, cut");
   } finally {
     await gw.stop();
     assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
