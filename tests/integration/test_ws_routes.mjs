@@ -7,12 +7,13 @@
 import http from "node:http";
 import crypto from "node:crypto";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { io as ioClient } from "socket.io-client";
 import { Server } from "socket.io";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
-import { createClient } from "redis";
+import { commandOptions, createClient } from "redis";
 import {
   assert,
   assertEqual,
@@ -371,6 +372,37 @@ test("auth backend: the worker accepts (messages sent meanwhile wait) or refuses
   } finally {
     await gw.stop();
     assert(!/Sanitizer/.test(gw.log()), `no sanitizer report:\n${gw.log().slice(-3000)}`);
+  }
+});
+
+test("wss: a plain route over TLS (tls-cert); the connect entry says secure", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const path = await import("node:path");
+  const dir = mkdtempSync(path.join(tmpdir(), "sioc-wss-"));
+  const key = path.join(dir, "k.pem");
+  const cert = path.join(dir, "c.pem");
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+  { stdio: "ignore", timeout: 20000 });
+  const gw = await startServer(GATEWAY, gwArgs("gw-tls", ["--tls-cert", cert, "--tls-key", key]));
+  try {
+    const ws = new WebSocket(`wss://127.0.0.1:${gw.port}/test`, { ca: readFileSync(cert) });
+    const got = new Promise((resolve) => ws.once("message", (d) => resolve(d.toString())));
+    await within(5000, new Promise((resolve, reject) => { ws.once("open", resolve); ws.once("error", reject); }), "wss open");
+    ws.send("over tls");
+    assertEqual(await within(5000, got, "the echo"), "received over tls", "echo over wss");
+    ws.close();
+    const entries = await rc.xRange(commandOptions({ returnBuffers: true }), "sioc:up:/echo:0", "-", "+");
+    const connect = entries.filter((e) => String(e.message.type) === "connect" && String(e.message.node) === "gw-tls");
+    assertEqual(connect.length, 1, "one connect entry from gw-tls");
+    // hs is MessagePack: the key "secure" followed by true (0xc3)
+    const hs = connect[0].message.hs;
+    assert(hs.includes(Buffer.from([0xa6, ...Buffer.from("secure"), 0xc3])), "hs.secure is true");
+  } finally {
+    await gw.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
