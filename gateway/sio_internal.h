@@ -141,6 +141,8 @@ enum nsp_refusal { NSP_OK, NSP_LIMIT, NSP_NO_MEMORY };
  * max_namespaces and admitted by on_namespace); NULL with *why otherwise. */
 struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len,
                             enum nsp_refusal *why);
+/* A dynamic namespace without sockets starts its empty_namespace_ms wait (then it is freed). */
+void sio_nsp_release(struct sio_server *srv, struct sio_nsp *n);
 /* A new socket of client c in nsp (pending: not accepted, in no room), or NULL. */
 struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp);
 /* Unlinks and frees a socket after telling the application (on_disconnect with reason). */

@@ -144,6 +144,8 @@ struct sio_socket *sio_server_open_plain(struct sio_server *srv, struct http_con
     struct sio_client *c = n != NULL ? calloc(1, sizeof *c) : NULL;
     char *uid = user != NULL && user[0] != '\0' ? strdup(user) : NULL;
     if (c == NULL || (user != NULL && user[0] != '\0' && uid == NULL)) {
+        if (n != NULL)
+            sio_nsp_release(srv, n);
         free(c);
         free(uid);
         refuse(srv, conn, nsp, nsp_len, why == NSP_LIMIT ? "Namespace limit reached" : "out of memory");
@@ -155,6 +157,7 @@ struct sio_socket *sio_server_open_plain(struct sio_server *srv, struct http_con
     struct sio_socket *s = c->plain != NULL ? sio_socket_new(c, n) : NULL;
     if (s == NULL) {
         free(uid);
+        sio_nsp_release(srv, n);
         if (c->plain != NULL) {
             sio_client_close(c, WS_CLOSE_INTERNAL_ERROR, "out of memory"); /* frees c later */
         } else {

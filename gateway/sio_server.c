@@ -101,6 +101,8 @@ struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t le
     return n != NULL ? (struct sio_nsp *)(void *)n : NULL;
 }
 
+static void arm_timer(struct sio_server *srv);
+
 /* The namespace of that name, created when it does not exist yet. Under "*" a new one must fit
  * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
  * otherwise none is made, so no namespace is ever half there. */
@@ -140,6 +142,14 @@ struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len
         srv->nsps->prev = n;
     srv->nsps = n;
     return n;
+}
+
+void sio_nsp_release(struct sio_server *srv, struct sio_nsp *n)
+{
+    if (n->sockets == 0 && n->dynamic) {
+        deadline_push(&srv->empty_wait, &n->empty, deadline_clock_ms());
+        arm_timer(srv);
+    }
 }
 
 static void nsp_free(struct sio_server *srv, struct sio_nsp *n)
@@ -261,10 +271,8 @@ void sio_socket_remove(struct sio_socket *s, const char *reason)
     idmap_remove(&srv->sockets, &s->node);
     srv->socket_count--;
     c->socket_count--;
-    if (--s->nsp->sockets == 0 && s->nsp->dynamic) {
-        deadline_push(&srv->empty_wait, &s->nsp->empty, deadline_clock_ms());
-        arm_timer(srv);
-    }
+    s->nsp->sockets--;
+    sio_nsp_release(srv, s->nsp);
     free_pending(s);
     free(s->client_acks.ids);
     free(s->server_acks.ids);
@@ -452,6 +460,8 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     }
     struct sio_socket *s = nsp ? sio_socket_new(c, nsp) : NULL;
     if (s == NULL) {
+        if (nsp != NULL)
+            sio_nsp_release(srv, nsp); /* a namespace made for it goes once unused */
         eio_session_close(c->session, "out of memory");
         return;
     }
