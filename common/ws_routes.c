@@ -42,7 +42,8 @@ static const char *path_problem(const char *p, size_t len, bool *has_user)
             for (size_t k = i; k < end; k++) {
                 char c = p[k];
                 if (forbidden_byte(c) || c == '?' || c == '#' || c == '%' || c == '{' || c == '}')
-                    return "the path holds a character that is not allowed (?, #, %, {, } or a space)";
+                    return "the path holds a character that is not allowed (?, #, %, {, } or a "
+                           "space)";
             }
         }
         i = end + 1;
@@ -169,9 +170,9 @@ enum ws_routes_match ws_routes_match(const struct ws_routes *t, const uint8_t *p
         if (!r->has_user || !match_user(r, path, len, &raw))
             continue;
         *route = r;
-        if (raw.len > 3 * WS_ROUTES_MAX_USER ||
-            http_percent_decode(raw, false, user) != SIOC_OK || user->len > WS_ROUTES_MAX_USER ||
-            memchr(user->data, 0, user->len) != NULL || !utf8_valid(user->data, user->len)) {
+        if (raw.len > 3 * WS_ROUTES_MAX_USER || http_percent_decode(raw, false, user) != SIOC_OK ||
+            user->len > WS_ROUTES_MAX_USER || memchr(user->data, 0, user->len) != NULL ||
+            !utf8_valid(user->data, user->len)) {
             buf_reset(user);
             return WS_ROUTES_BAD_USER;
         }
@@ -202,7 +203,11 @@ static void append_text(struct buf *out, const uint8_t *p, size_t len)
     size_t i = 0;
     while (i < len) {
         uint8_t b = p[i];
-        size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+        size_t n = b < 0x80             ? 1
+                   : (b & 0xE0) == 0xC0 ? 2
+                   : (b & 0xF0) == 0xE0 ? 3
+                   : (b & 0xF8) == 0xF0 ? 4
+                                        : 0;
         if (n > 0 && i + n <= len && utf8_valid(p + i, n)) {
             buf_append(out, p + i, n);
             i += n;

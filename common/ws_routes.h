@@ -21,10 +21,10 @@
 #define WS_ROUTES_USER "{user}"     /* the one placeholder a path segment may be */
 
 struct ws_route {
-    char *path;      /* as written, e.g. "/ws/{user}" (NUL-terminated; owned by the table) */
-    char *nsp;       /* e.g. "/ws" */
+    char *path; /* as written, e.g. "/ws/{user}" (NUL-terminated; owned by the table) */
+    char *nsp;  /* e.g. "/ws" */
     size_t path_len, nsp_len;
-    bool has_user;   /* one segment of the path is {user} */
+    bool has_user; /* one segment of the path is {user} */
 };
 
 struct ws_routes {
@@ -66,10 +66,11 @@ int ws_routes_message_args(const uint8_t *p, size_t len, bool binary, struct buf
 
 /* Downstream (workers, broadcasts → client): the plain message for an event whose MessagePack
  * array is `event` ([name, arg0, ...]; the name is dropped): arg0 a str → its bytes as text
- * (*binary false; a byte that starts no valid UTF-8 sequence becomes U+FFFD); a bin → its bytes (*binary true); anything else → its JSON text (as
- * JSON.stringify of the notepack-decoded value; bins inside as Node's Buffer.toJSON()). The
- * message is appended to `out`. Returns 1 (a message), 0 (the event has no argument: nothing
- * to send), SIOC_EPROTO (not an array with a name) or out's error. */
+ * (*binary false; a byte that starts no valid UTF-8 sequence becomes U+FFFD); a bin → its bytes
+ * (*binary true); anything else → its JSON text (as JSON.stringify of the notepack-decoded value;
+ * bins inside as Node's Buffer.toJSON()). The message is appended to `out`. Returns 1 (a message),
+ * 0 (the event has no argument: nothing to send), SIOC_EPROTO (not an array with a name) or out's
+ * error. */
 int ws_routes_message_frame(const uint8_t *event, size_t len, struct buf *out, bool *binary);
 
 #endif

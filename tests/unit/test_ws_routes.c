@@ -127,9 +127,9 @@ static void test_match(void)
     CHECK_STR(user.data, user.len, "\xc3\xa9");
     CHECK(match(&t, "/bob/inbox", &r, &user) == WS_ROUTES_FOUND && strcmp(r->nsp, "/in") == 0);
     CHECK_STR(user.data, user.len, "bob");
-    static const char *const none[] = {"", "/", "/test/", "/tes", "/testx", "/ws/", "/ws//",
-                                       "/ws/a/b", "/wsx/a", "//inbox", "/bob/inbox/", "/ws/a/",
-                                       "/TEST", "test"};
+    static const char *const none[] = {
+        "",        "/",      "/test/",  "/tes",        "/testx", "/ws/",  "/ws//",
+        "/ws/a/b", "/wsx/a", "//inbox", "/bob/inbox/", "/ws/a/", "/TEST", "test"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
         CHECK(match(&t, none[i], &r, &user) == WS_ROUTES_NONE);
         if (match(&t, none[i], &r, &user) != WS_ROUTES_NONE)
@@ -177,26 +177,53 @@ static void test_message_frame(void)
         /* ["message", "hi"] */
         {"\x92\xa7message\xa2hi", 12, 1, false, "hi", 2},
         /* ["e", <bin 00 ff>, "ignored"] */
-        {"\x93\xa1" "e\xc4\x02\x00\xff\xa7ignored", 15, 1, true, "\x00\xff", 2},
+        {"\x93\xa1"
+         "e\xc4\x02\x00\xff\xa7ignored",
+         15, 1, true, "\x00\xff", 2},
         /* ["e", {"a": [1, 2.5]}] */
-        {"\x92\xa1" "e\x81\xa1" "a\x92\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00", 17, 1, false,
-         "{\"a\":[1,2.5]}", 13},
+        {"\x92\xa1"
+         "e\x81\xa1"
+         "a\x92\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00",
+         17, 1, false, "{\"a\":[1,2.5]}", 13},
         /* ["e", 42], ["e", null], ["e", true] */
-        {"\x92\xa1" "e\x2a", 4, 1, false, "42", 2},
-        {"\x92\xa1" "e\xc0", 4, 1, false, "null", 4},
-        {"\x92\xa1" "e\xc3", 4, 1, false, "true", 4},
+        {"\x92\xa1"
+         "e\x2a",
+         4, 1, false, "42", 2},
+        {"\x92\xa1"
+         "e\xc0",
+         4, 1, false, "null", 4},
+        {"\x92\xa1"
+         "e\xc3",
+         4, 1, false, "true", 4},
         /* ["e", [<bin 01>]]: a bin inside, as Buffer.toJSON() */
-        {"\x92\xa1" "e\x91\xc4\x01\x01", 7, 1, false, "[{\"type\":\"Buffer\",\"data\":[1]}]", 30},
+        {"\x92\xa1"
+         "e\x91\xc4\x01\x01",
+         7, 1, false, "[{\"type\":\"Buffer\",\"data\":[1]}]", 30},
         /* ["e", ""]: an empty text message */
-        {"\x92\xa1" "e\xa0", 4, 1, false, "", 0},
+        {"\x92\xa1"
+         "e\xa0",
+         4, 1, false, "", 0},
         /* ["e", "a\xff" "b\xc3"]: invalid UTF-8 in a str becomes U+FFFD (a text frame is UTF-8) */
-        {"\x92\xa1" "e\xa4" "a\xff" "b\xc3", 8, 1, false, "a\xef\xbf\xbd" "b\xef\xbf\xbd", 8},
+        {"\x92\xa1"
+         "e\xa4"
+         "a\xff"
+         "b\xc3",
+         8, 1, false,
+         "a\xef\xbf\xbd"
+         "b\xef\xbf\xbd",
+         8},
         /* ["e"]: no argument, nothing to send */
-        {"\x91\xa1" "e", 3, 0, false, "", 0},
+        {"\x91\xa1"
+         "e",
+         3, 0, false, "", 0},
         /* not an array; an empty array; truncated */
-        {"\xa1" "e", 2, SIOC_EPROTO, false, "", 0},
+        {"\xa1"
+         "e",
+         2, SIOC_EPROTO, false, "", 0},
         {"\x90", 1, SIOC_EPROTO, false, "", 0},
-        {"\x92\xa1" "e\xa5hi", 6, SIOC_EPROTO, false, "", 0},
+        {"\x92\xa1"
+         "e\xa5hi",
+         6, SIOC_EPROTO, false, "", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct buf out;
