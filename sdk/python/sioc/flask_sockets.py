@@ -605,10 +605,10 @@ class Sockets:
         if app is not None and self.app is None:
             self.init_app(app)
         worker = self.worker
-        self.logger.info("sioc.flask_sockets: routes %s; the gateways need --ws-routes %s "
-                         "(at most %d handlers here)",
+        self.logger.info("sioc.flask_sockets: routes %s; the gateways need --ws-routes '%s' "
+                         "and --namespaces accepting %s (at most %d handlers here)",
                          ", ".join(r.rule for r in self.routes.values()), self.ws_routes(),
-                         self.max_handlers)
+                         ",".join(self.routes), self.max_handlers)
         server = None
         if app is not None and port is not None:
             server = _serve_pages(app, host or "127.0.0.1", int(port))
