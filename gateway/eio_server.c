@@ -649,7 +649,7 @@ static void link_close_cb(void *ctx, struct ws_link *link, int err, const char *
                   NULL);
 }
 
-static const struct ws_link_handler link_handler = {link_message_cb, link_close_cb};
+static const struct ws_link_handler link_handler = {link_message_cb, link_close_cb, NULL};
 
 /* Checks the WebSocket request, writes the 101 (with the CORS headers of 1.10) and makes the
  * connection a link for session `s` (NULL: a link closed at once). NULL on failure (the

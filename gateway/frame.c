@@ -39,6 +39,14 @@ struct gw_frame *gw_frame_new_text(char type, const void *data, size_t len)
     return f;
 }
 
+struct gw_frame *gw_frame_new_plain_text(const void *data, size_t len)
+{
+    struct gw_frame *f = frame_alloc(false, len);
+    if (f != NULL && len > 0)
+        memcpy(f->bytes + FRAME_WS_HEADROOM, data, len);
+    return f;
+}
+
 struct gw_frame *gw_frame_new_binary(const void *data, size_t len)
 {
     struct gw_frame *f = frame_alloc(true, len);

@@ -33,8 +33,13 @@ struct gw_frame {
 /* A text packet: Engine.IO type digit `type` followed by data[0..len) (e.g. '4' and the
  * Socket.IO packet). Returns a frame with one reference, or NULL when out of memory. */
 struct gw_frame *gw_frame_new_text(char type, const void *data, size_t len);
-/* A binary message with the given bytes. One reference, or NULL. */
+/* A binary message with the given bytes. One reference, or NULL. It is also the binary
+ * message of a plain WebSocket connection (ws-routes). */
 struct gw_frame *gw_frame_new_binary(const void *data, size_t len);
+/* A plain WebSocket text message (ws-routes): a text frame of exactly data[0..len), no
+ * Engine.IO type digit. Only its WebSocket form (gw_frame_ws) is meaningful. One reference, or
+ * NULL. */
+struct gw_frame *gw_frame_new_plain_text(const void *data, size_t len);
 struct gw_frame *gw_frame_ref(struct gw_frame *f);
 void gw_frame_unref(struct gw_frame *f); /* NULL is a no-op */
 /* The complete WebSocket frame (header + payload); valid while a reference is held. */

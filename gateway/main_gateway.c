@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -21,6 +22,8 @@
 #include "common/net/redis_link.h"
 #include "common/net/redis_tls.h"
 #include "common/net/tls.h"
+#include "common/ws.h"
+#include "common/ws_routes.h"
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
 #include "gateway/cluster.h"
@@ -28,6 +31,7 @@
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
+#include "gateway/ws_link.h"
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0, "address to listen on (host:port; port 0 = any)"},
@@ -45,6 +49,7 @@ static const struct config_option options[] = {
     {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
     {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
+    {"ws-routes", CONFIG_STRING, NULL, 0, 0, "plain WebSocket routes: a comma list of PATH=NAMESPACE (e.g. /ws=/ws,/ws/{user}=/ws); {user} names the connection's user"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
     {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000, "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
     {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000, "namespaces *: a namespace without sockets is freed after this"},
@@ -94,6 +99,7 @@ struct gateway {
     enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
     const char *user_room;
     const char *jwt_claim;
+    struct ws_routes routes; /* ws-routes */
     char node_id[40];
     char client_js_path[300];
     bool draining;
@@ -249,6 +255,133 @@ static void on_pause(void *ctx, bool paused)
      * clients' pongs wait unread meanwhile, so the pause must not count against them */
     http_server_pause_reading(g->http, paused);
     eio_server_hold_heartbeats(sio_server_eio(g->sio), paused);
+    plain_ws_hold_heartbeats(sio_server_plain(g->sio), paused);
+}
+
+/* ---- plain WebSocket routes (ws-routes; docs/contracts.md "Plain WebSocket routes") ---- */
+
+/* An answer to a route request that cannot become a plain connection, with its log line. An
+ * upgrade request's connection closes after it (the client sent no more than the head). */
+static void route_refuse(struct gateway *g, struct http_conn *conn,
+                         const struct http_server_request *req, int status,
+                         const struct http_field *extra, size_t nextra, const char *why)
+{
+    struct http_field fields[4] = {{"Content-Type", "text/plain"}};
+    size_t n = 1;
+    for (size_t i = 0; i < nextra && n < 4; i++)
+        fields[n++] = extra[i];
+    char body[200];
+    int len = snprintf(body, sizeof body, "%s\n", why);
+    log_write(g->log, LOG_LEVEL_INFO, "ws.route_refused", "path=%.*s status=%d peer=%s: %s",
+              (int)(req->path.len > 256 ? 256 : req->path.len), (const char *)req->path.p, status,
+              http_conn_peer(conn), why);
+    http_conn_respond(conn, status, fields, n, body, len > 0 ? (size_t)len : 0, req->upgrade);
+}
+
+/* auth jwt on a plain route: the `token` query parameter, else `Authorization: Bearer`. */
+static enum jwt_result route_token(struct gateway *g, const struct http_server_request *req,
+                                   struct jwt_claims *claims)
+{
+    struct buf token;
+    buf_init(&token, 16384);
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    if (http_query_get(req->query, "token", &token) == 1 && token.len > 0) {
+        p = token.data;
+        len = token.len;
+    } else {
+        const struct http_header *h = http_header_find(req->head, "Authorization", NULL);
+        /* RFC 6750 2.1: "Bearer" is case-insensitive, followed by one space */
+        if (h != NULL && h->value.len > 7 && strncasecmp((const char *)h->value.p, "Bearer ", 7) == 0) {
+            p = h->value.p + 7;
+            len = h->value.len - 7;
+        }
+    }
+    enum jwt_result r = JWT_MALFORMED;
+    memset(claims, 0, sizeof *claims);
+    if (len > 0)
+        r = jwt_verify(g->jwt, (const char *)p, len, g->jwt_claim, (int64_t)time(NULL), claims);
+    buf_deinit(&token);
+    return r;
+}
+
+/* A request for a route's path: a GET with a valid WebSocket upgrade (and, with auth jwt, a
+ * valid token) becomes a plain connection whose socket is accepted as a Socket.IO CONNECT
+ * would be (auth none and jwt here; auth backend by the worker). */
+static void serve_route(struct gateway *g, struct http_conn *conn, struct http_server_request *req,
+                        const struct ws_route *route, const char *user)
+{
+    struct slice m = req->head->method;
+    if (m.len != 3 || memcmp(m.p, "GET", 3) != 0) {
+        static const struct http_field allow[] = {{"Allow", "GET"}};
+        route_refuse(g, conn, req, 405, allow, 1, "a plain WebSocket route takes GET only");
+        return;
+    }
+    if (!req->upgrade) {
+        /* RFC 9110 15.5.22: 426 names the protocol to upgrade to */
+        static const struct http_field up[] = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
+        route_refuse(g, conn, req, 426, up, 2, "WebSocket upgrade required");
+        return;
+    }
+    const struct http_header *version = http_header_find(req->head, "Sec-WebSocket-Version", NULL);
+    if (version == NULL || !ws_version_valid((const char *)version->value.p, version->value.len)) {
+        /* RFC 6455 4.4: the versions the server speaks */
+        static const struct http_field v[] = {{"Sec-WebSocket-Version", "13"}};
+        route_refuse(g, conn, req, 426, v, 1, "unsupported Sec-WebSocket-Version");
+        return;
+    }
+    if (!ws_link_request_valid(req)) {
+        route_refuse(g, conn, req, 400, NULL, 0, "invalid Sec-WebSocket-Key");
+        return;
+    }
+    struct jwt_claims claims = {0};
+    if (g->auth == AUTH_JWT) {
+        enum jwt_result r = route_token(g, req, &claims);
+        if (r != JWT_OK) {
+            static const struct http_field www[] = {{"WWW-Authenticate", "Bearer"}};
+            (*g->connects_refused)++;
+            route_refuse(g, conn, req, 401, www, 1, jwt_strerror(r));
+            return;
+        }
+        if (user != NULL && strcmp(user, claims.uid) != 0) {
+            (*g->connects_refused)++;
+            route_refuse(g, conn, req, 403, NULL, 0, "the path's user is not the token's user");
+            return;
+        }
+    }
+    struct sio_socket *sock = sio_server_open_plain(g->sio, conn, req, route->nsp, route->nsp_len, user);
+    if (sock == NULL)
+        return; /* answered (503) and logged */
+    static const uint8_t no_auth[] = {0x80}; /* {}: a plain client sends no CONNECT payload */
+    if (g->auth == AUTH_BACKEND) {
+        bridge_on_connect(g->bridge, sock, no_auth, 1, true); /* the worker answers */
+        return;
+    }
+    sio_socket_accept(sock, g->auth == AUTH_JWT ? claims.uid : NULL, g->user_room);
+    if (claims.exp > 0 && expiry_add(g->expiry, sock, claims.exp) != SIOC_OK)
+        sio_socket_disconnect(sock, false); /* cannot enforce exp: do not keep the socket */
+    else
+        bridge_on_connect(g->bridge, sock, no_auth, 1, false);
+}
+
+/* Routes a request to a plain route; false when its path is none. */
+static bool route_request(struct gateway *g, struct http_conn *conn, struct http_server_request *req)
+{
+    if (g->routes.count == 0)
+        return false;
+    const struct ws_route *route = NULL;
+    struct buf user;
+    buf_init(&user, WS_ROUTES_MAX_USER * 3 + 1);
+    enum ws_routes_match r = ws_routes_match(&g->routes, req->path.p, req->path.len, &route, &user);
+    if (r == WS_ROUTES_BAD_USER) {
+        route_refuse(g, conn, req, 400, NULL, 0,
+                     "the {user} segment is not valid UTF-8 text of at most 256 bytes");
+    } else if (r == WS_ROUTES_FOUND) {
+        buf_append_byte(&user, 0);
+        serve_route(g, conn, req, route, route->has_user ? (const char *)user.data : NULL);
+    }
+    buf_deinit(&user);
+    return r != WS_ROUTES_NONE;
 }
 
 /* ---- HTTP routes ---- */
@@ -293,6 +426,8 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         buf_deinit(&out);
         return;
     }
+    if (route_request(g, conn, req))
+        return;
     const char *dir = config_get(g->cfg, "static");
     if (dir != NULL && static_serve_dir(conn, req, dir))
         return;
@@ -354,6 +489,12 @@ static double gauge_polling(void *ctx)
     return (double)eio_server_count_transport(sio_server_eio(g->sio), false);
 }
 
+static double gauge_plain(void *ctx)
+{
+    struct gateway *g = ctx;
+    return (double)plain_ws_count(sio_server_plain(g->sio));
+}
+
 static double gauge_sockets(void *ctx)
 {
     struct gateway *g = ctx;
@@ -378,6 +519,8 @@ static void register_metrics(struct gateway *g)
                      "transport=\"websocket\"", gauge_websocket, g);
     metrics_gauge_fn(g->metrics, "sioc_connections", "Engine.IO connections by transport",
                      "transport=\"polling\"", gauge_polling, g);
+    metrics_gauge_fn(g->metrics, "sioc_plain_connections",
+                     "plain WebSocket connections (ws-routes)", NULL, gauge_plain, g);
     metrics_gauge_fn(g->metrics, "sioc_sockets", "Socket.IO namespace sockets", NULL,
                      gauge_sockets, g);
     metrics_gauge_fn(g->metrics, "sioc_upstream_queue_depth",
@@ -432,7 +575,8 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     }
     g->draining = true;
     log_write(g->log, LOG_LEVEL_INFO, "process.drain", "signal %d: closing %zu connections",
-              (int)sig, eio_server_session_count(sio_server_eio(g->sio)));
+              (int)sig, eio_server_session_count(sio_server_eio(g->sio)) +
+                            plain_ws_count(sio_server_plain(g->sio)));
     /* DESIGN.md §2: stop accepting, close sockets so clients reconnect elsewhere, flush upstream */
     http_server_stop_listening(g->http);
     sio_server_close_all(g->sio, "server shutting down");
@@ -460,6 +604,51 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 /* ---- configuration ---- */
+
+/* True when `nsp` is accepted by the `namespaces` list ("*" accepts any). */
+static bool namespace_listed(const char *list, const char *nsp, size_t len)
+{
+    if (strcmp(list, "*") == 0)
+        return true;
+    for (const char *s = list; *s != '\0';) {
+        const char *end = strchr(s, ',');
+        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
+        if (n == len && memcmp(s, nsp, n) == 0)
+            return true;
+        s += n + (end != NULL);
+    }
+    return false;
+}
+
+/* ws-routes: the syntax (common/ws_routes.h), each namespace accepted by `namespaces`, and no
+ * path that another endpoint answers first. Fills g->routes; an error text or NULL. */
+static const char *validate_routes(struct gateway *g, char *err, size_t errlen)
+{
+    struct config *cfg = g->cfg;
+    char why[200];
+    if (ws_routes_parse(&g->routes, config_get(cfg, "ws-routes"), why, sizeof why) != SIOC_OK) {
+        snprintf(err, errlen, "ws-routes: %s", why[0] ? why : "out of memory");
+        return err;
+    }
+    const char *path = config_get(cfg, "path");
+    for (size_t i = 0; i < g->routes.count; i++) {
+        const struct ws_route *r = &g->routes.routes[i];
+        const char *problem = NULL;
+        if (!namespace_listed(config_get(cfg, "namespaces"), r->nsp, r->nsp_len))
+            problem = "the namespace is not accepted by the namespaces option";
+        else if (strncmp(r->path, path, strlen(path)) == 0)
+            problem = "the path is under the Engine.IO path (option path)";
+        else if (strcmp(r->path, "/healthz") == 0 || strcmp(r->path, "/readyz") == 0 ||
+                 strcmp(r->path, "/metrics") == 0)
+            problem = "the path is a health or metrics endpoint";
+        if (problem != NULL) {
+            snprintf(err, errlen, "ws-routes: \"%s=%s\": %s", r->path, r->nsp, problem);
+            ws_routes_deinit(&g->routes);
+            return err;
+        }
+    }
+    return NULL;
+}
 
 /* Checks what config_load cannot: choices, cross-option rules, files. Returns an error text or
  * NULL. */
@@ -516,6 +705,9 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         if (g->tls == NULL)
             return err;
     }
+    const char *routes_problem = validate_routes(g, err, errlen);
+    if (routes_problem != NULL)
+        return routes_problem;
     const char *js = config_get(cfg, "client-js");
     if (js != NULL) {
         FILE *f = fopen(js, "rb");
@@ -540,6 +732,7 @@ int main(int argc, char **argv)
     const char *problem = validate(&g, err, sizeof err);
     if (problem != NULL) {
         fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
+        ws_routes_deinit(&g.routes);
         jwt_key_free(g.jwt);
         tls_context_free(g.tls);
         redis_tls_free(g.redis_tls);
@@ -548,6 +741,7 @@ int main(int argc, char **argv)
     }
     if (config_get_bool(&cfg, "check-config")) {
         printf("configuration ok\n");
+        ws_routes_deinit(&g.routes);
         jwt_key_free(g.jwt);
         tls_context_free(g.tls);
         redis_tls_free(g.redis_tls);
@@ -618,6 +812,12 @@ int main(int argc, char **argv)
         .on_namespace = on_namespace,
         .max_namespaces = CLUSTER_MAX_NAMESPACES,
         .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
+        .plain = {
+            .messages_in = metrics_counter(g.metrics, "sioc_plain_messages_total", "plain WebSocket messages (ws-routes)", "direction=\"in\""),
+            .messages_out = metrics_counter(g.metrics, "sioc_plain_messages_total", "plain WebSocket messages (ws-routes)", "direction=\"out\""),
+            .bytes_in = metrics_counter(g.metrics, "sioc_plain_bytes_total", "plain WebSocket message bytes (ws-routes)", "direction=\"in\""),
+            .bytes_out = metrics_counter(g.metrics, "sioc_plain_bytes_total", "plain WebSocket message bytes (ws-routes)", "direction=\"out\""),
+        },
         .ctx = &g,
     };
     g.sio = sio_server_new(g.base, &scfg, &ecfg);
@@ -740,6 +940,7 @@ int main(int argc, char **argv)
     event_free(g.drain_timer);
     metrics_free(g.metrics);
     jwt_key_free(g.jwt);
+    ws_routes_deinit(&g.routes);
     tls_context_free(g.tls);
     redis_tls_free(g.redis_tls); /* after every link */
     log_free(g.log);

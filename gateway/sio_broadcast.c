@@ -13,9 +13,30 @@
 struct broadcast_ctx {
     struct gw_frame *frames[MAX_FRAMES];
     int nframes;
+    struct slice data;      /* the event, for the plain form */
+    struct gw_frame *plain; /* its plain form (ws-routes), built for the first plain recipient */
+    bool plain_built;
     bool is_volatile;
     int sent;
 };
+
+/* Queues the broadcast on one client: the Engine.IO frames, or for a plain client the plain
+ * message, built once and shared by every plain recipient as the frames are. */
+static void send_frames(struct broadcast_ctx *b, struct sio_client *c)
+{
+    if (c->plain == NULL) {
+        for (int i = 0; i < b->nframes; i++)
+            sio_client_send(c, b->frames[i]);
+        return;
+    }
+    if (!b->plain_built) {
+        int rc;
+        b->plain = sio_plain_frame(c->srv, b->data, &rc);
+        b->plain_built = true;
+    }
+    if (b->plain != NULL)
+        sio_client_send(c, b->plain);
+}
 
 static void broadcast_visit(void *ctx, struct rooms_member *m)
 {
@@ -23,10 +44,9 @@ static void broadcast_visit(void *ctx, struct rooms_member *m)
     struct sio_socket *s = m->owner;
     if (!s->accepted || s->client->closing)
         return;
-    if (b->is_volatile && !eio_session_writable(s->client->session))
+    if (b->is_volatile && !sio_client_writable(s->client))
         return;
-    for (int i = 0; i < b->nframes; i++)
-        eio_session_send(s->client->session, b->frames[i]);
+    send_frames(b, s->client);
     b->sent++;
 }
 
@@ -41,7 +61,7 @@ int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
         .has_data = true,
         .data = b->data,
     };
-    struct broadcast_ctx ctx = {.is_volatile = b->is_volatile};
+    struct broadcast_ctx ctx = {.is_volatile = b->is_volatile, .data = b->data};
     /* an EVENT is the same text in protocols v4 and v5: one encoding serves every client (the
      * Engine.IO framing of attachments is cached per revision on the frames, frame.h) */
     ctx.nframes = sio_encode_frames(srv, SIO_V5, &pkt, ctx.frames);
@@ -49,6 +69,7 @@ int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
         return ctx.nframes;
     rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, broadcast_visit, &ctx);
     sio_unref_frames(ctx.frames, ctx.nframes);
+    gw_frame_unref(ctx.plain);
     return ctx.sent;
 }
 
@@ -63,6 +84,12 @@ static void group_visit(void *ctx, struct rooms_member *m)
     struct sio_socket *s = m->owner;
     if (!s->accepted || s->client->closing)
         return;
+    if (s->client->plain != NULL) {
+        /* a plain client cannot acknowledge: it gets the message and never answers */
+        send_frames(&g->b, s->client);
+        g->b.sent++;
+        return;
+    }
     if (s->group_len == s->group_cap) {
         uint32_t cap = s->group_cap ? s->group_cap * 2 : 2;
         if (cap > MAX_TRACKED_ACKS)
@@ -74,8 +101,7 @@ static void group_visit(void *ctx, struct rooms_member *m)
         s->group_cap = cap;
     }
     s->group_acks[s->group_len++] = g->ack;
-    for (int i = 0; i < g->b.nframes; i++)
-        eio_session_send(s->client->session, g->b.frames[i]);
+    send_frames(&g->b, s->client);
     g->b.sent++;
 }
 
@@ -99,12 +125,13 @@ int sio_server_broadcast_with_ack(struct sio_server *srv, const struct sio_broad
         .has_data = true,
         .data = b->data,
     };
-    struct group_ctx g = {.ack = {id, on_ack, ctx}};
+    struct group_ctx g = {.b = {.data = b->data}, .ack = {id, on_ack, ctx}};
     g.b.nframes = sio_encode_frames(srv, SIO_V5, &pkt, g.b.frames);
     if (g.b.nframes < 0)
         return g.b.nframes;
     rooms_select(nsp->rooms, b->rooms, b->nrooms, b->except, b->nexcept, group_visit, &g);
     sio_unref_frames(g.b.frames, g.b.nframes);
+    gw_frame_unref(g.b.plain);
     return g.b.sent;
 }
 

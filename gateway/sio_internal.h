@@ -81,7 +81,8 @@ struct sio_socket {
 
 struct sio_client {
     struct sio_server *srv;
-    struct eio_session *session;
+    struct eio_session *session; /* NULL for a plain client */
+    struct plain_ws_conn *plain; /* ws-routes: the client's plain connection, else NULL */
     struct sio_socket *sockets;
     struct sio_assembler *assembler; /* allocated while a binary packet is being reassembled */
     struct deadline_node connect_deadline; /* in connect_wait until a namespace is joined */
@@ -109,6 +110,8 @@ struct sio_server {
     struct buf packet; /* scratch: decoded payload */
     struct buf text;   /* scratch: encoded packet text */
     struct buf args;   /* scratch: event args */
+    struct buf plain_text; /* scratch: a plain message (ws-routes) */
+    struct plain_ws *plain; /* plain WebSocket connections (ws-routes; sio_plain.c) */
     struct random_pool random; /* socket ids */
     /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
     struct deadline_list connect_wait;
@@ -127,5 +130,41 @@ int sio_encode_frames(struct sio_server *srv, enum sio_version version, const st
 void sio_unref_frames(struct gw_frame **frames, int n);
 /* The namespace of that name, or NULL. */
 struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t len);
+
+/* ---- shared by sio_server.c and sio_plain.c ---- */
+
+/* Why sio_nsp_get found no namespace and made none. */
+enum nsp_refusal { NSP_OK, NSP_LIMIT, NSP_NO_MEMORY };
+/* The namespace of that name, created when it does not exist yet (under "*" within
+ * max_namespaces and admitted by on_namespace); NULL with *why otherwise. */
+struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len,
+                            enum nsp_refusal *why);
+/* A new socket of client c in nsp (pending: not accepted, in no room), or NULL. */
+struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp);
+/* Unlinks and frees a socket after telling the application (on_disconnect with reason). */
+void sio_socket_remove(struct sio_socket *s, const char *reason);
+/* An event from the client to the application (accepted socket), or queued until the accept. */
+void sio_deliver_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
+                       uint64_t id);
+void sio_queue_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
+                     uint64_t id);
+/* The client's connection is gone: its sockets are removed with `reason`, then it is freed. */
+void sio_client_free(struct sio_client *c, const char *reason);
+
+/* The client's transport, whichever it is (sio_plain.c): queue one frame (a plain client takes
+ * plain frames only), writable now (volatile), close (Engine.IO: its close packet or frame;
+ * plain: a close frame with ws_code and reason). */
+void sio_client_send(struct sio_client *c, struct gw_frame *f);
+bool sio_client_writable(const struct sio_client *c);
+void sio_client_close(struct sio_client *c, unsigned ws_code, const char *reason);
+/* The plain message (ws-routes, common/ws_routes.h) of the event `data` ([name, args...]) as a
+ * frame with one reference; NULL with *rc 0 when the event has no argument (nothing to send),
+ * or a negative error. */
+struct gw_frame *sio_plain_frame(struct sio_server *srv, struct slice data, int *rc);
+/* Sends the plain message of an event to a plain client. SIOC_OK (also when there was nothing
+ * to send) or an error. */
+int sio_plain_send_event(struct sio_client *c, struct slice data);
+/* Creates / frees srv->plain (settings from the Engine.IO config: heartbeat, max payload). */
+int sio_plain_init(struct sio_server *srv, const struct eio_server_config *eio);
 
 #endif

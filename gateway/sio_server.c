@@ -27,8 +27,10 @@
 #include "common/rooms.h"
 #include "common/sio.h"
 #include "common/utf8.h"
+#include "common/ws.h"
 #include "gateway/random_pool.h"
 #include "gateway/sio_handshake.h"
+#include "gateway/plain_ws.h"
 #include "gateway/sio_internal.h"
 
 __attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
@@ -98,13 +100,10 @@ struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t le
     return n != NULL ? (struct sio_nsp *)(void *)n : NULL;
 }
 
-/* Why nsp_get found no namespace and made none. */
-enum nsp_refusal { NSP_OK, NSP_LIMIT, NSP_NO_MEMORY };
-
 /* The namespace of that name, created when it does not exist yet. Under "*" a new one must fit
  * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
  * otherwise none is made, so no namespace is ever half there. */
-static struct sio_nsp *nsp_get(struct sio_server *srv, const char *name, size_t len,
+struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len,
                                enum nsp_refusal *why)
 {
     struct sio_nsp *n = sio_nsp_find(srv, name, len);
@@ -210,6 +209,8 @@ static int send_packet(struct sio_client *c, enum sio_type type, const struct si
                        const char *nsp_name, size_t nsp_len, bool has_id, uint64_t id,
                        struct slice data, bool has_data)
 {
+    if (c->plain != NULL) /* ws-routes: an event's first argument; no other packet exists */
+        return type == SIO_EVENT ? sio_plain_send_event(c, data) : SIOC_OK;
     struct sio_packet pkt = {
         .type = type,
         .nsp = {(const uint8_t *)(nsp ? nsp->name : nsp_name), nsp ? nsp->len : nsp_len},
@@ -242,7 +243,7 @@ static void free_pending(struct sio_socket *s)
 }
 
 /* Unlinks and frees a socket after telling the application (when it knew about it). */
-static void socket_remove(struct sio_socket *s, const char *reason)
+void sio_socket_remove(struct sio_socket *s, const char *reason)
 {
     struct sio_client *c = s->client;
     struct sio_server *srv = c->srv;
@@ -273,7 +274,7 @@ static void socket_remove(struct sio_socket *s, const char *reason)
     free(s);
 }
 
-static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
+struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp)
 {
     struct sio_server *srv = c->srv;
     struct sio_socket *s = calloc(1, sizeof *s);
@@ -358,7 +359,7 @@ static bool split_event(struct sio_server *srv, struct slice data, struct slice 
     return true;
 }
 
-static void deliver_event(struct sio_socket *s, struct slice event, struct slice args,
+void sio_deliver_event(struct sio_socket *s, struct slice event, struct slice args,
                           bool has_ack, uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
@@ -368,7 +369,7 @@ static void deliver_event(struct sio_socket *s, struct slice event, struct slice
         srv->cfg.on_event(srv->cfg.ctx, s, event, args, has_ack, id);
 }
 
-static void queue_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
+void sio_queue_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
                         uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
@@ -376,7 +377,7 @@ static void queue_event(struct sio_socket *s, struct slice event, struct slice a
                                                : DEFAULT_MAX_PENDING_EVENTS;
     if (s->pending_count >= limit) {
         log_peer(srv, "sio.pending_overflow", "socket=%s: too many events before connect", s->node.id);
-        eio_session_close(s->client->session, "too many events before connect");
+        sio_client_close(s->client, WS_CLOSE_POLICY_VIOLATION, "too many events before connect");
         return;
     }
     struct pending_event *e = malloc(sizeof *e + event.len + args.len);
@@ -439,7 +440,7 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
         return;
     }
     enum nsp_refusal why;
-    struct sio_nsp *nsp = nsp_get(srv, (const char *)pkt->nsp.p, pkt->nsp.len, &why);
+    struct sio_nsp *nsp = sio_nsp_get(srv, (const char *)pkt->nsp.p, pkt->nsp.len, &why);
     if (why == NSP_LIMIT) {
         if (!srv->nsp_limit_logged) /* once until a namespace is freed */
             log_peer(srv, "sio.namespace_refused", "sid=%s: namespace limit reached (%zu)",
@@ -448,7 +449,7 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
         connect_error(c, pkt->nsp, "Namespace limit reached");
         return;
     }
-    struct sio_socket *s = nsp ? socket_new(c, nsp) : NULL;
+    struct sio_socket *s = nsp ? sio_socket_new(c, nsp) : NULL;
     if (s == NULL) {
         eio_session_close(c->session, "out of memory");
         return;
@@ -485,7 +486,7 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
     }
     switch (pkt->type) {
     case SIO_DISCONNECT:
-        socket_remove(s, "client namespace disconnect"); /* §2.4: no reply */
+        sio_socket_remove(s, "client namespace disconnect"); /* §2.4: no reply */
         break;
     case SIO_EVENT:
     case SIO_BINARY_EVENT: {
@@ -496,9 +497,9 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
             return;
         }
         if (s->accepted)
-            deliver_event(s, event, args, pkt->has_id, pkt->id);
+            sio_deliver_event(s, event, args, pkt->has_id, pkt->id);
         else
-            queue_event(s, event, args, pkt->has_id, pkt->id);
+            sio_queue_event(s, event, args, pkt->has_id, pkt->id);
         break;
     }
     case SIO_ACK:
@@ -638,12 +639,15 @@ static void on_close(void *ctx, struct eio_session *session, void *user, const c
 {
     (void)ctx;
     (void)session;
-    struct sio_client *c = user;
-    if (c == NULL)
-        return;
+    if (user != NULL)
+        sio_client_free(user, reason);
+}
+
+void sio_client_free(struct sio_client *c, const char *reason)
+{
     c->closing = true;
     while (c->sockets != NULL)
-        socket_remove(c->sockets, reason);
+        sio_socket_remove(c->sockets, reason);
     if (c->assembler != NULL) {
         sio_assembler_deinit(c->assembler);
         free(c->assembler);
@@ -676,6 +680,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     buf_init(&srv->packet, 0);
     buf_init(&srv->text, 0);
     buf_init(&srv->args, 0);
+    buf_init(&srv->plain_text, 0);
     random_pool_init(&srv->random);
     deadline_list_init(&srv->connect_wait,
                        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 45000);
@@ -693,7 +698,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     ecfg.ctx = srv;
     if (srv->allowed == NULL || srv->timer.ev == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
         namemap_init(&srv->nsp_map, cfg->seed ^ 0x6e73706d6170ull) != SIOC_OK ||
-        (srv->eio = eio_server_new(base, &ecfg)) == NULL) {
+        (srv->eio = eio_server_new(base, &ecfg)) == NULL || sio_plain_init(srv, eio) != SIOC_OK) {
         sio_server_free(srv);
         return NULL;
     }
@@ -705,6 +710,7 @@ void sio_server_free(struct sio_server *srv)
     if (srv == NULL)
         return;
     eio_server_free(srv->eio); /* closes every session: on_close frees the clients */
+    plain_ws_free(srv->plain);  /* the same for plain connections */
     while (srv->nsps != NULL)
         nsp_free(srv, srv->nsps);
     namemap_deinit(&srv->nsp_map);
@@ -712,6 +718,7 @@ void sio_server_free(struct sio_server *srv)
     buf_deinit(&srv->packet);
     buf_deinit(&srv->text);
     buf_deinit(&srv->args);
+    buf_deinit(&srv->plain_text);
     if (srv->timer.ev != NULL)
         event_free(srv->timer.ev);
     random_pool_wipe(&srv->random);
@@ -728,6 +735,7 @@ bool sio_server_handle(struct sio_server *srv, struct http_conn *conn,
 void sio_server_close_all(struct sio_server *srv, const char *reason)
 {
     eio_server_close_all(srv->eio, reason);
+    plain_ws_close_all(srv->plain, WS_CLOSE_GOING_AWAY, reason);
 }
 
 struct eio_server *sio_server_eio(struct sio_server *srv)
@@ -778,8 +786,13 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         const char *id = sio_socket_id(s);
         rooms_join(s->nsp->rooms, &s->member, id, strlen(id)); /* 2.6: own-id room */
     }
+    if ((uid == NULL || uid[0] == '\0') && s->uid != NULL)
+        uid = s->uid; /* the user its ws-routes path named (sio_server_open_plain) */
     if (uid != NULL && uid[0] != '\0') {
-        s->uid = strdup(uid);
+        if (uid != s->uid) {
+            free(s->uid);
+            s->uid = strdup(uid);
+        }
         if (user_room != NULL && s->in_rooms) {
             /* the operator's pattern (e.g. "user:%s") is data, not a format string */
             char room[ROOMS_MAX_NAME + 1];
@@ -807,7 +820,7 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         if (s->pending == NULL)
             s->pending_tail = &s->pending;
         s->pending_count--;
-        deliver_event(s, (struct slice){e->bytes, e->event_len},
+        sio_deliver_event(s, (struct slice){e->bytes, e->event_len},
                       (struct slice){e->bytes + e->event_len, e->args_len}, e->has_ack, e->ack_id);
         free(e);
     }
@@ -841,7 +854,12 @@ void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t 
                     (struct slice){err.data, err.len}, true);
     buf_deinit(&err);
     free_pending(s);
-    socket_remove(s, "connect refused");
+    sio_socket_remove(s, "connect refused");
+    if (c->plain != NULL && !c->closing) {
+        /* a plain connection is its one socket: refused, it closes (RFC 6455 7.4.1: 1008) */
+        c->closing = true;
+        sio_client_close(c, WS_CLOSE_POLICY_VIOLATION, message != NULL ? message : "connection refused");
+    }
 }
 
 bool sio_socket_accepted(const struct sio_socket *s)
@@ -895,7 +913,8 @@ int64_t sio_socket_emit_with_ack(struct sio_socket *s, struct slice data)
     int rc = send_packet(s->client, SIO_EVENT, s->nsp, NULL, 0, true, id, data, true);
     if (rc != SIOC_OK)
         return rc;
-    id_list_add(&s->server_acks, id);
+    if (s->client->plain == NULL) /* a plain client cannot answer: nothing to wait for */
+        id_list_add(&s->server_acks, id);
     return (int64_t)id;
 }
 
@@ -911,6 +930,14 @@ int sio_socket_ack(struct sio_socket *s, uint64_t ack_id, struct slice args)
 void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
 {
     struct sio_client *c = s->client;
+    if (c->plain != NULL) {
+        /* a plain connection is its one socket: a normal closure (RFC 6455 7.4.1: 1000) */
+        sio_socket_remove(s, "server namespace disconnect");
+        if (!c->closing)
+            sio_client_close(c, WS_CLOSE_NORMAL, "server namespace disconnect");
+        c->closing = true;
+        return;
+    }
     if (close_transport && !c->closing) {
         /* Node's client._disconnect: a DISCONNECT for every namespace of the connection, in the
          * order they connected (reference transcripts b and e), then the close. The list is
@@ -921,15 +948,15 @@ void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
                 oldest = oldest->next_in_client;
             send_packet(c, SIO_DISCONNECT, oldest->nsp, NULL, 0, false, 0, (struct slice){NULL, 0},
                         false);
-            socket_remove(oldest, "server namespace disconnect");
+            sio_socket_remove(oldest, "server namespace disconnect");
         }
         c->closing = true;
-        eio_session_close(c->session, "forced server close");
+        sio_client_close(c, WS_CLOSE_NORMAL, "forced server close");
         return;
     }
     if (!c->closing)
         send_packet(c, SIO_DISCONNECT, s->nsp, NULL, 0, false, 0, (struct slice){NULL, 0}, false);
-    socket_remove(s, "server namespace disconnect");
+    sio_socket_remove(s, "server namespace disconnect");
 }
 
 const char *sio_socket_id(const struct sio_socket *s)

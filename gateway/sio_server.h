@@ -16,6 +16,7 @@
 #include "common/buf.h"
 #include "common/net/http_server.h"
 #include "gateway/eio_server.h"
+#include "gateway/plain_ws.h"
 
 struct event_base;
 struct sio_server;
@@ -48,6 +49,9 @@ struct sio_server_config {
     size_t max_namespaces_per_client;
     unsigned empty_namespace_ms;
     uint64_t seed;               /* hashes of socket ids and room names */
+    /* Plain WebSocket connections (ws-routes): counters and limits; zero heartbeat, payload
+     * and hold values take the Engine.IO config's. The callbacks are the layer's own. */
+    struct plain_ws_config plain;
 
     /* A client asked to join an allowed namespace. `auth` is the CONNECT payload as one
      * MessagePack value (a map; {} when absent). The application answers with
@@ -96,6 +100,24 @@ bool sio_server_handle(struct sio_server *srv, struct http_conn *conn,
 /* Drain: closes every Engine.IO session (clients reconnect elsewhere). */
 void sio_server_close_all(struct sio_server *srv, const char *reason);
 struct eio_server *sio_server_eio(struct sio_server *srv);
+/* The plain WebSocket connections (heartbeat hold, counts). */
+struct plain_ws *sio_server_plain(struct sio_server *srv);
+
+/* A plain WebSocket client (ws-routes, docs/contracts.md "Plain WebSocket routes") on `conn`,
+ * whose request `req` the caller matched to a route and checked (a GET with a valid WebSocket
+ * upgrade, ws_link_request_valid; auth). Answers 101 and makes one socket in namespace `nsp`
+ * (nsp_len bytes; an accepted namespace) for the connection, pending as after a CONNECT with
+ * auth {}: the caller accepts it (sio_socket_accept; a NULL uid takes `user`) or refuses it
+ * (sio_socket_reject closes the connection with 1008 and the message), now or later. `user`
+ * (NULL = none) is the user the route's {user} segment named: sio_socket_uid returns it from
+ * now on. Each text or binary message then reaches on_event as the event "message" with one
+ * argument (string or bytes); what is emitted to the socket goes out as its first argument
+ * (ws_routes_message_frame); the socket's disconnect closes the connection (1000). Returns the
+ * socket, or NULL when the namespace cannot be had here (limit) or out of memory: the request
+ * was then answered with 503 and logged. */
+struct sio_socket *sio_server_open_plain(struct sio_server *srv, struct http_conn *conn,
+                                         const struct http_server_request *req, const char *nsp,
+                                         size_t nsp_len, const char *user);
 
 /* The socket with this id in namespace nsp, or NULL. Pointers stay valid until the socket's
  * on_disconnect returns. */
@@ -201,6 +223,8 @@ struct slice sio_socket_auth(const struct sio_socket *sock);
 /* True for a socket of a socket.io-client 2.x connection (Engine.IO v3, Socket.IO protocol v4,
  * PROTOCOL.md 2.7). */
 bool sio_socket_protocol_v4(const struct sio_socket *sock);
+/* True for the socket of a plain WebSocket client (sio_server_open_plain). */
+bool sio_socket_is_plain(const struct sio_socket *sock);
 /* Application data slot (e.g. the pending backend-auth request). */
 void *sio_socket_get_data(const struct sio_socket *sock);
 void sio_socket_set_data(struct sio_socket *sock, void *data);

@@ -2,6 +2,7 @@
 #include "gateway/ws_link.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/buf.h"
 #include "common/error.h"
@@ -14,11 +15,21 @@ static void link_free(struct ws_link *link)
     free(link);
 }
 
-static void write_close(struct ws_link *link, unsigned code)
+static void write_close(struct ws_link *link, unsigned code, const char *reason)
 {
     struct buf frame;
     buf_init(&frame, 0);
-    ws_write_close(&frame, code, NULL, 0);
+    size_t len = reason != NULL ? strlen(reason) : 0;
+    if (len > WS_CLOSE_REASON_MAX) {
+        /* RFC 6455 5.5: the payload is at most 125 bytes; cut at a character boundary */
+        long n = 0;
+        for (size_t i = 0; i <= WS_CLOSE_REASON_MAX; i++) {
+            if (i == WS_CLOSE_REASON_MAX || ((uint8_t)reason[i] & 0xC0) != 0x80)
+                n = (long)i;
+        }
+        len = (size_t)n;
+    }
+    ws_write_close(&frame, code, (const uint8_t *)reason, len);
     http_conn_write(link->conn, frame.data, frame.len);
     buf_deinit(&frame);
     http_conn_clear_owner(link->conn);
@@ -27,13 +38,18 @@ static void write_close(struct ws_link *link, unsigned code)
     link->closed = true;
 }
 
-void ws_link_close(struct ws_link *link, unsigned code)
+void ws_link_close_reason(struct ws_link *link, unsigned code, const char *reason)
 {
     if (link->conn != NULL)
-        write_close(link, code);
+        write_close(link, code, reason);
     link->closed = true;
     if (!link->in_callback)
         link_free(link);
+}
+
+void ws_link_close(struct ws_link *link, unsigned code)
+{
+    ws_link_close_reason(link, code, NULL);
 }
 
 /* The link ends on the peer's side: tell the owner, then free. */
@@ -75,9 +91,14 @@ static bool event(struct ws_link *link, const struct ws_event *ev)
         return true;
     }
     case WS_EVENT_CLOSE:
-        write_close(link, ev->close_code); /* RFC 6455 5.5.1: echo the code */
+        write_close(link, ev->close_code, NULL); /* RFC 6455 5.5.1: echo the code */
         end(link, SIOC_OK, "transport close");
         return false;
+    case WS_EVENT_PONG:
+        buf_deinit(&link->control);
+        if (link->handler != NULL && link->handler->on_pong != NULL)
+            link->handler->on_pong(link->ctx, link);
+        return true;
     default: buf_deinit(&link->control); return true;
     }
 }
@@ -95,7 +116,7 @@ static size_t data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_
         if (rc == SIOC_EAGAIN)
             break;
         if (rc != SIOC_OK) {
-            write_close(link, ws_error_close_code(rc)); /* RFC 6455 7.4.1 */
+            write_close(link, ws_error_close_code(rc), NULL); /* RFC 6455 7.4.1 */
             end(link, rc, "parse error");
             return len;
         }

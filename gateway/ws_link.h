@@ -40,6 +40,9 @@ struct ws_link_handler {
      * connection went away (err SIOC_OK, the connection's reason). Called once; the link is freed
      * right after it returns. */
     void (*on_close)(void *ctx, struct ws_link *link, int err, const char *reason);
+    /* A pong frame arrived (RFC 6455 5.5.3; an answer to our ping, or unsolicited). May be
+     * NULL. The owner must not close the link inside. */
+    void (*on_pong)(void *ctx, struct ws_link *link);
 };
 
 /* True when the request carries a valid Sec-WebSocket-Key and a supported
@@ -76,5 +79,8 @@ static inline size_t ws_link_output_pending(const struct ws_link *link)
  * connection closes once flushed. on_close is not called. The link must not be used afterwards;
  * inside one of its callbacks it is freed when the callback returns, else at once. */
 void ws_link_close(struct ws_link *link, unsigned code);
+/* The same with a reason in the close frame (UTF-8, cut to WS_CLOSE_REASON_MAX bytes at a
+ * character boundary; ignored with WS_CLOSE_NO_STATUS). */
+void ws_link_close_reason(struct ws_link *link, unsigned code, const char *reason);
 
 #endif

@@ -1,0 +1,353 @@
+/* plain_ws.c: plain WebSocket connections (see plain_ws.h). A connection is open or closed;
+ * a closed one is out of service at once and its owner is told from the loop (a reap list run
+ * by one event), as eio_server.c does for sessions. The heartbeat uses two FIFO deadline lists
+ * (one timeout each) and one timer for all connections (DESIGN.md §4). */
+#include "gateway/plain_ws.h"
+
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/deadline.h"
+#include "common/error.h"
+#include "common/net/deadline_timer.h"
+#include "common/ws.h"
+#include "gateway/ws_link.h"
+
+#define DEFAULT_HARD_LIMIT (4u << 20)
+#define WRITABLE_LIMIT (64u * 1024) /* volatile messages are dropped above this, as eio's */
+
+struct plain_ws_conn {
+    struct plain_ws *pw;
+    struct plain_ws_conn *prev, *next; /* every connection not yet reaped */
+    struct ws_link *link;              /* NULL once closed */
+    void *user;
+    const char *reason;
+    struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping */
+    struct plain_ws_conn *reap_next;
+    bool closed, reap_queued;
+};
+
+struct plain_ws {
+    struct plain_ws_config cfg;
+    uint64_t unused_counter;
+    struct plain_ws_conn *list;
+    size_t open;
+    struct deadline_list ping_wait, pong_wait;
+    struct deadline_timer timer;
+    struct plain_ws_conn *reap_head, *reap_tail;
+    struct event *reap_event;
+    bool held, hold_expired;
+    uint64_t held_since_ms;
+};
+
+/* An unmasked ping without payload (RFC 6455 5.5.2), shared by every connection. */
+static const uint8_t ping_frame[2] = {0x80 | WS_OP_PING, 0};
+
+static void static_release_cb(const void *p, size_t len, void *arg)
+{
+    (void)p;
+    (void)len;
+    (void)arg;
+}
+
+__attribute__((format(printf, 3, 4))) static void log_peer(struct plain_ws *pw, const char *event,
+                                                            const char *fmt, ...)
+{
+    if (pw->cfg.on_log == NULL)
+        return;
+    char detail[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
+    va_end(ap);
+    pw->cfg.on_log(pw->cfg.ctx, event, detail);
+}
+
+static void arm_timer(struct plain_ws *pw)
+{
+    struct deadline_list *lists[] = {&pw->ping_wait, &pw->pong_wait};
+    deadline_timer_arm(&pw->timer, lists, 2);
+}
+
+static void arm(struct plain_ws *pw, struct deadline_node *n, struct deadline_list *l)
+{
+    deadline_push(l, n, deadline_clock_ms());
+    arm_timer(pw);
+}
+
+/* Takes the connection out of service; the owner hears of it from the loop. */
+static void conn_end(struct plain_ws_conn *c, const char *reason)
+{
+    struct plain_ws *pw = c->pw;
+    if (c->closed)
+        return;
+    c->closed = true;
+    c->reason = reason;
+    pw->open--;
+    deadline_remove(&c->heartbeat);
+    c->reap_queued = true;
+    c->reap_next = NULL;
+    if (pw->reap_tail != NULL)
+        pw->reap_tail->reap_next = c;
+    else
+        pw->reap_head = c;
+    pw->reap_tail = c;
+    event_active(pw->reap_event, EV_WRITE, 0);
+}
+
+static void conn_free(struct plain_ws_conn *c)
+{
+    struct plain_ws *pw = c->pw;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        pw->list = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct plain_ws *pw = arg;
+    struct plain_ws_conn *c;
+    while ((c = pw->reap_head) != NULL) {
+        pw->reap_head = c->reap_next;
+        if (pw->reap_head == NULL)
+            pw->reap_tail = NULL;
+        if (pw->cfg.on_close != NULL)
+            pw->cfg.on_close(pw->cfg.ctx, c, c->user, c->reason);
+        conn_free(c);
+    }
+}
+
+void plain_ws_conn_close(struct plain_ws_conn *c, unsigned code, const char *reason)
+{
+    if (c->closed)
+        return;
+    if (c->link != NULL)
+        ws_link_close_reason(c->link, code, reason);
+    c->link = NULL;
+    conn_end(c, reason);
+}
+
+/* The list a connection waits in after a ping: while reading is held for back-pressure its pong
+ * waits unread, so the next ping simply follows ping_interval later (eio_server.c's rule). */
+static struct deadline_list *after_ping(struct plain_ws *pw)
+{
+    bool waived = pw->held && deadline_clock_ms() - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms;
+    return waived ? &pw->ping_wait : &pw->pong_wait;
+}
+
+static void ping(struct plain_ws_conn *c)
+{
+    if (c->closed || c->link == NULL)
+        return;
+    ws_link_write_ref(c->link, ping_frame, sizeof ping_frame, static_release_cb, NULL);
+    arm(c->pw, &c->heartbeat, after_ping(c->pw));
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct plain_ws *pw = arg;
+    uint64_t now = deadline_clock_ms();
+    struct deadline_node *n;
+    while ((n = deadline_pop_expired(&pw->ping_wait, now)) != NULL)
+        ping(DEADLINE_OWNER(n, struct plain_ws_conn, heartbeat));
+    while ((n = deadline_pop_expired(&pw->pong_wait, now)) != NULL) {
+        struct plain_ws_conn *c = DEADLINE_OWNER(n, struct plain_ws_conn, heartbeat);
+        if (pw->held && now - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms) {
+            ping(c); /* our pause, not the client's silence */
+            continue;
+        }
+        if (pw->held) {
+            if (!pw->hold_expired)
+                log_peer(pw, "ws.backpressure_timeout",
+                         "reading paused for %llu ms: closing the plain connections whose pong "
+                         "waits unread", (unsigned long long)(now - pw->held_since_ms));
+            pw->hold_expired = true;
+            plain_ws_conn_close(c, WS_CLOSE_INTERNAL_ERROR, "backpressure timeout");
+            continue;
+        }
+        log_peer(pw, "ws.ping_timeout", "plain connection: no pong within %llu ms, closed with %d",
+                 (unsigned long long)pw->pong_wait.timeout_ms, WS_CLOSE_GOING_AWAY);
+        plain_ws_conn_close(c, WS_CLOSE_GOING_AWAY, "ping timeout");
+    }
+    arm_timer(pw);
+}
+
+/* The client is alive (a pong, or any message): the next ping comes ping_interval later. */
+static void alive(struct plain_ws_conn *c)
+{
+    if (c->heartbeat.list == &c->pw->pong_wait)
+        arm(c->pw, &c->heartbeat, &c->pw->ping_wait);
+}
+
+static void link_message_cb(void *ctx, struct ws_link *link, const uint8_t *p, size_t len,
+                            bool binary)
+{
+    (void)link;
+    struct plain_ws_conn *c = ctx;
+    if (c->closed)
+        return;
+    struct plain_ws *pw = c->pw;
+    (*pw->cfg.messages_in)++;
+    *pw->cfg.bytes_in += len;
+    alive(c);
+    if (pw->cfg.on_message != NULL)
+        pw->cfg.on_message(pw->cfg.ctx, c, c->user, p, len, binary);
+}
+
+static void link_pong_cb(void *ctx, struct ws_link *link)
+{
+    (void)link;
+    struct plain_ws_conn *c = ctx;
+    if (!c->closed)
+        alive(c);
+}
+
+/* The peer ended the link (its close frame, already answered; a protocol error, already
+ * closed with its code; or the connection went away). */
+static void link_close_cb(void *ctx, struct ws_link *link, int err, const char *reason)
+{
+    (void)link;
+    struct plain_ws_conn *c = ctx;
+    c->link = NULL; /* the link frees itself */
+    if (err != SIOC_OK)
+        log_peer(c->pw, "ws.protocol_error", "plain connection closed with %u: %s",
+                 (unsigned)ws_error_close_code(err), sioc_strerror(err));
+    conn_end(c, err == SIOC_ETOOBIG ? "message too big" : err != SIOC_OK ? "parse error" : reason);
+}
+
+static const struct ws_link_handler link_handler = {link_message_cb, link_close_cb, link_pong_cb};
+
+struct plain_ws_conn *plain_ws_accept(struct plain_ws *pw, struct http_conn *conn,
+                                      const struct http_server_request *req, void *user)
+{
+    struct plain_ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        http_conn_close(conn, false);
+        return NULL;
+    }
+    c->link = ws_link_accept(conn, req, pw->cfg.max_payload, NULL, 0, &link_handler, c);
+    if (c->link == NULL) {
+        free(c);
+        return NULL;
+    }
+    c->pw = pw;
+    c->user = user;
+    c->next = pw->list;
+    if (pw->list != NULL)
+        pw->list->prev = c;
+    pw->list = c;
+    pw->open++;
+    arm(pw, &c->heartbeat, &pw->ping_wait);
+    return c;
+}
+
+void plain_ws_conn_send(struct plain_ws_conn *c, struct gw_frame *f)
+{
+    if (c->closed || c->link == NULL)
+        return;
+    struct plain_ws *pw = c->pw;
+    size_t len = 0;
+    const uint8_t *p = gw_frame_ws(f, &len);
+    (*pw->cfg.messages_out)++;
+    *pw->cfg.bytes_out += f->len;
+    ws_link_write_ref(c->link, p, len, gw_frame_release_cb, gw_frame_ref(f));
+    size_t pending = ws_link_output_pending(c->link);
+    if (pending > pw->cfg.out_hard_limit) {
+        log_peer(pw, "ws.slow_consumer", "plain connection: %zu bytes queued, closed with %d",
+                 pending, WS_CLOSE_POLICY_VIOLATION);
+        plain_ws_conn_close(c, WS_CLOSE_POLICY_VIOLATION, "slow consumer");
+    }
+}
+
+bool plain_ws_conn_writable(const struct plain_ws_conn *c)
+{
+    return !c->closed && c->link != NULL && ws_link_output_pending(c->link) < WRITABLE_LIMIT;
+}
+
+void plain_ws_close_all(struct plain_ws *pw, unsigned code, const char *reason)
+{
+    for (struct plain_ws_conn *c = pw->list; c != NULL; c = c->next)
+        plain_ws_conn_close(c, code, reason);
+}
+
+void plain_ws_hold_heartbeats(struct plain_ws *pw, bool hold)
+{
+    if (pw->held == hold)
+        return;
+    pw->held = hold;
+    uint64_t now = deadline_clock_ms();
+    if (hold) {
+        pw->held_since_ms = now;
+        pw->hold_expired = false;
+        return;
+    }
+    /* each connection awaiting a pong moves once from the head to the tail with a new ping */
+    size_t n = 0;
+    for (const struct deadline_node *d = pw->pong_wait.head; d != NULL; d = d->next)
+        n++;
+    while (n-- > 0 && pw->pong_wait.head != NULL)
+        ping(DEADLINE_OWNER(pw->pong_wait.head, struct plain_ws_conn, heartbeat));
+    arm_timer(pw);
+}
+
+size_t plain_ws_count(const struct plain_ws *pw)
+{
+    return pw->open;
+}
+
+struct plain_ws *plain_ws_new(struct event_base *base, const struct plain_ws_config *cfg)
+{
+    struct plain_ws *pw = calloc(1, sizeof *pw);
+    if (pw == NULL)
+        return NULL;
+    pw->cfg = *cfg;
+    if (pw->cfg.ping_interval_ms == 0)
+        pw->cfg.ping_interval_ms = 25000;
+    if (pw->cfg.ping_timeout_ms == 0)
+        pw->cfg.ping_timeout_ms = 20000;
+    if (pw->cfg.max_payload == 0)
+        pw->cfg.max_payload = 1000000;
+    if (pw->cfg.out_hard_limit == 0)
+        pw->cfg.out_hard_limit = DEFAULT_HARD_LIMIT;
+    if (pw->cfg.heartbeat_hold_max_ms == 0)
+        pw->cfg.heartbeat_hold_max_ms = 60000;
+    uint64_t **counters[] = {&pw->cfg.messages_in, &pw->cfg.messages_out, &pw->cfg.bytes_in,
+                             &pw->cfg.bytes_out};
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        if (*counters[i] == NULL)
+            *counters[i] = &pw->unused_counter;
+    }
+    deadline_list_init(&pw->ping_wait, pw->cfg.ping_interval_ms);
+    deadline_list_init(&pw->pong_wait, pw->cfg.ping_timeout_ms);
+    pw->timer.ev = evtimer_new(base, timer_cb, pw);
+    pw->reap_event = event_new(base, -1, 0, reap_cb, pw);
+    if (pw->timer.ev == NULL || pw->reap_event == NULL) {
+        plain_ws_free(pw);
+        return NULL;
+    }
+    return pw;
+}
+
+void plain_ws_free(struct plain_ws *pw)
+{
+    if (pw == NULL)
+        return;
+    plain_ws_close_all(pw, WS_CLOSE_GOING_AWAY, "server shutdown");
+    if (pw->reap_event != NULL)
+        reap_cb(-1, 0, pw); /* every connection is on the reap list now */
+    if (pw->timer.ev != NULL)
+        event_free(pw->timer.ev);
+    if (pw->reap_event != NULL)
+        event_free(pw->reap_event);
+    free(pw);
+}
