@@ -48,7 +48,7 @@ class SocketsCase(RedisCase):
         kw.setdefault("consumer", "c1")
         return Sockets(self.app, message_queue=self.url, **kw)
 
-    def xadd(self, nsp, sid, kind, node="n1", uid="", rid=None, url=None, data=None):
+    def xadd(self, nsp, sid, kind, node="n1", uid="", rid=None, url=None, data=None, shards=1):
         fields = {"v": "1", "type": kind, "nsp": nsp, "sid": sid, "node": node, "uid": uid,
                   "ts": str(int(time.time() * 1000))}
         if kind == "connect":
@@ -59,7 +59,7 @@ class SocketsCase(RedisCase):
             fields.update(event="message", args=msgpack.packb([data], use_bin_type=True))
         else:
             fields["reason"] = "transport close"
-        self.r.xadd("sioc:up:%s:0" % nsp, fields)
+        self.r.xadd("sioc:up:%s:%d" % (nsp, sioc.protocol.shard_of(sid, shards)), fields)
 
     def replies(self, ps, n, timeout=5.0):
         """The next n messages, decoded: (channel, map)."""
@@ -235,9 +235,11 @@ class SocketsSurface(SocketsCase):
         self.assertEqual(msgpack.unpackb(m3, raw=False)[1]["data"], ["message", b"\x01"])
 
     def test_stream_taken_over_and_given_up(self):
-        """A process that reads a connection's stream from now on starts its handler from the
-        handshake kept in Redis; the one that gave the stream up ends its own."""
-        first, second = self.sockets(consumer="c1"), self.sockets(consumer="c2")
+        """When streams are shared anew, the process that gives a stream up ends the handlers of
+        its connections (HandlerMoved, no close) and the one that takes it starts them at their
+        next message, from the handshake kept in Redis."""
+        opts = dict(shards=2, lease_ms=1500)
+        first, second = self.sockets(consumer="c1", **opts), self.sockets(consumer="c2", **opts)
         ended = []
         for s in (first, second):
             @s.route("/ws/<username>")
@@ -247,22 +249,29 @@ class SocketsSurface(SocketsCase):
                         msg = ws.receive()
                         ws.send("%s:%s:%s" % (s.worker.consumer, username, msg))
                 except HandlerMoved:
-                    ended.append(s.worker.consumer)
+                    ended.append((s.worker.consumer, username))
                     raise
 
+        sids = {}  # one connection on each of the two streams
+        for n in range(100):
+            sids.setdefault(sioc.protocol.shard_of("s%d" % n, 2), "s%d" % n)
+        users = {sids[0]: "ann", sids[1]: "ben"}
         ps = self.subscribe("sioc:node:*")
         self.start(first)
-        self.xadd("/ws", "a", "connect", uid="ann", url="/ws/ann")
-        self.xadd("/ws", "a", "event", data="1")
-        (_, m), = self.replies(ps, 1)
-        self.assertEqual(m["emit"], [["message", "c1:ann:1"]])
-        first.stop()  # c1 gives its stream up, its handler ends; the connection stays open
-        self.assertTrue(self.wait_for(lambda: ended == ["c1"]))
-        self.assertEqual(self.messages(ps, 1, 0.3), [])  # no close
-        self.start(second)
-        self.xadd("/ws", "a", "event", data="2")
-        (_, m), = self.replies(ps, 1)
-        self.assertEqual(m["emit"], [["message", "c2:ann:2"]])
+        for sid, user in users.items():
+            self.xadd("/ws", sid, "connect", uid=user, url="/ws/" + user, shards=2)
+            self.xadd("/ws", sid, "event", data="1", shards=2)
+        got = sorted(m["emit"][0][1] for _, m in self.replies(ps, 2))
+        self.assertEqual(got, ["c1:ann:1", "c1:ben:1"])
+        self.start(second)  # the two processes share the streams: c1 gives one up
+        self.assertTrue(self.wait_for(lambda: len(ended) == 1 and first.connections == 1))
+        self.assertEqual(self.messages(ps, 1, 0.3), [])  # no close: the connection stays
+        moved = {"ann": sids[0], "ben": sids[1]}[ended[0][1]]
+        for sid in users:
+            self.xadd("/ws", sid, "event", data="2", shards=2)
+        got = sorted(m["emit"][0][1] for _, m in self.replies(ps, 2))
+        kept = [u for u in ("ann", "ben") if u != ended[0][1]][0]
+        self.assertEqual(got, sorted(["c1:%s:2" % kept, "c2:%s:2" % users[moved]]))
         self.assertEqual(second.connections, 1)
 
     def test_errors_said_clearly(self):
