@@ -3,6 +3,7 @@ a gateway writes those of a plain WebSocket route (DESIGN.md §2 ws-routes, §3.
 ``message`` with one argument), the replies read back from ``P:node:<node>`` and the adapter
 channels. The same surface against real gateways: tests/integration/test_ws_examples.mjs."""
 
+import json
 import logging
 import threading
 import time
@@ -13,6 +14,7 @@ import msgpack
 
 import sioc
 from sioc.flask_sockets import HandlerMoved, Sockets, WebSocketError
+from test_flask import Gateway
 from test_worker_redis import RedisCase
 
 
@@ -335,6 +337,65 @@ class WorkerSend(RedisCase):
         self.run_until(w, 1)
         (_, d), = self.messages(ps, 1)
         self.assertEqual(msgpack.unpackb(d, raw=False)["emit"], [["message", "got x"]])
+
+
+class WorkerPlainClients(RedisCase):
+    """sioc.Worker behind a real gateway's ws-routes: plain clients (python3-websocket) and a
+    Socket.IO client (python-socketio) in one namespace."""
+
+    def test_messages_and_send_reach_plain_and_socketio_clients(self):
+        import socketio as sio_client
+        import websocket
+        gw = Gateway(self.url, "--ws-routes", "/plain=/chat,/plain/{user}=/chat")
+        w = self.worker(namespaces=["/chat"], group="plain")
+        got = []
+
+        @w.on("message", namespace="/chat")
+        def message(sid, data):
+            got.append((sid, w.request.uid, data))
+            if data == "json?":
+                w.send({"a": [1, 2]})                          # JSON text
+            elif isinstance(data, bytes):
+                w.send(data[::-1])                             # binary
+            else:
+                w.send("to all: " + data, broadcast=True)      # everyone in /chat
+
+        stop = threading.Event()
+        t = threading.Thread(target=lambda: [w.run_once(100) for _ in iter(stop.is_set, True)],
+                             daemon=True)
+        t.start()
+        plain = websocket.create_connection(gw.url.replace("http", "ws") + "/plain/ann",
+                                            timeout=5)
+        other = sio_client.Client(reconnection=False)
+        heard = []
+        other.on("message", heard.append, namespace="/chat")
+        try:
+            other.connect(gw.url, namespaces=["/chat"], transports=["websocket"],
+                          wait_timeout=5)
+            plain.send("json?")
+            self.assertEqual(json.loads(plain.recv()), {"a": [1, 2]})
+            plain.send_binary(b"\x01\x02")
+            opcode, data = plain.recv_data()
+            self.assertEqual((opcode, data), (websocket.ABNF.OPCODE_BINARY, b"\x02\x01"))
+            other.send("hi", namespace="/chat")  # a Socket.IO client's message: the same entry
+            self.assertEqual(plain.recv(), "to all: hi")
+            self.assertTrue(self.wait_for(lambda: heard == ["to all: hi"]))
+            self.assertEqual([(uid, data) for _, uid, data in got],
+                             [("ann", "json?"), ("ann", b"\x01\x02"), ("", "hi")])
+        finally:
+            plain.close()
+            other.disconnect()
+            stop.set()
+            t.join(5)
+            gw.stop()
+
+    def wait_for(self, cond, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return True
+            time.sleep(0.02)
+        return False
 
 
 if __name__ == "__main__":
