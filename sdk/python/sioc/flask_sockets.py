@@ -277,18 +277,20 @@ class Sockets:
     ``max_handlers``: connections handled at once by this process (each a thread); beyond it a
     new connection is refused (closed) with a log line. ``max_queue``: messages that may wait
     for one handler's ``receive()``; beyond it the connection is closed (a handler that stopped
-    reading), with a log line. Other keyword options go to :class:`sioc.Worker` (``shards``,
-    ``name``, ``key_prefix``, ``pool_size``, ...).
+    reading), with a log line. ``user_room``: the gateways' ``user-room`` (``user:%s``). Other
+    keyword options go to :class:`sioc.Worker` (``shards``, ``name``, ``key_prefix``,
+    ``pool_size``, ...).
     """
 
     def __init__(self, app=None, message_queue=None, max_handlers=MAX_HANDLERS,
-                 max_queue=MAX_QUEUE, **worker_options):
+                 max_queue=MAX_QUEUE, user_room="user:%s", **worker_options):
         self.logger = logging.getLogger("sioc.flask_sockets")
         self.app = None
         self.url_map = Map()  # Flask-Sockets' attribute: every route's rule
         self.routes = {}      # namespace -> _Route
         self.max_handlers = int(max_handlers)
         self.max_queue = int(max_queue)
+        self.user_room = user_room
         if self.max_handlers < 1 or self.max_queue < 1:
             raise ValueError("max_handlers and max_queue must be >= 1")
         self._url = message_queue
@@ -400,7 +402,7 @@ class Sockets:
     def user(self, name, route=None):
         """The connections of user ``name`` (the gateways' room ``user:<name>``, option
         ``user-room``): a ``{user}`` path's value, or a JWT's user."""
-        return self.room("user:%s" % name, route)
+        return self.room(self.user_room % name, route)
 
     @property
     def connections(self):

@@ -184,6 +184,27 @@ class SocketsSurface(SocketsCase):
         (_, ok), = self.replies(ps, 1)
         self.assertTrue(ok["ok"])
 
+    def test_a_handler_that_stops_reading_is_closed(self):
+        sockets = self.sockets(max_queue=3)
+        release = threading.Event()
+
+        @sockets.route("/test")
+        def stuck(ws):
+            release.wait(10)
+
+        ps = self.subscribe("sioc:node:*")
+        self.start(sockets)
+        self.xadd("/test", "s1", "connect")
+        with self.assertLogs("sioc.flask_sockets", logging.WARNING) as logs:
+            for i in range(4):
+                self.xadd("/test", "s1", "event", data=str(i))
+            (_, m), = self.replies(ps, 1)
+        self.assertEqual(m, {"t": "reply", "nsp": "/test", "sid": "s1", "disconnect": True})
+        self.assertIn("3 messages wait for the handler (max_queue)", logs.output[0])
+        release.set()
+        self.assertTrue(self.wait_for(lambda: sockets.connections == 0))
+        self.assertEqual(self.messages(ps, 1, 0.3), [])  # closed once
+
     def test_first_send_follows_the_connect_answer(self):
         sockets = self.sockets()
 
