@@ -51,6 +51,7 @@ import logging
 import queue
 import re
 import threading
+import time
 import urllib.parse
 
 from werkzeug.exceptions import HTTPException
@@ -593,9 +594,10 @@ class Sockets:
             self._conns.clear()
         for ws, _ in entries:
             ws._end(_MOVED)
+        deadline = time.monotonic() + timeout  # for all of them: a handler may not be reading
         for _, thread in entries:
             if thread.is_alive():
-                thread.join(timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # ---- running ----
 
