@@ -51,7 +51,7 @@ async function startPython(file, args, env, readyLine) {
       });
     },
   };
-  if (readyLine) await proc.waitFor(readyLine);
+  if (readyLine) await proc.waitFor(readyLine, 30000); // a loaded machine starts Python slowly
   return proc;
 }
 
