@@ -223,7 +223,7 @@ const paragraphs = (p) => p.evaluate(() => [...document.querySelectorAll("#conte
 
 test("flask_sockets_echo: 'received' + message, in order, for ws, python and socket.io clients on two gateways", async () => {
   await withCluster("/test", "/test=/test", async (cl) => {
-    const [w1] = await Promise.all([cl.worker("examples/flask_sockets_echo/app.py"), cl.worker("examples/flask_sockets_echo/app.py")]);
+    const [w1, w2] = await Promise.all([cl.worker("examples/flask_sockets_echo/app.py"), cl.worker("examples/flask_sockets_echo/app.py")]);
     assert(w1.output().includes("--ws-routes '/test=/test'"), "the program prints the ws-routes it needs");
     await leasesShared(cl, "sioc-flask_sockets_echo");
     const clients = [];
@@ -239,6 +239,13 @@ test("flask_sockets_echo: 'received' + message, in order, for ws, python and soc
     clients.forEach((c, i) => assertEqual(c.got, Array.from({ length: 20 }, (_, n) => `receivedc${i}m${n}`), `client ${i}'s echoes, in order`));
     assertEqual(py.got, ["receivedfrom python"], "python-websocket");
     assertEqual(s.got, ["receivedfrom socket.io"], "socket.io-client (event message)");
+    // one worker process stops: the other takes its streams over and starts the handlers of
+    // their connections at their next message; the connections stay open
+    assertEqual((await w1.stop()).code, 0, "the first worker's exit");
+    clients.forEach((c, i) => c.ws.send(`c${i} after`));
+    await until("every echo after the stop", () => clients.every((c) => c.got.length >= 21), 20000);
+    clients.forEach((c, i) => assertEqual(c.got.slice(20), [`receivedc${i} after`], `client ${i} after the stop`));
+    assert(/handled here from now on/.test(w2.output()), "the second process took connections over");
     // a client that leaves ends its handler: receive() gave None, 'received' + None: one line
     clients[0].ws.close();
     await until("the handler's end logged", () => cl.workers.some((w) => /handler echo_socket of \S+ ended after the connection closed: TypeError/.test(w.output())), 10000);
