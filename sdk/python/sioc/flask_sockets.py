@@ -58,6 +58,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect, Rule
 
 from . import protocol
+from .exceptions import ConnectionRefusedError
 from .flask import SocketIO, _fallback_app, _serve_pages
 from .protocol import Reply
 from .worker import Worker
@@ -236,7 +237,7 @@ class _Route:
     def values(self, url, user):
         """The handler's keyword arguments: the URL's variables, else the user for the one
         variable (the gateway's ``{user}``); None when they cannot be found."""
-        path = urllib.parse.urlsplit(url or "").path
+        path = urllib.parse.unquote(urllib.parse.urlsplit(url or "").path)  # as PATH_INFO
         if path:
             try:
                 _, values = self.map.bind("localhost").match(path, method="GET")
@@ -416,12 +417,13 @@ class Sockets:
     def _connect_handler(self, namespace):
         def connect(sid, environ, auth):
             request = self.worker.request
-            ws = self._open(namespace, request, environ if isinstance(environ, dict) else {})
-            if ws is None:
+            refusal = self._open(namespace, request, environ if isinstance(environ, dict) else {})
+            if refusal is not None:
                 if request.rid is None:  # the gateway accepted it already: close it
                     self.worker.disconnect(sid)
                     return None
-                return False
+                # auth backend: the gateway closes it with 1008 and this reason
+                raise ConnectionRefusedError(refusal)
             return {"uid": request.uid} if request.uid else None
         return connect
 
@@ -462,7 +464,7 @@ class Sockets:
 
     def _open(self, namespace, request, handshake):
         """A new connection (connect entry): its handler starts once the gateway has the
-        worker's answer. None when it is refused (logged)."""
+        worker's answer. Returns None, or why it is refused (logged)."""
         route = self.routes[namespace]
         values = route.values(handshake.get("url"), request.uid)
         if values is None:
@@ -470,7 +472,7 @@ class Sockets:
                                 "gateways' ws-routes should be %s): connection refused",
                                 request.sid, namespace, route.variables, handshake.get("url"),
                                 self.ws_routes())
-            return None
+            return "no %s in the URL" % route.variables[0]
         pipe = self.worker.redis.pipeline(transaction=False)
         key = self._state_key(request.sid)
         pipe.hset(key, mapping={"hs": protocol.pack(handshake), "uid": request.uid or ""})
@@ -480,10 +482,9 @@ class Sockets:
                               defer=True)
         if started is None:
             self.worker.redis.delete(key)
-            return None
-        ws, thread = started
-        self.worker.after_reply(thread.start)
-        return ws
+            return "server busy (max_handlers)"
+        self.worker.after_reply(started[1].start)
+        return None
 
     def _adopt(self, namespace, sid):
         """A message for a connection this process has not seen connect (its stream was

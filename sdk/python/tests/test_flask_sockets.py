@@ -171,7 +171,8 @@ class SocketsSurface(SocketsCase):
             (_, refused), = self.replies(ps, 1)
             self.xadd("/test", "s4", "connect")  # accepted by the gateway: closed
             (_, closed), = self.replies(ps, 1)
-        self.assertEqual((refused["rid"], refused["ok"]), ("r3", False))
+        self.assertEqual((refused["rid"], refused["ok"], refused["error"]),
+                         ("r3", False, {"message": "server busy (max_handlers)"}))
         self.assertEqual(closed, {"t": "reply", "nsp": "/test", "sid": "s4", "disconnect": True})
         self.assertEqual(len([m for m in logs.output if "max_handlers" in m]), 2)
         self.assertEqual(sockets.connections, 2)
@@ -408,6 +409,41 @@ class WorkerPlainClients(RedisCase):
             other.disconnect()
             stop.set()
             t.join(5)
+            gw.stop()
+
+    def test_sockets_bound_and_user_behind_a_gateway(self):
+        """Past max_handlers a plain client is closed with 1008 and the reason; the {user}
+        segment is the handler's argument."""
+        import websocket
+        gw = Gateway(self.url, "--ws-routes", "/plain/{user}=/chat")
+        sockets = Sockets(flask.Flask("gw-test"), message_queue=self.url, max_handlers=1,
+                          group="plain-sockets")
+
+        @sockets.route("/plain/<name>", namespace="/chat")
+        def hello(ws, name):
+            ws.send("hello " + name)
+            while ws.receive() is not None:
+                pass
+
+        t = threading.Thread(target=sockets.run, daemon=True)
+        t.start()
+        base = gw.url.replace("http", "ws")
+        try:
+            first = websocket.create_connection(base + "/plain/z%C3%BC", timeout=5)
+            self.assertEqual(first.recv(), "hello z\u00fc")
+            second = websocket.create_connection(base + "/plain/two", timeout=5)
+            opcode, data = second.recv_data(control_frame=True)
+            self.assertEqual(opcode, websocket.ABNF.OPCODE_CLOSE)
+            self.assertEqual((int.from_bytes(data[:2], "big"), data[2:].decode()),
+                             (1008, "server busy (max_handlers)"))
+            first.close()
+            self.assertTrue(self.wait_for(lambda: sockets.connections == 0))
+            third = websocket.create_connection(base + "/plain/three", timeout=5)
+            self.assertEqual(third.recv(), "hello three")
+            third.close()
+        finally:
+            sockets.stop()
+            t.join(10)
             gw.stop()
 
     def wait_for(self, cond, timeout=5.0):
