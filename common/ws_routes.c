@@ -190,6 +190,29 @@ int ws_routes_message_args(const uint8_t *p, size_t len, bool binary, struct buf
     return out->err;
 }
 
+/* Appends text p[0..len) with every byte that starts no valid UTF-8 sequence replaced by
+ * U+FFFD: a text frame must be UTF-8 (RFC 6455 5.6), and JavaScript would have decoded the
+ * string with replacements too. */
+static void append_text(struct buf *out, const uint8_t *p, size_t len)
+{
+    if (utf8_valid(p, len)) {
+        buf_append(out, p, len);
+        return;
+    }
+    size_t i = 0;
+    while (i < len) {
+        uint8_t b = p[i];
+        size_t n = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3 : (b & 0xF8) == 0xF0 ? 4 : 0;
+        if (n > 0 && i + n <= len && utf8_valid(p + i, n)) {
+            buf_append(out, p + i, n);
+            i += n;
+        } else {
+            buf_append(out, "\xEF\xBF\xBD", 3);
+            i++;
+        }
+    }
+}
+
 int ws_routes_message_frame(const uint8_t *event, size_t len, struct buf *out, bool *binary)
 {
     struct mp_reader r;
@@ -205,7 +228,10 @@ int ws_routes_message_frame(const uint8_t *event, size_t len, struct buf *out, b
         return SIOC_EPROTO;
     *binary = arg.kind == MP_BIN;
     if (arg.kind == MP_STR || arg.kind == MP_BIN) {
-        buf_append(out, arg.data, arg.len);
+        if (arg.kind == MP_STR)
+            append_text(out, arg.data, arg.len);
+        else
+            buf_append(out, arg.data, arg.len);
         return out->err != SIOC_OK ? out->err : 1;
     }
     int rc = json_from_msgpack(&at, NULL, out);

@@ -66,7 +66,7 @@ int ws_routes_message_args(const uint8_t *p, size_t len, bool binary, struct buf
 
 /* Downstream (workers, broadcasts → client): the plain message for an event whose MessagePack
  * array is `event` ([name, arg0, ...]; the name is dropped): arg0 a str → its bytes as text
- * (*binary false); a bin → its bytes (*binary true); anything else → its JSON text (as
+ * (*binary false; a byte that starts no valid UTF-8 sequence becomes U+FFFD); a bin → its bytes (*binary true); anything else → its JSON text (as
  * JSON.stringify of the notepack-decoded value; bins inside as Node's Buffer.toJSON()). The
  * message is appended to `out`. Returns 1 (a message), 0 (the event has no argument: nothing
  * to send), SIOC_EPROTO (not an array with a name) or out's error. */
