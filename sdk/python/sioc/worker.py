@@ -99,6 +99,7 @@ class _Context:
         self.can_reply = entry.type != "disconnect"  # the socket is gone after a disconnect
         self.publish = publish if entry.type == "event" else None
         self.outbox = []  # (channel, bytes) published after the reply, in call order
+        self.after = []   # after_reply() callbacks: run once the messages are published
 
     def owns(self, sid, nsp):
         return sid == self.entry.sid and nsp == self.entry.nsp
@@ -216,6 +217,8 @@ class Worker:
         self._handlers = {}
         self._entry_hooks = []
         self._takeover_hooks = []
+        self._release_hooks = []
+        self._afters = threading.local()  # after_reply() callbacks of the entry just dispatched
         self._current = contextvars.ContextVar("sioc_entry", default=None)  # the handled entry
         self._sid_nodes = OrderedDict()  # (nsp, sid) -> node, learned from entries
         self._sid_lock = threading.Lock()
@@ -450,9 +453,25 @@ class Worker:
         else:
             task()
 
-    def send(self, data, *args, **kwargs):
-        """``emit('message', data, ...)``, as Flask-SocketIO's ``send``."""
-        return self.emit("message", data, *args, **kwargs)
+    def send(self, data, to=None, room=None, namespace=None, skip_sid=None, include_self=True,
+             broadcast=False, volatile=False, callback=None):
+        """Event ``message`` with the one argument ``data`` (python-socketio's ``send``), to
+        the same targets as :meth:`emit`. A plain WebSocket connection (the gateways'
+        ``ws-routes``) gets ``data`` itself: a text frame for a str, a binary frame for bytes,
+        JSON text for anything else; a Socket.IO client gets event ``message``."""
+        return self.emit("message", data, to=to, room=room, namespace=namespace,
+                         skip_sid=skip_sid, include_self=include_self, broadcast=broadcast,
+                         volatile=volatile, callback=callback)
+
+    def after_reply(self, fn):
+        """In a handler: runs ``fn()`` once the entry's reply (for a ``connect`` handler, the
+        gateway's answer) has been published, on the handler's thread; e.g. to start work that
+        sends to the socket, which must not overtake the answer. Outside the consuming loop
+        (:meth:`dispatch` called directly) it runs when the handler has returned."""
+        ctx = self._ctx()
+        if ctx is None:
+            raise RuntimeError("after_reply() works only inside a handler")
+        ctx.after.append(fn)
 
     def join_room(self, sid, room, namespace=None):
         """Adds socket ``sid`` to ``room`` (the sender: in the reply, applied before its emits)."""
@@ -599,6 +618,17 @@ class Worker:
             return self._on_disconnect(ctx)
         finally:
             self._current.reset(token)
+            if publish is None:
+                self._run_afters(ctx.after)
+            else:  # the consuming loop runs them once it has published (_submit)
+                self._afters.pending = ctx.after
+
+    def _run_afters(self, afters):
+        for fn in afters:
+            try:
+                fn()
+            except Exception:
+                self.logger.exception("after_reply callback %r failed", fn)
 
     def _invoke(self, handler, *args):
         """Calls one application handler (sioc.aio runs coroutines here)."""
@@ -721,7 +751,7 @@ class Worker:
                     if "BUSYGROUP" not in str(exc):
                         raise
             self._cursors = {key: "0" for key in self._leases.held}  # own pending first
-            self._take_over(self._leases.tick(self._stream_busy, force=True))
+            self._take_over(self._tick_leases(force=True))
         else:
             if self._pubsub is not None:
                 self._pubsub.close()
@@ -770,6 +800,25 @@ class Worker:
         self._takeover_hooks.append(hook)
         return hook
 
+    def on_release(self, hook):
+        """Registers ``hook(streams)``, called when this process stops reading streams (given up
+        to another process, or a lease lost): the sockets of those streams are handled
+        elsewhere from now on."""
+        self._release_hooks.append(hook)
+        return hook
+
+    def _tick_leases(self, force=False):
+        """ShardLeases.tick; tells the on_release hooks which streams it gave up or lost."""
+        before = set(self._leases.held)
+        acquired = self._leases.tick(self._stream_busy, force=force)
+        released = sorted(before - self._leases.held)
+        for hook in self._release_hooks if released else ():
+            try:
+                hook(released)
+            except Exception:
+                self.logger.exception("release hook failed")
+        return acquired
+
     def _take_over(self, streams):
         """Streams just leased: their pending entries (whoever read them) are read first."""
         for hook in self._takeover_hooks:
@@ -811,7 +860,7 @@ class Worker:
         return self._poll_pubsub(timeout_ms)
 
     def _poll_stream(self, timeout_ms):
-        acquired = self._leases.tick(self._stream_busy)
+        acquired = self._tick_leases()
         if acquired:
             self._take_over(acquired)
             self.logger.info("leased %s%s", ", ".join(acquired), self._lease_note())
@@ -859,10 +908,13 @@ class Worker:
                 self._busy[key] = self._busy.get(key, 0) + 1
 
         def task():
+            self._afters.pending = []
             try:
                 messages = self._dispatch_safe(entry)
                 if messages or ack is not None:
                     self._publish(messages, ack=ack)
+                afters, self._afters.pending = self._afters.pending, []
+                self._run_afters(afters)
             finally:
                 if key is not None:
                     with self._busy_lock:

@@ -20,7 +20,7 @@ class Packaging(unittest.TestCase):
                                  capture_output=True, text=True, timeout=120, cwd=venv)
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
             check = subprocess.run(
-                [python, "-c", "import sioc, sioc.flask, sioc.aio; "
+                [python, "-c", "import sioc, sioc.flask, sioc.flask_sockets, sioc.aio; "
                                "print(sioc.__version__, sioc.__file__)"],
                 capture_output=True, text=True, timeout=30, cwd=venv)
             self.assertEqual(check.returncode, 0, check.stderr)
