@@ -127,7 +127,8 @@ static void on_listener(void *ctx, bool trouble, const char *what)
 static void link_event(struct broker *b, const char *which, enum redis_link_event ev, const char *detail)
 {
     static const char *const names[] = {"connected", "disconnected", "connect failed", "connect timeout",
-                                        "handshake error", "liveness timeout", "queue full"};
+                                        "handshake error", "liveness timeout", "queue full",
+                                        "slot map", "redirect", "shard channel lost"};
     enum log_level level = ev == REDIS_LINK_EV_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
     log_write(b->log, level, "redis.link", "%s: %s%s%s", which, names[ev], detail ? ": " : "",
               detail ? detail : "");
