@@ -652,6 +652,12 @@ static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel
         c->cfg.on_message_cb(c->cfg.ctx, pattern, channel, payload);
 }
 
+static void node_sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
+                                struct slice payload)
+{
+    sub_message_cb(((struct cnode *)ctx)->c, pattern, channel, payload);
+}
+
 static void home_state_cb(void *ctx, bool up)
 {
     struct redis_cluster *c = ctx;
@@ -720,18 +726,13 @@ static struct redis_link *node_link_new(struct cnode *n, enum redis_link_mode mo
     lc.ctx = n;
     lc.on_room_cb = NULL;
     lc.on_event_cb = node_cmd_event_cb;
-    lc.on_message_cb = sub_message_cb;
+    lc.on_message_cb = node_sub_message_cb;
     lc.liveness_timeout_ms = 0;
     lc.probe_channel = NULL;
     lc.on_state_cb = mode == REDIS_LINK_COMMAND ? node_cmd_state_cb : node_sub_state_cb;
     lc.on_shard_lost_cb = node_shard_lost_cb;
     lc.jitter_seed = c->cfg.jitter_seed + (uint64_t)n->port;
-    if (mode == REDIS_LINK_SUBSCRIBER) {
-        lc.ctx = n;
-        /* messages go to the cluster's owner: sub_message_cb reads the cluster from ctx */
-    }
-    struct redis_link *l = redis_link_new_parsed(c->base, &lc, &url);
-    return l;
+    return redis_link_new_parsed(c->base, &lc, &url);
 }
 
 /* The home (classic subscriptions and the probe) on the master of slot 0. */
