@@ -106,7 +106,8 @@ static bool send_disconnect(struct bk_liveness *l, const struct envelope_up *up)
     struct buf key;
     buf_init(&key, 4096);
     envelope_key_up_stream(&key, b->prefix, up->nsp,
-                           envelope_shard(up->sid.p, up->sid.len, b->upstream_shards));
+                           envelope_shard(up->sid.p, up->sid.len, b->upstream_shards),
+                           b->upstream_shards);
     char maxlen[24];
     snprintf(maxlen, sizeof maxlen, "%llu", (unsigned long long)b->upstream_maxlen);
     const char *argv[6 + 2 * ENVELOPE_MAX_FIELDS];
@@ -269,10 +270,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(forget, sizeof forget, "%u", b->forget_after_ms);
     snprintf(timeout, sizeof timeout, "%u", b->node_timeout_ms);
     snprintf(gap, sizeof gap, "%llu", (unsigned long long)liveness_outage_gap_ms(b));
-    const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, forget,
+    /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
+    const char *argv[] = {"EVAL", bk_script_liveness(), "1", b->prefix, b->prefix, now, forget,
                           LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, gap,
                           l->outage ? "1" : "0"};
-    if (redis_link_command_argv(b->cmd, 11, argv, NULL, 0, check_cb, l) == SIOC_OK) {
+    if (redis_link_command_argv(b->cmd, 12, argv, NULL, 0, check_cb, l) == SIOC_OK) {
         l->checking = true;
         l->check_marks_outage = l->outage;
     }

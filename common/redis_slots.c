@@ -5,6 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/error.h"
+#include "common/redis_proto.h"
+
 uint16_t redis_crc16(const void *data, size_t len)
 {
     const uint8_t *p = data;
@@ -230,4 +233,33 @@ size_t redis_spread_tag(unsigned shard, unsigned nshards, char *out, size_t outl
     }
     out[0] = '\0';
     return 0;
+}
+
+/* ---- cluster key prefixes ---- */
+
+size_t redis_cluster_prefix(const char *prefix, char *out, size_t outlen)
+{
+    size_t n = strlen(prefix);
+    if (n == 0 || strpbrk(prefix, "{}") != NULL || n + 3 > outlen)
+        return 0;
+    out[0] = '{';
+    memcpy(out + 1, prefix, n);
+    out[n + 1] = '}';
+    out[n + 2] = '\0';
+    return n + 2;
+}
+
+bool redis_prefix_is_cluster(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return n >= 3 && prefix[0] == '{' && prefix[n - 1] == '}' &&
+           strpbrk(prefix + 1, "{") == NULL && memchr(prefix, '}', n - 1) == NULL;
+}
+
+const char *redis_key_prefix_for(const char *url, const char *prefix, char *buf, size_t buflen)
+{
+    struct redis_url u;
+    if (url == NULL || redis_url_parse(url, &u) != SIOC_OK || !u.cluster)
+        return prefix;
+    return redis_cluster_prefix(prefix, buf, buflen) != 0 ? buf : NULL;
 }

@@ -92,4 +92,21 @@ int redis_slot_map_owner(const struct redis_slot_map *map, unsigned slot);
  * (at most 16 bytes) to out; returns its length, or 0 for bad arguments or a too small buffer. */
 size_t redis_spread_tag(unsigned shard, unsigned nshards, char *out, size_t outlen);
 
+/* Key prefixes on a cluster (docs/contracts.md "Redis Cluster"): a process on a cluster uses
+ * `{P}` wherever DESIGN.md §3 says P, so the registry, heartbeats, the mirror and the broker's
+ * state share one slot (the broker's scripts touch them together); only the upstream streams
+ * leave it (envelope_key_up_stream). Writes "{prefix}" to out; returns its length, or 0 when
+ * prefix is empty, holds '{' or '}', or out is too small. */
+size_t redis_cluster_prefix(const char *prefix, char *out, size_t outlen);
+
+/* The key prefix a process uses with the Redis URL `url`: `prefix` itself for a single Redis,
+ * "{prefix}" (written to buf) for a redis[s]-cluster:// URL. NULL when the prefix cannot be
+ * used on a cluster (empty, or holds '{' or '}': say "key-prefix: must not contain { or } on a
+ * Redis Cluster") or buf is too small. An invalid URL gives `prefix` (the URL is refused
+ * elsewhere). */
+const char *redis_key_prefix_for(const char *url, const char *prefix, char *buf, size_t buflen);
+
+/* True for a prefix made by redis_cluster_prefix ("{...}"). */
+bool redis_prefix_is_cluster(const char *prefix);
+
 #endif

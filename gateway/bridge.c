@@ -332,7 +332,7 @@ static int write_entry(struct bridge *b, const struct envelope_up *up)
             return r;
         }
         uint32_t shard = envelope_shard(up->sid.p, up->sid.len, b->shards);
-        envelope_key_up_stream(&b->key, b->prefix, up->nsp, shard);
+        envelope_key_up_stream(&b->key, b->prefix, up->nsp, shard, b->shards);
         if (b->key.err != SIOC_OK) {
             drop_entry(b, b->key.err, "stream key");
             return b->key.err;

@@ -140,7 +140,8 @@ static void test_spread_tags(void)
         }
     }
     /* stable names: what the Python SDK computes too (sdk/python/sioc/cluster_keys.py) */
-    CHECK(redis_spread_tag(0, 3, tag, sizeof tag) > 0);
+    CHECK(redis_spread_tag(0, 3, tag, sizeof tag) == 3 && strcmp(tag, "0.1") == 0);
+    CHECK(redis_spread_tag(3, 4, tag, sizeof tag) == 3 && strcmp(tag, "3.3") == 0);
     char again[32];
     CHECK(redis_spread_tag(0, 3, again, sizeof again) > 0 && strcmp(tag, again) == 0);
     CHECK(redis_spread_tag(3, 3, tag, sizeof tag) == 0);
@@ -150,6 +151,25 @@ static void test_spread_tags(void)
     CHECK(redis_key_slot(tag, strlen(tag)) == 16383);
 }
 
+static void test_cluster_prefix(void)
+{
+    char buf[32];
+    CHECK(redis_cluster_prefix("sioc", buf, sizeof buf) == 6 && strcmp(buf, "{sioc}") == 0);
+    CHECK(redis_cluster_prefix("a{b", buf, sizeof buf) == 0);
+    CHECK(redis_cluster_prefix("", buf, sizeof buf) == 0);
+    CHECK(redis_cluster_prefix("sioc", buf, 6) == 0);
+    CHECK(redis_prefix_is_cluster("{sioc}") && !redis_prefix_is_cluster("sioc"));
+    CHECK(!redis_prefix_is_cluster("{}") && !redis_prefix_is_cluster("{a}b}"));
+    const char *p = redis_key_prefix_for("redis://h:1", "sioc", buf, sizeof buf);
+    CHECK(p != NULL && strcmp(p, "sioc") == 0);
+    p = redis_key_prefix_for("redis-cluster://h:1,h:2", "sioc", buf, sizeof buf);
+    CHECK(p == buf && strcmp(p, "{sioc}") == 0);
+    CHECK(redis_key_prefix_for("rediss-cluster://h:1", "x{y}", buf, sizeof buf) == NULL);
+    /* every key of the registry group shares the slot of the prefix's tag */
+    CHECK(slot_of("{sioc}:registry") == slot_of("{sioc}:sid:abc") &&
+          slot_of("{sioc}:bk:lost") == slot_of("{sioc}") && slot_of("{sioc}") == slot_of("sioc"));
+}
+
 int main(void)
 {
     RUN(test_key_slots);
@@ -157,5 +177,6 @@ int main(void)
     RUN(test_routes);
     RUN(test_slot_map);
     RUN(test_spread_tags);
+    RUN(test_cluster_prefix);
     return test_summary("test_redis_slots");
 }
