@@ -143,7 +143,7 @@ static void test_spread_tags(void)
     CHECK(redis_spread_tag(0, 3, tag, sizeof tag) == 3 && strcmp(tag, "0.1") == 0);
     CHECK(redis_spread_tag(3, 4, tag, sizeof tag) == 3 && strcmp(tag, "3.3") == 0);
     char again[32];
-    CHECK(redis_spread_tag(0, 3, again, sizeof again) > 0 && strcmp(tag, again) == 0);
+    CHECK(redis_spread_tag(0, 3, again, sizeof again) > 0 && strcmp(again, "0.1") == 0);
     CHECK(redis_spread_tag(3, 3, tag, sizeof tag) == 0);
     CHECK(redis_spread_tag(0, 0, tag, sizeof tag) == 0);
     CHECK(redis_spread_tag(0, 1, tag, 8) == 0);
