@@ -23,6 +23,8 @@ import ssl
 import redis as redis_lib
 from redis.connection import Connection, SSLConnection
 
+from .cluster_keys import is_cluster_url, parse_cluster_url
+
 TLS_OPTIONS = ("ca", "cert", "key", "server_name", "insecure")
 
 
@@ -69,10 +71,35 @@ def tls_settings(**given):
     return out
 
 
+def _cluster_client(url, settings, logger):
+    """A redis.cluster.RedisCluster for a redis[s]-cluster:// seed list (cluster_keys)."""
+    from redis.cluster import ClusterNode, RedisCluster
+    seeds, username, password, tls = parse_cluster_url(url)
+    kwargs = {"startup_nodes": [ClusterNode(h, p) for h, p in seeds], "username": username,
+              "password": password}
+    if tls:
+        if bool(settings["cert"]) != bool(settings["key"]):
+            raise ValueError("redis_tls_cert and redis_tls_key go together")
+        kwargs.update(ssl=True, ssl_ca_certs=settings["ca"], ssl_certfile=settings["cert"],
+                      ssl_keyfile=settings["key"],
+                      ssl_cert_reqs="none" if settings["insecure"] else "required")
+        if settings["insecure"]:
+            (logger or logging.getLogger("sioc")).warning(
+                "redis_tls_insecure: Redis's certificate and name are NOT verified")
+    else:
+        given = [n for n in TLS_OPTIONS if settings[n]]
+        if given:
+            raise ValueError("redis_tls_%s needs a rediss-cluster:// URL" % given[0])
+    return RedisCluster(**kwargs)
+
+
 def client_from_url(url, logger=None, **tls):
-    """A redis.Redis for ``url`` (redis:// or rediss://) with the TLS settings of ``tls``
-    (``redis_tls_ca=...`` and so on; unset ones come from the environment)."""
+    """A redis.Redis for ``url`` (redis:// or rediss://), or a redis.cluster.RedisCluster for
+    ``redis-cluster://host:port[,host:port...]`` (``rediss-cluster://``), with the TLS settings of
+    ``tls`` (``redis_tls_ca=...`` and so on; unset ones come from the environment)."""
     settings = tls_settings(**tls)
+    if is_cluster_url(url):
+        return _cluster_client(url, settings, logger)
     if not url.startswith("rediss://"):
         given = [n for n in TLS_OPTIONS if settings[n]]
         if given:
