@@ -68,11 +68,15 @@ static inline int rct_free_port(void)
     return 0;
 }
 
+/* cluster_state:ok, and a replica's link to its master is up */
 static inline bool rct_node_ok(int port)
 {
     char out[4096];
-    return rct_sh(out, sizeof out, "redis-cli -p %d cluster info 2>/dev/null", port) == 0 &&
-           strstr(out, "cluster_state:ok") != NULL;
+    if (rct_sh(out, sizeof out, "redis-cli -p %d cluster info 2>/dev/null", port) != 0 ||
+        strstr(out, "cluster_state:ok") == NULL)
+        return false;
+    return rct_sh(out, sizeof out, "redis-cli -p %d info replication 2>/dev/null", port) == 0 &&
+           (strstr(out, "role:slave") == NULL || strstr(out, "master_link_status:up") != NULL);
 }
 
 /* Every running node reports cluster_state:ok and the same view of slot 0..16383 coverage. */
@@ -113,7 +117,9 @@ static inline int redis_cluster_test_start(struct redis_cluster_test *t)
         snprintf(t->conf[i], sizeof t->conf[i], "%s/nodes-%d.conf", t->dir, i);
         const char *a[] = {"--cluster-enabled", "yes", "--cluster-config-file", t->conf[i],
                            "--cluster-node-timeout", RCT_NODE_TIMEOUT, "--dir", t->dir,
-                           "--cluster-require-full-coverage", "yes", NULL};
+                           "--cluster-require-full-coverage", "yes",
+                           /* replicas sync at once: one that never synced cannot fail over */
+                           "--repl-diskless-sync-delay", "0", NULL};
         memcpy(t->args[i], a, sizeof a);
         s->extra_args = t->args[i];
         int started = -1;

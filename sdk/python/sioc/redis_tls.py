@@ -90,7 +90,32 @@ def _cluster_client(url, settings, logger):
         given = [n for n in TLS_OPTIONS if settings[n]]
         if given:
             raise ValueError("redis_tls_%s needs a rediss-cluster:// URL" % given[0])
-    return RedisCluster(**kwargs)
+    client = RedisCluster(**kwargs)
+    _survive_topology_changes(client)
+    return client
+
+
+class _Shared:
+    """A callable that deepcopy leaves alone (see _survive_topology_changes)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _survive_topology_changes(client):
+    """redis-py 4.3 (Debian's python3-redis) deep-copies its connection arguments to reach a node
+    it has no connection to yet (a promoted replica after a failover), and those hold a bound
+    method of the client, whose locks cannot be copied: every reconnection then fails with
+    "cannot pickle '_thread.lock' object". The method is shared instead of copied."""
+    kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None)
+    if kwargs is not None and callable(kwargs.get("redis_connect_func")):
+        kwargs["redis_connect_func"] = _Shared(kwargs["redis_connect_func"])
 
 
 def client_from_url(url, logger=None, **tls):

@@ -69,7 +69,9 @@ export async function startRedisCluster() {
         "redis-server",
         ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
           "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${i}.conf`),
-          "--cluster-node-timeout", String(NODE_TIMEOUT_MS), "--dir", dir],
+          "--cluster-node-timeout", String(NODE_TIMEOUT_MS), "--dir", dir,
+          // replicas sync at once (the default waits 5 s): a replica that never synced cannot fail over
+          "--repl-diskless-sync-delay", "0"],
         { stdio: "ignore" },
       );
       const exited = new Promise((r) => child.on("exit", r));
@@ -130,13 +132,15 @@ export async function startRedisCluster() {
     node(port) {
       return nodes.find((n) => n.port === port);
     },
+    // every live node says cluster_state:ok and every live replica's link to its master is up
     async waitOk(ms = 20000) {
       const deadline = Date.now() + ms;
       for (;;) {
         let ok = true;
         for (const n of nodes.filter((x) => x.alive)) {
           const info = await cli(n.port, "cluster", "info").catch(() => "");
-          if (!info.includes("cluster_state:ok")) ok = false;
+          const repl = await cli(n.port, "info", "replication").catch(() => "");
+          if (!info.includes("cluster_state:ok") || (repl.includes("role:slave") && !repl.includes("master_link_status:up"))) ok = false;
         }
         if (ok) return;
         if (Date.now() > deadline) throw new Error("cluster_state:ok not reached");
