@@ -303,8 +303,9 @@ static struct cnode *node_find(struct redis_cluster *c, const char *host, int po
     return NULL;
 }
 
-/* The cnode of host:port with its command link, made if needed; NULL when out of memory/room. */
-static struct cnode *node_get(struct redis_cluster *c, const char *host, int port)
+/* The cnode of host:port, made if needed, with its command link when `with_cmd` (a subscriber
+ * cluster needs one only to ask for the map); NULL when out of memory/room. */
+static struct cnode *node_get(struct redis_cluster *c, const char *host, int port, bool with_cmd)
 {
     struct cnode *n = node_find(c, host, port);
     if (n == NULL) {
@@ -317,9 +318,9 @@ static struct cnode *node_get(struct redis_cluster *c, const char *host, int por
         c->nodes[c->nnodes++] = n;
         remember_addr(c, host, port);
     }
-    if (n->cmd == NULL)
+    if (with_cmd && n->cmd == NULL)
         n->cmd = node_link_new(n, REDIS_LINK_COMMAND);
-    return n->cmd != NULL ? n : NULL;
+    return !with_cmd || n->cmd != NULL ? n : NULL;
 }
 
 static void node_free(struct cnode *n)
@@ -450,7 +451,7 @@ static bool follow_redirect(struct redis_cluster *c, struct ccmd *m, struct cnod
         return false;
     if (rd.host[0] == '\0') /* "MOVED 12 :6380": the same host as the node that answered */
         snprintf(rd.host, sizeof(rd.host), "%s", from->host);
-    struct cnode *to = node_get(c, rd.host, rd.port);
+    struct cnode *to = node_get(c, rd.host, rd.port, true);
     if (to == NULL)
         return false;
     m->redirects++;
@@ -562,7 +563,8 @@ static void install_map(struct redis_cluster *c)
     c->stats.slot_map_loads++;
     for (unsigned i = 0; i < c->map.nnodes; i++) {
         remember_addr(c, c->map.nodes[i].host, c->map.nodes[i].port);
-        c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port);
+        c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
+                                  c->cfg.mode == REDIS_LINK_COMMAND);
     }
     if (changed) {
         char detail[96];
@@ -601,7 +603,7 @@ static struct cnode *refresh_target(struct redis_cluster *c)
             return c->nodes[i];
     for (size_t tries = 0; tries < c->naddrs; tries++) {
         size_t i = c->addr_next++ % c->naddrs;
-        struct cnode *n = node_get(c, c->addrs[i].host, c->addrs[i].port);
+        struct cnode *n = node_get(c, c->addrs[i].host, c->addrs[i].port, true);
         if (n != NULL)
             return n;
     }
@@ -819,7 +821,8 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     if (c->map_loaded)
         for (unsigned i = 0; i < c->map.nnodes; i++)
             if (c->by_index[i] == NULL)
-                c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port);
+                c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
+                                  c->cfg.mode == REDIS_LINK_COMMAND);
     /* redirected and retried commands go first, in the order they were answered */
     for (struct ccmd *m = c->requeue.head; m != NULL; m = m->next) {
         m->qnode = route_node(c, m);
