@@ -72,8 +72,8 @@ static bool parse_hostport(struct redis_url *out, size_t *used, const char *s, s
     if (host_end == host ||
         (seed->host = url_store(out, used, host, (size_t)(host_end - host), false)) == NULL)
         return false;
-    return p >= end || (*p == ':' && parse_decimal(p + 1, (size_t)(end - p - 1), 1, 65535,
-                                                   &seed->port));
+    return p >= end ||
+           (*p == ':' && parse_decimal(p + 1, (size_t)(end - p - 1), 1, 65535, &seed->port));
 }
 
 /* The scheme of `url`: sets tls/cluster and returns what follows "://", or NULL. */
@@ -176,12 +176,11 @@ int redis_url_node(const struct redis_url *src, const char *host, int port, stru
     memset(out, 0, sizeof(*out));
     size_t used = 0;
     out->tls = src->tls;
-    if (src->user != NULL && (out->user = url_store(out, &used, src->user, strlen(src->user),
-                                                     false)) == NULL)
+    if (src->user != NULL &&
+        (out->user = url_store(out, &used, src->user, strlen(src->user), false)) == NULL)
         return SIOC_EINVAL;
-    if (src->password != NULL &&
-        (out->password = url_store(out, &used, src->password, strlen(src->password), false)) ==
-            NULL)
+    if (src->password != NULL && (out->password = url_store(out, &used, src->password,
+                                                            strlen(src->password), false)) == NULL)
         return SIOC_EINVAL;
     if (host == NULL || host[0] == '\0' || port < 1 || port > 65535 ||
         (out->host = url_store(out, &used, host, strlen(host), false)) == NULL)

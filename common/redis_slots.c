@@ -252,8 +252,8 @@ size_t redis_cluster_prefix(const char *prefix, char *out, size_t outlen)
 bool redis_prefix_is_cluster(const char *prefix)
 {
     size_t n = strlen(prefix);
-    return n >= 3 && prefix[0] == '{' && prefix[n - 1] == '}' &&
-           strpbrk(prefix + 1, "{") == NULL && memchr(prefix, '}', n - 1) == NULL;
+    return n >= 3 && prefix[0] == '{' && prefix[n - 1] == '}' && strpbrk(prefix + 1, "{") == NULL &&
+           memchr(prefix, '}', n - 1) == NULL;
 }
 
 const char *redis_key_prefix_for(const char *url, const char *prefix, char *buf, size_t buflen)

@@ -21,8 +21,8 @@
 #include "common/error.h"
 #include "common/redis_slots.h"
 
-#define MAX_NODES 256  /* cnodes alive at once (masters, seeds, redirect targets) */
-#define MAX_ADDRS 512  /* addresses remembered for CLUSTER SLOTS (seeds, masters, replicas) */
+#define MAX_NODES 256 /* cnodes alive at once (masters, seeds, redirect targets) */
+#define MAX_ADDRS 512 /* addresses remembered for CLUSTER SLOTS (seeds, masters, replicas) */
 
 struct cnode;
 
@@ -428,8 +428,8 @@ static void flush_queue(struct redis_cluster *c)
             break;
         }
     }
-    if (c->room_wanted && c->queue.head == NULL && cluster_up(c) &&
-        c->cfg.on_room_cb != NULL && !c->freeing) {
+    if (c->room_wanted && c->queue.head == NULL && cluster_up(c) && c->cfg.on_room_cb != NULL &&
+        !c->freeing) {
         c->room_wanted = false;
         c->cfg.on_room_cb(c->cfg.ctx);
     }
@@ -553,7 +553,8 @@ static bool parse_slots(struct redis_cluster *c, const redisReply *r, const stru
 
 static void install_map(struct redis_cluster *c)
 {
-    bool changed = !c->map_loaded || memcmp(c->map.owner, c->next.owner, sizeof(c->map.owner)) != 0 ||
+    bool changed = !c->map_loaded ||
+                   memcmp(c->map.owner, c->next.owner, sizeof(c->map.owner)) != 0 ||
                    c->map.nnodes != c->next.nnodes;
     for (unsigned i = 0; !changed && i < c->map.nnodes; i++)
         changed = c->map.nodes[i].port != c->next.nodes[i].port ||
@@ -617,7 +618,8 @@ static void refresh_start(struct redis_cluster *c)
     c->refresh_wanted = false;
     struct cnode *n = refresh_target(c);
     const char *argv[2] = {"CLUSTER", "SLOTS"};
-    if (n == NULL || redis_link_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
+    if (n == NULL ||
+        redis_link_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
         c->refresh_wanted = true;
         struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_CLUSTER_REFRESH_MS * 1000};
         evtimer_add(c->refresh_timer, &tv);
@@ -703,7 +705,8 @@ static void node_shard_lost_cb(void *ctx, struct slice channel, const char *erro
                  (const char *)channel.p);
     } else {
         struct redis_redirect rd;
-        if (error != NULL && redis_redirect_parse(error, strlen(error), &rd) == REDIS_REDIRECT_MOVED &&
+        if (error != NULL &&
+            redis_redirect_parse(error, strlen(error), &rd) == REDIS_REDIRECT_MOVED &&
             rd.host[0] != '\0') {
             int idx = redis_slot_map_assign(&c->map, rd.slot, rd.slot, rd.host, rd.port);
             if (idx >= 0)
@@ -822,7 +825,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
         for (unsigned i = 0; i < c->map.nnodes; i++)
             if (c->by_index[i] == NULL)
                 c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
-                                  c->cfg.mode == REDIS_LINK_COMMAND);
+                                          c->cfg.mode == REDIS_LINK_COMMAND);
     /* redirected and retried commands go first, in the order they were answered */
     for (struct ccmd *m = c->requeue.head; m != NULL; m = m->next) {
         m->qnode = route_node(c, m);
@@ -865,7 +868,8 @@ static bool cluster_up(const struct redis_cluster *c)
 
 /* ---- public ---- */
 
-struct redis_cluster *redis_cluster_new(struct event_base *base, const struct redis_link_config *cfg,
+struct redis_cluster *redis_cluster_new(struct event_base *base,
+                                        const struct redis_link_config *cfg,
                                         const struct redis_url *url)
 {
     if (!url->cluster || (url->tls && cfg->tls == NULL))
@@ -1044,7 +1048,8 @@ int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *co
         c->room_wanted = true;
         if (!c->full_reported) {
             c->full_reported = true;
-            emit_event(c, REDIS_LINK_EV_QUEUE_FULL, "redis cluster queue full while a master is away");
+            emit_event(c, REDIS_LINK_EV_QUEUE_FULL,
+                       "redis cluster queue full while a master is away");
         }
         return SIOC_ETOOBIG;
     }

@@ -25,16 +25,17 @@
 #include "common/net/redis_link.h"
 #include "common/redis_proto.h"
 
-#define REDIS_CLUSTER_REFRESH_MS 250u  /* map refresh period while waiting for an owner */
-#define REDIS_CLUSTER_MAX_REDIRECTS 5  /* MOVED/ASK per command before its error is returned */
-#define REDIS_CLUSTER_MAX_TRYAGAIN 40  /* TRYAGAIN/CLUSTERDOWN/LOADING retries per command */
+#define REDIS_CLUSTER_REFRESH_MS 250u /* map refresh period while waiting for an owner */
+#define REDIS_CLUSTER_MAX_REDIRECTS 5 /* MOVED/ASK per command before its error is returned */
+#define REDIS_CLUSTER_MAX_TRYAGAIN 40 /* TRYAGAIN/CLUSTERDOWN/LOADING retries per command */
 
 struct redis_cluster;
 
 /* `url` is a cluster URL (url->cluster); `self` is the redis_link handle owners hold (passed
  * to nothing, kept for symmetry of logging). Returns NULL when out of memory or when a rediss
  * URL comes without cfg->tls. */
-struct redis_cluster *redis_cluster_new(struct event_base *base, const struct redis_link_config *cfg,
+struct redis_cluster *redis_cluster_new(struct event_base *base,
+                                        const struct redis_link_config *cfg,
                                         const struct redis_url *url);
 void redis_cluster_free(struct redis_cluster *c);
 bool redis_cluster_connected(const struct redis_cluster *c);

@@ -529,7 +529,8 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_li
     return redis_link_new_parsed(base, cfg, &url);
 }
 
-struct redis_link *redis_link_new_parsed(struct event_base *base, const struct redis_link_config *cfg,
+struct redis_link *redis_link_new_parsed(struct event_base *base,
+                                         const struct redis_link_config *cfg,
                                          const struct redis_url *url)
 {
     if (url->tls && cfg->tls == NULL)
@@ -889,8 +890,8 @@ static void send_one(struct redis_link *l, const char *verb, const char *name);
 
 static void resubscribe(struct redis_link *l)
 {
-    l->confirms_due = l->channels.count + (l->probe_channel != NULL) + l->patterns.count +
-                      l->shards.count;
+    l->confirms_due =
+        l->channels.count + (l->probe_channel != NULL) + l->patterns.count + l->shards.count;
     send_sub_command(l, "SUBSCRIBE", &l->channels, l->probe_channel);
     if (l->ready)
         send_sub_command(l, "PSUBSCRIBE", &l->patterns, NULL);

@@ -45,11 +45,11 @@ enum redis_link_event {
     REDIS_LINK_EV_QUEUE_FULL,       /* a command was refused (SIOC_ETOOBIG); once per outage */
     /* cluster links only (detail says what happened, e.g. "3 masters, 16384 slots" or
      * "MOVED 3999 127.0.0.1:7002"): */
-    REDIS_LINK_EV_SLOT_MAP,         /* a new slot map was loaded (CLUSTER SLOTS) */
-    REDIS_LINK_EV_REDIRECT,         /* a MOVED redirection (slot moved / failover) was followed */
-    REDIS_LINK_EV_SHARD_LOST,       /* subscriber: Redis dropped or refused a shard channel (its
-                                     * slot moved, "MOVED ..."): it is being re-subscribed at the
-                                     * slot's owner; detail: the channel or the error */
+    REDIS_LINK_EV_SLOT_MAP,   /* a new slot map was loaded (CLUSTER SLOTS) */
+    REDIS_LINK_EV_REDIRECT,   /* a MOVED redirection (slot moved / failover) was followed */
+    REDIS_LINK_EV_SHARD_LOST, /* subscriber: Redis dropped or refused a shard channel (its
+                               * slot moved, "MOVED ..."): it is being re-subscribed at the
+                               * slot's owner; detail: the channel or the error */
 };
 
 /* Reply callback. `reply` (NULL unless result == REDIS_LINK_REPLY) is valid only during the call.
@@ -119,9 +119,9 @@ struct redis_link_stats {
     uint64_t commands_retried;  /* REDIS_LINK_RETRY commands re-queued after a drop */
     uint64_t messages_received; /* message/pmessage pushes, the probe included */
     uint64_t liveness_timeouts;
-    uint64_t redirects;         /* cluster: MOVED and ASK followed */
-    uint64_t slot_map_loads;    /* cluster: slot maps loaded */
-    size_t queue_bytes; /* currently queued */
+    uint64_t redirects;      /* cluster: MOVED and ASK followed */
+    uint64_t slot_map_loads; /* cluster: slot maps loaded */
+    size_t queue_bytes;      /* currently queued */
     size_t queue_commands;
 };
 
@@ -132,7 +132,8 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_li
 
 /* As redis_link_new with cfg->url already parsed (cfg->url is ignored): for redis_cluster, which
  * makes one plain link per master from its seed URL (redis_url_node). */
-struct redis_link *redis_link_new_parsed(struct event_base *base, const struct redis_link_config *cfg,
+struct redis_link *redis_link_new_parsed(struct event_base *base,
+                                         const struct redis_link_config *cfg,
                                          const struct redis_url *url);
 
 /* True for a redis[s]-cluster:// link. */

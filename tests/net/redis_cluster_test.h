@@ -15,7 +15,8 @@
 #include "tests/net/redis_test_server.h"
 
 #define RCT_NODES 6
-#define RCT_NODE_TIMEOUT "1000" /* cluster-node-timeout (ms): how soon a dead master is failed over */
+#define RCT_NODE_TIMEOUT                                                                           \
+    "1000" /* cluster-node-timeout (ms): how soon a dead master is failed over */
 
 struct redis_cluster_test {
     struct redis_test_server nodes[RCT_NODES];
@@ -135,7 +136,8 @@ static inline int redis_cluster_test_start(struct redis_cluster_test *t)
     }
     char out[8192];
     if (rct_sh(out, sizeof out,
-               "redis-cli --cluster create%s --cluster-replicas 1 --cluster-yes 2>&1", hosts) != 0 ||
+               "redis-cli --cluster create%s --cluster-replicas 1 --cluster-yes 2>&1",
+               hosts) != 0 ||
         !rct_wait_ok(t, 20000)) {
         fprintf(stderr, "redis cluster create failed: %s\n", out);
         redis_cluster_test_stop(t);
@@ -185,8 +187,8 @@ static inline int rct_slot_master(struct redis_cluster_test *t, unsigned slot, i
     int master_port = 0;
     for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         char id[64], addr[128], flags[128];
-        if (sscanf(line, "%63s %127s %127s", id, addr, flags) != 3 || strstr(flags, "master") == NULL ||
-            strstr(flags, "fail") != NULL)
+        if (sscanf(line, "%63s %127s %127s", id, addr, flags) != 3 ||
+            strstr(flags, "master") == NULL || strstr(flags, "fail") != NULL)
             continue;
         /* fields 9.. are slot ranges "a-b" or "a" */
         char *p = line;

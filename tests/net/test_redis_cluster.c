@@ -46,13 +46,16 @@ static void obs_event_cb(void *ctx, enum redis_link_event ev, const char *detail
     o->shard_lost += ev == REDIS_LINK_EV_SHARD_LOST;
 }
 
-static void obs_message_cb(void *ctx, struct slice pattern, struct slice channel, struct slice payload)
+static void obs_message_cb(void *ctx, struct slice pattern, struct slice channel,
+                           struct slice payload)
 {
     struct obs *o = ctx;
     (void)pattern;
     o->messages++;
-    snprintf(o->last_channel, sizeof o->last_channel, "%.*s", (int)channel.len, (const char *)channel.p);
-    snprintf(o->last_payload, sizeof o->last_payload, "%.*s", (int)payload.len, (const char *)payload.p);
+    snprintf(o->last_channel, sizeof o->last_channel, "%.*s", (int)channel.len,
+             (const char *)channel.p);
+    snprintf(o->last_payload, sizeof o->last_payload, "%.*s", (int)payload.len,
+             (const char *)payload.p);
 }
 
 static struct redis_link *link_new(enum redis_link_mode mode, struct obs *o, const char *probe)
@@ -124,7 +127,8 @@ static bool run_until_answered(const struct replies *rp, int total, int timeout_
     return loop_wait_until(base, all_answered, &w, timeout_ms);
 }
 
-static int cmd(struct redis_link *l, struct replies *rp, unsigned flags, int argc, const char **argv)
+static int cmd(struct redis_link *l, struct replies *rp, unsigned flags, int argc,
+               const char **argv)
 {
     return redis_link_command_argv(l, argc, argv, NULL, flags, reply_cb, rp);
 }
@@ -169,7 +173,8 @@ static void test_routing(void)
     for (int i = 0; i < 60; i += 7) {
         int m = rct_slot_master(&cluster, redis_key_slot(keys[i], strlen(keys[i])), NULL);
         snprintf(args, sizeof args, "get %s", keys[i]);
-        CHECK(rct_cli(m, out, sizeof out, args) == 0 && strncmp(out, keys[i], strlen(keys[i])) == 0);
+        CHECK(rct_cli(m, out, sizeof out, args) == 0 &&
+              strncmp(out, keys[i], strlen(keys[i])) == 0);
     }
     struct redis_link_stats st;
     redis_link_get_stats(l, &st);
@@ -253,7 +258,8 @@ static void test_sharded_pubsub(void)
     CHECK(cmd(pub, &rp, 0, 3, spub) == SIOC_OK);
     CHECK(run_until_answered(&rp, 1, 5000) && rp.ok == 1);
     loop_run_for(base, 200);
-    CHECK(so.messages == 1 && strcmp(so.last_channel, ch) == 0 && strcmp(so.last_payload, "hello") == 0);
+    CHECK(so.messages == 1 && strcmp(so.last_channel, ch) == 0 &&
+          strcmp(so.last_payload, "hello") == 0);
     const char *cpub[] = {"PUBLISH", "classic-ch", "c1"};
     CHECK(cmd(pub, &rp, 0, 3, cpub) == SIOC_OK);
     CHECK(run_until_answered(&rp, 2, 5000));
@@ -278,7 +284,8 @@ static void test_sharded_pubsub(void)
     }
     CHECK(so.messages > got && strcmp(so.last_payload, "after-move") == 0);
     CHECK(so.shard_lost >= 1);
-    printf("sharded subscription back after its slot moved: %lld ms\n", redis_test_now_ms() - moved);
+    printf("sharded subscription back after its slot moved: %lld ms\n",
+           redis_test_now_ms() - moved);
     redis_link_free(sub);
     redis_link_free(pub);
 }
@@ -306,7 +313,8 @@ static void run_under_failover(struct redis_link *l, struct obs *o, bool kill9)
     if (kill9)
         redis_test_server_stop(rct_node(&cluster, master));
     else
-        CHECK(rct_cli(replica, out, sizeof out, "cluster failover") == 0 && strncmp(out, "OK", 2) == 0);
+        CHECK(rct_cli(replica, out, sizeof out, "cluster failover") == 0 &&
+              strncmp(out, "OK", 2) == 0);
     /* keep sending during the failover, every 20 ms for at most 15 s until one is answered */
     while (redis_test_now_ms() - t0 < 15000 && rp.first_ok_ms == 0) {
         const char *argv[] = {"RPUSH", key, "x"};
@@ -319,7 +327,8 @@ static void run_under_failover(struct redis_link *l, struct obs *o, bool kill9)
     if (rp.errors > 0)
         fprintf(stderr, "last error: %s\n", rp.last_error);
     printf("%s: writes answered again after %lld ms (%d commands, %d queued or retried)\n",
-           kill9 ? "kill -9 of a master" : "CLUSTER FAILOVER", rp.first_ok_ms - t0, sent, sent - 20);
+           kill9 ? "kill -9 of a master" : "CLUSTER FAILOVER", rp.first_ok_ms - t0, sent,
+           sent - 20);
     struct replies len = {0};
     const char *llen[] = {"LLEN", key};
     CHECK(cmd(l, &len, 0, 2, llen) == SIOC_OK && run_until_answered(&len, 1, 5000));

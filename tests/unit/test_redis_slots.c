@@ -19,11 +19,11 @@ static void test_key_slots(void)
     CHECK(slot_of("bar") == 5061);
     CHECK(slot_of("user1000") == 3443);
     CHECK(slot_of("{user1000}.following") == 3443);
-    CHECK(slot_of("foo{}{bar}") == 8363);     /* an empty tag: the whole key */
-    CHECK(slot_of("foo{{bar}}zap") == 4015);  /* the tag is "{bar" */
-    CHECK(slot_of("foo{bar}{zap}") == 5061);  /* the first tag only */
+    CHECK(slot_of("foo{}{bar}") == 8363);    /* an empty tag: the whole key */
+    CHECK(slot_of("foo{{bar}}zap") == 4015); /* the tag is "{bar" */
+    CHECK(slot_of("foo{bar}{zap}") == 5061); /* the first tag only */
     CHECK(slot_of("{}") == 15257);
-    CHECK(slot_of("a{b") == 13340);           /* no closing brace: the whole key */
+    CHECK(slot_of("a{b") == 13340); /* no closing brace: the whole key */
     CHECK(slot_of("") == 0);
     CHECK(slot_of("sioc:up:/:{0.3}") == 9852);
     CHECK(redis_key_slot("x{a\0b}", 6) == redis_key_slot("a\0b", 3)); /* binary-safe */
@@ -41,10 +41,10 @@ static void test_redirects(void)
     static const char bare[] = "MOVED 0 :6380"; /* the node does not know its own address */
     CHECK(redis_redirect_parse(bare, strlen(bare), &r) == REDIS_REDIRECT_MOVED);
     CHECK(r.host[0] == '\0' && r.port == 6380 && r.slot == 0);
-    static const char *const bad[] = {"MOVED 16384 h:1", "MOVED x h:1",  "MOVED 1 h:0",
-                                      "MOVED 1 h:65536", "MOVED 1 h",    "MOVED 1",
+    static const char *const bad[] = {"MOVED 16384 h:1", "MOVED x h:1",     "MOVED 1 h:0",
+                                      "MOVED 1 h:65536", "MOVED 1 h",       "MOVED 1",
                                       "ASK  1 h:1",      "ERR MOVED 1 h:1", "TRYAGAIN x",
-                                      "MOVED 1 h:1x",    "moved 1 h:1",  ""};
+                                      "MOVED 1 h:1x",    "moved 1 h:1",     ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(redis_redirect_parse(bad[i], strlen(bad[i]), &r) == REDIS_REDIRECT_NONE);
     char longhost[400] = "MOVED 1 ";
