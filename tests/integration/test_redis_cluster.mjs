@@ -38,7 +38,7 @@ const broker = await startServer(BROKER, ["--redis", url, "--upstream-shards", S
   "--node-timeout", "4000", "--log-level", "info"]);
 started.push(broker.pid);
 const worker = await startProcess("/usr/bin/python3", ["tests/integration/worker.py", "--redis", url, "--namespaces", "/",
-  "--shards", String(SHARDS)], "worker ready");
+  "--shards", String(SHARDS), "--log-level", "CRITICAL"], "worker ready"); // stderr quiet: stdout lines stay whole
 started.push(worker.pid);
 
 const waitFor = (what, fn, ms = 10000) => until(what, fn, ms, { every: 50 });
@@ -56,7 +56,7 @@ async function connect(port) {
   return s;
 }
 function ack(s, event, ...args) {
-  return within(20000, new Promise((r) => s.emit(event, ...args, (...got) => r(got))), `${event} ack`);
+  return within(12000, new Promise((r) => s.emit(event, ...args, (...got) => r(got))), `${event} ack`);
 }
 
 // the three streams of namespace "/" (docs/contracts.md "Redis Cluster")
@@ -114,8 +114,23 @@ test("the broker mirrors the registry into {sioc}:* keys of one slot; its emit A
     [a, b].every((s) => s.got.some((e) => e[0] === "news" && e[1] === "from broker")));
 });
 
-// Clients send one acked event every 50 ms each while `disrupt` runs; returns the stats.
-async function underLoad(label, disrupt) {
+// 'ack' events each client sent so far (the worker's log must show at least as many)
+const sentBy = new Map();
+
+// The worker's log line per handled entry: "event / <sid> <stream id> ack" (its handler threads
+// print concurrently: a line's newline may come after the next line)
+function handledBy() {
+  const counts = new Map();
+  for (const m of worker.output().matchAll(/event \/ (\S+) \d+-\d+ ack(?=\n|event|$)/g)) counts.set(m[1], (counts.get(m[1]) || 0) + 1);
+  return counts;
+}
+
+// Clients send one acked event every 50 ms each while `disrupt` runs. Upstream: every event must
+// reach the worker (counted in its log; a retried XADD may add a duplicate). Replies: pub/sub
+// (DESIGN.md §3.3, at-most-once): one published while the gateway's subscription is moving to a
+// new master is lost, so acks are counted and printed, and must all come back when the
+// gateway's subscription stays where it is.
+async function underLoad(label, disrupt, { repliesMayDrop = false } = {}) {
   const senders = clients.slice(0, 10);
   let sent = 0;
   let answered = 0;
@@ -126,6 +141,7 @@ async function underLoad(label, disrupt) {
     for (let i = 0; !stop; i++) {
       const t = Date.now();
       sent++;
+      sentBy.set(s.id, (sentBy.get(s.id) || 0) + 1);
       pending.push(ack(s, "ack", label, k, i).then(
         (got) => {
           assertEqual(got, [label, k, i], "ack args");
@@ -134,7 +150,7 @@ async function underLoad(label, disrupt) {
         },
         () => {
           missing.push(`${s.id}/${k}/${i}`);
-          return Date.now() - t;
+          return null;
         },
       ));
       await sleep(50);
@@ -156,10 +172,19 @@ async function underLoad(label, disrupt) {
   await Promise.all(loops);
   const latencies = await within(30000, Promise.all(pending), "every ack");
   if (missing.length) console.log(`${label}: ${missing.length} not answered, first: ${missing.slice(0, 5).join(" ")}`);
-  const worst = Math.max(...latencies);
-  console.log(`${label}: ${sent} events sent by ${senders.length} clients, ${answered} answered, ` +
+  const worst = Math.max(...latencies.filter((x) => x !== null));
+  await waitFor("the worker to log every event", () => senders.every((s) => (handledBy().get(s.id) || 0) >= sentBy.get(s.id)), 20000)
+    .catch((err) => {
+      const h = handledBy();
+      console.log(senders.map((s) => `${s.id}: sent ${sentBy.get(s.id)} handled ${h.get(s.id) || 0}`).join("\n"));
+      console.log(worker.output().slice(-600));
+      throw err;
+    });
+  console.log(`${label}: ${sent} events sent by ${senders.length} clients, all ${sent} reached the worker, ` +
+    `${answered} acks back (${sent - answered} replies lost while a subscription moved), ` +
     `worst ack ${(worst / 1000).toFixed(2)} s, room fan-out back after ${(fanout / 1000).toFixed(2)} s`);
-  assertEqual(answered, sent, "every event answered");
+  if (repliesMayDrop) assert(sent - answered <= 3 * senders.length, `${sent - answered} replies lost`);
+  else assertEqual(answered, sent, "every event answered");
   assert(fanout !== null, "room fan-out resumed");
   assert(senders.every((s) => s.connected && s.drops === 0), "clients stayed connected");
 }
@@ -176,7 +201,7 @@ test("kill -9 of the master of slot 0 (the pub/sub home and shard 0 stream) unde
   const m = await cluster.masterOf(0);
   await underLoad("kill-9", async () => {
     await cluster.node(m.port).kill();
-  });
+  }, { repliesMayDrop: true }); // the gateways' classic subscription lived on that master
   await waitFor("a new master of slot 0", async () => (await cluster.masterOf(0))?.port === m.replica, 20000);
   await waitFor("gateways ready", async () => (await ready(gw1.port)) && (await ready(gw2.port)), 20000);
   assert(/redis\.slot_map/.test(gw1.log()), "slot map reloaded");
