@@ -6,7 +6,7 @@
  * REDIS_LINK_RETRY command lost in a failover). Node links get commands only while connected;
  * a node link never retries by itself (the cluster decides where a retry goes). Structural
  * changes (new/freed links, moving subscriptions) happen in `kick`, a deferred event, never
- * inside a node link's callback. */
+ * inside a node link's callback. The subscriptions themselves are redis_cluster_sub.c's. */
 #include "common/net/redis_cluster.h"
 
 #include <stdio.h>
@@ -19,91 +19,8 @@
 #include <hiredis/hiredis.h>
 
 #include "common/error.h"
+#include "common/net/redis_cluster_internal.h"
 #include "common/redis_slots.h"
-
-#define MAX_NODES 256 /* cnodes alive at once (masters, seeds, redirect targets) */
-#define MAX_ADDRS 512 /* addresses remembered for CLUSTER SLOTS (seeds, masters, replicas) */
-
-struct cnode;
-
-struct ccmd {
-    struct ccmd *prev, *next;
-    struct redis_cluster *c;
-    redis_link_reply_cb *reply_cb; /* NULL once cancelled */
-    void *ctx;
-    unsigned flags;
-    int argc;
-    const char **argv; /* into the same allocation */
-    size_t *lens;
-    size_t bytes;
-    enum redis_route_kind route;
-    unsigned slot;
-    unsigned redirects, tryagain;
-    struct cnode *ask;   /* send ASKING + the command there next */
-    struct cnode *qnode; /* while queued: the node it was counted on (or NULL: unrouted) */
-    struct cnode *sent;  /* while in flight */
-};
-
-struct ccmd_list {
-    struct ccmd *head, *tail;
-    size_t count, bytes;
-};
-
-struct cnode {
-    struct redis_cluster *c;
-    char host[REDIS_SLOT_HOST_MAX];
-    int port;
-    struct redis_link *cmd, *sub;
-    bool cmd_up, sub_up;
-    size_t pending, queued, shards; /* ccmds in flight / queued on it; shard channels on `sub` */
-};
-
-struct shard {
-    char *name;
-    struct cnode *node; /* subscribed there, or NULL */
-};
-
-struct name_list {
-    char **names;
-    size_t count, cap;
-};
-
-struct redis_cluster {
-    struct event_base *base;
-    struct redis_url url;
-    struct redis_link_config cfg; /* copy: callbacks, timeouts; strings point to ours */
-    char *probe_channel;
-
-    struct redis_slot_map map, next; /* current, and the one being parsed */
-    bool map_loaded;
-    struct cnode *by_index[REDIS_SLOT_MAP_MAX_NODES]; /* map node index -> cnode */
-    struct cnode *nodes[MAX_NODES];
-    size_t nnodes;
-    struct {
-        char host[REDIS_SLOT_HOST_MAX];
-        int port;
-    } addrs[MAX_ADDRS];
-    size_t naddrs, addr_next;
-
-    struct cnode *refresh_node; /* a CLUSTER SLOTS is out there */
-    bool refresh_wanted;
-    uint64_t last_refresh_ms;
-    struct event *kick, *refresh_timer;
-
-    struct ccmd_list queue, requeue, later, inflight;
-    size_t unrouted;
-    bool held, room_wanted, full_reported, reported_up, freeing;
-
-    /* subscriber */
-    struct redis_link *home;
-    struct cnode *home_node;
-    bool home_up;
-    struct name_list channels, patterns;
-    struct shard *shards;
-    size_t nshards, shards_cap;
-
-    struct redis_link_stats stats; /* cluster-level counters; node links' are added in */
-};
 
 static uint64_t now_ms(void)
 {
@@ -168,62 +85,24 @@ static void cl_free_all(struct ccmd_list *l)
     memset(l, 0, sizeof(*l));
 }
 
-static int names_add(struct name_list *l, const char *name)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (strcmp(l->names[i], name) == 0)
-            return SIOC_OK;
-    if (l->count == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        char **grown = realloc(l->names, cap * sizeof(*grown));
-        if (grown == NULL)
-            return SIOC_ENOMEM;
-        l->names = grown;
-        l->cap = cap;
-    }
-    if ((l->names[l->count] = strdup(name)) == NULL)
-        return SIOC_ENOMEM;
-    l->count++;
-    return SIOC_OK;
-}
-
-static void names_remove(struct name_list *l, const char *name)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        if (strcmp(l->names[i], name) == 0) {
-            free(l->names[i]);
-            l->names[i] = l->names[--l->count];
-            return;
-        }
-    }
-}
-
-static void names_free(struct name_list *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        free(l->names[i]);
-    free(l->names);
-    memset(l, 0, sizeof(*l));
-}
+static bool cluster_up(const struct redis_cluster *c);
 
 /* ---- owner callbacks ---- */
 
-static void emit_event(struct redis_cluster *c, enum redis_link_event ev, const char *detail)
+void rc_emit_event(struct redis_cluster *c, enum redis_link_event ev, const char *detail)
 {
     if (c->cfg.on_event_cb != NULL && !c->freeing)
         c->cfg.on_event_cb(c->cfg.ctx, ev, detail);
 }
 
-static void node_event(struct cnode *n, enum redis_link_event ev, const char *detail)
+void rc_node_event(struct cnode *n, enum redis_link_event ev, const char *detail)
 {
     char text[600];
     snprintf(text, sizeof(text), "%s:%d%s%s", n->host, n->port, detail[0] ? ": " : "", detail);
-    emit_event(n->c, ev, text);
+    rc_emit_event(n->c, ev, text);
 }
 
-static bool cluster_up(const struct redis_cluster *c);
-
-static void update_state(struct redis_cluster *c)
+void rc_update_state(struct redis_cluster *c)
 {
     bool up = cluster_up(c);
     if (up == c->reported_up || c->freeing)
@@ -242,7 +121,7 @@ static void deliver(struct redis_cluster *c, struct ccmd *m, const redisReply *r
 
 /* ---- deferred work ---- */
 
-static void kick_soon(struct redis_cluster *c)
+void rc_kick_soon(struct redis_cluster *c)
 {
     if (!c->freeing)
         event_active(c->kick, EV_TIMEOUT, 0);
@@ -251,7 +130,7 @@ static void kick_soon(struct redis_cluster *c)
 static void refresh_start(struct redis_cluster *c);
 
 /* A map refresh as soon as allowed (at most one per REDIS_CLUSTER_REFRESH_MS / 5). */
-static void refresh_soon(struct redis_cluster *c)
+void rc_refresh_soon(struct redis_cluster *c)
 {
     if (c->freeing)
         return;
@@ -284,18 +163,16 @@ static void node_cmd_state_cb(void *ctx, bool up)
     struct cnode *n = ctx;
     n->cmd_up = up;
     if (!up)
-        refresh_soon(n->c); /* a failover? the map says who owns its slots now */
-    kick_soon(n->c);
+        rc_refresh_soon(n->c); /* a failover? the map says who owns its slots now */
+    rc_kick_soon(n->c);
 }
 
 static void node_cmd_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
 {
-    node_event(ctx, ev, detail);
+    rc_node_event(ctx, ev, detail);
 }
 
-static struct redis_link *node_link_new(struct cnode *n, enum redis_link_mode mode);
-
-static struct cnode *node_find(struct redis_cluster *c, const char *host, int port)
+struct cnode *rc_node_find(struct redis_cluster *c, const char *host, int port)
 {
     for (size_t i = 0; i < c->nnodes; i++)
         if (c->nodes[i]->port == port && strcmp(c->nodes[i]->host, host) == 0)
@@ -307,7 +184,7 @@ static struct cnode *node_find(struct redis_cluster *c, const char *host, int po
  * cluster needs one only to ask for the map); NULL when out of memory/room. */
 static struct cnode *node_get(struct redis_cluster *c, const char *host, int port, bool with_cmd)
 {
-    struct cnode *n = node_find(c, host, port);
+    struct cnode *n = rc_node_find(c, host, port);
     if (n == NULL) {
         if (c->nnodes == MAX_NODES || strlen(host) >= sizeof(n->host) ||
             (n = calloc(1, sizeof(*n))) == NULL)
@@ -319,7 +196,7 @@ static struct cnode *node_get(struct redis_cluster *c, const char *host, int por
         remember_addr(c, host, port);
     }
     if (with_cmd && n->cmd == NULL)
-        n->cmd = node_link_new(n, REDIS_LINK_COMMAND);
+        n->cmd = rc_node_link_new(n, REDIS_LINK_COMMAND);
     return !with_cmd || n->cmd != NULL ? n : NULL;
 }
 
@@ -357,7 +234,7 @@ static void nodes_gc(struct redis_cluster *c)
 }
 
 /* The master of `slot`, or NULL. */
-static struct cnode *slot_node(const struct redis_cluster *c, unsigned slot)
+struct cnode *rc_slot_node(const struct redis_cluster *c, unsigned slot)
 {
     int idx = c->map_loaded ? redis_slot_map_owner(&c->map, slot) : -1;
     return idx >= 0 ? c->by_index[idx] : NULL;
@@ -367,7 +244,7 @@ static struct cnode *route_node(const struct redis_cluster *c, const struct ccmd
 {
     if (m->ask != NULL)
         return m->ask;
-    return slot_node(c, m->route == REDIS_ROUTE_KEY ? m->slot : 0);
+    return rc_slot_node(c, m->route == REDIS_ROUTE_KEY ? m->slot : 0);
 }
 
 /* ---- commands ---- */
@@ -462,11 +339,11 @@ static bool follow_redirect(struct redis_cluster *c, struct ccmd *m, struct cnod
         int idx = redis_slot_map_assign(&c->map, rd.slot, rd.slot, rd.host, rd.port);
         if (idx >= 0)
             c->by_index[idx] = to;
-        emit_event(c, REDIS_LINK_EV_REDIRECT, r->str);
-        refresh_soon(c);
+        rc_emit_event(c, REDIS_LINK_EV_REDIRECT, r->str);
+        rc_refresh_soon(c);
     }
     cl_push_tail(&c->requeue, m);
-    kick_soon(c);
+    rc_kick_soon(c);
     return true;
 }
 
@@ -479,11 +356,11 @@ static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_res
     m->sent = NULL;
     cl_remove(&c->inflight, m);
     if (result == REDIS_LINK_LOST) {
-        refresh_soon(c);
+        rc_refresh_soon(c);
         if ((m->flags & REDIS_LINK_RETRY) != 0 && m->reply_cb != NULL) {
             c->stats.commands_retried++;
             cl_push_tail(&c->requeue, m); /* to the slot's owner once the map says who it is */
-            kick_soon(c);
+            rc_kick_soon(c);
             return;
         }
         c->stats.commands_lost++;
@@ -499,7 +376,7 @@ static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_res
             m->tryagain < REDIS_CLUSTER_MAX_TRYAGAIN) {
             m->tryagain++;
             cl_push_tail(&c->later, m); /* sent again after the next map refresh */
-            refresh_soon(c);
+            rc_refresh_soon(c);
             return;
         }
     }
@@ -571,7 +448,7 @@ static void install_map(struct redis_cluster *c)
         char detail[96];
         snprintf(detail, sizeof(detail), "%u masters, %u slots covered", c->map.nnodes,
                  redis_slot_map_covered(&c->map));
-        emit_event(c, REDIS_LINK_EV_SLOT_MAP, detail);
+        rc_emit_event(c, REDIS_LINK_EV_SLOT_MAP, detail);
     }
 }
 
@@ -592,7 +469,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
     }
     /* what waited for this map: the retries of TRYAGAIN/CLUSTERDOWN */
     cl_splice_front(&c->requeue, &c->later);
-    kick_soon(c);
+    rc_kick_soon(c);
 }
 
 /* The node to ask: a connected master first, else the next remembered address in turn. */
@@ -641,86 +518,14 @@ static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
         redis_link_cancel(c->refresh_node->cmd, c->refresh_node);
         c->refresh_node = NULL;
         c->addr_next++;
-        kick_soon(c); /* gc, and the next attempt */
+        rc_kick_soon(c); /* gc, and the next attempt */
     }
     refresh_start(c);
 }
 
 /* ---- subscriptions ---- */
 
-static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
-                           struct slice payload)
-{
-    struct redis_cluster *c = ctx;
-    if (c->cfg.on_message_cb != NULL && !c->freeing)
-        c->cfg.on_message_cb(c->cfg.ctx, pattern, channel, payload);
-}
-
-static void node_sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
-                                struct slice payload)
-{
-    sub_message_cb(((struct cnode *)ctx)->c, pattern, channel, payload);
-}
-
-static void home_state_cb(void *ctx, bool up)
-{
-    struct redis_cluster *c = ctx;
-    c->home_up = up;
-    if (!up)
-        refresh_soon(c);
-    update_state(c);
-}
-
-static void home_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
-{
-    struct redis_cluster *c = ctx;
-    if (c->home_node != NULL)
-        node_event(c->home_node, ev, detail);
-}
-
-static void node_sub_state_cb(void *ctx, bool up)
-{
-    struct cnode *n = ctx;
-    n->sub_up = up;
-    if (!up)
-        refresh_soon(n->c);
-    update_state(n->c);
-}
-
-static void node_shard_lost_cb(void *ctx, struct slice channel, const char *error)
-{
-    struct cnode *n = ctx;
-    struct redis_cluster *c = n->c;
-    char detail[600];
-    if (channel.len > 0) {
-        for (size_t i = 0; i < c->nshards; i++) {
-            struct shard *s = &c->shards[i];
-            if (s->node == n && strlen(s->name) == channel.len &&
-                memcmp(s->name, channel.p, channel.len) == 0) {
-                s->node = NULL; /* the link has dropped it from its set */
-                n->shards--;
-            }
-        }
-        snprintf(detail, sizeof(detail), "%.*s", (int)(channel.len < 400 ? channel.len : 400),
-                 (const char *)channel.p);
-    } else {
-        struct redis_redirect rd;
-        if (error != NULL &&
-            redis_redirect_parse(error, strlen(error), &rd) == REDIS_REDIRECT_MOVED &&
-            rd.host[0] != '\0') {
-            int idx = redis_slot_map_assign(&c->map, rd.slot, rd.slot, rd.host, rd.port);
-            if (idx >= 0)
-                c->by_index[idx] = node_find(c, rd.host, rd.port); /* made in kick if NULL */
-        }
-        snprintf(detail, sizeof(detail), "%s", error != NULL ? error : "");
-    }
-    emit_event(c, REDIS_LINK_EV_SHARD_LOST, detail);
-    refresh_soon(c);
-    kick_soon(c);
-    update_state(c);
-}
-
-static struct redis_link *node_link_new(struct cnode *n, enum redis_link_mode mode)
+struct redis_link *rc_node_link_new(struct cnode *n, enum redis_link_mode mode)
 {
     struct redis_cluster *c = n->c;
     struct redis_url url;
@@ -731,89 +536,33 @@ static struct redis_link *node_link_new(struct cnode *n, enum redis_link_mode mo
     lc.ctx = n;
     lc.on_room_cb = NULL;
     lc.on_event_cb = node_cmd_event_cb;
-    lc.on_message_cb = node_sub_message_cb;
+    lc.on_message_cb = rc_node_sub_message_cb;
     lc.liveness_timeout_ms = 0;
     lc.probe_channel = NULL;
-    lc.on_state_cb = mode == REDIS_LINK_COMMAND ? node_cmd_state_cb : node_sub_state_cb;
-    lc.on_shard_lost_cb = node_shard_lost_cb;
+    lc.on_state_cb = mode == REDIS_LINK_COMMAND ? node_cmd_state_cb : rc_node_sub_state_cb;
+    lc.on_shard_lost_cb = rc_node_shard_lost_cb;
     lc.jitter_seed = c->cfg.jitter_seed + (uint64_t)n->port;
     return redis_link_new_parsed(c->base, &lc, &url);
 }
 
-/* The home (classic subscriptions and the probe) on the master of slot 0. */
-static void home_sync(struct redis_cluster *c)
+/* Every connection the link needs is up: a subscriber's home and shard connections have
+ * confirmed their subscriptions; a command link is connected to every master. */
+static bool cluster_up(const struct redis_cluster *c)
 {
-    struct cnode *want = slot_node(c, 0);
-    if (want == c->home_node && c->home != NULL)
-        return;
-    redis_link_free(c->home);
-    c->home = NULL;
-    c->home_node = NULL;
-    c->home_up = false;
-    if (want == NULL)
-        return;
-    struct redis_url url;
-    if (redis_url_node(&c->url, want->host, want->port, &url) != SIOC_OK)
-        return;
-    struct redis_link_config lc = c->cfg;
-    lc.mode = REDIS_LINK_SUBSCRIBER;
-    lc.ctx = c;
-    lc.on_state_cb = home_state_cb;
-    lc.on_event_cb = home_event_cb;
-    lc.on_message_cb = sub_message_cb;
-    lc.on_shard_lost_cb = NULL;
-    lc.probe_channel = c->probe_channel;
-    c->home = redis_link_new_parsed(c->base, &lc, &url);
-    if (c->home == NULL)
-        return;
-    c->home_node = want;
-    for (size_t i = 0; i < c->channels.count; i++)
-        redis_link_subscribe(c->home, c->channels.names[i]);
-    for (size_t i = 0; i < c->patterns.count; i++)
-        redis_link_psubscribe(c->home, c->patterns.names[i]);
-}
-
-/* Every shard channel on its slot's master. */
-static void shards_sync(struct redis_cluster *c)
-{
-    for (size_t i = 0; i < c->nshards; i++) {
-        struct shard *s = &c->shards[i];
-        struct cnode *want = slot_node(c, redis_key_slot(s->name, strlen(s->name)));
-        if (want == s->node)
-            continue;
-        if (s->node != NULL) {
-            redis_link_sunsubscribe(s->node->sub, s->name);
-            s->node->shards--;
-            s->node = NULL;
-        }
-        if (want == NULL)
-            continue;
-        if (want->sub == NULL && (want->sub = node_link_new(want, REDIS_LINK_SUBSCRIBER)) == NULL)
-            continue;
-        if (redis_link_ssubscribe(want->sub, s->name) == SIOC_OK) {
-            s->node = want;
-            want->shards++;
-        }
-    }
+    if (!c->map_loaded)
+        return false;
+    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER)
+        return rc_subs_up(c);
+    for (unsigned i = 0; i < c->map.nnodes; i++)
+        if (c->by_index[i] == NULL || !c->by_index[i]->cmd_up)
+            return false;
+    return true;
 }
 
 /* Something waits for a master the map does not give yet (a failover in progress). */
 static bool waiting(const struct redis_cluster *c)
 {
-    if (!c->map_loaded || c->queue.head != NULL || c->later.head != NULL)
-        return true;
-    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER) {
-        if (!c->home_up)
-            return true;
-        for (size_t i = 0; i < c->nshards; i++)
-            if (c->shards[i].node == NULL || !c->shards[i].node->sub_up)
-                return true;
-        return false;
-    }
-    for (unsigned i = 0; i < c->map.nnodes; i++)
-        if (c->by_index[i] == NULL || !c->by_index[i]->cmd_up)
-            return true;
-    return false;
+    return c->queue.head != NULL || c->later.head != NULL || !cluster_up(c);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -836,34 +585,14 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     }
     cl_splice_front(&c->queue, &c->requeue);
     if (c->cfg.mode == REDIS_LINK_SUBSCRIBER && c->map_loaded) {
-        home_sync(c);
-        shards_sync(c);
+        rc_home_sync(c);
+        rc_shards_sync(c);
     }
     flush_queue(c);
     nodes_gc(c);
-    update_state(c);
+    rc_update_state(c);
     if (c->refresh_wanted || waiting(c))
-        refresh_soon(c);
-}
-
-/* ---- state ---- */
-
-static bool cluster_up(const struct redis_cluster *c)
-{
-    if (!c->map_loaded)
-        return false;
-    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER) {
-        if (!c->home_up)
-            return false;
-        for (size_t i = 0; i < c->nshards; i++)
-            if (c->shards[i].node == NULL || !c->shards[i].node->sub_up)
-                return false;
-        return true;
-    }
-    for (unsigned i = 0; i < c->map.nnodes; i++)
-        if (c->by_index[i] == NULL || !c->by_index[i]->cmd_up)
-            return false;
-    return true;
+        rc_refresh_soon(c);
 }
 
 /* ---- public ---- */
@@ -898,7 +627,7 @@ struct redis_cluster *redis_cluster_new(struct event_base *base,
         redis_cluster_free(c);
         return NULL;
     }
-    refresh_soon(c);
+    rc_refresh_soon(c);
     return c;
 }
 
@@ -914,11 +643,7 @@ void redis_cluster_free(struct redis_cluster *c)
     cl_free_all(&c->requeue);
     cl_free_all(&c->later);
     cl_free_all(&c->inflight);
-    names_free(&c->channels);
-    names_free(&c->patterns);
-    for (size_t i = 0; i < c->nshards; i++)
-        free(c->shards[i].name);
-    free(c->shards);
+    rc_subs_free(c);
     if (c->kick != NULL)
         event_free(c->kick);
     if (c->refresh_timer != NULL)
@@ -1048,15 +773,15 @@ int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *co
         c->room_wanted = true;
         if (!c->full_reported) {
             c->full_reported = true;
-            emit_event(c, REDIS_LINK_EV_QUEUE_FULL,
-                       "redis cluster queue full while a master is away");
+            rc_emit_event(c, REDIS_LINK_EV_QUEUE_FULL,
+                          "redis cluster queue full while a master is away");
         }
         return SIOC_ETOOBIG;
     }
     queue_add(c, m);
     c->stats.commands_queued++;
     if (!c->map_loaded || n == NULL)
-        refresh_soon(c);
+        rc_refresh_soon(c);
     return SIOC_OK;
 }
 
@@ -1095,74 +820,6 @@ size_t redis_cluster_queue_room(const struct redis_cluster *c)
     return c->queue.bytes >= limit ? 0 : limit - c->queue.bytes;
 }
 
-static int shard_change(struct redis_cluster *c, const char *name, bool add)
-{
-    for (size_t i = 0; i < c->nshards; i++) {
-        if (strcmp(c->shards[i].name, name) != 0)
-            continue;
-        if (add)
-            return SIOC_OK;
-        struct shard s = c->shards[i];
-        if (s.node != NULL) {
-            redis_link_sunsubscribe(s.node->sub, s.name);
-            s.node->shards--;
-        }
-        free(s.name);
-        c->shards[i] = c->shards[--c->nshards];
-        update_state(c);
-        return SIOC_OK;
-    }
-    if (!add)
-        return SIOC_OK;
-    if (c->nshards == c->shards_cap) {
-        size_t cap = c->shards_cap ? c->shards_cap * 2 : 16;
-        struct shard *grown = realloc(c->shards, cap * sizeof(*grown));
-        if (grown == NULL)
-            return SIOC_ENOMEM;
-        c->shards = grown;
-        c->shards_cap = cap;
-    }
-    char *copy = strdup(name);
-    if (copy == NULL)
-        return SIOC_ENOMEM;
-    c->shards[c->nshards++] = (struct shard){copy, NULL};
-    if (c->map_loaded)
-        shards_sync(c);
-    update_state(c);
-    return SIOC_OK;
-}
-
-int redis_cluster_sub_change(struct redis_cluster *c, enum redis_cluster_sub kind, const char *name,
-                             bool add)
-{
-    if (c->cfg.mode != REDIS_LINK_SUBSCRIBER || name == NULL || name[0] == '\0')
-        return SIOC_EINVAL;
-    if (kind == REDIS_CLUSTER_SHARD)
-        return shard_change(c, name, add);
-    struct name_list *set = kind == REDIS_CLUSTER_CHANNEL ? &c->channels : &c->patterns;
-    int rc = SIOC_OK;
-    if (add)
-        rc = names_add(set, name);
-    else
-        names_remove(set, name);
-    if (rc != SIOC_OK || c->home == NULL)
-        return rc;
-    if (kind == REDIS_CLUSTER_CHANNEL)
-        return add ? redis_link_subscribe(c->home, name) : redis_link_unsubscribe(c->home, name);
-    return add ? redis_link_psubscribe(c->home, name) : redis_link_punsubscribe(c->home, name);
-}
-
-void redis_cluster_touch(struct redis_cluster *c)
-{
-    if (c->home != NULL)
-        redis_link_touch(c->home);
-}
-
-size_t redis_cluster_subscription_count(const struct redis_cluster *c)
-{
-    return c->channels.count + c->patterns.count + c->nshards;
-}
-
 unsigned redis_cluster_masters(const struct redis_cluster *c)
 {
     return c->map_loaded ? c->map.nnodes : 0;
@@ -1170,7 +827,7 @@ unsigned redis_cluster_masters(const struct redis_cluster *c)
 
 int redis_cluster_slot_master(const struct redis_cluster *c, unsigned slot, char *out, size_t n)
 {
-    struct cnode *node = slot_node(c, slot);
+    struct cnode *node = rc_slot_node(c, slot);
     if (node == NULL)
         return -1;
     snprintf(out, n, "%s:%d", node->host, node->port);

@@ -15,7 +15,9 @@
  * - subscriber: classic subscriptions on one connection to the pub/sub home (master of slot 0),
  *   shard channels per owning master, re-subscribed after a `sunsubscribe` push, a MOVED
  *   answer or a failover.
- * Only redis_link.c calls these; each mirrors the redis_link_* function of the same name. */
+ * Only redis_link.c calls these; each mirrors the redis_link_* function of the same name.
+ * Implemented in redis_cluster.c (map, routing, queue) and redis_cluster_sub.c (subscriptions),
+ * which share redis_cluster_internal.h. */
 #ifndef SIOC_NET_REDIS_CLUSTER_H
 #define SIOC_NET_REDIS_CLUSTER_H
 
@@ -31,9 +33,8 @@
 
 struct redis_cluster;
 
-/* `url` is a cluster URL (url->cluster); `self` is the redis_link handle owners hold (passed
- * to nothing, kept for symmetry of logging). Returns NULL when out of memory or when a rediss
- * URL comes without cfg->tls. */
+/* `url` is a cluster URL (url->cluster); cfg as for redis_link_new (callbacks get cfg->ctx).
+ * Returns NULL when out of memory or when a rediss URL comes without cfg->tls. */
 struct redis_cluster *redis_cluster_new(struct event_base *base,
                                         const struct redis_link_config *cfg,
                                         const struct redis_url *url);
