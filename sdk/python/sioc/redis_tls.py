@@ -80,9 +80,13 @@ def _cluster_client(url, settings, logger):
     if tls:
         if bool(settings["cert"]) != bool(settings["key"]):
             raise ValueError("redis_tls_cert and redis_tls_key go together")
+        if settings["server_name"]:
+            raise ValueError("redis_tls_server_name is not supported with rediss-cluster:// "
+                             "(each node is verified under its own address)")
         kwargs.update(ssl=True, ssl_ca_certs=settings["ca"], ssl_certfile=settings["cert"],
                       ssl_keyfile=settings["key"],
-                      ssl_cert_reqs="none" if settings["insecure"] else "required")
+                      ssl_cert_reqs="none" if settings["insecure"] else "required",
+                      ssl_check_hostname=not settings["insecure"])
         if settings["insecure"]:
             (logger or logging.getLogger("sioc")).warning(
                 "redis_tls_insecure: Redis's certificate and name are NOT verified")

@@ -12,10 +12,12 @@ import { freePort, sleep, within } from "./harness.mjs";
 
 export const NODE_TIMEOUT_MS = 1000; // cluster-node-timeout: a dead master is failed over after it
 
+let cliTls = []; // redis-cli's TLS flags while a TLS cluster runs (one cluster per test process)
+
 // redis-cli -p port args...: resolves its stdout (trimmed); rejects on a non-zero exit.
 export function cli(port, ...args) {
   return new Promise((resolve, reject) => {
-    execFile("redis-cli", ["-p", String(port), ...args.map(String)], { timeout: 10000 }, (err, out) => {
+    execFile("redis-cli", [...cliTls, "-p", String(port), ...args.map(String)], { timeout: 10000 }, (err, out) => {
       if (err) reject(new Error(`redis-cli -p ${port} ${args.join(" ")}: ${err.message}`));
       else resolve(out.trim());
     });
@@ -42,6 +44,7 @@ async function clusterPort() {
 }
 
 async function pingable(port) {
+  if (cliTls.length) return cli(port, "ping").then((r) => r === "PONG", () => false);
   return new Promise((resolve) => {
     const s = net.connect(port, "127.0.0.1");
     s.on("connect", () => s.write("PING\r\n"));
@@ -54,8 +57,15 @@ async function pingable(port) {
 }
 
 // Starts the cluster; resolves {nodes: [{port, pid, kill()}], url, seeds, masterOf(slotOrKey),
-// keyslot(key), info(port), waitOk(ms), stop()}.
-export async function startRedisCluster() {
+// keyslot(key), waitOk(ms), stop()}. With tls {cert, key, ca} every node listens with TLS only
+// (clients, the cluster bus and replication; client certificates not required) and url is
+// rediss-cluster://.
+export async function startRedisCluster({ tls = null } = {}) {
+  cliTls = tls ? ["--tls", "--cacert", tls.ca] : [];
+  const tlsArgs = (port) => tls
+    ? ["--port", "0", "--tls-port", String(port), "--tls-cluster", "yes", "--tls-replication", "yes",
+      "--tls-cert-file", tls.cert, "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.ca, "--tls-auth-clients", "no"]
+    : ["--port", String(port)];
   const dir = mkdtempSync(path.join(tmpdir(), "sioc-cluster-"));
   const nodes = [];
   const stopAll = async () => {
@@ -67,7 +77,7 @@ export async function startRedisCluster() {
       const port = await clusterPort();
       const child = spawn(
         "redis-server",
-        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        [...tlsArgs(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
           "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${i}.conf`),
           "--cluster-node-timeout", String(NODE_TIMEOUT_MS), "--dir", dir,
           // replicas sync at once (the default waits 5 s): a replica that never synced cannot fail over
@@ -104,7 +114,7 @@ export async function startRedisCluster() {
     nodes,
     seeds: nodes.slice(0, 2).map((n) => `127.0.0.1:${n.port}`),
     get url() {
-      return `redis-cluster://${c.seeds.join(",")}`;
+      return `${tls ? "rediss" : "redis"}-cluster://${c.seeds.join(",")}`;
     },
     anyPort() {
       return nodes.find((n) => n.alive).port;
