@@ -543,8 +543,9 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
     struct broker *b = api->b;
     struct slice path = req->path;
     if (path_is(path, "/v1/nodes")) {
-        const char *argv[] = {"EVAL", bk_script_nodes(), "0", b->prefix};
-        hold(api, conn, Q_NODES, NULL, 0, NULL, 0, 4, argv, NULL);
+        /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
+        const char *argv[] = {"EVAL", bk_script_nodes(), "1", b->prefix, b->prefix};
+        hold(api, conn, Q_NODES, NULL, 0, NULL, 0, 5, argv, NULL);
         return;
     }
     if (path_is(path, "/v1/rooms")) {
@@ -552,9 +553,11 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
         char *nsp = query_nsp(api, conn, req, &nsp_len);
         if (nsp == NULL)
             return;
-        const char *argv[] = {"EVAL", bk_script_rooms(), "0", b->prefix, nsp, API_MAX_ROOMS_LISTED};
-        size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), nsp_len, strlen(API_MAX_ROOMS_LISTED)};
-        hold(api, conn, Q_ROOMS, nsp, nsp_len, NULL, 0, 6, argv, lens);
+        const char *argv[] = {"EVAL", bk_script_rooms(), "1", b->prefix, b->prefix, nsp,
+                              API_MAX_ROOMS_LISTED};
+        size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), strlen(b->prefix), nsp_len,
+                         strlen(API_MAX_ROOMS_LISTED)};
+        hold(api, conn, Q_ROOMS, nsp, nsp_len, NULL, 0, 7, argv, lens);
         return;
     }
     bool user = starts_with(path, "/v1/users/");
@@ -569,9 +572,9 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
             return;
         }
         if (user) {
-            const char *argv[] = {"EVAL", bk_script_user(), "0", b->prefix, name};
-            size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), name_len};
-            hold(api, conn, Q_USER, name, name_len, NULL, 0, 5, argv, lens);
+            const char *argv[] = {"EVAL", bk_script_user(), "1", b->prefix, b->prefix, name};
+            size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), strlen(b->prefix), name_len};
+            hold(api, conn, Q_USER, name, name_len, NULL, 0, 6, argv, lens);
             return;
         }
         size_t nsp_len;
@@ -580,9 +583,10 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
             free(name);
             return;
         }
-        const char *argv[] = {"EVAL", bk_script_room(), "0", b->prefix, nsp, name};
-        size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), nsp_len, name_len};
-        hold(api, conn, Q_ROOM, nsp, nsp_len, name, name_len, 6, argv, lens);
+        const char *argv[] = {"EVAL", bk_script_room(), "1", b->prefix, b->prefix, nsp, name};
+        size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), strlen(b->prefix), nsp_len,
+                         name_len};
+        hold(api, conn, Q_ROOM, nsp, nsp_len, name, name_len, 7, argv, lens);
         return;
     }
     respond_error(api, conn, 404, "no such endpoint");

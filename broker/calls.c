@@ -408,9 +408,11 @@ void bk_calls_start(struct bk_calls *calls, struct http_conn *conn,
     }
     char limit[24];
     snprintf(limit, sizeof limit, "%d", BK_CALLS_MAX_SOCKETS);
+    /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
     const char *argv[] = {"EVAL",
                           bk_script_ack_targets(),
-                          "0",
+                          "1",
+                          b->prefix,
                           b->prefix,
                           (const char *)rq->nsp.p,
                           limit,
@@ -420,11 +422,12 @@ void bk_calls_start(struct bk_calls *calls, struct http_conn *conn,
                      strlen(argv[1]),
                      1,
                      strlen(b->prefix),
+                     strlen(b->prefix),
                      rq->nsp.len,
                      strlen(limit),
                      rq->targets.len,
                      rq->except.len};
-    if (redis_link_command_argv(b->cmd, 8, argv, lens, 0, targets_reply_cb, req) != SIOC_OK) {
+    if (redis_link_command_argv(b->cmd, 9, argv, lens, 0, targets_reply_cb, req) != SIOC_OK) {
         request_free(req);
         respond_error_now(done, ctx, conn, 503, "redis unavailable");
         return;

@@ -138,9 +138,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         return;
     char px[16];
     snprintf(px, sizeof px, "%u", l->lease_ms);
-    const char *argv[] = {"EVAL", bk_script_lease(), "0", l->b->prefix, l->token, px};
+    /* KEYS[1] = P: a key of the broker state's slot, so a cluster runs it on that master */
+    const char *argv[] = {"EVAL", bk_script_lease(), "1", l->b->prefix, l->b->prefix, l->token, px};
     uint64_t now = clock_mono_ms();
-    if (redis_link_command_argv(l->b->cmd, 6, argv, NULL, 0, lease_cb, l) == SIOC_OK) {
+    if (redis_link_command_argv(l->b->cmd, 7, argv, NULL, 0, lease_cb, l) == SIOC_OK) {
         l->busy = true;
         l->sent_at = now;
     }
@@ -201,8 +202,9 @@ void bk_lease_release(struct bk_lease *l, void (*done)(void *ctx), void *ctx)
     l->release_done = done;
     l->release_ctx = ctx;
     evtimer_del(l->tick);
-    const char *argv[] = {"EVAL", bk_script_lease_release(), "0", l->b->prefix, l->token};
-    if (!was_held || redis_link_command_argv(l->b->cmd, 5, argv, NULL, 0, release_cb, l) != SIOC_OK) {
+    const char *argv[] = {"EVAL", bk_script_lease_release(), "1", l->b->prefix, l->b->prefix,
+                          l->token};
+    if (!was_held || redis_link_command_argv(l->b->cmd, 6, argv, NULL, 0, release_cb, l) != SIOC_OK) {
         done(ctx);
         return;
     }

@@ -110,7 +110,8 @@ static bool send_disconnect(struct bk_liveness *l, const struct envelope_up *up)
     struct buf key;
     buf_init(&key, 4096);
     envelope_key_up_stream(&key, b->prefix, up->nsp,
-                           envelope_shard(up->sid.p, up->sid.len, b->upstream_shards));
+                           envelope_shard(up->sid.p, up->sid.len, b->upstream_shards),
+                           b->upstream_shards);
     char maxlen[24];
     snprintf(maxlen, sizeof maxlen, "%llu", (unsigned long long)b->upstream_maxlen);
     const char *argv[6 + 2 * ENVELOPE_MAX_FIELDS];
@@ -170,9 +171,10 @@ static void lrange_cb(void *ctx, const redisReply *reply, enum redis_link_result
     if (!l->drain_failed && l->drain_count > 0) {
         char start[24];
         snprintf(start, sizeof start, "%zu", l->drain_count);
-        const char *argv[] = {"EVAL", bk_script_lost_trim(), "0", l->b->prefix,
+        /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
+        const char *argv[] = {"EVAL", bk_script_lost_trim(), "1", l->b->prefix, l->b->prefix,
                               bk_lease_token(l->b->lease), start};
-        if (redis_link_command_argv(l->b->cmd, 6, argv, NULL, 0, drain_reply_cb, l) == SIOC_OK)
+        if (redis_link_command_argv(l->b->cmd, 7, argv, NULL, 0, drain_reply_cb, l) == SIOC_OK)
             l->drain_inflight++;
         else
             l->drain_failed = true;
@@ -284,10 +286,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(forget, sizeof forget, "%u", b->forget_after_ms);
     snprintf(timeout, sizeof timeout, "%u", b->node_timeout_ms);
     snprintf(gap, sizeof gap, "%llu", (unsigned long long)liveness_outage_gap_ms(b));
-    const char *argv[] = {"EVAL", bk_script_liveness(), "0", b->prefix, now, forget,
+    /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
+    const char *argv[] = {"EVAL", bk_script_liveness(), "1", b->prefix, b->prefix, now, forget,
                           LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, gap,
                           l->outage ? "1" : "0", bk_lease_token(b->lease)};
-    if (redis_link_command_argv(b->cmd, 12, argv, NULL, 0, check_cb, l) == SIOC_OK) {
+    if (redis_link_command_argv(b->cmd, 13, argv, NULL, 0, check_cb, l) == SIOC_OK) {
         l->checking = true;
         l->check_marks_outage = l->outage;
     }

@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/cluster_msg.h"
 #include "common/config.h"
+#include "common/redis_slots.h"
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/net/http_server.h"
@@ -35,7 +36,7 @@
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
     REDIS_TLS_OPTION_ENTRIES,
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
@@ -140,7 +141,8 @@ static void on_listener(void *ctx, bool trouble, const char *what)
 static void link_event(struct broker *b, const char *which, enum redis_link_event ev, const char *detail)
 {
     static const char *const names[] = {"connected", "disconnected", "connect failed", "connect timeout",
-                                        "handshake error", "liveness timeout", "queue full"};
+                                        "handshake error", "liveness timeout", "queue full",
+                                        "slot map", "redirect", "shard channel lost"};
     enum log_level level = ev == REDIS_LINK_EV_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
     log_write(b->log, level, "redis.link", "%s: %s%s%s", which, names[ev], detail ? ": " : "",
               detail ? detail : "");
@@ -323,6 +325,10 @@ static const char *validate(const struct config *cfg, struct redis_tls **tls, ch
         return "listen: without an api-key the API listens on loopback only (127.0.0.1, ::1)";
     if (config_get(cfg, "key-prefix")[0] == '\0' || config_get(cfg, "adapter-key")[0] == '\0')
         return "key-prefix and adapter-key must not be empty";
+    char prefix_buf[CONFIG_MAX_VALUE + 3];
+    if (redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"), prefix_buf,
+                             sizeof prefix_buf) == NULL)
+        return "key-prefix: must not contain { or } on a Redis Cluster";
     const char *id = config_get(cfg, "broker-id");
     if (id != NULL && !broker_id_valid(id))
         return "broker-id: 1 to 64 printable characters, no space or '/'";
@@ -437,8 +443,11 @@ int main(int argc, char **argv)
 
     struct broker_process p = {.cfg = &cfg, .tls = tls};
     struct broker *b = &p.b;
+    /* "{P}" on a Redis Cluster: every key the broker's scripts touch in one slot */
+    char cluster_prefix[CONFIG_MAX_VALUE + 3];
     *b = (struct broker){
-        .prefix = config_get(&cfg, "key-prefix"),
+        .prefix = redis_key_prefix_for(config_get(&cfg, "redis"), config_get(&cfg, "key-prefix"),
+                                       cluster_prefix, sizeof cluster_prefix),
         .adapter_key = config_get(&cfg, "adapter-key"),
         .sharded = strcmp(config_get(&cfg, "adapter"), "sharded") == 0,
         .user_room = config_get(&cfg, "user-room"),

@@ -190,17 +190,18 @@ static bool send_apply(struct bk_mirror *m, const struct envelope_reg *e, const 
     size_t since_len = dash ? (size_t)(dash - id->str) : id->len;
     const char *script = bk_script_apply();
     const char *token = bk_lease_token(m->b->lease);
-    const char *argv[14] = {"EVAL", script, "0", m->b->prefix, (const char *)e->node.p,
-                            (const char *)e->epoch.p, seq, ops[e->op], (const char *)e->nsp.p,
-                            (const char *)e->sid.p, (const char *)e->uid.p,
+    /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
+    const char *argv[15] = {"EVAL", script, "1", m->b->prefix, m->b->prefix,
+                            (const char *)e->node.p, (const char *)e->epoch.p, seq, ops[e->op],
+                            (const char *)e->nsp.p, (const char *)e->sid.p, (const char *)e->uid.p,
                             (const char *)e->rooms.raw.p, id->str, token};
-    size_t lens[14] = {4, strlen(script), 1, strlen(m->b->prefix), e->node.len, e->epoch.len,
-                       strlen(seq), strlen(ops[e->op]), e->nsp.len, e->sid.len, e->uid.len,
-                       e->rooms.raw.len, since_len, strlen(token)};
-    for (size_t i = 0; i < 14; i++)
+    size_t lens[15] = {4, strlen(script), 1, strlen(m->b->prefix), strlen(m->b->prefix),
+                       e->node.len, e->epoch.len, strlen(seq), strlen(ops[e->op]), e->nsp.len,
+                       e->sid.len, e->uid.len, e->rooms.raw.len, since_len, strlen(token)};
+    for (size_t i = 0; i < 15; i++)
         if (argv[i] == NULL)
             argv[i] = ""; /* an empty slice may have no pointer */
-    if (redis_link_command_argv(m->b->cmd, 14, argv, lens, 0, apply_cb, m) != SIOC_OK)
+    if (redis_link_command_argv(m->b->cmd, 15, argv, lens, 0, apply_cb, m) != SIOC_OK)
         return false;
     struct mirror_slot *slot = &m->slots[m->slot_count++];
     snprintf(slot->node, sizeof slot->node, "%.*s", (int)(e->node.len < 60 ? e->node.len : 60),

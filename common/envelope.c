@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/mp.h"
+#include "common/redis_slots.h"
 #include "common/utf8.h"
 
 /* ---- shared helpers ---- */
@@ -1075,12 +1076,27 @@ static void key_part(struct buf *b, struct slice part)
     buf_append(b, part.p, part.len);
 }
 
-void envelope_key_up_stream(struct buf *b, const char *prefix, struct slice nsp, uint32_t shard)
+void envelope_key_up_stream(struct buf *b, const char *prefix, struct slice nsp, uint32_t shard,
+                            uint32_t shards)
 {
-    key_begin(b, prefix, "up");
+    if (!redis_prefix_is_cluster(prefix)) {
+        key_begin(b, prefix, "up");
+        key_part(b, nsp);
+        buf_append_byte(b, ':');
+        buf_append_u64(b, shard);
+        return;
+    }
+    char tag[32];
+    size_t n = redis_spread_tag(shard, shards, tag, sizeof tag);
+    buf_append(b, prefix + 1, strlen(prefix) - 2); /* P without its braces */
+    buf_append_cstr(b, ":up");
     key_part(b, nsp);
-    buf_append_byte(b, ':');
-    buf_append_u64(b, shard);
+    buf_append_cstr(b, ":{");
+    if (n == 0) /* shard >= shards: a caller bug; keep the shard visible, in its own tag */
+        buf_append_u64(b, shard);
+    else
+        buf_append(b, tag, n);
+    buf_append_byte(b, '}');
 }
 
 void envelope_key_up_channel(struct buf *b, const char *prefix, struct slice nsp)

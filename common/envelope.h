@@ -232,8 +232,11 @@ uint32_t envelope_shard(const uint8_t *sid, size_t len, uint32_t shards);
 
 /* ---- key names: each appends to b (which is not reset); check b->err once at the end ---- */
 
-/* P:up:<nsp>:<shard>, the upstream stream of one shard (shard from envelope_shard). */
-void envelope_key_up_stream(struct buf *b, const char *prefix, struct slice nsp, uint32_t shard);
+/* P:up:<nsp>:<shard>, the upstream stream of one shard (shard from envelope_shard, of
+ * `shards`). On a cluster (prefix "{P}", redis_cluster_prefix): P:up:<nsp>:{<tag>}, tag from
+ * redis_spread_tag(shard, shards), so the shards spread over the masters (docs/contracts.md). */
+void envelope_key_up_stream(struct buf *b, const char *prefix, struct slice nsp, uint32_t shard,
+                            uint32_t shards);
 void envelope_key_up_channel(struct buf *b, const char *prefix, struct slice nsp); /* P:up:<nsp> */
 void envelope_key_node(struct buf *b, const char *prefix, struct slice node); /* P:node:<node> */
 void envelope_key_hb(struct buf *b, const char *prefix, struct slice node);   /* P:hb:<node> */

@@ -51,22 +51,80 @@ static bool parse_decimal(const char *s, size_t n, long min, long max, int *out)
     return true;
 }
 
+/* Parses one host[:port] spanning exactly s[0..n) (an IPv6 literal in brackets) into *seed. */
+static bool parse_hostport(struct redis_url *out, size_t *used, const char *s, size_t n,
+                           struct redis_url_seed *seed)
+{
+    const char *p = s, *end = s + n, *host = s, *host_end;
+    seed->port = 6379;
+    if (p < end && *p == '[') { /* IPv6 literal */
+        host = p + 1;
+        host_end = memchr(host, ']', (size_t)(end - host));
+        if (host_end == NULL)
+            return false;
+        p = host_end + 1;
+    } else {
+        host_end = memchr(p, ':', (size_t)(end - p));
+        if (host_end == NULL)
+            host_end = end;
+        p = host_end;
+    }
+    if (host_end == host ||
+        (seed->host = url_store(out, used, host, (size_t)(host_end - host), false)) == NULL)
+        return false;
+    return p >= end ||
+           (*p == ':' && parse_decimal(p + 1, (size_t)(end - p - 1), 1, 65535, &seed->port));
+}
+
+/* The scheme of `url`: sets tls/cluster and returns what follows "://", or NULL. */
+static const char *parse_scheme(const char *url, struct redis_url *out)
+{
+    static const struct {
+        const char *name;
+        bool tls, cluster;
+    } schemes[] = {{"redis://", false, false},
+                   {"rediss://", true, false},
+                   {"redis-cluster://", false, true},
+                   {"rediss-cluster://", true, true}};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i].name);
+        if (strncmp(url, schemes[i].name, n) == 0) {
+            out->tls = schemes[i].tls;
+            out->cluster = schemes[i].cluster;
+            return url + n;
+        }
+    }
+    return NULL;
+}
+
+/* The seed list of a cluster URL, or the single host[:port], in p[0..end). */
+static bool parse_hosts(struct redis_url *out, size_t *used, const char *p, const char *end)
+{
+    for (;;) {
+        const char *comma = out->cluster ? memchr(p, ',', (size_t)(end - p)) : NULL;
+        const char *stop = comma != NULL ? comma : end;
+        if (out->nseeds == REDIS_URL_MAX_SEEDS ||
+            !parse_hostport(out, used, p, (size_t)(stop - p), &out->seeds[out->nseeds]))
+            return false;
+        out->nseeds++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    out->host = out->seeds[0].host;
+    out->port = out->seeds[0].port;
+    return true;
+}
+
 int redis_url_parse(const char *url, struct redis_url *out)
 {
-    static const char scheme[] = "redis://", tls_scheme[] = "rediss://";
     memset(out, 0, sizeof(*out));
     out->port = 6379;
     if (url == NULL)
         return SIOC_EINVAL;
-    const char *p;
-    if (strncmp(url, scheme, sizeof(scheme) - 1) == 0) {
-        p = url + sizeof(scheme) - 1;
-    } else if (strncmp(url, tls_scheme, sizeof(tls_scheme) - 1) == 0) {
-        p = url + sizeof(tls_scheme) - 1;
-        out->tls = true;
-    } else {
+    const char *p = parse_scheme(url, out);
+    if (p == NULL)
         return SIOC_EINVAL;
-    }
     const char *auth_end = p + strcspn(p, "/?#");
     if (*auth_end == '?' || *auth_end == '#')
         return SIOC_EINVAL; /* no query options are supported: refuse rather than ignore */
@@ -87,29 +145,50 @@ int redis_url_parse(const char *url, struct redis_url *out)
             return SIOC_EINVAL;
         p = at + 1;
     }
-    const char *host = p, *host_end;
-    if (*p == '[') { /* IPv6 literal */
-        host = p + 1;
-        host_end = memchr(host, ']', (size_t)(auth_end - host));
-        if (host_end == NULL)
-            return SIOC_EINVAL;
-        p = host_end + 1;
-    } else {
-        host_end = memchr(p, ':', (size_t)(auth_end - p));
-        if (host_end == NULL)
-            host_end = auth_end;
-        p = host_end;
-    }
-    if (host_end == host ||
-        (out->host = url_store(out, &used, host, (size_t)(host_end - host), false)) == NULL)
+    if (!parse_hosts(out, &used, p, auth_end))
         return SIOC_EINVAL;
-    if (p < auth_end) {
-        if (*p != ':' || !parse_decimal(p + 1, (size_t)(auth_end - p - 1), 1, 65535, &out->port))
-            return SIOC_EINVAL;
-    }
     if (*auth_end == '/' && auth_end[1] != '\0' &&
-        !parse_decimal(auth_end + 1, strlen(auth_end + 1), 0, 1000000, &out->db))
+        !parse_decimal(auth_end + 1, strlen(auth_end + 1), 0, out->cluster ? 0 : 1000000, &out->db))
         return SIOC_EINVAL;
+    return SIOC_OK;
+}
+
+/* Re-points a pointer of `src` at the same offset of dst's storage. */
+static const char *rebase(const struct redis_url *src, struct redis_url *dst, const char *s)
+{
+    return s == NULL ? NULL : dst->storage + (s - src->storage);
+}
+
+void redis_url_copy(struct redis_url *dst, const struct redis_url *src)
+{
+    if (dst == src)
+        return;
+    *dst = *src;
+    dst->host = rebase(src, dst, src->host);
+    dst->user = rebase(src, dst, src->user);
+    dst->password = rebase(src, dst, src->password);
+    for (int i = 0; i < src->nseeds; i++)
+        dst->seeds[i].host = rebase(src, dst, src->seeds[i].host);
+}
+
+int redis_url_node(const struct redis_url *src, const char *host, int port, struct redis_url *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t used = 0;
+    out->tls = src->tls;
+    if (src->user != NULL &&
+        (out->user = url_store(out, &used, src->user, strlen(src->user), false)) == NULL)
+        return SIOC_EINVAL;
+    if (src->password != NULL && (out->password = url_store(out, &used, src->password,
+                                                            strlen(src->password), false)) == NULL)
+        return SIOC_EINVAL;
+    if (host == NULL || host[0] == '\0' || port < 1 || port > 65535 ||
+        (out->host = url_store(out, &used, host, strlen(host), false)) == NULL)
+        return SIOC_EINVAL;
+    out->port = port;
+    out->nseeds = 1;
+    out->seeds[0].host = out->host;
+    out->seeds[0].port = port;
     return SIOC_OK;
 }
 

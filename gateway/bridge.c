@@ -332,7 +332,7 @@ static int write_entry(struct bridge *b, const struct envelope_up *up)
             return r;
         }
         uint32_t shard = envelope_shard(up->sid.p, up->sid.len, b->shards);
-        envelope_key_up_stream(&b->key, b->prefix, up->nsp, shard);
+        envelope_key_up_stream(&b->key, b->prefix, up->nsp, shard, b->shards);
         if (b->key.err != SIOC_OK) {
             drop_entry(b, b->key.err, "stream key");
             return b->key.err;
@@ -766,8 +766,13 @@ static void link_event(struct bridge *b, const char *which, enum redis_link_even
         [REDIS_LINK_EV_HANDSHAKE_ERROR] = "redis.handshake_error",
         [REDIS_LINK_EV_LIVENESS_TIMEOUT] = "redis.liveness_timeout",
         [REDIS_LINK_EV_QUEUE_FULL] = "redis.queue_full",
+        [REDIS_LINK_EV_SLOT_MAP] = "redis.slot_map",
+        [REDIS_LINK_EV_REDIRECT] = "redis.redirect",
+        [REDIS_LINK_EV_SHARD_LOST] = "redis.shard_lost",
     };
-    enum log_level level = ev == REDIS_LINK_EV_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
+    enum log_level level = ev == REDIS_LINK_EV_CONNECTED || ev == REDIS_LINK_EV_SLOT_MAP
+                               ? LOG_LEVEL_INFO
+                               : LOG_LEVEL_WARN;
     log_write(b->log, level, names[ev], "link=bridge-%s %s", which, detail != NULL ? detail : "");
 }
 

@@ -14,6 +14,7 @@
 
 #include "common/base64.h"
 #include "common/config.h"
+#include "common/redis_slots.h"
 #include "common/error.h"
 #include "common/jwt.h"
 #include "common/metrics.h"
@@ -38,7 +39,7 @@
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0, "address to listen on (host:port; port 0 = any)"},
     {"path", CONFIG_STRING, "/socket.io/", 0, 0, "Engine.IO path prefix"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
     REDIS_TLS_OPTION_ENTRIES,
     {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
@@ -709,6 +710,10 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     struct config *cfg = g->cfg;
     const char *auth = config_get(cfg, "auth");
     const char *upstream = config_get(cfg, "upstream");
+    char prefix_buf[CONFIG_MAX_VALUE + 3];
+    if (redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"), prefix_buf,
+                             sizeof prefix_buf) == NULL)
+        return "key-prefix: must not be empty or contain { or } on a Redis Cluster";
     const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), &g->redis_tls,
                                                     err, errlen);
     if (tls_problem != NULL)
@@ -894,10 +899,12 @@ int main(int argc, char **argv)
     };
     g.sio = sio_server_new(g.base, &scfg, &ecfg);
     const char *up = config_get(&cfg, "upstream");
+    char cluster_prefix[CONFIG_MAX_VALUE + 3]; /* "{P}" on a Redis Cluster (docs/contracts.md) */
     struct bridge_config bcfg = {
         .redis_url = config_get(&cfg, "redis"),
         .redis_tls = g.redis_tls,
-        .key_prefix = config_get(&cfg, "key-prefix"),
+        .key_prefix = redis_key_prefix_for(config_get(&cfg, "redis"), config_get(&cfg, "key-prefix"),
+                                           cluster_prefix, sizeof cluster_prefix),
         .node_id = g.node_id,
         .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
                     : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF

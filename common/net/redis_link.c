@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "common/error.h"
+#include "common/net/redis_cluster.h"
 #include "common/net/redis_conn.h"
 
 /* One command, from redis_link_command_argv until its reply (or loss) has been handled. */
@@ -44,6 +45,7 @@ struct name_set {
 };
 
 struct redis_link {
+    struct redis_cluster *cluster; /* redis[s]-cluster://: everything is delegated to it */
     struct event_base *base;
     enum redis_link_mode mode;
     struct redis_url url;
@@ -59,6 +61,7 @@ struct redis_link {
                           struct slice payload);
     void (*on_event_cb)(void *ctx, enum redis_link_event ev, const char *detail);
     void (*on_room_cb)(void *ctx);
+    void (*on_shard_lost_cb)(void *ctx, struct slice channel, const char *error);
 
     struct redis_conn *conn; /* NULL between attempts */
     int handshake_left;      /* replies to AUTH/SELECT/PING still expected on `conn` */
@@ -76,7 +79,7 @@ struct redis_link {
     struct cmd_list queue;    /* not yet written, in order */
     struct cmd_list requeue;  /* REDIS_LINK_RETRY commands lost in the current drop, in order */
     struct cmd_list inflight; /* written, reply pending, in order */
-    struct name_set channels, patterns, shards; /* shards: SSUBSCRIBE (Redis 7) */
+    struct name_set channels, patterns, shards;
     struct redis_link_stats stats;
 };
 
@@ -510,20 +513,40 @@ static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void redis_link_touch(struct redis_link *l)
 {
-    l->last_rx_ms = now_ms();
+    if (l->cluster != NULL)
+        redis_cluster_touch(l->cluster);
+    else
+        l->last_rx_ms = now_ms();
 }
 
 /* ---- public: lifetime ---- */
 
 struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg)
 {
+    struct redis_url url;
+    if (redis_url_parse(cfg->url, &url) != SIOC_OK)
+        return NULL;
+    return redis_link_new_parsed(base, cfg, &url);
+}
+
+struct redis_link *redis_link_new_parsed(struct event_base *base,
+                                         const struct redis_link_config *cfg,
+                                         const struct redis_url *url)
+{
+    if (url->tls && cfg->tls == NULL)
+        return NULL;
     struct redis_link *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
-    if (redis_url_parse(cfg->url, &l->url) != SIOC_OK || (l->url.tls && cfg->tls == NULL)) {
-        free(l);
-        return NULL;
+    if (url->cluster) {
+        l->cluster = redis_cluster_new(base, cfg, url);
+        if (l->cluster == NULL) {
+            free(l);
+            return NULL;
+        }
+        return l;
     }
+    redis_url_copy(&l->url, url);
     l->tls = cfg->tls;
     l->base = base;
     l->mode = cfg->mode;
@@ -545,6 +568,7 @@ struct redis_link *redis_link_new(struct event_base *base, const struct redis_li
     l->on_message_cb = cfg->on_message_cb;
     l->on_event_cb = cfg->on_event_cb;
     l->on_room_cb = cfg->on_room_cb;
+    l->on_shard_lost_cb = cfg->on_shard_lost_cb;
     l->reconnect_timer = evtimer_new(base, reconnect_timer_cb, l);
     l->connect_timer = evtimer_new(base, connect_timer_cb, l);
     if (l->liveness_timeout_ms != 0)
@@ -572,6 +596,11 @@ void redis_link_free(struct redis_link *l)
 {
     if (l == NULL)
         return;
+    if (l->cluster != NULL) {
+        redis_cluster_free(l->cluster);
+        free(l);
+        return;
+    }
     /* The connection's callbacks would run on a freed link. */
     assert(l->callback_depth == 0 && "redis_link_free called from inside a link callback");
     l->freeing = true;
@@ -595,16 +624,28 @@ void redis_link_free(struct redis_link *l)
 
 bool redis_link_connected(const struct redis_link *l)
 {
-    return l->ready;
+    return l->cluster != NULL ? redis_cluster_connected(l->cluster) : l->ready;
+}
+
+bool redis_link_is_cluster(const struct redis_link *l)
+{
+    return l->cluster != NULL;
 }
 
 void redis_link_disconnect_now(struct redis_link *l)
 {
-    link_drop(l, "disconnected by owner");
+    if (l->cluster != NULL)
+        redis_cluster_disconnect_now(l->cluster);
+    else
+        link_drop(l, "disconnected by owner");
 }
 
 void redis_link_get_stats(const struct redis_link *l, struct redis_link_stats *out)
 {
+    if (l->cluster != NULL) {
+        redis_cluster_get_stats(l->cluster, out);
+        return;
+    }
     *out = l->stats;
     out->queue_bytes = l->queue.bytes;
     out->queue_commands = l->queue.count;
@@ -642,6 +683,8 @@ int redis_link_command_argv(struct redis_link *l, int argc, const char *const *a
                             const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
                             void *ctx)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_command_argv(l->cluster, argc, argv, argvlen, flags, reply_cb, ctx);
     if (l->mode != REDIS_LINK_COMMAND || argc < 1 || argv == NULL)
         return SIOC_EINVAL;
     size_t lens_buf[REDIS_LINK_MAX_ARGS];
@@ -704,11 +747,17 @@ static size_t cancel_in(struct cmd_list *list, const void *ctx)
 
 size_t redis_link_cancel(struct redis_link *l, const void *ctx)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_cancel(l->cluster, ctx);
     return cancel_in(&l->queue, ctx) + cancel_in(&l->requeue, ctx) + cancel_in(&l->inflight, ctx);
 }
 
 void redis_link_hold(struct redis_link *l, bool hold)
 {
+    if (l->cluster != NULL) {
+        redis_cluster_hold(l->cluster, hold);
+        return;
+    }
     if (l->mode != REDIS_LINK_COMMAND || l->held == hold)
         return;
     l->held = hold;
@@ -718,6 +767,8 @@ void redis_link_hold(struct redis_link *l, bool hold)
 
 size_t redis_link_queue_room(const struct redis_link *l)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_queue_room(l->cluster);
     if (l->ready && !l->held)
         return SIZE_MAX;
     return l->queue.bytes >= l->queue_limit ? 0 : l->queue_limit - l->queue.bytes;
@@ -736,8 +787,37 @@ static struct slice reply_slice(const redisReply *r)
 }
 
 /* Every push for our channels and patterns: (p)subscribe confirmations and messages. */
+/* A shard channel dropped by Redis (unsolicited `sunsubscribe`: its slot moved) or an SSUBSCRIBE
+ * refused (an error reply: channel empty). */
+static void shard_lost(struct redis_link *l, struct slice channel, const char *error)
+{
+    if (channel.len > 0) {
+        char name[512];
+        if (channel.len >= sizeof(name))
+            return;
+        memcpy(name, channel.p, channel.len);
+        name[channel.len] = '\0';
+        size_t at = set_find(&l->shards, name);
+        if (at == SIZE_MAX)
+            return; /* the answer to our own SUNSUBSCRIBE */
+        set_remove_at(&l->shards, at);
+    }
+    if (l->on_shard_lost_cb == NULL || l->freeing)
+        return;
+    l->callback_depth++;
+    l->on_shard_lost_cb(l->ctx, channel, error);
+    l->callback_depth--;
+}
+
 static void sub_reply(struct redis_link *l, const redisReply *reply)
 {
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* a refused SSUBSCRIBE (MOVED, CLUSTERDOWN): it counts as answered */
+        if (l->confirms_due > 0 && --l->confirms_due == 0 && l->ready)
+            emit_state(l, true);
+        shard_lost(l, (struct slice){(const uint8_t *)"", 0}, reply->str);
+        return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
     l->last_rx_ms = now_ms();
@@ -766,6 +846,8 @@ static void sub_reply(struct redis_link *l, const redisReply *reply)
                           strcmp(kind->str, "ssubscribe") == 0;
         if (subscribed && l->confirms_due > 0 && --l->confirms_due == 0 && l->ready)
             emit_state(l, true);
+        if (strcmp(kind->str, "sunsubscribe") == 0 && reply_is_string(reply->element[1]))
+            shard_lost(l, reply_slice(reply->element[1]), NULL);
         return;
     }
     l->stats.messages_received++;
@@ -804,15 +886,18 @@ static void send_sub_command(struct redis_link *l, const char *verb, const struc
         link_drop(l, "out of memory");
 }
 
+static void send_one(struct redis_link *l, const char *verb, const char *name);
+
 static void resubscribe(struct redis_link *l)
 {
-    l->confirms_due = l->channels.count + (l->probe_channel != NULL) + l->patterns.count +
-                      l->shards.count;
+    l->confirms_due =
+        l->channels.count + (l->probe_channel != NULL) + l->patterns.count + l->shards.count;
     send_sub_command(l, "SUBSCRIBE", &l->channels, l->probe_channel);
     if (l->ready)
         send_sub_command(l, "PSUBSCRIBE", &l->patterns, NULL);
-    if (l->ready)
-        send_sub_command(l, "SSUBSCRIBE", &l->shards, NULL);
+    /* one SSUBSCRIBE per channel: on a cluster the channels of one command must share a slot */
+    for (size_t i = 0; l->ready && i < l->shards.count; i++)
+        send_one(l, "SSUBSCRIBE", l->shards.names[i]);
 }
 
 static void send_one(struct redis_link *l, const char *verb, const char *name)
@@ -847,35 +932,49 @@ static int set_change(struct redis_link *l, struct name_set *set, const char *na
 
 int redis_link_subscribe(struct redis_link *l, const char *channel)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_CHANNEL, channel, true);
     return set_change(l, &l->channels, channel, true, "SUBSCRIBE");
 }
 
 int redis_link_unsubscribe(struct redis_link *l, const char *channel)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_CHANNEL, channel, false);
     return set_change(l, &l->channels, channel, false, "UNSUBSCRIBE");
 }
 
 int redis_link_psubscribe(struct redis_link *l, const char *pattern)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_PATTERN, pattern, true);
     return set_change(l, &l->patterns, pattern, true, "PSUBSCRIBE");
 }
 
 int redis_link_punsubscribe(struct redis_link *l, const char *pattern)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_PATTERN, pattern, false);
     return set_change(l, &l->patterns, pattern, false, "PUNSUBSCRIBE");
 }
 
 int redis_link_ssubscribe(struct redis_link *l, const char *channel)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_SHARD, channel, true);
     return set_change(l, &l->shards, channel, true, "SSUBSCRIBE");
 }
 
 int redis_link_sunsubscribe(struct redis_link *l, const char *channel)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_SHARD, channel, false);
     return set_change(l, &l->shards, channel, false, "SUNSUBSCRIBE");
 }
 
 size_t redis_link_subscription_count(const struct redis_link *l)
 {
+    if (l->cluster != NULL)
+        return redis_cluster_subscription_count(l->cluster);
     return l->channels.count + l->patterns.count + l->shards.count;
 }

@@ -107,12 +107,14 @@ const char *redis_tls_from_config(const struct config *cfg, const char *url, str
     *out = NULL;
     struct redis_url u;
     if (redis_url_parse(url, &u) != SIOC_OK)
-        return "redis: not a redis:// or rediss:// URL";
+        return "redis: not a redis://, rediss://, redis-cluster:// or rediss-cluster:// URL (a "
+               "cluster has only db 0)";
     if (!u.tls) {
         /* Settings that would silently do nothing: the operator meant TLS. */
         for (size_t i = 0; i < sizeof(option_keys) / sizeof(option_keys[0]); i++) {
             if (config_source_of(cfg, option_keys[i]) != CONFIG_FROM_DEFAULT) {
-                snprintf(err, errlen, "%s: needs a rediss:// URL in redis", option_keys[i]);
+                snprintf(err, errlen, "%s: needs a rediss:// URL in redis%s", option_keys[i],
+                         u.cluster ? " (rediss-cluster:// for a cluster)" : "");
                 return err;
             }
         }

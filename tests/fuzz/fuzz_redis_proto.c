@@ -1,9 +1,10 @@
 /* fuzz_redis_proto.c: libFuzzer target for common/redis_proto. The input, NUL-terminated, is
- * parsed as a redis:// or rediss:// URL: a success must give a non-empty host, a port in 1..65535, a db in
- * 0..1000000, strings inside the struct's storage and free of NULs, and re-parsing the same
- * text must give the same result. The input split on 0x00 bytes is also encoded as a RESP
- * command, whose size must stay within redis_command_bound and whose framing must read back
- * to the same arguments. */
+ * parsed as a redis://, rediss:// or redis[s]-cluster:// URL: a success must give a non-empty host,
+ * a port in 1..65535, a db in 0..1000000, strings inside the struct's storage and free of NULs, and
+ * re-parsing the same text must give the same result. The input split on 0x00 bytes is also encoded
+ * as a RESP command, whose size must stay within redis_command_bound and whose framing must read
+ * back to the same arguments. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +48,18 @@ static void fuzz_url(const uint8_t *data, size_t size)
         check_string(&a, a.user);
         check_string(&a, a.password);
         REQUIRE(strcmp(a.host, b.host) == 0 && a.port == b.port && a.db == b.db);
-        /* TLS exactly for the rediss:// scheme */
-        REQUIRE(a.tls == b.tls && a.tls == (strncmp(text, "rediss://", 9) == 0));
+        /* TLS exactly for the rediss:// schemes, seeds exactly for the cluster ones */
+        bool cluster = strncmp(text, "redis-cluster://", 16) == 0 ||
+                       strncmp(text, "rediss-cluster://", 17) == 0;
+        REQUIRE(a.tls == b.tls && a.tls == (strncmp(text, "rediss://", 9) == 0 ||
+                                            strncmp(text, "rediss-cluster://", 17) == 0));
+        REQUIRE(a.cluster == cluster && a.nseeds >= 1 && a.nseeds <= REDIS_URL_MAX_SEEDS);
+        REQUIRE(cluster || a.nseeds == 1);
+        REQUIRE(a.host == a.seeds[0].host && a.port == a.seeds[0].port && (!cluster || a.db == 0));
+        for (int i = 0; i < a.nseeds; i++) {
+            check_string(&a, a.seeds[i].host);
+            REQUIRE(a.seeds[i].host[0] != '\0' && a.seeds[i].port >= 1 && a.seeds[i].port <= 65535);
+        }
     }
     free(text);
 }

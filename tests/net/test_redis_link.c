@@ -677,6 +677,49 @@ static void test_resubscribe_after_restart(void)
     redis_link_free(cmd.link);
 }
 
+/* Sharded pub/sub on one Redis 7 (issue 17, the interface the sharded adapter uses): SSUBSCRIBE
+ * is confirmed before on_state_cb(true), `smessage` pushes arrive like `message`, the shard
+ * channels are subscribed again after a restart, SUNSUBSCRIBE stops them, and a SPUBLISH counts
+ * the subscriber (PUBSUB SHARDNUMSUB). */
+static void test_sharded_pubsub_counts(void)
+{
+    struct obs cmd, sub;
+    struct reply r;
+    open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
+    CHECK(open_subscriber(&sub, 0, NULL, 20, 0) != NULL);
+    CHECK(redis_link_ssubscribe(sub.link, "sio#/#room#") == SIOC_OK);
+    CHECK(redis_link_ssubscribe(sub.link, "sio#/#other#") == SIOC_OK);
+    CHECK(redis_link_ssubscribe(sub.link, "sio#/#room#") == SIOC_OK); /* already there */
+    CHECK(redis_link_ssubscribe(cmd.link, "x") == SIOC_EINVAL);
+    CHECK(redis_link_ssubscribe(sub.link, "") == SIOC_EINVAL);
+    CHECK(redis_link_subscription_count(sub.link) == 2);
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#room#", "hello"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
+    CHECK(loop_wait_until(base, got_message, &sub, 3000));
+    CHECK(strcmp(sub.channel, "sio#/#room#") == 0 && sub.pattern[0] == '\0');
+    CHECK_MEM(sub.payload, sub.payload_len, "hello", 5);
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"PUBSUB", "SHARDNUMSUB", "sio#/#other#"}));
+    CHECK(r.type == REDIS_REPLY_ARRAY && r.elements == 2);
+    /* a restart: both shard channels come back before the link says it is up */
+    redis_test_server_stop(&server);
+    CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
+    CHECK(redis_test_server_restart(&server) == 0);
+    CHECK(loop_wait_until(base, is_connected, &sub, 5000) && loop_wait_until(base, is_connected, &cmd, 5000));
+    sub.messages = 0;
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#other#", "again"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
+    CHECK(loop_wait_until(base, got_message, &sub, 3000) && strcmp(sub.channel, "sio#/#other#") == 0);
+    /* SUNSUBSCRIBE: no more deliveries, no subscriber counted */
+    CHECK(redis_link_sunsubscribe(sub.link, "sio#/#other#") == SIOC_OK);
+    CHECK(redis_link_subscription_count(sub.link) == 1);
+    loop_run_for(base, 100);
+    CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#other#", "gone"}));
+    CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 0);
+    redis_link_free(sub.link);
+    redis_link_free(cmd.link);
+}
+
 static void test_client_kill(void)
 {
     struct obs cmd, sub;
@@ -874,6 +917,7 @@ int main(void)
     RUN(test_pubsub);
     RUN(test_sharded_pubsub);
     RUN(test_resubscribe_after_restart);
+    RUN(test_sharded_pubsub_counts);
     RUN(test_client_kill);
     RUN(test_liveness);
     RUN(test_chained_commands_leave_at_once);

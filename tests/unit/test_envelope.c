@@ -204,8 +204,15 @@ static void test_key_names(void)
 {
     struct buf b;
     buf_init(&b, 0);
-    envelope_key_up_stream(&b, ENVELOPE_DEFAULT_PREFIX, sl("/chat"), 3);
+    envelope_key_up_stream(&b, ENVELOPE_DEFAULT_PREFIX, sl("/chat"), 3, 4);
     CHECK_STR(b.data, b.len, "sioc:up:/chat:3");
+    buf_reset(&b);
+    /* on a Redis Cluster (prefix "{sioc}"): the prefix's braces move to the spread tag */
+    envelope_key_up_stream(&b, "{sioc}", sl("/chat"), 0, 3);
+    CHECK_STR(b.data, b.len, "sioc:up:/chat:{0.1}"); /* slot of "0.0" is not in [0, 5461) */
+    buf_reset(&b);
+    envelope_key_up_stream(&b, "{sioc}", sl("/"), 2, 3);
+    CHECK(b.len > 11 && memcmp(b.data, "sioc:up:/:{2.", 13) == 0 && b.data[b.len - 1] == '}');
     buf_reset(&b);
     envelope_key_up_channel(&b, "p", sl("/"));
     CHECK_STR(b.data, b.len, "p:up:/");

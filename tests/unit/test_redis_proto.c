@@ -48,7 +48,7 @@ static void test_urls(void)
     CHECK(u.tls && strcmp(u.host, "::1") == 0 && u.port == 7000);
     static const char *const bad[] = {
         "redisss://h",       "rediss:/h",          "rediss://",        "rediss://h:0",
-        "REDISS://h",        "rediss://h?ssl_cert_reqs=none",          "redis-cluster://h:1",
+        "REDISS://h",        "rediss://h?ssl_cert_reqs=none",          "redis-clusterx://h:1",
         "http://h",          "redis://",           "redis://h:0",      "redis://h:65536",
         "redis://h:12x",     "redis://h:",         "redis://h/x",      "redis://h/1000001",
         "redis://h?db=1",    "redis://h#f",        "redis://secret@h", "redis://:bad%4@h",
@@ -58,10 +58,54 @@ static void test_urls(void)
         CHECK(parse(bad[i], &u) == SIOC_EINVAL);
     CHECK(redis_url_parse(NULL, &u) == SIOC_EINVAL);
     /* longer than the storage: refused, not truncated */
-    char long_url[700] = "redis://:";
-    memset(long_url + 9, 'p', 600);
-    strcpy(long_url + 609, "@h");
+    char long_url[1200] = "redis://:";
+    memset(long_url + 9, 'p', 1100);
+    strcpy(long_url + 1109, "@h");
     CHECK(parse(long_url, &u) == SIOC_EINVAL);
+}
+
+/* redis-cluster:// and rediss-cluster:// (issue 17, DESIGN.md §2): seed lists */
+static void test_cluster_urls(void)
+{
+    struct redis_url u, v;
+    CHECK(parse("redis-cluster://10.0.0.1:7000,10.0.0.2:7001,[::1]:7002", &u) == SIOC_OK);
+    CHECK(u.cluster && !u.tls && u.nseeds == 3 && u.db == 0);
+    CHECK(strcmp(u.seeds[0].host, "10.0.0.1") == 0 && u.seeds[0].port == 7000);
+    CHECK(strcmp(u.seeds[1].host, "10.0.0.2") == 0 && u.seeds[1].port == 7001);
+    CHECK(strcmp(u.seeds[2].host, "::1") == 0 && u.seeds[2].port == 7002);
+    CHECK(u.host == u.seeds[0].host && u.port == 7000);
+    CHECK(parse("rediss-cluster://alice:p%2Cw@cache:6380/", &u) == SIOC_OK);
+    CHECK(u.cluster && u.tls && u.nseeds == 1 && strcmp(u.password, "p,w") == 0);
+    CHECK(strcmp(u.user, "alice") == 0 && strcmp(u.host, "cache") == 0 && u.port == 6380);
+    CHECK(parse("redis-cluster://a,b/0", &u) == SIOC_OK);
+    CHECK(u.nseeds == 2 && u.seeds[1].port == 6379 && strcmp(u.seeds[1].host, "b") == 0);
+    /* a single-node URL never has seeds beyond its host; a comma there is part of nothing */
+    CHECK(parse("redis://a,b:1", &u) == SIOC_OK && u.nseeds == 1 && !u.cluster);
+    static const char *const bad[] = {
+        "redis-cluster://",        "redis-cluster://a,,b",  "redis-cluster://a,",
+        "redis-cluster://,a",      "redis-cluster://a/1",    "redis-cluster://a:0",
+        "redis-cluster://a?x=1",   "rediss-cluster:/a",      "REDIS-CLUSTER://a",
+        "redis-cluster://a:1,b:x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(parse(bad[i], &u) == SIOC_EINVAL);
+    char many[400] = "redis-cluster://";
+    for (int i = 0; i < REDIS_URL_MAX_SEEDS; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sh%d:1", i ? "," : "", i);
+    CHECK(parse(many, &u) == SIOC_OK && u.nseeds == REDIS_URL_MAX_SEEDS);
+    strcat(many, ",x:2");
+    CHECK(parse(many, &u) == SIOC_EINVAL);
+    /* a copy points into its own storage; a node URL keeps credentials and TLS */
+    CHECK(parse("rediss-cluster://u:pw@h1:1,h2:2", &u) == SIOC_OK);
+    redis_url_copy(&v, &u);
+    memset(&u, 0, sizeof u);
+    CHECK(strcmp(v.seeds[1].host, "h2") == 0 && strcmp(v.password, "pw") == 0);
+    CHECK(v.seeds[1].host >= v.storage && v.seeds[1].host < v.storage + sizeof v.storage);
+    CHECK(redis_url_node(&v, "10.1.1.1", 7005, &u) == SIOC_OK);
+    CHECK(!u.cluster && u.tls && strcmp(u.user, "u") == 0 && strcmp(u.password, "pw") == 0);
+    CHECK(strcmp(u.host, "10.1.1.1") == 0 && u.port == 7005 && u.db == 0);
+    CHECK(redis_url_node(&v, "", 7005, &u) == SIOC_EINVAL);
+    CHECK(redis_url_node(&v, "h", 0, &u) == SIOC_EINVAL);
 }
 
 static void test_commands(void)
@@ -95,5 +139,6 @@ int main(void)
 {
     RUN(test_urls);
     RUN(test_commands);
+    RUN(test_cluster_urls);
     return test_summary("test_redis_proto");
 }

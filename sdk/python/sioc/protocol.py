@@ -19,6 +19,8 @@ ignored (forward compatibility).
 
 import msgpack
 
+from .cluster_keys import is_cluster_prefix, spread_tag
+
 __all__ = [
     "ProtocolError", "UnsupportedError", "Entry", "Reply", "ABSENT",
     "decode_stream_entry", "decode_pubsub_entry", "encode_connect_reply",
@@ -55,8 +57,13 @@ def unpack(data):
 
 # ---- key names and sharding ----
 
-def stream_key(prefix, nsp, shard):
-    """``P:up:<nsp>:<shard>``, the upstream stream of one shard of a namespace."""
+def stream_key(prefix, nsp, shard, shards=None):
+    """``P:up:<nsp>:<shard>``, the upstream stream of one shard of a namespace; on a Redis
+    Cluster (prefix ``{P}``) ``P:up:<nsp>:{<tag>}`` (cluster_keys.spread_tag of ``shards``)."""
+    if is_cluster_prefix(prefix):
+        if shards is None:
+            raise ValueError("a cluster stream key needs the number of shards")
+        return "%s:up:%s:{%s}" % (prefix[1:-1], nsp, spread_tag(shard, shards))
     return "%s:up:%s:%d" % (prefix, nsp, shard)
 
 

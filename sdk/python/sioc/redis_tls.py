@@ -23,6 +23,8 @@ import ssl
 import redis as redis_lib
 from redis.connection import Connection, SSLConnection
 
+from .cluster_keys import is_cluster_url, parse_cluster_url
+
 TLS_OPTIONS = ("ca", "cert", "key", "server_name", "insecure")
 
 
@@ -69,10 +71,64 @@ def tls_settings(**given):
     return out
 
 
+def _cluster_client(url, settings, logger):
+    """A redis.cluster.RedisCluster for a redis[s]-cluster:// seed list (cluster_keys)."""
+    from redis.cluster import ClusterNode, RedisCluster
+    seeds, username, password, tls = parse_cluster_url(url)
+    kwargs = {"startup_nodes": [ClusterNode(h, p) for h, p in seeds], "username": username,
+              "password": password}
+    if tls:
+        if bool(settings["cert"]) != bool(settings["key"]):
+            raise ValueError("redis_tls_cert and redis_tls_key go together")
+        if settings["server_name"]:
+            raise ValueError("redis_tls_server_name is not supported with rediss-cluster:// "
+                             "(each node is verified under its own address)")
+        kwargs.update(ssl=True, ssl_ca_certs=settings["ca"], ssl_certfile=settings["cert"],
+                      ssl_keyfile=settings["key"],
+                      ssl_cert_reqs="none" if settings["insecure"] else "required",
+                      ssl_check_hostname=not settings["insecure"])
+        if settings["insecure"]:
+            (logger or logging.getLogger("sioc")).warning(
+                "redis_tls_insecure: Redis's certificate and name are NOT verified")
+    else:
+        given = [n for n in TLS_OPTIONS if settings[n]]
+        if given:
+            raise ValueError("redis_tls_%s needs a rediss-cluster:// URL" % given[0])
+    client = RedisCluster(**kwargs)
+    _survive_topology_changes(client)
+    return client
+
+
+class _Shared:
+    """A callable that deepcopy leaves alone (see _survive_topology_changes)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _survive_topology_changes(client):
+    """redis-py 4.3 (Debian's python3-redis) deep-copies its connection arguments to reach a node
+    it has no connection to yet (a promoted replica after a failover), and those hold a bound
+    method of the client, whose locks cannot be copied: every reconnection then fails with
+    "cannot pickle '_thread.lock' object". The method is shared instead of copied."""
+    kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None)
+    if kwargs is not None and callable(kwargs.get("redis_connect_func")):
+        kwargs["redis_connect_func"] = _Shared(kwargs["redis_connect_func"])
+
+
 def client_from_url(url, logger=None, **tls):
-    """A redis.Redis for ``url`` (redis:// or rediss://) with the TLS settings of ``tls``
-    (``redis_tls_ca=...`` and so on; unset ones come from the environment)."""
+    """A redis.Redis for ``url`` (redis:// or rediss://), or a redis.cluster.RedisCluster for
+    ``redis-cluster://host:port[,host:port...]`` (``rediss-cluster://``), with the TLS settings of
+    ``tls`` (``redis_tls_ca=...`` and so on; unset ones come from the environment)."""
     settings = tls_settings(**tls)
+    if is_cluster_url(url):
+        return _cluster_client(url, settings, logger)
     if not url.startswith("rediss://"):
         given = [n for n in TLS_OPTIONS if settings[n]]
         if given:

@@ -44,12 +44,14 @@ import time
 from collections import OrderedDict
 
 import redis as redis_lib
+from redis.cluster import RedisCluster
 
 from . import protocol
 from .calls import Calls, CallError, CallTimeout
 from .emitter import encode_broadcast
 from .exceptions import is_refusal
 from .leases import ShardLeases
+from .cluster_keys import cluster_prefix
 from .pool import KeyedPool
 from .redis_tls import client_from_url
 from .protocol import ProtocolError, Reply, UnsupportedError
@@ -57,6 +59,7 @@ from .protocol import ProtocolError, Reply, UnsupportedError
 __all__ = ["Worker", "Request"]
 
 _SID_CACHE_MAX = 100000
+CLUSTER_POLL_MS = 20  # a worker reading several streams on a Redis Cluster polls them this often
 MAX_CALL_SOCKETS = 10000  # sockets one call() to rooms may ask (as the broker's ack emits)
 _SOCKETS_LEAVE = 3  # @socket.io/redis-adapter request type REMOTE_LEAVE
 _NOTHING = protocol.ABSENT
@@ -202,7 +205,10 @@ class Worker:
             redis_tls_key=redis_tls_key, redis_tls_server_name=redis_tls_server_name,
             redis_tls_insecure=redis_tls_insecure)
         self.redis_url = redis_url if client is None else repr(client)
-        self.key_prefix = key_prefix
+        # a Redis Cluster (redis-cluster:// or a RedisCluster client): every key and channel
+        # uses {P} for P, the upstream streams carry spread tags (cluster_keys)
+        self.cluster = isinstance(self.redis, RedisCluster)
+        self.key_prefix = cluster_prefix(key_prefix) if self.cluster else key_prefix
         self.namespaces = namespaces
         self.shards = int(shards)
         self.name = name or default_name()
@@ -574,6 +580,12 @@ class Worker:
             self._publish(messages)
 
     def _publish(self, messages, ack=None):
+        if self.cluster:  # redis-py refuses PUBLISH in a cluster pipeline: one by one, in order
+            for channel, data in messages:
+                self.redis.publish(channel, data)
+            if ack is not None:
+                self.redis.xack(ack[0], self.group, ack[1])
+            return
         pipe = self.redis.pipeline(transaction=False)
         for channel, data in messages:
             pipe.publish(channel, data)
@@ -781,7 +793,7 @@ class Worker:
         if not self.namespaces:
             raise ValueError("the worker consumes no namespace")
         if self.upstream == "stream":
-            self._sources = [protocol.stream_key(self.key_prefix, nsp, s)
+            self._sources = [protocol.stream_key(self.key_prefix, nsp, s, self.shards)
                              for nsp in self.namespaces for s in range(self.shards)]
             self._leases = ShardLeases(self.redis, self.key_prefix, self.group, self.consumer,
                                        self._sources, self.lease_ms)
@@ -870,8 +882,14 @@ class Worker:
                 del self._cursors[key]
         if self._cursors:  # pending entries of this consumer first
             try:
-                resp = self.redis.xreadgroup(self.group, self.consumer, dict(self._cursors),
-                                             count=self.count) or []
+                if self.cluster:  # one stream per command: they are in different slots
+                    resp = []
+                    for key, cursor in list(self._cursors.items()):
+                        resp.extend(self.redis.xreadgroup(self.group, self.consumer, {key: cursor},
+                                                          count=self.count) or [])
+                else:
+                    resp = self.redis.xreadgroup(self.group, self.consumer, dict(self._cursors),
+                                                 count=self.count) or []
             except TypeError:  # redis-py cannot parse a pending entry trimmed away meanwhile
                 self.logger.warning("pending entries unreadable; skipped")
                 self._cursors = {}
@@ -891,13 +909,34 @@ class Worker:
             self._stopping.wait(min(timeout_ms, wake_ms) / 1000)
             return 0
         block = min(timeout_ms, wake_ms)
-        resp = self.redis.xreadgroup(self.group, self.consumer, {key: ">" for key in readable},
-                                     count=self.count, block=block if block > 0 else None) or []
+        if self.cluster:
+            resp = self._read_cluster(readable, block)
+        else:
+            resp = self.redis.xreadgroup(self.group, self.consumer, {key: ">" for key in readable},
+                                         count=self.count, block=block if block > 0 else None) or []
         handled = 0
         for key, entries in resp:
             key = key.decode() if isinstance(key, bytes) else key
             handled += self._handle_stream(key, entries)
         return handled
+
+    def _read_cluster(self, readable, block):
+        """XREADGROUP per stream (the streams are in different slots on a cluster): one stream
+        blocks as usual; several are polled without blocking, then again every CLUSTER_POLL_MS
+        until something arrives or ``block`` ms have passed."""
+        streams = sorted(readable)
+        if len(streams) == 1:
+            return self.redis.xreadgroup(self.group, self.consumer, {streams[0]: ">"},
+                                         count=self.count, block=block if block > 0 else None) or []
+        deadline = time.monotonic() + block / 1000.0
+        while True:
+            resp = []
+            for key in streams:
+                resp.extend(self.redis.xreadgroup(self.group, self.consumer, {key: ">"},
+                                                  count=self.count) or [])
+            if resp or time.monotonic() >= deadline or self._stopping.is_set():
+                return resp
+            self._stopping.wait(min(CLUSTER_POLL_MS / 1000.0, max(0.0, deadline - time.monotonic())))
 
     def _submit(self, entry, key=None):
         """Runs ``entry``'s handler on the pool after the socket's earlier entries; then

@@ -1,0 +1,835 @@
+/* redis_cluster.c: the Redis Cluster transport of redis_cluster.h. Each master is a `cnode`
+ * with plain redis_links (command; subscriber for its shard channels), so reconnects, TLS,
+ * AUTH and the per-connection pairing of replies are redis_link's. This file adds the slot map,
+ * routing, redirections and a cluster-level queue: an owner's command is a `ccmd` that keeps its
+ * arguments until it is answered, so it can be sent again to another master (MOVED, ASK, a
+ * REDIS_LINK_RETRY command lost in a failover). Node links get commands only while connected;
+ * a node link never retries by itself (the cluster decides where a retry goes). Structural
+ * changes (new/freed links, moving subscriptions) happen in `kick`, a deferred event, never
+ * inside a node link's callback. The subscriptions themselves are redis_cluster_sub.c's. */
+#include "common/net/redis_cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+
+#include "common/error.h"
+#include "common/net/redis_cluster_internal.h"
+#include "common/redis_slots.h"
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- lists ---- */
+
+static void cl_push_tail(struct ccmd_list *l, struct ccmd *m)
+{
+    m->next = NULL;
+    m->prev = l->tail;
+    if (l->tail != NULL)
+        l->tail->next = m;
+    else
+        l->head = m;
+    l->tail = m;
+    l->count++;
+    l->bytes += m->bytes;
+}
+
+static void cl_remove(struct ccmd_list *l, struct ccmd *m)
+{
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        l->head = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    else
+        l->tail = m->prev;
+    m->prev = m->next = NULL;
+    l->count--;
+    l->bytes -= m->bytes;
+}
+
+/* Moves all of src in front of dst, both orders kept. */
+static void cl_splice_front(struct ccmd_list *dst, struct ccmd_list *src)
+{
+    if (src->head == NULL)
+        return;
+    src->tail->next = dst->head;
+    if (dst->head != NULL)
+        dst->head->prev = src->tail;
+    else
+        dst->tail = src->tail;
+    dst->head = src->head;
+    dst->count += src->count;
+    dst->bytes += src->bytes;
+    memset(src, 0, sizeof(*src));
+}
+
+static void cl_free_all(struct ccmd_list *l)
+{
+    struct ccmd *next;
+    for (struct ccmd *m = l->head; m != NULL; m = next) {
+        next = m->next;
+        free(m);
+    }
+    memset(l, 0, sizeof(*l));
+}
+
+static bool cluster_up(const struct redis_cluster *c);
+
+/* ---- owner callbacks ---- */
+
+void rc_emit_event(struct redis_cluster *c, enum redis_link_event ev, const char *detail)
+{
+    if (c->cfg.on_event_cb != NULL && !c->freeing)
+        c->cfg.on_event_cb(c->cfg.ctx, ev, detail);
+}
+
+void rc_node_event(struct cnode *n, enum redis_link_event ev, const char *detail)
+{
+    char text[600];
+    snprintf(text, sizeof(text), "%s:%d%s%s", n->host, n->port, detail[0] ? ": " : "", detail);
+    rc_emit_event(n->c, ev, text);
+}
+
+void rc_update_state(struct redis_cluster *c)
+{
+    bool up = cluster_up(c);
+    if (up == c->reported_up || c->freeing)
+        return;
+    c->reported_up = up;
+    if (c->cfg.on_state_cb != NULL)
+        c->cfg.on_state_cb(c->cfg.ctx, up);
+}
+
+static void deliver(struct redis_cluster *c, struct ccmd *m, const redisReply *r,
+                    enum redis_link_result result)
+{
+    if (m->reply_cb != NULL && !c->freeing)
+        m->reply_cb(m->ctx, r, result);
+}
+
+/* ---- deferred work ---- */
+
+void rc_kick_soon(struct redis_cluster *c)
+{
+    if (!c->freeing)
+        event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+static void refresh_start(struct redis_cluster *c);
+
+/* A map refresh as soon as allowed (at most one per REDIS_CLUSTER_REFRESH_MS / 5). */
+void rc_refresh_soon(struct redis_cluster *c)
+{
+    if (c->freeing)
+        return;
+    c->refresh_wanted = true;
+    if (c->refresh_node != NULL || evtimer_pending(c->refresh_timer, NULL))
+        return;
+    uint64_t gap = REDIS_CLUSTER_REFRESH_MS / 5, since = now_ms() - c->last_refresh_ms;
+    unsigned wait = since >= gap ? 0 : (unsigned)(gap - since);
+    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)wait * 1000};
+    evtimer_add(c->refresh_timer, &tv);
+}
+
+/* ---- nodes ---- */
+
+static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_result result);
+
+static void remember_addr(struct redis_cluster *c, const char *host, int port)
+{
+    for (size_t i = 0; i < c->naddrs; i++)
+        if (c->addrs[i].port == port && strcmp(c->addrs[i].host, host) == 0)
+            return;
+    if (c->naddrs == MAX_ADDRS || strlen(host) >= REDIS_SLOT_HOST_MAX)
+        return;
+    snprintf(c->addrs[c->naddrs].host, REDIS_SLOT_HOST_MAX, "%s", host);
+    c->addrs[c->naddrs++].port = port;
+}
+
+static void node_cmd_state_cb(void *ctx, bool up)
+{
+    struct cnode *n = ctx;
+    n->cmd_up = up;
+    if (!up)
+        rc_refresh_soon(n->c); /* a failover? the map says who owns its slots now */
+    rc_kick_soon(n->c);
+}
+
+static void node_cmd_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    rc_node_event(ctx, ev, detail);
+}
+
+struct cnode *rc_node_find(struct redis_cluster *c, const char *host, int port)
+{
+    for (size_t i = 0; i < c->nnodes; i++)
+        if (c->nodes[i]->port == port && strcmp(c->nodes[i]->host, host) == 0)
+            return c->nodes[i];
+    return NULL;
+}
+
+/* The cnode of host:port, made if needed, with its command link when `with_cmd` (a subscriber
+ * cluster needs one only to ask for the map); NULL when out of memory/room. */
+static struct cnode *node_get(struct redis_cluster *c, const char *host, int port, bool with_cmd)
+{
+    struct cnode *n = rc_node_find(c, host, port);
+    if (n == NULL) {
+        if (c->nnodes == MAX_NODES || strlen(host) >= sizeof(n->host) ||
+            (n = calloc(1, sizeof(*n))) == NULL)
+            return NULL;
+        n->c = c;
+        snprintf(n->host, sizeof(n->host), "%s", host);
+        n->port = port;
+        c->nodes[c->nnodes++] = n;
+        remember_addr(c, host, port);
+    }
+    if (with_cmd && n->cmd == NULL)
+        n->cmd = rc_node_link_new(n, REDIS_LINK_COMMAND);
+    return !with_cmd || n->cmd != NULL ? n : NULL;
+}
+
+static void node_free(struct cnode *n)
+{
+    redis_link_free(n->cmd);
+    redis_link_free(n->sub);
+    free(n);
+}
+
+static bool node_is_master(const struct redis_cluster *c, const struct cnode *n)
+{
+    for (unsigned i = 0; i < c->map.nnodes; i++)
+        if (c->by_index[i] == n)
+            return true;
+    return false;
+}
+
+/* Frees the nodes nothing needs any more (not masters, nothing queued, in flight, subscribed). */
+static void nodes_gc(struct redis_cluster *c)
+{
+    for (size_t i = 0; i < c->nnodes;) {
+        struct cnode *n = c->nodes[i];
+        if (node_is_master(c, n) || n->pending > 0 || n->queued > 0 || n->shards > 0 ||
+            n == c->home_node || n == c->refresh_node) {
+            i++;
+            continue;
+        }
+        for (struct ccmd *m = c->queue.head; m != NULL; m = m->next)
+            if (m->ask == n)
+                m->ask = NULL;
+        c->nodes[i] = c->nodes[--c->nnodes];
+        node_free(n);
+    }
+}
+
+/* The master of `slot`, or NULL. */
+struct cnode *rc_slot_node(const struct redis_cluster *c, unsigned slot)
+{
+    int idx = c->map_loaded ? redis_slot_map_owner(&c->map, slot) : -1;
+    return idx >= 0 ? c->by_index[idx] : NULL;
+}
+
+static struct cnode *route_node(const struct redis_cluster *c, const struct ccmd *m)
+{
+    if (m->ask != NULL)
+        return m->ask;
+    return rc_slot_node(c, m->route == REDIS_ROUTE_KEY ? m->slot : 0);
+}
+
+/* ---- commands ---- */
+
+static void queue_add(struct redis_cluster *c, struct ccmd *m)
+{
+    m->qnode = route_node(c, m);
+    if (m->qnode != NULL)
+        m->qnode->queued++;
+    else
+        c->unrouted++;
+    cl_push_tail(&c->queue, m);
+}
+
+static void queue_take(struct redis_cluster *c, struct ccmd *m)
+{
+    if (m->qnode != NULL)
+        m->qnode->queued--;
+    else
+        c->unrouted--;
+    m->qnode = NULL;
+    cl_remove(&c->queue, m);
+}
+
+/* Writes m on its node if that node's command link is connected. */
+static bool dispatch(struct redis_cluster *c, struct ccmd *m)
+{
+    struct cnode *n = route_node(c, m);
+    if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
+        return false;
+    if (m->ask != NULL) {
+        const char *asking[1] = {"ASKING"};
+        if (redis_link_command_argv(n->cmd, 1, asking, NULL, 0, NULL, NULL) != SIOC_OK)
+            return false;
+        m->ask = NULL;
+    }
+    if (redis_link_command_argv(n->cmd, m->argc, m->argv, m->lens, 0, cmd_reply_cb, m) != SIOC_OK)
+        return false;
+    m->sent = n;
+    n->pending++;
+    cl_push_tail(&c->inflight, m);
+    return true;
+}
+
+static void flush_queue(struct redis_cluster *c)
+{
+    if (c->held)
+        return;
+    struct ccmd *next;
+    for (struct ccmd *m = c->queue.head; m != NULL; m = next) {
+        next = m->next;
+        struct cnode *n = route_node(c, m);
+        if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
+            continue;
+        queue_take(c, m);
+        if (!dispatch(c, m)) {
+            queue_add(c, m); /* out of memory in the node link: stays, at the end */
+            break;
+        }
+    }
+    if (c->room_wanted && c->queue.head == NULL && cluster_up(c) && c->cfg.on_room_cb != NULL &&
+        !c->freeing) {
+        c->room_wanted = false;
+        c->cfg.on_room_cb(c->cfg.ctx);
+    }
+}
+
+static bool error_is(const redisReply *r, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return r->len >= n && memcmp(r->str, prefix, n) == 0;
+}
+
+/* A MOVED or ASK answer: true when m was re-queued for its new node. */
+static bool follow_redirect(struct redis_cluster *c, struct ccmd *m, struct cnode *from,
+                            const redisReply *r)
+{
+    struct redis_redirect rd;
+    enum redis_redirect_kind kind = redis_redirect_parse(r->str, r->len, &rd);
+    if (kind == REDIS_REDIRECT_NONE || m->redirects >= REDIS_CLUSTER_MAX_REDIRECTS)
+        return false;
+    if (rd.host[0] == '\0') /* "MOVED 12 :6380": the same host as the node that answered */
+        snprintf(rd.host, sizeof(rd.host), "%s", from->host);
+    struct cnode *to = node_get(c, rd.host, rd.port, true);
+    if (to == NULL)
+        return false;
+    m->redirects++;
+    c->stats.redirects++;
+    if (kind == REDIS_REDIRECT_ASK) {
+        m->ask = to;
+    } else {
+        int idx = redis_slot_map_assign(&c->map, rd.slot, rd.slot, rd.host, rd.port);
+        if (idx >= 0)
+            c->by_index[idx] = to;
+        rc_emit_event(c, REDIS_LINK_EV_REDIRECT, r->str);
+        rc_refresh_soon(c);
+    }
+    cl_push_tail(&c->requeue, m);
+    rc_kick_soon(c);
+    return true;
+}
+
+static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_result result)
+{
+    struct ccmd *m = ctx;
+    struct redis_cluster *c = m->c;
+    struct cnode *from = m->sent;
+    from->pending--;
+    m->sent = NULL;
+    cl_remove(&c->inflight, m);
+    if (result == REDIS_LINK_LOST) {
+        rc_refresh_soon(c);
+        if ((m->flags & REDIS_LINK_RETRY) != 0 && m->reply_cb != NULL) {
+            c->stats.commands_retried++;
+            cl_push_tail(&c->requeue, m); /* to the slot's owner once the map says who it is */
+            rc_kick_soon(c);
+            return;
+        }
+        c->stats.commands_lost++;
+        deliver(c, m, NULL, REDIS_LINK_LOST);
+        free(m);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && reply->str != NULL) {
+        if (follow_redirect(c, m, from, reply))
+            return;
+        if ((error_is(reply, "TRYAGAIN") || error_is(reply, "CLUSTERDOWN") ||
+             error_is(reply, "LOADING") || error_is(reply, "MASTERDOWN")) &&
+            m->tryagain < REDIS_CLUSTER_MAX_TRYAGAIN) {
+            m->tryagain++;
+            cl_push_tail(&c->later, m); /* sent again after the next map refresh */
+            rc_refresh_soon(c);
+            return;
+        }
+    }
+    deliver(c, m, reply, REDIS_LINK_REPLY);
+    free(m);
+}
+
+/* ---- slot map ---- */
+
+static bool parse_node_entry(const redisReply *e, const struct cnode *from, char *host, int *port)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_INTEGER)
+        return false;
+    const redisReply *h = e->element[0];
+    if (h->len >= REDIS_SLOT_HOST_MAX || memchr(h->str, '\0', h->len) != NULL)
+        return false;
+    if (h->len == 0 || (h->len == 1 && h->str[0] == '?'))
+        snprintf(host, REDIS_SLOT_HOST_MAX, "%s", from->host); /* no endpoint announced */
+    else
+        snprintf(host, REDIS_SLOT_HOST_MAX, "%.*s", (int)h->len, h->str);
+    *port = (int)e->element[1]->integer;
+    return true;
+}
+
+/* CLUSTER SLOTS: [[start, end, [host, port, id...], [replica...]...]...] into c->next. */
+static bool parse_slots(struct redis_cluster *c, const redisReply *r, const struct cnode *from)
+{
+    redis_slot_map_clear(&c->next);
+    if (r->type != REDIS_REPLY_ARRAY)
+        return false;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        char host[REDIS_SLOT_HOST_MAX];
+        int port;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            !parse_node_entry(e->element[2], from, host, &port) || e->element[0]->integer < 0 ||
+            e->element[1]->integer < 0)
+            return false;
+        if (redis_slot_map_assign(&c->next, (unsigned)e->element[0]->integer,
+                                  (unsigned)e->element[1]->integer, host, port) < 0)
+            return false;
+        for (size_t k = 3; k < e->elements; k++) /* replicas: places to ask next time */
+            if (parse_node_entry(e->element[k], from, host, &port))
+                remember_addr(c, host, port);
+    }
+    return redis_slot_map_covered(&c->next) > 0;
+}
+
+static void install_map(struct redis_cluster *c)
+{
+    bool changed = !c->map_loaded ||
+                   memcmp(c->map.owner, c->next.owner, sizeof(c->map.owner)) != 0 ||
+                   c->map.nnodes != c->next.nnodes;
+    for (unsigned i = 0; !changed && i < c->map.nnodes; i++)
+        changed = c->map.nodes[i].port != c->next.nodes[i].port ||
+                  strcmp(c->map.nodes[i].host, c->next.nodes[i].host) != 0;
+    c->map = c->next;
+    c->map_loaded = true;
+    c->stats.slot_map_loads++;
+    for (unsigned i = 0; i < c->map.nnodes; i++) {
+        remember_addr(c, c->map.nodes[i].host, c->map.nodes[i].port);
+        c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
+                                  c->cfg.mode == REDIS_LINK_COMMAND);
+    }
+    if (changed) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "%u masters, %u slots covered", c->map.nnodes,
+                 redis_slot_map_covered(&c->map));
+        rc_emit_event(c, REDIS_LINK_EV_SLOT_MAP, detail);
+    }
+}
+
+static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link_result result)
+{
+    struct cnode *n = ctx;
+    struct redis_cluster *c = n->c;
+    if (c->refresh_node != n)
+        return;
+    c->refresh_node = NULL;
+    evtimer_del(c->refresh_timer);
+    c->last_refresh_ms = now_ms();
+    if (result == REDIS_LINK_REPLY && parse_slots(c, reply, n)) {
+        install_map(c);
+    } else {
+        c->addr_next++; /* ask someone else next time */
+        c->refresh_wanted = true;
+    }
+    /* what waited for this map: the retries of TRYAGAIN/CLUSTERDOWN */
+    cl_splice_front(&c->requeue, &c->later);
+    rc_kick_soon(c);
+}
+
+/* The node to ask: a connected master first, else the next remembered address in turn. */
+static struct cnode *refresh_target(struct redis_cluster *c)
+{
+    for (size_t i = 0; i < c->nnodes; i++)
+        if (c->nodes[i]->cmd != NULL && redis_link_connected(c->nodes[i]->cmd) &&
+            node_is_master(c, c->nodes[i]))
+            return c->nodes[i];
+    for (size_t tries = 0; tries < c->naddrs; tries++) {
+        size_t i = c->addr_next++ % c->naddrs;
+        struct cnode *n = node_get(c, c->addrs[i].host, c->addrs[i].port, true);
+        if (n != NULL)
+            return n;
+    }
+    return NULL;
+}
+
+static void refresh_start(struct redis_cluster *c)
+{
+    if (c->refresh_node != NULL || c->freeing)
+        return;
+    c->refresh_wanted = false;
+    struct cnode *n = refresh_target(c);
+    const char *argv[2] = {"CLUSTER", "SLOTS"};
+    if (n == NULL ||
+        redis_link_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
+        c->refresh_wanted = true;
+        struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_CLUSTER_REFRESH_MS * 1000};
+        evtimer_add(c->refresh_timer, &tv);
+        return;
+    }
+    c->refresh_node = n;
+    /* no answer within the connect timeout: that node is away, try the next */
+    unsigned ms = c->cfg.connect_timeout_ms;
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(c->refresh_timer, &tv);
+}
+
+static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_cluster *c = arg;
+    if (c->refresh_node != NULL) { /* timed out */
+        redis_link_cancel(c->refresh_node->cmd, c->refresh_node);
+        c->refresh_node = NULL;
+        c->addr_next++;
+        rc_kick_soon(c); /* gc, and the next attempt */
+    }
+    refresh_start(c);
+}
+
+/* ---- subscriptions ---- */
+
+struct redis_link *rc_node_link_new(struct cnode *n, enum redis_link_mode mode)
+{
+    struct redis_cluster *c = n->c;
+    struct redis_url url;
+    if (redis_url_node(&c->url, n->host, n->port, &url) != SIOC_OK)
+        return NULL;
+    struct redis_link_config lc = c->cfg;
+    lc.mode = mode;
+    lc.ctx = n;
+    lc.on_room_cb = NULL;
+    lc.on_event_cb = node_cmd_event_cb;
+    lc.on_message_cb = rc_node_sub_message_cb;
+    lc.liveness_timeout_ms = 0;
+    lc.probe_channel = NULL;
+    lc.on_state_cb = mode == REDIS_LINK_COMMAND ? node_cmd_state_cb : rc_node_sub_state_cb;
+    lc.on_shard_lost_cb = rc_node_shard_lost_cb;
+    lc.jitter_seed = c->cfg.jitter_seed + (uint64_t)n->port;
+    return redis_link_new_parsed(c->base, &lc, &url);
+}
+
+/* Every connection the link needs is up: a subscriber's home and shard connections have
+ * confirmed their subscriptions; a command link is connected to every master. */
+static bool cluster_up(const struct redis_cluster *c)
+{
+    if (!c->map_loaded)
+        return false;
+    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER)
+        return rc_subs_up(c);
+    for (unsigned i = 0; i < c->map.nnodes; i++)
+        if (c->by_index[i] == NULL || !c->by_index[i]->cmd_up)
+            return false;
+    return true;
+}
+
+/* Something waits for a master the map does not give yet (a failover in progress). */
+static bool waiting(const struct redis_cluster *c)
+{
+    return c->queue.head != NULL || c->later.head != NULL || !cluster_up(c);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct redis_cluster *c = arg;
+    if (c->map_loaded)
+        for (unsigned i = 0; i < c->map.nnodes; i++)
+            if (c->by_index[i] == NULL)
+                c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
+                                          c->cfg.mode == REDIS_LINK_COMMAND);
+    /* redirected and retried commands go first, in the order they were answered */
+    for (struct ccmd *m = c->requeue.head; m != NULL; m = m->next) {
+        m->qnode = route_node(c, m);
+        if (m->qnode != NULL)
+            m->qnode->queued++;
+        else
+            c->unrouted++;
+    }
+    cl_splice_front(&c->queue, &c->requeue);
+    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER && c->map_loaded) {
+        rc_home_sync(c);
+        rc_shards_sync(c);
+    }
+    flush_queue(c);
+    nodes_gc(c);
+    rc_update_state(c);
+    if (c->refresh_wanted || waiting(c))
+        rc_refresh_soon(c);
+}
+
+/* ---- public ---- */
+
+struct redis_cluster *redis_cluster_new(struct event_base *base,
+                                        const struct redis_link_config *cfg,
+                                        const struct redis_url *url)
+{
+    if (!url->cluster || (url->tls && cfg->tls == NULL))
+        return NULL;
+    struct redis_cluster *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->base = base;
+    redis_url_copy(&c->url, url);
+    c->cfg = *cfg;
+    c->cfg.url = NULL;
+    if (c->cfg.connect_timeout_ms == 0)
+        c->cfg.connect_timeout_ms = REDIS_LINK_DEFAULT_CONNECT_TIMEOUT_MS;
+    if (c->cfg.queue_limit_bytes == 0)
+        c->cfg.queue_limit_bytes = REDIS_LINK_DEFAULT_QUEUE_LIMIT;
+    if (cfg->mode == REDIS_LINK_SUBSCRIBER && cfg->probe_channel != NULL && cfg->probe_channel[0])
+        c->probe_channel = strdup(cfg->probe_channel);
+    c->cfg.probe_channel = c->probe_channel;
+    for (int i = 0; i < url->nseeds; i++)
+        remember_addr(c, url->seeds[i].host, url->seeds[i].port);
+    c->kick = evtimer_new(base, kick_cb, c);
+    c->refresh_timer = evtimer_new(base, refresh_timer_cb, c);
+    if (c->kick == NULL || c->refresh_timer == NULL ||
+        (cfg->mode == REDIS_LINK_SUBSCRIBER && cfg->probe_channel != NULL &&
+         cfg->probe_channel[0] && c->probe_channel == NULL)) {
+        redis_cluster_free(c);
+        return NULL;
+    }
+    rc_refresh_soon(c);
+    return c;
+}
+
+void redis_cluster_free(struct redis_cluster *c)
+{
+    if (c == NULL)
+        return;
+    c->freeing = true;
+    redis_link_free(c->home);
+    for (size_t i = 0; i < c->nnodes; i++)
+        node_free(c->nodes[i]);
+    cl_free_all(&c->queue);
+    cl_free_all(&c->requeue);
+    cl_free_all(&c->later);
+    cl_free_all(&c->inflight);
+    rc_subs_free(c);
+    if (c->kick != NULL)
+        event_free(c->kick);
+    if (c->refresh_timer != NULL)
+        event_free(c->refresh_timer);
+    free(c->probe_channel);
+    free(c);
+}
+
+bool redis_cluster_connected(const struct redis_cluster *c)
+{
+    return cluster_up(c);
+}
+
+void redis_cluster_disconnect_now(struct redis_cluster *c)
+{
+    for (size_t i = 0; i < c->nnodes; i++) {
+        if (c->nodes[i]->cmd != NULL)
+            redis_link_disconnect_now(c->nodes[i]->cmd);
+        if (c->nodes[i]->sub != NULL)
+            redis_link_disconnect_now(c->nodes[i]->sub);
+    }
+    if (c->home != NULL)
+        redis_link_disconnect_now(c->home);
+}
+
+static void add_stats(struct redis_link_stats *out, const struct redis_link *l)
+{
+    if (l == NULL)
+        return;
+    struct redis_link_stats s;
+    redis_link_get_stats(l, &s);
+    out->connects += s.connects;
+    out->disconnects += s.disconnects;
+    out->connect_failures += s.connect_failures;
+    out->commands_sent += s.commands_sent;
+    out->messages_received += s.messages_received;
+    out->liveness_timeouts += s.liveness_timeouts;
+}
+
+void redis_cluster_get_stats(const struct redis_cluster *c, struct redis_link_stats *out)
+{
+    *out = c->stats;
+    for (size_t i = 0; i < c->nnodes; i++) {
+        add_stats(out, c->nodes[i]->cmd);
+        add_stats(out, c->nodes[i]->sub);
+    }
+    add_stats(out, c->home);
+    out->queue_bytes = c->queue.bytes;
+    out->queue_commands = c->queue.count;
+}
+
+static bool command_forbidden(const char *name, size_t len)
+{
+    static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
+                                        "punsubscribe", "sunsubscribe", "monitor",    "reset"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* One allocation: the struct, argv pointers, lengths, then the bytes. */
+static struct ccmd *ccmd_new(int argc, const char *const *argv, const size_t *lens)
+{
+    size_t total = 0;
+    for (int i = 0; i < argc; i++) {
+        if (lens[i] > SIZE_MAX / 4 || total > SIZE_MAX / 4)
+            return NULL;
+        total += lens[i] + 1;
+    }
+    size_t head = sizeof(struct ccmd) + (size_t)argc * (sizeof(char *) + sizeof(size_t));
+    struct ccmd *m = calloc(1, head + total);
+    if (m == NULL)
+        return NULL;
+    m->argc = argc;
+    m->argv = (const char **)(m + 1);
+    m->lens = (size_t *)(m->argv + argc);
+    char *p = (char *)(m->lens + argc);
+    for (int i = 0; i < argc; i++) {
+        if (lens[i] > 0)
+            memcpy(p, argv[i], lens[i]);
+        p[lens[i]] = '\0';
+        m->argv[i] = p;
+        m->lens[i] = lens[i];
+        p += lens[i] + 1;
+    }
+    m->bytes = total + (size_t)argc * 16; /* about its RESP size, for the queue limit */
+    return m;
+}
+
+int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *const *argv,
+                               const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
+                               void *ctx)
+{
+    if (c->cfg.mode != REDIS_LINK_COMMAND || argc < 1 || argv == NULL)
+        return SIOC_EINVAL;
+    size_t lens_buf[REDIS_LINK_MAX_ARGS];
+    const size_t *lens = argvlen;
+    if (lens == NULL) {
+        if (argc > REDIS_LINK_MAX_ARGS)
+            return SIOC_EINVAL;
+        for (int i = 0; i < argc; i++)
+            lens_buf[i] = strlen(argv[i]);
+        lens = lens_buf;
+    }
+    if (command_forbidden(argv[0], lens[0]))
+        return SIOC_EINVAL;
+    int index;
+    enum redis_route_kind route = redis_command_route(argc, argv, lens, &index);
+    if (route == REDIS_ROUTE_REFUSE)
+        return SIOC_EINVAL;
+    struct ccmd *m = ccmd_new(argc, argv, lens);
+    if (m == NULL)
+        return SIOC_ENOMEM;
+    m->c = c;
+    m->reply_cb = reply_cb;
+    m->ctx = ctx;
+    m->flags = flags;
+    m->route = route;
+    m->slot = route == REDIS_ROUTE_KEY ? redis_key_slot(argv[index], lens[index]) : 0;
+    struct cnode *n = route_node(c, m);
+    if (!c->held && n != NULL && n->queued == 0 && c->unrouted == 0 && dispatch(c, m))
+        return SIOC_OK;
+    if (c->queue.bytes + m->bytes > c->cfg.queue_limit_bytes) {
+        free(m);
+        c->stats.commands_refused++;
+        c->room_wanted = true;
+        if (!c->full_reported) {
+            c->full_reported = true;
+            rc_emit_event(c, REDIS_LINK_EV_QUEUE_FULL,
+                          "redis cluster queue full while a master is away");
+        }
+        return SIOC_ETOOBIG;
+    }
+    queue_add(c, m);
+    c->stats.commands_queued++;
+    if (!c->map_loaded || n == NULL)
+        rc_refresh_soon(c);
+    return SIOC_OK;
+}
+
+static size_t cancel_in(struct ccmd_list *l, const void *ctx)
+{
+    size_t n = 0;
+    for (struct ccmd *m = l->head; m != NULL; m = m->next) {
+        if (m->ctx == ctx && m->reply_cb != NULL) {
+            m->reply_cb = NULL;
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t redis_cluster_cancel(struct redis_cluster *c, const void *ctx)
+{
+    return cancel_in(&c->queue, ctx) + cancel_in(&c->requeue, ctx) + cancel_in(&c->later, ctx) +
+           cancel_in(&c->inflight, ctx);
+}
+
+void redis_cluster_hold(struct redis_cluster *c, bool hold)
+{
+    if (c->cfg.mode != REDIS_LINK_COMMAND || c->held == hold)
+        return;
+    c->held = hold;
+    if (!hold)
+        flush_queue(c);
+}
+
+size_t redis_cluster_queue_room(const struct redis_cluster *c)
+{
+    if (cluster_up(c) && !c->held && c->queue.head == NULL)
+        return SIZE_MAX;
+    size_t limit = c->cfg.queue_limit_bytes;
+    return c->queue.bytes >= limit ? 0 : limit - c->queue.bytes;
+}
+
+unsigned redis_cluster_masters(const struct redis_cluster *c)
+{
+    return c->map_loaded ? c->map.nnodes : 0;
+}
+
+int redis_cluster_slot_master(const struct redis_cluster *c, unsigned slot, char *out, size_t n)
+{
+    struct cnode *node = rc_slot_node(c, slot);
+    if (node == NULL)
+        return -1;
+    snprintf(out, n, "%s:%d", node->host, node->port);
+    return redis_slot_map_owner(&c->map, slot);
+}
