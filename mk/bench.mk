@@ -7,7 +7,7 @@
 BENCH_LG_SRC := tests/bench/loadgen.c tests/bench/lg_cli.c tests/bench/lg_hist.c tests/bench/lg_proc.c
 BENCH_ARGS ?=
 
-all: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/bench/redis_link_bench
+all: $(BUILD)/bench/loadgen $(BUILD)/bench/worker $(BUILD)/bench/redis_link_bench $(BUILD)/bench/tls_mem
 
 $(BUILD)/bench/loadgen: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_LG_SRC)) $(BUILD)/libsioc_common.a
 	@mkdir -p $(@D)
@@ -15,6 +15,11 @@ $(BUILD)/bench/loadgen: $(patsubst %.c,$(BUILD)/obj/%.o,$(BENCH_LG_SRC)) $(BUILD
 
 # The Redis link layer alone, plain or TLS: build/bench/redis_link_bench URL [count]
 $(BUILD)/bench/redis_link_bench: $(BUILD)/obj/tests/bench/redis_link_bench.o $(BUILD)/libsioc_net.a $(BUILD)/libsioc_common.a
+	@mkdir -p $(@D)
+	$(CC) $(OPT) $^ $(NET_LIBS) -o $@
+
+# Memory of an idle TLS server connection: build/bench/tls_mem CERT KEY CA [N] [--tls12]
+$(BUILD)/bench/tls_mem: $(BUILD)/obj/tests/bench/tls_mem.o $(BUILD)/libsioc_net.a $(BUILD)/libsioc_common.a
 	@mkdir -p $(@D)
 	$(CC) $(OPT) $^ $(NET_LIBS) -o $@
 
