@@ -130,10 +130,13 @@ static ssize_t send_some(int fd, const uint8_t *p, size_t len)
     return w;
 }
 
-/* A 2-byte alert (close_notify) sealed and sent once, best effort. */
-static void send_close_notify(struct tls_conn *c)
+/* An alert (RFC 8446 6: close_notify, or a fatal error) sealed and sent once, best effort;
+ * not in the middle of a record. */
+static void send_alert(struct tls_conn *c, uint8_t description)
 {
-    static const uint8_t alert[2] = {1, 0}; /* warning, close_notify */
+    if (c->wpend != NULL)
+        return;
+    uint8_t alert[2] = {description == 0 ? 1 : 2, description}; /* warning only for close */
     uint8_t rec[2 + TLS13_OVERHEAD];
     struct iovec iov = {.iov_base = (void *)alert, .iov_len = 2};
     long n = tls13_seal(c->tls->aead, &c->wr, c->suite, TLS13_ALERT, &iov, 1, 2, rec);
@@ -150,8 +153,8 @@ void tls_conn_free(struct tls_conn *c, bool notify)
             SSL_shutdown(c->ssl); /* one try at close_notify; the socket closes either way */
         SSL_free(c->ssl);
         ERR_clear_error();
-    } else if (notify && c->wpend == NULL) {
-        send_close_notify(c);
+    } else if (notify) {
+        send_alert(c, 0); /* close_notify */
     }
     free(c->wpend);
     free(c->rpend);
@@ -509,6 +512,7 @@ static int open_records(struct tls_conn *c, uint8_t *p, size_t have, size_t *out
         uint8_t *q = h + TLS13_HEADER;
         if (n < 0) {
             snprintf(why, whylen, "bad record MAC");
+            send_alert(c, 20); /* bad_record_mac */
             return TLS_FAILED;
         }
         if (type == TLS13_APPLICATION_DATA) {
@@ -522,6 +526,7 @@ static int open_records(struct tls_conn *c, uint8_t *p, size_t have, size_t *out
         } else if (type != TLS13_HANDSHAKE || post_handshake(c, q, (size_t)n, why, whylen) != 0) {
             if (type != TLS13_HANDSHAKE)
                 snprintf(why, whylen, "unexpected record content type %u", type);
+            send_alert(c, 10); /* unexpected_message */
             return TLS_FAILED;
         }
     }
