@@ -521,7 +521,7 @@ static int open_records(struct tls_conn *c, uint8_t *p, size_t have, size_t *out
         } else if (type == TLS13_ALERT && n == 2 && (q[1] == 0 || q[1] == 90)) {
             c->peer_closed = q[1] == 0; /* close_notify; user_canceled is followed by one */
         } else if (type == TLS13_ALERT) {
-            snprintf(why, whylen, "alert %u from the peer", n == 2 ? q[1] : 0);
+            snprintf(why, whylen, "alert %u from the peer", n == 2 ? (unsigned)q[1] : 0u);
             return TLS_FAILED;
         } else if (type != TLS13_HANDSHAKE || post_handshake(c, q, (size_t)n, why, whylen) != 0) {
             if (type != TLS13_HANDSHAKE)
