@@ -670,8 +670,24 @@ check("TLS: the gateway, the broker and the SDK name the same SIOC_REDIS_TLS_* v
       REDIS_TLS and REDIS_TLS == {env_name(k) for k in BK_OPTS if k.startswith("redis-tls-")} == SDK_TLS,
       (sorted(REDIS_TLS), sorted(SDK_TLS)))
 raw = yaml.safe_load(open("docker-compose.yml"))["services"]
-for name in ("broker", "gateway", "worker"):
-    e = raw[name].get("environment", {})
+
+
+def redis_kind(s):
+    """"broker", "gateway" or "worker" for a compose service that talks to Redis, else None."""
+    e = s.get("environment", {}) or {}
+    if s.get("entrypoint") == ["/usr/local/bin/sioc-broker"]:
+        return "broker"
+    if "worker.Dockerfile" in str(s.get("build", {}).get("dockerfile", "")) or "SIOC_REDIS_URL" in e:
+        return "worker"
+    return "gateway" if "SIOC_REDIS" in e else None
+
+
+# every service with a Redis URL (a second broker or gateway added later included)
+REDIS_SVCS = {n: redis_kind(s) for n, s in svc.items() if redis_kind(s)}
+check("compose: the services that use Redis (%s) include a broker, a gateway and a worker" % ", ".join(sorted(REDIS_SVCS)),
+      {"broker", "gateway", "worker"} <= set(REDIS_SVCS.values()), REDIS_SVCS)
+for name in sorted(REDIS_SVCS):
+    e = svc[name].get("environment", {})
     check("compose %s: passes every SIOC_REDIS_TLS_* through from the environment (no value in the file)" % name,
           all(k in e and e[k] is None for k in REDIS_TLS), sorted(k for k in e if "TLS" in k))
 RT, GT = os.path.join(TMP, "redis-tls"), os.path.join(TMP, "gateway-tls")
@@ -687,7 +703,9 @@ try:
     rs = yaml.safe_load(open(os.path.join(TMP, "compose-rediss.yml")))["services"]
 except (OSError, yaml.YAMLError, KeyError, TypeError):
     rs = {}
-for name, binary, known in (("broker", BROKER, BK_ENV), ("gateway", GATEWAY, GW_ENV), ("worker", None, None)):
+KIND_BIN = {"broker": (BROKER, BK_ENV), "gateway": (GATEWAY, GW_ENV), "worker": (None, None)}
+for name, kind in sorted(REDIS_SVCS.items()):
+    binary, known = KIND_BIN[kind]
     s = rs.get(name, {})
     e = s.get("environment", {})
     vols = [str(v) for v in s.get("volumes", [])]
@@ -696,7 +714,7 @@ for name, binary, known in (("broker", BROKER, BK_ENV), ("gateway", GATEWAY, GW_
     if binary:
         check_config("compose.rediss.yml %s" % name, binary, known, host_paths(e))
     else:
-        check("compose.rediss.yml worker: rediss:// URL and the CA/client files exist under the mount",
+        check("compose.rediss.yml %s: rediss:// URL and the CA/client files exist under the mount" % name,
               str(e.get("SIOC_REDIS_URL", "")).startswith("rediss://") and all(os.path.isfile(v) for k, v in host_paths(e).items()
               if k in SDK_TLS and v and k != "SIOC_REDIS_TLS_INSECURE"), e)
 
