@@ -423,6 +423,13 @@ static ssize_t rec_writev(struct tls_conn *c, const struct iovec *iov, int n, ui
     size_t off = 0;
     advance(iov, n, &i, &off, 0);
     if (c->wpend != NULL) {
+        size_t offered = 0;
+        for (int k = 0; k < n; k++)
+            offered += iov[k].iov_len;
+        if (offered < c->wpend_plain) { /* the contract: the same bytes in front again */
+            snprintf(why, whylen, "a write retried with fewer bytes than the record under way");
+            return TLS_FAILED;
+        }
         int r = flush_pending(c, why, whylen);
         if (r <= 0)
             return r < 0 ? TLS_FAILED : TLS_WANT_WRITE;
