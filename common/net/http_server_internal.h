@@ -17,7 +17,7 @@
 #include "common/net/http_server.h"
 
 struct evconnlistener;
-struct ssl_st;
+struct tls_conn;
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_HEAD_TIMEOUT_MS 10000
@@ -107,7 +107,7 @@ struct http_conn {
     bool tls_handshaking; /* conn->tls is set, its handshake is not complete */
     bool tls_wants_write; /* the handshake or a read waits for the socket to be writable */
     bool plain_on_tls;    /* plain HTTP on the TLS port: plain_paths only */
-    struct ssl_st *tls;   /* NULL on plain connections */
+    struct tls_conn *tls; /* NULL on plain connections */
     struct http_conn_owner owner;
     struct conn_request *req;
     uint8_t *in; /* unconsumed input; NULL when there is none */

@@ -1,13 +1,13 @@
 /* tls.c: the server side of TLS 1.2/1.3 (RFC 8446, RFC 5246) with OpenSSL 3 for http_server
- * (see tls.h). One SSL_CTX at a time is "current"; a reload builds a new one and swaps it in, and
+ * (see tls.h): the contexts; the connections are tls_conn.c's. One SSL_CTX at a time is "current"; a reload builds a new one and swaps it in, and
  * OpenSSL's reference counts keep the old one alive for the connections that use it. Session
  * tickets (RFC 5077 / RFC 8446 4.6.1) are encrypted under keys this file makes and rotates
  * itself, so that they survive reloads and a stolen key opens at most two periods of tickets.
  * Socket readiness, timeouts and logging are the caller's. */
 #include "common/net/tls.h"
+#include "common/net/tls_internal.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -24,28 +24,10 @@
  * (returning 2 asks OpenSSL to issue a fresh ticket). Sessions live as long as one period. */
 #define TICKET_PERIOD_S 3600
 #define TICKETS_PER_HANDSHAKE 1 /* TLS 1.3: one ticket (a browser resumes with one) */
-/* Bytes a client may send before its handshake completes. OpenSSL would buffer a ClientHello
- * of up to 128 KiB; real ones are under 2 KiB (4 KiB with post-quantum key shares). */
-#define HANDSHAKE_MAX_BYTES (32u * 1024)
-
-struct ticket_key {
-    uint8_t name[16]; /* TLSEXT_KEYNAME_LENGTH */
-    uint8_t aes[32];  /* AES-256-CBC */
-    uint8_t hmac[32]; /* HMAC-SHA256 */
-    time_t born;      /* 0 = unset */
-};
-
-struct tls_context {
-    SSL_CTX *ctx; /* current: new connections use it */
-    char *cert_file, *key_file, *ciphers, *groups;
-    struct ticket_key keys[2]; /* [0] current, [1] the one before */
-    char description[400];
-};
 
 /* ---- errors ---- */
 
-/* The first queued OpenSSL error as text ("unsupported protocol"), then the queue is emptied. */
-static void ssl_error_text(char *why, size_t len, const char *fallback)
+void tls_ssl_error_text(char *why, size_t len, const char *fallback)
 {
     unsigned long e = ERR_get_error();
     const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
@@ -74,18 +56,6 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
         return SSL_TLSEXT_ERR_NOACK;
     *out = chosen;
     return SSL_TLSEXT_ERR_OK;
-}
-
-/* Counts handshake starts in the connection's app data: a second one is a TLS 1.2
- * renegotiation (which SSL_OP_NO_RENEGOTIATION refuses; the caller then closes). TLS 1.3 key
- * updates and tickets are not handshake starts. */
-static void info_cb(const SSL *ssl, int where, int ret)
-{
-    (void)ret;
-    if (where & SSL_CB_HANDSHAKE_START) {
-        uintptr_t n = (uintptr_t)SSL_get_app_data(ssl);
-        SSL_set_app_data((SSL *)ssl, (void *)(n + 1));
-    }
 }
 
 static int ticket_key_make(struct ticket_key *k, time_t now)
@@ -218,7 +188,7 @@ static int load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, 
     }
     fclose(f);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-        ssl_error_text(why, sizeof why, "unreadable");
+        tls_ssl_error_text(why, sizeof why, "unreadable");
         snprintf(err, errlen, "tls-cert: %s is not a PEM certificate chain (%s)", cert_file, why);
         return -1;
     }
@@ -240,7 +210,7 @@ static int load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file, 
     int ok = SSL_CTX_use_PrivateKey(ctx, key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
     EVP_PKEY_free(key);
     if (!ok) {
-        ssl_error_text(why, sizeof why, "mismatch");
+        tls_ssl_error_text(why, sizeof why, "mismatch");
         snprintf(err, errlen, "tls-key: %s does not match the certificate of tls-cert %s (%s)",
                  key_file, cert_file, why);
         return -1;
@@ -292,7 +262,11 @@ static SSL_CTX *build(struct tls_context *tls, char *err, size_t errlen)
     SSL_CTX_set_app_data(ctx, tls);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
-    SSL_CTX_set_info_callback(ctx, info_cb);
+    SSL_CTX_set_info_callback(ctx, tls_conn_info_cb);
+    /* the traffic secrets and record counts that let tls_conn.c free the SSL after a TLS 1.3
+     * handshake (only the record state stays: tls_record.h) */
+    SSL_CTX_set_keylog_callback(ctx, tls_conn_keylog_cb);
+    SSL_CTX_set_msg_callback(ctx, tls_conn_msg_cb);
     if (apply_ciphers(ctx, tls->ciphers, err, errlen) != 0)
         goto fail;
     if (SSL_CTX_set1_groups_list(ctx, tls->groups) != 1) {
@@ -309,17 +283,23 @@ fail:
     return NULL;
 }
 
-void tls_context_free(struct tls_context *tls)
+void tls_context_unref(struct tls_context *tls)
 {
-    if (tls == NULL)
+    if (tls == NULL || --tls->refs > 0)
         return;
     SSL_CTX_free(tls->ctx);
+    tls13_aead_free(tls->aead);
     free(tls->cert_file);
     free(tls->key_file);
     free(tls->ciphers);
     free(tls->groups);
     OPENSSL_cleanse(tls->keys, sizeof tls->keys);
     free(tls);
+}
+
+void tls_context_free(struct tls_context *tls)
+{
+    tls_context_unref(tls);
 }
 
 struct tls_context *tls_context_new(const struct tls_options *opt, char *err, size_t errlen)
@@ -338,8 +318,10 @@ struct tls_context *tls_context_new(const struct tls_options *opt, char *err, si
     tls->key_file = strdup(opt->key_file);
     tls->ciphers = strdup(opt->ciphers != NULL ? opt->ciphers : TLS_DEFAULT_CIPHERS);
     tls->groups = strdup(opt->groups != NULL ? opt->groups : TLS_DEFAULT_GROUPS);
+    tls->aead = tls13_aead_new();
+    tls->refs = 1;
     if (tls->cert_file == NULL || tls->key_file == NULL || tls->ciphers == NULL ||
-        tls->groups == NULL) {
+        tls->groups == NULL || tls->aead == NULL) {
         snprintf(err, errlen, "out of memory");
         tls_context_free(tls);
         return NULL;
@@ -368,140 +350,4 @@ int tls_context_reload(struct tls_context *tls, char *err, size_t errlen)
 const char *tls_context_describe(const struct tls_context *tls)
 {
     return tls->description;
-}
-
-/* ---- connections ---- */
-
-struct ssl_st *tls_conn_new(struct tls_context *tls, int fd)
-{
-    SSL *ssl = SSL_new(tls->ctx);
-    if (ssl == NULL) {
-        ERR_clear_error();
-        return NULL;
-    }
-    if (SSL_set_fd(ssl, fd) != 1) { /* a socket BIO that does not close fd */
-        SSL_free(ssl);
-        ERR_clear_error();
-        return NULL;
-    }
-    SSL_set_accept_state(ssl);
-    return ssl;
-}
-
-void tls_conn_free(struct ssl_st *ssl, bool notify)
-{
-    if (ssl == NULL)
-        return;
-    if (notify && SSL_is_init_finished(ssl))
-        SSL_shutdown(ssl); /* one try at close_notify; the socket closes either way */
-    SSL_free(ssl);
-    ERR_clear_error();
-}
-
-/* What a failed SSL_* call (rc <= 0) means. */
-static int result(SSL *ssl, int rc, char *why, size_t whylen)
-{
-    int e = SSL_get_error(ssl, rc);
-    switch (e) {
-    case SSL_ERROR_WANT_READ: return TLS_WANT_READ;
-    case SSL_ERROR_WANT_WRITE: return TLS_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN: ERR_clear_error(); return TLS_CLOSED;
-    case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0) {
-            int saved = errno;
-            if (saved == 0)
-                return TLS_CLOSED;
-            snprintf(why, whylen, "%s", strerror(saved));
-            return TLS_FAILED;
-        }
-        ssl_error_text(why, whylen, "TLS error"); /* OpenSSL queued the reason */
-        return TLS_FAILED;
-    default: ssl_error_text(why, whylen, "TLS error"); return TLS_FAILED;
-    }
-}
-
-int tls_conn_handshake(struct ssl_st *ssl, char *why, size_t whylen)
-{
-    ERR_clear_error();
-    errno = 0;
-    int rc = SSL_do_handshake(ssl);
-    if (rc == 1)
-        return 1;
-    rc = result(ssl, rc, why, whylen);
-    uint64_t got = BIO_number_read(SSL_get_rbio(ssl));
-    if (rc == TLS_WANT_READ && got > HANDSHAKE_MAX_BYTES) {
-        snprintf(why, whylen, "handshake messages too large (%llu bytes, at most %u)",
-                 (unsigned long long)got, HANDSHAKE_MAX_BYTES);
-        return TLS_FAILED;
-    }
-    return rc;
-}
-
-ssize_t tls_conn_read(struct ssl_st *ssl, uint8_t *p, size_t cap, char *why, size_t whylen)
-{
-    ERR_clear_error();
-    errno = 0;
-    int n = SSL_read(ssl, p, cap > INT_MAX ? INT_MAX : (int)cap);
-    return n > 0 ? n : result(ssl, n, why, whylen);
-}
-
-ssize_t tls_conn_writev(struct ssl_st *ssl, const struct iovec *iov, int n, uint8_t *stage,
-                        size_t stage_cap, char *why, size_t whylen)
-{
-    ssize_t total = 0;
-    int i = 0;
-    size_t off = 0; /* into iov[i] */
-    while (i < n) {
-        /* One record's worth from the front. A retry after WANT_WRITE must offer at least as
-         * many bytes as the blocked write, the same ones first: the queue only grows at its
-         * end, and the choice below never offers fewer once more is queued. */
-        const uint8_t *src = (const uint8_t *)iov[i].iov_base + off;
-        size_t len = iov[i].iov_len - off;
-        if (len >= stage_cap) {
-            len = stage_cap;
-        } else if (i + 1 < n) {
-            memcpy(stage, src, len);
-            for (int j = i + 1; j < n && len < stage_cap; j++) {
-                size_t take = iov[j].iov_len < stage_cap - len ? iov[j].iov_len : stage_cap - len;
-                memcpy(stage + len, iov[j].iov_base, take);
-                len += take;
-            }
-            src = stage;
-        }
-        ERR_clear_error();
-        errno = 0;
-        int w = SSL_write(ssl, src, (int)len);
-        if (w <= 0) {
-            int r = result(ssl, w, why, whylen);
-            if (r == TLS_CLOSED) {
-                snprintf(why, whylen, "peer closed");
-                r = TLS_FAILED;
-            }
-            return total > 0 ? total : r;
-        }
-        total += w;
-        size_t left = (size_t)w;
-        while (left > 0 && i < n) {
-            size_t rest = iov[i].iov_len - off;
-            if (left < rest) {
-                off += left;
-                left = 0;
-            } else {
-                left -= rest;
-                off = 0;
-                i++;
-            }
-        }
-    }
-    return total;
-}
-
-bool tls_conn_renegotiating(const struct ssl_st *ssl)
-{
-    return (uintptr_t)SSL_get_app_data(ssl) > 1;
-}
-
-bool tls_conn_resumed(const struct ssl_st *ssl)
-{
-    return SSL_session_reused(ssl) == 1;
 }

@@ -13,8 +13,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-struct ssl_st;
 struct tls_context;
+struct tls_conn;
 
 /* Defaults of tls_options.ciphers / .groups (DESIGN.md §2 tls-ciphers, tls-groups). */
 #define TLS_DEFAULT_CIPHERS                                                                        \
@@ -56,26 +56,40 @@ enum {
 
 /* A server-side TLS connection on the non-blocking socket fd (not owned: the caller closes it).
  * NULL when out of memory. OpenSSL writes with write(2): the process must ignore SIGPIPE (both
- * programs do). */
-struct ssl_st *tls_conn_new(struct tls_context *tls, int fd);
+ * programs do).
+ * Memory: OpenSSL's SSL object (about 12 KiB in OpenSSL 3.0, whatever its buffer mode) lives
+ * only during the handshake. Once a TLS 1.3 handshake with one of the AES-GCM or ChaCha20-Poly1305
+ * suites is complete, its traffic secrets are taken (from OpenSSL's key log callback), the SSL is
+ * freed, and the records are sealed and opened here (tls_record.h, the user-space counterpart of
+ * kernel TLS): an idle connection then keeps about 300 bytes, plus the unsent or unfinished part
+ * of one record while the socket cuts one. TLS 1.2 connections keep their SSL. */
+struct tls_conn *tls_conn_new(struct tls_context *tls, int fd);
 /* Frees the connection. With `notify` and a finished handshake, a close_notify alert is tried
  * first (one non-blocking attempt). NULL is a no-op. */
-void tls_conn_free(struct ssl_st *ssl, bool notify);
+void tls_conn_free(struct tls_conn *c, bool notify);
 /* Advances the handshake: 1 when it is complete, else TLS_WANT_*, TLS_CLOSED or TLS_FAILED
  * (also when the client sent more than 32 KiB without completing it; OpenSSL itself refuses a
  * ClientHello above 128 KiB, so that is what a handshake can cost at most). */
-int tls_conn_handshake(struct ssl_st *ssl, char *why, size_t whylen);
-/* Decrypts into p[0..cap): bytes (> 0) or a TLS_* result. */
-ssize_t tls_conn_read(struct ssl_st *ssl, uint8_t *p, size_t cap, char *why, size_t whylen);
+int tls_conn_handshake(struct tls_conn *c, char *why, size_t whylen);
+/* Decrypts into p[0..cap): bytes (> 0) or a TLS_* result. cap must be at least TLS_READ_MIN
+ * (a whole record and its header fit). Past a TLS 1.3 handshake, a KeyUpdate from the peer is
+ * followed (RFC 8446 4.6.3); an alert other than close_notify, a record that does not
+ * authenticate or any other handshake message is TLS_FAILED. */
+#define TLS_READ_MIN (16384u + 256u + 5u)
+ssize_t tls_conn_read(struct tls_conn *c, uint8_t *p, size_t cap, char *why, size_t whylen);
 /* Encrypts and sends iov[0..n) from its start, in records of at most `stage_cap` bytes gathered
- * through `stage` (a scratch buffer of the caller's; the bytes are copied out of it at once).
+ * through `stage` (a scratch buffer of the caller's; the bytes are copied out of it at once;
+ * past a TLS 1.3 handshake the sealed record is built in it: records then carry at most
+ * stage_cap - 22 bytes, and a KeyUpdate goes out every 2^23 records, RFC 8446 5.5).
  * Returns bytes taken (> 0), or TLS_WANT_WRITE / TLS_WANT_READ (nothing taken; call again with
  * the same bytes in front, more may follow), or TLS_FAILED. */
-ssize_t tls_conn_writev(struct ssl_st *ssl, const struct iovec *iov, int n, uint8_t *stage,
+ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int n, uint8_t *stage,
                         size_t stage_cap, char *why, size_t whylen);
 /* True once the peer tried to renegotiate (TLS 1.2): refused; the caller closes. */
-bool tls_conn_renegotiating(const struct ssl_st *ssl);
+bool tls_conn_renegotiating(const struct tls_conn *c);
 /* True when the handshake resumed a session (a ticket). */
-bool tls_conn_resumed(const struct ssl_st *ssl);
+bool tls_conn_resumed(const struct tls_conn *c);
+/* True once the SSL is freed and records are handled by tls_record.h. */
+bool tls_conn_detached(const struct tls_conn *c);
 
 #endif

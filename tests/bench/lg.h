@@ -13,6 +13,9 @@
 #include "common/ws.h"
 #include "tests/bench/lg_hist.h"
 
+struct ssl_st;
+struct ssl_ctx_st;
+
 #define LG_MAX_ADDRS 8
 #define LG_MAX_PIDS 8
 #define LG_MAX_STEPS 16
@@ -40,6 +43,8 @@ struct lg_conn {
     bool handshaken;          /* ws: 101 received */
     bool want_out;            /* EPOLLOUT registered */
     bool busy;                /* polling: a request is outstanding */
+    bool tls_handshaking;     /* --tls: TCP is up, the TLS handshake is not done */
+    struct ssl_st *ssl;       /* --tls (not the Redis connection), else NULL */
     size_t out_off;
     struct buf in;  /* HTTP response head (+ polling body) being collected */
     struct buf out; /* bytes not yet written */
@@ -80,6 +85,11 @@ struct lg_ctx {
     char hosts[LG_MAX_ADDRS][64];
     unsigned naddrs;
     struct sockaddr_in redis_addr;
+    bool tls;             /* --tls: the clients speak https/wss */
+    const char *tls_ca;   /* --tls-ca FILE: verify the server against it (else no check) */
+    bool tls_resume;      /* --tls-resume: offer the latest session ticket */
+    unsigned tls_resumed; /* handshakes that resumed a session */
+    struct ssl_ctx_st *ssl_ctx;
     bool redis_source; /* fanout: publish emitter messages to Redis, else a source client */
     unsigned conns, concurrency;
     double rate, rate_max, duration, warmup, hold, drain, timeout;

@@ -49,6 +49,8 @@ void lg_report(const struct lg_ctx *ctx)
            "\"failed\":%u,\"disconnects\":%u,",
            names[ctx->scenario], trs[ctx->transport], ctx->conns, ctx->connected, ctx->failed,
            ctx->disconnects);
+    if (ctx->tls)
+        printf("\"tls\":true,\"tls_resumed\":%u,", ctx->tls_resumed);
     if (ctx->error)
         printf("\"error\":\"%s\",", ctx->error);
     double connect_s = (double)(ctx->connect_t1 - ctx->connect_t0 - ctx->paused_ns) / 1e9;
@@ -106,6 +108,8 @@ void lg_usage(void)
           "  [--rate R] [--rate-max R] [--duration S] [--warmup S] [--hold S] [--drain S]\n"
           "  [--payload BYTES] [--room NAME] [--source redis:HOST:PORT|client]\n"
           "  [--server-pid PID[,PID]] [--aux-pid PID[,PID]] [--timeout S]\n"
+          "  [--tls] [--tls-ca FILE] [--tls-resume]   https/wss (verified against FILE when\n"
+          "  given; --tls-resume: each connection offers the latest session ticket)\n"
           "connect: open and hold N clients (memory, CPU per connect, connects/s)\n"
           "echo:    emit \"ack\" with an ack at R/s in total for S seconds (RTT)\n"
           "fanout:  N receivers, broadcasts of BYTES at R/s doubling up to --rate-max\n",
@@ -160,6 +164,11 @@ bool lg_parse_args(struct lg_ctx *ctx, int argc, char **argv)
     ctx->redis_source = false;
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(k, "--tls") == 0 || strcmp(k, "--tls-resume") == 0) { /* no value */
+            ctx->tls = true;
+            ctx->tls_resume |= strcmp(k, "--tls-resume") == 0;
+            continue;
+        }
         if (!v || strncmp(k, "--", 2) != 0)
             return false;
         i++;
@@ -227,6 +236,9 @@ bool lg_parse_args(struct lg_ctx *ctx, int argc, char **argv)
             ctx->npids = parse_pids(v, ctx->pids);
         } else if (strcmp(k, "aux-pid") == 0) {
             ctx->naux = parse_pids(v, ctx->aux);
+        } else if (strcmp(k, "tls-ca") == 0) {
+            ctx->tls_ca = v;
+            ctx->tls = true;
         } else {
             return false;
         }

@@ -36,6 +36,7 @@
 #include "common/mp.h"
 #include "common/ws.h"
 #include "tests/bench/lg.h"
+#include "tests/bench/lg_tls.h"
 #include "tests/bench/lg_proc.h"
 
 static uint64_t now_ns(void)
@@ -66,6 +67,9 @@ static void conn_init(struct lg_conn *c, enum lg_conn_kind kind, struct lg_clien
 
 static void conn_close(struct lg_ctx *ctx, struct lg_conn *c)
 {
+    lg_tls_free(c->ssl);
+    c->ssl = NULL;
+    c->tls_handshaking = false;
     if (c->fd >= 0) {
         epoll_ctl(ctx->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -93,10 +97,13 @@ static void client_fail(struct lg_client *cl, const char *why);
 /* Writes what it can of c->out; arms EPOLLOUT for the rest. */
 static void conn_flush(struct lg_ctx *ctx, struct lg_conn *c)
 {
-    if (c->fd < 0 || c->connecting)
+    if (c->fd < 0 || c->connecting || c->tls_handshaking)
         return;
     while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        const uint8_t *p = c->out.data + c->out_off;
+        size_t len = c->out.len - c->out_off;
+        ssize_t n =
+            c->ssl != NULL ? lg_tls_send(c->ssl, p, len) : send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_off += (size_t)n;
             continue;
@@ -569,16 +576,56 @@ static void on_conn_event(struct lg_ctx *ctx, struct lg_conn *c, uint32_t events
             return;
         }
         c->connecting = false;
+        if (ctx->ssl_ctx != NULL && c->kind != CONN_REDIS) {
+            c->ssl = lg_tls_new(ctx->ssl_ctx, c->fd, ctx->hosts[c->client->addr]);
+            if (c->ssl == NULL) {
+                client_fail(c->client, "TLS: out of memory");
+                return;
+            }
+            c->tls_handshaking = true;
+        }
         conn_flush(ctx, c);
         if (c->fd < 0)
             return;
-    } else if (events & EPOLLOUT) {
+    } else if ((events & EPOLLOUT) && !c->tls_handshaking) {
         conn_flush(ctx, c);
         if (c->fd < 0)
             return;
     }
-    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+    if (c->tls_handshaking) {
+        bool want_write = false;
+        int rc = lg_tls_handshake(c->ssl, &want_write);
+        if (rc < 0) {
+            client_fail(c->client, "TLS handshake failed");
+            return;
+        }
+        if (rc == 0) {
+            conn_set_out(ctx, c, want_write);
+            return;
+        }
+        c->tls_handshaking = false;
+        ctx->tls_resumed += lg_tls_resumed(c->ssl);
+        conn_set_out(ctx, c, false);
+        conn_flush(ctx, c); /* what the client queued while TLS was starting */
+        if (c->fd < 0)
+            return;
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->ssl == NULL)
         return;
+    if (c->ssl != NULL) { /* no kernel receive times through TLS: the time read */
+        ssize_t n = lg_tls_recv(c->ssl, rbuf, LG_READ_CHUNK);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            client_fail(c->client, "connection closed");
+            return;
+        }
+        if (c->kind == CONN_WS)
+            ws_on_read(c->client, rbuf, (size_t)n, rel_ns(ctx));
+        else
+            poll_on_read(c->client, rbuf, (size_t)n, rel_ns(ctx));
+        return;
+    }
     struct iovec iov = {.iov_base = rbuf, .iov_len = LG_READ_CHUNK};
     union {
         char buf[CMSG_SPACE(sizeof(struct timespec))];
@@ -736,7 +783,11 @@ static void drive(struct lg_ctx *ctx)
     switch (ctx->phase) {
     case PH_CONNECT: {
         unsigned limit = ctx->warm_done ? ctx->nclients : ctx->warm_at;
-        while (ctx->opened < limit && ctx->opened - ctx->connected - ctx->failed < ctx->concurrency)
+        /* --tls-resume: the others wait for the first one's ticket */
+        bool wait_ticket = ctx->tls_resume && !lg_tls_have_session(ctx->ssl_ctx);
+        while (ctx->opened < limit &&
+               ctx->opened - ctx->connected - ctx->failed < ctx->concurrency &&
+               !(wait_ticket && ctx->opened > 0))
             client_start(ctx, &ctx->clients[ctx->opened]);
         if (!ctx->warm_done) {
             if (ctx->connected + ctx->failed < ctx->warm_at)
@@ -891,6 +942,14 @@ int main(int argc, char **argv)
                 "run several loadgen processes\n",
                 ctx->conns, (unsigned long long)rl.rlim_cur);
         return 2;
+    }
+    if (ctx->tls) {
+        const char *err = NULL;
+        ctx->ssl_ctx = lg_tls_ctx_new(ctx->tls_ca, ctx->tls_resume, &err);
+        if (ctx->ssl_ctx == NULL) {
+            fprintf(stderr, "loadgen: %s\n", err);
+            return 2;
+        }
     }
     ctx->ep = epoll_create1(EPOLL_CLOEXEC);
     ctx->t0 = now_ns();

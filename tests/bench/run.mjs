@@ -6,7 +6,10 @@
 // (node/sioc for costs and latencies, sioc/node for rates): > 1 means sioc wins.
 //   node tests/bench/run.mjs [--smoke] [--reps N] [--only S1,S4] [--s3-seconds N] [--out DIR]
 //                            [--servers sioc] (one side only, e.g. to compare two sioc builds)
-import { spawnSync } from "node:child_process";
+//                            [--tls] (issue 16: both servers on https/wss with one ECDSA P-256
+//                            certificate made here, the load generator verifying it; the metrics
+//                            say "over TLS", S2 adds a resumed-session connect; <date>-tls-lg.*)
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir, cpus, totalmem, release } from "node:os";
 import { join, dirname } from "node:path";
@@ -26,6 +29,26 @@ const OUT = opt("out", B("tests/bench/results"));
 const SERVERS = opt("servers", "sioc,node").split(",");
 const TMP = mkdtempSync(join(tmpdir(), "sioc-bench-"));
 const log = (...a) => console.error("[bench]", ...a);
+const TLS = flag("tls");
+
+// --tls: a CA and a certificate for 127.0.0.1 (as tls_bench.mjs makes them)
+function makeCert() {
+  const T = (n) => join(TMP, n);
+  const ossl = (...a) => execFileSync("openssl", a, { stdio: ["ignore", "pipe", "pipe"] });
+  ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+    T("ca.key"), "-out", T("ca.pem"), "-days", "2", "-subj", "/CN=bench CA", "-addext",
+    "basicConstraints=critical,CA:TRUE");
+  ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", T("srv.key"),
+    "-out", T("srv.csr"), "-subj", "/CN=bench");
+  writeFileSync(T("ext"), "subjectAltName=IP:127.0.0.1\n");
+  ossl("x509", "-req", "-in", T("srv.csr"), "-CA", T("ca.pem"), "-CAkey", T("ca.key"), "-CAcreateserial",
+    "-days", "1", "-extfile", T("ext"), "-out", T("srv.crt"));
+  writeFileSync(T("srv.pem"), readFileSync(T("srv.crt")) + readFileSync(T("ca.pem")));
+}
+if (TLS) makeCert();
+const tlsServerArgs = TLS ? ["--tls-cert", join(TMP, "srv.pem"), "--tls-key", join(TMP, "srv.key")] : [];
+// metric names over TLS: "S1 over TLS: gateway RSS per idle WSS connection ..."
+const tlsName = (k) => (TLS ? k.replace(/^(S\d+) /, "$1 over TLS: ").replace(/\bWS\b/g, "WSS") : k);
 
 let redis = null;
 let redisPort = 0;
@@ -50,7 +73,8 @@ async function startSioc(nodes, withWorker) {
     const pf = join(TMP, `gw${i}.port`);
     rmSync(pf, { force: true });
     const g = start(B("build/sioc-gateway"), ["--listen", "127.0.0.1:0", "--port-file", pf,
-      "--redis", `redis://127.0.0.1:${redisPort}`, "--log-level", "warn", "--node-id", `bench${i}`],
+      "--redis", `redis://127.0.0.1:${redisPort}`, "--log-level", "warn", "--node-id", `bench${i}`,
+      ...tlsServerArgs],
     `gateway${i}`);
     procs.push(g);
     await waitFor(() => existsSync(pf) && readFileSync(pf, "utf8").trim() !== "", 5000, "gateway");
@@ -68,7 +92,7 @@ async function startNode(nodes, withRedis) {
   for (let i = 0; i < nodes; i++) {
     const pf = join(TMP, `node${i}.port`);
     rmSync(pf, { force: true });
-    const a = [B("tests/bench/node_server.mjs"), "--port-file", pf];
+    const a = [B("tests/bench/node_server.mjs"), "--port-file", pf, ...tlsServerArgs];
     if (withRedis) a.push("--redis", `redis://127.0.0.1:${redisPort}`);
     const n = start(process.execPath, a, `node${i}`);
     procs.push(n);
@@ -82,6 +106,7 @@ async function startNode(nodes, withRedis) {
 async function loadgen(setup, args, timeoutS) {
   const a = ["--url", setup.urls.join(","), "--server-pid", setup.pids.join(",")];
   if (setup.aux.length) a.push("--aux-pid", setup.aux.join(","));
+  if (TLS) a.push("--tls-ca", join(TMP, "ca.pem"));
   const lg = start(B("build/bench/loadgen"), [...a, ...args.map(String)], "loadgen");
   const t = setTimeout(() => lg.kill("SIGKILL"), timeoutS * 1000);
   const code = await lg.exited;
@@ -139,7 +164,20 @@ scen("S2", "polling then upgrade connect", { sioc: () => startSioc(1, false),
   return { "S2 server CPU per polling+upgrade connect (us)": r.cpu_us_per_connect,
     "S2 polling+upgrade connects/s": r.connects_per_s };
 });
-for (const [recv, payload] of [[1000, 64], [5000, 64], [1000, 1024], [5000, 1024]]) {
+if (TLS) {
+  scen("S2", "WSS connect resuming a TLS session", { sioc: () => startSioc(1, false),
+    node: () => startNode(1, false) }, async (s) => {
+    const n = sz(5000, 30);
+    const r = await loadgen(s, ["--scenario", "connect", "--transport", "websocket", "--conns", n,
+      "--concurrency", 200, "--hold", 0, "--timeout", 120, "--tls-resume"], 200);
+    if (r.failed) throw new Error(`${r.failed} connects failed: ${r.error}`);
+    return { "S2 server CPU per WS connect, resumed TLS session (us)": r.cpu_us_per_connect,
+      "S2 WS connects that resumed the TLS session (%)": (100 * r.tls_resumed) / r.connected };
+  });
+}
+// --tls --smoke (make test): one size is enough to keep the TLS path of the harness alive
+const S4_SIZES = TLS && SMOKE ? [[1000, 64]] : [[1000, 64], [5000, 64], [1000, 1024], [5000, 1024]];
+for (const [recv, payload] of S4_SIZES) {
   const label = `S4 ${recv} rcv ${payload} B`;
   scen("S4", label, { sioc: () => startSioc(1, true), node: () => startNode(1, false) },
     async (s, server) => {
@@ -237,7 +275,7 @@ async function main() {
   const results = { date: new Date().toISOString(), smoke: SMOKE, reps: REPS, versions: versions(),
     runs: {}, medians: {}, errors: [] };
   const date = results.date.slice(0, 19).replace(/[:T]/g, "-");
-  const jsonPath = join(OUT, `${date}${SMOKE ? "-smoke" : ""}.json`);
+  const jsonPath = join(OUT, `${date}${TLS ? "-tls-lg" : ""}${SMOKE ? "-smoke" : ""}.json`);
   const mdPath = jsonPath.replace(/\.json$/, ".md");
   if (!SMOKE || flag("out")) mkdirSync(OUT, { recursive: true });
   const save = () => {
@@ -245,7 +283,7 @@ async function main() {
     for (const [metric, by] of Object.entries(results.medians)) {
       const s = by.sioc, n = by.node;
       let ratio = "";
-      if (typeof s === "number" && typeof n === "number" && s > 0 && n > 0 && !/lost|loss/.test(metric))
+      if (typeof s === "number" && typeof n === "number" && s > 0 && n > 0 && !/lost|loss|%/.test(metric))
         ratio = (higherBetter(metric) ? s / n : n / s).toFixed(2) + "x";
       const fmt = (x) => (x === null || x === undefined ? "-" :
         Math.abs(x) >= 100 ? Math.round(x).toString() : Number(x.toFixed(2)).toString());
@@ -274,7 +312,7 @@ async function main() {
           log(`${key} rep ${rep + 1}: ${((Date.now() - t) / 1000).toFixed(1)}s`, JSON.stringify(m));
           (results.runs[key] ||= []).push(m);
           for (const [k, v] of Object.entries(m)) {
-            ((results.medians[k] ||= {})[`_${server}`] ||= []).push(v);
+            ((results.medians[tlsName(k)] ||= {})[`_${server}`] ||= []).push(v);
           }
         } catch (e) {
           failures++;

@@ -58,6 +58,33 @@ else
     fail "docker-compose config" "$(cat "$tmp/compose.err")"
 fi
 
+# ---- docker-compose.yml + deploy/compose.rediss.yml (issue 16: a managed Redis over TLS) ----
+# A CA, a Redis client certificate and a gateway certificate, as an operator would mount them.
+mkdir -p "$tmp/redis-tls" "$tmp/gateway-tls"
+(cd "$tmp/redis-tls" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
+        -subj /CN=ca -addext basicConstraints=critical,CA:TRUE &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout client.key -out client.csr -subj /CN=sioc &&
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out client.pem &&
+    cd ../gateway-tls && printf 'subjectAltName=DNS:sioc.example.com\n' >ext &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr -subj /CN=sioc &&
+    openssl x509 -req -in tls.csr -CA ../redis-tls/ca.pem -CAkey ../redis-tls/ca.key -CAcreateserial -days 1 \
+        -extfile ext -out tls.crt) >/dev/null 2>&1 || fail "openssl made the TLS test files"
+rediss_env=(SIOC_API_KEY="$key" SIOC_REDIS_URL="rediss://sioc:pw@redis.example.com:6380/0" SIOC_REDIS_TLS_DIR="$tmp/redis-tls"
+    SIOC_REDIS_TLS_CERT=/etc/sioc/redis-tls/client.pem SIOC_REDIS_TLS_KEY=/etc/sioc/redis-tls/client.key)
+if "${clean_env[@]}" "${rediss_env[@]}" docker-compose --env-file "$tmp/empty.env" -f docker-compose.yml -f deploy/compose.rediss.yml config >"$tmp/compose-rediss.yml" 2>"$tmp/compose.err"; then
+    ok "docker-compose config with deploy/compose.rediss.yml (rediss://, a CA and a client certificate)"
+else
+    fail "docker-compose config with deploy/compose.rediss.yml" "$(cat "$tmp/compose.err")"
+fi
+if out=$("${clean_env[@]}" SIOC_API_KEY="$key" docker-compose --env-file "$tmp/empty.env" -f docker-compose.yml -f deploy/compose.rediss.yml config -q 2>&1); then
+    fail "deploy/compose.rediss.yml refuses to run without SIOC_REDIS_TLS_DIR" "$out"
+elif grep -q "SIOC_REDIS_TLS_DIR" <<<"$out"; then
+    ok "deploy/compose.rediss.yml refuses to run without SIOC_REDIS_TLS_DIR, naming it"
+else
+    fail "deploy/compose.rediss.yml names SIOC_REDIS_TLS_DIR when it is missing" "$out"
+fi
+
 # ---- haproxy.cfg ----
 if out=$(haproxy -c -f deploy/haproxy/haproxy.cfg 2>&1); then
     ok "haproxy -c -f deploy/haproxy/haproxy.cfg"
@@ -423,7 +450,7 @@ check_config("compose broker", BROKER, BK_ENV, bk_env)
 check("compose broker: the API key comes from the environment (${SIOC_API_KEY:?...}), not the file",
       bk_env.get("SIOC_API_KEY") == API_KEY and API_KEY not in open("docker-compose.yml").read()
       and re.search(r"SIOC_API_KEY: \$\{SIOC_API_KEY:\?", open("docker-compose.yml").read()))
-r = run([BROKER, "--check-config"], env={"PATH": "/usr/bin:/bin", **{k: v for k, v in bk_env.items() if k != "SIOC_API_KEY"}})
+r = run([BROKER, "--check-config"], env={"PATH": "/usr/bin:/bin", **{k: v for k, v in bk_env.items() if k != "SIOC_API_KEY" and v is not None}})
 check("compose broker: without the API key its listen address is refused (why the key is required)",
       r.returncode == 2 and "api-key" in r.stderr, r.stderr)
 check("compose broker: API published on the host's loopback only",
@@ -641,6 +668,113 @@ if shutil.which("kubectl"):
     check("k8s: kubectl kustomize deploy/k8s builds", r.returncode == 0, r.stderr[-300:])
 else:
     print("note: kubectl is not installed: kustomize build not run")
+
+# ---------------- TLS wiring (issue 16) ----------------
+# The SIOC_REDIS_TLS_* names: options of both programs and the variables the Python SDK reads.
+sdk_src = open("sdk/python/sioc/redis_tls.py").read()
+SDK_TLS = set(re.findall(r"``(SIOC_REDIS_TLS_[A-Z_]+)``", sdk_src))
+REDIS_TLS = {env_name(k) for k in GW_OPTS if k.startswith("redis-tls-")}
+check("TLS: the gateway, the broker and the SDK name the same SIOC_REDIS_TLS_* variables (%d)" % len(REDIS_TLS),
+      REDIS_TLS and REDIS_TLS == {env_name(k) for k in BK_OPTS if k.startswith("redis-tls-")} == SDK_TLS,
+      (sorted(REDIS_TLS), sorted(SDK_TLS)))
+raw = yaml.safe_load(open("docker-compose.yml"))["services"]
+
+
+def redis_kind(s):
+    """"broker", "gateway" or "worker" for a compose service that talks to Redis, else None."""
+    e = s.get("environment", {}) or {}
+    if s.get("entrypoint") == ["/usr/local/bin/sioc-broker"]:
+        return "broker"
+    if "worker.Dockerfile" in str(s.get("build", {}).get("dockerfile", "")) or "SIOC_REDIS_URL" in e:
+        return "worker"
+    return "gateway" if "SIOC_REDIS" in e else None
+
+
+# every service with a Redis URL (a second broker or gateway added later included)
+REDIS_SVCS = {n: redis_kind(s) for n, s in svc.items() if redis_kind(s)}
+check("compose: the services that use Redis (%s) include a broker, a gateway and a worker" % ", ".join(sorted(REDIS_SVCS)),
+      {"broker", "gateway", "worker"} <= set(REDIS_SVCS.values()), REDIS_SVCS)
+for name in sorted(REDIS_SVCS):
+    e = svc[name].get("environment", {})
+    check("compose %s: passes every SIOC_REDIS_TLS_* through from the environment (no value in the file)" % name,
+          all(k in e and e[k] is None for k in REDIS_TLS), sorted(k for k in e if "TLS" in k))
+RT, GT = os.path.join(TMP, "redis-tls"), os.path.join(TMP, "gateway-tls")
+
+
+def host_paths(env):
+    """Container paths of the mounted TLS files -> this test's files."""
+    return {k: (str(v).replace("/etc/sioc/redis-tls", RT).replace("/etc/sioc/tls", GT) if v is not None else None)
+            for k, v in env.items()}
+
+
+try:
+    rs = yaml.safe_load(open(os.path.join(TMP, "compose-rediss.yml")))["services"]
+except (OSError, yaml.YAMLError, KeyError, TypeError):
+    rs = {}
+KIND_BIN = {"broker": (BROKER, BK_ENV), "gateway": (GATEWAY, GW_ENV), "worker": (None, None)}
+for name, kind in sorted(REDIS_SVCS.items()):
+    binary, known = KIND_BIN[kind]
+    s = rs.get(name, {})
+    e = s.get("environment", {})
+    vols = [str(v) for v in s.get("volumes", [])]
+    check("compose.rediss.yml %s: SIOC_REDIS_TLS_DIR mounted read-only at /etc/sioc/redis-tls, the CA named in it" % name,
+          "%s:/etc/sioc/redis-tls:ro" % RT in vols and e.get("SIOC_REDIS_TLS_CA") == "/etc/sioc/redis-tls/ca.pem", (vols, e))
+    if binary:
+        check_config("compose.rediss.yml %s" % name, binary, known, host_paths(e))
+    else:
+        check("compose.rediss.yml %s: rediss:// URL and the CA/client files exist under the mount" % name,
+              str(e.get("SIOC_REDIS_URL", "")).startswith("rediss://") and all(os.path.isfile(v) for k, v in host_paths(e).items()
+              if k in SDK_TLS and v and k != "SIOC_REDIS_TLS_INSECURE"), e)
+
+
+def commented_env(path):
+    """The ConfigMap's commented-out `# SIOC_X: "v"` lines (the optional TLS settings)."""
+    return dict(re.findall(r'^\s*#\s*(SIOC_[A-Z0-9_]+): "([^"]*)"$', open(path).read(), re.M))
+
+
+def mounts(dep, container=0):
+    pod = dep.get("spec", {}).get("template", {}).get("spec", {})
+    vols = {v["name"]: v.get("secret", {}) for v in pod.get("volumes", [])}
+    c = (pod.get("containers") or [{}])[container]
+    return {m["mountPath"]: vols.get(m["name"], {}) for m in c.get("volumeMounts", []) if m.get("readOnly")}
+
+
+for name, binary, known in (("gateway", GATEWAY, GW_ENV), ("broker", BROKER, BK_ENV), ("worker", None, None)):
+    opt_env = commented_env("deploy/k8s/%s-configmap.yaml" % name)
+    tls_redis = {k: v for k, v in opt_env.items() if k.startswith("SIOC_REDIS_TLS_")}
+    check("k8s %s ConfigMap: commented SIOC_REDIS_TLS_CA/CERT/KEY/SERVER_NAME to uncomment" % name,
+          {"SIOC_REDIS_TLS_CA", "SIOC_REDIS_TLS_CERT", "SIOC_REDIS_TLS_KEY", "SIOC_REDIS_TLS_SERVER_NAME"} <= set(tls_redis)
+          and set(tls_redis) <= REDIS_TLS, sorted(opt_env))
+    m = mounts(deps.get("sioc-%s" % name, {}))
+    sec = m.get("/etc/sioc/redis-tls", {})
+    check("k8s %s: the optional Secret sioc-redis-tls mounted read-only at /etc/sioc/redis-tls, the files named under it" % name,
+          sec.get("secretName") == "sioc-redis-tls" and sec.get("optional") is True
+          and all(v.startswith("/etc/sioc/redis-tls/") for k, v in tls_redis.items() if k != "SIOC_REDIS_TLS_SERVER_NAME"), m)
+    cm = {}
+    for ref in (deps.get("sioc-%s" % name, {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers") or [{}])[0].get("envFrom", []):
+        cm.update(cms.get(ref["configMapRef"]["name"], {}).get("data", {}))
+    if binary:
+        env = dict(cm)
+        env.update({k: v for k, v in opt_env.items()})
+        env["SIOC_REDIS"] = "rediss://sioc:pw@redis.example.com:6380/0"
+        if name == "gateway":
+            env["SIOC_JWT_SECRET"] = JWT
+        if name == "broker":
+            env["SIOC_API_KEY"] = API_KEY
+        check_config("k8s %s with its commented TLS lines uncommented" % name, binary, known, host_paths(env))
+    else:
+        check("k8s worker: its commented TLS variables are the SDK's, the files exist under the mount",
+              set(tls_redis) <= SDK_TLS and all(os.path.isfile(v) for k, v in host_paths(tls_redis).items()
+                                               if k != "SIOC_REDIS_TLS_SERVER_NAME"), tls_redis)
+gw_opt = commented_env("deploy/k8s/gateway-configmap.yaml")
+gsec = mounts(deps.get("sioc-gateway", {})).get("/etc/sioc/tls", {})
+check("k8s gateway: commented SIOC_TLS_CERT/KEY under the optional Secret sioc-gateway-tls (/etc/sioc/tls), with tls-plain-health for the httpGet probes",
+      gsec.get("secretName") == "sioc-gateway-tls" and gsec.get("optional") is True
+      and gw_opt.get("SIOC_TLS_CERT", "").startswith("/etc/sioc/tls/") and gw_opt.get("SIOC_TLS_KEY", "").startswith("/etc/sioc/tls/")
+      and gw_opt.get("SIOC_TLS_PLAIN_HEALTH") == "yes", (gsec, gw_opt))
+sx = open("deploy/k8s/secret.example.yaml").read()
+check("k8s secret.example.yaml: how to create sioc-redis-tls and sioc-gateway-tls",
+      "create secret generic sioc-redis-tls" in sx and "create secret tls sioc-gateway-tls" in sx)
 
 # ---------------- docs ----------------
 ops = open("docs/operations.md").read()
