@@ -337,7 +337,7 @@ test("forward-max: a gateway with one forwarded request in flight answers the ne
     await sleep(300);
     const refused = await post(gwD.port, q2, "3");
     assertEqual([refused.status, refused.body], [503, "forwarding limit reached\n"], "over forward-max");
-    assert(/eio\.forward_limit/.test(gwD.log()), "logged");
+    await until("the forward_limit log line", () => /eio\.forward_limit/.test(gwD.log()), 5000);
     assertEqual((await held).status, 200, "the request in flight is answered");
     assertEqual((await post(gwD.port, q2, "3")).body, "ok", "room again once it was answered");
   } finally {
@@ -371,7 +371,7 @@ test("owner killed: its sessions' requests get 400 Session ID unknown from the o
     assertEqual(later.status, 400, "a new request after the kill");
     assertEqual(later.body, '{"code":1,"message":"Session ID unknown"}', "new request body");
     assert(Date.now() - t0 < 6000, `answered within the bound (${Date.now() - t0} ms)`);
-    assert(/eio\.forward_failed/.test(gwA.log()), "gwA logged the failed forward");
+    await until("gwA logged the failed forward", () => /eio\.forward_failed/.test(gwA.log()), 5000);
   } finally {
     if (!killed) await gwC.stop();
   }
