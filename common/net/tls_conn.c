@@ -131,17 +131,21 @@ static ssize_t send_some(int fd, const uint8_t *p, size_t len)
 }
 
 /* An alert (RFC 8446 6: close_notify, or a fatal error) sealed and sent once, best effort;
- * not in the middle of a record. */
+ * not in the middle of a record. It is the last record: its sequence number is used up (a
+ * close_notify after a fatal alert would otherwise reuse the nonce) and nothing follows. */
 static void send_alert(struct tls_conn *c, uint8_t description)
 {
-    if (c->wpend != NULL)
+    if (c->wpend != NULL || c->alert_sent)
         return;
     uint8_t alert[2] = {description == 0 ? 1 : 2, description}; /* warning only for close */
     uint8_t rec[2 + TLS13_OVERHEAD];
     struct iovec iov = {.iov_base = (void *)alert, .iov_len = 2};
     long n = tls13_seal(c->tls->aead, &c->wr, c->suite, TLS13_ALERT, &iov, 1, 2, rec);
-    if (n > 0)
-        (void)send_some(c->fd, rec, (size_t)n);
+    if (n <= 0)
+        return;
+    c->wr.seq++;
+    c->alert_sent = true;
+    (void)send_some(c->fd, rec, (size_t)n);
 }
 
 void tls_conn_free(struct tls_conn *c, bool notify)
@@ -418,6 +422,11 @@ static int send_key_update(struct tls_conn *c, uint8_t *stage, char *why, size_t
 static ssize_t rec_writev(struct tls_conn *c, const struct iovec *iov, int n, uint8_t *stage,
                           size_t stage_cap, char *why, size_t whylen)
 {
+    if (c->alert_sent || stage_cap < TLS13_OVERHEAD + 1) {
+        snprintf(why, whylen, "%s",
+                 c->alert_sent ? "the connection ended with an alert" : "stage below 23 bytes");
+        return TLS_FAILED;
+    }
     ssize_t total = 0;
     int i = 0;
     size_t off = 0;

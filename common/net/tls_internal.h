@@ -37,6 +37,7 @@ struct tls_conn {
     bool resumed;
     bool peer_closed;     /* close_notify received */
     bool owe_key_update;  /* a KeyUpdate goes out before the next application data */
+    bool alert_sent;      /* ours went out: nothing follows it (RFC 8446 6) */
     uint8_t idle_records; /* records in a row without application data (empty, KeyUpdate,
                            * user_canceled): bounded like OpenSSL's, else one peer holds the loop */
     uint8_t hs_frag_len;  /* bytes of a handshake message cut at a record's end (RFC 8446 5.1) */

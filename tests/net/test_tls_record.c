@@ -519,6 +519,35 @@ static void test_refused_records_and_their_alerts(void)
     pair_close(&p);
 }
 
+/* After a fatal alert nothing more goes out (RFC 8446 6.2): neither application data nor a
+ * close_notify, which would be sealed under the alert's sequence number (a nonce used twice).
+ * The raw bytes the server sent: its ticket, the alert, nothing else. */
+static void test_nothing_after_a_fatal_alert(void)
+{
+    struct pair p;
+    CHECK(pair_open(&p, SUITES[0], false, NULL));
+    static const uint8_t forged[37] = {23, 3, 3, 0, 32, 1, 2, 3};
+    CHECK(send_raw(&p, forged, sizeof forged));
+    uint8_t got[16], stage[256];
+    CHECK(srv_read(&p, got, sizeof got) == TLS_FAILED);
+    char why[200];
+    struct iovec iov = {(void *)"late", 4};
+    CHECK(tls_conn_writev(p.srv, &iov, 1, stage, sizeof stage, why, sizeof why) == TLS_FAILED);
+    tls_conn_free(p.srv, true);
+    p.srv = NULL;
+    static uint8_t raw[8192];
+    ssize_t n = read(p.cfd, raw, sizeof raw);
+    int records = 0;
+    size_t last = 0;
+    for (size_t at = 0; n > 0 && at + 5 <= (size_t)n; records++) {
+        last = 5 + ((size_t)raw[at + 3] << 8 | raw[at + 4]);
+        at += last;
+    }
+    CHECK(records == 2);
+    CHECK(last == 2 + TLS13_OVERHEAD); /* the alert */
+    pair_close(&p);
+}
+
 /* ---- set-up ---- */
 
 static bool make_cert(void)
@@ -560,6 +589,7 @@ int main(void)
     RUN(test_key_updates_coalesced_refused);
     RUN(test_key_update_requests_answered_once);
     RUN(test_refused_records_and_their_alerts);
+    RUN(test_nothing_after_a_fatal_alert);
     tls_context_free(server_tls);
     tls13_aead_free(aead);
     char rm[128];
