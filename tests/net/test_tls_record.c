@@ -51,6 +51,7 @@ struct pair {
 };
 
 static struct pair *keylog_target;
+static SSL_SESSION *resume_with; /* pair_open resumes it, with 0-RTT data if it allows */
 
 static void client_keylog(const SSL *ssl, const char *line)
 {
@@ -96,6 +97,8 @@ static bool pair_open(struct pair *p, const char *suite, bool coalesce, const ch
     SSL_CTX_free(ctx); /* the SSL holds a reference */
     SSL_set_fd(p->cli, p->cfd);
     SSL_set_connect_state(p->cli);
+    if (resume_with != NULL)
+        SSL_set_session(p->cli, resume_with);
     BIO *mem = NULL;
     if (coalesce) {
         mem = BIO_new(BIO_s_mem());
@@ -105,6 +108,10 @@ static bool pair_open(struct pair *p, const char *suite, bool coalesce, const ch
     keylog_target = p;
     int cdone = 0, sdone = 0;
     char why[200];
+    size_t early_len = 0; /* ClientHello and 0-RTT data go out at once */
+    if (resume_with != NULL && SSL_SESSION_get_max_early_data(resume_with) > 0 &&
+        SSL_write_early_data(p->cli, "early", 5, &early_len) != 1)
+        return false;
     for (int i = 0; i < 200 && (cdone != 1 || sdone != 1); i++) {
         if (cdone != 1)
             cdone = SSL_do_handshake(p->cli);
@@ -127,13 +134,19 @@ static bool pair_open(struct pair *p, const char *suite, bool coalesce, const ch
         }
         if (sdone != 1) {
             sdone = tls_conn_handshake(p->srv, why, sizeof why);
-            if (sdone != 1 && sdone != TLS_WANT_READ && sdone != TLS_WANT_WRITE)
+            if (sdone != 1 && sdone != TLS_WANT_READ && sdone != TLS_WANT_WRITE) {
+                fprintf(stderr, "  server handshake: %d %s\n", sdone, why);
                 return false;
+            }
         }
     }
     keylog_target = NULL;
-    if (cdone != 1 || sdone != 1 || p->clen == 0)
+    if (cdone != 1 || sdone != 1 || p->clen == 0) {
+        fprintf(stderr, "  handshake: client %d (%d), server %d\n", cdone,
+                SSL_get_error(p->cli, cdone), sdone);
+        ERR_print_errors_fp(stderr);
         return false;
+    }
     p->suite = tls13_suite_of(SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(p->cli)));
     return tls13_keys_init(&p->ck, p->suite, p->csecret, p->clen) == 0;
 }
@@ -548,6 +561,59 @@ static void test_nothing_after_a_fatal_alert(void)
     pair_close(&p);
 }
 
+/* 0-RTT is off (RFC 8446 2.3, 8: replayable): the ticket promises no early data (so a client
+ * sends none; OpenSSL's server accepts none without max_early_data), and the resumed
+ * connection detaches with its sequence numbers right. */
+static void test_no_early_data_and_resumption(void)
+{
+    struct pair p;
+    CHECK(pair_open(&p, SUITES[1], false, NULL));
+    char c[8];
+    CHECK(SSL_read(p.cli, c, sizeof c) <= 0); /* takes the ticket */
+    SSL_SESSION *sess = SSL_get1_session(p.cli);
+    CHECK(sess != NULL && SSL_SESSION_is_resumable(sess) == 1);
+    CHECK(sess != NULL && SSL_SESSION_get_max_early_data(sess) == 0);
+    SSL_shutdown(p.cli); /* else OpenSSL marks the session not resumable */
+    pair_close(&p);
+    if (sess == NULL)
+        return;
+    resume_with = sess;
+    bool ok = pair_open(&p, SUITES[1], false, NULL);
+    resume_with = NULL;
+    CHECK(ok);
+    if (ok) {
+        CHECK(SSL_session_reused(p.cli) == 1);
+        CHECK(tls_conn_detached(p.srv));
+        CHECK(tls_conn_resumed(p.srv));
+        CHECK(SSL_write(p.cli, "late", 4) == 4);
+        uint8_t got[16];
+        ssize_t n = srv_read(&p, got, sizeof got);
+        CHECK(n == 4);
+        CHECK_MEM(got, n > 0 ? (size_t)n : 0, "late", 4);
+        SSL_shutdown(p.cli);
+    }
+    pair_close(&p);
+    /* a client that sends 0-RTT data anyway: rejected, skipped, not counted, not delivered */
+    SSL_SESSION *insist = SSL_SESSION_dup(sess);
+    CHECK(insist != NULL && SSL_SESSION_set_max_early_data(insist, 16384) == 1);
+    resume_with = insist;
+    ok = insist != NULL && pair_open(&p, SUITES[1], false, NULL);
+    resume_with = NULL;
+    CHECK(ok);
+    if (ok) {
+        CHECK(SSL_get_early_data_status(p.cli) == SSL_EARLY_DATA_REJECTED);
+        CHECK(tls_conn_detached(p.srv));
+        CHECK(SSL_write(p.cli, "1-rtt", 5) == 5);
+        uint8_t got[16];
+        ssize_t n = srv_read(&p, got, sizeof got);
+        CHECK(n == 5);
+        CHECK_MEM(got, n > 0 ? (size_t)n : 0, "1-rtt", 5);
+    }
+    pair_close(&p);
+    SSL_SESSION_free(insist);
+    SSL_SESSION_free(sess);
+}
+
 /* ---- set-up ---- */
 
 static bool make_cert(void)
@@ -590,6 +656,7 @@ int main(void)
     RUN(test_key_update_requests_answered_once);
     RUN(test_refused_records_and_their_alerts);
     RUN(test_nothing_after_a_fatal_alert);
+    RUN(test_no_early_data_and_resumption);
     tls_context_free(server_tls);
     tls13_aead_free(aead);
     char rm[128];
