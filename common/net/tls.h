@@ -73,8 +73,11 @@ void tls_conn_free(struct tls_conn *c, bool notify);
 int tls_conn_handshake(struct tls_conn *c, char *why, size_t whylen);
 /* Decrypts into p[0..cap): bytes (> 0) or a TLS_* result. cap must be at least TLS_READ_MIN
  * (a whole record and its header fit). Past a TLS 1.3 handshake, a KeyUpdate from the peer is
- * followed (RFC 8446 4.6.3); an alert other than close_notify, a record that does not
- * authenticate or any other handshake message is TLS_FAILED. */
+ * followed (RFC 8446 4.6.3; it must end its record, it may be cut across records); an alert
+ * other than close_notify, a record that does not authenticate, any other handshake message or
+ * record type, or more than 32 records in a row without application data is TLS_FAILED, after
+ * the alert RFC 8446 5-6 asks for (bad_record_mac, unexpected_message, record_overflow,
+ * decode_error, illegal_parameter); nothing is sent after it. */
 #define TLS_READ_MIN (16384u + 256u + 5u)
 ssize_t tls_conn_read(struct tls_conn *c, uint8_t *p, size_t cap, char *why, size_t whylen);
 /* Encrypts and sends iov[0..n) from its start, in records of at most `stage_cap` bytes gathered

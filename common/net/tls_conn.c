@@ -131,17 +131,21 @@ static ssize_t send_some(int fd, const uint8_t *p, size_t len)
 }
 
 /* An alert (RFC 8446 6: close_notify, or a fatal error) sealed and sent once, best effort;
- * not in the middle of a record. */
+ * not in the middle of a record. It is the last record: its sequence number is used up (a
+ * close_notify after a fatal alert would otherwise reuse the nonce) and nothing follows. */
 static void send_alert(struct tls_conn *c, uint8_t description)
 {
-    if (c->wpend != NULL)
+    if (c->wpend != NULL || c->alert_sent)
         return;
     uint8_t alert[2] = {description == 0 ? 1 : 2, description}; /* warning only for close */
     uint8_t rec[2 + TLS13_OVERHEAD];
     struct iovec iov = {.iov_base = (void *)alert, .iov_len = 2};
     long n = tls13_seal(c->tls->aead, &c->wr, c->suite, TLS13_ALERT, &iov, 1, 2, rec);
-    if (n > 0)
-        (void)send_some(c->fd, rec, (size_t)n);
+    if (n <= 0)
+        return;
+    c->wr.seq++;
+    c->alert_sent = true;
+    (void)send_some(c->fd, rec, (size_t)n);
 }
 
 void tls_conn_free(struct tls_conn *c, bool notify)
@@ -418,6 +422,11 @@ static int send_key_update(struct tls_conn *c, uint8_t *stage, char *why, size_t
 static ssize_t rec_writev(struct tls_conn *c, const struct iovec *iov, int n, uint8_t *stage,
                           size_t stage_cap, char *why, size_t whylen)
 {
+    if (c->alert_sent || stage_cap < TLS13_OVERHEAD + 1) {
+        snprintf(why, whylen, "%s",
+                 c->alert_sent ? "the connection ended with an alert" : "stage below 23 bytes");
+        return TLS_FAILED;
+    }
     ssize_t total = 0;
     int i = 0;
     size_t off = 0;
@@ -469,34 +478,96 @@ static ssize_t rec_writev(struct tls_conn *c, const struct iovec *iov, int n, ui
     return total;
 }
 
-/* The handshake messages of one record: KeyUpdate only (RFC 8446 4.6.3). 0 or -1. */
+/* Records in a row that carry no application data (zero-length application data, KeyUpdate,
+ * user_canceled) before the connection is failed: OpenSSL's bound (MAX_EMPTY_RECORDS and
+ * its key-update count), so that a peer cannot hold the read loop with records that cost as
+ * much to open as to send and never yield a byte. */
+#define IDLE_RECORDS_MAX 32
+
+static int fail_with(char *why, size_t whylen, const char *text, int alert)
+{
+    snprintf(why, whylen, "%s", text);
+    return alert;
+}
+
+/* The handshake messages of one record (RFC 8446 4.6.3, 5.1): KeyUpdate only (the server asks
+ * for no client certificate, so nothing else may follow the handshake). A message may be cut
+ * across records (the front kept in hs_frag); a KeyUpdate must end its record, as the keys
+ * change after it. 0, or the alert to send (why filled). */
 static int post_handshake(struct tls_conn *c, const uint8_t *p, size_t len, char *why,
                           size_t whylen)
 {
+    if (len == 0)
+        return fail_with(why, whylen, "an empty handshake record", TLS13_UNEXPECTED_MESSAGE);
     while (len > 0) {
-        if (len < 4 || len - 4 < ((size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3])) {
-            snprintf(why, whylen, "a handshake message split across records");
-            return -1;
+        uint8_t m[5];
+        size_t have = c->hs_frag_len;
+        memcpy(m, c->hs_frag, have);
+        size_t take = len < sizeof m - have ? len : sizeof m - have;
+        memcpy(m + have, p, take);
+        have += take;
+        p += take;
+        len -= take;
+        if (m[0] != 24) {
+            snprintf(why, whylen, "unexpected handshake message %u after the handshake", m[0]);
+            return TLS13_UNEXPECTED_MESSAGE;
         }
-        size_t body = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
-        if (p[0] != 24 || body != 1 || p[4] > 1) {
-            snprintf(why, whylen, "unexpected handshake message %u after the handshake", p[0]);
-            return -1;
+        if (have >= 4 && (m[1] != 0 || m[2] != 0 || m[3] != 1))
+            return fail_with(why, whylen, "a KeyUpdate whose length is not 1", TLS13_DECODE_ERROR);
+        if (have < sizeof m) { /* the rest comes in the next record */
+            memcpy(c->hs_frag, m, have);
+            c->hs_frag_len = (uint8_t)have;
+            return 0;
         }
-        if (tls13_keys_update(&c->rd, c->suite) != 0) {
-            snprintf(why, whylen, "cannot derive the next read keys");
-            return -1;
-        }
-        if (p[4] == 1)
-            c->owe_key_update = true; /* ours goes before our next application data */
-        p += 4 + body;
-        len -= 4 + body;
+        c->hs_frag_len = 0;
+        if (m[4] > 1)
+            return fail_with(why, whylen, "a KeyUpdate with request_update neither 0 nor 1",
+                             TLS13_ILLEGAL_PARAMETER);
+        if (len > 0)
+            return fail_with(why, whylen, "a KeyUpdate not at the end of its record",
+                             TLS13_UNEXPECTED_MESSAGE);
+        if (tls13_keys_update(&c->rd, c->suite) != 0)
+            return fail_with(why, whylen, "cannot derive the next read keys", TLS13_INTERNAL_ERROR);
+        if (m[4] == 1)
+            c->owe_key_update = true; /* one of ours, before our next application data */
     }
     return 0;
 }
 
+/* What one opened record of type `type` with plaintext q[0..n) means: 0 (taken; application
+ * data is the caller's), or the alert to send (why filled; -1: none, the peer's alert). */
+static int on_record(struct tls_conn *c, uint8_t type, const uint8_t *q, size_t n, char *why,
+                     size_t whylen)
+{
+    if (c->hs_frag_len > 0 && type != TLS13_HANDSHAKE)
+        return fail_with(why, whylen, "a record inside a cut handshake message",
+                         TLS13_UNEXPECTED_MESSAGE);
+    bool idle = type != TLS13_APPLICATION_DATA || n == 0;
+    if (idle && ++c->idle_records > IDLE_RECORDS_MAX)
+        return fail_with(why, whylen, "too many records without application data",
+                         TLS13_UNEXPECTED_MESSAGE);
+    if (!idle)
+        c->idle_records = 0;
+    if (type == TLS13_APPLICATION_DATA)
+        return 0;
+    if (type == TLS13_HANDSHAKE)
+        return post_handshake(c, q, n, why, whylen);
+    if (type != TLS13_ALERT) {
+        snprintf(why, whylen, "unexpected record content type %u", type);
+        return TLS13_UNEXPECTED_MESSAGE;
+    }
+    if (n != 2)
+        return fail_with(why, whylen, "an alert that is not 2 bytes", TLS13_DECODE_ERROR);
+    if (q[1] == 0 || q[1] == 90) {
+        c->peer_closed = q[1] == 0; /* close_notify; user_canceled is followed by one */
+        return 0;
+    }
+    snprintf(why, whylen, "alert %u from the peer", (unsigned)q[1]);
+    return -1;
+}
+
 /* Opens the complete records of p[0..have): their application data is moved to p[0..*out),
- * *used the bytes consumed. 0, or TLS_FAILED with why. */
+ * *used the bytes consumed. 0, or TLS_FAILED with why (and the alert RFC 8446 asks for sent). */
 static int open_records(struct tls_conn *c, uint8_t *p, size_t have, size_t *out, size_t *used,
                         char *why, size_t whylen)
 {
@@ -505,36 +576,34 @@ static int open_records(struct tls_conn *c, uint8_t *p, size_t have, size_t *out
     while (have - off >= TLS13_HEADER && !c->peer_closed) {
         uint8_t *h = p + off;
         size_t body = (size_t)h[3] << 8 | h[4];
-        if (h[0] != TLS13_APPLICATION_DATA || body > TLS13_MAX_CIPHERTEXT) {
-            snprintf(why, whylen, "%s",
-                     h[0] != TLS13_APPLICATION_DATA ? "unexpected record type"
-                                                    : "record too large");
-            return TLS_FAILED;
-        }
-        if (have - off < TLS13_HEADER + body)
+        int alert = 0;
+        if (h[0] != TLS13_APPLICATION_DATA) /* change_cipher_spec too (RFC 8446 5) */
+            alert = fail_with(why, whylen, "unexpected record type", TLS13_UNEXPECTED_MESSAGE);
+        else if (body > TLS13_MAX_CIPHERTEXT) /* before waiting for it (5.2) */
+            alert = fail_with(why, whylen, "record too large", TLS13_RECORD_OVERFLOW);
+        else if (have - off < TLS13_HEADER + body)
             break;
-        uint8_t type = 0;
-        long n = tls13_open(c->tls->aead, &c->rd, c->suite, h, body, &type);
-        off += TLS13_HEADER + body;
-        uint8_t *q = h + TLS13_HEADER;
-        if (n < 0) {
-            snprintf(why, whylen, "bad record MAC");
-            send_alert(c, 20); /* bad_record_mac */
+        uint8_t type = 0, desc = 0;
+        long n =
+            alert != 0 ? -1 : tls13_open(c->tls->aead, &c->rd, c->suite, h, body, &type, &desc);
+        if (alert == 0 && n < 0)
+            alert = fail_with(why, whylen,
+                              desc == TLS13_BAD_RECORD_MAC       ? "bad record MAC"
+                              : desc == TLS13_RECORD_OVERFLOW    ? "record too large"
+                              : desc == TLS13_UNEXPECTED_MESSAGE ? "a record without content type"
+                                                                 : "record sequence exhausted",
+                              desc);
+        if (alert == 0)
+            alert = on_record(c, type, h + TLS13_HEADER, (size_t)n, why, whylen);
+        if (alert != 0) {
+            if (alert > 0)
+                send_alert(c, (uint8_t)alert);
             return TLS_FAILED;
         }
+        off += TLS13_HEADER + body;
         if (type == TLS13_APPLICATION_DATA) {
-            memmove(p + *out, q, (size_t)n);
+            memmove(p + *out, h + TLS13_HEADER, (size_t)n);
             *out += (size_t)n;
-        } else if (type == TLS13_ALERT && n == 2 && (q[1] == 0 || q[1] == 90)) {
-            c->peer_closed = q[1] == 0; /* close_notify; user_canceled is followed by one */
-        } else if (type == TLS13_ALERT) {
-            snprintf(why, whylen, "alert %u from the peer", n == 2 ? (unsigned)q[1] : 0u);
-            return TLS_FAILED;
-        } else if (type != TLS13_HANDSHAKE || post_handshake(c, q, (size_t)n, why, whylen) != 0) {
-            if (type != TLS13_HANDSHAKE)
-                snprintf(why, whylen, "unexpected record content type %u", type);
-            send_alert(c, 10); /* unexpected_message */
-            return TLS_FAILED;
         }
     }
     *used = off;

@@ -35,8 +35,13 @@ struct tls_conn {
     enum tls13_suite suite; /* detached */
     uint8_t hs_starts;      /* handshake starts seen: a second one is a renegotiation */
     bool resumed;
-    bool peer_closed;    /* close_notify received */
-    bool owe_key_update; /* a KeyUpdate goes out before the next application data */
+    bool peer_closed;     /* close_notify received */
+    bool owe_key_update;  /* a KeyUpdate goes out before the next application data */
+    bool alert_sent;      /* ours went out: nothing follows it (RFC 8446 6) */
+    uint8_t idle_records; /* records in a row without application data (empty, KeyUpdate,
+                           * user_canceled): bounded like OpenSSL's, else one peer holds the loop */
+    uint8_t hs_frag_len;  /* bytes of a handshake message cut at a record's end (RFC 8446 5.1) */
+    uint8_t hs_frag[4];   /* ... kept here: a KeyUpdate, the one accepted, has 5 */
     /* handshake bookkeeping (RFC 8446 7.1 secrets from the key log; record counts since each
      * side's Finished: the first application-key sequence numbers) */
     bool got_client_secret, got_server_secret, server_finished, client_finished;

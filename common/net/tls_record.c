@@ -148,7 +148,7 @@ long tls13_seal(struct tls13_aead *a, const struct tls13_keys *k, enum tls13_sui
                 const struct iovec *iov, int n, size_t len, uint8_t *out)
 {
     EVP_CIPHER_CTX *ctx = aead_ctx(a, s);
-    if (ctx == NULL || len > TLS13_MAX_PLAIN)
+    if (ctx == NULL || len > TLS13_MAX_PLAIN || k->seq == UINT64_MAX)
         return -1;
     size_t body = len + 1 + TLS13_TAG;
     header(out, body);
@@ -182,10 +182,15 @@ fail:
 }
 
 long tls13_open(struct tls13_aead *a, struct tls13_keys *k, enum tls13_suite s, uint8_t *rec,
-                size_t body, uint8_t *type)
+                size_t body, uint8_t *type, uint8_t *alert)
 {
     EVP_CIPHER_CTX *ctx = aead_ctx(a, s);
-    if (ctx == NULL || body < 1 + TLS13_TAG || body > TLS13_MAX_CIPHERTEXT)
+    *alert = TLS13_BAD_RECORD_MAC;
+    if (body > TLS13_MAX_CIPHERTEXT)
+        *alert = TLS13_RECORD_OVERFLOW;
+    else if (ctx == NULL || k->seq == UINT64_MAX)
+        *alert = TLS13_INTERNAL_ERROR;
+    if (ctx == NULL || k->seq == UINT64_MAX || body < 1 + TLS13_TAG || body > TLS13_MAX_CIPHERTEXT)
         return -1;
     uint8_t nonce[12];
     nonce_of(k, nonce);
@@ -201,12 +206,14 @@ long tls13_open(struct tls13_aead *a, struct tls13_keys *k, enum tls13_suite s, 
         return -1;
     }
     k->seq++;
-    /* the content type is the last non-zero byte; padding zeros follow it */
+    /* the content type is the last non-zero byte; padding zeros follow it (RFC 8446 5.4) */
     size_t i = clen;
     while (i > 0 && p[i - 1] == 0)
         i--;
-    if (i == 0 || i - 1 > TLS13_MAX_PLAIN)
+    if (i == 0 || i - 1 > TLS13_MAX_PLAIN) {
+        *alert = i == 0 ? TLS13_UNEXPECTED_MESSAGE : TLS13_RECORD_OVERFLOW;
         return -1;
+    }
     *type = p[i - 1];
     return (long)(i - 1);
 }

@@ -23,6 +23,13 @@
 #define TLS13_ALERT 21
 #define TLS13_HANDSHAKE 22
 #define TLS13_APPLICATION_DATA 23
+/* alert descriptions (RFC 8446 6.2) */
+#define TLS13_UNEXPECTED_MESSAGE 10
+#define TLS13_BAD_RECORD_MAC 20
+#define TLS13_RECORD_OVERFLOW 22
+#define TLS13_ILLEGAL_PARAMETER 47
+#define TLS13_DECODE_ERROR 50
+#define TLS13_INTERNAL_ERROR 80
 
 /* The three AEAD suites of RFC 8446 B.4 that this layer carries (CCM suites stay in OpenSSL). */
 enum tls13_suite { TLS13_AES_128_GCM = 1, TLS13_AES_256_GCM, TLS13_CHACHA20_POLY1305 };
@@ -52,14 +59,17 @@ int tls13_keys_update(struct tls13_keys *k, enum tls13_suite s);
 
 /* Seals iov[0..n) (len bytes in all, at most TLS13_MAX_PLAIN) as one record of inner type
  * `type` under k at k->seq into out (len + TLS13_OVERHEAD bytes), without advancing seq (the
- * caller does once the record is on its way). Returns the record's length, or -1. */
+ * caller does once the record is on its way). Returns the record's length, or -1 (also when
+ * seq is 2^64 - 1: sequence numbers never wrap, RFC 8446 5.3). */
 long tls13_seal(struct tls13_aead *a, const struct tls13_keys *k, enum tls13_suite s, uint8_t type,
                 const struct iovec *iov, int n, size_t len, uint8_t *out);
 /* Opens the record rec[0..TLS13_HEADER + body) in place under k and advances k->seq. On success
  * returns the plaintext length (its bytes at rec + TLS13_HEADER) and sets *type to the inner
- * content type; -1 when the record does not authenticate or is malformed (the connection is
- * over: RFC 8446 5.2 bad_record_mac / unexpected_message). */
+ * content type. On failure (the connection is over) returns -1 and sets *alert to what RFC 8446
+ * says to send: bad_record_mac (does not authenticate, or too short to), record_overflow (body
+ * above 2^14 + 256, or content above 2^14: 5.2), unexpected_message (no non-zero byte: 5.4),
+ * internal_error (seq 2^64 - 1: no wrap, 5.3). No plaintext is usable before the tag checks. */
 long tls13_open(struct tls13_aead *a, struct tls13_keys *k, enum tls13_suite s, uint8_t *rec,
-                size_t body, uint8_t *type);
+                size_t body, uint8_t *type, uint8_t *alert);
 
 #endif
