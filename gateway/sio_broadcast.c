@@ -11,6 +11,7 @@
 #include "gateway/sio_internal.h"
 
 struct broadcast_ctx {
+    struct slice data; /* for holding sockets */
     struct gw_frame *frames[MAX_FRAMES];
     int nframes;
     bool is_volatile;
@@ -25,6 +26,12 @@ static void broadcast_visit(void *ctx, struct rooms_member *m)
         return;
     if (b->is_volatile && !eio_session_writable(s->client->session))
         return;
+    if (s->holding) { /* a socket being recovered: kept until its missed packets are out */
+        if (!b->is_volatile)
+            sio_hold_packet(s, b->data);
+        b->sent++;
+        return;
+    }
     for (int i = 0; i < b->nframes; i++)
         eio_session_send(s->client->session, b->frames[i]);
     b->sent++;
@@ -41,7 +48,7 @@ int sio_server_broadcast(struct sio_server *srv, const struct sio_broadcast *b)
         .has_data = true,
         .data = b->data,
     };
-    struct broadcast_ctx ctx = {.is_volatile = b->is_volatile};
+    struct broadcast_ctx ctx = {.is_volatile = b->is_volatile, .data = b->data};
     /* an EVENT is the same text in protocols v4 and v5: one encoding serves every client (the
      * Engine.IO framing of attachments is cached per revision on the frames, frame.h) */
     ctx.nframes = sio_encode_frames(srv, SIO_V5, &pkt, ctx.frames);

@@ -77,7 +77,20 @@ struct sio_socket {
     struct id_list client_acks; /* ids the client asked us to answer */
     struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
     struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
+    char *pid; /* recovery on (cfg.pid_suffix), protocol v5: the private session id */
+    /* sio_socket_hold: broadcasts to this socket are kept (their data arrays) until released */
+    bool holding;
+    struct held_packet *held, **held_tail;
+    uint32_t held_count;
 };
+
+/* A broadcast kept for a holding socket (sio_socket_hold). */
+struct held_packet {
+    struct held_packet *next;
+    size_t len;
+    uint8_t data[]; /* MessagePack array [event, args...] */
+};
+#define MAX_HELD_PACKETS 1024 /* more closes the held socket's connection (it cannot catch up) */
 
 struct sio_client {
     struct sio_server *srv;
@@ -117,6 +130,9 @@ struct sio_server {
 };
 
 #define MAX_FRAMES (1 + SIO_MAX_ATTACHMENTS)
+
+/* Keeps a broadcast's data for a holding socket (sio_broadcast.c). */
+void sio_hold_packet(struct sio_socket *s, struct slice data);
 
 /* Encodes one packet into shared frames: the text packet, then one binary frame per attachment
  * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative

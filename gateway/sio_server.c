@@ -264,6 +264,8 @@ static void socket_remove(struct sio_socket *s, const char *reason)
         arm_timer(srv);
     }
     free_pending(s);
+    sio_socket_release(s, NULL, NULL, true);
+    free(s->pid);
     free(s->client_acks.ids);
     free(s->server_acks.ids);
     free(s->group_acks);
@@ -300,6 +302,21 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
             memcpy(s->public_id + nsp->len + 1, sid, SIO_SOCKET_ID_LEN + 1);
         }
     }
+    if (srv->cfg.pid_suffix != NULL && !c->v4) {
+        /* recovery on: a private session id, 20 random base64id characters then this node's
+         * id (docs/contracts.md "Connection state recovery") */
+        uint8_t random15[15];
+        size_t slen = strlen(srv->cfg.pid_suffix);
+        if (!random_pool_take(&srv->random, random15, sizeof random15) ||
+            (s->pid = malloc(SIO_SOCKET_ID_LEN + slen + 1)) == NULL) {
+            free(s->public_id);
+            free(s);
+            return NULL;
+        }
+        sio_pid_random(random15, s->pid);
+        memcpy(s->pid + SIO_SOCKET_ID_LEN, srv->cfg.pid_suffix, slen + 1);
+    }
+    s->held_tail = &s->held;
     s->client = c;
     s->nsp = nsp;
     nsp->sockets++;
@@ -769,9 +786,16 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     if (s->accepted || s->client->closing)
         return;
     struct sio_client *c = s->client;
-    /* {"sid":"<20 chars>"}: the reply carries only sid (PROTOCOL.md 2.5) */
-    uint8_t reply[1 + 4 + 1 + SIO_SOCKET_ID_LEN] = {0x81, 0xa3, 's', 'i', 'd', 0xb4};
-    memcpy(reply + 6, s->node.id, SIO_SOCKET_ID_LEN);
+    /* {"sid":"<20 chars>"} (PROTOCOL.md 2.5), and "pid" with recovery on (as Node) */
+    struct buf reply;
+    buf_init(&reply, 0);
+    mp_write_map(&reply, s->pid != NULL ? 2 : 1);
+    mp_write_cstr(&reply, "sid");
+    mp_write_str(&reply, (const uint8_t *)s->node.id, SIO_SOCKET_ID_LEN);
+    if (s->pid != NULL) {
+        mp_write_cstr(&reply, "pid");
+        mp_write_cstr(&reply, s->pid);
+    }
     s->accepted = true;
     if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
         s->in_rooms = true;
@@ -795,8 +819,10 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     }
     deadline_remove(&c->connect_deadline);
     /* 2.7: protocol v4 replies `40` / `40/nsp,` without a payload */
-    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply},
-                !c->v4);
+    if (reply.err == SIOC_OK)
+        send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0,
+                    (struct slice){reply.data, reply.len}, !c->v4);
+    buf_deinit(&reply);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
@@ -976,4 +1002,88 @@ void *sio_socket_get_data(const struct sio_socket *s)
 void sio_socket_set_data(struct sio_socket *s, void *data)
 {
     s->data = data;
+}
+
+/* ---- connection state recovery (gateway/recovery.h) ---- */
+
+void sio_pid_random(const uint8_t random15[15], char out[SIO_SOCKET_ID_LEN + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < 5; i++) { /* 3 bytes -> 4 characters, base64url like base64id */
+        uint32_t v = (uint32_t)random15[3 * i] << 16 | (uint32_t)random15[3 * i + 1] << 8 |
+                     random15[3 * i + 2];
+        for (int j = 0; j < 4; j++)
+            out[4 * i + j] = alphabet[(v >> (18 - 6 * j)) & 63];
+    }
+    out[SIO_SOCKET_ID_LEN] = '\0';
+}
+
+const char *sio_socket_pid(const struct sio_socket *s)
+{
+    return s->pid;
+}
+
+int sio_socket_adopt(struct sio_socket *s, const char *sid, const char *pid)
+{
+    struct sio_server *srv = s->client->srv;
+    if (s->accepted || s->public_id != NULL || s->pid == NULL || strlen(sid) != SIO_SOCKET_ID_LEN)
+        return SIOC_EINVAL;
+    if (idmap_find(&srv->sockets, sid, SIO_SOCKET_ID_LEN) != NULL)
+        return SIOC_ENOTSUP; /* the old socket is still here */
+    char *copy = strdup(pid);
+    if (copy == NULL)
+        return SIOC_ENOMEM;
+    free(s->pid);
+    s->pid = copy;
+    idmap_remove(&srv->sockets, &s->node);
+    idmap_insert(&srv->sockets, &s->node, sid);
+    return SIOC_OK;
+}
+
+void sio_socket_hold(struct sio_socket *s)
+{
+    s->holding = true;
+}
+
+void sio_hold_packet(struct sio_socket *s, struct slice data)
+{
+    if (s->held_count >= MAX_HELD_PACKETS) {
+        s->held_count = MAX_HELD_PACKETS + 1; /* overflow: closed on release */
+        return;
+    }
+    struct held_packet *h = malloc(sizeof *h + data.len);
+    if (h == NULL) {
+        s->held_count = MAX_HELD_PACKETS + 1;
+        return;
+    }
+    h->next = NULL;
+    h->len = data.len;
+    memcpy(h->data, data.p, data.len);
+    *s->held_tail = h;
+    s->held_tail = &h->next;
+    s->held_count++;
+}
+
+void sio_socket_release(struct sio_socket *s, bool (*keep)(void *ctx, struct slice data), void *ctx,
+                        bool drop)
+{
+    bool overflow = s->held_count > MAX_HELD_PACKETS;
+    s->holding = false;
+    while (s->held != NULL) {
+        struct held_packet *h = s->held;
+        s->held = h->next;
+        struct slice data = {h->data, h->len};
+        if (!drop && !overflow && (keep == NULL || keep(ctx, data)))
+            sio_socket_emit(s, data);
+        free(h);
+    }
+    s->held_tail = &s->held;
+    s->held_count = 0;
+    if (overflow && !drop) {
+        log_peer(s->client->srv, "recovery.hold_overflow",
+                 "sid=%s: more than %d broadcasts while recovering", sio_socket_id(s),
+                 MAX_HELD_PACKETS);
+        sio_socket_disconnect(s, true);
+    }
 }

@@ -48,6 +48,10 @@ struct sio_server_config {
     size_t max_namespaces_per_client;
     unsigned empty_namespace_ms;
     uint64_t seed;               /* hashes of socket ids and room names */
+    /* Connection state recovery on (recovery-window > 0): every protocol v5 socket gets a pid,
+     * 20 random characters followed by this text (the node id), sent in its CONNECT reply
+     * {"sid","pid"} (gateway/recovery.h). NULL = off: no pid, reply {"sid"}. */
+    const char *pid_suffix;
 
     /* A client asked to join an allowed namespace. `auth` is the CONNECT payload as one
      * MessagePack value (a map; {} when absent). The application answers with
@@ -201,6 +205,25 @@ struct slice sio_socket_auth(const struct sio_socket *sock);
 /* True for a socket of a socket.io-client 2.x connection (Engine.IO v3, Socket.IO protocol v4,
  * PROTOCOL.md 2.7). */
 bool sio_socket_protocol_v4(const struct sio_socket *sock);
+/* ---- connection state recovery (gateway/recovery.h) ---- */
+
+/* The socket's pid (NUL-terminated), NULL when recovery is off or for protocol v4. */
+const char *sio_socket_pid(const struct sio_socket *sock);
+/* Before the accept: the socket takes the id `sid` (20 characters) and the pid of a recovered
+ * session. SIOC_ENOTSUP when a socket with that id is still on this gateway, SIOC_EINVAL when
+ * accepted already, without a pid, or `sid` is not 20 characters; SIOC_ENOMEM. */
+int sio_socket_adopt(struct sio_socket *sock, const char *sid, const char *pid);
+/* From now on broadcasts that select this socket are kept (at most MAX_HELD_PACKETS, volatile
+ * ones dropped) instead of sent, until sio_socket_release. Direct emits still go out. */
+void sio_socket_hold(struct sio_socket *sock);
+/* Stops holding: the kept broadcasts for which keep(ctx, data) is true (all when keep is NULL)
+ * are emitted in arrival order, unless `drop`. A hold that overflowed closes the connection
+ * (logged `recovery.hold_overflow`) instead. */
+void sio_socket_release(struct sio_socket *sock, bool (*keep)(void *ctx, struct slice data),
+                        void *ctx, bool drop);
+/* 20 base64url characters from 15 random bytes. */
+void sio_pid_random(const uint8_t random15[15], char out[SIO_SOCKET_ID_LEN + 1]);
+
 /* Application data slot (e.g. the pending backend-auth request). */
 void *sio_socket_get_data(const struct sio_socket *sock);
 void sio_socket_set_data(struct sio_socket *sock, void *data);
