@@ -14,6 +14,7 @@ import {
   assert,
   assertEqual,
   createRunner,
+  rawWebSocket,
   repo,
   sleep,
   startProcess,
@@ -134,6 +135,23 @@ test("CONNECT reply has sid and pid; recoverable events end with a string offset
       `pid ${c.socket._pid}`);
     assert(/^\d+-\d+$/.test(c.ticks[0].offset), `offset ${c.ticks[0].offset}`);
     assertEqual(c.socket._lastOffset, c.ticks[c.ticks.length - 1].offset, "client keeps the last offset");
+    // the bytes, as Node socket.io 4.8 with connectionStateRecovery writes them (captured:
+    // 40{"sid":"<20>","pid":"<id>"} and 42["tick",1,"<offset>"])
+    const ws = await rawWebSocket(a.port, "/socket.io/?EIO=4&transport=websocket");
+    try {
+      assert((await ws.next()).text.startsWith("0{"), "open");
+      ws.text("40");
+      const reply = (await ws.next()).text;
+      assert(/^40\{"sid":"[A-Za-z0-9_-]{20}","pid":"[A-Za-z0-9_-]{20}rec-pid"\}$/.test(reply), `CONNECT reply ${reply}`);
+      const sid = JSON.parse(reply.slice(2)).sid;
+      ws.text(`42["join","r-pid"]`);
+      let frame;
+      do frame = (await ws.next(5000)).text; while (!frame.startsWith('42["tick"'));
+      assert(/^42\["tick",\d+,"\d+-\d+"\]$/.test(frame), `event ${frame}`);
+      assert(sid.length === 20, "sid");
+    } finally {
+      ws.close();
+    }
   } finally {
     c.socket.close();
     await ticker.stop();
@@ -222,7 +240,9 @@ test("after the window: recovered false, a new socket, the old one reported disc
     const id = c.socket.id;
     proxy.target = null;
     proxy.cut();
-    await sleep(WINDOW + 2500);
+    await sleep(1000); // parked: no disconnect yet (the session may still be recovered)
+    assertEqual(workerLines(new RegExp(`^handler disconnect ${id} `)).length, 0, "no disconnect while parked");
+    await sleep(WINDOW + 1500);
     proxy.target = b.port;
     await until("reconnect", () => c.connects.length === 2, 8000);
     assertEqual(c.connects[1].recovered, false, "socket.recovered");
