@@ -105,6 +105,8 @@ void lg_usage(void)
           "  [--transport websocket|polling|upgrade] [--conns N] [--concurrency N]\n"
           "  [--rate R] [--rate-max R] [--duration S] [--warmup S] [--hold S] [--drain S]\n"
           "  [--payload BYTES] [--room NAME] [--source redis:HOST:PORT|client]\n"
+          "  [--recovery yes] (with a redis source: store and publish as the Python SDK does\n"
+          "   with recovery-window on, docs/contracts.md)\n"
           "  [--server-pid PID[,PID]] [--aux-pid PID[,PID]] [--timeout S]\n"
           "connect: open and hold N clients (memory, CPU per connect, connects/s)\n"
           "echo:    emit \"ack\" with an ack at R/s in total for S seconds (RTT)\n"
@@ -201,6 +203,8 @@ bool lg_parse_args(struct lg_ctx *ctx, int argc, char **argv)
             } else if (strcmp(v, "client") != 0) {
                 return false;
             }
+        } else if (strcmp(k, "recovery") == 0) {
+            ctx->recovery = strcmp(v, "yes") == 0;
         } else if (strcmp(k, "conns") == 0) {
             ctx->conns = (unsigned)atoi(v);
         } else if (strcmp(k, "concurrency") == 0) {
