@@ -1,8 +1,10 @@
 /* recovery.c: connection state recovery across gateways (see recovery.h; docs/contracts.md).
- * Keys (P = key-prefix, N = node): P:rec:{N}:n (hash pid -> session of connected sockets),
- * P:rec:{N}:s:<pid> (a parked session), P:rec:<nsp> (missed-packet stream, written by the
- * publishers), P:rec:window (tells publishers recovery is on). A session value is
- * "<nsp>\0" followed by the MessagePack array [sid, uid, [room, ...]]. */
+ * Keys (P = key-prefix, O = the origin node, the gateway that made the pid, named by the pid
+ * after its 20 random characters): P:rec:{O}:n (hash pid -> session of connected sockets,
+ * wherever they are now), P:rec:{O}:s:<pid> (a parked session), P:rec:<nsp> (missed-packet
+ * stream, written by the publishers), P:rec:window (tells publishers recovery is on). A session
+ * value is "<nsp>\0<holder node>\0" followed by the MessagePack array [sid, uid, [room, ...]].
+ * Every gateway refreshes the TTL of the origin hashes of the sockets it holds. */
 #include "gateway/recovery.h"
 
 #include <event2/event.h>
@@ -35,6 +37,29 @@ static const char claim_script[] =
     "if parked then redis.call('DEL', KEYS[1]) else redis.call('HDEL', KEYS[2], ARGV[1]) end "
     "return v";
 
+/* Parks a session, only if this node still holds it (a socket recovered elsewhere while its
+ * old connection lingered here has moved: nothing to park, no disconnect to report).
+ * KEYS: n-hash, s-key; ARGV: pid, holder, value, px. */
+#define HOLDER_CHECK                                                                               \
+    "local v = redis.call('HGET', KEYS[1], ARGV[1]) "                                              \
+    "if not v then return 0 end "                                                                  \
+    "local a = string.find(v, '\\0', 1, true) "                                                     \
+    "local b = a and string.find(v, '\\0', a + 1, true) "                                           \
+    "if not b or string.sub(v, a + 1, b - 1) ~= ARGV[2] then return 0 end "                        \
+    "redis.call('HDEL', KEYS[1], ARGV[1]) "
+static const char park_script[] =
+    HOLDER_CHECK "redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4]) return 1";
+/* The same without parking (a socket gone for good). KEYS: n-hash; ARGV: pid, holder. */
+static const char forget_script[] = HOLDER_CHECK "return 1";
+
+/* Origin nodes of the pids of the sockets held here, with how many: their hashes' TTLs are
+ * refreshed on every beat. */
+struct origin {
+    struct origin *next;
+    size_t count;
+    char name[];
+};
+
 struct parked {
     struct deadline_node due;
     struct recovery *r;
@@ -61,6 +86,7 @@ struct recovery {
     struct redis_link *link;
     char *prefix, *node, *user_room;
     struct restore *restores;
+    struct origin *origins;
     struct deadline_list parked;
     size_t nparked;
     struct deadline_timer timer;
@@ -161,12 +187,13 @@ static void write_room(void *ctx, const uint8_t *room, size_t len, size_t size)
         mp_write_str(o->b, room, len);
 }
 
-/* "<nsp>\0" [sid, uid, [rooms but the own id]]; false when too many rooms. */
-static bool session_encode(struct buf *b, struct sio_socket *sock)
+/* "<nsp>\0<holder>\0" [sid, uid, [rooms but the own id]]; false when too many rooms. */
+static bool session_encode(struct buf *b, struct sio_socket *sock, const char *holder)
 {
     const char *nsp = sio_socket_nsp(sock);
     buf_reset(b);
     buf_append(b, nsp, strlen(nsp) + 1);
+    buf_append(b, holder, strlen(holder) + 1);
     struct rooms_out o = {b, sio_socket_id(sock), 0};
     sio_socket_each_room(sock, count_room, &o);
     if (o.n > RECOVERY_MAX_ROOMS)
@@ -179,13 +206,43 @@ static bool session_encode(struct buf *b, struct sio_socket *sock)
     return b->err == SIOC_OK;
 }
 
+/* The node named by a pid (what follows its random part). */
+static const char *pid_origin(const char *pid)
+{
+    return pid + SIO_SOCKET_ID_LEN;
+}
+
+static void origin_add(struct recovery *r, const char *name, int delta)
+{
+    struct origin **pp = &r->origins;
+    for (; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0)
+            break;
+    if (*pp == NULL && delta > 0) {
+        struct origin *o = calloc(1, sizeof *o + strlen(name) + 1);
+        if (o == NULL)
+            return; /* its hash is then refreshed by nobody but its own node */
+        strcpy(o->name, name);
+        *pp = o;
+    }
+    if (*pp == NULL)
+        return;
+    if (delta > 0) {
+        (*pp)->count++;
+    } else if (--(*pp)->count == 0) {
+        struct origin *o = *pp;
+        *pp = o->next;
+        free(o);
+    }
+}
+
 static void session_write(struct recovery *r, struct sio_socket *sock)
 {
     const char *pid = sio_socket_pid(sock);
     if (pid == NULL || !sio_socket_accepted(sock))
         return;
-    session_key(&r->key, r->prefix, r->node, strlen(r->node), NULL);
-    if (!session_encode(&r->scratch, sock)) {
+    session_key(&r->key, r->prefix, pid_origin(pid), strlen(pid_origin(pid)), NULL);
+    if (!session_encode(&r->scratch, sock, r->node)) {
         const char *argv[3] = {"HDEL", (const char *)r->key.data, pid};
         cmd(r, 3, argv, NULL, log_reply, r);
         return;
@@ -197,6 +254,10 @@ static void session_write(struct recovery *r, struct sio_socket *sock)
 
 void recovery_on_accepted(struct recovery *r, struct sio_socket *sock)
 {
+    const char *pid = sio_socket_pid(sock);
+    if (pid == NULL)
+        return;
+    origin_add(r, pid_origin(pid), 1);
     session_write(r, sock);
 }
 
@@ -250,11 +311,12 @@ bool recovery_on_disconnect(struct recovery *r, struct sio_socket *sock, const c
     const char *pid = sio_socket_pid(sock);
     if (pid == NULL || !sio_socket_accepted(sock))
         return false;
-    session_key(&r->key, r->prefix, r->node, strlen(r->node), NULL);
-    const char *del[3] = {"HDEL", (const char *)r->key.data, pid};
+    const char *origin = pid_origin(pid);
+    origin_add(r, origin, -1);
+    session_key(&r->key, r->prefix, origin, strlen(origin), NULL);
     struct parked *p = NULL;
     if (recoverable(reason) && r->nparked < RECOVERY_MAX_PARKED &&
-        session_encode(&r->scratch, sock) && (p = calloc(1, sizeof *p)) != NULL) {
+        session_encode(&r->scratch, sock, r->node) && (p = calloc(1, sizeof *p)) != NULL) {
         p->r = r;
         p->pid = strdup(pid);
         p->sid = strdup(sio_socket_id(sock));
@@ -267,16 +329,21 @@ bool recovery_on_disconnect(struct recovery *r, struct sio_socket *sock, const c
         }
     }
     if (p == NULL) {
-        cmd(r, 3, del, NULL, log_reply, r);
+        /* gone for good: its session too, unless it moved to another gateway meanwhile */
+        const char *argv[6] = {"EVAL", forget_script, "1", (const char *)r->key.data, pid,
+                               r->node};
+        cmd(r, 6, argv, NULL, log_reply, r);
         return false;
     }
-    session_key(&r->key2, r->prefix, r->node, strlen(r->node), pid);
+    session_key(&r->key2, r->prefix, origin, strlen(origin), pid);
     char px[24];
     snprintf(px, sizeof px, "%u", r->cfg.window_ms + RECOVERY_GRACE_MS);
-    const char *set[5] = {"SET", (const char *)r->key2.data, (const char *)r->scratch.data, "PX", px};
-    size_t lens[5] = {3, r->key2.len - 1, r->scratch.len, 2, strlen(px)};
-    cmd(r, 5, set, lens, log_reply, r); /* parked first: a restore never misses it */
-    cmd(r, 3, del, NULL, log_reply, r);
+    const char *argv[9] = {"EVAL", park_script, "2", (const char *)r->key.data,
+                           (const char *)r->key2.data, pid, r->node,
+                           (const char *)r->scratch.data, px};
+    size_t lens[9] = {4, strlen(park_script), 1, r->key.len - 1, r->key2.len - 1, strlen(pid),
+                      strlen(r->node), r->scratch.len, strlen(px)};
+    cmd(r, 9, argv, lens, log_reply, r);
     r->nparked++;
     (*r->m_parked)++;
     deadline_push(&r->parked, &p->due, deadline_clock_ms());
@@ -308,7 +375,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     while ((n = deadline_pop_expired(&r->parked, deadline_clock_ms())) != NULL) {
         struct parked *p = DEADLINE_OWNER(n, struct parked, due);
         r->nparked--;
-        session_key(&r->key2, r->prefix, r->node, strlen(r->node), p->pid);
+        session_key(&r->key2, r->prefix, pid_origin(p->pid), strlen(pid_origin(p->pid)), p->pid);
         const char *argv[2] = {"DEL", (const char *)r->key2.data};
         if (redis_link_command_argv(r->link, 2, argv, NULL, 0, expire_reply, p) != SIOC_OK) {
             r->cfg.on_expired(r->cfg.ctx, p->nsp, p->sid, p->uid, p->reason);
@@ -332,6 +399,13 @@ static void beat(struct recovery *r)
         session_key(&r->key, r->prefix, r->node, strlen(r->node), NULL);
         const char *exp[3] = {"PEXPIRE", (const char *)r->key.data, px};
         cmd(r, 3, exp, NULL, log_reply, r);
+        for (struct origin *o = r->origins; o != NULL; o = o->next) {
+            if (strcmp(o->name, r->node) == 0)
+                continue;
+            session_key(&r->key, r->prefix, o->name, strlen(o->name), NULL);
+            exp[1] = (const char *)r->key.data;
+            cmd(r, 3, exp, NULL, log_reply, r);
+        }
     }
 }
 
@@ -473,7 +547,7 @@ static void deliver(struct restore *q, const uint8_t *msg, size_t len, const str
 static bool keep_held(void *ctx, struct slice data)
 {
     /* a held broadcast that the stream read already delivered ends in an offset not after it */
-    struct restore *q = ctx;
+    const char *last_read = ctx;
     struct mp_reader rd;
     struct mp_item it, last = {0};
     mp_reader_init(&rd, data.p, data.len);
@@ -493,7 +567,7 @@ static bool keep_held(void *ctx, struct slice data)
     char id[MAX_OFFSET_LEN + 1];
     memcpy(id, last.data, last.len);
     id[last.len] = '\0';
-    return q->last[0] == '\0' || stream_id_after(id, q->last);
+    return last_read[0] == '\0' || stream_id_after(id, last_read);
 }
 
 static void tail_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
@@ -521,9 +595,12 @@ static void tail_reply(void *ctx, const struct redisReply *reply, enum redis_lin
                   res == REDIS_LINK_LOST ? "connection lost" : "bad reply");
     }
     struct sio_socket *sock = q->sock;
-    sio_socket_release(sock, keep_held, q, false);
+    char last[MAX_OFFSET_LEN + 1];
+    memcpy(last, q->last, sizeof last);
     restore_free(q);
     session_write(r, sock);
+    /* may close the connection (hold overflow): the socket may be gone after it */
+    sio_socket_release(sock, keep_held, last, false);
 }
 
 static void claim_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
@@ -541,6 +618,8 @@ static void claim_reply(void *ctx, const struct redisReply *reply, enum redis_li
         return;
     }
     const char *nul = memchr(reply->str, '\0', reply->len);
+    if (nul != NULL)
+        nul = memchr(nul + 1, '\0', reply->len - (size_t)(nul + 1 - reply->str));
     if (nul == NULL) {
         restore_fail(q, "bad session");
         return;
@@ -776,6 +855,11 @@ void recovery_free(struct recovery *r)
     redis_link_free(r->link);
     while (r->restores != NULL)
         restore_free(r->restores);
+    while (r->origins != NULL) {
+        struct origin *o = r->origins;
+        r->origins = o->next;
+        free(o);
+    }
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&r->parked, UINT64_MAX)) != NULL)
         parked_free(DEADLINE_OWNER(n, struct parked, due));

@@ -1084,6 +1084,7 @@ void sio_socket_release(struct sio_socket *s, bool (*keep)(void *ctx, struct sli
         log_peer(s->client->srv, "recovery.hold_overflow",
                  "sid=%s: more than %d broadcasts while recovering", sio_socket_id(s),
                  MAX_HELD_PACKETS);
-        sio_socket_disconnect(s, true);
+        /* a transport close, recoverable: the client comes back for what it missed */
+        eio_session_close(s->client->session, "forced close");
     }
 }

@@ -218,7 +218,8 @@ int sio_socket_adopt(struct sio_socket *sock, const char *sid, const char *pid);
 void sio_socket_hold(struct sio_socket *sock);
 /* Stops holding: the kept broadcasts for which keep(ctx, data) is true (all when keep is NULL)
  * are emitted in arrival order, unless `drop`. A hold that overflowed closes the connection
- * (logged `recovery.hold_overflow`) instead. */
+ * (reason "forced close", logged `recovery.hold_overflow`) instead: the socket may be gone
+ * when this returns. */
 void sio_socket_release(struct sio_socket *sock, bool (*keep)(void *ctx, struct slice data),
                         void *ctx, bool drop);
 /* 20 base64url characters from 15 random bytes. */

@@ -48,9 +48,11 @@ async function startProxy() {
     const up = net.connect(proxy.target, "127.0.0.1");
     conns.add(c);
     conns.add(up);
+    c.upstream = up;
     c.pipe(up);
     up.pipe(c);
     const end = () => {
+      if (c.halfOpen) return; // the gateway's side stays open, silent
       c.destroy();
       up.destroy();
       conns.delete(c);
@@ -62,6 +64,15 @@ async function startProxy() {
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   proxy.port = server.address().port;
   proxy.cut = () => conns.forEach((s) => s.destroy());
+  // The client's side closes; the gateway's stays open and silent (a half-open connection).
+  proxy.cutClientOnly = () => conns.forEach((s) => {
+    if (!s.upstream) return;
+    s.halfOpen = true;
+    s.unpipe(s.upstream);
+    s.upstream.unpipe(s);
+    s.upstream.pause();
+    s.destroy();
+  });
   proxy.close = () => new Promise((r) => { proxy.cut(); server.close(r); });
   return proxy;
 }
@@ -187,6 +198,72 @@ test("kill -9 of the client's gateway: recovered on the other one, same id and r
     assertEqual(workerLines(new RegExp(`^handler disconnect ${id} `)).length, 0, "no disconnect handler");
     // the worker's reply goes to the new gateway: an ack round trip
     assertEqual(await c.socket.timeout(5000).emitWithAck("ack", 7), 7, "ack through B");
+  } finally {
+    c.socket.close();
+    await ticker.stop();
+    await proxy.close();
+    await a.stop();
+    await b.stop();
+  }
+}, 30000);
+
+test("recovered twice (kill -9 of A, then of B): the session follows the socket", async () => {
+  const a = await gateway("rec-h");
+  const b = await gateway("rec-i");
+  const c3 = await gateway("rec-j");
+  const proxy = await startProxy();
+  proxy.target = a.port;
+  const ticker = await startTicker("r-twice");
+  const c = await client(proxy, "r-twice");
+  try {
+    await until("ticks on A", () => c.ticks.length >= 5, 5000);
+    const id = c.socket.id;
+    proxy.target = b.port;
+    process.kill(a.pid, "SIGKILL");
+    proxy.cut();
+    await until("reconnect to B", () => c.connects.length === 2, 8000);
+    await until("ticks on B", () => c.ticks.length >= 15, 5000);
+    proxy.target = c3.port;
+    process.kill(b.pid, "SIGKILL");
+    proxy.cut();
+    await until("reconnect to C", () => c.connects.length === 3, 8000);
+    const seen = c.ticks.length;
+    await until("ticks on C", () => c.ticks.length >= seen + 10, 5000);
+    assertEqual(c.connects.map((x) => x.recovered), [false, true, true], "recovered both times");
+    assertEqual(c.connects.map((x) => x.id), [id, id, id], "one socket id");
+    assertConsecutive(c.ticks, "ticks across both kills");
+    assertEqual(workerLines(new RegExp(`^disconnect / ${id} `)).length, 0, "no disconnect entry");
+  } finally {
+    c.socket.close();
+    await ticker.stop();
+    await proxy.close();
+    await a.stop();
+    await b.stop();
+    await c3.stop();
+  }
+}, 30000);
+
+test("the old connection lingers half-open on A while the client recovers on B: A reports nothing when it ends", async () => {
+  const a = await gateway("rec-k", ["--recovery-window", String(WINDOW), "--ping-interval", "1500", "--ping-timeout", "1000"]);
+  const b = await gateway("rec-l");
+  const proxy = await startProxy();
+  proxy.target = a.port;
+  const ticker = await startTicker("r-half");
+  const c = await client(proxy, "r-half");
+  try {
+    await until("ticks on A", () => c.ticks.length >= 5, 5000);
+    const id = c.socket.id;
+    proxy.target = b.port;
+    proxy.cutClientOnly(); // A still has the socket until its ping timeout
+    await until("reconnect to B", () => c.connects.length === 2, 8000);
+    assertEqual(c.connects[1].recovered, true, "socket.recovered");
+    assertEqual(c.connects[1].id, id, "same socket id");
+    await sleep(WINDOW + 4000); // A's ping timeout, then its window: nothing may be reported
+    assertEqual(workerLines(new RegExp(`^disconnect / ${id} `)).length, 0, "no disconnect entry");
+    assertEqual(workerLines(new RegExp(`^handler disconnect ${id} `)).length, 0, "no disconnect handler");
+    const seen = c.ticks.length;
+    await until("ticks still on B", () => c.ticks.length >= seen + 5, 5000);
+    assertConsecutive(c.ticks, "ticks");
   } finally {
     c.socket.close();
     await ticker.stop();
