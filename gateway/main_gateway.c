@@ -770,6 +770,11 @@ int main(int argc, char **argv)
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
               registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
+    if (g.recovery != NULL)
+        log_write(g.log, LOG_LEVEL_INFO, "recovery.start",
+                  "connection state recovery on: window %u ms (sessions and missed packets in "
+                  "Redis; workers' broadcasts are stored by the SDK)",
+                  recfg.window_ms);
     if (g.tls != NULL)
         log_write(g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
                   tls_context_describe(g.tls),
