@@ -43,8 +43,8 @@ static const char claim_script[] =
 #define HOLDER_CHECK                                                                               \
     "local v = redis.call('HGET', KEYS[1], ARGV[1]) "                                              \
     "if not v then return 0 end "                                                                  \
-    "local a = string.find(v, '\\0', 1, true) "                                                     \
-    "local b = a and string.find(v, '\\0', a + 1, true) "                                           \
+    "local a = string.find(v, '\\0', 1, true) "                                                    \
+    "local b = a and string.find(v, '\\0', a + 1, true) "                                          \
     "if not b or string.sub(v, a + 1, b - 1) ~= ARGV[2] then return 0 end "                        \
     "redis.call('HDEL', KEYS[1], ARGV[1]) "
 static const char park_script[] =
@@ -76,7 +76,7 @@ struct restore {
     char last[MAX_OFFSET_LEN + 1]; /* the newest stream id delivered */
     struct buf msgs;               /* stage 1's messages: u32 length, then the bytes */
     size_t nmsgs;
-    struct buf session;            /* the claimed session (after the nsp and NUL) */
+    struct buf session; /* the claimed session (after the nsp and NUL) */
 };
 
 struct recovery {
@@ -222,7 +222,7 @@ static void origin_add(struct recovery *r, const char *name, int delta)
         struct origin *o = calloc(1, sizeof *o + strlen(name) + 1);
         if (o == NULL)
             return; /* its hash is then refreshed by nobody but its own node */
-        strcpy(o->name, name);
+        memcpy(o->name, name, strlen(name) + 1);
         *pp = o;
     }
     if (*pp == NULL)
@@ -273,9 +273,9 @@ void recovery_on_room(struct recovery *r, struct sio_socket *sock)
 
 static bool recoverable(const char *reason)
 {
-    static const char *const reasons[] = {"transport error", "transport close", "forced close",
-                                          "ping timeout", "server shutting down",
-                                          "forced server close"};
+    static const char *const reasons[] = {"transport error",      "transport close",
+                                          "forced close",         "ping timeout",
+                                          "server shutting down", "forced server close"};
     for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
         if (strcmp(reason, reasons[i]) == 0)
             return true;
@@ -330,19 +330,31 @@ bool recovery_on_disconnect(struct recovery *r, struct sio_socket *sock, const c
     }
     if (p == NULL) {
         /* gone for good: its session too, unless it moved to another gateway meanwhile */
-        const char *argv[6] = {"EVAL", forget_script, "1", (const char *)r->key.data, pid,
-                               r->node};
+        const char *argv[6] = {"EVAL", forget_script, "1", (const char *)r->key.data, pid, r->node};
         cmd(r, 6, argv, NULL, log_reply, r);
         return false;
     }
     session_key(&r->key2, r->prefix, origin, strlen(origin), pid);
     char px[24];
     snprintf(px, sizeof px, "%u", r->cfg.window_ms + RECOVERY_GRACE_MS);
-    const char *argv[9] = {"EVAL", park_script, "2", (const char *)r->key.data,
-                           (const char *)r->key2.data, pid, r->node,
-                           (const char *)r->scratch.data, px};
-    size_t lens[9] = {4, strlen(park_script), 1, r->key.len - 1, r->key2.len - 1, strlen(pid),
-                      strlen(r->node), r->scratch.len, strlen(px)};
+    const char *argv[9] = {"EVAL",
+                           park_script,
+                           "2",
+                           (const char *)r->key.data,
+                           (const char *)r->key2.data,
+                           pid,
+                           r->node,
+                           (const char *)r->scratch.data,
+                           px};
+    size_t lens[9] = {4,
+                      strlen(park_script),
+                      1,
+                      r->key.len - 1,
+                      r->key2.len - 1,
+                      strlen(pid),
+                      strlen(r->node),
+                      r->scratch.len,
+                      strlen(px)};
     cmd(r, 9, argv, lens, log_reply, r);
     r->nparked++;
     (*r->m_parked)++;
@@ -516,7 +528,8 @@ static bool entry_message(const struct redisReply *e, struct buf *out, char *id,
     const struct redisReply *f = e->element[1];
     const struct redisReply *pre = NULL, *post = NULL;
     for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        if (f->element[i]->type != REDIS_REPLY_STRING || f->element[i + 1]->type != REDIS_REPLY_STRING)
+        if (f->element[i]->type != REDIS_REPLY_STRING ||
+            f->element[i + 1]->type != REDIS_REPLY_STRING)
             return false;
         if (f->element[i]->len == 1 && f->element[i]->str[0] == 'a')
             pre = f->element[i + 1];
@@ -679,8 +692,8 @@ static void claim_reply(void *ctx, const struct redisReply *reply, enum redis_li
 static void offset_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
 {
     struct restore *q = ctx;
-    q->offset_found = res == REDIS_LINK_REPLY && reply->type == REDIS_REPLY_ARRAY &&
-                      reply->elements == 1;
+    q->offset_found =
+        res == REDIS_LINK_REPLY && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1;
 }
 
 static void range_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
@@ -692,8 +705,9 @@ static void range_reply(void *ctx, const struct redisReply *reply, enum redis_li
         return;
     }
     if (res != REDIS_LINK_REPLY || reply->type != REDIS_REPLY_ARRAY) {
-        restore_fail(q, res == REDIS_LINK_REPLY && reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                                                     : "Redis error");
+        restore_fail(q, res == REDIS_LINK_REPLY && reply->type == REDIS_REPLY_ERROR
+                            ? reply->str
+                            : "Redis error");
         return;
     }
     if (!q->offset_found) {
@@ -725,8 +739,9 @@ static void range_reply(void *ctx, const struct redisReply *reply, enum redis_li
     session_key(&r->key, r->prefix, node, strlen(node), q->pid);
     session_key(&r->key2, r->prefix, node, strlen(node), NULL);
     const char *nsp = sio_socket_nsp(q->sock);
-    const char *argv[7] = {"EVAL", claim_script, "2", (const char *)r->key.data,
-                           (const char *)r->key2.data, q->pid, nsp};
+    const char *argv[7] = {
+        "EVAL", claim_script, "2", (const char *)r->key.data, (const char *)r->key2.data,
+        q->pid, nsp};
     if (redis_link_command_argv(r->link, 7, argv, NULL, 0, claim_reply, q) != SIOC_OK)
         restore_fail(q, "Redis unavailable");
 }
@@ -827,16 +842,22 @@ struct recovery *recovery_new(struct event_base *base, const struct recovery_con
     buf_init(&r->key, 0);
     buf_init(&r->key2, 0);
     deadline_list_init(&r->parked, (uint64_t)cfg->window_ms + 1000);
-    struct redis_link_config lcfg = {.url = cfg->redis_url, .tls = cfg->redis_tls,
-                                     .mode = REDIS_LINK_COMMAND, .ctx = r,
+    struct redis_link_config lcfg = {.url = cfg->redis_url,
+                                     .tls = cfg->redis_tls,
+                                     .mode = REDIS_LINK_COMMAND,
+                                     .ctx = r,
                                      .on_state_cb = link_state_cb};
     r->link = redis_link_new(base, &lcfg);
     r->timer.ev = evtimer_new(base, timer_cb, r);
     r->beat = event_new(base, -1, EV_PERSIST, beat_cb, r);
-    r->m_recovered = metrics_counter(metrics, "sioc_recovery_total", "connection state recovery attempts", "result=\"recovered\"");
-    r->m_failed = metrics_counter(metrics, "sioc_recovery_total", "connection state recovery attempts", "result=\"refused\"");
-    r->m_parked = metrics_counter(metrics, "sioc_recovery_parked_total", "sessions parked for recovery", NULL);
-    r->m_expired = metrics_counter(metrics, "sioc_recovery_expired_total", "parked sessions nobody recovered", NULL);
+    r->m_recovered = metrics_counter(metrics, "sioc_recovery_total",
+                                     "connection state recovery attempts", "result=\"recovered\"");
+    r->m_failed = metrics_counter(metrics, "sioc_recovery_total",
+                                  "connection state recovery attempts", "result=\"refused\"");
+    r->m_parked = metrics_counter(metrics, "sioc_recovery_parked_total",
+                                  "sessions parked for recovery", NULL);
+    r->m_expired = metrics_counter(metrics, "sioc_recovery_expired_total",
+                                   "parked sessions nobody recovered", NULL);
     if (r->prefix == NULL || r->node == NULL || (cfg->user_room && r->user_room == NULL) ||
         r->link == NULL || r->timer.ev == NULL || r->beat == NULL || r->m_recovered == NULL ||
         r->m_failed == NULL || r->m_parked == NULL || r->m_expired == NULL) {
@@ -853,8 +874,12 @@ void recovery_free(struct recovery *r)
     if (r == NULL)
         return;
     redis_link_free(r->link);
-    while (r->restores != NULL)
-        restore_free(r->restores);
+    for (struct restore *q = r->restores, *next; q != NULL; q = next) {
+        next = q->next;
+        buf_deinit(&q->msgs);
+        buf_deinit(&q->session);
+        free(q);
+    }
     while (r->origins != NULL) {
         struct origin *o = r->origins;
         r->origins = o->next;
