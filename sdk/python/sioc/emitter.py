@@ -8,6 +8,8 @@ default). Gateways and Node socket.io servers of the cluster deliver it to their
 a socket id is also a room, so ``rooms=[sid]`` reaches one socket wherever it is connected.
 """
 
+import time
+
 from .protocol import pack
 
 __all__ = ["EMITTER_UID", "encode_broadcast", "encode_recoverable", "Recoverable",
@@ -36,14 +38,38 @@ def encode_broadcast(nsp, event, args=(), rooms=(), except_rooms=(), flags=None,
 
 
 class Emitter:
-    """Publishes broadcasts through a redis-py client (usable without a Worker)."""
+    """Publishes broadcasts through a redis-py client (usable without a Worker). When the
+    gateways run with ``recovery-window`` (``<prefix>:rec:window`` exists, read at most every
+    5 s) non-volatile broadcasts are stored for connection state recovery as they are published
+    (docs/contracts.md), as ``Worker.emit`` does."""
 
-    def __init__(self, redis_client, key="socket.io"):
+    def __init__(self, redis_client, key="socket.io", prefix="sioc"):
         self.redis = redis_client
         self.key = key
+        self.prefix = prefix
+        self._window = (0, 0.0)
+        self._script = None
+
+    def _recovery_window(self):
+        window, read_at = self._window
+        now = time.monotonic()
+        if read_at == 0 or now - read_at >= 5.0:
+            raw = self.redis.get("%s:rec:window" % self.prefix)
+            window = int(raw) if raw is not None and raw.isdigit() else 0
+            self._window = (window, now)
+        return window
 
     def emit(self, event, *args, rooms=(), except_rooms=(), namespace="/", volatile=False):
         """Publishes one broadcast; returns the number of subscribers Redis reported."""
+        window = 0 if volatile else self._recovery_window()
+        if window > 0:
+            rec = encode_recoverable(namespace, event, args, rooms, except_rooms, self.key,
+                                     self.prefix)
+            if self._script is None:
+                self._script = self.redis.register_script(RECOVERY_SCRIPT)
+            return self._script(keys=[rec.stream],
+                                args=[rec.channel, rec.pre, rec.post, RECOVERY_STREAM_MAXLEN,
+                                      window + RECOVERY_GRACE_MS])
         channel, data = encode_broadcast(namespace, event, args, rooms, except_rooms,
                                          {"volatile": True} if volatile else None, self.key)
         return self.redis.publish(channel, data)

@@ -400,6 +400,12 @@ class WorkerRedis(RedisCase):
         idb = entries[0][0]
         self.assertEqual(fields[b"a"] + bytes([0xa0 + len(idb)]) + idb + fields[b"b"], msgs[0][1])
         self.assertGreater(self.r.pttl("sioc:rec:/"), 4000)
+        # the standalone Emitter does the same
+        e = sioc.Emitter(self.r)
+        self.assertEqual(e.emit("solo", 3, rooms=["room1"]), 1)
+        (_, data), = self.messages(ps, 1)
+        last = self.r.xrevrange("sioc:rec:/", count=1)[0][0].decode()
+        self.assertEqual(msgpack.unpackb(data)[1]["data"], ["solo", 3, last])
 
 
 if __name__ == "__main__":
