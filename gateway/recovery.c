@@ -74,6 +74,7 @@ struct restore {
     bool offset_found;
     char pid[MAX_PID_LEN + 1];
     char last[MAX_OFFSET_LEN + 1]; /* the newest stream id delivered */
+    char from[MAX_OFFSET_LEN + 1]; /* the client's offset */
     struct buf msgs;               /* stage 1's messages: u32 length, then the bytes */
     size_t nmsgs;
     struct buf session; /* the claimed session (after the nsp and NUL) */
@@ -151,16 +152,6 @@ static bool stream_id_parse(const uint8_t *p, size_t len, uint64_t *ms, uint64_t
     *ms = v[0];
     *seq = v[1];
     return part == 1 && digits > 0;
-}
-
-/* a > b for stream ids (both valid) */
-static bool stream_id_after(const char *a, const char *b)
-{
-    uint64_t am, as, bm, bs;
-    if (!stream_id_parse((const uint8_t *)a, strlen(a), &am, &as) ||
-        !stream_id_parse((const uint8_t *)b, strlen(b), &bm, &bs))
-        return true;
-    return am > bm || (am == bm && as > bs);
 }
 
 /* ---- sessions of connected sockets ---- */
@@ -557,32 +548,6 @@ static void deliver(struct restore *q, const uint8_t *msg, size_t len, const str
         sio_socket_emit(q->sock, b.packet.data);
 }
 
-static bool keep_held(void *ctx, struct slice data)
-{
-    /* a held broadcast that the stream read already delivered ends in an offset not after it */
-    const char *last_read = ctx;
-    struct mp_reader rd;
-    struct mp_item it, last = {0};
-    mp_reader_init(&rd, data.p, data.len);
-    if (mp_read(&rd, &it) != SIOC_OK || it.kind != MP_ARRAY || it.len < 2)
-        return true;
-    for (uint32_t i = 0; i < it.len; i++) {
-        size_t before = rd.pos;
-        if (mp_read(&rd, &last) != SIOC_OK)
-            return true;
-        rd.pos = before;
-        if (mp_skip(&rd) != SIOC_OK)
-            return true;
-    }
-    uint64_t ms, seq;
-    if (last.kind != MP_STR || !stream_id_parse(last.data, last.len, &ms, &seq))
-        return true;
-    char id[MAX_OFFSET_LEN + 1];
-    memcpy(id, last.data, last.len);
-    id[last.len] = '\0';
-    return last_read[0] == '\0' || stream_id_after(id, last_read);
-}
-
 static void tail_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
 {
     struct restore *q = ctx;
@@ -613,7 +578,7 @@ static void tail_reply(void *ctx, const struct redisReply *reply, enum redis_lin
     restore_free(q);
     session_write(r, sock);
     /* may close the connection (hold overflow): the socket may be gone after it */
-    sio_socket_release(sock, keep_held, last, false);
+    sio_socket_release(sock, last, false);
 }
 
 static void claim_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
@@ -662,8 +627,9 @@ static void claim_reply(void *ctx, const struct redisReply *reply, enum redis_li
         sio_socket_join(sock, rooms[i].p, rooms[i].len);
     (*r->m_recovered)++;
     r->cfg.on_recovered(r->cfg.ctx, sock);
-    log_write(r->log, LOG_LEVEL_INFO, "recovery.restored", "nsp=%s sid=%s rooms=%zu missed>=%zu",
-              sio_socket_nsp(sock), sidz, nrooms - 1, q->nmsgs);
+    log_write(r->log, LOG_LEVEL_INFO, "recovery.restored",
+              "nsp=%s sid=%s rooms=%zu after=%s read=%zu (more may follow)", sio_socket_nsp(sock),
+              sidz, nrooms - 1, q->from, q->nmsgs);
     size_t off = 0;
     for (size_t i = 0; i < q->nmsgs && q->sock != NULL; i++) {
         uint32_t len;
@@ -808,6 +774,7 @@ bool recovery_restore(struct recovery *r, struct sio_socket *sock, const uint8_t
     memcpy(at, offset.p, offset.len);
     at[offset.len] = '\0';
     memcpy(q->last, at, sizeof at);
+    memcpy(q->from, at, sizeof at);
     snprintf(from, sizeof from, "(%s", at);
     snprintf(count, sizeof count, "%d", RECOVERY_MAX_PACKETS + 1);
     const char *one[4] = {"XRANGE", (const char *)r->key.data, at, at};

@@ -26,6 +26,8 @@ static void broadcast_visit(void *ctx, struct rooms_member *m)
         return;
     if (b->is_volatile && !eio_session_writable(s->client->session))
         return;
+    if (s->floor != NULL && sio_floor_drops(s, b->data))
+        return; /* a recovered socket got it from the stream already */
     if (s->holding) { /* a socket being recovered: kept until its missed packets are out */
         if (!b->is_volatile)
             sio_hold_packet(s, b->data);

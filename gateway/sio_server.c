@@ -264,7 +264,8 @@ static void socket_remove(struct sio_socket *s, const char *reason)
         arm_timer(srv);
     }
     free_pending(s);
-    sio_socket_release(s, NULL, NULL, true);
+    sio_socket_release(s, NULL, true);
+    free(s->floor);
     free(s->pid);
     free(s->client_acks.ids);
     free(s->server_acks.ids);
@@ -1041,50 +1042,3 @@ int sio_socket_adopt(struct sio_socket *s, const char *sid, const char *pid)
     return SIOC_OK;
 }
 
-void sio_socket_hold(struct sio_socket *s)
-{
-    s->holding = true;
-}
-
-void sio_hold_packet(struct sio_socket *s, struct slice data)
-{
-    if (s->held_count >= MAX_HELD_PACKETS) {
-        s->held_count = MAX_HELD_PACKETS + 1; /* overflow: closed on release */
-        return;
-    }
-    struct held_packet *h = malloc(sizeof *h + data.len);
-    if (h == NULL) {
-        s->held_count = MAX_HELD_PACKETS + 1;
-        return;
-    }
-    h->next = NULL;
-    h->len = data.len;
-    memcpy(h->data, data.p, data.len);
-    *s->held_tail = h;
-    s->held_tail = &h->next;
-    s->held_count++;
-}
-
-void sio_socket_release(struct sio_socket *s, bool (*keep)(void *ctx, struct slice data), void *ctx,
-                        bool drop)
-{
-    bool overflow = s->held_count > MAX_HELD_PACKETS;
-    s->holding = false;
-    while (s->held != NULL) {
-        struct held_packet *h = s->held;
-        s->held = h->next;
-        struct slice data = {h->data, h->len};
-        if (!drop && !overflow && (keep == NULL || keep(ctx, data)))
-            sio_socket_emit(s, data);
-        free(h);
-    }
-    s->held_tail = &s->held;
-    s->held_count = 0;
-    if (overflow && !drop) {
-        log_peer(s->client->srv, "recovery.hold_overflow",
-                 "sid=%s: more than %d broadcasts while recovering", sio_socket_id(s),
-                 MAX_HELD_PACKETS);
-        /* a transport close, recoverable: the client comes back for what it missed */
-        eio_session_close(s->client->session, "forced close");
-    }
-}

@@ -216,12 +216,19 @@ int sio_socket_adopt(struct sio_socket *sock, const char *sid, const char *pid);
 /* From now on broadcasts that select this socket are kept (at most MAX_HELD_PACKETS, volatile
  * ones dropped) instead of sent, until sio_socket_release. Direct emits still go out. */
 void sio_socket_hold(struct sio_socket *sock);
-/* Stops holding: the kept broadcasts for which keep(ctx, data) is true (all when keep is NULL)
- * are emitted in arrival order, unless `drop`. A hold that overflowed closes the connection
- * (reason "forced close", logged `recovery.hold_overflow`) instead: the socket may be gone
- * when this returns. */
-void sio_socket_release(struct sio_socket *sock, bool (*keep)(void *ctx, struct slice data),
-                        void *ctx, bool drop);
+/* Stops holding (connection state recovery): the kept broadcasts are emitted in arrival order,
+ * except, when `after` (a stream id "<ms>-<seq>") is given, those whose offset (last argument, a
+ * string of that form) is not after it: the stream read delivered them. The same filter then
+ * applies to live broadcasts until one with an offset after `after` arrives (the pub/sub
+ * message of a packet the read returned may still be on its way). `drop`: discard them all.
+ * A hold that overflowed closes the connection (reason "forced close", logged
+ * `recovery.hold_overflow`) instead: the socket may be gone when this returns. */
+void sio_socket_release(struct sio_socket *sock, const char *after, bool drop);
+/* Offsets: true when `a` and `b` are stream ids and a > b. */
+bool sio_offset_after(const char *a, size_t alen, const char *b);
+/* Copies a data array's offset (its last argument, when it is a stream id) into out; false
+ * when it has none. */
+bool sio_offset_of(struct slice data, char out[48]);
 /* 20 base64url characters from 15 random bytes. */
 void sio_pid_random(const uint8_t random15[15], char out[SIO_SOCKET_ID_LEN + 1]);
 
