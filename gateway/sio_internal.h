@@ -1,6 +1,6 @@
 /* sio_internal.h: the Socket.IO layer's structures, shared by its modules (sio_server.c: clients,
- * sockets, packets; sio_broadcast.c: broadcasts and selections; sio_hold.c: recovery holds). Not for other modules: they
- * use sio_server.h. */
+ * sockets, packets; sio_broadcast.c: broadcasts and selections; sio_hold.c: recovery holds).
+ * Not for other modules: they use sio_server.h. */
 #ifndef SIOC_GATEWAY_SIO_INTERNAL_H
 #define SIOC_GATEWAY_SIO_INTERNAL_H
 
