@@ -107,9 +107,9 @@ while True:
 }
 
 // A client through the proxy that joins `room` and records its ticks (value, offset).
-async function client(proxy, room) {
+async function client(proxy, room, transports = ["websocket"]) {
   const socket = ioc(`http://127.0.0.1:${proxy.port}`, {
-    transports: ["websocket"],
+    transports,
     reconnectionDelay: 100,
     reconnectionDelayMax: 300,
     randomizationFactor: 0,
@@ -203,6 +203,34 @@ test("kill -9 of the client's gateway: recovered on the other one, same id and r
     assertEqual(workerLines(new RegExp(`^handler disconnect ${id} `)).length, 0, "no disconnect handler");
     // the worker's reply goes to the new gateway: an ack round trip
     assertEqual(await c.socket.timeout(5000).emitWithAck("ack", 7), 7, "ack through B");
+  } finally {
+    c.socket.close();
+    await ticker.stop();
+    await proxy.close();
+    await a.stop();
+    await b.stop();
+  }
+}, 30000);
+
+test("a polling-only client: kill -9 of its gateway, recovered on the other one", async () => {
+  const a = await gateway("rec-p1");
+  const b = await gateway("rec-p2");
+  const proxy = await startProxy();
+  proxy.target = a.port;
+  const ticker = await startTicker("r-poll");
+  const c = await client(proxy, "r-poll", ["polling"]);
+  try {
+    await until("ticks on A", () => c.ticks.length >= 5, 5000);
+    const id = c.socket.id;
+    proxy.target = b.port;
+    process.kill(a.pid, "SIGKILL");
+    proxy.cut();
+    await until("reconnect", () => c.connects.length === 2, 8000);
+    const seen = c.ticks.length;
+    await until("ticks on B", () => c.ticks.length >= seen + 10, 5000);
+    assertEqual(c.connects[1].recovered, true, "socket.recovered");
+    assertEqual(c.connects[1].id, id, "same socket id");
+    assertConsecutive(c.ticks, "ticks across the kill");
   } finally {
     c.socket.close();
     await ticker.stop();
