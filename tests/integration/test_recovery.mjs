@@ -2,13 +2,14 @@
 // "Connection state recovery, cluster-wide"). socket.io-client 4.8 reaches two gateways through
 // a test-local TCP proxy whose target the test switches; a Python worker (tests/integration/
 // worker.py) answers events and a Python ticker (sioc.Worker.emit outside handlers) emits
-// numbered `tick`s to a room every 20 ms. Checked: the CONNECT reply carries pid; after a kill -9
-// of the client's gateway, and after a transport close, the client reconnects to the other
-// gateway with recovered === true, the same id, the room kept, and every tick exactly once and in
-// order; workers see no disconnect/connect pair (a `connect` entry marked recovered, no
-// handler); after the window, or with too many missed packets, a clean new socket.
+// numbered `tick`s to a room every 20 ms. Checked: the CONNECT reply and events as Node writes
+// them; after a kill -9 of the client's gateway (WebSocket and polling-only clients, twice in a
+// row with auth backend), and after a transport close, the client reconnects to another gateway
+// with recovered === true, the same id, user and room, and every tick exactly once and in order;
+// workers see no disconnect/connect pair (a `connect` entry marked recovered, no handler), also
+// when the old connection lingers half-open; after the window, or with too many missed packets,
+// a clean new socket.
 import net from "node:net";
-import { spawn } from "node:child_process";
 import { io as ioc } from "socket.io-client";
 import {
   assert,
@@ -107,9 +108,10 @@ while True:
 }
 
 // A client through the proxy that joins `room` and records its ticks (value, offset).
-async function client(proxy, room, transports = ["websocket"]) {
+async function client(proxy, room, transports = ["websocket"], auth = undefined) {
   const socket = ioc(`http://127.0.0.1:${proxy.port}`, {
     transports,
+    auth,
     reconnectionDelay: 100,
     reconnectionDelayMax: 300,
     randomizationFactor: 0,
@@ -240,14 +242,16 @@ test("a polling-only client: kill -9 of its gateway, recovered on the other one"
   }
 }, 30000);
 
-test("recovered twice (kill -9 of A, then of B): the session follows the socket", async () => {
-  const a = await gateway("rec-h");
-  const b = await gateway("rec-i");
-  const c3 = await gateway("rec-j");
+test("recovered twice (kill -9 of A, then of B), auth backend: the session and user follow the socket", async () => {
+  const backend = ["--recovery-window", String(WINDOW), "--auth", "backend"];
+  const a = await gateway("rec-h", backend);
+  const b = await gateway("rec-i", backend);
+  const c3 = await gateway("rec-j", backend);
   const proxy = await startProxy();
   proxy.target = a.port;
   const ticker = await startTicker("r-twice");
-  const c = await client(proxy, "r-twice");
+  const c = await client(proxy, "r-twice", ["websocket"], { uid: "alice" });
+  assertEqual(await c.socket.timeout(5000).emitWithAck("whoami"), [c.socket.id, "alice"], "user on A");
   try {
     await until("ticks on A", () => c.ticks.length >= 5, 5000);
     const id = c.socket.id;
@@ -265,6 +269,8 @@ test("recovered twice (kill -9 of A, then of B): the session follows the socket"
     assertEqual(c.connects.map((x) => x.recovered), [false, true, true], "recovered both times");
     assertEqual(c.connects.map((x) => x.id), [id, id, id], "one socket id");
     assertConsecutive(c.ticks, "ticks across both kills");
+    assertEqual(await c.socket.timeout(5000).emitWithAck("whoami"), [id, "alice"], "user on C");
+    assertEqual(workerLines(new RegExp(`^handler connect ${id}$`)).length, 1, "one connect handler");
     assertEqual(workerLines(new RegExp(`^disconnect / ${id} `)).length, 0, "no disconnect entry");
   } finally {
     c.socket.close();
