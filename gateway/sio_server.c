@@ -787,15 +787,24 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     if (s->accepted || s->client->closing)
         return;
     struct sio_client *c = s->client;
-    /* {"sid":"<20 chars>"} (PROTOCOL.md 2.5), and "pid" with recovery on (as Node) */
-    struct buf reply;
-    buf_init(&reply, 0);
-    mp_write_map(&reply, s->pid != NULL ? 2 : 1);
-    mp_write_cstr(&reply, "sid");
-    mp_write_str(&reply, (const uint8_t *)s->node.id, SIO_SOCKET_ID_LEN);
-    if (s->pid != NULL) {
-        mp_write_cstr(&reply, "pid");
-        mp_write_cstr(&reply, s->pid);
+    /* {"sid":"<20 chars>"} (PROTOCOL.md 2.5), and "pid" with recovery on (as Node); the pid
+     * is 20 characters and a node id (at most 255 bytes in all) */
+    uint8_t reply[1 + 4 + 1 + SIO_SOCKET_ID_LEN + 4 + 2 + 255] = {0x81, 0xa3, 's', 'i', 'd', 0xb4};
+    size_t reply_len = 6 + SIO_SOCKET_ID_LEN;
+    memcpy(reply + 6, s->node.id, SIO_SOCKET_ID_LEN);
+    size_t pid_len = s->pid != NULL ? strlen(s->pid) : 0;
+    if (s->pid != NULL && pid_len <= 255) {
+        reply[0] = 0x82;
+        memcpy(reply + reply_len, "\xa3pid", 4);
+        reply_len += 4;
+        if (pid_len < 32) {
+            reply[reply_len++] = (uint8_t)(0xa0 | pid_len);
+        } else {
+            reply[reply_len++] = 0xd9;
+            reply[reply_len++] = (uint8_t)pid_len;
+        }
+        memcpy(reply + reply_len, s->pid, pid_len);
+        reply_len += pid_len;
     }
     s->accepted = true;
     if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
@@ -820,10 +829,7 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     }
     deadline_remove(&c->connect_deadline);
     /* 2.7: protocol v4 replies `40` / `40/nsp,` without a payload */
-    if (reply.err == SIOC_OK)
-        send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0,
-                    (struct slice){reply.data, reply.len}, !c->v4);
-    buf_deinit(&reply);
+    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, reply_len}, !c->v4);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
