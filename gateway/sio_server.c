@@ -795,8 +795,9 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     size_t pid_len = s->pid != NULL ? strlen(s->pid) : 0;
     if (s->pid != NULL && pid_len <= 255) {
         reply[0] = 0x82;
-        memcpy(reply + reply_len, "\xa3pid", 4);
-        reply_len += 4;
+        static const uint8_t pid_key[4] = {0xa3, 'p', 'i', 'd'};
+        memcpy(reply + reply_len, pid_key, sizeof pid_key);
+        reply_len += sizeof pid_key;
         if (pid_len < 32) {
             reply[reply_len++] = (uint8_t)(0xa0 | pid_len);
         } else {
