@@ -746,6 +746,12 @@ bool recovery_restore(struct recovery *r, struct sio_socket *sock, const uint8_t
     uint64_t ms, seq;
     if (pid.p == NULL || offset.p == NULL)
         return false; /* as Node: both strings, else a new session */
+    if (!redis_link_connected(r->link)) {
+        (*r->m_failed)++; /* a client must not wait for Redis to come back: a new session */
+        log_write(r->log, LOG_LEVEL_INFO, "recovery.refused", "nsp=%s: Redis unavailable",
+                  sio_socket_nsp(sock));
+        return false;
+    }
     if (pid.len <= SIO_SOCKET_ID_LEN || pid.len > MAX_PID_LEN ||
         memchr(pid.p, '\0', pid.len) != NULL || !stream_id_parse(offset.p, offset.len, &ms, &seq)) {
         (*r->m_failed)++;
