@@ -569,6 +569,35 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     return NULL;
 }
 
+/* recovery-window > 0: connection state recovery (gateway/recovery.h). */
+static int start_recovery(struct gateway *g)
+{
+    struct recovery_config rc = {
+        .redis_url = config_get(g->cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .key_prefix = config_get(g->cfg, "key-prefix"),
+        .node_id = g->node_id,
+        .window_ms = (unsigned)config_get_int(g->cfg, "recovery-window"),
+        .user_room = g->user_room,
+        .on_fallback = on_recovery_fallback,
+        .on_recovered = on_recovered,
+        .on_expired = on_recovery_expired,
+        .ctx = g,
+    };
+    if (rc.window_ms == 0)
+        return SIOC_OK;
+    g->recovery = recovery_new(g->base, &rc, g->sio, g->log, g->metrics);
+    if (g->recovery == NULL) {
+        fprintf(stderr, "sioc-gateway: cannot start: out of memory (recovery)\n");
+        return SIOC_ENOMEM;
+    }
+    log_write(g->log, LOG_LEVEL_INFO, "recovery.start",
+              "connection state recovery on: window %u ms (sessions and missed packets in Redis; "
+              "workers' broadcasts are stored by the SDK)",
+              rc.window_ms);
+    return SIOC_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -732,25 +761,13 @@ int main(int argc, char **argv)
         .ctx = &g,
     };
     g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
-    struct recovery_config recfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .key_prefix = bcfg.key_prefix,
-        .node_id = g.node_id,
-        .window_ms = (unsigned)config_get_int(&cfg, "recovery-window"),
-        .user_room = g.user_room,
-        .on_fallback = on_recovery_fallback,
-        .on_recovered = on_recovered,
-        .on_expired = on_recovery_expired,
-        .ctx = &g,
-    };
-    bool recovery_ok = recfg.window_ms == 0 ||
-                       (g.recovery = recovery_new(g.base, &recfg, g.sio, g.log, g.metrics)) != NULL;
-    g.http = g.expiry && recovery_ok ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
+    g.http = g.expiry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
     if (g.http == NULL) {
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
+    if (start_recovery(&g) != SIOC_OK)
+        return 1;
     /* P:nodes names the bound address: "host:0" in the config becomes the real port */
     const char *listen = config_get(&cfg, "listen");
     const char *colon = strrchr(listen, ':');
@@ -770,11 +787,6 @@ int main(int argc, char **argv)
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s listening on port %u path %s auth=%s upstream=%s", g.node_id,
               registry_epoch(g.registry), http_server_port(g.http), path, auth, up);
-    if (g.recovery != NULL)
-        log_write(g.log, LOG_LEVEL_INFO, "recovery.start",
-                  "connection state recovery on: window %u ms (sessions and missed packets in "
-                  "Redis; workers' broadcasts are stored by the SDK)",
-                  recfg.window_ms);
     if (g.tls != NULL)
         log_write(g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
                   tls_context_describe(g.tls),
