@@ -81,7 +81,7 @@ struct lg_ctx {
     unsigned naddrs;
     struct sockaddr_in redis_addr;
     bool redis_source; /* fanout: publish emitter messages to Redis, else a source client */
-    bool recovery;     /* fanout from Redis: publish as the SDK does with recovery on (EVALSHA) */
+    bool recovery;     /* fanout from Redis: publish as the SDK does with recovery on (EVAL) */
     unsigned conns, concurrency;
     double rate, rate_max, duration, warmup, hold, drain, timeout;
     size_t payload;

@@ -14,7 +14,6 @@
  *            latency, loss (S4, S5, S6)
  * Server cost comes from /proc (lg_proc.h), never from this process. Results: one JSON object on
  * stdout. Protocol policy (what the server must do) is the gateway's; this only drives it. */
-#include <openssl/sha.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -631,23 +630,12 @@ static void resp_bulk(struct buf *out, const void *p, size_t n)
     buf_append(out, "\r\n", 2);
 }
 
-/* The broadcast as the SDK publishes it with recovery on: EVALSHA of the recovery script, the
+/* The broadcast as the SDK publishes it with recovery on: EVAL of the recovery script, the
  * adapter message split around the offset (data = ["m", seq, ts, pad, <stream id>]). */
 static void publish_recoverable(struct lg_ctx *ctx, uint64_t seq, uint64_t ts, size_t pad)
 {
     struct buf *b = &ctx->scratch;
     struct buf *out = &ctx->redis.out;
-    static char sha[41];
-    if (sha[0] == '\0') {
-        unsigned char md[SHA_DIGEST_LENGTH];
-        SHA1((const unsigned char *)recovery_script, sizeof recovery_script - 1, md);
-        for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
-            snprintf(sha + 2 * i, 3, "%02x", md[i]);
-        buf_append(out, "*3\r\n", 4);
-        resp_bulk(out, "SCRIPT", 6);
-        resp_bulk(out, "LOAD", 4);
-        resp_bulk(out, recovery_script, sizeof recovery_script - 1);
-    }
     buf_reset(b);
     mp_write_array(b, 3);
     mp_write_cstr(b, "emitter");
@@ -675,8 +663,8 @@ static void publish_recoverable(struct lg_ctx *ctx, uint64_t seq, uint64_t ts, s
     char chan[128];
     int cl = snprintf(chan, sizeof chan, "socket.io#/#%s%s", ctx->room, ctx->room[0] ? "#" : "");
     buf_append(out, "*9\r\n", 4);
-    resp_bulk(out, "EVALSHA", 7);
-    resp_bulk(out, sha, 40);
+    resp_bulk(out, "EVAL", 4);
+    resp_bulk(out, recovery_script, sizeof recovery_script - 1);
     resp_bulk(out, "1", 1);
     resp_bulk(out, "sioc:rec:/", 10);
     resp_bulk(out, chan, (size_t)cl);

@@ -48,7 +48,6 @@ class Emitter:
         self.key = key
         self.prefix = prefix
         self._window = (0, 0.0)
-        self._script = None
 
     def _recovery_window(self):
         window, read_at = self._window
@@ -65,11 +64,8 @@ class Emitter:
         if window > 0:
             rec = encode_recoverable(namespace, event, args, rooms, except_rooms, self.key,
                                      self.prefix)
-            if self._script is None:
-                self._script = self.redis.register_script(RECOVERY_SCRIPT)
-            return self._script(keys=[rec.stream],
-                                args=[rec.channel, rec.pre, rec.post, RECOVERY_STREAM_MAXLEN,
-                                      window + RECOVERY_GRACE_MS])
+            return self.redis.eval(RECOVERY_SCRIPT, 1, rec.stream, rec.channel, rec.pre, rec.post,
+                                   RECOVERY_STREAM_MAXLEN, window + RECOVERY_GRACE_MS)
         channel, data = encode_broadcast(namespace, event, args, rooms, except_rooms,
                                          {"volatile": True} if volatile else None, self.key)
         return self.redis.publish(channel, data)

@@ -232,7 +232,6 @@ class Worker:
         self._busy_lock = threading.Lock()
         self.lease_ms = int(lease_ms)
         self._recovery = (0, 0.0)  # (recovery-window ms, when read): P:rec:window, re-read every 5 s
-        self._recovery_script = None
         self._sources = []   # streams or channels: fixed by the first setup()
         self._leases = None  # stream mode, from the first setup()
 
@@ -585,13 +584,11 @@ class Worker:
         pipe = self.redis.pipeline(transaction=False)
         for item in messages:
             if isinstance(item, Recoverable):
-                if self._recovery_script is None:
-                    self._recovery_script = self.redis.register_script(RECOVERY_SCRIPT)
+                # EVAL, not EVALSHA: one round trip, and no NOSCRIPT after a Redis restart
+                # (redis-py's pipelined Script objects ask SCRIPT EXISTS on every execute)
                 window = self._recovery[0] or 0
-                self._recovery_script(keys=[item.stream],
-                                      args=[item.channel, item.pre, item.post,
-                                            RECOVERY_STREAM_MAXLEN, window + RECOVERY_GRACE_MS],
-                                      client=pipe)
+                pipe.eval(RECOVERY_SCRIPT, 1, item.stream, item.channel, item.pre, item.post,
+                          RECOVERY_STREAM_MAXLEN, window + RECOVERY_GRACE_MS)
                 continue
             channel, data = item
             pipe.publish(channel, data)
