@@ -30,12 +30,40 @@
 
 /* Claims a session: the parked key first, else the node hash (its gateway died); the
  * namespace must match. KEYS: s-key, n-hash; ARGV: pid, nsp. */
+/* The holder named in a session value v (between its first two NULs), as Lua. */
+#define HOLDER_OF(v)                                                                               \
+    "local a = string.find(" v ", '\\0', 1, true) "                                                \
+    "local b = a and string.find(" v ", '\\0', a + 1, true) "                                      \
+    "local holder = b and string.sub(" v ", a + 1, b - 1) "
+
+/* Claims a session: the parked key first, else the origin hash (its gateway died, or the old
+ * connection is half-open there), whose holder must have beaten within the window
+ * (P:rec:{O}:hb:<holder>): a stale one is removed instead. The namespace must match.
+ * KEYS: s-key, n-hash; ARGV: pid, nsp, "P:rec:{O}:hb:". */
 static const char claim_script[] =
     "local v = redis.call('GET', KEYS[1]) local parked = true "
-    "if not v then v = redis.call('HGET', KEYS[2], ARGV[1]) parked = false end "
-    "if not v or string.sub(v, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\0' then return false end "
-    "if parked then redis.call('DEL', KEYS[1]) else redis.call('HDEL', KEYS[2], ARGV[1]) end "
-    "return v";
+    "if not v then "
+    "  v = redis.call('HGET', KEYS[2], ARGV[1]) parked = false "
+    "  if v then " HOLDER_OF(
+        "v") "    if not holder or redis.call('EXISTS', ARGV[3] .. holder) == 0 then "
+             "      redis.call('HDEL', KEYS[2], ARGV[1]) return false end "
+             "  end "
+             "end "
+             "if not v or string.sub(v, 1, #ARGV[2] + 1) ~= ARGV[2] .. '\\0' then return false end "
+             "if parked then redis.call('DEL', KEYS[1]) else redis.call('HDEL', KEYS[2], ARGV[1]) "
+             "end "
+             "return v";
+
+/* Removes from this node's hash, a few fields per beat, the sessions whose holder has not
+ * beaten for the window (a killed gateway whose clients never came back). KEYS: n-hash; ARGV:
+ * cursor, "P:rec:{O}:hb:", count. Returns the next cursor. */
+static const char prune_script[] =
+    "local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[3]) local f = r[2] "
+    "for i = 1, #f, 2 do local v = f[i + 1] " HOLDER_OF(
+        "v") "  if not holder or redis.call('EXISTS', ARGV[2] .. holder) == 0 then "
+             "    redis.call('HDEL', KEYS[1], f[i]) end "
+             "end "
+             "return r[1]";
 
 /* Parks a session, only if this node still holds it (a socket recovered elsewhere while its
  * old connection lingered here has moved: nothing to park, no disconnect to report).
@@ -57,6 +85,7 @@ static const char forget_script[] = HOLDER_CHECK "return 1";
 struct origin {
     struct origin *next;
     size_t count;
+    char cursor[24]; /* the prune scan's HSCAN cursor in this origin's hash */
     char name[];
 };
 
@@ -88,6 +117,9 @@ struct recovery {
     char *prefix, *node, *user_room;
     struct restore *restores;
     struct origin *origins;
+    char cursor[24];   /* the prune scan's HSCAN cursor in this node's hash */
+    char pruning[256]; /* the origin whose hash a prune step is scanning now ("" = none) */
+    size_t prune_turn;
     struct deadline_list parked;
     size_t nparked;
     struct deadline_timer timer;
@@ -197,6 +229,29 @@ static bool session_encode(struct buf *b, struct sio_socket *sock, const char *h
     return b->err == SIOC_OK;
 }
 
+/* P:rec:{<origin>}:hb: (the holders' beat keys of one origin's sessions), NUL-terminated. */
+static void hb_prefix(struct buf *out, const char *prefix, const char *origin)
+{
+    buf_reset(out);
+    buf_append(out, prefix, strlen(prefix));
+    buf_append(out, ":rec:{", 6);
+    buf_append(out, origin, strlen(origin));
+    buf_append(out, "}:hb:", 6);
+}
+
+/* SET P:rec:{<origin>}:hb:<this node> PX window + grace: this node holds sessions of that
+ * origin and lives. */
+static void holder_beat(struct recovery *r, const char *origin)
+{
+    char px[24];
+    snprintf(px, sizeof px, "%u", r->cfg.window_ms + RECOVERY_GRACE_MS);
+    hb_prefix(&r->key2, r->prefix, origin);
+    r->key2.len--;
+    buf_append(&r->key2, r->node, strlen(r->node) + 1);
+    const char *argv[5] = {"SET", (const char *)r->key2.data, "1", "PX", px};
+    cmd(r, 5, argv, NULL, log_reply, r);
+}
+
 /* The node named by a pid (what follows its random part). */
 static const char *pid_origin(const char *pid)
 {
@@ -215,6 +270,7 @@ static void origin_add(struct recovery *r, const char *name, int delta)
             return; /* its hash is then refreshed by nobody but its own node */
         memcpy(o->name, name, strlen(name) + 1);
         *pp = o;
+        holder_beat(r, name);
     }
     if (*pp == NULL)
         return;
@@ -388,6 +444,62 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     arm(r);
 }
 
+static char *origin_cursor(struct recovery *r, const char *origin)
+{
+    if (strcmp(origin, r->node) == 0)
+        return r->cursor;
+    for (struct origin *o = r->origins; o != NULL; o = o->next)
+        if (strcmp(o->name, origin) == 0)
+            return o->cursor;
+    return NULL; /* no longer held here */
+}
+
+static void prune_reply(void *ctx, const struct redisReply *reply, enum redis_link_result res)
+{
+    struct recovery *r = ctx;
+    char *cursor = origin_cursor(r, r->pruning);
+    r->pruning[0] = '\0';
+    if (res == REDIS_LINK_REPLY && reply->type == REDIS_REPLY_STRING && reply->len < 24) {
+        if (cursor != NULL)
+            memcpy(cursor, reply->str, reply->len + 1);
+    } else {
+        log_reply(r, reply, res);
+    }
+}
+
+/* One step, per beat, of the scan of the hashes this node keeps alive (its own, then in turn
+ * those of the origins whose sessions it holds) for sessions whose holder is dead. */
+static void prune(struct recovery *r)
+{
+    if (r->pruning[0] != '\0')
+        return; /* the last step is still out */
+    const char *origin = r->node;
+    size_t n = 0, turn = r->prune_turn++;
+    for (struct origin *o = r->origins; o != NULL; o = o->next)
+        n++;
+    if (n > 0 && turn % (n + 1) != 0) {
+        struct origin *o = r->origins;
+        for (size_t i = 1; i < turn % (n + 1); i++)
+            o = o->next;
+        origin = o->name;
+    }
+    const char *cursor = origin_cursor(r, origin);
+    if (cursor == NULL || strlen(origin) >= sizeof r->pruning)
+        return;
+    memcpy(r->pruning, origin, strlen(origin) + 1);
+    session_key(&r->key, r->prefix, origin, strlen(origin), NULL);
+    hb_prefix(&r->key2, r->prefix, origin);
+    const char *argv[7] = {"EVAL",
+                           prune_script,
+                           "1",
+                           (const char *)r->key.data,
+                           cursor[0] ? cursor : "0",
+                           (const char *)r->key2.data,
+                           "200"};
+    if (redis_link_command_argv(r->link, 7, argv, NULL, 0, prune_reply, r) != SIOC_OK)
+        r->pruning[0] = '\0';
+}
+
 static void beat(struct recovery *r)
 {
     char window[24], px[24];
@@ -402,13 +514,16 @@ static void beat(struct recovery *r)
         session_key(&r->key, r->prefix, r->node, strlen(r->node), NULL);
         const char *exp[3] = {"PEXPIRE", (const char *)r->key.data, px};
         cmd(r, 3, exp, NULL, log_reply, r);
+        holder_beat(r, r->node);
         for (struct origin *o = r->origins; o != NULL; o = o->next) {
             if (strcmp(o->name, r->node) == 0)
                 continue;
             session_key(&r->key, r->prefix, o->name, strlen(o->name), NULL);
             exp[1] = (const char *)r->key.data;
             cmd(r, 3, exp, NULL, log_reply, r);
+            holder_beat(r, o->name);
         }
+        prune(r);
     }
 }
 
@@ -705,10 +820,16 @@ static void range_reply(void *ctx, const struct redisReply *reply, enum redis_li
     session_key(&r->key, r->prefix, node, strlen(node), q->pid);
     session_key(&r->key2, r->prefix, node, strlen(node), NULL);
     const char *nsp = sio_socket_nsp(q->sock);
-    const char *argv[7] = {
-        "EVAL", claim_script, "2", (const char *)r->key.data, (const char *)r->key2.data,
-        q->pid, nsp};
-    if (redis_link_command_argv(r->link, 7, argv, NULL, 0, claim_reply, q) != SIOC_OK)
+    hb_prefix(&r->scratch, r->prefix, node);
+    const char *argv[8] = {"EVAL",
+                           claim_script,
+                           "2",
+                           (const char *)r->key.data,
+                           (const char *)r->key2.data,
+                           q->pid,
+                           nsp,
+                           (const char *)r->scratch.data};
+    if (redis_link_command_argv(r->link, 8, argv, NULL, 0, claim_reply, q) != SIOC_OK)
         restore_fail(q, "Redis unavailable");
 }
 

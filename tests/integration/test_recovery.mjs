@@ -10,6 +10,7 @@
 // when the old connection lingers half-open; after the window, or with too many missed packets,
 // a clean new socket.
 import net from "node:net";
+import { execFileSync } from "node:child_process";
 import { io as ioc } from "socket.io-client";
 import {
   assert,
@@ -373,6 +374,52 @@ test("after the window: recovered false, a new socket, the old one reported disc
     await b.stop();
   }
 }, 30000);
+
+test("kill -9: a client back after the window gets a new socket, though another one's recovery keeps its gateway's sessions alive", async () => {
+  const a = await gateway("rec-m");
+  const b = await gateway("rec-n");
+  const p1 = await startProxy();
+  const p2 = await startProxy();
+  p1.target = a.port;
+  p2.target = a.port;
+  const ticker = await startTicker("r-stale");
+  const c1 = await client(p1, "r-stale");
+  const c2 = await client(p2, "r-stale");
+  const p3 = await startProxy();
+  p3.target = a.port;
+  const c3 = await client(p3, "r-stale");
+  try {
+    await until("ticks", () => c1.ticks.length >= 3 && c2.ticks.length >= 3, 5000);
+    const id2 = c2.socket.id;
+    p1.target = b.port;
+    p2.target = null;
+    process.kill(a.pid, "SIGKILL");
+    p1.cut();
+    p2.cut();
+    p3.target = null;
+    p3.cut();
+    await until("c1 back", () => c1.connects.length === 2, 8000);
+    assertEqual(c1.connects[1].recovered, true, "c1 recovered (B now refreshes A's session hash)");
+    await sleep(WINDOW + 6500); // A's last beat is older than the window (+ 5 s grace)
+    p2.target = b.port;
+    await until("c2 back", () => c2.connects.length === 2, 8000);
+    assertEqual(c2.connects[1].recovered, false, "c2 after the window");
+    assert(c2.connects[1].id !== id2, "c2 has a new socket id");
+    // c3 never comes back: B, which keeps A's session hash alive for c1, prunes c3's session
+    const hlen = () => Number(execFileSync("redis-cli", ["-p", String(redis.port), "HLEN", "sioc:rec:{rec-m}:n"]).toString());
+    await until("c3's stale session pruned (only c1's left)", () => hlen() === 1, 10000, { every: 200 });
+  } finally {
+    c1.socket.close();
+    c2.socket.close();
+    c3.socket.close();
+    await ticker.stop();
+    await p1.close();
+    await p2.close();
+    await p3.close();
+    await a.stop();
+    await b.stop();
+  }
+}, 40000);
 
 test("more missed packets than the bound: recovered false", async () => {
   const a = await gateway("rec-g");
