@@ -675,6 +675,7 @@ int main(int argc, char **argv)
     };
     struct sio_server_config scfg = {
         .namespaces = config_get(&cfg, "namespaces"),
+        .pid_suffix = config_get_int(&cfg, "recovery-window") > 0 ? g.node_id : NULL,
         .connect_timeout_ms = (unsigned)config_get_int(&cfg, "connect-timeout"),
         .max_payload = ecfg.max_payload,
         .seed = seed,
@@ -688,7 +689,6 @@ int main(int argc, char **argv)
         .on_namespace = on_namespace,
         .max_namespaces = CLUSTER_MAX_NAMESPACES,
         .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
-        .pid_suffix = config_get_int(&cfg, "recovery-window") > 0 ? g.node_id : NULL,
         .ctx = &g,
     };
     g.sio = sio_server_new(g.base, &scfg, &ecfg);

@@ -11,29 +11,36 @@
 #include "gateway/sio_internal.h"
 
 struct broadcast_ctx {
-    struct slice data; /* for holding sockets */
     struct gw_frame *frames[MAX_FRAMES];
     int nframes;
+    struct slice data; /* the event, kept by holding sockets */
     bool is_volatile;
     int sent;
 };
+
+/* Connection state recovery (sio_hold.c): true when the socket keeps the broadcast for later
+ * (it is being restored) or drops it (it got it from the stream already). */
+static bool held_or_dropped(struct broadcast_ctx *b, struct sio_socket *s)
+{
+    if (s->floor != NULL && sio_floor_drops(s, b->data))
+        return true;
+    if (!s->holding)
+        return false;
+    if (!b->is_volatile)
+        sio_hold_packet(s, b->data);
+    return true;
+}
 
 static void broadcast_visit(void *ctx, struct rooms_member *m)
 {
     struct broadcast_ctx *b = ctx;
     struct sio_socket *s = m->owner;
+    if (__builtin_expect(s->floor != NULL || s->holding, 0) && held_or_dropped(b, s))
+        return;
     if (!s->accepted || s->client->closing)
         return;
     if (b->is_volatile && !eio_session_writable(s->client->session))
         return;
-    if (s->floor != NULL && sio_floor_drops(s, b->data))
-        return; /* a recovered socket got it from the stream already */
-    if (s->holding) { /* a socket being recovered: kept until its missed packets are out */
-        if (!b->is_volatile)
-            sio_hold_packet(s, b->data);
-        b->sent++;
-        return;
-    }
     for (int i = 0; i < b->nframes; i++)
         eio_session_send(s->client->session, b->frames[i]);
     b->sent++;

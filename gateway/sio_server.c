@@ -303,20 +303,6 @@ static struct sio_socket *socket_new(struct sio_client *c, struct sio_nsp *nsp)
             memcpy(s->public_id + nsp->len + 1, sid, SIO_SOCKET_ID_LEN + 1);
         }
     }
-    if (srv->cfg.pid_suffix != NULL && !c->v4) {
-        /* recovery on: a private session id, 20 random base64id characters then this node's
-         * id (docs/contracts.md "Connection state recovery") */
-        uint8_t random15[15];
-        size_t slen = strlen(srv->cfg.pid_suffix);
-        if (!random_pool_take(&srv->random, random15, sizeof random15) ||
-            (s->pid = malloc(SIO_SOCKET_ID_LEN + slen + 1)) == NULL) {
-            free(s->public_id);
-            free(s);
-            return NULL;
-        }
-        sio_pid_random(random15, s->pid);
-        memcpy(s->pid + SIO_SOCKET_ID_LEN, srv->cfg.pid_suffix, slen + 1);
-    }
     s->held_tail = &s->held;
     s->client = c;
     s->nsp = nsp;
@@ -434,6 +420,21 @@ static void connect_error(struct sio_client *c, struct slice nsp, const char *me
     buf_deinit(&data);
 }
 
+/* Recovery on, a v5 CONNECT: the socket's private session id, 20 random base64id characters
+ * then this node's id (docs/contracts.md "Connection state recovery"). Sockets made another
+ * way (plain WebSocket routes) have none. */
+static int make_pid(struct sio_server *srv, struct sio_socket *s)
+{
+    uint8_t random15[15];
+    size_t slen = strlen(srv->cfg.pid_suffix);
+    if (!random_pool_take(&srv->random, random15, sizeof random15) ||
+        (s->pid = malloc(SIO_SOCKET_ID_LEN + slen + 1)) == NULL)
+        return SIOC_ENOMEM;
+    sio_pid_random(random15, s->pid);
+    memcpy(s->pid + SIO_SOCKET_ID_LEN, srv->cfg.pid_suffix, slen + 1);
+    return SIOC_OK;
+}
+
 static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
 {
     struct sio_server *srv = c->srv;
@@ -469,6 +470,10 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     struct sio_socket *s = nsp ? socket_new(c, nsp) : NULL;
     if (s == NULL) {
         eio_session_close(c->session, "out of memory");
+        return;
+    }
+    if (srv->cfg.pid_suffix != NULL && !c->v4 && make_pid(srv, s) != SIOC_OK) {
+        eio_session_close(c->session, "out of memory"); /* the socket goes with the client */
         return;
     }
     static const uint8_t empty_map[] = {0x80};
