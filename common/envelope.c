@@ -500,6 +500,8 @@ int envelope_up_to_fields(const struct envelope_up *up, struct envelope_fields *
         put_field(out, "hs", up->hs);
         if (up->has_rid)
             put_field(out, "rid", up->rid);
+        if (up->recovered)
+            put_field(out, "recovered", cslice("1"));
         break;
     case ENVELOPE_UP_DISCONNECT: put_field(out, "reason", up->reason); break;
     }
@@ -521,7 +523,7 @@ int envelope_up_encode_map(const struct envelope_up *up, struct buf *b)
     if (up->type == ENVELOPE_UP_EVENT)
         pairs += 2 + up->has_ack;
     else if (up->type == ENVELOPE_UP_CONNECT)
-        pairs += 2 + up->has_rid;
+        pairs += 2 + up->has_rid + up->recovered;
     else
         pairs += 1;
     mp_write_map(b, pairs);
@@ -558,6 +560,10 @@ int envelope_up_encode_map(const struct envelope_up *up, struct buf *b)
         if (up->has_rid) {
             mp_write_cstr(b, "rid");
             write_str(b, up->rid);
+        }
+        if (up->recovered) {
+            mp_write_cstr(b, "recovered");
+            mp_write_uint(b, 1);
         }
         break;
     case ENVELOPE_UP_DISCONNECT:

@@ -92,6 +92,9 @@ struct envelope_up {
     struct slice hs; /* exactly one MessagePack map (address, headers, query, url, time, secure) */
     bool has_rid;
     struct slice rid; /* non-empty; only with auth backend (3.3) */
+    /* a recovered socket continuing on this node (docs/contracts.md "Connection state
+     * recovery"): field `recovered` = "1" (map: integer 1); encoded only when true. Not decoded. */
+    bool recovered;
     /* ENVELOPE_UP_DISCONNECT */
     struct slice reason;
 };

@@ -409,7 +409,7 @@ static void encode_handshake(struct buf *out, const struct sio_handshake *h)
 }
 
 static int write_connect(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
-                         size_t auth_len, const char *rid)
+                         size_t auth_len, const char *rid, bool recovered)
 {
     static const uint8_t empty_map = 0x80;
     struct envelope_up up;
@@ -425,6 +425,7 @@ static int write_connect(struct bridge *b, struct sio_socket *sock, const uint8_
         up.has_rid = true;
         up.rid = (struct slice){(const uint8_t *)rid, BRIDGE_RID_LEN};
     }
+    up.recovered = recovered;
     return write_entry(b, &up);
 }
 
@@ -556,8 +557,50 @@ static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
     b->ops->socket_reject(sock, BRIDGE_AUTH_TIMEOUT_MESSAGE, NULL, 0);
 }
 
+static void on_connect_entry(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
+                             size_t auth_len, bool needs_answer, bool recovered);
+
 void bridge_on_connect(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
                        size_t auth_len, bool needs_answer)
+{
+    on_connect_entry(b, sock, auth, auth_len, needs_answer, false);
+}
+
+void bridge_on_recovered(struct bridge *b, struct sio_socket *sock)
+{
+    on_connect_entry(b, sock, NULL, 0, false, true);
+}
+
+void bridge_on_park(struct bridge *b, struct sio_socket *sock)
+{
+    struct bridge_sock *bs = b->ops->socket_get_data(sock);
+    if (bs == NULL)
+        return;
+    struct call *c;
+    while ((c = calls_pop(&bs->calls)) != NULL) {
+        finish_call(b, sock, c, NULL, BRIDGE_CALL_DISCONNECTED);
+        free(c);
+    }
+    sock_state_drop(b, bs);
+}
+
+void bridge_write_disconnect(struct bridge *b, const char *nsp, const char *sid, const char *uid,
+                             const char *reason)
+{
+    struct envelope_up up;
+    memset(&up, 0, sizeof up);
+    up.type = ENVELOPE_UP_DISCONNECT;
+    up.nsp = cstr_slice(nsp);
+    up.sid = cstr_slice(sid);
+    up.node = cstr_slice(b->node);
+    up.uid = cstr_slice(uid);
+    up.ts = wall_ms();
+    up.reason = cstr_slice(reason);
+    write_entry(b, &up);
+}
+
+static void on_connect_entry(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
+                             size_t auth_len, bool needs_answer, bool recovered)
 {
     struct bridge_sock *bs = calloc(1, sizeof *bs);
     char rid[BRIDGE_RID_LEN + 1];
@@ -567,7 +610,7 @@ void bridge_on_connect(struct bridge *b, struct sio_socket *sock, const uint8_t 
         bs->timer = evtimer_new(b->base, auth_timeout_cb, bs);
     }
     if (bs == NULL || (needs_answer && bs->timer == NULL) ||
-        write_connect(b, sock, auth, auth_len, needs_answer ? rid : NULL) != SIOC_OK) {
+        write_connect(b, sock, auth, auth_len, needs_answer ? rid : NULL, recovered) != SIOC_OK) {
         if (bs != NULL && bs->timer != NULL)
             event_free(bs->timer);
         free(bs);

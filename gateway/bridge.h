@@ -145,6 +145,17 @@ void bridge_free(struct bridge *b);
  * MessagePack value (borrowed). Uses the socket's data slot (sio_socket_set_data). */
 void bridge_on_connect(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
                        size_t auth_len, bool needs_answer);
+/* Connection state recovery (gateway/recovery.h): the accepted socket continues a session
+ * parked elsewhere: writes a connect entry with `recovered` and auth {} (workers run no
+ * handler), and follows the socket as bridge_on_connect does. */
+void bridge_on_recovered(struct bridge *b, struct sio_socket *sock);
+/* The socket goes away parked for recovery: like bridge_on_disconnect (pending calls are
+ * answered "disconnected") but writes no disconnect entry; bridge_write_disconnect writes it
+ * later if nobody recovers the session. */
+void bridge_on_park(struct bridge *b, struct sio_socket *sock);
+/* Writes a disconnect entry for a socket that is no longer here (a parked session expired). */
+void bridge_write_disconnect(struct bridge *b, const char *nsp, const char *sid, const char *uid,
+                             const char *reason);
 /* The on_event hook: writes an event entry (`ack` = ack_id when has_ack). Borrowed arguments. */
 void bridge_on_event(struct bridge *b, struct sio_socket *sock, struct slice event,
                      struct slice args, bool has_ack, uint64_t ack_id);

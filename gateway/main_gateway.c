@@ -31,6 +31,7 @@
 #include "gateway/cluster.h"
 #include "gateway/eio_forward.h"
 #include "gateway/expiry.h"
+#include "gateway/recovery.h"
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
@@ -83,6 +84,7 @@ static const struct config_option options[] = {
     {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
     {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
     {"max-connections", CONFIG_INT, "0", 0, 100000000, "client connections served at once (0 = the file-descriptor limit less 64 kept for Redis and health checks); above it 503"},
+    {"recovery-window", CONFIG_MS, "0", 0, 86400000, "connection state recovery: a client reconnecting within this long (any gateway) gets its socket id, rooms, user and missed packets back (0 = off)"},
     {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat lifetime: the broker reaps a node this long after its last beat"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
     {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
@@ -102,6 +104,7 @@ struct gateway {
     struct registry *registry;
     struct eio_forward *forward; /* polling without sticky sessions (NULL: forward no) */
     struct expiry *expiry; /* auth jwt: tokens expire during the session too */
+    struct recovery *recovery; /* recovery-window > 0 */
     struct jwt_key *jwt;
     struct tls_context *tls; /* tls-cert: HTTPS/WSS */
     struct redis_tls *redis_tls; /* rediss:// only */
@@ -119,9 +122,9 @@ struct gateway {
 
 /* ---- Socket.IO callbacks ---- */
 
-static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, size_t len)
+static void connect_fresh(struct gateway *g, struct sio_socket *sock, const uint8_t *auth,
+                          size_t len)
 {
-    struct gateway *g = ctx;
     if (g->auth == AUTH_JWT) {
         struct jwt_claims claims;
         const struct sio_handshake *hs = sio_socket_handshake(sock);
@@ -154,6 +157,37 @@ static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, 
     bridge_on_connect(g->bridge, sock, auth, len, false);
 }
 
+/* With recovery on, a CONNECT carrying {"pid","offset"} is first offered to recovery.c; what it
+ * cannot restore comes back through on_recovery_fallback. A recovered socket skips auth (Node's
+ * skipMiddlewares, its default). */
+static void on_connect(void *ctx, struct sio_socket *sock, const uint8_t *auth, size_t len)
+{
+    struct gateway *g = ctx;
+    if (g->recovery != NULL && recovery_restore(g->recovery, sock, auth, len))
+        return;
+    connect_fresh(g, sock, auth, len);
+}
+
+static void on_recovery_fallback(void *ctx, struct sio_socket *sock)
+{
+    struct gateway *g = ctx;
+    struct slice auth = sio_socket_auth(sock);
+    connect_fresh(g, sock, auth.p, auth.len);
+}
+
+static void on_recovered(void *ctx, struct sio_socket *sock)
+{
+    struct gateway *g = ctx;
+    bridge_on_recovered(g->bridge, sock);
+}
+
+static void on_recovery_expired(void *ctx, const char *nsp, const char *sid, const char *uid,
+                                const char *reason)
+{
+    struct gateway *g = ctx;
+    bridge_write_disconnect(g->bridge, nsp, sid, uid, reason);
+}
+
 static void on_token_expired(void *ctx, struct sio_socket *sock)
 {
     struct gateway *g = ctx;
@@ -182,13 +216,18 @@ static void on_disconnect(void *ctx, struct sio_socket *sock, const char *reason
         log_write(g->log, LOG_LEVEL_DEBUG, "socket.disconnect", "nsp=%s sid=%s reason=%s",
                   sio_socket_nsp(sock), sio_socket_id(sock), reason);
     registry_on_disconnect(g->registry, sock);
-    bridge_on_disconnect(g->bridge, sock, reason);
+    if (g->recovery != NULL && recovery_on_disconnect(g->recovery, sock, reason))
+        bridge_on_park(g->bridge, sock); /* its disconnect entry waits for the window */
+    else
+        bridge_on_disconnect(g->bridge, sock, reason);
 }
 
 static void on_accepted(void *ctx, struct sio_socket *sock)
 {
     struct gateway *g = ctx;
     registry_on_accepted(g->registry, sock);
+    if (g->recovery != NULL)
+        recovery_on_accepted(g->recovery, sock);
 }
 
 /* The broker reaped this node's epoch while it lived (e.g. Redis was unreachable for this
@@ -291,6 +330,8 @@ static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, siz
 {
     struct gateway *g = ctx;
     registry_on_room(g->registry, sock, room, len, joined);
+    if (g->recovery != NULL)
+        recovery_on_room(g->recovery, sock);
 }
 
 static void on_log(void *ctx, const char *event, const char *detail)
@@ -785,6 +826,35 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     return NULL;
 }
 
+/* recovery-window > 0: connection state recovery (gateway/recovery.h). */
+static int start_recovery(struct gateway *g)
+{
+    struct recovery_config rc = {
+        .redis_url = config_get(g->cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .key_prefix = config_get(g->cfg, "key-prefix"),
+        .node_id = g->node_id,
+        .window_ms = (unsigned)config_get_int(g->cfg, "recovery-window"),
+        .user_room = g->user_room,
+        .on_fallback = on_recovery_fallback,
+        .on_recovered = on_recovered,
+        .on_expired = on_recovery_expired,
+        .ctx = g,
+    };
+    if (rc.window_ms == 0)
+        return SIOC_OK;
+    g->recovery = recovery_new(g->base, &rc, g->sio, g->log, g->metrics);
+    if (g->recovery == NULL) {
+        fprintf(stderr, "sioc-gateway: cannot start: out of memory (recovery)\n");
+        return SIOC_ENOMEM;
+    }
+    log_write(g->log, LOG_LEVEL_INFO, "recovery.start",
+              "connection state recovery on: window %u ms (sessions and missed packets in Redis; "
+              "workers' broadcasts are stored by the SDK)",
+              rc.window_ms);
+    return SIOC_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -875,6 +945,7 @@ int main(int argc, char **argv)
     };
     struct sio_server_config scfg = {
         .namespaces = config_get(&cfg, "namespaces"),
+        .pid_suffix = config_get_int(&cfg, "recovery-window") > 0 ? g.node_id : NULL,
         .connect_timeout_ms = (unsigned)config_get_int(&cfg, "connect-timeout"),
         .max_payload = ecfg.max_payload,
         .seed = seed,
@@ -996,6 +1067,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
+    if (start_recovery(&g) != SIOC_OK)
+        return 1;
     /* P:nodes names the bound address: "host:0" in the config becomes the real port */
     const char *listen = config_get(&cfg, "listen");
     const char *colon = strrchr(listen, ':');
@@ -1038,6 +1111,7 @@ int main(int argc, char **argv)
     cluster_free(g.cluster);
     registry_free(g.registry);
     expiry_free(g.expiry);
+    recovery_free(g.recovery);
     http_server_free(g.http);
     event_free(g.sigterm);
     event_free(g.sigint);

@@ -10,10 +10,23 @@
 #include "gateway/eio_server.h"
 #include "gateway/sio_internal.h"
 
+/* Connection state recovery (sio_hold.c): true when the socket keeps the broadcast for later
+ * (it is being restored) or drops it (it got it from the stream already). */
+static bool held_or_dropped(struct sio_socket *s, struct slice data, bool is_volatile)
+{
+    if (s->floor != NULL && sio_floor_drops(s, data))
+        return true;
+    if (!s->holding)
+        return false;
+    if (!is_volatile)
+        sio_hold_packet(s, data);
+    return true;
+}
+
 struct broadcast_ctx {
     struct gw_frame *frames[MAX_FRAMES];
     int nframes;
-    struct slice data;      /* the event, for the plain form */
+    struct slice data;      /* the event: for the plain form, kept by holding sockets */
     struct gw_frame *plain; /* its plain form (ws-routes), built for the first plain recipient */
     bool plain_built;
     bool is_volatile;
@@ -49,6 +62,9 @@ static void broadcast_visit(void *ctx, struct rooms_member *m)
 {
     struct broadcast_ctx *b = ctx;
     struct sio_socket *s = m->owner;
+    if (__builtin_expect(s->floor != NULL || s->holding, 0) &&
+        held_or_dropped(s, b->data, b->is_volatile))
+        return;
     if (!s->accepted || s->client->closing)
         return;
     if (b->is_volatile && !sio_client_writable(s->client))

@@ -1,6 +1,6 @@
 /* sio_internal.h: the Socket.IO layer's structures, shared by its modules (sio_server.c: clients,
- * sockets, packets; sio_broadcast.c: broadcasts and selections). Not for other modules: they
- * use sio_server.h. */
+ * sockets, packets; sio_broadcast.c: broadcasts and selections; sio_hold.c: recovery holds).
+ * Not for other modules: they use sio_server.h. */
 #ifndef SIOC_GATEWAY_SIO_INTERNAL_H
 #define SIOC_GATEWAY_SIO_INTERNAL_H
 
@@ -80,7 +80,21 @@ struct sio_socket {
     struct id_list client_acks; /* ids the client asked us to answer */
     struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
     struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
+    char *pid; /* recovery on (cfg.pid_suffix), protocol v5: the private session id */
+    /* sio_socket_hold: broadcasts to this socket are kept (their data arrays) until released */
+    bool holding;
+    struct held_packet *held, **held_tail;
+    uint32_t held_count;
+    char *floor; /* after a release: broadcasts with an offset not after it are dropped */
 };
+
+/* A broadcast kept for a holding socket (sio_socket_hold). */
+struct held_packet {
+    struct held_packet *next;
+    size_t len;
+    uint8_t data[]; /* MessagePack array [event, args...] */
+};
+#define MAX_HELD_PACKETS 1024 /* more closes the held socket's connection (it cannot catch up) */
 
 struct sio_client {
     struct sio_server *srv;
@@ -123,6 +137,12 @@ struct sio_server {
 };
 
 #define MAX_FRAMES (1 + SIO_MAX_ATTACHMENTS)
+
+/* Keeps a broadcast's data for a holding socket (sio_hold.c). */
+void sio_hold_packet(struct sio_socket *s, struct slice data);
+/* A socket with a floor (sio_socket_release): true when this broadcast must be dropped (its
+ * offset is not after the floor); the floor ends with the first broadcast after it. */
+bool sio_floor_drops(struct sio_socket *s, struct slice data);
 
 /* Encodes one packet into shared frames: the text packet, then one binary frame per attachment
  * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative

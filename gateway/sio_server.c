@@ -286,6 +286,9 @@ void sio_socket_remove(struct sio_socket *s, const char *reason)
     s->nsp->sockets--;
     sio_nsp_release(srv, s->nsp);
     free_pending(s);
+    sio_socket_release(s, NULL, true);
+    free(s->floor);
+    free(s->pid);
     free(s->client_acks.ids);
     free(s->server_acks.ids);
     free(s->group_acks);
@@ -322,6 +325,7 @@ struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp)
             memcpy(s->public_id + nsp->len + 1, sid, SIO_SOCKET_ID_LEN + 1);
         }
     }
+    s->held_tail = &s->held;
     s->client = c;
     s->nsp = nsp;
     nsp->sockets++;
@@ -438,6 +442,21 @@ static void connect_error(struct sio_client *c, struct slice nsp, const char *me
     buf_deinit(&data);
 }
 
+/* Recovery on, a v5 CONNECT: the socket's private session id, 20 random base64id characters
+ * then this node's id (docs/contracts.md "Connection state recovery"). Sockets made another
+ * way (plain WebSocket routes) have none. */
+static int make_pid(struct sio_server *srv, struct sio_socket *s)
+{
+    uint8_t random15[15];
+    size_t slen = strlen(srv->cfg.pid_suffix);
+    if (!random_pool_take(&srv->random, random15, sizeof random15) ||
+        (s->pid = malloc(SIO_SOCKET_ID_LEN + slen + 1)) == NULL)
+        return SIOC_ENOMEM;
+    sio_pid_random(random15, s->pid);
+    memcpy(s->pid + SIO_SOCKET_ID_LEN, srv->cfg.pid_suffix, slen + 1);
+    return SIOC_OK;
+}
+
 static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
 {
     struct sio_server *srv = c->srv;
@@ -475,6 +494,10 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
         if (nsp != NULL)
             sio_nsp_release(srv, nsp); /* a namespace made for it goes once unused */
         eio_session_close(c->session, "out of memory");
+        return;
+    }
+    if (srv->cfg.pid_suffix != NULL && !c->v4 && make_pid(srv, s) != SIOC_OK) {
+        eio_session_close(c->session, "out of memory"); /* the socket goes with the client */
         return;
     }
     static const uint8_t empty_map[] = {0x80};
@@ -800,9 +823,26 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     if (s->accepted || s->client->closing)
         return;
     struct sio_client *c = s->client;
-    /* {"sid":"<20 chars>"}: the reply carries only sid (PROTOCOL.md 2.5) */
-    uint8_t reply[1 + 4 + 1 + SIO_SOCKET_ID_LEN] = {0x81, 0xa3, 's', 'i', 'd', 0xb4};
+    /* {"sid":"<20 chars>"} (PROTOCOL.md 2.5), and "pid" with recovery on (as Node); the pid
+     * is 20 characters and a node id (at most 255 bytes in all) */
+    uint8_t reply[1 + 4 + 1 + SIO_SOCKET_ID_LEN + 4 + 2 + 255] = {0x81, 0xa3, 's', 'i', 'd', 0xb4};
+    size_t reply_len = 6 + SIO_SOCKET_ID_LEN;
     memcpy(reply + 6, s->node.id, SIO_SOCKET_ID_LEN);
+    size_t pid_len = s->pid != NULL ? strlen(s->pid) : 0;
+    if (s->pid != NULL && pid_len <= 255) {
+        reply[0] = 0x82;
+        static const uint8_t pid_key[4] = {0xa3, 'p', 'i', 'd'};
+        memcpy(reply + reply_len, pid_key, sizeof pid_key);
+        reply_len += sizeof pid_key;
+        if (pid_len < 32) {
+            reply[reply_len++] = (uint8_t)(0xa0 | pid_len);
+        } else {
+            reply[reply_len++] = 0xd9;
+            reply[reply_len++] = (uint8_t)pid_len;
+        }
+        memcpy(reply + reply_len, s->pid, pid_len);
+        reply_len += pid_len;
+    }
     s->accepted = true;
     if (rooms_add_member(s->nsp->rooms, &s->member, s) == SIOC_OK) {
         s->in_rooms = true;
@@ -831,8 +871,7 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     }
     deadline_remove(&c->connect_deadline);
     /* 2.7: protocol v4 replies `40` / `40/nsp,` without a payload */
-    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, sizeof reply},
-                !c->v4);
+    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, reply_len}, !c->v4);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
@@ -1027,3 +1066,41 @@ void sio_socket_set_data(struct sio_socket *s, void *data)
 {
     s->data = data;
 }
+
+/* ---- connection state recovery (gateway/recovery.h) ---- */
+
+void sio_pid_random(const uint8_t random15[15], char out[SIO_SOCKET_ID_LEN + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < 5; i++) { /* 3 bytes -> 4 characters, base64url like base64id */
+        uint32_t v = (uint32_t)random15[3 * i] << 16 | (uint32_t)random15[3 * i + 1] << 8 |
+                     random15[3 * i + 2];
+        for (int j = 0; j < 4; j++)
+            out[4 * i + j] = alphabet[(v >> (18 - 6 * j)) & 63];
+    }
+    out[SIO_SOCKET_ID_LEN] = '\0';
+}
+
+const char *sio_socket_pid(const struct sio_socket *s)
+{
+    return s->pid;
+}
+
+int sio_socket_adopt(struct sio_socket *s, const char *sid, const char *pid)
+{
+    struct sio_server *srv = s->client->srv;
+    if (s->accepted || s->public_id != NULL || s->pid == NULL || strlen(sid) != SIO_SOCKET_ID_LEN)
+        return SIOC_EINVAL;
+    if (idmap_find(&srv->sockets, sid, SIO_SOCKET_ID_LEN) != NULL)
+        return SIOC_ENOTSUP; /* the old socket is still here */
+    char *copy = strdup(pid);
+    if (copy == NULL)
+        return SIOC_ENOMEM;
+    free(s->pid);
+    s->pid = copy;
+    idmap_remove(&srv->sockets, &s->node);
+    idmap_insert(&srv->sockets, &s->node, sid);
+    return SIOC_OK;
+}
+

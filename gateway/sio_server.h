@@ -40,6 +40,10 @@ struct sio_server_config {
     unsigned connect_timeout_ms; /* an Engine.IO connection with no namespace by then closes */
     size_t max_payload;          /* bound of binary reassembly (attachments) */
     size_t max_pending_events;   /* events queued while a CONNECT awaits its answer; 0 = 64 */
+    /* Connection state recovery on (recovery-window > 0): every protocol v5 CONNECT gets a pid,
+     * 20 random characters followed by this text (the node id), sent in its CONNECT reply
+     * {"sid","pid"} (gateway/recovery.h). NULL = off: no pid, reply {"sid"}. */
+    const char *pid_suffix;
     /* Namespaces under "*": a name must be valid UTF-8 without NUL, at most max_namespaces
      * exist at once (0 = no limit), one connection joins at most max_namespaces_per_client
      * (0 = 64; any namespaces list), and one without sockets for empty_namespace_ms (0 = 30 s)
@@ -132,6 +136,33 @@ struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size
 /* The socket with this id in any namespace (socket ids are unique across namespaces), or NULL.
  * Same validity. */
 struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, size_t sid_len);
+
+/* ---- connection state recovery (gateway/recovery.h) ---- */
+
+/* The socket's pid (NUL-terminated), NULL when recovery is off or for protocol v4. */
+const char *sio_socket_pid(const struct sio_socket *sock);
+/* Before the accept: the socket takes the id `sid` (20 characters) and the pid of a recovered
+ * session. SIOC_ENOTSUP when a socket with that id is still on this gateway, SIOC_EINVAL when
+ * accepted already, without a pid, or `sid` is not 20 characters; SIOC_ENOMEM. */
+int sio_socket_adopt(struct sio_socket *sock, const char *sid, const char *pid);
+/* From now on broadcasts that select this socket are kept (at most MAX_HELD_PACKETS, volatile
+ * ones dropped) instead of sent, until sio_socket_release. Direct emits still go out. */
+void sio_socket_hold(struct sio_socket *sock);
+/* Stops holding (connection state recovery): the kept broadcasts are emitted in arrival order,
+ * except, when `after` (a stream id "<ms>-<seq>") is given, those whose offset (last argument, a
+ * string of that form) is not after it: the stream read delivered them. The same filter then
+ * applies to live broadcasts until one with an offset after `after` arrives (the pub/sub
+ * message of a packet the read returned may still be on its way). `drop`: discard them all.
+ * A hold that overflowed closes the connection (reason "forced close", logged
+ * `recovery.hold_overflow`) instead: the socket may be gone when this returns. */
+void sio_socket_release(struct sio_socket *sock, const char *after, bool drop);
+/* Offsets: true when `a` and `b` are stream ids and a > b. */
+bool sio_offset_after(const char *a, size_t alen, const char *b);
+/* Copies a data array's offset (its last argument, when it is a stream id) into out; false
+ * when it has none. */
+bool sio_offset_of(struct slice data, char out[48]);
+/* 20 base64url characters from 15 random bytes. */
+void sio_pid_random(const uint8_t random15[15], char out[SIO_SOCKET_ID_LEN + 1]);
 
 /* ---- broadcast (encode once, send to many: DESIGN.md §4) ---- */
 

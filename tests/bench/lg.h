@@ -91,6 +91,7 @@ struct lg_ctx {
     unsigned tls_resumed; /* handshakes that resumed a session */
     struct ssl_ctx_st *ssl_ctx;
     bool redis_source; /* fanout: publish emitter messages to Redis, else a source client */
+    bool recovery;     /* fanout from Redis: publish as the SDK does with recovery on (EVAL) */
     unsigned conns, concurrency;
     double rate, rate_max, duration, warmup, hold, drain, timeout;
     size_t payload;

@@ -107,6 +107,8 @@ void lg_usage(void)
           "  [--transport websocket|polling|upgrade] [--conns N] [--concurrency N]\n"
           "  [--rate R] [--rate-max R] [--duration S] [--warmup S] [--hold S] [--drain S]\n"
           "  [--payload BYTES] [--room NAME] [--source redis:HOST:PORT|client]\n"
+          "  [--recovery yes] (with a redis source: store and publish as the Python SDK does\n"
+          "   with recovery-window on, docs/contracts.md)\n"
           "  [--server-pid PID[,PID]] [--aux-pid PID[,PID]] [--timeout S]\n"
           "  [--tls] [--tls-ca FILE] [--tls-resume]   https/wss (verified against FILE when\n"
           "  given; --tls-resume: each connection offers the latest session ticket)\n"
@@ -210,6 +212,8 @@ bool lg_parse_args(struct lg_ctx *ctx, int argc, char **argv)
             } else if (strcmp(v, "client") != 0) {
                 return false;
             }
+        } else if (strcmp(k, "recovery") == 0) {
+            ctx->recovery = strcmp(v, "yes") == 0;
         } else if (strcmp(k, "conns") == 0) {
             ctx->conns = (unsigned)atoi(v);
         } else if (strcmp(k, "concurrency") == 0) {

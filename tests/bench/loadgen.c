@@ -659,6 +659,69 @@ static void on_conn_event(struct lg_ctx *ctx, struct lg_conn *c, uint32_t events
 
 /* ---- broadcasts ---- */
 
+/* The Python SDK's recovery script (sdk/python/sioc/emitter.py RECOVERY_SCRIPT), byte for byte. */
+static const char recovery_script[] =
+    "\nlocal id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'a', ARGV[2], 'b', ARGV[3])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+    "local n = #id\n"
+    "local hdr\n"
+    "if n < 32 then hdr = string.char(160 + n) else hdr = string.char(217, n) end\n"
+    "return redis.call('PUBLISH', ARGV[1], ARGV[2] .. hdr .. id .. ARGV[3])\n";
+
+static void resp_bulk(struct buf *out, const void *p, size_t n)
+{
+    char head[32];
+    int hl = snprintf(head, sizeof head, "$%zu\r\n", n);
+    buf_append(out, head, (size_t)hl);
+    buf_append(out, p, n);
+    buf_append(out, "\r\n", 2);
+}
+
+/* The broadcast as the SDK publishes it with recovery on: EVAL of the recovery script, the
+ * adapter message split around the offset (data = ["m", seq, ts, pad, <stream id>]). */
+static void publish_recoverable(struct lg_ctx *ctx, uint64_t seq, uint64_t ts, size_t pad)
+{
+    struct buf *b = &ctx->scratch;
+    struct buf *out = &ctx->redis.out;
+    buf_reset(b);
+    mp_write_array(b, 3);
+    mp_write_cstr(b, "emitter");
+    mp_write_map(b, 3);
+    mp_write_cstr(b, "type");
+    mp_write_uint(b, 2);
+    mp_write_cstr(b, "data");
+    mp_write_array(b, 5);
+    mp_write_cstr(b, "m");
+    mp_write_uint(b, seq);
+    mp_write_uint(b, ts);
+    mp_write_str(b, ctx->pad, pad);
+    size_t pre_len = b->len;
+    mp_write_cstr(b, "nsp");
+    mp_write_cstr(b, "/");
+    mp_write_map(b, 3);
+    mp_write_cstr(b, "rooms");
+    mp_write_array(b, ctx->room[0] ? 1 : 0);
+    if (ctx->room[0])
+        mp_write_cstr(b, ctx->room);
+    mp_write_cstr(b, "flags");
+    mp_write_map(b, 0);
+    mp_write_cstr(b, "except");
+    mp_write_array(b, 0);
+    char chan[128];
+    int cl = snprintf(chan, sizeof chan, "socket.io#/#%s%s", ctx->room, ctx->room[0] ? "#" : "");
+    buf_append(out, "*9\r\n", 4);
+    resp_bulk(out, "EVAL", 4);
+    resp_bulk(out, recovery_script, sizeof recovery_script - 1);
+    resp_bulk(out, "1", 1);
+    resp_bulk(out, "sioc:rec:/", 10);
+    resp_bulk(out, chan, (size_t)cl);
+    resp_bulk(out, b->data, pre_len);
+    resp_bulk(out, b->data + pre_len, b->len - pre_len);
+    resp_bulk(out, "100000", 6);
+    resp_bulk(out, "125000", 6);
+    conn_flush(ctx, &ctx->redis);
+}
+
 /* Writes `"m",seq,ts,"pad…"` sized so the whole Engine.IO message is about ctx->payload bytes. */
 static void publish_one(struct lg_ctx *ctx)
 {
@@ -669,6 +732,10 @@ static void publish_one(struct lg_ctx *ctx)
     size_t pad = ctx->payload > (size_t)hl ? ctx->payload - (size_t)hl : 0;
     struct buf *b = &ctx->scratch;
     buf_reset(b);
+    if (ctx->redis_source && ctx->recovery) {
+        publish_recoverable(ctx, seq, ts, pad);
+        return;
+    }
     if (ctx->redis_source) {
         /* The @socket.io/redis-emitter message: [uid, packet, opts] (DESIGN.md 3.1). */
         mp_write_array(b, 3);

@@ -83,8 +83,13 @@ def build(worker):
         def kick(sid, *args):
             worker.disconnect(sid)
 
+        @on("disconnect")
+        def disconnect(sid, reason):
+            print("handler disconnect %s %s" % (sid, reason), flush=True)
+
         @on("connect")
         def connect(sid, auth):
+            print("handler connect %s" % sid, flush=True)
             if isinstance(auth, dict):
                 if "reject" in auth:
                     raise sioc.ConnectionRefusedError(str(auth["reject"]), {"reason": "test"})
@@ -113,8 +118,9 @@ def build(worker):
 
     @worker.on_entry
     def log_entry(entry):
-        print("%s %s %s %s %s" % (entry.type, entry.nsp, entry.sid, getattr(entry, "id", "-"),
-                                   entry.event or ""), flush=True)
+        print("%s %s %s %s %s%s" % (entry.type, entry.nsp, entry.sid, getattr(entry, "id", "-"),
+                                     entry.event or "", " recovered" if entry.recovered else ""),
+              flush=True)
 
 
 def main(argv=None):

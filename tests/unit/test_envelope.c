@@ -310,6 +310,19 @@ static void test_up_connect_disconnect_fields(void)
     CHECK(f.n == 18);
     CHECK(up_fields(f.kv, f.n, &up) == SIOC_OK);
 
+    /* a recovered socket's connect (docs/contracts.md "Connection state recovery") */
+    up.recovered = true;
+    CHECK(envelope_up_to_fields(&up, &f) == SIOC_OK);
+    CHECK(f.n == 20);
+    CHECK_STR(f.kv[18].p, f.kv[18].len, "recovered");
+    CHECK_STR(f.kv[19].p, f.kv[19].len, "1");
+    struct buf m;
+    buf_init(&m, 0);
+    CHECK(envelope_up_encode_map(&up, &m) == SIOC_OK);
+    CHECK(m.len > 11 && memcmp(m.data + m.len - 11, "\xa9recovered\x01", 11) == 0);
+    CHECK(m.data[0] == (0x80 | 10)); /* 7 common + auth, hs, recovered */
+    buf_deinit(&m);
+
     up = up_disconnect();
     CHECK(envelope_up_to_fields(&up, &f) == SIOC_OK);
     CHECK(f.n == 16);

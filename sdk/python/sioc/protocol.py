@@ -91,7 +91,7 @@ class Entry:
     """One decoded upstream entry. ``id`` is the stream id (``None`` in pubsub mode)."""
 
     __slots__ = ("id", "type", "nsp", "sid", "node", "uid", "ts", "event", "args", "ack",
-                 "auth", "hs", "rid", "reason")
+                 "auth", "hs", "rid", "reason", "recovered")
 
     def __init__(self, **kw):
         for name in self.__slots__:
@@ -175,6 +175,7 @@ def decode_stream_entry(entry_id, fields):
         e.hs = unpack(_need(f, b"hs"))
         if b"rid" in f:
             e.rid = _text(f[b"rid"], "rid")
+        e.recovered = f.get(b"recovered") == b"1"
     else:
         e.reason = _text(_need(f, b"reason"), "reason")
     return _check(e)
@@ -227,6 +228,7 @@ def decode_pubsub_entry(data):
             raise ProtocolError("missing key 'auth' or 'hs'")
         e.auth, e.hs = m["auth"], m["hs"]
         e.rid = _str_field(m, "rid", required=False)
+        e.recovered = m.get("recovered") == 1
     else:
         e.reason = _str_field(m, "reason")
     return _check(e)

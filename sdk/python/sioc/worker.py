@@ -48,7 +48,8 @@ from redis.cluster import RedisCluster
 
 from . import protocol
 from .calls import Calls, CallError, CallTimeout
-from .emitter import encode_broadcast
+from .emitter import (RECOVERY_GRACE_MS, RECOVERY_SCRIPT, RECOVERY_STREAM_MAXLEN, Recoverable,
+                      encode_broadcast, encode_recoverable)
 from .exceptions import is_refusal
 from .leases import ShardLeases
 from .cluster_keys import cluster_prefix
@@ -239,6 +240,7 @@ class Worker:
         self._busy = {}  # stream -> entries of it submitted and not finished
         self._busy_lock = threading.Lock()
         self.lease_ms = int(lease_ms)
+        self._recovery = (0, 0.0)  # (recovery-window ms, when read): P:rec:window, re-read every 5 s
         self._sources = []   # streams or channels: fixed by the first setup()
         self._leases = None  # stream mode, from the first setup()
 
@@ -322,6 +324,10 @@ class Worker:
                                     "use to= or broadcast=True", event, nsp)
             elif not ctx.can_reply:
                 self.logger.debug("emit %r to a disconnected socket dropped", event)
+            elif self._recovery_window() > 0:
+                # with recovery on, as Node: a broadcast to the sender's own room, stored
+                self._out([encode_recoverable(nsp, event, args, [ctx.entry.sid], (),
+                                              self.adapter_key, self.key_prefix)])
             else:
                 self._to_sender(ctx, lambda reply: reply.emit.append([event] + list(args)))
             return
@@ -329,10 +335,30 @@ class Worker:
         excluded = [] if skip_sid is None else _rooms(skip_sid)
         if ctx is not None and not include_self and nsp == ctx.entry.nsp:
             excluded.append(ctx.entry.sid)
+        if not volatile and self._recovery_window() > 0:
+            self._out([encode_recoverable(nsp, event, args, rooms, excluded, self.adapter_key,
+                                          self.key_prefix)])
+            return
         channel, data = encode_broadcast(nsp, event, args, rooms, excluded,
                                          {"volatile": True} if volatile else None,
                                          self.adapter_key)
         self._out([(channel, data)])
+
+    def _recovery_window(self):
+        """The gateways' recovery-window (ms, 0 = off) from ``P:rec:window``, read at most every
+        5 s (docs/contracts.md "Connection state recovery"): when on, broadcasts and emits to
+        the sender are stored for recovery as they are published."""
+        window, read_at = self._recovery
+        now = time.monotonic()
+        if now - read_at < 5.0 and read_at > 0:
+            return window
+        try:
+            raw = self.redis.get("%s:rec:window" % self.key_prefix)
+            window = int(raw) if raw is not None and raw.isdigit() else 0
+        except redis_lib.exceptions.RedisError:
+            pass  # keep the last value
+        self._recovery = (window, now)
+        return window
 
     def call(self, event, *args, to=None, namespace=None, timeout=60):
         """Emits ``event`` to socket ``to`` (default: the sender) and waits for its ack: returns
@@ -587,7 +613,15 @@ class Worker:
                 self.redis.xack(ack[0], self.group, ack[1])
             return
         pipe = self.redis.pipeline(transaction=False)
-        for channel, data in messages:
+        for item in messages:
+            if isinstance(item, Recoverable):
+                # EVAL, not EVALSHA: one round trip, and no NOSCRIPT after a Redis restart
+                # (redis-py's pipelined Script objects ask SCRIPT EXISTS on every execute)
+                window = self._recovery[0] or 0
+                pipe.eval(RECOVERY_SCRIPT, 1, item.stream, item.channel, item.pre, item.post,
+                          RECOVERY_STREAM_MAXLEN, window + RECOVERY_GRACE_MS)
+                continue
+            channel, data = item
             pipe.publish(channel, data)
         if ack is not None:
             pipe.xack(ack[0], self.group, ack[1])
@@ -620,6 +654,8 @@ class Worker:
                 hook(entry)
             except Exception:
                 self.logger.exception("entry hook failed")
+        if entry.type == "connect" and entry.recovered:
+            return []  # the same socket continuing on another gateway: no handler runs
         ctx = _Context(entry, publish)
         token = self._current.set(ctx)
         try:

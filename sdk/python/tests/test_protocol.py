@@ -335,6 +335,29 @@ class Dispatch(unittest.TestCase):
         self.assertEqual(self.w.dispatch(protocol.decode_stream_entry(b"1-0", f)), [])
         self.assertEqual(reasons, [("s", "transport close")])
 
+    def test_recovered_connect_runs_no_handler(self):
+        # a socket recovered on another gateway continues: no connect (nor disconnect) handler,
+        # but replies to it now go to its new node
+        calls = []
+        self.w.on("connect", lambda sid, auth: calls.append(sid))
+        self.w.on("disconnect", lambda sid, reason: calls.append(reason))
+        f = {b"v": b"1", b"type": b"connect", b"nsp": b"/", b"sid": b"s", b"node": b"n2",
+             b"uid": b"u", b"ts": b"1", b"auth": msgpack.packb({}), b"hs": msgpack.packb(HS),
+             b"recovered": b"1"}
+        e = protocol.decode_stream_entry(b"1-0", f)
+        self.assertTrue(e.recovered)
+        self.assertEqual(self.w.dispatch(e), [])
+        self.assertEqual(calls, [])
+        self.assertEqual(self.w._node_of("/", "s"), "n2")
+        del f[b"recovered"]
+        e = protocol.decode_stream_entry(b"1-0", f)
+        self.assertFalse(e.recovered)
+        self.w.dispatch(e)
+        self.assertEqual(calls, ["s"])
+        m = {"v": 1, "type": "connect", "nsp": "/", "sid": "s", "node": "n", "uid": "", "ts": 1,
+             "auth": {}, "hs": HS, "recovered": 1}
+        self.assertTrue(protocol.decode_pubsub_entry(msgpack.packb(m)).recovered)
+
     def test_unencodable_return(self):
         self.w.on("echo", lambda sid, *a: object())
         with self.assertLogs("sioc", "ERROR"):

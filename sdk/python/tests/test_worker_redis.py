@@ -363,6 +363,50 @@ class WorkerRedis(RedisCase):
         t.join(timeout=3)
         self.assertFalse(t.is_alive())
 
+    def test_recovery_on_broadcasts_are_stored_once_with_their_offset(self):
+        # docs/contracts.md "Connection state recovery": with P:rec:window set (a gateway with
+        # recovery-window), a broadcast is XADDed to P:rec:<nsp> and published with the stream
+        # id as the last element of its data; the emit to the sender becomes a broadcast to its
+        # own room. Without the key the emitter bytes stay redis-emitter's.
+        w = self.worker()
+        ps = self.subscribe("socket.io#*")
+        w.emit("plain", 1, to="room1")
+        (_, data), = self.messages(ps, 1)
+        self.assertEqual(msgpack.unpackb(data)[1]["data"], ["plain", 1])
+        self.r.set("sioc:rec:window", "4000")
+        w._recovery = (0, 0.0)  # re-read now rather than in 5 s
+        w.emit("ev", 1, {"k": b"\x00"}, to="room1")
+        w.emit("vol", 2, to="room1", volatile=True)  # volatile: never stored (as Node)
+        self.xadd_event("echo", ["x"], sid="sidR", node="nR")
+        w.on("echo", lambda sid, *a: w.emit("echo", *a))
+        t = threading.Thread(target=w.run, daemon=True)
+        t.start()
+        msgs = self.messages(ps, 3, timeout=5)
+        w.stop()
+        t.join(timeout=3)
+        self.assertEqual([c for c, _ in msgs], ["socket.io#/#room1#", "socket.io#/#room1#",
+                                                "socket.io#/#sidR#"])
+        entries = self.r.xrange("sioc:rec:/")
+        self.assertEqual(len(entries), 2)
+        first = msgpack.unpackb(msgs[0][1], raw=False)
+        self.assertEqual(first[1]["data"], ["ev", 1, {"k": b"\x00"}, entries[0][0].decode()])
+        self.assertEqual(first[2], {"rooms": ["room1"], "flags": {}, "except": []})
+        self.assertEqual(msgpack.unpackb(msgs[1][1])[1]["data"], ["vol", 2])
+        echo = msgpack.unpackb(msgs[2][1], raw=False)
+        self.assertEqual(echo[1]["data"], ["echo", "x", entries[1][0].decode()])
+        self.assertEqual(echo[2]["rooms"], ["sidR"])
+        # the stored halves around the id are exactly the published bytes
+        fields = entries[0][1]
+        idb = entries[0][0]
+        self.assertEqual(fields[b"a"] + bytes([0xa0 + len(idb)]) + idb + fields[b"b"], msgs[0][1])
+        self.assertGreater(self.r.pttl("sioc:rec:/"), 4000)
+        # the standalone Emitter does the same
+        e = sioc.Emitter(self.r)
+        self.assertEqual(e.emit("solo", 3, rooms=["room1"]), 1)
+        (_, data), = self.messages(ps, 1)
+        last = self.r.xrevrange("sioc:rec:/", count=1)[0][0].decode()
+        self.assertEqual(msgpack.unpackb(data)[1]["data"], ["solo", 3, last])
+
 
 if __name__ == "__main__":
     unittest.main()
