@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -437,9 +436,7 @@ int main(int argc, char **argv)
     enum log_format format = LOG_TEXT;
     log_level_parse(config_get(&cfg, "log-level"), &level);
     log_format_parse(config_get(&cfg, "log-format"), &format);
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = (uint64_t)time(NULL);
+    uint64_t seed = process_random_u64(&cfg);
 
     struct broker_process p = {.cfg = &cfg, .tls = tls};
     struct broker *b = &p.b;

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -23,6 +22,7 @@
 #include "common/mp.h"
 #include "common/net/log.h"
 #include "common/net/redis_link.h"
+#include "common/net/process.h"
 #include "gateway/calls.h"
 
 /* XADD key MAXLEN ~ N * + every field/value pair */
@@ -141,13 +141,7 @@ static struct timeval tv_ms(unsigned ms)
 
 static uint64_t random_u64(void)
 {
-    uint64_t v = 0;
-    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15u ^ (uint64_t)ts.tv_sec;
-    }
-    return v;
+    return process_random_u64(&random_u64);
 }
 
 static struct slice cstr_slice(const char *s)

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/adapter.h"
 #include "common/cluster_msg.h"
@@ -16,6 +15,7 @@
 #include "common/metrics.h"
 #include "common/net/log.h"
 #include "common/net/redis_link.h"
+#include "common/net/process.h"
 #include "gateway/cluster_internal.h"
 
 static const char *const type_names[CLUSTER_REQUEST_TYPES] = {
@@ -340,8 +340,8 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
     c->sub_mode = cfg->sub_mode;
     c->shard_cb = cfg->shard_cb;
     c->rng = cfg->seed;
-    if (c->rng == 0 && getrandom(&c->rng, sizeof c->rng, 0) != (ssize_t)sizeof c->rng)
-        c->rng = (uint64_t)(uintptr_t)c;
+    if (c->rng == 0)
+        c->rng = process_random_u64(c);
     buf_init(&c->scratch, ADAPTER_MAX_MESSAGE);
     buf_init(&c->out, 0);
     buf_init(&c->channel, 0);

@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/net/log.h"
 #include "common/net/redis_link.h"
+#include "common/net/process.h"
 
 #define DEFAULT_GET_HOLD_MS 25000
 #define DEFAULT_TUNNEL_IDLE_MS 45000
@@ -551,9 +551,7 @@ struct eio_forward *eio_forward_new(struct event_base *base, const struct eio_fo
                        cfg->tunnel_idle_ms ? cfg->tunnel_idle_ms : DEFAULT_TUNNEL_IDLE_MS);
     deadline_list_init(&f->host_wait, (uint64_t)hold + f->timeout_ms);
     register_metrics(f, metrics);
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = (uint64_t)(uintptr_t)f;
+    uint64_t seed = process_random_u64(f);
     size_t chlen = strlen(f->prefix ? f->prefix : "") + 6 + EIO_SID_TAG_LEN;
     f->channel = malloc(chlen);
     struct redis_link_config lc = {.url = cfg->redis_url,

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "common/base64.h"
 #include "common/deadline.h"
@@ -21,6 +20,7 @@
 #include "common/idmap.h"
 #include "common/net/deadline_timer.h"
 #include "common/ws.h"
+#include "common/net/process.h"
 #include "gateway/eio_cors.h"
 #include "gateway/eio_polling.h"
 #include "gateway/random_pool.h"
@@ -1066,9 +1066,7 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
         if (*counters[i] == NULL)
             *counters[i] = &srv->unused_counter;
     }
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = (uint64_t)(uintptr_t)srv;
+    uint64_t seed = process_random_u64(srv);
     srv->sid_counter = (uint32_t)seed;
     if (cfg->sid_tag != NULL)
         snprintf(srv->sid_tag, sizeof srv->sid_tag, "%s", cfg->sid_tag);

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "common/base64.h"
@@ -595,12 +594,6 @@ static double gauge_sockets(void *ctx)
     return (double)sio_server_socket_count(g->sio);
 }
 
-static double gauge_upstream_pending(void *ctx)
-{
-    struct gateway *g = ctx;
-    return (double)bridge_pending(g->bridge);
-}
-
 static double gauge_redis(void *ctx)
 {
     struct gateway *g = ctx;
@@ -617,8 +610,6 @@ static void register_metrics(struct gateway *g)
                      "plain WebSocket connections (ws-routes)", NULL, gauge_plain, g);
     metrics_gauge_fn(g->metrics, "sioc_sockets", "Socket.IO namespace sockets", NULL,
                      gauge_sockets, g);
-    metrics_gauge_fn(g->metrics, "sioc_upstream_queue_depth",
-                     "upstream entries waiting for Redis", NULL, gauge_upstream_pending, g);
     metrics_gauge_fn(g->metrics, "sioc_redis_connected", "1 while the Redis link is up", NULL,
                      gauge_redis, g);
     g->http_requests = metrics_counter(g->metrics, "sioc_http_requests_total", "HTTP requests", NULL);
@@ -893,9 +884,7 @@ int main(int argc, char **argv)
     g.auth = strcmp(auth, "jwt") == 0 ? AUTH_JWT : strcmp(auth, "backend") == 0 ? AUTH_BACKEND : AUTH_NONE;
     g.user_room = config_get(&cfg, "user-room");
     g.jwt_claim = config_get(&cfg, "jwt-user-claim");
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = (uint64_t)time(NULL);
+    uint64_t seed = process_random_u64(&g);
     if (config_get(&cfg, "node-id") != NULL)
         snprintf(g.node_id, sizeof g.node_id, "%s", config_get(&cfg, "node-id"));
     else
@@ -918,9 +907,8 @@ int main(int argc, char **argv)
     size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
     /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
     char sid_tag[EIO_SID_TAG_LEN + 1];
-    uint8_t tag_bytes[3] = {(uint8_t)(seed >> 40), (uint8_t)(seed >> 48), (uint8_t)(seed >> 56)};
-    if (getrandom(tag_bytes, sizeof tag_bytes, 0) != (ssize_t)sizeof tag_bytes)
-        tag_bytes[0] ^= (uint8_t)time(NULL);
+    uint8_t tag_bytes[3];
+    process_random_bytes(tag_bytes, sizeof tag_bytes, &g);
     base64url_encode(tag_bytes, sizeof tag_bytes, sid_tag);
     sid_tag[EIO_SID_TAG_LEN] = '\0';
     bool forward = config_get_bool(&cfg, "forward");

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "common/deadline.h"
@@ -29,6 +28,7 @@
 #include "common/sio.h"
 #include "common/utf8.h"
 #include "common/ws.h"
+#include "common/net/process.h"
 #include "gateway/plain_ws.h"
 #include "gateway/random_pool.h"
 #include "gateway/sio_handshake.h"
@@ -733,9 +733,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     deadline_list_init(&srv->empty_wait, cfg->empty_namespace_ms ? cfg->empty_namespace_ms
                                                                  : DEFAULT_EMPTY_NAMESPACE_MS);
     srv->timer.ev = evtimer_new(base, connect_timer_cb, srv);
-    uint8_t random4[4] = {0};
-    if (getrandom(random4, sizeof random4, 0) == (ssize_t)sizeof random4)
-        memcpy(&srv->id_counter, random4, sizeof random4);
+    srv->id_counter = (uint32_t)process_random_u64(srv);
     struct eio_server_config ecfg = *eio;
     ecfg.on_open = on_open;
     ecfg.on_message = on_message;

@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 
@@ -83,4 +86,45 @@ size_t process_fd_limit(size_t want)
             rl = raised;
     }
     return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > SIZE_MAX ? SIZE_MAX : (size_t)rl.rlim_cur;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdu;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53u;
+    x ^= x >> 33;
+    return x;
+}
+
+void process_random_bytes(void *buf, size_t n, const void *salt)
+{
+    uint8_t *out = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(out + got, n - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (got == n)
+        return;
+    struct timespec mono, wall;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t state = (uint64_t)mono.tv_nsec ^ ((uint64_t)wall.tv_sec << 20) ^
+                     ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)salt;
+    for (size_t i = got; i < n; i++) {
+        state = mix64(state + 0x9e3779b97f4a7c15u);
+        out[i] = (uint8_t)state;
+    }
+}
+
+uint64_t process_random_u64(const void *salt)
+{
+    uint64_t v = 0;
+    while (v == 0)
+        process_random_bytes(&v, sizeof v, salt);
+    return v;
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/config.h"
 
@@ -33,5 +34,13 @@ char *process_read_file(const char *path, size_t max, size_t *len);
  * raising the soft limit towards the hard limit when it is below `want` (0: no raise).
  * Returns SIZE_MAX when the limit is infinite. */
 size_t process_fd_limit(size_t want);
+
+/* Fills buf with n bytes from the kernel's random source (getrandom). If that fails (an old
+ * kernel, a seccomp filter), the bytes are mixed from the clocks, the pid and `salt`'s address
+ * instead: good enough for seeds, jitter and node ids, never for secrets (session ids come from
+ * gateway/random_pool, TLS keys from OpenSSL). The one place a sioc program asks for a seed. */
+void process_random_bytes(void *buf, size_t n, const void *salt);
+/* The same, as one 64-bit value (never 0). */
+uint64_t process_random_u64(const void *salt);
 
 #endif
