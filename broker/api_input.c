@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/user_room.h"
 #include "common/error.h"
 #include "common/hex.h"
 #include "common/json.h"
@@ -266,8 +267,7 @@ bool api_list_to_rooms(const struct api_list *list, struct adapter_rooms *rooms)
 
 struct user_rooms {
     struct buf *names;
-    const char *pre, *post;
-    size_t pre_len;
+    const char *pattern;
     size_t count;
     size_t lens[ADAPTER_MAX_ROOMS];
 };
@@ -275,11 +275,9 @@ struct user_rooms {
 static void add_user(void *ctx, struct slice uid)
 {
     struct user_rooms *u = ctx;
-    buf_append(u->names, u->pre, u->pre_len);
-    buf_append(u->names, uid.p, uid.len);
-    buf_append_cstr(u->names, u->post);
+    size_t len = user_room_append(u->names, u->pattern, uid);
     if (u->count < ADAPTER_MAX_ROOMS)
-        u->lens[u->count++] = u->pre_len + uid.len + strlen(u->post);
+        u->lens[u->count++] = len;
 }
 
 bool api_selector_build(struct api_selector *sel, const struct api_body *b, const char *user_room,
@@ -292,12 +290,10 @@ bool api_selector_build(struct api_selector *sel, const struct api_body *b, cons
     if (total > ADAPTER_MAX_ROOMS)
         return fail(err, errlen, "%s", "at most 256 rooms, users and sids together");
     list_each(&b->rooms, add_room, &sel->rooms);
-    const char *mark = strstr(user_room, "%s");
     struct user_rooms *u = calloc(1, sizeof *u);
     if (u == NULL)
         return fail(err, errlen, "%s", "out of memory");
-    *u = (struct user_rooms){&sel->names, user_room, mark ? mark + 2 : "",
-                             mark ? (size_t)(mark - user_room) : 0, 0, {0}};
+    *u = (struct user_rooms){&sel->names, user_room, 0, {0}};
     list_each(&b->users, add_user, u);
     if (sel->names.err != SIOC_OK) {
         free(u);

@@ -20,6 +20,7 @@
 #include "broker/lease.h"
 #include "broker/liveness.h"
 #include "broker/mirror.h"
+#include "common/user_room.h"
 #include "common/clock.h"
 #include "common/cluster_msg.h"
 #include "common/config.h"
@@ -313,9 +314,7 @@ static const char *validate(const struct config *cfg, struct redis_tls **tls, ch
     const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), tls, err, errlen);
     if (tls_problem != NULL)
         return tls_problem;
-    const char *room = config_get(cfg, "user-room");
-    const char *mark = strstr(room, "%s");
-    if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
+    if (!user_room_valid(config_get(cfg, "user-room")))
         return "user-room: must contain exactly one %s and no other %";
     const char *key = config_get(cfg, "api-key");
     if (key != NULL && key[0] == '\0')

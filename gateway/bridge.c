@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "common/user_room.h"
 #include "common/deadline.h"
 #include "common/envelope.h"
 #include "common/error.h"
@@ -1001,12 +1002,6 @@ static bool register_metrics(struct bridge *b, struct metrics *m)
 }
 
 /* ---- lifetime ---- */
-
-static bool user_room_valid(const char *pattern)
-{
-    const char *mark = strstr(pattern, "%s");
-    return mark != NULL && strstr(mark + 2, "%s") == NULL;
-}
 
 static char *key_string(struct buf *tmp)
 {

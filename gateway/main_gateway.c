@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/user_room.h"
 #include "common/base64.h"
 #include "common/config.h"
 #include "common/redis_slots.h"
@@ -764,9 +765,7 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         return "subscription-mode: must be dynamic, static or dynamic-private";
     if (strcmp(adapter, "sharded") == 0 && config_get_bool(cfg, "adapter-specific-response"))
         return "adapter-specific-response: only with adapter classic (sharded answers always go to the requester's channel)";
-    const char *room = config_get(cfg, "user-room");
-    const char *mark = strstr(room, "%s");
-    if (mark == NULL || strstr(mark + 2, "%") != NULL || strchr(room, '%') != mark)
+    if (!user_room_valid(config_get(cfg, "user-room")))
         return "user-room: must contain exactly one %s and no other %";
     const char *path = config_get(cfg, "path");
     if (path[0] != '/' || path[strlen(path) - 1] != '/')

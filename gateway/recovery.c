@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/user_room.h"
 #include "common/adapter.h"
 #include "common/buf.h"
 #include "common/deadline.h"
@@ -607,11 +608,9 @@ static size_t session_rooms(struct restore *q, struct slice *rooms, char *user_r
     *uid = (struct slice){it.data, it.len};
     const char *pattern = q->r->user_room;
     if (uid->len > 0 && pattern != NULL) {
-        const char *mark = strstr(pattern, "%s");
-        int len = snprintf(user_room, 512, "%.*s%.*s%s", (int)(mark - pattern), pattern,
-                           (int)uid->len, (const char *)uid->p, mark + 2);
-        if (len > 0 && len < 512)
-            rooms[n++] = (struct slice){(const uint8_t *)user_room, (size_t)len};
+        size_t len = user_room_format(user_room, 512, pattern, *uid);
+        if (len > 0)
+            rooms[n++] = (struct slice){(const uint8_t *)user_room, len};
     }
     if (mp_read(&rd, &it) != SIOC_OK || it.kind != MP_ARRAY || it.len > cap - n)
         return 0;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/user_room.h"
 #include "common/deadline.h"
 #include "common/eio.h"
 #include "common/error.h"
@@ -856,13 +857,11 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         }
         if (user_room != NULL && s->in_rooms) {
             /* the operator's pattern (e.g. "user:%s") is data, not a format string */
-            char room[ROOMS_MAX_NAME + 1];
-            const char *mark = strstr(user_room, "%s");
-            int pre = mark ? (int)(mark - user_room) : (int)strlen(user_room);
-            const char *post = mark ? mark + 2 : "";
-            int n = snprintf(room, sizeof room, "%.*s%s%s", pre, user_room, uid, post);
-            if (n >= 0 && (size_t)n < sizeof room)
-                rooms_join(s->nsp->rooms, &s->member, room, (size_t)n);
+            char room[ROOMS_MAX_NAME];
+            size_t n = user_room_format(room, sizeof room, user_room,
+                                        (struct slice){(const uint8_t *)uid, strlen(uid)});
+            if (n > 0)
+                rooms_join(s->nsp->rooms, &s->member, room, n);
             else
                 log_peer(c->srv, "sio.user_room_too_long", "uid=%.64s", uid);
         }
