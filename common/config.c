@@ -27,8 +27,8 @@ static int index_of(const struct config *cfg, const char *key)
     return i;
 }
 
-__attribute__((format(printf, 3, 4)))
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void set_error(char *err, size_t errlen,
+                                                            const char *fmt, ...)
 {
     if (errlen == 0)
         return;
@@ -96,8 +96,7 @@ static int set_value(struct config *cfg, size_t i, const char *value, size_t len
     bool flag_value;
     int64_t number;
     switch (opt->type) {
-    case CONFIG_STRING:
-        break;
+    case CONFIG_STRING: break;
     case CONFIG_FLAG:
     case CONFIG_BOOL:
         if (!parse_bool(copy, &flag_value)) {
@@ -207,7 +206,8 @@ static int load_file(struct config *cfg, const char *text, size_t len, char *err
         snprintf(where, sizeof where, "config line %d", line);
         int i = find(cfg, start + a, keyend - a);
         if (i < 0 || strcmp(cfg->options[i].key, "config") == 0) {
-            set_error(err, errlen, "%s: unknown option '%.*s'", where, (int)(keyend - a), start + a);
+            set_error(err, errlen, "%s: unknown option '%.*s'", where, (int)(keyend - a),
+                      start + a);
             return SIOC_EINVAL;
         }
         const char *value = start + v;
@@ -236,8 +236,8 @@ static int load_env(struct config *cfg, char *const envp[], char *err, size_t er
             if (strncmp(envp[e], name, k) != 0)
                 continue;
             name[k - 1] = '\0';
-            int rc = set_value(cfg, i, envp[e] + k, strlen(envp[e] + k), CONFIG_FROM_ENV, name,
-                               err, errlen);
+            int rc = set_value(cfg, i, envp[e] + k, strlen(envp[e] + k), CONFIG_FROM_ENV, name, err,
+                               errlen);
             if (rc != SIOC_OK)
                 return rc;
             break;
@@ -280,7 +280,8 @@ static int load_flags(struct config *cfg, int argc, char *const argv[], char *er
         }
         char where[80];
         snprintf(where, sizeof where, "--%s", cfg->options[i].key);
-        int rc = set_value(cfg, (size_t)i, value, strlen(value), CONFIG_FROM_FLAG, where, err, errlen);
+        int rc =
+            set_value(cfg, (size_t)i, value, strlen(value), CONFIG_FROM_FLAG, where, err, errlen);
         if (rc != SIOC_OK)
             return rc;
     }
@@ -333,13 +334,18 @@ size_t config_help(const struct config *cfg, const char *program, char *out, siz
     size_t need = 0;
     /* out may be NULL with outlen 0 (C11 7.21.6.5: nothing is written, the length is counted) */
     // cppcheck-suppress ctunullpointer
-    int n = snprintf(out, outlen, "Usage: %s [--key value]...\nEvery option is also SIOC_<KEY> in the "
-                     "environment and 'key value' in --config FILE.\n\n", program);
+    int n = snprintf(out, outlen,
+                     "Usage: %s [--key value]...\nEvery option is also SIOC_<KEY> in the "
+                     "environment and 'key value' in --config FILE.\n\n",
+                     program);
     need += n > 0 ? (size_t)n : 0;
     for (size_t i = 0; i < cfg->count; i++) {
         const struct config_option *o = &cfg->options[i];
-        const char *arg = o->type == CONFIG_FLAG ? "" : o->type == CONFIG_MS ? " MS"
-                          : o->type == CONFIG_INT ? " N" : o->type == CONFIG_BOOL ? " yes|no" : " VALUE";
+        const char *arg = o->type == CONFIG_FLAG   ? ""
+                          : o->type == CONFIG_MS   ? " MS"
+                          : o->type == CONFIG_INT  ? " N"
+                          : o->type == CONFIG_BOOL ? " yes|no"
+                                                   : " VALUE";
         char left[64];
         snprintf(left, sizeof left, "--%s%s", o->key, arg);
         n = snprintf(need < outlen ? out + need : NULL, need < outlen ? outlen - need : 0,
@@ -348,4 +354,38 @@ size_t config_help(const struct config *cfg, const char *program, char *out, siz
         need += n > 0 ? (size_t)n : 0;
     }
     return need;
+}
+
+bool config_list_next(const char **cursor, const char **item, size_t *len)
+{
+    const char *s = *cursor;
+    while (s != NULL && *s != '\0') {
+        const char *end = strchr(s, ',');
+        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
+        size_t a = 0, b = n;
+        while (a < b && s[a] == ' ')
+            a++;
+        while (b > a && s[b - 1] == ' ')
+            b--;
+        const char *start = s;
+        s += n + (end != NULL);
+        if (b > a) {
+            *cursor = s;
+            *item = start + a;
+            *len = b - a;
+            return true;
+        }
+    }
+    *cursor = s;
+    return false;
+}
+
+bool config_list_has(const char *list, const char *item, size_t len)
+{
+    const char *s, *cursor = list;
+    size_t n;
+    while (config_list_next(&cursor, &s, &n))
+        if (n == len && memcmp(s, item, n) == 0)
+            return true;
+    return false;
 }

@@ -12,19 +12,19 @@
 
 enum config_type {
     CONFIG_STRING,
-    CONFIG_INT,   /* decimal integer within [min, max] */
-    CONFIG_MS,    /* milliseconds: a decimal integer within [min, max] */
-    CONFIG_BOOL,  /* yes/no, true/false, on/off, 1/0 */
-    CONFIG_FLAG,  /* a flag without a value (--help, --check-config); "yes" when given */
+    CONFIG_INT,  /* decimal integer within [min, max] */
+    CONFIG_MS,   /* milliseconds: a decimal integer within [min, max] */
+    CONFIG_BOOL, /* yes/no, true/false, on/off, 1/0 */
+    CONFIG_FLAG, /* a flag without a value (--help, --check-config); "yes" when given */
 };
 
 /* One option of a process, declared in a static const table by the process. */
 struct config_option {
-    const char *key;          /* "ping-interval" */
+    const char *key; /* "ping-interval" */
     enum config_type type;
     const char *default_value; /* NULL: unset unless given */
-    int64_t min, max;         /* for CONFIG_INT and CONFIG_MS */
-    const char *help;         /* one line for --help */
+    int64_t min, max;          /* for CONFIG_INT and CONFIG_MS */
+    const char *help;          /* one line for --help */
 };
 
 #define CONFIG_MAX_OPTIONS 64
@@ -35,7 +35,7 @@ enum config_source { CONFIG_FROM_DEFAULT, CONFIG_FROM_FILE, CONFIG_FROM_ENV, CON
 struct config {
     const struct config_option *options; /* borrowed: the process's static table */
     size_t count;
-    char *values[CONFIG_MAX_OPTIONS];    /* owned copies; NULL = unset */
+    char *values[CONFIG_MAX_OPTIONS]; /* owned copies; NULL = unset */
     enum config_source sources[CONFIG_MAX_OPTIONS];
 };
 
@@ -67,5 +67,13 @@ enum config_source config_source_of(const struct config *cfg, const char *key);
  * out[0..outlen) NUL-terminated; returns the length it needed (like snprintf). out may be NULL
  * when outlen is 0, to measure. */
 size_t config_help(const struct config *cfg, const char *program, char *out, size_t outlen);
+
+/* Comma lists in option values (`namespaces`, `cors-origin`, ...): "a,b, c". Each item is
+ * trimmed of spaces; empty items are skipped. The one reading of such lists, so every option
+ * that takes one agrees. config_list_next moves *cursor past the next item and stores it in
+ * *item (pointing into the list); false at the end. */
+bool config_list_next(const char **cursor, const char **item, size_t *len);
+/* True when the list holds an item equal to the len bytes at `item`. */
+bool config_list_has(const char *list, const char *item, size_t len);
 
 #endif

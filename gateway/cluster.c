@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "common/adapter.h"
 #include "common/cluster_msg.h"
 #include "common/error.h"
@@ -356,9 +357,9 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
         c->any_namespace = true;
         ok = c->sharded || add_pattern(c, NULL, 0);
     } else {
-        for (const char *s = cfg->namespaces; ok && *s != '\0';) {
-            const char *end = strchr(s, ',');
-            size_t n = end ? (size_t)(end - s) : strlen(s);
+        const char *cursor = cfg->namespaces, *s;
+        size_t n;
+        while (ok && config_list_next(&cursor, &s, &n)) {
             struct cluster_nsp *nsp = n <= CLUSTER_MAX_NSP ? nsp_add(c, s, n) : NULL;
             ok = nsp != NULL && (c->sharded || add_pattern(c, s, n));
             if (ok && !c->sharded) {
@@ -366,7 +367,6 @@ struct cluster *cluster_new(struct event_base *base, const struct cluster_config
                 c->channels[c->channel_count++] = nsp->response_channel;
                 c->channels[c->channel_count++] = nsp->specific_channel;
             }
-            s += n + (end != NULL);
         }
     }
     if (ok) {

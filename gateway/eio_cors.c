@@ -2,6 +2,8 @@
  * PROTOCOL.md 1.10). */
 #include "gateway/eio_cors.h"
 
+#include "common/config.h"
+
 #include <string.h>
 
 bool eio_cors_whitelist(const char *cors)
@@ -11,22 +13,9 @@ bool eio_cors_whitelist(const char *cors)
 
 bool eio_cors_allows(const char *cors, struct slice origin)
 {
-    const char *s = cors;
-    if (s == NULL || origin.len == 0 || origin.len >= EIO_CORS_MAX_ORIGIN)
+    if (cors == NULL || origin.len == 0 || origin.len >= EIO_CORS_MAX_ORIGIN)
         return false;
-    while (*s != '\0') {
-        const char *end = strchr(s, ',');
-        size_t n = end ? (size_t)(end - s) : strlen(s);
-        size_t a = 0, b = n;
-        while (a < b && s[a] == ' ')
-            a++;
-        while (b > a && s[b - 1] == ' ')
-            b--;
-        if (b - a == origin.len && memcmp(s + a, origin.p, origin.len) == 0)
-            return true;
-        s += n + (end != NULL);
-    }
-    return false;
+    return config_list_has(cors, (const char *)origin.p, origin.len);
 }
 
 struct slice eio_cors_request_origin(const struct http_server_request *req)
@@ -73,3 +62,4 @@ void eio_cors_preflight(const char *cors, char buf[EIO_CORS_MAX_ORIGIN], struct 
     }
     http_conn_respond(conn, 204, fields, n, NULL, 0, false);
 }
+

@@ -696,14 +696,7 @@ static bool namespace_listed(const char *list, const char *nsp, size_t len)
 {
     if (strcmp(list, "*") == 0)
         return true;
-    for (const char *s = list; *s != '\0';) {
-        const char *end = strchr(s, ',');
-        size_t n = end != NULL ? (size_t)(end - s) : strlen(s);
-        if (n == len && memcmp(s, nsp, n) == 0)
-            return true;
-        s += n + (end != NULL);
-    }
-    return false;
+    return config_list_has(list, nsp, len);
 }
 
 /* ws-routes: the syntax (common/ws_routes.h), each namespace accepted by `namespaces`, and no

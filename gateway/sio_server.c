@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/config.h"
 #include "common/user_room.h"
 #include "common/deadline.h"
 #include "common/eio.h"
@@ -85,15 +86,7 @@ static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
     if (srv->any_namespace) /* a name must be valid UTF-8 without NUL (it becomes keys and C strings) */
         return nsp.len <= MAX_NAMESPACE && memchr(nsp.p, 0, nsp.len) == NULL &&
                utf8_valid(nsp.p, nsp.len);
-    const char *s = srv->allowed;
-    while (*s != '\0') {
-        const char *end = strchr(s, ',');
-        size_t n = end ? (size_t)(end - s) : strlen(s);
-        if (n == nsp.len && memcmp(s, nsp.p, n) == 0)
-            return true;
-        s += n + (end != NULL);
-    }
-    return false;
+    return config_list_has(srv->allowed, (const char *)nsp.p, nsp.len);
 }
 
 struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t len)

@@ -32,7 +32,8 @@ static void test_precedence(void)
     const char *file = "# sioc\nlisten 127.0.0.1:4000\nping-interval 1000  # short\n"
                        "upstream-shards 4\n\nallow-eio3 yes\njwt-secret a#b c\n";
     char *const envp[] = {"PATH=/bin", "SIOC_PING_INTERVAL=2000", "SIOC_UPSTREAM_SHARDS=8", NULL};
-    char *const argv[] = {"sioc-gateway", "--config", "f.conf", "--upstream-shards=16", "--help", NULL};
+    char *const argv[] = {"sioc-gateway",         "--config", "f.conf",
+                          "--upstream-shards=16", "--help",   NULL};
     struct config cfg;
     char err[200] = "";
     CHECK(config_init(&cfg, options, N_OPTIONS) == SIOC_OK);
@@ -65,11 +66,13 @@ static void test_rejections(void)
         {"pingg 3\n", NULL, NULL, NULL, "config line 1: unknown option 'pingg'"},
         {"\n\nping-interval soon\n", NULL, NULL, NULL, "config line 3: not a number: 'soon'"},
         {NULL, "SIOC_PING_INTERVAL=0", NULL, NULL, "SIOC_PING_INTERVAL: 0 is outside [1, 3600000]"},
-        {NULL, "SIOC_ALLOW_EIO3=maybe", NULL, NULL, "SIOC_ALLOW_EIO3: expected yes or no, got 'maybe'"},
+        {NULL, "SIOC_ALLOW_EIO3=maybe", NULL, NULL,
+         "SIOC_ALLOW_EIO3: expected yes or no, got 'maybe'"},
         {NULL, NULL, "--nope", NULL, "unknown option '--nope' (see --help)"},
         {NULL, NULL, "--listen", NULL, "--listen needs a value"},
         {NULL, NULL, "listen", NULL, "unexpected argument 'listen' (options are --key value)"},
-        {NULL, NULL, "--upstream-shards", "99999999999999999999", "--upstream-shards: not a number: '99999999999999999999'"},
+        {NULL, NULL, "--upstream-shards", "99999999999999999999",
+         "--upstream-shards: not a number: '99999999999999999999'"},
         {NULL, NULL, "--upstream-shards=-1", NULL, "--upstream-shards: -1 is outside [1, 1024]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -117,8 +120,31 @@ static void test_help(void)
     config_deinit(&cfg);
 }
 
+static void test_lists(void)
+{
+    const char *cursor = " /, /chat ,,/a b,", *item;
+    size_t len;
+    const char *want[] = {"/", "/chat", "/a b"};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK(config_list_next(&cursor, &item, &len));
+        CHECK(len == strlen(want[i]) && memcmp(item, want[i], len) == 0);
+    }
+    CHECK(!config_list_next(&cursor, &item, &len));
+    CHECK(!config_list_next(&cursor, &item, &len)); /* stays at the end */
+    cursor = "";
+    CHECK(!config_list_next(&cursor, &item, &len));
+    cursor = NULL;
+    CHECK(!config_list_next(&cursor, &item, &len));
+    CHECK(config_list_has("https://a.example, https://b.example", "https://b.example", 17));
+    CHECK(config_list_has("/,/chat", "/", 1));
+    CHECK(!config_list_has("/,/chat", "/cha", 4));
+    CHECK(!config_list_has("/chat", "", 0));
+    CHECK(!config_list_has(NULL, "/", 1));
+}
+
 int main(void)
 {
+    RUN(test_lists);
     RUN(test_defaults);
     RUN(test_precedence);
     RUN(test_rejections);
