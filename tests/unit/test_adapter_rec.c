@@ -8,13 +8,12 @@
 #include "common/mp.h"
 #include "tests/unit/test.h"
 
-static struct slice S(const char *s)
-{
+static struct slice S(const char *s) {
     return (struct slice){(const uint8_t *)s, strlen(s)};
 }
 
-static struct adapter_broadcast *broadcast(const char *nsp, struct slice data, const char *room,
-                                           const char *except)
+static struct adapter_broadcast *
+broadcast(const char *nsp, struct slice data, const char *room, const char *except)
 {
     static struct adapter_broadcast bc;
     memset(&bc, 0, sizeof bc);
@@ -43,8 +42,9 @@ static void test_same_bytes_as_the_sdk(void)
     buf_init(&out, 0);
     buf_append_cstr(&out, "junk"); /* appends: the split is an index into out */
     size_t split = 0;
-    CHECK(adapter_rec_encode(&out, broadcast("/chat", (struct slice){data, sizeof data - 1}, "room1", "sidX"),
-                             &split) == SIOC_OK);
+    CHECK(adapter_rec_encode(
+              &out, broadcast("/chat", (struct slice){data, sizeof data - 1}, "room1", "sidX"),
+              &split) == SIOC_OK);
     CHECK(split == 4 + sizeof sdk_pre - 1);
     CHECK_MEM(out.data + 4, split - 4, sdk_pre, sizeof sdk_pre - 1);
     CHECK_MEM(out.data + split, out.len - split, sdk_post, sizeof sdk_post - 1);
@@ -61,8 +61,8 @@ static void test_same_bytes_as_the_sdk(void)
                                 "flags\x80\xa6"
                                 "except\x90";
     buf_init(&out, 0);
-    CHECK(adapter_rec_encode(&out, broadcast("/", (struct slice){ev, sizeof ev - 1}, NULL, NULL), &split) ==
-          SIOC_OK);
+    CHECK(adapter_rec_encode(&out, broadcast("/", (struct slice){ev, sizeof ev - 1}, NULL, NULL),
+                             &split) == SIOC_OK);
     CHECK_MEM(out.data, split, pre2, sizeof pre2 - 1);
     CHECK_MEM(out.data + split, out.len - split, post2, sizeof post2 - 1);
     buf_deinit(&out);
@@ -79,10 +79,12 @@ static void test_splice_is_the_broadcast_with_its_offset(void)
     buf_init(&expect, 0);
     buf_init(&want_data, 0);
     size_t split = 0;
-    struct adapter_broadcast *bc = broadcast("/chat", (struct slice){data, sizeof data - 1}, "room1", "sidX");
+    struct adapter_broadcast *bc =
+        broadcast("/chat", (struct slice){data, sizeof data - 1}, "room1", "sidX");
     CHECK(adapter_rec_encode(&split_form, bc, &split) == SIOC_OK);
     CHECK(adapter_rec_splice(&spliced, (struct slice){split_form.data, split},
-                             (struct slice){split_form.data + split, split_form.len - split}, S(id)) == SIOC_OK);
+                             (struct slice){split_form.data + split, split_form.len - split},
+                             S(id)) == SIOC_OK);
     mp_write_array(&want_data, 4);
     mp_write_cstr(&want_data, "tick");
     mp_write_uint(&want_data, 1);
@@ -95,7 +97,8 @@ static void test_splice_is_the_broadcast_with_its_offset(void)
     struct adapter_broadcast back;
     CHECK(adapter_broadcast_decode(spliced.data, spliced.len, &back) == (int)spliced.len);
     CHECK_MEM(back.packet.data.p, back.packet.data.len, want_data.data, want_data.len);
-    CHECK(back.opts.rooms.count == 1 && back.opts.except.count == 1 && !back.opts.flags.is_volatile);
+    CHECK(back.opts.rooms.count == 1 && back.opts.except.count == 1 &&
+          !back.opts.flags.is_volatile);
 
     /* an id of 32+ characters takes str8, as the script's string.char(217, n) */
     buf_reset(&spliced);
@@ -105,7 +108,9 @@ static void test_splice_is_the_broadcast_with_its_offset(void)
     CHECK(spliced.data[1] == 0xd9 && spliced.data[2] == strlen(long_id));
     buf_reset(&spliced);
     CHECK(adapter_rec_splice(&spliced, S("<"), S(">"), S("1-1")) == SIOC_OK);
-    CHECK_STR(spliced.data, spliced.len, "<\xa3" "1-1>");
+    CHECK_STR(spliced.data, spliced.len,
+              "<\xa3"
+              "1-1>");
     buf_reset(&spliced);
     char huge[ADAPTER_REC_MAX_ID + 2];
     memset(huge, '1', sizeof huge - 1);
@@ -126,7 +131,8 @@ static void test_refused(void)
     buf_init(&out, 0);
     buf_append_cstr(&out, "keep");
     size_t split = 99;
-    struct adapter_broadcast *bc = broadcast("/", (struct slice){data, sizeof data - 1}, NULL, NULL);
+    struct adapter_broadcast *bc =
+        broadcast("/", (struct slice){data, sizeof data - 1}, NULL, NULL);
     bc->opts.flags.is_volatile = true;
     CHECK(adapter_rec_encode(&out, bc, &split) == SIOC_EINVAL);
     bc->opts.flags.is_volatile = false;
@@ -148,7 +154,8 @@ static void test_refused(void)
 static void test_script(void)
 {
     const char *s = adapter_rec_script();
-    CHECK(strstr(s, "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'a', ARGV[2], 'b', ARGV[3])") != NULL);
+    CHECK(strstr(s, "redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'a', ARGV[2], 'b', "
+                    "ARGV[3])") != NULL);
     CHECK(strstr(s, "redis.call('PEXPIRE', KEYS[1], ARGV[5])") != NULL);
     CHECK(strstr(s, "redis.call('PUBLISH', ARGV[1], ARGV[2] .. hdr .. id .. ARGV[3])") != NULL);
 }
