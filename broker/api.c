@@ -11,10 +11,12 @@
 #include <string.h>
 
 #include "broker/api_input.h"
+#include "broker/api_rec.h"
 #include "broker/broker.h"
 #include "broker/calls.h"
 #include "broker/scripts.h"
 #include "common/adapter.h"
+#include "common/adapter_rec.h"
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/cluster_msg.h"
@@ -44,7 +46,8 @@ struct api_query {
 struct bk_api {
     struct broker *b;
     struct api_query *held;
-    uint64_t *requests, *client_errors, *server_errors, *pushes;
+    struct bk_rec *rec; /* the gateways' recovery-window (api_rec.h) */
+    uint64_t *requests, *client_errors, *server_errors, *pushes, *recoverable;
 };
 
 static const struct http_field json_type[] = {{"Content-Type", "application/json"}};
@@ -394,6 +397,40 @@ static void publish(struct bk_api *api, struct http_conn *conn, const struct buf
     hold(api, conn, Q_PUBLISH, NULL, 0, NULL, 0, 3, argv, lens);
 }
 
+/* Recovery on (docs/contracts.md "Connection state recovery, cluster-wide"): the broadcast as the
+ * Python SDK publishes it, one EVAL that stores it in P:rec:<nsp> and publishes it with the
+ * stream id spliced in as its offset (adapter_rec.h). */
+static void publish_recoverable(struct bk_api *api, struct http_conn *conn,
+                                const struct adapter_broadcast *bc, const struct buf *channel,
+                                unsigned window)
+{
+    struct buf msg, stream;
+    char maxlen[24], pexpire[24];
+    size_t split = 0;
+    buf_init(&msg, 0);
+    buf_init(&stream, 0);
+    buf_append_cstr(&stream, api->b->prefix);
+    buf_append_cstr(&stream, ":rec:");
+    buf_append(&stream, bc->packet.nsp.p, bc->packet.nsp.len);
+    if (channel->err != SIOC_OK || stream.err != SIOC_OK ||
+        adapter_rec_encode(&msg, bc, &split) != SIOC_OK) {
+        respond_error(api, conn, 500, "cannot encode the message");
+    } else {
+        snprintf(maxlen, sizeof maxlen, "%u", (unsigned)ADAPTER_REC_STREAM_MAXLEN);
+        snprintf(pexpire, sizeof pexpire, "%u", window + ADAPTER_REC_GRACE_MS);
+        const char *argv[] = {"EVAL", adapter_rec_script(), "1", (const char *)stream.data,
+                              (const char *)channel->data, (const char *)msg.data,
+                              (const char *)msg.data + split, maxlen, pexpire};
+        size_t lens[] = {4, strlen(argv[1]), 1, stream.len, channel->len, split, msg.len - split,
+                         strlen(maxlen), strlen(pexpire)};
+        (*api->pushes)++;
+        (*api->recoverable)++;
+        hold(api, conn, Q_PUBLISH, NULL, 0, NULL, 0, 9, argv, lens);
+    }
+    buf_deinit(&msg);
+    buf_deinit(&stream);
+}
+
 /* adapter sharded: the push as a createShardedAdapter message from uid "emitter"
  * (docs/contracts.md "Sharded adapter"): BROADCAST on its room's channel or the namespace's,
  * SOCKETS_JOIN / SOCKETS_LEAVE / DISCONNECT_SOCKETS on the namespace's. `data` is the event's
@@ -476,6 +513,12 @@ static void handle_push(struct bk_api *api, struct http_conn *conn, const struct
         bc->opts.has_flags = true;
         bc->opts.flags.is_volatile = body.is_volatile;
         adapter_broadcast_channel(&channel, key, body.nsp, &sel->rooms);
+        /* as Node and the SDK: volatile emits (and those with an ack, above) get no offset */
+        unsigned window = body.is_volatile ? 0 : bk_rec_window(api->rec);
+        if (window > 0) {
+            publish_recoverable(api, conn, bc, &channel, window);
+            goto done;
+        }
         adapter_broadcast_encode_emitter(&msg, bc);
     } else {
         /* as the emitter's socketsJoin/socketsLeave/disconnectSockets: {type, opts, rooms|close} */
@@ -640,8 +683,12 @@ struct bk_api *bk_api_new(struct broker *b)
                                          "class=\"5xx\"");
     api->pushes = metrics_counter(b->metrics, "sioc_broker_api_publishes_total",
                                   "emits, joins, leaves and disconnects published", NULL);
+    api->recoverable = metrics_counter(b->metrics, "sioc_broker_api_recoverable_total",
+                                       "emits stored for connection state recovery as published", NULL);
+    api->rec = bk_rec_new(b);
     if (api->requests == NULL || api->client_errors == NULL || api->server_errors == NULL ||
-        api->pushes == NULL) {
+        api->pushes == NULL || api->recoverable == NULL || api->rec == NULL) {
+        bk_rec_free(api->rec);
         free(api);
         return NULL;
     }
@@ -659,5 +706,6 @@ void bk_api_free(struct bk_api *api)
         redis_link_cancel(api->b->cmd, q);
         query_free(q);
     }
+    bk_rec_free(api->rec);
     free(api);
 }

@@ -8,7 +8,8 @@
 // with recovered === true, the same id, user and room, and every tick exactly once and in order;
 // workers see no disconnect/connect pair (a `connect` entry marked recovered, no handler), also
 // when the old connection lingers half-open; after the window, or with too many missed packets,
-// a clean new socket.
+// a clean new socket. The same kill -9 while the broker's POST /v1/emit pushes the ticks (the
+// broker stores its emits for recovery as the SDK does; volatile ones carry no offset).
 import net from "node:net";
 import { execFileSync } from "node:child_process";
 import { io as ioc } from "socket.io-client";
@@ -16,6 +17,7 @@ import {
   assert,
   assertEqual,
   createRunner,
+  post,
   rawWebSocket,
   repo,
   sleep,
@@ -26,6 +28,7 @@ import {
 } from "./lib/harness.mjs";
 
 const GATEWAY = "build/asan/sioc-gateway";
+const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const WINDOW = 4000;
 const { test, run } = createRunner("test_recovery");
 
@@ -214,6 +217,77 @@ test("kill -9 of the client's gateway: recovered on the other one, same id and r
     await b.stop();
   }
 }, 30000);
+
+// POST /v1/emit of tick(n) to `room` every 20 ms, one request after the other (so n is the
+// publish order); a refused request is retried with the same n and recorded.
+function startApiPusher(broker, room) {
+  const p = { n: 0, stopped: false, errors: [] };
+  p.done = (async () => {
+    while (!p.stopped) {
+      const body = JSON.stringify({ event: "tick", args: [p.n + 1], rooms: [room] });
+      const res = await post(broker.port, "/v1/emit", body, "Content-Type: application/json\r\n");
+      if (res.status === 200) p.n++;
+      else p.errors.push(`${res.status} ${res.body}`);
+      await sleep(20);
+    }
+  })();
+  p.stop = async () => {
+    p.stopped = true;
+    await p.done;
+  };
+  return p;
+}
+
+test("kill -9 of the client's gateway while the broker's /v1/emit pushes to its room: recovered, every push once in order", async () => {
+  const broker = await startServer(BROKER, ["--redis", redis.url, "--log-level", "info"]);
+  const a = await gateway("rec-api-a");
+  const b = await gateway("rec-api-b");
+  const proxy = await startProxy();
+  proxy.target = a.port;
+  let pusher = null;
+  try {
+    await until("the broker read the gateways' recovery-window", () => broker.log().includes("api.recovery"), 8000);
+    const c = await client(proxy, "r-api");
+    try {
+      // volatile emits are not stored and carry no offset (as Node)
+      const vol = [];
+      c.socket.on("vol", (...args) => vol.push(args));
+      const res = await post(broker.port, "/v1/emit", JSON.stringify({ event: "vol", args: [1], rooms: ["r-api"], volatile: true }),
+        "Content-Type: application/json\r\n");
+      assertEqual(res.status, 200, `volatile emit: ${res.body}`);
+      await until("volatile event", () => vol.length === 1, 5000);
+      assertEqual(vol[0], [1], "a volatile event has no offset");
+      pusher = startApiPusher(broker, "r-api");
+      await until("ticks on A", () => c.ticks.length >= 5, 5000);
+      assert(/^\d+-\d+$/.test(c.ticks[0].offset), `the broker's emit carries an offset: ${JSON.stringify(c.ticks[0])}`);
+      const id = c.socket.id;
+      proxy.target = b.port;
+      process.kill(a.pid, "SIGKILL");
+      proxy.cut();
+      await until("reconnect", () => c.connects.length === 2, 8000);
+      assertEqual(c.connects[1].recovered, true, "socket.recovered");
+      assertEqual(c.connects[1].id, id, "same socket id");
+      const seen = c.ticks.length;
+      await until("ticks on B", () => c.ticks.length >= seen + 10, 5000);
+      await pusher.stop();
+      assertEqual(pusher.errors, [], "every /v1/emit answered 200");
+      await until("every pushed tick", () => c.ticks.length >= pusher.n, 5000);
+      await sleep(300); // a duplicate would arrive now
+      assertEqual(c.ticks.map((t) => t.n), Array.from({ length: pusher.n }, (_, i) => i + 1),
+        "every pushed tick exactly once, in order");
+      assert(Number(execFileSync("redis-cli", ["-p", String(redis.port), "XLEN", "sioc:rec:/"]).toString()) >= pusher.n,
+        "the broker's emits are in the stream");
+    } finally {
+      c.socket.close();
+    }
+  } finally {
+    if (pusher) await pusher.stop();
+    await proxy.close();
+    await a.stop();
+    await b.stop();
+    await broker.stop();
+  }
+}, 40000);
 
 test("a polling-only client: kill -9 of its gateway, recovered on the other one", async () => {
   const a = await gateway("rec-p1");
