@@ -125,6 +125,11 @@ static int head_fail(struct http_parser *ps, int err)
     return err;
 }
 
+size_t http_parser_window(const struct http_parser *ps)
+{
+    return ps->max_head + 2;
+}
+
 int http_request_parse(struct http_parser *ps, const uint8_t *buf, size_t len,
                        struct http_request *req)
 {

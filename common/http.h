@@ -72,6 +72,9 @@ struct http_parser {
 
 /* Prepares a parser for one request head. `limits` may be NULL (defaults). Allocates nothing. */
 void http_parser_init(struct http_parser *ps, const struct http_limits *limits);
+/* The most bytes worth handing to http_request_parse: its head limit (after clamping) plus the
+ * two bytes that let it tell "too big" from "not finished". */
+size_t http_parser_window(const struct http_parser *ps);
 /* Forgets the current request, keeping the limits; use before parsing the next (pipelined)
  * request. */
 void http_parser_reset(struct http_parser *ps);

@@ -359,6 +359,11 @@ bool sio_assembler_pending(const struct sio_assembler *a)
     return a->pending;
 }
 
+enum sio_reason sio_assembler_reason(const struct sio_assembler *a)
+{
+    return a->reason;
+}
+
 static int store_fail(struct sio_assembler *a)
 {
     int err = a->store.err;

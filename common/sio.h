@@ -133,6 +133,8 @@ void sio_assembler_reset(struct sio_assembler *a);
  * A text packet arriving now is Node's "got plaintext data when reconstructing a packet"
  * (SIO_REASON_UNEXPECTED_TEXT): the caller decides, the Node server closes. */
 bool sio_assembler_pending(const struct sio_assembler *a);
+/* Why the last call failed (SIO_REASON_NONE after a success). */
+enum sio_reason sio_assembler_reason(const struct sio_assembler *a);
 /* Starts reassembling pkt, a successful decode of type BINARY_EVENT/BINARY_ACK, copying its
  * nsp, query and data. Returns SIOC_OK; SIOC_EINVAL if pkt is not binary or a packet is already
  * pending; SIOC_ETOOBIG/SIOC_ENOMEM (reason PAYLOAD_LIMIT). */

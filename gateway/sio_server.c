@@ -582,14 +582,14 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
         }
         int rc = sio_assembler_add(c->assembler, p, len);
         if (rc < 0) {
-            client_violation(c, sio_reason_string(c->assembler->reason));
+            client_violation(c, sio_reason_string(sio_assembler_reason(c->assembler)));
             return;
         }
         if (rc > 0)
             return; /* more attachments to come */
         buf_reset(&srv->packet);
         if (sio_assembler_finish(c->assembler, &pkt, &srv->packet) != SIOC_OK) {
-            client_violation(c, sio_reason_string(c->assembler->reason));
+            client_violation(c, sio_reason_string(sio_assembler_reason(c->assembler)));
             return;
         }
         dispatch(c, &pkt);
@@ -617,7 +617,7 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
         }
         sio_assembler_init(c->assembler, srv->cfg.max_payload);
         if (sio_assembler_start(c->assembler, &pkt) != SIOC_OK)
-            client_violation(c, sio_reason_string(c->assembler->reason));
+            client_violation(c, sio_reason_string(sio_assembler_reason(c->assembler)));
         return;
     }
     dispatch(c, &pkt);

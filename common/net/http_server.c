@@ -559,7 +559,8 @@ static bool read_head(struct http_conn *conn, const uint8_t *p, size_t avail, si
     }
     struct conn_request *r = conn->req;
     /* The parser stops with ETOOBIG once it has seen more than max_head bytes. */
-    size_t n = avail < r->parser.max_head + 2 ? avail : r->parser.max_head + 2;
+    size_t window = http_parser_window(&r->parser);
+    size_t n = avail < window ? avail : window;
     int rc = http_request_parse(&r->parser, p, n, &r->head);
     if (rc == SIOC_EAGAIN)
         return false;
