@@ -137,7 +137,8 @@ static void on_server_side_emit(struct cluster *c, const struct cluster_nsp *n,
     cluster_sharded_respond(c, n, m->uid, r);
 }
 
-static void dispatch(struct cluster *c, struct cluster_nsp *n, const struct cluster_msg *m)
+static void sharded_message_in(struct cluster *c, struct cluster_nsp *n,
+                               const struct cluster_msg *m)
 {
     switch (m->type) {
     case CLUSTER_MSG_BROADCAST: on_broadcast(c, n, m); break;
@@ -183,7 +184,7 @@ void cluster_sharded_on_message(struct cluster *c, struct slice channel, struct 
         return;
     if (m->uid.len == strlen(n->uid) && memcmp(m->uid.p, n->uid, m->uid.len) == 0)
         return; /* our own (never today: the gateway publishes only answers) */
-    dispatch(c, n, m);
+    sharded_message_in(c, n, m);
 }
 
 /* ---- subscriptions ---- */

@@ -26,7 +26,8 @@
 #include "gateway/random_pool.h"
 #include "gateway/ws_link.h"
 
-#define DEFAULT_POLL_LINGER_MS 30000 /* a closed polling session waits this long for its last GET */
+#define DEFAULT_POLL_LINGER_MS 30000 /* a closed polling session waits this long for its last GET  \
+                                      */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define DEFAULT_HEARTBEAT_HOLD_MAX_MS 60000
 
@@ -77,8 +78,8 @@ struct eio_server {
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
     struct deadline_list v3_wait; /* 1.12: v3 sessions await the client's ping */
     struct deadline_timer timer;  /* for the earliest deadline of the five lists */
-    bool heartbeats_held;        /* eio_server_hold_heartbeats */
-    bool hold_expired;           /* ... for longer than heartbeat_hold_max_ms (logged once) */
+    bool heartbeats_held;         /* eio_server_hold_heartbeats */
+    bool hold_expired;            /* ... for longer than heartbeat_hold_max_ms (logged once) */
     uint64_t held_since_ms;
     /* Sessions whose owner is told (and which are freed if dead) from the loop. */
     struct eio_session *reap_head, *reap_tail;
@@ -86,15 +87,16 @@ struct eio_server {
     char cors_buf[EIO_CORS_MAX_ORIGIN]; /* the reflected Origin of the response being built */
 };
 
-__attribute__((format(printf, 3, 4)))
-static void log_peer(struct eio_server *srv, const char *event, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void log_peer(struct eio_server *srv,
+                                                           const char *event, const char *fmt, ...)
 {
     if (srv->cfg.on_log == NULL)
         return;
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
+    vsnprintf(detail, sizeof detail, fmt,
+              ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
     va_end(ap);
     srv->cfg.on_log(srv->cfg.ctx, event, detail);
 }
@@ -243,7 +245,8 @@ static void answer_get(struct eio_session *s, struct gw_frame *const *frames, si
     http_conn_clear_owner(conn);
     struct http_field fields[8];
     size_t n = 0;
-    struct slice origin = {(const uint8_t *)s->get_origin, s->get_origin ? strlen(s->get_origin) : 0};
+    struct slice origin = {(const uint8_t *)s->get_origin,
+                           s->get_origin ? strlen(s->get_origin) : 0};
     add_cors(s->srv, origin, fields, &n); /* the headers the GET would have had when it came */
     free(s->get_origin);
     s->get_origin = NULL;
@@ -297,9 +300,7 @@ static void set_state(struct eio_session *s, enum session_state to)
     }
     s->state = to;
     switch (to) {
-    case STATE_PROBING:
-        arm_deadline(srv, &s->deadline, &srv->upgrade_wait);
-        break;
+    case STATE_PROBING: arm_deadline(srv, &s->deadline, &srv->upgrade_wait); break;
     case STATE_LINGER:
         deadline_remove(&s->heartbeat);
         arm_deadline(srv, &s->deadline, &srv->linger_wait);
@@ -311,8 +312,7 @@ static void set_state(struct eio_session *s, enum session_state to)
         idmap_remove(&srv->sessions, &s->node);
         schedule_reap(s);
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -375,7 +375,8 @@ static void session_abort(struct eio_session *s, const char *reason, struct gw_f
     if (!session_open(s))
         return;
     if (s->get != NULL) {
-        drop_queue(s); /* the held GET gets only the release packet: the rest is for a dead session */
+        drop_queue(
+            s); /* the held GET gets only the release packet: the rest is for a dead session */
         flush_poll(s, release);
     }
     if (s->ws != NULL) {
@@ -412,12 +413,17 @@ static void schedule_ping(struct eio_session *s)
     arm_deadline(s->srv, &s->heartbeat, &s->srv->ping_wait);
 }
 
-/* The upgrade probe or a closed polling session's wait for its last GET timed out. */
-static void deadline_due(struct eio_session *s)
+/* A closed polling session's wait for its last GET timed out: the GET never came. */
+static void linger_expired(struct eio_session *s)
 {
-    if (s->state == STATE_LINGER) {
-        set_state(s, STATE_CLOSED); /* the last GET never came */
-    } else if (s->state == STATE_PROBING || s->state == STATE_PROBED) {
+    if (s->state == STATE_LINGER)
+        set_state(s, STATE_CLOSED);
+}
+
+/* The upgrade probe timed out: the session stays on polling. */
+static void upgrade_expired(struct eio_session *s)
+{
+    if (s->state == STATE_PROBING || s->state == STATE_PROBED) {
         log_peer(s->srv, "eio.upgrade_timeout", "sid=%s", s->node.id);
         set_state(s, STATE_POLLING);
     }
@@ -452,12 +458,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                      "reading paused for %llu ms: closing the sessions whose pong waits unread",
                      (unsigned long long)(now - srv->held_since_ms));
         }
-        session_abort(s, srv->heartbeats_held ? "backpressure timeout" : "ping timeout", srv->close);
+        session_abort(s, srv->heartbeats_held ? "backpressure timeout" : "ping timeout",
+                      srv->close);
     }
     while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
-        deadline_due(DEADLINE_OWNER(n, struct eio_session, deadline));
+        upgrade_expired(DEADLINE_OWNER(n, struct eio_session, deadline));
     while ((n = deadline_pop_expired(&srv->linger_wait, now)) != NULL)
-        deadline_due(DEADLINE_OWNER(n, struct eio_session, deadline));
+        linger_expired(DEADLINE_OWNER(n, struct eio_session, deadline));
     arm_server_timer(srv);
 }
 
@@ -489,7 +496,8 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
     s->queue[s->queue_len++] = gw_frame_ref(f);
     s->queue_bytes += f->len;
     if (s->queue_bytes > s->srv->cfg.out_hard_limit && session_open(s)) {
-        log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id, s->queue_bytes);
+        log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id,
+                 s->queue_bytes);
         session_abort(s, "slow consumer", NULL);
         return;
     }
@@ -540,7 +548,7 @@ void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len)
 
 /* ---- packets from the client (both transports) ---- */
 
-static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
+static void client_packet_in(struct eio_session *s, const struct eio_packet *pkt)
 {
     (*s->srv->cfg.packets_in)++;
     *s->srv->cfg.bytes_in += pkt->data.len;
@@ -574,8 +582,7 @@ static void handle_packet(struct eio_session *s, const struct eio_packet *pkt)
         log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->node.id);
         session_abort(s, "invalid heartbeat direction", s->srv->close);
         break;
-    default:
-        break; /* open, upgrade and noop outside an upgrade are ignored (1.4) */
+    default: break; /* open, upgrade and noop outside an upgrade are ignored (1.4) */
     }
 }
 
@@ -627,7 +634,7 @@ static void link_message_cb(void *ctx, struct ws_link *link, const uint8_t *p, s
     if (binary && s->fmt.version == EIO_V4) {
         /* 1.6: a v4 binary frame is message data, nothing else */
         pkt = (struct eio_packet){EIO_PACKET_MESSAGE, true, {p, len}};
-        handle_packet(s, &pkt);
+        client_packet_in(s, &pkt);
         return;
     }
     struct buf bin; /* a "b<base64>" text packet decodes here; allocates only then */
@@ -635,7 +642,7 @@ static void link_message_cb(void *ctx, struct ws_link *link, const uint8_t *p, s
     int rc = binary ? eio_binary_frame_decode(EIO_V3, p, len, &pkt)
                     : eio_packet_decode(s->fmt.version, p, len, &bin, &pkt);
     if (rc == SIOC_OK) {
-        handle_packet(s, &pkt);
+        client_packet_in(s, &pkt);
     } else {
         log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
         session_abort(s, "parse error", NULL);
@@ -658,7 +665,10 @@ static void link_close_cb(void *ctx, struct ws_link *link, int err, const char *
     if (link != s->ws)
         return;
     s->ws = NULL;
-    session_abort(s, err == SIOC_ETOOBIG ? "message too big" : err != SIOC_OK ? "parse error" : reason,
+    session_abort(s,
+                  err == SIOC_ETOOBIG ? "message too big"
+                  : err != SIOC_OK    ? "parse error"
+                                      : reason,
                   NULL);
 }
 
@@ -773,7 +783,8 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
                       struct http_server_request *req, bool websocket, enum eio_version version)
 {
     struct eio_poll_format fmt;
-    struct eio_session *s = eio_poll_format_init(&fmt, req->query, version) ? session_new(srv, websocket, &fmt) : NULL;
+    struct eio_session *s =
+        eio_poll_format_init(&fmt, req->query, version) ? session_new(srv, websocket, &fmt) : NULL;
     if (s == NULL) {
         eio_poll_format_deinit(&fmt);
         respond(srv, conn, req, 503, NULL, NULL, 0);
@@ -910,7 +921,7 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
     struct eio_packet pkt;
     rc = rc == SIOC_OK ? 0 : rc;
     while (rc == 0 && session_open(s) && (rc = eio_payload_next(&it, &bin, &pkt)) == 1) {
-        handle_packet(s, &pkt);
+        client_packet_in(s, &pkt);
         rc = 0;
     }
     buf_deinit(&bin);
@@ -996,7 +1007,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
         .allow_eio3 = srv->cfg.allow_eio3,
         .session_found = s != NULL,
         .session_transport = s != NULL && s->state == STATE_WEBSOCKET ? EIO_TRANSPORT_WEBSOCKET
-                                                       : EIO_TRANSPORT_POLLING,
+                                                                      : EIO_TRANSPORT_POLLING,
         .session_version = s != NULL ? s->fmt.version : EIO_V4,
     };
     enum eio_transport chosen = EIO_TRANSPORT_NONE;
@@ -1084,9 +1095,9 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     deadline_list_init(&srv->v3_wait, srv->cfg.ping_interval_ms + srv->cfg.ping_timeout_ms);
     srv->timer.ev = evtimer_new(base, timer_cb, srv);
     srv->reap_event = event_new(base, -1, 0, reap_cb, srv);
-    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->pong == NULL || srv->noop == NULL ||
-        srv->close == NULL || srv->pong_probe == NULL || srv->timer.ev == NULL ||
-        srv->reap_event == NULL) {
+    if (idmap_init(&srv->sessions, seed) != SIOC_OK || srv->ping == NULL || srv->pong == NULL ||
+        srv->noop == NULL || srv->close == NULL || srv->pong_probe == NULL ||
+        srv->timer.ev == NULL || srv->reap_event == NULL) {
         eio_server_free(srv);
         return NULL;
     }

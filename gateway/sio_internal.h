@@ -20,7 +20,7 @@
 #include "gateway/random_pool.h"
 #include "gateway/sio_server.h"
 
-#define MAX_TRACKED_ACKS 1024  /* outstanding ack ids remembered per socket and direction */
+#define MAX_TRACKED_ACKS 1024 /* outstanding ack ids remembered per socket and direction */
 #define MAX_NAMESPACE 256
 #define DEFAULT_MAX_PENDING_EVENTS 64
 #define DEFAULT_MAX_NAMESPACES_PER_CLIENT 64
@@ -34,7 +34,7 @@ struct sio_nsp {
     bool dynamic;               /* created under "*" (and not "/"): freed once empty */
     struct rooms *rooms;
     struct sio_server *srv; /* for the room watch (on_room_change) */
-    uint64_t ack_counter; /* PROTOCOL.md 2.2: per namespace, from 0 */
+    uint64_t ack_counter;   /* PROTOCOL.md 2.2: per namespace, from 0 */
     size_t len;
     char name[];
 };
@@ -77,8 +77,8 @@ struct sio_socket {
     struct pending_event *pending, **pending_tail;
     uint32_t pending_count; /* bounded by the pending limit */
     uint32_t group_len, group_cap;
-    struct id_list client_acks; /* ids the client asked us to answer */
-    struct id_list server_acks; /* ids of our emits awaiting the client's ACK */
+    struct id_list client_acks;   /* ids the client asked us to answer */
+    struct id_list server_acks;   /* ids of our emits awaiting the client's ACK */
     struct group_ack *group_acks; /* broadcast-with-ack ids awaiting the client's ACK */
     char *pid; /* recovery on (cfg.pid_suffix), protocol v5: the private session id */
     /* sio_socket_hold: broadcasts to this socket are kept (their data arrays) until released */
@@ -115,20 +115,20 @@ struct sio_server {
     struct event_base *base;
     struct sio_server_config cfg;
     struct eio_server *eio;
-    struct sio_nsp *nsps;       /* every namespace, for iteration */
-    struct namemap nsp_map;     /* the same, for lookup by name */
-    size_t dynamic_count;       /* namespaces created under "*" (bounded by max_namespaces) */
-    bool nsp_limit_logged;      /* max_namespaces was logged since a namespace was last freed */
+    struct sio_nsp *nsps;   /* every namespace, for iteration */
+    struct namemap nsp_map; /* the same, for lookup by name */
+    size_t dynamic_count;   /* namespaces created under "*" (bounded by max_namespaces) */
+    bool nsp_limit_logged;  /* max_namespaces was logged since a namespace was last freed */
     bool any_namespace;
     char *allowed; /* the namespaces list, comma-separated */
     struct idmap sockets;
     size_t socket_count;
     uint32_t id_counter;
-    struct buf packet; /* scratch: decoded payload */
-    struct buf text;   /* scratch: encoded packet text */
-    struct buf args;   /* scratch: event args */
-    struct buf plain_text; /* scratch: a plain message (ws-routes) */
-    struct plain_ws *plain; /* plain WebSocket connections (ws-routes; sio_plain.c) */
+    struct buf packet;         /* scratch: decoded payload */
+    struct buf text;           /* scratch: encoded packet text */
+    struct buf args;           /* scratch: event args */
+    struct buf plain_text;     /* scratch: a plain message (ws-routes) */
+    struct plain_ws *plain;    /* plain WebSocket connections (ws-routes; sio_plain.c) */
     struct random_pool random; /* socket ids */
     /* DESIGN.md §4: one timer for every client's connect timeout, not one each */
     struct deadline_list connect_wait;
@@ -148,8 +148,8 @@ bool sio_floor_drops(struct sio_socket *s, struct slice data);
  * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative
  * error with none held. Every send and broadcast goes through here: one encoding, then a
  * reference per recipient (DESIGN.md §4). */
-int sio_encode_frames(struct sio_server *srv, enum sio_version version, const struct sio_packet *pkt,
-                      struct gw_frame *frames[MAX_FRAMES]);
+int sio_encode_frames(struct sio_server *srv, enum sio_version version,
+                      const struct sio_packet *pkt, struct gw_frame *frames[MAX_FRAMES]);
 void sio_unref_frames(struct gw_frame **frames, int n);
 /* The namespace of that name, or NULL. */
 struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t len);
@@ -169,8 +169,8 @@ struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp);
 /* Unlinks and frees a socket after telling the application (on_disconnect with reason). */
 void sio_socket_remove(struct sio_socket *s, const char *reason);
 /* An event from the client to the application (accepted socket), or queued until the accept. */
-void sio_deliver_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
-                       uint64_t id);
+void sio_forward_client_event(struct sio_socket *s, struct slice event, struct slice args,
+                              bool has_ack, uint64_t id);
 void sio_queue_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
                      uint64_t id);
 /* The client's connection is gone: its sockets are removed with `reason`, then it is freed. */

@@ -71,7 +71,7 @@ static void on_plain_message(void *ctx, struct plain_ws_conn *pc, void *user, co
     struct slice event = {(const uint8_t *)PLAIN_EVENT, sizeof PLAIN_EVENT - 1};
     struct slice args = {srv->args.data, srv->args.len};
     if (s->accepted)
-        sio_deliver_event(s, event, args, false, 0);
+        sio_forward_client_event(s, event, args, false, 0);
     else
         sio_queue_event(s, event, args, false, 0); /* auth backend: until the worker answers */
 }
@@ -130,7 +130,8 @@ static void refuse(struct sio_server *srv, struct http_conn *conn, const char *n
     http_conn_respond(conn, 503, text, 1, body, n > 0 ? (size_t)n : 0, false);
     if (srv->cfg.on_log != NULL) {
         char detail[400];
-        snprintf(detail, sizeof detail, "nsp=%.*s: %s", (int)(nsp_len > 256 ? 256 : nsp_len), nsp, why);
+        snprintf(detail, sizeof detail, "nsp=%.*s: %s", (int)(nsp_len > 256 ? 256 : nsp_len), nsp,
+                 why);
         srv->cfg.on_log(srv->cfg.ctx, "ws.route_refused", detail);
     }
 }
@@ -148,7 +149,8 @@ struct sio_socket *sio_server_open_plain(struct sio_server *srv, struct http_con
             sio_nsp_release(srv, n);
         free(c);
         free(uid);
-        refuse(srv, conn, nsp, nsp_len, why == NSP_LIMIT ? "Namespace limit reached" : "out of memory");
+        refuse(srv, conn, nsp, nsp_len,
+               why == NSP_LIMIT ? "Namespace limit reached" : "out of memory");
         return NULL;
     }
     c->srv = srv;

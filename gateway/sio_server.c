@@ -36,15 +36,16 @@
 #include "gateway/sio_handshake.h"
 #include "gateway/sio_internal.h"
 
-__attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv, const char *event,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void log_peer(struct sio_server *srv,
+                                                           const char *event, const char *fmt, ...)
 {
     if (srv->cfg.on_log == NULL)
         return;
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
+    vsnprintf(detail, sizeof detail, fmt,
+              ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
     va_end(ap);
     srv->cfg.on_log(srv->cfg.ctx, event, detail);
 }
@@ -83,7 +84,8 @@ static bool id_list_take(struct id_list *l, uint64_t id)
 
 static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
 {
-    if (srv->any_namespace) /* a name must be valid UTF-8 without NUL (it becomes keys and C strings) */
+    if (srv->any_namespace) /* a name must be valid UTF-8 without NUL (it becomes keys and C
+                               strings) */
         return nsp.len <= MAX_NAMESPACE && memchr(nsp.p, 0, nsp.len) == NULL &&
                utf8_valid(nsp.p, nsp.len);
     return config_list_has(srv->allowed, (const char *)nsp.p, nsp.len);
@@ -378,8 +380,8 @@ static bool split_event(struct sio_server *srv, struct slice data, struct slice 
     return true;
 }
 
-void sio_deliver_event(struct sio_socket *s, struct slice event, struct slice args,
-                       bool has_ack, uint64_t id)
+void sio_forward_client_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
+                       uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
     if (has_ack)
@@ -392,10 +394,11 @@ void sio_queue_event(struct sio_socket *s, struct slice event, struct slice args
                      uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
-    size_t limit = srv->cfg.max_pending_events ? srv->cfg.max_pending_events
-                                               : DEFAULT_MAX_PENDING_EVENTS;
+    size_t limit =
+        srv->cfg.max_pending_events ? srv->cfg.max_pending_events : DEFAULT_MAX_PENDING_EVENTS;
     if (s->pending_count >= limit) {
-        log_peer(srv, "sio.pending_overflow", "socket=%s: too many events before connect", s->node.id);
+        log_peer(srv, "sio.pending_overflow", "socket=%s: too many events before connect",
+                 s->node.id);
         sio_client_close(s->client, WS_CLOSE_POLICY_VIOLATION, "too many events before connect");
         return;
     }
@@ -464,10 +467,11 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
         return;
     }
     size_t per_client = srv->cfg.max_namespaces_per_client ? srv->cfg.max_namespaces_per_client
-                                                            : DEFAULT_MAX_NAMESPACES_PER_CLIENT;
+                                                           : DEFAULT_MAX_NAMESPACES_PER_CLIENT;
     if (c->socket_count >= per_client) {
         if (!c->nsp_cap_logged) /* once per connection: a client may try thousands */
-            log_peer(srv, "sio.namespace_refused", "sid=%s: more than %zu namespaces on one connection",
+            log_peer(srv, "sio.namespace_refused",
+                     "sid=%s: more than %zu namespaces on one connection",
                      eio_session_id(c->session), per_client);
         c->nsp_cap_logged = true;
         connect_error(c, pkt->nsp, "Too many namespaces on this connection");
@@ -512,7 +516,7 @@ static void handle_connect(struct sio_client *c, const struct sio_packet *pkt)
     buf_deinit(&query_auth);
 }
 
-static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
+static void client_packet_in(struct sio_client *c, const struct sio_packet *pkt)
 {
     struct sio_server *srv = c->srv;
     if (pkt->type == SIO_CONNECT) {
@@ -537,7 +541,7 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
             return;
         }
         if (s->accepted)
-            sio_deliver_event(s, event, args, pkt->has_id, pkt->id);
+            sio_forward_client_event(s, event, args, pkt->has_id, pkt->id);
         else
             sio_queue_event(s, event, args, pkt->has_id, pkt->id);
         break;
@@ -560,14 +564,12 @@ static void dispatch(struct sio_client *c, const struct sio_packet *pkt)
             srv->cfg.on_ack(srv->cfg.ctx, s, pkt->id, args); /* unknown ids are ignored */
         break;
     }
-    default:
-        client_violation(c, "CONNECT_ERROR from a client");
-        break;
+    default: client_violation(c, "CONNECT_ERROR from a client"); break;
     }
 }
 
-static void on_message(void *ctx, struct eio_session *session, void *user, const uint8_t *p,
-                       size_t len, bool binary)
+static void eio_message_in(void *ctx, struct eio_session *session, void *user, const uint8_t *p,
+                           size_t len, bool binary)
 {
     struct sio_server *srv = ctx;
     struct sio_client *c = user;
@@ -592,7 +594,7 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
             client_violation(c, sio_reason_string(sio_assembler_reason(c->assembler)));
             return;
         }
-        dispatch(c, &pkt);
+        client_packet_in(c, &pkt);
         if (c->assembler != NULL) {
             sio_assembler_deinit(c->assembler);
             free(c->assembler);
@@ -620,11 +622,10 @@ static void on_message(void *ctx, struct eio_session *session, void *user, const
             client_violation(c, sio_reason_string(sio_assembler_reason(c->assembler)));
         return;
     }
-    dispatch(c, &pkt);
+    client_packet_in(c, &pkt);
 }
 
 /* ---- clients (Engine.IO sessions) ---- */
-
 
 /* No namespace was joined within connectTimeout (PROTOCOL.md 2.5): close. */
 static void connect_timeout(struct sio_client *c)
@@ -730,11 +731,12 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     srv->id_counter = (uint32_t)process_random_u64(srv);
     struct eio_server_config ecfg = *eio;
     ecfg.on_open = on_open;
-    ecfg.on_message = on_message;
+    ecfg.on_message = eio_message_in;
     ecfg.on_close = on_close;
     ecfg.on_log = on_eio_log;
     ecfg.ctx = srv;
-    if (srv->allowed == NULL || srv->timer.ev == NULL || idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
+    if (srv->allowed == NULL || srv->timer.ev == NULL ||
+        idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
         namemap_init(&srv->nsp_map, cfg->seed ^ 0x6e73706d6170ull) != SIOC_OK ||
         (srv->eio = eio_server_new(base, &ecfg)) == NULL || sio_plain_init(srv, eio) != SIOC_OK) {
         sio_server_free(srv);
@@ -748,7 +750,7 @@ void sio_server_free(struct sio_server *srv)
     if (srv == NULL)
         return;
     eio_server_free(srv->eio); /* closes every session: on_close frees the clients */
-    plain_ws_free(srv->plain);  /* the same for plain connections */
+    plain_ws_free(srv->plain); /* the same for plain connections */
     while (srv->nsps != NULL)
         nsp_free(srv, srv->nsps);
     namemap_deinit(&srv->nsp_map);
@@ -791,8 +793,7 @@ struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, s
     if (sid_len > SIO_SOCKET_ID_LEN + 1 && sid[sid_len - SIO_SOCKET_ID_LEN - 1] == '#') {
         /* 2.7: "<nsp>#<engine sid>", a protocol v4 socket outside "/" */
         size_t nsp_len = sid_len - SIO_SOCKET_ID_LEN - 1;
-        struct sio_client *c =
-            eio_server_find_user(srv->eio, sid + nsp_len + 1, SIO_SOCKET_ID_LEN);
+        struct sio_client *c = eio_server_find_user(srv->eio, sid + nsp_len + 1, SIO_SOCKET_ID_LEN);
         return c != NULL && c->v4 ? client_socket(c, (struct slice){(const uint8_t *)sid, nsp_len})
                                   : NULL;
     }
@@ -861,7 +862,8 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
     }
     deadline_remove(&c->connect_deadline);
     /* 2.7: protocol v4 replies `40` / `40/nsp,` without a payload */
-    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, reply_len}, !c->v4);
+    send_packet(c, SIO_CONNECT, s->nsp, NULL, 0, false, 0, (struct slice){reply, reply_len},
+                !c->v4);
     if (c->srv->cfg.on_accepted != NULL)
         c->srv->cfg.on_accepted(c->srv->cfg.ctx, s);
     /* the CONNECT reply goes before anything the connect handler emits (2.5), then the events
@@ -872,8 +874,9 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
         if (s->pending == NULL)
             s->pending_tail = &s->pending;
         s->pending_count--;
-        sio_deliver_event(s, (struct slice){e->bytes, e->event_len},
-                      (struct slice){e->bytes + e->event_len, e->args_len}, e->has_ack, e->ack_id);
+        sio_forward_client_event(s, (struct slice){e->bytes, e->event_len},
+                          (struct slice){e->bytes + e->event_len, e->args_len}, e->has_ack,
+                          e->ack_id);
         free(e);
     }
 }
@@ -910,7 +913,8 @@ void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t 
     if (c->plain != NULL && !c->closing) {
         /* a plain connection is its one socket: refused, it closes (RFC 6455 7.4.1: 1008) */
         c->closing = true;
-        sio_client_close(c, WS_CLOSE_POLICY_VIOLATION, message != NULL ? message : "connection refused");
+        sio_client_close(c, WS_CLOSE_POLICY_VIOLATION,
+                         message != NULL ? message : "connection refused");
     }
 }
 
@@ -1093,4 +1097,3 @@ int sio_socket_adopt(struct sio_socket *s, const char *sid, const char *pid)
     idmap_insert(&srv->sockets, &s->node, sid);
     return SIOC_OK;
 }
-
