@@ -30,8 +30,6 @@ void deadline_list_init(struct deadline_list *l, uint64_t timeout_ms);
 uint64_t deadline_push(struct deadline_list *l, struct deadline_node *n, uint64_t now_ms);
 /* Unlinks `n` from its list; a no-op when it is in none. */
 void deadline_remove(struct deadline_node *n);
-/* The struct of type `type` that embeds the node `n` as `member`. */
-#define DEADLINE_OWNER(n, type, member) ((type *)(void *)((char *)(n)-offsetof(type, member)))
 static inline bool deadline_linked(const struct deadline_node *n)
 {
     return n->list != NULL;

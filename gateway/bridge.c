@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "common/container.h"
 #include "common/user_room.h"
 #include "common/deadline.h"
 #include "common/envelope.h"
@@ -737,7 +738,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
                   (const char *)r->rid.p);
         return;
     }
-    struct bridge_sock *bs = (struct bridge_sock *)((char *)n - offsetof(struct bridge_sock, node));
+    struct bridge_sock *bs = container_of(n, struct bridge_sock, node);
     struct sio_socket *sock = bs->sock;
     char *uid = NULL;
     bool ok = r->ok;

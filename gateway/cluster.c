@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/container.h"
 #include "common/config.h"
 #include "common/adapter.h"
 #include "common/cluster_msg.h"
@@ -257,7 +258,7 @@ void cluster_on_message(void *ctx, struct slice pattern, struct slice channel, s
         return;
     }
     struct cluster_channel *ch =
-        (struct cluster_channel *)(void *)namemap_find(&c->channel_map, channel.p, channel.len);
+        container_of_or_null(namemap_find(&c->channel_map, channel.p, channel.len), struct cluster_channel, node);
     if (ch == NULL)
         return;
     if (ch->request)

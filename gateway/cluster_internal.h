@@ -27,7 +27,7 @@ struct redis_link;
 struct cluster_nsp;
 /* One of a namespace's three channels, in cluster.channel_map. */
 struct cluster_channel {
-    struct namemap_node node; /* first: the map hands back this node */
+    struct namemap_node node; /* in the channel map (container_of finds the channel) */
     struct cluster_nsp *nsp;
     bool request; /* the request channel (else a response channel) */
 };

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/container.h"
 #include "common/error.h"
 #include "common/metrics.h"
 #include "common/net/log.h"
@@ -57,7 +58,7 @@ static struct fwd_pending *pending_find(struct eio_forward *f, uint64_t id)
 {
     uint64_t h = id_hash(f, id);
     for (struct hashtab_link *l = hashtab_chain(&f->pending, h); l != NULL; l = l->next) {
-        struct fwd_pending *p = (struct fwd_pending *)(void *)l;
+        struct fwd_pending *p = container_of(l, struct fwd_pending, link);
         if (l->hash == h && p->id == id)
             return p;
     }
@@ -430,7 +431,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < 3; i++) {
         struct deadline_node *n;
         while ((n = deadline_pop_expired(lists[i], now)) != NULL)
-            fail(DEADLINE_OWNER(n, struct fwd_pending, deadline), "timeout");
+            fail(container_of(n, struct fwd_pending, deadline), "timeout");
     }
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&f->host_wait, now)) != NULL)

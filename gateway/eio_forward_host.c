@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/container.h"
 #include "common/error.h"
 #include "common/net/log.h"
 
@@ -48,7 +49,7 @@ static struct fwd_host *host_find(struct eio_forward *f, const struct fwd_msg *m
 {
     uint64_t h = host_hash(f, m->from, m->from_len, m->id);
     for (struct hashtab_link *l = hashtab_chain(&f->hosts, h); l != NULL; l = l->next) {
-        struct fwd_host *x = (struct fwd_host *)(void *)l;
+        struct fwd_host *x = container_of(l, struct fwd_host, link);
         if (l->hash == h && x->id == m->id && x->from_len == m->from_len &&
             memcmp(x->from, m->from, m->from_len) == 0)
             return x;
@@ -271,7 +272,7 @@ void fwd_host_on_message(struct eio_forward *f, const struct fwd_msg *m)
 void fwd_host_expired(struct eio_forward *f, struct deadline_node *n)
 {
     (void)f;
-    struct fwd_host *x = DEADLINE_OWNER(n, struct fwd_host, deadline);
+    struct fwd_host *x = container_of(n, struct fwd_host, deadline);
     struct fwd_msg m = {.type = FWD_END};
     reply(x, &m);
     host_free(x);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/container.h"
 #include "common/base64.h"
 #include "common/deadline.h"
 #include "common/eio.h"
@@ -43,7 +44,7 @@ enum session_state {
 };
 
 struct eio_session {
-    struct idmap_node node; /* first: the table hands back this node */
+    struct idmap_node node; /* in the session table (container_of finds the session) */
     struct eio_session *prev, *next;
     struct eio_server *srv;
     void *user;
@@ -437,10 +438,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = deadline_clock_ms();
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->ping_wait, now)) != NULL)
-        ping_due(DEADLINE_OWNER(n, struct eio_session, heartbeat));
+        ping_due(container_of(n, struct eio_session, heartbeat));
     while ((n = deadline_pop_expired(&srv->pong_wait, now)) != NULL ||
            (n = deadline_pop_expired(&srv->v3_wait, now)) != NULL) {
-        struct eio_session *s = DEADLINE_OWNER(n, struct eio_session, heartbeat);
+        struct eio_session *s = container_of(n, struct eio_session, heartbeat);
         bool v3 = s->fmt.version == EIO_V3;
         if (srv->heartbeats_held && now - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms) {
             /* our pause, not the client's silence: ping again (the client closes a connection
@@ -462,9 +463,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                       srv->close);
     }
     while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
-        upgrade_expired(DEADLINE_OWNER(n, struct eio_session, deadline));
+        upgrade_expired(container_of(n, struct eio_session, deadline));
     while ((n = deadline_pop_expired(&srv->linger_wait, now)) != NULL)
-        linger_expired(DEADLINE_OWNER(n, struct eio_session, deadline));
+        linger_expired(container_of(n, struct eio_session, deadline));
     arm_server_timer(srv);
 }
 
@@ -542,7 +543,8 @@ void eio_server_refuse(struct eio_server *srv, struct http_conn *conn,
 
 void *eio_server_find_user(struct eio_server *srv, const char *sid, size_t len)
 {
-    struct eio_session *s = (struct eio_session *)(void *)idmap_find(&srv->sessions, sid, len);
+    struct eio_session *s =
+        container_of_or_null(idmap_find(&srv->sessions, sid, len), struct eio_session, node);
     return s != NULL && session_open(s) ? s->user : NULL;
 }
 
@@ -985,7 +987,7 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     struct eio_session *s = NULL;
     if (sid.len > 0 && sid.err == SIOC_OK) {
         struct idmap_node *node = idmap_find(&srv->sessions, (const char *)sid.data, sid.len);
-        s = (struct eio_session *)(void *)node;
+        s = container_of_or_null(node, struct eio_session, node);
     }
     if (s == NULL && foreign_sid(srv, &sid) &&
         srv->cfg.on_foreign_sid(srv->cfg.foreign_ctx, conn, req, (const char *)sid.data)) {
@@ -1124,7 +1126,7 @@ void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
     for (const struct deadline_node *d = srv->pong_wait.head; d != NULL; d = d->next)
         n++;
     while (n-- > 0 && srv->pong_wait.head != NULL)
-        ping_due(DEADLINE_OWNER(srv->pong_wait.head, struct eio_session, heartbeat));
+        ping_due(container_of(srv->pong_wait.head, struct eio_session, heartbeat));
     n = 0;
     for (const struct deadline_node *d = srv->v3_wait.head; d != NULL; d = d->next)
         n++;

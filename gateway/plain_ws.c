@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/container.h"
 #include "common/deadline.h"
 #include "common/error.h"
 #include "common/net/deadline_timer.h"
@@ -159,9 +160,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = deadline_clock_ms();
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&pw->ping_wait, now)) != NULL)
-        ping(DEADLINE_OWNER(n, struct plain_ws_conn, heartbeat));
+        ping(container_of(n, struct plain_ws_conn, heartbeat));
     while ((n = deadline_pop_expired(&pw->pong_wait, now)) != NULL) {
-        struct plain_ws_conn *c = DEADLINE_OWNER(n, struct plain_ws_conn, heartbeat);
+        struct plain_ws_conn *c = container_of(n, struct plain_ws_conn, heartbeat);
         if (pw->held && now - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms) {
             ping(c); /* our pause, not the client's silence */
             continue;
@@ -296,7 +297,7 @@ void plain_ws_hold_heartbeats(struct plain_ws *pw, bool hold)
     for (const struct deadline_node *d = pw->pong_wait.head; d != NULL; d = d->next)
         n++;
     while (n-- > 0 && pw->pong_wait.head != NULL)
-        ping(DEADLINE_OWNER(pw->pong_wait.head, struct plain_ws_conn, heartbeat));
+        ping(container_of(pw->pong_wait.head, struct plain_ws_conn, heartbeat));
     arm_timer(pw);
 }
 

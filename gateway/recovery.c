@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/container.h"
 #include "common/user_room.h"
 #include "common/adapter.h"
 #include "common/buf.h"
@@ -433,7 +434,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     r->timer.at = 0;
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&r->parked, deadline_clock_ms())) != NULL) {
-        struct parked *p = DEADLINE_OWNER(n, struct parked, due);
+        struct parked *p = container_of(n, struct parked, due);
         r->nparked--;
         session_key(&r->key2, r->prefix, pid_origin(p->pid), strlen(pid_origin(p->pid)), p->pid);
         const char *argv[2] = {"DEL", (const char *)r->key2.data};
@@ -980,7 +981,7 @@ void recovery_free(struct recovery *r)
     }
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&r->parked, UINT64_MAX)) != NULL)
-        parked_free(DEADLINE_OWNER(n, struct parked, due));
+        parked_free(container_of(n, struct parked, due));
     if (r->timer.ev != NULL)
         event_free(r->timer.ev);
     if (r->beat != NULL)

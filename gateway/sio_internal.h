@@ -62,7 +62,7 @@ struct group_ack {
 struct sio_client;
 
 struct sio_socket {
-    struct idmap_node node; /* first: the id table hands back this node */
+    struct idmap_node node; /* in the id table (container_of finds the socket) */
     struct sio_client *client;
     struct sio_nsp *nsp;
     struct sio_socket *next_in_client;

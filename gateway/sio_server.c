@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/container.h"
 #include "common/config.h"
 #include "common/user_room.h"
 #include "common/deadline.h"
@@ -94,7 +95,7 @@ static bool namespace_allowed(const struct sio_server *srv, struct slice nsp)
 struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t len)
 {
     struct namemap_node *n = namemap_find(&srv->nsp_map, name, len);
-    return n != NULL ? (struct sio_nsp *)(void *)n : NULL;
+    return container_of_or_null(n, struct sio_nsp, node);
 }
 
 static void arm_timer(struct sio_server *srv);
@@ -647,9 +648,9 @@ static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = deadline_clock_ms();
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&srv->connect_wait, now)) != NULL)
-        connect_timeout(DEADLINE_OWNER(n, struct sio_client, connect_deadline));
+        connect_timeout(container_of(n, struct sio_client, connect_deadline));
     while ((n = deadline_pop_expired(&srv->empty_wait, now)) != NULL)
-        nsp_empty_due(srv, DEADLINE_OWNER(n, struct sio_nsp, empty));
+        nsp_empty_due(srv, container_of(n, struct sio_nsp, empty));
     arm_timer(srv);
 }
 
@@ -797,7 +798,7 @@ struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, s
         return c != NULL && c->v4 ? client_socket(c, (struct slice){(const uint8_t *)sid, nsp_len})
                                   : NULL;
     }
-    return (struct sio_socket *)(void *)idmap_find(&srv->sockets, sid, sid_len);
+    return container_of_or_null(idmap_find(&srv->sockets, sid, sid_len), struct sio_socket, node);
 }
 
 struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,

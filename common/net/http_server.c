@@ -21,6 +21,7 @@
  * reads go through SSL_read into the same shared buffer and output leaves through
  * tls_conn_writev from the same segment queue (one record per 16 KB instead of one sendmsg). The
  * listener and accepts are in http_listener.c. */
+#include "common/container.h"
 #include "common/net/http_server.h"
 
 #include <assert.h>
@@ -149,7 +150,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t i = 0; i < 3; i++) {
         struct deadline_node *n;
         while ((n = deadline_pop_expired(lists[i], now)) != NULL) {
-            struct http_conn *conn = DEADLINE_OWNER(n, struct http_conn, timeout);
+            struct http_conn *conn = container_of(n, struct http_conn, timeout);
             if (conn->state == CONN_CLOSING) {
                 schedule_free(conn); /* the peer does not read what is left: give up on it */
                 continue;

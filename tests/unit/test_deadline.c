@@ -1,18 +1,19 @@
 /* test_deadline.c: FIFO deadline lists: order, removal from any position, re-pushing, moving
  * between lists, expiry at the exact deadline, and a large interleaved workload checked
  * against the obvious model. */
+#include "common/container.h"
 #include "common/deadline.h"
 #include "tests/unit/test.h"
 
 struct waiter {
     int pad;
-    struct deadline_node node; /* not first: DEADLINE_OWNER finds the waiter */
+    struct deadline_node node; /* not first: container_of finds the waiter */
     int id;
 };
 
 static int id_of(struct deadline_node *n)
 {
-    return n != NULL ? DEADLINE_OWNER(n, struct waiter, node)->id : -1;
+    return n != NULL ? container_of(n, struct waiter, node)->id : -1;
 }
 
 static void test_order_and_expiry(void)
