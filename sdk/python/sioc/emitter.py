@@ -17,12 +17,16 @@ on ``<key>#<nsp>#`` (docs/contracts.md "Sharded adapter").
 """
 
 import json
+import time
+
+import redis as redis_lib
+from redis.cluster import RedisCluster
 
 from .protocol import pack
 
 __all__ = ["EMITTER_UID", "ADAPTERS", "SUBSCRIPTION_MODES", "ShardChannel", "encode_broadcast",
            "encode_sharded", "encode_sharded_broadcast", "encode_sharded_sockets_leave",
-           "sharded_channel", "check_adapter", "Emitter"]
+           "sharded_channel", "check_adapter", "spublish", "Emitter"]
 
 EMITTER_UID = "emitter"  # the adapter uid redis-emitter writes; no node ignores it
 _EVENT = 2               # Socket.IO packet type EVENT (binary args stay in MessagePack bin)
@@ -44,6 +48,30 @@ def check_adapter(adapter, subscription_mode):
     if subscription_mode not in SUBSCRIPTION_MODES:
         raise ValueError("subscription_mode must be one of %s, not %r"
                          % ("/".join(SUBSCRIPTION_MODES), subscription_mode))
+
+
+def spublish(client, channel, data, attempts=20):
+    """SPUBLISH through a redis-py client; returns the receivers' count. On a RedisCluster the
+    command goes to the master of the channel's slot: redis-py 4.3 cannot route SPUBLISH itself
+    (its parser knows no keys for it). A connection error or CLUSTERDOWN (a failover under way)
+    is retried against the reloaded slot map every 250 ms, ``attempts`` times at most."""
+    if not isinstance(client, RedisCluster):
+        return client.execute_command("SPUBLISH", channel, data)
+    for attempt in range(attempts):
+        try:
+            node = client.get_node_from_key(channel)
+            return client.execute_command("SPUBLISH", channel, data, target_nodes=node)
+        except (redis_lib.exceptions.ConnectionError, redis_lib.exceptions.TimeoutError,
+                redis_lib.exceptions.ClusterDownError, redis_lib.exceptions.TryAgainError,
+                redis_lib.exceptions.MasterDownError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+            try:
+                client.nodes_manager.initialize()  # the slot map after the failover
+            except redis_lib.exceptions.RedisError:
+                pass
+    return 0
 
 
 def _has_binary(v):
@@ -133,7 +161,7 @@ class Emitter:
         if self.adapter == "sharded":
             channel, data = encode_sharded_broadcast(namespace, event, args, rooms, except_rooms,
                                                      flags, self.key, self.subscription_mode)
-            return self.redis.execute_command("SPUBLISH", channel, data)
+            return spublish(self.redis, channel, data)
         channel, data = encode_broadcast(namespace, event, args, rooms, except_rooms, flags,
                                          self.key)
         return self.redis.publish(channel, data)

@@ -48,7 +48,7 @@ from redis.cluster import RedisCluster
 
 from . import protocol
 from .calls import Calls, CallError, CallTimeout
-from .emitter import (ShardChannel, check_adapter, encode_broadcast, encode_sharded_broadcast,
+from .emitter import (ShardChannel, check_adapter, spublish, encode_broadcast, encode_sharded_broadcast,
                       encode_sharded_sockets_leave)
 from .exceptions import is_refusal
 from .leases import ShardLeases
@@ -599,8 +599,8 @@ class Worker:
     def _publish(self, messages, ack=None):
         if self.cluster:  # redis-py refuses PUBLISH in a cluster pipeline: one by one, in order
             for channel, data in messages:
-                if isinstance(channel, ShardChannel):  # routed by the channel's slot
-                    self.redis.execute_command("SPUBLISH", channel, data)
+                if isinstance(channel, ShardChannel):  # to the master of the channel's slot
+                    spublish(self.redis, channel, data)
                 else:
                     self.redis.publish(channel, data)
             if ack is not None:
