@@ -172,6 +172,22 @@ class ShardedWorkerRedis(RedisCase):
         finally:
             sub.close()
 
+    def test_flask_socketio_passes_the_adapter_on(self):
+        import flask
+        from sioc.flask import SocketIO
+        app = flask.Flask(__name__)
+        socketio = SocketIO(app, message_queue=self.url, adapter="sharded",
+                            subscription_mode="dynamic-private")
+        w = socketio.worker
+        self.workers.append(w)
+        self.assertEqual((w.adapter, w.subscription_mode), ("sharded", "dynamic-private"))
+        sub = ShardSubscriber(self.port, "socket.io#/#kH36jOnedD82UddQAAAB#")
+        try:
+            socketio.emit("x", to="kH36jOnedD82UddQAAAB")  # dynamic-private: a sid's own channel
+            self.assertEqual(sub.read_push()[1], b"socket.io#/#kH36jOnedD82UddQAAAB#")
+        finally:
+            sub.close()
+
     def test_emitter_sharded_counts_receivers(self):
         e = Emitter(self.r, adapter="sharded")
         self.assertEqual(e.emit("x", rooms=["r"]), 0)
