@@ -7,7 +7,8 @@
 //   serverSideEmitWithAck and disconnectSockets acting on gateway sockets; the other way, the
 //   worker's room broadcasts (SPUBLISH routed by channel slot) and the broker's /v1/emit, /v1/join,
 //   /v1/disconnect reaching Node sockets and gateway sockets;
-// - workers on the cluster: events from both gateways answered through the upstream streams;
+// - workers on the cluster: events from both gateways answered through the upstream streams, the
+//   registry mirrored by the active broker (read through the standby's API);
 // - dynamic mode: a gateway with no member in a room reads none of its broadcasts (its
 //   sioc_broadcasts_received_total), the room channel's SHARDNUMSUB on its master says who follows;
 // - failover with sharded fan-out: CLUSTER FAILOVER, then kill -9, of the master owning a room
@@ -218,6 +219,12 @@ test("Node socketsJoin / socketsLeave / disconnectSockets act on gateway sockets
 
 test("broker -> cluster: /v1/emit, /v1/join, /v1/disconnect in the sharded format reach Node and gateway sockets", async () => {
   const api = (p, body) => post(brokers[0].port, p, JSON.stringify(body), "Content-Type: application/json\r\n");
+  // the registry, mirrored by the active broker into {sioc}:* on the cluster: the gateway sockets
+  await waitFor("r1 and r2 with their 2 gateway members each in the mirror", async () => {
+    const r = await get(brokers[1].port, "/v1/rooms?nsp=/");
+    const rooms = r.status === 200 ? JSON.parse(r.body) : [];
+    return ["r1", "r2"].every((name) => rooms.some((x) => x.room === name && x.count === 2));
+  });
   let res = await api("/v1/emit", { event: "b", rooms: ["r1"], args: ["room"] });
   assertEqual(res.status, 200, res.body);
   assertEqual(JSON.parse(res.body).published, 3, "SPUBLISH on r1's channel: 3 receivers");
