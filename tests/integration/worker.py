@@ -131,6 +131,8 @@ def main(argv=None):
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--upstream", choices=("stream", "pubsub"), default="stream")
     ap.add_argument("--adapter-key", default="socket.io")
+    ap.add_argument("--adapter", choices=("classic", "sharded"), default="classic")
+    ap.add_argument("--subscription-mode", default="dynamic")
     ap.add_argument("--group", default="workers")
     ap.add_argument("--consumer", default=None)
     ap.add_argument("--log-level", default="WARNING")
@@ -141,7 +143,8 @@ def main(argv=None):
     worker = sioc.Worker(redis_url=args.redis, key_prefix=args.prefix,
                          namespaces=[n for n in args.namespaces.split(",") if n],
                          shards=args.shards, group=args.group, consumer=args.consumer,
-                         upstream=args.upstream, adapter_key=args.adapter_key, block_ms=500)
+                         upstream=args.upstream, adapter_key=args.adapter_key, block_ms=500,
+                         adapter=args.adapter, subscription_mode=args.subscription_mode)
     build(worker)
 
     stopped = threading.Event()

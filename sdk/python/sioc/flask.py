@@ -170,7 +170,8 @@ class SocketIO:
     _WORKER_OPTIONS = ("key_prefix", "shards", "group", "consumer", "name", "pool_size",
                        "upstream", "adapter_key", "count", "block_ms", "lease_ms", "start_id",
                        "client", "redis_tls_ca", "redis_tls_cert", "redis_tls_key",
-                       "redis_tls_server_name", "redis_tls_insecure")
+                       "redis_tls_server_name", "redis_tls_insecure", "adapter",
+                       "subscription_mode")
 
     def __init__(self, app=None, message_queue=None, namespaces=None, manage_session=True,
                  session_ttl=86400, **kwargs):

@@ -49,7 +49,8 @@ from redis.cluster import RedisCluster
 from . import protocol
 from .calls import Calls, CallError, CallTimeout
 from .emitter import (RECOVERY_GRACE_MS, RECOVERY_SCRIPT, RECOVERY_STREAM_MAXLEN, Recoverable,
-                      encode_broadcast, encode_recoverable)
+                      ShardChannel, check_adapter, encode_broadcast, encode_recoverable,
+                      encode_sharded_broadcast, encode_sharded_sockets_leave, spublish)
 from .exceptions import is_refusal
 from .leases import ShardLeases
 from .cluster_keys import cluster_prefix
@@ -174,8 +175,10 @@ class Worker:
     """A backend worker of a sioc cluster (see the module docstring for the semantics).
 
     ``namespaces`` and ``shards`` must match the gateways' ``namespaces`` and
-    ``upstream-shards``; ``key_prefix`` and ``adapter_key`` their ``key-prefix`` and
-    ``adapter-key``. ``consumer`` defaults to ``<hostname>-<pid>``; ``group`` to
+    ``upstream-shards``; ``key_prefix``, ``adapter_key``, ``adapter`` and ``subscription_mode``
+    their ``key-prefix``, ``adapter-key``, ``adapter`` and ``subscription-mode`` (defaults: the
+    gateways' ``SIOC_ADAPTER`` / ``SIOC_SUBSCRIPTION_MODE``, else ``classic`` / ``dynamic``):
+    with ``adapter="sharded"`` broadcasts are SPUBLISHed in the sharded adapter's format. ``consumer`` defaults to ``<hostname>-<pid>``; ``group`` to
     ``sioc-<name>`` (``name``: the program's file name). ``pool_size`` threads run handlers;
     ``lease_ms`` bounds how long a stream stays with a process that stopped renewing its lease.
     """
@@ -185,7 +188,12 @@ class Worker:
                  upstream="stream", adapter_key="socket.io", count=64, block_ms=1000,
                  lease_ms=10000, start_id="0", client=None, logger=None,
                  redis_tls_ca=None, redis_tls_cert=None, redis_tls_key=None,
-                 redis_tls_server_name=None, redis_tls_insecure=None):
+                 redis_tls_server_name=None, redis_tls_insecure=None, adapter=None,
+                 subscription_mode=None):
+        adapter = adapter or os.environ.get("SIOC_ADAPTER") or "classic"
+        subscription_mode = (subscription_mode or os.environ.get("SIOC_SUBSCRIPTION_MODE")
+                             or "dynamic")
+        check_adapter(adapter, subscription_mode)
         if upstream not in ("stream", "pubsub"):
             raise ValueError("upstream must be 'stream' or 'pubsub'")
         if isinstance(namespaces, str):
@@ -218,6 +226,8 @@ class Worker:
         self.pool_size = int(pool_size)
         self.upstream = upstream
         self.adapter_key = adapter_key
+        self.adapter = adapter
+        self.subscription_mode = subscription_mode
         self.count = count
         self.block_ms = block_ms
         self.start_id = start_id
@@ -335,13 +345,18 @@ class Worker:
         excluded = [] if skip_sid is None else _rooms(skip_sid)
         if ctx is not None and not include_self and nsp == ctx.entry.nsp:
             excluded.append(ctx.entry.sid)
-        if not volatile and self._recovery_window() > 0:
-            self._out([encode_recoverable(nsp, event, args, rooms, excluded, self.adapter_key,
-                                          self.key_prefix)])
-            return
-        channel, data = encode_broadcast(nsp, event, args, rooms, excluded,
-                                         {"volatile": True} if volatile else None,
-                                         self.adapter_key)
+        flags = {"volatile": True} if volatile else None
+        if self.adapter == "sharded":
+            # not stored for recovery: the recovery script publishes the classic format
+            channel, data = encode_sharded_broadcast(nsp, event, args, rooms, excluded, flags,
+                                                     self.adapter_key, self.subscription_mode)
+        else:
+            if not volatile and self._recovery_window() > 0:
+                self._out([encode_recoverable(nsp, event, args, rooms, excluded,
+                                              self.adapter_key, self.key_prefix)])
+                return
+            channel, data = encode_broadcast(nsp, event, args, rooms, excluded, flags,
+                                             self.adapter_key)
         self._out([(channel, data)])
 
     def _recovery_window(self):
@@ -539,6 +554,9 @@ class Worker:
         request, as @socket.io/redis-emitter sends it)."""
         ctx = self._ctx()
         nsp = namespace or (ctx.entry.nsp if ctx else "/")
+        if self.adapter == "sharded":
+            self._out([encode_sharded_sockets_leave(nsp, room, self.adapter_key)])
+            return
         message = json.dumps({"type": _SOCKETS_LEAVE, "opts": {"rooms": [room], "except": []},
                               "rooms": [room]}, separators=(",", ":"))
         self._out([("%s-request#%s#" % (self.adapter_key, nsp), message.encode())])
@@ -607,8 +625,17 @@ class Worker:
 
     def _publish(self, messages, ack=None):
         if self.cluster:  # redis-py refuses PUBLISH in a cluster pipeline: one by one, in order
-            for channel, data in messages:
-                self.redis.publish(channel, data)
+            for item in messages:
+                if isinstance(item, Recoverable):  # routed by its stream key's slot
+                    self.redis.eval(RECOVERY_SCRIPT, 1, item.stream, item.channel, item.pre,
+                                    item.post, RECOVERY_STREAM_MAXLEN,
+                                    (self._recovery[0] or 0) + RECOVERY_GRACE_MS)
+                    continue
+                channel, data = item
+                if isinstance(channel, ShardChannel):  # to the master of the channel's slot
+                    spublish(self.redis, channel, data)
+                else:
+                    self.redis.publish(channel, data)
             if ack is not None:
                 self.redis.xack(ack[0], self.group, ack[1])
             return
@@ -622,7 +649,10 @@ class Worker:
                           RECOVERY_STREAM_MAXLEN, window + RECOVERY_GRACE_MS)
                 continue
             channel, data = item
-            pipe.publish(channel, data)
+            if isinstance(channel, ShardChannel):  # redis-py 4.3 has no spublish()
+                pipe.execute_command("SPUBLISH", channel, data)
+            else:
+                pipe.publish(channel, data)
         if ack is not None:
             pipe.xack(ack[0], self.group, ack[1])
         pipe.execute()
