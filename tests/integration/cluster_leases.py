@@ -47,9 +47,8 @@ def main():
     print("ready", flush=True)
     for _ in sys.stdin:
         refresh(nodes)
-        print("roles " + " ".join("%d:%s" % (n.port, n.server_type)
-                                  for n in sorted(nodes.nodes_cache.values(), key=lambda n: n.port)),
-              flush=True)
+        known = sorted(nodes.nodes_cache.values(), key=lambda n: n.port)
+        print("roles " + " ".join("%d:%s" % (n.port, n.server_type) for n in known), flush=True)
         try:
             leases.tick(force=True)
             print("tick ok %s" % ",".join(sorted(leases.held)), flush=True)
