@@ -38,7 +38,8 @@ const broker = await startServer(BROKER, ["--redis", url, "--upstream-shards", S
   "--node-timeout", "4000", "--log-level", "info"]);
 started.push(broker.pid);
 const worker = await startProcess("/usr/bin/python3", ["tests/integration/worker.py", "--redis", url, "--namespaces", "/",
-  "--shards", String(SHARDS), "--log-level", "CRITICAL"], "worker ready"); // stderr quiet: stdout lines stay whole
+  "--shards", String(SHARDS), // stderr quiet (stdout lines stay whole), unless it logs to a file
+  "--log-level", process.env.SIOC_TEST_WORKER_LOG_FILE ? "WARNING" : "CRITICAL"], "worker ready");
 started.push(worker.pid);
 
 const waitFor = (what, fn, ms = 10000) => until(what, fn, ms, { every: 50 });
@@ -174,10 +175,13 @@ async function underLoad(label, disrupt, { repliesMayDrop = false } = {}) {
   if (missing.length) console.log(`${label}: ${missing.length} not answered, first: ${missing.slice(0, 5).join(" ")}`);
   const worst = Math.max(...latencies.filter((x) => x !== null));
   await waitFor("the worker to log every event", () => senders.every((s) => (handledBy().get(s.id) || 0) >= sentBy.get(s.id)), 20000)
-    .catch((err) => {
+    .catch(async (err) => {
       const h = handledBy();
       console.log(senders.map((s) => `${s.id}: sent ${sentBy.get(s.id)} handled ${h.get(s.id) || 0}`).join("\n"));
-      console.log(worker.output().slice(-600));
+      const before = worker.output().length;
+      process.kill(worker.pid, "SIGUSR1"); // worker.py: every thread's stack on stderr
+      await sleep(1000);
+      console.log(`worker output tail:\n${worker.output().slice(before - 600)}`);
       throw err;
     });
   console.log(`${label}: ${sent} events sent by ${senders.length} clients, all ${sent} reached the worker, ` +

@@ -25,6 +25,7 @@ flushed. SIGTERM/SIGINT stop it; exit status 0.
 """
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -136,9 +137,19 @@ def main(argv=None):
     ap.add_argument("--group", default="workers")
     ap.add_argument("--consumer", default=None)
     ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--log-file", default=os.environ.get("SIOC_TEST_WORKER_LOG_FILE"),
+                    help="log there (at --log-level) instead of stderr; env "
+                         "SIOC_TEST_WORKER_LOG_FILE (%%p: the pid)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_file:
+        logging.basicConfig(level=args.log_level.upper(),
+                            filename=args.log_file.replace("%p", str(os.getpid())),
+                            format="%(asctime)s %(threadName)s %(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # SIGUSR1: every thread's stack on stderr (the tests ask for it when the worker is stuck)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     worker = sioc.Worker(redis_url=args.redis, key_prefix=args.prefix,
                          namespaces=[n for n in args.namespaces.split(",") if n],

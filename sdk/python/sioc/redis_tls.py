@@ -117,9 +117,28 @@ def _survive_topology_changes(client):
     it has no connection to yet (a promoted replica after a failover), and those hold a bound
     method of the client, whose locks cannot be copied: every reconnection then fails with
     "cannot pickle '_thread.lock' object". The method is shared instead of copied."""
-    kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None)
+    manager = getattr(client, "nodes_manager", None)
+    kwargs = getattr(manager, "connection_kwargs", None)
     if kwargs is not None and callable(kwargs.get("redis_connect_func")):
         kwargs["redis_connect_func"] = _Shared(kwargs["redis_connect_func"])
+    if callable(getattr(manager, "_get_or_create_cluster_node", None)):
+        _roles_follow_slot_map(manager)
+
+
+def _roles_follow_slot_map(manager):
+    """redis-py 4.3's slot-map refresh (NodesManager.initialize) reuses the ClusterNode it
+    already has for an address, role included: a replica promoted after its master died (kill -9:
+    no MOVED reply updates the role) stays a "replica". Commands sent to every primary then miss
+    it; SCRIPT LOAD above all, so EVALSHA there (the stream leases' scripts) fails with NOSCRIPT
+    for ever and the worker never reads its streams again. The role CLUSTER SLOTS gives wins."""
+    original = manager._get_or_create_cluster_node
+
+    def get_or_create(host, port, role, tmp_nodes_cache):
+        node = original(host, port, role, tmp_nodes_cache)
+        node.server_type = role
+        return node
+
+    manager._get_or_create_cluster_node = get_or_create
 
 
 def client_from_url(url, logger=None, **tls):
