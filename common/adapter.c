@@ -16,47 +16,12 @@ static const char uid2_alphabet[] =
 
 /* ======================= reading helpers ======================= */
 
-/* A Redis message is complete: running out of bytes inside it is a protocol error. */
-static int read_item(struct mp_reader *r, struct mp_item *it)
-{
-    int err = mp_read(r, it);
-    return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
-}
-
-static int skip_value(struct mp_reader *r)
-{
-    int err = mp_skip(r);
-    return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
-}
-
-/* Reads any one value and returns its msgpack bytes. */
-static int read_value(struct mp_reader *r, struct slice *out)
-{
-    size_t start = r->pos;
-    int err = skip_value(r);
-    if (err != SIOC_OK)
-        return err;
-    out->p = r->p + start;
-    out->len = r->pos - start;
-    return SIOC_OK;
-}
-
-/* Consumes a nil if one is next (JS null/undefined: treated as an absent key). */
-static bool take_nil(struct mp_reader *r)
-{
-    if (r->pos < r->len && r->p[r->pos] == 0xc0) {
-        r->pos++;
-        return true;
-    }
-    return false;
-}
-
 /* Reads a map key. Non-string keys (which JS would stringify) match no field: key->p = NULL. */
 static int read_key(struct mp_reader *r, struct slice *key)
 {
     size_t start = r->pos;
     struct mp_item it;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (it.kind == MP_STR) {
@@ -67,7 +32,7 @@ static int read_key(struct mp_reader *r, struct slice *key)
     key->p = NULL;
     key->len = 0;
     r->pos = start;
-    return skip_value(r);
+    return mp_skip_whole(r);
 }
 
 static bool key_is(struct slice key, const char *name)
@@ -76,26 +41,13 @@ static bool key_is(struct slice key, const char *name)
     return key.p != NULL && key.len == n && memcmp(key.p, name, n) == 0;
 }
 
-static int read_str(struct mp_reader *r, struct slice *out)
-{
-    struct mp_item it;
-    int err = read_item(r, &it);
-    if (err != SIOC_OK)
-        return err;
-    if (it.kind != MP_STR)
-        return SIOC_EPROTO;
-    out->p = it.data;
-    out->len = it.len;
-    return SIOC_OK;
-}
-
 /* Optional string: nil leaves *has false. */
 static int read_opt_str(struct mp_reader *r, bool *has, struct slice *out)
 {
     *has = false;
-    if (take_nil(r))
+    if (mp_take_nil(r))
         return SIOC_OK;
-    int err = read_str(r, out);
+    int err = mp_read_str(r, out);
     *has = err == SIOC_OK;
     return err;
 }
@@ -103,10 +55,10 @@ static int read_opt_str(struct mp_reader *r, bool *has, struct slice *out)
 static int read_opt_bool(struct mp_reader *r, bool *has, bool *v)
 {
     *has = false;
-    if (take_nil(r))
+    if (mp_take_nil(r))
         return SIOC_OK;
     struct mp_item it;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (it.kind != MP_BOOL)
@@ -116,26 +68,14 @@ static int read_opt_bool(struct mp_reader *r, bool *has, bool *v)
     return SIOC_OK;
 }
 
-static int read_map_header(struct mp_reader *r, uint32_t *n)
-{
-    struct mp_item it;
-    int err = read_item(r, &it);
-    if (err != SIOC_OK)
-        return err;
-    if (it.kind != MP_MAP)
-        return SIOC_EPROTO;
-    *n = it.len;
-    return SIOC_OK;
-}
-
 /* rooms / except: an array of strings; nil is empty (JS `new Set(null)`). */
 static int read_rooms(struct mp_reader *r, struct adapter_rooms *rooms)
 {
     rooms->count = 0;
-    if (take_nil(r))
+    if (mp_take_nil(r))
         return SIOC_OK;
     struct mp_item it;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (it.kind != MP_ARRAY)
@@ -143,7 +83,7 @@ static int read_rooms(struct mp_reader *r, struct adapter_rooms *rooms)
     if (it.len > ADAPTER_MAX_ROOMS)
         return SIOC_ETOOBIG;
     for (uint32_t i = 0; i < it.len; i++) {
-        err = read_str(r, &rooms->names[i]);
+        err = mp_read_str(r, &rooms->names[i]);
         if (err != SIOC_OK)
             return err;
     }
@@ -156,14 +96,14 @@ static int read_str_array(struct mp_reader *r, struct slice *out, uint32_t *coun
 {
     size_t start = r->pos;
     struct mp_item it;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (it.kind != MP_ARRAY)
         return SIOC_EPROTO;
     for (uint32_t i = 0; i < it.len; i++) {
         struct slice s;
-        err = read_str(r, &s);
+        err = mp_read_str(r, &s);
         if (err != SIOC_OK)
             return err;
     }
@@ -176,10 +116,10 @@ static int read_str_array(struct mp_reader *r, struct slice *out, uint32_t *coun
 static int read_flags(struct mp_reader *r, struct adapter_flags *flags)
 {
     memset(flags, 0, sizeof *flags);
-    if (take_nil(r))
+    if (mp_take_nil(r))
         return SIOC_OK;
     uint32_t n;
-    int err = read_map_header(r, &n);
+    int err = mp_read_map_len(r, &n);
     for (uint32_t i = 0; err == SIOC_OK && i < n; i++) {
         struct slice key;
         bool has;
@@ -199,16 +139,16 @@ static int read_flags(struct mp_reader *r, struct adapter_flags *flags)
             flags->expect_single_response = has && flags->expect_single_response;
         } else if (key_is(key, "timeout")) {
             flags->has_timeout = false;
-            if (take_nil(r))
+            if (mp_take_nil(r))
                 continue;
             struct mp_item it;
-            err = read_item(r, &it);
+            err = mp_read_whole(r, &it);
             if (err == SIOC_OK && !mp_item_to_double(&it, &flags->timeout))
                 err = SIOC_EPROTO;
             flags->has_timeout = err == SIOC_OK;
         } else {
             /* `local` is never published; old emitters add `json` (PROTOCOL.md 3.9) */
-            err = skip_value(r);
+            err = mp_skip_whole(r);
         }
     }
     return err;
@@ -222,7 +162,7 @@ static int read_opts(struct mp_reader *r, struct adapter_opts *opts)
     opts->has_flags = false;
     memset(&opts->flags, 0, sizeof opts->flags);
     uint32_t n;
-    int err = read_map_header(r, &n);
+    int err = mp_read_map_len(r, &n);
     for (uint32_t i = 0; err == SIOC_OK && i < n; i++) {
         struct slice key;
         err = read_key(r, &key);
@@ -236,7 +176,7 @@ static int read_opts(struct mp_reader *r, struct adapter_opts *opts)
             opts->has_flags = r->pos < r->len && r->p[r->pos] != 0xc0;
             err = read_flags(r, &opts->flags);
         } else {
-            err = skip_value(r);
+            err = mp_skip_whole(r);
         }
     }
     return err;
@@ -262,7 +202,7 @@ static int read_packet(struct mp_reader *r, struct adapter_packet *packet)
     packet->nsp.p = default_nsp;
     packet->nsp.len = 1;
     uint32_t n;
-    int err = read_map_header(r, &n);
+    int err = mp_read_map_len(r, &n);
     for (uint32_t i = 0; err == SIOC_OK && i < n; i++) {
         struct slice key;
         err = read_key(r, &key);
@@ -271,7 +211,7 @@ static int read_packet(struct mp_reader *r, struct adapter_packet *packet)
         if (key_is(key, "type")) {
             struct mp_item it;
             int64_t v = 0;
-            err = read_item(r, &it);
+            err = mp_read_whole(r, &it);
             if (err == SIOC_OK && !mp_item_to_i64(&it, &v))
                 err = SIOC_EPROTO;
             /* PROTOCOL.md 3.13 #2-3: 2 EVENT / 3 ACK; 5 and 6 accepted defensively */
@@ -283,7 +223,7 @@ static int read_packet(struct mp_reader *r, struct adapter_packet *packet)
         } else if (key_is(key, "data")) {
             if (!array_next(r))
                 return SIOC_EPROTO; /* data is [event, ...args] */
-            err = read_value(r, &packet->data);
+            err = mp_read_raw(r, &packet->data);
             has_data = true;
         } else if (key_is(key, "nsp")) {
             bool has;
@@ -293,7 +233,7 @@ static int read_packet(struct mp_reader *r, struct adapter_packet *packet)
                 packet->nsp.len = 1;
             }
         } else {
-            err = skip_value(r);
+            err = mp_skip_whole(r);
         }
     }
     if (err == SIOC_OK && (!has_type || !has_data))
@@ -366,17 +306,18 @@ int adapter_broadcast_decode(const uint8_t *p, size_t len, struct adapter_broadc
     struct mp_reader r;
     struct mp_item it;
     mp_reader_init(&r, p, len);
-    int err = read_item(&r, &it);
+    int err = mp_read_whole(&r, &it);
     if (err != SIOC_OK)
         return err;
     /* [uid, packet, opts]: Node destructures three elements and ignores any more */
     if (it.kind != MP_ARRAY || it.len < 3)
         return SIOC_EPROTO;
-    if ((err = read_str(&r, &out->uid)) != SIOC_OK || (err = read_packet(&r, &out->packet)) != SIOC_OK ||
+    if ((err = mp_read_str(&r, &out->uid)) != SIOC_OK ||
+        (err = read_packet(&r, &out->packet)) != SIOC_OK ||
         (err = read_opts(&r, &out->opts)) != SIOC_OK)
         return err;
     for (uint32_t i = 3; i < it.len; i++)
-        if ((err = skip_value(&r)) != SIOC_OK)
+        if ((err = mp_skip_whole(&r)) != SIOC_OK)
             return err;
     /* notepack.decode throws on trailing bytes */
     return r.pos == len ? (int)len : SIOC_EPROTO;
@@ -513,14 +454,14 @@ static int open_message(const uint8_t *p, size_t len, struct buf *scratch, struc
     } else {
         mp_reader_init(r, p, len);
     }
-    return read_map_header(r, nkeys);
+    return mp_read_map_len(r, nkeys);
 }
 
 static int read_type(struct mp_reader *r, int *type)
 {
     struct mp_item it;
     int64_t v;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (!mp_item_to_i64(&it, &v))
@@ -543,7 +484,7 @@ static int request_field(struct mp_reader *r, struct slice key, struct adapter_r
     if (key_is(key, "close"))
         return read_opt_bool(r, &q->has_close, &q->close);
     if (key_is(key, "type")) {
-        *has_type = !take_nil(r);
+        *has_type = !mp_take_nil(r);
         return *has_type ? read_type(r, &q->type) : SIOC_OK;
     }
     if (key_is(key, "rooms")) {
@@ -551,20 +492,20 @@ static int request_field(struct mp_reader *r, struct slice key, struct adapter_r
         return read_rooms(r, &q->rooms);
     }
     if (key_is(key, "opts")) {
-        q->has_opts = !take_nil(r);
+        q->has_opts = !mp_take_nil(r);
         return q->has_opts ? read_opts(r, &q->opts) : SIOC_OK;
     }
     if (key_is(key, "data")) {
-        q->has_data = !take_nil(r);
+        q->has_data = !mp_take_nil(r);
         if (q->has_data && !array_next(r))
             return SIOC_EPROTO; /* SERVER_SIDE_EMIT data is [event, ...args] */
-        return q->has_data ? read_value(r, &q->data) : SIOC_OK;
+        return q->has_data ? mp_read_raw(r, &q->data) : SIOC_OK;
     }
     if (key_is(key, "packet")) {
-        q->has_packet = !take_nil(r);
+        q->has_packet = !mp_take_nil(r);
         return q->has_packet ? read_packet(r, &q->packet) : SIOC_OK;
     }
-    return skip_value(r);
+    return mp_skip_whole(r);
 }
 
 int adapter_request_decode(const uint8_t *p, size_t len, struct buf *scratch,
@@ -590,8 +531,9 @@ int adapter_request_decode(const uint8_t *p, size_t len, struct buf *scratch,
     if (out->type > ADAPTER_BROADCAST)
         return SIOC_ENOTSUP;
     /* requests that are answered need a requestId to answer with */
-    if (!out->has_request_id && (out->type == ADAPTER_SOCKETS || out->type == ADAPTER_ALL_ROOMS ||
-                                 out->type == ADAPTER_REMOTE_FETCH || out->type == ADAPTER_BROADCAST))
+    if (!out->has_request_id &&
+        (out->type == ADAPTER_SOCKETS || out->type == ADAPTER_ALL_ROOMS ||
+         out->type == ADAPTER_REMOTE_FETCH || out->type == ADAPTER_BROADCAST))
         return SIOC_EPROTO;
     if (out->type == ADAPTER_BROADCAST && !out->has_packet)
         return SIOC_EPROTO;
@@ -603,7 +545,7 @@ static int read_sockets(struct mp_reader *r, struct adapter_response *s)
 {
     size_t start = r->pos;
     struct mp_item it;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (it.kind != MP_ARRAY)
@@ -613,10 +555,10 @@ static int read_sockets(struct mp_reader *r, struct adapter_response *s)
         if (s->sockets_fetch) {
             if (!map_next(r))
                 return SIOC_EPROTO;
-            err = skip_value(r);
+            err = mp_skip_whole(r);
         } else {
             struct slice id;
-            err = read_str(r, &id);
+            err = mp_read_str(r, &id);
         }
         if (err != SIOC_OK)
             return err;
@@ -632,24 +574,24 @@ static int response_field(struct mp_reader *r, struct slice key, struct adapter_
     if (key_is(key, "requestId"))
         return read_opt_str(r, &s->has_request_id, &s->request_id);
     if (key_is(key, "type")) {
-        s->has_type = !take_nil(r);
+        s->has_type = !mp_take_nil(r);
         return s->has_type ? read_type(r, &s->type) : SIOC_OK;
     }
     if (key_is(key, "sockets")) {
-        s->has_sockets = !take_nil(r);
+        s->has_sockets = !mp_take_nil(r);
         return s->has_sockets ? read_sockets(r, s) : SIOC_OK;
     }
     if (key_is(key, "rooms")) {
-        s->has_rooms = !take_nil(r);
+        s->has_rooms = !mp_take_nil(r);
         return s->has_rooms ? read_str_array(r, &s->rooms, &s->rooms_count) : SIOC_OK;
     }
     if (key_is(key, "clientCount")) {
-        s->has_client_count = !take_nil(r);
+        s->has_client_count = !mp_take_nil(r);
         if (!s->has_client_count)
             return SIOC_OK;
         struct mp_item it;
         int64_t v;
-        int err = read_item(r, &it);
+        int err = mp_read_whole(r, &it);
         if (err != SIOC_OK)
             return err;
         /* a JS count: a non-negative integer up to Number.MAX_SAFE_INTEGER */
@@ -662,13 +604,13 @@ static int response_field(struct mp_reader *r, struct slice key, struct adapter_
      * present nil is a real null argument and kept */
     if (key_is(key, "data")) {
         s->has_data = true;
-        return read_value(r, &s->data);
+        return mp_read_raw(r, &s->data);
     }
     if (key_is(key, "packet")) {
         s->has_packet = true;
-        return read_value(r, &s->packet);
+        return mp_read_raw(r, &s->packet);
     }
-    return skip_value(r);
+    return mp_skip_whole(r);
 }
 
 int adapter_response_decode(const uint8_t *p, size_t len, struct buf *scratch,

@@ -15,22 +15,6 @@
 
 /* ======================= reading ======================= */
 
-static int read_item(struct mp_reader *r, struct mp_item *it)
-{
-    int err = mp_read(r, it);
-    return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
-}
-
-static int read_value(struct mp_reader *r, struct slice *out)
-{
-    size_t start = r->pos;
-    int err = mp_skip(r);
-    if (err != SIOC_OK)
-        return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
-    *out = (struct slice){r->p + start, r->pos - start};
-    return SIOC_OK;
-}
-
 static bool next_is_nil(const struct mp_reader *r)
 {
     return r->pos < r->len && r->p[r->pos] == 0xc0;
@@ -41,36 +25,11 @@ static bool key_is(const struct mp_item *key, const char *name)
     return mp_item_is_str(key, name);
 }
 
-static int read_str(struct mp_reader *r, struct slice *out)
-{
-    struct mp_item it;
-    int err = read_item(r, &it);
-    if (err != SIOC_OK)
-        return err;
-    if (it.kind != MP_STR)
-        return SIOC_EPROTO;
-    *out = (struct slice){it.data, it.len};
-    return SIOC_OK;
-}
-
-/* A map header; its key count in *n. */
-static int read_map(struct mp_reader *r, uint32_t *n)
-{
-    struct mp_item it;
-    int err = read_item(r, &it);
-    if (err != SIOC_OK)
-        return err;
-    if (it.kind != MP_MAP)
-        return SIOC_EPROTO;
-    *n = it.len;
-    return SIOC_OK;
-}
-
 static int read_client_count(struct mp_reader *r, struct cluster_msg *m)
 {
     struct mp_item it;
     double v;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (!mp_item_to_double(&it, &v) || v < 0 || v > MAX_SAFE_INTEGER || v != (double)(uint64_t)v)
@@ -85,7 +44,7 @@ static int read_sockets(struct mp_reader *r, struct cluster_msg *m)
 {
     size_t start = r->pos;
     struct mp_item it;
-    int err = read_item(r, &it);
+    int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
     if (it.kind != MP_ARRAY)
@@ -95,7 +54,7 @@ static int read_sockets(struct mp_reader *r, struct cluster_msg *m)
             !((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde || r->p[r->pos] == 0xdf))
             return SIOC_EPROTO;
         struct slice s;
-        err = read_value(r, &s);
+        err = mp_read_raw(r, &s);
     }
     m->has_sockets = err == SIOC_OK;
     m->sockets = (struct slice){r->p + start, r->pos - start};
@@ -114,13 +73,13 @@ static int read_packet_field(struct mp_reader *r, struct cluster_msg *m)
             err = SIOC_EPROTO; /* acks (3) are never broadcast */
     } else {
         struct slice v;
-        err = read_value(r, &v);
+        err = mp_read_raw(r, &v);
         if (err == SIOC_OK && m->type == CLUSTER_MSG_SERVER_SIDE_EMIT) {
             struct mp_reader a;
             struct mp_item it, ev;
             mp_reader_init(&a, v.p, v.len);
-            if (read_item(&a, &it) != SIOC_OK || it.kind != MP_ARRAY || it.len == 0 ||
-                read_item(&a, &ev) != SIOC_OK || ev.kind != MP_STR)
+            if (mp_read_whole(&a, &it) != SIOC_OK || it.kind != MP_ARRAY || it.len == 0 ||
+                mp_read_whole(&a, &ev) != SIOC_OK || ev.kind != MP_STR)
                 err = SIOC_EPROTO;
         }
     }
@@ -133,7 +92,7 @@ static int read_data_field(struct mp_reader *r, const struct mp_item *key, struc
 {
     int err;
     if (key_is(key, "requestId")) {
-        err = read_str(r, &m->request_id);
+        err = mp_read_str(r, &m->request_id);
         m->has_request_id = err == SIOC_OK;
     } else if (key_is(key, "opts")) {
         err = adapter_read_opts(r, &m->opts);
@@ -145,7 +104,7 @@ static int read_data_field(struct mp_reader *r, const struct mp_item *key, struc
         m->has_rooms = err == SIOC_OK;
     } else if (key_is(key, "close")) {
         struct mp_item it;
-        err = read_item(r, &it);
+        err = mp_read_whole(r, &it);
         if (err == SIOC_OK && it.kind != MP_BOOL)
             err = SIOC_EPROTO;
         m->close = err == SIOC_OK && it.boolean;
@@ -154,7 +113,7 @@ static int read_data_field(struct mp_reader *r, const struct mp_item *key, struc
     } else if (key_is(key, "sockets")) {
         err = read_sockets(r, m);
     } else {
-        err = mp_skip(r);
+        err = mp_skip_whole(r);
     }
     return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
 }
@@ -165,10 +124,10 @@ static int read_data(struct slice data, struct cluster_msg *m)
     struct mp_reader r;
     uint32_t n;
     mp_reader_init(&r, data.p, data.len);
-    int err = read_map(&r, &n);
+    int err = mp_read_map_len(&r, &n);
     for (uint32_t i = 0; err == SIOC_OK && i < n; i++) {
         struct mp_item key;
-        err = read_item(&r, &key);
+        err = mp_read_whole(&r, &key);
         if (err != SIOC_OK)
             break;
         if (key.kind != MP_STR) {
@@ -208,27 +167,27 @@ static int read_top(struct mp_reader *r, struct cluster_msg *m, struct slice *da
                     bool *has_uid, bool *has_nsp)
 {
     uint32_t n;
-    int err = read_map(r, &n);
+    int err = mp_read_map_len(r, &n);
     for (uint32_t i = 0; err == SIOC_OK && i < n; i++) {
         struct mp_item key, it;
-        err = read_item(r, &key);
+        err = mp_read_whole(r, &key);
         if (err != SIOC_OK)
             break;
         if (key_is(&key, "type")) {
             int64_t v;
-            err = read_item(r, &it);
+            err = mp_read_whole(r, &it);
             if (err == SIOC_OK && !mp_item_to_i64(&it, &v))
                 err = SIOC_EPROTO;
             m->type = err != SIOC_OK ? 0 : v < 1 || v > CLUSTER_MSG_TYPE_MAX ? 99 : (int)v;
             *has_type = err == SIOC_OK;
         } else if (key_is(&key, "uid")) {
-            err = read_str(r, &m->uid);
+            err = mp_read_str(r, &m->uid);
             *has_uid = err == SIOC_OK;
         } else if (key_is(&key, "nsp")) {
-            err = read_str(r, &m->nsp);
+            err = mp_read_str(r, &m->nsp);
             *has_nsp = err == SIOC_OK;
         } else if (key_is(&key, "data")) {
-            err = read_value(r, data);
+            err = mp_read_raw(r, data);
         } else {
             err = mp_skip(r) == SIOC_OK ? SIOC_OK : SIOC_EPROTO;
         }

@@ -157,9 +157,9 @@ int mp_read(struct mp_reader *r, struct mp_item *it)
         return SIOC_EAGAIN;
     const uint8_t *p = r->p + r->pos;
     uint8_t tag = p[0];
-    size_t head = 1;        /* header bytes, tag included */
-    size_t payload = 0;     /* bytes of str/bin/ext data after the header */
-    int lenbytes = 0;       /* width of an explicit length field */
+    size_t head = 1;    /* header bytes, tag included */
+    size_t payload = 0; /* bytes of str/bin/ext data after the header */
+    int lenbytes = 0;   /* width of an explicit length field */
     memset(it, 0, sizeof *it);
 
     if (tag <= 0x7f) {
@@ -180,25 +180,71 @@ int mp_read(struct mp_reader *r, struct mp_item *it)
     } else {
         switch (tag) {
         case 0xc0: it->kind = MP_NIL; break;
-        case 0xc2: case 0xc3: it->kind = MP_BOOL; it->boolean = tag == 0xc3; break;
-        case 0xc4: case 0xc5: case 0xc6:
-            it->kind = MP_BIN; lenbytes = 1 << (tag - 0xc4); break;
-        case 0xd9: case 0xda: case 0xdb:
-            it->kind = MP_STR; lenbytes = 1 << (tag - 0xd9); break;
-        case 0xdc: case 0xdd:
-            it->kind = MP_ARRAY; lenbytes = tag == 0xdc ? 2 : 4; break;
-        case 0xde: case 0xdf:
-            it->kind = MP_MAP; lenbytes = tag == 0xde ? 2 : 4; break;
-        case 0xc7: case 0xc8: case 0xc9:
-            it->kind = MP_EXT; lenbytes = 1 << (tag - 0xc7); head = 2; break;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-            it->kind = MP_EXT; payload = (size_t)1 << (tag - 0xd4); head = 2; break;
-        case 0xcc: case 0xcd: case 0xce: case 0xcf:
-            it->kind = MP_UINT; head = 1 + ((size_t)1 << (tag - 0xcc)); break;
-        case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-            it->kind = MP_INT; head = 1 + ((size_t)1 << (tag - 0xd0)); break;
-        case 0xca: it->kind = MP_FLOAT; head = 5; break;
-        case 0xcb: it->kind = MP_FLOAT; head = 9; break;
+        case 0xc2:
+        case 0xc3:
+            it->kind = MP_BOOL;
+            it->boolean = tag == 0xc3;
+            break;
+        case 0xc4:
+        case 0xc5:
+        case 0xc6:
+            it->kind = MP_BIN;
+            lenbytes = 1 << (tag - 0xc4);
+            break;
+        case 0xd9:
+        case 0xda:
+        case 0xdb:
+            it->kind = MP_STR;
+            lenbytes = 1 << (tag - 0xd9);
+            break;
+        case 0xdc:
+        case 0xdd:
+            it->kind = MP_ARRAY;
+            lenbytes = tag == 0xdc ? 2 : 4;
+            break;
+        case 0xde:
+        case 0xdf:
+            it->kind = MP_MAP;
+            lenbytes = tag == 0xde ? 2 : 4;
+            break;
+        case 0xc7:
+        case 0xc8:
+        case 0xc9:
+            it->kind = MP_EXT;
+            lenbytes = 1 << (tag - 0xc7);
+            head = 2;
+            break;
+        case 0xd4:
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            it->kind = MP_EXT;
+            payload = (size_t)1 << (tag - 0xd4);
+            head = 2;
+            break;
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+            it->kind = MP_UINT;
+            head = 1 + ((size_t)1 << (tag - 0xcc));
+            break;
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
+            it->kind = MP_INT;
+            head = 1 + ((size_t)1 << (tag - 0xd0));
+            break;
+        case 0xca:
+            it->kind = MP_FLOAT;
+            head = 5;
+            break;
+        case 0xcb:
+            it->kind = MP_FLOAT;
+            head = 9;
+            break;
         default: return SIOC_EPROTO; /* 0xc1: never used */
         }
     }
@@ -207,7 +253,7 @@ int mp_read(struct mp_reader *r, struct mp_item *it)
         head += (size_t)lenbytes;
         if (left < head)
             return SIOC_EAGAIN;
-        uint64_t n = get_be(p + head - (size_t)lenbytes - (it->kind == MP_EXT ? 1 : 0) , lenbytes);
+        uint64_t n = get_be(p + head - (size_t)lenbytes - (it->kind == MP_EXT ? 1 : 0), lenbytes);
         if (it->kind == MP_ARRAY || it->kind == MP_MAP)
             it->len = (uint32_t)n;
         else
@@ -236,9 +282,7 @@ int mp_read(struct mp_reader *r, struct mp_item *it)
             memcpy(&it->f, &bits, sizeof it->f);
         }
         break;
-    case MP_EXT:
-        it->ext_type = (int8_t)p[head - 1];
-        break;
+    case MP_EXT: it->ext_type = (int8_t)p[head - 1]; break;
     case MP_ARRAY:
     case MP_MAP: {
         /* Each element takes at least one byte: a count beyond the input is a lie, and
@@ -248,8 +292,7 @@ int mp_read(struct mp_reader *r, struct mp_item *it)
             return SIOC_EPROTO;
         break;
     }
-    default:
-        break;
+    default: break;
     }
 
     if (it->kind == MP_STR || it->kind == MP_BIN || it->kind == MP_EXT) {
@@ -297,17 +340,14 @@ bool mp_item_to_i64(const struct mp_item *it, int64_t *out)
             return false;
         *out = (int64_t)it->u;
         return true;
-    case MP_INT:
-        *out = it->i;
-        return true;
+    case MP_INT: *out = it->i; return true;
     case MP_FLOAT:
         if (!isfinite(it->f) || floor(it->f) != it->f || it->f < -9223372036854775808.0 ||
             it->f >= 9223372036854775808.0)
             return false;
         *out = (int64_t)it->f;
         return true;
-    default:
-        return false;
+    default: return false;
     }
 }
 
@@ -325,4 +365,59 @@ bool mp_item_is_str(const struct mp_item *it, const char *s)
 {
     size_t n = strlen(s);
     return it->kind == MP_STR && it->len == n && memcmp(it->data, s, n) == 0;
+}
+
+int mp_read_whole(struct mp_reader *r, struct mp_item *it)
+{
+    int err = mp_read(r, it);
+    return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
+}
+
+int mp_skip_whole(struct mp_reader *r)
+{
+    int err = mp_skip(r);
+    return err == SIOC_EAGAIN ? SIOC_EPROTO : err;
+}
+
+int mp_read_raw(struct mp_reader *r, struct slice *out)
+{
+    size_t start = r->pos;
+    int err = mp_skip_whole(r);
+    if (err != SIOC_OK)
+        return err;
+    *out = (struct slice){r->p + start, r->pos - start};
+    return SIOC_OK;
+}
+
+int mp_read_str(struct mp_reader *r, struct slice *out)
+{
+    struct mp_item it;
+    int err = mp_read_whole(r, &it);
+    if (err != SIOC_OK)
+        return err;
+    if (it.kind != MP_STR)
+        return SIOC_EPROTO;
+    *out = (struct slice){it.data, it.len};
+    return SIOC_OK;
+}
+
+int mp_read_map_len(struct mp_reader *r, uint32_t *n)
+{
+    struct mp_item it;
+    int err = mp_read_whole(r, &it);
+    if (err != SIOC_OK)
+        return err;
+    if (it.kind != MP_MAP)
+        return SIOC_EPROTO;
+    *n = it.len;
+    return SIOC_OK;
+}
+
+bool mp_take_nil(struct mp_reader *r)
+{
+    if (r->pos < r->len && r->p[r->pos] == 0xc0) {
+        r->pos++;
+        return true;
+    }
+    return false;
 }

@@ -78,4 +78,17 @@ bool mp_item_to_double(const struct mp_item *it, double *out);
 /* True when the item is a string equal to the NUL-terminated `s`. */
 bool mp_item_is_str(const struct mp_item *it, const char *s);
 
+/* Readers for a value that is whole in memory (a Redis message, a stream field): running out of
+ * bytes inside it is SIOC_EPROTO there, not SIOC_EAGAIN. Otherwise as mp_read / mp_skip. */
+int mp_read_whole(struct mp_reader *r, struct mp_item *it);
+int mp_skip_whole(struct mp_reader *r);
+/* Skips one value and gives its MessagePack bytes in *out. */
+int mp_read_raw(struct mp_reader *r, struct slice *out);
+/* A string's bytes in *out; SIOC_EPROTO for any other kind. */
+int mp_read_str(struct mp_reader *r, struct slice *out);
+/* A map header's pair count in *n; SIOC_EPROTO for any other kind. */
+int mp_read_map_len(struct mp_reader *r, uint32_t *n);
+/* Consumes a nil if one is next (JS null/undefined); false (nothing consumed) otherwise. */
+bool mp_take_nil(struct mp_reader *r);
+
 #endif

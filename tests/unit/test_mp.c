@@ -233,8 +233,35 @@ static void test_item_conversions(void)
     CHECK(!mp_item_to_double(&it, &d));
 }
 
+/* The whole-value readers: a value cut short is EPROTO, kinds are checked, nil taken once. */
+static void test_whole_readers(void)
+{
+    static const uint8_t msg[] = {0x82, 0xa1, 'a', 0xc0, 0xa1, 'b', 0x92, 0x01, 0x02};
+    struct mp_reader r;
+    uint32_t n = 0;
+    struct slice s;
+    mp_reader_init(&r, msg, sizeof msg);
+    CHECK(mp_read_map_len(&r, &n) == SIOC_OK && n == 2);
+    CHECK(mp_read_str(&r, &s) == SIOC_OK && s.len == 1 && s.p[0] == 'a');
+    CHECK(mp_take_nil(&r) && !mp_take_nil(&r));
+    CHECK(mp_read_map_len(&r, &n) == SIOC_EPROTO); /* a string, not a map */
+    mp_reader_init(&r, msg + 4, sizeof msg - 4);
+    CHECK(mp_read_str(&r, &s) == SIOC_OK);
+    CHECK(mp_read_raw(&r, &s) == SIOC_OK && s.len == 3 && s.p == msg + 6);
+    CHECK(r.pos == r.len);
+    mp_reader_init(&r, msg + 6, 2); /* [1, 2] cut after its first element */
+    CHECK(mp_read_raw(&r, &s) == SIOC_EPROTO);
+    mp_reader_init(&r, msg + 6, 2);
+    CHECK(mp_skip_whole(&r) == SIOC_EPROTO);
+    mp_reader_init(&r, msg + 1, 1); /* "a" without its byte */
+    CHECK(mp_read_str(&r, &s) == SIOC_EPROTO);
+    mp_reader_init(&r, msg + 6, 1);
+    CHECK(mp_read_str(&r, &s) == SIOC_EPROTO); /* an array header */
+}
+
 int main(void)
 {
+    RUN(test_whole_readers);
     RUN(test_write_broadcast_capture);
     RUN(test_write_numbers);
     RUN(test_write_lengths);
