@@ -12,9 +12,10 @@
 #include "common/adapter.h"
 #include "common/buf.h"
 
-/* Approximate MAXLEN publishers give P:rec:<nsp> (gateway/recovery.h RECOVERY_STREAM_MAXLEN). */
+/* Approximate MAXLEN publishers give P:rec:<nsp> (the SDK: sioc/emitter.py RECOVERY_STREAM_MAXLEN). */
 #define ADAPTER_REC_STREAM_MAXLEN 100000
-/* The stream's PEXPIRE is the window plus this (gateway/recovery.h RECOVERY_GRACE_MS). */
+/* The stream's PEXPIRE, and the gateways' recovery keys' lifetime, is the window plus this
+ * (the SDK: sioc/emitter.py RECOVERY_GRACE_MS). */
 #define ADAPTER_REC_GRACE_MS 5000
 /* Longest stream id the splice accepts ("<ms>-<seq>", two uint64: at most 41 characters). */
 #define ADAPTER_REC_MAX_ID 64

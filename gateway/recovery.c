@@ -7,6 +7,8 @@
  * Every gateway refreshes the TTL of the origin hashes of the sockets it holds. */
 #include "gateway/recovery.h"
 
+#include "common/adapter_rec.h"
+
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -246,7 +248,7 @@ static void hb_prefix(struct buf *out, const char *prefix, const char *origin)
 static void holder_beat(struct recovery *r, const char *origin)
 {
     char px[24];
-    snprintf(px, sizeof px, "%u", r->cfg.window_ms + RECOVERY_GRACE_MS);
+    snprintf(px, sizeof px, "%u", r->cfg.window_ms + ADAPTER_REC_GRACE_MS);
     hb_prefix(&r->key2, r->prefix, origin);
     r->key2.len--;
     buf_append(&r->key2, r->node, strlen(r->node) + 1);
@@ -385,7 +387,7 @@ bool recovery_on_disconnect(struct recovery *r, struct sio_socket *sock, const c
     }
     session_key(&r->key2, r->prefix, origin, strlen(origin), pid);
     char px[24];
-    snprintf(px, sizeof px, "%u", r->cfg.window_ms + RECOVERY_GRACE_MS);
+    snprintf(px, sizeof px, "%u", r->cfg.window_ms + ADAPTER_REC_GRACE_MS);
     const char *argv[9] = {"EVAL",
                            park_script,
                            "2",
@@ -506,7 +508,7 @@ static void beat(struct recovery *r)
 {
     char window[24], px[24];
     snprintf(window, sizeof window, "%u", r->cfg.window_ms);
-    snprintf(px, sizeof px, "%u", r->cfg.window_ms + RECOVERY_GRACE_MS);
+    snprintf(px, sizeof px, "%u", r->cfg.window_ms + ADAPTER_REC_GRACE_MS);
     buf_reset(&r->scratch);
     buf_append(&r->scratch, r->prefix, strlen(r->prefix));
     buf_append(&r->scratch, ":rec:window", 12);
