@@ -133,7 +133,7 @@ check-layers:
 	@scripts/check-layers.sh
 
 fmt:
-	clang-format -i $(wildcard common/*.[ch] tests/unit/*.[ch] tests/fuzz/*.c)
+	clang-format -i $(shell git ls-files "*.c" "*.h")
 
 lint:
 	cppcheck --quiet --inline-suppr --error-exitcode=1 --enable=warning,portability --std=c11 -I. --suppress=missingIncludeSystem common common/net gateway broker

@@ -164,7 +164,8 @@ static void render_user(struct api_query *q, const redisReply *reply, struct buf
     size_t n = reply->elements / 4;
     buf_append_cstr(out, "{\"uid\":");
     json_write_string(out, (const uint8_t *)q->a, q->a_len);
-    buf_append_cstr(out, n > 0 ? ",\"online\":true,\"sockets\":[" : ",\"online\":false,\"sockets\":[");
+    buf_append_cstr(out,
+                    n > 0 ? ",\"online\":true,\"sockets\":[" : ",\"online\":false,\"sockets\":[");
     for (size_t i = 0; i < n; i++) {
         redisReply *const *e = reply->element + 4 * i;
         if (!is_str(e[0]) || !is_str(e[1]) || !is_str(e[2]))
@@ -233,8 +234,8 @@ static void render_nodes(struct bk_api *api, const redisReply *reply, struct buf
             e[4]->type != REDIS_REPLY_INTEGER || !is_str(e[5]))
             continue;
         struct envelope_node_info info;
-        bool has_info = e[1]->len > 0 &&
-                        envelope_node_info_decode((const uint8_t *)e[1]->str, e[1]->len, &info) >= 0;
+        bool has_info = e[1]->len > 0 && envelope_node_info_decode((const uint8_t *)e[1]->str,
+                                                                   e[1]->len, &info) >= 0;
         bool alive = e[2]->len > 0;
         buf_append_cstr(out, i > 0 ? ",{" : "{");
         json_str(out, "node", e[0]);
@@ -264,7 +265,9 @@ static void render_nodes(struct bk_api *api, const redisReply *reply, struct buf
         long long pttl = e[3]->integer;
         buf_append_cstr(out, ",\"last_heartbeat\":");
         if (alive && pttl > 0) {
-            uint64_t age = pttl < (long long)api->b->node_timeout_ms ? api->b->node_timeout_ms - (uint64_t)pttl : 0;
+            uint64_t age = pttl < (long long)api->b->node_timeout_ms
+                               ? api->b->node_timeout_ms - (uint64_t)pttl
+                               : 0;
             buf_append_u64(out, now - age);
             buf_append_cstr(out, ",\"heartbeat_ttl_ms\":");
             buf_append_i64(out, pttl);
@@ -418,11 +421,24 @@ static void publish_recoverable(struct bk_api *api, struct http_conn *conn,
     } else {
         snprintf(maxlen, sizeof maxlen, "%u", (unsigned)ADAPTER_REC_STREAM_MAXLEN);
         snprintf(pexpire, sizeof pexpire, "%u", window + ADAPTER_REC_GRACE_MS);
-        const char *argv[] = {"EVAL", adapter_rec_script(), "1", (const char *)stream.data,
-                              (const char *)channel->data, (const char *)msg.data,
-                              (const char *)msg.data + split, maxlen, pexpire};
-        size_t lens[] = {4, strlen(argv[1]), 1, stream.len, channel->len, split, msg.len - split,
-                         strlen(maxlen), strlen(pexpire)};
+        const char *argv[] = {"EVAL",
+                              adapter_rec_script(),
+                              "1",
+                              (const char *)stream.data,
+                              (const char *)channel->data,
+                              (const char *)msg.data,
+                              (const char *)msg.data + split,
+                              maxlen,
+                              pexpire};
+        size_t lens[] = {4,
+                         strlen(argv[1]),
+                         1,
+                         stream.len,
+                         channel->len,
+                         split,
+                         msg.len - split,
+                         strlen(maxlen),
+                         strlen(pexpire)};
         (*api->pushes)++;
         (*api->recoverable)++;
         hold(api, conn, Q_PUBLISH, NULL, 0, NULL, 0, 9, argv, lens);
@@ -471,8 +487,8 @@ static void encode_sharded(const struct broker *b, enum api_body_kind kind,
     free(m);
 }
 
-static void handle_push(struct bk_api *api, struct http_conn *conn, const struct http_server_request *req,
-                        enum api_body_kind kind)
+static void handle_push(struct bk_api *api, struct http_conn *conn,
+                        const struct http_server_request *req, enum api_body_kind kind)
 {
     struct broker *b = api->b;
     char err[256];
@@ -495,7 +511,8 @@ static void handle_push(struct bk_api *api, struct http_conn *conn, const struct
     }
     struct slice key = {(const uint8_t *)b->adapter_key, strlen(b->adapter_key)};
     if (kind == API_BODY_EMIT) {
-        /* PROTOCOL.md 3.9: [ "emitter", {type:2, data:[event, ...args], nsp}, {rooms, flags, except} ] */
+        /* PROTOCOL.md 3.9: [ "emitter", {type:2, data:[event, ...args], nsp}, {rooms, flags,
+         * except} ] */
         mp_write_array(&data, 1 + body.args_count);
         mp_write_str(&data, body.event.p, body.event.len);
         buf_append(&data, body.args_items.p, body.args_items.len);
@@ -507,7 +524,8 @@ static void handle_push(struct bk_api *api, struct http_conn *conn, const struct
     if (b->sharded) {
         encode_sharded(b, kind, &body, sel, (struct slice){data.data, data.len}, &channel, &msg);
     } else if (kind == API_BODY_EMIT) {
-        bc->packet = (struct adapter_packet){.type = 2, .data = {data.data, data.len}, .nsp = body.nsp};
+        bc->packet =
+            (struct adapter_packet){.type = 2, .data = {data.data, data.len}, .nsp = body.nsp};
         bc->opts.rooms = sel->rooms;
         bc->opts.except = sel->except;
         bc->opts.has_flags = true;
@@ -567,12 +585,13 @@ static bool path_is(struct slice s, const char *p)
 }
 
 /* The nsp query parameter, decoded ("/" when absent). NULL after answering 400. */
-static char *query_nsp(struct bk_api *api, struct http_conn *conn, const struct http_server_request *req,
-                       size_t *len)
+static char *query_nsp(struct bk_api *api, struct http_conn *conn,
+                       const struct http_server_request *req, size_t *len)
 {
     struct slice v;
-    char *nsp = api_query_get(req->query, "nsp", &v) ? api_percent_decode(v.p, v.len, true, len)
-                                                     : api_percent_decode((const uint8_t *)"/", 1, false, len);
+    char *nsp = api_query_get(req->query, "nsp", &v)
+                    ? api_percent_decode(v.p, v.len, true, len)
+                    : api_percent_decode((const uint8_t *)"/", 1, false, len);
     if (nsp == NULL || nsp[0] != '/') {
         free(nsp);
         respond_error(api, conn, 400, "nsp must be a namespace starting with /");
@@ -581,7 +600,8 @@ static char *query_nsp(struct bk_api *api, struct http_conn *conn, const struct 
     return nsp;
 }
 
-static void handle_get(struct bk_api *api, struct http_conn *conn, const struct http_server_request *req)
+static void handle_get(struct bk_api *api, struct http_conn *conn,
+                       const struct http_server_request *req)
 {
     struct broker *b = api->b;
     struct slice path = req->path;
@@ -596,9 +616,14 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
         char *nsp = query_nsp(api, conn, req, &nsp_len);
         if (nsp == NULL)
             return;
-        const char *argv[] = {"EVAL", bk_script_rooms(), "1", b->prefix, b->prefix, nsp,
-                              API_MAX_ROOMS_LISTED};
-        size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), strlen(b->prefix), nsp_len,
+        const char *argv[] = {"EVAL", bk_script_rooms(),   "1", b->prefix, b->prefix,
+                              nsp,    API_MAX_ROOMS_LISTED};
+        size_t lens[] = {4,
+                         strlen(argv[1]),
+                         1,
+                         strlen(b->prefix),
+                         strlen(b->prefix),
+                         nsp_len,
                          strlen(API_MAX_ROOMS_LISTED)};
         hold(api, conn, Q_ROOMS, nsp, nsp_len, NULL, 0, 7, argv, lens);
         return;
@@ -608,10 +633,12 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
         size_t skip = strlen("/v1/users/"), name_len;
         const uint8_t *raw = path.p + skip;
         size_t raw_len = path.len - skip;
-        char *name = memchr(raw, '/', raw_len) ? NULL : api_percent_decode(raw, raw_len, false, &name_len);
+        char *name =
+            memchr(raw, '/', raw_len) ? NULL : api_percent_decode(raw, raw_len, false, &name_len);
         if (name == NULL || name_len == 0) {
             free(name);
-            respond_error(api, conn, 400, user ? "bad user id in the path" : "bad room name in the path");
+            respond_error(api, conn, 400,
+                          user ? "bad user id in the path" : "bad room name in the path");
             return;
         }
         if (user) {
@@ -627,8 +654,8 @@ static void handle_get(struct bk_api *api, struct http_conn *conn, const struct 
             return;
         }
         const char *argv[] = {"EVAL", bk_script_room(), "1", b->prefix, b->prefix, nsp, name};
-        size_t lens[] = {4, strlen(argv[1]), 1, strlen(b->prefix), strlen(b->prefix), nsp_len,
-                         name_len};
+        size_t lens[] = {4,       strlen(argv[1]), 1, strlen(b->prefix), strlen(b->prefix),
+                         nsp_len, name_len};
         hold(api, conn, Q_ROOM, nsp, nsp_len, name, name_len, 7, argv, lens);
         return;
     }
@@ -676,15 +703,17 @@ struct bk_api *bk_api_new(struct broker *b)
     if (api == NULL)
         return NULL;
     api->b = b;
-    api->requests = metrics_counter(b->metrics, "sioc_broker_api_requests_total", "API requests", NULL);
-    api->client_errors = metrics_counter(b->metrics, "sioc_broker_api_errors_total", "API errors by class",
-                                         "class=\"4xx\"");
-    api->server_errors = metrics_counter(b->metrics, "sioc_broker_api_errors_total", "API errors by class",
-                                         "class=\"5xx\"");
+    api->requests =
+        metrics_counter(b->metrics, "sioc_broker_api_requests_total", "API requests", NULL);
+    api->client_errors = metrics_counter(b->metrics, "sioc_broker_api_errors_total",
+                                         "API errors by class", "class=\"4xx\"");
+    api->server_errors = metrics_counter(b->metrics, "sioc_broker_api_errors_total",
+                                         "API errors by class", "class=\"5xx\"");
     api->pushes = metrics_counter(b->metrics, "sioc_broker_api_publishes_total",
                                   "emits, joins, leaves and disconnects published", NULL);
-    api->recoverable = metrics_counter(b->metrics, "sioc_broker_api_recoverable_total",
-                                       "emits stored for connection state recovery as published", NULL);
+    api->recoverable =
+        metrics_counter(b->metrics, "sioc_broker_api_recoverable_total",
+                        "emits stored for connection state recovery as published", NULL);
     api->rec = bk_rec_new(b);
     if (api->requests == NULL || api->client_errors == NULL || api->server_errors == NULL ||
         api->pushes == NULL || api->recoverable == NULL || api->rec == NULL) {

@@ -31,20 +31,26 @@ struct field {
 };
 
 static const struct field fields[] = {
-    {"nsp", F_STRING, K_ALL},          {"event", F_STRING, K_EMIT},
-    {"args", F_ARRAY, K_EMIT},         {"rooms", F_STRINGS, K_ALL},
-    {"users", F_STRINGS, K_ALL},       {"sids", F_STRINGS, K_ALL},
-    {"except", F_STRINGS, K_ALL},      {"volatile", F_BOOL, K_EMIT},
-    {"to", F_STRINGS, K_JOIN | K_LEAVE}, {"close", F_BOOL, K_DISCONNECT},
+    {"nsp", F_STRING, K_ALL},
+    {"event", F_STRING, K_EMIT},
+    {"args", F_ARRAY, K_EMIT},
+    {"rooms", F_STRINGS, K_ALL},
+    {"users", F_STRINGS, K_ALL},
+    {"sids", F_STRINGS, K_ALL},
+    {"except", F_STRINGS, K_ALL},
+    {"volatile", F_BOOL, K_EMIT},
+    {"to", F_STRINGS, K_JOIN | K_LEAVE},
+    {"close", F_BOOL, K_DISCONNECT},
     {"ack", F_ACK, K_EMIT},
 };
 #define FIELD_COUNT (sizeof fields / sizeof fields[0])
 
 /* Socket.IO reserves these event names (socket.io's RESERVED_EVENTS); the emitter refuses them. */
-static const char *const reserved_events[] = {"connect", "connect_error", "disconnect", "disconnecting",
-                                              "newListener", "removeListener"};
+static const char *const reserved_events[] = {"connect",       "connect_error", "disconnect",
+                                              "disconnecting", "newListener",   "removeListener"};
 
-static bool fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static bool fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -94,7 +100,8 @@ static bool read_ack(struct api_body *b, struct mp_reader *r, const struct mp_it
                      size_t errlen)
 {
     if (head->kind != MP_MAP)
-        return fail(err, errlen, "%s", "field 'ack' must be an object with a 'timeout' (milliseconds)");
+        return fail(err, errlen, "%s",
+                    "field 'ack' must be an object with a 'timeout' (milliseconds)");
     for (uint32_t i = 0; i < head->len; i++) {
         struct mp_item key, value;
         int64_t ms;
@@ -111,12 +118,14 @@ static bool read_ack(struct api_body *b, struct mp_reader *r, const struct mp_it
         if (mp_read(r, &value) != SIOC_OK || value.kind == MP_ARRAY || value.kind == MP_MAP ||
             !mp_item_to_i64(&value, &ms) || ms < API_ACK_TIMEOUT_MIN_MS ||
             ms > API_ACK_TIMEOUT_MAX_MS)
-            return fail(err, errlen, "%s", "field 'ack.timeout' must be an integer from 1 to 120000 (milliseconds)");
+            return fail(err, errlen, "%s",
+                        "field 'ack.timeout' must be an integer from 1 to 120000 (milliseconds)");
         b->has_ack = true;
         b->ack_timeout_ms = (uint32_t)ms;
     }
     if (!b->has_ack)
-        return fail(err, errlen, "%s", "field 'ack.timeout' is required (milliseconds, 1 to 120000)");
+        return fail(err, errlen, "%s",
+                    "field 'ack.timeout' is required (milliseconds, 1 to 120000)");
     return true;
 }
 
@@ -156,10 +165,8 @@ static bool read_field(struct api_body *b, struct mp_reader *r, const struct fie
         b->args_items = (struct slice){r->p + items, r->pos - items};
         return true;
     }
-    case F_STRINGS:
-        return read_strings(r, &it, start, list_of(b, f->name), f->name, err, errlen);
-    case F_ACK:
-        return read_ack(b, r, &it, err, errlen);
+    case F_STRINGS: return read_strings(r, &it, start, list_of(b, f->name), f->name, err, errlen);
+    case F_ACK: return read_ack(b, r, &it, err, errlen);
     }
     return false;
 }
@@ -187,11 +194,12 @@ bool api_body_parse(struct api_body *out, enum api_body_kind kind, const uint8_t
             return fail(err, errlen, "%s", "malformed object key");
         size_t f = 0;
         while (f < FIELD_COUNT && !(strlen(fields[f].name) == key.len &&
-                                     memcmp(fields[f].name, key.data, key.len) == 0))
+                                    memcmp(fields[f].name, key.data, key.len) == 0))
             f++;
         if (f == FIELD_COUNT || !(fields[f].kinds & (1u << kind))) {
             char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(key.len < 48 ? key.len : 48), (const char *)key.data);
+            snprintf(name, sizeof name, "%.*s", (int)(key.len < 48 ? key.len : 48),
+                     (const char *)key.data);
             return fail(err, errlen, "unknown field '%s'", name);
         }
         if (seen & (1u << f))
@@ -357,7 +365,8 @@ bool api_query_get(struct slice query, const char *name, struct slice *value)
         const uint8_t *eq = memchr(query.p + i, '=', end - i);
         size_t key_len = eq ? (size_t)(eq - (query.p + i)) : end - i;
         if (key_len == name_len && memcmp(query.p + i, name, name_len) == 0) {
-            *value = eq ? (struct slice){eq + 1, (size_t)(query.p + end - (eq + 1))} : (struct slice){query.p + end, 0};
+            *value = eq ? (struct slice){eq + 1, (size_t)(query.p + end - (eq + 1))}
+                        : (struct slice){query.p + end, 0};
             return true;
         }
         i = end + 1;

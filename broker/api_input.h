@@ -29,7 +29,7 @@ struct api_list {
 
 /* A validated body. Slices point into `mp` and live until api_body_deinit. */
 struct api_body {
-    struct buf mp; /* the body as MessagePack */
+    struct buf mp;    /* the body as MessagePack */
     struct slice nsp; /* "/" when absent */
     struct slice event;
     bool has_args;
@@ -38,7 +38,7 @@ struct api_body {
     struct api_list rooms, users, sids, except, to;
     bool is_volatile;
     bool close;
-    bool has_ack; /* emit only: wait for each socket's ack (broker/calls.h) */
+    bool has_ack;            /* emit only: wait for each socket's ack (broker/calls.h) */
     uint32_t ack_timeout_ms; /* API_ACK_TIMEOUT_MIN_MS..API_ACK_TIMEOUT_MAX_MS when has_ack */
 };
 

@@ -46,9 +46,10 @@ static void read_cb(void *ctx, const redisReply *reply, enum redis_link_result r
     unsigned window = parse_window(reply);
     if (window != r->window)
         log_write(r->b->log, LOG_LEVEL_INFO, "api.recovery",
-                  window > 0 ? "gateways' recovery-window %u ms: /v1/emit broadcasts are stored for "
-                               "connection state recovery"
-                             : "recovery off (%u): /v1/emit broadcasts are not stored",
+                  window > 0
+                      ? "gateways' recovery-window %u ms: /v1/emit broadcasts are stored for "
+                        "connection state recovery"
+                      : "recovery off (%u): /v1/emit broadcasts are not stored",
                   window);
     r->window = window;
 }

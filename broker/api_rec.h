@@ -9,7 +9,8 @@
 struct broker;
 struct bk_rec;
 
-#define BK_REC_REFRESH_MS 2000 /* P:rec:window is re-read this often (the gateways set it every 2 s) */
+#define BK_REC_REFRESH_MS                                                                          \
+    2000 /* P:rec:window is re-read this often (the gateways set it every 2 s) */
 
 /* NULL when out of memory. The first read goes out as soon as Redis is connected (checked
  * every BK_REC_REFRESH_MS). */

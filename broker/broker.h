@@ -1,7 +1,8 @@
 /* broker.h: the process context of sioc-broker (DESIGN.md §2, §3.4) that its modules share: the
  * options, the event loop, the Redis links, the logger and the metrics. main_broker.c owns and
- * fills it; lease.c (active or standby), mirror.c (registry consumer), liveness.c (node liveness, node-lost disconnects),
- * api.c (HTTP API) and calls.c (the API's acks) borrow it for their whole lifetime. */
+ * fills it; lease.c (active or standby), mirror.c (registry consumer), liveness.c (node liveness,
+ * node-lost disconnects), api.c (HTTP API) and calls.c (the API's acks) borrow it for their whole
+ * lifetime. */
 #ifndef SIOC_BROKER_H
 #define SIOC_BROKER_H
 
@@ -47,7 +48,8 @@ struct broker {
     unsigned node_timeout_ms;
     unsigned check_interval_ms;
     unsigned lease_ms; /* lease-timeout */
-    unsigned forget_after_ms; /* a dead node's state (and its /v1/nodes entry) is dropped after this */
+    unsigned
+        forget_after_ms; /* a dead node's state (and its /v1/nodes entry) is dropped after this */
     uint32_t upstream_shards;
     uint64_t upstream_maxlen;
 };

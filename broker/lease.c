@@ -66,8 +66,8 @@ static void drop(struct bk_lease *l, const char *why)
 static void copy_text(char *dst, const redisReply *r)
 {
     if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-        snprintf(dst, LEASE_TEXT_MAX, "%.*s", (int)(r->len < LEASE_TEXT_MAX - 1 ? r->len : LEASE_TEXT_MAX - 1),
-                 r->str);
+        snprintf(dst, LEASE_TEXT_MAX, "%.*s",
+                 (int)(r->len < LEASE_TEXT_MAX - 1 ? r->len : LEASE_TEXT_MAX - 1), r->str);
     else
         dst[0] = '\0';
 }
@@ -85,8 +85,9 @@ static void on_ours(struct bk_lease *l, bool acquired)
     l->saw_other = false;
     *l->active_gauge = 1;
     (*l->acquired)++;
-    log_write(l->b->log, LOG_LEVEL_INFO, "broker.lease", "became active (token %s, %s, lease %u ms)",
-              l->token, acquired ? "lease was free" : "lease still ours", l->lease_ms);
+    log_write(l->b->log, LOG_LEVEL_INFO, "broker.lease",
+              "became active (token %s, %s, lease %u ms)", l->token,
+              acquired ? "lease was free" : "lease still ours", l->lease_ms);
     l->logged[0] = '\0';
     evtimer_del(l->tick);
     arm(l);
@@ -120,7 +121,8 @@ static void lease_cb(void *ctx, const redisReply *reply, enum redis_link_result 
         drop(l, why);
     } else if (strcmp(l->logged, l->holder) != 0) {
         snprintf(l->logged, sizeof l->logged, "%s", l->holder);
-        log_write(l->b->log, LOG_LEVEL_INFO, "broker.lease", "standing by (active is %s)", l->holder);
+        log_write(l->b->log, LOG_LEVEL_INFO, "broker.lease", "standing by (active is %s)",
+                  l->holder);
     }
 }
 
@@ -202,9 +204,10 @@ void bk_lease_release(struct bk_lease *l, void (*done)(void *ctx), void *ctx)
     l->release_done = done;
     l->release_ctx = ctx;
     evtimer_del(l->tick);
-    const char *argv[] = {"EVAL", bk_script_lease_release(), "1", l->b->prefix, l->b->prefix,
+    const char *argv[] = {"EVAL",  bk_script_lease_release(), "1", l->b->prefix, l->b->prefix,
                           l->token};
-    if (!was_held || redis_link_command_argv(l->b->cmd, 6, argv, NULL, 0, release_cb, l) != SIOC_OK) {
+    if (!was_held ||
+        redis_link_command_argv(l->b->cmd, 6, argv, NULL, 0, release_cb, l) != SIOC_OK) {
         done(ctx);
         return;
     }
@@ -226,8 +229,9 @@ struct bk_lease *bk_lease_new(struct broker *b, const char *token, unsigned leas
     snprintf(l->token, sizeof l->token, "%s", token);
     l->poll_ms = lease_ms / 4 < LEASE_POLL_MAX_MS ? lease_ms / 4 : LEASE_POLL_MAX_MS;
     l->tick = evtimer_new(b->base, tick_cb, l);
-    l->active_gauge = metrics_gauge(b->metrics, "sioc_broker_active",
-                                    "1 while this broker holds the lease (active), 0 standing by", NULL);
+    l->active_gauge =
+        metrics_gauge(b->metrics, "sioc_broker_active",
+                      "1 while this broker holds the lease (active), 0 standing by", NULL);
     l->acquired = metrics_counter(b->metrics, "sioc_broker_lease_acquired_total",
                                   "times this broker became the active one", NULL);
     l->lost = metrics_counter(b->metrics, "sioc_broker_lease_lost_total",

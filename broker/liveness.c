@@ -25,7 +25,7 @@
 #include "common/net/redis_link.h"
 
 #define LIVENESS_DRAIN_BATCH 128
-#define LIVENESS_MISMATCH_CHECKS "5"   /* consecutive checks before asking for a snapshot */
+#define LIVENESS_MISMATCH_CHECKS "5"    /* consecutive checks before asking for a snapshot */
 #define LIVENESS_SNAPSHOT_EVERY "60000" /* at most one snapshot request per node per minute */
 
 struct bk_liveness {
@@ -165,15 +165,16 @@ static void lrange_cb(void *ctx, const redisReply *reply, enum redis_link_result
         struct envelope_up up;
         if (!decode_lost(reply->element[i], &up) || !send_disconnect(l, &up)) {
             (*l->disconnect_errors)++;
-            log_write(l->b->log, LOG_LEVEL_ERROR, "upstream.lost", "malformed %s item skipped", l->lost_key);
+            log_write(l->b->log, LOG_LEVEL_ERROR, "upstream.lost", "malformed %s item skipped",
+                      l->lost_key);
         }
     }
     if (!l->drain_failed && l->drain_count > 0) {
         char start[24];
         snprintf(start, sizeof start, "%zu", l->drain_count);
         /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
-        const char *argv[] = {"EVAL", bk_script_lost_trim(), "1", l->b->prefix, l->b->prefix,
-                              bk_lease_token(l->b->lease), start};
+        const char *argv[] = {"EVAL",       bk_script_lost_trim(),       "1",  l->b->prefix,
+                              l->b->prefix, bk_lease_token(l->b->lease), start};
         if (redis_link_command_argv(l->b->cmd, 7, argv, NULL, 0, drain_reply_cb, l) == SIOC_OK)
             l->drain_inflight++;
         else
@@ -219,7 +220,8 @@ static void request_snapshot(struct bk_liveness *l, const redisReply *node)
         redis_link_command_argv(b->cmd, 3, argv, lens, 0, NULL, NULL);
         (*l->snapshot_requests)++;
         log_write(b->log, LOG_LEVEL_WARN, "node.mismatch",
-                  "node=%s: its socket count disagrees with the mirror; snapshot requested", node->str);
+                  "node=%s: its socket count disagrees with the mirror; snapshot requested",
+                  node->str);
     }
     buf_deinit(&channel);
     buf_deinit(&msg);
@@ -235,7 +237,8 @@ static void check_cb(void *ctx, const redisReply *reply, enum redis_link_result 
     }
     if (reply->type == REDIS_REPLY_ERROR && bk_lease_fenced(l->b->lease, reply->str))
         return;
-    if (reply->type == REDIS_REPLY_ERROR || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+    if (reply->type == REDIS_REPLY_ERROR || reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 3) {
         l->outage = true; /* Redis answered, but not as a working Redis does (LOADING, BUSY...) */
         log_write(l->b->log, LOG_LEVEL_ERROR, "liveness.check", "%s",
                   reply->type == REDIS_REPLY_ERROR && reply->str ? reply->str : "unexpected reply");
@@ -287,9 +290,19 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(timeout, sizeof timeout, "%u", b->node_timeout_ms);
     snprintf(gap, sizeof gap, "%llu", (unsigned long long)liveness_outage_gap_ms(b));
     /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
-    const char *argv[] = {"EVAL", bk_script_liveness(), "1", b->prefix, b->prefix, now, forget,
-                          LIVENESS_MISMATCH_CHECKS, LIVENESS_SNAPSHOT_EVERY, timeout, gap,
-                          l->outage ? "1" : "0", bk_lease_token(b->lease)};
+    const char *argv[] = {"EVAL",
+                          bk_script_liveness(),
+                          "1",
+                          b->prefix,
+                          b->prefix,
+                          now,
+                          forget,
+                          LIVENESS_MISMATCH_CHECKS,
+                          LIVENESS_SNAPSHOT_EVERY,
+                          timeout,
+                          gap,
+                          l->outage ? "1" : "0",
+                          bk_lease_token(b->lease)};
     if (redis_link_command_argv(b->cmd, 13, argv, NULL, 0, check_cb, l) == SIOC_OK) {
         l->checking = true;
         l->check_marks_outage = l->outage;
@@ -334,18 +347,22 @@ struct bk_liveness *bk_liveness_new(struct broker *b)
         memcpy(l->lost_key, key.data, key.len);
     buf_deinit(&key);
     l->tick = event_new(b->base, -1, EV_PERSIST, tick_cb, l);
-    l->nodes_lost = metrics_counter(b->metrics, "sioc_broker_nodes_lost_total",
-                                    "nodes whose sockets were reaped (heartbeat expired or new epoch)", NULL);
-    l->sockets_lost = metrics_counter(b->metrics, "sioc_broker_sockets_lost_total",
-                                      "sockets removed from the mirror by the liveness check", NULL);
+    l->nodes_lost =
+        metrics_counter(b->metrics, "sioc_broker_nodes_lost_total",
+                        "nodes whose sockets were reaped (heartbeat expired or new epoch)", NULL);
+    l->sockets_lost =
+        metrics_counter(b->metrics, "sioc_broker_sockets_lost_total",
+                        "sockets removed from the mirror by the liveness check", NULL);
     l->disconnects = metrics_counter(b->metrics, "sioc_broker_node_lost_disconnects_total",
                                      "node-lost disconnect entries appended upstream", NULL);
-    l->disconnect_errors = metrics_counter(b->metrics, "sioc_broker_node_lost_errors_total",
-                                           "node-lost disconnects that could not be appended", NULL);
+    l->disconnect_errors =
+        metrics_counter(b->metrics, "sioc_broker_node_lost_errors_total",
+                        "node-lost disconnects that could not be appended", NULL);
     l->snapshot_requests = metrics_counter(b->metrics, "sioc_broker_snapshot_requests_total",
                                            "snapshots requested from nodes (anti-entropy)", NULL);
-    if (l->lost_key[0] == '\0' || l->tick == NULL || l->nodes_lost == NULL || l->sockets_lost == NULL ||
-        l->disconnects == NULL || l->disconnect_errors == NULL || l->snapshot_requests == NULL) {
+    if (l->lost_key[0] == '\0' || l->tick == NULL || l->nodes_lost == NULL ||
+        l->sockets_lost == NULL || l->disconnects == NULL || l->disconnect_errors == NULL ||
+        l->snapshot_requests == NULL) {
         bk_liveness_free(l);
         return NULL;
     }

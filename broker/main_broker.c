@@ -36,30 +36,47 @@
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0,
+     "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
     REDIS_TLS_OPTION_ENTRIES,
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
-    {"adapter", CONFIG_STRING, "classic", 0, 0, "format of pushes (/v1/emit, join, leave, disconnect): classic (@socket.io/redis-adapter pub/sub) or sharded (createShardedAdapter: SPUBLISH)"},
-    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0, "adapter sharded: the cluster's subscriptionMode (dynamic, static or dynamic-private): picks a room broadcast's channel"},
-    {"api-key", CONFIG_STRING, NULL, 0, 0, "bearer token the API requires (unset: loopback listen only)"},
-    {"tls-cert", CONFIG_STRING, NULL, 0, 0, "serve the API over HTTPS: PEM certificate with its chain (reloaded on SIGHUP)"},
+    {"adapter", CONFIG_STRING, "classic", 0, 0,
+     "format of pushes (/v1/emit, join, leave, disconnect): classic (@socket.io/redis-adapter pub/sub) or sharded (createShardedAdapter: SPUBLISH)"},
+    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0,
+     "adapter sharded: the cluster's subscriptionMode (dynamic, static or dynamic-private): picks a room broadcast's channel"},
+    {"api-key", CONFIG_STRING, NULL, 0, 0,
+     "bearer token the API requires (unset: loopback listen only)"},
+    {"tls-cert", CONFIG_STRING, NULL, 0, 0,
+     "serve the API over HTTPS: PEM certificate with its chain (reloaded on SIGHUP)"},
     {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},
-    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0, "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
-    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0, "TLS key-exchange groups, a colon list"},
-    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000, "a TLS handshake must complete within this"},
-    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0, "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
-    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat PX of the gateways (for last_heartbeat), and the grace every node gets after a Redis outage"},
-    {"broker-id", CONFIG_STRING, NULL, 0, 0, "this broker's name in the lease and the logs (default: the host name); a random suffix is added per start"},
-    {"lease-timeout", CONFIG_MS, NULL, 30, 3600000, "the active broker's lease; a standby takes over at most this + min(this / 4, 1 s) after the active one died (default: node-timeout / 2)"},
+    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0,
+     "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
+    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0,
+     "TLS key-exchange groups, a colon list"},
+    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000,
+     "a TLS handshake must complete within this"},
+    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0,
+     "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
+    {"node-timeout", CONFIG_MS, "6000", 100, 3600000,
+     "heartbeat PX of the gateways (for last_heartbeat), and the grace every node gets after a Redis outage"},
+    {"broker-id", CONFIG_STRING, NULL, 0, 0,
+     "this broker's name in the lease and the logs (default: the host name); a random suffix is added per start"},
+    {"lease-timeout", CONFIG_MS, NULL, 30, 3600000,
+     "the active broker's lease; a standby takes over at most this + min(this / 4, 1 s) after the active one died (default: node-timeout / 2)"},
     {"check-interval", CONFIG_MS, "1000", 10, 60000, "how often node liveness is checked"},
-    {"forget-after", CONFIG_MS, "600000", 100, 604800000, "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
-    {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid), as on the gateways"},
-    {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace, as on the gateways"},
-    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
+    {"forget-after", CONFIG_MS, "600000", 100, 604800000,
+     "a dead node leaves /v1/nodes (and the broker's state) this long after its heartbeat expired"},
+    {"user-room", CONFIG_STRING, "user:%s", 0, 0,
+     "room of authenticated users (%s = uid), as on the gateways"},
+    {"upstream-shards", CONFIG_INT, "1", 1, 4096,
+     "upstream stream shards per namespace, as on the gateways"},
+    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000,
+     "approximate MAXLEN of upstream streams"},
     {"log-format", CONFIG_STRING, "text", 0, 0, "text or json"},
     {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
-    {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
+    {"log-file", CONFIG_STRING, NULL, 0, 0,
+     "log to this file (reopened on SIGHUP) instead of stderr"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
     {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
     {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
@@ -106,7 +123,8 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         char body[256];
         const char *holder = bk_lease_holder(p->b.lease);
         int n = snprintf(body, sizeof body, "%s (%s; active: %s)\n", ready ? "ready" : "not ready",
-                         bk_lease_active(p->b.lease) ? "active" : "standby", holder[0] ? holder : "unknown");
+                         bk_lease_active(p->b.lease) ? "active" : "standby",
+                         holder[0] ? holder : "unknown");
         http_conn_respond(conn, ready ? 200 : 503, text, 1, body,
                           n > 0 && (size_t)n < sizeof body ? (size_t)n : sizeof body - 1, false);
         return;
@@ -138,11 +156,13 @@ static void on_listener(void *ctx, bool trouble, const char *what)
 
 /* ---- Redis links ---- */
 
-static void link_event(struct broker *b, const char *which, enum redis_link_event ev, const char *detail)
+static void link_event(struct broker *b, const char *which, enum redis_link_event ev,
+                       const char *detail)
 {
-    static const char *const names[] = {"connected", "disconnected", "connect failed", "connect timeout",
-                                        "handshake error", "liveness timeout", "queue full",
-                                        "slot map", "redirect", "shard channel lost"};
+    static const char *const names[] = {"connected",         "disconnected",    "connect failed",
+                                        "connect timeout",   "handshake error", "liveness timeout",
+                                        "queue full",        "slot map",        "redirect",
+                                        "shard channel lost"};
     enum log_level level = ev == REDIS_LINK_EV_CONNECTED ? LOG_LEVEL_INFO : LOG_LEVEL_WARN;
     log_write(b->log, level, "redis.link", "%s: %s%s%s", which, names[ev], detail ? ": " : "",
               detail ? detail : "");
@@ -246,7 +266,8 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
             log_write(p->b.log, LOG_LEVEL_INFO, "tls.reload", "new connections get %s",
                       tls_context_describe(p->tls));
         else
-            log_write(p->b.log, LOG_LEVEL_WARN, "tls.reload", "failed, the old certificate stays: %s", err);
+            log_write(p->b.log, LOG_LEVEL_WARN, "tls.reload",
+                      "failed, the old certificate stays: %s", err);
     }
 }
 
@@ -274,7 +295,8 @@ static bool listen_is_loopback(const char *listen)
         return (ntohl(a4.s_addr) >> 24) == 127;
     if (inet_pton(AF_INET6, host, &a6) == 1) {
         static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        return IN6_IS_ADDR_LOOPBACK(&a6) || (memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127);
+        return IN6_IS_ADDR_LOOPBACK(&a6) ||
+               (memcmp(a6.s6_addr, mapped, 12) == 0 && a6.s6_addr[12] == 127);
     }
     return strcmp(host, "localhost") == 0;
 }
@@ -293,7 +315,8 @@ static bool broker_id_valid(const char *id)
 static unsigned lease_timeout_ms(const struct config *cfg)
 {
     int64_t set = config_get_int(cfg, "lease-timeout");
-    return set > 0 ? (unsigned)set : bk_lease_default_ms((unsigned)config_get_int(cfg, "node-timeout"));
+    return set > 0 ? (unsigned)set
+                   : bk_lease_default_ms((unsigned)config_get_int(cfg, "node-timeout"));
 }
 
 /* The lease token "<broker-id or host name>/<8 hex digits of this start>" (lease.h). */
@@ -311,7 +334,8 @@ static void make_token(const struct config *cfg, uint64_t seed, char *out, size_
 static const char *validate(const struct config *cfg, struct redis_tls **tls, char *err,
                             size_t errlen)
 {
-    const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), tls, err, errlen);
+    const char *tls_problem =
+        redis_tls_from_config(cfg, config_get(cfg, "redis"), tls, err, errlen);
     if (tls_problem != NULL)
         return tls_problem;
     if (!user_room_valid(config_get(cfg, "user-room")))
@@ -352,7 +376,8 @@ static const char *validate(const struct config *cfg, struct redis_tls **tls, ch
 }
 
 /* 0 to run, 1 to exit 0 (help or check-config printed), 2 to exit 2 (message printed). */
-/* *tls: the API's HTTPS context (tls-cert), *rtls: the Redis links' (rediss://); NULL when unset. */
+/* *tls: the API's HTTPS context (tls-cert), *rtls: the Redis links' (rediss://); NULL when unset.
+ */
 static int load_config(struct config *cfg, struct tls_context **tls, struct redis_tls **rtls,
                        int argc, char **argv)
 {
@@ -390,7 +415,8 @@ static int load_config(struct config *cfg, struct tls_context **tls, struct redi
     return 0;
 }
 
-/* `lc` gives the mode and callbacks; the URL, Redis TLS context, seed and context are filled in here. */
+/* `lc` gives the mode and callbacks; the URL, Redis TLS context, seed and context are filled in
+ * here. */
 static struct redis_link *new_link(struct broker *b, const char *url, uint64_t seed,
                                    struct redis_link_config lc)
 {
@@ -504,7 +530,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "sioc-broker: cannot start: %s\n", err[0] ? err : "out of memory");
         return 1;
     }
-    p.http_requests = metrics_counter(b->metrics, "sioc_broker_http_requests_total", "HTTP requests", NULL);
+    p.http_requests =
+        metrics_counter(b->metrics, "sioc_broker_http_requests_total", "HTTP requests", NULL);
     metrics_gauge_fn(b->metrics, "sioc_redis_connected", "1 while both Redis links are up", NULL,
                      gauge_redis, b);
     p.sigterm = evsignal_new(b->base, SIGTERM, stop_cb, &p);
@@ -525,7 +552,8 @@ int main(int argc, char **argv)
     if (tls != NULL)
         log_write(b->log, LOG_LEVEL_INFO, "tls.start", "API over HTTPS with %s%s",
                   tls_context_describe(tls),
-                  config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
+                  config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks"
+                                                            : "");
 
     event_base_dispatch(b->base);
 

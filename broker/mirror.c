@@ -30,7 +30,7 @@
 #define MIRROR_BATCH 256      /* entries per XREADGROUP */
 #define MIRROR_BATCH_TEXT "256"
 #define MIRROR_BLOCK_MAX_MS 2000u /* XREAD BLOCK, at most lease-timeout / 2 */
-#define MIRROR_MAX_KV 64      /* field/value slices accepted in one entry (unknown fields included) */
+#define MIRROR_MAX_KV 64 /* field/value slices accepted in one entry (unknown fields included) */
 
 /* What the apply callbacks need to log an entry; replies arrive in the order sent. */
 struct mirror_slot {
@@ -53,7 +53,7 @@ struct bk_mirror {
     char key[512];       /* P:registry */
     char lease_key[512]; /* P:bk:lease */
     char block_ms[16];
-    bool reading;  /* a read, claim or wait in flight on the reader link */
+    bool reading; /* a read, claim or wait in flight on the reader link */
     enum mirror_state state;
     char cursor[48]; /* MS_CLAIM */
     char top[48];    /* MS_WAIT */
@@ -82,7 +82,8 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static bool reply_error_has(const redisReply *r, const char *word)
 {
-    return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL && strstr(r->str, word) != NULL;
+    return r != NULL && r->type == REDIS_REPLY_ERROR && r->str != NULL &&
+           strstr(r->str, word) != NULL;
 }
 
 /* A fencing refusal (the lease moved on): true, and the lease is dropped (mirror stops). */
@@ -138,28 +139,29 @@ static void apply_cb(void *ctx, const redisReply *reply, enum redis_link_result 
     } else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
                reply->element[0]->type == REDIS_REPLY_STRING) {
         const char *status = reply->element[0]->str;
-        long long lost = reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
+        long long lost =
+            reply->element[1]->type == REDIS_REPLY_INTEGER ? reply->element[1]->integer : 0;
         if (strcmp(status, "ok") == 0) {
             (*m->applied)++;
         } else if (strcmp(status, "gap") == 0) {
             (*m->applied)++;
             (*m->gaps)++;
-            log_write(b->log, LOG_LEVEL_WARN, "registry.gap", "node=%s seq=%s: entries missing before it",
-                      node, seq);
+            log_write(b->log, LOG_LEVEL_WARN, "registry.gap",
+                      "node=%s seq=%s: entries missing before it", node, seq);
         } else if (strcmp(status, "dup") == 0) {
             (*m->dups)++;
         } else if (strcmp(status, "stale") == 0) {
             (*m->stale)++;
-            log_write(b->log, LOG_LEVEL_INFO, "registry.stale", "node=%s seq=%s: retired epoch, refused",
-                      node, seq);
+            log_write(b->log, LOG_LEVEL_INFO, "registry.stale",
+                      "node=%s seq=%s: retired epoch, refused", node, seq);
         } else {
             (*m->unknown)++;
-            log_write(b->log, LOG_LEVEL_INFO, "registry.unknown", "node=%s seq=%s: join/leave of an unknown sid",
-                      node, seq);
+            log_write(b->log, LOG_LEVEL_INFO, "registry.unknown",
+                      "node=%s seq=%s: join/leave of an unknown sid", node, seq);
         }
         if (lost > 0) {
-            log_write(b->log, LOG_LEVEL_WARN, "node.lost", "node=%s sockets=%lld why=new epoch or snapshot",
-                      node, lost);
+            log_write(b->log, LOG_LEVEL_WARN, "node.lost",
+                      "node=%s sockets=%lld why=new epoch or snapshot", node, lost);
             bk_liveness_drain(b->liveness);
         }
     }
@@ -191,13 +193,36 @@ static bool send_apply(struct bk_mirror *m, const struct envelope_reg *e, const 
     const char *script = bk_script_apply();
     const char *token = bk_lease_token(m->b->lease);
     /* KEYS[1] = P: a key of the mirror's slot, so a cluster runs it on that master */
-    const char *argv[15] = {"EVAL", script, "1", m->b->prefix, m->b->prefix,
-                            (const char *)e->node.p, (const char *)e->epoch.p, seq, ops[e->op],
-                            (const char *)e->nsp.p, (const char *)e->sid.p, (const char *)e->uid.p,
-                            (const char *)e->rooms.raw.p, id->str, token};
-    size_t lens[15] = {4, strlen(script), 1, strlen(m->b->prefix), strlen(m->b->prefix),
-                       e->node.len, e->epoch.len, strlen(seq), strlen(ops[e->op]), e->nsp.len,
-                       e->sid.len, e->uid.len, e->rooms.raw.len, since_len, strlen(token)};
+    const char *argv[15] = {"EVAL",
+                            script,
+                            "1",
+                            m->b->prefix,
+                            m->b->prefix,
+                            (const char *)e->node.p,
+                            (const char *)e->epoch.p,
+                            seq,
+                            ops[e->op],
+                            (const char *)e->nsp.p,
+                            (const char *)e->sid.p,
+                            (const char *)e->uid.p,
+                            (const char *)e->rooms.raw.p,
+                            id->str,
+                            token};
+    size_t lens[15] = {4,
+                       strlen(script),
+                       1,
+                       strlen(m->b->prefix),
+                       strlen(m->b->prefix),
+                       e->node.len,
+                       e->epoch.len,
+                       strlen(seq),
+                       strlen(ops[e->op]),
+                       e->nsp.len,
+                       e->sid.len,
+                       e->uid.len,
+                       e->rooms.raw.len,
+                       since_len,
+                       strlen(token)};
     for (size_t i = 0; i < 15; i++)
         if (argv[i] == NULL)
             argv[i] = ""; /* an empty slice may have no pointer */
@@ -238,7 +263,8 @@ static void apply_batch(struct bk_mirror *m, const redisReply *entries)
     m->batch_failed = false;
     for (size_t i = 0; i < n; i++) {
         const redisReply *en = entries->element[i];
-        if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 || en->element[0]->type != REDIS_REPLY_STRING)
+        if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
+            en->element[0]->type != REDIS_REPLY_STRING)
             continue;
         const redisReply *id = en->element[0], *fields = en->element[1];
         if (fields->type == REDIS_REPLY_ARRAY) {
@@ -257,8 +283,8 @@ static void apply_batch(struct bk_mirror *m, const redisReply *entries)
             if (rc != SIOC_OK) {
                 /* SIOC_ENOTSUP is a newer peer's op: skipped like a malformed entry, but quieter */
                 (*m->invalid)++;
-                log_write(b->log, rc == SIOC_ENOTSUP ? LOG_LEVEL_INFO : LOG_LEVEL_WARN, "registry.invalid",
-                          "entry %s skipped: %s", id->str, sioc_strerror(rc));
+                log_write(b->log, rc == SIOC_ENOTSUP ? LOG_LEVEL_INFO : LOG_LEVEL_WARN,
+                          "registry.invalid", "entry %s skipped: %s", id->str, sioc_strerror(rc));
             } else if (!send_apply(m, &e, id)) {
                 m->batch_failed = true;
                 break;
@@ -281,8 +307,8 @@ static void apply_batch(struct bk_mirror *m, const redisReply *entries)
 
 /* The answer of a read, a claim or a wait that is not what the step expected. True when it was
  * handled (retry armed, or fenced). */
-static bool read_trouble(struct bk_mirror *m, const redisReply *reply, enum redis_link_result result,
-                         const char *what)
+static bool read_trouble(struct bk_mirror *m, const redisReply *reply,
+                         enum redis_link_result result, const char *what)
 {
     if (result != REDIS_LINK_REPLY) {
         if (m->state != MS_GROUP && m->state != MS_CLAIM)
@@ -294,11 +320,13 @@ static bool read_trouble(struct bk_mirror *m, const redisReply *reply, enum redi
         return reply->type == REDIS_REPLY_ERROR;
     if (reply_error_has(reply, "NOGROUP")) {
         /* the stream or the group vanished (e.g. Redis restarted empty): create it again */
-        log_write(m->b->log, LOG_LEVEL_WARN, "registry.group", "%s: group missing, recreating", m->key);
+        log_write(m->b->log, LOG_LEVEL_WARN, "registry.group", "%s: group missing, recreating",
+                  m->key);
         m->state = MS_GROUP;
         arm_retry(m, 100);
     } else {
-        log_write(m->b->log, LOG_LEVEL_ERROR, "registry.read", "%s: %s", what, reply->str ? reply->str : "?");
+        log_write(m->b->log, LOG_LEVEL_ERROR, "registry.read", "%s: %s", what,
+                  reply->str ? reply->str : "?");
         arm_retry(m, 1000);
     }
     return true;
@@ -311,7 +339,8 @@ static void claim_cb(void *ctx, const redisReply *reply, enum redis_link_result 
     if (read_trouble(m, reply, result, "claim"))
         return;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
-        reply->element[0]->type != REDIS_REPLY_STRING || reply->element[1]->type != REDIS_REPLY_INTEGER) {
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER) {
         log_write(m->b->log, LOG_LEVEL_ERROR, "registry.claim", "unexpected reply");
         arm_retry(m, 1000);
         return;
@@ -321,7 +350,8 @@ static void claim_cb(void *ctx, const redisReply *reply, enum redis_link_result 
     *m->claimed_total += (uint64_t)reply->element[1]->integer;
     if (strcmp(m->cursor, "0-0") == 0) {
         log_write(m->b->log, LOG_LEVEL_INFO, "registry.claim",
-                  "%llu pending entries taken over from other consumers", (unsigned long long)m->claimed);
+                  "%llu pending entries taken over from other consumers",
+                  (unsigned long long)m->claimed);
         m->state = MS_PENDING;
     }
     step(m);
@@ -368,10 +398,12 @@ static void read_cb(void *ctx, const redisReply *reply, enum redis_link_result r
 }
 
 /* Sends the fenced read (id "0" or ">") or claim script on the reader link. */
-static int send_script(struct bk_mirror *m, const char *script, const char *arg, redis_link_reply_cb *cb)
+static int send_script(struct bk_mirror *m, const char *script, const char *arg,
+                       redis_link_reply_cb *cb)
 {
-    const char *argv[] = {"EVAL", script, "2", m->key, m->lease_key, bk_lease_token(m->b->lease),
-                          arg, MIRROR_BATCH_TEXT};
+    const char *argv[] = {"EVAL", script,           "2",
+                          m->key, m->lease_key,     bk_lease_token(m->b->lease),
+                          arg,    MIRROR_BATCH_TEXT};
     return redis_link_command_argv(m->b->reader, 8, argv, NULL, 0, cb, m);
 }
 
@@ -392,7 +424,8 @@ static void step(struct bk_mirror *m)
     } else if (m->state == MS_NEW) {
         rc = send_script(m, bk_script_registry_read(), ">", read_cb);
     } else {
-        const char *argv[] = {"XREAD", "COUNT", "1", "BLOCK", m->block_ms, "STREAMS", m->key, m->top};
+        const char *argv[] = {"XREAD",     "COUNT",   "1",    "BLOCK",
+                              m->block_ms, "STREAMS", m->key, m->top};
         rc = redis_link_command_argv(b->reader, 8, argv, NULL, 0, wait_cb, m);
     }
     if (rc == SIOC_OK)
@@ -460,10 +493,12 @@ struct bk_mirror *bk_mirror_new(struct broker *b)
     m->unknown = metrics_counter(b->metrics, name, help, "result=\"unknown_sid\"");
     m->invalid = metrics_counter(b->metrics, name, help, "result=\"invalid\"");
     m->failed = metrics_counter(b->metrics, name, help, "result=\"failed\"");
-    m->claimed_total = metrics_counter(b->metrics, "sioc_broker_registry_claimed_total",
-                                       "pending registry entries taken over from other consumers (failover)", NULL);
-    if (m->claimed_total == NULL || m->retry == NULL || m->applied == NULL || m->gaps == NULL || m->dups == NULL ||
-        m->stale == NULL || m->unknown == NULL || m->invalid == NULL || m->failed == NULL) {
+    m->claimed_total = metrics_counter(
+        b->metrics, "sioc_broker_registry_claimed_total",
+        "pending registry entries taken over from other consumers (failover)", NULL);
+    if (m->claimed_total == NULL || m->retry == NULL || m->applied == NULL || m->gaps == NULL ||
+        m->dups == NULL || m->stale == NULL || m->unknown == NULL || m->invalid == NULL ||
+        m->failed == NULL) {
         bk_mirror_free(m);
         return NULL;
     }

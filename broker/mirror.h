@@ -1,7 +1,8 @@
 /* mirror.h: the registry consumer (DESIGN.md §3.4): reads P:registry with consumer group
- * `broker` (consumer = the lease token) while this broker is the active one, applies each entry to the mirror with one atomic script (scripts.h) and acknowledges
- * it afterwards, so a broker killed at any point re-reads its unacknowledged entries on restart
- * and re-applies them harmlessly (per-node epoch and seq make applying idempotent). */
+ * `broker` (consumer = the lease token) while this broker is the active one, applies each entry to
+ * the mirror with one atomic script (scripts.h) and acknowledges it afterwards, so a broker killed
+ * at any point re-reads its unacknowledged entries on restart and re-applies them harmlessly
+ * (per-node epoch and seq make applying idempotent). */
 #ifndef SIOC_BROKER_MIRROR_H
 #define SIOC_BROKER_MIRROR_H
 

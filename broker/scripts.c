@@ -9,65 +9,60 @@
 
 /* Fencing (lease.h): fence(key, token) is nil while `token` holds the lease key, else the
  * error reply every broker-state script returns before writing anything. */
-#define FENCE_FN                                                                                 \
-    "local function fence(key, token)\n"                                                          \
-    "  local h = redis.call('GET', key)\n"                                                        \
-    "  if h ~= token then return redis.error_reply('FENCED ' .. (h or '(none)')) end\n"           \
-    "  return nil\n"                                                                              \
+#define FENCE_FN                                                                                   \
+    "local function fence(key, token)\n"                                                           \
+    "  local h = redis.call('GET', key)\n"                                                         \
+    "  if h ~= token then return redis.error_reply('FENCED ' .. (h or '(none)')) end\n"            \
+    "  return nil\n"                                                                               \
     "end\n"
 
 /* Helpers shared by the scripts that write the mirror. */
-#define PRELUDE                                                                                  \
-    "local P = ARGV[1]\n"                                                                        \
-    "local function ksid(s) return P .. ':sid:' .. s end\n"                                      \
-    "local function kuser(u) return P .. ':user:' .. u end\n"                                    \
-    "local function kroom(n, r) return P .. ':room:' .. n .. ':' .. r end\n"                     \
-    "local function knsids(n) return P .. ':node-sids:' .. n end\n"                              \
-    "local function kstate(n) return P .. ':bk:node:' .. n end\n"                                \
-    "local function ksnap(n) return P .. ':bk:snap:' .. n end\n"                                 \
-    "local function kretired(n) return P .. ':bk:retired:' .. n end\n"                           \
-    "local KNODES = P .. ':nodes'\n"                                                             \
-    "local KBKNODES = P .. ':bk:nodes'\n"                                                        \
-    "local KLOST = P .. ':bk:lost'\n"                                                            \
-    "local KLEASE = P .. ':bk:lease'\n"                                                          \
-    FENCE_FN                                                                                     \
-    "local function unpack_rooms(raw)\n"                                                         \
-    "  if not raw or raw == '' then return {} end\n"                                             \
-    "  local ok, t = pcall(cmsgpack.unpack, raw)\n"                                              \
-    "  if ok and type(t) == 'table' then return t end\n"                                         \
-    "  return {}\n"                                                                              \
-    "end\n"                                                                                      \
-    /* Removes a socket from every mirror key; `lost` queues its node-lost disconnect. */        \
-    "local function remove_sid(sid, only_node, lost)\n"                                          \
-    "  local h = redis.call('HMGET', ksid(sid), 'node', 'nsp', 'uid', 'rooms')\n"                \
-    "  if not h[1] then return 0 end\n"                                                          \
-    "  if only_node and h[1] ~= only_node then return 0 end\n"                                   \
-    "  local nsp, uid = h[2] or '/', h[3] or ''\n"                                               \
-    "  for _, r in ipairs(unpack_rooms(h[4])) do redis.call('SREM', kroom(nsp, r), sid) end\n"   \
-    "  if uid ~= '' then redis.call('SREM', kuser(uid), sid) end\n"                              \
-    "  redis.call('SREM', knsids(h[1]), sid)\n"                                                  \
-    "  redis.call('DEL', ksid(sid))\n"                                                           \
-    "  if not lost then return 0 end\n"                                                          \
-    "  redis.call('RPUSH', KLOST, cmsgpack.pack({nsp, sid, uid, h[1]}))\n"                       \
-    "  return 1\n"                                                                               \
-    "end\n"                                                                                      \
-    /* Every socket of `node` leaves the mirror, each with a node-lost disconnect. */            \
-    "local function reap(node)\n"                                                                \
-    "  local n = 0\n"                                                                            \
-    "  for _, s in ipairs(redis.call('SMEMBERS', knsids(node))) do\n"                            \
-    "    n = n + remove_sid(s, node, true)\n"                                                    \
-    "  end\n"                                                                                    \
-    "  redis.call('DEL', knsids(node), ksnap(node))\n"                                           \
-    "  redis.call('HDEL', kstate(node), 'snap', 'mismatch')\n"                                   \
-    "  return n\n"                                                                               \
-    "end\n"                                                                                      \
-    "local function retire(node, epoch)\n"                                                       \
-    "  redis.call('SADD', kretired(node), epoch)\n"                                              \
-    "  redis.call('PEXPIRE', kretired(node), 86400000)\n"                                        \
+#define PRELUDE                                                                                    \
+    "local P = ARGV[1]\n"                                                                          \
+    "local function ksid(s) return P .. ':sid:' .. s end\n"                                        \
+    "local function kuser(u) return P .. ':user:' .. u end\n"                                      \
+    "local function kroom(n, r) return P .. ':room:' .. n .. ':' .. r end\n"                       \
+    "local function knsids(n) return P .. ':node-sids:' .. n end\n"                                \
+    "local function kstate(n) return P .. ':bk:node:' .. n end\n"                                  \
+    "local function ksnap(n) return P .. ':bk:snap:' .. n end\n"                                   \
+    "local function kretired(n) return P .. ':bk:retired:' .. n end\n"                             \
+    "local KNODES = P .. ':nodes'\n"                                                               \
+    "local KBKNODES = P .. ':bk:nodes'\n"                                                          \
+    "local KLOST = P .. ':bk:lost'\n"                                                              \
+    "local KLEASE = P .. ':bk:lease'\n" FENCE_FN "local function unpack_rooms(raw)\n"              \
+    "  if not raw or raw == '' then return {} end\n"                                               \
+    "  local ok, t = pcall(cmsgpack.unpack, raw)\n"                                                \
+    "  if ok and type(t) == 'table' then return t end\n"                                           \
+    "  return {}\n"                                                                                \
+    "end\n" /* Removes a socket from every mirror key; `lost` queues its node-lost disconnect. */  \
+    "local function remove_sid(sid, only_node, lost)\n"                                            \
+    "  local h = redis.call('HMGET', ksid(sid), 'node', 'nsp', 'uid', 'rooms')\n"                  \
+    "  if not h[1] then return 0 end\n"                                                            \
+    "  if only_node and h[1] ~= only_node then return 0 end\n"                                     \
+    "  local nsp, uid = h[2] or '/', h[3] or ''\n"                                                 \
+    "  for _, r in ipairs(unpack_rooms(h[4])) do redis.call('SREM', kroom(nsp, r), sid) end\n"     \
+    "  if uid ~= '' then redis.call('SREM', kuser(uid), sid) end\n"                                \
+    "  redis.call('SREM', knsids(h[1]), sid)\n"                                                    \
+    "  redis.call('DEL', ksid(sid))\n"                                                             \
+    "  if not lost then return 0 end\n"                                                            \
+    "  redis.call('RPUSH', KLOST, cmsgpack.pack({nsp, sid, uid, h[1]}))\n"                         \
+    "  return 1\n"                                                                                 \
+    "end\n" /* Every socket of `node` leaves the mirror, each with a node-lost disconnect. */      \
+    "local function reap(node)\n"                                                                  \
+    "  local n = 0\n"                                                                              \
+    "  for _, s in ipairs(redis.call('SMEMBERS', knsids(node))) do\n"                              \
+    "    n = n + remove_sid(s, node, true)\n"                                                      \
+    "  end\n"                                                                                      \
+    "  redis.call('DEL', knsids(node), ksnap(node))\n"                                             \
+    "  redis.call('HDEL', kstate(node), 'snap', 'mismatch')\n"                                     \
+    "  return n\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function retire(node, epoch)\n"                                                         \
+    "  redis.call('SADD', kretired(node), epoch)\n"                                                \
+    "  redis.call('PEXPIRE', kretired(node), 86400000)\n"                                          \
     "end\n"
 
-static const char apply_script[] =
-    PRELUDE
+static const char apply_script[] = PRELUDE
     "local node, epoch, seqtext, op = ARGV[2], ARGV[3], ARGV[4], ARGV[5]\n"
     "local nsp, sid, uid, raw, since = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]\n"
     "local fenced = fence(KLEASE, ARGV[11])\n"
@@ -156,8 +151,7 @@ static const char apply_script[] =
     "end\n"
     "return {status, lost}\n";
 
-static const char liveness_script[] =
-    PRELUDE
+static const char liveness_script[] = PRELUDE
     "local now, forget = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "local checks, every = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
     "local node_timeout, outage = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
@@ -424,21 +418,19 @@ static const char lease_release_script[] =
  * answer when it has one (new entries, or the pending list, possibly empty); with ">" and nothing
  * new, the id of the stream's last entry ("0-0" when empty) to wait after with XREAD BLOCK. */
 static const char registry_read_script[] =
-    FENCE_FN
-    "local fenced = fence(KEYS[2], ARGV[1])\n"
-    "if fenced then return fenced end\n"
-    "local r = redis.call('XREADGROUP', 'GROUP', 'broker', ARGV[1], 'COUNT', ARGV[3],\n"
-    "                     'STREAMS', KEYS[1], ARGV[2])\n"
-    "if r then return r end\n"
-    "local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
-    "if top[1] then return top[1][1] end\n"
-    "return '0-0'\n";
+    FENCE_FN "local fenced = fence(KEYS[2], ARGV[1])\n"
+             "if fenced then return fenced end\n"
+             "local r = redis.call('XREADGROUP', 'GROUP', 'broker', ARGV[1], 'COUNT', ARGV[3],\n"
+             "                     'STREAMS', KEYS[1], ARGV[2])\n"
+             "if r then return r end\n"
+             "local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+             "if top[1] then return top[1][1] end\n"
+             "return '0-0'\n";
 
 /* ARGV: token, cursor, count. Moves pending entries of every consumer of group `broker` to
  * this one (XAUTOCLAIM, idle 0); when done (next cursor 0-0) deletes the other consumers that
  * own nothing any more. Returns {next cursor, entries claimed}. */
-static const char registry_claim_script[] =
-    FENCE_FN
+static const char registry_claim_script[] = FENCE_FN
     "local fenced = fence(KEYS[2], ARGV[1])\n"
     "if fenced then return fenced end\n"
     "local r = redis.call('XAUTOCLAIM', KEYS[1], 'broker', ARGV[1], 0, ARGV[2], 'COUNT', ARGV[3],\n"
@@ -456,17 +448,15 @@ static const char registry_claim_script[] =
 
 /* ARGV: token, id... : XACK of a batch whose entries were applied. */
 static const char registry_ack_script[] =
-    FENCE_FN
-    "local fenced = fence(KEYS[2], ARGV[1])\n"
-    "if fenced then return fenced end\n"
-    "return redis.call('XACK', KEYS[1], 'broker', unpack(ARGV, 2))\n";
+    FENCE_FN "local fenced = fence(KEYS[2], ARGV[1])\n"
+             "if fenced then return fenced end\n"
+             "return redis.call('XACK', KEYS[1], 'broker', unpack(ARGV, 2))\n";
 
 /* ARGV: P, token, n: drops the first n items of P:bk:lost (they were appended upstream). */
 static const char lost_trim_script[] =
-    FENCE_FN
-    "local fenced = fence(ARGV[1] .. ':bk:lease', ARGV[2])\n"
-    "if fenced then return fenced end\n"
-    "return redis.call('LTRIM', ARGV[1] .. ':bk:lost', ARGV[3], -1)\n";
+    FENCE_FN "local fenced = fence(ARGV[1] .. ':bk:lease', ARGV[2])\n"
+             "if fenced then return fenced end\n"
+             "return redis.call('LTRIM', ARGV[1] .. ':bk:lost', ARGV[3], -1)\n";
 
 const char *bk_script_lease(void)
 {

@@ -174,7 +174,7 @@ struct adapter_response {
     int type; /* 6 (SSE ack), 8 (client count), 9 (broadcast ack); absent for the others */
     bool has_request_id;
     struct slice request_id;
-    bool has_sockets; /* SOCKETS ({requestId, sockets:[ids]}) or REMOTE_FETCH ([{id,...}]) */
+    bool has_sockets;     /* SOCKETS ({requestId, sockets:[ids]}) or REMOTE_FETCH ([{id,...}]) */
     bool sockets_fetch;   /* elements are maps (fetch); false: strings (ids) or empty */
     struct slice sockets; /* msgpack array, validated: all strings or all maps */
     uint32_t sockets_count;

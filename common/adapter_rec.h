@@ -12,7 +12,8 @@
 #include "common/adapter.h"
 #include "common/buf.h"
 
-/* Approximate MAXLEN publishers give P:rec:<nsp> (the SDK: sioc/emitter.py RECOVERY_STREAM_MAXLEN). */
+/* Approximate MAXLEN publishers give P:rec:<nsp> (the SDK: sioc/emitter.py RECOVERY_STREAM_MAXLEN).
+ */
 #define ADAPTER_REC_STREAM_MAXLEN 100000
 /* The stream's PEXPIRE, and the gateways' recovery keys' lifetime, is the window plus this
  * (the SDK: sioc/emitter.py RECOVERY_GRACE_MS). */

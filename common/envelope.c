@@ -606,8 +606,8 @@ enum reply_key {
 };
 
 static const char *const reply_names[RK_COUNT] = {
-    "t",          "nsp", "sid", "ack", "emit",  "join", "leave",
-    "disconnect", "rid", "ok",  "uid", "rooms", "data", "error", "call",
+    "t",   "nsp", "sid", "ack",   "emit", "join",  "leave", "disconnect",
+    "rid", "ok",  "uid", "rooms", "data", "error", "call",
 };
 
 /* Indexed by enum envelope_reply_type. */
@@ -653,8 +653,7 @@ static int reply_check(struct envelope_reply *r)
                 rc = check_emit(r->call_emit);
         }
         return rc;
-    case ENVELOPE_SNAPSHOT_REQUEST:
-        return SIOC_OK;
+    case ENVELOPE_SNAPSHOT_REQUEST: return SIOC_OK;
     case ENVELOPE_REPLY_CONNECT:
         rc = check_text(r->rid, true);
         if (rc == SIOC_OK && r->has_uid)

@@ -262,8 +262,8 @@ static int parse_string(const uint8_t *p, size_t len, size_t *pos, struct buf *o
 }
 
 static const double powers_of_ten[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                          1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                          1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+                                         1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* Clinger's fast path for valid unsigned number text t[0..n): with at most 15 significant
  * digits m is exact, as is 10^|e| for |e| <= 22, so one IEEE multiply or divide gives the
@@ -467,8 +467,8 @@ static int keys_repeat(const struct buf *out, const struct json_key *v, size_t k
     if (k <= 16) { /* the common case: few keys, O(k^2) */
         for (size_t a = 1; a < k; a++)
             for (size_t b = 0; b < a; b++)
-                if (v[a].len == v[b].len && memcmp(out->data + v[a].off, out->data + v[b].off,
-                                                   v[a].len) == 0) {
+                if (v[a].len == v[b].len &&
+                    memcmp(out->data + v[a].off, out->data + v[b].off, v[a].len) == 0) {
                     *dup = true;
                     return SIOC_OK;
                 }
@@ -586,7 +586,8 @@ static int parse_text(const uint8_t *p, size_t len, struct buf *out, struct json
                 return SIOC_EPROTO;
             i++;
             if (f->is_map && !ks->dup && f->count > 1 &&
-                (rc = keys_repeat(out, ks->v + f->key_mark, ks->n - f->key_mark, &ks->dup)) != SIOC_OK)
+                (rc = keys_repeat(out, ks->v + f->key_mark, ks->n - f->key_mark, &ks->dup)) !=
+                    SIOC_OK)
                 return rc;
             if (f->is_map)
                 ks->n = f->key_mark;
@@ -761,8 +762,8 @@ static void write_i64(struct buf *out, int64_t i)
 
 void json_write_string(struct buf *out, const uint8_t *s, size_t n)
 {
-    static const char short_escape[32] = {['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n',
-                                          ['\f'] = 'f', ['\r'] = 'r'};
+    static const char short_escape[32] = {
+        ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r'};
     static const char hex[] = "0123456789abcdef";
     buf_append_byte(out, '"');
     size_t i = 0, run = 0;
@@ -880,8 +881,7 @@ static int write_key(struct buf *out, const struct mp_item *it)
         mp_item_to_double(it, &v);
         if (it->kind == MP_UINT && it->u <= 9007199254740992ull)
             n = (size_t)snprintf(s, sizeof s, "%llu", (unsigned long long)it->u);
-        else if (it->kind == MP_INT && it->i >= -9007199254740992ll &&
-                 it->i <= 9007199254740992ll)
+        else if (it->kind == MP_INT && it->i >= -9007199254740992ll && it->i <= 9007199254740992ll)
             n = (size_t)snprintf(s, sizeof s, "%lld", (long long)it->i);
         else if (isnan(v))
             n = (size_t)snprintf(s, sizeof s, "NaN");
@@ -968,9 +968,11 @@ static int cmp_by_order(const void *a, const void *b)
     return x->first < y->first ? -1 : x->first > y->first;
 }
 
-static bool same_key(const struct buf *out, const struct json_member *a, const struct json_member *b)
+static bool same_key(const struct buf *out, const struct json_member *a,
+                     const struct json_member *b)
 {
-    return a->key_len == b->key_len && memcmp(out->data + a->off, out->data + b->off, a->key_len) == 0;
+    return a->key_len == b->key_len &&
+           memcmp(out->data + a->off, out->data + b->off, a->key_len) == 0;
 }
 
 /* Called before the '}' of a map whose k >= 2 members sit in out as "k":v,"k":v,...: puts
@@ -989,8 +991,8 @@ static int order_members(struct buf *out, const struct json_member *m, size_t k,
     if (sk == NULL)
         return SIOC_ENOMEM;
     for (size_t j = 0; j < k; j++)
-        sk[j] = (struct json_sort_key){out->data + m[j].off, m[j].key_len, j, j, m[j].index,
-                                       m[j].is_index};
+        sk[j] = (struct json_sort_key){out->data + m[j].off, m[j].key_len, j, j,
+                                       m[j].index,           m[j].is_index};
     qsort(sk, k, sizeof *sk, cmp_by_key);
     size_t u = 0;
     for (size_t j = 0; j < k; j++) {
@@ -1047,7 +1049,8 @@ static bool members_push(struct json_members *ms, struct json_member m)
 }
 
 /* Writes one non-container value. */
-static int write_scalar(struct buf *out, const struct mp_item *it, const struct json_write_opts *opts)
+static int write_scalar(struct buf *out, const struct mp_item *it,
+                        const struct json_write_opts *opts)
 {
     switch (it->kind) {
     case MP_NIL: buf_append(out, "null", 4); break;

@@ -134,7 +134,8 @@ static enum jwt_result decode_json_segment(const char *seg, size_t n, struct buf
 
 /* Walks a MessagePack map; calls `visit` with each string key and the reader positioned at its
  * value (which visit must not consume). */
-typedef enum jwt_result (*visit_cb)(void *ctx, const struct mp_item *key, const struct mp_item *value);
+typedef enum jwt_result (*visit_cb)(void *ctx, const struct mp_item *key,
+                                    const struct mp_item *value);
 
 static enum jwt_result walk_map(const struct buf *map, visit_cb visit, void *ctx)
 {
@@ -164,7 +165,8 @@ struct header_visit {
     bool alg_ok;
 };
 
-static enum jwt_result visit_header(void *ctx, const struct mp_item *key, const struct mp_item *value)
+static enum jwt_result visit_header(void *ctx, const struct mp_item *key,
+                                    const struct mp_item *value)
 {
     struct header_visit *h = ctx;
     if (mp_item_is_str(key, "alg"))
@@ -181,7 +183,8 @@ struct claims_visit {
     struct jwt_claims *out;
 };
 
-static enum jwt_result visit_claims(void *ctx, const struct mp_item *key, const struct mp_item *value)
+static enum jwt_result visit_claims(void *ctx, const struct mp_item *key,
+                                    const struct mp_item *value)
 {
     struct claims_visit *c = ctx;
     if (mp_item_is_str(key, "exp")) {
@@ -296,9 +299,10 @@ enum jwt_result jwt_verify(const struct jwt_key *key, const char *token, size_t 
     if (res == JWT_OK) {
         const uint8_t *signed_part = (const uint8_t *)token;
         size_t signed_len = (size_t)(dot2 - token);
-        bool ok = key->alg == JWT_HS256   ? verify_hs256(key, signed_part, signed_len, sig, sig_len)
-                  : key->alg == JWT_RS256 ? verify_pkey(key->pkey, signed_part, signed_len, sig, sig_len)
-                                          : verify_es256(key->pkey, signed_part, signed_len, sig, sig_len);
+        bool ok = key->alg == JWT_HS256 ? verify_hs256(key, signed_part, signed_len, sig, sig_len)
+                  : key->alg == JWT_RS256
+                      ? verify_pkey(key->pkey, signed_part, signed_len, sig, sig_len)
+                      : verify_es256(key->pkey, signed_part, signed_len, sig, sig_len);
         if (!ok)
             res = JWT_BAD_SIGNATURE;
     }

@@ -1,7 +1,8 @@
 /* namemap.h: an intrusive hash table from byte-string names (Socket.IO namespaces, PROTOCOL.md
  * §2) to the structs that embed a struct namemap_node, on the hashtab.h core. Like idmap.h, but
  * the name has any length and stays in the owner's memory (the node points at it). No
- * allocation per entry; the table doubles as it fills. Names are hashed with a caller-given seed, since clients choose them. */
+ * allocation per entry; the table doubles as it fills. Names are hashed with a caller-given seed,
+ * since clients choose them. */
 #ifndef SIOC_NAMEMAP_H
 #define SIOC_NAMEMAP_H
 

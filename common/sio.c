@@ -53,13 +53,10 @@ static bool payload_valid(enum sio_type type, const uint8_t *m, size_t n)
     switch (type) {
     case SIO_CONNECT: /* isObject(): a plain object, not null or an array */
         return it.kind == MP_MAP;
-    case SIO_DISCONNECT: /* payload === undefined; never reached with a payload */
-        return false;
-    case SIO_CONNECT_ERROR:
-        return it.kind == MP_STR || it.kind == MP_MAP;
+    case SIO_DISCONNECT: /* payload === undefined; never reached with a payload */ return false;
+    case SIO_CONNECT_ERROR: return it.kind == MP_STR || it.kind == MP_MAP;
     case SIO_ACK:
-    case SIO_BINARY_ACK:
-        return it.kind == MP_ARRAY;
+    case SIO_BINARY_ACK: return it.kind == MP_ARRAY;
     case SIO_EVENT:
     case SIO_BINARY_EVENT:
         if (it.kind != MP_ARRAY || it.len == 0 || mp_read(&r, &it) != SIOC_OK)
@@ -218,8 +215,8 @@ static size_t decimal_len(size_t v)
  * rewrites in place, back to front (every step grows, so nothing is overwritten before it
  * is read): each marker becomes its placeholder, and "<count>-" goes in at count_at. Returns
  * the count or a negative error. */
-static int finish_placeholders(struct buf *out, size_t count_at, size_t json_at,
-                               struct slice *bins, size_t bins_cap)
+static int finish_placeholders(struct buf *out, size_t count_at, size_t json_at, struct slice *bins,
+                               size_t bins_cap)
 {
     size_t count = 0, growth = 0;
     for (size_t i = json_at; i < out->len; i++) {
@@ -408,8 +405,7 @@ int sio_assembler_add(struct sio_assembler *a, const uint8_t *p, size_t n)
 /* Node's _reconstructPacket test for one object: `_placeholder === true` and a `num` that
  * indexes an attachment. Reads the map whose entries start at r (count pairs); returns 1 (a
  * placeholder, *num set), 0 (an ordinary map) or SIOC_EPROTO (a placeholder with a bad num). */
-static int placeholder_num(struct mp_reader *r, uint32_t count, unsigned attachments,
-                           unsigned *num)
+static int placeholder_num(struct mp_reader *r, uint32_t count, unsigned attachments, unsigned *num)
 {
     bool placeholder = false, num_ok = false;
     for (uint32_t k = 0; k < count; k++) {

@@ -38,16 +38,16 @@ enum sio_type {
 /* Why a peer's packet was refused; the strings are Node's error messages where Node has one. */
 enum sio_reason {
     SIO_REASON_NONE = 0,
-    SIO_REASON_EMPTY,               /* no Socket.IO packet at all (Engine.IO message "4") */
-    SIO_REASON_UNKNOWN_TYPE,        /* "unknown packet type" */
-    SIO_REASON_ILLEGAL_ATTACHMENTS, /* "Illegal attachments": count not digits + '-', or 0 */
-    SIO_REASON_TOO_MANY_ATTACHMENTS,/* "too many attachments": count > SIO_MAX_ATTACHMENTS */
-    SIO_REASON_INVALID_ACK_ID,      /* ack id > SIO_MAX_ACK_ID (sioc only) */
-    SIO_REASON_INVALID_PAYLOAD,     /* "invalid payload": bad JSON or wrong shape for the type */
-    SIO_REASON_PAYLOAD_LIMIT,       /* payload nested too deep, too big or out of memory */
-    SIO_REASON_ILLEGAL_PLACEHOLDER, /* "illegal attachments": placeholder num not an attachment */
-    SIO_REASON_UNEXPECTED_TEXT,     /* "got plaintext data when reconstructing a packet" */
-    SIO_REASON_UNEXPECTED_BINARY,   /* "got binary data when not reconstructing a packet" */
+    SIO_REASON_EMPTY,                /* no Socket.IO packet at all (Engine.IO message "4") */
+    SIO_REASON_UNKNOWN_TYPE,         /* "unknown packet type" */
+    SIO_REASON_ILLEGAL_ATTACHMENTS,  /* "Illegal attachments": count not digits + '-', or 0 */
+    SIO_REASON_TOO_MANY_ATTACHMENTS, /* "too many attachments": count > SIO_MAX_ATTACHMENTS */
+    SIO_REASON_INVALID_ACK_ID,       /* ack id > SIO_MAX_ACK_ID (sioc only) */
+    SIO_REASON_INVALID_PAYLOAD,      /* "invalid payload": bad JSON or wrong shape for the type */
+    SIO_REASON_PAYLOAD_LIMIT,        /* payload nested too deep, too big or out of memory */
+    SIO_REASON_ILLEGAL_PLACEHOLDER,  /* "illegal attachments": placeholder num not an attachment */
+    SIO_REASON_UNEXPECTED_TEXT,      /* "got plaintext data when reconstructing a packet" */
+    SIO_REASON_UNEXPECTED_BINARY,    /* "got binary data when not reconstructing a packet" */
 };
 
 /* Returns a static, never-NULL description of `r` for log lines. */
@@ -57,15 +57,15 @@ const char *sio_reason_string(enum sio_reason r);
  * encoder. Every pointer is borrowed; the functions below say what it points into. */
 struct sio_packet {
     enum sio_type type;
-    struct slice nsp;      /* namespace, always starts with '/' ("/" when the packet had none) */
-    struct slice query;    /* v4 decode only: raw bytes after '?' in the namespace, undecoded */
-    bool has_query;        /* the namespace had a '?' (query may still be empty) */
-    bool has_id;           /* an ack id was present */
-    uint64_t id;           /* the ack id, <= SIO_MAX_ACK_ID */
-    unsigned attachments;  /* BINARY_*: number of binary messages that follow, 1..10 */
-    bool has_data;         /* a payload was present; false for e.g. "40" (auth {}) or "42" */
-    struct slice data;     /* the payload as one MessagePack value (len 0 when !has_data) */
-    enum sio_reason reason;/* decode: why the packet was refused, SIO_REASON_NONE on success */
+    struct slice nsp;       /* namespace, always starts with '/' ("/" when the packet had none) */
+    struct slice query;     /* v4 decode only: raw bytes after '?' in the namespace, undecoded */
+    bool has_query;         /* the namespace had a '?' (query may still be empty) */
+    bool has_id;            /* an ack id was present */
+    uint64_t id;            /* the ack id, <= SIO_MAX_ACK_ID */
+    unsigned attachments;   /* BINARY_*: number of binary messages that follow, 1..10 */
+    bool has_data;          /* a payload was present; false for e.g. "40" (auth {}) or "42" */
+    struct slice data;      /* the payload as one MessagePack value (len 0 when !has_data) */
+    enum sio_reason reason; /* decode: why the packet was refused, SIO_REASON_NONE on success */
 };
 
 /* Decodes the text packet p[0..len) (not NUL-terminated) and appends its payload, transcoded to

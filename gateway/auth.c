@@ -40,9 +40,8 @@ struct slice auth_find_token(struct slice auth, struct slice headers)
     return (struct slice){NULL, 0};
 }
 
-enum jwt_result auth_check_jwt(const struct jwt_key *key, const char *user_claim,
-                               struct slice auth, struct slice headers, int64_t now,
-                               struct jwt_claims *claims)
+enum jwt_result auth_check_jwt(const struct jwt_key *key, const char *user_claim, struct slice auth,
+                               struct slice headers, int64_t now, struct jwt_claims *claims)
 {
     struct slice token = auth_find_token(auth, headers);
     if (token.len == 0) {

@@ -18,8 +18,7 @@ struct slice auth_find_token(struct slice auth, struct slice headers);
 
 /* Verifies the token found for a CONNECT. Returns JWT_OK and fills *claims, or the failure
  * (JWT_MALFORMED when no token was given at all). */
-enum jwt_result auth_check_jwt(const struct jwt_key *key, const char *user_claim,
-                               struct slice auth, struct slice headers, int64_t now,
-                               struct jwt_claims *claims);
+enum jwt_result auth_check_jwt(const struct jwt_key *key, const char *user_claim, struct slice auth,
+                               struct slice headers, int64_t now, struct jwt_claims *claims);
 
 #endif

@@ -56,7 +56,8 @@ struct bridge_sock {
 struct bridge {
     void (*on_snapshot_request)(void *ctx);
     /* messages of the config's extra patterns (the adapter's broadcasts) */
-    void (*cfg_foreign)(void *ctx, struct slice pattern, struct slice channel, struct slice payload);
+    void (*cfg_foreign)(void *ctx, struct slice pattern, struct slice channel,
+                        struct slice payload);
     void *foreign_ctx;
     struct event_base *base;
     struct sio_server *srv;
@@ -74,7 +75,7 @@ struct bridge {
     void *ctx;
 
     struct redis_link *cmd, *sub;
-    bool replies_up; /* sub has confirmed P:node:<node> (and the rest): cmd is not held */
+    bool replies_up;        /* sub has confirmed P:node:<node> (and the rest): cmd is not held */
     bool probe_pending;     /* the last probe's PUBLISH is not answered yet */
     uint64_t probe_sent_ms; /* ... sent then (monotonic) */
     struct event *probe_timer, *drain_event;
@@ -482,10 +483,9 @@ static void finish_call(struct bridge *b, struct sio_socket *sock, const struct 
 /* A call that cannot be made is answered with `why` at once: the worker never waits in vain. */
 static void refuse_call(struct bridge *b, const struct envelope_reply *r, const char *why, int e)
 {
-    log_write(b->log, LOG_LEVEL_WARN, "call.refused", "sid=%.*s call=%.*s: %s%s%s",
-              log_len(r->sid), (const char *)r->sid.p, log_len(r->call_id),
-              (const char *)r->call_id.p, why, e != SIOC_OK ? ": " : "",
-              e != SIOC_OK ? sioc_strerror(e) : "");
+    log_write(b->log, LOG_LEVEL_WARN, "call.refused", "sid=%.*s call=%.*s: %s%s%s", log_len(r->sid),
+              (const char *)r->sid.p, log_len(r->call_id), (const char *)r->call_id.p, why,
+              e != SIOC_OK ? ": " : "", e != SIOC_OK ? sioc_strerror(e) : "");
     struct envelope_call_result res = {
         .id = r->call_id, .nsp = r->nsp, .sid = r->sid, .error = cstr_slice(why)};
     publish_call_result(b, r->call_to, &res);
@@ -697,8 +697,7 @@ static void apply_socket_reply(struct bridge *b, const struct envelope_reply *r)
         /* the socket left (or never got here): normal under at-least-once delivery */
         (*b->m_unknown)++;
         log_write(b->log, LOG_LEVEL_DEBUG, "reply.unknown_socket", "nsp=%.*s sid=%.*s",
-                  log_len(r->nsp), (const char *)r->nsp.p, log_len(r->sid),
-                  (const char *)r->sid.p);
+                  log_len(r->nsp), (const char *)r->nsp.p, log_len(r->sid), (const char *)r->sid.p);
         if (r->has_call)
             refuse_call(b, r, BRIDGE_CALL_DISCONNECTED, SIOC_OK);
         return;
@@ -744,8 +743,8 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
     bool ok = r->ok;
     if (ok && r->has_uid && r->uid.len > 0 && (uid = slice_dup(r->uid)) == NULL) {
         (*b->m_reply_errors)++;
-        log_write(b->log, LOG_LEVEL_WARN, "auth.bad_uid", "rid=%.*s: uid unusable",
-                  IDMAP_ID_LEN, n->id);
+        log_write(b->log, LOG_LEVEL_WARN, "auth.bad_uid", "rid=%.*s: uid unusable", IDMAP_ID_LEN,
+                  n->id);
         ok = false;
     }
     if (ok) {
@@ -857,7 +856,8 @@ static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel
     /* P:node:<node> carries the replies (the probe is never delivered); every other channel
      * and pattern belongs to the extra subscriptions of the config */
     size_t node_len = strlen(b->node_channel);
-    if (pattern.len > 0 || channel.len != node_len || memcmp(channel.p, b->node_channel, node_len) != 0) {
+    if (pattern.len > 0 || channel.len != node_len ||
+        memcmp(channel.p, b->node_channel, node_len) != 0) {
         if (b->cfg_foreign != NULL)
             b->cfg_foreign(b->foreign_ctx, pattern, channel, payload);
         return;
@@ -973,17 +973,19 @@ static bool register_metrics(struct bridge *b, struct metrics *m)
         return true;
     b->m_written = metrics_counter(m, "sioc_upstream_written_total",
                                    "Upstream entries Redis confirmed.", NULL);
-    b->m_errors = metrics_counter(m, "sioc_upstream_errors_total",
-                                  "Upstream entries Redis refused or lost in flight (pubsub).", NULL);
+    b->m_errors =
+        metrics_counter(m, "sioc_upstream_errors_total",
+                        "Upstream entries Redis refused or lost in flight (pubsub).", NULL);
     b->m_overflow = metrics_counter(m, "sioc_upstream_overflow_total",
                                     "Upstream entries the Redis queue refused, kept in the "
                                     "overflow list while client reads pause.",
                                     NULL);
-    b->m_dropped = metrics_counter(m, "sioc_upstream_dropped_total",
-                                   "Upstream entries dropped (overflow list full or unencodable).",
-                                   NULL);
+    b->m_dropped =
+        metrics_counter(m, "sioc_upstream_dropped_total",
+                        "Upstream entries dropped (overflow list full or unencodable).", NULL);
     b->m_applied = metrics_counter(m, "sioc_replies_total", replies_help, "result=\"applied\"");
-    b->m_reply_errors = metrics_counter(m, "sioc_replies_total", replies_help, "result=\"invalid\"");
+    b->m_reply_errors =
+        metrics_counter(m, "sioc_replies_total", replies_help, "result=\"invalid\"");
     b->m_unknown = metrics_counter(m, "sioc_replies_total", replies_help, "result=\"unknown\"");
     if (b->m_written == NULL || b->m_errors == NULL || b->m_overflow == NULL ||
         b->m_dropped == NULL || b->m_applied == NULL || b->m_reply_errors == NULL ||
@@ -1035,12 +1037,12 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
     b->maxlen = cfg->maxlen;
     snprintf(b->maxlen_text, sizeof b->maxlen_text, "%llu", (unsigned long long)cfg->maxlen);
     b->auth_backend = cfg->auth_backend;
-    b->auth_timeout_ms = cfg->auth_timeout_ms > 0 ? cfg->auth_timeout_ms
-                                                  : BRIDGE_DEFAULT_AUTH_TIMEOUT_MS;
-    b->overflow_limit = cfg->overflow_limit_bytes > 0 ? cfg->overflow_limit_bytes
-                                                      : BRIDGE_DEFAULT_OVERFLOW_LIMIT;
-    b->probe_interval_ms = cfg->probe_interval_ms > 0 ? cfg->probe_interval_ms
-                                                      : BRIDGE_DEFAULT_PROBE_INTERVAL_MS;
+    b->auth_timeout_ms =
+        cfg->auth_timeout_ms > 0 ? cfg->auth_timeout_ms : BRIDGE_DEFAULT_AUTH_TIMEOUT_MS;
+    b->overflow_limit =
+        cfg->overflow_limit_bytes > 0 ? cfg->overflow_limit_bytes : BRIDGE_DEFAULT_OVERFLOW_LIMIT;
+    b->probe_interval_ms =
+        cfg->probe_interval_ms > 0 ? cfg->probe_interval_ms : BRIDGE_DEFAULT_PROBE_INTERVAL_MS;
     b->on_pause = cfg->on_pause;
     b->ctx = cfg->ctx;
     b->rid_nonce = (uint32_t)random_u64();

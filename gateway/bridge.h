@@ -20,7 +20,8 @@ struct metrics;
 struct bridge;
 
 enum bridge_upstream {
-    BRIDGE_UPSTREAM_STREAM, /* XADD P:up:<nsp>:<shard> MAXLEN ~ maxlen * fields... (at-least-once) */
+    BRIDGE_UPSTREAM_STREAM, /* XADD P:up:<nsp>:<shard> MAXLEN ~ maxlen * fields... (at-least-once)
+                             */
     BRIDGE_UPSTREAM_PUBSUB, /* PUBLISH P:up:<nsp> <MessagePack map> (at-most-once) */
     BRIDGE_UPSTREAM_OFF,    /* nothing is written; replies are still applied */
 };
@@ -59,32 +60,34 @@ const struct bridge_sio_ops *bridge_sio_ops_default(void);
  * subscriptions, for up to this long; beyond it the connection is replaced as a dead one. */
 #define BRIDGE_STALL_MAX_MS 60000u
 #define BRIDGE_DEFAULT_REJECT_MESSAGE "Not authorized" /* ok:false without error.message */
-#define BRIDGE_AUTH_TIMEOUT_MESSAGE "auth timeout"       /* DESIGN.md §3.3 */
+#define BRIDGE_AUTH_TIMEOUT_MESSAGE "auth timeout"     /* DESIGN.md §3.3 */
 /* Errors a worker's call is answered with (docs/contracts.md "Calls"). */
-#define BRIDGE_CALL_DISCONNECTED "disconnected" /* the socket left before acknowledging */
+#define BRIDGE_CALL_DISCONNECTED "disconnected"       /* the socket left before acknowledging */
 #define BRIDGE_CALL_TOO_MANY "too many pending calls" /* CALLS_MAX_PER_SOCKET reached */
 #define BRIDGE_CALL_UNAVAILABLE "call failed"         /* could not emit (logged) */
-#define BRIDGE_AUTH_UNAVAILABLE_MESSAGE "auth unavailable" /* the connect entry could not be queued */
-#define BRIDGE_RID_LEN 20                                 /* rid: 8 hex boot nonce + 12 hex counter */
+#define BRIDGE_AUTH_UNAVAILABLE_MESSAGE                                                            \
+    "auth unavailable"    /* the connect entry could not be queued */
+#define BRIDGE_RID_LEN 20 /* rid: 8 hex boot nonce + 12 hex counter */
 
 /* Strings are copied by bridge_new; the struct may be discarded afterwards. Zero numbers take
  * the defaults named. */
 struct bridge_config {
-    const char *redis_url;  /* required */
+    const char *redis_url;       /* required */
     struct redis_tls *redis_tls; /* rediss:// URLs: borrowed, outlives the bridge (redis_tls.h) */
-    const char *key_prefix; /* NULL = "sioc" */
-    const char *node_id;    /* required, non-empty */
+    const char *key_prefix;      /* NULL = "sioc" */
+    const char *node_id;         /* required, non-empty */
     enum bridge_upstream upstream;
-    uint32_t shards;         /* upstream-shards; 0 = 1 */
-    uint64_t maxlen;         /* upstream-maxlen; 0 = no MAXLEN (stream grows unbounded) */
-    bool auth_backend;       /* auth backend: connect entries carry rid (needs upstream != off) */
-    unsigned auth_timeout_ms;   /* 0 = BRIDGE_DEFAULT_AUTH_TIMEOUT_MS */
-    const char *user_room;      /* pattern with one "%s" for the uid (e.g. "user:%s"); NULL = none */
+    uint32_t shards;          /* upstream-shards; 0 = 1 */
+    uint64_t maxlen;          /* upstream-maxlen; 0 = no MAXLEN (stream grows unbounded) */
+    bool auth_backend;        /* auth backend: connect entries carry rid (needs upstream != off) */
+    unsigned auth_timeout_ms; /* 0 = BRIDGE_DEFAULT_AUTH_TIMEOUT_MS */
+    const char *user_room;    /* pattern with one "%s" for the uid (e.g. "user:%s"); NULL = none */
     /* Upstream bound, in two stages: the Redis link queues up to queue_limit_bytes (RESP bytes;
      * 0 = REDIS_LINK_DEFAULT_QUEUE_LIMIT) while Redis is down; what it refuses waits, in order,
-     * in the bridge's overflow list of up to overflow_limit_bytes (0 = BRIDGE_DEFAULT_OVERFLOW_LIMIT)
-     * while on_pause(true) stops client reads. An entry beyond both is dropped, counted in
-     * sioc_upstream_dropped_total and logged at warn ("upstream.drop"); never silently. */
+     * in the bridge's overflow list of up to overflow_limit_bytes (0 =
+     * BRIDGE_DEFAULT_OVERFLOW_LIMIT) while on_pause(true) stops client reads. An entry beyond both
+     * is dropped, counted in sioc_upstream_dropped_total and logged at warn ("upstream.drop");
+     * never silently. */
     size_t queue_limit_bytes;
     size_t overflow_limit_bytes;
     /* Liveness probe of the reply subscription: published every interval, the subscriber link is

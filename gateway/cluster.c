@@ -257,8 +257,8 @@ void cluster_on_message(void *ctx, struct slice pattern, struct slice channel, s
         on_broadcast(c, channel, payload);
         return;
     }
-    struct cluster_channel *ch =
-        container_of_or_null(namemap_find(&c->channel_map, channel.p, channel.len), struct cluster_channel, node);
+    struct cluster_channel *ch = container_of_or_null(
+        namemap_find(&c->channel_map, channel.p, channel.len), struct cluster_channel, node);
     if (ch == NULL)
         return;
     if (ch->request)
@@ -316,8 +316,9 @@ static bool register_metrics(struct cluster *c, struct metrics *m)
                         "broadcasts with acks that expired before every client acked", NULL);
     c->acks_pending = metrics_gauge(m, "sioc_adapter_ack_requests_pending",
                                     "broadcasts with acks awaiting client acks", NULL);
-    c->room_channels = metrics_gauge(m, "sioc_adapter_room_channels",
-                                     "adapter sharded: room channels SSUBSCRIBEd (dynamic modes)", NULL);
+    c->room_channels =
+        metrics_gauge(m, "sioc_adapter_room_channels",
+                      "adapter sharded: room channels SSUBSCRIBEd (dynamic modes)", NULL);
     return ok && c->requests_invalid && c->responses && c->responses_ignored && c->publish_failed &&
            c->acks_expired && c->acks_pending && c->room_channels &&
            metrics_gauge_fn(m, "sioc_cluster_redis_connected",

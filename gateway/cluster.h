@@ -35,11 +35,11 @@ struct cluster;
 #define CLUSTER_DEFAULT_ACK_TIMEOUT_MS 10000u
 
 struct cluster_config {
-    const char *redis_url;   /* for the cluster's own publishing connection */
+    const char *redis_url;       /* for the cluster's own publishing connection */
     struct redis_tls *redis_tls; /* rediss:// URLs: borrowed, outlives the cluster */
-    const char *adapter_key; /* NULL = "socket.io" */
-    const char *namespaces;  /* as the gateway's `namespaces` option: a comma list, or "*" */
-    uint64_t seed;           /* random bits (uids); 0 = from getrandom */
+    const char *adapter_key;     /* NULL = "socket.io" */
+    const char *namespaces;      /* as the gateway's `namespaces` option: a comma list, or "*" */
+    uint64_t seed;               /* random bits (uids); 0 = from getrandom */
     /* publishOnSpecificResponseChannel (PROTOCOL.md 3.8): answers go to
      * `<key>-response#<nsp>#<requesterUid>#` instead of the shared channel. Default false. */
     bool specific_response_channel;

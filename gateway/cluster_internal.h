@@ -88,11 +88,11 @@ struct cluster {
     struct cluster_msg smsg;  /* a decoded sharded message */
     struct cluster_msg reply; /* a sharded answer being encoded */
     struct buf shard_scratch; /* its MessagePack form (cluster_msg_encode) */
-    struct buf scratch; /* JSON requests transcoded to MessagePack */
-    struct buf out;     /* an encoded response */
-    struct buf channel; /* a response channel name */
-    struct buf ids;     /* socket ids selected by a request, SIO_SOCKET_ID_LEN bytes each */
-    struct buf list;    /* MessagePack of a response's sockets or rooms array */
+    struct buf scratch;       /* JSON requests transcoded to MessagePack */
+    struct buf out;           /* an encoded response */
+    struct buf channel;       /* a response channel name */
+    struct buf ids;           /* socket ids selected by a request, SIO_SOCKET_ID_LEN bytes each */
+    struct buf list;          /* MessagePack of a response's sockets or rooms array */
     /* metrics */
     uint64_t *received, *delivered, *dropped;
     uint64_t *requests[CLUSTER_REQUEST_TYPES];

@@ -62,4 +62,3 @@ void eio_cors_preflight(const char *cors, char buf[EIO_CORS_MAX_ORIGIN], struct 
     }
     http_conn_respond(conn, 204, fields, n, NULL, 0, false);
 }
-

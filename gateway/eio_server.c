@@ -27,8 +27,9 @@
 #include "gateway/random_pool.h"
 #include "gateway/ws_link.h"
 
-#define DEFAULT_POLL_LINGER_MS 30000 /* a closed polling session waits this long for its last GET  \
-                                      */
+#define DEFAULT_POLL_LINGER_MS                                                                     \
+    30000 /* a closed polling session waits this long for its last GET                             \
+           */
 #define DEFAULT_HARD_LIMIT (4u << 20)
 #define DEFAULT_HEARTBEAT_HOLD_MAX_MS 60000
 

@@ -21,17 +21,17 @@ struct eio_server;
 struct eio_session;
 
 struct eio_server_config {
-    const char *path;             /* prefix matched on the raw target, e.g. "/socket.io/" */
-    unsigned ping_interval_ms;    /* default 25000 */
-    unsigned ping_timeout_ms;     /* default 20000 */
-    unsigned upgrade_timeout_ms;  /* default 10000 */
-    unsigned poll_linger_ms;      /* sid kept for a closed session's GET; default 30000 */
-    size_t max_payload;           /* maxHttpBufferSize: POST bodies and WebSocket messages */
-    bool polling;                 /* enabled transports */
+    const char *path;            /* prefix matched on the raw target, e.g. "/socket.io/" */
+    unsigned ping_interval_ms;   /* default 25000 */
+    unsigned ping_timeout_ms;    /* default 20000 */
+    unsigned upgrade_timeout_ms; /* default 10000 */
+    unsigned poll_linger_ms;     /* sid kept for a closed session's GET; default 30000 */
+    size_t max_payload;          /* maxHttpBufferSize: POST bodies and WebSocket messages */
+    bool polling;                /* enabled transports */
     bool websocket;
-    const char *cors_origin;      /* NULL/"": no CORS headers; "*"; or "a,b" (reflected) */
-    bool allow_eio3;              /* accept Engine.IO v3 clients (allowEIO3) */
-    size_t out_hard_limit;        /* bytes queued for one client before it is closed; 0 = 4 MiB */
+    const char *cors_origin;        /* NULL/"": no CORS headers; "*"; or "a,b" (reflected) */
+    bool allow_eio3;                /* accept Engine.IO v3 clients (allowEIO3) */
+    size_t out_hard_limit;          /* bytes queued for one client before it is closed; 0 = 4 MiB */
     unsigned heartbeat_hold_max_ms; /* longest hold of eio_server_hold_heartbeats; 0 = 60 s */
     /* Counters for /metrics (each may be NULL): Engine.IO packets and their payload bytes from
      * and to clients (a broadcast counts once per recipient). */

@@ -18,16 +18,16 @@
 
 struct gw_frame {
     uint32_t refs;
-    bool binary;             /* a binary message (raw bytes), else a text Engine.IO packet */
-    uint8_t ws_header_len;   /* header bytes right before the payload */
-    size_t len;              /* payload bytes */
-    uint8_t *polling;        /* binary only: "b" + base64, once built; owned */
+    bool binary;           /* a binary message (raw bytes), else a text Engine.IO packet */
+    uint8_t ws_header_len; /* header bytes right before the payload */
+    size_t len;            /* payload bytes */
+    uint8_t *polling;      /* binary only: "b" + base64, once built; owned */
     size_t polling_len;
-    uint8_t *polling_v3;     /* binary only: "b4" + base64, once built; owned */
+    uint8_t *polling_v3; /* binary only: "b4" + base64, once built; owned */
     size_t polling_v3_len;
-    uint8_t *ws_v3;          /* binary only: WebSocket header, 0x04, the bytes; owned */
+    uint8_t *ws_v3; /* binary only: WebSocket header, 0x04, the bytes; owned */
     size_t ws_v3_len;
-    uint8_t bytes[];         /* FRAME_WS_HEADROOM bytes of room, then the payload */
+    uint8_t bytes[]; /* FRAME_WS_HEADROOM bytes of room, then the payload */
 };
 
 /* A text packet: Engine.IO type digit `type` followed by data[0..len) (e.g. '4' and the

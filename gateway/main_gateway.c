@@ -38,30 +38,43 @@
 #include "gateway/ws_link.h"
 
 static const struct config_option options[] = {
-    {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0, "address to listen on (host:port; port 0 = any)"},
+    {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0,
+     "address to listen on (host:port; port 0 = any)"},
     {"path", CONFIG_STRING, "/socket.io/", 0, 0, "Engine.IO path prefix"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0, "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0,
+     "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
     REDIS_TLS_OPTION_ENTRIES,
     {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
-    {"adapter-specific-response", CONFIG_BOOL, "no", 0, 0, "answer adapter requests on the requester's own channel (publishOnSpecificResponseChannel; adapter classic)"},
-    {"adapter", CONFIG_STRING, "classic", 0, 0, "cluster fan-out: classic (@socket.io/redis-adapter pub/sub) or sharded (its createShardedAdapter: Redis 7 SPUBLISH/SSUBSCRIBE)"},
-    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0, "adapter sharded: dynamic (a channel per public room), static or dynamic-private (as createShardedAdapter's subscriptionMode)"},
+    {"adapter-specific-response", CONFIG_BOOL, "no", 0, 0,
+     "answer adapter requests on the requester's own channel (publishOnSpecificResponseChannel; adapter classic)"},
+    {"adapter", CONFIG_STRING, "classic", 0, 0,
+     "cluster fan-out: classic (@socket.io/redis-adapter pub/sub) or sharded (its createShardedAdapter: Redis 7 SPUBLISH/SSUBSCRIBE)"},
+    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0,
+     "adapter sharded: dynamic (a channel per public room), static or dynamic-private (as createShardedAdapter's subscriptionMode)"},
     {"ping-interval", CONFIG_MS, "25000", 1, 3600000, "Engine.IO ping interval"},
     {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
     {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
     {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
-    {"allow-eio3", CONFIG_BOOL, "no", 0, 0, "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
-    {"cors-origin", CONFIG_STRING, NULL, 0, 0, "CORS: * or a comma list of origins (none when unset)"},
+    {"allow-eio3", CONFIG_BOOL, "no", 0, 0,
+     "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
+    {"cors-origin", CONFIG_STRING, NULL, 0, 0,
+     "CORS: * or a comma list of origins (none when unset)"},
     {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
-    {"forward", CONFIG_BOOL, "yes", 0, 0, "serve other gateways' Engine.IO sessions by forwarding their requests over Redis (no sticky sessions needed)"},
-    {"forward-timeout", CONFIG_MS, "10000", 1, 3600000, "a forwarded polling request or upgrade must be answered within this (a GET: ping-interval more)"},
-    {"forward-max", CONFIG_INT, "1024", 1, 1000000, "forwarded requests in flight per gateway, each way; more get 503"},
-    {"ws-routes", CONFIG_STRING, NULL, 0, 0, "plain WebSocket routes: a comma list of PATH=NAMESPACE (e.g. /ws=/ws,/ws/{user}=/ws); {user} names the connection's user"},
+    {"forward", CONFIG_BOOL, "yes", 0, 0,
+     "serve other gateways' Engine.IO sessions by forwarding their requests over Redis (no sticky sessions needed)"},
+    {"forward-timeout", CONFIG_MS, "10000", 1, 3600000,
+     "a forwarded polling request or upgrade must be answered within this (a GET: ping-interval more)"},
+    {"forward-max", CONFIG_INT, "1024", 1, 1000000,
+     "forwarded requests in flight per gateway, each way; more get 503"},
+    {"ws-routes", CONFIG_STRING, NULL, 0, 0,
+     "plain WebSocket routes: a comma list of PATH=NAMESPACE (e.g. /ws=/ws,/ws/{user}=/ws); {user} names the connection's user"},
     {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
-    {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000, "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
-    {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000, "namespaces *: a namespace without sockets is freed after this"},
+    {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000,
+     "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
+    {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000,
+     "namespaces *: a namespace without sockets is freed after this"},
     {"auth", CONFIG_STRING, "none", 0, 0, "none, jwt or backend"},
     {"jwt-secret", CONFIG_STRING, NULL, 0, 0, "HS256 secret (auth jwt)"},
     {"jwt-public-key", CONFIG_STRING, NULL, 0, 0, "PEM file with an RSA or P-256 key (auth jwt)"},
@@ -70,22 +83,32 @@ static const struct config_option options[] = {
     {"auth-timeout", CONFIG_MS, "5000", 1, 3600000, "backend auth answer timeout"},
     {"upstream", CONFIG_STRING, "stream", 0, 0, "stream, pubsub or off"},
     {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace"},
-    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000, "approximate MAXLEN of upstream streams"},
-    {"tls-cert", CONFIG_STRING, NULL, 0, 0, "serve HTTPS/WSS: PEM certificate with its chain (reloaded on SIGHUP)"},
+    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000,
+     "approximate MAXLEN of upstream streams"},
+    {"tls-cert", CONFIG_STRING, NULL, 0, 0,
+     "serve HTTPS/WSS: PEM certificate with its chain (reloaded on SIGHUP)"},
     {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},
-    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0, "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
-    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0, "TLS key-exchange groups, a colon list"},
-    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000, "a TLS handshake must complete within this"},
-    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0, "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
+    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0,
+     "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
+    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0,
+     "TLS key-exchange groups, a colon list"},
+    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000,
+     "a TLS handshake must complete within this"},
+    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0,
+     "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
     {"static", CONFIG_STRING, NULL, 0, 0, "directory served at / (e.g. a demo page)"},
     {"client-js", CONFIG_STRING, NULL, 0, 0, "file served at <path>socket.io.js"},
     {"log-format", CONFIG_STRING, "text", 0, 0, "text or json"},
     {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
-    {"log-file", CONFIG_STRING, NULL, 0, 0, "log to this file (reopened on SIGHUP) instead of stderr"},
+    {"log-file", CONFIG_STRING, NULL, 0, 0,
+     "log to this file (reopened on SIGHUP) instead of stderr"},
     {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
-    {"max-connections", CONFIG_INT, "0", 0, 100000000, "client connections served at once (0 = the file-descriptor limit less 64 kept for Redis and health checks); above it 503"},
-    {"recovery-window", CONFIG_MS, "0", 0, 86400000, "connection state recovery: a client reconnecting within this long (any gateway) gets its socket id, rooms, user and missed packets back (0 = off)"},
-    {"node-timeout", CONFIG_MS, "6000", 100, 3600000, "heartbeat lifetime: the broker reaps a node this long after its last beat"},
+    {"max-connections", CONFIG_INT, "0", 0, 100000000,
+     "client connections served at once (0 = the file-descriptor limit less 64 kept for Redis and health checks); above it 503"},
+    {"recovery-window", CONFIG_MS, "0", 0, 86400000,
+     "connection state recovery: a client reconnecting within this long (any gateway) gets its socket id, rooms, user and missed packets back (0 = off)"},
+    {"node-timeout", CONFIG_MS, "6000", 100, 3600000,
+     "heartbeat lifetime: the broker reaps a node this long after its last beat"},
     {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
     {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
     {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
@@ -103,10 +126,10 @@ struct gateway {
     struct cluster *cluster;
     struct registry *registry;
     struct eio_forward *forward; /* polling without sticky sessions (NULL: forward no) */
-    struct expiry *expiry; /* auth jwt: tokens expire during the session too */
-    struct recovery *recovery; /* recovery-window > 0 */
+    struct expiry *expiry;       /* auth jwt: tokens expire during the session too */
+    struct recovery *recovery;   /* recovery-window > 0 */
     struct jwt_key *jwt;
-    struct tls_context *tls; /* tls-cert: HTTPS/WSS */
+    struct tls_context *tls;     /* tls-cert: HTTPS/WSS */
     struct redis_tls *redis_tls; /* rediss:// only */
     enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
     const char *user_room;
@@ -130,8 +153,10 @@ static void connect_fresh(struct gateway *g, struct sio_socket *sock, const uint
         const struct sio_handshake *hs = sio_socket_handshake(sock);
         struct slice payload = {auth, len};
         /* socket.io-client 2.x (protocol v4) has no auth payload for "/": its credentials come
-         * as io(url, {query: {token}}), so the handshake query stands in for it (PROTOCOL.md 2.7) */
-        if (sio_socket_protocol_v4(sock) && auth_find_token(payload, (struct slice){NULL, 0}).len == 0)
+         * as io(url, {query: {token}}), so the handshake query stands in for it (PROTOCOL.md 2.7)
+         */
+        if (sio_socket_protocol_v4(sock) &&
+            auth_find_token(payload, (struct slice){NULL, 0}).len == 0)
             payload = hs->query;
         enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, payload, hs->headers,
                                            (int64_t)time(NULL), &claims);
@@ -320,13 +345,14 @@ static int on_namespace(void *ctx, const char *nsp, size_t len, bool open)
         g->nsp_limit_logged = true; /* once: a client may try thousands */
         log_write(g->log, LOG_LEVEL_WARN, "cluster.namespace_refused",
                   "%.*s: %s (at most %d namespaces are followed at once; further ones are refused "
-                  "until empty ones are freed)", (int)len, nsp, sioc_strerror(rc),
-                  CLUSTER_MAX_NAMESPACES);
+                  "until empty ones are freed)",
+                  (int)len, nsp, sioc_strerror(rc), CLUSTER_MAX_NAMESPACES);
     }
     return rc;
 }
 
-static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len, bool joined)
+static void on_room(void *ctx, struct sio_socket *sock, const uint8_t *room, size_t len,
+                    bool joined)
 {
     struct gateway *g = ctx;
     registry_on_room(g->registry, sock, room, len, joined);
@@ -386,7 +412,8 @@ static enum jwt_result route_token(struct gateway *g, const struct http_server_r
     } else {
         const struct http_header *h = http_header_find(req->head, "Authorization", NULL);
         /* RFC 6750 2.1: "Bearer" is case-insensitive, followed by one space */
-        if (h != NULL && h->value.len > 7 && strncasecmp((const char *)h->value.p, "Bearer ", 7) == 0) {
+        if (h != NULL && h->value.len > 7 &&
+            strncasecmp((const char *)h->value.p, "Bearer ", 7) == 0) {
             p = h->value.p + 7;
             len = h->value.len - 7;
         }
@@ -443,9 +470,10 @@ static void serve_route(struct gateway *g, struct http_conn *conn, struct http_s
             return;
         }
     }
-    struct sio_socket *sock = sio_server_open_plain(g->sio, conn, req, route->nsp, route->nsp_len, user);
+    struct sio_socket *sock =
+        sio_server_open_plain(g->sio, conn, req, route->nsp, route->nsp_len, user);
     if (sock == NULL)
-        return; /* answered (503) and logged */
+        return;                              /* answered (503) and logged */
     static const uint8_t no_auth[] = {0x80}; /* {}: a plain client sends no CONNECT payload */
     if (g->auth == AUTH_BACKEND) {
         bridge_on_connect(g->bridge, sock, no_auth, 1, true); /* the worker answers */
@@ -459,7 +487,8 @@ static void serve_route(struct gateway *g, struct http_conn *conn, struct http_s
 }
 
 /* Routes a request to a plain route; false when its path is none. */
-static bool route_request(struct gateway *g, struct http_conn *conn, struct http_server_request *req)
+static bool route_request(struct gateway *g, struct http_conn *conn,
+                          struct http_server_request *req)
 {
     if (g->routes.count == 0)
         return false;
@@ -549,7 +578,9 @@ static void on_listener(void *ctx, bool trouble, const char *what)
 static size_t connection_budget(struct gateway *g, size_t wanted)
 {
     size_t limit = process_fd_limit(wanted != 0 ? wanted + FD_HEADROOM : 0);
-    size_t usable = limit == SIZE_MAX ? SIZE_MAX : limit > 2 * FD_HEADROOM ? limit - FD_HEADROOM : limit / 2;
+    size_t usable = limit == SIZE_MAX         ? SIZE_MAX
+                    : limit > 2 * FD_HEADROOM ? limit - FD_HEADROOM
+                                              : limit / 2;
     if (wanted == 0) {
         if (usable == SIZE_MAX) {
             log_write(g->log, LOG_LEVEL_INFO, "process.fds",
@@ -558,7 +589,8 @@ static size_t connection_budget(struct gateway *g, size_t wanted)
         }
         log_write(g->log, LOG_LEVEL_INFO, "process.fds",
                   "max-connections %zu (file-descriptor limit %zu, %d kept for Redis and %d "
-                  "health checks)", usable, limit, FD_HEADROOM - HEALTH_RESERVE, HEALTH_RESERVE);
+                  "health checks)",
+                  usable, limit, FD_HEADROOM - HEALTH_RESERVE, HEALTH_RESERVE);
         return usable;
     }
     if (wanted > usable)
@@ -609,11 +641,12 @@ static void register_metrics(struct gateway *g)
                      "transport=\"polling\"", gauge_polling, g);
     metrics_gauge_fn(g->metrics, "sioc_plain_connections",
                      "plain WebSocket connections (ws-routes)", NULL, gauge_plain, g);
-    metrics_gauge_fn(g->metrics, "sioc_sockets", "Socket.IO namespace sockets", NULL,
-                     gauge_sockets, g);
+    metrics_gauge_fn(g->metrics, "sioc_sockets", "Socket.IO namespace sockets", NULL, gauge_sockets,
+                     g);
     metrics_gauge_fn(g->metrics, "sioc_redis_connected", "1 while the Redis link is up", NULL,
                      gauge_redis, g);
-    g->http_requests = metrics_counter(g->metrics, "sioc_http_requests_total", "HTTP requests", NULL);
+    g->http_requests =
+        metrics_counter(g->metrics, "sioc_http_requests_total", "HTTP requests", NULL);
     g->connects_refused = metrics_counter(g->metrics, "sioc_connects_refused_total",
                                           "namespace connects refused by auth", NULL);
     g->events_in = metrics_counter(g->metrics, "sioc_events_in_total", "events from clients", NULL);
@@ -646,8 +679,8 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct gateway *g = arg;
-    log_write(g->log, LOG_LEVEL_WARN, "process.stop", "drain timeout with %zu upstream entries pending",
-              bridge_pending(g->bridge));
+    log_write(g->log, LOG_LEVEL_WARN, "process.stop",
+              "drain timeout with %zu upstream entries pending", bridge_pending(g->bridge));
     event_base_loopbreak(g->base);
 }
 
@@ -661,8 +694,9 @@ static void stop_cb(evutil_socket_t sig, short what, void *arg)
     }
     g->draining = true;
     log_write(g->log, LOG_LEVEL_INFO, "process.drain", "signal %d: closing %zu connections",
-              (int)sig, eio_server_session_count(sio_server_eio(g->sio)) +
-                            plain_ws_count(sio_server_plain(g->sio)));
+              (int)sig,
+              eio_server_session_count(sio_server_eio(g->sio)) +
+                  plain_ws_count(sio_server_plain(g->sio)));
     /* DESIGN.md §2: stop accepting, close sockets so clients reconnect elsewhere, flush upstream */
     http_server_stop_listening(g->http);
     sio_server_close_all(g->sio, "server shutting down");
@@ -685,7 +719,8 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
             log_write(g->log, LOG_LEVEL_INFO, "tls.reload", "new connections get %s",
                       tls_context_describe(g->tls));
         else
-            log_write(g->log, LOG_LEVEL_WARN, "tls.reload", "failed, the old certificate stays: %s", err);
+            log_write(g->log, LOG_LEVEL_WARN, "tls.reload", "failed, the old certificate stays: %s",
+                      err);
     }
 }
 
@@ -740,13 +775,14 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     if (redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"), prefix_buf,
                              sizeof prefix_buf) == NULL)
         return "key-prefix: must not be empty or contain { or } on a Redis Cluster";
-    const char *tls_problem = redis_tls_from_config(cfg, config_get(cfg, "redis"), &g->redis_tls,
-                                                    err, errlen);
+    const char *tls_problem =
+        redis_tls_from_config(cfg, config_get(cfg, "redis"), &g->redis_tls, err, errlen);
     if (tls_problem != NULL)
         return tls_problem;
     if (strcmp(auth, "none") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "backend") != 0)
         return "auth: must be none, jwt or backend";
-    if (strcmp(upstream, "stream") != 0 && strcmp(upstream, "pubsub") != 0 && strcmp(upstream, "off") != 0)
+    if (strcmp(upstream, "stream") != 0 && strcmp(upstream, "pubsub") != 0 &&
+        strcmp(upstream, "off") != 0)
         return "upstream: must be stream, pubsub or off";
     if (strcmp(auth, "backend") == 0 && strcmp(upstream, "off") == 0)
         return "auth backend needs an upstream (stream or pubsub)";
@@ -782,7 +818,8 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
             g->jwt = pem ? jwt_key_from_pem(pem, len) : NULL;
             free(pem);
             if (g->jwt == NULL) {
-                snprintf(err, errlen, "jwt-public-key: %s is not a PEM RSA or P-256 public key", pem_file);
+                snprintf(err, errlen, "jwt-public-key: %s is not a PEM RSA or P-256 public key",
+                         pem_file);
                 return err;
             }
         }
@@ -842,8 +879,8 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     char err[512] = "";
-    enum process_start start = process_load_config(&cfg, options, sizeof options / sizeof options[0],
-                                                   "sioc-gateway", argc, argv);
+    enum process_start start = process_load_config(
+        &cfg, options, sizeof options / sizeof options[0], "sioc-gateway", argc, argv);
     if (start != PROCESS_RUN)
         return start == PROCESS_EXIT ? 0 : 2;
     struct gateway g = {.cfg = &cfg};
@@ -873,7 +910,9 @@ int main(int argc, char **argv)
     log_level_parse(config_get(&cfg, "log-level"), &level);
     log_format_parse(config_get(&cfg, "log-format"), &format);
     const char *auth = config_get(&cfg, "auth");
-    g.auth = strcmp(auth, "jwt") == 0 ? AUTH_JWT : strcmp(auth, "backend") == 0 ? AUTH_BACKEND : AUTH_NONE;
+    g.auth = strcmp(auth, "jwt") == 0       ? AUTH_JWT
+             : strcmp(auth, "backend") == 0 ? AUTH_BACKEND
+                                            : AUTH_NONE;
     g.user_room = config_get(&cfg, "user-room");
     g.jwt_claim = config_get(&cfg, "jwt-user-claim");
     uint64_t seed = process_random_u64(&g);
@@ -918,10 +957,14 @@ int main(int argc, char **argv)
         .sid_tag = forward ? sid_tag : NULL,
         .on_foreign_sid = forward ? on_foreign_sid : NULL,
         .foreign_ctx = &g,
-        .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"in\""),
-        .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets", "direction=\"out\""),
-        .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"in\""),
-        .bytes_out = metrics_counter(g.metrics, "sioc_payload_bytes_total", "Engine.IO payload bytes", "direction=\"out\""),
+        .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets",
+                                      "direction=\"in\""),
+        .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets",
+                                       "direction=\"out\""),
+        .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total",
+                                    "Engine.IO payload bytes", "direction=\"in\""),
+        .bytes_out = metrics_counter(g.metrics, "sioc_payload_bytes_total",
+                                     "Engine.IO payload bytes", "direction=\"out\""),
     };
     struct sio_server_config scfg = {
         .namespaces = config_get(&cfg, "namespaces"),
@@ -935,17 +978,27 @@ int main(int argc, char **argv)
         .on_ack = on_ack,
         .on_accepted = on_accepted,
         .on_room = on_room,
-        .on_room_change = strcmp(config_get(&cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
+        .on_room_change =
+            strcmp(config_get(&cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
         .on_log = on_log,
         .on_namespace = on_namespace,
         .max_namespaces = CLUSTER_MAX_NAMESPACES,
         .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
-        .plain = {
-            .messages_in = metrics_counter(g.metrics, "sioc_plain_messages_total", "plain WebSocket messages (ws-routes)", "direction=\"in\""),
-            .messages_out = metrics_counter(g.metrics, "sioc_plain_messages_total", "plain WebSocket messages (ws-routes)", "direction=\"out\""),
-            .bytes_in = metrics_counter(g.metrics, "sioc_plain_bytes_total", "plain WebSocket message bytes (ws-routes)", "direction=\"in\""),
-            .bytes_out = metrics_counter(g.metrics, "sioc_plain_bytes_total", "plain WebSocket message bytes (ws-routes)", "direction=\"out\""),
-        },
+        .plain =
+            {
+                .messages_in =
+                    metrics_counter(g.metrics, "sioc_plain_messages_total",
+                                    "plain WebSocket messages (ws-routes)", "direction=\"in\""),
+                .messages_out =
+                    metrics_counter(g.metrics, "sioc_plain_messages_total",
+                                    "plain WebSocket messages (ws-routes)", "direction=\"out\""),
+                .bytes_in = metrics_counter(g.metrics, "sioc_plain_bytes_total",
+                                            "plain WebSocket message bytes (ws-routes)",
+                                            "direction=\"in\""),
+                .bytes_out = metrics_counter(g.metrics, "sioc_plain_bytes_total",
+                                             "plain WebSocket message bytes (ws-routes)",
+                                             "direction=\"out\""),
+            },
         .ctx = &g,
     };
     g.sio = sio_server_new(g.base, &scfg, &ecfg);
@@ -954,8 +1007,9 @@ int main(int argc, char **argv)
     struct bridge_config bcfg = {
         .redis_url = config_get(&cfg, "redis"),
         .redis_tls = g.redis_tls,
-        .key_prefix = redis_key_prefix_for(config_get(&cfg, "redis"), config_get(&cfg, "key-prefix"),
-                                           cluster_prefix, sizeof cluster_prefix),
+        .key_prefix =
+            redis_key_prefix_for(config_get(&cfg, "redis"), config_get(&cfg, "key-prefix"),
+                                 cluster_prefix, sizeof cluster_prefix),
         .node_id = g.node_id,
         .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
                     : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF
@@ -994,7 +1048,9 @@ int main(int argc, char **argv)
     }
     g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
     if (g.bridge != NULL && cluster_start(g.cluster) != SIOC_OK) {
-        fprintf(stderr, "sioc-gateway: cannot start: the sharded adapter's channels cannot be subscribed (out of memory)\n");
+        fprintf(
+            stderr,
+            "sioc-gateway: cannot start: the sharded adapter's channels cannot be subscribed (out of memory)\n");
         return 1;
     }
     struct registry_config rcfg = {
@@ -1041,7 +1097,8 @@ int main(int argc, char **argv)
         .subscribe_ctx = &g,
     };
     if (g.http != NULL && forward &&
-        (g.forward = eio_forward_new(g.base, &fcfg, sio_server_eio(g.sio), g.http, g.log, g.metrics)) == NULL)
+        (g.forward = eio_forward_new(g.base, &fcfg, sio_server_eio(g.sio), g.http, g.log,
+                                     g.metrics)) == NULL)
         snprintf(err, sizeof err, "out of memory (forwarder)");
     if (g.http == NULL || (forward && g.forward == NULL)) {
         fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
@@ -1067,14 +1124,15 @@ int main(int argc, char **argv)
     process_write_port_file(config_get(&cfg, "port-file"), http_server_port(g.http));
     log_write(g.log, LOG_LEVEL_INFO, "process.start",
               "node=%s epoch=%s sid-tag=%s listening on port %u path %s auth=%s upstream=%s",
-              g.node_id, registry_epoch(g.registry), forward ? sid_tag : "-", http_server_port(g.http), path, auth, up);
+              g.node_id, registry_epoch(g.registry), forward ? sid_tag : "-",
+              http_server_port(g.http), path, auth, up);
     if (g.routes.count > 0)
         log_write(g.log, LOG_LEVEL_INFO, "process.ws_routes", "%zu plain WebSocket routes: %s",
                   g.routes.count, config_get(&cfg, "ws-routes"));
     if (g.tls != NULL)
-        log_write(g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
-                  tls_context_describe(g.tls),
-                  config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
+        log_write(
+            g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s", tls_context_describe(g.tls),
+            config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
     if (g.auth != AUTH_BACKEND && strcmp(up, "off") != 0)
         log_write(g.log, LOG_LEVEL_INFO, "process.auth",
                   "auth=%s: sockets are accepted here; workers' connect handlers are told "
@@ -1086,7 +1144,7 @@ int main(int argc, char **argv)
 
     http_server_stop_listening(g.http);
     eio_forward_free(g.forward); /* its parked requests and replays, before the server */
-    sio_server_free(g.sio); /* sockets report their disconnects to the bridge first */
+    sio_server_free(g.sio);      /* sockets report their disconnects to the bridge first */
     bridge_free(g.bridge);
     cluster_free(g.cluster);
     registry_free(g.registry);

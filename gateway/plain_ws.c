@@ -54,14 +54,15 @@ static void static_release_cb(const void *p, size_t len, void *arg)
 }
 
 __attribute__((format(printf, 3, 4))) static void log_peer(struct plain_ws *pw, const char *event,
-                                                            const char *fmt, ...)
+                                                           const char *fmt, ...)
 {
     if (pw->cfg.on_log == NULL)
         return;
     char detail[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
+    vsnprintf(detail, sizeof detail, fmt,
+              ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start above
     va_end(ap);
     pw->cfg.on_log(pw->cfg.ctx, event, detail);
 }
@@ -140,7 +141,8 @@ void plain_ws_conn_close(struct plain_ws_conn *c, unsigned code, const char *rea
  * waits unread, so the next ping simply follows ping_interval later (eio_server.c's rule). */
 static struct deadline_list *after_ping(struct plain_ws *pw)
 {
-    bool waived = pw->held && deadline_clock_ms() - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms;
+    bool waived =
+        pw->held && deadline_clock_ms() - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms;
     return waived ? &pw->ping_wait : &pw->pong_wait;
 }
 
@@ -171,7 +173,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
             if (!pw->hold_expired)
                 log_peer(pw, "ws.backpressure_timeout",
                          "reading paused for %llu ms: closing the plain connections whose pong "
-                         "waits unread", (unsigned long long)(now - pw->held_since_ms));
+                         "waits unread",
+                         (unsigned long long)(now - pw->held_since_ms));
             pw->hold_expired = true;
             plain_ws_conn_close(c, WS_CLOSE_INTERNAL_ERROR, "backpressure timeout");
             continue;

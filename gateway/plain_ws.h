@@ -29,8 +29,8 @@ struct plain_ws_config {
     uint64_t *messages_in, *messages_out, *bytes_in, *bytes_out;
     /* One whole message (text: valid UTF-8). Data is valid only during the call; the owner may
      * send or close inside. */
-    void (*on_message)(void *ctx, struct plain_ws_conn *c, void *user, const uint8_t *p,
-                       size_t len, bool binary);
+    void (*on_message)(void *ctx, struct plain_ws_conn *c, void *user, const uint8_t *p, size_t len,
+                       bool binary);
     /* The connection is gone (called once, from the loop, never inside another callback of
      * this connection); `reason` is static text ("transport close", "ping timeout", "parse
      * error", "message too big", "slow consumer", "backpressure timeout", or the reason given

@@ -22,9 +22,9 @@ struct metrics;
 struct redis_tls;
 struct recovery;
 
-#define RECOVERY_MAX_PACKETS 1000     /* missed packets one restore delivers; more: not recovered */
-#define RECOVERY_MAX_ROOMS 1024       /* a socket in more rooms is not offered recovery */
-#define RECOVERY_MAX_PARKED 100000    /* parked sessions this gateway follows at once */
+#define RECOVERY_MAX_PACKETS 1000  /* missed packets one restore delivers; more: not recovered */
+#define RECOVERY_MAX_ROOMS 1024    /* a socket in more rooms is not offered recovery */
+#define RECOVERY_MAX_PARKED 100000 /* parked sessions this gateway follows at once */
 /* The stream's MAXLEN and the keys' "window + grace" lifetime are the publishers' too: one
  * definition in common/adapter_rec.h (ADAPTER_REC_STREAM_MAXLEN, ADAPTER_REC_GRACE_MS); parked
  * keys live window + ADAPTER_REC_GRACE_MS, the owner ends them at +1 s. */

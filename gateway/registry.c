@@ -34,9 +34,9 @@ struct registry {
     size_t pending;
     bool connected_once;
     struct buf key_registry, key_hb, key_nodes, key_retired;
-    uint64_t rng;                 /* the next epoch's random bits */
-    unsigned checks_inflight;     /* epoch checks (SISMEMBER) awaiting their reply */
-    unsigned checks_stale;        /* ... of which asked about an epoch already left */
+    uint64_t rng;             /* the next epoch's random bits */
+    unsigned checks_inflight; /* epoch checks (SISMEMBER) awaiting their reply */
+    unsigned checks_stale;    /* ... of which asked about an epoch already left */
     void (*on_epoch_reaped)(void *ctx, const char *old_epoch, const char *new_epoch);
     void *ctx;
     uint64_t *written, *errors, *refused;
@@ -55,7 +55,8 @@ static void reply_cb(void *ctx, const struct redisReply *reply, enum redis_link_
               reply != NULL && reply->type == REDIS_REPLY_ERROR ? reply->str : "connection lost");
 }
 
-static void send_command(struct registry *r, int argc, const char *const *argv, const size_t *argvlen)
+static void send_command(struct registry *r, int argc, const char *const *argv,
+                         const size_t *argvlen)
 {
     int rc = redis_link_command_argv(r->link, argc, argv, argvlen, REDIS_LINK_RETRY, reply_cb, r);
     if (rc == SIOC_OK) {
@@ -110,9 +111,9 @@ static void append_raw(struct registry *r, enum envelope_reg_op op, const char *
         return;
     }
     const char *argv[5 + 2 * ENVELOPE_MAX_FIELDS] = {"XADD", (const char *)r->key_registry.data,
-                                                      "MAXLEN", "~", REGISTRY_MAXLEN};
+                                                     "MAXLEN", "~", REGISTRY_MAXLEN};
     size_t argvlen[5 + 2 * ENVELOPE_MAX_FIELDS] = {4, r->key_registry.len, 6, 1,
-                                                    strlen(REGISTRY_MAXLEN)};
+                                                   strlen(REGISTRY_MAXLEN)};
     int argc = 5;
     argv[argc] = "*";
     argvlen[argc++] = 1;
@@ -150,8 +151,8 @@ void registry_on_accepted(struct registry *r, struct sio_socket *sock)
     append_with_rooms(r, ENVELOPE_REG_CONNECT, sock);
 }
 
-void registry_on_room(struct registry *r, struct sio_socket *sock, const uint8_t *room,
-                      size_t len, bool joined)
+void registry_on_room(struct registry *r, struct sio_socket *sock, const uint8_t *room, size_t len,
+                      bool joined)
 {
     struct buf rooms;
     buf_init(&rooms, 0);
@@ -181,7 +182,8 @@ void registry_snapshot(struct registry *r)
     append_raw(r, ENVELOPE_REG_SNAPSHOT, "/", "*", "begin", empty);
     sio_server_each_socket(r->srv, snapshot_socket, r);
     append_raw(r, ENVELOPE_REG_SNAPSHOT, "/", "*", "end", empty);
-    log_write(r->log, LOG_LEVEL_INFO, "registry.snapshot", "%zu sockets", sio_server_socket_count(r->srv));
+    log_write(r->log, LOG_LEVEL_INFO, "registry.snapshot", "%zu sockets",
+              sio_server_socket_count(r->srv));
 }
 
 size_t registry_pending(const struct registry *r)
@@ -218,7 +220,8 @@ static void epoch_reaped(struct registry *r)
     r->checks_stale = r->checks_inflight; /* their answers are about the old epoch */
     log_write(r->log, LOG_LEVEL_WARN, "registry.epoch_reaped",
               "the broker declared epoch %s of this node lost; %zu sockets are closed to "
-              "reconnect, new epoch %s", old, sio_server_socket_count(r->srv), r->epoch);
+              "reconnect, new epoch %s",
+              old, sio_server_socket_count(r->srv), r->epoch);
     send_heartbeat(r);
     if (r->on_epoch_reaped != NULL)
         r->on_epoch_reaped(r->ctx, old, r->epoch);
@@ -255,7 +258,8 @@ static void send_heartbeat(struct registry *r)
     struct buf value;
     buf_init(&value, 0);
     if (envelope_node_info_encode(&info, &value) == SIOC_OK) {
-        const char *hset[] = {"HSET", (const char *)r->key_nodes.data, r->node, (const char *)value.data};
+        const char *hset[] = {"HSET", (const char *)r->key_nodes.data, r->node,
+                              (const char *)value.data};
         size_t lens[] = {4, r->key_nodes.len, strlen(r->node), value.len};
         send_command(r, 4, hset, lens);
     }
@@ -322,9 +326,10 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
     r->address = dup_or(cfg->address, "?");
     r->node_timeout_ms = cfg->node_timeout_ms ? cfg->node_timeout_ms : 6000;
     /* a beat must come well within the key's lifetime, whatever node-timeout is */
-    r->heartbeat_ms = cfg->heartbeat_ms         ? cfg->heartbeat_ms
-                      : r->node_timeout_ms < 6000 ? (r->node_timeout_ms / 3 ? r->node_timeout_ms / 3 : 1)
-                                                  : 2000;
+    r->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms
+                      : r->node_timeout_ms < 6000
+                          ? (r->node_timeout_ms / 3 ? r->node_timeout_ms / 3 : 1)
+                          : 2000;
     r->rng = cfg->seed ^ 0x5851f42d4c957f2dull;
     r->on_epoch_reaped = cfg->on_epoch_reaped;
     r->ctx = cfg->ctx;
@@ -350,8 +355,10 @@ struct registry *registry_new(struct event_base *base, const struct registry_con
     r->key_registry.len--;
     r->key_hb.len--;
     r->key_nodes.len--;
-    r->written = metrics_counter(metrics, "sioc_registry_written_total", "registry commands Redis confirmed", NULL);
-    r->errors = metrics_counter(metrics, "sioc_registry_errors_total", "registry commands refused or lost", NULL);
+    r->written = metrics_counter(metrics, "sioc_registry_written_total",
+                                 "registry commands Redis confirmed", NULL);
+    r->errors = metrics_counter(metrics, "sioc_registry_errors_total",
+                                "registry commands refused or lost", NULL);
     r->refused = metrics_counter(metrics, "sioc_registry_dropped_total",
                                  "registry entries dropped (queue full during an outage)", NULL);
     struct redis_link_config lc = {

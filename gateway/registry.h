@@ -20,12 +20,12 @@ struct registry;
 struct registry_config {
     const char *redis_url;
     struct redis_tls *redis_tls; /* rediss:// URLs: borrowed, outlives the registry */
-    const char *key_prefix;   /* NULL = "sioc" */
-    const char *node_id;      /* required */
-    const char *address;      /* the listen address, for P:nodes */
-    unsigned node_timeout_ms; /* heartbeat key lifetime; 0 = 6000 */
-    unsigned heartbeat_ms;    /* 0 = 2000, or node_timeout_ms / 3 when that is shorter */
-    uint64_t seed;            /* random bits: the epoch */
+    const char *key_prefix;      /* NULL = "sioc" */
+    const char *node_id;         /* required */
+    const char *address;         /* the listen address, for P:nodes */
+    unsigned node_timeout_ms;    /* heartbeat key lifetime; 0 = 6000 */
+    unsigned heartbeat_ms;       /* 0 = 2000, or node_timeout_ms / 3 when that is shorter */
+    uint64_t seed;               /* random bits: the epoch */
     /* The broker declared this node's epoch lost (it is in P:bk:retired:<node>, checked with
      * every heartbeat) although the node lives, e.g. after a partition between this gateway
      * and Redis: the registry has already moved to a fresh epoch (heartbeat first); the owner
@@ -50,8 +50,8 @@ const char *registry_epoch(const struct registry *r);
 
 /* The membership changes, called from the gateway's sio_server callbacks. */
 void registry_on_accepted(struct registry *r, struct sio_socket *sock);
-void registry_on_room(struct registry *r, struct sio_socket *sock, const uint8_t *room,
-                      size_t len, bool joined);
+void registry_on_room(struct registry *r, struct sio_socket *sock, const uint8_t *room, size_t len,
+                      bool joined);
 /* Must be called while the socket's rooms are still readable (sio_server's on_disconnect). */
 void registry_on_disconnect(struct registry *r, struct sio_socket *sock);
 /* Appends a full snapshot of this node's sockets (the broker's anti-entropy, broker/README.md):

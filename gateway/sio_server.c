@@ -381,8 +381,8 @@ static bool split_event(struct sio_server *srv, struct slice data, struct slice 
     return true;
 }
 
-void sio_forward_client_event(struct sio_socket *s, struct slice event, struct slice args, bool has_ack,
-                       uint64_t id)
+void sio_forward_client_event(struct sio_socket *s, struct slice event, struct slice args,
+                              bool has_ack, uint64_t id)
 {
     struct sio_server *srv = s->client->srv;
     if (has_ack)
@@ -876,8 +876,8 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
             s->pending_tail = &s->pending;
         s->pending_count--;
         sio_forward_client_event(s, (struct slice){e->bytes, e->event_len},
-                          (struct slice){e->bytes + e->event_len, e->args_len}, e->has_ack,
-                          e->ack_id);
+                                 (struct slice){e->bytes + e->event_len, e->args_len}, e->has_ack,
+                                 e->ack_id);
         free(e);
     }
 }

@@ -52,7 +52,7 @@ struct sio_server_config {
     size_t max_namespaces;
     size_t max_namespaces_per_client;
     unsigned empty_namespace_ms;
-    uint64_t seed;               /* hashes of socket ids and room names */
+    uint64_t seed; /* hashes of socket ids and room names */
     /* Plain WebSocket connections (ws-routes): counters and limits; zero heartbeat, payload
      * and hold values take the Engine.IO config's. The callbacks are the layer's own. */
     struct plain_ws_config plain;
@@ -167,14 +167,14 @@ void sio_pid_random(const uint8_t random15[15], char out[SIO_SOCKET_ID_LEN + 1])
 /* ---- broadcast (encode once, send to many: DESIGN.md §4) ---- */
 
 struct sio_broadcast {
-    const char *nsp;          /* namespace name (NUL-terminated) */
+    const char *nsp; /* namespace name (NUL-terminated) */
     size_t nsp_len;
-    struct slice data;        /* MessagePack array [event, args...] */
+    struct slice data;         /* MessagePack array [event, args...] */
     const struct slice *rooms; /* union of these rooms; all sockets when nrooms == 0 */
     size_t nrooms;
     const struct slice *except; /* minus sockets in any of these rooms */
     size_t nexcept;
-    bool is_volatile;         /* skip sockets that cannot take it right now */
+    bool is_volatile; /* skip sockets that cannot take it right now */
 };
 
 /* Delivers an EVENT (BINARY_EVENT when data holds bin) to the selected local sockets. Returns
@@ -255,7 +255,7 @@ const char *sio_socket_key(const struct sio_socket *sock);
 /* NUL-terminated; valid while the socket is (a namespace of "*" is freed some time after its
  * last socket went). */
 const char *sio_socket_nsp(const struct sio_socket *sock);
-const char *sio_socket_uid(const struct sio_socket *sock);        /* "" when anonymous */
+const char *sio_socket_uid(const struct sio_socket *sock); /* "" when anonymous */
 const struct sio_handshake *sio_socket_handshake(const struct sio_socket *sock);
 /* The CONNECT payload the client sent (one MessagePack value; {} when it sent none), as the
  * `auth` of fetchSockets' handshake. Valid while the socket is. */

@@ -13,10 +13,14 @@ static const char *content_type(const char *path)
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "application/javascript; charset=utf-8"},
-        {".css", "text/css; charset=utf-8"},   {".json", "application/json"},
-        {".map", "application/json"},          {".png", "image/png"},
-        {".svg", "image/svg+xml"},             {".ico", "image/x-icon"},
+        {".html", "text/html; charset=utf-8"},
+        {".js", "application/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json"},
+        {".map", "application/json"},
+        {".png", "image/png"},
+        {".svg", "image/svg+xml"},
+        {".ico", "image/x-icon"},
         {".txt", "text/plain; charset=utf-8"},
     };
     const char *dot = strrchr(path, '.');
@@ -38,7 +42,8 @@ bool static_serve_file(struct http_conn *conn, const struct http_server_request 
     if (f == NULL)
         return false;
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > MAX_STATIC_FILE) {
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+        (size_t)st.st_size > MAX_STATIC_FILE) {
         fclose(f);
         return false;
     }

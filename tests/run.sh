@@ -4,6 +4,7 @@
 #   unit tests     build/asan/tests/test_*           (AddressSanitizer + UBSan)
 #   fuzz replays   build/asan/fuzz/replay_<x> over tests/fuzz/corpus/<x>/ (1 test each)
 #   layer check    scripts/check-layers.sh
+#   format check   scripts/check-format.sh (one test per C file)
 #   net tests      build/asan/net-tests/test_* (libevent/hiredis runtime, real redis-server)
 #   integration    tests/integration/test_*.sh and test_*.mjs (node; real peers from npm)
 set -u
@@ -62,6 +63,7 @@ for r in build/asan/fuzz/replay_*; do
     run_one "fuzz-replay/$name" 600 "$r" "tests/fuzz/corpus/$name"
 done
 run_one "check-layers" 30 scripts/check-layers.sh
+run_one "check-format" 120 scripts/check-format.sh
 for t in build/asan/net-tests/test_*; do
     [ -x "$t" ] || continue
     run_one "net/$(basename "$t")" 600 "$t"

@@ -45,7 +45,6 @@
 #include "common/net/http_server_internal.h"
 #include "common/net/tls.h"
 
-
 static void process_input(struct http_conn *conn);
 static void conn_lost(struct http_conn *conn, const char *reason);
 static void schedule_free(struct http_conn *conn);
@@ -241,16 +240,18 @@ static uint8_t *out_space(struct http_conn *conn, size_t len)
 {
     if (output_over(conn, len))
         return NULL;
-    struct out_seg *last = conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1]
-                                               : NULL;
+    struct out_seg *last =
+        conn->out_count > 0 ? &conn->out[conn->out_head + conn->out_count - 1] : NULL;
     /* the first segment may be partly written: appending to it is still fine */
-    bool fits = last != NULL && ((last->kind == SEG_SMALL && last->len + len <= SMALL_BYTES) ||
-                                 (last->kind == SEG_OWNED &&
-                                  last->len + len <= (size_t)(uintptr_t)last->u.ref.arg));
+    bool fits =
+        last != NULL &&
+        ((last->kind == SEG_SMALL && last->len + len <= SMALL_BYTES) ||
+         (last->kind == SEG_OWNED && last->len + len <= (size_t)(uintptr_t)last->u.ref.arg));
     if (!fits) {
         uint8_t *block = NULL;
         size_t cap = len < OWNED_BLOCK_MIN ? OWNED_BLOCK_MIN : len;
-        if ((len > SMALL_BYTES && (block = malloc(cap)) == NULL) || (last = out_push(conn)) == NULL) {
+        if ((len > SMALL_BYTES && (block = malloc(cap)) == NULL) ||
+            (last = out_push(conn)) == NULL) {
             free(block);
             conn_lost(conn, "out of memory");
             return NULL;
@@ -307,7 +308,8 @@ static void output_drained(struct http_conn *conn)
 static ssize_t tls_send(struct http_conn *conn, const struct iovec *iov, int n)
 {
     char why[160] = "";
-    ssize_t w = tls_conn_writev(conn->tls, iov, n, conn->srv->tls_stage, TLS_STAGE, why, sizeof why);
+    ssize_t w =
+        tls_conn_writev(conn->tls, iov, n, conn->srv->tls_stage, TLS_STAGE, why, sizeof why);
     if (w > 0)
         return w;
     if (w == TLS_WANT_WRITE) {
@@ -566,8 +568,8 @@ static bool read_head(struct http_conn *conn, const uint8_t *p, size_t avail, si
     if (rc == SIOC_EAGAIN)
         return false;
     if (rc < 0) {
-        fail_request(conn, status_for(rc), rc == SIOC_ETOOBIG ? "request head too large"
-                                                              : "malformed request head");
+        fail_request(conn, status_for(rc),
+                     rc == SIOC_ETOOBIG ? "request head too large" : "malformed request head");
         return false;
     }
     r->head_len = (size_t)rc;
@@ -641,18 +643,13 @@ static size_t consume(struct http_conn *conn, const uint8_t *p, size_t len)
             return off;
         }
         switch (conn->state) {
-        case CONN_READING_HEAD:
-            more = read_head(conn, p + off, len - off, &used);
-            break;
-        case CONN_READING_BODY:
-            more = read_body(conn, p + off, len - off, &used);
-            break;
+        case CONN_READING_HEAD: more = read_head(conn, p + off, len - off, &used); break;
+        case CONN_READING_BODY: more = read_body(conn, p + off, len - off, &used); break;
         case CONN_RAW:
             if (conn->has_owner && conn->owner.on_data != NULL && len > off)
                 used = conn->owner.on_data(conn->owner.ctx, conn, p + off, len - off);
             break;
-        default:
-            break; /* waiting for a response, closing or dead: bytes stay buffered */
+        default: break; /* waiting for a response, closing or dead: bytes stay buffered */
         }
         off += used;
         if (!more)
@@ -1097,8 +1094,8 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
                          void (*release)(const void *p, size_t len, void *arg), void *arg)
 {
     struct out_seg *seg = NULL;
-    if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 ||
-        len > UINT32_MAX || output_over(conn, len) || (seg = out_push(conn)) == NULL) {
+    if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || len == 0 || len > UINT32_MAX ||
+        output_over(conn, len) || (seg = out_push(conn)) == NULL) {
         release(p, len, arg);
         if (seg == NULL && !conn->over_limit && conn->state != CONN_DEAD &&
             conn->state != CONN_CLOSING && len > 0)

@@ -22,20 +22,20 @@ struct tls_conn;
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_HEAD_TIMEOUT_MS 10000
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
-#define READ_CHUNK (64u * 1024)    /* the shared read buffer */
-#define READS_PER_EVENT 4          /* fairness: at most this many reads per wake-up */
-#define PIPELINE_MAX (64u * 1024)  /* unread input kept while a response is pending */
+#define READ_CHUNK (64u * 1024)   /* the shared read buffer */
+#define READS_PER_EVENT 4         /* fairness: at most this many reads per wake-up */
+#define PIPELINE_MAX (64u * 1024) /* unread input kept while a response is pending */
 #define DEFAULT_OUTPUT_SOFT (256u * 1024)
 #define DEFAULT_OUTPUT_HARD (16u << 20)
 #define ACCEPT_BACKOFF_MIN_MS 100u /* after an accept error (EMFILE...), then doubling */
 #define ACCEPT_BACKOFF_MAX_MS 1000u
-#define ACCEPT_QUIET_MS 2000u /* accepts without a failure that end an episode */
-#define WRITE_IOV_MAX 256          /* segments per sendmsg */
-#define INLINE_SEGS 1              /* output segments kept in the connection itself */
-#define SMALL_BYTES 24             /* owned writes this short live inside their segment */
-#define OWNED_BLOCK_MIN 256        /* owned copies start at this capacity, later ones append */
-#define SPARE_REQUESTS 8           /* finished request states kept for reuse by the server */
-#define SPARE_STORAGE_MAX 16384    /* ... with their storage, when it is no larger than this */
+#define ACCEPT_QUIET_MS 2000u   /* accepts without a failure that end an episode */
+#define WRITE_IOV_MAX 256       /* segments per sendmsg */
+#define INLINE_SEGS 1           /* output segments kept in the connection itself */
+#define SMALL_BYTES 24          /* owned writes this short live inside their segment */
+#define OWNED_BLOCK_MIN 256     /* owned copies start at this capacity, later ones append */
+#define SPARE_REQUESTS 8        /* finished request states kept for reuse by the server */
+#define SPARE_STORAGE_MAX 16384 /* ... with their storage, when it is no larger than this */
 #define DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define TLS_STAGE 16384 /* plaintext of one TLS record (RFC 8446 5.1): output is gathered to it */
 
@@ -85,9 +85,9 @@ struct out_seg {
 
 struct http_conn {
     struct http_server *srv;
-    struct http_conn *prev, *next;             /* all connections */
-    struct http_conn *work_next;               /* on the work list while work != 0 */
-    struct deadline_node timeout; /* in head_wait, idle_wait or handshake_wait, or none */
+    struct http_conn *prev, *next; /* all connections */
+    struct http_conn *work_next;   /* on the work list while work != 0 */
+    struct deadline_node timeout;  /* in head_wait, idle_wait or handshake_wait, or none */
     struct event ev; /* the socket: EV_READ unless paused, EV_WRITE while output blocks */
     short interest;  /* the flags `ev` is added with (0 = not added) */
     uint8_t state;   /* enum conn_state */
@@ -95,13 +95,13 @@ struct http_conn {
     bool close_after_response;
     bool has_owner;
     bool paused;
-    bool input_stalled; /* input waits because output is above the soft limit */
+    bool input_stalled;   /* input waits because output is above the soft limit */
     bool over_limit_conn; /* accepted into the reserve above max_connections */
-    bool over_limit;    /* output hard limit passed: writes are dropped, WORK_LOST is queued */
-    bool lingering; /* CONN_CLOSING, all written and the write side shut: input is read and
-                     * dropped until the peer closes (or head_timeout_ms), so that what the peer
-                     * still sends cannot make the kernel reset the connection before the peer
-                     * has read our last answer (a 413 to an upload in progress) */
+    bool over_limit;      /* output hard limit passed: writes are dropped, WORK_LOST is queued */
+    bool lingering;       /* CONN_CLOSING, all written and the write side shut: input is read and
+                           * dropped until the peer closes (or head_timeout_ms), so that what the peer
+                           * still sends cannot make the kernel reset the connection before the peer
+                           * has read our last answer (a 413 to an upload in progress) */
     /* TLS (http_server_config.tls) */
     bool tls_sniff;       /* the first byte has not arrived: TLS or plain is not known yet */
     bool tls_handshaking; /* conn->tls is set, its handshake is not complete */
@@ -126,26 +126,26 @@ struct http_server {
     uint16_t port;
     struct http_conn *conns;
     size_t conn_count;
-    bool reads_paused; /* http_server_pause_reading */
+    bool reads_paused;                  /* http_server_pause_reading */
     struct http_conn *work, *work_tail; /* connections with deferred work, in order */
     struct event *work_event;
-    struct deadline_list head_wait; /* a request head started: head_timeout_ms to finish */
-    struct deadline_list idle_wait; /* keep-alive without a request: idle_timeout_ms */
+    struct deadline_list head_wait;      /* a request head started: head_timeout_ms to finish */
+    struct deadline_list idle_wait;      /* keep-alive without a request: idle_timeout_ms */
     struct deadline_list handshake_wait; /* TLS: accepted, handshake_timeout_ms to complete it */
     uint8_t *tls_stage; /* TLS_STAGE bytes through which TLS records are gathered (TLS only) */
-    struct deadline_timer timer;    /* for the earliest deadline of the three lists */
-    uint8_t *scratch; /* READ_CHUNK bytes every read lands in first */
+    struct deadline_timer timer; /* for the earliest deadline of the three lists */
+    uint8_t *scratch;            /* READ_CHUNK bytes every read lands in first */
     /* accept episodes (http_server_config.on_listener) */
     bool at_limit;              /* connections reached max_connections */
     struct http_conn **reserve; /* the reserve connections, oldest first */
     size_t reserve_count;
-    bool accept_failing;        /* accepts fail (EMFILE...): the listener is paused */
-    unsigned accept_failures;   /* in this episode */
-    unsigned backoff_ms;        /* the next pause */
-    uint64_t accept_failed_at;  /* when the episode started (ms, deadline clock) */
+    bool accept_failing;          /* accepts fail (EMFILE...): the listener is paused */
+    unsigned accept_failures;     /* in this episode */
+    unsigned backoff_ms;          /* the next pause */
+    uint64_t accept_failed_at;    /* when the episode started (ms, deadline clock) */
     uint64_t accept_last_failure; /* ms of the latest accept failure */
-    struct event *accept_retry; /* re-enables the listener */
-    char peer[64];    /* http_conn_peer's answer (connections do not keep their address) */
+    struct event *accept_retry;   /* re-enables the listener */
+    char peer[64]; /* http_conn_peer's answer (connections do not keep their address) */
     /* Request parse states (3 KB each) are reused, not allocated per request. */
     struct conn_request *spare[SPARE_REQUESTS];
     unsigned spare_count;

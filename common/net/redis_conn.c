@@ -29,8 +29,9 @@
 #include "common/net/redis_tls.h"
 
 #define READ_CHUNK 16384 /* as hiredis's redisBufferRead */
-#define OUT_KEEP 65536   /* output buffer kept between writes; a larger one is released once empty \
-                          */
+#define OUT_KEEP                                                                                   \
+    65536 /* output buffer kept between writes; a larger one is released once empty                \
+           */
 
 enum conn_state { CONN_CONNECTING, CONN_HANDSHAKING, CONN_OPEN, CONN_DEAD };
 

@@ -30,9 +30,9 @@ struct redis_conn_config {
 };
 
 /* Starts connecting; the callbacks run from the loop later, never from here. The process must
- * ignore SIGPIPE (OpenSSL writes with write(2), which raises it on a connection the peer reset). Returns NULL with a
- * reason in err[0..errlen) when the name does not resolve, no socket can be made, or out of
- * memory. */
+ * ignore SIGPIPE (OpenSSL writes with write(2), which raises it on a connection the peer reset).
+ * Returns NULL with a reason in err[0..errlen) when the name does not resolve, no socket can be
+ * made, or out of memory. */
 struct redis_conn *redis_conn_new(struct event_base *base, const struct redis_conn_config *cfg,
                                   char *err, size_t errlen);
 

@@ -1,9 +1,9 @@
 /* tls.c: the server side of TLS 1.2/1.3 (RFC 8446, RFC 5246) with OpenSSL 3 for http_server
- * (see tls.h): the contexts; the connections are tls_conn.c's. One SSL_CTX at a time is "current"; a reload builds a new one and swaps it in, and
- * OpenSSL's reference counts keep the old one alive for the connections that use it. Session
- * tickets (RFC 5077 / RFC 8446 4.6.1) are encrypted under keys this file makes and rotates
- * itself, so that they survive reloads and a stolen key opens at most two periods of tickets.
- * Socket readiness, timeouts and logging are the caller's. */
+ * (see tls.h): the contexts; the connections are tls_conn.c's. One SSL_CTX at a time is "current";
+ * a reload builds a new one and swaps it in, and OpenSSL's reference counts keep the old one alive
+ * for the connections that use it. Session tickets (RFC 5077 / RFC 8446 4.6.1) are encrypted under
+ * keys this file makes and rotates itself, so that they survive reloads and a stolen key opens at
+ * most two periods of tickets. Socket readiness, timeouts and logging are the caller's. */
 #include "common/net/tls.h"
 #include "common/net/tls_internal.h"
 

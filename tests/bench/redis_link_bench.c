@@ -5,7 +5,8 @@
  *   pipeline  PINGs kept 256 in flight (the upstream XADD path under load)
  *   pubsub    PUBLISHes from a command link, 256 in flight, received by a subscriber link (S4)
  * Prints one line per run: operations/s and process CPU (user+sys) microseconds per operation.
- *   redis_link_bench URL [count] (TLS: SIOC_REDIS_TLS_CA, _CERT, _KEY, _INSECURE in the environment) */
+ *   redis_link_bench URL [count] (TLS: SIOC_REDIS_TLS_CA, _CERT, _KEY, _INSECURE in the
+ * environment) */
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -126,8 +127,11 @@ int main(int argc, char **argv)
         }
     }
     struct redis_link_config cc = {.url = argv[1], .tls = tls, .ctx = &b, .on_state_cb = state_cb};
-    struct redis_link_config sc = {.url = argv[1], .tls = tls, .mode = REDIS_LINK_SUBSCRIBER,
-                                   .ctx = &b, .on_state_cb = state_cb,
+    struct redis_link_config sc = {.url = argv[1],
+                                   .tls = tls,
+                                   .mode = REDIS_LINK_SUBSCRIBER,
+                                   .ctx = &b,
+                                   .on_state_cb = state_cb,
                                    .on_message_cb = message_cb};
     b.cmd = redis_link_new(b.base, &cc);
     b.sub = redis_link_new(b.base, &sc);

@@ -145,7 +145,7 @@ static bool replies_drain(redisContext *c, size_t *unread)
         }
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
         if (poll(&pfd, 1, 0) <= 0)
-            return true; /* nothing more yet: collected after the next batch */
+            return true;                    /* nothing more yet: collected after the next batch */
         if (redisBufferRead(c) != REDIS_OK) /* readable: does not block */
             return false;
     }

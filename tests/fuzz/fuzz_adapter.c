@@ -91,9 +91,9 @@ static bool same_number(double a, double b, bool json)
 static bool same_flags(const struct adapter_flags *a, const struct adapter_flags *b, bool json)
 {
     /* JSON has no NaN/Infinity: such a timeout comes back as null, i.e. absent */
-    bool timeout_ok = a->has_timeout == b->has_timeout ? !a->has_timeout ||
-                                                             same_number(a->timeout, b->timeout, json)
-                                                       : json && !isfinite(a->timeout);
+    bool timeout_ok = a->has_timeout == b->has_timeout
+                          ? !a->has_timeout || same_number(a->timeout, b->timeout, json)
+                          : json && !isfinite(a->timeout);
     return a->is_volatile == b->is_volatile && a->has_compress == b->has_compress &&
            (!a->has_compress || a->compress == b->compress) && a->broadcast == b->broadcast &&
            a->expect_single_response == b->expect_single_response && timeout_ok;
@@ -181,9 +181,9 @@ static void fuzz_request(const uint8_t *data, size_t size)
         goto out; /* data nested right at JSON_MAX_DEPTH, one level deeper inside the request */
     REQUIRE(rc == (int)b.len);
     REQUIRE(q2.type == q.type && q2.has_uid == q.has_uid && q2.has_request_id == q.has_request_id &&
-            q2.has_opts == q.has_opts && q2.has_rooms == q.has_rooms && q2.has_close == q.has_close &&
-            q2.has_data == q.has_data && q2.has_packet == q.has_packet && q2.has_sid == q.has_sid &&
-            q2.has_room == q.has_room);
+            q2.has_opts == q.has_opts && q2.has_rooms == q.has_rooms &&
+            q2.has_close == q.has_close && q2.has_data == q.has_data &&
+            q2.has_packet == q.has_packet && q2.has_sid == q.has_sid && q2.has_room == q.has_room);
     REQUIRE(!q.has_uid || same_text(q.uid, q2.uid, json));
     REQUIRE(!q.has_request_id || same_text(q.request_id, q2.request_id, json));
     REQUIRE(!q.has_sid || same_text(q.sid, q2.sid, json));
@@ -233,10 +233,11 @@ static void fuzz_response(const uint8_t *data, size_t size)
     REQUIRE(s2.has_sockets == s.has_sockets && s2.has_rooms == s.has_rooms &&
             s2.has_client_count == s.has_client_count && s2.has_data == s.has_data &&
             s2.has_packet == s.has_packet);
-    REQUIRE(!s.has_sockets || (s.sockets_count == s2.sockets_count &&
-                               s.sockets_fetch == s2.sockets_fetch &&
-                               same_value(s.sockets, s2.sockets, json)));
-    REQUIRE(!s.has_rooms || (s.rooms_count == s2.rooms_count && same_value(s.rooms, s2.rooms, json)));
+    REQUIRE(!s.has_sockets ||
+            (s.sockets_count == s2.sockets_count && s.sockets_fetch == s2.sockets_fetch &&
+             same_value(s.sockets, s2.sockets, json)));
+    REQUIRE(!s.has_rooms ||
+            (s.rooms_count == s2.rooms_count && same_value(s.rooms, s2.rooms, json)));
     REQUIRE(!s.has_client_count || s.client_count == s2.client_count);
     REQUIRE(!s.has_data || same_value(s.data, s2.data, json));
     REQUIRE(!s.has_packet || same_value(s.packet, s2.packet, json));

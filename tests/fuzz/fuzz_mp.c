@@ -30,8 +30,14 @@ static int rewrite(struct mp_reader *r, struct buf *out)
         case MP_STR: mp_write_str(out, it.data, it.len); break;
         case MP_BIN: mp_write_bin(out, it.data, it.len); break;
         case MP_EXT: mp_write_nil(out); break;
-        case MP_ARRAY: mp_write_array(out, it.len); pending += it.len; break;
-        case MP_MAP: mp_write_map(out, it.len); pending += (uint64_t)it.len * 2; break;
+        case MP_ARRAY:
+            mp_write_array(out, it.len);
+            pending += it.len;
+            break;
+        case MP_MAP:
+            mp_write_map(out, it.len);
+            pending += (uint64_t)it.len * 2;
+            break;
         }
     }
     return SIOC_OK;

@@ -117,7 +117,8 @@ static void run(enum sio_version v, const uint8_t *text, size_t len, struct bodi
         goto done;
     if (n1 < 0)
         abort();
-    int rc = decode_full(v, enc1.data, enc1.len, NULL, bins1, (size_t)n1, &a2, &p2, &scratch, &out2);
+    int rc =
+        decode_full(v, enc1.data, enc1.len, NULL, bins1, (size_t)n1, &a2, &p2, &scratch, &out2);
     if (rc != SIOC_OK) {
         if (rc == SIOC_EPROTO && starts_non_finite(&p1))
             goto done;

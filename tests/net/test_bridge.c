@@ -217,8 +217,8 @@ static void f_set_data(struct sio_socket *s, void *data)
 }
 
 static const struct bridge_sio_ops fake_ops = {
-    f_find, f_accept, f_reject, f_accepted, f_join,     f_leave,    f_emit, f_emit_with_ack,
-    f_ack,  f_disconnect, f_id, f_nsp,      f_uid,      f_hs,       f_get_data, f_set_data,
+    f_find, f_accept,     f_reject, f_accepted, f_join, f_leave, f_emit,     f_emit_with_ack,
+    f_ack,  f_disconnect, f_id,     f_nsp,      f_uid,  f_hs,    f_get_data, f_set_data,
 };
 
 static const uint8_t headers_map[] = {0x81, 0xa4, 'h', 'o', 's', 't', 0xa1, 'x'};
@@ -305,8 +305,8 @@ static void read_stream(struct entries *e, const char *key)
         struct slice kv[2 * ENVELOPE_MAX_FIELDS + 2];
         size_t n = fields->elements < sizeof kv / sizeof kv[0] ? fields->elements : 0;
         for (size_t j = 0; j < n; j++)
-            kv[j] = (struct slice){(const uint8_t *)fields->element[j]->str,
-                                   fields->element[j]->len};
+            kv[j] =
+                (struct slice){(const uint8_t *)fields->element[j]->str, fields->element[j]->len};
         e->err[i] = envelope_up_from_fields(kv, n, &e->up[i]);
         e->n++;
     }
@@ -375,8 +375,8 @@ static bool is_drained(const void *arg)
 static void test_stream_entries(void)
 {
     struct metrics *m = metrics_new();
-    struct bridge_config cfg = {.key_prefix = "t1", .node_id = "node-1", .shards = 4,
-                                .maxlen = 1000};
+    struct bridge_config cfg = {
+        .key_prefix = "t1", .node_id = "node-1", .shards = 4, .maxlen = 1000};
     CHECK(make_bridge(&cfg, m) != NULL);
     if (br == NULL)
         return;
@@ -588,7 +588,9 @@ static void test_overflow_pause(void)
 static void test_overflow_drop(void)
 {
     struct metrics *m = metrics_new();
-    struct bridge_config cfg = {.key_prefix = "t5", .node_id = "n5", .queue_limit_bytes = 2000,
+    struct bridge_config cfg = {.key_prefix = "t5",
+                                .node_id = "n5",
+                                .queue_limit_bytes = 2000,
                                 .overflow_limit_bytes = 2000};
     CHECK(make_bridge(&cfg, m) != NULL);
     if (br == NULL)
@@ -649,13 +651,18 @@ static bool sub_got3(const void *o)
 static void test_pubsub(void)
 {
     struct sub_obs o = {0};
-    struct redis_link_config lc = {.url = url, .mode = REDIS_LINK_SUBSCRIBER, .ctx = &o,
-                                   .on_state_cb = sub_state, .on_message_cb = sub_msg};
+    struct redis_link_config lc = {.url = url,
+                                   .mode = REDIS_LINK_SUBSCRIBER,
+                                   .ctx = &o,
+                                   .on_state_cb = sub_state,
+                                   .on_message_cb = sub_msg};
     struct redis_link *sub = redis_link_new(base, &lc);
     redis_link_subscribe(sub, "t6:up:/chat");
     CHECK(loop_wait_until(base, sub_connected, &o, 3000));
-    struct bridge_config cfg = {.key_prefix = "t6", .node_id = "n6",
-                                .upstream = BRIDGE_UPSTREAM_PUBSUB, .auth_backend = true,
+    struct bridge_config cfg = {.key_prefix = "t6",
+                                .node_id = "n6",
+                                .upstream = BRIDGE_UPSTREAM_PUBSUB,
+                                .auth_backend = true,
                                 .auth_timeout_ms = 300};
     CHECK(make_bridge(&cfg, NULL) != NULL);
     if (br == NULL)
@@ -901,25 +908,28 @@ static bool find_rid(const char *sid, char *rid)
 static void connect_reply(const char *rid, bool ok, const char *uid, struct envelope_list rooms,
                           const char *message, struct slice data)
 {
-    struct envelope_reply rep = {.t = ENVELOPE_REPLY_CONNECT,
-                                 .rid = {(const uint8_t *)rid, strlen(rid)},
-                                 .ok = ok,
-                                 .has_uid = uid != NULL,
-                                 .uid = {(const uint8_t *)uid, uid != NULL ? strlen(uid) : 0},
-                                 .rooms = rooms,
-                                 .has_error = message != NULL,
-                                 .error_message = {(const uint8_t *)message,
-                                                   message != NULL ? strlen(message) : 0},
-                                 .has_error_data = data.len > 0,
-                                 .error_data = data};
+    struct envelope_reply rep = {
+        .t = ENVELOPE_REPLY_CONNECT,
+        .rid = {(const uint8_t *)rid, strlen(rid)},
+        .ok = ok,
+        .has_uid = uid != NULL,
+        .uid = {(const uint8_t *)uid, uid != NULL ? strlen(uid) : 0},
+        .rooms = rooms,
+        .has_error = message != NULL,
+        .error_message = {(const uint8_t *)message, message != NULL ? strlen(message) : 0},
+        .has_error_data = data.len > 0,
+        .error_data = data};
     publish_reply("t8:node:n8", &rep);
 }
 
 static void test_backend_auth(void)
 {
     struct metrics *m = metrics_new();
-    struct bridge_config cfg = {.key_prefix = "t8", .node_id = "n8", .auth_backend = true,
-                                .auth_timeout_ms = 400, .user_room = "user:%s"};
+    struct bridge_config cfg = {.key_prefix = "t8",
+                                .node_id = "n8",
+                                .auth_backend = true,
+                                .auth_timeout_ms = 400,
+                                .user_room = "user:%s"};
     CHECK(make_bridge(&cfg, m) != NULL);
     if (br == NULL)
         return;

@@ -22,7 +22,7 @@ struct server_state {
     struct event *resume;
     struct http_conn *held;
     struct event *release;
-    int held_closed; /* held requests whose client went away */
+    int held_closed;    /* held requests whose client went away */
     size_t max_pending; /* the most output seen queued on a connection when a request arrived */
 };
 
@@ -133,10 +133,10 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         http_conn_upgrade(conn, &owner);
         return;
     }
-    int n = snprintf(body, sizeof body, "%.*s %.*s q=%.*s body=%zu:%.*s", (int)req->head->method.len,
-                     req->head->method.p, (int)req->path.len, req->path.p, (int)req->query.len,
-                     req->query.p, req->body.len, (int)(req->body.len < 40 ? req->body.len : 40),
-                     req->body.p);
+    int n = snprintf(body, sizeof body, "%.*s %.*s q=%.*s body=%zu:%.*s",
+                     (int)req->head->method.len, req->head->method.p, (int)req->path.len,
+                     req->path.p, (int)req->query.len, req->query.p, req->body.len,
+                     (int)(req->body.len < 40 ? req->body.len : 40), req->body.p);
     http_conn_respond(conn, 200, ct, 1, body, (size_t)n, false);
 }
 
@@ -216,7 +216,8 @@ static size_t read_until(int fd, char *out, size_t cap, size_t want, bool *close
         struct pollfd pfd = {fd, POLLIN, 0};
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long left = 2000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        long left =
+            2000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
             break;
         ssize_t k = read(fd, out + n, cap - 1 - n);
@@ -290,10 +291,12 @@ static void test_errors_answered_by_server(void)
     int n = snprintf(big, sizeof big, "GET / HTTP/1.1\r\nHost: t\r\nX-Big: ");
     memset(big + n, 'a', sizeof big - (size_t)n - 5);
     memcpy(big + sizeof big - 5, "\r\n\r\n", 4);
-    expect_status_and_close(big, sizeof big - 1, "HTTP/1.1 431 Request Header Fields Too Large\r\n");
+    expect_status_and_close(big, sizeof big - 1,
+                            "HTTP/1.1 431 Request Header Fields Too Large\r\n");
     const char *toobig = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n";
     expect_status_and_close(toobig, strlen(toobig), "HTTP/1.1 413 Payload Too Large\r\n");
-    const char *smuggle = "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *smuggle =
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
     expect_status_and_close(smuggle, strlen(smuggle), "HTTP/1.1 400 Bad Request\r\n");
 }
 
@@ -368,7 +371,8 @@ static void test_held_request(void)
 static void test_upgrade_to_raw(void)
 {
     int fd = connect_to(port);
-    const char *req = "GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly";
+    const char *req =
+        "GET /upgrade HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nearly";
     send_all(fd, req, strlen(req));
     char out[512];
     bool closed;
@@ -416,8 +420,8 @@ static void test_pipeline_behind_held_request(void)
     static char reqs[N * 40 + 64];
     size_t len = (size_t)snprintf(reqs, sizeof reqs, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
     for (int i = 0; i < N; i++)
-        len += (size_t)snprintf(reqs + len, sizeof reqs - len, "GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n",
-                                i % 10);
+        len += (size_t)snprintf(reqs + len, sizeof reqs - len,
+                                "GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n", i % 10);
     int fd = connect_to(port);
     send_all(fd, reqs, len);
     static char out[1 << 20];

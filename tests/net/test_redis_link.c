@@ -214,7 +214,8 @@ static void test_auth_select(void)
     open_link(&o0, REDIS_LINK_COMMAND, u0, 0);
     open_link(&ob, REDIS_LINK_COMMAND, bad, 0);
     open_link(&on, REDIS_LINK_COMMAND, none, 0);
-    CHECK(loop_wait_until(base, is_connected, &o3, 3000) && loop_wait_until(base, is_connected, &o0, 3000));
+    CHECK(loop_wait_until(base, is_connected, &o3, 3000) &&
+          loop_wait_until(base, is_connected, &o0, 3000));
     CHECK(command_wait(o3.link, &r, 3, (const char *[]){"SET", "where", "db3"}));
     CHECK(command_wait(o0.link, &r, 2, (const char *[]){"GET", "where"}));
     CHECK(r.type == REDIS_REPLY_NIL); /* the other link is on db 0 */
@@ -355,7 +356,8 @@ static void test_retry_in_flight(void)
     struct reply first, lost, second, r;
     open_link(&a, REDIS_LINK_COMMAND, url, 0);
     open_link(&b, REDIS_LINK_COMMAND, url, 0);
-    CHECK(loop_wait_until(base, is_connected, &a, 3000) && loop_wait_until(base, is_connected, &b, 3000));
+    CHECK(loop_wait_until(base, is_connected, &a, 3000) &&
+          loop_wait_until(base, is_connected, &b, 3000));
     memset(&first, 0, sizeof(first));
     memset(&lost, 0, sizeof(lost));
     memset(&second, 0, sizeof(second));
@@ -398,7 +400,8 @@ static void test_cancel(void)
     struct reply cancelled, kept, r;
     open_link(&a, REDIS_LINK_COMMAND, url, 0);
     open_link(&b, REDIS_LINK_COMMAND, url, 0);
-    CHECK(loop_wait_until(base, is_connected, &a, 3000) && loop_wait_until(base, is_connected, &b, 3000));
+    CHECK(loop_wait_until(base, is_connected, &a, 3000) &&
+          loop_wait_until(base, is_connected, &b, 3000));
     memset(&cancelled, 0, sizeof(cancelled));
     memset(&kept, 0, sizeof(kept));
     CHECK(redis_link_command_argv(a.link, 3, (const char *[]){"BLPOP", "cancel:list", "0"}, NULL, 0,
@@ -408,7 +411,8 @@ static void test_cancel(void)
     CHECK(redis_link_cancel(a.link, &cancelled) == 1);
     CHECK(redis_link_cancel(a.link, &cancelled) == 0);
     CHECK(command_wait(b.link, &r, 3, (const char *[]){"LPUSH", "cancel:list", "x"}));
-    CHECK(loop_wait_until(base, reply_done, &kept, 3000)); /* the BLPOP was answered before the PING */
+    CHECK(loop_wait_until(base, reply_done, &kept,
+                          3000)); /* the BLPOP was answered before the PING */
     CHECK(cancelled.calls == 0);
     /* The command itself still ran: the list was popped. */
     CHECK(command_wait(b.link, &r, 2, (const char *[]){"LLEN", "cancel:list"}));
@@ -506,7 +510,8 @@ static void test_pubsub(void)
     CHECK(redis_link_subscription_count(sub.link) == 2);
     CHECK(redis_link_command_argv(sub.link, 1, (const char *[]){"PING"}, NULL, 0, NULL, NULL) ==
           SIOC_EINVAL);
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
+          loop_wait_until(base, is_connected, &sub, 3000));
     const uint8_t bin[] = {0, 1, 'x', 0, 0xff, '\r', '\n', 0};
     CHECK(publish_until_received(&cmd, &sub, "chan.a", bin, sizeof(bin)));
     CHECK(strcmp(sub.channel, "chan.a") == 0 && sub.pattern[0] == '\0');
@@ -558,7 +563,8 @@ static void test_sharded_pubsub(void)
     CHECK(redis_link_subscription_count(sub.link) == 2);
     CHECK(redis_link_command_argv(cmd.link, 2, (const char *[]){"SSUBSCRIBE", "x"}, NULL, 0, NULL,
                                   NULL) == SIOC_EINVAL);
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
+          loop_wait_until(base, is_connected, &sub, 3000));
     /* up only once both subscriptions were confirmed: the first SPUBLISH already counts one */
     struct reply r;
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#", "one"}));
@@ -573,7 +579,8 @@ static void test_sharded_pubsub(void)
     redis_test_server_stop(&server);
     CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
     CHECK(redis_test_server_restart(&server) == 0);
-    CHECK(loop_wait_until(base, is_connected, &sub, 5000) && loop_wait_until(base, is_connected, &cmd, 5000));
+    CHECK(loop_wait_until(base, is_connected, &sub, 5000) &&
+          loop_wait_until(base, is_connected, &cmd, 5000));
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#room#", "again"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
     /* SUNSUBSCRIBE: no receiver any more, the others stay */
@@ -645,7 +652,8 @@ static void test_resubscribe_after_restart(void)
     open_subscriber(&sub, 0, NULL, 0, 0); /* default backoff: the production numbers */
     redis_link_subscribe(sub.link, "steady");
     redis_link_psubscribe(sub.link, "stea*");
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
+          loop_wait_until(base, is_connected, &sub, 3000));
     publisher_start(&pub, &cmd, "steady", 10);
     struct after a = {&sub, redis_test_now_ms()};
     CHECK(loop_wait_until(base, message_after, &a, 3000));
@@ -693,7 +701,8 @@ static void test_sharded_pubsub_counts(void)
     CHECK(redis_link_ssubscribe(cmd.link, "x") == SIOC_EINVAL);
     CHECK(redis_link_ssubscribe(sub.link, "") == SIOC_EINVAL);
     CHECK(redis_link_subscription_count(sub.link) == 2);
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
+          loop_wait_until(base, is_connected, &sub, 3000));
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#room#", "hello"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
     CHECK(loop_wait_until(base, got_message, &sub, 3000));
@@ -705,11 +714,13 @@ static void test_sharded_pubsub_counts(void)
     redis_test_server_stop(&server);
     CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
     CHECK(redis_test_server_restart(&server) == 0);
-    CHECK(loop_wait_until(base, is_connected, &sub, 5000) && loop_wait_until(base, is_connected, &cmd, 5000));
+    CHECK(loop_wait_until(base, is_connected, &sub, 5000) &&
+          loop_wait_until(base, is_connected, &cmd, 5000));
     sub.messages = 0;
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#other#", "again"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
-    CHECK(loop_wait_until(base, got_message, &sub, 3000) && strcmp(sub.channel, "sio#/#other#") == 0);
+    CHECK(loop_wait_until(base, got_message, &sub, 3000) &&
+          strcmp(sub.channel, "sio#/#other#") == 0);
     /* SUNSUBSCRIBE: no more deliveries, no subscriber counted */
     CHECK(redis_link_sunsubscribe(sub.link, "sio#/#other#") == SIOC_OK);
     CHECK(redis_link_subscription_count(sub.link) == 1);
@@ -727,7 +738,8 @@ static void test_client_kill(void)
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 0, NULL, 0, 0);
     redis_link_subscribe(sub.link, "steady");
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
+          loop_wait_until(base, is_connected, &sub, 3000));
     publisher_start(&pub, &cmd, "steady", 10);
     struct after a = {&sub, redis_test_now_ms()};
     CHECK(loop_wait_until(base, message_after, &a, 3000));
@@ -758,7 +770,8 @@ static void test_liveness(void)
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 300, "probe:me", 20, 300);
     redis_link_subscribe(sub.link, "data");
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) && loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
+          loop_wait_until(base, is_connected, &sub, 3000));
     /* Probes every 80 ms keep it alive, and never reach the message callback. */
     publisher_start(&probe, &cmd, "probe:me", 80);
     loop_run_for(base, 1000);
@@ -814,7 +827,8 @@ static void chain_cb(void *ctx, const struct redisReply *r, enum redis_link_resu
         c->last = r->integer;
     c->done++;
     if (--c->left > 0)
-        redis_link_command_argv(c->link, 2, (const char *[]){"INCR", "chain"}, NULL, 0, chain_cb, c);
+        redis_link_command_argv(c->link, 2, (const char *[]){"INCR", "chain"}, NULL, 0, chain_cb,
+                                c);
 }
 
 /* A command issued from a reply callback is written in the same loop iteration: 200 chained

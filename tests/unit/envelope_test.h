@@ -12,7 +12,7 @@
 #define CHECK_HEX(p, n, hex)                                                                       \
     do {                                                                                           \
         uint8_t want_[4096];                                                                       \
-        size_t wn_ = test_unhex(hex, want_);                                                            \
+        size_t wn_ = test_unhex(hex, want_);                                                       \
         CHECK_MEM((p), (n), want_, wn_);                                                           \
     } while (0)
 

@@ -53,8 +53,8 @@ static inline void test_print_escaped(const void *p, size_t n)
         fprintf(stderr, "...(%zu bytes)", n);
 }
 
-static inline void test_check_mem(const char *file, int line, const void *a, size_t alen, const void *b,
-                           size_t blen)
+static inline void test_check_mem(const char *file, int line, const void *a, size_t alen,
+                                  const void *b, size_t blen)
 {
     if (alen == blen && (alen == 0 || memcmp(a, b, alen) == 0))
         return;
@@ -97,7 +97,8 @@ static inline uint8_t *test_guard_copy(const void *p, size_t n, size_t *map_len)
     if (data_pages == 0)
         data_pages = 1;
     *map_len = (data_pages + 1) * page;
-    uint8_t *base = mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *base =
+        mmap(NULL, *map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) {
         perror("mmap");
         exit(2);

@@ -9,13 +9,13 @@
 #include "common/mp.h"
 #include "tests/unit/test.h"
 
-static struct slice S(const char *s)
-{
+static struct slice S(const char *s) {
     struct slice v = {(const uint8_t *)s, strlen(s)};
     return v;
 }
 
-static bool slice_eq(struct slice a, const char *s)
+static bool
+slice_eq(struct slice a, const char *s)
 {
     return a.len == strlen(s) && memcmp(a.p, s, a.len) == 0;
 }
@@ -241,8 +241,8 @@ static void capture_request(const uint8_t *in, size_t n, struct slice d)
     if (q.has_packet)
         check_packet(&q.packet, v);
     /* nothing in the capture went unread */
-    CHECK(mp_count(d) == 1u + q.has_uid + q.has_request_id + q.has_opts + q.has_rooms + q.has_close +
-                             q.has_data + q.has_packet + q.has_sid + q.has_room);
+    CHECK(mp_count(d) == 1u + q.has_uid + q.has_request_id + q.has_opts + q.has_rooms +
+                             q.has_close + q.has_data + q.has_packet + q.has_sid + q.has_room);
 
     CHECK(adapter_request_encode(&out, &q) == SIOC_OK);
     CHECK_MEM(out.data, out.len, in, n);
@@ -331,8 +331,8 @@ static void test_golden_captures(void)
     for (uint32_t i = 0; i < count; i++) {
         struct slice c, ch, hex, dec, bytes;
         CHECK(mp_at(caps, i, &c));
-        CHECK(mp_find(c, "channel", &ch) && mp_find(c, "hex", &hex) && mp_find(c, "decoded", &dec) &&
-              mp_find(c, "bytes", &bytes));
+        CHECK(mp_find(c, "channel", &ch) && mp_find(c, "hex", &hex) &&
+              mp_find(c, "decoded", &dec) && mp_find(c, "bytes", &bytes));
         struct slice chan = mp_str(ch), hx = mp_str(hex);
         struct buf in;
         buf_init(&in, 0);
@@ -420,9 +420,10 @@ static void test_protocol_broadcast_examples(void)
 
     /* io.emit("hello","world") */
     uint8_t in[512];
-    size_t n = test_unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f a5 776f726c64 "
-                     "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 80",
-                     in);
+    size_t n = test_unhex(
+        "93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f a5 776f726c64 "
+        "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 80",
+        in);
     CHECK(adapter_broadcast_decode(in, n, &m) == (int)n);
     CHECK(slice_eq(m.uid, "lP9NJJ") && slice_eq(m.packet.nsp, "/") && m.packet.type == 2);
     CHECK(m.packet.data.len == 13 && m.packet.data.p == in + 20);
@@ -442,8 +443,9 @@ static void test_protocol_broadcast_examples(void)
     m.opts.rooms.count = 1;
     m.opts.rooms.names[0] = S("room1");
     adapter_broadcast_encode(&b, &m);
-    check_hex(&b, "93a66c50394e4a4a83a47479706502a46461746193a1720181a16102a36e7370a12f83a5726f6f6d73"
-                  "91a5726f6f6d31a665786365707490a5666c61677380");
+    check_hex(&b,
+              "93a66c50394e4a4a83a47479706502a46461746193a1720181a16102a36e7370a12f83a5726f6f6d73"
+              "91a5726f6f6d31a665786365707490a5666c61677380");
     buf_reset(&b);
     adapter_broadcast_channel(&b, S("socket.io"), S("/"), &m.opts.rooms);
     CHECK_STR(b.data, b.len, "socket.io#/#room1#");
@@ -462,9 +464,10 @@ static void test_protocol_broadcast_examples(void)
     m.opts.flags.has_compress = true;
     m.opts.flags.compress = false;
     adapter_broadcast_encode(&b, &m);
-    check_hex(&b, "93a66c50394e4a4a83a47479706502a46461746195a3766f6ccb3ff8000000000000fdcd012cce00011170"
-                  "a36e7370a12f83a5726f6f6d7390a665786365707490a5666c61677382a8766f6c6174696c65c3a8636f"
-                  "6d7072657373c2");
+    check_hex(
+        &b, "93a66c50394e4a4a83a47479706502a46461746195a3766f6ccb3ff8000000000000fdcd012cce00011170"
+            "a36e7370a12f83a5726f6f6d7390a665786365707490a5666c61677382a8766f6c6174696c65c3a8636f"
+            "6d7072657373c2");
     CHECK(adapter_broadcast_decode(b.data, b.len, &m) == (int)b.len);
     CHECK(m.opts.flags.is_volatile && m.opts.flags.has_compress && !m.opts.flags.compress);
 
@@ -482,8 +485,9 @@ static void test_protocol_broadcast_examples(void)
     m.opts.except.names[0] = S("c");
     m.opts.flags.is_volatile = m.opts.flags.has_compress = m.opts.flags.compress = true;
     adapter_broadcast_encode_emitter(&b, &m);
-    check_hex(&b, "93a7656d697474657283a47479706502a46461746192a26533c4020909a36e7370a12f83a5726f6f6d73"
-                  "92a161a162a5666c61677382a8766f6c6174696c65c3a8636f6d7072657373c3a665786365707491a163");
+    check_hex(
+        &b, "93a7656d697474657283a47479706502a46461746192a26533c4020909a36e7370a12f83a5726f6f6d73"
+            "92a161a162a5666c61677382a8766f6c6174696c65c3a8636f6d7072657373c3a665786365707491a163");
     CHECK(adapter_broadcast_decode(b.data, b.len, &m) == (int)b.len);
     CHECK(slice_eq(m.uid, "emitter") && m.opts.rooms.count == 2 && m.opts.except.count == 1 &&
           slice_eq(m.opts.except.names[0], "c"));
@@ -519,9 +523,10 @@ static void test_protocol_request_examples(void)
     q.opts.has_flags = q.opts.flags.has_timeout = true;
     q.opts.flags.timeout = 1000;
     CHECK(adapter_request_encode(&b, &q) == SIOC_OK);
-    check_hex(&b, "85a3756964a66c50394e4a4aa9726571756573744964a6697573434d68a47479706507a67061636b6574"
-                  "83a47479706502a46461746192a661636b2d6d65a6706c65617365a36e7370a12fa46f70747383a5726f"
-                  "6f6d7390a665786365707490a5666c61677381a774696d656f7574cd03e8");
+    check_hex(&b,
+              "85a3756964a66c50394e4a4aa9726571756573744964a6697573434d68a47479706507a67061636b6574"
+              "83a47479706502a46461746192a661636b2d6d65a6706c65617365a36e7370a12fa46f70747383a5726f"
+              "6f6d7390a665786365707490a5666c61677381a774696d656f7574cd03e8");
     CHECK(adapter_request_decode(b.data, b.len, &scratch, &q) == (int)b.len);
     CHECK(q.type == 7 && q.opts.flags.has_timeout && q.opts.flags.timeout == 1000);
 
@@ -547,7 +552,8 @@ static void test_protocol_request_examples(void)
     s.packet = (struct slice){data.data, data.len};
     buf_reset(&b);
     CHECK(adapter_response_encode(&b, &s) == SIOC_OK);
-    check_hex(&b, "83a47479706509a9726571756573744964a6697573434d68a67061636b6574aa636c69656e742d61636b");
+    check_hex(
+        &b, "83a47479706509a9726571756573744964a6697573434d68a67061636b6574aa636c69656e742d61636b");
     /* the client acked with no argument: notepack drops the undefined packet */
     s.has_packet = false;
     buf_reset(&b);
@@ -583,10 +589,12 @@ static void test_protocol_request_examples(void)
         CHECK(adapter_request_encode(&b, &q) == SIOC_OK);
         CHECK_MEM(b.data, b.len, in, n);
     }
-    CHECK(adapter_request_decode((const uint8_t *)emitter[0], strlen(emitter[0]), &scratch, &q) > 0);
+    CHECK(adapter_request_decode((const uint8_t *)emitter[0], strlen(emitter[0]), &scratch, &q) >
+          0);
     CHECK(!q.has_uid && !q.has_request_id && q.type == 2 && q.has_opts && q.rooms.count == 1 &&
           slice_eq(q.rooms.names[0], "room5") && slice_eq(q.opts.rooms.names[0], "room1"));
-    CHECK(adapter_request_decode((const uint8_t *)emitter[1], strlen(emitter[1]), &scratch, &q) > 0);
+    CHECK(adapter_request_decode((const uint8_t *)emitter[1], strlen(emitter[1]), &scratch, &q) >
+          0);
     CHECK(q.type == 4 && q.has_close && q.close && !q.has_uid);
 
     buf_deinit(&b);
@@ -644,22 +652,23 @@ static void test_broadcast_malformed(void)
     } cases[] = {
         {"", SIOC_EPROTO},
         {"c1", SIOC_EPROTO},
-        {"92 a178 80", SIOC_EPROTO},                                      /* two elements */
-        {"83 a178 80 80", SIOC_EPROTO},                                   /* not an array */
+        {"92 a178 80", SIOC_EPROTO},                                            /* two elements */
+        {"83 a178 80 80", SIOC_EPROTO},                                         /* not an array */
         {"93 01 83 a474797065 02 a464617461 90 a36e7370 a12f 80", SIOC_EPROTO}, /* uid not str */
-        {"93 a178 82 a464617461 90 a36e7370 a12f 80", SIOC_EPROTO},       /* no packet type */
-        {"93 a178 81 a474797065 02 80", SIOC_EPROTO},                     /* no data */
-        {"93 a178 82 a474797065 04 a464617461 90 80", SIOC_EPROTO},       /* type 4 */
-        {"93 a178 82 a474797065 a132 a464617461 90 80", SIOC_EPROTO},     /* type as string */
+        {"93 a178 82 a464617461 90 a36e7370 a12f 80", SIOC_EPROTO},             /* no packet type */
+        {"93 a178 81 a474797065 02 80", SIOC_EPROTO},                           /* no data */
+        {"93 a178 82 a474797065 04 a464617461 90 80", SIOC_EPROTO},             /* type 4 */
+        {"93 a178 82 a474797065 a132 a464617461 90 80", SIOC_EPROTO},           /* type as string */
         {"93 a178 82 a474797065 cb4000cccccccccccd a464617461 90 80", SIOC_EPROTO}, /* 2.1 */
-        {"93 a178 82 a474797065 02 a464617461 a178 80", SIOC_EPROTO},     /* data not array */
-        {"93 a178 82 a474797065 02 a464617461 90 c0", SIOC_EPROTO},       /* opts nil */
-        {"93 a178 82 a474797065 02 a464617461 90 81 a5726f6f6d73 91 01", SIOC_EPROTO}, /* room int */
-        {"93 a178 82 a474797065 02 a464617461 90 81 a5726f6f6d73 a178", SIOC_EPROTO},  /* str */
+        {"93 a178 82 a474797065 02 a464617461 a178 80", SIOC_EPROTO}, /* data not array */
+        {"93 a178 82 a474797065 02 a464617461 90 c0", SIOC_EPROTO},   /* opts nil */
+        {"93 a178 82 a474797065 02 a464617461 90 81 a5726f6f6d73 91 01",
+         SIOC_EPROTO},                                                                /* room int */
+        {"93 a178 82 a474797065 02 a464617461 90 81 a5726f6f6d73 a178", SIOC_EPROTO}, /* str */
         {"93 a178 82 a474797065 02 a464617461 90 81 a5666c616773 81 a8766f6c6174696c65 01",
          SIOC_EPROTO}, /* volatile: 1 */
         {"93 a178 82 a474797065 02 a464617461 90 81 a5666c616773 81 a774696d656f7574 a131",
-         SIOC_EPROTO}, /* timeout "1" */
+         SIOC_EPROTO},                                                    /* timeout "1" */
         {"93 a178 82 a474797065 02 a464617461 90 80 00", SIOC_EPROTO},    /* trailing byte */
         {"93 a178 82 a474797065 02 a464617461 dd ffffffff", SIOC_EPROTO}, /* lying count */
         {"dd ffffffff a178", SIOC_EPROTO},
@@ -711,10 +720,10 @@ static void test_request_malformed(void)
         int err;
     } cases[] = {
         {"{", SIOC_EPROTO},
-        {"{}", SIOC_EPROTO},                            /* no type */
+        {"{}", SIOC_EPROTO}, /* no type */
         {"{\"type\":\"1\",\"requestId\":\"x\"}", SIOC_EPROTO},
         {"{\"type\":1.5,\"requestId\":\"x\"}", SIOC_EPROTO},
-        {"{\"type\":1}", SIOC_EPROTO},                  /* ALL_ROOMS without requestId */
+        {"{\"type\":1}", SIOC_EPROTO},                     /* ALL_ROOMS without requestId */
         {"{\"type\":7,\"requestId\":\"x\"}", SIOC_EPROTO}, /* BROADCAST without packet */
         {"{\"type\":12,\"requestId\":\"x\"}", SIOC_ENOTSUP},
         {"{\"type\":-1}", SIOC_ENOTSUP},
@@ -727,8 +736,8 @@ static void test_request_malformed(void)
         {"{\"type\":6,\"data\":\"x\"}", SIOC_EPROTO},
         {"{\"type\":6} x", SIOC_EPROTO},
         {"{\"type\":6,}", SIOC_EPROTO},
-        {"\x81\xa4type", SIOC_EPROTO},                  /* truncated msgpack */
-        {"\x92\x01\x02", SIOC_EPROTO},                  /* msgpack array */
+        {"\x81\xa4type", SIOC_EPROTO}, /* truncated msgpack */
+        {"\x92\x01\x02", SIOC_EPROTO}, /* msgpack array */
     };
     struct buf scratch;
     buf_init(&scratch, 0);
@@ -785,10 +794,12 @@ static void test_response_malformed(void)
     /* legacy join answer {requestId} and the SOCKETS id list */
     struct adapter_response s;
     const char *ok = "{\"requestId\":\"x\",\"sockets\":[\"a\",\"b\"]}";
-    CHECK(adapter_response_decode((const uint8_t *)ok, strlen(ok), &scratch, &s) == (int)strlen(ok));
+    CHECK(adapter_response_decode((const uint8_t *)ok, strlen(ok), &scratch, &s) ==
+          (int)strlen(ok));
     CHECK(s.has_sockets && !s.sockets_fetch && s.sockets_count == 2);
     ok = "{\"requestId\":\"x\"}";
-    CHECK(adapter_response_decode((const uint8_t *)ok, strlen(ok), &scratch, &s) == (int)strlen(ok));
+    CHECK(adapter_response_decode((const uint8_t *)ok, strlen(ok), &scratch, &s) ==
+          (int)strlen(ok));
     CHECK(!s.has_sockets && !s.has_type);
     buf_deinit(&scratch);
 }
@@ -802,7 +813,8 @@ static void test_channels(void)
     CHECK(room.len == 0);
     CHECK(adapter_channel_room(S("socket.io#/chat#a#b#"), S("socket.io"), S("/chat"), &room) == 0);
     CHECK(slice_eq(room, "a#b"));
-    CHECK(adapter_channel_room(S("socket.io#/chat#"), S("socket.io"), S("/"), &room) == SIOC_EPROTO);
+    CHECK(adapter_channel_room(S("socket.io#/chat#"), S("socket.io"), S("/"), &room) ==
+          SIOC_EPROTO);
     CHECK(adapter_channel_room(S("socket.io#/"), S("socket.io"), S("/"), &room) == SIOC_EPROTO);
     CHECK(adapter_channel_room(S("other#/#"), S("socket.io"), S("/"), &room) == SIOC_EPROTO);
 
@@ -827,7 +839,8 @@ static void test_channels(void)
     adapter_response_channel(&b, S("socket.io"), S("/"), ADAPTER_REMOTE_FETCH, S("_T1csn"), true);
     CHECK_STR(b.data, b.len, "socket.io-response#/#_T1csn#");
     buf_reset(&b);
-    adapter_response_channel(&b, S("socket.io"), S("/"), ADAPTER_SERVER_SIDE_EMIT, S("_T1csn"), true);
+    adapter_response_channel(&b, S("socket.io"), S("/"), ADAPTER_SERVER_SIDE_EMIT, S("_T1csn"),
+                             true);
     CHECK_STR(b.data, b.len, "socket.io-response#/#");
     buf_reset(&b);
     adapter_response_channel(&b, S("socket.io"), S("/"), ADAPTER_REMOTE_JOIN, S(""), true);

@@ -4,7 +4,8 @@
 #include "tests/unit/test.h"
 
 static const char *const rfc_plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-static const char *const rfc_std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+static const char *const rfc_std[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+                                      "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 static const char *const rfc_url[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
 
 static void test_rfc4648_vectors(void)

@@ -39,8 +39,7 @@ static void test_integers(void)
     buf_append_i64(&b, INT64_MAX);
     buf_append_byte(&b, ' ');
     buf_append_i64(&b, -1);
-    CHECK_STR(b.data, b.len,
-              "0 18446744073709551615 -9223372036854775808 9223372036854775807 -1");
+    CHECK_STR(b.data, b.len, "0 18446744073709551615 -9223372036854775808 9223372036854775807 -1");
     buf_deinit(&b);
 }
 

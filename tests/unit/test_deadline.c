@@ -29,8 +29,8 @@ static void test_order_and_expiry(void)
     deadline_push(&l, &w[2].node, 30);
     CHECK(deadline_linked(&w[1].node));
     CHECK(deadline_next(&l) == 110);
-    CHECK(deadline_pop_expired(&l, 109) == NULL);           /* not yet */
-    CHECK(id_of(deadline_pop_expired(&l, 110)) == 0);       /* exactly at the deadline */
+    CHECK(deadline_pop_expired(&l, 109) == NULL);     /* not yet */
+    CHECK(id_of(deadline_pop_expired(&l, 110)) == 0); /* exactly at the deadline */
     CHECK(!deadline_linked(&w[0].node));
     deadline_push(&l, &w[1].node, 40); /* re-pushing moves it to the tail: 2 then 1 */
     CHECK(deadline_next(&l) == 130);

@@ -836,26 +836,27 @@ static void test_node_info(void)
         CHECK(node_map(b.data, cut, NULL) < 0);
 
     uint8_t in[256];
-    size_t n = test_unhex("85 a7 73746172746564 01 a1 78 c0 a7 736f636b657473 00 "
-                     "a5 65706f6368 b0 30313233343536373839616263646566 a7 61646472657373 a1 61",
-                     in);
+    size_t n =
+        test_unhex("85 a7 73746172746564 01 a1 78 c0 a7 736f636b657473 00 "
+                   "a5 65706f6368 b0 30313233343536373839616263646566 a7 61646472657373 a1 61",
+                   in);
     struct envelope_node_info want = {sl("0123456789abcdef"), sl("a"), 1, 0};
     CHECK(node_map(in, n, &want) == (long)n);
     n = test_unhex("83 a7 73746172746564 01 a7 736f636b657473 00 "
-              "a5 65706f6368 b0 30313233343536373839616263646566",
-              in); /* no address */
+                   "a5 65706f6368 b0 30313233343536373839616263646566",
+                   in); /* no address */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
     n = test_unhex("84 a7 73746172746564 01 a7 736f636b657473 ff a7 61646472657373 a1 61 "
-              "a5 65706f6368 b0 30313233343536373839616263646566",
-              in); /* negative sockets */
+                   "a5 65706f6368 b0 30313233343536373839616263646566",
+                   in); /* negative sockets */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
     n = test_unhex("84 a7 73746172746564 01 a7 736f636b657473 00 a7 61646472657373 a1 61 "
-              "a5 65706f6368 a4 61626364",
-              in); /* short epoch */
+                   "a5 65706f6368 a4 61626364",
+                   in); /* short epoch */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
     n = test_unhex("84 a7 73746172746564 a1 31 a7 736f636b657473 00 a7 61646472657373 a1 61 "
-              "a5 65706f6368 b0 30313233343536373839616263646566",
-              in); /* started as text */
+                   "a5 65706f6368 b0 30313233343536373839616263646566",
+                   in); /* started as text */
     CHECK(node_map(in, n, NULL) == SIOC_EPROTO);
 
     buf_reset(&b);

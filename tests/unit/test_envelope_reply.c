@@ -114,9 +114,11 @@ static void test_reply_call(void)
 
     /* the result: args, or an error */
     static const uint8_t args[] = {0x91, 0xa2, 'o', 'k'};
-    struct envelope_call_result res = {
-        .id = sl("c1"), .nsp = sl("/"), .sid = sl("s1"), .has_args = true,
-        .args = {args, sizeof args}};
+    struct envelope_call_result res = {.id = sl("c1"),
+                                       .nsp = sl("/"),
+                                       .sid = sl("s1"),
+                                       .has_args = true,
+                                       .args = {args, sizeof args}};
     buf_reset(&b);
     CHECK(envelope_call_result_encode(&res, &b) == SIOC_OK);
     CHECK_HEX(b.data, b.len,
@@ -311,7 +313,8 @@ static void test_reply_rejections(void)
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
     n = test_unhex("82 a1 74 a5 7265706c79 a3 6e7370 a1 2f", in); /* no sid */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
-    n = test_unhex("84 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 a1 74 a5 7265706c79", in);
+    n = test_unhex("84 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 a1 74 a5 7265706c79",
+                   in);
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO); /* duplicate t */
     n = test_unhex("83 a1 74 a5 7265706c79 a3 6e7370 a1 2f a3 736964 a1 73 c0", in);
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO); /* trailing bytes */
@@ -360,7 +363,7 @@ static void test_reply_rejections(void)
     CHECK(connect_with("error", "81 a4 64617461 80") == SIOC_EPROTO);
     CHECK(connect_with("error", "81 a7 6d657373616765 01") == SIOC_EPROTO);
     CHECK(connect_with("error", "a1 78") == SIOC_EPROTO);
-    CHECK(connect_with("ok", "c2") == SIOC_EPROTO);              /* duplicate ok */
+    CHECK(connect_with("ok", "c2") == SIOC_EPROTO);                   /* duplicate ok */
     n = test_unhex("82 a1 74 a7 636f6e6e656374 a3 726964 a1 72", in); /* no ok */
     CHECK(reply_map(in, n, NULL) == SIOC_EPROTO);
     n = test_unhex("82 a1 74 a7 636f6e6e656374 a2 6f6b c3", in); /* no rid */
@@ -425,7 +428,8 @@ static long call_result_map(const uint8_t *p, size_t len, struct envelope_call_r
     return rc;
 }
 
-static bool call_result_equal(const struct envelope_call_result *a, const struct envelope_call_result *b)
+static bool call_result_equal(const struct envelope_call_result *a,
+                              const struct envelope_call_result *b)
 {
     return slice_eq(a->id, b->id) && slice_eq(a->nsp, b->nsp) && slice_eq(a->sid, b->sid) &&
            a->has_args == b->has_args && slice_eq(a->args, b->args) && slice_eq(a->error, b->error);
@@ -447,10 +451,16 @@ static void test_call_result_decode(void)
 {
     static const uint8_t args[] = {0x92, 0xa2, 'o', 'k', 0x07};
     const struct envelope_call_result res[] = {
-        {.id = sl("r1:0"), .nsp = sl("/chat"), .sid = sl("s1"), .has_args = true,
+        {.id = sl("r1:0"),
+         .nsp = sl("/chat"),
+         .sid = sl("s1"),
+         .has_args = true,
          .args = {args, sizeof args}},
         {.id = sl("r1:1"), .nsp = sl("/"), .sid = sl("s2"), .error = sl("disconnected")},
-        {.id = sl("r1:2"), .nsp = sl("/"), .sid = sl("s3"), .has_args = true,
+        {.id = sl("r1:2"),
+         .nsp = sl("/"),
+         .sid = sl("s3"),
+         .has_args = true,
          .args = {(const uint8_t *)"\x90", 1}},
     };
     struct buf b;
@@ -484,25 +494,55 @@ static void test_call_result_decode(void)
         long want;
     } bad[] = {
         /* both args and error; neither */
-        {6, {"t", "id", "nsp", "sid", "args", "error"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "90", "a1 65"}, SIOC_EPROTO},
+        {6,
+         {"t", "id", "nsp", "sid", "args", "error"},
+         {"a3 61636b", "a1 78", "a1 2f", "a1 73", "90", "a1 65"},
+         SIOC_EPROTO},
         {4, {"t", "id", "nsp", "sid"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73"}, SIOC_EPROTO},
         /* another kind of message, or none */
-        {5, {"t", "id", "nsp", "sid", "args"}, {"a5 7265706c79", "a1 78", "a1 2f", "a1 73", "90"}, SIOC_ENOTSUP},
+        {5,
+         {"t", "id", "nsp", "sid", "args"},
+         {"a5 7265706c79", "a1 78", "a1 2f", "a1 73", "90"},
+         SIOC_ENOTSUP},
         {4, {"id", "nsp", "sid", "args"}, {"a1 78", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
         /* missing id, sid, nsp; empty id; nsp without '/' */
         {4, {"t", "nsp", "sid", "args"}, {"a3 61636b", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
         {4, {"t", "id", "nsp", "args"}, {"a3 61636b", "a1 78", "a1 2f", "90"}, SIOC_EPROTO},
         {4, {"t", "id", "sid", "args"}, {"a3 61636b", "a1 78", "a1 73", "90"}, SIOC_EPROTO},
-        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a0", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
-        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a1 78", "a1 61", "a1 73", "90"}, SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "args"},
+         {"a3 61636b", "a0", "a1 2f", "a1 73", "90"},
+         SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "args"},
+         {"a3 61636b", "a1 78", "a1 61", "a1 73", "90"},
+         SIOC_EPROTO},
         /* args not an array, error empty or not text, an id that is a number */
-        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "a1 61"}, SIOC_EPROTO},
-        {5, {"t", "id", "nsp", "sid", "error"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "a0"}, SIOC_EPROTO},
-        {5, {"t", "id", "nsp", "sid", "error"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "07"}, SIOC_EPROTO},
-        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "07", "a1 2f", "a1 73", "90"}, SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "args"},
+         {"a3 61636b", "a1 78", "a1 2f", "a1 73", "a1 61"},
+         SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "error"},
+         {"a3 61636b", "a1 78", "a1 2f", "a1 73", "a0"},
+         SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "error"},
+         {"a3 61636b", "a1 78", "a1 2f", "a1 73", "07"},
+         SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "args"},
+         {"a3 61636b", "07", "a1 2f", "a1 73", "90"},
+         SIOC_EPROTO},
         /* a sid that is not UTF-8; a key given twice */
-        {5, {"t", "id", "nsp", "sid", "args"}, {"a3 61636b", "a1 78", "a1 2f", "a1 ff", "90"}, SIOC_EUTF8},
-        {6, {"t", "id", "nsp", "sid", "args", "id"}, {"a3 61636b", "a1 78", "a1 2f", "a1 73", "90", "a1 79"}, SIOC_EPROTO},
+        {5,
+         {"t", "id", "nsp", "sid", "args"},
+         {"a3 61636b", "a1 78", "a1 2f", "a1 ff", "90"},
+         SIOC_EUTF8},
+        {6,
+         {"t", "id", "nsp", "sid", "args", "id"},
+         {"a3 61636b", "a1 78", "a1 2f", "a1 73", "90", "a1 79"},
+         SIOC_EPROTO},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_map(&b, bad[i].n, bad[i].k, bad[i].v);
@@ -536,7 +576,8 @@ static void test_call_result_decode(void)
     buf_reset(&b);
     big.id = sl(long_id);
     CHECK(envelope_call_result_encode(&big, &b) == SIOC_OK);
-    CHECK(call_result_map(b.data, b.len, &out) == (long)b.len && out.id.len == ENVELOPE_MAX_CALL_ID);
+    CHECK(call_result_map(b.data, b.len, &out) == (long)b.len &&
+          out.id.len == ENVELOPE_MAX_CALL_ID);
     /* not a map at all */
     CHECK(call_result_map((const uint8_t *)"\x90", 1, &out) == SIOC_EPROTO);
     CHECK(call_result_map(NULL, 0, &out) == SIOC_EPROTO);
@@ -552,7 +593,8 @@ static void test_snapshot_request(void)
     CHECK_MEM(b.data, b.len, "\x81\xa1t\xa8snapshot", 12);
     size_t map_len;
     uint8_t *g = test_guard_copy(b.data, b.len, &map_len);
-    CHECK(envelope_reply_decode(g, b.len, &out) == (long)b.len && out.t == ENVELOPE_SNAPSHOT_REQUEST);
+    CHECK(envelope_reply_decode(g, b.len, &out) == (long)b.len &&
+          out.t == ENVELOPE_SNAPSHOT_REQUEST);
     test_guard_free(g, b.len, map_len);
     /* a later broker may add keys: still a snapshot request */
     static const uint8_t more[] = "\x82\xa1t\xa8snapshot\xa6reason\xa8mismatch";

@@ -47,7 +47,8 @@ static void check_parse_error(const char *text, size_t n, int want)
     buf_init(&b, 0);
     int rc = parse_guarded(text, n, &b);
     if (rc != want)
-        fprintf(stderr, "  input \"%.*s\": got %d, want %d\n", (int)(n > 60 ? 60 : n), text, rc, want);
+        fprintf(stderr, "  input \"%.*s\": got %d, want %d\n", (int)(n > 60 ? 60 : n), text, rc,
+                want);
     CHECK(rc == want);
     CHECK(b.len == 0 && b.err == SIOC_OK);
     buf_deinit(&b);
@@ -179,8 +180,8 @@ static void test_strings(void)
     check_transcode("\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"", "\"a\\\"b\\\\c/d\\b\\f\\n\\r\\t\"");
     check_parse("\"\\u0000\\u00e9\\u20AC\"", "a6 00 c3a9 e282ac", false);
     check_parse("\"\\uD834\\uDD1E\"", "a4 f09d849e", false); /* surrogate pair */
-    check_parse("\"\\uD800\"", "a3 efbfbd", false);        /* lone high */
-    check_parse("\"\\uDC00x\"", "a4 efbfbd 78", false);    /* lone low */
+    check_parse("\"\\uD800\"", "a3 efbfbd", false);          /* lone high */
+    check_parse("\"\\uDC00x\"", "a4 efbfbd 78", false);      /* lone low */
     check_parse("\"\\uD800\\uD800\\uDC00\"", "a7 efbfbd f0908080", false);
     check_parse("\"\\uD800\\n\"", "a4 efbfbd 0a", false);
     check_parse("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "a9 c3a9 e282ac f09f9880", true);
@@ -282,7 +283,8 @@ static void test_container_headers(void)
     check_parse("[]", "90", true);
     check_parse("{}", "80", true);
     check_parse("[[],{},[{}]]", "93 90 80 91 80", true);
-    check_parse("{\"a\":1,\"b\":2,\"a\":3}", "82 a161 03 a162 02", false); /* JSON.parse: last wins */
+    check_parse("{\"a\":1,\"b\":2,\"a\":3}", "82 a161 03 a162 02",
+                false); /* JSON.parse: last wins */
     REJECT("[1,]");
     REJECT("[,1]");
     REJECT("{\"a\":1,}");
@@ -424,8 +426,9 @@ static void test_js_property_order(void)
 {
     check_transcode("{\"b\":1,\"2\":2,\"1\":3}", "{\"1\":3,\"2\":2,\"b\":1}");
     check_transcode("{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":3,\"b\":2}");
-    check_transcode("{\"x\":1,\"4294967295\":2,\"4294967294\":3,\"01\":4,\"0\":5,\"-1\":6,\"1.5\":7}",
-                    "{\"0\":5,\"4294967294\":3,\"x\":1,\"4294967295\":2,\"01\":4,\"-1\":6,\"1.5\":7}");
+    check_transcode(
+        "{\"x\":1,\"4294967295\":2,\"4294967294\":3,\"01\":4,\"0\":5,\"-1\":6,\"1.5\":7}",
+        "{\"0\":5,\"4294967294\":3,\"x\":1,\"4294967295\":2,\"01\":4,\"-1\":6,\"1.5\":7}");
     check_transcode("{\"a\":{\"c\":1,\"1\":2},\"b\":[{\"z\":1,\"z\":{\"y\":2,\"y\":3}}],\"a\":0}",
                     "{\"a\":0,\"b\":[{\"z\":{\"y\":3}}]}");
     check_transcode("{\"\":1,\"\":2}", "{\"\":2}");
@@ -469,7 +472,8 @@ static void test_writer_node_vectors(void)
     char *save = NULL;
     file = realloc(file, len + 1);
     file[len] = 0;
-    for (char *line = strtok_r((char *)file, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r((char *)file, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#')
             continue;
         char *tab = strchr(line, '\t');
@@ -526,7 +530,7 @@ static void test_writer_other(void)
     check_write("81 91 01 01", NULL, SIOC_EPROTO, ""); /* array key */
     check_write("81 80 01", NULL, SIOC_EPROTO, "");
     check_write("81 d6ff00000000 01", NULL, SIOC_EPROTO, "");
-    check_write("d401 00", NULL, SIOC_OK, "null"); /* ext other than -1 */
+    check_write("d401 00", NULL, SIOC_OK, "null");   /* ext other than -1 */
     check_write("d5ff 0000", NULL, SIOC_OK, "null"); /* ext -1 of a non-timestamp size */
     check_write("c7 0c 05 000000000000000000000000", NULL, SIOC_OK, "null");
     check_write("91 c3 ff", NULL, SIOC_OK, "[true]"); /* one value; the rest is the caller's */
@@ -550,8 +554,9 @@ static void test_bin_cb(void)
 {
     int num = 0;
     struct json_write_opts opts = {placeholder_cb, &num};
-    check_write("93 a362617a c40101 81 a178 c400", &opts, SIOC_OK,
-                "[\"baz\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]");
+    check_write(
+        "93 a362617a c40101 81 a178 c400", &opts, SIOC_OK,
+        "[\"baz\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]");
     CHECK(num == 2);
     check_write("92 c40101 c403010203", &opts, SIOC_ENOTSUP, "");
     struct json_write_opts none = {NULL, NULL};
@@ -586,9 +591,12 @@ static void test_rollback_and_limits(void)
         struct mp_reader r;
         mp_reader_init(&r, full.data, full.len);
         rc = json_from_msgpack(&r, NULL, &t);
-        CHECK(rc == (lim >= strlen("{\"a\":[1,2,3,\"\xc3\xa9\\n\"],\"b\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}")
-                         ? SIOC_OK
-                         : SIOC_ETOOBIG));
+        CHECK(
+            rc ==
+            (lim >= strlen(
+                        "{\"a\":[1,2,3,\"\xc3\xa9\\n\"],\"b\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}")
+                 ? SIOC_OK
+                 : SIOC_ETOOBIG));
         CHECK(t.err == SIOC_OK && (rc != SIOC_OK) == (t.len == 0));
         buf_deinit(&t);
         buf_deinit(&b);
@@ -641,7 +649,8 @@ static void test_doubles_tsv(void)
     char *save = NULL;
     struct buf b;
     buf_init(&b, 0);
-    for (char *line = strtok_r((char *)file, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r((char *)file, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
         char *tab = strchr(line, '\t');
         if (tab == NULL)
             continue;
@@ -659,7 +668,8 @@ static void test_doubles_tsv(void)
         mp_reader_init(&r, mp, 9);
         CHECK(json_from_msgpack(&r, NULL, &b) == SIOC_OK);
         size_t wl = strlen(tab + 1);
-        if (b.len != 2 * wl || memcmp(b.data, tab + 1, wl) != 0 || memcmp(b.data + wl, tab + 1, wl) != 0) {
+        if (b.len != 2 * wl || memcmp(b.data, tab + 1, wl) != 0 ||
+            memcmp(b.data + wl, tab + 1, wl) != 0) {
             if (bad++ < 5)
                 fprintf(stderr, "  %s: got %.*s, want %s\n", line, (int)b.len, b.data, tab + 1);
         }

@@ -92,8 +92,9 @@ static enum jwt_result verify(const struct jwt_key *key, const char *token, stru
 /* The example token published on jwt.io (HS256, secret "your-256-bit-secret"). */
 static void test_published_hs256_vector(void)
 {
-    const char *token = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik"
-                        "pvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    const char *token =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik"
+        "pvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
     struct jwt_key *key = jwt_key_from_secret("your-256-bit-secret", 19);
     struct jwt_claims c;
     CHECK(jwt_key_alg(key) == JWT_HS256);
@@ -182,7 +183,8 @@ static void test_rs256_es256(void)
     CHECK(es != NULL && jwt_key_alg(es) == JWT_ES256);
     char token[4096];
     struct jwt_claims c;
-    size_t n = sign_pkey("{\"alg\":\"ES256\"}", "{\"sub\":\"u7\",\"exp\":1800000000}", k.ec, 1, token);
+    size_t n =
+        sign_pkey("{\"alg\":\"ES256\"}", "{\"sub\":\"u7\",\"exp\":1800000000}", k.ec, 1, token);
     CHECK(verify(es, token, &c) == JWT_OK && strcmp(c.uid, "u7") == 0 && c.exp == 1800000000);
     CHECK(verify(rs, token, &c) == JWT_BAD_ALG);
     token[n - 2] = token[n - 2] == 'A' ? 'B' : 'A'; /* corrupt S */
@@ -204,15 +206,16 @@ static void test_malformed_shapes(void)
     char token[2048];
     size_t n = sign_hs256("{\"alg\":\"HS256\"}", "{\"sub\":\"u1\"}", "s3cret", 6, token);
     CHECK(verify(key, token, &c) == JWT_OK);
-    static const char *const bad[] = {"", "a", "a.b", "a.b.c.d", "..",
-                                      "eyJhbGciOiJIUzI1NiJ9=.e30.AA", "!!!.e30.AA"};
+    static const char *const bad[] = {
+        "", "a", "a.b", "a.b.c.d", "..", "eyJhbGciOiJIUzI1NiJ9=.e30.AA", "!!!.e30.AA"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(verify(key, bad[i], &c) == JWT_MALFORMED);
     /* issue 10: the standard alphabet's '+' and '/' are not base64url (RFC 7515 2), in the
      * signature or in either JSON segment: the published vector's signature has a '_' */
     char std[512];
-    const char *vec = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik"
-                      "pvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    const char *vec =
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6Ik"
+        "pvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
     struct jwt_key *vkey = jwt_key_from_secret("your-256-bit-secret", 19);
     snprintf(std, sizeof std, "%s", vec);
     CHECK(verify(vkey, std, &c) == JWT_OK);

@@ -11,7 +11,7 @@
 #define CHECK_HEX(b, hex)                                                                          \
     do {                                                                                           \
         uint8_t want_[4096];                                                                       \
-        size_t wn_ = test_unhex(hex, want_);                                                            \
+        size_t wn_ = test_unhex(hex, want_);                                                       \
         CHECK_MEM((b)->data, (b)->len, want_, wn_);                                                \
     } while (0)
 
@@ -62,7 +62,8 @@ static void test_write_numbers(void)
     mp_write_number(&b, -2147483649.0);
     mp_write_number(&b, 4294967296.0);
     mp_write_number(&b, NAN);
-    CHECK_HEX(&b, "00 d0df d1ff7f d2ffff7fff d3ffffffff7fffffff cf0000000100000000 cb7ff8000000000000");
+    CHECK_HEX(&b,
+              "00 d0df d1ff7f d2ffff7fff d3ffffffff7fffffff cf0000000100000000 cb7ff8000000000000");
     buf_reset(&b);
     mp_write_number(&b, 1e300); /* integral but beyond 2^64: float64, not a truncated cf */
     CHECK(b.len == 9 && b.data[0] == 0xcb);
@@ -125,9 +126,10 @@ static void test_buf_limit(void)
 static void test_read_all_kinds(void)
 {
     uint8_t in[256];
-    size_t n = test_unhex("93 c0 c3 ff d0df cf0000000100000000 cb3ff8000000000000 ca3fc00000 a3616263 "
-                     "c40201ff 81 a178 d6ff00000001 c70201aabb",
-                     in);
+    size_t n =
+        test_unhex("93 c0 c3 ff d0df cf0000000100000000 cb3ff8000000000000 ca3fc00000 a3616263 "
+                   "c40201ff 81 a178 d6ff00000001 c70201aabb",
+                   in);
     struct mp_reader r;
     struct mp_item it;
     mp_reader_init(&r, in, n);
@@ -155,9 +157,10 @@ static void test_read_all_kinds(void)
 static void test_truncation_every_offset(void)
 {
     uint8_t in[256];
-    size_t n = test_unhex("93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f c40201ff "
-                     "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 81 a178 cb3ff8000000000000",
-                     in);
+    size_t n = test_unhex(
+        "93 a6 6c50394e4a4a 83 a4 74797065 02 a4 64617461 92 a5 68656c6c6f c40201ff "
+        "a3 6e7370 a1 2f 83 a5 726f6f6d73 90 a6 657863657074 90 a5 666c616773 81 a178 cb3ff8000000000000",
+        in);
     size_t consumed = 0;
     CHECK(mp_validate(in, n, &consumed) == SIOC_OK && consumed == n);
     for (size_t cut = 0; cut < n; cut++) {

@@ -18,7 +18,8 @@ static void test_insert_find_remove(void)
     CHECK(namemap_init(&m, 7) == SIOC_OK);
     for (int i = 0; i < N; i++) {
         /* "/n<i>" with a NUL in the middle for every third one; the first is the empty name */
-        entries[i].len = i == 0 ? 0 : (size_t)snprintf(entries[i].name, sizeof entries[i].name, "/n%d", i);
+        entries[i].len =
+            i == 0 ? 0 : (size_t)snprintf(entries[i].name, sizeof entries[i].name, "/n%d", i);
         if (i % 3 == 0 && i > 0)
             entries[i].name[1] = '\0';
         namemap_insert(&m, &entries[i].node, entries[i].name, entries[i].len);
@@ -28,7 +29,7 @@ static void test_insert_find_remove(void)
         struct namemap_node *n = namemap_find(&m, entries[i].name, entries[i].len);
         CHECK(n == &entries[i].node);
     }
-    CHECK(namemap_find(&m, "/n1", 2) == NULL);  /* a prefix is another name */
+    CHECK(namemap_find(&m, "/n1", 2) == NULL); /* a prefix is another name */
     CHECK(namemap_find(&m, "/n10", 3) == &entries[1].node);
     CHECK(namemap_find(&m, "/n1\0", 4) == NULL); /* so is a longer one */
     for (int i = 0; i < N; i += 2)

@@ -47,12 +47,14 @@ static void test_urls(void)
     CHECK(parse("rediss://[::1]:7000", &u) == SIOC_OK);
     CHECK(u.tls && strcmp(u.host, "::1") == 0 && u.port == 7000);
     static const char *const bad[] = {
-        "redisss://h",       "rediss:/h",          "rediss://",        "rediss://h:0",
-        "REDISS://h",        "rediss://h?ssl_cert_reqs=none",          "redis-clusterx://h:1",
-        "http://h",          "redis://",           "redis://h:0",      "redis://h:65536",
-        "redis://h:12x",     "redis://h:",         "redis://h/x",      "redis://h/1000001",
-        "redis://h?db=1",    "redis://h#f",        "redis://secret@h", "redis://:bad%4@h",
-        "redis://:nul%00@h", "redis://[::1",       "redis://[]:1",     "REDIS://h",
+        "redisss://h",          "rediss:/h",         "rediss://",
+        "rediss://h:0",         "REDISS://h",        "rediss://h?ssl_cert_reqs=none",
+        "redis-clusterx://h:1", "http://h",          "redis://",
+        "redis://h:0",          "redis://h:65536",   "redis://h:12x",
+        "redis://h:",           "redis://h/x",       "redis://h/1000001",
+        "redis://h?db=1",       "redis://h#f",       "redis://secret@h",
+        "redis://:bad%4@h",     "redis://:nul%00@h", "redis://[::1",
+        "redis://[]:1",         "REDIS://h",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(parse(bad[i], &u) == SIOC_EINVAL);
@@ -82,9 +84,9 @@ static void test_cluster_urls(void)
     /* a single-node URL never has seeds beyond its host; a comma there is part of nothing */
     CHECK(parse("redis://a,b:1", &u) == SIOC_OK && u.nseeds == 1 && !u.cluster);
     static const char *const bad[] = {
-        "redis-cluster://",        "redis-cluster://a,,b",  "redis-cluster://a,",
-        "redis-cluster://,a",      "redis-cluster://a/1",    "redis-cluster://a:0",
-        "redis-cluster://a?x=1",   "rediss-cluster:/a",      "REDIS-CLUSTER://a",
+        "redis-cluster://",        "redis-cluster://a,,b", "redis-cluster://a,",
+        "redis-cluster://,a",      "redis-cluster://a/1",  "redis-cluster://a:0",
+        "redis-cluster://a?x=1",   "rediss-cluster:/a",    "REDIS-CLUSTER://a",
         "redis-cluster://a:1,b:x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

@@ -180,7 +180,8 @@ static void test_broadcast_shapes(void)
 
     struct names_seen seen = {""};
     rooms_each_of_member(&b, name_cb, &seen);
-    CHECK(strstr(seen.text, "room1=2;") != NULL && strstr(seen.text, "BBBBBBBBBBBBBBBBBBBB=1;") != NULL);
+    CHECK(strstr(seen.text, "room1=2;") != NULL &&
+          strstr(seen.text, "BBBBBBBBBBBBBBBBBBBB=1;") != NULL);
     memset(&seen, 0, sizeof seen);
     rooms_each_room(idx, name_cb, &seen);
     CHECK(strlen(seen.text) == strlen("room1=2;") + 3 * strlen("AAAAAAAAAAAAAAAAAAAA=1;"));

@@ -59,8 +59,14 @@ struct dcase {
     const char *reenc; /* expected sio_packet_encode of the result, NULL: not checked */
 };
 
-#define OK_(in, type, nsp, id, att, json, reenc) {in, SIOC_OK, SIO_REASON_NONE, type, nsp, id, att, json, reenc}
-#define BAD(in, rc, reason) {in, rc, reason, 0, NULL, NO_ID, 0, NULL, NULL}
+#define OK_(in, type, nsp, id, att, json, reenc)                                                   \
+    {                                                                                              \
+        in, SIOC_OK, SIO_REASON_NONE, type, nsp, id, att, json, reenc                              \
+    }
+#define BAD(in, rc, reason)                                                                        \
+    {                                                                                              \
+        in, rc, reason, 0, NULL, NO_ID, 0, NULL, NULL                                              \
+    }
 
 static const struct dcase decode_cases[] = {
     /* PROTOCOL.md 2.2 examples */
@@ -83,13 +89,16 @@ static const struct dcase decode_cases[] = {
         "[\"bar\",{\"_placeholder\":true,\"num\":0}]", NULL),
     OK_("52-[\"bin-back\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]",
         SIO_BINARY_EVENT, "/", NO_ID, 2,
-        "[\"bin-back\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]", NULL),
+        "[\"bin-back\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]",
+        NULL),
     /* 2.5 connecting */
-    OK_("0{\"token\":\"123\"}", SIO_CONNECT, "/", NO_ID, 0, "{\"token\":\"123\"}", "0{\"token\":\"123\"}"),
+    OK_("0{\"token\":\"123\"}", SIO_CONNECT, "/", NO_ID, 0, "{\"token\":\"123\"}",
+        "0{\"token\":\"123\"}"),
     OK_("0/custom,", SIO_CONNECT, "/custom", NO_ID, 0, NULL, "0/custom,"),
     OK_("0/custom,{\"token\":\"abc\"}", SIO_CONNECT, "/custom", NO_ID, 0, "{\"token\":\"abc\"}",
         "0/custom,{\"token\":\"abc\"}"),
-    OK_("0/secure,{\"token\":\"wrong\"}", SIO_CONNECT, "/secure", NO_ID, 0, "{\"token\":\"wrong\"}", NULL),
+    OK_("0/secure,{\"token\":\"wrong\"}", SIO_CONNECT, "/secure", NO_ID, 0, "{\"token\":\"wrong\"}",
+        NULL),
     OK_("4/secure,{\"message\":\"not authorized\",\"data\":{\"content\":\"Please retry later\"}}",
         SIO_CONNECT_ERROR, "/secure", NO_ID, 0,
         "{\"message\":\"not authorized\",\"data\":{\"content\":\"Please retry later\"}}", NULL),
@@ -104,8 +113,10 @@ static const struct dcase decode_cases[] = {
     BAD("abc", SIOC_EPROTO, SIO_REASON_UNKNOWN_TYPE),
     BAD(" {}", SIOC_EPROTO, SIO_REASON_UNKNOWN_TYPE), /* deviation: Node's Number(" ") is 0 */
     /* step 2: attachments */
-    BAD("50-[\"a\",{\"_placeholder\":true,\"num\":0}]", SIOC_EPROTO, SIO_REASON_ILLEGAL_ATTACHMENTS),
-    BAD("511-[\"bin\",{\"_placeholder\":true,\"num\":0}]", SIOC_ETOOBIG, SIO_REASON_TOO_MANY_ATTACHMENTS),
+    BAD("50-[\"a\",{\"_placeholder\":true,\"num\":0}]", SIOC_EPROTO,
+        SIO_REASON_ILLEGAL_ATTACHMENTS),
+    BAD("511-[\"bin\",{\"_placeholder\":true,\"num\":0}]", SIOC_ETOOBIG,
+        SIO_REASON_TOO_MANY_ATTACHMENTS),
     BAD("5999999999999999999999999999-[\"a\"]", SIOC_ETOOBIG, SIO_REASON_TOO_MANY_ATTACHMENTS),
     OK_("510-[\"a\"]", SIO_BINARY_EVENT, "/", NO_ID, 10, "[\"a\"]", NULL),
     OK_("5001-[\"a\"]", SIO_BINARY_EVENT, "/", NO_ID, 1, "[\"a\"]", NULL),
@@ -168,7 +179,8 @@ static const struct dcase decode_cases[] = {
     BAD("2[\"newListener\"]", SIOC_EPROTO, SIO_REASON_INVALID_PAYLOAD),
     BAD("2[\"removeListener\"]", SIOC_EPROTO, SIO_REASON_INVALID_PAYLOAD),
     BAD("2[\"\\u0064isconnect\"]", SIOC_EPROTO, SIO_REASON_INVALID_PAYLOAD), /* after unescaping */
-    BAD("51-[\"disconnect\",{\"_placeholder\":true,\"num\":0}]", SIOC_EPROTO, SIO_REASON_INVALID_PAYLOAD),
+    BAD("51-[\"disconnect\",{\"_placeholder\":true,\"num\":0}]", SIOC_EPROTO,
+        SIO_REASON_INVALID_PAYLOAD),
     BAD("51-{}", SIOC_EPROTO, SIO_REASON_INVALID_PAYLOAD),
     BAD("61-{}", SIOC_EPROTO, SIO_REASON_INVALID_PAYLOAD),
     OK_("2[\"Connect\"]", SIO_EVENT, "/", NO_ID, 0, "[\"Connect\"]", "2[\"Connect\"]"),
@@ -392,13 +404,16 @@ static void test_encode_examples(void)
                  "0{\"sid\":\"bby_T3hDbcng0Kr7AAAA\"}");
     check_encode(SIO_V5, SIO_CONNECT_ERROR, "/random", NO_ID, "{\"message\":\"Invalid namespace\"}",
                  0, "4/random,{\"message\":\"Invalid namespace\"}");
-    check_encode(SIO_V5, SIO_CONNECT_ERROR, "/secure", NO_ID,
-                 "{\"message\":\"not authorized\",\"data\":{\"content\":\"Please retry later\"}}", 0,
-                 "4/secure,{\"message\":\"not authorized\",\"data\":{\"content\":\"Please retry later\"}}");
+    check_encode(
+        SIO_V5, SIO_CONNECT_ERROR, "/secure", NO_ID,
+        "{\"message\":\"not authorized\",\"data\":{\"content\":\"Please retry later\"}}", 0,
+        "4/secure,{\"message\":\"not authorized\",\"data\":{\"content\":\"Please retry later\"}}");
     check_encode(SIO_V5, SIO_CONNECT_ERROR, "/", NO_ID, "\"boom\"", 0, "4\"boom\"");
-    check_encode(SIO_V5, SIO_EVENT, "/", NO_ID, "[\"welcome\",{\"n\":1}]", 0, "2[\"welcome\",{\"n\":1}]");
+    check_encode(SIO_V5, SIO_EVENT, "/", NO_ID, "[\"welcome\",{\"n\":1}]", 0,
+                 "2[\"welcome\",{\"n\":1}]");
     check_encode(SIO_V5, SIO_EVENT, "/", NO_ID, "[\"echo\"]", 0, "2[\"echo\"]");
-    check_encode(SIO_V5, SIO_EVENT, "/", NO_ID, "[\"joined\",\"room1\"]", 0, "2[\"joined\",\"room1\"]");
+    check_encode(SIO_V5, SIO_EVENT, "/", NO_ID, "[\"joined\",\"room1\"]", 0,
+                 "2[\"joined\",\"room1\"]");
     check_encode(SIO_V5, SIO_DISCONNECT, "/", NO_ID, NULL, 0, "1");
     /* BINARY_* without bins is plain EVENT/ACK */
     check_encode(SIO_V5, SIO_BINARY_EVENT, "/", NO_ID, "[\"a\"]", 0, "2[\"a\"]");
@@ -406,8 +421,9 @@ static void test_encode_examples(void)
     /* 2.7 v4: CONNECT reply without sid, ERROR with any JSON */
     check_encode(SIO_V4, SIO_CONNECT, "/", NO_ID, NULL, 0, "0");
     check_encode(SIO_V4, SIO_CONNECT, "/custom", NO_ID, NULL, 0, "0/custom,");
-    check_encode(SIO_V4, SIO_CONNECT_ERROR, "/secure", NO_ID, "{\"content\":\"Please retry later\"}",
-                 0, "4/secure,{\"content\":\"Please retry later\"}");
+    check_encode(SIO_V4, SIO_CONNECT_ERROR, "/secure", NO_ID,
+                 "{\"content\":\"Please retry later\"}", 0,
+                 "4/secure,{\"content\":\"Please retry later\"}");
     check_encode(SIO_V4, SIO_CONNECT_ERROR, "/random", NO_ID, "{\"message\":\"Invalid namespace\"}",
                  0, "4/random,{\"message\":\"Invalid namespace\"}");
     check_encode(SIO_V4, SIO_CONNECT_ERROR, "/", NO_ID, "[1,2]", 0, "4[1,2]");
@@ -481,8 +497,9 @@ static void test_encode_binary(void)
     pkt.data.p = mp.data;
     pkt.data.len = mp.len;
     CHECK(sio_packet_encode(SIO_V5, &pkt, &out, bins, SIO_MAX_ATTACHMENTS) == 2);
-    CHECK_STR(out.data, out.len,
-              "52-[\"bin-back\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]");
+    CHECK_STR(
+        out.data, out.len,
+        "52-[\"bin-back\",{\"_placeholder\":true,\"num\":0},{\"x\":{\"_placeholder\":true,\"num\":1}}]");
     CHECK_MEM(bins[0].p, bins[0].len, bin_a, sizeof bin_a);
     CHECK_MEM(bins[1].p, bins[1].len, bin_b, sizeof bin_b);
     CHECK(slice_in(bins[0], &mp) && slice_in(bins[1], &mp)); /* no copies */
@@ -499,8 +516,9 @@ static void test_encode_binary(void)
     pkt.nsp.p = (const uint8_t *)"/admin";
     pkt.nsp.len = 6;
     CHECK(sio_packet_encode(SIO_V5, &pkt, &out, bins, SIO_MAX_ATTACHMENTS) == 2);
-    CHECK_STR(out.data, out.len,
-              "52-/admin,[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]");
+    CHECK_STR(
+        out.data, out.len,
+        "52-/admin,[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]");
     buf_reset(&mp);
     buf_reset(&out);
     mp_write_array(&mp, 2);
@@ -531,8 +549,9 @@ static void test_encode_binary(void)
     pkt.data.p = mp.data;
     pkt.data.len = mp.len;
     CHECK(sio_packet_encode(SIO_V5, &pkt, &out, bins, SIO_MAX_ATTACHMENTS) == 2);
-    CHECK_STR(out.data, out.len,
-              "52-[\"e\",{\"1\":{\"_placeholder\":true,\"num\":0},\"b\":{\"_placeholder\":true,\"num\":1}}]");
+    CHECK_STR(
+        out.data, out.len,
+        "52-[\"e\",{\"1\":{\"_placeholder\":true,\"num\":0},\"b\":{\"_placeholder\":true,\"num\":1}}]");
     CHECK(bins[0].len == 1 && bins[0].p[0] == 4 && bins[1].len == 3);
 
     /* a bin overwritten by a duplicate key is not in the output: no attachment, plain EVENT */
@@ -561,10 +580,12 @@ static void test_encode_binary(void)
     pkt.data.p = mp.data;
     pkt.data.len = mp.len;
     CHECK(sio_packet_encode(SIO_V5, &pkt, &out, many, 16) == 12);
-    const char *head = "512-[\"e\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1},";
+    const char *head =
+        "512-[\"e\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1},";
     const char *tail = ",{\"_placeholder\":true,\"num\":10},{\"_placeholder\":true,\"num\":11}]";
     CHECK(out.len > strlen(head) && memcmp(out.data, head, strlen(head)) == 0);
-    CHECK(out.len > strlen(tail) && memcmp(out.data + out.len - strlen(tail), tail, strlen(tail)) == 0);
+    CHECK(out.len > strlen(tail) &&
+          memcmp(out.data + out.len - strlen(tail), tail, strlen(tail)) == 0);
     CHECK(out.len == 9 + 10 * 30 + 2 * 31);
     CHECK(many[11].len == 2);
     buf_reset(&out);
@@ -687,12 +708,14 @@ static void test_assemble_placeholders(void)
          "[\"e\",{\"_placeholder\":false,\"num\":0}]"},
         {"52-[\"e\",{\"_placeholder\":\"true\",\"num\":0}]", SIOC_OK,
          "[\"e\",{\"_placeholder\":\"true\",\"num\":0}]"},
-        {"52-[\"e\",{\"_placeholder\":1,\"num\":0}]", SIOC_OK, "[\"e\",{\"_placeholder\":1,\"num\":0}]"},
+        {"52-[\"e\",{\"_placeholder\":1,\"num\":0}]", SIOC_OK,
+         "[\"e\",{\"_placeholder\":1,\"num\":0}]"},
         {"52-[\"e\",{\"_placeholder\":true,\"_placeholder\":false,\"num\":0}]", SIOC_OK,
          "[\"e\",{\"_placeholder\":false,\"num\":0}]"},
         {"52-[\"e\",{\"_placeholder\":false,\"_placeholder\":true,\"num\":0}]", SIOC_OK,
          "[\"e\",\"<bin:aa>\"]"},
-        {"52-[\"e\",{\"_placeholder\":true,\"num\":5,\"num\":1}]", SIOC_OK, "[\"e\",\"<bin:bbbb>\"]"},
+        {"52-[\"e\",{\"_placeholder\":true,\"num\":5,\"num\":1}]", SIOC_OK,
+         "[\"e\",\"<bin:bbbb>\"]"},
         {"52-[\"e\",{\"_placeholder\":true,\"num\":1,\"num\":5}]", SIOC_EPROTO, NULL},
         {"52-[\"e\",{\"_placeholder\":true,\"num\":0e0}]", SIOC_OK, "[\"e\",\"<bin:aa>\"]"},
         {"52-[\"e\",{\"_placeholder\":true,\"num\":-0}]", SIOC_OK, "[\"e\",\"<bin:aa>\"]"},
@@ -767,17 +790,21 @@ static void test_assembler_states(void)
     CHECK(sio_assembler_add(&a, one, 1) == 1);
     CHECK(sio_assembler_finish(&a, &pkt, &out) == SIOC_EINVAL); /* one still missing */
     CHECK(sio_assembler_pending(&a));
-    CHECK(sio_assembler_add(&a, NULL, 0) == 0); /* an empty attachment is a valid one */
+    CHECK(sio_assembler_add(&a, NULL, 0) == 0);          /* an empty attachment is a valid one */
     CHECK(sio_assembler_add(&a, one, 1) == SIOC_EPROTO); /* a third: unexpected */
     CHECK(a.reason == SIO_REASON_UNEXPECTED_BINARY);
     CHECK(sio_assembler_finish(&a, &pkt, &out) == SIOC_OK);
-    CHECK(out.len == 5 && memcmp(out.data, "\x92\xa1" "e\xc4\x00", 5) == 0);
+    CHECK(out.len == 5 && memcmp(out.data,
+                                 "\x92\xa1"
+                                 "e\xc4\x00",
+                                 5) == 0);
     CHECK(!sio_assembler_pending(&a));
     CHECK(sio_assembler_add(&a, one, 1) == SIOC_EPROTO);
 
     /* not a binary packet */
     const char *plain = "2[\"e\"]";
-    CHECK(sio_packet_decode(SIO_V5, (const uint8_t *)plain, strlen(plain), &head, &scratch) == SIOC_OK);
+    CHECK(sio_packet_decode(SIO_V5, (const uint8_t *)plain, strlen(plain), &head, &scratch) ==
+          SIOC_OK);
     CHECK(sio_assembler_start(&a, &head) == SIOC_EINVAL);
 
     /* the size limit (64 bytes of copies) */
@@ -854,10 +881,10 @@ struct sim_conn {
     struct sio_assembler assembler;
     char joined[MAX_NSPS][32];
     int njoined;
-    bool sim_closed;      /* our verdict */
-    bool server_closed;   /* the transcript: a server close frame not answering the client's */
-    bool client_closed;   /* the client sent its cleanup close first */
-    bool ws_level;        /* closed with a status code by the ws library: not ours */
+    bool sim_closed;    /* our verdict */
+    bool server_closed; /* the transcript: a server close frame not answering the client's */
+    bool client_closed; /* the client sent its cleanup close first */
+    bool ws_level;      /* closed with a status code by the ws library: not ours */
     int sio_packets;
 };
 
@@ -930,8 +957,8 @@ static void sim_text(struct sim_conn *c, const uint8_t *p, size_t n, struct buf 
 {
     /* Engine.IO 4 over websocket: 4 = message, b = base64 binary (V07), 1/3/5/6 ignored,
      * 2 (ping from a client), anything else and empty: close */
-    if (n == 0 || (p[0] != '4' && p[0] != 'b' && p[0] != '1' && p[0] != '3' && p[0] != '5' &&
-                   p[0] != '6') ) {
+    if (n == 0 ||
+        (p[0] != '4' && p[0] != 'b' && p[0] != '1' && p[0] != '3' && p[0] != '5' && p[0] != '6')) {
         c->sim_closed = true;
         return;
     }
@@ -1045,8 +1072,8 @@ static void test_transcript_d5(void)
         packets += c->sio_packets;
         if (!c->ws_level) {
             if (c->sim_closed != c->server_closed)
-                fprintf(stderr, "  %s: sioc %s, Node %s\n", c->name, c->sim_closed ? "closes" : "keeps",
-                        c->server_closed ? "closed" : "kept");
+                fprintf(stderr, "  %s: sioc %s, Node %s\n", c->name,
+                        c->sim_closed ? "closes" : "keeps", c->server_closed ? "closed" : "kept");
             CHECK(c->sim_closed == c->server_closed);
             compared++;
             closed += c->server_closed;

@@ -10,33 +10,36 @@ struct vector {
     int valid;
 };
 
-#define V(s, ok) {s, sizeof(s) - 1, ok}
+#define V(s, ok)                                                                                   \
+    {                                                                                              \
+        s, sizeof(s) - 1, ok                                                                       \
+    }
 static const struct vector vectors[] = {
     V("", 1),
     V("hello", 1),
-    V("\xc3\xa9", 1),                 /* é */
-    V("\xe2\x82\xac", 1),             /* € */
-    V("\xf0\x9f\x98\x80", 1),         /* 😀 */
-    V("\xef\xbf\xbf", 1),             /* U+FFFF */
-    V("\xf4\x8f\xbf\xbf", 1),         /* U+10FFFF */
-    V("\xed\x9f\xbf", 1),             /* U+D7FF */
-    V("\xee\x80\x80", 1),             /* U+E000 */
-    V("\x80", 0),                     /* lone continuation */
-    V("\xc0\xaf", 0),                 /* overlong '/' */
-    V("\xc1\xbf", 0),                 /* overlong */
-    V("\xe0\x80\xaf", 0),             /* overlong */
-    V("\xe0\x9f\xbf", 0),             /* overlong */
-    V("\xf0\x80\x80\xaf", 0),         /* overlong */
-    V("\xf0\x8f\xbf\xbf", 0),         /* overlong */
-    V("\xed\xa0\x80", 0),             /* surrogate U+D800 */
-    V("\xed\xbf\xbf", 0),             /* surrogate U+DFFF */
-    V("\xf4\x90\x80\x80", 0),         /* U+110000 */
-    V("\xf5\x80\x80\x80", 0),         /* beyond */
+    V("\xc3\xa9", 1),         /* é */
+    V("\xe2\x82\xac", 1),     /* € */
+    V("\xf0\x9f\x98\x80", 1), /* 😀 */
+    V("\xef\xbf\xbf", 1),     /* U+FFFF */
+    V("\xf4\x8f\xbf\xbf", 1), /* U+10FFFF */
+    V("\xed\x9f\xbf", 1),     /* U+D7FF */
+    V("\xee\x80\x80", 1),     /* U+E000 */
+    V("\x80", 0),             /* lone continuation */
+    V("\xc0\xaf", 0),         /* overlong '/' */
+    V("\xc1\xbf", 0),         /* overlong */
+    V("\xe0\x80\xaf", 0),     /* overlong */
+    V("\xe0\x9f\xbf", 0),     /* overlong */
+    V("\xf0\x80\x80\xaf", 0), /* overlong */
+    V("\xf0\x8f\xbf\xbf", 0), /* overlong */
+    V("\xed\xa0\x80", 0),     /* surrogate U+D800 */
+    V("\xed\xbf\xbf", 0),     /* surrogate U+DFFF */
+    V("\xf4\x90\x80\x80", 0), /* U+110000 */
+    V("\xf5\x80\x80\x80", 0), /* beyond */
     V("\xff", 0),
-    V("\xc3", 0),                     /* truncated */
-    V("\xe2\x82", 0),                 /* truncated */
-    V("\xc3\x28", 0),                 /* bad continuation */
-    V("a\xf0\x9f\x98", 0),            /* truncated 4-byte */
+    V("\xc3", 0),          /* truncated */
+    V("\xe2\x82", 0),      /* truncated */
+    V("\xc3\x28", 0),      /* bad continuation */
+    V("a\xf0\x9f\x98", 0), /* truncated 4-byte */
 };
 
 static void test_whole(void)
