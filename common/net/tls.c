@@ -262,11 +262,8 @@ static SSL_CTX *build(struct tls_context *tls, char *err, size_t errlen)
     SSL_CTX_set_app_data(ctx, tls);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
-    SSL_CTX_set_info_callback(ctx, tls_conn_info_cb);
-    /* the traffic secrets and record counts that let tls_conn.c free the SSL after a TLS 1.3
-     * handshake (only the record state stays: tls_record.h) */
-    SSL_CTX_set_keylog_callback(ctx, tls_conn_keylog_cb);
-    SSL_CTX_set_msg_callback(ctx, tls_conn_msg_cb);
+    /* the info, key-log and message callbacks are tls_conn.c's: it installs them (contexts do
+     * not call into connections; connections use their context) */
     if (apply_ciphers(ctx, tls->ciphers, err, errlen) != 0)
         goto fail;
     if (SSL_CTX_set1_groups_list(ctx, tls->groups) != 1) {

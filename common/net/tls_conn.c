@@ -26,7 +26,7 @@
 
 /* ---- OpenSSL callbacks (installed on the SSL_CTX by tls.c) ---- */
 
-void tls_conn_info_cb(const SSL *ssl, int where, int ret)
+static void info_cb(const SSL *ssl, int where, int ret)
 {
     (void)ret;
     struct tls_conn *c = SSL_get_app_data(ssl);
@@ -47,7 +47,7 @@ static int hex_value(char ch)
 
 /* "LABEL <client random hex> <secret hex>" (NSS key log format): the first application
  * traffic secrets are kept, the other lines ignored. */
-void tls_conn_keylog_cb(const SSL *ssl, const char *line)
+static void keylog_cb(const SSL *ssl, const char *line)
 {
     struct tls_conn *c = SSL_get_app_data(ssl);
     bool client = strncmp(line, "CLIENT_TRAFFIC_SECRET_0 ", 24) == 0;
@@ -76,8 +76,8 @@ void tls_conn_keylog_cb(const SSL *ssl, const char *line)
 
 /* Counts the records each side sends after its Finished message. OpenSSL reports a record's
  * header as it seals or reads it, and a handshake message once its record is written or read. */
-void tls_conn_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
-                     SSL *ssl, void *arg)
+static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
+                   SSL *ssl, void *arg)
 {
     (void)version;
     (void)arg;
@@ -116,6 +116,12 @@ struct tls_conn *tls_conn_new(struct tls_context *tls, int fd)
     c->tls = tls;
     tls->refs++;
     SSL_set_app_data(c->ssl, c);
+    SSL_set_info_callback(c->ssl, info_cb);
+    /* the traffic secrets and record counts that let this module free the SSL after a TLS 1.3
+     * handshake (only the record state stays: tls_record.h). OpenSSL keeps the key-log callback
+     * on the context only: setting it again for each connection changes nothing. */
+    SSL_CTX_set_keylog_callback(tls->ctx, keylog_cb);
+    SSL_set_msg_callback(c->ssl, msg_cb);
     SSL_set_accept_state(c->ssl);
     return c;
 }

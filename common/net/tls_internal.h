@@ -1,5 +1,6 @@
 /* tls_internal.h: what tls.c (contexts) and tls_conn.c (connections) share. Not for other
- * modules: they use tls.h. */
+ * modules: they use tls.h. Connections call into contexts (a reference, error text), never the
+ * other way round. */
 #ifndef SIOC_NET_TLS_INTERNAL_H
 #define SIOC_NET_TLS_INTERNAL_H
 
@@ -53,12 +54,6 @@ struct tls_conn {
     uint8_t *rpend;       /* the start of a record not complete yet, or NULL */
     uint32_t rpend_len;
 };
-
-/* SSL_CTX callbacks of tls_conn.c that build() installs. */
-void tls_conn_keylog_cb(const SSL *ssl, const char *line);
-void tls_conn_msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
-                     SSL *ssl, void *arg);
-void tls_conn_info_cb(const SSL *ssl, int where, int ret);
 
 /* The first queued OpenSSL error as text ("unsupported protocol") into why, or `fallback`; the
  * queue is emptied. */
