@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/adapter.h"
 #include "common/cluster_msg.h"
@@ -119,8 +120,17 @@ struct cluster_ack_request {
     bool sharded; /* answer in the sharded format */
 };
 
-/* cluster_requests.c (cluster.c and cluster_sharded.c call it; it calls cluster_sharded.c's
- * cluster_sharded_respond only) */
+/* The adapter key and a namespace's name as slices (for channel names). */
+static inline struct slice cluster_key_slice(const struct cluster *c)
+{
+    return (struct slice){(const uint8_t *)c->key, strlen(c->key)};
+}
+static inline struct slice cluster_nsp_slice(const struct cluster_nsp *n)
+{
+    return (struct slice){(const uint8_t *)n->name, n->len};
+}
+
+/* cluster_requests.c (cluster.c and cluster_sharded.c call it; it calls neither) */
 /* A message on n's request channel. */
 void cluster_on_request(struct cluster *c, struct cluster_nsp *n, struct slice payload);
 /* Delivers with one ack id, answers the client count at once (even 0) and then each client's
@@ -138,6 +148,10 @@ void cluster_apply_disconnect(struct cluster *c, const struct cluster_nsp *n,
  * fetchSockets sees it; returns their count. */
 long cluster_write_fetch(struct cluster *c, const struct cluster_nsp *n,
                          const struct adapter_opts *opts);
+/* Encodes `m` (its uid and nsp are filled in here) and SPUBLISHes it on the requester's
+ * channel `<key>#<nsp>#<requester_uid>#` (adapter sharded). */
+void cluster_respond_sharded(struct cluster *c, const struct cluster_nsp *n,
+                             struct slice requester_uid, struct cluster_msg *m);
 /* Frees every pending ack broadcast (cluster_free). */
 void cluster_acks_free(struct cluster *c);
 /* Frees the pending ack broadcasts of namespace n (it is going away); their late acks are lost. */
@@ -146,10 +160,6 @@ void cluster_acks_forget(struct cluster *c, const struct cluster_nsp *n);
 /* cluster_sharded.c */
 /* A message on a shard channel (adapter sharded). */
 void cluster_sharded_on_message(struct cluster *c, struct slice channel, struct slice payload);
-/* Encodes `m` (its uid and nsp are filled in here) and SPUBLISHes it on the requester's
- * channel `<key>#<nsp>#<requester_uid>#`. */
-void cluster_sharded_respond(struct cluster *c, const struct cluster_nsp *n,
-                             struct slice requester_uid, struct cluster_msg *m);
 /* SSUBSCRIBEs (follow) or SUNSUBSCRIBEs n's namespace channel through shard_cb; returns its
  * result (logged when not SIOC_OK). */
 int cluster_sharded_follow(struct cluster *c, const struct cluster_nsp *n, bool follow);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/adapter.h"
+#include "common/cluster_msg.h"
 #include "common/error.h"
 #include "common/mp.h"
 #include "common/net/log.h"
@@ -18,16 +19,6 @@
 
 static const uint8_t empty_map[] = {0x80};
 static const uint8_t nil_value[] = {0xc0};
-
-static struct slice key_slice(const struct cluster *c)
-{
-    return (struct slice){(const uint8_t *)c->key, strlen(c->key)};
-}
-
-static struct slice nsp_slice(const struct cluster_nsp *n)
-{
-    return (struct slice){(const uint8_t *)n->name, n->len};
-}
 
 /* Encodes `res` and publishes it where the requester listens (3.8). */
 /* PUBLISH channel payload on the cluster's one connection (PROTOCOL.md 3.7; queued while Redis
@@ -59,14 +50,43 @@ static void respond(struct cluster *c, const struct cluster_nsp *n, int request_
         return;
     }
     buf_reset(&c->channel);
-    adapter_response_channel(&c->channel, key_slice(c), nsp_slice(n), request_type, requester_uid,
-                             c->specific);
+    adapter_response_channel(&c->channel, cluster_key_slice(c), cluster_nsp_slice(n), request_type,
+                             requester_uid, c->specific);
     if (c->channel.err != SIOC_OK) {
         (*c->publish_failed)++;
         return;
     }
     publish_response(c, (struct slice){c->channel.data, c->channel.len},
                      (struct slice){c->out.data, c->out.len});
+}
+
+void cluster_respond_sharded(struct cluster *c, const struct cluster_nsp *n,
+                             struct slice requester_uid, struct cluster_msg *m)
+{
+    m->uid = (struct slice){(const uint8_t *)n->uid, strlen(n->uid)};
+    m->nsp = cluster_nsp_slice(n);
+    buf_reset(&c->out);
+    int rc = cluster_msg_encode(&c->out, &c->shard_scratch, m);
+    buf_reset(&c->channel);
+    cluster_msg_sub_channel(&c->channel, cluster_key_slice(c), cluster_nsp_slice(n), requester_uid);
+    if (rc == SIOC_OK)
+        rc = c->channel.err;
+    if (rc != SIOC_OK) {
+        (*c->publish_failed)++;
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.response_failed", "nsp=%s type=%d: %s", n->name,
+                  m->type, sioc_strerror(rc));
+        return;
+    }
+    const char *argv[] = {"SPUBLISH", (const char *)c->channel.data, (const char *)c->out.data};
+    size_t lens[] = {8, c->channel.len, c->out.len};
+    rc = redis_link_command_argv(c->pub, 3, argv, lens, 0, NULL, NULL);
+    if (rc != SIOC_OK) {
+        (*c->publish_failed)++;
+        log_write(c->log, LOG_LEVEL_WARN, "cluster.publish_failed", "channel=%.*s: %s",
+                  (int)c->channel.len, c->channel.data, sioc_strerror(rc));
+        return;
+    }
+    (*c->responses)++;
 }
 
 static struct slice request_uid(const struct adapter_request *req)
@@ -279,7 +299,7 @@ static void ack_answer(struct cluster *c, const struct cluster_nsp *n, bool shar
         m->has_packet = packet != NULL;
         m->packet = packet != NULL ? *packet : (struct slice){NULL, 0};
         m->has_sockets = false;
-        cluster_sharded_respond(c, n, requester_uid, m);
+        cluster_respond_sharded(c, n, requester_uid, m);
         return;
     }
     struct adapter_response res = {

@@ -19,45 +19,6 @@
 
 static const uint8_t nil_value[] = {0xc0};
 
-static struct slice key_slice(const struct cluster *c)
-{
-    return (struct slice){(const uint8_t *)c->key, strlen(c->key)};
-}
-
-static struct slice nsp_slice(const struct cluster_nsp *n)
-{
-    return (struct slice){(const uint8_t *)n->name, n->len};
-}
-
-void cluster_sharded_respond(struct cluster *c, const struct cluster_nsp *n,
-                             struct slice requester_uid, struct cluster_msg *m)
-{
-    m->uid = (struct slice){(const uint8_t *)n->uid, strlen(n->uid)};
-    m->nsp = nsp_slice(n);
-    buf_reset(&c->out);
-    int rc = cluster_msg_encode(&c->out, &c->shard_scratch, m);
-    buf_reset(&c->channel);
-    cluster_msg_sub_channel(&c->channel, key_slice(c), nsp_slice(n), requester_uid);
-    if (rc == SIOC_OK)
-        rc = c->channel.err;
-    if (rc != SIOC_OK) {
-        (*c->publish_failed)++;
-        log_write(c->log, LOG_LEVEL_WARN, "cluster.response_failed", "nsp=%s type=%d: %s", n->name,
-                  m->type, sioc_strerror(rc));
-        return;
-    }
-    const char *argv[] = {"SPUBLISH", (const char *)c->channel.data, (const char *)c->out.data};
-    size_t lens[] = {8, c->channel.len, c->out.len};
-    rc = redis_link_command_argv(c->pub, 3, argv, lens, 0, NULL, NULL);
-    if (rc != SIOC_OK) {
-        (*c->publish_failed)++;
-        log_write(c->log, LOG_LEVEL_WARN, "cluster.publish_failed", "channel=%.*s: %s",
-                  (int)c->channel.len, c->channel.data, sioc_strerror(rc));
-        return;
-    }
-    (*c->responses)++;
-}
-
 /* A reply `m` of `type` to the request c->smsg, with its requestId. */
 static struct cluster_msg *reply_to(struct cluster *c, int type)
 {
@@ -119,7 +80,7 @@ static void on_fetch(struct cluster *c, const struct cluster_nsp *n, const struc
     r->sockets = (struct slice){c->list.data, c->list.len};
     if (c->list.err != SIOC_OK)
         r->sockets = (struct slice){(const uint8_t *)"\x90", 1}; /* answer, even if empty */
-    cluster_sharded_respond(c, n, m->uid, r);
+    cluster_respond_sharded(c, n, m->uid, r);
 }
 
 /* SERVER_SIDE_EMIT: the gateway has no server-side listeners; asked for an ack, it answers
@@ -134,7 +95,7 @@ static void on_server_side_emit(struct cluster *c, const struct cluster_nsp *n,
     struct cluster_msg *r = reply_to(c, CLUSTER_MSG_SERVER_SIDE_EMIT_RESPONSE);
     r->has_packet = true;
     r->packet = (struct slice){nil_value, sizeof nil_value};
-    cluster_sharded_respond(c, n, m->uid, r);
+    cluster_respond_sharded(c, n, m->uid, r);
 }
 
 static void sharded_message_in(struct cluster *c, struct cluster_nsp *n,
@@ -180,7 +141,7 @@ void cluster_sharded_on_message(struct cluster *c, struct slice channel, struct 
     struct cluster_nsp *n = cluster_nsp_find(c, (const char *)m->nsp.p, m->nsp.len);
     struct slice room;
     /* another namespace's message (Node ignores it), or on a channel not of its namespace */
-    if (n == NULL || adapter_channel_room(channel, key_slice(c), m->nsp, &room) != SIOC_OK)
+    if (n == NULL || adapter_channel_room(channel, cluster_key_slice(c), m->nsp, &room) != SIOC_OK)
         return;
     if (m->uid.len == strlen(n->uid) && memcmp(m->uid.p, n->uid, m->uid.len) == 0)
         return; /* our own (never today: the gateway publishes only answers) */
@@ -215,7 +176,8 @@ void cluster_on_room_change(void *ctx, const char *nsp, size_t nsp_len, const ui
         return;
     struct buf ch;
     buf_init(&ch, 0);
-    cluster_msg_sub_channel(&ch, key_slice(c), nsp_slice(n), (struct slice){room, len});
+    cluster_msg_sub_channel(&ch, cluster_key_slice(c), cluster_nsp_slice(n),
+                            (struct slice){room, len});
     buf_append_byte(&ch, '\0');
     /* a room name with a NUL cannot be a C-string channel name: Node peers would publish on
      * it, but such a room only comes from a peer's own choice; its broadcasts are missed */
