@@ -84,33 +84,6 @@ static void pending_free(struct fwd_pending *p)
     free(p);
 }
 
-int fwd_publish(struct eio_forward *f, const uint8_t *tag, size_t tag_len, const struct fwd_msg *m)
-{
-    return fwd_publish_cb(f, tag, tag_len, m, NULL, NULL);
-}
-
-int fwd_publish_cb(struct eio_forward *f, const uint8_t *tag, size_t tag_len,
-                   const struct fwd_msg *m, redis_link_reply_cb *cb, void *ctx)
-{
-    struct buf channel, body;
-    buf_init(&channel, 0);
-    buf_init(&body, 0);
-    buf_append_cstr(&channel, f->prefix);
-    buf_append_cstr(&channel, ":eio:");
-    buf_append(&channel, tag, tag_len);
-    int rc = fwd_msg_encode(&body, m);
-    if (rc == SIOC_OK)
-        rc = channel.err;
-    if (rc == SIOC_OK) {
-        const char *argv[] = {"PUBLISH", (const char *)channel.data, (const char *)body.data};
-        const size_t lens[] = {7, channel.len, body.len};
-        rc = redis_link_command_argv(f->cmd, 3, argv, lens, 0, cb, ctx);
-    }
-    buf_deinit(&channel);
-    buf_deinit(&body);
-    return rc;
-}
-
 /* Tells the owner to drop its side (the client went away or we gave up). */
 static void send_cancel(struct fwd_pending *p)
 {
@@ -437,12 +410,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     while ((n = deadline_pop_expired(&f->host_wait, now)) != NULL)
         fwd_host_expired(f, n);
     fwd_arm_timer(f);
-}
-
-void fwd_arm_timer(struct eio_forward *f)
-{
-    struct deadline_list *lists[] = {&f->short_wait, &f->get_wait, &f->tunnel_wait, &f->host_wait};
-    deadline_timer_arm(&f->timer, lists, sizeof lists / sizeof lists[0]);
 }
 
 /* PUBSUB NUMSUB's answer: every request parked for an owner whose channel has no subscriber

@@ -48,11 +48,13 @@ struct eio_forward {
     uint64_t unused_counters[4]; /* where they point without metrics */
 };
 
+/* eio_forward_pub.c: used by both halves. */
 /* Publishes `m` on `P:eio:<tag>` (tag: tag_len bytes). Returns SIOC_OK or the link's error. */
 int fwd_publish(struct eio_forward *f, const uint8_t *tag, size_t tag_len, const struct fwd_msg *m);
 /* The same with a reply callback (PUBLISH's answer: how many nodes got it). */
 int fwd_publish_cb(struct eio_forward *f, const uint8_t *tag, size_t tag_len,
                    const struct fwd_msg *m, redis_link_reply_cb *cb, void *ctx);
+/* Arms the forwarder's one timer for the earliest deadline of its four lists. */
 void fwd_arm_timer(struct eio_forward *f);
 
 /* eio_forward_host.c: the owner's half. */
