@@ -1,8 +1,9 @@
 /* calls.c: acks from any backend (see calls.h). One struct call_request per held HTTP request:
  * the targets script gives its sockets, one PUBLISH per socket carries the call (a "call"
- * reply, docs/contracts.md "Calls"), the answers fill the sockets' slots, one libevent timer
- * bounds the wait. Call ids are "<request id, hex>.<socket index>": unique per request and,
- * with the channel naming this broker instance, across brokers. */
+ * reply, docs/contracts.md "Calls"), the answers fill the sockets' slots, and its deadline in
+ * the module's timer heap (each request has its own timeout; one libevent timer for all of
+ * them, common/net/deadline_timer.h) bounds the wait. Call ids are "<request id, hex>.<socket
+ * index>": unique per request and, with the channel naming this broker instance, across brokers. */
 #include "broker/calls.h"
 
 #include <event2/event.h>
@@ -13,15 +14,19 @@
 
 #include "broker/broker.h"
 #include "broker/scripts.h"
+#include "common/clock.h"
+#include "common/container.h"
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/hashtab.h"
 #include "common/json.h"
 #include "common/metrics.h"
 #include "common/mp.h"
+#include "common/net/deadline_timer.h"
 #include "common/net/http_server.h"
 #include "common/net/log.h"
 #include "common/net/redis_link.h"
+#include "common/timer_heap.h"
 
 #define CALLS_ERROR_MAX 128 /* bytes of a gateway's error text kept for the answer */
 
@@ -44,7 +49,8 @@ struct call_request {
     void *done_ctx;
     uint64_t id;
     uint32_t timeout_ms;
-    struct event *timer;
+    /* in calls->deadlines from when the calls are published */
+    struct timer_heap_node deadline;
     struct buf nsp, emit;   /* copies of the request's, for the calls */
     struct target *targets; /* NULL until the script answered */
     size_t count, waiting, reply_cursor;
@@ -60,6 +66,8 @@ struct bk_calls {
     uint64_t next_id;
     bool listening; /* the SUBSCRIBER link is subscribed to `channel` */
     char *channel, *probe;
+    struct timer_heap deadlines; /* of the requests waiting for answers (clock_mono_ms) */
+    struct deadline_timer timer; /* for the earliest of them */
     struct event *probe_timer;
     uint64_t *requests, *answered, *timed_out, *failed;
 };
@@ -80,8 +88,7 @@ static void request_free(struct call_request *req)
     if (req->counted)
         calls->pending_sockets -= req->count;
     redis_link_cancel(calls->b->cmd, req);
-    if (req->timer != NULL)
-        event_free(req->timer);
+    timer_heap_remove(&calls->deadlines, &req->deadline);
     buf_deinit(&req->nsp);
     buf_deinit(&req->emit);
     buf_deinit(&req->names);
@@ -204,11 +211,17 @@ static void target_fail_cstr(struct call_request *req, struct target *t, const c
 
 /* ---- publishing the calls ---- */
 
+/* The module's one timer: every request whose timeout passed is answered with what arrived. */
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    finish(arg);
+    struct bk_calls *calls = arg;
+    uint64_t now = clock_mono_ms();
+    struct timer_heap_node *n;
+    while ((n = timer_heap_pop_expired(&calls->deadlines, now)) != NULL)
+        finish(container_of(n, struct call_request, deadline));
+    deadline_timer_arm_at(&calls->timer, timer_heap_next(&calls->deadlines), clock_mono_ms());
 }
 
 /* PUBLISH replies come in the order the PUBLISHes were handed to the link. */
@@ -334,13 +347,12 @@ static void targets_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         finish(req);
         return;
     }
-    req->timer = evtimer_new(calls->b->base, timeout_cb, req);
-    struct timeval tv = {(time_t)(req->timeout_ms / 1000),
-                         (suseconds_t)(req->timeout_ms % 1000) * 1000};
-    if (req->timer == NULL || evtimer_add(req->timer, &tv) != 0) {
+    uint64_t at = clock_mono_ms() + req->timeout_ms;
+    if (timer_heap_push(&calls->deadlines, &req->deadline, at) != SIOC_OK) {
         respond_error(req, 500, "out of memory");
         return;
     }
+    deadline_timer_arm_at(&calls->timer, at, clock_mono_ms());
     publish_calls(req);
     if (req->waiting == 0)
         finish(req); /* nothing could be sent */
@@ -569,6 +581,8 @@ struct bk_calls *bk_calls_new(struct broker *b, uint64_t instance_bits)
     calls->channel = format_channel(b->prefix, instance_bits, "");
     calls->probe = format_channel(b->prefix, instance_bits, ":probe");
     calls->probe_timer = event_new(b->base, -1, EV_PERSIST, probe_cb, calls);
+    timer_heap_init(&calls->deadlines);
+    calls->timer.ev = evtimer_new(b->base, timeout_cb, calls);
     calls->requests = metrics_counter(b->metrics, "sioc_broker_ack_requests_total",
                                       "POST /v1/emit requests with an ack", NULL);
     const char *help = "sockets asked for an ack by the API, by outcome";
@@ -579,10 +593,13 @@ struct bk_calls *bk_calls_new(struct broker *b, uint64_t instance_bits)
     calls->failed = metrics_counter(b->metrics, "sioc_broker_acks_total", help, "result=\"error\"");
     struct timeval every = {BK_CALLS_LIVENESS_MS / 3000, 0};
     if (calls->channel == NULL || calls->probe == NULL || calls->probe_timer == NULL ||
-        calls->requests == NULL || calls->answered == NULL || calls->timed_out == NULL ||
-        calls->failed == NULL || hashtab_init(&calls->by_id, 16, instance_bits) != SIOC_OK) {
+        calls->timer.ev == NULL || calls->requests == NULL || calls->answered == NULL ||
+        calls->timed_out == NULL || calls->failed == NULL ||
+        hashtab_init(&calls->by_id, 16, instance_bits) != SIOC_OK) {
         if (calls->probe_timer != NULL)
             event_free(calls->probe_timer);
+        if (calls->timer.ev != NULL)
+            event_free(calls->timer.ev);
         free(calls->channel);
         free(calls->probe);
         free(calls);
@@ -601,6 +618,8 @@ void bk_calls_free(struct bk_calls *calls)
         request_free(calls->held);
     }
     hashtab_deinit(&calls->by_id);
+    timer_heap_deinit(&calls->deadlines);
+    event_free(calls->timer.ev);
     event_free(calls->probe_timer);
     free(calls->channel);
     free(calls->probe);

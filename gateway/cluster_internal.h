@@ -13,6 +13,8 @@
 #include "common/cluster_msg.h"
 #include "common/buf.h"
 #include "common/namemap.h"
+#include "common/net/deadline_timer.h"
+#include "common/timer_heap.h"
 #include "gateway/cluster.h"
 
 /* Longest namespace name followed (bytes). */
@@ -48,14 +50,14 @@ struct cluster_nsp {
 /* A BROADCAST (7) request delivered here with ack id `ack_id`, awaiting client acks. */
 struct cluster_ack {
     struct cluster_ack *next;
-    struct cluster *c;
     struct cluster_nsp *nsp;
     uint64_t ack_id;
     bool sharded;        /* answered in the sharded format (cluster_sharded.c) */
     size_t remaining;    /* clients that have not acked yet */
     char *request_id;    /* NUL-terminated copy */
     char *requester_uid; /* for the specific response channel; "" when absent */
-    struct event *timer; /* expiry: opts.flags.timeout */
+    /* in cluster.ack_deadlines, due when opts.flags.timeout passed */
+    struct timer_heap_node deadline;
 };
 
 struct cluster {
@@ -83,6 +85,10 @@ struct cluster {
     size_t channel_count;
     struct cluster_ack *acks;
     size_t ack_count;
+    /* each request has its own timeout: a timer heap with one timer (created with the first
+     * ack broadcast, freed by cluster_acks_free); deadlines are clock_mono_ms() times */
+    struct timer_heap ack_deadlines;
+    struct deadline_timer ack_timer;
     /* decode targets and scratch, reused (the room lists are ~12 KB) */
     struct adapter_broadcast msg;
     struct adapter_request req;
@@ -152,7 +158,7 @@ long cluster_write_fetch(struct cluster *c, const struct cluster_nsp *n,
  * channel `<key>#<nsp>#<requester_uid>#` (adapter sharded). */
 void cluster_respond_sharded(struct cluster *c, const struct cluster_nsp *n,
                              struct slice requester_uid, struct cluster_msg *m);
-/* Frees every pending ack broadcast (cluster_free). */
+/* Frees every pending ack broadcast and their timer (cluster_free). */
 void cluster_acks_free(struct cluster *c);
 /* Frees the pending ack broadcasts of namespace n (it is going away); their late acks are lost. */
 void cluster_acks_forget(struct cluster *c, const struct cluster_nsp *n);

@@ -10,7 +10,9 @@
 #include <time.h>
 
 #include "common/adapter.h"
+#include "common/clock.h"
 #include "common/cluster_msg.h"
+#include "common/container.h"
 #include "common/error.h"
 #include "common/mp.h"
 #include "common/net/log.h"
@@ -245,8 +247,7 @@ static void ack_free(struct cluster *c, struct cluster_ack *a)
     }
     c->ack_count--;
     *c->acks_pending = (int64_t)c->ack_count;
-    if (a->timer != NULL)
-        event_free(a->timer);
+    timer_heap_remove(&c->ack_deadlines, &a->deadline);
     free(a->request_id);
     free(a->requester_uid);
     free(a);
@@ -256,6 +257,10 @@ void cluster_acks_free(struct cluster *c)
 {
     while (c->acks != NULL)
         ack_free(c, c->acks);
+    timer_heap_deinit(&c->ack_deadlines);
+    if (c->ack_timer.ev != NULL)
+        event_free(c->ack_timer.ev);
+    c->ack_timer.ev = NULL;
 }
 
 void cluster_acks_forget(struct cluster *c, const struct cluster_nsp *n)
@@ -273,13 +278,18 @@ static void ack_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct cluster_ack *a = arg;
-    struct cluster *c = a->c;
-    /* the requester has given up by now too (it uses the same opts.flags.timeout) */
-    (*c->acks_expired)++;
-    log_write(c->log, LOG_LEVEL_DEBUG, "cluster.ack_expired", "nsp=%s requestId=%s missing=%zu",
-              a->nsp->name, a->request_id, a->remaining);
-    ack_free(c, a);
+    struct cluster *c = arg;
+    uint64_t now = clock_mono_ms();
+    struct timer_heap_node *n;
+    while ((n = timer_heap_pop_expired(&c->ack_deadlines, now)) != NULL) {
+        struct cluster_ack *a = container_of(n, struct cluster_ack, deadline);
+        /* the requester has given up by now too (it uses the same opts.flags.timeout) */
+        (*c->acks_expired)++;
+        log_write(c->log, LOG_LEVEL_DEBUG, "cluster.ack_expired", "nsp=%s requestId=%s missing=%zu",
+                  a->nsp->name, a->request_id, a->remaining);
+        ack_free(c, a);
+    }
+    deadline_timer_arm_at(&c->ack_timer, timer_heap_next(&c->ack_deadlines), clock_mono_ms());
 }
 
 /* The answers of a broadcast with acks, in the requester's format: BROADCAST_CLIENT_COUNT
@@ -368,26 +378,25 @@ static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
     struct cluster_ack *a = calloc(1, sizeof *a);
     if (a == NULL)
         return NULL;
-    a->c = c;
     a->nsp = n;
     a->sharded = q->sharded;
     a->request_id = slice_dup(q->request_id);
     a->requester_uid = slice_dup(q->requester_uid);
-    a->timer = evtimer_new(c->base, ack_timeout_cb, a);
+    if (c->ack_timer.ev == NULL)
+        c->ack_timer.ev = evtimer_new(c->base, ack_timeout_cb, c);
     double ms = CLUSTER_DEFAULT_ACK_TIMEOUT_MS;
     if (q->opts != NULL && q->opts->flags.has_timeout && q->opts->flags.timeout > 0)
         ms = q->opts->flags.timeout < CLUSTER_MAX_ACK_TIMEOUT_MS ? q->opts->flags.timeout
                                                                  : CLUSTER_MAX_ACK_TIMEOUT_MS;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((long)ms % 1000 * 1000)};
-    if (a->request_id == NULL || a->requester_uid == NULL || a->timer == NULL ||
-        evtimer_add(a->timer, &tv) != 0) {
-        if (a->timer != NULL)
-            event_free(a->timer);
+    uint64_t at = clock_mono_ms() + (uint64_t)ms;
+    if (a->request_id == NULL || a->requester_uid == NULL || c->ack_timer.ev == NULL ||
+        timer_heap_push(&c->ack_deadlines, &a->deadline, at) != SIOC_OK) {
         free(a->request_id);
         free(a->requester_uid);
         free(a);
         return NULL;
     }
+    deadline_timer_arm_at(&c->ack_timer, at, clock_mono_ms());
     a->next = c->acks;
     c->acks = a;
     c->ack_count++;

@@ -1,7 +1,10 @@
 /* expiry.h: ends sessions whose credentials expire (DESIGN.md §2 `auth jwt`: "exp enforced,
- * also during the session"). A min-heap of (expiry, socket id) with one timer; at
- * expiry the socket is looked up by id and, if still there, disconnected by the server. Sockets
- * that left earlier are simply not found, so nothing has to be cancelled. */
+ * also during the session"). Each token's `exp` is its own deadline, so the entries (expiry,
+ * socket id) are in a timer heap (common/timer_heap.h) with one timer for all of them
+ * (common/net/deadline_timer.h), on the wall clock (exp is seconds since the epoch). At expiry
+ * the socket is looked up by id and, if still there, disconnected by the server. Sockets that
+ * left earlier are simply not found, so nothing has to be cancelled: an entry lives until its
+ * `exp` (one small allocation per socket whose token has an `exp`). */
 #ifndef SIOC_GATEWAY_EXPIRY_H
 #define SIOC_GATEWAY_EXPIRY_H
 
