@@ -88,7 +88,14 @@ int mp_read_raw(struct mp_reader *r, struct slice *out);
 int mp_read_str(struct mp_reader *r, struct slice *out);
 /* A map header's pair count in *n; SIOC_EPROTO for any other kind. */
 int mp_read_map_len(struct mp_reader *r, uint32_t *n);
+/* An array header's element count in *n; SIOC_EPROTO for any other kind. */
+int mp_read_array_len(struct mp_reader *r, uint32_t *n);
 /* Consumes a nil if one is next (JS null/undefined); false (nothing consumed) otherwise. */
 bool mp_take_nil(struct mp_reader *r);
+/* Peek at the next value's first byte without consuming anything: true when it is a nil, an
+ * array or a map header; false for any other kind and at the end of the input. */
+bool mp_next_is_nil(const struct mp_reader *r);
+bool mp_next_is_array(const struct mp_reader *r);
+bool mp_next_is_map(const struct mp_reader *r);
 
 #endif
