@@ -83,9 +83,8 @@ static inline bool redis_link_obs_disconnected(const void *arg)
 }
 
 /* Zeroes *o and returns a config for `url` and `mode` whose callbacks all report to it. */
-static inline struct redis_link_config redis_link_obs_config(struct redis_link_obs *o,
-                                                             const char *url,
-                                                             enum redis_link_mode mode)
+static inline struct redis_link_config
+redis_link_obs_config(struct redis_link_obs *o, const char *url, enum redis_link_mode mode)
 {
     memset(o, 0, sizeof(*o));
     return (struct redis_link_config){
