@@ -156,28 +156,46 @@ static void test_golden_captures(void)
 
 /* ---- encoding from fields ---- */
 
+/* An empty message from `uid` in `nsp`. */
+static void msg_init(struct cluster_msg *m, const char *uid, const char *nsp)
+{
+    memset(m, 0, sizeof *m);
+    m->uid = S(uid);
+    m->nsp = S(nsp);
+}
+
+/* m encodes (without error) to exactly `want`. */
+#define CHECK_ENCODES(m, want) check_encodes(__FILE__, __LINE__, (m), (want))
+static void check_encodes(const char *file, int line, const struct cluster_msg *m, const char *want)
+{
+    struct buf out, scratch;
+    buf_init(&out, 0);
+    buf_init(&scratch, 0);
+    if (cluster_msg_encode(&out, &scratch, m) != SIOC_OK)
+        test_fail(file, line, "cluster_msg_encode failed");
+    test_check_mem(file, line, out.data, out.len, want, strlen(want));
+    buf_deinit(&out);
+    buf_deinit(&scratch);
+}
+
 static void test_encode_broadcast(void)
 {
     struct cluster_msg m;
-    memset(&m, 0, sizeof m);
+    msg_init(&m, "emitter", "/chat");
     struct buf out, scratch;
     buf_init(&out, 0);
     buf_init(&scratch, 0);
     m.type = CLUSTER_MSG_BROADCAST;
-    m.uid = S("emitter");
-    m.nsp = S("/chat");
     m.event.type = 2;
     m.event.data = S("\x92\xa2hi\x01"); /* ["hi", 1] */
     m.has_opts = true;
     m.opts.rooms.count = 1;
     m.opts.rooms.names[0] = S("r1");
     m.opts.flags.is_volatile = true;
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(
-        out.data, out.len,
-        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"hi\",1]},\"opts\":{\"rooms\":"
-        "[\"r1\"],\"except\":[],\"flags\":{\"volatile\":true}}},\"uid\":\"emitter\","
-        "\"nsp\":\"/chat\"}");
+    CHECK_ENCODES(
+        &m, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"hi\",1]},\"opts\":{\"rooms\":"
+            "[\"r1\"],\"except\":[],\"flags\":{\"volatile\":true}}},\"uid\":\"emitter\","
+            "\"nsp\":\"/chat\"}");
     struct buf ch;
     buf_init(&ch, 0);
     cluster_msg_publish_channel(&ch, S("socket.io"), CLUSTER_SUB_DYNAMIC, &m);
@@ -207,8 +225,7 @@ static void test_encode_broadcast(void)
     m.type = 14;
     CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_EINVAL && out.len == 0);
     m.type = CLUSTER_MSG_ADAPTER_CLOSE;
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len, "{\"type\":13,\"uid\":\"emitter\",\"nsp\":\"/chat\"}");
+    CHECK_ENCODES(&m, "{\"type\":13,\"uid\":\"emitter\",\"nsp\":\"/chat\"}");
     buf_deinit(&s2);
     buf_deinit(&ch);
     buf_deinit(&out);
@@ -218,42 +235,27 @@ static void test_encode_broadcast(void)
 static void test_encode_responses(void)
 {
     struct cluster_msg m;
-    memset(&m, 0, sizeof m);
-    struct buf out, scratch;
-    buf_init(&out, 0);
-    buf_init(&scratch, 0);
-    m.uid = S("abc");
-    m.nsp = S("/");
+    msg_init(&m, "abc", "/");
     m.has_request_id = true;
     m.request_id = S("r1");
     m.type = CLUSTER_MSG_BROADCAST_CLIENT_COUNT;
     m.client_count = 3;
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":11,\"data\":{\"requestId\":\"r1\",\"clientCount\":3},\"uid\":\"abc\","
-              "\"nsp\":\"/\"}");
-    buf_reset(&out);
+    CHECK_ENCODES(&m,
+                  "{\"type\":11,\"data\":{\"requestId\":\"r1\",\"clientCount\":3},\"uid\":\"abc\","
+                  "\"nsp\":\"/\"}");
     m.type = CLUSTER_MSG_BROADCAST_ACK; /* no argument: no packet key */
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":12,\"data\":{\"requestId\":\"r1\"},\"uid\":\"abc\",\"nsp\":\"/\"}");
-    buf_reset(&out);
+    CHECK_ENCODES(&m,
+                  "{\"type\":12,\"data\":{\"requestId\":\"r1\"},\"uid\":\"abc\",\"nsp\":\"/\"}");
     m.type = CLUSTER_MSG_SERVER_SIDE_EMIT_RESPONSE;
     m.has_packet = true;
     m.packet = S("\xc0");
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":10,\"data\":{\"requestId\":\"r1\",\"packet\":null},\"uid\":\"abc\","
-              "\"nsp\":\"/\"}");
-    buf_reset(&out);
+    CHECK_ENCODES(&m,
+                  "{\"type\":10,\"data\":{\"requestId\":\"r1\",\"packet\":null},\"uid\":\"abc\","
+                  "\"nsp\":\"/\"}");
     m.type = CLUSTER_MSG_FETCH_SOCKETS_RESPONSE;
     m.sockets = S("\x90");
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":8,\"data\":{\"requestId\":\"r1\",\"sockets\":[]},\"uid\":\"abc\","
-              "\"nsp\":\"/\"}");
-    buf_deinit(&out);
-    buf_deinit(&scratch);
+    CHECK_ENCODES(&m, "{\"type\":8,\"data\":{\"requestId\":\"r1\",\"sockets\":[]},\"uid\":\"abc\","
+                      "\"nsp\":\"/\"}");
 }
 
 /* ---- malformed input ---- */
