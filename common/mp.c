@@ -431,22 +431,3 @@ bool mp_take_nil(struct mp_reader *r)
     r->pos++;
     return true;
 }
-
-bool mp_next_is_nil(const struct mp_reader *r)
-{
-    return r->pos < r->len && r->p[r->pos] == 0xc0;
-}
-
-/* fixarray 0x90-0x9f, array16 0xdc, array32 0xdd */
-bool mp_next_is_array(const struct mp_reader *r)
-{
-    return r->pos < r->len &&
-           ((r->p[r->pos] & 0xf0) == 0x90 || r->p[r->pos] == 0xdc || r->p[r->pos] == 0xdd);
-}
-
-/* fixmap 0x80-0x8f, map16 0xde, map32 0xdf */
-bool mp_next_is_map(const struct mp_reader *r)
-{
-    return r->pos < r->len &&
-           ((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde || r->p[r->pos] == 0xdf);
-}
