@@ -14,6 +14,8 @@ import net from "node:net";
 import { execFileSync } from "node:child_process";
 import { io as ioc } from "socket.io-client";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -27,8 +29,6 @@ import {
   until,
 } from "./lib/harness.mjs";
 
-const GATEWAY = "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const WINDOW = 4000;
 const { test, run } = createRunner("test_recovery");
 
@@ -260,15 +260,10 @@ function startApiPusher(broker, room) {
 
 test("kill -9 of the client's gateway while the broker's /v1/emit pushes to its room: recovered, every push once in order", async () => {
   const broker = await startServer(BROKER, ["--redis", redis.url, "--log-level", "info"]);
-  const a = await gateway("rec-api-a");
-  const b = await gateway("rec-api-b");
-  const proxy = await startProxy();
-  proxy.target = a.port;
   let pusher = null;
   try {
-    await until("the broker read the gateways' recovery-window", () => broker.log().includes("api.recovery"), 8000);
-    const c = await client(proxy, "r-api");
-    try {
+    await withScene({ nodes: ["rec-api-a", "rec-api-b"], room: "r-api", ticker: false }, async ({ gateways: [a, b], proxy, c }) => {
+      await until("the broker read the gateways' recovery-window", () => broker.log().includes("api.recovery"), 8000);
       // volatile emits are not stored and carry no offset (as Node)
       const vol = [];
       c.socket.on("vol", (...args) => vol.push(args));
@@ -293,14 +288,9 @@ test("kill -9 of the client's gateway while the broker's /v1/emit pushes to its 
         "every pushed tick exactly once, in order");
       assert(Number(execFileSync("redis-cli", ["-p", String(redis.port), "XLEN", "sioc:rec:/"]).toString()) >= pusher.n,
         "the broker's emits are in the stream");
-    } finally {
-      c.socket.close();
-    }
+    });
   } finally {
     if (pusher) await pusher.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
     await broker.stop();
   }
 }, 40000);
