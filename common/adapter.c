@@ -74,20 +74,18 @@ static int read_rooms(struct mp_reader *r, struct adapter_rooms *rooms)
     rooms->count = 0;
     if (mp_take_nil(r))
         return SIOC_OK;
-    struct mp_item it;
-    int err = mp_read_whole(r, &it);
+    uint32_t n;
+    int err = mp_read_array_len(r, &n);
     if (err != SIOC_OK)
         return err;
-    if (it.kind != MP_ARRAY)
-        return SIOC_EPROTO;
-    if (it.len > ADAPTER_MAX_ROOMS)
+    if (n > ADAPTER_MAX_ROOMS)
         return SIOC_ETOOBIG;
-    for (uint32_t i = 0; i < it.len; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         err = mp_read_str(r, &rooms->names[i]);
         if (err != SIOC_OK)
             return err;
     }
-    rooms->count = it.len;
+    rooms->count = n;
     return SIOC_OK;
 }
 
@@ -95,19 +93,17 @@ static int read_rooms(struct mp_reader *r, struct adapter_rooms *rooms)
 static int read_str_array(struct mp_reader *r, struct slice *out, uint32_t *count)
 {
     size_t start = r->pos;
-    struct mp_item it;
-    int err = mp_read_whole(r, &it);
+    uint32_t n;
+    int err = mp_read_array_len(r, &n);
     if (err != SIOC_OK)
         return err;
-    if (it.kind != MP_ARRAY)
-        return SIOC_EPROTO;
-    for (uint32_t i = 0; i < it.len; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         struct slice s;
         err = mp_read_str(r, &s);
         if (err != SIOC_OK)
             return err;
     }
-    *count = it.len;
+    *count = n;
     out->p = r->p + start;
     out->len = r->pos - start;
     return SIOC_OK;
@@ -173,26 +169,13 @@ static int read_opts(struct mp_reader *r, struct adapter_opts *opts)
         } else if (key_is(key, "except")) {
             err = read_rooms(r, &opts->except);
         } else if (key_is(key, "flags")) {
-            opts->has_flags = r->pos < r->len && r->p[r->pos] != 0xc0;
+            opts->has_flags = r->pos < r->len && !mp_next_is_nil(r);
             err = read_flags(r, &opts->flags);
         } else {
             err = mp_skip_whole(r);
         }
     }
     return err;
-}
-
-/* True when the next value is an array / a map (peeked from its first byte). */
-static bool array_next(const struct mp_reader *r)
-{
-    return r->pos < r->len &&
-           ((r->p[r->pos] & 0xf0) == 0x90 || r->p[r->pos] == 0xdc || r->p[r->pos] == 0xdd);
-}
-
-static bool map_next(const struct mp_reader *r)
-{
-    return r->pos < r->len &&
-           ((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde || r->p[r->pos] == 0xdf);
 }
 
 /* packet {type, data, nsp}: type and data are required. */
@@ -221,7 +204,7 @@ static int read_packet(struct mp_reader *r, struct adapter_packet *packet)
                 packet->type = (int)v;
             has_type = true;
         } else if (key_is(key, "data")) {
-            if (!array_next(r))
+            if (!mp_next_is_array(r))
                 return SIOC_EPROTO; /* data is [event, ...args] */
             err = mp_read_raw(r, &packet->data);
             has_data = true;
@@ -439,9 +422,7 @@ void adapter_write_rooms(struct buf *out, const struct adapter_rooms *rooms)
 
 /* ======================= requests and responses: decoding ======================= */
 
-/* JSON (first byte '{') is transcoded into scratch; msgpack is read in place. */
-static int open_message(const uint8_t *p, size_t len, struct buf *scratch, struct mp_reader *r,
-                        uint32_t *nkeys)
+int adapter_open_reader(const uint8_t *p, size_t len, struct buf *scratch, struct mp_reader *r)
 {
     if (len > ADAPTER_MAX_MESSAGE)
         return SIOC_ETOOBIG;
@@ -454,7 +435,15 @@ static int open_message(const uint8_t *p, size_t len, struct buf *scratch, struc
     } else {
         mp_reader_init(r, p, len);
     }
-    return mp_read_map_len(r, nkeys);
+    return SIOC_OK;
+}
+
+/* A request or response: a map, JSON or MessagePack; its key count in *nkeys. */
+static int open_message(const uint8_t *p, size_t len, struct buf *scratch, struct mp_reader *r,
+                        uint32_t *nkeys)
+{
+    int err = adapter_open_reader(p, len, scratch, r);
+    return err != SIOC_OK ? err : mp_read_map_len(r, nkeys);
 }
 
 static int read_type(struct mp_reader *r, int *type)
@@ -488,7 +477,7 @@ static int request_field(struct mp_reader *r, struct slice key, struct adapter_r
         return *has_type ? read_type(r, &q->type) : SIOC_OK;
     }
     if (key_is(key, "rooms")) {
-        q->has_rooms = r->pos < r->len && r->p[r->pos] != 0xc0;
+        q->has_rooms = r->pos < r->len && !mp_next_is_nil(r);
         return read_rooms(r, &q->rooms);
     }
     if (key_is(key, "opts")) {
@@ -497,7 +486,7 @@ static int request_field(struct mp_reader *r, struct slice key, struct adapter_r
     }
     if (key_is(key, "data")) {
         q->has_data = !mp_take_nil(r);
-        if (q->has_data && !array_next(r))
+        if (q->has_data && !mp_next_is_array(r))
             return SIOC_EPROTO; /* SERVER_SIDE_EMIT data is [event, ...args] */
         return q->has_data ? mp_read_raw(r, &q->data) : SIOC_OK;
     }
@@ -544,16 +533,14 @@ int adapter_request_decode(const uint8_t *p, size_t len, struct buf *scratch,
 static int read_sockets(struct mp_reader *r, struct adapter_response *s)
 {
     size_t start = r->pos;
-    struct mp_item it;
-    int err = mp_read_whole(r, &it);
+    uint32_t n;
+    int err = mp_read_array_len(r, &n);
     if (err != SIOC_OK)
         return err;
-    if (it.kind != MP_ARRAY)
-        return SIOC_EPROTO;
-    s->sockets_fetch = it.len > 0 && map_next(r);
-    for (uint32_t i = 0; i < it.len; i++) {
+    s->sockets_fetch = n > 0 && mp_next_is_map(r);
+    for (uint32_t i = 0; i < n; i++) {
         if (s->sockets_fetch) {
-            if (!map_next(r))
+            if (!mp_next_is_map(r))
                 return SIOC_EPROTO;
             err = mp_skip_whole(r);
         } else {
@@ -563,7 +550,7 @@ static int read_sockets(struct mp_reader *r, struct adapter_response *s)
         if (err != SIOC_OK)
             return err;
     }
-    s->sockets_count = it.len;
+    s->sockets_count = n;
     s->sockets.p = r->p + start;
     s->sockets.len = r->pos - start;
     return SIOC_OK;

@@ -118,6 +118,10 @@ struct mp_reader;
 /* Read one value at r's position (same rules and errors as the decoders above; slices point
  * into r's input): opts {rooms, except, flags}; a rooms/except list; a packet {type, data[,
  * nsp]} (nsp "/" when absent). */
+/* Opens a message for reading: JSON text (first byte '{') is transcoded into scratch (reset
+ * first) and r reads that; MessagePack is read in place from p. Returns SIOC_OK, SIOC_ETOOBIG
+ * (len > ADAPTER_MAX_MESSAGE) or a json_to_msgpack error. */
+int adapter_open_reader(const uint8_t *p, size_t len, struct buf *scratch, struct mp_reader *r);
 int adapter_read_opts(struct mp_reader *r, struct adapter_opts *opts);
 int adapter_read_rooms(struct mp_reader *r, struct adapter_rooms *rooms);
 int adapter_read_event(struct mp_reader *r, struct adapter_packet *packet);

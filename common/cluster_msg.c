@@ -15,11 +15,6 @@
 
 /* ======================= reading ======================= */
 
-static bool next_is_nil(const struct mp_reader *r)
-{
-    return r->pos < r->len && r->p[r->pos] == 0xc0;
-}
-
 static bool key_is(const struct mp_item *key, const char *name)
 {
     return mp_item_is_str(key, name);
@@ -43,15 +38,12 @@ static int read_client_count(struct mp_reader *r, struct cluster_msg *m)
 static int read_sockets(struct mp_reader *r, struct cluster_msg *m)
 {
     size_t start = r->pos;
-    struct mp_item it;
-    int err = mp_read_whole(r, &it);
+    uint32_t n;
+    int err = mp_read_array_len(r, &n);
     if (err != SIOC_OK)
         return err;
-    if (it.kind != MP_ARRAY)
-        return SIOC_EPROTO;
-    for (uint32_t i = 0; i < it.len && err == SIOC_OK; i++) {
-        if (r->pos >= r->len ||
-            !((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde || r->p[r->pos] == 0xdf))
+    for (uint32_t i = 0; i < n && err == SIOC_OK; i++) {
+        if (!mp_next_is_map(r))
             return SIOC_EPROTO;
         struct slice s;
         err = mp_read_raw(r, &s);
@@ -134,7 +126,7 @@ static int read_data(struct slice data, struct cluster_msg *m)
             err = mp_skip(&r) == SIOC_OK ? SIOC_OK : SIOC_EPROTO;
             continue;
         }
-        if (next_is_nil(&r)) {
+        if (mp_next_is_nil(&r)) {
             r.pos++;
             continue;
         }
@@ -197,25 +189,17 @@ static int read_top(struct mp_reader *r, struct cluster_msg *m, struct slice *da
 
 int cluster_msg_decode(const uint8_t *p, size_t len, struct buf *scratch, struct cluster_msg *out)
 {
-    if (len > ADAPTER_MAX_MESSAGE)
-        return SIOC_ETOOBIG;
     struct mp_reader r;
-    if (len > 0 && p[0] == '{') {
-        buf_reset(scratch);
-        int err = json_to_msgpack(p, len, scratch);
-        if (err != SIOC_OK)
-            return err;
-        mp_reader_init(&r, scratch->data, scratch->len);
-    } else {
-        mp_reader_init(&r, p, len);
-    }
+    int err = adapter_open_reader(p, len, scratch, &r);
+    if (err != SIOC_OK)
+        return err;
     memset(out, 0, offsetof(struct cluster_msg, opts));
     out->has_packet = out->has_rooms = out->close = out->has_client_count = out->has_sockets =
         false;
     out->opts.rooms.count = out->opts.except.count = out->rooms.count = 0;
     struct slice data = {NULL, 0};
     bool has_type = false, has_uid = false, has_nsp = false;
-    int err = read_top(&r, out, &data, &has_type, &has_uid, &has_nsp);
+    err = read_top(&r, out, &data, &has_type, &has_uid, &has_nsp);
     if (err == SIOC_OK && r.pos != r.len)
         err = SIOC_EPROTO; /* JSON.parse / notepack.decode refuse trailing bytes */
     if (err == SIOC_OK && (!has_type || !has_uid || !has_nsp))

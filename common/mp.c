@@ -401,23 +401,33 @@ int mp_read_str(struct mp_reader *r, struct slice *out)
     return SIOC_OK;
 }
 
-int mp_read_map_len(struct mp_reader *r, uint32_t *n)
+/* A container header of `kind` (MP_MAP or MP_ARRAY): its count in *n. */
+static int read_container_len(struct mp_reader *r, enum mp_kind kind, uint32_t *n)
 {
     struct mp_item it;
     int err = mp_read_whole(r, &it);
     if (err != SIOC_OK)
         return err;
-    if (it.kind != MP_MAP)
+    if (it.kind != kind)
         return SIOC_EPROTO;
     *n = it.len;
     return SIOC_OK;
 }
 
+int mp_read_map_len(struct mp_reader *r, uint32_t *n)
+{
+    return read_container_len(r, MP_MAP, n);
+}
+
+int mp_read_array_len(struct mp_reader *r, uint32_t *n)
+{
+    return read_container_len(r, MP_ARRAY, n);
+}
+
 bool mp_take_nil(struct mp_reader *r)
 {
-    if (r->pos < r->len && r->p[r->pos] == 0xc0) {
-        r->pos++;
-        return true;
-    }
-    return false;
+    if (!mp_next_is_nil(r))
+        return false;
+    r->pos++;
+    return true;
 }

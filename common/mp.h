@@ -88,7 +88,30 @@ int mp_read_raw(struct mp_reader *r, struct slice *out);
 int mp_read_str(struct mp_reader *r, struct slice *out);
 /* A map header's pair count in *n; SIOC_EPROTO for any other kind. */
 int mp_read_map_len(struct mp_reader *r, uint32_t *n);
+/* An array header's element count in *n; SIOC_EPROTO for any other kind. */
+int mp_read_array_len(struct mp_reader *r, uint32_t *n);
 /* Consumes a nil if one is next (JS null/undefined); false (nothing consumed) otherwise. */
 bool mp_take_nil(struct mp_reader *r);
+/* Peek at the next value's first byte without consuming anything: true when it is a nil, an
+ * array or a map header; false for any other kind and at the end of the input. (Inline: the
+ * decoders ask before every optional field.) */
+static inline bool mp_next_is_nil(const struct mp_reader *r)
+{
+    return r->pos < r->len && r->p[r->pos] == 0xc0;
+}
+
+/* fixarray 0x90-0x9f, array16 0xdc, array32 0xdd */
+static inline bool mp_next_is_array(const struct mp_reader *r)
+{
+    return r->pos < r->len &&
+           ((r->p[r->pos] & 0xf0) == 0x90 || r->p[r->pos] == 0xdc || r->p[r->pos] == 0xdd);
+}
+
+/* fixmap 0x80-0x8f, map16 0xde, map32 0xdf */
+static inline bool mp_next_is_map(const struct mp_reader *r)
+{
+    return r->pos < r->len &&
+           ((r->p[r->pos] & 0xf0) == 0x80 || r->p[r->pos] == 0xde || r->p[r->pos] == 0xdf);
+}
 
 #endif

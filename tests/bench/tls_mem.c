@@ -24,47 +24,7 @@
 #include <unistd.h>
 
 #include "common/net/tls.h"
-
-/* ---- OpenSSL's live bytes: a size header before each block ---- */
-
-static long long ossl_live;
-
-static void *m_malloc(size_t n, const char *f, int l)
-{
-    (void)f;
-    (void)l;
-    size_t *p = malloc(n + 16);
-    if (p == NULL)
-        return NULL;
-    p[0] = n;
-    ossl_live += (long long)n;
-    return (char *)p + 16;
-}
-
-static void m_free(void *q, const char *f, int l)
-{
-    (void)f;
-    (void)l;
-    if (q == NULL)
-        return;
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    ossl_live -= (long long)p[0];
-    free(p);
-}
-
-static void *m_realloc(void *q, size_t n, const char *f, int l)
-{
-    if (q == NULL)
-        return m_malloc(n, f, l);
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    size_t old = p[0];
-    size_t *r = realloc(p, n + 16);
-    if (r == NULL)
-        return NULL;
-    r[0] = n;
-    ossl_live += (long long)n - (long long)old;
-    return (char *)r + 16;
-}
+#include "tests/net/ossl_mem.h"
 
 static long rss_kb(void)
 {
@@ -155,7 +115,7 @@ int main(int argc, char **argv)
     int n = argc > 4 && argv[4][0] != '-' ? atoi(argv[4]) : 1000;
     int tls12 = strcmp(argv[argc - 1], "--tls12") == 0;
     signal(SIGPIPE, SIG_IGN);
-    CRYPTO_set_mem_functions(m_malloc, m_realloc, m_free);
+    ossl_mem_count_start();
     char err[512];
     struct tls_options o = {argv[1], argv[2], NULL, NULL};
     struct tls_context *tls = tls_context_new(&o, err, sizeof err);
@@ -186,12 +146,12 @@ int main(int argc, char **argv)
         ok = (conns[i] = serve_one(tls, lfd, buf, stage)) != NULL;
     malloc_trim(0);
     struct mallinfo2 m0 = mallinfo2();
-    long long o0 = ossl_live;
+    long long o0 = ossl_mem_live;
     long r0 = rss_kb();
     for (int i = 50; i < n + 50 && ok; i++)
         ok = (conns[i] = serve_one(tls, lfd, buf, stage)) != NULL;
     struct mallinfo2 m1 = mallinfo2();
-    long long o1 = ossl_live;
+    long long o1 = ossl_mem_live;
     long r1 = rss_kb();
     malloc_trim(0);
     long r2 = rss_kb();

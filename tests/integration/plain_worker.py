@@ -19,14 +19,13 @@ Prints "plain worker ready" once consuming, then "<type> <nsp> <sid> <uid> <args
 
 import argparse
 import os
-import signal
 import sys
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "sdk", "python"))
 
 import sioc  # noqa: E402
+import worker_serve  # noqa: E402  (this directory)
 
 
 def build(worker):
@@ -76,27 +75,7 @@ def main(argv=None):
     worker = sioc.Worker(redis_url=args.redis, namespaces=["/echo", "/ws"], group="plain",
                          block_ms=200)
     build(worker)
-    stopped = threading.Event()
-
-    def on_signal(signum, frame):
-        stopped.set()
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    while True:
-        try:
-            worker.setup()
-            break
-        except Exception as exc:  # noqa: BLE001 - any failure here means "not yet"
-            print("worker: waiting for redis: %s" % exc, file=sys.stderr, flush=True)
-            stopped.wait(0.5)
-            if stopped.is_set():
-                return 0
-    print("plain worker ready", flush=True)
-    worker.run()
-    worker.close()
-    return 0
+    return worker_serve.serve(worker, "plain worker ready")
 
 
 if __name__ == "__main__":

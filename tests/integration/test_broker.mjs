@@ -11,6 +11,8 @@ import notepack from "notepack.io";
 import crypto from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -24,8 +26,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const SHARDS = 2;
 const redis = await startRedis();
 const r = createClient({ url: redis.url });

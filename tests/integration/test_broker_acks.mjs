@@ -10,6 +10,8 @@ import notepack from "notepack.io";
 import crypto from "node:crypto";
 import net from "node:net";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -21,8 +23,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const redis = await startRedis();
 const r = createClient({ url: redis.url });
 await r.connect();

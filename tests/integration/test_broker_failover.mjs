@@ -10,6 +10,8 @@ import { createClient } from "redis";
 import notepack from "notepack.io";
 import crypto from "node:crypto";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -22,8 +24,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const NODE_TIMEOUT = 4000; // lease-timeout defaults to half of it: 2000 ms, renewed every 667 ms
 const redis = await startRedis();
 const r = createClient({ url: redis.url });

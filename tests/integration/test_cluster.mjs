@@ -16,6 +16,7 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import notepack from "notepack.io";
 import {
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -29,7 +30,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const SHARED = process.env.SIOC_SHARED_DATA || path.join(repo, "..", "shared", "data");
 const captures = JSON.parse(readFileSync(path.join(SHARED, "adapter-golden", "captures.json"), "utf8")).captures;
 

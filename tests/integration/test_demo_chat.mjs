@@ -9,6 +9,8 @@ import { createClient } from "redis";
 import { io } from "socket.io-client";
 import path from "node:path";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -22,8 +24,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const WAIT = 8000; // bound of every wait for something a page should show
 // A closed page's socket must leave the online lists. Over polling the gateway usually sees the
 // aborted GET at once, but not always: then the ping timeout ends the session, so the gateways

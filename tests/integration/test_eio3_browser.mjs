@@ -9,9 +9,8 @@
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { assert, assertEqual, createRunner, get, repo, startProcess, startRedis, startServer } from "./lib/harness.mjs";
+import { GATEWAY, assert, assertEqual, createRunner, get, repo, startProcess, startRedis, startServer } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const WAIT = 10000;
 const staticDir = mkdtempSync(path.join(tmpdir(), "sioc-eio3-page-"));
 mkdirSync(path.join(staticDir, "js"));

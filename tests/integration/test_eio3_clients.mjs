@@ -15,11 +15,10 @@ import { Server } from "socket.io";
 import { io as io4 } from "socket.io-client";
 import { createClient } from "redis";
 import { createAdapter } from "@socket.io/redis-adapter";
-import { assert, assertEqual, createRunner, sleep, startProcess, startRedis, startServer, within } from "./lib/harness.mjs";
+import { GATEWAY, assert, assertEqual, createRunner, sleep, startProcess, startRedis, startServer, within } from "./lib/harness.mjs";
 
 const require = createRequire(import.meta.url);
 const clients = { "2.5.0": require("socket.io-client-v2"), "2.2.0": require("socket.io-client-v220") };
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const NAMESPACES = "/,/chat";
 const WAIT = 5000;
 

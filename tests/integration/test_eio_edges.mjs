@@ -7,6 +7,7 @@
 import crypto from "node:crypto";
 import net from "node:net";
 import {
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -21,7 +22,6 @@ import {
 } from "./lib/harness.mjs";
 
 const ECHO = process.env.SIOC_EIO_ECHO || "build/asan/sioc-eio-echo";
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const UPGRADE_MS = 400;
 const LINGER_MS = 600;
 const HARD_LIMIT = 256 * 1024;

@@ -13,7 +13,9 @@ import {
   assert,
   assertEqual,
   createRunner,
+  launchChromium,
   repo,
+  runThenStop,
   sleep,
   startRedis,
   startServer,
@@ -148,24 +150,7 @@ async function withCluster(namespaces, opts, body) {
   t0 = performance.now();
   const cl = await cluster(namespaces, opts);
   step("cluster up");
-  let failure = null;
-  let stopFailure = null;
-  try {
-    await body(cl);
-  } catch (e) {
-    failure = e;
-  }
-  try {
-    await cl.stop();
-  } catch (e) {
-    stopFailure = e;
-  }
-  if (failure) {
-    const tails = cl.workers.map((w) => `--- ${w.file} (pid ${w.pid}) ---\n${w.output().split("\n").slice(-15).join("\n")}`);
-    failure.message += `\n${stopFailure ? stopFailure.message + "\n" : ""}${tails.join("\n")}`;
-    throw failure;
-  }
-  if (stopFailure) throw stopFailure;
+  return runThenStop(cl, body);
 }
 
 // The python-socketio scenario of examples_clients.py: resolves its output, throws on failure.
@@ -225,19 +210,10 @@ async function leasesShared(cl, group) {
   }
 }
 
-async function browser() {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
-}
-
 // ---- examples ----
 
 test("flask_group_chat: rooms, broadcast, refusal with python-socketio (ws + polling) and two Chromium pages on two gateways", async () => {
-  const launching = browser().catch((e) => e);  // Chromium starts slowly: alongside the cluster
+  const launching = launchChromium().catch((e) => e);  // Chromium starts slowly: alongside the cluster
   try {
     await withCluster("/", { broker: true }, async (cl) => {
       // each worker process serves the page (any free port) pointing at its own gateway

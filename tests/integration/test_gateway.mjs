@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import crypto from "node:crypto";
 import {
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -24,7 +25,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const NAMESPACES = "/,/chat,/test";
 const redis = await startRedis({ persist: true });
 const staticDir = mkdtempSync(path.join(tmpdir(), "sioc-static-"));

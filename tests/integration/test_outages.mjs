@@ -9,6 +9,8 @@ import net from "node:net";
 import { io } from "socket.io-client";
 import { createClient } from "redis";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -21,8 +23,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
 const { test, run } = createRunner("test_outages");
 
 // A TCP proxy on a random loopback port to Redis at `target`, for faults between one process and

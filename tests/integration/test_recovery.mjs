@@ -14,6 +14,8 @@ import net from "node:net";
 import { execFileSync } from "node:child_process";
 import { io as ioc } from "socket.io-client";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -27,8 +29,6 @@ import {
   until,
 } from "./lib/harness.mjs";
 
-const GATEWAY = "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const WINDOW = 4000;
 const { test, run } = createRunner("test_recovery");
 
@@ -141,13 +141,56 @@ function assertConsecutive(ticks, what) {
 
 const workerLines = (re) => worker.output().split("\n").filter((l) => re.test(l));
 
-test("CONNECT reply has sid and pid; recoverable events end with a string offset", async () => {
-  const a = await gateway("rec-pid");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-pid");
-  const c = await client(proxy, "r-pid");
+// The set-up most cases share: one gateway per node (an id, or [id, its own arguments]; `extra`
+// for the others), a proxy to the first, a ticker to `room` (none when ticker is false; {burst} as startTicker) and a client
+// through the proxy. fn(s) runs with s = {gateways, proxy, ticker, c}; then everything started
+// is stopped (the client, the ticker, the proxy, the gateways), also when fn or the set-up fails.
+async function withScene({ nodes, room, extra, ticker = true, transports, auth }, fn) {
+  const s = { gateways: [], proxy: null, ticker: null, c: null };
   try {
+    for (const node of nodes)
+      s.gateways.push(await (Array.isArray(node) ? gateway(node[0], node[1]) : gateway(node, extra)));
+    s.proxy = await startProxy();
+    s.proxy.target = s.gateways[0].port;
+    if (ticker) s.ticker = await startTicker(room, ticker === true ? {} : ticker);
+    s.c = await client(s.proxy, room, transports, auth);
+    await fn(s);
+  } finally {
+    if (s.c) s.c.socket.close();
+    if (s.ticker) await s.ticker.stop();
+    if (s.proxy) await s.proxy.close();
+    for (const g of s.gateways) await g.stop();
+  }
+}
+
+// kill -9 of the gateway `from` with the proxy already pointing at `to` (the client's next
+// connection goes there); its connections through the proxy die with it.
+function killAndMove(proxy, from, to) {
+  proxy.target = to.port;
+  process.kill(from.pid, "SIGKILL");
+  proxy.cut();
+}
+
+// Waits for `n` more ticks than the client has now.
+async function moreTicks(c, n, what) {
+  const seen = c.ticks.length;
+  await until(what, () => c.ticks.length >= seen + n, 5000);
+}
+
+// The client's connection number `i` (0: the first) recovered the socket `id`.
+function assertRecovered(c, i, id) {
+  assertEqual(c.connects[i].recovered, true, "socket.recovered");
+  assertEqual(c.connects[i].id, id, "same socket id");
+}
+
+// The client's connection number `i` is a new socket (not `id`).
+function assertNewSocket(c, i, id) {
+  assertEqual(c.connects[i].recovered, false, "socket.recovered");
+  assert(c.connects[i].id !== id, "a new socket id");
+}
+
+test("CONNECT reply has sid and pid; recoverable events end with a string offset", () =>
+  withScene({ nodes: ["rec-pid"], room: "r-pid" }, async ({ gateways: [a], c }) => {
     await until("ticks", () => c.ticks.length >= 3, 5000);
     assert(typeof c.socket._pid === "string" && c.socket._pid.length > 20 && c.socket._pid.endsWith("rec-pid"),
       `pid ${c.socket._pid}`);
@@ -170,32 +213,16 @@ test("CONNECT reply has sid and pid; recoverable events end with a string offset
     } finally {
       ws.close();
     }
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-  }
-});
+  }));
 
-test("kill -9 of the client's gateway: recovered on the other one, same id and room, every tick once in order", async () => {
-  const a = await gateway("rec-a");
-  const b = await gateway("rec-b");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-kill");
-  const c = await client(proxy, "r-kill");
-  try {
+test("kill -9 of the client's gateway: recovered on the other one, same id and room, every tick once in order", () =>
+  withScene({ nodes: ["rec-a", "rec-b"], room: "r-kill" }, async ({ gateways: [a, b], proxy, c }) => {
     await until("ticks on A", () => c.ticks.length >= 5, 5000);
     const id = c.socket.id;
-    proxy.target = b.port;
-    process.kill(a.pid, "SIGKILL");
-    proxy.cut();
+    killAndMove(proxy, a, b);
     await until("reconnect", () => c.connects.length === 2, 8000);
-    const seen = c.ticks.length;
-    await until("ticks on B", () => c.ticks.length >= seen + 10, 5000);
-    assertEqual(c.connects[1].recovered, true, "socket.recovered");
-    assertEqual(c.connects[1].id, id, "same socket id");
+    await moreTicks(c, 10, "ticks on B");
+    assertRecovered(c, 1, id);
     assert(b.log().includes("recovery.restored"), "B logged the restore");
     try {
       assertConsecutive(c.ticks, "ticks across the kill");
@@ -209,14 +236,7 @@ test("kill -9 of the client's gateway: recovered on the other one, same id and r
     assertEqual(workerLines(new RegExp(`^handler disconnect ${id} `)).length, 0, "no disconnect handler");
     // the worker's reply goes to the new gateway: an ack round trip
     assertEqual(await c.socket.timeout(5000).emitWithAck("ack", 7), 7, "ack through B");
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
-  }
-}, 30000);
+  }), 30000);
 
 // POST /v1/emit of tick(n) to `room` every 20 ms, one request after the other (so n is the
 // publish order); a refused request is retried with the same n and recorded.
@@ -240,15 +260,10 @@ function startApiPusher(broker, room) {
 
 test("kill -9 of the client's gateway while the broker's /v1/emit pushes to its room: recovered, every push once in order", async () => {
   const broker = await startServer(BROKER, ["--redis", redis.url, "--log-level", "info"]);
-  const a = await gateway("rec-api-a");
-  const b = await gateway("rec-api-b");
-  const proxy = await startProxy();
-  proxy.target = a.port;
   let pusher = null;
   try {
-    await until("the broker read the gateways' recovery-window", () => broker.log().includes("api.recovery"), 8000);
-    const c = await client(proxy, "r-api");
-    try {
+    await withScene({ nodes: ["rec-api-a", "rec-api-b"], room: "r-api", ticker: false }, async ({ gateways: [a, b], proxy, c }) => {
+      await until("the broker read the gateways' recovery-window", () => broker.log().includes("api.recovery"), 8000);
       // volatile emits are not stored and carry no offset (as Node)
       const vol = [];
       c.socket.on("vol", (...args) => vol.push(args));
@@ -261,14 +276,10 @@ test("kill -9 of the client's gateway while the broker's /v1/emit pushes to its 
       await until("ticks on A", () => c.ticks.length >= 5, 5000);
       assert(/^\d+-\d+$/.test(c.ticks[0].offset), `the broker's emit carries an offset: ${JSON.stringify(c.ticks[0])}`);
       const id = c.socket.id;
-      proxy.target = b.port;
-      process.kill(a.pid, "SIGKILL");
-      proxy.cut();
+      killAndMove(proxy, a, b);
       await until("reconnect", () => c.connects.length === 2, 8000);
-      assertEqual(c.connects[1].recovered, true, "socket.recovered");
-      assertEqual(c.connects[1].id, id, "same socket id");
-      const seen = c.ticks.length;
-      await until("ticks on B", () => c.ticks.length >= seen + 10, 5000);
+      assertRecovered(c, 1, id);
+      await moreTicks(c, 10, "ticks on B");
       await pusher.stop();
       assertEqual(pusher.errors, [], "every /v1/emit answered 200");
       await until("every pushed tick", () => c.ticks.length >= pusher.n, 5000);
@@ -277,124 +288,66 @@ test("kill -9 of the client's gateway while the broker's /v1/emit pushes to its 
         "every pushed tick exactly once, in order");
       assert(Number(execFileSync("redis-cli", ["-p", String(redis.port), "XLEN", "sioc:rec:/"]).toString()) >= pusher.n,
         "the broker's emits are in the stream");
-    } finally {
-      c.socket.close();
-    }
+    });
   } finally {
     if (pusher) await pusher.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
     await broker.stop();
   }
 }, 40000);
 
-test("a polling-only client: kill -9 of its gateway, recovered on the other one", async () => {
-  const a = await gateway("rec-p1");
-  const b = await gateway("rec-p2");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-poll");
-  const c = await client(proxy, "r-poll", ["polling"]);
-  try {
+test("a polling-only client: kill -9 of its gateway, recovered on the other one", () =>
+  withScene({ nodes: ["rec-p1", "rec-p2"], room: "r-poll", transports: ["polling"] }, async ({ gateways: [a, b], proxy, c }) => {
     await until("ticks on A", () => c.ticks.length >= 5, 5000);
     const id = c.socket.id;
-    proxy.target = b.port;
-    process.kill(a.pid, "SIGKILL");
-    proxy.cut();
+    killAndMove(proxy, a, b);
     await until("reconnect", () => c.connects.length === 2, 8000);
-    const seen = c.ticks.length;
-    await until("ticks on B", () => c.ticks.length >= seen + 10, 5000);
-    assertEqual(c.connects[1].recovered, true, "socket.recovered");
-    assertEqual(c.connects[1].id, id, "same socket id");
+    await moreTicks(c, 10, "ticks on B");
+    assertRecovered(c, 1, id);
     assertConsecutive(c.ticks, "ticks across the kill");
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
-  }
-}, 30000);
+  }), 30000);
 
-test("recovered twice (kill -9 of A, then of B), auth backend: the session and user follow the socket", async () => {
-  const backend = ["--recovery-window", String(WINDOW), "--auth", "backend"];
-  const a = await gateway("rec-h", backend);
-  const b = await gateway("rec-i", backend);
-  const c3 = await gateway("rec-j", backend);
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-twice");
-  const c = await client(proxy, "r-twice", ["websocket"], { uid: "alice" });
-  assertEqual(await c.socket.timeout(5000).emitWithAck("whoami"), [c.socket.id, "alice"], "user on A");
-  try {
+test("recovered twice (kill -9 of A, then of B), auth backend: the session and user follow the socket", () =>
+  withScene({
+    nodes: ["rec-h", "rec-i", "rec-j"], room: "r-twice", extra: ["--recovery-window", String(WINDOW), "--auth", "backend"],
+    auth: { uid: "alice" },
+  }, async ({ gateways: [a, b, c3], proxy, c }) => {
+    assertEqual(await c.socket.timeout(5000).emitWithAck("whoami"), [c.socket.id, "alice"], "user on A");
     await until("ticks on A", () => c.ticks.length >= 5, 5000);
     const id = c.socket.id;
-    proxy.target = b.port;
-    process.kill(a.pid, "SIGKILL");
-    proxy.cut();
+    killAndMove(proxy, a, b);
     await until("reconnect to B", () => c.connects.length === 2, 8000);
     await until("ticks on B", () => c.ticks.length >= 15, 5000);
-    proxy.target = c3.port;
-    process.kill(b.pid, "SIGKILL");
-    proxy.cut();
+    killAndMove(proxy, b, c3);
     await until("reconnect to C", () => c.connects.length === 3, 8000);
-    const seen = c.ticks.length;
-    await until("ticks on C", () => c.ticks.length >= seen + 10, 5000);
+    await moreTicks(c, 10, "ticks on C");
     assertEqual(c.connects.map((x) => x.recovered), [false, true, true], "recovered both times");
     assertEqual(c.connects.map((x) => x.id), [id, id, id], "one socket id");
     assertConsecutive(c.ticks, "ticks across both kills");
     assertEqual(await c.socket.timeout(5000).emitWithAck("whoami"), [id, "alice"], "user on C");
     assertEqual(workerLines(new RegExp(`^handler connect ${id}$`)).length, 1, "one connect handler");
     assertEqual(workerLines(new RegExp(`^disconnect / ${id} `)).length, 0, "no disconnect entry");
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
-    await c3.stop();
-  }
-}, 30000);
+  }), 30000);
 
-test("the old connection lingers half-open on A while the client recovers on B: A reports nothing when it ends", async () => {
-  const a = await gateway("rec-k", ["--recovery-window", String(WINDOW), "--ping-interval", "1500", "--ping-timeout", "1000"]);
-  const b = await gateway("rec-l");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-half");
-  const c = await client(proxy, "r-half");
-  try {
+test("the old connection lingers half-open on A while the client recovers on B: A reports nothing when it ends", () =>
+  withScene({
+    nodes: [["rec-k", ["--recovery-window", String(WINDOW), "--ping-interval", "1500", "--ping-timeout", "1000"]], "rec-l"],
+    room: "r-half",
+  }, async ({ gateways: [, b], proxy, c }) => {
     await until("ticks on A", () => c.ticks.length >= 5, 5000);
     const id = c.socket.id;
     proxy.target = b.port;
     proxy.cutClientOnly(); // A still has the socket until its ping timeout
     await until("reconnect to B", () => c.connects.length === 2, 8000);
-    assertEqual(c.connects[1].recovered, true, "socket.recovered");
-    assertEqual(c.connects[1].id, id, "same socket id");
+    assertRecovered(c, 1, id);
     await sleep(WINDOW + 4000); // A's ping timeout, then its window: nothing may be reported
     assertEqual(workerLines(new RegExp(`^disconnect / ${id} `)).length, 0, "no disconnect entry");
     assertEqual(workerLines(new RegExp(`^handler disconnect ${id} `)).length, 0, "no disconnect handler");
-    const seen = c.ticks.length;
-    await until("ticks still on B", () => c.ticks.length >= seen + 5, 5000);
+    await moreTicks(c, 5, "ticks still on B");
     assertConsecutive(c.ticks, "ticks");
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
-  }
-}, 30000);
+  }), 30000);
 
-test("transport close then reconnect (to the other gateway) recovers; no deferred disconnect after the window", async () => {
-  const a = await gateway("rec-c");
-  const b = await gateway("rec-d");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-close");
-  const c = await client(proxy, "r-close");
-  try {
+test("transport close then reconnect (to the other gateway) recovers; no deferred disconnect after the window", () =>
+  withScene({ nodes: ["rec-c", "rec-d"], room: "r-close" }, async ({ gateways: [, b], proxy, c }) => {
     await until("ticks", () => c.ticks.length >= 5, 5000);
     const id = c.socket.id;
     proxy.target = null; // the reconnection waits a little, so ticks are missed
@@ -402,31 +355,16 @@ test("transport close then reconnect (to the other gateway) recovers; no deferre
     await sleep(600);
     proxy.target = b.port;
     await until("reconnect", () => c.connects.length === 2, 8000);
-    const seen = c.ticks.length;
-    await until("more ticks", () => c.ticks.length >= seen + 10, 5000);
-    assertEqual(c.connects[1].recovered, true, "socket.recovered");
-    assertEqual(c.connects[1].id, id, "same socket id");
+    await moreTicks(c, 10, "more ticks");
+    assertRecovered(c, 1, id);
     assertConsecutive(c.ticks, "ticks across the reconnect");
     await sleep(WINDOW + 2000); // A's parked session ends: it was recovered, so no disconnect
     assertEqual(workerLines(new RegExp(`^disconnect / ${id} `)).length, 0, "no disconnect entry");
     assertConsecutive(c.ticks, "ticks later");
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
-  }
-}, 30000);
+  }), 30000);
 
-test("after the window: recovered false, a new socket, the old one reported disconnected", async () => {
-  const a = await gateway("rec-e");
-  const b = await gateway("rec-f");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-late");
-  const c = await client(proxy, "r-late");
-  try {
+test("after the window: recovered false, a new socket, the old one reported disconnected", () =>
+  withScene({ nodes: ["rec-e", "rec-f"], room: "r-late" }, async ({ gateways: [, b], proxy, c }) => {
     await until("ticks", () => c.ticks.length >= 3, 5000);
     const id = c.socket.id;
     proxy.target = null;
@@ -436,18 +374,10 @@ test("after the window: recovered false, a new socket, the old one reported disc
     await sleep(WINDOW + 1500);
     proxy.target = b.port;
     await until("reconnect", () => c.connects.length === 2, 8000);
-    assertEqual(c.connects[1].recovered, false, "socket.recovered");
-    assert(c.connects[1].id !== id, "a new socket id");
+    assertNewSocket(c, 1, id);
     await until("old socket's disconnect", () => workerLines(new RegExp(`^handler disconnect ${id} transport close$`)).length === 1, 5000);
     await until("new socket's connect handler", () => workerLines(new RegExp(`^handler connect ${c.connects[1].id}$`)).length === 1, 5000);
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-    await b.stop();
-  }
-}, 30000);
+  }), 30000);
 
 test("kill -9: a client back after the window gets a new socket, though another one's recovery keeps its gateway's sessions alive", async () => {
   const a = await gateway("rec-m");
@@ -477,8 +407,7 @@ test("kill -9: a client back after the window gets a new socket, though another 
     await sleep(WINDOW + 6500); // A's last beat is older than the window (+ 5 s grace)
     p2.target = b.port;
     await until("c2 back", () => c2.connects.length === 2, 8000);
-    assertEqual(c2.connects[1].recovered, false, "c2 after the window");
-    assert(c2.connects[1].id !== id2, "c2 has a new socket id");
+    assertNewSocket(c2, 1, id2);
     // c3 never comes back: B, which keeps A's session hash alive for c1, prunes c3's session
     const hlen = () => Number(execFileSync("redis-cli", ["-p", String(redis.port), "HLEN", "sioc:rec:{rec-m}:n"]).toString());
     await until("c3's stale session pruned (only c1's left)", () => hlen() === 1, 10000, { every: 200 });
@@ -495,13 +424,8 @@ test("kill -9: a client back after the window gets a new socket, though another 
   }
 }, 40000);
 
-test("more missed packets than the bound: recovered false", async () => {
-  const a = await gateway("rec-g");
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const ticker = await startTicker("r-burst", { burst: 1100 });
-  const c = await client(proxy, "r-burst");
-  try {
+test("more missed packets than the bound: recovered false", () =>
+  withScene({ nodes: ["rec-g"], room: "r-burst", ticker: { burst: 1100 } }, async ({ gateways: [a], proxy, ticker, c }) => {
     process.kill(ticker.pid, "SIGUSR1");
     await until("burst received", () => c.ticks.length >= 1100, 10000);
     const id = c.socket.id;
@@ -512,35 +436,19 @@ test("more missed packets than the bound: recovered false", async () => {
     await until("second burst published", () => ticker.output().split("burst done").length === 3, 10000);
     proxy.target = a.port;
     await until("reconnect", () => c.connects.length === 2, 8000);
-    assertEqual(c.connects[1].recovered, false, "socket.recovered");
-    assert(c.connects[1].id !== id, "a new socket id");
+    assertNewSocket(c, 1, id);
     assert(a.log().includes("too many missed packets"), "logged why");
-  } finally {
-    c.socket.close();
-    await ticker.stop();
-    await proxy.close();
-    await a.stop();
-  }
-}, 40000);
+  }), 40000);
 
-test("recovery-window 0 (the default): no pid, no offsets, reconnects are new sockets", async () => {
-  const a = await gateway("rec-off", []);
-  const proxy = await startProxy();
-  proxy.target = a.port;
-  const c = await client(proxy, "r-off");
-  try {
+test("recovery-window 0 (the default): no pid, no offsets, reconnects are new sockets", () =>
+  withScene({ nodes: [["rec-off", []]], room: "r-off", ticker: false }, async ({ c }) => {
     assertEqual(c.socket._pid, undefined, "no pid");
     const id = c.socket.id;
     c.socket.io.engine.close();
     await until("reconnect", () => c.connects.length === 2, 8000);
     assert(!c.connects[1].recovered, "socket.recovered");
     assert(c.connects[1].id !== id, "a new socket id");
-  } finally {
-    c.socket.close();
-    await proxy.close();
-    await a.stop();
-  }
-});
+  }));
 
 const ok = await run();
 await worker.stop();

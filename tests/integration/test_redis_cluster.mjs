@@ -9,22 +9,13 @@
 // clients stay connected, every event is answered (none lost upstream), room fan-out resumes;
 // the seconds are printed.
 import { io as ioc } from "socket.io-client";
-import { assert, assertEqual, createRunner, get, post, sleep, startProcess, startServer, until, within } from "./lib/harness.mjs";
-import { cli, startRedisCluster } from "./lib/redis_cluster.mjs";
+import { BROKER, GATEWAY, assert, assertEqual, createRunner, get, post, sleep, startProcess, startServer, until, within } from "./lib/harness.mjs";
+import { cli, killOnExit, startRedisCluster } from "./lib/redis_cluster.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const { test, run } = createRunner("test_redis_cluster");
 
 const cluster = await startRedisCluster();
-const started = [];
-process.on("exit", () => {
-  for (const pid of [...started, ...cluster.nodes.map((n) => n.pid)]) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-});
+const started = killOnExit(cluster);
 
 const SHARDS = 3;
 const url = cluster.url;

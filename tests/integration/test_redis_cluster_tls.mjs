@@ -9,11 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { io as ioc } from "socket.io-client";
-import { assert, assertEqual, createRunner, get, startProcess, startServer, until, within } from "./lib/harness.mjs";
-import { startRedisCluster } from "./lib/redis_cluster.mjs";
+import { BROKER, GATEWAY, assert, assertEqual, createRunner, get, startProcess, startServer, until, within } from "./lib/harness.mjs";
+import { killOnExit, startRedisCluster } from "./lib/redis_cluster.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const { test, run } = createRunner("test_redis_cluster_tls");
 
 const dir = mkdtempSync(path.join(tmpdir(), "sioc-cluster-tls-"));
@@ -30,15 +28,7 @@ openssl("x509", "-req", "-in", "server.csr", "-CA", "ca-a.crt", "-CAkey", "ca-a.
   "-extfile", "server.ext", "-out", "server.crt");
 
 const cluster = await startRedisCluster({ tls: { cert: f("server.crt"), key: f("server.key"), ca: f("ca-a.crt") } });
-const started = [];
-process.on("exit", () => {
-  for (const pid of [...started, ...cluster.nodes.map((n) => n.pid)]) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-  rmSync(dir, { recursive: true, force: true });
-});
+const started = killOnExit(cluster, () => rmSync(dir, { recursive: true, force: true }));
 
 const url = cluster.url;
 const gw = await startServer(GATEWAY, ["--redis", url, "--redis-tls-ca", f("ca-a.crt"), "--namespaces", "/",

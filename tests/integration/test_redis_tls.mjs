@@ -10,15 +10,17 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import net from "node:net";
 import path from "node:path";
 import { io as ioc } from "socket.io-client";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
   freePort,
   get,
+  portAccepts,
   post,
   sleep,
   startProcess,
@@ -27,8 +29,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const { test, run } = createRunner("test_redis_tls");
 
 // ---- certificates: CA a (trusted) and CA b (not), a server and a client certificate from a ----
@@ -57,23 +57,13 @@ cert("client", "a", "DNS:client");
 const PASSWORD = "w0nder land";
 const redisPort = await freePort();
 let redisChild = null;
-function accepts(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.on("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
-}
 async function startTlsRedis() {
   redisChild = spawn("redis-server", ["--port", "0", "--tls-port", String(redisPort), "--bind", "127.0.0.1",
     "--save", "", "--appendonly", "no", "--tls-cert-file", f("server.crt"), "--tls-key-file", f("server.key"),
     "--tls-ca-cert-file", f("ca-a.crt"), "--tls-auth-clients", "yes",
     "--user", "alice", "on", `>${PASSWORD}`, "~*", "&*", "+@all", "--user", "default", "off"], { stdio: "ignore" });
   const deadline = Date.now() + 5000;
-  while (!(await accepts(redisPort))) {
+  while (!(await portAccepts(redisPort))) {
     if (Date.now() > deadline) throw new Error("redis-server --tls-port did not start");
     await sleep(20);
   }

@@ -20,6 +20,8 @@ import { io as ioc } from "socket.io-client";
 import { createClient } from "redis";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -33,8 +35,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const captures = JSON.parse(readFileSync(path.join(repo, "tests/data/sharded-golden/captures.json"), "utf8")).captures;
 
 const redis = await startRedis();

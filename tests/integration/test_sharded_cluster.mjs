@@ -21,23 +21,14 @@ import { Server } from "socket.io";
 import { io as ioc } from "socket.io-client";
 import { createCluster } from "redis";
 import { createShardedAdapter } from "@socket.io/redis-adapter";
-import { assert, assertEqual, createRunner, get, post, sleep, startProcess, startServer, until, within } from "./lib/harness.mjs";
-import { cli, startRedisCluster } from "./lib/redis_cluster.mjs";
+import { BROKER, GATEWAY, assert, assertEqual, createRunner, get, post, sleep, startProcess, startServer, until, within } from "./lib/harness.mjs";
+import { cli, killOnExit, startRedisCluster } from "./lib/redis_cluster.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const { test, run } = createRunner("test_sharded_cluster");
 process.on("unhandledRejection", () => {}); // node-redis while a master is down
 
 const cluster = await startRedisCluster();
-const started = [];
-process.on("exit", () => {
-  for (const pid of [...started, ...cluster.nodes.map((n) => n.pid)]) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-});
+const started = killOnExit(cluster);
 
 const SHARDS = 3;
 const NODE_TIMEOUT = 4000;

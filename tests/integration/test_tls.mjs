@@ -16,6 +16,8 @@ import notepack from "notepack.io";
 import { createClient } from "redis";
 import { io } from "socket.io-client";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -28,8 +30,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const WAIT = 8000;
 const HANDSHAKE_TIMEOUT = 1000;
 

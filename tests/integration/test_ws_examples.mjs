@@ -10,7 +10,7 @@ import { io } from "socket.io-client";
 import WebSocket from "ws";
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { assert, assertEqual, createRunner, repo, sleep, startRedis, startServer, until, within } from "./lib/harness.mjs";
+import { assert, assertEqual, createRunner, launchChromium, repo, runThenStop, sleep, startRedis, startServer, until, within } from "./lib/harness.mjs";
 
 const GATEWAY = process.env.SIOC_EXAMPLES_GATEWAY || "build/sioc-gateway";
 const PYTHON = "/usr/bin/python3";
@@ -103,25 +103,7 @@ async function cluster(namespaces, wsRoutes) {
 }
 
 async function withCluster(namespaces, wsRoutes, body) {
-  const cl = await cluster(namespaces, wsRoutes);
-  let failure = null;
-  try {
-    await body(cl);
-  } catch (e) {
-    failure = e;
-  }
-  let stopFailure = null;
-  try {
-    await cl.stop();
-  } catch (e) {
-    stopFailure = e;
-  }
-  if (failure) {
-    const tails = cl.workers.map((w) => `--- ${w.file} (pid ${w.pid}) ---\n${w.output().split("\n").slice(-15).join("\n")}`);
-    failure.message += `\n${stopFailure ? stopFailure.message + "\n" : ""}${tails.join("\n")}`;
-    throw failure;
-  }
-  if (stopFailure) throw stopFailure;
+  return runThenStop(await cluster(namespaces, wsRoutes), body);
 }
 
 // Both worker processes hold leases of the group's streams (connections made now stay put).
@@ -203,15 +185,6 @@ async function probe(what, send, ready, ms = 10000) {
   }, ms);
 }
 
-async function browser() {
-  const { chromium } = await import("playwright-core");
-  return chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
-}
-
 async function pageUrl(worker, route) {
   const m = await worker.waitFor(/pages of \S+ on http:\/\/127\.0\.0\.1:(\d+)\//);
   return `http://127.0.0.1:${m[1]}${route}`;
@@ -254,7 +227,7 @@ test("flask_sockets_echo: 'received' + message, in order, for ws, python and soc
 }, 60000);
 
 test("gevent_ws_group_chat: each message reaches every other connection (ws, python, socket.io, two Chromium pages) on both gateways", async () => {
-  const launching = browser().catch((e) => e);
+  const launching = launchChromium().catch((e) => e);
   try {
     await withCluster("/ws", "/ws=/ws", async (cl) => {
       const [w1, w2] = await Promise.all([
@@ -307,7 +280,7 @@ test("gevent_ws_group_chat: each message reaches every other connection (ws, pyt
 }, 90000);
 
 test("gevent_ws_private_chat: {sender, receiver, data} reaches only the receiver, by the name in the URL, across gateways and processes; two Chromium pages", async () => {
-  const launching = browser().catch((e) => e);
+  const launching = launchChromium().catch((e) => e);
   try {
     await withCluster("/ws", "/ws/{user}=/ws", async (cl) => {
       const [w1, w2] = await Promise.all([

@@ -15,6 +15,8 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import { commandOptions, createClient } from "redis";
 import {
+  BROKER,
+  GATEWAY,
   assert,
   assertEqual,
   createRunner,
@@ -30,8 +32,6 @@ import {
   within,
 } from "./lib/harness.mjs";
 
-const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
-const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
 const ROUTES = "/test=/echo,/ws=/ws,/ws/{user}=/ws";
 const { test, run } = createRunner("test_ws_routes");
 

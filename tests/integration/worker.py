@@ -30,12 +30,12 @@ import logging
 import os
 import signal
 import sys
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "sdk", "python"))
 
 import sioc  # noqa: E402
+import worker_serve  # noqa: E402  (this directory)
 
 
 def build(worker):
@@ -157,29 +157,7 @@ def main(argv=None):
                          upstream=args.upstream, adapter_key=args.adapter_key, block_ms=500,
                          adapter=args.adapter, subscription_mode=args.subscription_mode)
     build(worker)
-
-    stopped = threading.Event()
-
-    def on_signal(signum, frame):
-        stopped.set()
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    while True:  # wait for Redis (bounded by the caller's own timeout), then announce
-        try:
-            worker.setup()
-            break
-        except Exception as exc:  # noqa: BLE001 - any failure here means "not yet"
-            print("worker: waiting for redis: %s" % exc, file=sys.stderr, flush=True)
-            stopped.wait(0.5)
-            if stopped.is_set():
-                return 0
-    print("worker ready", flush=True)
-    worker.run()
-    worker.close()
-    return 0
+    return worker_serve.serve(worker, "worker ready")
 
 
 if __name__ == "__main__":

@@ -14,70 +14,22 @@
 #include "common/redis_slots.h"
 #include "tests/net/loop_test.h"
 #include "tests/net/redis_cluster_test.h"
+#include "tests/net/redis_link_obs.h"
 #include "tests/unit/test.h"
 
 static struct event_base *base;
 static struct redis_cluster_test cluster;
 static char url[128];
 
-struct obs {
-    bool up;
-    int ups, downs, maps, redirects, shard_lost;
-    int messages;
-    char last_channel[64], last_payload[64];
-};
-
-static void obs_state_cb(void *ctx, bool up)
+static struct redis_link *link_new(enum redis_link_mode mode, struct redis_link_obs *o,
+                                   const char *probe)
 {
-    struct obs *o = ctx;
-    o->up = up;
-    if (up)
-        o->ups++;
-    else
-        o->downs++;
-}
-
-static void obs_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
-{
-    struct obs *o = ctx;
-    (void)detail;
-    o->maps += ev == REDIS_LINK_EV_SLOT_MAP;
-    o->redirects += ev == REDIS_LINK_EV_REDIRECT;
-    o->shard_lost += ev == REDIS_LINK_EV_SHARD_LOST;
-}
-
-static void obs_message_cb(void *ctx, struct slice pattern, struct slice channel,
-                           struct slice payload)
-{
-    struct obs *o = ctx;
-    (void)pattern;
-    o->messages++;
-    snprintf(o->last_channel, sizeof o->last_channel, "%.*s", (int)channel.len,
-             (const char *)channel.p);
-    snprintf(o->last_payload, sizeof o->last_payload, "%.*s", (int)payload.len,
-             (const char *)payload.p);
-}
-
-static struct redis_link *link_new(enum redis_link_mode mode, struct obs *o, const char *probe)
-{
-    struct redis_link_config cfg = {
-        .url = url,
-        .mode = mode,
-        .backoff_min_ms = 50,
-        .backoff_max_ms = 300,
-        .connect_timeout_ms = 1000,
-        .probe_channel = probe,
-        .ctx = o,
-        .on_state_cb = obs_state_cb,
-        .on_event_cb = obs_event_cb,
-        .on_message_cb = obs_message_cb,
-    };
+    struct redis_link_config cfg = redis_link_obs_config(o, url, mode);
+    cfg.backoff_min_ms = 50;
+    cfg.backoff_max_ms = 300;
+    cfg.connect_timeout_ms = 1000;
+    cfg.probe_channel = probe;
     return redis_link_new(base, &cfg);
-}
-
-static bool is_up(const void *arg)
-{
-    return ((const struct obs *)arg)->up;
 }
 
 /* ---- replies ---- */
@@ -139,7 +91,7 @@ static int cmd(struct redis_link *l, struct replies *rp, unsigned flags, int arg
  * map routes them), the keys are on three different masters, the map was loaded once. */
 static void test_routing(void)
 {
-    struct obs o = {0};
+    struct redis_link_obs o = {0};
     struct redis_link *l = link_new(REDIS_LINK_COMMAND, &o, NULL);
     CHECK(l != NULL && redis_link_is_cluster(l));
     /* queued before the map is known: sent once it is */
@@ -160,7 +112,7 @@ static void test_routing(void)
     CHECK(nmasters == 3);
     CHECK(run_until_answered(&rp, 60, 10000));
     CHECK(rp.ok == 60 && rp.errors == 0 && rp.lost == 0);
-    CHECK(loop_wait_until(base, is_up, &o, 5000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 5000));
     struct replies gets = {0};
     for (int i = 0; i < 60; i++) {
         const char *argv[] = {"GET", keys[i]};
@@ -178,7 +130,7 @@ static void test_routing(void)
     }
     struct redis_link_stats st;
     redis_link_get_stats(l, &st);
-    CHECK(st.redirects == 0 && st.slot_map_loads >= 1 && o.maps >= 1);
+    CHECK(st.redirects == 0 && st.slot_map_loads >= 1 && o.events[REDIS_LINK_EV_SLOT_MAP] >= 1);
     CHECK(st.connects >= 3); /* one connection per master */
     /* a multi-slot EVAL is refused by Redis (CROSSSLOT), a keyless one runs on some master */
     struct replies ev = {0};
@@ -197,13 +149,13 @@ static void test_routing(void)
  * MIGRATING: the old owner answers ASK, the link sends ASKING + the command to the importer. */
 static void test_moved_and_ask(void)
 {
-    struct obs o = {0};
+    struct redis_link_obs o = {0};
     struct redis_link *l = link_new(REDIS_LINK_COMMAND, &o, NULL);
     struct replies rp = {0};
     const char *set[] = {"SET", "moveme", "v1"};
     CHECK(cmd(l, &rp, 0, 3, set) == SIOC_OK);
     CHECK(run_until_answered(&rp, 1, 10000) && rp.ok == 1);
-    CHECK(loop_wait_until(base, is_up, &o, 5000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 5000));
     unsigned slot = redis_key_slot("moveme", 6);
     int from = rct_slot_master(&cluster, slot, NULL);
     int to = rct_slot_master(&cluster, (slot + 8000) % REDIS_SLOTS, NULL);
@@ -216,7 +168,7 @@ static void test_moved_and_ask(void)
     CHECK(get.ok == 1 && get.errors == 0 && strcmp(get.last_str, "v1") == 0);
     struct redis_link_stats st;
     redis_link_get_stats(l, &st);
-    CHECK(st.redirects >= 1 && o.redirects >= 1);
+    CHECK(st.redirects >= 1 && o.events[REDIS_LINK_EV_REDIRECT] >= 1);
 
     /* ASK: "askme" moves to `from` while its slot is still owned (MIGRATING) by `to` */
     struct replies rp2 = {0};
@@ -245,26 +197,26 @@ static void test_moved_and_ask(void)
  * classic channel on the same cluster link works through the pub/sub home. */
 static void test_sharded_pubsub(void)
 {
-    struct obs so = {0}, co = {0};
+    struct redis_link_obs so = {0}, co = {0};
     struct redis_link *sub = link_new(REDIS_LINK_SUBSCRIBER, &so, "probe:rct");
     struct redis_link *pub = link_new(REDIS_LINK_COMMAND, &co, NULL);
     const char *ch = "sio#/#room-a#";
     CHECK(redis_link_ssubscribe(sub, ch) == SIOC_OK);
     CHECK(redis_link_subscribe(sub, "classic-ch") == SIOC_OK);
     CHECK(redis_link_subscription_count(sub) == 2);
-    CHECK(loop_wait_until(base, is_up, &so, 10000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &so, 10000));
     struct replies rp = {0};
     const char *spub[] = {"SPUBLISH", ch, "hello"};
     CHECK(cmd(pub, &rp, 0, 3, spub) == SIOC_OK);
     CHECK(run_until_answered(&rp, 1, 5000) && rp.ok == 1);
     loop_run_for(base, 200);
-    CHECK(so.messages == 1 && strcmp(so.last_channel, ch) == 0 &&
-          strcmp(so.last_payload, "hello") == 0);
+    CHECK(so.messages == 1 && strcmp(so.channel, ch) == 0 &&
+          redis_link_obs_payload_is(&so, "hello"));
     const char *cpub[] = {"PUBLISH", "classic-ch", "c1"};
     CHECK(cmd(pub, &rp, 0, 3, cpub) == SIOC_OK);
     CHECK(run_until_answered(&rp, 2, 5000));
     loop_run_for(base, 200);
-    CHECK(so.messages == 2 && strcmp(so.last_payload, "c1") == 0);
+    CHECK(so.messages == 2 && redis_link_obs_payload_is(&so, "c1"));
     /* PUBSUB SHARDNUMSUB is answered by the channel's master: 1 subscriber */
     const char *num[] = {"PUBSUB", "SHARDNUMSUB", ch};
     struct replies nr = {0};
@@ -282,8 +234,8 @@ static void test_sharded_pubsub(void)
         cmd(pub, &rp, 0, 3, again);
         loop_run_for(base, 100);
     }
-    CHECK(so.messages > got && strcmp(so.last_payload, "after-move") == 0);
-    CHECK(so.shard_lost >= 1);
+    CHECK(so.messages > got && redis_link_obs_payload_is(&so, "after-move"));
+    CHECK(so.events[REDIS_LINK_EV_SHARD_LOST] >= 1);
     printf("sharded subscription back after its slot moved: %lld ms\n",
            redis_test_now_ms() - moved);
     redis_link_free(sub);
@@ -293,7 +245,7 @@ static void test_sharded_pubsub(void)
 /* A stream of RPUSH with REDIS_LINK_RETRY while (a) a replica takes over with CLUSTER FAILOVER,
  * (b) the master is killed (-9) and the cluster fails it over: no command is lost or answered
  * with an error, the list holds at least every element (a command in flight may run twice). */
-static void run_under_failover(struct redis_link *l, struct obs *o, bool kill9)
+static void run_under_failover(struct redis_link *l, struct redis_link_obs *o, bool kill9)
 {
     const char *key = kill9 ? "fo:{kill}" : "fo:{manual}";
     unsigned slot = redis_key_slot(key, strlen(key));
@@ -333,15 +285,15 @@ static void run_under_failover(struct redis_link *l, struct obs *o, bool kill9)
     const char *llen[] = {"LLEN", key};
     CHECK(cmd(l, &len, 0, 2, llen) == SIOC_OK && run_until_answered(&len, 1, 5000));
     CHECK(rct_slot_master(&cluster, slot, NULL) == replica); /* the replica took over */
-    CHECK(loop_wait_until(base, is_up, o, 10000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, o, 10000));
     (void)len;
 }
 
 static void test_failover(void)
 {
-    struct obs o = {0};
+    struct redis_link_obs o = {0};
     struct redis_link *l = link_new(REDIS_LINK_COMMAND, &o, NULL);
-    CHECK(loop_wait_until(base, is_up, &o, 10000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 10000));
     run_under_failover(l, &o, false);
     struct redis_link_stats st;
     redis_link_get_stats(l, &st);
@@ -357,14 +309,14 @@ static void test_failover(void)
  * promoted replicas and receives again. */
 static void test_subscriber_failover(void)
 {
-    struct obs so = {0}, co = {0};
+    struct redis_link_obs so = {0}, co = {0};
     struct redis_link *sub = link_new(REDIS_LINK_SUBSCRIBER, &so, "probe:rct2");
     struct redis_link *pub = link_new(REDIS_LINK_COMMAND, &co, NULL);
     const char *ch = "sio#/#room-b#";
     CHECK(redis_link_ssubscribe(sub, ch) == SIOC_OK);
     CHECK(redis_link_subscribe(sub, "classic-b") == SIOC_OK);
-    CHECK(loop_wait_until(base, is_up, &so, 10000));
-    CHECK(loop_wait_until(base, is_up, &co, 10000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &so, 10000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &co, 10000));
     int master = rct_slot_master(&cluster, redis_key_slot(ch, strlen(ch)), NULL);
     CHECK(master != 0);
     redis_test_server_stop(rct_node(&cluster, master));
@@ -376,7 +328,7 @@ static void test_subscriber_failover(void)
         cmd(pub, &rp, 0, 3, spub);
         loop_run_for(base, 100);
     }
-    CHECK(so.messages > got && strcmp(so.last_payload, "back") == 0);
+    CHECK(so.messages > got && redis_link_obs_payload_is(&so, "back"));
     printf("sharded subscriber receiving again %lld ms after kill -9 of its master\n",
            redis_test_now_ms() - t0);
     got = so.messages;

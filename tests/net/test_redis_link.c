@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/net/redis_link.h"
 #include "tests/net/loop_test.h"
+#include "tests/net/redis_link_obs.h"
 #include "tests/net/redis_test_server.h"
 #include "tests/unit/test.h"
 
@@ -22,87 +23,14 @@ static char url[128];
 
 /* ---- an observer for one link ---- */
 
-struct obs {
-    struct redis_link *link;
-    bool connected;
-    int ups, downs;
-    int events[REDIS_LINK_EV_QUEUE_FULL + 1];
-    int rooms;
-    int messages;
-    char pattern[64], channel[64];
-    uint8_t payload[64];
-    size_t payload_len;
-    long long last_message_ms;
-};
-
-static void obs_state_cb(void *ctx, bool up)
+static struct redis_link *open_link(struct redis_link_obs *o, enum redis_link_mode mode,
+                                    const char *link_url, size_t queue_limit)
 {
-    struct obs *o = ctx;
-    o->connected = up;
-    if (up)
-        o->ups++;
-    else
-        o->downs++;
-}
-
-static void obs_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
-{
-    struct obs *o = ctx;
-    (void)detail;
-    o->events[ev]++;
-}
-
-static void obs_room_cb(void *ctx)
-{
-    ((struct obs *)ctx)->rooms++;
-}
-
-static void copy_slice(char *dst, size_t cap, struct slice s)
-{
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
-    memcpy(dst, s.p, n);
-    dst[n] = '\0';
-}
-
-static void obs_message_cb(void *ctx, struct slice pattern, struct slice channel,
-                           struct slice payload)
-{
-    struct obs *o = ctx;
-    o->messages++;
-    o->last_message_ms = redis_test_now_ms();
-    copy_slice(o->pattern, sizeof(o->pattern), pattern);
-    copy_slice(o->channel, sizeof(o->channel), channel);
-    o->payload_len = payload.len < sizeof(o->payload) ? payload.len : sizeof(o->payload);
-    memcpy(o->payload, payload.p, o->payload_len);
-}
-
-static bool is_connected(const void *arg)
-{
-    return ((const struct obs *)arg)->connected;
-}
-
-static bool is_disconnected(const void *arg)
-{
-    return !((const struct obs *)arg)->connected;
-}
-
-static struct redis_link *open_link(struct obs *o, enum redis_link_mode mode, const char *link_url,
-                                    size_t queue_limit)
-{
-    memset(o, 0, sizeof(*o));
-    struct redis_link_config cfg = {
-        .url = link_url,
-        .mode = mode,
-        .backoff_min_ms = 20,
-        .backoff_max_ms = 200,
-        .jitter_seed = 42,
-        .queue_limit_bytes = queue_limit,
-        .ctx = o,
-        .on_state_cb = obs_state_cb,
-        .on_message_cb = obs_message_cb,
-        .on_event_cb = obs_event_cb,
-        .on_room_cb = obs_room_cb,
-    };
+    struct redis_link_config cfg = redis_link_obs_config(o, link_url, mode);
+    cfg.backoff_min_ms = 20;
+    cfg.backoff_max_ms = 200;
+    cfg.jitter_seed = 42;
+    cfg.queue_limit_bytes = queue_limit;
     o->link = redis_link_new(base, &cfg);
     return o->link;
 }
@@ -165,10 +93,10 @@ static void test_bad_url(void)
 
 static void test_round_trip(void)
 {
-    struct obs o;
+    struct redis_link_obs o;
     struct reply r;
     CHECK(open_link(&o, REDIS_LINK_COMMAND, url, 0) != NULL);
-    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 3000));
     CHECK(redis_link_connected(o.link));
     const uint8_t value[] = {'a', 0, 'b', '\r', '\n'};
     const char *argv[3] = {"SET", "k:bin", (const char *)value};
@@ -208,14 +136,14 @@ static void test_auth_select(void)
     snprintf(u0, sizeof(u0), "redis://default:s3cret@127.0.0.1:%d", authed.port);
     snprintf(bad, sizeof(bad), "redis://:wrong@127.0.0.1:%d", authed.port);
     snprintf(none, sizeof(none), "redis://127.0.0.1:%d", authed.port);
-    struct obs o3, o0, ob, on;
+    struct redis_link_obs o3, o0, ob, on;
     struct reply r;
     open_link(&o3, REDIS_LINK_COMMAND, u3, 0);
     open_link(&o0, REDIS_LINK_COMMAND, u0, 0);
     open_link(&ob, REDIS_LINK_COMMAND, bad, 0);
     open_link(&on, REDIS_LINK_COMMAND, none, 0);
-    CHECK(loop_wait_until(base, is_connected, &o3, 3000) &&
-          loop_wait_until(base, is_connected, &o0, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o3, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &o0, 3000));
     CHECK(command_wait(o3.link, &r, 3, (const char *[]){"SET", "where", "db3"}));
     CHECK(command_wait(o0.link, &r, 2, (const char *[]){"GET", "where"}));
     CHECK(r.type == REDIS_REPLY_NIL); /* the other link is on db 0 */
@@ -285,11 +213,11 @@ static bool xrange_done(const void *arg)
 
 static void test_queue_while_down(void)
 {
-    struct obs o;
+    struct redis_link_obs o;
     open_link(&o, REDIS_LINK_COMMAND, url, 0);
-    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 3000));
     redis_test_server_stop(&server);
-    CHECK(loop_wait_until(base, is_disconnected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_disconnected, &o, 3000));
     CHECK(o.events[REDIS_LINK_EV_DISCONNECTED] == 1);
     struct xadd_state x = {0, 0};
     for (int i = 0; i < 100; i++) {
@@ -319,16 +247,16 @@ static void test_queue_while_down(void)
 
 static bool room_called(const void *arg)
 {
-    return ((const struct obs *)arg)->rooms > 0;
+    return ((const struct redis_link_obs *)arg)->rooms > 0;
 }
 
 static void test_queue_limit(void)
 {
-    struct obs o;
+    struct redis_link_obs o;
     open_link(&o, REDIS_LINK_COMMAND, url, 1000);
-    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 3000));
     redis_test_server_stop(&server);
-    CHECK(loop_wait_until(base, is_disconnected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_disconnected, &o, 3000));
     const char *argv[3] = {"SET", "limit", "0123456789012345678901234567890123456789"};
     int accepted = 0, rc;
     while ((rc = redis_link_command_argv(o.link, 3, argv, NULL, 0, NULL, NULL)) == SIOC_OK)
@@ -352,12 +280,12 @@ static void test_queue_limit(void)
 
 static void test_retry_in_flight(void)
 {
-    struct obs a, b;
+    struct redis_link_obs a, b;
     struct reply first, lost, second, r;
     open_link(&a, REDIS_LINK_COMMAND, url, 0);
     open_link(&b, REDIS_LINK_COMMAND, url, 0);
-    CHECK(loop_wait_until(base, is_connected, &a, 3000) &&
-          loop_wait_until(base, is_connected, &b, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &a, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &b, 3000));
     memset(&first, 0, sizeof(first));
     memset(&lost, 0, sizeof(lost));
     memset(&second, 0, sizeof(second));
@@ -378,7 +306,7 @@ static void test_retry_in_flight(void)
     struct redis_link_stats st;
     redis_link_get_stats(a.link, &st);
     CHECK(st.queue_commands == 2);
-    CHECK(loop_wait_until(base, is_connected, &a, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &a, 3000));
     /* Re-sent in the original order: retry:1 blocks first, so only it can answer v1 now (the
      * reverse order would leave it stuck behind retry:2). */
     CHECK(command_wait(b.link, &r, 3, (const char *[]){"LPUSH", "retry:1", "v1"}));
@@ -396,12 +324,12 @@ static void test_retry_in_flight(void)
 
 static void test_cancel(void)
 {
-    struct obs a, b;
+    struct redis_link_obs a, b;
     struct reply cancelled, kept, r;
     open_link(&a, REDIS_LINK_COMMAND, url, 0);
     open_link(&b, REDIS_LINK_COMMAND, url, 0);
-    CHECK(loop_wait_until(base, is_connected, &a, 3000) &&
-          loop_wait_until(base, is_connected, &b, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &a, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &b, 3000));
     memset(&cancelled, 0, sizeof(cancelled));
     memset(&kept, 0, sizeof(kept));
     CHECK(redis_link_command_argv(a.link, 3, (const char *[]){"BLPOP", "cancel:list", "0"}, NULL, 0,
@@ -423,7 +351,7 @@ static void test_cancel(void)
 
 static void test_free_calls_nothing(void)
 {
-    struct obs o;
+    struct redis_link_obs o;
     struct reply queued, in_flight;
     memset(&queued, 0, sizeof(queued));
     memset(&in_flight, 0, sizeof(in_flight));
@@ -434,7 +362,7 @@ static void test_free_calls_nothing(void)
     redis_link_free(o.link);
     /* In flight (blocked on the server) when freed. */
     open_link(&o, REDIS_LINK_COMMAND, url, 0);
-    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 3000));
     CHECK(redis_link_command_argv(o.link, 3, (const char *[]){"BLPOP", "free:list", "0"}, NULL,
                                   REDIS_LINK_RETRY, reply_cb, &in_flight) == SIOC_OK);
     CHECK(redis_link_command_argv(o.link, 1, (const char *[]){"PING"}, NULL, 0, reply_cb,
@@ -461,12 +389,12 @@ static void test_free_calls_nothing(void)
 
 static bool got_message(const void *arg)
 {
-    return ((const struct obs *)arg)->messages > 0;
+    return ((const struct redis_link_obs *)arg)->messages > 0;
 }
 
 /* Publishes until the subscriber has a message (PUBLISH may race the SUBSCRIBE). */
-static bool publish_until_received(struct obs *cmd, struct obs *sub, const char *channel,
-                                   const void *payload, size_t len)
+static bool publish_until_received(struct redis_link_obs *cmd, struct redis_link_obs *sub,
+                                   const char *channel, const void *payload, size_t len)
 {
     sub->messages = 0;
     for (int i = 0; i < 100 && sub->messages == 0; i++) {
@@ -478,30 +406,23 @@ static bool publish_until_received(struct obs *cmd, struct obs *sub, const char 
     return sub->messages > 0;
 }
 
-static struct redis_link *open_subscriber(struct obs *o, unsigned liveness_ms, const char *probe,
-                                          unsigned backoff_min_ms, unsigned connect_timeout_ms)
+static struct redis_link *open_subscriber(struct redis_link_obs *o, unsigned liveness_ms,
+                                          const char *probe, unsigned backoff_min_ms,
+                                          unsigned connect_timeout_ms)
 {
-    memset(o, 0, sizeof(*o));
-    struct redis_link_config cfg = {
-        .url = url,
-        .mode = REDIS_LINK_SUBSCRIBER,
-        .backoff_min_ms = backoff_min_ms,
-        .connect_timeout_ms = connect_timeout_ms,
-        .jitter_seed = 7,
-        .liveness_timeout_ms = liveness_ms,
-        .probe_channel = probe,
-        .ctx = o,
-        .on_state_cb = obs_state_cb,
-        .on_message_cb = obs_message_cb,
-        .on_event_cb = obs_event_cb,
-    };
+    struct redis_link_config cfg = redis_link_obs_config(o, url, REDIS_LINK_SUBSCRIBER);
+    cfg.backoff_min_ms = backoff_min_ms;
+    cfg.connect_timeout_ms = connect_timeout_ms;
+    cfg.jitter_seed = 7;
+    cfg.liveness_timeout_ms = liveness_ms;
+    cfg.probe_channel = probe;
     o->link = redis_link_new(base, &cfg);
     return o->link;
 }
 
 static void test_pubsub(void)
 {
-    struct obs cmd, sub;
+    struct redis_link_obs cmd, sub;
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     CHECK(open_subscriber(&sub, 0, NULL, 0, 0) != NULL);
     CHECK(redis_link_subscribe(sub.link, "chan.a") == SIOC_OK);
@@ -510,8 +431,8 @@ static void test_pubsub(void)
     CHECK(redis_link_subscription_count(sub.link) == 2);
     CHECK(redis_link_command_argv(sub.link, 1, (const char *[]){"PING"}, NULL, 0, NULL, NULL) ==
           SIOC_EINVAL);
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
-          loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &cmd, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     const uint8_t bin[] = {0, 1, 'x', 0, 0xff, '\r', '\n', 0};
     CHECK(publish_until_received(&cmd, &sub, "chan.a", bin, sizeof(bin)));
     CHECK(strcmp(sub.channel, "chan.a") == 0 && sub.pattern[0] == '\0');
@@ -538,8 +459,8 @@ static void test_pubsub(void)
 /* Sharded pub/sub (Redis 7): SSUBSCRIBE'd channels get `smessage` pushes through on_message_cb
  * like `message`, are confirmed before the link reports up, come back after a restart, and
  * SUNSUBSCRIBE stops them. */
-static bool spublish_until_received(struct obs *cmd, struct obs *sub, const char *channel,
-                                    const char *payload)
+static bool spublish_until_received(struct redis_link_obs *cmd, struct redis_link_obs *sub,
+                                    const char *channel, const char *payload)
 {
     sub->messages = 0;
     for (int i = 0; i < 100 && sub->messages == 0; i++) {
@@ -552,7 +473,7 @@ static bool spublish_until_received(struct obs *cmd, struct obs *sub, const char
 
 static void test_sharded_pubsub(void)
 {
-    struct obs cmd, sub;
+    struct redis_link_obs cmd, sub;
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     CHECK(open_subscriber(&sub, 0, NULL, 0, 0) != NULL);
     CHECK(redis_link_subscribe(sub.link, "plain") == SIOC_OK);
@@ -563,8 +484,8 @@ static void test_sharded_pubsub(void)
     CHECK(redis_link_subscription_count(sub.link) == 2);
     CHECK(redis_link_command_argv(cmd.link, 2, (const char *[]){"SSUBSCRIBE", "x"}, NULL, 0, NULL,
                                   NULL) == SIOC_EINVAL);
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
-          loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &cmd, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     /* up only once both subscriptions were confirmed: the first SPUBLISH already counts one */
     struct reply r;
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#", "one"}));
@@ -577,10 +498,10 @@ static void test_sharded_pubsub(void)
     CHECK_STR(sub.payload, sub.payload_len, "r");
     /* a restart: every shard channel comes back */
     redis_test_server_stop(&server);
-    CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_disconnected, &sub, 3000));
     CHECK(redis_test_server_restart(&server) == 0);
-    CHECK(loop_wait_until(base, is_connected, &sub, 5000) &&
-          loop_wait_until(base, is_connected, &cmd, 5000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &sub, 5000) &&
+          loop_wait_until(base, redis_link_obs_connected, &cmd, 5000));
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "shard#/#room#", "again"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
     /* SUNSUBSCRIBE: no receiver any more, the others stay */
@@ -598,7 +519,7 @@ static void test_sharded_pubsub(void)
 
 /* A steady publisher: one PUBLISH per tick through the command link. */
 struct publisher {
-    struct obs *cmd;
+    struct redis_link_obs *cmd;
     const char *channel;
     struct event *timer;
     int sent;
@@ -616,7 +537,8 @@ static void publish_tick_cb(evutil_socket_t fd, short what, void *arg)
     redis_link_command_argv(p->cmd->link, 3, argv, NULL, 0, NULL, NULL);
 }
 
-static void publisher_start(struct publisher *p, struct obs *cmd, const char *channel, int every_ms)
+static void publisher_start(struct publisher *p, struct redis_link_obs *cmd, const char *channel,
+                            int every_ms)
 {
     memset(p, 0, sizeof(*p));
     p->cmd = cmd;
@@ -634,7 +556,7 @@ static void publisher_stop(struct publisher *p)
 }
 
 struct after {
-    const struct obs *o;
+    const struct redis_link_obs *o;
     long long since;
 };
 
@@ -646,20 +568,20 @@ static bool message_after(const void *arg)
 
 static void test_resubscribe_after_restart(void)
 {
-    struct obs cmd, sub;
+    struct redis_link_obs cmd, sub;
     struct publisher pub;
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 0, NULL, 0, 0); /* default backoff: the production numbers */
     redis_link_subscribe(sub.link, "steady");
     redis_link_psubscribe(sub.link, "stea*");
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
-          loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &cmd, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     publisher_start(&pub, &cmd, "steady", 10);
     struct after a = {&sub, redis_test_now_ms()};
     CHECK(loop_wait_until(base, message_after, &a, 3000));
     for (int round = 0; round < 2; round++) {
         redis_test_server_stop(&server);
-        CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
+        CHECK(loop_wait_until(base, redis_link_obs_disconnected, &sub, 3000));
         if (round == 1)
             loop_run_for(base, 1000); /* a longer outage: the backoff has grown */
         CHECK(redis_test_server_restart(&server) == 0);
@@ -691,7 +613,7 @@ static void test_resubscribe_after_restart(void)
  * the subscriber (PUBSUB SHARDNUMSUB). */
 static void test_sharded_pubsub_counts(void)
 {
-    struct obs cmd, sub;
+    struct redis_link_obs cmd, sub;
     struct reply r;
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     CHECK(open_subscriber(&sub, 0, NULL, 20, 0) != NULL);
@@ -701,8 +623,8 @@ static void test_sharded_pubsub_counts(void)
     CHECK(redis_link_ssubscribe(cmd.link, "x") == SIOC_EINVAL);
     CHECK(redis_link_ssubscribe(sub.link, "") == SIOC_EINVAL);
     CHECK(redis_link_subscription_count(sub.link) == 2);
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
-          loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &cmd, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#room#", "hello"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
     CHECK(loop_wait_until(base, got_message, &sub, 3000));
@@ -712,10 +634,10 @@ static void test_sharded_pubsub_counts(void)
     CHECK(r.type == REDIS_REPLY_ARRAY && r.elements == 2);
     /* a restart: both shard channels come back before the link says it is up */
     redis_test_server_stop(&server);
-    CHECK(loop_wait_until(base, is_disconnected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_disconnected, &sub, 3000));
     CHECK(redis_test_server_restart(&server) == 0);
-    CHECK(loop_wait_until(base, is_connected, &sub, 5000) &&
-          loop_wait_until(base, is_connected, &cmd, 5000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &sub, 5000) &&
+          loop_wait_until(base, redis_link_obs_connected, &cmd, 5000));
     sub.messages = 0;
     CHECK(command_wait(cmd.link, &r, 3, (const char *[]){"SPUBLISH", "sio#/#other#", "again"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer == 1);
@@ -733,13 +655,13 @@ static void test_sharded_pubsub_counts(void)
 
 static void test_client_kill(void)
 {
-    struct obs cmd, sub;
+    struct redis_link_obs cmd, sub;
     struct publisher pub;
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 0, NULL, 0, 0);
     redis_link_subscribe(sub.link, "steady");
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
-          loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &cmd, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     publisher_start(&pub, &cmd, "steady", 10);
     struct after a = {&sub, redis_test_now_ms()};
     CHECK(loop_wait_until(base, message_after, &a, 3000));
@@ -747,7 +669,7 @@ static void test_client_kill(void)
     CHECK(command_wait(cmd.link, &r, 4, (const char *[]){"CLIENT", "KILL", "TYPE", "pubsub"}));
     CHECK(r.type == REDIS_REPLY_INTEGER && r.integer >= 1);
     a.since = redis_test_now_ms();
-    CHECK(loop_wait_until(base, is_disconnected, &sub, 3000) || sub.downs == 1);
+    CHECK(loop_wait_until(base, redis_link_obs_disconnected, &sub, 3000) || sub.downs == 1);
     sub.messages = 0;
     CHECK(loop_wait_until(base, message_after, &a, 3000));
     printf("resume after CLIENT KILL TYPE pubsub: %lld ms\n", sub.last_message_ms - a.since);
@@ -760,18 +682,18 @@ static void test_client_kill(void)
 
 static bool liveness_fired(const void *arg)
 {
-    return ((const struct obs *)arg)->events[REDIS_LINK_EV_LIVENESS_TIMEOUT] > 0;
+    return ((const struct redis_link_obs *)arg)->events[REDIS_LINK_EV_LIVENESS_TIMEOUT] > 0;
 }
 
 static void test_liveness(void)
 {
-    struct obs cmd, sub;
+    struct redis_link_obs cmd, sub;
     struct publisher probe;
     open_link(&cmd, REDIS_LINK_COMMAND, url, 0);
     open_subscriber(&sub, 300, "probe:me", 20, 300);
     redis_link_subscribe(sub.link, "data");
-    CHECK(loop_wait_until(base, is_connected, &cmd, 3000) &&
-          loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &cmd, 3000) &&
+          loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     /* Probes every 80 ms keep it alive, and never reach the message callback. */
     publisher_start(&probe, &cmd, "probe:me", 80);
     loop_run_for(base, 1000);
@@ -787,7 +709,7 @@ static void test_liveness(void)
     printf("liveness timeout (300 ms) detected %lld ms after the probes stopped\n", detect);
     /* The last probe arrived up to 80 ms before t0; checks run every 75 ms. */
     CHECK(detect >= 300 - 80 && detect < 300 + 80 + 200);
-    CHECK(loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     redis_link_get_stats(sub.link, &st);
     CHECK(st.connects == 2 && st.liveness_timeouts == 1);
     /* A frozen server (SIGSTOP): the socket stays open but nothing flows. The liveness timeout
@@ -802,7 +724,7 @@ static void test_liveness(void)
     CHECK(!redis_link_connected(sub.link));
     kill(server.pid, SIGCONT);
     long long t1 = redis_test_now_ms();
-    CHECK(loop_wait_until(base, is_connected, &sub, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &sub, 3000));
     printf("resubscribed %lld ms after SIGCONT\n", redis_test_now_ms() - t1);
     CHECK(publish_until_received(&cmd, &sub, "data", "d", 1));
     publisher_stop(&probe);
@@ -836,9 +758,9 @@ static void chain_cb(void *ctx, const struct redisReply *r, enum redis_link_resu
  * arm and fire its write event). */
 static void test_chained_commands_leave_at_once(void)
 {
-    struct obs o;
+    struct redis_link_obs o;
     CHECK(open_link(&o, REDIS_LINK_COMMAND, url, 0) != NULL);
-    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 3000));
     struct chain c = {.link = o.link, .left = 200};
     CHECK(redis_link_command_argv(o.link, 2, (const char *[]){"DEL", "chain"}, NULL, 0, NULL,
                                   NULL) == SIOC_OK);
@@ -878,9 +800,9 @@ static bool big_done(const void *arg)
  * order, on the same connection. */
 static void test_full_socket(void)
 {
-    struct obs o;
+    struct redis_link_obs o;
     CHECK(open_link(&o, REDIS_LINK_COMMAND, url, 0) != NULL);
-    CHECK(loop_wait_until(base, is_connected, &o, 3000));
+    CHECK(loop_wait_until(base, redis_link_obs_connected, &o, 3000));
     size_t n = 256 * 1024;
     char *v = malloc(n);
     CHECK(v != NULL);

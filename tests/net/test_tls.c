@@ -20,6 +20,7 @@
 
 #include "common/net/http_server.h"
 #include "common/net/tls.h"
+#include "tests/net/ossl_mem.h"
 #include "tests/unit/test.h"
 
 #define PATTERN_LEN 65537u  /* prime: a misplaced segment shows */
@@ -29,7 +30,6 @@ static uint8_t pattern[PATTERN_LEN];
 static char dir[64];
 static uint16_t port;
 static pid_t server_pid;
-static long long ossl_live; /* OpenSSL's live bytes (count_malloc below) */
 
 static void path_of(char *out, size_t cap, const char *name)
 {
@@ -126,7 +126,7 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
     char body[64];
     int n = snprintf(body, sizeof body, "secure=%d tls=%d", req->secure, http_conn_is_tls(conn));
     if (req->path.len == 4 && memcmp(req->path.p, "/mem", 4) == 0)
-        n = snprintf(body, sizeof body, "%lld", ossl_live);
+        n = snprintf(body, sizeof body, "%lld", ossl_mem_live);
     http_conn_respond(conn, 200, ct, 1, body, (size_t)n, false);
 }
 
@@ -358,46 +358,6 @@ static void test_detached_records(void)
         SSL_SESSION_free(sess);
         SSL_CTX_free(ctx);
     }
-}
-
-/* The bytes OpenSSL holds in this process (its allocations, counted from the start of main;
- * the forked server inherits the count and answers GET /mem with it). */
-
-static void *count_malloc(size_t n, const char *f, int l)
-{
-    (void)f;
-    (void)l;
-    size_t *p = malloc(n + 16);
-    if (p == NULL)
-        return NULL;
-    p[0] = n;
-    ossl_live += (long long)n;
-    return (char *)p + 16;
-}
-
-static void count_free(void *q, const char *f, int l)
-{
-    (void)f;
-    (void)l;
-    if (q == NULL)
-        return;
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    ossl_live -= (long long)p[0];
-    free(p);
-}
-
-static void *count_realloc(void *q, size_t n, const char *f, int l)
-{
-    if (q == NULL)
-        return count_malloc(n, f, l);
-    size_t *p = (size_t *)(void *)((char *)q - 16);
-    long long old = (long long)p[0];
-    size_t *r = realloc(p, n + 16);
-    if (r == NULL)
-        return NULL;
-    r[0] = n;
-    ossl_live += (long long)n - old;
-    return (char *)r + 16;
 }
 
 /* The server's OpenSSL bytes, from GET /mem on ssl; -1 on failure. */
@@ -634,7 +594,7 @@ static void test_reload(void)
 
 int main(void)
 {
-    CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free); /* before any use */
+    ossl_mem_count_start(); /* before any use; the forked server answers GET /mem with it */
     signal(SIGPIPE, SIG_IGN);
     uint32_t x = 2463534242u;
     for (size_t i = 0; i < PATTERN_LEN; i++) { /* xorshift: bytes without a short period */

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/mp.h"
+#include "tests/unit/mp_nav.h"
 #include "tests/unit/test.h"
 
 static struct slice S(const char *s) {
@@ -18,82 +19,6 @@ static bool
 slice_eq(struct slice a, const char *s)
 {
     return a.len == strlen(s) && memcmp(a.p, s, a.len) == 0;
-}
-
-/* ---- msgpack navigation over the parsed captures file ---- */
-
-static bool mp_find(struct slice map, const char *key, struct slice *val)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, map.p, map.len);
-    if (mp_read(&r, &it) != SIOC_OK || it.kind != MP_MAP)
-        return false;
-    for (uint32_t i = 0; i < it.len; i++) {
-        struct mp_item k;
-        if (mp_read(&r, &k) != SIOC_OK)
-            return false;
-        size_t start = r.pos;
-        if (mp_skip(&r) != SIOC_OK)
-            return false;
-        if (mp_item_is_str(&k, key)) {
-            val->p = map.p + start;
-            val->len = r.pos - start;
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool mp_at(struct slice arr, uint32_t idx, struct slice *val)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, arr.p, arr.len);
-    if (mp_read(&r, &it) != SIOC_OK || it.kind != MP_ARRAY || idx >= it.len)
-        return false;
-    for (uint32_t i = 0; i < idx; i++)
-        if (mp_skip(&r) != SIOC_OK)
-            return false;
-    size_t start = r.pos;
-    if (mp_skip(&r) != SIOC_OK)
-        return false;
-    val->p = arr.p + start;
-    val->len = r.pos - start;
-    return true;
-}
-
-static uint32_t mp_count(struct slice v)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, v.p, v.len);
-    return mp_read(&r, &it) == SIOC_OK ? it.len : 0;
-}
-
-/* The string value itself (for str items). */
-static struct slice mp_str(struct slice v)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    struct slice s = {NULL, 0};
-    mp_reader_init(&r, v.p, v.len);
-    if (mp_read(&r, &it) == SIOC_OK && it.kind == MP_STR) {
-        s.p = it.data;
-        s.len = it.len;
-    }
-    return s;
-}
-
-static int64_t mp_int(struct slice v)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    int64_t x = -999;
-    mp_reader_init(&r, v.p, v.len);
-    if (mp_read(&r, &it) == SIOC_OK)
-        mp_item_to_i64(&it, &x);
-    return x;
 }
 
 /* Captures show bins as {"$bin":"hex"}; render ours the same way. */

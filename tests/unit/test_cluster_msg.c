@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/mp.h"
+#include "tests/unit/mp_nav.h"
 #include "tests/unit/test.h"
 
 #define GOLDEN "tests/data/sharded-golden/captures.json"
@@ -20,76 +21,6 @@ static bool
 slice_eq(struct slice a, struct slice b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
-/* ---- msgpack navigation over the parsed captures file ---- */
-
-static bool mp_find(struct slice map, const char *key, struct slice *val)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, map.p, map.len);
-    if (mp_read(&r, &it) != SIOC_OK || it.kind != MP_MAP)
-        return false;
-    for (uint32_t i = 0; i < it.len; i++) {
-        struct mp_item k;
-        if (mp_read(&r, &k) != SIOC_OK)
-            return false;
-        size_t start = r.pos;
-        if (mp_skip(&r) != SIOC_OK)
-            return false;
-        if (mp_item_is_str(&k, key)) {
-            *val = (struct slice){map.p + start, r.pos - start};
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool mp_at(struct slice arr, uint32_t idx, struct slice *val)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, arr.p, arr.len);
-    if (mp_read(&r, &it) != SIOC_OK || it.kind != MP_ARRAY || idx >= it.len)
-        return false;
-    for (uint32_t i = 0; i < idx; i++)
-        if (mp_skip(&r) != SIOC_OK)
-            return false;
-    size_t start = r.pos;
-    if (mp_skip(&r) != SIOC_OK)
-        return false;
-    *val = (struct slice){arr.p + start, r.pos - start};
-    return true;
-}
-
-static uint32_t mp_count(struct slice v)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, v.p, v.len);
-    return mp_read(&r, &it) == SIOC_OK ? it.len : 0;
-}
-
-static struct slice mp_str(struct slice v)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    mp_reader_init(&r, v.p, v.len);
-    if (mp_read(&r, &it) == SIOC_OK && it.kind == MP_STR)
-        return (struct slice){it.data, it.len};
-    return (struct slice){NULL, 0};
-}
-
-static int64_t mp_int(struct slice v)
-{
-    struct mp_reader r;
-    struct mp_item it;
-    int64_t x = -999;
-    mp_reader_init(&r, v.p, v.len);
-    if (mp_read(&r, &it) == SIOC_OK)
-        mp_item_to_i64(&it, &x);
-    return x;
 }
 
 /* ---- the golden captures ---- */
@@ -225,28 +156,46 @@ static void test_golden_captures(void)
 
 /* ---- encoding from fields ---- */
 
+/* An empty message from `uid` in `nsp`. */
+static void msg_init(struct cluster_msg *m, const char *uid, const char *nsp)
+{
+    memset(m, 0, sizeof *m);
+    m->uid = S(uid);
+    m->nsp = S(nsp);
+}
+
+/* m encodes (without error) to exactly `want`. */
+#define CHECK_ENCODES(m, want) check_encodes(__FILE__, __LINE__, (m), (want))
+static void check_encodes(const char *file, int line, const struct cluster_msg *m, const char *want)
+{
+    struct buf out, scratch;
+    buf_init(&out, 0);
+    buf_init(&scratch, 0);
+    if (cluster_msg_encode(&out, &scratch, m) != SIOC_OK)
+        test_fail(file, line, "cluster_msg_encode failed");
+    test_check_mem(file, line, out.data, out.len, want, strlen(want));
+    buf_deinit(&out);
+    buf_deinit(&scratch);
+}
+
 static void test_encode_broadcast(void)
 {
     struct cluster_msg m;
-    memset(&m, 0, sizeof m);
+    msg_init(&m, "emitter", "/chat");
     struct buf out, scratch;
     buf_init(&out, 0);
     buf_init(&scratch, 0);
     m.type = CLUSTER_MSG_BROADCAST;
-    m.uid = S("emitter");
-    m.nsp = S("/chat");
     m.event.type = 2;
     m.event.data = S("\x92\xa2hi\x01"); /* ["hi", 1] */
     m.has_opts = true;
     m.opts.rooms.count = 1;
     m.opts.rooms.names[0] = S("r1");
     m.opts.flags.is_volatile = true;
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(
-        out.data, out.len,
-        "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"hi\",1]},\"opts\":{\"rooms\":"
-        "[\"r1\"],\"except\":[],\"flags\":{\"volatile\":true}}},\"uid\":\"emitter\","
-        "\"nsp\":\"/chat\"}");
+    CHECK_ENCODES(
+        &m, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":[\"hi\",1]},\"opts\":{\"rooms\":"
+            "[\"r1\"],\"except\":[],\"flags\":{\"volatile\":true}}},\"uid\":\"emitter\","
+            "\"nsp\":\"/chat\"}");
     struct buf ch;
     buf_init(&ch, 0);
     cluster_msg_publish_channel(&ch, S("socket.io"), CLUSTER_SUB_DYNAMIC, &m);
@@ -276,8 +225,7 @@ static void test_encode_broadcast(void)
     m.type = 14;
     CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_EINVAL && out.len == 0);
     m.type = CLUSTER_MSG_ADAPTER_CLOSE;
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len, "{\"type\":13,\"uid\":\"emitter\",\"nsp\":\"/chat\"}");
+    CHECK_ENCODES(&m, "{\"type\":13,\"uid\":\"emitter\",\"nsp\":\"/chat\"}");
     buf_deinit(&s2);
     buf_deinit(&ch);
     buf_deinit(&out);
@@ -287,42 +235,27 @@ static void test_encode_broadcast(void)
 static void test_encode_responses(void)
 {
     struct cluster_msg m;
-    memset(&m, 0, sizeof m);
-    struct buf out, scratch;
-    buf_init(&out, 0);
-    buf_init(&scratch, 0);
-    m.uid = S("abc");
-    m.nsp = S("/");
+    msg_init(&m, "abc", "/");
     m.has_request_id = true;
     m.request_id = S("r1");
     m.type = CLUSTER_MSG_BROADCAST_CLIENT_COUNT;
     m.client_count = 3;
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":11,\"data\":{\"requestId\":\"r1\",\"clientCount\":3},\"uid\":\"abc\","
-              "\"nsp\":\"/\"}");
-    buf_reset(&out);
+    CHECK_ENCODES(&m,
+                  "{\"type\":11,\"data\":{\"requestId\":\"r1\",\"clientCount\":3},\"uid\":\"abc\","
+                  "\"nsp\":\"/\"}");
     m.type = CLUSTER_MSG_BROADCAST_ACK; /* no argument: no packet key */
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":12,\"data\":{\"requestId\":\"r1\"},\"uid\":\"abc\",\"nsp\":\"/\"}");
-    buf_reset(&out);
+    CHECK_ENCODES(&m,
+                  "{\"type\":12,\"data\":{\"requestId\":\"r1\"},\"uid\":\"abc\",\"nsp\":\"/\"}");
     m.type = CLUSTER_MSG_SERVER_SIDE_EMIT_RESPONSE;
     m.has_packet = true;
     m.packet = S("\xc0");
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":10,\"data\":{\"requestId\":\"r1\",\"packet\":null},\"uid\":\"abc\","
-              "\"nsp\":\"/\"}");
-    buf_reset(&out);
+    CHECK_ENCODES(&m,
+                  "{\"type\":10,\"data\":{\"requestId\":\"r1\",\"packet\":null},\"uid\":\"abc\","
+                  "\"nsp\":\"/\"}");
     m.type = CLUSTER_MSG_FETCH_SOCKETS_RESPONSE;
     m.sockets = S("\x90");
-    CHECK(cluster_msg_encode(&out, &scratch, &m) == SIOC_OK);
-    CHECK_STR(out.data, out.len,
-              "{\"type\":8,\"data\":{\"requestId\":\"r1\",\"sockets\":[]},\"uid\":\"abc\","
-              "\"nsp\":\"/\"}");
-    buf_deinit(&out);
-    buf_deinit(&scratch);
+    CHECK_ENCODES(&m, "{\"type\":8,\"data\":{\"requestId\":\"r1\",\"sockets\":[]},\"uid\":\"abc\","
+                      "\"nsp\":\"/\"}");
 }
 
 /* ---- malformed input ---- */

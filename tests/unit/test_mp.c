@@ -260,11 +260,46 @@ static void test_whole_readers(void)
     CHECK(mp_read_str(&r, &s) == SIOC_EPROTO);
     mp_reader_init(&r, msg + 6, 1);
     CHECK(mp_read_str(&r, &s) == SIOC_EPROTO); /* an array header */
+    mp_reader_init(&r, msg + 6, 3);
+    CHECK(mp_read_map_len(&r, &n) == SIOC_EPROTO); /* an array, not a map */
+    mp_reader_init(&r, msg + 6, 3);
+    CHECK(mp_read_array_len(&r, &n) == SIOC_OK && n == 2 && r.pos == 1);
+    mp_reader_init(&r, msg, sizeof msg);
+    CHECK(mp_read_array_len(&r, &n) == SIOC_EPROTO);         /* a map, not an array */
+    static const uint8_t lying[] = {0xdc, 0x00, 0x05, 0x01}; /* array16 of 5 with 1 byte left */
+    mp_reader_init(&r, lying, sizeof lying);
+    CHECK(mp_read_array_len(&r, &n) == SIOC_EPROTO);
+}
+
+/* Peeking classifies by the first byte only and never consumes. */
+static void test_peek(void)
+{
+    static const struct {
+        uint8_t byte;
+        bool nil, array, map;
+    } cases[] = {
+        {0xc0, true, false, false},  {0x90, false, true, false},  {0x9f, false, true, false},
+        {0xdc, false, true, false},  {0xdd, false, true, false},  {0x80, false, false, true},
+        {0x8f, false, false, true},  {0xde, false, false, true},  {0xdf, false, false, true},
+        {0xa0, false, false, false}, {0x7f, false, false, false}, {0xc2, false, false, false},
+        {0xdb, false, false, false}, {0xe0, false, false, false},
+    };
+    struct mp_reader r;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mp_reader_init(&r, &cases[i].byte, 1);
+        CHECK(mp_next_is_nil(&r) == cases[i].nil);
+        CHECK(mp_next_is_array(&r) == cases[i].array);
+        CHECK(mp_next_is_map(&r) == cases[i].map);
+        CHECK(r.pos == 0);
+    }
+    mp_reader_init(&r, &cases[0].byte, 0); /* a nil byte just past the end is not read */
+    CHECK(!mp_next_is_nil(&r) && !mp_next_is_array(&r) && !mp_next_is_map(&r));
 }
 
 int main(void)
 {
     RUN(test_whole_readers);
+    RUN(test_peek);
     RUN(test_write_broadcast_capture);
     RUN(test_write_numbers);
     RUN(test_write_lengths);

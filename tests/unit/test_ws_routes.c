@@ -164,6 +164,13 @@ static void test_message_args(void)
     buf_deinit(&out);
 }
 
+/* ["e", arg] as MessagePack (the event name is never sent); V(s): a literal and its length (it may
+ * hold NUL bytes). */
+#define EV_ARG(arg)                                                                                \
+    "\x92\xa1"                                                                                     \
+    "e" arg
+#define V(s) s, sizeof(s) - 1
+
 static void test_message_frame(void)
 {
     static const struct {
@@ -174,56 +181,42 @@ static void test_message_frame(void)
         const char *out;
         size_t out_len;
     } cases[] = {
-        /* ["message", "hi"] */
-        {"\x92\xa7message\xa2hi", 12, 1, false, "hi", 2},
+        {V("\x92\xa7message\xa2hi"), 1, false, V("hi")},
         /* ["e", <bin 00 ff>, "ignored"] */
-        {"\x93\xa1"
-         "e\xc4\x02\x00\xff\xa7ignored",
-         15, 1, true, "\x00\xff", 2},
-        /* ["e", {"a": [1, 2.5]}] */
-        {"\x92\xa1"
-         "e\x81\xa1"
-         "a\x92\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00",
-         17, 1, false, "{\"a\":[1,2.5]}", 13},
-        /* ["e", 42], ["e", null], ["e", true] */
-        {"\x92\xa1"
-         "e\x2a",
-         4, 1, false, "42", 2},
-        {"\x92\xa1"
-         "e\xc0",
-         4, 1, false, "null", 4},
-        {"\x92\xa1"
-         "e\xc3",
-         4, 1, false, "true", 4},
-        /* ["e", [<bin 01>]]: a bin inside, as Buffer.toJSON() */
-        {"\x92\xa1"
-         "e\x91\xc4\x01\x01",
-         7, 1, false, "[{\"type\":\"Buffer\",\"data\":[1]}]", 30},
-        /* ["e", ""]: an empty text message */
-        {"\x92\xa1"
-         "e\xa0",
-         4, 1, false, "", 0},
-        /* ["e", "a\xff" "b\xc3"]: invalid UTF-8 in a str becomes U+FFFD (a text frame is UTF-8) */
-        {"\x92\xa1"
-         "e\xa4"
-         "a\xff"
-         "b\xc3",
-         8, 1, false,
-         "a\xef\xbf\xbd"
-         "b\xef\xbf\xbd",
-         8},
+        {V("\x93\xa1"
+           "e"
+           "\xc4\x02\x00\xff\xa7ignored"),
+         1, true, V("\x00\xff")},
+        /* {"a": [1, 2.5]} */
+        {V(EV_ARG("\x81\xa1"
+                  "a"
+                  "\x92\x01\xcb\x40\x04\x00\x00\x00\x00\x00\x00")),
+         1, false, V("{\"a\":[1,2.5]}")},
+        /* 42, null, true */
+        {V(EV_ARG("\x2a")), 1, false, V("42")},
+        {V(EV_ARG("\xc0")), 1, false, V("null")},
+        {V(EV_ARG("\xc3")), 1, false, V("true")},
+        /* [<bin 01>]: a bin inside, as Buffer.toJSON() */
+        {V(EV_ARG("\x91\xc4\x01\x01")), 1, false, V("[{\"type\":\"Buffer\",\"data\":[1]}]")},
+        /* "": an empty text message */
+        {V(EV_ARG("\xa0")), 1, false, V("")},
+        /* "a\xff" "b\xc3": invalid UTF-8 in a str becomes U+FFFD (a text frame is UTF-8) */
+        {V(EV_ARG("\xa4"
+                  "a\xff"
+                  "b\xc3")),
+         1, false,
+         V("a\xef\xbf\xbd"
+           "b\xef\xbf\xbd")},
         /* ["e"]: no argument, nothing to send */
-        {"\x91\xa1"
-         "e",
-         3, 0, false, "", 0},
+        {V("\x91\xa1"
+           "e"),
+         0, false, V("")},
         /* not an array; an empty array; truncated */
-        {"\xa1"
-         "e",
-         2, SIOC_EPROTO, false, "", 0},
-        {"\x90", 1, SIOC_EPROTO, false, "", 0},
-        {"\x92\xa1"
-         "e\xa5hi",
-         6, SIOC_EPROTO, false, "", 0},
+        {V("\xa1"
+           "e"),
+         SIOC_EPROTO, false, V("")},
+        {V("\x90"), SIOC_EPROTO, false, V("")},
+        {V(EV_ARG("\xa5hi")), SIOC_EPROTO, false, V("")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct buf out;
@@ -243,6 +236,9 @@ static void test_message_frame(void)
         buf_deinit(&out);
     }
 }
+
+#undef EV_ARG
+#undef V
 
 int main(void)
 {

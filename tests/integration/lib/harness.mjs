@@ -10,6 +10,11 @@ import path from "node:path";
 
 export const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
 
+// The binaries under test: the sanitizer builds unless SIOC_GATEWAY / SIOC_BROKER name others
+// (relative paths are from the repository).
+export const GATEWAY = process.env.SIOC_GATEWAY || "build/asan/sioc-gateway";
+export const BROKER = process.env.SIOC_BROKER || "build/asan/sioc-broker";
+
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -103,6 +108,41 @@ export async function until(what, fn, ms = 5000, { every = 25 } = {}) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await sleep(every);
   }
+}
+
+// Runs body(cl), then always cl.stop(). A failure of body is thrown with stop's failure (if any)
+// and the last 15 lines of each process in cl.workers ({file, pid, output()}) added to its
+// message; otherwise stop's failure, if any, is thrown.
+export async function runThenStop(cl, body) {
+  let failure = null;
+  let stopFailure = null;
+  try {
+    await body(cl);
+  } catch (e) {
+    failure = e;
+  }
+  try {
+    await cl.stop();
+  } catch (e) {
+    stopFailure = e;
+  }
+  if (failure) {
+    const tails = cl.workers.map((w) => `--- ${w.file} (pid ${w.pid}) ---\n${w.output().split("\n").slice(-15).join("\n")}`);
+    failure.message += `\n${stopFailure ? stopFailure.message + "\n" : ""}${tails.join("\n")}`;
+    throw failure;
+  }
+  if (stopFailure) throw stopFailure;
+}
+
+// Headless Chromium (playwright-core, the system's /usr/bin/chromium) with nothing running in
+// the background; the caller closes it.
+export async function launchChromium() {
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
 }
 
 export function assert(cond, message) {
@@ -289,6 +329,31 @@ export function freePort() {
   });
 }
 
+// Resolves true when something accepts a TCP connection on 127.0.0.1:port (closed at once).
+export function portAccepts(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.on("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+// Resolves true when a plain-text Redis on 127.0.0.1:port answers PING with +PONG.
+export function redisPing(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.on("connect", () => s.write("PING\r\n"));
+    s.on("data", (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith("+PONG"));
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
 // A private redis-server on a random port, stopped by pid. restart() keeps the port; with
 // {persist: true} it keeps the data too (append-only file, fsync on every write), so a
 // SIGKILL + restart loses nothing Redis acknowledged.
@@ -309,18 +374,7 @@ export async function startRedis({ persist = false, fsync = "always", onSpawn = 
     if (onSpawn) onSpawn(child.pid);
     const deadline = Date.now() + 5000;
     for (;;) {
-      const ok = await new Promise((resolve) => {
-        const s = net.connect(port, "127.0.0.1");
-        s.on("connect", () => {
-          s.write("PING\r\n");
-        });
-        s.on("data", (d) => {
-          s.destroy();
-          resolve(d.toString().startsWith("+PONG"));
-        });
-        s.on("error", () => resolve(false));
-      });
-      if (ok) return;
+      if (await redisPing(port)) return;
       if (Date.now() > deadline) throw new Error("redis-server did not start");
       await sleep(20);
     }

@@ -6,9 +6,8 @@
 import { spawn, execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import net from "node:net";
 import path from "node:path";
-import { freePort, sleep, within } from "./harness.mjs";
+import { freePort, portAccepts, redisPing, sleep, within } from "./harness.mjs";
 
 export const NODE_TIMEOUT_MS = 1000; // cluster-node-timeout: a dead master is failed over after it
 
@@ -24,36 +23,33 @@ export function cli(port, ...args) {
   });
 }
 
-function portTaken(port) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.on("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
-}
-
 async function clusterPort() {
   for (let i = 0; i < 50; i++) {
     const p = await freePort();
-    if (p + 10000 <= 65535 && !(await portTaken(p + 10000))) return p;
+    if (p + 10000 <= 65535 && !(await portAccepts(p + 10000))) return p;
   }
   throw new Error("no free port pair for a cluster node");
 }
 
 async function pingable(port) {
   if (cliTls.length) return cli(port, "ping").then((r) => r === "PONG", () => false);
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1");
-    s.on("connect", () => s.write("PING\r\n"));
-    s.on("data", (d) => {
-      s.destroy();
-      resolve(d.toString().startsWith("+PONG"));
-    });
-    s.on("error", () => resolve(false));
+  return redisPing(port);
+}
+
+// However the test process exits, SIGKILL every node of `cluster` (as they are then) and every
+// pid pushed onto the array this returns (the test's own gateways, brokers, workers), then run
+// `also` (if given).
+export function killOnExit(cluster, also = null) {
+  const started = [];
+  process.on("exit", () => {
+    for (const pid of [...started, ...cluster.nodes.map((n) => n.pid)]) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    if (also) also();
   });
+  return started;
 }
 
 // Starts the cluster; resolves {nodes: [{port, pid, kill()}], url, seeds, masterOf(slotOrKey),
