@@ -31,58 +31,17 @@ static uint64_t now_ms(void)
 
 /* ---- lists ---- */
 
-static void cl_push_tail(struct ccmd_list *l, struct ccmd *m)
+/* The command of a node of queue, requeue, later or inflight. */
+static struct ccmd *ccmd_of(struct list_node *link)
 {
-    m->next = NULL;
-    m->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = m;
-    else
-        l->head = m;
-    l->tail = m;
-    l->count++;
-    l->bytes += m->bytes;
+    return list_entry(link, struct ccmd, node.link);
 }
 
-static void cl_remove(struct ccmd_list *l, struct ccmd *m)
+static void ccmd_free_all(struct counted_list *l)
 {
-    if (m->prev != NULL)
-        m->prev->next = m->next;
-    else
-        l->head = m->next;
-    if (m->next != NULL)
-        m->next->prev = m->prev;
-    else
-        l->tail = m->prev;
-    m->prev = m->next = NULL;
-    l->count--;
-    l->bytes -= m->bytes;
-}
-
-/* Moves all of src in front of dst, both orders kept. */
-static void cl_splice_front(struct ccmd_list *dst, struct ccmd_list *src)
-{
-    if (src->head == NULL)
-        return;
-    src->tail->next = dst->head;
-    if (dst->head != NULL)
-        dst->head->prev = src->tail;
-    else
-        dst->tail = src->tail;
-    dst->head = src->head;
-    dst->count += src->count;
-    dst->bytes += src->bytes;
-    memset(src, 0, sizeof(*src));
-}
-
-static void cl_free_all(struct ccmd_list *l)
-{
-    struct ccmd *next;
-    for (struct ccmd *m = l->head; m != NULL; m = next) {
-        next = m->next;
-        free(m);
-    }
-    memset(l, 0, sizeof(*l));
+    struct counted_node *n;
+    while ((n = counted_list_pop_head(l)) != NULL)
+        free(container_of(n, struct ccmd, node));
 }
 
 static bool cluster_up(const struct redis_cluster *c);
@@ -225,9 +184,13 @@ static void nodes_gc(struct redis_cluster *c)
             i++;
             continue;
         }
-        for (struct ccmd *m = c->queue.head; m != NULL; m = m->next)
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, &c->queue.head)
+        {
+            struct ccmd *m = ccmd_of(pos);
             if (m->ask == n)
                 m->ask = NULL;
+        }
         c->nodes[i] = c->nodes[--c->nnodes];
         node_free(n);
     }
@@ -256,7 +219,7 @@ static void queue_add(struct redis_cluster *c, struct ccmd *m)
         m->qnode->queued++;
     else
         c->unrouted++;
-    cl_push_tail(&c->queue, m);
+    counted_list_push_tail(&c->queue, &m->node);
 }
 
 static void queue_take(struct redis_cluster *c, struct ccmd *m)
@@ -266,7 +229,7 @@ static void queue_take(struct redis_cluster *c, struct ccmd *m)
     else
         c->unrouted--;
     m->qnode = NULL;
-    cl_remove(&c->queue, m);
+    counted_list_remove(&c->queue, &m->node);
 }
 
 /* Writes m on its node if that node's command link is connected. */
@@ -285,7 +248,7 @@ static bool dispatch(struct redis_cluster *c, struct ccmd *m)
         return false;
     m->sent = n;
     n->pending++;
-    cl_push_tail(&c->inflight, m);
+    counted_list_push_tail(&c->inflight, &m->node);
     return true;
 }
 
@@ -293,9 +256,10 @@ static void flush_queue(struct redis_cluster *c)
 {
     if (c->held)
         return;
-    struct ccmd *next;
-    for (struct ccmd *m = c->queue.head; m != NULL; m = next) {
-        next = m->next;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &c->queue.head)
+    {
+        struct ccmd *m = ccmd_of(pos);
         struct cnode *n = route_node(c, m);
         if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
             continue;
@@ -305,7 +269,7 @@ static void flush_queue(struct redis_cluster *c)
             break;
         }
     }
-    if (c->room_wanted && c->queue.head == NULL && cluster_up(c) && c->cfg.on_room_cb != NULL &&
+    if (c->room_wanted && c->queue.count == 0 && cluster_up(c) && c->cfg.on_room_cb != NULL &&
         !c->freeing) {
         c->room_wanted = false;
         c->cfg.on_room_cb(c->cfg.ctx);
@@ -342,7 +306,7 @@ static bool follow_redirect(struct redis_cluster *c, struct ccmd *m, struct cnod
         rc_emit_event(c, REDIS_LINK_EV_REDIRECT, r->str);
         rc_refresh_soon(c);
     }
-    cl_push_tail(&c->requeue, m);
+    counted_list_push_tail(&c->requeue, &m->node);
     rc_kick_soon(c);
     return true;
 }
@@ -354,12 +318,13 @@ static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_res
     struct cnode *from = m->sent;
     from->pending--;
     m->sent = NULL;
-    cl_remove(&c->inflight, m);
+    counted_list_remove(&c->inflight, &m->node);
     if (result == REDIS_LINK_LOST) {
         rc_refresh_soon(c);
         if ((m->flags & REDIS_LINK_RETRY) != 0 && m->reply_cb != NULL) {
             c->stats.commands_retried++;
-            cl_push_tail(&c->requeue, m); /* to the slot's owner once the map says who it is */
+            counted_list_push_tail(&c->requeue, &m->node); /* to the slot's owner once the map
+                                                            * says who it is */
             rc_kick_soon(c);
             return;
         }
@@ -375,7 +340,7 @@ static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_res
              error_is(reply, "LOADING") || error_is(reply, "MASTERDOWN")) &&
             m->tryagain < REDIS_CLUSTER_MAX_TRYAGAIN) {
             m->tryagain++;
-            cl_push_tail(&c->later, m); /* sent again after the next map refresh */
+            counted_list_push_tail(&c->later, &m->node); /* sent again after the next map refresh */
             rc_refresh_soon(c);
             return;
         }
@@ -468,7 +433,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         c->refresh_wanted = true;
     }
     /* what waited for this map: the retries of TRYAGAIN/CLUSTERDOWN */
-    cl_splice_front(&c->requeue, &c->later);
+    counted_list_splice_head(&c->requeue, &c->later);
     rc_kick_soon(c);
 }
 
@@ -562,7 +527,7 @@ static bool cluster_up(const struct redis_cluster *c)
 /* Something waits for a master the map does not give yet (a failover in progress). */
 static bool waiting(const struct redis_cluster *c)
 {
-    return c->queue.head != NULL || c->later.head != NULL || !cluster_up(c);
+    return c->queue.count > 0 || c->later.count > 0 || !cluster_up(c);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -576,14 +541,17 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
                 c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
                                           c->cfg.mode == REDIS_LINK_COMMAND);
     /* redirected and retried commands go first, in the order they were answered */
-    for (struct ccmd *m = c->requeue.head; m != NULL; m = m->next) {
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &c->requeue.head)
+    {
+        struct ccmd *m = ccmd_of(pos);
         m->qnode = route_node(c, m);
         if (m->qnode != NULL)
             m->qnode->queued++;
         else
             c->unrouted++;
     }
-    cl_splice_front(&c->queue, &c->requeue);
+    counted_list_splice_head(&c->queue, &c->requeue);
     if (c->cfg.mode == REDIS_LINK_SUBSCRIBER && c->map_loaded) {
         rc_home_sync(c);
         rc_shards_sync(c);
@@ -606,6 +574,10 @@ struct redis_cluster *redis_cluster_new(struct event_base *base,
     struct redis_cluster *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
+    counted_list_init(&c->queue);
+    counted_list_init(&c->requeue);
+    counted_list_init(&c->later);
+    counted_list_init(&c->inflight);
     c->base = base;
     redis_url_copy(&c->url, url);
     c->cfg = *cfg;
@@ -639,10 +611,10 @@ void redis_cluster_free(struct redis_cluster *c)
     redis_link_free(c->home);
     for (size_t i = 0; i < c->nnodes; i++)
         node_free(c->nodes[i]);
-    cl_free_all(&c->queue);
-    cl_free_all(&c->requeue);
-    cl_free_all(&c->later);
-    cl_free_all(&c->inflight);
+    ccmd_free_all(&c->queue);
+    ccmd_free_all(&c->requeue);
+    ccmd_free_all(&c->later);
+    ccmd_free_all(&c->inflight);
     rc_subs_free(c);
     if (c->kick != NULL)
         event_free(c->kick);
@@ -730,7 +702,7 @@ static struct ccmd *ccmd_new(int argc, const char *const *argv, const size_t *le
         m->lens[i] = lens[i];
         p += lens[i] + 1;
     }
-    m->bytes = total + (size_t)argc * 16; /* about its RESP size, for the queue limit */
+    m->node.bytes = total + (size_t)argc * 16; /* about its RESP size, for the queue limit */
     return m;
 }
 
@@ -767,7 +739,7 @@ int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *co
     struct cnode *n = route_node(c, m);
     if (!c->held && n != NULL && n->queued == 0 && c->unrouted == 0 && dispatch(c, m))
         return SIOC_OK;
-    if (c->queue.bytes + m->bytes > c->cfg.queue_limit_bytes) {
+    if (c->queue.bytes + m->node.bytes > c->cfg.queue_limit_bytes) {
         free(m);
         c->stats.commands_refused++;
         c->room_wanted = true;
@@ -785,10 +757,13 @@ int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *co
     return SIOC_OK;
 }
 
-static size_t cancel_in(struct ccmd_list *l, const void *ctx)
+static size_t cancel_in(struct counted_list *l, const void *ctx)
 {
     size_t n = 0;
-    for (struct ccmd *m = l->head; m != NULL; m = m->next) {
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &l->head)
+    {
+        struct ccmd *m = ccmd_of(pos);
         if (m->ctx == ctx && m->reply_cb != NULL) {
             m->reply_cb = NULL;
             n++;
@@ -814,7 +789,7 @@ void redis_cluster_hold(struct redis_cluster *c, bool hold)
 
 size_t redis_cluster_queue_room(const struct redis_cluster *c)
 {
-    if (cluster_up(c) && !c->held && c->queue.head == NULL)
+    if (cluster_up(c) && !c->held && c->queue.count == 0)
         return SIZE_MAX;
     size_t limit = c->cfg.queue_limit_bytes;
     return c->queue.bytes >= limit ? 0 : limit - c->queue.bytes;

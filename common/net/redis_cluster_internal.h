@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/counted_list.h"
 #include "common/net/redis_cluster.h"
 #include "common/redis_slots.h"
 
@@ -17,7 +18,9 @@
 struct cnode;
 
 struct ccmd {
-    struct ccmd *prev, *next;
+    /* in queue, requeue, later or inflight; node.bytes is about its RESP size, for the queue
+     * limit */
+    struct counted_node node;
     struct redis_cluster *c;
     redis_link_reply_cb *reply_cb; /* NULL once cancelled */
     void *ctx;
@@ -25,18 +28,12 @@ struct ccmd {
     int argc;
     const char **argv; /* into the same allocation */
     size_t *lens;
-    size_t bytes;
     enum redis_route_kind route;
     unsigned slot;
     unsigned redirects, tryagain;
     struct cnode *ask;   /* send ASKING + the command there next */
     struct cnode *qnode; /* while queued: the node it was counted on (or NULL: unrouted) */
     struct cnode *sent;  /* while in flight */
-};
-
-struct ccmd_list {
-    struct ccmd *head, *tail;
-    size_t count, bytes;
 };
 
 struct cnode {
@@ -80,7 +77,7 @@ struct redis_cluster {
     uint64_t last_refresh_ms;
     struct event *kick, *refresh_timer;
 
-    struct ccmd_list queue, requeue, later, inflight;
+    struct counted_list queue, requeue, later, inflight;
     size_t unrouted;
     bool held, room_wanted, full_reported, reported_up, freeing;
 

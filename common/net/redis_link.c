@@ -18,24 +18,21 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "common/counted_list.h"
 #include "common/error.h"
 #include "common/net/redis_cluster.h"
 #include "common/net/redis_conn.h"
 
 /* One command, from redis_link_command_argv until its reply (or loss) has been handled. */
 struct cmd {
-    struct cmd *prev, *next;
+    /* in queue, requeue or inflight; node.bytes is the RESP length, kept for queue accounting
+     * even after `data` is released */
+    struct counted_node node;
     struct redis_link *link;
     redis_link_reply_cb *reply_cb; /* NULL once cancelled */
     void *ctx;
     unsigned flags;
-    size_t len; /* RESP bytes, kept for queue accounting even after `data` is released */
     char *data; /* RESP-encoded; released once written unless REDIS_LINK_RETRY needs it again */
-};
-
-struct cmd_list {
-    struct cmd *head, *tail;
-    size_t count, bytes;
 };
 
 /* The desired subscription set: few entries (a handful per namespace), so a plain array. */
@@ -76,9 +73,9 @@ struct redis_link {
     uint64_t last_rx_ms;
 
     struct event *reconnect_timer, *connect_timer, *liveness_timer;
-    struct cmd_list queue;    /* not yet written, in order */
-    struct cmd_list requeue;  /* REDIS_LINK_RETRY commands lost in the current drop, in order */
-    struct cmd_list inflight; /* written, reply pending, in order */
+    struct counted_list queue;    /* not yet written, in order */
+    struct counted_list requeue;  /* REDIS_LINK_RETRY commands lost in the current drop, in order */
+    struct counted_list inflight; /* written, reply pending, in order */
     struct name_set channels, patterns, shards;
     struct redis_link_stats stats;
 };
@@ -110,61 +107,10 @@ static struct timeval tv_ms(unsigned ms)
     return tv;
 }
 
-static void list_push_tail(struct cmd_list *list, struct cmd *c)
+/* The command of a node of queue, requeue or inflight (NULL for NULL). */
+static struct cmd *cmd_of(struct counted_node *n)
 {
-    c->next = NULL;
-    c->prev = list->tail;
-    if (list->tail != NULL)
-        list->tail->next = c;
-    else
-        list->head = c;
-    list->tail = c;
-    list->count++;
-    list->bytes += c->len;
-}
-
-static void list_push_head(struct cmd_list *list, struct cmd *c)
-{
-    c->prev = NULL;
-    c->next = list->head;
-    if (list->head != NULL)
-        list->head->prev = c;
-    else
-        list->tail = c;
-    list->head = c;
-    list->count++;
-    list->bytes += c->len;
-}
-
-static void list_remove(struct cmd_list *list, struct cmd *c)
-{
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        list->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        list->tail = c->prev;
-    c->prev = c->next = NULL;
-    list->count--;
-    list->bytes -= c->len;
-}
-
-/* Moves all of `src` in front of `dst`, keeping both orders. */
-static void list_splice_front(struct cmd_list *dst, struct cmd_list *src)
-{
-    if (src->head == NULL)
-        return;
-    src->tail->next = dst->head;
-    if (dst->head != NULL)
-        dst->head->prev = src->tail;
-    else
-        dst->tail = src->tail;
-    dst->head = src->head;
-    dst->count += src->count;
-    dst->bytes += src->bytes;
-    memset(src, 0, sizeof(*src));
+    return container_of_or_null(n, struct cmd, node);
 }
 
 static void cmd_free(struct cmd *c)
@@ -173,14 +119,11 @@ static void cmd_free(struct cmd *c)
     free(c);
 }
 
-static void list_free_all(struct cmd_list *list)
+static void cmd_free_all(struct counted_list *list)
 {
-    struct cmd *next;
-    for (struct cmd *c = list->head; c != NULL; c = next) {
-        next = c->next;
-        cmd_free(c);
-    }
-    memset(list, 0, sizeof(*list));
+    struct counted_node *n;
+    while ((n = counted_list_pop_head(list)) != NULL)
+        cmd_free(cmd_of(n));
 }
 
 static size_t set_find(const struct name_set *set, const char *name)
@@ -280,11 +223,10 @@ static void conn_gone(struct redis_link *l, const char *reason)
     evtimer_del(l->connect_timer);
     struct cmd *c;
     /* One at a time off `inflight`: a LOST callback may cancel (redis_link_cancel) the others. */
-    while ((c = l->inflight.head) != NULL) {
-        list_remove(&l->inflight, c); // NOLINT(clang-analyzer-unix.Malloc): the head moved on
+    while ((c = cmd_of(counted_list_pop_head(&l->inflight))) != NULL) {
         if (!l->freeing && (c->flags & REDIS_LINK_RETRY) != 0) {
             l->stats.commands_retried++;
-            list_push_tail(&l->requeue, c);
+            counted_list_push_tail(&l->requeue, &c->node);
             continue;
         }
         if (!l->freeing)
@@ -293,7 +235,7 @@ static void conn_gone(struct redis_link *l, const char *reason)
         cmd_free(c);
     }
     /* Commands lost in flight with REDIS_LINK_RETRY were sent before anything still queued. */
-    list_splice_front(&l->queue, &l->requeue);
+    counted_list_splice_head(&l->queue, &l->requeue);
     if (l->freeing)
         return;
     if (l->reported_up) {
@@ -331,7 +273,7 @@ static bool conn_send(struct redis_link *l, int argc, const char *const *argv)
     return ok;
 }
 
-static bool send_cmd(struct redis_link *l, struct cmd *c);
+static bool send_cmd(struct redis_link *l, struct cmd *c, struct counted_list *from);
 static void resubscribe(struct redis_link *l);
 static void sub_reply(struct redis_link *l, const redisReply *reply);
 
@@ -339,11 +281,9 @@ static void sub_reply(struct redis_link *l, const redisReply *reply);
  * the owner holds the link. */
 static void flush_queue(struct redis_link *l)
 {
-    while (l->ready && !l->held && l->queue.head != NULL) {
-        struct cmd *c = l->queue.head;
-        list_remove(&l->queue, c);
-        if (!send_cmd(l, c)) {
-            list_push_head(&l->queue, c);
+    struct cmd *c;
+    while (l->ready && !l->held && (c = cmd_of(counted_list_first(&l->queue))) != NULL) {
+        if (!send_cmd(l, c, &l->queue)) { /* it stays at the head of the queue */
             link_drop(l, "out of memory");
             break;
         }
@@ -353,7 +293,7 @@ static void flush_queue(struct redis_link *l)
 /* After a refusal, tells the owner once the queue is written. */
 static void room_if_wanted(struct redis_link *l)
 {
-    if (l->ready && !l->held && l->room_wanted && l->queue.head == NULL && l->on_room_cb != NULL) {
+    if (l->ready && !l->held && l->room_wanted && l->queue.count == 0 && l->on_room_cb != NULL) {
         l->room_wanted = false;
         l->callback_depth++;
         l->on_room_cb(l->ctx);
@@ -433,12 +373,11 @@ static void conn_reply_cb(void *ctx, struct redisReply *reply)
         sub_reply(l, reply);
         return;
     }
-    struct cmd *c = l->inflight.head;
+    struct cmd *c = cmd_of(counted_list_pop_head(&l->inflight));
     if (c == NULL) {
         link_drop(l, "reply without a command");
         return;
     }
-    list_remove(&l->inflight, c);
     deliver_reply(l, c, reply, REDIS_LINK_REPLY);
     cmd_free(c);
 }
@@ -538,6 +477,9 @@ struct redis_link *redis_link_new_parsed(struct event_base *base,
     struct redis_link *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
+    counted_list_init(&l->queue);
+    counted_list_init(&l->requeue);
+    counted_list_init(&l->inflight);
     if (url->cluster) {
         l->cluster = redis_cluster_new(base, cfg, url);
         if (l->cluster == NULL) {
@@ -606,9 +548,9 @@ void redis_link_free(struct redis_link *l)
     l->freeing = true;
     redis_conn_free(l->conn);
     l->conn = NULL;
-    list_free_all(&l->queue);
-    list_free_all(&l->requeue);
-    list_free_all(&l->inflight);
+    cmd_free_all(&l->queue);
+    cmd_free_all(&l->requeue);
+    cmd_free_all(&l->inflight);
     set_free(&l->channels);
     set_free(&l->patterns);
     set_free(&l->shards);
@@ -653,12 +595,16 @@ void redis_link_get_stats(const struct redis_link *l, struct redis_link_stats *o
 
 /* ---- COMMAND mode ---- */
 
-/* Writes one command on the connection; its reply will pair with it in `inflight`. */
-static bool send_cmd(struct redis_link *l, struct cmd *c)
+/* Writes one command on the connection; its reply will pair with it in `inflight`. Once
+ * written, it leaves `from` (the list it is in, or NULL for none) for the tail of `inflight`; if
+ * the write fails it stays where it is. */
+static bool send_cmd(struct redis_link *l, struct cmd *c, struct counted_list *from)
 {
-    if (!redis_conn_write(l->conn, c->data, c->len))
+    if (!redis_conn_write(l->conn, c->data, c->node.bytes))
         return false;
-    list_push_tail(&l->inflight, c);
+    if (from != NULL)
+        counted_list_remove(from, &c->node);
+    counted_list_push_tail(&l->inflight, &c->node);
     l->stats.commands_sent++;
     if ((c->flags & REDIS_LINK_RETRY) == 0) {
         free(c->data);
@@ -724,19 +670,22 @@ int redis_link_command_argv(struct redis_link *l, int argc, const char *const *a
     c->reply_cb = reply_cb;
     c->ctx = ctx;
     c->flags = flags;
-    c->len = len;
+    c->node.bytes = len;
     c->data = data;
-    if (l->ready && !l->held && l->queue.head == NULL && send_cmd(l, c))
+    if (l->ready && !l->held && l->queue.count == 0 && send_cmd(l, c, NULL))
         return SIOC_OK;
-    list_push_tail(&l->queue, c);
+    counted_list_push_tail(&l->queue, &c->node);
     l->stats.commands_queued++;
     return SIOC_OK;
 }
 
-static size_t cancel_in(struct cmd_list *list, const void *ctx)
+static size_t cancel_in(struct counted_list *list, const void *ctx)
 {
     size_t n = 0;
-    for (struct cmd *c = list->head; c != NULL; c = c->next) {
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &list->head)
+    {
+        struct cmd *c = list_entry(pos, struct cmd, node.link);
         if (c->ctx == ctx && c->reply_cb != NULL) {
             c->reply_cb = NULL;
             n++;
