@@ -1,12 +1,14 @@
-/* redis_cluster.c: the Redis Cluster transport of redis_cluster.h. Each master is a `cnode`
- * with plain redis_links (command; subscriber for its shard channels), so reconnects, TLS,
- * AUTH and the per-connection pairing of replies are redis_link's. This file adds the slot map,
- * routing, redirections and a cluster-level queue: an owner's command is a `ccmd` that keeps its
- * arguments until it is answered, so it can be sent again to another master (MOVED, ASK, a
- * REDIS_LINK_RETRY command lost in a failover). Node links get commands only while connected;
- * a node link never retries by itself (the cluster decides where a retry goes). Structural
- * changes (new/freed links, moving subscriptions) happen in `kick`, a deferred event, never
- * inside a node link's callback. The subscriptions themselves are redis_cluster_sub.c's. */
+/* redis_cluster.c: the Redis Cluster transport of redis_cluster.h, its command half. Each master
+ * is a `cnode` with plain redis_nodes (common/net/redis_node.h: command; subscriber for its
+ * shard channels), so reconnects, TLS, AUTH and the per-connection pairing of replies are
+ * redis_node's. This file adds the slot map, routing, redirections and a cluster-level queue: an
+ * owner's command is a `ccmd` that keeps its arguments until it is answered, so it can be sent
+ * again to another master (MOVED, ASK, a REDIS_LINK_RETRY command lost in a failover). Node
+ * connections get commands only while connected; a node never retries by itself (the cluster
+ * decides where a retry goes). Structural changes (new/freed nodes, moving subscriptions) happen
+ * in `kick`, a deferred event, never inside a node's callback. The subscriptions are
+ * redis_cluster_sub.c's (called from kick), what both halves share redis_cluster_state.c's;
+ * neither calls back into this file. */
 #include "common/net/redis_cluster.h"
 
 #include <stdio.h>
@@ -18,16 +20,10 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/net/redis_cluster_internal.h"
 #include "common/redis_slots.h"
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- lists ---- */
 
@@ -44,32 +40,7 @@ static void ccmd_free_all(struct counted_list *l)
         free(container_of(n, struct ccmd, node));
 }
 
-static bool cluster_up(const struct redis_cluster *c);
-
 /* ---- owner callbacks ---- */
-
-void rc_emit_event(struct redis_cluster *c, enum redis_link_event ev, const char *detail)
-{
-    if (c->cfg.on_event_cb != NULL && !c->freeing)
-        c->cfg.on_event_cb(c->cfg.ctx, ev, detail);
-}
-
-void rc_node_event(struct cnode *n, enum redis_link_event ev, const char *detail)
-{
-    char text[600];
-    snprintf(text, sizeof(text), "%s:%d%s%s", n->host, n->port, detail[0] ? ": " : "", detail);
-    rc_emit_event(n->c, ev, text);
-}
-
-void rc_update_state(struct redis_cluster *c)
-{
-    bool up = cluster_up(c);
-    if (up == c->reported_up || c->freeing)
-        return;
-    c->reported_up = up;
-    if (c->cfg.on_state_cb != NULL)
-        c->cfg.on_state_cb(c->cfg.ctx, up);
-}
 
 static void deliver(struct redis_cluster *c, struct ccmd *m, const redisReply *r,
                     enum redis_link_result result)
@@ -78,29 +49,7 @@ static void deliver(struct redis_cluster *c, struct ccmd *m, const redisReply *r
         m->reply_cb(m->ctx, r, result);
 }
 
-/* ---- deferred work ---- */
-
-void rc_kick_soon(struct redis_cluster *c)
-{
-    if (!c->freeing)
-        event_active(c->kick, EV_TIMEOUT, 0);
-}
-
 static void refresh_start(struct redis_cluster *c);
-
-/* A map refresh as soon as allowed (at most one per REDIS_CLUSTER_REFRESH_MS / 5). */
-void rc_refresh_soon(struct redis_cluster *c)
-{
-    if (c->freeing)
-        return;
-    c->refresh_wanted = true;
-    if (c->refresh_node != NULL || evtimer_pending(c->refresh_timer, NULL))
-        return;
-    uint64_t gap = REDIS_CLUSTER_REFRESH_MS / 5, since = now_ms() - c->last_refresh_ms;
-    unsigned wait = since >= gap ? 0 : (unsigned)(gap - since);
-    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)wait * 1000};
-    evtimer_add(c->refresh_timer, &tv);
-}
 
 /* ---- nodes ---- */
 
@@ -131,12 +80,16 @@ static void node_cmd_event_cb(void *ctx, enum redis_link_event ev, const char *d
     rc_node_event(ctx, ev, detail);
 }
 
-struct cnode *rc_node_find(struct redis_cluster *c, const char *host, int port)
+/* The command connection of node n (the cluster's commands, CLUSTER SLOTS). */
+static struct redis_node *node_cmd_link_new(struct cnode *n)
 {
-    for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i]->port == port && strcmp(c->nodes[i]->host, host) == 0)
-            return c->nodes[i];
-    return NULL;
+    struct redis_link_config lc = n->c->cfg;
+    lc.mode = REDIS_LINK_COMMAND;
+    lc.on_state_cb = node_cmd_state_cb;
+    lc.on_event_cb = node_cmd_event_cb;
+    lc.on_message_cb = NULL;
+    lc.on_shard_lost_cb = NULL;
+    return rc_node_link_new(n, &lc);
 }
 
 /* The cnode of host:port, made if needed, with its command link when `with_cmd` (a subscriber
@@ -155,14 +108,14 @@ static struct cnode *node_get(struct redis_cluster *c, const char *host, int por
         remember_addr(c, host, port);
     }
     if (with_cmd && n->cmd == NULL)
-        n->cmd = rc_node_link_new(n, REDIS_LINK_COMMAND);
+        n->cmd = node_cmd_link_new(n);
     return !with_cmd || n->cmd != NULL ? n : NULL;
 }
 
 static void node_free(struct cnode *n)
 {
-    redis_link_free(n->cmd);
-    redis_link_free(n->sub);
+    redis_node_free(n->cmd);
+    redis_node_free(n->sub);
     free(n);
 }
 
@@ -194,13 +147,6 @@ static void nodes_gc(struct redis_cluster *c)
         c->nodes[i] = c->nodes[--c->nnodes];
         node_free(n);
     }
-}
-
-/* The master of `slot`, or NULL. */
-struct cnode *rc_slot_node(const struct redis_cluster *c, unsigned slot)
-{
-    int idx = c->map_loaded ? redis_slot_map_owner(&c->map, slot) : -1;
-    return idx >= 0 ? c->by_index[idx] : NULL;
 }
 
 static struct cnode *route_node(const struct redis_cluster *c, const struct ccmd *m)
@@ -236,15 +182,15 @@ static void queue_take(struct redis_cluster *c, struct ccmd *m)
 static bool dispatch(struct redis_cluster *c, struct ccmd *m)
 {
     struct cnode *n = route_node(c, m);
-    if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
+    if (n == NULL || n->cmd == NULL || !redis_node_connected(n->cmd))
         return false;
     if (m->ask != NULL) {
         const char *asking[1] = {"ASKING"};
-        if (redis_link_command_argv(n->cmd, 1, asking, NULL, 0, NULL, NULL) != SIOC_OK)
+        if (redis_node_command_argv(n->cmd, 1, asking, NULL, 0, NULL, NULL) != SIOC_OK)
             return false;
         m->ask = NULL;
     }
-    if (redis_link_command_argv(n->cmd, m->argc, m->argv, m->lens, 0, cmd_reply_cb, m) != SIOC_OK)
+    if (redis_node_command_argv(n->cmd, m->argc, m->argv, m->lens, 0, cmd_reply_cb, m) != SIOC_OK)
         return false;
     m->sent = n;
     n->pending++;
@@ -261,7 +207,7 @@ static void flush_queue(struct redis_cluster *c)
     {
         struct ccmd *m = ccmd_of(pos);
         struct cnode *n = route_node(c, m);
-        if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
+        if (n == NULL || n->cmd == NULL || !redis_node_connected(n->cmd))
             continue;
         queue_take(c, m);
         if (!dispatch(c, m)) {
@@ -269,7 +215,7 @@ static void flush_queue(struct redis_cluster *c)
             break;
         }
     }
-    if (c->room_wanted && c->queue.count == 0 && cluster_up(c) && c->cfg.on_room_cb != NULL &&
+    if (c->room_wanted && c->queue.count == 0 && rc_cluster_up(c) && c->cfg.on_room_cb != NULL &&
         !c->freeing) {
         c->room_wanted = false;
         c->cfg.on_room_cb(c->cfg.ctx);
@@ -425,7 +371,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         return;
     c->refresh_node = NULL;
     evtimer_del(c->refresh_timer);
-    c->last_refresh_ms = now_ms();
+    c->last_refresh_ms = clock_mono_ms();
     if (result == REDIS_LINK_REPLY && parse_slots(c, reply, n)) {
         install_map(c);
     } else {
@@ -441,7 +387,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
 static struct cnode *refresh_target(struct redis_cluster *c)
 {
     for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i]->cmd != NULL && redis_link_connected(c->nodes[i]->cmd) &&
+        if (c->nodes[i]->cmd != NULL && redis_node_connected(c->nodes[i]->cmd) &&
             node_is_master(c, c->nodes[i]))
             return c->nodes[i];
     for (size_t tries = 0; tries < c->naddrs; tries++) {
@@ -461,7 +407,7 @@ static void refresh_start(struct redis_cluster *c)
     struct cnode *n = refresh_target(c);
     const char *argv[2] = {"CLUSTER", "SLOTS"};
     if (n == NULL ||
-        redis_link_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
+        redis_node_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
         c->refresh_wanted = true;
         struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_CLUSTER_REFRESH_MS * 1000};
         evtimer_add(c->refresh_timer, &tv);
@@ -480,7 +426,7 @@ static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct redis_cluster *c = arg;
     if (c->refresh_node != NULL) { /* timed out */
-        redis_link_cancel(c->refresh_node->cmd, c->refresh_node);
+        redis_node_cancel(c->refresh_node->cmd, c->refresh_node);
         c->refresh_node = NULL;
         c->addr_next++;
         rc_kick_soon(c); /* gc, and the next attempt */
@@ -488,46 +434,12 @@ static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
     refresh_start(c);
 }
 
-/* ---- subscriptions ---- */
-
-struct redis_link *rc_node_link_new(struct cnode *n, enum redis_link_mode mode)
-{
-    struct redis_cluster *c = n->c;
-    struct redis_url url;
-    if (redis_url_node(&c->url, n->host, n->port, &url) != SIOC_OK)
-        return NULL;
-    struct redis_link_config lc = c->cfg;
-    lc.mode = mode;
-    lc.ctx = n;
-    lc.on_room_cb = NULL;
-    lc.on_event_cb = node_cmd_event_cb;
-    lc.on_message_cb = rc_node_sub_message_cb;
-    lc.liveness_timeout_ms = 0;
-    lc.probe_channel = NULL;
-    lc.on_state_cb = mode == REDIS_LINK_COMMAND ? node_cmd_state_cb : rc_node_sub_state_cb;
-    lc.on_shard_lost_cb = rc_node_shard_lost_cb;
-    lc.jitter_seed = c->cfg.jitter_seed + (uint64_t)n->port;
-    return redis_link_new_parsed(c->base, &lc, &url);
-}
-
-/* Every connection the link needs is up: a subscriber's home and shard connections have
- * confirmed their subscriptions; a command link is connected to every master. */
-static bool cluster_up(const struct redis_cluster *c)
-{
-    if (!c->map_loaded)
-        return false;
-    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER)
-        return rc_subs_up(c);
-    for (unsigned i = 0; i < c->map.nnodes; i++)
-        if (c->by_index[i] == NULL || !c->by_index[i]->cmd_up)
-            return false;
-    return true;
-}
+/* ---- deferred work ---- */
 
 /* Something waits for a master the map does not give yet (a failover in progress). */
 static bool waiting(const struct redis_cluster *c)
 {
-    return c->queue.count > 0 || c->later.count > 0 || !cluster_up(c);
+    return c->queue.count > 0 || c->later.count > 0 || !rc_cluster_up(c);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -608,7 +520,7 @@ void redis_cluster_free(struct redis_cluster *c)
     if (c == NULL)
         return;
     c->freeing = true;
-    redis_link_free(c->home);
+    redis_node_free(c->home);
     for (size_t i = 0; i < c->nnodes; i++)
         node_free(c->nodes[i]);
     ccmd_free_all(&c->queue);
@@ -626,27 +538,27 @@ void redis_cluster_free(struct redis_cluster *c)
 
 bool redis_cluster_connected(const struct redis_cluster *c)
 {
-    return cluster_up(c);
+    return rc_cluster_up(c);
 }
 
 void redis_cluster_disconnect_now(struct redis_cluster *c)
 {
     for (size_t i = 0; i < c->nnodes; i++) {
         if (c->nodes[i]->cmd != NULL)
-            redis_link_disconnect_now(c->nodes[i]->cmd);
+            redis_node_disconnect_now(c->nodes[i]->cmd);
         if (c->nodes[i]->sub != NULL)
-            redis_link_disconnect_now(c->nodes[i]->sub);
+            redis_node_disconnect_now(c->nodes[i]->sub);
     }
     if (c->home != NULL)
-        redis_link_disconnect_now(c->home);
+        redis_node_disconnect_now(c->home);
 }
 
-static void add_stats(struct redis_link_stats *out, const struct redis_link *l)
+static void add_stats(struct redis_link_stats *out, const struct redis_node *l)
 {
     if (l == NULL)
         return;
     struct redis_link_stats s;
-    redis_link_get_stats(l, &s);
+    redis_node_get_stats(l, &s);
     out->connects += s.connects;
     out->disconnects += s.disconnects;
     out->connect_failures += s.connect_failures;
@@ -789,7 +701,7 @@ void redis_cluster_hold(struct redis_cluster *c, bool hold)
 
 size_t redis_cluster_queue_room(const struct redis_cluster *c)
 {
-    if (cluster_up(c) && !c->held && c->queue.count == 0)
+    if (rc_cluster_up(c) && !c->held && c->queue.count == 0)
         return SIZE_MAX;
     size_t limit = c->cfg.queue_limit_bytes;
     return c->queue.bytes >= limit ? 0 : limit - c->queue.bytes;
