@@ -28,7 +28,7 @@ struct cmd {
     /* in queue, requeue or inflight; node.bytes is the RESP length, kept for queue accounting
      * even after `data` is released */
     struct counted_node node;
-    struct redis_node *owner;
+    struct redis_node *link;
     redis_link_reply_cb *reply_cb; /* NULL once cancelled */
     void *ctx;
     unsigned flags;
@@ -518,7 +518,8 @@ void redis_node_free(struct redis_node *l)
     if (l == NULL)
         return;
     /* The connection's callbacks would run on a freed link. */
-    assert(l->callback_depth == 0 && "redis_node_free called from inside a link callback");
+    assert(l->callback_depth == 0 &&
+           "redis_link_free (redis_node_free) called from inside a link callback");
     l->freeing = true;
     redis_conn_free(l->conn);
     l->conn = NULL;
@@ -626,7 +627,7 @@ int redis_node_command_argv(struct redis_node *l, int argc, const char *const *a
         free(data);
         return SIOC_ENOMEM;
     }
-    c->owner = l;
+    c->link = l;
     c->reply_cb = reply_cb;
     c->ctx = ctx;
     c->flags = flags;
