@@ -23,6 +23,7 @@
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/json.h"
+#include "common/list.h"
 #include "common/metrics.h"
 #include "common/mp.h"
 #include "common/net/http_server.h"
@@ -40,13 +41,13 @@ struct api_query {
     enum query_kind kind;
     char *a, *b; /* uid | nsp, room (owned copies) */
     size_t a_len, b_len;
-    struct api_query *prev, *next;
+    struct list_node node; /* in api->held */
 };
 
 struct bk_api {
     struct broker *b;
-    struct api_query *held;
-    struct bk_rec *rec; /* the gateways' recovery-window (api_rec.h) */
+    struct list_node held; /* the api_queries waiting for Redis, newest first */
+    struct bk_rec *rec;    /* the gateways' recovery-window (api_rec.h) */
     uint64_t *requests, *client_errors, *server_errors, *pushes, *recoverable;
 };
 
@@ -115,12 +116,7 @@ static bool authorized(const struct bk_api *api, const struct http_server_reques
 
 static void query_free(struct api_query *q)
 {
-    if (q->prev != NULL)
-        q->prev->next = q->next;
-    else
-        q->api->held = q->next;
-    if (q->next != NULL)
-        q->next->prev = q->prev;
+    list_remove(&q->node);
     free(q->a);
     free(q->b);
     free(q);
@@ -329,10 +325,9 @@ static void hold(struct bk_api *api, struct http_conn *conn, enum query_kind kin
         respond_error(api, conn, 500, "out of memory");
         return;
     }
-    *q = (struct api_query){api, conn, kind, a, b, a_len, b_len, NULL, api->held};
-    if (api->held != NULL)
-        api->held->prev = q;
-    api->held = q;
+    *q = (struct api_query){
+        .api = api, .conn = conn, .kind = kind, .a = a, .b = b, .a_len = a_len, .b_len = b_len};
+    list_push_head(&api->held, &q->node);
     /* queries are not queued while Redis is away: the caller learns it at once */
     if (!redis_link_connected(api->b->cmd) ||
         redis_link_command_argv(api->b->cmd, argc, argv, lens, 0, query_reply_cb, q) != SIOC_OK) {
@@ -702,6 +697,7 @@ struct bk_api *bk_api_new(struct broker *b)
     struct bk_api *api = calloc(1, sizeof *api);
     if (api == NULL)
         return NULL;
+    list_init(&api->held);
     api->b = b;
     api->requests =
         metrics_counter(b->metrics, "sioc_broker_api_requests_total", "API requests", NULL);
@@ -728,9 +724,10 @@ void bk_api_free(struct bk_api *api)
 {
     if (api == NULL)
         return;
-    struct api_query *next;
-    for (struct api_query *q = api->held; q != NULL; q = next) {
-        next = q->next;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &api->held)
+    {
+        struct api_query *q = list_entry(pos, struct api_query, node);
         http_conn_clear_owner(q->conn);
         redis_link_cancel(api->b->cmd, q);
         query_free(q);

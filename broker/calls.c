@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/hashtab.h"
 #include "common/json.h"
+#include "common/list.h"
 #include "common/metrics.h"
 #include "common/mp.h"
 #include "common/net/deadline_timer.h"
@@ -42,7 +43,7 @@ struct target {
 
 struct call_request {
     struct hashtab_link link; /* first: calls->by_id, keyed by `id` */
-    struct call_request *prev, *next;
+    struct list_node node;    /* in calls->held */
     struct bk_calls *calls;
     struct http_conn *conn;
     bk_calls_done_cb *done;
@@ -61,7 +62,7 @@ struct call_request {
 struct bk_calls {
     struct broker *b;
     struct hashtab by_id;
-    struct call_request *held;
+    struct list_node held; /* the call_requests in progress, newest first */
     size_t held_count, pending_sockets;
     uint64_t next_id;
     bool listening; /* the SUBSCRIBER link is subscribed to `channel` */
@@ -77,12 +78,7 @@ struct bk_calls {
 static void request_free(struct call_request *req)
 {
     struct bk_calls *calls = req->calls;
-    if (req->prev != NULL)
-        req->prev->next = req->next;
-    else
-        calls->held = req->next;
-    if (req->next != NULL)
-        req->next->prev = req->prev;
+    list_remove(&req->node);
     hashtab_remove(&calls->by_id, &req->link);
     calls->held_count--;
     if (req->counted)
@@ -388,10 +384,7 @@ static struct call_request *request_new(struct bk_calls *calls, struct http_conn
     buf_append(&req->emit, rq->emit.p, rq->emit.len);
     req->link.hash = hashtab_hash(&calls->by_id, &req->id, sizeof req->id);
     hashtab_insert(&calls->by_id, &req->link);
-    req->next = calls->held;
-    if (calls->held != NULL)
-        calls->held->prev = req;
-    calls->held = req;
+    list_push_head(&calls->held, &req->node);
     calls->held_count++;
     return req;
 }
@@ -538,9 +531,10 @@ void bk_calls_on_state(struct bk_calls *calls, bool connected)
     if (connected)
         return;
     /* answers published while unsubscribed are lost: say so now rather than at the timeout */
-    struct call_request *next;
-    for (struct call_request *req = calls->held; req != NULL; req = next) {
-        next = req->next;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &calls->held)
+    {
+        struct call_request *req = list_entry(pos, struct call_request, node);
         if (req->targets == NULL)
             continue; /* still selecting: refused when the script answers */
         for (size_t i = 0; i < req->count; i++)
@@ -577,6 +571,7 @@ struct bk_calls *bk_calls_new(struct broker *b, uint64_t instance_bits)
     struct bk_calls *calls = calloc(1, sizeof *calls);
     if (calls == NULL)
         return NULL;
+    list_init(&calls->held);
     calls->b = b;
     calls->channel = format_channel(b->prefix, instance_bits, "");
     calls->probe = format_channel(b->prefix, instance_bits, ":probe");
@@ -613,9 +608,11 @@ void bk_calls_free(struct bk_calls *calls)
 {
     if (calls == NULL)
         return;
-    while (calls->held != NULL) {
-        http_conn_clear_owner(calls->held->conn);
-        request_free(calls->held);
+    struct list_node *first;
+    while ((first = list_first(&calls->held)) != NULL) {
+        struct call_request *req = list_entry(first, struct call_request, node);
+        http_conn_clear_owner(req->conn);
+        request_free(req);
     }
     hashtab_deinit(&calls->by_id);
     timer_heap_deinit(&calls->deadlines);

@@ -1,4 +1,4 @@
-/* deadline.c: FIFO deadline lists (see deadline.h). */
+/* deadline.c: FIFO deadline lists (see deadline.h) on common/list.h. */
 #include "common/deadline.h"
 
 #include "common/clock.h"
@@ -8,24 +8,13 @@
 
 void deadline_list_init(struct deadline_list *l, uint64_t timeout_ms)
 {
-    l->head = l->tail = NULL;
+    list_init(&l->nodes);
     l->timeout_ms = timeout_ms;
 }
 
 void deadline_remove(struct deadline_node *n)
 {
-    struct deadline_list *l = n->list;
-    if (l == NULL)
-        return;
-    if (n->prev != NULL)
-        n->prev->next = n->next;
-    else
-        l->head = n->next;
-    if (n->next != NULL)
-        n->next->prev = n->prev;
-    else
-        l->tail = n->prev;
-    n->prev = n->next = NULL;
+    list_remove(&n->link);
     n->list = NULL;
 }
 
@@ -34,19 +23,18 @@ uint64_t deadline_push(struct deadline_list *l, struct deadline_node *n, uint64_
     deadline_remove(n);
     n->at_ms = now_ms + l->timeout_ms;
     n->list = l;
-    n->next = NULL;
-    n->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = n;
-    else
-        l->head = n;
-    l->tail = n;
+    list_push_tail(&l->nodes, &n->link);
     return n->at_ms;
+}
+
+struct deadline_node *deadline_first(const struct deadline_list *l)
+{
+    return list_entry(list_first(&l->nodes), struct deadline_node, link);
 }
 
 struct deadline_node *deadline_pop_expired(struct deadline_list *l, uint64_t now_ms)
 {
-    struct deadline_node *n = l->head;
+    struct deadline_node *n = deadline_first(l);
     if (n == NULL || n->at_ms > now_ms)
         return NULL;
     deadline_remove(n);
@@ -55,7 +43,16 @@ struct deadline_node *deadline_pop_expired(struct deadline_list *l, uint64_t now
 
 uint64_t deadline_next(const struct deadline_list *l)
 {
-    return l->head != NULL ? l->head->at_ms : UINT64_MAX;
+    const struct deadline_node *n = deadline_first(l);
+    return n != NULL ? n->at_ms : UINT64_MAX;
+}
+
+size_t deadline_count(const struct deadline_list *l)
+{
+    size_t n = 0;
+    for (const struct list_node *p = l->nodes.next; p != &l->nodes; p = p->next)
+        n++;
+    return n;
 }
 
 uint64_t deadline_clock_ms(void)

@@ -10,17 +10,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/list.h"
+
 struct deadline_list;
 
-/* Embedded in the struct that waits; zero-initialised means "in no list". */
+/* Embedded in the struct that waits (container_of gets back to it); zero-initialised means
+ * "in no list". */
 struct deadline_node {
-    struct deadline_node *prev, *next;
-    struct deadline_list *list; /* NULL when not linked */
+    struct list_node link;      /* in `list`, or in none */
+    struct deadline_list *list; /* the list it waits in (which timeout); NULL when in none */
     uint64_t at_ms;
 };
 
+/* Must be deadline_list_init'ed before use and not copied or moved after that (its head points
+ * at itself: common/list.h). */
 struct deadline_list {
-    struct deadline_node *head, *tail;
+    struct list_node nodes; /* earliest deadline first */
     uint64_t timeout_ms;
 };
 
@@ -38,6 +43,10 @@ static inline bool deadline_linked(const struct deadline_node *n)
 struct deadline_node *deadline_pop_expired(struct deadline_list *l, uint64_t now_ms);
 /* The earliest deadline in `l`, or UINT64_MAX when it is empty. */
 uint64_t deadline_next(const struct deadline_list *l);
+/* The head of `l` (the earliest deadline), still linked, or NULL when `l` is empty. */
+struct deadline_node *deadline_first(const struct deadline_list *l);
+/* How many nodes are linked in `l` (walks it: O(n)). */
+size_t deadline_count(const struct deadline_list *l);
 /* The monotonic clock in milliseconds (CLOCK_MONOTONIC). */
 uint64_t deadline_clock_ms(void);
 

@@ -34,7 +34,7 @@ enum pending_kind {
 
 struct fwd_pending {
     struct hashtab_link link; /* by id */
-    struct fwd_pending *prev, *next;
+    struct list_node node;    /* in f->pending_list */
     struct eio_forward *f;
     uint64_t id;
     enum pending_kind kind;
@@ -70,12 +70,7 @@ static void pending_free(struct fwd_pending *p)
 {
     struct eio_forward *f = p->f;
     hashtab_remove(&f->pending, &p->link);
-    if (p->prev != NULL)
-        p->prev->next = p->next;
-    else
-        f->pending_list = p->next;
-    if (p->next != NULL)
-        p->next->prev = p->prev;
+    list_remove(&p->node);
     f->pending_count--;
     if (f->pending_count < f->max_inflight / 2)
         f->limit_logged = false;
@@ -243,10 +238,7 @@ bool eio_forward_request(struct eio_forward *f, struct http_conn *conn,
     memcpy(p->tag, sid, EIO_SID_TAG_LEN);
     p->link.hash = id_hash(f, p->id);
     hashtab_insert(&f->pending, &p->link);
-    p->next = f->pending_list;
-    if (f->pending_list != NULL)
-        f->pending_list->prev = p;
-    f->pending_list = p;
+    list_push_head(&f->pending_list, &p->node);
     f->pending_count++;
     http_conn_set_owner(conn, &(struct http_conn_owner){NULL, NULL, client_close_cb, p});
     arm(p);
@@ -426,9 +418,10 @@ static void numsub_cb(void *ctx, const struct redisReply *reply, enum redis_link
         if (ch->type != REDIS_REPLY_STRING || n->type != REDIS_REPLY_INTEGER || n->integer != 0 ||
             ch->len != prefix + EIO_SID_TAG_LEN)
             continue;
-        struct fwd_pending *p = f->pending_list, *next;
-        for (; p != NULL; p = next) {
-            next = p->next;
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, &f->pending_list)
+        {
+            struct fwd_pending *p = list_entry(pos, struct fwd_pending, node);
             if (memcmp(p->tag, ch->str + prefix, EIO_SID_TAG_LEN) == 0)
                 fail(p, "the owner is gone");
         }
@@ -440,13 +433,14 @@ static void liveness_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct eio_forward *f = arg;
-    if (f->pending_list == NULL || f->liveness_pending || !redis_link_connected(f->cmd))
+    if (list_empty(&f->pending_list) || f->liveness_pending || !redis_link_connected(f->cmd))
         return;
     char channels[LIVENESS_MAX_TAGS][96];
     const char *argv[LIVENESS_MAX_TAGS + 2] = {"PUBSUB", "NUMSUB"};
     int argc = 2;
-    for (const struct fwd_pending *p = f->pending_list; p != NULL && argc < LIVENESS_MAX_TAGS + 2;
-         p = p->next) {
+    for (const struct list_node *pos = f->pending_list.next;
+         pos != &f->pending_list && argc < LIVENESS_MAX_TAGS + 2; pos = pos->next) {
+        const struct fwd_pending *p = list_entry(pos, struct fwd_pending, node);
         bool seen = false;
         for (int i = 2; i < argc && !seen; i++)
             seen =
@@ -504,6 +498,8 @@ struct eio_forward *eio_forward_new(struct event_base *base, const struct eio_fo
     struct eio_forward *f = calloc(1, sizeof *f);
     if (f == NULL)
         return NULL;
+    list_init(&f->pending_list);
+    list_init(&f->host_list);
     f->base = base;
     f->eio = eio;
     f->http = http;
@@ -556,8 +552,9 @@ void eio_forward_free(struct eio_forward *f)
 {
     if (f == NULL)
         return;
-    while (f->pending_list != NULL) {
-        struct fwd_pending *p = f->pending_list;
+    struct list_node *first;
+    while ((first = list_first(&f->pending_list)) != NULL) {
+        struct fwd_pending *p = list_entry(first, struct fwd_pending, node);
         http_conn_clear_owner(p->conn);
         http_conn_close(p->conn, false);
         pending_free(p);

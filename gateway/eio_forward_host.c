@@ -26,7 +26,7 @@
 
 struct fwd_host {
     struct hashtab_link link; /* by (requester tag, id) */
-    struct fwd_host *prev, *next;
+    struct list_node node;    /* in f->host_list */
     struct eio_forward *f;
     uint64_t id;
     char from[FWD_TAG_MAX + 1];
@@ -62,12 +62,7 @@ static void host_free(struct fwd_host *x)
 {
     struct eio_forward *f = x->f;
     hashtab_remove(&f->hosts, &x->link);
-    if (x->prev != NULL)
-        x->prev->next = x->next;
-    else
-        f->host_list = x->next;
-    if (x->next != NULL)
-        x->next->prev = x->prev;
+    list_remove(&x->node);
     f->host_count--;
     if (f->host_count < f->max_inflight / 2)
         f->host_limit_logged = false;
@@ -228,10 +223,7 @@ static void start(struct eio_forward *f, const struct fwd_msg *m)
     x->ws = m->ws;
     x->link.hash = host_hash(f, m->from, m->from_len, m->id);
     hashtab_insert(&f->hosts, &x->link);
-    x->next = f->host_list;
-    if (f->host_list != NULL)
-        f->host_list->prev = x;
-    f->host_list = x;
+    list_push_head(&f->host_list, &x->node);
     f->host_count++;
     x->bev = bufferevent_socket_new(f->base, fds[1], BEV_OPT_CLOSE_ON_FREE);
     if (x->bev == NULL) {
@@ -280,6 +272,7 @@ void fwd_host_expired(struct eio_forward *f, struct deadline_node *n)
 
 void fwd_host_free_all(struct eio_forward *f)
 {
-    while (f->host_list != NULL)
-        host_free(f->host_list);
+    struct list_node *first;
+    while ((first = list_first(&f->host_list)) != NULL)
+        host_free(list_entry(first, struct fwd_host, node));
 }

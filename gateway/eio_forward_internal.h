@@ -8,6 +8,7 @@
 #include "common/deadline.h"
 #include "common/eio.h"
 #include "common/hashtab.h"
+#include "common/list.h"
 #include "common/net/deadline_timer.h"
 #include "common/net/redis_link.h"
 #include "gateway/eio_forward.h"
@@ -30,7 +31,7 @@ struct eio_forward {
     size_t max_inflight;
     /* requester: parked client requests by id */
     struct hashtab pending;
-    struct fwd_pending *pending_list;
+    struct list_node pending_list; /* the fwd_pendings, newest first */
     size_t pending_count;
     uint64_t next_id;
     struct deadline_list short_wait, get_wait, tunnel_wait;
@@ -40,7 +41,7 @@ struct eio_forward {
     bool limit_logged;
     /* owner: replays by (requester tag, id) */
     struct hashtab hosts;
-    struct fwd_host *host_list;
+    struct list_node host_list; /* the fwd_hosts, newest first */
     size_t host_count;
     struct deadline_list host_wait;
     bool host_limit_logged;

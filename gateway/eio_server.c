@@ -1123,16 +1123,12 @@ void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
      * the client, and the backlog may take a while to be read. A v3 session gets a full
      * pingInterval + pingTimeout for its client's ping. Each is moved from the head to the tail
      * once (the lists stay in deadline order); a session the ping closes leaves the list. */
-    size_t n = 0;
-    for (const struct deadline_node *d = srv->pong_wait.head; d != NULL; d = d->next)
-        n++;
-    while (n-- > 0 && srv->pong_wait.head != NULL)
-        ping_due(container_of(srv->pong_wait.head, struct eio_session, heartbeat));
-    n = 0;
-    for (const struct deadline_node *d = srv->v3_wait.head; d != NULL; d = d->next)
-        n++;
+    size_t n = deadline_count(&srv->pong_wait);
+    while (n-- > 0 && deadline_first(&srv->pong_wait) != NULL)
+        ping_due(container_of(deadline_first(&srv->pong_wait), struct eio_session, heartbeat));
+    n = deadline_count(&srv->v3_wait);
     while (n-- > 0)
-        deadline_push(&srv->v3_wait, srv->v3_wait.head, now);
+        deadline_push(&srv->v3_wait, deadline_first(&srv->v3_wait), now);
     arm_server_timer(srv);
 }
 

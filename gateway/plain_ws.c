@@ -296,11 +296,9 @@ void plain_ws_hold_heartbeats(struct plain_ws *pw, bool hold)
         return;
     }
     /* each connection awaiting a pong moves once from the head to the tail with a new ping */
-    size_t n = 0;
-    for (const struct deadline_node *d = pw->pong_wait.head; d != NULL; d = d->next)
-        n++;
-    while (n-- > 0 && pw->pong_wait.head != NULL)
-        ping(container_of(pw->pong_wait.head, struct plain_ws_conn, heartbeat));
+    size_t n = deadline_count(&pw->pong_wait);
+    while (n-- > 0 && deadline_first(&pw->pong_wait) != NULL)
+        ping(container_of(deadline_first(&pw->pong_wait), struct plain_ws_conn, heartbeat));
     arm_timer(pw);
 }
 

@@ -21,6 +21,7 @@
 #include "common/buf.h"
 #include "common/deadline.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/metrics.h"
 #include "common/mp.h"
 #include "common/net/deadline_timer.h"
@@ -100,7 +101,7 @@ struct parked {
 };
 
 struct restore {
-    struct restore *next, *prev;
+    struct list_node node; /* in r->restores */
     struct recovery *r;
     struct sio_socket *sock; /* NULL once the socket went away */
     int stage;               /* 1 validate, 2 claim, 3 tail */
@@ -119,7 +120,7 @@ struct recovery {
     struct log *log;
     struct redis_link *link;
     char *prefix, *node, *user_room;
-    struct restore *restores;
+    struct list_node restores; /* in progress, newest first */
     struct origin *origins;
     char cursor[24];   /* the prune scan's HSCAN cursor in this node's hash */
     char pruning[256]; /* the origin whose hash a prune step is scanning now ("" = none) */
@@ -314,9 +315,12 @@ void recovery_on_accepted(struct recovery *r, struct sio_socket *sock)
 
 void recovery_on_room(struct recovery *r, struct sio_socket *sock)
 {
-    for (struct restore *q = r->restores; q != NULL; q = q->next)
-        if (q->sock == sock)
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &r->restores)
+    {
+        if (list_entry(pos, struct restore, node)->sock == sock)
             return; /* written once the restore has joined them all */
+    }
     session_write(r, sock);
 }
 
@@ -351,9 +355,13 @@ static void arm(struct recovery *r)
 
 static void forget_restore(struct recovery *r, struct sio_socket *sock)
 {
-    for (struct restore *q = r->restores; q != NULL; q = q->next)
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &r->restores)
+    {
+        struct restore *q = list_entry(pos, struct restore, node);
         if (q->sock == sock)
             q->sock = NULL;
+    }
 }
 
 bool recovery_on_disconnect(struct recovery *r, struct sio_socket *sock, const char *reason)
@@ -549,13 +557,7 @@ static void link_state_cb(void *ctx, bool connected)
 
 static void restore_free(struct restore *q)
 {
-    struct recovery *r = q->r;
-    if (q->prev != NULL)
-        q->prev->next = q->next;
-    else
-        r->restores = q->next;
-    if (q->next != NULL)
-        q->next->prev = q->prev;
+    list_remove(&q->node);
     buf_deinit(&q->msgs);
     buf_deinit(&q->session);
     free(q);
@@ -891,10 +893,7 @@ bool recovery_restore(struct recovery *r, struct sio_socket *sock, const uint8_t
     memcpy(q->pid, pid.p, pid.len);
     buf_init(&q->msgs, 0);
     buf_init(&q->session, 0);
-    q->next = r->restores;
-    if (r->restores != NULL)
-        r->restores->prev = q;
-    r->restores = q;
+    list_push_head(&r->restores, &q->node);
     buf_reset(&r->key);
     buf_append(&r->key, r->prefix, strlen(r->prefix));
     buf_append(&r->key, ":rec:", 5);
@@ -928,6 +927,7 @@ struct recovery *recovery_new(struct event_base *base, const struct recovery_con
     struct recovery *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
+    list_init(&r->restores);
     r->cfg = *cfg;
     r->srv = srv;
     r->log = log;
@@ -970,12 +970,9 @@ void recovery_free(struct recovery *r)
     if (r == NULL)
         return;
     redis_link_free(r->link);
-    for (struct restore *q = r->restores, *next; q != NULL; q = next) {
-        next = q->next;
-        buf_deinit(&q->msgs);
-        buf_deinit(&q->session);
-        free(q);
-    }
+    struct list_node *first;
+    while ((first = list_first(&r->restores)) != NULL)
+        restore_free(list_entry(first, struct restore, node));
     while (r->origins != NULL) {
         struct origin *o = r->origins;
         r->origins = o->next;

@@ -1,12 +1,14 @@
-/* redis_cluster.c: the Redis Cluster transport of redis_cluster.h. Each master is a `cnode`
- * with plain redis_links (command; subscriber for its shard channels), so reconnects, TLS,
- * AUTH and the per-connection pairing of replies are redis_link's. This file adds the slot map,
- * routing, redirections and a cluster-level queue: an owner's command is a `ccmd` that keeps its
- * arguments until it is answered, so it can be sent again to another master (MOVED, ASK, a
- * REDIS_LINK_RETRY command lost in a failover). Node links get commands only while connected;
- * a node link never retries by itself (the cluster decides where a retry goes). Structural
- * changes (new/freed links, moving subscriptions) happen in `kick`, a deferred event, never
- * inside a node link's callback. The subscriptions themselves are redis_cluster_sub.c's. */
+/* redis_cluster.c: the Redis Cluster transport of redis_cluster.h, its command half. Each master
+ * is a `cnode` with plain redis_nodes (common/net/redis_node.h: command; subscriber for its
+ * shard channels), so reconnects, TLS, AUTH and the per-connection pairing of replies are
+ * redis_node's. This file adds the slot map, routing, redirections and a cluster-level queue: an
+ * owner's command is a `ccmd` that keeps its arguments until it is answered, so it can be sent
+ * again to another master (MOVED, ASK, a REDIS_LINK_RETRY command lost in a failover). Node
+ * connections get commands only while connected; a node never retries by itself (the cluster
+ * decides where a retry goes). Structural changes (new/freed nodes, moving subscriptions) happen
+ * in `kick`, a deferred event, never inside a node's callback. The subscriptions are
+ * redis_cluster_sub.c's (called from kick), what both halves share redis_cluster_state.c's;
+ * neither calls back into this file. */
 #include "common/net/redis_cluster.h"
 
 #include <stdio.h>
@@ -18,99 +20,27 @@
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "common/net/redis_cluster_internal.h"
 #include "common/redis_slots.h"
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- lists ---- */
 
-static void cl_push_tail(struct ccmd_list *l, struct ccmd *m)
+/* The command of a node of queue, requeue, later or inflight. */
+static struct ccmd *ccmd_of(struct list_node *link)
 {
-    m->next = NULL;
-    m->prev = l->tail;
-    if (l->tail != NULL)
-        l->tail->next = m;
-    else
-        l->head = m;
-    l->tail = m;
-    l->count++;
-    l->bytes += m->bytes;
+    return list_entry(link, struct ccmd, node.link);
 }
 
-static void cl_remove(struct ccmd_list *l, struct ccmd *m)
+static void ccmd_free_all(struct counted_list *l)
 {
-    if (m->prev != NULL)
-        m->prev->next = m->next;
-    else
-        l->head = m->next;
-    if (m->next != NULL)
-        m->next->prev = m->prev;
-    else
-        l->tail = m->prev;
-    m->prev = m->next = NULL;
-    l->count--;
-    l->bytes -= m->bytes;
+    struct counted_node *n;
+    while ((n = counted_list_pop_head(l)) != NULL)
+        free(container_of(n, struct ccmd, node));
 }
-
-/* Moves all of src in front of dst, both orders kept. */
-static void cl_splice_front(struct ccmd_list *dst, struct ccmd_list *src)
-{
-    if (src->head == NULL)
-        return;
-    src->tail->next = dst->head;
-    if (dst->head != NULL)
-        dst->head->prev = src->tail;
-    else
-        dst->tail = src->tail;
-    dst->head = src->head;
-    dst->count += src->count;
-    dst->bytes += src->bytes;
-    memset(src, 0, sizeof(*src));
-}
-
-static void cl_free_all(struct ccmd_list *l)
-{
-    struct ccmd *next;
-    for (struct ccmd *m = l->head; m != NULL; m = next) {
-        next = m->next;
-        free(m);
-    }
-    memset(l, 0, sizeof(*l));
-}
-
-static bool cluster_up(const struct redis_cluster *c);
 
 /* ---- owner callbacks ---- */
-
-void rc_emit_event(struct redis_cluster *c, enum redis_link_event ev, const char *detail)
-{
-    if (c->cfg.on_event_cb != NULL && !c->freeing)
-        c->cfg.on_event_cb(c->cfg.ctx, ev, detail);
-}
-
-void rc_node_event(struct cnode *n, enum redis_link_event ev, const char *detail)
-{
-    char text[600];
-    snprintf(text, sizeof(text), "%s:%d%s%s", n->host, n->port, detail[0] ? ": " : "", detail);
-    rc_emit_event(n->c, ev, text);
-}
-
-void rc_update_state(struct redis_cluster *c)
-{
-    bool up = cluster_up(c);
-    if (up == c->reported_up || c->freeing)
-        return;
-    c->reported_up = up;
-    if (c->cfg.on_state_cb != NULL)
-        c->cfg.on_state_cb(c->cfg.ctx, up);
-}
 
 static void deliver(struct redis_cluster *c, struct ccmd *m, const redisReply *r,
                     enum redis_link_result result)
@@ -119,29 +49,7 @@ static void deliver(struct redis_cluster *c, struct ccmd *m, const redisReply *r
         m->reply_cb(m->ctx, r, result);
 }
 
-/* ---- deferred work ---- */
-
-void rc_kick_soon(struct redis_cluster *c)
-{
-    if (!c->freeing)
-        event_active(c->kick, EV_TIMEOUT, 0);
-}
-
 static void refresh_start(struct redis_cluster *c);
-
-/* A map refresh as soon as allowed (at most one per REDIS_CLUSTER_REFRESH_MS / 5). */
-void rc_refresh_soon(struct redis_cluster *c)
-{
-    if (c->freeing)
-        return;
-    c->refresh_wanted = true;
-    if (c->refresh_node != NULL || evtimer_pending(c->refresh_timer, NULL))
-        return;
-    uint64_t gap = REDIS_CLUSTER_REFRESH_MS / 5, since = now_ms() - c->last_refresh_ms;
-    unsigned wait = since >= gap ? 0 : (unsigned)(gap - since);
-    struct timeval tv = {.tv_sec = 0, .tv_usec = (suseconds_t)wait * 1000};
-    evtimer_add(c->refresh_timer, &tv);
-}
 
 /* ---- nodes ---- */
 
@@ -172,12 +80,16 @@ static void node_cmd_event_cb(void *ctx, enum redis_link_event ev, const char *d
     rc_node_event(ctx, ev, detail);
 }
 
-struct cnode *rc_node_find(struct redis_cluster *c, const char *host, int port)
+/* The command connection of node n (the cluster's commands, CLUSTER SLOTS). */
+static struct redis_node *node_cmd_link_new(struct cnode *n)
 {
-    for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i]->port == port && strcmp(c->nodes[i]->host, host) == 0)
-            return c->nodes[i];
-    return NULL;
+    struct redis_link_config lc = n->c->cfg;
+    lc.mode = REDIS_LINK_COMMAND;
+    lc.on_state_cb = node_cmd_state_cb;
+    lc.on_event_cb = node_cmd_event_cb;
+    lc.on_message_cb = NULL;
+    lc.on_shard_lost_cb = NULL;
+    return rc_node_link_new(n, &lc);
 }
 
 /* The cnode of host:port, made if needed, with its command link when `with_cmd` (a subscriber
@@ -196,14 +108,14 @@ static struct cnode *node_get(struct redis_cluster *c, const char *host, int por
         remember_addr(c, host, port);
     }
     if (with_cmd && n->cmd == NULL)
-        n->cmd = rc_node_link_new(n, REDIS_LINK_COMMAND);
+        n->cmd = node_cmd_link_new(n);
     return !with_cmd || n->cmd != NULL ? n : NULL;
 }
 
 static void node_free(struct cnode *n)
 {
-    redis_link_free(n->cmd);
-    redis_link_free(n->sub);
+    redis_node_free(n->cmd);
+    redis_node_free(n->sub);
     free(n);
 }
 
@@ -225,19 +137,16 @@ static void nodes_gc(struct redis_cluster *c)
             i++;
             continue;
         }
-        for (struct ccmd *m = c->queue.head; m != NULL; m = m->next)
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, &c->queue.head)
+        {
+            struct ccmd *m = ccmd_of(pos);
             if (m->ask == n)
                 m->ask = NULL;
+        }
         c->nodes[i] = c->nodes[--c->nnodes];
         node_free(n);
     }
-}
-
-/* The master of `slot`, or NULL. */
-struct cnode *rc_slot_node(const struct redis_cluster *c, unsigned slot)
-{
-    int idx = c->map_loaded ? redis_slot_map_owner(&c->map, slot) : -1;
-    return idx >= 0 ? c->by_index[idx] : NULL;
 }
 
 static struct cnode *route_node(const struct redis_cluster *c, const struct ccmd *m)
@@ -256,7 +165,7 @@ static void queue_add(struct redis_cluster *c, struct ccmd *m)
         m->qnode->queued++;
     else
         c->unrouted++;
-    cl_push_tail(&c->queue, m);
+    counted_list_push_tail(&c->queue, &m->node);
 }
 
 static void queue_take(struct redis_cluster *c, struct ccmd *m)
@@ -266,26 +175,26 @@ static void queue_take(struct redis_cluster *c, struct ccmd *m)
     else
         c->unrouted--;
     m->qnode = NULL;
-    cl_remove(&c->queue, m);
+    counted_list_remove(&c->queue, &m->node);
 }
 
 /* Writes m on its node if that node's command link is connected. */
 static bool dispatch(struct redis_cluster *c, struct ccmd *m)
 {
     struct cnode *n = route_node(c, m);
-    if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
+    if (n == NULL || n->cmd == NULL || !redis_node_connected(n->cmd))
         return false;
     if (m->ask != NULL) {
         const char *asking[1] = {"ASKING"};
-        if (redis_link_command_argv(n->cmd, 1, asking, NULL, 0, NULL, NULL) != SIOC_OK)
+        if (redis_node_command_argv(n->cmd, 1, asking, NULL, 0, NULL, NULL) != SIOC_OK)
             return false;
         m->ask = NULL;
     }
-    if (redis_link_command_argv(n->cmd, m->argc, m->argv, m->lens, 0, cmd_reply_cb, m) != SIOC_OK)
+    if (redis_node_command_argv(n->cmd, m->argc, m->argv, m->lens, 0, cmd_reply_cb, m) != SIOC_OK)
         return false;
     m->sent = n;
     n->pending++;
-    cl_push_tail(&c->inflight, m);
+    counted_list_push_tail(&c->inflight, &m->node);
     return true;
 }
 
@@ -293,11 +202,12 @@ static void flush_queue(struct redis_cluster *c)
 {
     if (c->held)
         return;
-    struct ccmd *next;
-    for (struct ccmd *m = c->queue.head; m != NULL; m = next) {
-        next = m->next;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &c->queue.head)
+    {
+        struct ccmd *m = ccmd_of(pos);
         struct cnode *n = route_node(c, m);
-        if (n == NULL || n->cmd == NULL || !redis_link_connected(n->cmd))
+        if (n == NULL || n->cmd == NULL || !redis_node_connected(n->cmd))
             continue;
         queue_take(c, m);
         if (!dispatch(c, m)) {
@@ -305,7 +215,7 @@ static void flush_queue(struct redis_cluster *c)
             break;
         }
     }
-    if (c->room_wanted && c->queue.head == NULL && cluster_up(c) && c->cfg.on_room_cb != NULL &&
+    if (c->room_wanted && c->queue.count == 0 && rc_cluster_up(c) && c->cfg.on_room_cb != NULL &&
         !c->freeing) {
         c->room_wanted = false;
         c->cfg.on_room_cb(c->cfg.ctx);
@@ -342,7 +252,7 @@ static bool follow_redirect(struct redis_cluster *c, struct ccmd *m, struct cnod
         rc_emit_event(c, REDIS_LINK_EV_REDIRECT, r->str);
         rc_refresh_soon(c);
     }
-    cl_push_tail(&c->requeue, m);
+    counted_list_push_tail(&c->requeue, &m->node);
     rc_kick_soon(c);
     return true;
 }
@@ -354,12 +264,13 @@ static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_res
     struct cnode *from = m->sent;
     from->pending--;
     m->sent = NULL;
-    cl_remove(&c->inflight, m);
+    counted_list_remove(&c->inflight, &m->node);
     if (result == REDIS_LINK_LOST) {
         rc_refresh_soon(c);
         if ((m->flags & REDIS_LINK_RETRY) != 0 && m->reply_cb != NULL) {
             c->stats.commands_retried++;
-            cl_push_tail(&c->requeue, m); /* to the slot's owner once the map says who it is */
+            counted_list_push_tail(&c->requeue, &m->node); /* to the slot's owner once the map
+                                                            * says who it is */
             rc_kick_soon(c);
             return;
         }
@@ -375,7 +286,7 @@ static void cmd_reply_cb(void *ctx, const redisReply *reply, enum redis_link_res
              error_is(reply, "LOADING") || error_is(reply, "MASTERDOWN")) &&
             m->tryagain < REDIS_CLUSTER_MAX_TRYAGAIN) {
             m->tryagain++;
-            cl_push_tail(&c->later, m); /* sent again after the next map refresh */
+            counted_list_push_tail(&c->later, &m->node); /* sent again after the next map refresh */
             rc_refresh_soon(c);
             return;
         }
@@ -460,7 +371,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         return;
     c->refresh_node = NULL;
     evtimer_del(c->refresh_timer);
-    c->last_refresh_ms = now_ms();
+    c->last_refresh_ms = clock_mono_ms();
     if (result == REDIS_LINK_REPLY && parse_slots(c, reply, n)) {
         install_map(c);
     } else {
@@ -468,7 +379,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
         c->refresh_wanted = true;
     }
     /* what waited for this map: the retries of TRYAGAIN/CLUSTERDOWN */
-    cl_splice_front(&c->requeue, &c->later);
+    counted_list_splice_head(&c->requeue, &c->later);
     rc_kick_soon(c);
 }
 
@@ -476,7 +387,7 @@ static void refresh_reply_cb(void *ctx, const redisReply *reply, enum redis_link
 static struct cnode *refresh_target(struct redis_cluster *c)
 {
     for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i]->cmd != NULL && redis_link_connected(c->nodes[i]->cmd) &&
+        if (c->nodes[i]->cmd != NULL && redis_node_connected(c->nodes[i]->cmd) &&
             node_is_master(c, c->nodes[i]))
             return c->nodes[i];
     for (size_t tries = 0; tries < c->naddrs; tries++) {
@@ -496,7 +407,7 @@ static void refresh_start(struct redis_cluster *c)
     struct cnode *n = refresh_target(c);
     const char *argv[2] = {"CLUSTER", "SLOTS"};
     if (n == NULL ||
-        redis_link_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
+        redis_node_command_argv(n->cmd, 2, argv, NULL, 0, refresh_reply_cb, n) != SIOC_OK) {
         c->refresh_wanted = true;
         struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_CLUSTER_REFRESH_MS * 1000};
         evtimer_add(c->refresh_timer, &tv);
@@ -515,7 +426,7 @@ static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct redis_cluster *c = arg;
     if (c->refresh_node != NULL) { /* timed out */
-        redis_link_cancel(c->refresh_node->cmd, c->refresh_node);
+        redis_node_cancel(c->refresh_node->cmd, c->refresh_node);
         c->refresh_node = NULL;
         c->addr_next++;
         rc_kick_soon(c); /* gc, and the next attempt */
@@ -523,46 +434,12 @@ static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
     refresh_start(c);
 }
 
-/* ---- subscriptions ---- */
-
-struct redis_link *rc_node_link_new(struct cnode *n, enum redis_link_mode mode)
-{
-    struct redis_cluster *c = n->c;
-    struct redis_url url;
-    if (redis_url_node(&c->url, n->host, n->port, &url) != SIOC_OK)
-        return NULL;
-    struct redis_link_config lc = c->cfg;
-    lc.mode = mode;
-    lc.ctx = n;
-    lc.on_room_cb = NULL;
-    lc.on_event_cb = node_cmd_event_cb;
-    lc.on_message_cb = rc_node_sub_message_cb;
-    lc.liveness_timeout_ms = 0;
-    lc.probe_channel = NULL;
-    lc.on_state_cb = mode == REDIS_LINK_COMMAND ? node_cmd_state_cb : rc_node_sub_state_cb;
-    lc.on_shard_lost_cb = rc_node_shard_lost_cb;
-    lc.jitter_seed = c->cfg.jitter_seed + (uint64_t)n->port;
-    return redis_link_new_parsed(c->base, &lc, &url);
-}
-
-/* Every connection the link needs is up: a subscriber's home and shard connections have
- * confirmed their subscriptions; a command link is connected to every master. */
-static bool cluster_up(const struct redis_cluster *c)
-{
-    if (!c->map_loaded)
-        return false;
-    if (c->cfg.mode == REDIS_LINK_SUBSCRIBER)
-        return rc_subs_up(c);
-    for (unsigned i = 0; i < c->map.nnodes; i++)
-        if (c->by_index[i] == NULL || !c->by_index[i]->cmd_up)
-            return false;
-    return true;
-}
+/* ---- deferred work ---- */
 
 /* Something waits for a master the map does not give yet (a failover in progress). */
 static bool waiting(const struct redis_cluster *c)
 {
-    return c->queue.head != NULL || c->later.head != NULL || !cluster_up(c);
+    return c->queue.count > 0 || c->later.count > 0 || !rc_cluster_up(c);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -576,14 +453,17 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
                 c->by_index[i] = node_get(c, c->map.nodes[i].host, c->map.nodes[i].port,
                                           c->cfg.mode == REDIS_LINK_COMMAND);
     /* redirected and retried commands go first, in the order they were answered */
-    for (struct ccmd *m = c->requeue.head; m != NULL; m = m->next) {
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &c->requeue.head)
+    {
+        struct ccmd *m = ccmd_of(pos);
         m->qnode = route_node(c, m);
         if (m->qnode != NULL)
             m->qnode->queued++;
         else
             c->unrouted++;
     }
-    cl_splice_front(&c->queue, &c->requeue);
+    counted_list_splice_head(&c->queue, &c->requeue);
     if (c->cfg.mode == REDIS_LINK_SUBSCRIBER && c->map_loaded) {
         rc_home_sync(c);
         rc_shards_sync(c);
@@ -606,6 +486,10 @@ struct redis_cluster *redis_cluster_new(struct event_base *base,
     struct redis_cluster *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
+    counted_list_init(&c->queue);
+    counted_list_init(&c->requeue);
+    counted_list_init(&c->later);
+    counted_list_init(&c->inflight);
     c->base = base;
     redis_url_copy(&c->url, url);
     c->cfg = *cfg;
@@ -636,13 +520,13 @@ void redis_cluster_free(struct redis_cluster *c)
     if (c == NULL)
         return;
     c->freeing = true;
-    redis_link_free(c->home);
+    redis_node_free(c->home);
     for (size_t i = 0; i < c->nnodes; i++)
         node_free(c->nodes[i]);
-    cl_free_all(&c->queue);
-    cl_free_all(&c->requeue);
-    cl_free_all(&c->later);
-    cl_free_all(&c->inflight);
+    ccmd_free_all(&c->queue);
+    ccmd_free_all(&c->requeue);
+    ccmd_free_all(&c->later);
+    ccmd_free_all(&c->inflight);
     rc_subs_free(c);
     if (c->kick != NULL)
         event_free(c->kick);
@@ -654,27 +538,27 @@ void redis_cluster_free(struct redis_cluster *c)
 
 bool redis_cluster_connected(const struct redis_cluster *c)
 {
-    return cluster_up(c);
+    return rc_cluster_up(c);
 }
 
 void redis_cluster_disconnect_now(struct redis_cluster *c)
 {
     for (size_t i = 0; i < c->nnodes; i++) {
         if (c->nodes[i]->cmd != NULL)
-            redis_link_disconnect_now(c->nodes[i]->cmd);
+            redis_node_disconnect_now(c->nodes[i]->cmd);
         if (c->nodes[i]->sub != NULL)
-            redis_link_disconnect_now(c->nodes[i]->sub);
+            redis_node_disconnect_now(c->nodes[i]->sub);
     }
     if (c->home != NULL)
-        redis_link_disconnect_now(c->home);
+        redis_node_disconnect_now(c->home);
 }
 
-static void add_stats(struct redis_link_stats *out, const struct redis_link *l)
+static void add_stats(struct redis_link_stats *out, const struct redis_node *l)
 {
     if (l == NULL)
         return;
     struct redis_link_stats s;
-    redis_link_get_stats(l, &s);
+    redis_node_get_stats(l, &s);
     out->connects += s.connects;
     out->disconnects += s.disconnects;
     out->connect_failures += s.connect_failures;
@@ -730,7 +614,7 @@ static struct ccmd *ccmd_new(int argc, const char *const *argv, const size_t *le
         m->lens[i] = lens[i];
         p += lens[i] + 1;
     }
-    m->bytes = total + (size_t)argc * 16; /* about its RESP size, for the queue limit */
+    m->node.bytes = total + (size_t)argc * 16; /* about its RESP size, for the queue limit */
     return m;
 }
 
@@ -767,7 +651,7 @@ int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *co
     struct cnode *n = route_node(c, m);
     if (!c->held && n != NULL && n->queued == 0 && c->unrouted == 0 && dispatch(c, m))
         return SIOC_OK;
-    if (c->queue.bytes + m->bytes > c->cfg.queue_limit_bytes) {
+    if (c->queue.bytes + m->node.bytes > c->cfg.queue_limit_bytes) {
         free(m);
         c->stats.commands_refused++;
         c->room_wanted = true;
@@ -785,10 +669,13 @@ int redis_cluster_command_argv(struct redis_cluster *c, int argc, const char *co
     return SIOC_OK;
 }
 
-static size_t cancel_in(struct ccmd_list *l, const void *ctx)
+static size_t cancel_in(struct counted_list *l, const void *ctx)
 {
     size_t n = 0;
-    for (struct ccmd *m = l->head; m != NULL; m = m->next) {
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &l->head)
+    {
+        struct ccmd *m = ccmd_of(pos);
         if (m->ctx == ctx && m->reply_cb != NULL) {
             m->reply_cb = NULL;
             n++;
@@ -814,7 +701,7 @@ void redis_cluster_hold(struct redis_cluster *c, bool hold)
 
 size_t redis_cluster_queue_room(const struct redis_cluster *c)
 {
-    if (cluster_up(c) && !c->held && c->queue.head == NULL)
+    if (rc_cluster_up(c) && !c->held && c->queue.count == 0)
         return SIZE_MAX;
     size_t limit = c->cfg.queue_limit_bytes;
     return c->queue.bytes >= limit ? 0 : limit - c->queue.bytes;

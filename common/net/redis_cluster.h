@@ -1,8 +1,8 @@
-/* redis_cluster.h: the Redis Cluster transport under redis_link (redis_link.h says what owners
- * see; docs/contracts.md "Redis Cluster" the keys and the at-least-once rules). A cluster link
- * keeps the slot map (CLUSTER SLOTS, from any node it can reach: the seeds, then every node it
- * has learned), one plain redis_link per master it needs (COMMAND: its commands; SUBSCRIBER:
- * the shard channels that master owns), and:
+/* redis_cluster.h: the Redis Cluster implementation behind redis_link (redis_link.h says what
+ * owners see; docs/contracts.md "Redis Cluster" the keys and the at-least-once rules). A cluster
+ * link keeps the slot map (CLUSTER SLOTS, from any node it can reach: the seeds, then every node it
+ * has learned), one redis_node per master it needs (common/net/redis_node.h; COMMAND: its
+ * commands; SUBSCRIBER: the shard channels that master owns), and:
  * - routes each command by its first key's slot (common/redis_slots.h), queueing it at the
  *   cluster level, in order per master, while that master is unknown or unreachable (the same
  *   bounded queue, ETOOBIG and on_room_cb as a single link);
@@ -15,9 +15,11 @@
  * - subscriber: classic subscriptions on one connection to the pub/sub home (master of slot 0),
  *   shard channels per owning master, re-subscribed after a `sunsubscribe` push, a MOVED
  *   answer or a failover.
- * Only redis_link.c calls these; each mirrors the redis_link_* function of the same name.
- * Implemented in redis_cluster.c (map, routing, queue) and redis_cluster_sub.c (subscriptions),
- * which share redis_cluster_internal.h. */
+ * Only redis_link.c (the facade) calls these; each mirrors the redis_link_* function of the
+ * same name. Implemented in redis_cluster.c (map, routing, queue, the node table),
+ * redis_cluster_sub.c (subscriptions and their node connections) and redis_cluster_state.c (what
+ * both share), over redis_node.c; they share redis_cluster_internal.h and call one way only:
+ * redis_cluster.c -> redis_cluster_sub.c -> redis_cluster_state.c -> redis_node.c. */
 #ifndef SIOC_NET_REDIS_CLUSTER_H
 #define SIOC_NET_REDIS_CLUSTER_H
 

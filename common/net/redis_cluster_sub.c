@@ -2,8 +2,10 @@
  * classic channels, patterns and the probe on one connection to the pub/sub home (the master of
  * slot 0), moved when the map names another home; shard channels on the master of each
  * channel's slot, one subscriber connection per such master, moved when Redis drops one
- * (`sunsubscribe` push), refuses one (MOVED) or the map changes. Moves happen in the core's
- * deferred pass (rc_home_sync, rc_shards_sync), never inside a node link's callback. */
+ * (`sunsubscribe` push), refuses one (MOVED) or the map changes. This file makes those
+ * subscriber redis_nodes and owns their callbacks; redis_cluster.c frees them with their cnode.
+ * Moves happen in the core's deferred pass (rc_home_sync, rc_shards_sync), never inside a node's
+ * callback. Calls only redis_cluster_state.c and redis_node.c, never redis_cluster.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +60,8 @@ static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel
         c->cfg.on_message_cb(c->cfg.ctx, pattern, channel, payload);
 }
 
-void rc_node_sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
-                            struct slice payload)
+static void node_sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
+                                struct slice payload)
 {
     sub_message_cb(((struct cnode *)ctx)->c, pattern, channel, payload);
 }
@@ -80,7 +82,7 @@ static void home_event_cb(void *ctx, enum redis_link_event ev, const char *detai
         rc_node_event(c->home_node, ev, detail);
 }
 
-void rc_node_sub_state_cb(void *ctx, bool up)
+static void node_sub_state_cb(void *ctx, bool up)
 {
     struct cnode *n = ctx;
     n->sub_up = up;
@@ -89,7 +91,7 @@ void rc_node_sub_state_cb(void *ctx, bool up)
     rc_update_state(n->c);
 }
 
-void rc_node_shard_lost_cb(void *ctx, struct slice channel, const char *error)
+static void node_shard_lost_cb(void *ctx, struct slice channel, const char *error)
 {
     struct cnode *n = ctx;
     struct redis_cluster *c = n->c;
@@ -128,7 +130,7 @@ void rc_home_sync(struct redis_cluster *c)
     struct cnode *want = rc_slot_node(c, 0);
     if (want == c->home_node && c->home != NULL)
         return;
-    redis_link_free(c->home);
+    redis_node_free(c->home);
     c->home = NULL;
     c->home_node = NULL;
     c->home_up = false;
@@ -145,14 +147,31 @@ void rc_home_sync(struct redis_cluster *c)
     lc.on_message_cb = sub_message_cb;
     lc.on_shard_lost_cb = NULL;
     lc.probe_channel = c->probe_channel;
-    c->home = redis_link_new_parsed(c->base, &lc, &url);
+    c->home = redis_node_new(c->base, &lc, &url);
     if (c->home == NULL)
         return;
     c->home_node = want;
     for (size_t i = 0; i < c->channels.count; i++)
-        redis_link_subscribe(c->home, c->channels.names[i]);
+        redis_node_subscribe(c->home, c->channels.names[i]);
     for (size_t i = 0; i < c->patterns.count; i++)
-        redis_link_psubscribe(c->home, c->patterns.names[i]);
+        redis_node_psubscribe(c->home, c->patterns.names[i]);
+}
+
+static void node_sub_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
+{
+    rc_node_event(ctx, ev, detail);
+}
+
+/* The subscriber connection of node n: the shard channels whose slots it owns. */
+static struct redis_node *node_sub_link_new(struct cnode *n)
+{
+    struct redis_link_config lc = n->c->cfg;
+    lc.mode = REDIS_LINK_SUBSCRIBER;
+    lc.on_state_cb = node_sub_state_cb;
+    lc.on_event_cb = node_sub_event_cb;
+    lc.on_message_cb = node_sub_message_cb;
+    lc.on_shard_lost_cb = node_shard_lost_cb;
+    return rc_node_link_new(n, &lc);
 }
 
 /* Every shard channel on its slot's master. */
@@ -164,16 +183,15 @@ void rc_shards_sync(struct redis_cluster *c)
         if (want == s->node)
             continue;
         if (s->node != NULL) {
-            redis_link_sunsubscribe(s->node->sub, s->name);
+            redis_node_sunsubscribe(s->node->sub, s->name);
             s->node->shards--;
             s->node = NULL;
         }
         if (want == NULL)
             continue;
-        if (want->sub == NULL &&
-            (want->sub = rc_node_link_new(want, REDIS_LINK_SUBSCRIBER)) == NULL)
+        if (want->sub == NULL && (want->sub = node_sub_link_new(want)) == NULL)
             continue;
-        if (redis_link_ssubscribe(want->sub, s->name) == SIOC_OK) {
+        if (redis_node_ssubscribe(want->sub, s->name) == SIOC_OK) {
             s->node = want;
             want->shards++;
         }
@@ -189,7 +207,7 @@ static int shard_change(struct redis_cluster *c, const char *name, bool add)
             return SIOC_OK;
         struct shard s = c->shards[i];
         if (s.node != NULL) {
-            redis_link_sunsubscribe(s.node->sub, s.name);
+            redis_node_sunsubscribe(s.node->sub, s.name);
             s.node->shards--;
         }
         free(s.name);
@@ -233,29 +251,19 @@ int redis_cluster_sub_change(struct redis_cluster *c, enum redis_cluster_sub kin
     if (rc != SIOC_OK || c->home == NULL)
         return rc;
     if (kind == REDIS_CLUSTER_CHANNEL)
-        return add ? redis_link_subscribe(c->home, name) : redis_link_unsubscribe(c->home, name);
-    return add ? redis_link_psubscribe(c->home, name) : redis_link_punsubscribe(c->home, name);
+        return add ? redis_node_subscribe(c->home, name) : redis_node_unsubscribe(c->home, name);
+    return add ? redis_node_psubscribe(c->home, name) : redis_node_punsubscribe(c->home, name);
 }
 
 void redis_cluster_touch(struct redis_cluster *c)
 {
     if (c->home != NULL)
-        redis_link_touch(c->home);
+        redis_node_touch(c->home);
 }
 
 size_t redis_cluster_subscription_count(const struct redis_cluster *c)
 {
     return c->channels.count + c->patterns.count + c->nshards;
-}
-
-bool rc_subs_up(const struct redis_cluster *c)
-{
-    if (!c->home_up)
-        return false;
-    for (size_t i = 0; i < c->nshards; i++)
-        if (c->shards[i].node == NULL || !c->shards[i].node->sub_up)
-            return false;
-    return true;
 }
 
 void rc_subs_free(struct redis_cluster *c)

@@ -1,630 +1,42 @@
-/* redis_link.c: the Redis connection runtime of redis_link.h: reconnects, the ordered outage
- * queue, retries and subscriptions, over one common/net/redis_conn at a time (the transport:
- * socket, optional TLS, hiredis's reply reader). URLs and RESP encoding are common/redis_proto
- * (pure). Replies arrive in the order the commands were written, so each one pairs with the head
- * of `inflight` (after the handshake's own replies). Every path that loses a connection funnels
- * into conn_gone(), which frees it, settles the commands in flight and schedules the next
- * attempt; nothing touches a connection after that.
- */
+/* redis_link.c: the public facade of redis_link.h. At creation the URL picks the
+ * implementation: redis[s]:// makes a redis_node (common/net/redis_node.h: one connection),
+ * redis[s]-cluster:// a redis_cluster (common/net/redis_cluster.h: slot map, one redis_node per
+ * master). Every other call forwards to the one that was made: one branch, no allocation, no
+ * state of its own. Callbacks go straight from the implementation to the owner (cfg->ctx).
+ * The layering is one way: redis_link -> redis_cluster -> redis_node, and redis_link ->
+ * redis_node; nothing below calls back up except through the owner's callbacks. */
 #include "common/net/redis_link.h"
 
-#include <assert.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <time.h>
-
-#include <event2/event.h>
-#include <hiredis/hiredis.h>
 
 #include "common/error.h"
 #include "common/net/redis_cluster.h"
-#include "common/net/redis_conn.h"
-
-/* One command, from redis_link_command_argv until its reply (or loss) has been handled. */
-struct cmd {
-    struct cmd *prev, *next;
-    struct redis_link *link;
-    redis_link_reply_cb *reply_cb; /* NULL once cancelled */
-    void *ctx;
-    unsigned flags;
-    size_t len; /* RESP bytes, kept for queue accounting even after `data` is released */
-    char *data; /* RESP-encoded; released once written unless REDIS_LINK_RETRY needs it again */
-};
-
-struct cmd_list {
-    struct cmd *head, *tail;
-    size_t count, bytes;
-};
-
-/* The desired subscription set: few entries (a handful per namespace), so a plain array. */
-struct name_set {
-    char **names;
-    size_t count, cap;
-};
+#include "common/net/redis_node.h"
 
 struct redis_link {
-    struct redis_cluster *cluster; /* redis[s]-cluster://: everything is delegated to it */
-    struct event_base *base;
-    enum redis_link_mode mode;
-    struct redis_url url;
-    struct redis_tls *tls; /* rediss:// only; borrowed */
-    char *probe_channel;
-    unsigned connect_timeout_ms, backoff_min_ms, backoff_max_ms, backoff_ms, liveness_timeout_ms;
-    size_t queue_limit;
-    uint64_t rng;
-
-    void *ctx;
-    void (*on_state_cb)(void *ctx, bool connected);
-    void (*on_message_cb)(void *ctx, struct slice pattern, struct slice channel,
-                          struct slice payload);
-    void (*on_event_cb)(void *ctx, enum redis_link_event ev, const char *detail);
-    void (*on_room_cb)(void *ctx);
-    void (*on_shard_lost_cb)(void *ctx, struct slice channel, const char *error);
-
-    struct redis_conn *conn; /* NULL between attempts */
-    int handshake_left;      /* replies to AUTH/SELECT/PING still expected on `conn` */
-    bool ready;              /* handshake done and not known to be going away */
-    bool reported_up;        /* on_state_cb(true) was the last state reported */
-    bool freeing;            /* inside redis_link_free: no user callback any more */
-    bool room_wanted;        /* a command was refused: call on_room_cb after the next flush */
-    bool full_reported;      /* REDIS_LINK_EV_QUEUE_FULL already reported for this outage */
-    bool held;               /* command: redis_link_hold; the queue is not written meanwhile */
-    size_t confirms_due;     /* subscriber: resubscription confirmations still to come */
-    int callback_depth;      /* user callbacks on the stack; redis_link_free asserts it is 0 */
-    uint64_t last_rx_ms;
-
-    struct event *reconnect_timer, *connect_timer, *liveness_timer;
-    struct cmd_list queue;    /* not yet written, in order */
-    struct cmd_list requeue;  /* REDIS_LINK_RETRY commands lost in the current drop, in order */
-    struct cmd_list inflight; /* written, reply pending, in order */
-    struct name_set channels, patterns, shards;
-    struct redis_link_stats stats;
+    struct redis_node *node;       /* redis[s]://, or NULL */
+    struct redis_cluster *cluster; /* redis[s]-cluster://, or NULL */
 };
-
-/* ---- small helpers ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* xorshift64*: the caller seeds it, so tests are reproducible and no global state is used. */
-static uint64_t rng_next(struct redis_link *l)
-{
-    uint64_t x = l->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    l->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static struct timeval tv_ms(unsigned ms)
-{
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000u),
-                         .tv_usec = (suseconds_t)(ms % 1000u) * 1000};
-    return tv;
-}
-
-static void list_push_tail(struct cmd_list *list, struct cmd *c)
-{
-    c->next = NULL;
-    c->prev = list->tail;
-    if (list->tail != NULL)
-        list->tail->next = c;
-    else
-        list->head = c;
-    list->tail = c;
-    list->count++;
-    list->bytes += c->len;
-}
-
-static void list_push_head(struct cmd_list *list, struct cmd *c)
-{
-    c->prev = NULL;
-    c->next = list->head;
-    if (list->head != NULL)
-        list->head->prev = c;
-    else
-        list->tail = c;
-    list->head = c;
-    list->count++;
-    list->bytes += c->len;
-}
-
-static void list_remove(struct cmd_list *list, struct cmd *c)
-{
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        list->head = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    else
-        list->tail = c->prev;
-    c->prev = c->next = NULL;
-    list->count--;
-    list->bytes -= c->len;
-}
-
-/* Moves all of `src` in front of `dst`, keeping both orders. */
-static void list_splice_front(struct cmd_list *dst, struct cmd_list *src)
-{
-    if (src->head == NULL)
-        return;
-    src->tail->next = dst->head;
-    if (dst->head != NULL)
-        dst->head->prev = src->tail;
-    else
-        dst->tail = src->tail;
-    dst->head = src->head;
-    dst->count += src->count;
-    dst->bytes += src->bytes;
-    memset(src, 0, sizeof(*src));
-}
-
-static void cmd_free(struct cmd *c)
-{
-    free(c->data);
-    free(c);
-}
-
-static void list_free_all(struct cmd_list *list)
-{
-    struct cmd *next;
-    for (struct cmd *c = list->head; c != NULL; c = next) {
-        next = c->next;
-        cmd_free(c);
-    }
-    memset(list, 0, sizeof(*list));
-}
-
-static size_t set_find(const struct name_set *set, const char *name)
-{
-    for (size_t i = 0; i < set->count; i++)
-        if (strcmp(set->names[i], name) == 0)
-            return i;
-    return SIZE_MAX;
-}
-
-static int set_add(struct name_set *set, const char *name)
-{
-    if (set->count == set->cap) {
-        size_t cap = set->cap ? set->cap * 2 : 8;
-        char **grown = realloc(set->names, cap * sizeof(*grown));
-        if (grown == NULL)
-            return SIOC_ENOMEM;
-        set->names = grown;
-        set->cap = cap;
-    }
-    char *copy = strdup(name);
-    if (copy == NULL)
-        return SIOC_ENOMEM;
-    set->names[set->count++] = copy;
-    return SIOC_OK;
-}
-
-static void set_remove_at(struct name_set *set, size_t i)
-{
-    free(set->names[i]);
-    set->names[i] = set->names[--set->count];
-}
-
-static void set_free(struct name_set *set)
-{
-    for (size_t i = 0; i < set->count; i++)
-        free(set->names[i]);
-    free(set->names);
-    memset(set, 0, sizeof(*set));
-}
-
-/* ---- user callbacks: counted so redis_link_free can refuse to run underneath them ---- */
-
-static void emit_event(struct redis_link *l, enum redis_link_event ev, const char *detail)
-{
-    if (l->on_event_cb == NULL || l->freeing)
-        return;
-    l->callback_depth++;
-    l->on_event_cb(l->ctx, ev, detail != NULL ? detail : "");
-    l->callback_depth--;
-}
-
-static void emit_state(struct redis_link *l, bool up)
-{
-    if (l->reported_up == up || l->freeing)
-        return;
-    l->reported_up = up;
-    if (l->on_state_cb == NULL)
-        return;
-    l->callback_depth++;
-    l->on_state_cb(l->ctx, up);
-    l->callback_depth--;
-}
-
-static void deliver_reply(struct redis_link *l, struct cmd *c, const redisReply *reply,
-                          enum redis_link_result result)
-{
-    if (c->reply_cb == NULL || l->freeing)
-        return;
-    l->callback_depth++;
-    c->reply_cb(c->ctx, reply, result);
-    l->callback_depth--;
-}
-
-/* ---- connection lifecycle ---- */
-
-static void schedule_reconnect(struct redis_link *l)
-{
-    unsigned d = l->backoff_ms;
-    /* Jitter in [d/2, d]: gateways that lost the same Redis do not all come back in lockstep. */
-    unsigned delay = d / 2 + (unsigned)(rng_next(l) % (d - d / 2 + 1));
-    l->backoff_ms = d >= l->backoff_max_ms / 2 ? l->backoff_max_ms : d * 2;
-    struct timeval tv = tv_ms(delay);
-    evtimer_add(l->reconnect_timer, &tv);
-}
-
-/* The connection is lost, failed, or dropped by us: free it (its own callbacks may be on the
- * stack: redis_conn defers the memory), settle the commands in flight in order (RETRY ones go
- * back in front of the queue, the others are reported lost), report, and schedule the next
- * attempt. */
-static void conn_gone(struct redis_link *l, const char *reason)
-{
-    redis_conn_free(l->conn);
-    l->conn = NULL;
-    l->ready = false;
-    l->handshake_left = 0;
-    evtimer_del(l->connect_timer);
-    struct cmd *c;
-    /* One at a time off `inflight`: a LOST callback may cancel (redis_link_cancel) the others. */
-    while ((c = l->inflight.head) != NULL) {
-        list_remove(&l->inflight, c); // NOLINT(clang-analyzer-unix.Malloc): the head moved on
-        if (!l->freeing && (c->flags & REDIS_LINK_RETRY) != 0) {
-            l->stats.commands_retried++;
-            list_push_tail(&l->requeue, c);
-            continue;
-        }
-        if (!l->freeing)
-            l->stats.commands_lost++;
-        deliver_reply(l, c, NULL, REDIS_LINK_LOST); /* new commands from here queue */
-        cmd_free(c);
-    }
-    /* Commands lost in flight with REDIS_LINK_RETRY were sent before anything still queued. */
-    list_splice_front(&l->queue, &l->requeue);
-    if (l->freeing)
-        return;
-    if (l->reported_up) {
-        l->stats.disconnects++;
-        emit_event(l, REDIS_LINK_EV_DISCONNECTED, reason);
-        emit_state(l, false);
-    } else {
-        l->stats.connect_failures++;
-    }
-    schedule_reconnect(l);
-}
-
-/* Drops the connection now (from anywhere, its callbacks included). */
-static void link_drop(struct redis_link *l, const char *reason)
-{
-    if (l->conn != NULL)
-        conn_gone(l, reason);
-}
-
-/* Encodes and writes one command of NUL-terminated strings on the connection (handshake and
- * subscriptions; the owner's commands are encoded once, in redis_link_command_argv). */
-static bool conn_send(struct redis_link *l, int argc, const char *const *argv)
-{
-    size_t *lens = malloc((size_t)argc * sizeof(*lens)); /* a whole (P)SUBSCRIBE set: any argc */
-    if (lens == NULL)
-        return false;
-    for (int i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    size_t bound = redis_command_bound(argc, lens);
-    char *data = bound != 0 ? malloc(bound) : NULL;
-    bool ok = data != NULL &&
-              redis_conn_write(l->conn, data, redis_command_encode(data, argc, argv, lens));
-    free(data);
-    free(lens);
-    return ok;
-}
-
-static bool send_cmd(struct redis_link *l, struct cmd *c);
-static void resubscribe(struct redis_link *l);
-static void sub_reply(struct redis_link *l, const redisReply *reply);
-
-/* DESIGN.md §3.2: queued entries are written, in order, before any new command; not while
- * the owner holds the link. */
-static void flush_queue(struct redis_link *l)
-{
-    while (l->ready && !l->held && l->queue.head != NULL) {
-        struct cmd *c = l->queue.head;
-        list_remove(&l->queue, c);
-        if (!send_cmd(l, c)) {
-            list_push_head(&l->queue, c);
-            link_drop(l, "out of memory");
-            break;
-        }
-    }
-}
-
-/* After a refusal, tells the owner once the queue is written. */
-static void room_if_wanted(struct redis_link *l)
-{
-    if (l->ready && !l->held && l->room_wanted && l->queue.head == NULL && l->on_room_cb != NULL) {
-        l->room_wanted = false;
-        l->callback_depth++;
-        l->on_room_cb(l->ctx);
-        l->callback_depth--;
-    }
-}
-
-static void become_ready(struct redis_link *l)
-{
-    l->ready = true;
-    l->full_reported = false;
-    l->backoff_ms = l->backoff_min_ms;
-    l->last_rx_ms = now_ms();
-    l->stats.connects++;
-    evtimer_del(l->connect_timer);
-    if (l->mode == REDIS_LINK_COMMAND)
-        flush_queue(l);
-    else
-        resubscribe(l);
-    char hostport[300];
-    snprintf(hostport, sizeof(hostport), "%s:%d", l->url.host, l->url.port);
-    if (l->ready)
-        emit_event(l, REDIS_LINK_EV_CONNECTED, hostport);
-    /* a subscriber is usable once Redis has confirmed its subscriptions (sub_reply) */
-    if (l->ready && l->confirms_due == 0)
-        emit_state(l, true);
-    room_if_wanted(l);
-}
-
-/* TCP (and TLS) is up: AUTH, SELECT, then PING, pipelined; the PING's reply proves that AUTH and
- * SELECT went through. */
-static void conn_open_cb(void *ctx)
-{
-    struct redis_link *l = ctx;
-    bool ok = true;
-    l->handshake_left = 0;
-    if (l->url.password != NULL) {
-        /* Redis 6 ACL: AUTH user password; without a user, the legacy AUTH password */
-        const char *argv[3] = {"AUTH", l->url.user, l->url.password};
-        if (l->url.user == NULL) {
-            argv[1] = l->url.password;
-            ok = conn_send(l, 2, argv);
-        } else {
-            ok = conn_send(l, 3, argv);
-        }
-        l->handshake_left++;
-    }
-    if (l->url.db != 0) {
-        char db[16];
-        snprintf(db, sizeof(db), "%d", l->url.db);
-        const char *argv[2] = {"SELECT", db};
-        ok = ok && conn_send(l, 2, argv);
-        l->handshake_left++;
-    }
-    const char *ping[1] = {"PING"};
-    ok = ok && conn_send(l, 1, ping);
-    l->handshake_left++;
-    if (!ok)
-        link_drop(l, "out of memory");
-}
-
-static void conn_reply_cb(void *ctx, struct redisReply *reply)
-{
-    struct redis_link *l = ctx;
-    if (l->handshake_left > 0) {
-        /* AUTH, SELECT or PING: any error (NOAUTH, WRONGPASS, a bad db) makes it useless */
-        if (reply->type == REDIS_REPLY_ERROR) {
-            emit_event(l, REDIS_LINK_EV_HANDSHAKE_ERROR, reply->str);
-            link_drop(l, "handshake error");
-            return;
-        }
-        if (--l->handshake_left == 0)
-            become_ready(l);
-        return;
-    }
-    if (l->mode == REDIS_LINK_SUBSCRIBER) {
-        sub_reply(l, reply);
-        return;
-    }
-    struct cmd *c = l->inflight.head;
-    if (c == NULL) {
-        link_drop(l, "reply without a command");
-        return;
-    }
-    list_remove(&l->inflight, c);
-    deliver_reply(l, c, reply, REDIS_LINK_REPLY);
-    cmd_free(c);
-}
-
-static void conn_error_cb(void *ctx, const char *reason)
-{
-    struct redis_link *l = ctx;
-    char detail[320];
-    /* A TLS port closes on a plain client's first command: say what is likely wrong. */
-    snprintf(detail, sizeof(detail), "%s%s", reason,
-             !l->url.tls && l->handshake_left > 0 ? " (a TLS port? use rediss://)" : "");
-    if (!l->ready) /* refused, unreachable, TLS handshake or verification failed, closed early */
-        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, detail);
-    conn_gone(l, detail);
-}
-
-static void reconnect_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct redis_link *l = arg;
-    char err[256];
-    struct redis_conn_config cc = {
-        .host = l->url.host, /* a name is resolved blocking: use an address in production */
-        .port = l->url.port,
-        .tls = l->url.tls ? l->tls : NULL,
-        .ctx = l,
-        .on_open_cb = conn_open_cb,
-        .on_reply_cb = conn_reply_cb,
-        .on_error_cb = conn_error_cb,
-    };
-    l->conn = redis_conn_new(l->base, &cc, err, sizeof(err));
-    if (l->conn == NULL) {
-        emit_event(l, REDIS_LINK_EV_CONNECT_FAILED, err);
-        l->stats.connect_failures++;
-        schedule_reconnect(l);
-        return;
-    }
-    /* Bounds the TCP connect, the TLS handshake and AUTH/SELECT/PING together. */
-    struct timeval tv = tv_ms(l->connect_timeout_ms);
-    evtimer_add(l->connect_timer, &tv);
-}
-
-static void connect_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct redis_link *l = arg;
-    if (l->conn == NULL || l->ready)
-        return;
-    /* A plain Redis port waits for the end of a "line" that a ClientHello never sends. */
-    const char *detail = l->handshake_left > 0 ? "connect timeout: no answer to AUTH/SELECT/PING"
-                         : l->url.tls ? "connect timeout: TCP connect or TLS handshake not done "
-                                        "(a plain Redis port?)"
-                                      : "connect timeout";
-    emit_event(l, REDIS_LINK_EV_CONNECT_TIMEOUT, detail);
-    link_drop(l, detail);
-}
-
-static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct redis_link *l = arg;
-    if (!l->ready || now_ms() - l->last_rx_ms < l->liveness_timeout_ms)
-        return;
-    /* Issue 4: a subscription can stop delivering without the socket failing; replace it. */
-    l->stats.liveness_timeouts++;
-    emit_event(l, REDIS_LINK_EV_LIVENESS_TIMEOUT, "no pub/sub traffic");
-    link_drop(l, "liveness timeout");
-}
-
-void redis_link_touch(struct redis_link *l)
-{
-    if (l->cluster != NULL)
-        redis_cluster_touch(l->cluster);
-    else
-        l->last_rx_ms = now_ms();
-}
-
-/* ---- public: lifetime ---- */
 
 struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg)
 {
     struct redis_url url;
-    if (redis_url_parse(cfg->url, &url) != SIOC_OK)
+    if (cfg->url == NULL || redis_url_parse(cfg->url, &url) != SIOC_OK)
         return NULL;
-    return redis_link_new_parsed(base, cfg, &url);
-}
-
-struct redis_link *redis_link_new_parsed(struct event_base *base,
-                                         const struct redis_link_config *cfg,
-                                         const struct redis_url *url)
-{
-    if (url->tls && cfg->tls == NULL)
+    if (url.tls && cfg->tls == NULL)
         return NULL;
     struct redis_link *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return NULL;
-    if (url->cluster) {
-        l->cluster = redis_cluster_new(base, cfg, url);
-        if (l->cluster == NULL) {
-            free(l);
-            return NULL;
-        }
-        return l;
-    }
-    redis_url_copy(&l->url, url);
-    l->tls = cfg->tls;
-    l->base = base;
-    l->mode = cfg->mode;
-    l->connect_timeout_ms =
-        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : REDIS_LINK_DEFAULT_CONNECT_TIMEOUT_MS;
-    l->backoff_min_ms =
-        cfg->backoff_min_ms ? cfg->backoff_min_ms : REDIS_LINK_DEFAULT_BACKOFF_MIN_MS;
-    l->backoff_max_ms =
-        cfg->backoff_max_ms ? cfg->backoff_max_ms : REDIS_LINK_DEFAULT_BACKOFF_MAX_MS;
-    if (l->backoff_max_ms < l->backoff_min_ms)
-        l->backoff_max_ms = l->backoff_min_ms;
-    l->backoff_ms = l->backoff_min_ms;
-    l->queue_limit =
-        cfg->queue_limit_bytes ? cfg->queue_limit_bytes : REDIS_LINK_DEFAULT_QUEUE_LIMIT;
-    l->rng = cfg->jitter_seed ? cfg->jitter_seed : 0x9E3779B97F4A7C15ULL; /* xorshift needs != 0 */
-    l->liveness_timeout_ms = cfg->mode == REDIS_LINK_SUBSCRIBER ? cfg->liveness_timeout_ms : 0;
-    l->ctx = cfg->ctx;
-    l->on_state_cb = cfg->on_state_cb;
-    l->on_message_cb = cfg->on_message_cb;
-    l->on_event_cb = cfg->on_event_cb;
-    l->on_room_cb = cfg->on_room_cb;
-    l->on_shard_lost_cb = cfg->on_shard_lost_cb;
-    l->reconnect_timer = evtimer_new(base, reconnect_timer_cb, l);
-    l->connect_timer = evtimer_new(base, connect_timer_cb, l);
-    if (l->liveness_timeout_ms != 0)
-        l->liveness_timer = event_new(base, -1, EV_PERSIST, liveness_timer_cb, l);
-    if (cfg->mode == REDIS_LINK_SUBSCRIBER && cfg->probe_channel != NULL && cfg->probe_channel[0])
-        l->probe_channel = strdup(cfg->probe_channel);
-    if (l->reconnect_timer == NULL || l->connect_timer == NULL ||
-        (l->liveness_timeout_ms != 0 && l->liveness_timer == NULL) ||
-        (cfg->mode == REDIS_LINK_SUBSCRIBER && cfg->probe_channel != NULL &&
-         cfg->probe_channel[0] && l->probe_channel == NULL)) {
-        redis_link_free(l);
+    if (url.cluster)
+        l->cluster = redis_cluster_new(base, cfg, &url);
+    else
+        l->node = redis_node_new(base, cfg, &url);
+    if (l->cluster == NULL && l->node == NULL) {
+        free(l);
         return NULL;
     }
-    if (l->liveness_timer != NULL) {
-        /* Checking 4 times per timeout bounds detection to 1.25 x the timeout. */
-        struct timeval tv = tv_ms(l->liveness_timeout_ms / 4 ? l->liveness_timeout_ms / 4 : 1);
-        event_add(l->liveness_timer, &tv);
-    }
-    struct timeval zero = {0, 0};
-    evtimer_add(l->reconnect_timer, &zero);
     return l;
-}
-
-void redis_link_free(struct redis_link *l)
-{
-    if (l == NULL)
-        return;
-    if (l->cluster != NULL) {
-        redis_cluster_free(l->cluster);
-        free(l);
-        return;
-    }
-    /* The connection's callbacks would run on a freed link. */
-    assert(l->callback_depth == 0 && "redis_link_free called from inside a link callback");
-    l->freeing = true;
-    redis_conn_free(l->conn);
-    l->conn = NULL;
-    list_free_all(&l->queue);
-    list_free_all(&l->requeue);
-    list_free_all(&l->inflight);
-    set_free(&l->channels);
-    set_free(&l->patterns);
-    set_free(&l->shards);
-    if (l->reconnect_timer != NULL)
-        event_free(l->reconnect_timer);
-    if (l->connect_timer != NULL)
-        event_free(l->connect_timer);
-    if (l->liveness_timer != NULL)
-        event_free(l->liveness_timer);
-    free(l->probe_channel);
-    free(l);
-}
-
-bool redis_link_connected(const struct redis_link *l)
-{
-    return l->cluster != NULL ? redis_cluster_connected(l->cluster) : l->ready;
 }
 
 bool redis_link_is_cluster(const struct redis_link *l)
@@ -632,52 +44,39 @@ bool redis_link_is_cluster(const struct redis_link *l)
     return l->cluster != NULL;
 }
 
+void redis_link_free(struct redis_link *l)
+{
+    if (l == NULL)
+        return;
+    if (l->cluster != NULL)
+        redis_cluster_free(l->cluster);
+    else
+        redis_node_free(l->node);
+    free(l);
+}
+
+bool redis_link_connected(const struct redis_link *l)
+{
+    return l->cluster != NULL ? redis_cluster_connected(l->cluster) : redis_node_connected(l->node);
+}
+
 void redis_link_disconnect_now(struct redis_link *l)
 {
     if (l->cluster != NULL)
         redis_cluster_disconnect_now(l->cluster);
     else
-        link_drop(l, "disconnected by owner");
+        redis_node_disconnect_now(l->node);
 }
 
 void redis_link_get_stats(const struct redis_link *l, struct redis_link_stats *out)
 {
-    if (l->cluster != NULL) {
+    if (l->cluster != NULL)
         redis_cluster_get_stats(l->cluster, out);
-        return;
-    }
-    *out = l->stats;
-    out->queue_bytes = l->queue.bytes;
-    out->queue_commands = l->queue.count;
+    else
+        redis_node_get_stats(l->node, out);
 }
 
 /* ---- COMMAND mode ---- */
-
-/* Writes one command on the connection; its reply will pair with it in `inflight`. */
-static bool send_cmd(struct redis_link *l, struct cmd *c)
-{
-    if (!redis_conn_write(l->conn, c->data, c->len))
-        return false;
-    list_push_tail(&l->inflight, c);
-    l->stats.commands_sent++;
-    if ((c->flags & REDIS_LINK_RETRY) == 0) {
-        free(c->data);
-        c->data = NULL;
-    }
-    return true;
-}
-
-/* Commands that would turn this connection into something whose replies no longer pair with
- * our commands. */
-static bool command_forbidden(const char *name, size_t len)
-{
-    static const char *const names[] = {"subscribe",    "psubscribe",   "ssubscribe", "unsubscribe",
-                                        "punsubscribe", "sunsubscribe", "monitor",    "reset"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-            return true;
-    return false;
-}
 
 int redis_link_command_argv(struct redis_link *l, int argc, const char *const *argv,
                             const size_t *argvlen, unsigned flags, redis_link_reply_cb *reply_cb,
@@ -685,296 +84,83 @@ int redis_link_command_argv(struct redis_link *l, int argc, const char *const *a
 {
     if (l->cluster != NULL)
         return redis_cluster_command_argv(l->cluster, argc, argv, argvlen, flags, reply_cb, ctx);
-    if (l->mode != REDIS_LINK_COMMAND || argc < 1 || argv == NULL)
-        return SIOC_EINVAL;
-    size_t lens_buf[REDIS_LINK_MAX_ARGS];
-    const size_t *lens = argvlen;
-    if (lens == NULL) {
-        if (argc > REDIS_LINK_MAX_ARGS)
-            return SIOC_EINVAL;
-        for (int i = 0; i < argc; i++)
-            lens_buf[i] = strlen(argv[i]);
-        lens = lens_buf;
-    }
-    size_t total = redis_command_bound(argc, lens);
-    if (total == 0)
-        return SIOC_ETOOBIG;
-    if (command_forbidden(argv[0], lens[0]))
-        return SIOC_EINVAL;
-    char *data = malloc(total);
-    if (data == NULL)
-        return SIOC_ENOMEM;
-    size_t len = redis_command_encode(data, argc, argv, lens);
-    if ((!l->ready || l->held) && l->queue.bytes + len > l->queue_limit) {
-        free(data);
-        l->stats.commands_refused++;
-        l->room_wanted = true;
-        if (!l->full_reported) {
-            l->full_reported = true;
-            emit_event(l, REDIS_LINK_EV_QUEUE_FULL, "redis queue full while disconnected");
-        }
-        return SIOC_ETOOBIG;
-    }
-    struct cmd *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        free(data);
-        return SIOC_ENOMEM;
-    }
-    c->link = l;
-    c->reply_cb = reply_cb;
-    c->ctx = ctx;
-    c->flags = flags;
-    c->len = len;
-    c->data = data;
-    if (l->ready && !l->held && l->queue.head == NULL && send_cmd(l, c))
-        return SIOC_OK;
-    list_push_tail(&l->queue, c);
-    l->stats.commands_queued++;
-    return SIOC_OK;
-}
-
-static size_t cancel_in(struct cmd_list *list, const void *ctx)
-{
-    size_t n = 0;
-    for (struct cmd *c = list->head; c != NULL; c = c->next) {
-        if (c->ctx == ctx && c->reply_cb != NULL) {
-            c->reply_cb = NULL;
-            n++;
-        }
-    }
-    return n;
+    return redis_node_command_argv(l->node, argc, argv, argvlen, flags, reply_cb, ctx);
 }
 
 size_t redis_link_cancel(struct redis_link *l, const void *ctx)
 {
-    if (l->cluster != NULL)
-        return redis_cluster_cancel(l->cluster, ctx);
-    return cancel_in(&l->queue, ctx) + cancel_in(&l->requeue, ctx) + cancel_in(&l->inflight, ctx);
+    return l->cluster != NULL ? redis_cluster_cancel(l->cluster, ctx)
+                              : redis_node_cancel(l->node, ctx);
 }
 
 void redis_link_hold(struct redis_link *l, bool hold)
 {
-    if (l->cluster != NULL) {
+    if (l->cluster != NULL)
         redis_cluster_hold(l->cluster, hold);
-        return;
-    }
-    if (l->mode != REDIS_LINK_COMMAND || l->held == hold)
-        return;
-    l->held = hold;
-    flush_queue(l);
-    room_if_wanted(l);
+    else
+        redis_node_hold(l->node, hold);
 }
 
 size_t redis_link_queue_room(const struct redis_link *l)
 {
-    if (l->cluster != NULL)
-        return redis_cluster_queue_room(l->cluster);
-    if (l->ready && !l->held)
-        return SIZE_MAX;
-    return l->queue.bytes >= l->queue_limit ? 0 : l->queue_limit - l->queue.bytes;
+    return l->cluster != NULL ? redis_cluster_queue_room(l->cluster)
+                              : redis_node_queue_room(l->node);
 }
 
 /* ---- SUBSCRIBER mode ---- */
-
-static bool reply_is_string(const redisReply *r)
-{
-    return r->type == REDIS_REPLY_STRING;
-}
-
-static struct slice reply_slice(const redisReply *r)
-{
-    return (struct slice){(const uint8_t *)r->str, r->len};
-}
-
-/* Every push for our channels and patterns: (p)subscribe confirmations and messages. */
-/* A shard channel dropped by Redis (unsolicited `sunsubscribe`: its slot moved) or an SSUBSCRIBE
- * refused (an error reply: channel empty). */
-static void shard_lost(struct redis_link *l, struct slice channel, const char *error)
-{
-    if (channel.len > 0) {
-        char name[512];
-        if (channel.len >= sizeof(name))
-            return;
-        memcpy(name, channel.p, channel.len);
-        name[channel.len] = '\0';
-        size_t at = set_find(&l->shards, name);
-        if (at == SIZE_MAX)
-            return; /* the answer to our own SUNSUBSCRIBE */
-        set_remove_at(&l->shards, at);
-    }
-    if (l->on_shard_lost_cb == NULL || l->freeing)
-        return;
-    l->callback_depth++;
-    l->on_shard_lost_cb(l->ctx, channel, error);
-    l->callback_depth--;
-}
-
-static void sub_reply(struct redis_link *l, const redisReply *reply)
-{
-    if (reply->type == REDIS_REPLY_ERROR) {
-        /* a refused SSUBSCRIBE (MOVED, CLUSTERDOWN): it counts as answered */
-        if (l->confirms_due > 0 && --l->confirms_due == 0 && l->ready)
-            emit_state(l, true);
-        shard_lost(l, (struct slice){(const uint8_t *)"", 0}, reply->str);
-        return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
-        return;
-    l->last_rx_ms = now_ms();
-    const redisReply *kind = reply->element[0];
-    if (!reply_is_string(kind))
-        return;
-    struct slice pattern = {(const uint8_t *)"", 0}, channel, payload; /* never a NULL p */
-    if (reply->elements == 3 &&
-        (strcmp(kind->str, "message") == 0 || strcmp(kind->str, "smessage") == 0)) {
-        channel = reply_slice(reply->element[1]);
-        payload = reply_slice(reply->element[2]);
-        if (!reply_is_string(reply->element[1]) || !reply_is_string(reply->element[2]))
-            return;
-    } else if (reply->elements == 4 && strcmp(kind->str, "pmessage") == 0) {
-        pattern = reply_slice(reply->element[1]);
-        channel = reply_slice(reply->element[2]);
-        payload = reply_slice(reply->element[3]);
-        if (!reply_is_string(reply->element[1]) || !reply_is_string(reply->element[2]) ||
-            !reply_is_string(reply->element[3]))
-            return;
-    } else {
-        /* a (p)(un)subscribe confirmation: it proves liveness, and the last one of the
-         * resubscription makes the link usable (those come first: Redis answers in order) */
-        bool subscribed = strcmp(kind->str, "subscribe") == 0 ||
-                          strcmp(kind->str, "psubscribe") == 0 ||
-                          strcmp(kind->str, "ssubscribe") == 0;
-        if (subscribed && l->confirms_due > 0 && --l->confirms_due == 0 && l->ready)
-            emit_state(l, true);
-        if (strcmp(kind->str, "sunsubscribe") == 0 && reply_is_string(reply->element[1]))
-            shard_lost(l, reply_slice(reply->element[1]), NULL);
-        return;
-    }
-    l->stats.messages_received++;
-    if (pattern.len == 0 && l->probe_channel != NULL && channel.len == strlen(l->probe_channel) &&
-        memcmp(channel.p, l->probe_channel, channel.len) == 0)
-        return;
-    if (l->on_message_cb == NULL || l->freeing)
-        return;
-    l->callback_depth++;
-    l->on_message_cb(l->ctx, pattern, channel, payload);
-    l->callback_depth--;
-}
-
-/* Sends `verb name...` for the names of one set (plus an extra name) in a single command. */
-static void send_sub_command(struct redis_link *l, const char *verb, const struct name_set *set,
-                             const char *extra)
-{
-    size_t argc = 1 + set->count + (extra != NULL);
-    if (argc == 1)
-        return;
-    const char **argv = malloc(argc * sizeof(*argv));
-    if (argv == NULL) {
-        /* Without the subscriptions the link is useless; retry the whole connection. */
-        link_drop(l, "out of memory");
-        return;
-    }
-    size_t n = 0;
-    argv[n++] = verb;
-    for (size_t i = 0; i < set->count; i++)
-        argv[n++] = set->names[i];
-    if (extra != NULL)
-        argv[n++] = extra;
-    bool ok = conn_send(l, (int)n, argv);
-    free(argv);
-    if (!ok)
-        link_drop(l, "out of memory");
-}
-
-static void send_one(struct redis_link *l, const char *verb, const char *name);
-
-static void resubscribe(struct redis_link *l)
-{
-    l->confirms_due =
-        l->channels.count + (l->probe_channel != NULL) + l->patterns.count + l->shards.count;
-    send_sub_command(l, "SUBSCRIBE", &l->channels, l->probe_channel);
-    if (l->ready)
-        send_sub_command(l, "PSUBSCRIBE", &l->patterns, NULL);
-    /* one SSUBSCRIBE per channel: on a cluster the channels of one command must share a slot */
-    for (size_t i = 0; l->ready && i < l->shards.count; i++)
-        send_one(l, "SSUBSCRIBE", l->shards.names[i]);
-}
-
-static void send_one(struct redis_link *l, const char *verb, const char *name)
-{
-    const char *argv[2] = {verb, name};
-    if (!conn_send(l, 2, argv))
-        link_drop(l, "out of memory");
-}
-
-static int set_change(struct redis_link *l, struct name_set *set, const char *name, bool add,
-                      const char *verb)
-{
-    if (l->mode != REDIS_LINK_SUBSCRIBER || name == NULL || name[0] == '\0')
-        return SIOC_EINVAL;
-    size_t at = set_find(set, name);
-    if (add == (at != SIZE_MAX))
-        return SIOC_OK;
-    if (add) {
-        int err = set_add(set, name);
-        if (err != SIOC_OK)
-            return err;
-    }
-    /* The probe channel stays subscribed whatever the owner does with the same name. */
-    bool is_probe =
-        set == &l->channels && l->probe_channel != NULL && strcmp(name, l->probe_channel) == 0;
-    if (l->ready && !is_probe)
-        send_one(l, verb, name);
-    if (!add)
-        set_remove_at(set, at);
-    return SIOC_OK;
-}
 
 int redis_link_subscribe(struct redis_link *l, const char *channel)
 {
     if (l->cluster != NULL)
         return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_CHANNEL, channel, true);
-    return set_change(l, &l->channels, channel, true, "SUBSCRIBE");
+    return redis_node_subscribe(l->node, channel);
 }
 
 int redis_link_unsubscribe(struct redis_link *l, const char *channel)
 {
     if (l->cluster != NULL)
         return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_CHANNEL, channel, false);
-    return set_change(l, &l->channels, channel, false, "UNSUBSCRIBE");
+    return redis_node_unsubscribe(l->node, channel);
 }
 
 int redis_link_psubscribe(struct redis_link *l, const char *pattern)
 {
     if (l->cluster != NULL)
         return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_PATTERN, pattern, true);
-    return set_change(l, &l->patterns, pattern, true, "PSUBSCRIBE");
+    return redis_node_psubscribe(l->node, pattern);
 }
 
 int redis_link_punsubscribe(struct redis_link *l, const char *pattern)
 {
     if (l->cluster != NULL)
         return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_PATTERN, pattern, false);
-    return set_change(l, &l->patterns, pattern, false, "PUNSUBSCRIBE");
+    return redis_node_punsubscribe(l->node, pattern);
 }
 
 int redis_link_ssubscribe(struct redis_link *l, const char *channel)
 {
     if (l->cluster != NULL)
         return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_SHARD, channel, true);
-    return set_change(l, &l->shards, channel, true, "SSUBSCRIBE");
+    return redis_node_ssubscribe(l->node, channel);
 }
 
 int redis_link_sunsubscribe(struct redis_link *l, const char *channel)
 {
     if (l->cluster != NULL)
         return redis_cluster_sub_change(l->cluster, REDIS_CLUSTER_SHARD, channel, false);
-    return set_change(l, &l->shards, channel, false, "SUNSUBSCRIBE");
+    return redis_node_sunsubscribe(l->node, channel);
+}
+
+void redis_link_touch(struct redis_link *l)
+{
+    if (l->cluster != NULL)
+        redis_cluster_touch(l->cluster);
+    else
+        redis_node_touch(l->node);
 }
 
 size_t redis_link_subscription_count(const struct redis_link *l)
 {
-    if (l->cluster != NULL)
-        return redis_cluster_subscription_count(l->cluster);
-    return l->channels.count + l->patterns.count + l->shards.count;
+    return l->cluster != NULL ? redis_cluster_subscription_count(l->cluster)
+                              : redis_node_subscription_count(l->node);
 }

@@ -6,6 +6,11 @@
  * Redis Cluster: a redis-cluster:// or rediss-cluster:// URL makes the same API run on a
  * cluster (common/net/redis_cluster.h: slot map, one connection per master, MOVED/ASK, map
  * refresh after a failover); everything below holds per link, with the differences noted.
+ * Layers (as hiredis splits its own): this header is the public facade (redis_link.c picks the
+ * implementation at redis_link_new and forwards each call: one branch); a single Redis is a
+ * redis_node (common/net/redis_node.h, redis_node.c), a cluster a redis_cluster
+ * (redis_cluster.h) built on one redis_node per master. Calls go down only: redis_link ->
+ * redis_cluster -> redis_node. The types below are shared by all three.
  * Threading: everything runs on the event_base's thread; no function here is thread-safe. */
 #ifndef SIOC_REDIS_LINK_H
 #define SIOC_REDIS_LINK_H
@@ -129,12 +134,6 @@ struct redis_link_stats {
  * the loop runs; no callback is called from here). Returns NULL for an invalid URL, a rediss://
  * URL without cfg->tls, or out of memory. `base` must outlive the link. */
 struct redis_link *redis_link_new(struct event_base *base, const struct redis_link_config *cfg);
-
-/* As redis_link_new with cfg->url already parsed (cfg->url is ignored): for redis_cluster, which
- * makes one plain link per master from its seed URL (redis_url_node). */
-struct redis_link *redis_link_new_parsed(struct event_base *base,
-                                         const struct redis_link_config *cfg,
-                                         const struct redis_url *url);
 
 /* True for a redis[s]-cluster:// link. */
 bool redis_link_is_cluster(const struct redis_link *link);

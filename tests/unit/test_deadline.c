@@ -36,7 +36,8 @@ static void test_order_and_expiry(void)
     CHECK(deadline_next(&l) == 130);
     CHECK(id_of(deadline_pop_expired(&l, 1000)) == 2);
     CHECK(id_of(deadline_pop_expired(&l, 1000)) == 1);
-    CHECK(deadline_pop_expired(&l, 1000) == NULL && l.head == NULL && l.tail == NULL);
+    CHECK(deadline_pop_expired(&l, 1000) == NULL && deadline_first(&l) == NULL &&
+          deadline_count(&l) == 0);
 }
 
 static void test_remove_and_move(void)
@@ -49,24 +50,27 @@ static void test_remove_and_move(void)
         deadline_push(&a, &w[i].node, (uint64_t)i);
     deadline_remove(&w[1].node); /* middle */
     deadline_remove(&w[1].node); /* twice: a no-op */
-    CHECK(a.head == &w[0].node && a.tail == &w[2].node && w[0].node.next == &w[2].node &&
-          w[2].node.prev == &w[0].node);
+    CHECK(deadline_count(&a) == 2 && deadline_first(&a) == &w[0].node &&
+          !deadline_linked(&w[1].node));
     deadline_push(&b, &w[0].node, 5); /* moves from a to b */
-    CHECK(w[0].node.list == &b && a.head == &w[2].node && a.head->prev == NULL);
+    CHECK(deadline_count(&a) == 1 && deadline_first(&a) == &w[2].node);
+    CHECK(deadline_count(&b) == 1 && deadline_first(&b) == &w[0].node);
     CHECK(deadline_next(&b) == 1005 && deadline_next(&a) == 12);
     deadline_remove(&w[2].node); /* the last one: a is empty */
-    CHECK(a.head == NULL && a.tail == NULL && deadline_next(&a) == UINT64_MAX);
+    CHECK(deadline_first(&a) == NULL && deadline_count(&a) == 0 && deadline_next(&a) == UINT64_MAX);
     deadline_remove(&w[0].node);
-    CHECK(b.head == NULL && b.tail == NULL);
+    CHECK(deadline_first(&b) == NULL && deadline_count(&b) == 0 && !deadline_linked(&w[0].node));
 }
 
 /* Pseudo-random pushes, removals and pops over 200 waiters; every pop must return the waiter
- * with the smallest (deadline, push order), as a linear scan of the model says. */
+ * with the smallest (deadline, push order), and the list must hold exactly the waiters the model
+ * says are waiting. */
 static void test_against_model(void)
 {
     enum { N = 200 };
     static struct waiter w[N];
-    static uint64_t seq[N];
+    static uint64_t seq[N], at[N];
+    static bool waiting[N];
     struct deadline_list l;
     deadline_list_init(&l, 50);
     uint64_t rng = 12345, now = 0, order = 0;
@@ -79,19 +83,31 @@ static void test_against_model(void)
         unsigned op = (unsigned)(rng >> 20) % 4;
         now += (rng >> 40) % 3;
         if (op <= 1) {
-            deadline_push(&l, &w[i].node, now);
+            if (deadline_push(&l, &w[i].node, now) != now + 50)
+                bad++;
             seq[i] = ++order;
+            at[i] = now + 50;
+            waiting[i] = true;
         } else if (op == 2) {
             deadline_remove(&w[i].node);
+            waiting[i] = false;
         } else {
             int want = -1;
-            for (int k = 0; k < N; k++)
-                if (deadline_linked(&w[k].node) && w[k].node.at_ms <= now &&
-                    (want < 0 || seq[k] < seq[want]))
+            size_t count = 0;
+            for (int k = 0; k < N; k++) {
+                count += waiting[k];
+                if (waiting[k] && at[k] <= now && (want < 0 || seq[k] < seq[want]))
                     want = k;
+            }
+            if (deadline_count(&l) != count)
+                bad++;
             if (id_of(deadline_pop_expired(&l, now)) != want)
                 bad++;
+            if (want >= 0)
+                waiting[want] = false;
         }
+        if (deadline_linked(&w[i].node) != waiting[i])
+            bad++;
     }
     CHECK(bad == 0);
 }
