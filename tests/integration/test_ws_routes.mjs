@@ -306,7 +306,12 @@ time.sleep(60)
       emitter.of("/ws").to("user:sleepy").emit("message", `${i} ${big}`);
       await sleep(100); // paced: the reader keeps up, and Redis's pub/sub output limit is not tested here
     }
-    await until("the slow consumer closed", () => /ws\.slow_consumer/.test(gw2.log()), 20000);
+    await until("the slow consumer closed", () => /ws\.slow_consumer/.test(gw2.log()), 20000).catch((e) => {
+      // a failure seen under heavy load (not reproduced alone): show what the gateway saw
+      console.error(`reader got ${reader.messages.length}; stalled client said ${JSON.stringify(out)}; gw2 log tail:`);
+      console.error(gw2.log().split("\n").slice(-30).join("\n"));
+      throw e;
+    });
     await until("30 messages read", () => reader.messages.length === 30, 20000);
     assertEqual(reader.messages.map((m) => m.text.split(" ")[0]), Array.from({ length: 30 }, (_, i) => String(i)), "the reader got all, in order");
     assertEqual(reader.closed, null, "the reader stays");
