@@ -3,8 +3,10 @@
  * /readyz, /metrics, static files, the client bundle); TLS (tls-cert); signals (SIGTERM/SIGINT
  * drain, SIGHUP reopens the log and reloads the TLS certificate). Everything the process owns
  * hangs off one struct gateway; no globals. */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "common/user_room.h"
 #include "common/base64.h"
 #include "common/config.h"
+#include "common/envelope.h"
 #include "common/redis_slots.h"
 #include "common/error.h"
 #include "common/jwt.h"
@@ -35,6 +38,7 @@
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
+#include "gateway/subscriber.h"
 #include "gateway/ws_link.h"
 
 static const struct config_option options[] = {
@@ -122,6 +126,7 @@ struct gateway {
     struct metrics *metrics;
     struct http_server *http;
     struct sio_server *sio;
+    struct subscriber *sub; /* the one pub/sub connection: replies, adapter, forwarder */
     struct bridge *bridge;
     struct cluster *cluster;
     struct registry *registry;
@@ -137,6 +142,11 @@ struct gateway {
     struct ws_routes routes; /* ws-routes */
     char node_id[40];
     char client_js_path[300];
+    char key_prefix[CONFIG_MAX_VALUE + 3]; /* "{P}" on a Redis Cluster (docs/contracts.md) */
+    char sid_tag[EIO_SID_TAG_LEN + 1];     /* forward: the routing tag of our session ids */
+    bool forward_on;
+    uint64_t seed;
+    size_t max_connections;
     bool draining;
     bool nsp_limit_logged; /* namespaces *: the limit was logged since a namespace was freed */
     struct event *sigterm, *sigint, *sighup, *drain_timer;
@@ -266,26 +276,29 @@ static void on_epoch_reaped(void *ctx, const char *old_epoch, const char *new_ep
     sio_server_close_all(g->sio, "node lost");
 }
 
-/* The broker asks for a registry snapshot when this node's socket count and its mirror differ. */
-static void on_snapshot_request(void *ctx)
+/* ---- the subscriber connection's routes (subscriber.h) ---- */
+
+/* P:node:<node>: the workers' replies are the bridge's; the broker's snapshot request (asked
+ * when this node's socket count and its mirror differ) is the registry's. */
+static void on_node_message(void *ctx, struct slice pattern, struct slice channel,
+                            struct slice payload)
 {
     struct gateway *g = ctx;
-    registry_snapshot(g->registry);
+    (void)pattern;
+    (void)channel;
+    if (!bridge_apply_reply(g->bridge, payload.p, payload.len))
+        registry_snapshot(g->registry);
 }
 
-/* The bridge's subscriber connection carries the forwarder's channel besides the adapter's. */
-static void on_foreign_message(void *ctx, struct slice pattern, struct slice channel,
+/* P:eio:<tag>: requests forwarded to this node and answers to its own (eio_forward.h). */
+static void on_forward_message(void *ctx, struct slice pattern, struct slice channel,
                                struct slice payload)
 {
     struct gateway *g = ctx;
-    if (g->forward != NULL && pattern.len == 0) {
-        const char *mine = eio_forward_channel(g->forward);
-        if (channel.len == strlen(mine) && memcmp(channel.p, mine, channel.len) == 0) {
-            eio_forward_on_message(g->forward, payload.p, payload.len);
-            return;
-        }
-    }
-    cluster_on_message(g->cluster, pattern, channel, payload);
+    (void)pattern;
+    (void)channel;
+    if (g->forward != NULL) /* NULL only inside eio_forward_new, before the loop runs */
+        eio_forward_on_message(g->forward, payload.p, payload.len);
 }
 
 static bool on_foreign_sid(void *ctx, struct http_conn *conn, struct http_server_request *req,
@@ -295,30 +308,32 @@ static bool on_foreign_sid(void *ctx, struct http_conn *conn, struct http_server
     return g->forward != NULL && eio_forward_request(g->forward, conn, req, sid);
 }
 
-/* The cluster adds channels to the bridge's subscriber connection (created after it). */
+/* The cluster's channels of a namespace under `namespaces *` (cluster.h subscribe_cb). */
 static int cluster_subscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
-    return bridge_subscribe_extra(g->bridge, channel, false);
-}
-
-static int forward_subscribe(void *ctx, const char *channel)
-{
-    struct gateway *g = ctx;
-    return bridge_subscribe_extra(g->bridge, channel, false);
+    return subscriber_add(g->sub, SUBSCRIBER_CHANNEL, channel, cluster_on_message, g->cluster);
 }
 
 static int cluster_unsubscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
-    return bridge_unsubscribe_extra(g->bridge, channel, false);
+    return subscriber_remove(g->sub, SUBSCRIBER_CHANNEL, channel);
 }
 
-/* adapter sharded: shard channels on the same subscriber connection (cluster.h). */
+/* adapter sharded: shard channels (cluster.h shard_cb). */
 static int cluster_shard(void *ctx, const char *channel, bool subscribe)
 {
     struct gateway *g = ctx;
-    return bridge_shard_extra(g->bridge, channel, subscribe);
+    return subscribe
+               ? subscriber_add(g->sub, SUBSCRIBER_SHARD, channel, cluster_on_message, g->cluster)
+               : subscriber_remove(g->sub, SUBSCRIBER_SHARD, channel);
+}
+
+static int forward_subscribe(void *ctx, const char *channel)
+{
+    struct gateway *g = ctx;
+    return subscriber_add(g->sub, SUBSCRIBER_CHANNEL, channel, on_forward_message, g);
 }
 
 /* A room came to exist or went away on this node: the sharded adapter's dynamic channels. */
@@ -796,6 +811,15 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
         return "adapter-specific-response: only with adapter classic (sharded answers always go to the requester's channel)";
     if (!user_room_valid(config_get(cfg, "user-room")))
         return "user-room: must contain exactly one %s and no other %";
+    size_t nsp_count = 0;
+    const char *cursor = config_get(cfg, "namespaces"), *item;
+    for (size_t len; config_list_next(&cursor, &item, &len);)
+        nsp_count++;
+    if (nsp_count > CLUSTER_MAX_NAMESPACES) {
+        snprintf(err, errlen, "namespaces: %zu listed, at most %d (the adapter follows no more)",
+                 nsp_count, CLUSTER_MAX_NAMESPACES);
+        return err;
+    }
     const char *path = config_get(cfg, "path");
     if (path[0] != '/' || path[strlen(path) - 1] != '/')
         return "path: must start and end with /";
@@ -846,8 +870,319 @@ static const char *validate(struct gateway *g, char *err, size_t errlen)
     return NULL;
 }
 
+/* ---- start-up: one set-up per module, each failure named ---- */
+
+/* Prints "sioc-gateway: cannot start: <step>: <cause>" (one line, stderr); returns false. */
+static bool start_failed(const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static bool start_failed(const char *step, const char *fmt, ...)
+{
+    char cause[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cause, sizeof cause, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sioc-gateway: cannot start: %s: %s\n", step, cause);
+    return false;
+}
+
+/* Options that every module reads, decided once: auth, node id, seed, key prefix, sid tag. */
+static void setup_identity(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    const char *auth = config_get(cfg, "auth");
+    g->auth = strcmp(auth, "jwt") == 0       ? AUTH_JWT
+              : strcmp(auth, "backend") == 0 ? AUTH_BACKEND
+                                             : AUTH_NONE;
+    g->user_room = config_get(cfg, "user-room");
+    g->jwt_claim = config_get(cfg, "jwt-user-claim");
+    g->seed = process_random_u64(g);
+    if (config_get(cfg, "node-id") != NULL)
+        snprintf(g->node_id, sizeof g->node_id, "%s", config_get(cfg, "node-id"));
+    else
+        snprintf(g->node_id, sizeof g->node_id, "%016llx", (unsigned long long)g->seed);
+    if (config_get(cfg, "client-js") != NULL)
+        snprintf(g->client_js_path, sizeof g->client_js_path, "%ssocket.io.js",
+                 config_get(cfg, "path"));
+    /* "{P}" on a Redis Cluster (docs/contracts.md); validate() checked it */
+    redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"), g->key_prefix,
+                         sizeof g->key_prefix);
+    /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
+    uint8_t tag_bytes[3];
+    process_random_bytes(tag_bytes, sizeof tag_bytes, g);
+    base64url_encode(tag_bytes, sizeof tag_bytes, g->sid_tag);
+    g->sid_tag[EIO_SID_TAG_LEN] = '\0';
+    g->forward_on = config_get_bool(cfg, "forward");
+}
+
+/* The event loop, the log (log-file, log-level, log-format) and the metrics registry. */
+static bool setup_process(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    enum log_level level = LOG_LEVEL_INFO;
+    enum log_format format = LOG_TEXT;
+    log_level_parse(config_get(cfg, "log-level"), &level);
+    log_format_parse(config_get(cfg, "log-format"), &format);
+    const char *file = config_get(cfg, "log-file");
+    errno = 0;
+    if ((g->log = log_new("gateway", format, level, file)) == NULL)
+        return file != NULL ? start_failed("log-file", "cannot open %s: %s", file, strerror(errno))
+                            : start_failed("log", "%s", strerror(errno));
+    if ((g->base = event_base_new()) == NULL)
+        return start_failed("event loop", "libevent cannot create an event base");
+    if ((g->metrics = metrics_new()) == NULL)
+        return start_failed("metrics", "out of memory");
+    log_route_libevent(g->log);
+    if (g->redis_tls != NULL && redis_tls_insecure(g->redis_tls))
+        log_write(g->log, LOG_LEVEL_WARN, "redis.tls",
+                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
+    g->max_connections = connection_budget(g, (size_t)config_get_int(cfg, "max-connections"));
+    return true;
+}
+
+static uint64_t *packets(struct metrics *m, const char *name, const char *help, bool in)
+{
+    return metrics_counter(m, name, help, in ? "direction=\"in\"" : "direction=\"out\"");
+}
+
+/* Engine.IO (ping-*, max-payload, transports, cors-origin, allow-eio3, forward) and Socket.IO
+ * (namespaces, connect-timeout, empty-namespace-timeout, recovery-window) on top. */
+static bool setup_sio(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    struct metrics *m = g->metrics;
+    const char *transports = config_get(cfg, "transports");
+    struct eio_server_config ecfg = {
+        .path = config_get(cfg, "path"),
+        .ping_interval_ms = (unsigned)config_get_int(cfg, "ping-interval"),
+        .ping_timeout_ms = (unsigned)config_get_int(cfg, "ping-timeout"),
+        .heartbeat_hold_max_ms = (unsigned)config_get_int(cfg, "backpressure-timeout"),
+        .max_payload = (size_t)config_get_int(cfg, "max-payload"),
+        .polling = strstr(transports, "polling") != NULL,
+        .websocket = strstr(transports, "websocket") != NULL,
+        .cors_origin = config_get(cfg, "cors-origin"),
+        .allow_eio3 = config_get_bool(cfg, "allow-eio3"),
+        .sid_tag = g->forward_on ? g->sid_tag : NULL,
+        .on_foreign_sid = g->forward_on ? on_foreign_sid : NULL,
+        .foreign_ctx = g,
+        .packets_in = packets(m, "sioc_packets_total", "Engine.IO packets", true),
+        .packets_out = packets(m, "sioc_packets_total", "Engine.IO packets", false),
+        .bytes_in = packets(m, "sioc_payload_bytes_total", "Engine.IO payload bytes", true),
+        .bytes_out = packets(m, "sioc_payload_bytes_total", "Engine.IO payload bytes", false),
+    };
+    static const char msgs[] = "plain WebSocket messages (ws-routes)";
+    static const char bytes[] = "plain WebSocket message bytes (ws-routes)";
+    struct sio_server_config scfg = {
+        .namespaces = config_get(cfg, "namespaces"),
+        .pid_suffix = config_get_int(cfg, "recovery-window") > 0 ? g->node_id : NULL,
+        .connect_timeout_ms = (unsigned)config_get_int(cfg, "connect-timeout"),
+        .max_payload = ecfg.max_payload,
+        .seed = g->seed,
+        .on_connect = on_connect,
+        .on_event = on_event,
+        .on_disconnect = on_disconnect,
+        .on_ack = on_ack,
+        .on_accepted = on_accepted,
+        .on_room = on_room,
+        .on_room_change =
+            strcmp(config_get(cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
+        .on_log = on_log,
+        .on_namespace = on_namespace,
+        .max_namespaces = CLUSTER_MAX_NAMESPACES,
+        .empty_namespace_ms = (unsigned)config_get_int(cfg, "empty-namespace-timeout"),
+        .plain = {.messages_in = packets(m, "sioc_plain_messages_total", msgs, true),
+                  .messages_out = packets(m, "sioc_plain_messages_total", msgs, false),
+                  .bytes_in = packets(m, "sioc_plain_bytes_total", bytes, true),
+                  .bytes_out = packets(m, "sioc_plain_bytes_total", bytes, false)},
+        .ctx = g,
+    };
+    if ((g->sio = sio_server_new(g->base, &scfg, &ecfg)) == NULL)
+        return start_failed("Socket.IO server", "out of memory");
+    return true;
+}
+
+/* The one pub/sub connection (subscriber.h) and its first route, P:node:<node>. */
+static bool setup_subscriber(struct gateway *g)
+{
+    struct subscriber_config sc = {
+        .redis_url = config_get(g->cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .key_prefix = g->key_prefix,
+        .node_id = g->node_id,
+        .name = "bridge-subscriber",
+        .seed = g->seed ^ 0x2545f4914f6cdd1dull,
+    };
+    if ((g->sub = subscriber_new(g->base, &sc, g->log)) == NULL)
+        return start_failed("redis", "the subscriber connection to %s: out of memory",
+                            sc.redis_url);
+    struct buf node;
+    buf_init(&node, 0);
+    envelope_key_node(&node, g->key_prefix,
+                      (struct slice){(const uint8_t *)g->node_id, strlen(g->node_id)});
+    buf_append_byte(&node, '\0');
+    int rc = node.err != SIOC_OK ? node.err
+                                 : subscriber_add(g->sub, SUBSCRIBER_CHANNEL,
+                                                  (const char *)node.data, on_node_message, g);
+    buf_deinit(&node);
+    if (rc != SIOC_OK)
+        return start_failed("redis", "the reply channel of node %s: %s", g->node_id,
+                            sioc_strerror(rc));
+    return true;
+}
+
+/* The worker bridge (upstream, upstream-shards, upstream-maxlen, auth backend, auth-timeout). */
+static bool setup_bridge(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    const char *up = config_get(cfg, "upstream");
+    struct bridge_config bcfg = {
+        .redis_url = config_get(cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .key_prefix = g->key_prefix,
+        .node_id = g->node_id,
+        .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
+                    : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF
+                                              : BRIDGE_UPSTREAM_STREAM,
+        .shards = (uint32_t)config_get_int(cfg, "upstream-shards"),
+        .maxlen = (uint64_t)config_get_int(cfg, "upstream-maxlen"),
+        .auth_backend = g->auth == AUTH_BACKEND,
+        .auth_timeout_ms = (unsigned)config_get_int(cfg, "auth-timeout"),
+        .user_room = g->user_room,
+        .seed = g->seed,
+        .on_pause = on_pause,
+        .ctx = g,
+        .subscriber = g->sub,
+    };
+    if ((g->bridge = bridge_new(g->base, &bcfg, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("worker bridge", "out of memory or metrics registration failed");
+    return true;
+}
+
+/* The Redis adapter (adapter, adapter-key, adapter-specific-response, subscription-mode): its
+ * patterns and channels on the subscriber connection, its own publishing connection. */
+static bool setup_cluster(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    struct cluster_config ccfg = {
+        .redis_url = config_get(cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .adapter_key = config_get(cfg, "adapter-key"),
+        .namespaces = config_get(cfg, "namespaces"),
+        .seed = g->seed ^ 0x9e3779b97f4a7c15ull,
+        .specific_response_channel = config_get_bool(cfg, "adapter-specific-response"),
+        .subscribe_cb = cluster_subscribe,
+        .unsubscribe_cb = cluster_unsubscribe,
+        .subscribe_ctx = g,
+        .sharded = strcmp(config_get(cfg, "adapter"), "sharded") == 0,
+        .shard_cb = cluster_shard,
+    };
+    cluster_sub_mode_parse(config_get(cfg, "subscription-mode"), &ccfg.sub_mode);
+    if ((g->cluster = cluster_new(g->base, &ccfg, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("adapter",
+                            "namespaces \"%s\": a namespace longer than 255 bytes, or out of "
+                            "memory",
+                            ccfg.namespaces);
+    const char *const *names;
+    size_t n = cluster_patterns(g->cluster, &names);
+    for (size_t i = 0; i < n; i++)
+        if (subscriber_add(g->sub, SUBSCRIBER_PATTERN, names[i], cluster_on_message, g->cluster) !=
+            SIOC_OK)
+            return start_failed("adapter", "pattern %s: out of memory", names[i]);
+    n = cluster_channels(g->cluster, &names);
+    for (size_t i = 0; i < n; i++)
+        if (subscriber_add(g->sub, SUBSCRIBER_CHANNEL, names[i], cluster_on_message, g->cluster) !=
+            SIOC_OK)
+            return start_failed("adapter", "channel %s: out of memory", names[i]);
+    if (cluster_start(g->cluster) != SIOC_OK)
+        return start_failed("adapter sharded", "the namespaces' shard channels cannot be "
+                                               "subscribed (out of memory)");
+    return true;
+}
+
+/* The cluster registry (node-timeout) and, with auth jwt, token expiry. */
+static bool setup_registry(struct gateway *g)
+{
+    struct registry_config rcfg = {
+        .redis_url = config_get(g->cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .key_prefix = g->key_prefix,
+        .node_id = g->node_id,
+        .address = config_get(g->cfg, "listen"),
+        .node_timeout_ms = (unsigned)config_get_int(g->cfg, "node-timeout"),
+        .seed = g->seed ^ 0xd1b54a32d192ed03ull,
+        .on_epoch_reaped = on_epoch_reaped,
+        .ctx = g,
+    };
+    if ((g->registry = registry_new(g->base, &rcfg, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("registry", "out of memory");
+    if ((g->expiry = expiry_new(g->base, g->sio, on_token_expired, g)) == NULL)
+        return start_failed("token expiry", "out of memory");
+    return true;
+}
+
+/* The HTTP listener (listen, max-connections, tls-*, max-payload). */
+static bool setup_http(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    static const char *const health_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
+    size_t max_payload = (size_t)config_get_int(cfg, "max-payload");
+    struct http_server_config hcfg = {
+        .listen = config_get(cfg, "listen"),
+        .max_body = max_payload,
+        /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
+         * polling body of it in base64 and one more message */
+        .output_hard_limit = (16u << 20) + 2 * max_payload,
+        .max_connections = g->max_connections,
+        .reserve_connections = HEALTH_RESERVE,
+        .on_request = on_request,
+        .on_error = on_http_error,
+        .on_listener = on_listener,
+        .tls = g->tls,
+        .handshake_timeout_ms = (unsigned)config_get_int(cfg, "tls-handshake-timeout"),
+        .plain_paths = config_get_bool(cfg, "tls-plain-health") ? health_paths : NULL,
+        .ctx = g,
+    };
+    char err[512] = "";
+    if ((g->http = http_server_new(g->base, &hcfg, err, sizeof err)) == NULL)
+        return start_failed("listen", "%s", err[0] ? err : "out of memory");
+    /* P:nodes names the bound address: "host:0" in the config becomes the real port */
+    const char *listen = hcfg.listen;
+    const char *colon = strrchr(listen, ':');
+    char bound[300];
+    snprintf(bound, sizeof bound, "%.*s:%u", colon ? (int)(colon - listen) : (int)strlen(listen),
+             listen, http_server_port(g->http));
+    registry_set_address(g->registry, bound);
+    return true;
+}
+
+/* forward yes: polling without sticky sessions (forward-timeout, forward-max). */
+static bool setup_forward(struct gateway *g)
+{
+    if (!g->forward_on)
+        return true;
+    struct config *cfg = g->cfg;
+    unsigned ping_interval = (unsigned)config_get_int(cfg, "ping-interval");
+    struct eio_forward_config fcfg = {
+        .redis_url = config_get(cfg, "redis"),
+        .redis_tls = g->redis_tls,
+        .key_prefix = g->key_prefix,
+        .tag = g->sid_tag,
+        .timeout_ms = (unsigned)config_get_int(cfg, "forward-timeout"),
+        .get_hold_ms = ping_interval,
+        .tunnel_idle_ms = ping_interval + (unsigned)config_get_int(cfg, "ping-timeout"),
+        .max_inflight = (size_t)config_get_int(cfg, "forward-max"),
+        .subscribe = forward_subscribe,
+        .subscribe_ctx = g,
+    };
+    g->forward =
+        eio_forward_new(g->base, &fcfg, sio_server_eio(g->sio), g->http, g->log, g->metrics);
+    if (g->forward == NULL)
+        return start_failed("forward", "the forwarder of sid tag %s: out of memory", g->sid_tag);
+    return true;
+}
+
 /* recovery-window > 0: connection state recovery (gateway/recovery.h). */
-static int start_recovery(struct gateway *g)
+static bool setup_recovery(struct gateway *g)
 {
     struct recovery_config rc = {
         .redis_url = config_get(g->cfg, "redis"),
@@ -862,306 +1197,120 @@ static int start_recovery(struct gateway *g)
         .ctx = g,
     };
     if (rc.window_ms == 0)
-        return SIOC_OK;
-    g->recovery = recovery_new(g->base, &rc, g->sio, g->log, g->metrics);
-    if (g->recovery == NULL) {
-        fprintf(stderr, "sioc-gateway: cannot start: out of memory (recovery)\n");
-        return SIOC_ENOMEM;
-    }
+        return true;
+    if ((g->recovery = recovery_new(g->base, &rc, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("recovery-window", "out of memory");
     log_write(g->log, LOG_LEVEL_INFO, "recovery.start",
               "connection state recovery on: window %u ms (sessions and missed packets in Redis; "
               "workers' broadcasts are stored by the SDK)",
               rc.window_ms);
-    return SIOC_OK;
+    return true;
+}
+
+/* SIGTERM/SIGINT drain (drain-timeout), SIGHUP reopen/reload. */
+static bool setup_signals(struct gateway *g)
+{
+    g->sigterm = evsignal_new(g->base, SIGTERM, stop_cb, g);
+    g->sigint = evsignal_new(g->base, SIGINT, stop_cb, g);
+    g->sighup = evsignal_new(g->base, SIGHUP, hup_cb, g);
+    g->drain_timer = evtimer_new(g->base, drain_timeout_cb, g);
+    if (g->sigterm == NULL || g->sigint == NULL || g->sighup == NULL || g->drain_timer == NULL ||
+        evsignal_add(g->sigterm, NULL) != 0 || evsignal_add(g->sigint, NULL) != 0 ||
+        evsignal_add(g->sighup, NULL) != 0)
+        return start_failed("signals", "cannot watch SIGTERM, SIGINT and SIGHUP");
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+}
+
+/* The start-up lines of the log. */
+static void announce(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    const char *auth = config_get(cfg, "auth");
+    const char *up = config_get(cfg, "upstream");
+    process_write_port_file(config_get(cfg, "port-file"), http_server_port(g->http));
+    log_write(g->log, LOG_LEVEL_INFO, "process.start",
+              "node=%s epoch=%s sid-tag=%s listening on port %u path %s auth=%s upstream=%s",
+              g->node_id, registry_epoch(g->registry), g->forward_on ? g->sid_tag : "-",
+              http_server_port(g->http), config_get(cfg, "path"), auth, up);
+    if (g->routes.count > 0)
+        log_write(g->log, LOG_LEVEL_INFO, "process.ws_routes", "%zu plain WebSocket routes: %s",
+                  g->routes.count, config_get(cfg, "ws-routes"));
+    if (g->tls != NULL)
+        log_write(g->log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
+                  tls_context_describe(g->tls),
+                  config_get_bool(cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
+    if (g->auth != AUTH_BACKEND && strcmp(up, "off") != 0)
+        log_write(g->log, LOG_LEVEL_INFO, "process.auth",
+                  "auth=%s: sockets are accepted here; workers' connect handlers are told "
+                  "afterwards and cannot refuse sockets or name their user (use --auth backend "
+                  "for that)",
+                  auth);
+}
+
+/* Every module in dependency order; false (the failure printed) at the first that fails. */
+static bool start(struct gateway *g)
+{
+    setup_identity(g);
+    if (!setup_process(g) || !setup_sio(g) || !setup_subscriber(g) || !setup_bridge(g) ||
+        !setup_cluster(g) || !setup_registry(g) || !setup_http(g) || !setup_forward(g) ||
+        !setup_recovery(g) || !setup_signals(g))
+        return false;
+    register_metrics(g);
+    announce(g);
+    return true;
+}
+
+/* Frees whatever exists, in the order the modules need (each free takes NULL). */
+static void stop(struct gateway *g)
+{
+    if (g->http != NULL)
+        http_server_stop_listening(g->http);
+    eio_forward_free(g->forward); /* its parked requests and replays, before the server */
+    sio_server_free(g->sio);      /* sockets report their disconnects to the bridge first */
+    bridge_free(g->bridge);       /* detaches its probe link from the subscriber */
+    cluster_free(g->cluster);
+    subscriber_free(g->sub);
+    registry_free(g->registry);
+    expiry_free(g->expiry);
+    recovery_free(g->recovery);
+    http_server_free(g->http);
+    struct event *events[] = {g->sigterm, g->sigint, g->sighup, g->drain_timer};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (events[i] != NULL)
+            event_free(events[i]);
+    metrics_free(g->metrics);
+    jwt_key_free(g->jwt);
+    ws_routes_deinit(&g->routes);
+    tls_context_free(g->tls);
+    redis_tls_free(g->redis_tls); /* after every link */
+    log_free(g->log);
+    if (g->base != NULL)
+        event_base_free(g->base);
+    config_deinit(g->cfg);
 }
 
 int main(int argc, char **argv)
 {
     struct config cfg;
     char err[512] = "";
-    enum process_start start = process_load_config(
-        &cfg, options, sizeof options / sizeof options[0], "sioc-gateway", argc, argv);
-    if (start != PROCESS_RUN)
-        return start == PROCESS_EXIT ? 0 : 2;
+    enum process_start run = process_load_config(&cfg, options, sizeof options / sizeof options[0],
+                                                 "sioc-gateway", argc, argv);
+    if (run != PROCESS_RUN)
+        return run == PROCESS_EXIT ? 0 : 2;
     struct gateway g = {.cfg = &cfg};
     const char *problem = validate(&g, err, sizeof err);
-    if (problem != NULL) {
-        fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
-        ws_routes_deinit(&g.routes);
-        jwt_key_free(g.jwt);
-        tls_context_free(g.tls);
-        redis_tls_free(g.redis_tls);
-        config_deinit(&cfg);
-        return 2;
+    if (problem != NULL || config_get_bool(&cfg, "check-config")) {
+        if (problem != NULL)
+            fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
+        else
+            printf("configuration ok\n");
+        stop(&g);
+        return problem != NULL ? 2 : 0;
     }
-    if (config_get_bool(&cfg, "check-config")) {
-        printf("configuration ok\n");
-        ws_routes_deinit(&g.routes);
-        jwt_key_free(g.jwt);
-        tls_context_free(g.tls);
-        redis_tls_free(g.redis_tls);
-        config_deinit(&cfg);
-        return 0;
-    }
-    signal(SIGPIPE, SIG_IGN);
-
-    enum log_level level = LOG_LEVEL_INFO;
-    enum log_format format = LOG_TEXT;
-    log_level_parse(config_get(&cfg, "log-level"), &level);
-    log_format_parse(config_get(&cfg, "log-format"), &format);
-    const char *auth = config_get(&cfg, "auth");
-    g.auth = strcmp(auth, "jwt") == 0       ? AUTH_JWT
-             : strcmp(auth, "backend") == 0 ? AUTH_BACKEND
-                                            : AUTH_NONE;
-    g.user_room = config_get(&cfg, "user-room");
-    g.jwt_claim = config_get(&cfg, "jwt-user-claim");
-    uint64_t seed = process_random_u64(&g);
-    if (config_get(&cfg, "node-id") != NULL)
-        snprintf(g.node_id, sizeof g.node_id, "%s", config_get(&cfg, "node-id"));
-    else
-        snprintf(g.node_id, sizeof g.node_id, "%016llx", (unsigned long long)seed);
-    const char *path = config_get(&cfg, "path");
-    if (config_get(&cfg, "client-js") != NULL)
-        snprintf(g.client_js_path, sizeof g.client_js_path, "%ssocket.io.js", path);
-
-    g.base = event_base_new();
-    g.log = log_new("gateway", format, level, config_get(&cfg, "log-file"));
-    g.metrics = metrics_new();
-    if (g.base == NULL || g.log == NULL || g.metrics == NULL) {
-        fprintf(stderr, "sioc-gateway: cannot start (out of memory or log file)\n");
-        return 1;
-    }
-    log_route_libevent(g.log);
-    if (g.redis_tls != NULL && redis_tls_insecure(g.redis_tls))
-        log_write(g.log, LOG_LEVEL_WARN, "redis.tls",
-                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
-    size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
-    /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
-    char sid_tag[EIO_SID_TAG_LEN + 1];
-    uint8_t tag_bytes[3];
-    process_random_bytes(tag_bytes, sizeof tag_bytes, &g);
-    base64url_encode(tag_bytes, sizeof tag_bytes, sid_tag);
-    sid_tag[EIO_SID_TAG_LEN] = '\0';
-    bool forward = config_get_bool(&cfg, "forward");
-    const char *transports = config_get(&cfg, "transports");
-    struct eio_server_config ecfg = {
-        .path = path,
-        .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
-        .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
-        .heartbeat_hold_max_ms = (unsigned)config_get_int(&cfg, "backpressure-timeout"),
-        .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
-        .polling = strstr(transports, "polling") != NULL,
-        .websocket = strstr(transports, "websocket") != NULL,
-        .cors_origin = config_get(&cfg, "cors-origin"),
-        .allow_eio3 = config_get_bool(&cfg, "allow-eio3"),
-        .sid_tag = forward ? sid_tag : NULL,
-        .on_foreign_sid = forward ? on_foreign_sid : NULL,
-        .foreign_ctx = &g,
-        .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets",
-                                      "direction=\"in\""),
-        .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets",
-                                       "direction=\"out\""),
-        .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total",
-                                    "Engine.IO payload bytes", "direction=\"in\""),
-        .bytes_out = metrics_counter(g.metrics, "sioc_payload_bytes_total",
-                                     "Engine.IO payload bytes", "direction=\"out\""),
-    };
-    struct sio_server_config scfg = {
-        .namespaces = config_get(&cfg, "namespaces"),
-        .pid_suffix = config_get_int(&cfg, "recovery-window") > 0 ? g.node_id : NULL,
-        .connect_timeout_ms = (unsigned)config_get_int(&cfg, "connect-timeout"),
-        .max_payload = ecfg.max_payload,
-        .seed = seed,
-        .on_connect = on_connect,
-        .on_event = on_event,
-        .on_disconnect = on_disconnect,
-        .on_ack = on_ack,
-        .on_accepted = on_accepted,
-        .on_room = on_room,
-        .on_room_change =
-            strcmp(config_get(&cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
-        .on_log = on_log,
-        .on_namespace = on_namespace,
-        .max_namespaces = CLUSTER_MAX_NAMESPACES,
-        .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
-        .plain =
-            {
-                .messages_in =
-                    metrics_counter(g.metrics, "sioc_plain_messages_total",
-                                    "plain WebSocket messages (ws-routes)", "direction=\"in\""),
-                .messages_out =
-                    metrics_counter(g.metrics, "sioc_plain_messages_total",
-                                    "plain WebSocket messages (ws-routes)", "direction=\"out\""),
-                .bytes_in = metrics_counter(g.metrics, "sioc_plain_bytes_total",
-                                            "plain WebSocket message bytes (ws-routes)",
-                                            "direction=\"in\""),
-                .bytes_out = metrics_counter(g.metrics, "sioc_plain_bytes_total",
-                                             "plain WebSocket message bytes (ws-routes)",
-                                             "direction=\"out\""),
-            },
-        .ctx = &g,
-    };
-    g.sio = sio_server_new(g.base, &scfg, &ecfg);
-    const char *up = config_get(&cfg, "upstream");
-    char cluster_prefix[CONFIG_MAX_VALUE + 3]; /* "{P}" on a Redis Cluster (docs/contracts.md) */
-    struct bridge_config bcfg = {
-        .redis_url = config_get(&cfg, "redis"),
-        .redis_tls = g.redis_tls,
-        .key_prefix =
-            redis_key_prefix_for(config_get(&cfg, "redis"), config_get(&cfg, "key-prefix"),
-                                 cluster_prefix, sizeof cluster_prefix),
-        .node_id = g.node_id,
-        .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
-                    : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF
-                                              : BRIDGE_UPSTREAM_STREAM,
-        .shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
-        .maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
-        .auth_backend = g.auth == AUTH_BACKEND,
-        .auth_timeout_ms = (unsigned)config_get_int(&cfg, "auth-timeout"),
-        .user_room = g.user_room,
-        .seed = seed,
-        .on_pause = on_pause,
-        .ctx = &g,
-    };
-    struct cluster_config ccfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .adapter_key = config_get(&cfg, "adapter-key"),
-        .namespaces = scfg.namespaces,
-        .seed = seed ^ 0x9e3779b97f4a7c15ull,
-        .specific_response_channel = config_get_bool(&cfg, "adapter-specific-response"),
-        .subscribe_cb = cluster_subscribe,
-        .unsubscribe_cb = cluster_unsubscribe,
-        .subscribe_ctx = &g,
-        .sharded = strcmp(config_get(&cfg, "adapter"), "sharded") == 0,
-        .shard_cb = cluster_shard,
-    };
-    cluster_sub_mode_parse(config_get(&cfg, "subscription-mode"), &ccfg.sub_mode);
-    g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;
-    if (g.cluster != NULL) {
-        /* the adapter's channels are read on the bridge's subscriber connection (cluster.h) */
-        bcfg.extra_pattern_count = cluster_patterns(g.cluster, &bcfg.extra_patterns);
-        bcfg.extra_channel_count = cluster_channels(g.cluster, &bcfg.extra_channels);
-        bcfg.on_foreign_message = on_foreign_message;
-        bcfg.foreign_ctx = &g;
-        bcfg.on_snapshot_request = on_snapshot_request;
-    }
-    g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
-    if (g.bridge != NULL && cluster_start(g.cluster) != SIOC_OK) {
-        fprintf(
-            stderr,
-            "sioc-gateway: cannot start: the sharded adapter's channels cannot be subscribed (out of memory)\n");
-        return 1;
-    }
-    struct registry_config rcfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .key_prefix = bcfg.key_prefix,
-        .node_id = g.node_id,
-        .address = config_get(&cfg, "listen"),
-        .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
-        .seed = seed ^ 0xd1b54a32d192ed03ull,
-        .on_epoch_reaped = on_epoch_reaped,
-        .ctx = &g,
-    };
-    g.registry = g.bridge ? registry_new(g.base, &rcfg, g.sio, g.log, g.metrics) : NULL;
-    static const char *const health_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
-    struct http_server_config hcfg = {
-        .listen = config_get(&cfg, "listen"),
-        .max_body = ecfg.max_payload,
-        /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
-         * polling body of it in base64 and one more message */
-        .output_hard_limit = (16u << 20) + 2 * ecfg.max_payload,
-        .max_connections = max_connections,
-        .reserve_connections = HEALTH_RESERVE,
-        .on_request = on_request,
-        .on_error = on_http_error,
-        .on_listener = on_listener,
-        .tls = g.tls,
-        .handshake_timeout_ms = (unsigned)config_get_int(&cfg, "tls-handshake-timeout"),
-        .plain_paths = config_get_bool(&cfg, "tls-plain-health") ? health_paths : NULL,
-        .ctx = &g,
-    };
-    g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
-    g.http = g.expiry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
-    struct eio_forward_config fcfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .key_prefix = bcfg.key_prefix,
-        .tag = sid_tag,
-        .timeout_ms = (unsigned)config_get_int(&cfg, "forward-timeout"),
-        .get_hold_ms = ecfg.ping_interval_ms,
-        .tunnel_idle_ms = ecfg.ping_interval_ms + ecfg.ping_timeout_ms,
-        .max_inflight = (size_t)config_get_int(&cfg, "forward-max"),
-        .subscribe = forward_subscribe,
-        .subscribe_ctx = &g,
-    };
-    if (g.http != NULL && forward &&
-        (g.forward = eio_forward_new(g.base, &fcfg, sio_server_eio(g.sio), g.http, g.log,
-                                     g.metrics)) == NULL)
-        snprintf(err, sizeof err, "out of memory (forwarder)");
-    if (g.http == NULL || (forward && g.forward == NULL)) {
-        fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
-        return 1;
-    }
-    if (start_recovery(&g) != SIOC_OK)
-        return 1;
-    /* P:nodes names the bound address: "host:0" in the config becomes the real port */
-    const char *listen = config_get(&cfg, "listen");
-    const char *colon = strrchr(listen, ':');
-    char bound[300];
-    snprintf(bound, sizeof bound, "%.*s:%u", colon ? (int)(colon - listen) : (int)strlen(listen),
-             listen, http_server_port(g.http));
-    registry_set_address(g.registry, bound);
-    register_metrics(&g);
-    g.sigterm = evsignal_new(g.base, SIGTERM, stop_cb, &g);
-    g.sigint = evsignal_new(g.base, SIGINT, stop_cb, &g);
-    g.sighup = evsignal_new(g.base, SIGHUP, hup_cb, &g);
-    g.drain_timer = evtimer_new(g.base, drain_timeout_cb, &g);
-    evsignal_add(g.sigterm, NULL);
-    evsignal_add(g.sigint, NULL);
-    evsignal_add(g.sighup, NULL);
-    process_write_port_file(config_get(&cfg, "port-file"), http_server_port(g.http));
-    log_write(g.log, LOG_LEVEL_INFO, "process.start",
-              "node=%s epoch=%s sid-tag=%s listening on port %u path %s auth=%s upstream=%s",
-              g.node_id, registry_epoch(g.registry), forward ? sid_tag : "-",
-              http_server_port(g.http), path, auth, up);
-    if (g.routes.count > 0)
-        log_write(g.log, LOG_LEVEL_INFO, "process.ws_routes", "%zu plain WebSocket routes: %s",
-                  g.routes.count, config_get(&cfg, "ws-routes"));
-    if (g.tls != NULL)
-        log_write(
-            g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s", tls_context_describe(g.tls),
-            config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
-    if (g.auth != AUTH_BACKEND && strcmp(up, "off") != 0)
-        log_write(g.log, LOG_LEVEL_INFO, "process.auth",
-                  "auth=%s: sockets are accepted here; workers' connect handlers are told "
-                  "afterwards and cannot refuse sockets or name their user (use --auth backend "
-                  "for that)",
-                  auth);
-
-    event_base_dispatch(g.base);
-
-    http_server_stop_listening(g.http);
-    eio_forward_free(g.forward); /* its parked requests and replays, before the server */
-    sio_server_free(g.sio);      /* sockets report their disconnects to the bridge first */
-    bridge_free(g.bridge);
-    cluster_free(g.cluster);
-    registry_free(g.registry);
-    expiry_free(g.expiry);
-    recovery_free(g.recovery);
-    http_server_free(g.http);
-    event_free(g.sigterm);
-    event_free(g.sigint);
-    event_free(g.sighup);
-    event_free(g.drain_timer);
-    metrics_free(g.metrics);
-    jwt_key_free(g.jwt);
-    ws_routes_deinit(&g.routes);
-    tls_context_free(g.tls);
-    redis_tls_free(g.redis_tls); /* after every link */
-    log_free(g.log);
-    event_base_free(g.base);
-    config_deinit(&cfg);
-    return 0;
+    bool started = start(&g);
+    if (started)
+        event_base_dispatch(g.base);
+    stop(&g);
+    return started ? 0 : 1;
 }
