@@ -142,8 +142,9 @@ struct gateway {
     struct ws_routes routes; /* ws-routes */
     char node_id[40];
     char client_js_path[300];
-    char key_prefix[CONFIG_MAX_VALUE + 3]; /* "{P}" on a Redis Cluster (docs/contracts.md) */
-    char sid_tag[EIO_SID_TAG_LEN + 1];     /* forward: the routing tag of our session ids */
+    const char *key_prefix; /* key-prefix, or "{P}" on a Redis Cluster (docs/contracts.md) */
+    char cluster_prefix[CONFIG_MAX_VALUE + 3];
+    char sid_tag[EIO_SID_TAG_LEN + 1]; /* forward: the routing tag of our session ids */
     bool forward_on;
     uint64_t seed;
     size_t max_connections;
@@ -905,8 +906,8 @@ static void setup_identity(struct gateway *g)
         snprintf(g->client_js_path, sizeof g->client_js_path, "%ssocket.io.js",
                  config_get(cfg, "path"));
     /* "{P}" on a Redis Cluster (docs/contracts.md); validate() checked it */
-    redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"), g->key_prefix,
-                         sizeof g->key_prefix);
+    g->key_prefix = redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"),
+                                         g->cluster_prefix, sizeof g->cluster_prefix);
     /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
     uint8_t tag_bytes[3];
     process_random_bytes(tag_bytes, sizeof tag_bytes, g);

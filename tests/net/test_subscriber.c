@@ -27,9 +27,9 @@ static int ups, downs;
 static void record(void *ctx, struct slice pattern, struct slice channel, struct slice payload)
 {
     size_t n = strlen(trace);
-    snprintf(trace + n, sizeof trace - n, "%s|%.*s|%.*s|%.*s;", (const char *)ctx,
-             (int)pattern.len, (const char *)pattern.p, (int)channel.len, (const char *)channel.p,
-             (int)payload.len, (const char *)payload.p);
+    snprintf(trace + n, sizeof trace - n, "%s|%.*s|%.*s|%.*s;", (const char *)ctx, (int)pattern.len,
+             (const char *)pattern.p, (int)channel.len, (const char *)channel.p, (int)payload.len,
+             (const char *)payload.p);
 }
 
 /* A second handler function: the same name may not be routed to two. */
@@ -83,9 +83,8 @@ static void publish(const char *cmd, const char *channel, const char *payload)
 static long long numsub(const char *cmd, const char *channel)
 {
     redisReply *r = redisCommand(rc, "PUBSUB %s %s", cmd, channel);
-    long long n = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2
-                      ? r->element[1]->integer
-                      : -1;
+    long long n =
+        r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? r->element[1]->integer : -1;
     freeReplyObject(r);
     return n;
 }
