@@ -99,7 +99,6 @@ const struct config_option *gateway_options(size_t *count)
     return options;
 }
 
-
 /* True when `nsp` is accepted by the `namespaces` list ("*" accepts any). */
 static bool namespace_listed(const char *list, const char *nsp, size_t len)
 {
@@ -229,7 +228,6 @@ const char *gateway_config_validate(struct config *cfg, struct gateway_loaded *g
     }
     return NULL;
 }
-
 
 void gateway_loaded_free(struct gateway_loaded *g)
 {
