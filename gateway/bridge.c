@@ -47,16 +47,22 @@ struct overflow_entry {
     uint8_t data[]; /* the arguments back to back */
 };
 
-/* Per-socket state in the sio data slot: exists from a written connect entry until the socket
- * is gone or refused. While `awaiting_auth` the socket awaits a backend auth answer under `node`
- * (its rid) and `auth_deadline` is in b->auth_wait (until it expires). */
-struct bridge_sock {
+/* A socket awaiting its worker's backend auth answer: in b->pending under its rid (`node`), and
+ * in b->auth_wait until auth-timeout. Allocated only meanwhile, so that the state every socket
+ * keeps stays small (DESIGN.md §4). */
+struct bridge_auth {
     struct idmap_node node;
+    struct deadline_node deadline;
+    struct bridge_sock *bs;
+};
+
+/* Per-socket state in the sio data slot: exists from a written connect entry until the socket
+ * is gone or refused. */
+struct bridge_sock {
     struct list_node all; /* b->socks: every state, for bridge_free */
-    struct deadline_node auth_deadline;
-    bool awaiting_auth;
     struct sio_socket *sock;
-    struct call *calls; /* worker calls awaiting this client's ack (calls.h) */
+    struct call *calls;       /* worker calls awaiting this client's ack (calls.h) */
+    struct bridge_auth *auth; /* while awaiting the backend auth answer */
 };
 
 struct bridge {
@@ -78,7 +84,7 @@ struct bridge {
     bool replies_up;        /* sub has confirmed its subscriptions: cmd is not held */
     struct event *drain_event;
 
-    struct idmap pending; /* bridge_sock by rid, while awaiting auth */
+    struct idmap pending; /* bridge_auth by rid */
     bool pending_ready;
     struct deadline_list auth_wait; /* auth-timeout, oldest first */
     struct deadline_timer auth_timer;
@@ -507,11 +513,12 @@ static void start_call(struct bridge *b, struct sio_socket *sock, const struct e
 /* The socket no longer awaits a backend auth answer (answered, timed out or gone). */
 static void auth_done(struct bridge *b, struct bridge_sock *bs)
 {
-    if (!bs->awaiting_auth)
+    if (bs->auth == NULL)
         return;
-    bs->awaiting_auth = false;
-    deadline_remove(&bs->auth_deadline);
-    idmap_remove(&b->pending, &bs->node);
+    deadline_remove(&bs->auth->deadline);
+    idmap_remove(&b->pending, &bs->auth->node);
+    free(bs->auth);
+    bs->auth = NULL;
 }
 
 static void sock_state_free(struct bridge *b, struct bridge_sock *bs)
@@ -537,7 +544,7 @@ static void auth_timeout(struct bridge *b, struct bridge_sock *bs)
 {
     struct sio_socket *sock = bs->sock;
     log_write(b->log, LOG_LEVEL_INFO, "auth.timeout", "nsp=%s sid=%s rid=%.*s",
-              b->ops->socket_nsp(sock), b->ops->socket_id(sock), IDMAP_ID_LEN, bs->node.id);
+              b->ops->socket_nsp(sock), b->ops->socket_id(sock), IDMAP_ID_LEN, bs->auth->node.id);
     /* a worker that answers late must still learn that this socket is gone */
     write_disconnect(b, sock, BRIDGE_AUTH_TIMEOUT_MESSAGE);
     sock_state_drop(b, bs);
@@ -559,7 +566,7 @@ static void auth_timer_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t now = deadline_clock_ms();
     struct deadline_node *n;
     while ((n = deadline_pop_expired(&b->auth_wait, now)) != NULL)
-        auth_timeout(b, container_of(n, struct bridge_sock, auth_deadline));
+        auth_timeout(b, container_of(n, struct bridge_auth, deadline)->bs);
     arm_auth_timer(b);
 }
 
@@ -610,11 +617,15 @@ static void on_connect_entry(struct bridge *b, struct sio_socket *sock, const ui
 {
     struct bridge_sock *bs = calloc(1, sizeof *bs);
     char rid[BRIDGE_RID_LEN + 1];
-    if (bs != NULL && needs_answer)
+    if (bs != NULL && needs_answer) {
         snprintf(rid, sizeof rid, "%08x%012llx", (unsigned)b->rid_nonce,
                  (unsigned long long)(b->rid_counter++ & 0xffffffffffffull));
-    if (bs == NULL ||
+        bs->auth = calloc(1, sizeof *bs->auth);
+    }
+    if (bs == NULL || (needs_answer && bs->auth == NULL) ||
         write_connect(b, sock, auth, auth_len, needs_answer ? rid : NULL, recovered) != SIOC_OK) {
+        if (bs != NULL)
+            free(bs->auth);
         free(bs);
         if (needs_answer)
             b->ops->socket_reject(sock, BRIDGE_AUTH_UNAVAILABLE_MESSAGE, NULL, 0);
@@ -623,9 +634,9 @@ static void on_connect_entry(struct bridge *b, struct sio_socket *sock, const ui
     bs->sock = sock;
     list_push_tail(&b->socks, &bs->all);
     if (needs_answer) {
-        idmap_insert(&b->pending, &bs->node, rid);
-        bs->awaiting_auth = true;
-        deadline_push(&b->auth_wait, &bs->auth_deadline, deadline_clock_ms());
+        bs->auth->bs = bs;
+        idmap_insert(&b->pending, &bs->auth->node, rid);
+        deadline_push(&b->auth_wait, &bs->auth->deadline, deadline_clock_ms());
         arm_auth_timer(b);
     }
     b->ops->socket_set_data(sock, bs);
@@ -740,7 +751,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
                   (const char *)r->rid.p);
         return;
     }
-    struct bridge_sock *bs = container_of(n, struct bridge_sock, node);
+    struct bridge_sock *bs = container_of(n, struct bridge_auth, node)->bs;
     struct sio_socket *sock = bs->sock;
     char *uid = NULL;
     bool ok = r->ok;
