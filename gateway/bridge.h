@@ -114,7 +114,8 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
 /* Frees everything; queued entries not yet written are lost (call after draining). No callback
  * runs from here. Free the sio_server first (its on_disconnect calls into the bridge), and do not
  * render `metrics` afterwards (its computed gauges read the bridge). Must not be called from
- * inside a redis_link callback; bridge_drain's callback is a safe place. NULL is a no-op. */
+ * inside a redis_link callback; bridge_drain's callback is a safe place. Free it before the
+ * subscriber (it takes its command link back from it). NULL is a no-op. */
 void bridge_free(struct bridge *b);
 
 /* The sio_server on_connect hook. needs_answer false (auth none, jwt): the gateway accepts the

@@ -19,7 +19,6 @@
 #include "gateway/sio_server.h"
 #include "gateway/ws_link.h"
 
-
 /* An answer to a route request that cannot become a plain connection, with its log line. An
  * upgrade request's connection closes after it (the client sent no more than the head). */
 static void route_refuse(struct gateway *g, struct http_conn *conn,
@@ -146,4 +145,3 @@ bool gateway_route_request(struct gateway *g, struct http_conn *conn,
     buf_deinit(&user);
     return r != WS_ROUTES_NONE;
 }
-
