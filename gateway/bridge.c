@@ -1,8 +1,10 @@
 /* bridge.c: the worker bridge of bridge.h. Upstream (DESIGN.md §3.2): one envelope per connect,
  * event and disconnect, XADDed (or PUBLISHed) through a COMMAND redis_link whose outage queue is
- * backed by an ordered overflow list that pauses client reads. Replies (§3.3): a SUBSCRIBER link
- * on P:node:<node>, each message decoded with envelope_reply_decode and applied through the
- * sio ops table. Encoding lives in common/envelope.c, reconnection in common/net/redis_link.c. */
+ * backed by an ordered overflow list that pauses client reads. Replies (§3.3): each P:node:<node>
+ * message the subscriber connection (subscriber.h) reads is decoded with envelope_reply_decode and
+ * applied through the sio ops table. Backend auth answers are awaited under one deadline list
+ * and one timer for every socket. Encoding lives in common/envelope.c, reconnection in
+ * common/net/redis_link.c. */
 #include "gateway/bridge.h"
 
 #include <stddef.h>
@@ -20,12 +22,16 @@
 #include "common/envelope.h"
 #include "common/error.h"
 #include "common/idmap.h"
+#include "common/list.h"
 #include "common/metrics.h"
 #include "common/mp.h"
+#include "common/net/deadline_timer.h"
 #include "common/net/log.h"
-#include "common/net/redis_link.h"
 #include "common/net/process.h"
+#include "common/net/redis_link.h"
 #include "gateway/calls.h"
+#include "gateway/redis_log.h"
+#include "gateway/subscriber.h"
 
 /* XADD key MAXLEN ~ N * + every field/value pair */
 #define BRIDGE_MAX_ARGS (6 + 2 * ENVELOPE_MAX_FIELDS)
@@ -41,49 +47,48 @@ struct overflow_entry {
     uint8_t data[]; /* the arguments back to back */
 };
 
-/* Per-socket state in the sio data slot: exists from a written connect entry until the socket
- * is gone or refused. While `timer` is set the socket awaits a backend auth answer under `node`
- * (its rid). */
-struct bridge_sock {
+/* A socket awaiting its worker's backend auth answer: in b->pending under its rid (`node`), and
+ * in b->auth_wait until auth-timeout. Allocated only meanwhile, so that the state every socket
+ * keeps stays small (DESIGN.md §4). */
+struct bridge_auth {
     struct idmap_node node;
-    struct bridge_sock *prev, *next; /* all states, for bridge_free */
-    struct bridge *bridge;
+    struct deadline_node deadline;
+    struct bridge_sock *bs;
+};
+
+/* Per-socket state in the sio data slot: exists from a written connect entry until the socket
+ * is gone or refused. */
+struct bridge_sock {
+    struct list_node all; /* b->socks: every state, for bridge_free */
     struct sio_socket *sock;
-    struct event *timer;
-    struct call *calls; /* worker calls awaiting this client's ack (calls.h) */
+    struct call *calls;       /* worker calls awaiting this client's ack (calls.h) */
+    struct bridge_auth *auth; /* while awaiting the backend auth answer */
 };
 
 struct bridge {
-    void (*on_snapshot_request)(void *ctx);
-    /* messages of the config's extra patterns (the adapter's broadcasts) */
-    void (*cfg_foreign)(void *ctx, struct slice pattern, struct slice channel,
-                        struct slice payload);
-    void *foreign_ctx;
-    struct event_base *base;
     struct sio_server *srv;
     const struct bridge_sio_ops *ops;
     struct log *log;
-    char *prefix, *node, *user_room, *node_channel, *probe_channel;
+    char *prefix, *node, *user_room;
     enum bridge_upstream upstream;
     uint32_t shards;
     uint64_t maxlen;
     char maxlen_text[24];
     bool auth_backend;
-    unsigned auth_timeout_ms;
     size_t overflow_limit;
     void (*on_pause)(void *ctx, bool paused);
     void *ctx;
 
-    struct redis_link *cmd, *sub;
-    bool replies_up;        /* sub has confirmed P:node:<node> (and the rest): cmd is not held */
-    bool probe_pending;     /* the last probe's PUBLISH is not answered yet */
-    uint64_t probe_sent_ms; /* ... sent then (monotonic) */
-    struct event *probe_timer, *drain_event;
-    unsigned probe_interval_ms;
+    struct redis_link *cmd;
+    struct subscriber *sub; /* borrowed: the replies' connection */
+    bool replies_up;        /* sub has confirmed its subscriptions: cmd is not held */
+    struct event *drain_event;
 
-    struct idmap pending; /* bridge_sock by rid, while awaiting auth */
+    struct idmap pending; /* bridge_auth by rid */
     bool pending_ready;
-    struct bridge_sock *socks;
+    struct deadline_list auth_wait; /* auth-timeout, oldest first */
+    struct deadline_timer auth_timer;
+    struct list_node socks;
     uint32_t rid_nonce;
     uint64_t rid_counter;
 
@@ -134,12 +139,6 @@ static uint64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static struct timeval tv_ms(unsigned ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)(ms % 1000u) * 1000};
-    return tv;
 }
 
 static uint64_t random_u64(void)
@@ -511,22 +510,24 @@ static void start_call(struct bridge *b, struct sio_socket *sock, const struct e
 
 /* ---- per-socket state ---- */
 
+/* The socket no longer awaits a backend auth answer (answered, timed out or gone). */
+static void auth_done(struct bridge *b, struct bridge_sock *bs)
+{
+    if (bs->auth == NULL)
+        return;
+    deadline_remove(&bs->auth->deadline);
+    idmap_remove(&b->pending, &bs->auth->node);
+    free(bs->auth);
+    bs->auth = NULL;
+}
+
 static void sock_state_free(struct bridge *b, struct bridge_sock *bs)
 {
     struct call *c;
     while ((c = calls_pop(&bs->calls)) != NULL)
         free(c);
-    if (bs->timer != NULL) {
-        event_free(bs->timer);
-        bs->timer = NULL;
-        idmap_remove(&b->pending, &bs->node);
-    }
-    if (bs->prev != NULL)
-        bs->prev->next = bs->next;
-    else
-        b->socks = bs->next;
-    if (bs->next != NULL)
-        bs->next->prev = bs->prev;
+    auth_done(b, bs);
+    list_remove(&bs->all);
     free(bs);
 }
 
@@ -538,19 +539,35 @@ static void sock_state_drop(struct bridge *b, struct bridge_sock *bs)
     sock_state_free(b, bs);
 }
 
-static void auth_timeout_cb(evutil_socket_t fd, short what, void *arg)
+/* auth-timeout passed without the worker's answer (DESIGN.md §3.3). */
+static void auth_timeout(struct bridge *b, struct bridge_sock *bs)
 {
-    (void)fd;
-    (void)what;
-    struct bridge_sock *bs = arg;
-    struct bridge *b = bs->bridge;
     struct sio_socket *sock = bs->sock;
     log_write(b->log, LOG_LEVEL_INFO, "auth.timeout", "nsp=%s sid=%s rid=%.*s",
-              b->ops->socket_nsp(sock), b->ops->socket_id(sock), IDMAP_ID_LEN, bs->node.id);
+              b->ops->socket_nsp(sock), b->ops->socket_id(sock), IDMAP_ID_LEN, bs->auth->node.id);
     /* a worker that answers late must still learn that this socket is gone */
     write_disconnect(b, sock, BRIDGE_AUTH_TIMEOUT_MESSAGE);
     sock_state_drop(b, bs);
     b->ops->socket_reject(sock, BRIDGE_AUTH_TIMEOUT_MESSAGE, NULL, 0);
+}
+
+static void arm_auth_timer(struct bridge *b)
+{
+    struct deadline_list *lists[] = {&b->auth_wait};
+    deadline_timer_arm(&b->auth_timer, lists, 1);
+}
+
+/* The one timer of every pending backend auth: rejects what expired, in order. */
+static void auth_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct bridge *b = arg;
+    uint64_t now = deadline_clock_ms();
+    struct deadline_node *n;
+    while ((n = deadline_pop_expired(&b->auth_wait, now)) != NULL)
+        auth_timeout(b, container_of(n, struct bridge_auth, deadline)->bs);
+    arm_auth_timer(b);
 }
 
 static void on_connect_entry(struct bridge *b, struct sio_socket *sock, const uint8_t *auth,
@@ -603,27 +620,24 @@ static void on_connect_entry(struct bridge *b, struct sio_socket *sock, const ui
     if (bs != NULL && needs_answer) {
         snprintf(rid, sizeof rid, "%08x%012llx", (unsigned)b->rid_nonce,
                  (unsigned long long)(b->rid_counter++ & 0xffffffffffffull));
-        bs->timer = evtimer_new(b->base, auth_timeout_cb, bs);
+        bs->auth = calloc(1, sizeof *bs->auth);
     }
-    if (bs == NULL || (needs_answer && bs->timer == NULL) ||
+    if (bs == NULL || (needs_answer && bs->auth == NULL) ||
         write_connect(b, sock, auth, auth_len, needs_answer ? rid : NULL, recovered) != SIOC_OK) {
-        if (bs != NULL && bs->timer != NULL)
-            event_free(bs->timer);
+        if (bs != NULL)
+            free(bs->auth);
         free(bs);
         if (needs_answer)
             b->ops->socket_reject(sock, BRIDGE_AUTH_UNAVAILABLE_MESSAGE, NULL, 0);
         return;
     }
-    bs->bridge = b;
     bs->sock = sock;
-    bs->next = b->socks;
-    if (b->socks != NULL)
-        b->socks->prev = bs;
-    b->socks = bs;
+    list_push_tail(&b->socks, &bs->all);
     if (needs_answer) {
-        idmap_insert(&b->pending, &bs->node, rid);
-        struct timeval tv = tv_ms(b->auth_timeout_ms);
-        evtimer_add(bs->timer, &tv);
+        bs->auth->bs = bs;
+        idmap_insert(&b->pending, &bs->auth->node, rid);
+        deadline_push(&b->auth_wait, &bs->auth->deadline, deadline_clock_ms());
+        arm_auth_timer(b);
     }
     b->ops->socket_set_data(sock, bs);
 }
@@ -737,7 +751,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
                   (const char *)r->rid.p);
         return;
     }
-    struct bridge_sock *bs = container_of(n, struct bridge_sock, node);
+    struct bridge_sock *bs = container_of(n, struct bridge_auth, node)->bs;
     struct sio_socket *sock = bs->sock;
     char *uid = NULL;
     bool ok = r->ok;
@@ -749,9 +763,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
     }
     if (ok) {
         /* the state stays (no longer pending): its disconnect entry is still owed */
-        event_free(bs->timer);
-        bs->timer = NULL;
-        idmap_remove(&b->pending, &bs->node);
+        auth_done(b, bs);
         b->ops->socket_accept(sock, uid, b->user_room);
         free(uid);
         /* §3.3: CONNECT reply first, then rooms */
@@ -773,7 +785,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
     (*b->m_applied)++;
 }
 
-void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
+bool bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
 {
     struct envelope_reply r;
     long n = envelope_reply_decode(p, len, &r);
@@ -781,47 +793,22 @@ void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len)
         (*b->m_reply_errors)++;
         log_write(b->log, LOG_LEVEL_WARN, "reply.invalid", "%zu bytes: %s", len,
                   sioc_strerror((int)n));
-        return;
+        return true;
     }
     if (r.t == ENVELOPE_REPLY)
         apply_socket_reply(b, &r);
     else if (r.t == ENVELOPE_REPLY_CONNECT)
         apply_connect_reply(b, &r);
-    else if (b->on_snapshot_request != NULL)
-        b->on_snapshot_request(b->ctx); /* ENVELOPE_SNAPSHOT_REQUEST; the config's ctx */
+    else
+        return false; /* ENVELOPE_SNAPSHOT_REQUEST: the registry's */
+    return true;
 }
 
 /* ---- link callbacks ---- */
 
-static void link_event(struct bridge *b, const char *which, enum redis_link_event ev,
-                       const char *detail)
-{
-    static const char *const names[] = {
-        [REDIS_LINK_EV_CONNECTED] = "redis.connected",
-        [REDIS_LINK_EV_DISCONNECTED] = "redis.disconnected",
-        [REDIS_LINK_EV_CONNECT_FAILED] = "redis.connect_failed",
-        [REDIS_LINK_EV_CONNECT_TIMEOUT] = "redis.connect_timeout",
-        [REDIS_LINK_EV_HANDSHAKE_ERROR] = "redis.handshake_error",
-        [REDIS_LINK_EV_LIVENESS_TIMEOUT] = "redis.liveness_timeout",
-        [REDIS_LINK_EV_QUEUE_FULL] = "redis.queue_full",
-        [REDIS_LINK_EV_SLOT_MAP] = "redis.slot_map",
-        [REDIS_LINK_EV_REDIRECT] = "redis.redirect",
-        [REDIS_LINK_EV_SHARD_LOST] = "redis.shard_lost",
-    };
-    enum log_level level = ev == REDIS_LINK_EV_CONNECTED || ev == REDIS_LINK_EV_SLOT_MAP
-                               ? LOG_LEVEL_INFO
-                               : LOG_LEVEL_WARN;
-    log_write(b->log, level, names[ev], "link=bridge-%s %s", which, detail != NULL ? detail : "");
-}
-
 static void cmd_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
 {
-    link_event(ctx, "command", ev, detail);
-}
-
-static void sub_event_cb(void *ctx, enum redis_link_event ev, const char *detail)
-{
-    link_event(ctx, "subscriber", ev, detail);
+    redis_log_event(((struct bridge *)ctx)->log, "bridge-command", ev, detail);
 }
 
 static void cmd_state_cb(void *ctx, bool connected)
@@ -847,77 +834,6 @@ static void sub_state_cb(void *ctx, bool connected)
     redis_link_hold(b->cmd, !connected);
     if (connected)
         overflow_flush(b);
-}
-
-static void sub_message_cb(void *ctx, struct slice pattern, struct slice channel,
-                           struct slice payload)
-{
-    struct bridge *b = ctx;
-    /* P:node:<node> carries the replies (the probe is never delivered); every other channel
-     * and pattern belongs to the extra subscriptions of the config */
-    size_t node_len = strlen(b->node_channel);
-    if (pattern.len > 0 || channel.len != node_len ||
-        memcmp(channel.p, b->node_channel, node_len) != 0) {
-        if (b->cfg_foreign != NULL)
-            b->cfg_foreign(b->foreign_ctx, pattern, channel, payload);
-        return;
-    }
-    bridge_apply_reply(b, payload.p, payload.len);
-}
-
-static void probe_reply_cb(void *ctx, const struct redisReply *reply, enum redis_link_result result)
-{
-    (void)reply;
-    (void)result;
-    ((struct bridge *)ctx)->probe_pending = false;
-}
-
-/* How long the last probe has waited for Redis's answer; 0 when it has it. */
-static uint64_t probe_wait_ms(const struct bridge *b)
-{
-    return b->probe_pending ? deadline_clock_ms() - b->probe_sent_ms : 0;
-}
-
-static void probe_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct bridge *b = arg;
-    if (b->probe_pending) {
-        /* Redis does not answer the command connection either: it is stalled (SIGSTOP, a long
-         * command, a slow disk), and the subscriber's silence says nothing about its own
-         * connection. Replacing it would lose its subscriptions, and with them the replies to
-         * the entries already written, which Redis answers when it goes on (DESIGN.md §3.3). A
-         * stall longer than BRIDGE_STALL_MAX_MS is treated as a dead connection again. */
-        if (probe_wait_ms(b) < BRIDGE_STALL_MAX_MS)
-            redis_link_touch(b->sub);
-        return;
-    }
-    /* a probe queued during an outage (or a hold) would only delay the entries behind it */
-    if (redis_link_connected(b->cmd) && b->replies_up) {
-        const char *argv[] = {"PUBLISH", b->probe_channel, "1"};
-        if (redis_link_command_argv(b->cmd, 3, argv, NULL, 0, probe_reply_cb, b) == SIOC_OK) {
-            b->probe_pending = true;
-            b->probe_sent_ms = deadline_clock_ms();
-        }
-    }
-}
-
-int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern)
-{
-    return pattern ? redis_link_psubscribe(b->sub, channel) : redis_link_subscribe(b->sub, channel);
-}
-
-int bridge_shard_extra(struct bridge *b, const char *channel, bool subscribe)
-{
-    return subscribe ? redis_link_ssubscribe(b->sub, channel)
-                     : redis_link_sunsubscribe(b->sub, channel);
-}
-
-int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern)
-{
-    return pattern ? redis_link_punsubscribe(b->sub, channel)
-                   : redis_link_unsubscribe(b->sub, channel);
 }
 
 static void drain_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -954,7 +870,7 @@ static double gauge_cmd_connected(void *ctx)
 
 static double gauge_sub_connected(void *ctx)
 {
-    return redis_link_connected(((struct bridge *)ctx)->sub) ? 1.0 : 0.0;
+    return subscriber_connected(((struct bridge *)ctx)->sub) ? 1.0 : 0.0;
 }
 
 static bool register_metrics(struct bridge *b, struct metrics *m)
@@ -1006,20 +922,11 @@ static bool register_metrics(struct bridge *b, struct metrics *m)
 
 /* ---- lifetime ---- */
 
-static char *key_string(struct buf *tmp)
-{
-    buf_append_byte(tmp, '\0');
-    if (tmp->err != SIOC_OK)
-        return NULL;
-    size_t len;
-    return (char *)buf_detach(tmp, &len);
-}
-
 struct bridge *bridge_new(struct event_base *base, const struct bridge_config *cfg,
                           struct sio_server *srv, struct log *log, struct metrics *metrics)
 {
     if (cfg->redis_url == NULL || cfg->node_id == NULL || cfg->node_id[0] == '\0' ||
-        (cfg->auth_backend && cfg->upstream == BRIDGE_UPSTREAM_OFF) ||
+        cfg->subscriber == NULL || (cfg->auth_backend && cfg->upstream == BRIDGE_UPSTREAM_OFF) ||
         (cfg->user_room != NULL && !user_room_valid(cfg->user_room)))
         return NULL;
     struct redis_url url;
@@ -1028,7 +935,6 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
     struct bridge *b = calloc(1, sizeof *b);
     if (b == NULL)
         return NULL;
-    b->base = base;
     b->srv = srv;
     b->ops = cfg->ops != NULL ? cfg->ops : &default_ops;
     b->log = log;
@@ -1037,12 +943,12 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
     b->maxlen = cfg->maxlen;
     snprintf(b->maxlen_text, sizeof b->maxlen_text, "%llu", (unsigned long long)cfg->maxlen);
     b->auth_backend = cfg->auth_backend;
-    b->auth_timeout_ms =
-        cfg->auth_timeout_ms > 0 ? cfg->auth_timeout_ms : BRIDGE_DEFAULT_AUTH_TIMEOUT_MS;
+    b->sub = cfg->subscriber;
+    list_init(&b->socks);
+    deadline_list_init(&b->auth_wait, cfg->auth_timeout_ms > 0 ? cfg->auth_timeout_ms
+                                                               : BRIDGE_DEFAULT_AUTH_TIMEOUT_MS);
     b->overflow_limit =
         cfg->overflow_limit_bytes > 0 ? cfg->overflow_limit_bytes : BRIDGE_DEFAULT_OVERFLOW_LIMIT;
-    b->probe_interval_ms =
-        cfg->probe_interval_ms > 0 ? cfg->probe_interval_ms : BRIDGE_DEFAULT_PROBE_INTERVAL_MS;
     b->on_pause = cfg->on_pause;
     b->ctx = cfg->ctx;
     b->rid_nonce = (uint32_t)random_u64();
@@ -1053,18 +959,6 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
     b->node = strdup(cfg->node_id);
     b->user_room = cfg->user_room != NULL ? strdup(cfg->user_room) : NULL;
     if (b->prefix == NULL || b->node == NULL || (cfg->user_room != NULL && b->user_room == NULL))
-        goto fail;
-    struct buf tmp;
-    buf_init(&tmp, 0);
-    envelope_key_node(&tmp, b->prefix, cstr_slice(b->node));
-    b->node_channel = key_string(&tmp);
-    buf_reset(&tmp);
-    buf_append_cstr(&tmp, b->prefix);
-    buf_append_cstr(&tmp, ":probe:");
-    buf_append_cstr(&tmp, b->node);
-    b->probe_channel = key_string(&tmp);
-    buf_deinit(&tmp);
-    if (b->node_channel == NULL || b->probe_channel == NULL)
         goto fail;
     if (idmap_init(&b->pending, cfg->seed != 0 ? cfg->seed : random_u64()) != SIOC_OK)
         goto fail;
@@ -1082,40 +976,15 @@ struct bridge *bridge_new(struct event_base *base, const struct bridge_config *c
         .on_room_cb = cmd_room_cb,
     };
     b->cmd = redis_link_new(base, &lc);
-    struct redis_link_config sc = {
-        .url = cfg->redis_url,
-        .tls = cfg->redis_tls,
-        .mode = REDIS_LINK_SUBSCRIBER,
-        .jitter_seed = random_u64(),
-        .liveness_timeout_ms = 3 * b->probe_interval_ms,
-        .probe_channel = b->probe_channel,
-        .ctx = b,
-        .on_state_cb = sub_state_cb,
-        .on_message_cb = sub_message_cb,
-        .on_event_cb = sub_event_cb,
-    };
-    b->sub = redis_link_new(base, &sc);
-    if (b->cmd != NULL)
-        redis_link_hold(b->cmd, true); /* until the subscriptions are confirmed */
-    b->probe_timer = event_new(base, -1, EV_PERSIST, probe_cb, b);
     b->drain_event = event_new(base, -1, 0, drain_event_cb, b);
-    if (b->cmd == NULL || b->sub == NULL || b->probe_timer == NULL || b->drain_event == NULL ||
-        redis_link_subscribe(b->sub, b->node_channel) != SIOC_OK)
+    b->auth_timer.ev = evtimer_new(base, auth_timer_cb, b);
+    if (b->cmd == NULL || b->drain_event == NULL || b->auth_timer.ev == NULL ||
+        !register_metrics(b, metrics))
         goto fail;
-    b->cfg_foreign = cfg->on_foreign_message;
-    b->on_snapshot_request = cfg->on_snapshot_request;
-    b->foreign_ctx = cfg->foreign_ctx;
-    for (size_t i = 0; i < cfg->extra_pattern_count; i++) {
-        if (redis_link_psubscribe(b->sub, cfg->extra_patterns[i]) != SIOC_OK)
-            goto fail;
-    }
-    for (size_t i = 0; i < cfg->extra_channel_count; i++) {
-        if (redis_link_subscribe(b->sub, cfg->extra_channels[i]) != SIOC_OK)
-            goto fail;
-    }
-    struct timeval tv = tv_ms(b->probe_interval_ms);
-    if (event_add(b->probe_timer, &tv) != 0 || !register_metrics(b, metrics))
-        goto fail;
+    /* upstream waits until the subscriptions are confirmed (sub_state_cb) */
+    b->replies_up = subscriber_up(b->sub);
+    redis_link_hold(b->cmd, !b->replies_up);
+    subscriber_attach(b->sub, b->cmd, sub_state_cb, b);
     return b;
 fail:
     /* a metric registered before the failure keeps pointing at b: the gateway exits then */
@@ -1128,20 +997,23 @@ void bridge_free(struct bridge *b)
     if (b == NULL)
         return;
     /* sockets still holding state (the sio_server should have been freed first) */
-    struct bridge_sock *next;
-    for (struct bridge_sock *bs = b->socks; bs != NULL; bs = next) {
-        next = bs->next;
-        sock_state_free(b, bs);
+    if (b->socks.next != NULL) { /* NULL: failed before list_init */
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, &b->socks)
+        {
+            sock_state_free(b, container_of(pos, struct bridge_sock, all));
+        }
     }
     while (b->of_head != NULL) {
         struct overflow_entry *e = b->of_head;
         b->of_head = e->next;
         free(e);
     }
+    if (b->sub != NULL && b->cmd != NULL)
+        subscriber_attach(b->sub, NULL, NULL, NULL); /* the probe link goes */
     redis_link_free(b->cmd);
-    redis_link_free(b->sub);
-    if (b->probe_timer != NULL)
-        event_free(b->probe_timer);
+    if (b->auth_timer.ev != NULL)
+        event_free(b->auth_timer.ev);
     if (b->drain_event != NULL)
         event_free(b->drain_event);
     if (b->pending_ready)
@@ -1152,18 +1024,15 @@ void bridge_free(struct bridge *b)
     free(b->prefix);
     free(b->node);
     free(b->user_room);
-    free(b->node_channel);
-    free(b->probe_channel);
     free(b);
 }
 
 bool bridge_ready(const struct bridge *b)
 {
     /* both directions: replies and adapter messages are pub/sub, lost while the subscriber is
-     * away, so a node is not ready before its subscriber connection is back */
-    /* and Redis answers: a stall of more than the subscriber's liveness timeout is not ready */
-    return redis_link_connected(b->cmd) && b->replies_up &&
-           probe_wait_ms(b) < 3 * (uint64_t)b->probe_interval_ms;
+     * away, so a node is not ready before its subscriber connection is back; and Redis
+     * answers: a stall of more than the subscriber's liveness timeout is not ready */
+    return redis_link_connected(b->cmd) && b->replies_up && subscriber_ready(b->sub);
 }
 
 size_t bridge_pending(const struct bridge *b)

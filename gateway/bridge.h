@@ -1,7 +1,8 @@
 /* bridge.h: the gateway's worker bridge (DESIGN.md §3.2-3.3): writes connect / event /
  * disconnect entries of local sockets to the upstream (Redis Streams P:up:<nsp>:<shard>, or pub/sub
  * P:up:<nsp>, or nothing), and applies the directed replies workers publish on P:node:<node>
- * (join, leave, ack, emit, disconnect; backend auth answers). Socket.IO itself is sio_server's;
+ * (join, leave, ack, emit, disconnect; backend auth answers), which the gateway's subscriber
+ * connection (subscriber.h) hands to bridge_apply_reply. Socket.IO itself is sio_server's;
  * flag parsing, JWT and the drain timer are the gateway's (main_gateway.c).
  * Threading: everything runs on the event_base's thread. */
 #ifndef SIOC_GATEWAY_BRIDGE_H
@@ -17,6 +18,7 @@
 struct event_base;
 struct log;
 struct metrics;
+struct subscriber;
 struct bridge;
 
 enum bridge_upstream {
@@ -55,10 +57,6 @@ const struct bridge_sio_ops *bridge_sio_ops_default(void);
 
 #define BRIDGE_DEFAULT_AUTH_TIMEOUT_MS 5000u
 #define BRIDGE_DEFAULT_OVERFLOW_LIMIT ((size_t)1 << 20)
-#define BRIDGE_DEFAULT_PROBE_INTERVAL_MS 1000u
-/* A Redis stall (no answer to the probe either) keeps the subscriber connection, and its
- * subscriptions, for up to this long; beyond it the connection is replaced as a dead one. */
-#define BRIDGE_STALL_MAX_MS 60000u
 #define BRIDGE_DEFAULT_REJECT_MESSAGE "Not authorized" /* ok:false without error.message */
 #define BRIDGE_AUTH_TIMEOUT_MESSAGE "auth timeout"     /* DESIGN.md §3.3 */
 /* Errors a worker's call is answered with (docs/contracts.md "Calls"). */
@@ -90,11 +88,11 @@ struct bridge_config {
      * never silently. */
     size_t queue_limit_bytes;
     size_t overflow_limit_bytes;
-    /* Liveness probe of the reply subscription: published every interval, the subscriber link is
-     * replaced after 3 intervals of silence, unless Redis does not answer the probe either (a
-     * stall, up to BRIDGE_STALL_MAX_MS; bridge_ready is false meanwhile).
-     * 0 = BRIDGE_DEFAULT_PROBE_INTERVAL_MS. */
-    unsigned probe_interval_ms;
+    /* The gateway's subscriber connection (required; borrowed, must outlive the bridge): the
+     * bridge lends it its command link for the liveness probe (subscriber_attach), holds
+     * upstream until its subscriptions are confirmed, and counts it in bridge_ready. Whoever
+     * subscribes P:node:<node> there passes its messages to bridge_apply_reply. */
+    struct subscriber *subscriber;
     uint64_t seed; /* hashes of pending rids; 0 = random */
     /* Called when reading from clients must stop (true: an entry overflowed into the bridge's
      * list) or may resume (false: the list was written out). Only on a change; may be called
@@ -102,38 +100,22 @@ struct bridge_config {
     void (*on_pause)(void *ctx, bool paused);
     void *ctx;
     const struct bridge_sio_ops *ops; /* NULL = bridge_sio_ops_default(); borrowed, must outlive */
-    /* More channel patterns for the reply subscriber (the Redis adapter's broadcast channels):
-     * reading them on the same connection as P:node:<node> keeps a worker's reply and the
-     * broadcasts it published after it in order (Redis orders messages per connection). Their
-     * messages go to on_foreign_message. Borrowed; must outlive the bridge. */
-    const char *const *extra_patterns;
-    size_t extra_pattern_count;
-    /* Plain channels (SUBSCRIBE) for the same connection, e.g. the adapter's request and
-     * response channels; their messages go to on_foreign_message too (pattern empty). */
-    const char *const *extra_channels;
-    size_t extra_channel_count;
-    void (*on_foreign_message)(void *ctx, struct slice pattern, struct slice channel,
-                               struct slice payload);
-    void *foreign_ctx;
-    /* The broker asked this node for a registry snapshot ({"t":"snapshot"} on P:node:<node>,
-     * its anti-entropy request); called with this config's `ctx` (the one `on_pause` gets),
-     * not with `foreign_ctx`. NULL = ignored. */
-    void (*on_snapshot_request)(void *ctx);
 };
 
-/* Creates the bridge: a COMMAND link for the upstream and probes, a SUBSCRIBER link on
- * P:node:<node>, and its metrics in `metrics` (sioc_upstream_*, sioc_replies_total{result},
- * sioc_bridge_redis_connected{link}; `metrics` may be NULL). Nothing connects before the loop runs.
- * `srv` is what ops->server_find gets; `log` (may be NULL), `metrics`, `base` and `srv` are
- * borrowed and must outlive the bridge. Returns NULL on a bad config (no URL or node, an
- * invalid URL, auth_backend with upstream off, a user_room without exactly one "%s"), on a metric
- * registration failure, or out of memory. */
+/* Creates the bridge: a COMMAND link for the upstream and the subscriber's probes, and its metrics
+ * in `metrics` (sioc_upstream_*, sioc_replies_total{result}, sioc_bridge_redis_connected{link};
+ * `metrics` may be NULL). Nothing connects before the loop runs. `srv` is what ops->server_find
+ * gets; `log` (may be NULL), `metrics`, `base` and `srv` are borrowed and must outlive the bridge.
+ * Returns NULL on a bad config (no URL or node, an invalid URL, no subscriber, auth_backend with
+ * upstream off, a user_room without exactly one "%s"), on a metric registration failure, or out of
+ * memory. */
 struct bridge *bridge_new(struct event_base *base, const struct bridge_config *cfg,
                           struct sio_server *srv, struct log *log, struct metrics *metrics);
 /* Frees everything; queued entries not yet written are lost (call after draining). No callback
  * runs from here. Free the sio_server first (its on_disconnect calls into the bridge), and do not
  * render `metrics` afterwards (its computed gauges read the bridge). Must not be called from
- * inside a redis_link callback; bridge_drain's callback is a safe place. NULL is a no-op. */
+ * inside a redis_link callback; bridge_drain's callback is a safe place. Free it before the
+ * subscriber (it takes its command link back from it). NULL is a no-op. */
 void bridge_free(struct bridge *b);
 
 /* The sio_server on_connect hook. needs_answer false (auth none, jwt): the gateway accepts the
@@ -173,24 +155,9 @@ void bridge_on_disconnect(struct bridge *b, struct sio_socket *sock, const char 
  * "error": BRIDGE_CALL_DISCONNECTED (bridge_on_disconnect). */
 void bridge_on_ack(struct bridge *b, struct sio_socket *sock, uint64_t ack_id, struct slice args);
 
-/* Adds one more channel (pattern false: SUBSCRIBE) or glob pattern (true: PSUBSCRIBE) to the
- * shared subscriber connection, at any time: e.g. the adapter channels of a namespace that got
- * its first socket under `namespaces *` (cluster.h). It is kept across reconnects like the
- * config's extra channels, and its messages go to on_foreign_message. `channel` is copied.
- * Returns SIOC_OK (also when already subscribed), SIOC_EINVAL (empty) or SIOC_ENOMEM. */
-int bridge_subscribe_extra(struct bridge *b, const char *channel, bool pattern);
-/* Removes a channel or pattern added with bridge_subscribe_extra (e.g. a namespace of
- * `namespaces *` that was freed). Returns SIOC_OK (also when it was not there) or SIOC_EINVAL. */
-int bridge_unsubscribe_extra(struct bridge *b, const char *channel, bool pattern);
-/* Adds (subscribe true: SSUBSCRIBE) or removes (SUNSUBSCRIBE) a shard channel of the Redis 7
- * sharded pub/sub on the shared subscriber connection (adapter sharded, cluster.h); kept across
- * reconnects; its messages go to on_foreign_message (pattern empty). Returns as
- * bridge_subscribe_extra. */
-int bridge_shard_extra(struct bridge *b, const char *channel, bool subscribe);
-
-/* True while both Redis connections (commands and the shared subscriber) are up, the
- * subscriptions confirmed, and Redis answers (a probe unanswered for 3 probe intervals is a
- * stall: not ready) (/readyz). */
+/* True while both Redis connections (the bridge's commands and the shared subscriber) are up,
+ * the subscriptions confirmed, and Redis answers (subscriber_ready: a probe unanswered for 3
+ * probe intervals is a stall, not ready) (/readyz). */
 bool bridge_ready(const struct bridge *b);
 /* Upstream entries not yet confirmed by Redis: in the bridge's overflow list, queued in the
  * link, or sent and awaiting the reply. */
@@ -200,8 +167,10 @@ size_t bridge_pending(const struct bridge *b);
  * cancels. The drain timeout is the caller's. */
 void bridge_drain(struct bridge *b, void (*cb)(void *ctx), void *ctx);
 
-/* Applies one P:node:<node> message as if it arrived from Redis (the subscriber link calls it;
- * exposed for tests and tools). Malformed messages are counted and logged, never fatal. */
-void bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len);
+/* Applies one P:node:<node> message (a reply or a backend auth answer). Malformed messages are
+ * counted and logged, never fatal. Returns false, applying nothing, for the broker's registry
+ * snapshot request ({"t":"snapshot"}, its anti-entropy) that comes on the same channel: the
+ * caller hands it to the registry (registry_snapshot); true otherwise. */
+bool bridge_apply_reply(struct bridge *b, const uint8_t *p, size_t len);
 
 #endif

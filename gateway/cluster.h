@@ -1,6 +1,6 @@
 /* cluster.h: the gateway as a full member of a @socket.io/redis-adapter 8.x cluster (DESIGN.md
  * §3.1, PROTOCOL.md 3.2-3.8, issue 4). Per served namespace it has a uid2 uid and reads, on the
- * worker bridge's subscriber connection (one connection per gateway, so Node's PUBSUB NUMSUB
+ * gateway's subscriber connection (one connection per gateway, so Node's PUBSUB NUMSUB
  * counts it once): the broadcast pattern `<key>#<nsp>#*`, the request channel and both response
  * channels. Broadcasts from Node servers, redis-emitters and workers go to the local sockets they
  * select (decoded once, encoded once); requests are answered in Node's shapes (SOCKETS, ALL_ROOMS,
@@ -8,7 +8,7 @@
  * BROADCAST with acks). Answers go out on the cluster's own COMMAND connection, one connection for
  * every namespace (ordering, 3.7). The gateway never originates requests or broadcasts here, so
  * responses addressed to others are read (Node subscribes them too) and ignored. Reconnecting
- * and the liveness probe of the subscriber connection are the bridge's (bridge.h). */
+ * and the liveness probe of the subscriber connection are subscriber.h's. */
 #ifndef SIOC_GATEWAY_CLUSTER_H
 #define SIOC_GATEWAY_CLUSTER_H
 
@@ -45,7 +45,7 @@ struct cluster_config {
     bool specific_response_channel;
     /* Under `namespaces *` the channels of a namespace are only known once it comes to exist
      * (cluster_nsp_open): they are then added to the shared subscriber connection through this
-     * hook (wire it to bridge_subscribe_extra(bridge, channel, false)), and removed with
+     * hook (wire it to subscriber_add with SUBSCRIBER_CHANNEL), and removed with
      * unsubscribe_cb when it goes (cluster_nsp_close). Return SIOC_OK or an error (logged).
      * NULL: such namespaces receive broadcasts (the "*" pattern) but answer no requests. Not
      * used with a namespace list. */
@@ -56,7 +56,7 @@ struct cluster_config {
      * format over Redis 7 sharded pub/sub instead of the classic channels: no patterns or
      * classic channels then; per namespace `<key>#<nsp>#`, and in the dynamic modes one
      * `<key>#<nsp>#<room>#` per room with local members (cluster_on_room_change), go through
-     * shard_cb (wire it to bridge_shard_extra; ctx subscribe_ctx; required when sharded). */
+     * shard_cb (wire it to subscriber_add/_remove; ctx subscribe_ctx; required when sharded). */
     bool sharded;
     enum cluster_sub_mode sub_mode;
     int (*shard_cb)(void *ctx, const char *channel, bool subscribe);
@@ -91,7 +91,7 @@ int cluster_nsp_open(struct cluster *c, const char *name, size_t len);
 /* Under "*": the namespace is gone; its channels are unsubscribed (unsubscribe_cb), its pending
  * ack broadcasts dropped and its entry freed. No-op for a namespace not followed. */
 void cluster_nsp_close(struct cluster *c, const char *name, size_t len);
-/* Sharded: SSUBSCRIBEs the channel of every listed namespace (call once, after the bridge
+/* Sharded: SSUBSCRIBEs the channel of every listed namespace (call once, after the subscriber
  * that shard_cb feeds exists). Returns SIOC_OK or the first shard_cb error. No-op otherwise. */
 int cluster_start(struct cluster *c);
 /* The sio_server on_room_change hook (ctx: the cluster; NULL is a no-op): with adapter sharded

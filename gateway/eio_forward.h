@@ -41,7 +41,7 @@ struct eio_forward_config {
     unsigned get_hold_ms;
     unsigned tunnel_idle_ms;
     size_t max_inflight; /* per role: parked client requests, and replayed ones; 0 = default */
-    /* Adds the node's channel to the subscriber connection its messages come on (the bridge's);
+    /* Adds the node's channel to the subscriber connection its messages come on (subscriber.h);
      * the owner of that connection hands them to eio_forward_on_message. */
     int (*subscribe)(void *ctx, const char *channel);
     void *subscribe_ctx;

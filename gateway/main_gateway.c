@@ -1,19 +1,24 @@
-/* main_gateway.c: sioc-gateway (DESIGN.md §2): options, wiring of the HTTP listener, the
- * Socket.IO layer, auth and the worker bridge; the HTTP endpoints besides Engine.IO (/healthz,
- * /readyz, /metrics, static files, the client bundle); TLS (tls-cert); signals (SIGTERM/SIGINT
- * drain, SIGHUP reopens the log and reloads the TLS certificate). Everything the process owns
- * hangs off one struct gateway; no globals. */
+/* main_gateway.c: sioc-gateway (DESIGN.md §2): the wiring of the HTTP listener, the Socket.IO
+ * layer, auth, the subscriber connection, the worker bridge, the adapter, the registry, recovery
+ * and the forwarder, one set-up function per module (start()), each failure printed as
+ * "sioc-gateway: cannot start: <step>: <cause>"; the HTTP endpoints besides Engine.IO (/healthz,
+ * /readyz, /metrics, static files, the client bundle); signals (SIGTERM/SIGINT drain, SIGHUP
+ * reopens the log and reloads the TLS certificate). Options and their validation are
+ * gateway_config.c's, ws-routes requests gateway_routes.c's. Everything the process owns hangs
+ * off one struct gateway (gateway_internal.h); no globals. */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "common/user_room.h"
 #include "common/base64.h"
 #include "common/config.h"
+#include "common/envelope.h"
 #include "common/redis_slots.h"
 #include "common/error.h"
 #include "common/jwt.h"
@@ -24,124 +29,18 @@
 #include "common/net/redis_link.h"
 #include "common/net/redis_tls.h"
 #include "common/net/tls.h"
-#include "common/ws.h"
-#include "common/ws_routes.h"
 #include "gateway/auth.h"
 #include "gateway/bridge.h"
 #include "gateway/cluster.h"
 #include "gateway/eio_forward.h"
 #include "gateway/expiry.h"
+#include "gateway/gateway_config.h"
+#include "gateway/gateway_internal.h"
 #include "gateway/recovery.h"
 #include "gateway/registry.h"
 #include "gateway/sio_server.h"
 #include "gateway/static_files.h"
-#include "gateway/ws_link.h"
-
-static const struct config_option options[] = {
-    {"listen", CONFIG_STRING, "0.0.0.0:3000", 0, 0,
-     "address to listen on (host:port; port 0 = any)"},
-    {"path", CONFIG_STRING, "/socket.io/", 0, 0, "Engine.IO path prefix"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0,
-     "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
-    REDIS_TLS_OPTION_ENTRIES,
-    {"node-id", CONFIG_STRING, NULL, 0, 0, "this node's id (random when unset, printed at start)"},
-    {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
-    {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
-    {"adapter-specific-response", CONFIG_BOOL, "no", 0, 0,
-     "answer adapter requests on the requester's own channel (publishOnSpecificResponseChannel; adapter classic)"},
-    {"adapter", CONFIG_STRING, "classic", 0, 0,
-     "cluster fan-out: classic (@socket.io/redis-adapter pub/sub) or sharded (its createShardedAdapter: Redis 7 SPUBLISH/SSUBSCRIBE)"},
-    {"subscription-mode", CONFIG_STRING, "dynamic", 0, 0,
-     "adapter sharded: dynamic (a channel per public room), static or dynamic-private (as createShardedAdapter's subscriptionMode)"},
-    {"ping-interval", CONFIG_MS, "25000", 1, 3600000, "Engine.IO ping interval"},
-    {"ping-timeout", CONFIG_MS, "20000", 1, 3600000, "Engine.IO ping timeout"},
-    {"max-payload", CONFIG_INT, "1000000", 1, 1 << 30, "largest message or POST body (bytes)"},
-    {"transports", CONFIG_STRING, "polling,websocket", 0, 0, "enabled transports"},
-    {"allow-eio3", CONFIG_BOOL, "no", 0, 0,
-     "accept Engine.IO v3 clients (socket.io-client 2.x), as Node's allowEIO3"},
-    {"cors-origin", CONFIG_STRING, NULL, 0, 0,
-     "CORS: * or a comma list of origins (none when unset)"},
-    {"namespaces", CONFIG_STRING, "/", 0, 0, "accepted namespaces: a comma list, or * for any"},
-    {"forward", CONFIG_BOOL, "yes", 0, 0,
-     "serve other gateways' Engine.IO sessions by forwarding their requests over Redis (no sticky sessions needed)"},
-    {"forward-timeout", CONFIG_MS, "10000", 1, 3600000,
-     "a forwarded polling request or upgrade must be answered within this (a GET: ping-interval more)"},
-    {"forward-max", CONFIG_INT, "1024", 1, 1000000,
-     "forwarded requests in flight per gateway, each way; more get 503"},
-    {"ws-routes", CONFIG_STRING, NULL, 0, 0,
-     "plain WebSocket routes: a comma list of PATH=NAMESPACE (e.g. /ws=/ws,/ws/{user}=/ws); {user} names the connection's user"},
-    {"connect-timeout", CONFIG_MS, "45000", 1, 3600000, "close connections that join no namespace"},
-    {"backpressure-timeout", CONFIG_MS, "60000", 1, 3600000,
-     "while reading is paused for upstream back-pressure clients' heartbeats wait; longer pauses close them"},
-    {"empty-namespace-timeout", CONFIG_MS, "30000", 1, 86400000,
-     "namespaces *: a namespace without sockets is freed after this"},
-    {"auth", CONFIG_STRING, "none", 0, 0, "none, jwt or backend"},
-    {"jwt-secret", CONFIG_STRING, NULL, 0, 0, "HS256 secret (auth jwt)"},
-    {"jwt-public-key", CONFIG_STRING, NULL, 0, 0, "PEM file with an RSA or P-256 key (auth jwt)"},
-    {"jwt-user-claim", CONFIG_STRING, "sub", 0, 0, "claim holding the user id"},
-    {"user-room", CONFIG_STRING, "user:%s", 0, 0, "room of authenticated users (%s = uid)"},
-    {"auth-timeout", CONFIG_MS, "5000", 1, 3600000, "backend auth answer timeout"},
-    {"upstream", CONFIG_STRING, "stream", 0, 0, "stream, pubsub or off"},
-    {"upstream-shards", CONFIG_INT, "1", 1, 4096, "upstream stream shards per namespace"},
-    {"upstream-maxlen", CONFIG_INT, "1000000", 0, 1000000000000,
-     "approximate MAXLEN of upstream streams"},
-    {"tls-cert", CONFIG_STRING, NULL, 0, 0,
-     "serve HTTPS/WSS: PEM certificate with its chain (reloaded on SIGHUP)"},
-    {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},
-    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0,
-     "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},
-    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0,
-     "TLS key-exchange groups, a colon list"},
-    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000,
-     "a TLS handshake must complete within this"},
-    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0,
-     "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"},
-    {"static", CONFIG_STRING, NULL, 0, 0, "directory served at / (e.g. a demo page)"},
-    {"client-js", CONFIG_STRING, NULL, 0, 0, "file served at <path>socket.io.js"},
-    {"log-format", CONFIG_STRING, "text", 0, 0, "text or json"},
-    {"log-level", CONFIG_STRING, "info", 0, 0, "debug, info, warn or error"},
-    {"log-file", CONFIG_STRING, NULL, 0, 0,
-     "log to this file (reopened on SIGHUP) instead of stderr"},
-    {"drain-timeout", CONFIG_MS, "10000", 1, 3600000, "longest SIGTERM drain"},
-    {"max-connections", CONFIG_INT, "0", 0, 100000000,
-     "client connections served at once (0 = the file-descriptor limit less 64 kept for Redis and health checks); above it 503"},
-    {"recovery-window", CONFIG_MS, "0", 0, 86400000,
-     "connection state recovery: a client reconnecting within this long (any gateway) gets its socket id, rooms, user and missed packets back (0 = off)"},
-    {"node-timeout", CONFIG_MS, "6000", 100, 3600000,
-     "heartbeat lifetime: the broker reaps a node this long after its last beat"},
-    {"port-file", CONFIG_STRING, NULL, 0, 0, "write the bound port here once listening"},
-    {"check-config", CONFIG_FLAG, NULL, 0, 0, "validate the configuration and exit"},
-    {"help", CONFIG_FLAG, NULL, 0, 0, "print this help"},
-    {"config", CONFIG_STRING, NULL, 0, 0, "config file: one 'key value' per line"},
-};
-
-struct gateway {
-    struct config *cfg;
-    struct event_base *base;
-    struct log *log;
-    struct metrics *metrics;
-    struct http_server *http;
-    struct sio_server *sio;
-    struct bridge *bridge;
-    struct cluster *cluster;
-    struct registry *registry;
-    struct eio_forward *forward; /* polling without sticky sessions (NULL: forward no) */
-    struct expiry *expiry;       /* auth jwt: tokens expire during the session too */
-    struct recovery *recovery;   /* recovery-window > 0 */
-    struct jwt_key *jwt;
-    struct tls_context *tls;     /* tls-cert: HTTPS/WSS */
-    struct redis_tls *redis_tls; /* rediss:// only */
-    enum { AUTH_NONE, AUTH_JWT, AUTH_BACKEND } auth;
-    const char *user_room;
-    const char *jwt_claim;
-    struct ws_routes routes; /* ws-routes */
-    char node_id[40];
-    char client_js_path[300];
-    bool draining;
-    bool nsp_limit_logged; /* namespaces *: the limit was logged since a namespace was freed */
-    struct event *sigterm, *sigint, *sighup, *drain_timer;
-    uint64_t *http_requests, *connects_refused, *events_in;
-};
+#include "gateway/subscriber.h"
 
 /* ---- Socket.IO callbacks ---- */
 
@@ -158,7 +57,7 @@ static void connect_fresh(struct gateway *g, struct sio_socket *sock, const uint
         if (sio_socket_protocol_v4(sock) &&
             auth_find_token(payload, (struct slice){NULL, 0}).len == 0)
             payload = hs->query;
-        enum jwt_result r = auth_check_jwt(g->jwt, g->jwt_claim, payload, hs->headers,
+        enum jwt_result r = auth_check_jwt(g->opt.jwt, g->jwt_claim, payload, hs->headers,
                                            (int64_t)time(NULL), &claims);
         if (r != JWT_OK) {
             (*g->connects_refused)++;
@@ -266,26 +165,29 @@ static void on_epoch_reaped(void *ctx, const char *old_epoch, const char *new_ep
     sio_server_close_all(g->sio, "node lost");
 }
 
-/* The broker asks for a registry snapshot when this node's socket count and its mirror differ. */
-static void on_snapshot_request(void *ctx)
+/* ---- the subscriber connection's routes (subscriber.h) ---- */
+
+/* P:node:<node>: the workers' replies are the bridge's; the broker's snapshot request (asked
+ * when this node's socket count and its mirror differ) is the registry's. */
+static void on_node_message(void *ctx, struct slice pattern, struct slice channel,
+                            struct slice payload)
 {
     struct gateway *g = ctx;
-    registry_snapshot(g->registry);
+    (void)pattern;
+    (void)channel;
+    if (!bridge_apply_reply(g->bridge, payload.p, payload.len))
+        registry_snapshot(g->registry);
 }
 
-/* The bridge's subscriber connection carries the forwarder's channel besides the adapter's. */
-static void on_foreign_message(void *ctx, struct slice pattern, struct slice channel,
+/* P:eio:<tag>: requests forwarded to this node and answers to its own (eio_forward.h). */
+static void on_forward_message(void *ctx, struct slice pattern, struct slice channel,
                                struct slice payload)
 {
     struct gateway *g = ctx;
-    if (g->forward != NULL && pattern.len == 0) {
-        const char *mine = eio_forward_channel(g->forward);
-        if (channel.len == strlen(mine) && memcmp(channel.p, mine, channel.len) == 0) {
-            eio_forward_on_message(g->forward, payload.p, payload.len);
-            return;
-        }
-    }
-    cluster_on_message(g->cluster, pattern, channel, payload);
+    (void)pattern;
+    (void)channel;
+    if (g->forward != NULL) /* NULL only inside eio_forward_new, before the loop runs */
+        eio_forward_on_message(g->forward, payload.p, payload.len);
 }
 
 static bool on_foreign_sid(void *ctx, struct http_conn *conn, struct http_server_request *req,
@@ -295,30 +197,32 @@ static bool on_foreign_sid(void *ctx, struct http_conn *conn, struct http_server
     return g->forward != NULL && eio_forward_request(g->forward, conn, req, sid);
 }
 
-/* The cluster adds channels to the bridge's subscriber connection (created after it). */
+/* The cluster's channels of a namespace under `namespaces *` (cluster.h subscribe_cb). */
 static int cluster_subscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
-    return bridge_subscribe_extra(g->bridge, channel, false);
-}
-
-static int forward_subscribe(void *ctx, const char *channel)
-{
-    struct gateway *g = ctx;
-    return bridge_subscribe_extra(g->bridge, channel, false);
+    return subscriber_add(g->sub, SUBSCRIBER_CHANNEL, channel, cluster_on_message, g->cluster);
 }
 
 static int cluster_unsubscribe(void *ctx, const char *channel)
 {
     struct gateway *g = ctx;
-    return bridge_unsubscribe_extra(g->bridge, channel, false);
+    return subscriber_remove(g->sub, SUBSCRIBER_CHANNEL, channel);
 }
 
-/* adapter sharded: shard channels on the same subscriber connection (cluster.h). */
+/* adapter sharded: shard channels (cluster.h shard_cb). */
 static int cluster_shard(void *ctx, const char *channel, bool subscribe)
 {
     struct gateway *g = ctx;
-    return bridge_shard_extra(g->bridge, channel, subscribe);
+    return subscribe
+               ? subscriber_add(g->sub, SUBSCRIBER_SHARD, channel, cluster_on_message, g->cluster)
+               : subscriber_remove(g->sub, SUBSCRIBER_SHARD, channel);
+}
+
+static int forward_subscribe(void *ctx, const char *channel)
+{
+    struct gateway *g = ctx;
+    return subscriber_add(g->sub, SUBSCRIBER_CHANNEL, channel, on_forward_message, g);
 }
 
 /* A room came to exist or went away on this node: the sharded adapter's dynamic channels. */
@@ -378,135 +282,6 @@ static void on_pause(void *ctx, bool paused)
     plain_ws_hold_heartbeats(sio_server_plain(g->sio), paused);
 }
 
-/* ---- plain WebSocket routes (ws-routes; docs/contracts.md "Plain WebSocket routes") ---- */
-
-/* An answer to a route request that cannot become a plain connection, with its log line. An
- * upgrade request's connection closes after it (the client sent no more than the head). */
-static void route_refuse(struct gateway *g, struct http_conn *conn,
-                         const struct http_server_request *req, int status,
-                         const struct http_field *extra, size_t nextra, const char *why)
-{
-    struct http_field fields[4] = {{"Content-Type", "text/plain"}};
-    size_t n = 1;
-    for (size_t i = 0; i < nextra && n < 4; i++)
-        fields[n++] = extra[i];
-    char body[200];
-    int len = snprintf(body, sizeof body, "%s\n", why);
-    log_write(g->log, LOG_LEVEL_INFO, "ws.route_refused", "path=%.*s status=%d peer=%s: %s",
-              (int)(req->path.len > 256 ? 256 : req->path.len), (const char *)req->path.p, status,
-              http_conn_peer(conn), why);
-    http_conn_respond(conn, status, fields, n, body, len > 0 ? (size_t)len : 0, req->upgrade);
-}
-
-/* auth jwt on a plain route: the `token` query parameter, else `Authorization: Bearer`. */
-static enum jwt_result route_token(struct gateway *g, const struct http_server_request *req,
-                                   struct jwt_claims *claims)
-{
-    struct buf token;
-    buf_init(&token, 16384);
-    const uint8_t *p = NULL;
-    size_t len = 0;
-    if (http_query_get(req->query, "token", &token) == 1 && token.len > 0) {
-        p = token.data;
-        len = token.len;
-    } else {
-        const struct http_header *h = http_header_find(req->head, "Authorization", NULL);
-        /* RFC 6750 2.1: "Bearer" is case-insensitive, followed by one space */
-        if (h != NULL && h->value.len > 7 &&
-            strncasecmp((const char *)h->value.p, "Bearer ", 7) == 0) {
-            p = h->value.p + 7;
-            len = h->value.len - 7;
-        }
-    }
-    enum jwt_result r = JWT_MALFORMED;
-    memset(claims, 0, sizeof *claims);
-    if (len > 0)
-        r = jwt_verify(g->jwt, (const char *)p, len, g->jwt_claim, (int64_t)time(NULL), claims);
-    buf_deinit(&token);
-    return r;
-}
-
-/* A request for a route's path: a GET with a valid WebSocket upgrade (and, with auth jwt, a
- * valid token) becomes a plain connection whose socket is accepted as a Socket.IO CONNECT
- * would be (auth none and jwt here; auth backend by the worker). */
-static void serve_route(struct gateway *g, struct http_conn *conn, struct http_server_request *req,
-                        const struct ws_route *route, const char *user)
-{
-    struct slice m = req->head->method;
-    if (m.len != 3 || memcmp(m.p, "GET", 3) != 0) {
-        static const struct http_field allow[] = {{"Allow", "GET"}};
-        route_refuse(g, conn, req, 405, allow, 1, "a plain WebSocket route takes GET only");
-        return;
-    }
-    if (!req->upgrade) {
-        /* RFC 9110 15.5.22: 426 names the protocol to upgrade to */
-        static const struct http_field up[] = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
-        route_refuse(g, conn, req, 426, up, 2, "WebSocket upgrade required");
-        return;
-    }
-    const struct http_header *version = http_header_find(req->head, "Sec-WebSocket-Version", NULL);
-    if (version == NULL || !ws_version_valid((const char *)version->value.p, version->value.len)) {
-        /* RFC 6455 4.4: the versions the server speaks */
-        static const struct http_field v[] = {{"Sec-WebSocket-Version", "13"}};
-        route_refuse(g, conn, req, 426, v, 1, "unsupported Sec-WebSocket-Version");
-        return;
-    }
-    if (!ws_link_request_valid(req)) {
-        route_refuse(g, conn, req, 400, NULL, 0, "invalid Sec-WebSocket-Key");
-        return;
-    }
-    struct jwt_claims claims = {0};
-    if (g->auth == AUTH_JWT) {
-        enum jwt_result r = route_token(g, req, &claims);
-        if (r != JWT_OK) {
-            static const struct http_field www[] = {{"WWW-Authenticate", "Bearer"}};
-            (*g->connects_refused)++;
-            route_refuse(g, conn, req, 401, www, 1, jwt_strerror(r));
-            return;
-        }
-        if (user != NULL && strcmp(user, claims.uid) != 0) {
-            (*g->connects_refused)++;
-            route_refuse(g, conn, req, 403, NULL, 0, "the path's user is not the token's user");
-            return;
-        }
-    }
-    struct sio_socket *sock =
-        sio_server_open_plain(g->sio, conn, req, route->nsp, route->nsp_len, user);
-    if (sock == NULL)
-        return;                              /* answered (503) and logged */
-    static const uint8_t no_auth[] = {0x80}; /* {}: a plain client sends no CONNECT payload */
-    if (g->auth == AUTH_BACKEND) {
-        bridge_on_connect(g->bridge, sock, no_auth, 1, true); /* the worker answers */
-        return;
-    }
-    sio_socket_accept(sock, g->auth == AUTH_JWT ? claims.uid : NULL, g->user_room);
-    if (claims.exp > 0 && expiry_add(g->expiry, sock, claims.exp) != SIOC_OK)
-        sio_socket_disconnect(sock, false); /* cannot enforce exp: do not keep the socket */
-    else
-        bridge_on_connect(g->bridge, sock, no_auth, 1, false);
-}
-
-/* Routes a request to a plain route; false when its path is none. */
-static bool route_request(struct gateway *g, struct http_conn *conn,
-                          struct http_server_request *req)
-{
-    if (g->routes.count == 0)
-        return false;
-    const struct ws_route *route = NULL;
-    struct buf user;
-    buf_init(&user, WS_ROUTES_MAX_USER * 3 + 1);
-    enum ws_routes_match r = ws_routes_match(&g->routes, req->path.p, req->path.len, &route, &user);
-    if (r == WS_ROUTES_BAD_USER) {
-        route_refuse(g, conn, req, 400, NULL, 0,
-                     "the {user} segment is not valid UTF-8 text of at most 256 bytes");
-    } else if (r == WS_ROUTES_FOUND) {
-        buf_append_byte(&user, 0);
-        serve_route(g, conn, req, route, route->has_user ? (const char *)user.data : NULL);
-    }
-    buf_deinit(&user);
-    return r != WS_ROUTES_NONE;
-}
-
 /* ---- HTTP routes ---- */
 
 static bool path_is(const struct http_server_request *req, const char *p)
@@ -549,7 +324,7 @@ static void on_request(void *ctx, struct http_conn *conn, struct http_server_req
         buf_deinit(&out);
         return;
     }
-    if (route_request(g, conn, req))
+    if (gateway_route_request(g, conn, req))
         return;
     const char *dir = config_get(g->cfg, "static");
     if (dir != NULL && static_serve_dir(conn, req, dir))
@@ -713,145 +488,334 @@ static void hup_cb(evutil_socket_t sig, short what, void *arg)
     struct gateway *g = arg;
     if (log_reopen(g->log) != 0)
         log_write(g->log, LOG_LEVEL_WARN, "log.reopen", "failed; still writing to the old file");
-    if (g->tls != NULL) {
+    if (g->opt.tls != NULL) {
         char err[512];
-        if (tls_context_reload(g->tls, err, sizeof err) == 0)
+        if (tls_context_reload(g->opt.tls, err, sizeof err) == 0)
             log_write(g->log, LOG_LEVEL_INFO, "tls.reload", "new connections get %s",
-                      tls_context_describe(g->tls));
+                      tls_context_describe(g->opt.tls));
         else
             log_write(g->log, LOG_LEVEL_WARN, "tls.reload", "failed, the old certificate stays: %s",
                       err);
     }
 }
 
-/* ---- configuration ---- */
+/* ---- start-up: one set-up per module, each failure named ---- */
 
-/* True when `nsp` is accepted by the `namespaces` list ("*" accepts any). */
-static bool namespace_listed(const char *list, const char *nsp, size_t len)
+/* Prints "sioc-gateway: cannot start: <step>: <cause>" (one line, stderr); returns false. */
+static bool start_failed(const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static bool start_failed(const char *step, const char *fmt, ...)
 {
-    if (strcmp(list, "*") == 0)
-        return true;
-    return config_list_has(list, nsp, len);
+    char cause[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cause, sizeof cause, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sioc-gateway: cannot start: %s: %s\n", step, cause);
+    return false;
 }
 
-/* ws-routes: the syntax (common/ws_routes.h), each namespace accepted by `namespaces`, and no
- * path that another endpoint answers first. Fills g->routes; an error text or NULL. */
-static const char *validate_routes(struct gateway *g, char *err, size_t errlen)
-{
-    struct config *cfg = g->cfg;
-    char why[200];
-    if (ws_routes_parse(&g->routes, config_get(cfg, "ws-routes"), why, sizeof why) != SIOC_OK) {
-        snprintf(err, errlen, "ws-routes: %s", why[0] ? why : "out of memory");
-        return err;
-    }
-    const char *path = config_get(cfg, "path");
-    for (size_t i = 0; i < g->routes.count; i++) {
-        const struct ws_route *r = &g->routes.routes[i];
-        const char *problem = NULL;
-        if (!namespace_listed(config_get(cfg, "namespaces"), r->nsp, r->nsp_len))
-            problem = "the namespace is not accepted by the namespaces option";
-        else if (strncmp(r->path, path, strlen(path)) == 0)
-            problem = "the path is under the Engine.IO path (option path)";
-        else if (strcmp(r->path, "/healthz") == 0 || strcmp(r->path, "/readyz") == 0 ||
-                 strcmp(r->path, "/metrics") == 0)
-            problem = "the path is a health or metrics endpoint";
-        if (problem != NULL) {
-            snprintf(err, errlen, "ws-routes: \"%s=%s\": %s", r->path, r->nsp, problem);
-            ws_routes_deinit(&g->routes);
-            return err;
-        }
-    }
-    return NULL;
-}
-
-/* Checks what config_load cannot: choices, cross-option rules, files. Returns an error text or
- * NULL. */
-static const char *validate(struct gateway *g, char *err, size_t errlen)
+/* Options that every module reads, decided once: auth, node id, seed, key prefix, sid tag. */
+static void setup_identity(struct gateway *g)
 {
     struct config *cfg = g->cfg;
     const char *auth = config_get(cfg, "auth");
-    const char *upstream = config_get(cfg, "upstream");
-    char prefix_buf[CONFIG_MAX_VALUE + 3];
-    if (redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"), prefix_buf,
-                             sizeof prefix_buf) == NULL)
-        return "key-prefix: must not be empty or contain { or } on a Redis Cluster";
-    const char *tls_problem =
-        redis_tls_from_config(cfg, config_get(cfg, "redis"), &g->redis_tls, err, errlen);
-    if (tls_problem != NULL)
-        return tls_problem;
-    if (strcmp(auth, "none") != 0 && strcmp(auth, "jwt") != 0 && strcmp(auth, "backend") != 0)
-        return "auth: must be none, jwt or backend";
-    if (strcmp(upstream, "stream") != 0 && strcmp(upstream, "pubsub") != 0 &&
-        strcmp(upstream, "off") != 0)
-        return "upstream: must be stream, pubsub or off";
-    if (strcmp(auth, "backend") == 0 && strcmp(upstream, "off") == 0)
-        return "auth backend needs an upstream (stream or pubsub)";
-    const char *adapter = config_get(cfg, "adapter");
-    enum cluster_sub_mode mode;
-    if (strcmp(adapter, "classic") != 0 && strcmp(adapter, "sharded") != 0)
-        return "adapter: must be classic or sharded";
-    if (!cluster_sub_mode_parse(config_get(cfg, "subscription-mode"), &mode))
-        return "subscription-mode: must be dynamic, static or dynamic-private";
-    if (strcmp(adapter, "sharded") == 0 && config_get_bool(cfg, "adapter-specific-response"))
-        return "adapter-specific-response: only with adapter classic (sharded answers always go to the requester's channel)";
-    if (!user_room_valid(config_get(cfg, "user-room")))
-        return "user-room: must contain exactly one %s and no other %";
-    const char *path = config_get(cfg, "path");
-    if (path[0] != '/' || path[strlen(path) - 1] != '/')
-        return "path: must start and end with /";
-    enum log_level level;
-    enum log_format format;
-    if (log_level_parse(config_get(cfg, "log-level"), &level) != SIOC_OK)
-        return "log-level: must be debug, info, warn or error";
-    if (log_format_parse(config_get(cfg, "log-format"), &format) != SIOC_OK)
-        return "log-format: must be text or json";
-    if (strcmp(auth, "jwt") == 0) {
-        const char *secret = config_get(cfg, "jwt-secret");
-        const char *pem_file = config_get(cfg, "jwt-public-key");
-        if ((secret == NULL) == (pem_file == NULL))
-            return "auth jwt: give exactly one of jwt-secret and jwt-public-key";
-        if (secret != NULL) {
-            g->jwt = jwt_key_from_secret(secret, strlen(secret));
-        } else {
-            size_t len = 0;
-            char *pem = process_read_file(pem_file, 65536, &len);
-            g->jwt = pem ? jwt_key_from_pem(pem, len) : NULL;
-            free(pem);
-            if (g->jwt == NULL) {
-                snprintf(err, errlen, "jwt-public-key: %s is not a PEM RSA or P-256 public key",
-                         pem_file);
-                return err;
-            }
-        }
-    }
-    if (config_get(cfg, "tls-cert") != NULL || config_get(cfg, "tls-key") != NULL) {
-        struct tls_options topt = {config_get(cfg, "tls-cert"), config_get(cfg, "tls-key"),
-                                   config_get(cfg, "tls-ciphers"), config_get(cfg, "tls-groups")};
-        g->tls = tls_context_new(&topt, err, errlen);
-        if (g->tls == NULL)
-            return err;
-    }
-    const char *routes_problem = validate_routes(g, err, errlen);
-    if (routes_problem != NULL)
-        return routes_problem;
-    const char *js = config_get(cfg, "client-js");
-    if (js != NULL) {
-        FILE *f = fopen(js, "rb");
-        if (f == NULL) {
-            snprintf(err, errlen, "client-js: cannot read %s", js);
-            return err;
-        }
-        fclose(f);
-    }
-    return NULL;
+    g->auth = strcmp(auth, "jwt") == 0       ? AUTH_JWT
+              : strcmp(auth, "backend") == 0 ? AUTH_BACKEND
+                                             : AUTH_NONE;
+    g->user_room = config_get(cfg, "user-room");
+    g->jwt_claim = config_get(cfg, "jwt-user-claim");
+    g->seed = process_random_u64(g);
+    if (config_get(cfg, "node-id") != NULL)
+        snprintf(g->node_id, sizeof g->node_id, "%s", config_get(cfg, "node-id"));
+    else
+        snprintf(g->node_id, sizeof g->node_id, "%016llx", (unsigned long long)g->seed);
+    if (config_get(cfg, "client-js") != NULL)
+        snprintf(g->client_js_path, sizeof g->client_js_path, "%ssocket.io.js",
+                 config_get(cfg, "path"));
+    /* "{P}" on a Redis Cluster (docs/contracts.md); gateway_config_validate checked it */
+    g->key_prefix = redis_key_prefix_for(config_get(cfg, "redis"), config_get(cfg, "key-prefix"),
+                                         g->cluster_prefix, sizeof g->cluster_prefix);
+    /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
+    uint8_t tag_bytes[3];
+    process_random_bytes(tag_bytes, sizeof tag_bytes, g);
+    base64url_encode(tag_bytes, sizeof tag_bytes, g->sid_tag);
+    g->sid_tag[EIO_SID_TAG_LEN] = '\0';
+    g->forward_on = config_get_bool(cfg, "forward");
+}
+
+/* The event loop, the log (log-file, log-level, log-format) and the metrics registry. */
+static bool setup_process(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    enum log_level level = LOG_LEVEL_INFO;
+    enum log_format format = LOG_TEXT;
+    log_level_parse(config_get(cfg, "log-level"), &level);
+    log_format_parse(config_get(cfg, "log-format"), &format);
+    const char *file = config_get(cfg, "log-file");
+    errno = 0;
+    if ((g->log = log_new("gateway", format, level, file)) == NULL)
+        return file != NULL ? start_failed("log-file", "cannot open %s: %s", file, strerror(errno))
+                            : start_failed("log", "%s", strerror(errno));
+    if ((g->base = event_base_new()) == NULL)
+        return start_failed("event loop", "libevent cannot create an event base");
+    if ((g->metrics = metrics_new()) == NULL)
+        return start_failed("metrics", "out of memory");
+    log_route_libevent(g->log);
+    if (g->opt.redis_tls != NULL && redis_tls_insecure(g->opt.redis_tls))
+        log_write(g->log, LOG_LEVEL_WARN, "redis.tls",
+                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
+    g->max_connections = connection_budget(g, (size_t)config_get_int(cfg, "max-connections"));
+    return true;
+}
+
+static uint64_t *packets(struct metrics *m, const char *name, const char *help, bool in)
+{
+    return metrics_counter(m, name, help, in ? "direction=\"in\"" : "direction=\"out\"");
+}
+
+/* Engine.IO (ping-*, max-payload, transports, cors-origin, allow-eio3, forward) and Socket.IO
+ * (namespaces, connect-timeout, empty-namespace-timeout, recovery-window) on top. */
+static bool setup_sio(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    struct metrics *m = g->metrics;
+    const char *transports = config_get(cfg, "transports");
+    struct eio_server_config ecfg = {
+        .path = config_get(cfg, "path"),
+        .ping_interval_ms = (unsigned)config_get_int(cfg, "ping-interval"),
+        .ping_timeout_ms = (unsigned)config_get_int(cfg, "ping-timeout"),
+        .heartbeat_hold_max_ms = (unsigned)config_get_int(cfg, "backpressure-timeout"),
+        .max_payload = (size_t)config_get_int(cfg, "max-payload"),
+        .polling = strstr(transports, "polling") != NULL,
+        .websocket = strstr(transports, "websocket") != NULL,
+        .cors_origin = config_get(cfg, "cors-origin"),
+        .allow_eio3 = config_get_bool(cfg, "allow-eio3"),
+        .sid_tag = g->forward_on ? g->sid_tag : NULL,
+        .on_foreign_sid = g->forward_on ? on_foreign_sid : NULL,
+        .foreign_ctx = g,
+        .packets_in = packets(m, "sioc_packets_total", "Engine.IO packets", true),
+        .packets_out = packets(m, "sioc_packets_total", "Engine.IO packets", false),
+        .bytes_in = packets(m, "sioc_payload_bytes_total", "Engine.IO payload bytes", true),
+        .bytes_out = packets(m, "sioc_payload_bytes_total", "Engine.IO payload bytes", false),
+    };
+    static const char msgs[] = "plain WebSocket messages (ws-routes)";
+    static const char bytes[] = "plain WebSocket message bytes (ws-routes)";
+    struct sio_server_config scfg = {
+        .namespaces = config_get(cfg, "namespaces"),
+        .pid_suffix = config_get_int(cfg, "recovery-window") > 0 ? g->node_id : NULL,
+        .connect_timeout_ms = (unsigned)config_get_int(cfg, "connect-timeout"),
+        .max_payload = ecfg.max_payload,
+        .seed = g->seed,
+        .on_connect = on_connect,
+        .on_event = on_event,
+        .on_disconnect = on_disconnect,
+        .on_ack = on_ack,
+        .on_accepted = on_accepted,
+        .on_room = on_room,
+        .on_room_change =
+            strcmp(config_get(cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
+        .on_log = on_log,
+        .on_namespace = on_namespace,
+        .max_namespaces = CLUSTER_MAX_NAMESPACES,
+        .empty_namespace_ms = (unsigned)config_get_int(cfg, "empty-namespace-timeout"),
+        .plain = {.messages_in = packets(m, "sioc_plain_messages_total", msgs, true),
+                  .messages_out = packets(m, "sioc_plain_messages_total", msgs, false),
+                  .bytes_in = packets(m, "sioc_plain_bytes_total", bytes, true),
+                  .bytes_out = packets(m, "sioc_plain_bytes_total", bytes, false)},
+        .ctx = g,
+    };
+    if ((g->sio = sio_server_new(g->base, &scfg, &ecfg)) == NULL)
+        return start_failed("Socket.IO server", "out of memory");
+    return true;
+}
+
+/* The one pub/sub connection (subscriber.h) and its first route, P:node:<node>. */
+static bool setup_subscriber(struct gateway *g)
+{
+    struct subscriber_config sc = {
+        .redis_url = config_get(g->cfg, "redis"),
+        .redis_tls = g->opt.redis_tls,
+        .key_prefix = g->key_prefix,
+        .node_id = g->node_id,
+        .name = "bridge-subscriber",
+        .seed = g->seed ^ 0x2545f4914f6cdd1dull,
+    };
+    if ((g->sub = subscriber_new(g->base, &sc, g->log)) == NULL)
+        return start_failed("redis", "the subscriber connection to %s: out of memory",
+                            sc.redis_url);
+    struct buf node;
+    buf_init(&node, 0);
+    envelope_key_node(&node, g->key_prefix,
+                      (struct slice){(const uint8_t *)g->node_id, strlen(g->node_id)});
+    buf_append_byte(&node, '\0');
+    int rc = node.err != SIOC_OK ? node.err
+                                 : subscriber_add(g->sub, SUBSCRIBER_CHANNEL,
+                                                  (const char *)node.data, on_node_message, g);
+    buf_deinit(&node);
+    if (rc != SIOC_OK)
+        return start_failed("redis", "the reply channel of node %s: %s", g->node_id,
+                            sioc_strerror(rc));
+    return true;
+}
+
+/* The worker bridge (upstream, upstream-shards, upstream-maxlen, auth backend, auth-timeout). */
+static bool setup_bridge(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    const char *up = config_get(cfg, "upstream");
+    struct bridge_config bcfg = {
+        .redis_url = config_get(cfg, "redis"),
+        .redis_tls = g->opt.redis_tls,
+        .key_prefix = g->key_prefix,
+        .node_id = g->node_id,
+        .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
+                    : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF
+                                              : BRIDGE_UPSTREAM_STREAM,
+        .shards = (uint32_t)config_get_int(cfg, "upstream-shards"),
+        .maxlen = (uint64_t)config_get_int(cfg, "upstream-maxlen"),
+        .auth_backend = g->auth == AUTH_BACKEND,
+        .auth_timeout_ms = (unsigned)config_get_int(cfg, "auth-timeout"),
+        .user_room = g->user_room,
+        .seed = g->seed,
+        .on_pause = on_pause,
+        .ctx = g,
+        .subscriber = g->sub,
+    };
+    if ((g->bridge = bridge_new(g->base, &bcfg, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("worker bridge", "out of memory or metrics registration failed");
+    return true;
+}
+
+/* The Redis adapter (adapter, adapter-key, adapter-specific-response, subscription-mode): its
+ * patterns and channels on the subscriber connection, its own publishing connection. */
+static bool setup_cluster(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    struct cluster_config ccfg = {
+        .redis_url = config_get(cfg, "redis"),
+        .redis_tls = g->opt.redis_tls,
+        .adapter_key = config_get(cfg, "adapter-key"),
+        .namespaces = config_get(cfg, "namespaces"),
+        .seed = g->seed ^ 0x9e3779b97f4a7c15ull,
+        .specific_response_channel = config_get_bool(cfg, "adapter-specific-response"),
+        .subscribe_cb = cluster_subscribe,
+        .unsubscribe_cb = cluster_unsubscribe,
+        .subscribe_ctx = g,
+        .sharded = strcmp(config_get(cfg, "adapter"), "sharded") == 0,
+        .shard_cb = cluster_shard,
+    };
+    cluster_sub_mode_parse(config_get(cfg, "subscription-mode"), &ccfg.sub_mode);
+    if ((g->cluster = cluster_new(g->base, &ccfg, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("adapter",
+                            "namespaces \"%s\": a namespace longer than 255 bytes, or out of "
+                            "memory",
+                            ccfg.namespaces);
+    const char *const *names;
+    size_t n = cluster_patterns(g->cluster, &names);
+    for (size_t i = 0; i < n; i++)
+        if (subscriber_add(g->sub, SUBSCRIBER_PATTERN, names[i], cluster_on_message, g->cluster) !=
+            SIOC_OK)
+            return start_failed("adapter", "pattern %s: out of memory", names[i]);
+    n = cluster_channels(g->cluster, &names);
+    for (size_t i = 0; i < n; i++)
+        if (subscriber_add(g->sub, SUBSCRIBER_CHANNEL, names[i], cluster_on_message, g->cluster) !=
+            SIOC_OK)
+            return start_failed("adapter", "channel %s: out of memory", names[i]);
+    if (cluster_start(g->cluster) != SIOC_OK)
+        return start_failed("adapter sharded", "the namespaces' shard channels cannot be "
+                                               "subscribed (out of memory)");
+    return true;
+}
+
+/* The cluster registry (node-timeout) and, with auth jwt, token expiry. */
+static bool setup_registry(struct gateway *g)
+{
+    struct registry_config rcfg = {
+        .redis_url = config_get(g->cfg, "redis"),
+        .redis_tls = g->opt.redis_tls,
+        .key_prefix = g->key_prefix,
+        .node_id = g->node_id,
+        .address = config_get(g->cfg, "listen"),
+        .node_timeout_ms = (unsigned)config_get_int(g->cfg, "node-timeout"),
+        .seed = g->seed ^ 0xd1b54a32d192ed03ull,
+        .on_epoch_reaped = on_epoch_reaped,
+        .ctx = g,
+    };
+    if ((g->registry = registry_new(g->base, &rcfg, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("registry", "out of memory");
+    if ((g->expiry = expiry_new(g->base, g->sio, on_token_expired, g)) == NULL)
+        return start_failed("token expiry", "out of memory");
+    return true;
+}
+
+/* The HTTP listener (listen, max-connections, tls-*, max-payload). */
+static bool setup_http(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    static const char *const health_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
+    size_t max_payload = (size_t)config_get_int(cfg, "max-payload");
+    struct http_server_config hcfg = {
+        .listen = config_get(cfg, "listen"),
+        .max_body = max_payload,
+        /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
+         * polling body of it in base64 and one more message */
+        .output_hard_limit = (16u << 20) + 2 * max_payload,
+        .max_connections = g->max_connections,
+        .reserve_connections = HEALTH_RESERVE,
+        .on_request = on_request,
+        .on_error = on_http_error,
+        .on_listener = on_listener,
+        .tls = g->opt.tls,
+        .handshake_timeout_ms = (unsigned)config_get_int(cfg, "tls-handshake-timeout"),
+        .plain_paths = config_get_bool(cfg, "tls-plain-health") ? health_paths : NULL,
+        .ctx = g,
+    };
+    char err[512] = "";
+    if ((g->http = http_server_new(g->base, &hcfg, err, sizeof err)) == NULL)
+        return start_failed("listen", "%s", err[0] ? err : "out of memory");
+    /* P:nodes names the bound address: "host:0" in the config becomes the real port */
+    const char *listen = hcfg.listen;
+    const char *colon = strrchr(listen, ':');
+    char bound[300];
+    snprintf(bound, sizeof bound, "%.*s:%u", colon ? (int)(colon - listen) : (int)strlen(listen),
+             listen, http_server_port(g->http));
+    registry_set_address(g->registry, bound);
+    return true;
+}
+
+/* forward yes: polling without sticky sessions (forward-timeout, forward-max). */
+static bool setup_forward(struct gateway *g)
+{
+    if (!g->forward_on)
+        return true;
+    struct config *cfg = g->cfg;
+    unsigned ping_interval = (unsigned)config_get_int(cfg, "ping-interval");
+    struct eio_forward_config fcfg = {
+        .redis_url = config_get(cfg, "redis"),
+        .redis_tls = g->opt.redis_tls,
+        .key_prefix = g->key_prefix,
+        .tag = g->sid_tag,
+        .timeout_ms = (unsigned)config_get_int(cfg, "forward-timeout"),
+        .get_hold_ms = ping_interval,
+        .tunnel_idle_ms = ping_interval + (unsigned)config_get_int(cfg, "ping-timeout"),
+        .max_inflight = (size_t)config_get_int(cfg, "forward-max"),
+        .subscribe = forward_subscribe,
+        .subscribe_ctx = g,
+    };
+    g->forward =
+        eio_forward_new(g->base, &fcfg, sio_server_eio(g->sio), g->http, g->log, g->metrics);
+    if (g->forward == NULL)
+        return start_failed("forward", "the forwarder of sid tag %s: out of memory", g->sid_tag);
+    return true;
 }
 
 /* recovery-window > 0: connection state recovery (gateway/recovery.h). */
-static int start_recovery(struct gateway *g)
+static bool setup_recovery(struct gateway *g)
 {
     struct recovery_config rc = {
         .redis_url = config_get(g->cfg, "redis"),
-        .redis_tls = g->redis_tls,
+        .redis_tls = g->opt.redis_tls,
         .key_prefix = config_get(g->cfg, "key-prefix"),
         .node_id = g->node_id,
         .window_ms = (unsigned)config_get_int(g->cfg, "recovery-window"),
@@ -862,306 +826,119 @@ static int start_recovery(struct gateway *g)
         .ctx = g,
     };
     if (rc.window_ms == 0)
-        return SIOC_OK;
-    g->recovery = recovery_new(g->base, &rc, g->sio, g->log, g->metrics);
-    if (g->recovery == NULL) {
-        fprintf(stderr, "sioc-gateway: cannot start: out of memory (recovery)\n");
-        return SIOC_ENOMEM;
-    }
+        return true;
+    if ((g->recovery = recovery_new(g->base, &rc, g->sio, g->log, g->metrics)) == NULL)
+        return start_failed("recovery-window", "out of memory");
     log_write(g->log, LOG_LEVEL_INFO, "recovery.start",
               "connection state recovery on: window %u ms (sessions and missed packets in Redis; "
               "workers' broadcasts are stored by the SDK)",
               rc.window_ms);
-    return SIOC_OK;
+    return true;
+}
+
+/* SIGTERM/SIGINT drain (drain-timeout), SIGHUP reopen/reload. */
+static bool setup_signals(struct gateway *g)
+{
+    g->sigterm = evsignal_new(g->base, SIGTERM, stop_cb, g);
+    g->sigint = evsignal_new(g->base, SIGINT, stop_cb, g);
+    g->sighup = evsignal_new(g->base, SIGHUP, hup_cb, g);
+    g->drain_timer = evtimer_new(g->base, drain_timeout_cb, g);
+    if (g->sigterm == NULL || g->sigint == NULL || g->sighup == NULL || g->drain_timer == NULL ||
+        evsignal_add(g->sigterm, NULL) != 0 || evsignal_add(g->sigint, NULL) != 0 ||
+        evsignal_add(g->sighup, NULL) != 0)
+        return start_failed("signals", "cannot watch SIGTERM, SIGINT and SIGHUP");
+    signal(SIGPIPE, SIG_IGN);
+    return true;
+}
+
+/* The start-up lines of the log. */
+static void announce(struct gateway *g)
+{
+    struct config *cfg = g->cfg;
+    const char *auth = config_get(cfg, "auth");
+    const char *up = config_get(cfg, "upstream");
+    process_write_port_file(config_get(cfg, "port-file"), http_server_port(g->http));
+    log_write(g->log, LOG_LEVEL_INFO, "process.start",
+              "node=%s epoch=%s sid-tag=%s listening on port %u path %s auth=%s upstream=%s",
+              g->node_id, registry_epoch(g->registry), g->forward_on ? g->sid_tag : "-",
+              http_server_port(g->http), config_get(cfg, "path"), auth, up);
+    if (g->opt.routes.count > 0)
+        log_write(g->log, LOG_LEVEL_INFO, "process.ws_routes", "%zu plain WebSocket routes: %s",
+                  g->opt.routes.count, config_get(cfg, "ws-routes"));
+    if (g->opt.tls != NULL)
+        log_write(g->log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s",
+                  tls_context_describe(g->opt.tls),
+                  config_get_bool(cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
+    if (g->auth != AUTH_BACKEND && strcmp(up, "off") != 0)
+        log_write(g->log, LOG_LEVEL_INFO, "process.auth",
+                  "auth=%s: sockets are accepted here; workers' connect handlers are told "
+                  "afterwards and cannot refuse sockets or name their user (use --auth backend "
+                  "for that)",
+                  auth);
+}
+
+/* Every module in dependency order; false (the failure printed) at the first that fails. */
+static bool start(struct gateway *g)
+{
+    setup_identity(g);
+    if (!setup_process(g) || !setup_sio(g) || !setup_subscriber(g) || !setup_bridge(g) ||
+        !setup_cluster(g) || !setup_registry(g) || !setup_http(g) || !setup_forward(g) ||
+        !setup_recovery(g) || !setup_signals(g))
+        return false;
+    register_metrics(g);
+    announce(g);
+    return true;
+}
+
+/* Frees whatever exists, in the order the modules need (each free takes NULL). */
+static void stop(struct gateway *g)
+{
+    if (g->http != NULL)
+        http_server_stop_listening(g->http);
+    eio_forward_free(g->forward); /* its parked requests and replays, before the server */
+    sio_server_free(g->sio);      /* sockets report their disconnects to the bridge first */
+    bridge_free(g->bridge);       /* detaches its probe link from the subscriber */
+    cluster_free(g->cluster);
+    subscriber_free(g->sub);
+    registry_free(g->registry);
+    expiry_free(g->expiry);
+    recovery_free(g->recovery);
+    http_server_free(g->http);
+    struct event *events[] = {g->sigterm, g->sigint, g->sighup, g->drain_timer};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+        if (events[i] != NULL)
+            event_free(events[i]);
+    metrics_free(g->metrics);
+    gateway_loaded_free(&g->opt); /* after every link: the Redis TLS context */
+    log_free(g->log);
+    if (g->base != NULL)
+        event_base_free(g->base);
+    config_deinit(g->cfg);
 }
 
 int main(int argc, char **argv)
 {
     struct config cfg;
     char err[512] = "";
-    enum process_start start = process_load_config(
-        &cfg, options, sizeof options / sizeof options[0], "sioc-gateway", argc, argv);
-    if (start != PROCESS_RUN)
-        return start == PROCESS_EXIT ? 0 : 2;
+    size_t noptions;
+    const struct config_option *options = gateway_options(&noptions);
+    enum process_start run =
+        process_load_config(&cfg, options, noptions, "sioc-gateway", argc, argv);
+    if (run != PROCESS_RUN)
+        return run == PROCESS_EXIT ? 0 : 2;
     struct gateway g = {.cfg = &cfg};
-    const char *problem = validate(&g, err, sizeof err);
-    if (problem != NULL) {
-        fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
-        ws_routes_deinit(&g.routes);
-        jwt_key_free(g.jwt);
-        tls_context_free(g.tls);
-        redis_tls_free(g.redis_tls);
-        config_deinit(&cfg);
-        return 2;
+    const char *problem = gateway_config_validate(&cfg, &g.opt, err, sizeof err);
+    if (problem != NULL || config_get_bool(&cfg, "check-config")) {
+        if (problem != NULL)
+            fprintf(stderr, "sioc-gateway: invalid configuration: %s\n", problem);
+        else
+            printf("configuration ok\n");
+        stop(&g);
+        return problem != NULL ? 2 : 0;
     }
-    if (config_get_bool(&cfg, "check-config")) {
-        printf("configuration ok\n");
-        ws_routes_deinit(&g.routes);
-        jwt_key_free(g.jwt);
-        tls_context_free(g.tls);
-        redis_tls_free(g.redis_tls);
-        config_deinit(&cfg);
-        return 0;
-    }
-    signal(SIGPIPE, SIG_IGN);
-
-    enum log_level level = LOG_LEVEL_INFO;
-    enum log_format format = LOG_TEXT;
-    log_level_parse(config_get(&cfg, "log-level"), &level);
-    log_format_parse(config_get(&cfg, "log-format"), &format);
-    const char *auth = config_get(&cfg, "auth");
-    g.auth = strcmp(auth, "jwt") == 0       ? AUTH_JWT
-             : strcmp(auth, "backend") == 0 ? AUTH_BACKEND
-                                            : AUTH_NONE;
-    g.user_room = config_get(&cfg, "user-room");
-    g.jwt_claim = config_get(&cfg, "jwt-user-claim");
-    uint64_t seed = process_random_u64(&g);
-    if (config_get(&cfg, "node-id") != NULL)
-        snprintf(g.node_id, sizeof g.node_id, "%s", config_get(&cfg, "node-id"));
-    else
-        snprintf(g.node_id, sizeof g.node_id, "%016llx", (unsigned long long)seed);
-    const char *path = config_get(&cfg, "path");
-    if (config_get(&cfg, "client-js") != NULL)
-        snprintf(g.client_js_path, sizeof g.client_js_path, "%ssocket.io.js", path);
-
-    g.base = event_base_new();
-    g.log = log_new("gateway", format, level, config_get(&cfg, "log-file"));
-    g.metrics = metrics_new();
-    if (g.base == NULL || g.log == NULL || g.metrics == NULL) {
-        fprintf(stderr, "sioc-gateway: cannot start (out of memory or log file)\n");
-        return 1;
-    }
-    log_route_libevent(g.log);
-    if (g.redis_tls != NULL && redis_tls_insecure(g.redis_tls))
-        log_write(g.log, LOG_LEVEL_WARN, "redis.tls",
-                  "redis-tls-insecure: Redis's certificate and name are NOT verified");
-    size_t max_connections = connection_budget(&g, (size_t)config_get_int(&cfg, "max-connections"));
-    /* the routing tag at the start of every session id (eio_forward.h): 24 random bits */
-    char sid_tag[EIO_SID_TAG_LEN + 1];
-    uint8_t tag_bytes[3];
-    process_random_bytes(tag_bytes, sizeof tag_bytes, &g);
-    base64url_encode(tag_bytes, sizeof tag_bytes, sid_tag);
-    sid_tag[EIO_SID_TAG_LEN] = '\0';
-    bool forward = config_get_bool(&cfg, "forward");
-    const char *transports = config_get(&cfg, "transports");
-    struct eio_server_config ecfg = {
-        .path = path,
-        .ping_interval_ms = (unsigned)config_get_int(&cfg, "ping-interval"),
-        .ping_timeout_ms = (unsigned)config_get_int(&cfg, "ping-timeout"),
-        .heartbeat_hold_max_ms = (unsigned)config_get_int(&cfg, "backpressure-timeout"),
-        .max_payload = (size_t)config_get_int(&cfg, "max-payload"),
-        .polling = strstr(transports, "polling") != NULL,
-        .websocket = strstr(transports, "websocket") != NULL,
-        .cors_origin = config_get(&cfg, "cors-origin"),
-        .allow_eio3 = config_get_bool(&cfg, "allow-eio3"),
-        .sid_tag = forward ? sid_tag : NULL,
-        .on_foreign_sid = forward ? on_foreign_sid : NULL,
-        .foreign_ctx = &g,
-        .packets_in = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets",
-                                      "direction=\"in\""),
-        .packets_out = metrics_counter(g.metrics, "sioc_packets_total", "Engine.IO packets",
-                                       "direction=\"out\""),
-        .bytes_in = metrics_counter(g.metrics, "sioc_payload_bytes_total",
-                                    "Engine.IO payload bytes", "direction=\"in\""),
-        .bytes_out = metrics_counter(g.metrics, "sioc_payload_bytes_total",
-                                     "Engine.IO payload bytes", "direction=\"out\""),
-    };
-    struct sio_server_config scfg = {
-        .namespaces = config_get(&cfg, "namespaces"),
-        .pid_suffix = config_get_int(&cfg, "recovery-window") > 0 ? g.node_id : NULL,
-        .connect_timeout_ms = (unsigned)config_get_int(&cfg, "connect-timeout"),
-        .max_payload = ecfg.max_payload,
-        .seed = seed,
-        .on_connect = on_connect,
-        .on_event = on_event,
-        .on_disconnect = on_disconnect,
-        .on_ack = on_ack,
-        .on_accepted = on_accepted,
-        .on_room = on_room,
-        .on_room_change =
-            strcmp(config_get(&cfg, "adapter"), "sharded") == 0 ? on_room_change : NULL,
-        .on_log = on_log,
-        .on_namespace = on_namespace,
-        .max_namespaces = CLUSTER_MAX_NAMESPACES,
-        .empty_namespace_ms = (unsigned)config_get_int(&cfg, "empty-namespace-timeout"),
-        .plain =
-            {
-                .messages_in =
-                    metrics_counter(g.metrics, "sioc_plain_messages_total",
-                                    "plain WebSocket messages (ws-routes)", "direction=\"in\""),
-                .messages_out =
-                    metrics_counter(g.metrics, "sioc_plain_messages_total",
-                                    "plain WebSocket messages (ws-routes)", "direction=\"out\""),
-                .bytes_in = metrics_counter(g.metrics, "sioc_plain_bytes_total",
-                                            "plain WebSocket message bytes (ws-routes)",
-                                            "direction=\"in\""),
-                .bytes_out = metrics_counter(g.metrics, "sioc_plain_bytes_total",
-                                             "plain WebSocket message bytes (ws-routes)",
-                                             "direction=\"out\""),
-            },
-        .ctx = &g,
-    };
-    g.sio = sio_server_new(g.base, &scfg, &ecfg);
-    const char *up = config_get(&cfg, "upstream");
-    char cluster_prefix[CONFIG_MAX_VALUE + 3]; /* "{P}" on a Redis Cluster (docs/contracts.md) */
-    struct bridge_config bcfg = {
-        .redis_url = config_get(&cfg, "redis"),
-        .redis_tls = g.redis_tls,
-        .key_prefix =
-            redis_key_prefix_for(config_get(&cfg, "redis"), config_get(&cfg, "key-prefix"),
-                                 cluster_prefix, sizeof cluster_prefix),
-        .node_id = g.node_id,
-        .upstream = strcmp(up, "pubsub") == 0 ? BRIDGE_UPSTREAM_PUBSUB
-                    : strcmp(up, "off") == 0  ? BRIDGE_UPSTREAM_OFF
-                                              : BRIDGE_UPSTREAM_STREAM,
-        .shards = (uint32_t)config_get_int(&cfg, "upstream-shards"),
-        .maxlen = (uint64_t)config_get_int(&cfg, "upstream-maxlen"),
-        .auth_backend = g.auth == AUTH_BACKEND,
-        .auth_timeout_ms = (unsigned)config_get_int(&cfg, "auth-timeout"),
-        .user_room = g.user_room,
-        .seed = seed,
-        .on_pause = on_pause,
-        .ctx = &g,
-    };
-    struct cluster_config ccfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .adapter_key = config_get(&cfg, "adapter-key"),
-        .namespaces = scfg.namespaces,
-        .seed = seed ^ 0x9e3779b97f4a7c15ull,
-        .specific_response_channel = config_get_bool(&cfg, "adapter-specific-response"),
-        .subscribe_cb = cluster_subscribe,
-        .unsubscribe_cb = cluster_unsubscribe,
-        .subscribe_ctx = &g,
-        .sharded = strcmp(config_get(&cfg, "adapter"), "sharded") == 0,
-        .shard_cb = cluster_shard,
-    };
-    cluster_sub_mode_parse(config_get(&cfg, "subscription-mode"), &ccfg.sub_mode);
-    g.cluster = g.sio ? cluster_new(g.base, &ccfg, g.sio, g.log, g.metrics) : NULL;
-    if (g.cluster != NULL) {
-        /* the adapter's channels are read on the bridge's subscriber connection (cluster.h) */
-        bcfg.extra_pattern_count = cluster_patterns(g.cluster, &bcfg.extra_patterns);
-        bcfg.extra_channel_count = cluster_channels(g.cluster, &bcfg.extra_channels);
-        bcfg.on_foreign_message = on_foreign_message;
-        bcfg.foreign_ctx = &g;
-        bcfg.on_snapshot_request = on_snapshot_request;
-    }
-    g.bridge = g.cluster ? bridge_new(g.base, &bcfg, g.sio, g.log, g.metrics) : NULL;
-    if (g.bridge != NULL && cluster_start(g.cluster) != SIOC_OK) {
-        fprintf(
-            stderr,
-            "sioc-gateway: cannot start: the sharded adapter's channels cannot be subscribed (out of memory)\n");
-        return 1;
-    }
-    struct registry_config rcfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .key_prefix = bcfg.key_prefix,
-        .node_id = g.node_id,
-        .address = config_get(&cfg, "listen"),
-        .node_timeout_ms = (unsigned)config_get_int(&cfg, "node-timeout"),
-        .seed = seed ^ 0xd1b54a32d192ed03ull,
-        .on_epoch_reaped = on_epoch_reaped,
-        .ctx = &g,
-    };
-    g.registry = g.bridge ? registry_new(g.base, &rcfg, g.sio, g.log, g.metrics) : NULL;
-    static const char *const health_paths[] = {"/healthz", "/readyz", "/metrics", NULL};
-    struct http_server_config hcfg = {
-        .listen = config_get(&cfg, "listen"),
-        .max_body = ecfg.max_payload,
-        /* above the Engine.IO session's own limit (4 MiB, "slow consumer"), with room for one
-         * polling body of it in base64 and one more message */
-        .output_hard_limit = (16u << 20) + 2 * ecfg.max_payload,
-        .max_connections = max_connections,
-        .reserve_connections = HEALTH_RESERVE,
-        .on_request = on_request,
-        .on_error = on_http_error,
-        .on_listener = on_listener,
-        .tls = g.tls,
-        .handshake_timeout_ms = (unsigned)config_get_int(&cfg, "tls-handshake-timeout"),
-        .plain_paths = config_get_bool(&cfg, "tls-plain-health") ? health_paths : NULL,
-        .ctx = &g,
-    };
-    g.expiry = g.registry ? expiry_new(g.base, g.sio, on_token_expired, &g) : NULL;
-    g.http = g.expiry ? http_server_new(g.base, &hcfg, err, sizeof err) : NULL;
-    struct eio_forward_config fcfg = {
-        .redis_url = bcfg.redis_url,
-        .redis_tls = g.redis_tls,
-        .key_prefix = bcfg.key_prefix,
-        .tag = sid_tag,
-        .timeout_ms = (unsigned)config_get_int(&cfg, "forward-timeout"),
-        .get_hold_ms = ecfg.ping_interval_ms,
-        .tunnel_idle_ms = ecfg.ping_interval_ms + ecfg.ping_timeout_ms,
-        .max_inflight = (size_t)config_get_int(&cfg, "forward-max"),
-        .subscribe = forward_subscribe,
-        .subscribe_ctx = &g,
-    };
-    if (g.http != NULL && forward &&
-        (g.forward = eio_forward_new(g.base, &fcfg, sio_server_eio(g.sio), g.http, g.log,
-                                     g.metrics)) == NULL)
-        snprintf(err, sizeof err, "out of memory (forwarder)");
-    if (g.http == NULL || (forward && g.forward == NULL)) {
-        fprintf(stderr, "sioc-gateway: cannot start: %s\n", err[0] ? err : "out of memory");
-        return 1;
-    }
-    if (start_recovery(&g) != SIOC_OK)
-        return 1;
-    /* P:nodes names the bound address: "host:0" in the config becomes the real port */
-    const char *listen = config_get(&cfg, "listen");
-    const char *colon = strrchr(listen, ':');
-    char bound[300];
-    snprintf(bound, sizeof bound, "%.*s:%u", colon ? (int)(colon - listen) : (int)strlen(listen),
-             listen, http_server_port(g.http));
-    registry_set_address(g.registry, bound);
-    register_metrics(&g);
-    g.sigterm = evsignal_new(g.base, SIGTERM, stop_cb, &g);
-    g.sigint = evsignal_new(g.base, SIGINT, stop_cb, &g);
-    g.sighup = evsignal_new(g.base, SIGHUP, hup_cb, &g);
-    g.drain_timer = evtimer_new(g.base, drain_timeout_cb, &g);
-    evsignal_add(g.sigterm, NULL);
-    evsignal_add(g.sigint, NULL);
-    evsignal_add(g.sighup, NULL);
-    process_write_port_file(config_get(&cfg, "port-file"), http_server_port(g.http));
-    log_write(g.log, LOG_LEVEL_INFO, "process.start",
-              "node=%s epoch=%s sid-tag=%s listening on port %u path %s auth=%s upstream=%s",
-              g.node_id, registry_epoch(g.registry), forward ? sid_tag : "-",
-              http_server_port(g.http), path, auth, up);
-    if (g.routes.count > 0)
-        log_write(g.log, LOG_LEVEL_INFO, "process.ws_routes", "%zu plain WebSocket routes: %s",
-                  g.routes.count, config_get(&cfg, "ws-routes"));
-    if (g.tls != NULL)
-        log_write(
-            g.log, LOG_LEVEL_INFO, "tls.start", "HTTPS/WSS with %s%s", tls_context_describe(g.tls),
-            config_get_bool(&cfg, "tls-plain-health") ? "; plain HTTP for health checks" : "");
-    if (g.auth != AUTH_BACKEND && strcmp(up, "off") != 0)
-        log_write(g.log, LOG_LEVEL_INFO, "process.auth",
-                  "auth=%s: sockets are accepted here; workers' connect handlers are told "
-                  "afterwards and cannot refuse sockets or name their user (use --auth backend "
-                  "for that)",
-                  auth);
-
-    event_base_dispatch(g.base);
-
-    http_server_stop_listening(g.http);
-    eio_forward_free(g.forward); /* its parked requests and replays, before the server */
-    sio_server_free(g.sio);      /* sockets report their disconnects to the bridge first */
-    bridge_free(g.bridge);
-    cluster_free(g.cluster);
-    registry_free(g.registry);
-    expiry_free(g.expiry);
-    recovery_free(g.recovery);
-    http_server_free(g.http);
-    event_free(g.sigterm);
-    event_free(g.sigint);
-    event_free(g.sighup);
-    event_free(g.drain_timer);
-    metrics_free(g.metrics);
-    jwt_key_free(g.jwt);
-    ws_routes_deinit(&g.routes);
-    tls_context_free(g.tls);
-    redis_tls_free(g.redis_tls); /* after every link */
-    log_free(g.log);
-    event_base_free(g.base);
-    config_deinit(&cfg);
-    return 0;
+    bool started = start(&g);
+    if (started)
+        event_base_dispatch(g.base);
+    stop(&g);
+    return started ? 0 : 1;
 }
