@@ -282,6 +282,12 @@ test("RFC 6455 errors: oversized message 1009, invalid UTF-8 1007, unmasked fram
 });
 
 test("a client that does not read is closed as a slow consumer (ws.slow_consumer); the others get everything", async () => {
+  // A gateway of its own with the default heartbeat: the stalled client never reads, so it never
+  // answers a ping either, and with the others' 1 s heartbeat a loaded machine could close it
+  // for its silence (ws.ping_timeout) before its queue passes the output limit.
+  const slowArgs = gwArgs("gw-slow").map((a, i, all) =>
+    all[i - 1] === "--ping-interval" ? "25000" : all[i - 1] === "--ping-timeout" ? "20000" : a);
+  const gw2 = await startServer(GATEWAY, slowArgs);
   // a raw client with a small receive buffer that completes the upgrade and then never reads
   // (a Node socket cannot shrink SO_RCVBUF; Linux lets the window grow to 32 MB otherwise)
   const stalled = spawn("/usr/bin/python3", ["-c", `
@@ -308,7 +314,7 @@ time.sleep(60)
     }
     await until("the slow consumer closed", () => /ws\.slow_consumer/.test(gw2.log()), 20000).catch((e) => {
       // a failure seen under heavy load (not reproduced alone): show what the gateway saw
-      console.error(`reader got ${reader.messages.length}; stalled client said ${JSON.stringify(out)}; gw2 log tail:`);
+      console.error(`reader got ${reader.messages.length}; stalled client said ${JSON.stringify(out)}; gateway log tail:`);
       console.error(gw2.log().split("\n").slice(-30).join("\n"));
       throw e;
     });
@@ -320,6 +326,7 @@ time.sleep(60)
   } finally {
     stalled.kill("SIGKILL");
     reader.ws.close();
+    await gw2.stop();
   }
 }, 45000);
 
