@@ -92,7 +92,7 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
          * makes room, so that a health check that connects and asks at once is answered. */
         struct http_conn *oldest = srv->reserve[0];
         http_listener_reserve_remove(srv, oldest);
-        http_conn_close(oldest, false);
+        http_server_conn_close(oldest, false, END_EVICTED);
     }
     http_server_conn_accepted(srv, fd, over, false);
 }
