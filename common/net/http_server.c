@@ -48,6 +48,7 @@
 static void process_input(struct http_conn *conn);
 static void conn_lost(struct http_conn *conn, enum conn_end why);
 static void schedule_free(struct http_conn *conn);
+static void conn_tell_owner(struct http_conn *conn);
 
 static void report(struct http_conn *conn, const char *what)
 {
@@ -465,7 +466,7 @@ static const char *const end_reasons[] = {
 /* The one end of every connection (http_server.h "How a connection ends"): the owner hears the
  * first cause, once, right before the memory goes. Runs from the work event (or from
  * http_server_free), never under a caller of this connection. */
-static void conn_finish(struct http_conn *conn)
+static void conn_tell_owner(struct http_conn *conn)
 {
     if (conn->has_owner) {
         struct http_conn_owner owner = conn->owner;
@@ -473,6 +474,11 @@ static void conn_finish(struct http_conn *conn)
         if (owner.on_close != NULL)
             owner.on_close(owner.ctx, conn, end_reasons[conn->end]);
     }
+}
+
+static void conn_finish(struct http_conn *conn)
+{
+    conn_tell_owner(conn);
     conn_destroy(conn);
 }
 
@@ -900,6 +906,8 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
                 conn_lost(conn, END_OUTPUT_LIMIT);
             continue;
         }
+        if (w & WORK_TELL)
+            conn_tell_owner(conn);
         if ((w & WORK_INPUT) && conn->state != CONN_DEAD)
             process_input(conn);
         if ((w & WORK_FLUSH) && !write_blocked(conn))
@@ -1192,6 +1200,7 @@ void http_server_conn_close(struct http_conn *conn, bool flush, enum conn_end wh
         arm_timer(conn, &conn->srv->head_wait);     /* flushed within head_timeout_ms, or dropped */
         if (!write_blocked(conn))
             add_work(conn, WORK_FLUSH); /* output_drained frees once it is written */
+        add_work(conn, WORK_TELL);      /* the owner is done now; the flush is the server's */
         return;
     }
     schedule_free(conn);

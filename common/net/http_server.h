@@ -161,7 +161,10 @@ struct http_conn_owner {
  * nor inside another callback of the connection, whether the owner asked for the close or the
  * peer, a timeout or an error caused it (the reason says which). Memory is freed only right after
  * on_close returns, never in the middle of a callback: until then the pointer stays valid and
- * every call on a closing connection is a no-op that drops its bytes. The owner is whoever is
+ * every call on a closing connection is a no-op that drops its bytes. (A flushed close tells
+ * the owner from the loop at once and the server alone then writes what was queued and closes
+ * the socket, lingering as nginx does: on_close is the last the owner hears, and the pointer is
+ * dead to it afterwards.) The owner is whoever is
  * attached when the connection ends; a connection without one just goes. */
 
 /* Attaches an owner to the connection (replacing any), e.g. while a GET is held. */
@@ -176,8 +179,7 @@ void http_conn_clear_owner(struct http_conn *conn);
  * from the loop, not from inside this call), and no idle timeout applies. */
 void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *owner);
 /* Closes after the queued output is written (flush, within head_timeout_ms) or at once. The
- * owner's on_close ("local close") runs from the loop when the connection is gone (after the
- * flush); see "How a connection ends". */
+ * owner's on_close ("local close") runs from the loop; see "How a connection ends". */
 void http_conn_close(struct http_conn *conn, bool flush);
 /* Stops/resumes reading (back-pressure from the owner). */
 void http_conn_pause_reading(struct http_conn *conn, bool paused);

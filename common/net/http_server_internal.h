@@ -56,6 +56,7 @@ enum {
     WORK_FLUSH = 2, /* write queued output */
     WORK_FREE = 4,  /* destroy */
     WORK_LOST = 8,  /* the output hard limit was passed: close, telling the owner */
+    WORK_TELL = 16, /* closing with a flush: the owner's on_close (the flush goes on alone) */
 };
 
 /* Why a connection ended: the first cause wins; its text is the reason the owner's on_close
