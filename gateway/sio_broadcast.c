@@ -186,8 +186,12 @@ void sio_server_each_socket(struct sio_server *srv, void (*cb)(void *ctx, struct
                             void *ctx)
 {
     struct select_ctx sc = {cb, ctx};
-    for (struct sio_nsp *n = srv->nsps; n != NULL; n = n->next)
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &srv->nsps)
+    {
+        struct sio_nsp *n = list_entry(pos, struct sio_nsp, all);
         rooms_select(n->rooms, NULL, 0, NULL, 0, select_visit, &sc);
+    }
 }
 
 void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_len,

@@ -11,6 +11,7 @@
 #include "common/buf.h"
 #include "common/deadline.h"
 #include "common/idmap.h"
+#include "common/list.h"
 #include "common/namemap.h"
 #include "common/net/deadline_timer.h"
 #include "common/rooms.h"
@@ -27,8 +28,8 @@
 #define DEFAULT_EMPTY_NAMESPACE_MS 30000
 
 struct sio_nsp {
-    struct namemap_node node; /* in srv->nsp_map, keyed by name */
-    struct sio_nsp *prev, *next;
+    struct namemap_node node;   /* in srv->nsp_map, keyed by name */
+    struct list_node all;       /* in srv->nsps */
     struct deadline_node empty; /* in empty_wait while a dynamic namespace has no socket */
     size_t sockets;             /* sockets in it, pending CONNECTs included */
     bool dynamic;               /* created under "*" (and not "/"): freed once empty */
@@ -115,7 +116,7 @@ struct sio_server {
     struct event_base *base;
     struct sio_server_config cfg;
     struct eio_server *eio;
-    struct sio_nsp *nsps;   /* every namespace, for iteration */
+    struct list_node nsps;  /* every namespace (sio_nsp.all), for iteration */
     struct namemap nsp_map; /* the same, for lookup by name */
     size_t dynamic_count;   /* namespaces created under "*" (bounded by max_namespaces) */
     bool nsp_limit_logged;  /* max_namespaces was logged since a namespace was last freed */

@@ -146,10 +146,7 @@ struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len
     n->dynamic = srv->any_namespace && !(len == 1 && name[0] == '/');
     srv->dynamic_count += srv->any_namespace;
     namemap_insert(&srv->nsp_map, &n->node, n->name, len);
-    n->next = srv->nsps;
-    if (srv->nsps != NULL)
-        srv->nsps->prev = n;
-    srv->nsps = n;
+    list_push_head(&srv->nsps, &n->all);
     return n;
 }
 
@@ -165,12 +162,7 @@ static void nsp_free(struct sio_server *srv, struct sio_nsp *n)
 {
     deadline_remove(&n->empty);
     namemap_remove(&srv->nsp_map, &n->node);
-    if (n->prev != NULL)
-        n->prev->next = n->next;
-    else
-        srv->nsps = n->next;
-    if (n->next != NULL)
-        n->next->prev = n->prev;
+    list_remove(&n->all);
     rooms_free(n->rooms);
     free(n);
 }
@@ -716,6 +708,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
         return NULL;
     srv->base = base;
     srv->cfg = *cfg;
+    list_init(&srv->nsps);
     const char *list = cfg->namespaces ? cfg->namespaces : "/";
     srv->any_namespace = strcmp(list, "*") == 0;
     srv->allowed = strdup(list);
@@ -752,8 +745,9 @@ void sio_server_free(struct sio_server *srv)
         return;
     eio_server_free(srv->eio); /* closes every session: on_close frees the clients */
     plain_ws_free(srv->plain); /* the same for plain connections */
-    while (srv->nsps != NULL)
-        nsp_free(srv, srv->nsps);
+    struct list_node *pos;
+    while ((pos = list_first(&srv->nsps)) != NULL)
+        nsp_free(srv, list_entry(pos, struct sio_nsp, all));
     namemap_deinit(&srv->nsp_map);
     idmap_deinit(&srv->sockets);
     buf_deinit(&srv->packet);
