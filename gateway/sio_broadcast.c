@@ -65,7 +65,7 @@ static void broadcast_visit(void *ctx, struct rooms_member *m)
     if (__builtin_expect(s->floor != NULL || s->holding, 0) &&
         held_or_dropped(s, b->data, b->is_volatile))
         return;
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return;
     if (b->is_volatile && !sio_client_writable(s->client))
         return;
@@ -105,7 +105,7 @@ static void group_visit(void *ctx, struct rooms_member *m)
 {
     struct group_ctx *g = ctx;
     struct sio_socket *s = m->owner;
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return;
     if (s->client->plain != NULL) {
         /* a plain client cannot acknowledge: it gets the message and never answers */
@@ -167,7 +167,7 @@ static void select_visit(void *ctx, struct rooms_member *m)
 {
     struct select_ctx *sc = ctx;
     struct sio_socket *s = m->owner;
-    if (s->accepted && !s->client->closing)
+    if (s->accepted && !s->ending && !s->client->closing)
         sc->cb(sc->ctx, s);
 }
 
