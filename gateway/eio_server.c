@@ -234,7 +234,9 @@ static void answer_get(struct eio_session *s, struct gw_frame *const *frames, si
 /* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
 static void flush_poll(struct eio_session *s, struct gw_frame *extra)
 {
-    if (s->get == NULL || (s->queue_len == 0 && extra == NULL))
+    /* a GET whose connection is gone keeps the queue: its on_close (due from the loop) ends
+     * the session (1.5.2), as if it had come at once */
+    if (s->get == NULL || (s->queue_len == 0 && extra == NULL) || http_conn_closing(s->get))
         return;
     answer_get(s, s->queue, s->queue_len, extra);
     drop_queue(s);

@@ -1206,6 +1206,11 @@ void http_server_conn_close(struct http_conn *conn, bool flush, enum conn_end wh
     schedule_free(conn);
 }
 
+bool http_conn_closing(const struct http_conn *conn)
+{
+    return conn->state == CONN_DEAD || conn->state == CONN_CLOSING;
+}
+
 void http_conn_pause_reading(struct http_conn *conn, bool paused)
 {
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING || conn->paused == paused)

@@ -181,6 +181,9 @@ void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *own
 /* Closes after the queued output is written (flush, within head_timeout_ms) or at once. The
  * owner's on_close ("local close") runs from the loop; see "How a connection ends". */
 void http_conn_close(struct http_conn *conn, bool flush);
+/* True once the connection is closing or gone (its owner's on_close may still be due): an
+ * answer written now is dropped. */
+bool http_conn_closing(const struct http_conn *conn);
 /* Stops/resumes reading (back-pressure from the owner). */
 void http_conn_pause_reading(struct http_conn *conn, bool paused);
 /* "ip:port" of the peer, for logs and handshake data (asked from the socket: connections do
