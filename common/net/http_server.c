@@ -1048,16 +1048,6 @@ void http_server_free(struct http_server *srv)
     server_free_parts(srv);
 }
 
-uint16_t http_server_port(const struct http_server *srv)
-{
-    return srv->port;
-}
-
-size_t http_server_connection_count(const struct http_server *srv)
-{
-    return srv->conn_count;
-}
-
 /* ---- responses ---- */
 
 static void write_head(struct http_conn *conn, int status, const struct http_field *fields,
@@ -1217,18 +1207,6 @@ void http_conn_pause_reading(struct http_conn *conn, bool paused)
         return;
     conn->paused = paused;
     update_interest(conn, write_blocked(conn));
-}
-
-const char *http_conn_peer(const struct http_conn *conn)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char *out = conn->srv->peer;
-    if (getpeername(event_get_fd(&conn->ev), (struct sockaddr *)&ss, &len) == 0)
-        http_listener_format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
-    else
-        snprintf(out, sizeof conn->srv->peer, "?");
-    return out;
 }
 
 bool http_conn_is_tls(const struct http_conn *conn)
