@@ -1,9 +1,10 @@
 /* eio_server.c: Engine.IO v4 and v3 sessions (see eio_server.h; PROTOCOL.md §1, §1.12). A
  * session is in one state (enum session_state, every transition in set_state): polling (packets
  * queue until a GET takes them), probing and probed (an upgrade's WebSocket link exists until the
- * client sends `5`), websocket, linger and closed. Closing is two-step: the session leaves the
- * table at once, and the owner hears about it from the loop (a per-session event), so no callback
- * ever frees what its caller uses. WebSocket connection rules are ws_link.c's; polling bodies
+ * client sends `5`), websocket, linger and closed. Every end goes through session_close: the
+ * session leaves service at once; reap, from the loop, tells the owner and frees the session once
+ * nothing refers to it any more (its links and held GET end on their own, ws_link.h and
+ * http_server.h, and call back here). WebSocket connection rules are ws_link.c's; polling bodies
  * eio_polling.c's; CORS eio_cors.c's. */
 #include "gateway/eio_server.h"
 
@@ -19,6 +20,7 @@
 #include "common/eio.h"
 #include "common/error.h"
 #include "common/idmap.h"
+#include "common/list.h"
 #include "common/net/deadline_timer.h"
 #include "common/ws.h"
 #include "common/net/process.h"
@@ -46,21 +48,22 @@ enum session_state {
 
 struct eio_session {
     struct idmap_node node; /* in the session table (container_of finds the session) */
-    struct eio_session *prev, *next;
+    struct list_node all;   /* in srv->sessions_all until freed */
     struct eio_server *srv;
     void *user;
     enum session_state state;
-    bool notified;
+    bool notified;              /* the owner's on_close ran (or it never had the session) */
     struct eio_poll_format fmt; /* revision, b64, JSONP (owned digits): fixed at the handshake */
     const char *reason;
     struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping; v3: v3_wait */
     struct deadline_node deadline;  /* in upgrade_wait (a probe) or linger_wait */
-    struct eio_session *reap_next;  /* on the reap list while `reap_queued` */
-    bool reap_queued;
-    struct http_conn *get; /* the held polling GET */
+    struct list_node reap;          /* in srv->reap_queue while a reap is due */
+    struct http_conn *get; /* the held polling GET (we are its owner until it is answered) */
     char *get_origin;      /* its allowed Origin (whitelist CORS only), for the late answer */
     struct gw_frame **queue;
     size_t queue_len, queue_cap, queue_bytes;
+    /* The links, each until its on_close (ws_link.h): live in the states named, closing in
+     * the others. */
     struct ws_link *ws;    /* STATE_WEBSOCKET: the transport */
     struct ws_link *probe; /* STATE_PROBING, STATE_PROBED: the upgrading link */
 };
@@ -70,7 +73,7 @@ struct eio_server {
     struct eio_server_config cfg;
     uint64_t unused_counter; /* where counters the owner did not ask for go */
     struct idmap sessions;
-    struct eio_session *list;
+    struct list_node sessions_all; /* every session not yet freed (eio_session.all) */
     size_t count;
     uint32_t sid_counter;
     char sid_tag[EIO_SID_TAG_LEN + 1]; /* "" when ids have Node's form */
@@ -83,8 +86,8 @@ struct eio_server {
     bool heartbeats_held;         /* eio_server_hold_heartbeats */
     bool hold_expired;            /* ... for longer than heartbeat_hold_max_ms (logged once) */
     uint64_t held_since_ms;
-    /* Sessions whose owner is told (and which are freed if dead) from the loop. */
-    struct eio_session *reap_head, *reap_tail;
+    /* Sessions whose owner is told (and which are freed if done) from the loop. */
+    struct list_node reap_queue;
     struct event *reap_event;
     char cors_buf[EIO_CORS_MAX_ORIGIN]; /* the reflected Origin of the response being built */
 };
@@ -162,7 +165,8 @@ static void respond_error(struct eio_server *srv, struct http_conn *conn,
 
 /* ---- sessions ---- */
 
-static void session_abort(struct eio_session *s, const char *reason, struct gw_frame *release);
+static void session_close(struct eio_session *s, const char *reason, bool graceful,
+                          struct gw_frame *release);
 
 static void arm_server_timer(struct eio_server *srv)
 {
@@ -180,15 +184,9 @@ static void arm_deadline(struct eio_server *srv, struct deadline_node *n, struct
 static void schedule_reap(struct eio_session *s)
 {
     struct eio_server *srv = s->srv;
-    if (s->reap_queued)
+    if (list_linked(&s->reap))
         return;
-    s->reap_queued = true;
-    s->reap_next = NULL;
-    if (srv->reap_tail != NULL)
-        srv->reap_tail->reap_next = s;
-    else
-        srv->reap_head = s;
-    srv->reap_tail = s;
+    list_push_tail(&srv->reap_queue, &s->reap);
     event_active(srv->reap_event, EV_WRITE, 0);
 }
 
@@ -199,34 +197,11 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct eio_server *srv = arg;
-    struct eio_session *s;
-    while ((s = srv->reap_head) != NULL) {
-        srv->reap_head = s->reap_next;
-        if (srv->reap_head == NULL)
-            srv->reap_tail = NULL;
-        s->reap_queued = false;
-        reap(s);
+    struct list_node *n;
+    while ((n = list_first(&srv->reap_queue)) != NULL) {
+        list_remove(n);
+        reap(list_entry(n, struct eio_session, reap));
     }
-}
-
-static void session_free(struct eio_session *s)
-{
-    struct eio_server *srv = s->srv;
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        srv->list = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
-    srv->count--;
-    for (size_t i = 0; i < s->queue_len; i++)
-        gw_frame_unref(s->queue[i]);
-    free(s->queue);
-    free(s->get_origin);
-    eio_poll_format_deinit(&s->fmt);
-    deadline_remove(&s->heartbeat);
-    deadline_remove(&s->deadline);
-    free(s);
 }
 
 static void drop_queue(struct eio_session *s)
@@ -253,13 +228,15 @@ static void answer_get(struct eio_session *s, struct gw_frame *const *frames, si
     free(s->get_origin);
     s->get_origin = NULL;
     if (eio_poll_respond(conn, &s->fmt, fields, n, frames, count, extra) != SIOC_OK)
-        session_abort(s, "out of memory", NULL);
+        session_close(s, "out of memory", false, NULL);
 }
 
 /* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
 static void flush_poll(struct eio_session *s, struct gw_frame *extra)
 {
-    if (s->get == NULL || (s->queue_len == 0 && extra == NULL))
+    /* a GET whose connection is gone keeps the queue: its on_close (due from the loop) ends
+     * the session (1.5.2), as if it had come at once */
+    if (s->get == NULL || (s->queue_len == 0 && extra == NULL) || http_conn_closing(s->get))
         return;
     answer_get(s, s->queue, s->queue_len, extra);
     drop_queue(s);
@@ -280,9 +257,9 @@ static bool session_open(const struct eio_session *s)
 }
 
 /* Every state change, with what it implies (PROTOCOL.md 1.8, 1.9). Leaving a probing state for
- * polling or an end drops the probe link; the upgrade hands it over as the transport; an end
- * stops the heartbeat; linger waits for the last GET; closed leaves the table and tells the
- * owner from the loop. */
+ * polling or an end closes the probe link; the upgrade hands it over as the transport; an end
+ * closes the WebSocket and stops the heartbeat; linger waits for the last GET; closed leaves the
+ * table and tells the owner from the loop. */
 static void set_state(struct eio_session *s, enum session_state to)
 {
     struct eio_server *srv = s->srv;
@@ -295,11 +272,12 @@ static void set_state(struct eio_session *s, enum session_state to)
         s->probe = NULL;
         deadline_remove(&s->deadline);
     } else if (probing && to != STATE_PROBED) {
-        if (s->probe != NULL)
+        if (s->probe != NULL) /* it stays s->probe until its on_close */
             ws_link_close(s->probe, WS_CLOSE_NO_STATUS);
-        s->probe = NULL;
         deadline_remove(&s->deadline);
     }
+    if (from == STATE_WEBSOCKET && s->ws != NULL)
+        ws_link_close(s->ws, WS_CLOSE_NO_STATUS); /* PROTOCOL.md 1.6: no status code */
     s->state = to;
     switch (to) {
     case STATE_PROBING: arm_deadline(srv, &s->deadline, &srv->upgrade_wait); break;
@@ -318,74 +296,64 @@ static void set_state(struct eio_session *s, enum session_state to)
     }
 }
 
-/* Takes the session out of service: no more input is processed, the owner is told from the
- * loop. With `linger`, a polling session without a held GET keeps its sid so the next GET can
- * collect the rest and the close packet (PROTOCOL.md 1.5.5). */
-static void session_end(struct eio_session *s, const char *reason, bool linger)
+/* The one way a session ends (PROTOCOL.md 1.9). `graceful` (the server's close): the queued
+ * packets go first, then the close packet (polling; without a held GET the sid lingers for the
+ * next one, 1.5.5) or a close frame without status (WebSocket, 1.6). Otherwise (the client left,
+ * broke the protocol or is too slow) nothing more is sent but the answer to a held GET:
+ * `release` ("6" after the client's close packet, "1" otherwise). Either way no more input is
+ * processed, and reap tells the owner from the loop. */
+static void session_close(struct eio_session *s, const char *reason, bool graceful,
+                          struct gw_frame *release)
 {
     if (!session_open(s))
         return;
     s->reason = reason;
-    bool polling = s->state != STATE_WEBSOCKET;
-    set_state(s, linger && polling && s->get == NULL ? STATE_LINGER : STATE_CLOSED);
+    if (graceful && s->state != STATE_WEBSOCKET && s->get == NULL) {
+        /* as Node does it (reference transcript e): the next GET gets "6\x1e1" when nothing
+         * is buffered; otherwise it gets the buffered packets and the GET after it "6\x1e1"
+         * (polling_get queues those once the queue went out: a queue ending in the close
+         * packet is the last answer) */
+        if (s->queue_len == 0) {
+            eio_session_send(s, s->srv->noop);
+            eio_session_send(s, s->srv->close);
+        }
+        set_state(s, STATE_LINGER);
+        return;
+    }
+    if (s->get != NULL && !graceful)
+        drop_queue(s); /* the held GET gets only the release packet: the rest is for no one */
+    flush_poll(s, graceful ? s->srv->close : release);
+    set_state(s, STATE_CLOSED); /* closes the links */
 }
 
-/* Tells the owner the session ended (once) and frees it if it is dead. */
+/* From the loop: tells the owner the session ended (once), and frees it once nothing refers to
+ * it (closed, and its links and held GET have ended; each of those ends schedules a reap). */
 static void reap(struct eio_session *s)
 {
+    struct eio_server *srv = s->srv;
     if (!s->notified) {
         s->notified = true;
-        if (s->srv->cfg.on_close != NULL)
-            s->srv->cfg.on_close(s->srv->cfg.ctx, s, s->user, s->reason);
+        if (srv->cfg.on_close != NULL)
+            srv->cfg.on_close(srv->cfg.ctx, s, s->user, s->reason);
         s->user = NULL;
     }
-    if (s->state == STATE_CLOSED)
-        session_free(s);
+    if (s->state != STATE_CLOSED || s->ws != NULL || s->probe != NULL || s->get != NULL)
+        return;
+    list_remove(&s->all);
+    list_remove(&s->reap);
+    srv->count--;
+    drop_queue(s);
+    free(s->queue);
+    free(s->get_origin);
+    eio_poll_format_deinit(&s->fmt);
+    deadline_remove(&s->heartbeat);
+    deadline_remove(&s->deadline);
+    free(s);
 }
 
-/* Server-initiated close, or a close after an error: flush, then the close packet/frame. */
 void eio_session_close(struct eio_session *s, const char *reason)
 {
-    if (!session_open(s))
-        return;
-    if (s->state == STATE_WEBSOCKET) {
-        ws_link_close(s->ws, WS_CLOSE_NO_STATUS); /* PROTOCOL.md 1.6: no status code */
-        s->ws = NULL;
-        session_end(s, reason, false);
-        return;
-    }
-    if (s->get != NULL) {
-        flush_poll(s, s->srv->close);
-        session_end(s, reason, false);
-        return;
-    }
-    /* PROTOCOL.md 1.5.5 as Node does it (reference transcript e): the next GET gets "6\x1e1" when
-     * nothing is buffered; otherwise it gets the buffered packets and the GET after it "6\x1e1"
-     * (polling_get queues those once the queue went out: a queue ending in the close packet is
-     * the last answer). */
-    if (s->queue_len == 0) {
-        eio_session_send(s, s->srv->noop);
-        eio_session_send(s, s->srv->close);
-    }
-    session_end(s, reason, true);
-}
-
-/* Ends the session because the client went away or broke the protocol: nothing more is sent
- * but the answer to a held GET (`release`: "6" after a client close packet, "1" otherwise). */
-static void session_abort(struct eio_session *s, const char *reason, struct gw_frame *release)
-{
-    if (!session_open(s))
-        return;
-    if (s->get != NULL) {
-        drop_queue(
-            s); /* the held GET gets only the release packet: the rest is for a dead session */
-        flush_poll(s, release);
-    }
-    if (s->ws != NULL) {
-        ws_link_close(s->ws, WS_CLOSE_NO_STATUS);
-        s->ws = NULL;
-    }
-    session_end(s, reason, false);
+    session_close(s, reason, true, NULL);
 }
 
 /* The list a session waits in after a ping. While reading is paused for back-pressure
@@ -460,7 +428,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                      "reading paused for %llu ms: closing the sessions whose pong waits unread",
                      (unsigned long long)(now - srv->held_since_ms));
         }
-        session_abort(s, srv->heartbeats_held ? "backpressure timeout" : "ping timeout",
+        session_close(s, srv->heartbeats_held ? "backpressure timeout" : "ping timeout", false,
                       srv->close);
     }
     while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
@@ -481,7 +449,7 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
         size_t pending = ws_link_output_pending(s->ws);
         if (pending > s->srv->cfg.out_hard_limit) {
             log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id, pending);
-            session_abort(s, "slow consumer", NULL);
+            session_close(s, "slow consumer", false, NULL);
         }
         return;
     }
@@ -489,7 +457,7 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
         size_t cap = s->queue_cap ? s->queue_cap * 2 : 8;
         struct gw_frame **q = realloc(s->queue, cap * sizeof *q);
         if (q == NULL) {
-            session_abort(s, "out of memory", NULL);
+            session_close(s, "out of memory", false, NULL);
             return;
         }
         s->queue = q;
@@ -500,7 +468,7 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f)
     if (s->queue_bytes > s->srv->cfg.out_hard_limit && session_open(s)) {
         log_peer(s->srv, "eio.slow_consumer", "sid=%s: %zu bytes queued", s->node.id,
                  s->queue_bytes);
-        session_abort(s, "slow consumer", NULL);
+        session_close(s, "slow consumer", false, NULL);
         return;
     }
     if (s->get != NULL)
@@ -564,7 +532,7 @@ static void client_packet_in(struct eio_session *s, const struct eio_packet *pkt
     case EIO_PACKET_PONG:
         if (s->fmt.version == EIO_V3) {
             log_peer(s->srv, "eio.invalid_packet", "sid=%s: pong from a v3 client", s->node.id);
-            session_abort(s, "invalid heartbeat direction", s->srv->close);
+            session_close(s, "invalid heartbeat direction", false, s->srv->close);
             break;
         }
         /* PROTOCOL.md 1.7: the next ping comes pingInterval after the pong */
@@ -573,7 +541,7 @@ static void client_packet_in(struct eio_session *s, const struct eio_packet *pkt
         break;
     case EIO_PACKET_CLOSE:
         /* 1.5.3: a held GET gets a noop; on WebSocket we close at once (1.6 recommendation) */
-        session_abort(s, "transport close", s->srv->noop);
+        session_close(s, "transport close", false, s->srv->noop);
         break;
     case EIO_PACKET_PING:
         if (s->fmt.version == EIO_V3) {
@@ -583,7 +551,7 @@ static void client_packet_in(struct eio_session *s, const struct eio_packet *pkt
             break;
         }
         log_peer(s->srv, "eio.invalid_packet", "sid=%s: ping from a v4 client", s->node.id);
-        session_abort(s, "invalid heartbeat direction", s->srv->close);
+        session_close(s, "invalid heartbeat direction", false, s->srv->close);
         break;
     default: break; /* open, upgrade and noop outside an upgrade are ignored (1.4) */
     }
@@ -648,31 +616,38 @@ static void link_message_cb(void *ctx, struct ws_link *link, const uint8_t *p, s
         client_packet_in(s, &pkt);
     } else {
         log_peer(s->srv, "eio.invalid_packet", "sid=%s: parse error", s->node.id);
-        session_abort(s, "parse error", NULL);
+        session_close(s, "parse error", false, NULL);
     }
     buf_deinit(&bin);
 }
 
-/* The link ended on the peer's side (its close frame, a WebSocket protocol error, or the
- * connection went away): a probe only fails the upgrade; the transport ends the session. */
+/* A link ended (always, once, from the loop: ws_link.h). One the session closed itself (a
+ * failed probe, the transport of a closed session) only stops referring to it; one that ended
+ * on the peer's side (its close frame, a WebSocket protocol error, the connection went away)
+ * fails the upgrade (a probe) or ends the session (the transport). A closed session may be
+ * freed now. */
 static void link_close_cb(void *ctx, struct ws_link *link, int err, const char *reason)
 {
     struct eio_session *s = ctx;
+    bool probing = s->state == STATE_PROBING || s->state == STATE_PROBED;
+    bool live_probe = link == s->probe && probing;
+    bool live_ws = link == s->ws && s->state == STATE_WEBSOCKET;
     if (err != SIOC_OK)
         log_peer(s->srv, "ws.protocol_error", "%s", sioc_strerror(err));
-    if (link == s->probe) {
-        s->probe = NULL; /* freed by the link layer */
+    if (link == s->probe)
+        s->probe = NULL; /* freed by the link layer when this returns */
+    if (link == s->ws)
+        s->ws = NULL;
+    if (live_probe)
         set_state(s, STATE_POLLING);
-        return;
-    }
-    if (link != s->ws)
-        return;
-    s->ws = NULL;
-    session_abort(s,
-                  err == SIOC_ETOOBIG ? "message too big"
-                  : err != SIOC_OK    ? "parse error"
-                                      : reason,
-                  NULL);
+    else if (live_ws)
+        session_close(s,
+                      err == SIOC_ETOOBIG ? "message too big"
+                      : err != SIOC_OK    ? "parse error"
+                                          : reason,
+                      false, NULL);
+    if (s->state == STATE_CLOSED)
+        schedule_reap(s);
 }
 
 static const struct ws_link_handler link_handler = {link_message_cb, link_close_cb, NULL};
@@ -752,19 +727,9 @@ static struct eio_session *session_new(struct eio_server *srv, bool websocket,
         return NULL;
     }
     idmap_insert(&srv->sessions, &s->node, sid); /* node.id is the session's id from now on */
-    s->next = srv->list;
-    if (srv->list != NULL)
-        srv->list->prev = s;
-    srv->list = s;
+    list_push_head(&srv->sessions_all, &s->all);
     srv->count++;
     return s;
-}
-
-/* Removes a session that never opened (the owner refused it). */
-static void session_discard(struct eio_session *s)
-{
-    idmap_remove(&s->srv->sessions, &s->node);
-    session_free(s);
 }
 
 static void open_packet(struct eio_server *srv, const struct eio_session *s, bool websocket,
@@ -796,7 +761,8 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
     if (srv->cfg.on_open != NULL)
         s->user = srv->cfg.on_open(srv->cfg.ctx, s, req, http_conn_peer(conn));
     if (s->user == NULL) {
-        session_discard(s);
+        s->notified = true; /* the owner refused it: there is nobody to tell */
+        session_close(s, "refused", false, NULL);
         respond_error(srv, conn, req, EIO_ERR_FORBIDDEN);
         return;
     }
@@ -807,7 +773,7 @@ static void handshake(struct eio_server *srv, struct http_conn *conn,
         s->ws = accept_websocket(srv, conn, req, s);
         if (s->ws == NULL) {
             buf_deinit(&open);
-            session_abort(s, "transport error", NULL);
+            session_close(s, "transport error", false, NULL);
             return;
         }
         struct gw_frame *f = gw_frame_new_text('0', open.data + 1, open.len - 1);
@@ -845,7 +811,9 @@ static void poll_get_close_cb(void *ctx, struct http_conn *conn, const char *rea
     struct eio_session *s = ctx;
     s->get = NULL;
     /* 1.5.2: a pending GET aborted by the client closes the session */
-    session_abort(s, "transport close", NULL);
+    session_close(s, "transport close", false, NULL);
+    if (s->state == STATE_CLOSED)
+        schedule_reap(s); /* it may have waited for this GET to end */
 }
 
 static void polling_get(struct eio_server *srv, struct http_conn *conn,
@@ -856,13 +824,7 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
          * the close packet */
         respond(srv, conn, req, 400, NULL, NULL, 0);
         log_peer(srv, "eio.concurrent_get", "sid=%s", s->node.id);
-        if (session_open(s)) {
-            for (size_t i = 0; i < s->queue_len; i++)
-                gw_frame_unref(s->queue[i]);
-            s->queue_len = s->queue_bytes = 0;
-            flush_poll(s, srv->close);
-            session_end(s, "transport error", false);
-        }
+        session_close(s, "transport error", false, srv->close);
         return;
     }
     s->get = conn;
@@ -908,7 +870,7 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
         buf_deinit(&scratch);
         respond(srv, conn, req, 400, NULL, NULL, 0);
         log_peer(srv, "eio.invalid_content", "sid=%s: application/octet-stream", s->node.id);
-        session_abort(s, "transport error", srv->close);
+        session_close(s, "transport error", false, srv->close);
         return;
     }
     if (!session_open(s) || rc == SIOC_EPROTO) {
@@ -933,7 +895,7 @@ static void polling_post(struct eio_server *srv, struct http_conn *conn,
         /* 1.5.3: the valid packets before the error were processed; the session closes. An
          * empty body still gets "ok"; other invalid payloads a 400. */
         log_peer(srv, "eio.invalid_payload", "sid=%s: parse error", s->node.id);
-        session_abort(s, "parse error", srv->close);
+        session_close(s, "parse error", false, srv->close);
         if (req->body.len > 0) {
             respond(srv, conn, req, 400, NULL, NULL, 0);
             return;
@@ -1025,7 +987,9 @@ bool eio_server_handle(struct eio_server *srv, struct http_conn *conn,
     }
 
     if (req->upgrade) {
-        if (chosen != EIO_TRANSPORT_WEBSOCKET || (s != NULL && s->state != STATE_POLLING)) {
+        /* a probe that is still closing (ws_link.h) counts as one in progress */
+        if (chosen != EIO_TRANSPORT_WEBSOCKET ||
+            (s != NULL && (s->state != STATE_POLLING || s->probe != NULL))) {
             accept_and_close(srv, conn, req); /* 1.2: 101, then an immediate close */
             return true;
         }
@@ -1059,6 +1023,8 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
     if (srv == NULL)
         return NULL;
     srv->base = base;
+    list_init(&srv->sessions_all);
+    list_init(&srv->reap_queue);
     srv->cfg = *cfg;
     if (srv->cfg.ping_interval_ms == 0)
         srv->cfg.ping_interval_ms = 25000;
@@ -1134,30 +1100,38 @@ void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
 
 void eio_server_close_all(struct eio_server *srv, const char *reason)
 {
-    for (struct eio_session *s = srv->list; s != NULL; s = s->next)
-        eio_session_close(s, reason);
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &srv->sessions_all)
+    {
+        eio_session_close(list_entry(pos, struct eio_session, all), reason);
+    }
 }
 
 void eio_server_free(struct eio_server *srv)
 {
     if (srv == NULL)
         return;
-    /* Only session_free unlinks, and on_close cannot free another session from here (their
-     * reapers are deferred to the loop), so `next` stays valid. */
-    struct eio_session *next;
-    for (struct eio_session *s = srv->list; s != NULL; s = next) {
-        next = s->next;
-        if (session_open(s))
-            session_abort(s, "server shutdown", NULL); /* closes the links too */
-        set_state(s, STATE_CLOSED); /* a lingering one: so the reaper below frees it */
+    /* Teardown: the loop will not run again before the HTTP server goes, so each session ends
+     * here, and its links and held GET (which end with their connections) no longer call
+     * back. on_close cannot free another session from here (only reap frees). */
+    struct list_node *pos;
+    while ((pos = list_first(&srv->sessions_all)) != NULL) {
+        struct eio_session *s = list_entry(pos, struct eio_session, all);
+        session_close(s, "server shutdown", false, NULL); /* closes the links too */
+        set_state(s, STATE_CLOSED);                       /* a lingering one */
         if (s->get != NULL) {
             http_conn_clear_owner(s->get);
             http_conn_close(s->get, false);
             s->get = NULL;
         }
-        reap(s); /* notifies and frees (the reap list is dropped below, unprocessed) */
+        struct ws_link **links[] = {&s->ws, &s->probe};
+        for (size_t i = 0; i < 2; i++) {
+            if (*links[i] != NULL)
+                ws_link_disown(*links[i]);
+            *links[i] = NULL;
+        }
+        reap(s); /* notifies and frees */
     }
-    srv->reap_head = srv->reap_tail = NULL;
     if (srv->timer.ev != NULL)
         event_free(srv->timer.ev);
     if (srv->reap_event != NULL)
@@ -1180,7 +1154,10 @@ size_t eio_server_session_count(const struct eio_server *srv)
 size_t eio_server_count_transport(const struct eio_server *srv, bool websocket)
 {
     size_t n = 0;
-    for (const struct eio_session *s = srv->list; s != NULL; s = s->next)
+    const struct list_node *pos;
+    for (pos = srv->sessions_all.next; pos != &srv->sessions_all; pos = pos->next) {
+        const struct eio_session *s = list_entry(pos, const struct eio_session, all);
         n += session_open(s) && (s->state == STATE_WEBSOCKET) == websocket;
+    }
     return n;
 }

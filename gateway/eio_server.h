@@ -45,8 +45,11 @@ struct eio_server_config {
      * binary. Data is valid only during the call. The owner may send or close inside. */
     void (*on_message)(void *ctx, struct eio_session *s, void *user, const uint8_t *p, size_t len,
                        bool binary);
-    /* The session is gone (called once, from the event loop, never inside another callback of
-     * this session). The owner drops every pointer to it; the session is freed afterwards. */
+    /* The session is gone (see "How a session ends" below), `reason` the first cause: the one
+     * given to eio_session_close, or "transport close", "ping timeout", "parse error",
+     * "message too big", "slow consumer", "backpressure timeout", "transport error", "invalid
+     * heartbeat direction", "out of memory", "server shutdown". The owner drops every pointer
+     * to it; the session is freed afterwards. */
     void (*on_close)(void *ctx, struct eio_session *s, void *user, const char *reason);
     /* Something a peer did wrong, for a log line: event name and detail. */
     void (*on_log)(void *ctx, const char *event, const char *detail);
@@ -70,7 +73,8 @@ struct eio_server_config {
 
 /* Creates the server. Returns NULL when out of memory. The config's strings must outlive it. */
 struct eio_server *eio_server_new(struct event_base *base, const struct eio_server_config *cfg);
-/* Closes every session (their on_close runs before this returns) and frees. NULL is a no-op. */
+/* Closes every session and frees: the on_close callbacks still due run inside this call (the
+ * loop will not run them). NULL is a no-op. */
 void eio_server_free(struct eio_server *srv);
 
 /* Handles a request if its target starts with the configured path: returns true when it did
@@ -101,9 +105,19 @@ void eio_session_send(struct eio_session *s, struct gw_frame *f);
 /* True when a message sent now would go out without waiting (an open WebSocket with little
  * queued, or a held GET): volatile packets are dropped otherwise (PROTOCOL.md 3.3). */
 bool eio_session_writable(const struct eio_session *s);
+/* How a session ends (the one close protocol of sioc, as libuv's uv_close; http_server.h,
+ * ws_link.h, sio_server.h and plain_ws.h say the same): eio_session_close may be called at any
+ * time, more than once (later calls do nothing), inside any callback. The owner's on_close then
+ * ALWAYS runs, exactly once, LATER, from the event loop: never inside the eio_session_close call
+ * nor inside another callback of the session, whether the owner asked for the close or the
+ * peer, a timeout or an error caused it (the reason says which). Memory is freed only right
+ * after on_close returns, never in the middle of a callback: until then the pointer stays valid
+ * and every send on a closed session is dropped. (A polling session closed by the server keeps
+ * its sid a while for the last GET, PROTOCOL.md 1.5.5; its owner is told at once all the same.) */
+
 /* Server-initiated close (PROTOCOL.md 1.9): queued packets are flushed first, then the close
- * packet (polling) or a close frame with no status code (WebSocket). on_close follows from the
- * loop. Safe inside the session's callbacks. */
+ * packet (polling; "6\x1e1" for the next GET when none is held) or a close frame with no status
+ * code (WebSocket). on_close (with `reason`) follows from the loop. */
 void eio_session_close(struct eio_session *s, const char *reason);
 /* The 20-character session id (NUL-terminated). */
 const char *eio_session_id(const struct eio_session *s);

@@ -1,7 +1,7 @@
 /* plain_ws.c: plain WebSocket connections (see plain_ws.h). A connection is open or closed;
- * a closed one is out of service at once and its owner is told from the loop (a reap list run
- * by one event), as eio_server.c does for sessions. The heartbeat uses two FIFO deadline lists
- * (one timeout each) and one timer for all connections (DESIGN.md §4). */
+ * a closed one is out of service at once, and it ends with its ws_link: the link's on_close
+ * (from the loop, once, ws_link.h) tells the owner and frees the connection. The heartbeat uses
+ * two FIFO deadline lists (one timeout each) and one timer for all connections (DESIGN.md §4). */
 #include "gateway/plain_ws.h"
 
 #include <event2/event.h>
@@ -12,6 +12,7 @@
 #include "common/container.h"
 #include "common/deadline.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/net/deadline_timer.h"
 #include "common/ws.h"
 #include "gateway/ws_link.h"
@@ -21,24 +22,21 @@
 
 struct plain_ws_conn {
     struct plain_ws *pw;
-    struct plain_ws_conn *prev, *next; /* every connection not yet reaped */
-    struct ws_link *link;              /* NULL once closed */
+    struct list_node link_all; /* in pw->conns until freed */
+    struct ws_link *link;      /* until its on_close, which ends this connection */
     void *user;
-    const char *reason;
+    const char *reason;             /* set once closed */
     struct deadline_node heartbeat; /* in ping_wait, or pong_wait after a ping */
-    struct plain_ws_conn *reap_next;
-    bool closed, reap_queued;
+    bool closed;
 };
 
 struct plain_ws {
     struct plain_ws_config cfg;
     uint64_t unused_counter;
-    struct plain_ws_conn *list;
+    struct list_node conns; /* every connection not yet freed (plain_ws_conn.link_all) */
     size_t open;
     struct deadline_list ping_wait, pong_wait;
     struct deadline_timer timer;
-    struct plain_ws_conn *reap_head, *reap_tail;
-    struct event *reap_event;
     bool held, hold_expired;
     uint64_t held_since_ms;
 };
@@ -79,62 +77,34 @@ static void arm(struct plain_ws *pw, struct deadline_node *n, struct deadline_li
     arm_timer(pw);
 }
 
-/* Takes the connection out of service; the owner hears of it from the loop. */
+/* Takes the connection out of service (the first cause is the reason); its end comes with the
+ * link's. */
 static void conn_end(struct plain_ws_conn *c, const char *reason)
 {
-    struct plain_ws *pw = c->pw;
     if (c->closed)
         return;
     c->closed = true;
     c->reason = reason;
-    pw->open--;
+    c->pw->open--;
     deadline_remove(&c->heartbeat);
-    c->reap_queued = true;
-    c->reap_next = NULL;
-    if (pw->reap_tail != NULL)
-        pw->reap_tail->reap_next = c;
-    else
-        pw->reap_head = c;
-    pw->reap_tail = c;
-    event_active(pw->reap_event, EV_WRITE, 0);
 }
 
-static void conn_free(struct plain_ws_conn *c)
+/* The owner's on_close, then the memory (from the link's on_close, or plain_ws_free). */
+static void conn_finish(struct plain_ws_conn *c)
 {
     struct plain_ws *pw = c->pw;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        pw->list = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    if (pw->cfg.on_close != NULL)
+        pw->cfg.on_close(pw->cfg.ctx, c, c->user, c->reason);
+    list_remove(&c->link_all);
     free(c);
-}
-
-static void reap_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct plain_ws *pw = arg;
-    struct plain_ws_conn *c;
-    while ((c = pw->reap_head) != NULL) {
-        pw->reap_head = c->reap_next;
-        if (pw->reap_head == NULL)
-            pw->reap_tail = NULL;
-        if (pw->cfg.on_close != NULL)
-            pw->cfg.on_close(pw->cfg.ctx, c, c->user, c->reason);
-        conn_free(c);
-    }
 }
 
 void plain_ws_conn_close(struct plain_ws_conn *c, unsigned code, const char *reason)
 {
     if (c->closed)
         return;
-    if (c->link != NULL)
-        ws_link_close_reason(c->link, code, reason);
-    c->link = NULL;
     conn_end(c, reason);
+    ws_link_close_reason(c->link, code, reason); /* its on_close follows from the loop */
 }
 
 /* The list a connection waits in after a ping: while reading is held for back-pressure its pong
@@ -148,7 +118,7 @@ static struct deadline_list *after_ping(struct plain_ws *pw)
 
 static void ping(struct plain_ws_conn *c)
 {
-    if (c->closed || c->link == NULL)
+    if (c->closed)
         return;
     ws_link_write_ref(c->link, ping_frame, sizeof ping_frame, static_release_cb, NULL);
     arm(c->pw, &c->heartbeat, after_ping(c->pw));
@@ -216,17 +186,18 @@ static void link_pong_cb(void *ctx, struct ws_link *link)
         alive(c);
 }
 
-/* The peer ended the link (its close frame, already answered; a protocol error, already
- * closed with its code; or the connection went away). */
+/* The link ended (after plain_ws_conn_close; or on the peer's side: its close frame, already
+ * answered; a protocol error, already closed with its code; or the connection went away): so
+ * does the connection. */
 static void link_close_cb(void *ctx, struct ws_link *link, int err, const char *reason)
 {
     (void)link;
     struct plain_ws_conn *c = ctx;
-    c->link = NULL; /* the link frees itself */
     if (err != SIOC_OK)
         log_peer(c->pw, "ws.protocol_error", "plain connection closed with %u: %s",
                  (unsigned)ws_error_close_code(err), sioc_strerror(err));
     conn_end(c, err == SIOC_ETOOBIG ? "message too big" : err != SIOC_OK ? "parse error" : reason);
+    conn_finish(c);
 }
 
 static const struct ws_link_handler link_handler = {link_message_cb, link_close_cb, link_pong_cb};
@@ -246,10 +217,7 @@ struct plain_ws_conn *plain_ws_accept(struct plain_ws *pw, struct http_conn *con
     }
     c->pw = pw;
     c->user = user;
-    c->next = pw->list;
-    if (pw->list != NULL)
-        pw->list->prev = c;
-    pw->list = c;
+    list_push_head(&pw->conns, &c->link_all);
     pw->open++;
     arm(pw, &c->heartbeat, &pw->ping_wait);
     return c;
@@ -257,7 +225,7 @@ struct plain_ws_conn *plain_ws_accept(struct plain_ws *pw, struct http_conn *con
 
 void plain_ws_conn_send(struct plain_ws_conn *c, struct gw_frame *f)
 {
-    if (c->closed || c->link == NULL)
+    if (c->closed)
         return;
     struct plain_ws *pw = c->pw;
     size_t len = 0;
@@ -275,13 +243,16 @@ void plain_ws_conn_send(struct plain_ws_conn *c, struct gw_frame *f)
 
 bool plain_ws_conn_writable(const struct plain_ws_conn *c)
 {
-    return !c->closed && c->link != NULL && ws_link_output_pending(c->link) < WRITABLE_LIMIT;
+    return !c->closed && ws_link_output_pending(c->link) < WRITABLE_LIMIT;
 }
 
 void plain_ws_close_all(struct plain_ws *pw, unsigned code, const char *reason)
 {
-    for (struct plain_ws_conn *c = pw->list; c != NULL; c = c->next)
-        plain_ws_conn_close(c, code, reason);
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &pw->conns)
+    {
+        plain_ws_conn_close(list_entry(pos, struct plain_ws_conn, link_all), code, reason);
+    }
 }
 
 void plain_ws_hold_heartbeats(struct plain_ws *pw, bool hold)
@@ -313,6 +284,7 @@ struct plain_ws *plain_ws_new(struct event_base *base, const struct plain_ws_con
     if (pw == NULL)
         return NULL;
     pw->cfg = *cfg;
+    list_init(&pw->conns);
     if (pw->cfg.ping_interval_ms == 0)
         pw->cfg.ping_interval_ms = 25000;
     if (pw->cfg.ping_timeout_ms == 0)
@@ -332,8 +304,7 @@ struct plain_ws *plain_ws_new(struct event_base *base, const struct plain_ws_con
     deadline_list_init(&pw->ping_wait, pw->cfg.ping_interval_ms);
     deadline_list_init(&pw->pong_wait, pw->cfg.ping_timeout_ms);
     pw->timer.ev = evtimer_new(base, timer_cb, pw);
-    pw->reap_event = event_new(base, -1, 0, reap_cb, pw);
-    if (pw->timer.ev == NULL || pw->reap_event == NULL) {
+    if (pw->timer.ev == NULL) {
         plain_ws_free(pw);
         return NULL;
     }
@@ -345,11 +316,15 @@ void plain_ws_free(struct plain_ws *pw)
     if (pw == NULL)
         return;
     plain_ws_close_all(pw, WS_CLOSE_GOING_AWAY, "server shutdown");
-    if (pw->reap_event != NULL)
-        reap_cb(-1, 0, pw); /* every connection is on the reap list now */
+    /* Teardown: the loop will not run again before the HTTP server goes, so the ends due run
+     * here, and the links (which end with their connections) no longer call back. */
+    struct list_node *pos;
+    while ((pos = list_first(&pw->conns)) != NULL) {
+        struct plain_ws_conn *c = list_entry(pos, struct plain_ws_conn, link_all);
+        ws_link_disown(c->link);
+        conn_finish(c);
+    }
     if (pw->timer.ev != NULL)
         event_free(pw->timer.ev);
-    if (pw->reap_event != NULL)
-        event_free(pw->reap_event);
     free(pw);
 }

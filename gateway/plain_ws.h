@@ -2,9 +2,9 @@
  * docs/contracts.md "Plain WebSocket routes"): a ws_link (RFC 6455 framing, masking, UTF-8,
  * fragmentation, close codes 1002/1007/1009) with the server's heartbeat (a WebSocket ping every
  * ping_interval; no pong and no message within ping_timeout closes it with 1001 "ping
- * timeout"), the back-pressure hold of eio_server.h, an output limit, and one close protocol:
- * whoever closes, the owner hears of it once, from the loop. No Engine.IO state: what the
- * messages mean is the owner's (sio_server.c makes each connection one socket). */
+ * timeout"), the back-pressure hold of eio_server.h, an output limit, and the one close protocol
+ * below. No Engine.IO state: what the messages mean is the owner's (sio_server.c makes each
+ * connection one socket). */
 #ifndef SIOC_GATEWAY_PLAIN_WS_H
 #define SIOC_GATEWAY_PLAIN_WS_H
 
@@ -31,10 +31,10 @@ struct plain_ws_config {
      * send or close inside. */
     void (*on_message)(void *ctx, struct plain_ws_conn *c, void *user, const uint8_t *p, size_t len,
                        bool binary);
-    /* The connection is gone (called once, from the loop, never inside another callback of
-     * this connection); `reason` is static text ("transport close", "ping timeout", "parse
-     * error", "message too big", "slow consumer", "backpressure timeout", or the reason given
-     * to plain_ws_conn_close). The connection is freed afterwards. */
+    /* The connection is gone (see "How a connection ends" below); `reason` is static text
+     * ("transport close", "ping timeout", "parse error", "message too big", "slow consumer",
+     * "backpressure timeout", or the reason given to plain_ws_conn_close). The connection is freed
+     * afterwards. */
     void (*on_close)(void *ctx, struct plain_ws_conn *c, void *user, const char *reason);
     void (*on_log)(void *ctx, const char *event, const char *detail);
     void *ctx;
@@ -59,9 +59,18 @@ struct plain_ws_conn *plain_ws_accept(struct plain_ws *pw, struct http_conn *con
 void plain_ws_conn_send(struct plain_ws_conn *c, struct gw_frame *f);
 /* True when a message sent now would go out without waiting (volatile broadcasts). */
 bool plain_ws_conn_writable(const struct plain_ws_conn *c);
+/* How a connection ends (the one close protocol of sioc, as libuv's uv_close; http_server.h,
+ * ws_link.h, eio_server.h and sio_server.h say the same): plain_ws_conn_close may be called at
+ * any time, more than once (later calls do nothing), inside any callback. The owner's on_close
+ * then ALWAYS runs, exactly once, LATER, from the event loop: never inside the
+ * plain_ws_conn_close call nor inside another callback of the connection, whether the owner
+ * asked for the close or the peer, a timeout or an error caused it (the reason says which).
+ * Memory is freed only right after on_close returns, never in the middle of a callback: until
+ * then the pointer stays valid and every send is dropped. (The connection ends with its
+ * ws_link: its on_close comes from the link's.) */
+
 /* Server-initiated close: queued messages, then a close frame with `code` and `reason` as its
- * text; on_close follows from the loop with `reason` (static text). Safe inside callbacks;
- * nothing once closing. */
+ * text; on_close follows from the loop with `reason` (static text). */
 void plain_ws_conn_close(struct plain_ws_conn *c, unsigned code, const char *reason);
 /* Closes every connection (drain, "node lost") with `code` and `reason`. */
 void plain_ws_close_all(struct plain_ws *pw, unsigned code, const char *reason);

@@ -65,7 +65,7 @@ static void broadcast_visit(void *ctx, struct rooms_member *m)
     if (__builtin_expect(s->floor != NULL || s->holding, 0) &&
         held_or_dropped(s, b->data, b->is_volatile))
         return;
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return;
     if (b->is_volatile && !sio_client_writable(s->client))
         return;
@@ -105,7 +105,7 @@ static void group_visit(void *ctx, struct rooms_member *m)
 {
     struct group_ctx *g = ctx;
     struct sio_socket *s = m->owner;
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return;
     if (s->client->plain != NULL) {
         /* a plain client cannot acknowledge: it gets the message and never answers */
@@ -167,7 +167,7 @@ static void select_visit(void *ctx, struct rooms_member *m)
 {
     struct select_ctx *sc = ctx;
     struct sio_socket *s = m->owner;
-    if (s->accepted && !s->client->closing)
+    if (s->accepted && !s->ending && !s->client->closing)
         sc->cb(sc->ctx, s);
 }
 
@@ -186,8 +186,12 @@ void sio_server_each_socket(struct sio_server *srv, void (*cb)(void *ctx, struct
                             void *ctx)
 {
     struct select_ctx sc = {cb, ctx};
-    for (struct sio_nsp *n = srv->nsps; n != NULL; n = n->next)
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &srv->nsps)
+    {
+        struct sio_nsp *n = list_entry(pos, struct sio_nsp, all);
         rooms_select(n->rooms, NULL, 0, NULL, 0, select_visit, &sc);
+    }
 }
 
 void sio_server_each_room(struct sio_server *srv, const char *nsp, size_t nsp_len,

@@ -11,6 +11,7 @@
 #include "common/buf.h"
 #include "common/deadline.h"
 #include "common/idmap.h"
+#include "common/list.h"
 #include "common/namemap.h"
 #include "common/net/deadline_timer.h"
 #include "common/rooms.h"
@@ -27,8 +28,8 @@
 #define DEFAULT_EMPTY_NAMESPACE_MS 30000
 
 struct sio_nsp {
-    struct namemap_node node; /* in srv->nsp_map, keyed by name */
-    struct sio_nsp *prev, *next;
+    struct namemap_node node;   /* in srv->nsp_map, keyed by name */
+    struct list_node all;       /* in srv->nsps */
     struct deadline_node empty; /* in empty_wait while a dynamic namespace has no socket */
     size_t sockets;             /* sockets in it, pending CONNECTs included */
     bool dynamic;               /* created under "*" (and not "/"): freed once empty */
@@ -69,6 +70,7 @@ struct sio_socket {
     struct rooms_member member;
     bool accepted;
     bool in_rooms;
+    bool ending;     /* sio_socket_end: out of service, removed from the loop (srv->ending) */
     char *public_id; /* protocol v4 outside "/": "<nsp>#<engine sid>" (2.7); NULL: node.id */
     char *uid;
     uint8_t *auth; /* copy of the CONNECT payload (MessagePack; fetchSockets' handshake.auth) */
@@ -115,7 +117,7 @@ struct sio_server {
     struct event_base *base;
     struct sio_server_config cfg;
     struct eio_server *eio;
-    struct sio_nsp *nsps;   /* every namespace, for iteration */
+    struct list_node nsps;  /* every namespace (sio_nsp.all), for iteration */
     struct namemap nsp_map; /* the same, for lookup by name */
     size_t dynamic_count;   /* namespaces created under "*" (bounded by max_namespaces) */
     bool nsp_limit_logged;  /* max_namespaces was logged since a namespace was last freed */
@@ -134,6 +136,14 @@ struct sio_server {
     struct deadline_list connect_wait;
     struct deadline_list empty_wait; /* dynamic namespaces without a socket */
     struct deadline_timer timer;
+    /* Sockets ending from the loop (sio_socket_end), in order, by end_event. Only disconnects
+     * use it: it grows with the disconnects of one loop iteration and is empty otherwise. */
+    struct sio_ending {
+        struct sio_socket *s; /* NULL: removed since (its client went first) */
+        const char *reason;
+    } * ending;
+    size_t ending_len, ending_cap;
+    struct event *end_event;
 };
 
 #define MAX_FRAMES (1 + SIO_MAX_ATTACHMENTS)
@@ -166,8 +176,14 @@ struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len
 void sio_nsp_release(struct sio_server *srv, struct sio_nsp *n);
 /* A new socket of client c in nsp (pending: not accepted, in no room), or NULL. */
 struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp);
-/* Unlinks and frees a socket after telling the application (on_disconnect with reason). */
+/* Unlinks and frees a socket after telling the application (on_disconnect with reason; an
+ * ending socket's own reason). Only from the loop: the client's end (sio_client_free) or the
+ * socket's (sio_socket_end's event). */
 void sio_socket_remove(struct sio_socket *s, const char *reason);
+/* The one way a socket leaves while its client stays (the client's "41", a server disconnect,
+ * a refused CONNECT): it is out of service at once (no packet in or out, not found) and
+ * sio_socket_remove runs from the loop (sio_server.h "How a socket ends"). Idempotent. */
+void sio_socket_end(struct sio_socket *s, const char *reason);
 /* An event from the client to the application (accepted socket), or queued until the accept. */
 void sio_forward_client_event(struct sio_socket *s, struct slice event, struct slice args,
                               bool has_ack, uint64_t id);

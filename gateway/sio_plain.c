@@ -61,7 +61,7 @@ static void on_plain_message(void *ctx, struct plain_ws_conn *pc, void *user, co
     struct sio_client *c = user;
     (void)pc;
     struct sio_socket *s = c->sockets;
-    if (c->closing || s == NULL)
+    if (c->closing || s == NULL || s->ending)
         return;
     buf_reset(&srv->args);
     if (ws_routes_message_args(p, len, binary, &srv->args) != SIOC_OK) {

@@ -146,10 +146,7 @@ struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len
     n->dynamic = srv->any_namespace && !(len == 1 && name[0] == '/');
     srv->dynamic_count += srv->any_namespace;
     namemap_insert(&srv->nsp_map, &n->node, n->name, len);
-    n->next = srv->nsps;
-    if (srv->nsps != NULL)
-        srv->nsps->prev = n;
-    srv->nsps = n;
+    list_push_head(&srv->nsps, &n->all);
     return n;
 }
 
@@ -165,12 +162,7 @@ static void nsp_free(struct sio_server *srv, struct sio_nsp *n)
 {
     deadline_remove(&n->empty);
     namemap_remove(&srv->nsp_map, &n->node);
-    if (n->prev != NULL)
-        n->prev->next = n->next;
-    else
-        srv->nsps = n->next;
-    if (n->next != NULL)
-        n->next->prev = n->prev;
+    list_remove(&n->all);
     rooms_free(n->rooms);
     free(n);
 }
@@ -267,6 +259,12 @@ void sio_socket_remove(struct sio_socket *s, const char *reason)
 {
     struct sio_client *c = s->client;
     struct sio_server *srv = c->srv;
+    for (size_t i = 0; s->ending && i < srv->ending_len; i++) {
+        if (srv->ending[i].s == s) { /* its own end was due: its reason, and only once */
+            reason = srv->ending[i].reason;
+            srv->ending[i].s = NULL;
+        }
+    }
     for (struct sio_socket **pp = &c->sockets; *pp != NULL; pp = &(*pp)->next_in_client) {
         if (*pp == s) {
             *pp = s->next_in_client;
@@ -336,10 +334,44 @@ struct sio_socket *sio_socket_new(struct sio_client *c, struct sio_nsp *nsp)
     return s;
 }
 
+void sio_socket_end(struct sio_socket *s, const char *reason)
+{
+    struct sio_server *srv = s->client->srv;
+    if (s->ending)
+        return;
+    if (srv->ending_len == srv->ending_cap) {
+        size_t cap = srv->ending_cap ? srv->ending_cap * 2 : 16;
+        struct sio_ending *grown = realloc(srv->ending, cap * sizeof *grown);
+        if (grown == NULL) {
+            sio_socket_remove(s, reason); /* out of memory: at once rather than never */
+            return;
+        }
+        srv->ending = grown;
+        srv->ending_cap = cap;
+    }
+    s->ending = true;
+    srv->ending[srv->ending_len++] = (struct sio_ending){s, reason};
+    event_active(srv->end_event, EV_WRITE, 0);
+}
+
+/* From the loop: the sockets ended since, in order (an on_disconnect may end more). */
+static void end_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sio_server *srv = arg;
+    for (size_t i = 0; i < srv->ending_len; i++) {
+        struct sio_socket *s = srv->ending[i].s;
+        if (s != NULL)
+            sio_socket_remove(s, srv->ending[i].reason);
+    }
+    srv->ending_len = 0;
+}
+
 static struct sio_socket *client_socket(struct sio_client *c, struct slice nsp)
 {
     for (struct sio_socket *s = c->sockets; s != NULL; s = s->next_in_client) {
-        if (s->nsp->len == nsp.len && memcmp(s->nsp->name, nsp.p, nsp.len) == 0)
+        if (!s->ending && s->nsp->len == nsp.len && memcmp(s->nsp->name, nsp.p, nsp.len) == 0)
             return s;
     }
     return NULL;
@@ -531,7 +563,7 @@ static void client_packet_in(struct sio_client *c, const struct sio_packet *pkt)
     }
     switch (pkt->type) {
     case SIO_DISCONNECT:
-        sio_socket_remove(s, "client namespace disconnect"); /* §2.4: no reply */
+        sio_socket_end(s, "client namespace disconnect"); /* §2.4: no reply */
         break;
     case SIO_EVENT:
     case SIO_BINARY_EVENT: {
@@ -716,6 +748,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
         return NULL;
     srv->base = base;
     srv->cfg = *cfg;
+    list_init(&srv->nsps);
     const char *list = cfg->namespaces ? cfg->namespaces : "/";
     srv->any_namespace = strcmp(list, "*") == 0;
     srv->allowed = strdup(list);
@@ -729,6 +762,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     deadline_list_init(&srv->empty_wait, cfg->empty_namespace_ms ? cfg->empty_namespace_ms
                                                                  : DEFAULT_EMPTY_NAMESPACE_MS);
     srv->timer.ev = evtimer_new(base, connect_timer_cb, srv);
+    srv->end_event = event_new(base, -1, 0, end_cb, srv);
     srv->id_counter = (uint32_t)process_random_u64(srv);
     struct eio_server_config ecfg = *eio;
     ecfg.on_open = on_open;
@@ -736,7 +770,7 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     ecfg.on_close = on_close;
     ecfg.on_log = on_eio_log;
     ecfg.ctx = srv;
-    if (srv->allowed == NULL || srv->timer.ev == NULL ||
+    if (srv->allowed == NULL || srv->timer.ev == NULL || srv->end_event == NULL ||
         idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
         namemap_init(&srv->nsp_map, cfg->seed ^ 0x6e73706d6170ull) != SIOC_OK ||
         (srv->eio = eio_server_new(base, &ecfg)) == NULL || sio_plain_init(srv, eio) != SIOC_OK) {
@@ -752,8 +786,9 @@ void sio_server_free(struct sio_server *srv)
         return;
     eio_server_free(srv->eio); /* closes every session: on_close frees the clients */
     plain_ws_free(srv->plain); /* the same for plain connections */
-    while (srv->nsps != NULL)
-        nsp_free(srv, srv->nsps);
+    struct list_node *pos;
+    while ((pos = list_first(&srv->nsps)) != NULL)
+        nsp_free(srv, list_entry(pos, struct sio_nsp, all));
     namemap_deinit(&srv->nsp_map);
     idmap_deinit(&srv->sockets);
     buf_deinit(&srv->packet);
@@ -763,6 +798,9 @@ void sio_server_free(struct sio_server *srv)
     if (srv->timer.ev != NULL)
         event_free(srv->timer.ev);
     random_pool_wipe(&srv->random);
+    if (srv->end_event != NULL)
+        event_free(srv->end_event);
+    free(srv->ending); /* every socket went with its client above */
     free(srv->allowed);
     free(srv);
 }
@@ -798,7 +836,9 @@ struct sio_socket *sio_server_find_id(struct sio_server *srv, const char *sid, s
         return c != NULL && c->v4 ? client_socket(c, (struct slice){(const uint8_t *)sid, nsp_len})
                                   : NULL;
     }
-    return container_of_or_null(idmap_find(&srv->sockets, sid, sid_len), struct sio_socket, node);
+    struct sio_socket *s =
+        container_of_or_null(idmap_find(&srv->sockets, sid, sid_len), struct sio_socket, node);
+    return s != NULL && !s->ending ? s : NULL;
 }
 
 struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size_t nsp_len,
@@ -814,7 +854,7 @@ struct sio_socket *sio_server_find(struct sio_server *srv, const char *nsp, size
 
 void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_room)
 {
-    if (s->accepted || s->client->closing)
+    if (s->accepted || s->ending || s->client->closing)
         return;
     struct sio_client *c = s->client;
     /* {"sid":"<20 chars>"} (PROTOCOL.md 2.5), and "pid" with recovery on (as Node); the pid
@@ -885,7 +925,7 @@ void sio_socket_accept(struct sio_socket *s, const char *uid, const char *user_r
 void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t *data,
                        size_t data_len)
 {
-    if (s->accepted)
+    if (s->accepted || s->ending)
         return;
     struct sio_client *c = s->client;
     struct buf err;
@@ -910,7 +950,7 @@ void sio_socket_reject(struct sio_socket *s, const char *message, const uint8_t 
                     (struct slice){err.data, err.len}, true);
     buf_deinit(&err);
     free_pending(s);
-    sio_socket_remove(s, "connect refused");
+    sio_socket_end(s, "connect refused");
     if (c->plain != NULL && !c->closing) {
         /* a plain connection is its one socket: refused, it closes (RFC 6455 7.4.1: 1008) */
         c->closing = true;
@@ -957,14 +997,14 @@ void sio_socket_each_room(const struct sio_socket *s,
 
 int sio_socket_emit(struct sio_socket *s, struct slice data)
 {
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return SIOC_EINVAL;
     return send_packet(s->client, SIO_EVENT, s->nsp, NULL, 0, false, 0, data, true);
 }
 
 int64_t sio_socket_emit_with_ack(struct sio_socket *s, struct slice data)
 {
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return SIOC_EINVAL;
     uint64_t id = s->nsp->ack_counter++;
     int rc = send_packet(s->client, SIO_EVENT, s->nsp, NULL, 0, true, id, data, true);
@@ -977,7 +1017,7 @@ int64_t sio_socket_emit_with_ack(struct sio_socket *s, struct slice data)
 
 int sio_socket_ack(struct sio_socket *s, uint64_t ack_id, struct slice args)
 {
-    if (!s->accepted || s->client->closing)
+    if (!s->accepted || s->ending || s->client->closing)
         return SIOC_EINVAL;
     if (!id_list_take(&s->client_acks, ack_id))
         return SIOC_OK; /* §2.4: only the first answer per id is sent */
@@ -987,9 +1027,11 @@ int sio_socket_ack(struct sio_socket *s, uint64_t ack_id, struct slice args)
 void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
 {
     struct sio_client *c = s->client;
+    if (s->ending)
+        return; /* it is leaving already */
     if (c->plain != NULL) {
         /* a plain connection is its one socket: a normal closure (RFC 6455 7.4.1: 1000) */
-        sio_socket_remove(s, "server namespace disconnect");
+        sio_socket_end(s, "server namespace disconnect");
         if (!c->closing)
             sio_client_close(c, WS_CLOSE_NORMAL, "server namespace disconnect");
         c->closing = true;
@@ -999,13 +1041,15 @@ void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
         /* Node's client._disconnect: a DISCONNECT for every namespace of the connection, in the
          * order they connected (reference transcripts b and e), then the close. The list is
          * newest first. */
-        while (c->sockets != NULL) {
-            struct sio_socket *oldest = c->sockets;
-            while (oldest->next_in_client != NULL)
-                oldest = oldest->next_in_client;
+        for (;;) {
+            struct sio_socket *oldest = NULL;
+            for (struct sio_socket *x = c->sockets; x != NULL; x = x->next_in_client)
+                oldest = x->ending ? oldest : x;
+            if (oldest == NULL)
+                break;
             send_packet(c, SIO_DISCONNECT, oldest->nsp, NULL, 0, false, 0, (struct slice){NULL, 0},
                         false);
-            sio_socket_remove(oldest, "server namespace disconnect");
+            sio_socket_end(oldest, "server namespace disconnect");
         }
         c->closing = true;
         sio_client_close(c, WS_CLOSE_NORMAL, "forced server close");
@@ -1013,7 +1057,7 @@ void sio_socket_disconnect(struct sio_socket *s, bool close_transport)
     }
     if (!c->closing)
         send_packet(c, SIO_DISCONNECT, s->nsp, NULL, 0, false, 0, (struct slice){NULL, 0}, false);
-    sio_socket_remove(s, "server namespace disconnect");
+    sio_socket_end(s, "server namespace disconnect");
 }
 
 const char *sio_socket_id(const struct sio_socket *s)

@@ -73,7 +73,8 @@ struct sio_server_config {
     /* A socket is gone (only sockets that were accepted, or whose CONNECT was pending, are
      * reported): `reason` is the Socket.IO disconnect reason ("client namespace disconnect",
      * "server namespace disconnect", "transport close", "ping timeout", "parse error", ...).
-     * The socket is valid during the call and freed after it. */
+     * From the loop, once (see "How a socket ends" below); the socket is valid during the
+     * call and freed after it. */
     void (*on_disconnect)(void *ctx, struct sio_socket *sock, const char *reason);
     /* A socket was accepted: its CONNECT reply is queued and it is in its own-id room (and its
      * user room). Called before the events queued while it waited are delivered. */
@@ -102,7 +103,8 @@ struct sio_server_config {
  * this layer takes over). NULL when out of memory or the namespaces list is invalid. */
 struct sio_server *sio_server_new(struct event_base *base, const struct sio_server_config *cfg,
                                   const struct eio_server_config *eio);
-/* Closes everything (on_disconnect runs for every socket) and frees. NULL is a no-op. */
+/* Closes everything (on_disconnect runs for every socket, inside this call: the loop will not
+ * run again) and frees. NULL is a no-op. */
 void sio_server_free(struct sio_server *srv);
 /* Routes an HTTP request to Engine.IO; false when the path is not ours. */
 bool sio_server_handle(struct sio_server *srv, struct http_conn *conn,
@@ -239,11 +241,24 @@ int64_t sio_socket_emit_with_ack(struct sio_socket *sock, struct slice data);
 /* Answers a client's event ack: ACK (BINARY_ACK when args holds bin). args = MessagePack
  * array. Only the first answer per id is sent (later ones are ignored, §2.4). */
 int sio_socket_ack(struct sio_socket *sock, uint64_t ack_id, struct slice args);
+/* How a socket ends (the one close protocol of sioc, as libuv's uv_close; http_server.h,
+ * ws_link.h, eio_server.h and plain_ws.h say the same): sio_socket_disconnect may be called at
+ * any time, more than once (later calls do nothing), inside any callback. on_disconnect then
+ * ALWAYS runs, exactly once, LATER, from the event loop: never inside the sio_socket_disconnect
+ * call nor inside another callback of the socket, whether the server asked for it or the client
+ * ("41", its transport going away), a timeout or an error caused it (the reason says which).
+ * Memory is freed only right after on_disconnect returns, never in the middle of a callback:
+ * until then the pointer stays valid, the socket is out of service (no packet in or out, not
+ * found by sio_server_find) and calls on it do nothing. Two paths, one rule: the sockets of a
+ * client that goes end from its transport's on_close (Engine.IO's or the plain connection's,
+ * already deferred and once), and a socket that leaves alone (the client's "41", a server
+ * disconnect, a refused CONNECT) ends from one deferred event, in the order they left. */
+
 /* Server-side disconnect (a plain client: its connection closes with 1000, either way): sends
- * DISCONNECT for this namespace and removes the socket
- * (on_disconnect runs with "server namespace disconnect"); with close_transport every namespace
- * of the client gets its DISCONNECT, in the order they connected (Node's client._disconnect),
- * and the whole Engine.IO connection closes. */
+ * DISCONNECT for this namespace and ends the socket (on_disconnect follows from the loop with
+ * "server namespace disconnect"); with close_transport every namespace of the client gets its
+ * DISCONNECT, in the order they connected (Node's client._disconnect), and the whole Engine.IO
+ * connection closes. */
 void sio_socket_disconnect(struct sio_socket *sock, bool close_transport);
 
 /* The Socket.IO id (NUL-terminated): 20 characters, except for protocol v4 clients (PROTOCOL.md

@@ -8,6 +8,9 @@
 #include "common/error.h"
 #include "common/ws.h"
 
+/* Why a link is closing (ws_link.end); the first cause wins. */
+enum link_end { LINK_OPEN, LINK_LOCAL, LINK_PEER_CLOSE, LINK_PROTOCOL_ERROR };
+
 static void link_free(struct ws_link *link)
 {
     buf_deinit(&link->message);
@@ -15,8 +18,14 @@ static void link_free(struct ws_link *link)
     free(link);
 }
 
-static void write_close(struct ws_link *link, unsigned code, const char *reason)
+/* Sends a close frame and closes the connection after it; the link ends in close_cb. */
+static void write_close(struct ws_link *link, unsigned code, const char *reason, enum link_end why,
+                        int err)
 {
+    if (link->end != LINK_OPEN)
+        return;
+    link->end = (uint8_t)why;
+    link->err = (int8_t)err;
     struct buf frame;
     buf_init(&frame, 0);
     size_t len = reason != NULL ? strlen(reason) : 0;
@@ -32,19 +41,12 @@ static void write_close(struct ws_link *link, unsigned code, const char *reason)
     ws_write_close(&frame, code, (const uint8_t *)reason, len);
     http_conn_write(link->conn, frame.data, frame.len);
     buf_deinit(&frame);
-    http_conn_clear_owner(link->conn);
     http_conn_close(link->conn, true);
-    link->conn = NULL;
-    link->closed = true;
 }
 
 void ws_link_close_reason(struct ws_link *link, unsigned code, const char *reason)
 {
-    if (link->conn != NULL)
-        write_close(link, code, reason);
-    link->closed = true;
-    if (!link->in_callback)
-        link_free(link);
+    write_close(link, code, reason, LINK_LOCAL, SIOC_OK);
 }
 
 void ws_link_close(struct ws_link *link, unsigned code)
@@ -52,33 +54,24 @@ void ws_link_close(struct ws_link *link, unsigned code)
     ws_link_close_reason(link, code, NULL);
 }
 
-/* The link ends on the peer's side: tell the owner, then free. */
-static void end(struct ws_link *link, int err, const char *reason)
+void ws_link_disown(struct ws_link *link)
 {
-    link->in_callback = true; /* a ws_link_close from the owner now must not free it twice */
-    if (link->handler != NULL && link->handler->on_close != NULL)
-        link->handler->on_close(link->ctx, link, err, reason);
-    link_free(link);
+    link->handler = NULL;
+    link->ctx = NULL;
 }
 
-/* One event from the parser. Returns false when the link is gone (freed). */
+/* One event from the parser. Returns false when the link is closing (the rest of the input is
+ * dropped). */
 static bool event(struct ws_link *link, const struct ws_event *ev)
 {
     switch (ev->type) {
     case WS_EVENT_TEXT:
     case WS_EVENT_BINARY:
-        if (link->handler != NULL && link->handler->on_message != NULL) {
-            link->in_callback = true;
+        if (link->handler != NULL && link->handler->on_message != NULL)
             link->handler->on_message(link->ctx, link, ev->data, ev->len,
                                       ev->type == WS_EVENT_BINARY);
-            link->in_callback = false;
-        }
-        if (link->closed) {
-            link_free(link);
-            return false;
-        }
         buf_deinit(&link->message); /* DESIGN.md §4: an idle connection keeps no buffer */
-        return true;
+        return link->end == LINK_OPEN;
     case WS_EVENT_PING: {
         /* RFC 6455 5.5.2. The pong counts against the connection's output limits
          * (http_server.h): a client that floods pings and reads nothing stops being read. */
@@ -91,14 +84,14 @@ static bool event(struct ws_link *link, const struct ws_event *ev)
         return true;
     }
     case WS_EVENT_CLOSE:
-        write_close(link, ev->close_code, NULL); /* RFC 6455 5.5.1: echo the code */
-        end(link, SIOC_OK, "transport close");
+        /* RFC 6455 5.5.1: echo the code */
+        write_close(link, ev->close_code, NULL, LINK_PEER_CLOSE, SIOC_OK);
         return false;
     case WS_EVENT_PONG:
         buf_deinit(&link->control);
         if (link->handler != NULL && link->handler->on_pong != NULL)
             link->handler->on_pong(link->ctx, link);
-        return true;
+        return link->end == LINK_OPEN;
     default: buf_deinit(&link->control); return true;
     }
 }
@@ -108,31 +101,42 @@ static size_t data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_
     (void)conn;
     struct ws_link *link = ctx;
     size_t used = 0;
-    while (used < len) {
+    while (used < len && link->end == LINK_OPEN) {
         struct ws_event ev;
         size_t consumed = 0;
         int rc = ws_parser_feed(&link->parser, p + used, len - used, &consumed, &ev);
         used += consumed;
         if (rc == SIOC_EAGAIN)
-            break;
+            return used;
         if (rc != SIOC_OK) {
-            write_close(link, ws_error_close_code(rc), NULL); /* RFC 6455 7.4.1 */
-            end(link, rc, "parse error");
-            return len;
+            /* RFC 6455 7.4.1 */
+            write_close(link, ws_error_close_code(rc), NULL, LINK_PROTOCOL_ERROR, rc);
+            break;
         }
         if (!event(link, &ev))
-            return len;
+            break;
     }
-    return used;
+    if (link->end != LINK_OPEN) {
+        buf_deinit(&link->message); /* a partial message, or a close frame's payload */
+        buf_deinit(&link->control);
+    }
+    return len; /* all of it, or the link is closing: nothing more is read */
 }
 
+/* The connection ended (after our close, the peer's, or on its own): the link ends with it. */
 static void close_cb(void *ctx, struct http_conn *conn, const char *reason)
 {
     (void)conn;
     struct ws_link *link = ctx;
-    link->conn = NULL;
-    link->closed = true;
-    end(link, SIOC_OK, reason);
+    static const char *const reasons[] = {
+        [LINK_LOCAL] = "local close",
+        [LINK_PEER_CLOSE] = "transport close",
+        [LINK_PROTOCOL_ERROR] = "parse error",
+    };
+    if (link->handler != NULL && link->handler->on_close != NULL)
+        link->handler->on_close(link->ctx, link, link->err,
+                                link->end != LINK_OPEN ? reasons[link->end] : reason);
+    link_free(link);
 }
 
 static void drained_cb(void *ctx, struct http_conn *conn)

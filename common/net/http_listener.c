@@ -1,7 +1,7 @@
 /* http_listener.c: the listening socket of an http_server (http_server.h): binding, accepting,
  * the connection limit with its reserve for health checks, and accept-error episodes (out of
- * descriptors: pause, back off, say so once). What an accepted socket becomes is
- * http_server.c's business (http_server_conn_accepted). */
+ * descriptors: pause, back off, say so once), the bound port and peer addresses. What an
+ * accepted socket becomes is http_server.c's business (http_server_conn_accepted). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -92,7 +92,7 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
          * makes room, so that a health check that connects and asks at once is answered. */
         struct http_conn *oldest = srv->reserve[0];
         http_listener_reserve_remove(srv, oldest);
-        http_conn_close(oldest, false);
+        http_server_conn_close(oldest, false, END_EVICTED);
     }
     http_server_conn_accepted(srv, fd, over, false);
 }
@@ -220,4 +220,28 @@ void http_listener_format_peer(const struct sockaddr *addr, char *out, size_t ca
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
         snprintf(out, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
     }
+}
+
+/* ---- addresses and counts ---- */
+
+uint16_t http_server_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+size_t http_server_connection_count(const struct http_server *srv)
+{
+    return srv->conn_count;
+}
+
+const char *http_conn_peer(const struct http_conn *conn)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char *out = conn->srv->peer;
+    if (getpeername(event_get_fd(&conn->ev), (struct sockaddr *)&ss, &len) == 0)
+        http_listener_format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
+    else
+        snprintf(out, sizeof conn->srv->peer, "?");
+    return out;
 }

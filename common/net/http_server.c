@@ -46,8 +46,9 @@
 #include "common/net/tls.h"
 
 static void process_input(struct http_conn *conn);
-static void conn_lost(struct http_conn *conn, const char *reason);
+static void conn_lost(struct http_conn *conn, enum conn_end why);
 static void schedule_free(struct http_conn *conn);
+static void conn_tell_owner(struct http_conn *conn);
 
 static void report(struct http_conn *conn, const char *what)
 {
@@ -253,7 +254,7 @@ static uint8_t *out_space(struct http_conn *conn, size_t len)
         if ((len > SMALL_BYTES && (block = malloc(cap)) == NULL) ||
             (last = out_push(conn)) == NULL) {
             free(block);
-            conn_lost(conn, "out of memory");
+            conn_lost(conn, END_NO_MEMORY);
             return NULL;
         }
         last->len = 0;
@@ -356,7 +357,7 @@ static void flush_conn(struct http_conn *conn)
             if (conn->state == CONN_CLOSING)
                 schedule_free(conn); /* the peer is gone: nothing more can be sent */
             else
-                conn_lost(conn, "transport error");
+                conn_lost(conn, END_TRANSPORT_ERROR);
             return;
         }
         size_t left = (size_t)w;
@@ -433,12 +434,7 @@ static void input_free(struct http_conn *conn)
 static void conn_destroy(struct http_conn *conn)
 {
     struct http_server *srv = conn->srv;
-    if (conn->prev != NULL)
-        conn->prev->next = conn->next;
-    else
-        srv->conns = conn->next;
-    if (conn->next != NULL)
-        conn->next->prev = conn->prev;
+    list_remove(&conn->link);
     srv->conn_count--;
     if (conn->over_limit_conn)
         http_listener_reserve_remove(srv, conn);
@@ -454,21 +450,53 @@ static void conn_destroy(struct http_conn *conn)
     free(conn);
 }
 
-/* The connection ended without the owner asking: tell the owner, then free from the loop. */
-static void conn_lost(struct http_conn *conn, const char *reason)
+static const char *const end_reasons[] = {
+    [END_NONE] = "local close",
+    [END_LOCAL] = "local close",
+    [END_TRANSPORT_CLOSE] = "transport close",
+    [END_TRANSPORT_ERROR] = "transport error",
+    [END_NO_MEMORY] = "out of memory",
+    [END_OUTPUT_LIMIT] = "output limit",
+    [END_TLS_HANDSHAKE] = "TLS handshake failed",
+    [END_TLS_RENEGOTIATION] = "TLS renegotiation",
+    [END_SHUTDOWN] = "server shutdown",
+    [END_EVICTED] = "connection limit",
+};
+
+/* The one end of every connection (http_server.h "How a connection ends"): the owner hears the
+ * first cause, once, right before the memory goes. Runs from the work event (or from
+ * http_server_free), never under a caller of this connection. */
+static void conn_tell_owner(struct http_conn *conn)
+{
+    if (conn->has_owner) {
+        struct http_conn_owner owner = conn->owner;
+        conn->has_owner = false;
+        if (owner.on_close != NULL)
+            owner.on_close(owner.ctx, conn, end_reasons[conn->end]);
+    }
+}
+
+static void conn_finish(struct http_conn *conn)
+{
+    conn_tell_owner(conn);
+    conn_destroy(conn);
+}
+
+/* The connection ended without the owner asking: it is freed (and the owner told) from the
+ * loop. */
+static void conn_lost(struct http_conn *conn, enum conn_end why)
 {
     if (conn->state == CONN_DEAD)
         return;
-    bool had_owner = conn->has_owner;
-    struct http_conn_owner owner = conn->owner;
-    conn->has_owner = false;
+    if (conn->end == END_NONE)
+        conn->end = (uint8_t)why;
     schedule_free(conn);
-    if (had_owner && owner.on_close != NULL)
-        owner.on_close(owner.ctx, conn, reason);
 }
 
 static void schedule_free(struct http_conn *conn)
 {
+    if (conn->end == END_NONE)
+        conn->end = END_LOCAL;
     conn->state = CONN_DEAD;
     update_interest(conn, false);
     deadline_remove(&conn->timeout);
@@ -668,7 +696,7 @@ static bool keep_input(struct http_conn *conn, const uint8_t *p, size_t len)
             cap *= 2;
         uint8_t *grown = realloc(conn->in, cap);
         if (grown == NULL) {
-            conn_lost(conn, "out of memory");
+            conn_lost(conn, END_NO_MEMORY);
             return false;
         }
         conn->in = grown;
@@ -731,7 +759,7 @@ static bool tls_sniff(struct http_conn *conn)
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         return false;
     if (n <= 0) {
-        conn_lost(conn, n == 0 ? "transport close" : "transport error");
+        conn_lost(conn, n == 0 ? END_TRANSPORT_CLOSE : END_TRANSPORT_ERROR);
         return false;
     }
     conn->tls_sniff = false;
@@ -739,7 +767,7 @@ static bool tls_sniff(struct http_conn *conn)
         conn->tls = tls_conn_new(srv->cfg.tls, event_get_fd(&conn->ev));
         if (conn->tls == NULL) {
             report(conn, "TLS: out of memory");
-            conn_lost(conn, "out of memory");
+            conn_lost(conn, END_NO_MEMORY);
             return false;
         }
         conn->tls_handshaking = true; /* still under the handshake timeout armed at accept */
@@ -773,7 +801,7 @@ static bool tls_handshake_step(struct http_conn *conn)
         update_interest(conn, true);
     } else if (rc != TLS_WANT_READ) {
         report_tls(conn, "TLS handshake failed", rc == TLS_CLOSED ? "peer closed" : why);
-        conn_lost(conn, "TLS handshake failed");
+        conn_lost(conn, END_TLS_HANDSHAKE);
     }
     return false;
 }
@@ -786,7 +814,7 @@ static void tls_read(struct http_conn *conn)
         ssize_t n = tls_conn_read(conn->tls, srv->scratch, READ_CHUNK, why, sizeof why);
         if (tls_conn_renegotiating(conn->tls)) {
             report(conn, "TLS renegotiation refused");
-            conn_lost(conn, "TLS renegotiation");
+            conn_lost(conn, END_TLS_RENEGOTIATION);
             return;
         }
         if (n == TLS_WANT_READ)
@@ -799,7 +827,7 @@ static void tls_read(struct http_conn *conn)
         if (n <= 0) {
             if (n == TLS_FAILED)
                 report_tls(conn, "TLS error", why);
-            conn_lost(conn, n == TLS_CLOSED ? "transport close" : "transport error");
+            conn_lost(conn, n == TLS_CLOSED ? END_TRANSPORT_CLOSE : END_TRANSPORT_ERROR);
             return;
         }
         input_arrived(conn, srv->scratch, (size_t)n);
@@ -832,7 +860,7 @@ static void read_socket(struct http_conn *conn)
             if (conn->state == CONN_CLOSING)
                 schedule_free(conn); /* the peer went away while we flushed */
             else
-                conn_lost(conn, n == 0 ? "transport close" : "transport error");
+                conn_lost(conn, n == 0 ? END_TRANSPORT_CLOSE : END_TRANSPORT_ERROR);
             return;
         }
         input_arrived(conn, srv->scratch, (size_t)n);
@@ -868,16 +896,18 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
         struct http_conn *conn;
         uint8_t w = work_pop(srv, &conn);
         if (w & WORK_FREE) {
-            conn_destroy(conn);
+            conn_finish(conn);
             continue;
         }
         if (w & WORK_LOST) {
             if (conn->state == CONN_CLOSING)
                 schedule_free(conn);
             else
-                conn_lost(conn, "output limit");
+                conn_lost(conn, END_OUTPUT_LIMIT);
             continue;
         }
+        if (w & WORK_TELL)
+            conn_tell_owner(conn);
         if ((w & WORK_INPUT) && conn->state != CONN_DEAD)
             process_input(conn);
         if ((w & WORK_FLUSH) && !write_blocked(conn))
@@ -901,10 +931,7 @@ void http_server_conn_accepted(struct http_server *srv, int fd, bool over, bool 
     conn->out = conn->seg_inline;
     conn->out_cap = INLINE_SEGS;
     event_assign(&conn->ev, srv->base, fd, 0, io_cb, conn); /* interest set below */
-    conn->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = conn;
-    srv->conns = conn;
+    list_push_head(&srv->conns, &conn->link);
     srv->conn_count++;
     conn->state = CONN_READING_HEAD;
     conn->tls_sniff = srv->cfg.tls != NULL && !plain;
@@ -940,6 +967,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         return NULL;
     }
     srv->base = base;
+    list_init(&srv->conns);
     srv->cfg = *cfg;
     srv->cfg.listen = NULL; /* borrowed string: not kept */
     if (srv->cfg.max_body == 0)
@@ -986,18 +1014,21 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 void http_server_pause_reading(struct http_server *srv, bool paused)
 {
     srv->reads_paused = paused;
-    for (struct http_conn *conn = srv->conns; conn != NULL; conn = conn->next)
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &srv->conns)
+    {
+        struct http_conn *conn = list_entry(pos, struct http_conn, link);
         update_interest(conn, write_blocked(conn));
+    }
 }
 
 void http_server_close_all(struct http_server *srv)
 {
-    struct http_conn *conn = srv->conns;
-    while (conn != NULL) {
-        struct http_conn *next = conn->next;
-        if (conn->state != CONN_DEAD)
-            conn_lost(conn, "server shutdown");
-        conn = next;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &srv->conns)
+    {
+        struct http_conn *conn = list_entry(pos, struct http_conn, link);
+        conn_lost(conn, END_SHUTDOWN); /* a closing one (flushing) is dropped too */
     }
 }
 
@@ -1007,24 +1038,14 @@ void http_server_free(struct http_server *srv)
         return;
     http_server_stop_listening(srv);
     http_server_close_all(srv);
-    /* close_all left every connection dead; nothing calls back into the list from here */
+    /* Every connection is dead now and the loop will not run their ends: they end here, each
+     * owner told as from the loop. An owner's on_close cannot create or free another
+     * connection (closing a dead one is a no-op), so the walk stays valid. */
     srv->work = srv->work_tail = NULL;
-    struct http_conn *next;
-    for (struct http_conn *conn = srv->conns; conn != NULL; conn = next) {
-        next = conn->next;
-        conn_destroy(conn);
-    }
+    struct list_node *pos;
+    while ((pos = list_first(&srv->conns)) != NULL)
+        conn_finish(list_entry(pos, struct http_conn, link));
     server_free_parts(srv);
-}
-
-uint16_t http_server_port(const struct http_server *srv)
-{
-    return srv->port;
-}
-
-size_t http_server_connection_count(const struct http_server *srv)
-{
-    return srv->conn_count;
 }
 
 /* ---- responses ---- */
@@ -1099,7 +1120,7 @@ void http_conn_write_ref(struct http_conn *conn, const void *p, size_t len,
         release(p, len, arg);
         if (seg == NULL && !conn->over_limit && conn->state != CONN_DEAD &&
             conn->state != CONN_CLOSING && len > 0)
-            conn_lost(conn, "out of memory");
+            conn_lost(conn, END_NO_MEMORY);
         return;
     }
     seg->kind = SEG_REF;
@@ -1152,9 +1173,14 @@ void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *own
 
 void http_conn_close(struct http_conn *conn, bool flush)
 {
+    http_server_conn_close(conn, flush, END_LOCAL);
+}
+
+void http_server_conn_close(struct http_conn *conn, bool flush, enum conn_end why)
+{
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING)
         return;
-    http_conn_clear_owner(conn);
+    conn->end = (uint8_t)why;
     request_free(conn);
     deadline_remove(&conn->timeout);
     if (flush && conn->out_bytes > 0) {
@@ -1164,9 +1190,15 @@ void http_conn_close(struct http_conn *conn, bool flush)
         arm_timer(conn, &conn->srv->head_wait);     /* flushed within head_timeout_ms, or dropped */
         if (!write_blocked(conn))
             add_work(conn, WORK_FLUSH); /* output_drained frees once it is written */
+        add_work(conn, WORK_TELL);      /* the owner is done now; the flush is the server's */
         return;
     }
     schedule_free(conn);
+}
+
+bool http_conn_closing(const struct http_conn *conn)
+{
+    return conn->state == CONN_DEAD || conn->state == CONN_CLOSING;
 }
 
 void http_conn_pause_reading(struct http_conn *conn, bool paused)
@@ -1175,18 +1207,6 @@ void http_conn_pause_reading(struct http_conn *conn, bool paused)
         return;
     conn->paused = paused;
     update_interest(conn, write_blocked(conn));
-}
-
-const char *http_conn_peer(const struct http_conn *conn)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char *out = conn->srv->peer;
-    if (getpeername(event_get_fd(&conn->ev), (struct sockaddr *)&ss, &len) == 0)
-        http_listener_format_peer((const struct sockaddr *)&ss, out, sizeof conn->srv->peer);
-    else
-        snprintf(out, sizeof conn->srv->peer, "?");
-    return out;
 }
 
 bool http_conn_is_tls(const struct http_conn *conn)

@@ -91,9 +91,11 @@ void http_server_stop_listening(struct http_server *srv);
  * back-pressure of DESIGN.md §3.2 when upstream cannot take more. Connections paused one by one
  * (http_conn_pause_reading) stay paused on resume. Accepting continues. */
 void http_server_pause_reading(struct http_server *srv, bool paused);
-/* Closes every connection at once (their on_close callbacks run). */
+/* Closes every connection at once ("server shutdown"; their on_close callbacks run from the
+ * loop). */
 void http_server_close_all(struct http_server *srv);
-/* Closes everything and frees. NULL is a no-op. */
+/* Closes everything and frees. The on_close callbacks still due run inside this call (the loop
+ * will not run them), each connection freed after its own. NULL is a no-op. */
 void http_server_free(struct http_server *srv);
 /* Serves a connected stream socket the process made itself (e.g. one end of a socketpair
  * through which the gateway replays a request forwarded by another node) as if it had been
@@ -143,24 +145,45 @@ struct http_conn_owner {
     size_t (*on_data)(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len);
     /* Everything queued was written (after output had been queued). */
     void (*on_drained)(void *ctx, struct http_conn *conn);
-    /* The connection is gone without the owner asking (peer closed, error, timeout, server
-     * shutdown). The owner must drop its pointer; the conn is freed after this returns. Not
-     * called for the owner's own http_conn_close. */
+    /* The connection is gone, whoever ended it (see "How a connection ends" below): `reason`
+     * is "local close" after http_conn_close, else the cause ("transport close", "transport
+     * error", "output limit", "out of memory", "TLS handshake failed", "TLS renegotiation",
+     * "server shutdown", "connection limit"). The owner drops its pointer; the conn is freed
+     * right after this returns. */
     void (*on_close)(void *ctx, struct http_conn *conn, const char *reason);
     void *ctx;
 };
 
+/* How a connection ends (the one close protocol of sioc, as libuv's uv_close; ws_link.h,
+ * eio_server.h, sio_server.h and plain_ws.h say the same): http_conn_close may be called at any
+ * time, more than once (later calls do nothing), inside any callback. The owner's on_close then
+ * ALWAYS runs, exactly once, LATER, from the event loop: never inside the http_conn_close call
+ * nor inside another callback of the connection, whether the owner asked for the close or the
+ * peer, a timeout or an error caused it (the reason says which). Memory is freed only right after
+ * on_close returns, never in the middle of a callback: until then the pointer stays valid and
+ * every call on a closing connection is a no-op that drops its bytes. (A flushed close tells
+ * the owner from the loop at once and the server alone then writes what was queued and closes
+ * the socket, lingering as nginx does: on_close is the last the owner hears, and the pointer is
+ * dead to it afterwards.) The owner is whoever is
+ * attached when the connection ends; a connection without one just goes. */
+
 /* Attaches an owner to the connection (replacing any), e.g. while a GET is held. */
 void http_conn_set_owner(struct http_conn *conn, const struct http_conn_owner *owner);
+/* Detaches the owner, which is told nothing more (on_close included): for an owner that hands
+ * the connection back once it answered (a held GET, a held broker request) or that is torn
+ * down with its server (X_server_free). An owner that closes the connection does not detach:
+ * it keeps its context until its on_close. */
 void http_conn_clear_owner(struct http_conn *conn);
 /* Switches to raw mode after the caller wrote the 101 response: the pending request is done,
  * HTTP parsing stops, input goes to owner->on_data (bytes already buffered included, delivered
  * from the loop, not from inside this call), and no idle timeout applies. */
 void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *owner);
-/* Closes after the queued output is written (flush) or at once, and detaches the owner (whose
- * on_close is not called). Safe inside any callback: the conn is freed from the event loop,
- * never under its caller. The pointer must not be used after this call. */
+/* Closes after the queued output is written (flush, within head_timeout_ms) or at once. The
+ * owner's on_close ("local close") runs from the loop; see "How a connection ends". */
 void http_conn_close(struct http_conn *conn, bool flush);
+/* True once the connection is closing or gone (its owner's on_close may still be due): an
+ * answer written now is dropped. */
+bool http_conn_closing(const struct http_conn *conn);
 /* Stops/resumes reading (back-pressure from the owner). */
 void http_conn_pause_reading(struct http_conn *conn, bool paused);
 /* "ip:port" of the peer, for logs and handshake data (asked from the socket: connections do

@@ -13,6 +13,7 @@
 #include "common/buf.h"
 #include "common/deadline.h"
 #include "common/http.h"
+#include "common/list.h"
 #include "common/net/deadline_timer.h"
 #include "common/net/http_server.h"
 
@@ -55,6 +56,22 @@ enum {
     WORK_FLUSH = 2, /* write queued output */
     WORK_FREE = 4,  /* destroy */
     WORK_LOST = 8,  /* the output hard limit was passed: close, telling the owner */
+    WORK_TELL = 16, /* closing with a flush: the owner's on_close (the flush goes on alone) */
+};
+
+/* Why a connection ended: the first cause wins; its text is the reason the owner's on_close
+ * gets (http_server.h "How a connection ends"). */
+enum conn_end {
+    END_NONE,              /* still open */
+    END_LOCAL,             /* http_conn_close: "local close" */
+    END_TRANSPORT_CLOSE,   /* the peer closed */
+    END_TRANSPORT_ERROR,   /* a socket (or TLS) error */
+    END_NO_MEMORY,         /* an allocation for the connection failed */
+    END_OUTPUT_LIMIT,      /* the output hard limit was passed */
+    END_TLS_HANDSHAKE,     /* the TLS handshake failed */
+    END_TLS_RENEGOTIATION, /* the peer tried to renegotiate */
+    END_SHUTDOWN,          /* http_server_close_all / http_server_free */
+    END_EVICTED,           /* the reserve was full: the oldest reserve connection makes room */
 };
 
 /* Parse state of the request in progress; freed between requests. */
@@ -85,13 +102,14 @@ struct out_seg {
 
 struct http_conn {
     struct http_server *srv;
-    struct http_conn *prev, *next; /* all connections */
-    struct http_conn *work_next;   /* on the work list while work != 0 */
-    struct deadline_node timeout;  /* in head_wait, idle_wait or handshake_wait, or none */
+    struct list_node link;        /* in the server's `conns` */
+    struct http_conn *work_next;  /* on the work list while work != 0 */
+    struct deadline_node timeout; /* in head_wait, idle_wait or handshake_wait, or none */
     struct event ev; /* the socket: EV_READ unless paused, EV_WRITE while output blocks */
     short interest;  /* the flags `ev` is added with (0 = not added) */
     uint8_t state;   /* enum conn_state */
     uint8_t work;
+    uint8_t end; /* enum conn_end: END_NONE until the connection is closing or dead */
     bool close_after_response;
     bool has_owner;
     bool paused;
@@ -124,7 +142,7 @@ struct http_server {
     struct evconnlistener *listener;
     struct http_server_config cfg;
     uint16_t port;
-    struct http_conn *conns;
+    struct list_node conns; /* every connection (struct http_conn.link) */
     size_t conn_count;
     bool reads_paused;                  /* http_server_pause_reading */
     struct http_conn *work, *work_tail; /* connections with deferred work, in order */
@@ -169,6 +187,8 @@ void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg);
 /* "ip:port" or "[ip6]:port" of addr into out (http_conn_peer). */
 struct sockaddr;
 void http_listener_format_peer(const struct sockaddr *addr, char *out, size_t cap);
+/* Closes a connection with `why` as its owner's reason (http_conn_close with another cause). */
+void http_server_conn_close(struct http_conn *conn, bool flush, enum conn_end why);
 /* A connection was freed: ends a "connection limit" episode when below the limit again. */
 void http_listener_conn_gone(struct http_server *srv);
 

@@ -535,6 +535,175 @@ static void test_output_hard_limit(void)
     close(fd);
 }
 
+/* ---- the close protocol (http_server.h "How a connection ends"), in this process over a
+ * socketpair adopted by a server ---- */
+
+struct close_probe {
+    struct http_server *srv;
+    struct http_conn *conn;
+    int on_close;          /* how many times the owner's on_close ran */
+    int inside;            /* ... of them inside an http_conn_close call or another callback */
+    bool in_call;          /* the test is inside http_conn_close or a callback of the conn */
+    char reason[64];       /* its reason */
+    bool close_in_request; /* on_request closes (twice) after taking the connection */
+    bool close_in_data;    /* on_data closes */
+};
+
+static void probe_close_cb(void *ctx, struct http_conn *conn, const char *reason)
+{
+    struct close_probe *pr = ctx;
+    CHECK(conn == pr->conn);
+    pr->on_close++;
+    pr->inside += pr->in_call;
+    snprintf(pr->reason, sizeof pr->reason, "%s", reason);
+    /* the connection is still valid here: a late write or close is a no-op */
+    http_conn_write(conn, "late", 4);
+    http_conn_close(conn, false);
+}
+
+static size_t probe_data_cb(void *ctx, struct http_conn *conn, const uint8_t *p, size_t len)
+{
+    (void)p;
+    struct close_probe *pr = ctx;
+    pr->in_call = true;
+    if (pr->close_in_data) {
+        http_conn_close(conn, true);
+        http_conn_write(conn, "x", 1); /* dropped, and no crash: the conn lives until on_close */
+    }
+    pr->in_call = false;
+    return len;
+}
+
+static void probe_request(void *ctx, struct http_conn *conn, struct http_server_request *req)
+{
+    struct close_probe *pr = ctx;
+    pr->in_call = true;
+    pr->conn = conn;
+    struct http_conn_owner owner = {probe_data_cb, NULL, probe_close_cb, pr};
+    if (req->upgrade) {
+        http_conn_write(conn, "HTTP/1.1 101 Switching Protocols\r\n\r\n", 36);
+        http_conn_upgrade(conn, &owner);
+    } else {
+        http_conn_set_owner(conn, &owner);
+    }
+    if (pr->close_in_request) {
+        http_conn_close(conn, false);
+        http_conn_close(conn, true); /* idempotent */
+    }
+    pr->in_call = false;
+}
+
+static bool probe_closed(const struct close_probe *pr)
+{
+    return pr->on_close > 0;
+}
+
+/* Runs `base` until the probe's on_close ran, or 2 s passed, then a little longer (a second
+ * call would come by then). */
+static void probe_run(struct event_base *base, struct close_probe *pr)
+{
+    double start = now_ms();
+    while (!probe_closed(pr) && now_ms() - start < 2000)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    for (int i = 0; i < 20; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+/* A server in this process and one adopted connection whose client end is returned. */
+static struct event_base *probe_start(struct close_probe *pr, int *client)
+{
+    struct event_base *base = event_base_new();
+    struct http_server_config cfg = {0};
+    cfg.listen = "127.0.0.1:0";
+    cfg.on_request = probe_request;
+    cfg.ctx = pr;
+    char err[128];
+    pr->srv = http_server_new(base, &cfg, err, sizeof err);
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+    http_server_adopt(pr->srv, sv[0]);
+    *client = sv[1];
+    return base;
+}
+
+static void probe_stop(struct event_base *base, struct close_probe *pr, int client)
+{
+    close(client);
+    http_server_free(pr->srv);
+    event_base_free(base);
+}
+
+static void test_close_own_runs_on_close_later_once(void)
+{
+    struct close_probe pr = {.close_in_request = true};
+    int client;
+    struct event_base *base = probe_start(&pr, &client);
+    const char *req = "GET /own HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(client, req, strlen(req));
+    probe_run(base, &pr);
+    CHECK(pr.conn != NULL);
+    CHECK(pr.on_close == 1);
+    CHECK(pr.inside == 0);
+    CHECK(strcmp(pr.reason, "local close") == 0);
+    CHECK(http_server_connection_count(pr.srv) == 0);
+    probe_stop(base, &pr, client);
+}
+
+static void test_close_by_peer_runs_on_close_once(void)
+{
+    struct close_probe pr = {0};
+    int client;
+    struct event_base *base = probe_start(&pr, &client);
+    const char *req = "GET /held HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(client, req, strlen(req));
+    for (int i = 0; i < 20 && pr.conn == NULL; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    CHECK(pr.conn != NULL);
+    shutdown(client, SHUT_RDWR);
+    probe_run(base, &pr);
+    CHECK(pr.on_close == 1);
+    CHECK(pr.inside == 0);
+    CHECK(strcmp(pr.reason, "transport close") == 0);
+    probe_stop(base, &pr, client);
+}
+
+static void test_close_inside_on_data_then_peer_close(void)
+{
+    struct close_probe pr = {.close_in_data = true};
+    int client;
+    struct event_base *base = probe_start(&pr, &client);
+    const char *req = "GET /u HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+                      "\r\nraw bytes";
+    send_all(client, req, strlen(req));
+    for (int i = 0; i < 20 && pr.conn == NULL; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    shutdown(client, SHUT_RDWR); /* the peer goes too: still one on_close, the first cause */
+    probe_run(base, &pr);
+    CHECK(pr.on_close == 1);
+    CHECK(pr.inside == 0);
+    CHECK(strcmp(pr.reason, "local close") == 0);
+    probe_stop(base, &pr, client);
+}
+
+static void test_server_free_runs_pending_on_close(void)
+{
+    struct close_probe pr = {0};
+    int client;
+    struct event_base *base = probe_start(&pr, &client);
+    const char *req = "GET /held HTTP/1.1\r\nHost: t\r\n\r\n";
+    send_all(client, req, strlen(req));
+    for (int i = 0; i < 20 && pr.conn == NULL; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    CHECK(pr.conn != NULL);
+    http_server_close_all(pr.srv);
+    CHECK(pr.on_close == 0); /* from the loop, not inside close_all */
+    close(client);
+    http_server_free(pr.srv); /* the loop will not run again: free runs it */
+    CHECK(pr.on_close == 1);
+    CHECK(strcmp(pr.reason, "server shutdown") == 0);
+    event_base_free(base);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -554,6 +723,10 @@ int main(void)
     RUN(test_pipeline_behind_held_request);
     RUN(test_pipelined_flood_never_read);
     RUN(test_output_hard_limit);
+    RUN(test_close_own_runs_on_close_later_once);
+    RUN(test_close_by_peer_runs_on_close_once);
+    RUN(test_close_inside_on_data_then_peer_close);
+    RUN(test_server_free_runs_pending_on_close);
     kill(pid, SIGTERM);
     int status;
     waitpid(pid, &status, 0);
