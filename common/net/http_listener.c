@@ -1,7 +1,8 @@
 /* http_listener.c: the listening socket of an http_server (http_server.h): binding, accepting,
  * the connection limit with its reserve for health checks, and accept-error episodes (out of
  * descriptors: pause, back off, say so once), the bound port and peer addresses. What an
- * accepted socket becomes is http_server.c's business (http_server_conn_accepted). */
+ * accepted socket becomes is http_server.c's business: the listener hands it up through the
+ * function http_listener_open was given, and calls nothing of http_server.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -92,14 +93,9 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
          * makes room, so that a health check that connects and asks at once is answered. */
         struct http_conn *oldest = srv->reserve[0];
         http_listener_reserve_remove(srv, oldest);
-        http_server_conn_close(oldest, false, END_EVICTED);
+        srv->close(oldest, false, END_EVICTED);
     }
-    http_server_conn_accepted(srv, fd, over, false);
-}
-
-void http_server_adopt(struct http_server *srv, int fd)
-{
-    http_server_conn_accepted(srv, fd, false, true);
+    srv->accepted(srv, fd, over, false);
 }
 
 void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -166,8 +162,13 @@ static bool parse_listen(const char *listen, struct sockaddr_storage *ss, int *s
     return true;
 }
 
-bool http_listener_open(struct http_server *srv, const char *listen, char *err, size_t errlen)
+bool http_listener_open(struct http_server *srv, const char *listen,
+                        void (*accepted)(struct http_server *srv, int fd, bool over, bool plain),
+                        void (*close)(struct http_conn *conn, bool flush, enum conn_end why),
+                        char *err, size_t errlen)
 {
+    srv->accepted = accepted;
+    srv->close = close;
     struct sockaddr_storage ss;
     int sslen = 0;
     memset(&ss, 0, sizeof ss);

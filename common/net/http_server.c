@@ -48,6 +48,7 @@
 static void process_input(struct http_conn *conn);
 static void conn_lost(struct http_conn *conn, enum conn_end why);
 static void schedule_free(struct http_conn *conn);
+static void conn_close_why(struct http_conn *conn, bool flush, enum conn_end why);
 static void conn_tell_owner(struct http_conn *conn);
 
 static void report(struct http_conn *conn, const char *what)
@@ -915,7 +916,9 @@ static void work_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void http_server_conn_accepted(struct http_server *srv, int fd, bool over, bool plain)
+/* Makes a connection of an accepted socket (which it owns from now on: closed on failure).
+ * `over` puts it in the reserve above max_connections; `plain` skips TLS (http_server_adopt). */
+static void conn_accepted(struct http_server *srv, int fd, bool over, bool plain)
 {
     struct http_conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL) {
@@ -937,6 +940,11 @@ void http_server_conn_accepted(struct http_server *srv, int fd, bool over, bool 
     conn->tls_sniff = srv->cfg.tls != NULL && !plain;
     update_interest(conn, false);
     arm_timer(conn, conn->tls_sniff ? &srv->handshake_wait : &srv->head_wait);
+}
+
+void http_server_adopt(struct http_server *srv, int fd)
+{
+    conn_accepted(srv, fd, false, true);
 }
 
 static void server_free_parts(struct http_server *srv)
@@ -1004,7 +1012,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
         server_free_parts(srv);
         return NULL;
     }
-    if (!http_listener_open(srv, cfg->listen, err, errlen)) {
+    if (!http_listener_open(srv, cfg->listen, conn_accepted, conn_close_why, err, errlen)) {
         server_free_parts(srv);
         return NULL;
     }
@@ -1173,10 +1181,10 @@ void http_conn_upgrade(struct http_conn *conn, const struct http_conn_owner *own
 
 void http_conn_close(struct http_conn *conn, bool flush)
 {
-    http_server_conn_close(conn, flush, END_LOCAL);
+    conn_close_why(conn, flush, END_LOCAL);
 }
 
-void http_server_conn_close(struct http_conn *conn, bool flush, enum conn_end why)
+static void conn_close_why(struct http_conn *conn, bool flush, enum conn_end why)
 {
     if (conn->state == CONN_DEAD || conn->state == CONN_CLOSING)
         return;

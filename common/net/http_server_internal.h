@@ -164,22 +164,27 @@ struct http_server {
     uint64_t accept_last_failure; /* ms of the latest accept failure */
     struct event *accept_retry;   /* re-enables the listener */
     char peer[64]; /* http_conn_peer's answer (connections do not keep their address) */
+    /* Where the listener hands an accepted socket and how it closes a connection it evicts
+     * from the reserve: http_server.c's functions, given to http_listener_open (the listener
+     * is the lower layer and never calls http_server.c). */
+    void (*accepted)(struct http_server *srv, int fd, bool over, bool plain);
+    void (*close)(struct http_conn *conn, bool flush, enum conn_end why);
     /* Request parse states (3 KB each) are reused, not allocated per request. */
     struct conn_request *spare[SPARE_REQUESTS];
     unsigned spare_count;
 };
 
-/* ---- http_server.c, for the listener ---- */
-
-/* Makes a connection of an accepted socket (which it owns from now on: closed on failure).
- * `over` puts it in the reserve above max_connections; `plain` skips TLS (http_server_adopt). */
-void http_server_conn_accepted(struct http_server *srv, int fd, bool over, bool plain);
-
 /* ---- http_listener.c ---- */
 
-/* Binds and listens on cfg->listen; fills srv->listener and srv->port. Returns false (and
- * fills err) on failure. */
-bool http_listener_open(struct http_server *srv, const char *listen, char *err, size_t errlen);
+/* Binds and listens on `listen`; fills srv->listener and srv->port, and keeps `accepted` (makes
+ * a connection of an accepted socket, which it owns from then on; `over` puts it in the reserve
+ * above max_connections) and `close` (closes a connection with a cause: the listener evicts
+ * the oldest of a full reserve). Returns false
+ * (and fills err) on failure. */
+bool http_listener_open(struct http_server *srv, const char *listen,
+                        void (*accepted)(struct http_server *srv, int fd, bool over, bool plain),
+                        void (*close)(struct http_conn *conn, bool flush, enum conn_end why),
+                        char *err, size_t errlen);
 /* Takes a connection out of the reserve (it is closing, or gone). */
 void http_listener_reserve_remove(struct http_server *srv, struct http_conn *conn);
 /* The retry timer's callback (srv->accept_retry): re-enables the listener after a back-off. */
@@ -187,8 +192,6 @@ void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg);
 /* "ip:port" or "[ip6]:port" of addr into out (http_conn_peer). */
 struct sockaddr;
 void http_listener_format_peer(const struct sockaddr *addr, char *out, size_t cap);
-/* Closes a connection with `why` as its owner's reason (http_conn_close with another cause). */
-void http_server_conn_close(struct http_conn *conn, bool flush, enum conn_end why);
 /* A connection was freed: ends a "connection limit" episode when below the limit again. */
 void http_listener_conn_gone(struct http_server *srv);
 
