@@ -727,7 +727,7 @@ void bk_api_free(struct bk_api *api)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &api->held)
     {
-        struct api_query *q = list_entry(pos, struct api_query, node);
+        struct api_query *q = container_of(pos, struct api_query, node);
         http_conn_clear_owner(q->conn);
         redis_link_cancel(api->b->cmd, q);
         query_free(q);

@@ -534,7 +534,7 @@ void bk_calls_on_state(struct bk_calls *calls, bool connected)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &calls->held)
     {
-        struct call_request *req = list_entry(pos, struct call_request, node);
+        struct call_request *req = container_of(pos, struct call_request, node);
         if (req->targets == NULL)
             continue; /* still selecting: refused when the script answers */
         for (size_t i = 0; i < req->count; i++)
@@ -608,9 +608,10 @@ void bk_calls_free(struct bk_calls *calls)
 {
     if (calls == NULL)
         return;
-    struct list_node *first;
-    while ((first = list_first(&calls->held)) != NULL) {
-        struct call_request *req = list_entry(first, struct call_request, node);
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &calls->held)
+    {
+        struct call_request *req = container_of(pos, struct call_request, node);
         http_conn_clear_owner(req->conn);
         request_free(req);
     }

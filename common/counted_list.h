@@ -3,9 +3,10 @@
  * redis_cluster.c, whose byte count is the outage-queue limit and whose counts are reported as
  * stats. Pure, header only.
  *
- * An entry embeds a `struct counted_node` with its size in `bytes`; container_of (through
- * list_entry on `node.link`) gets back to the entry. `bytes` must not change while the node is
- * linked. A list must be counted_list_init'ed before use and not copied or moved after that. */
+ * An entry embeds a `struct counted_node` with its size in `bytes`; container_of on the
+ * counted_node (or on its `link` while walking `head`) gets back to the entry. `bytes` must not
+ * change while the node is linked. A list must be counted_list_init'ed before use and not copied or
+ * moved after that. */
 #ifndef SIOC_COUNTED_LIST_H
 #define SIOC_COUNTED_LIST_H
 

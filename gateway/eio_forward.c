@@ -419,9 +419,10 @@ static void numsub_cb(void *ctx, const struct redisReply *reply, enum redis_link
             ch->len != prefix + EIO_SID_TAG_LEN)
             continue;
         struct list_node *pos, *tmp;
-        list_for_each_safe(pos, tmp, &f->pending_list)
+        /* the analyzer cannot see that fail() unlinks p from the head it reads next time */
+        list_for_each_safe(pos, tmp, &f->pending_list) // NOLINT(clang-analyzer-unix.Malloc)
         {
-            struct fwd_pending *p = list_entry(pos, struct fwd_pending, node);
+            struct fwd_pending *p = container_of(pos, struct fwd_pending, node);
             if (memcmp(p->tag, ch->str + prefix, EIO_SID_TAG_LEN) == 0)
                 fail(p, "the owner is gone");
         }
@@ -440,7 +441,7 @@ static void liveness_cb(evutil_socket_t fd, short what, void *arg)
     int argc = 2;
     for (const struct list_node *pos = f->pending_list.next;
          pos != &f->pending_list && argc < LIVENESS_MAX_TAGS + 2; pos = pos->next) {
-        const struct fwd_pending *p = list_entry(pos, struct fwd_pending, node);
+        const struct fwd_pending *p = container_of(pos, struct fwd_pending, node);
         bool seen = false;
         for (int i = 2; i < argc && !seen; i++)
             seen =
@@ -552,9 +553,10 @@ void eio_forward_free(struct eio_forward *f)
 {
     if (f == NULL)
         return;
-    struct list_node *first;
-    while ((first = list_first(&f->pending_list)) != NULL) {
-        struct fwd_pending *p = list_entry(first, struct fwd_pending, node);
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &f->pending_list)
+    {
+        struct fwd_pending *p = container_of(pos, struct fwd_pending, node);
         http_conn_clear_owner(p->conn);
         http_conn_close(p->conn, false);
         pending_free(p);

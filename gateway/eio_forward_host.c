@@ -272,7 +272,9 @@ void fwd_host_expired(struct eio_forward *f, struct deadline_node *n)
 
 void fwd_host_free_all(struct eio_forward *f)
 {
-    struct list_node *first;
-    while ((first = list_first(&f->host_list)) != NULL)
-        host_free(list_entry(first, struct fwd_host, node));
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &f->host_list)
+    {
+        host_free(container_of(pos, struct fwd_host, node));
+    }
 }

@@ -318,7 +318,7 @@ void recovery_on_room(struct recovery *r, struct sio_socket *sock)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &r->restores)
     {
-        if (list_entry(pos, struct restore, node)->sock == sock)
+        if (container_of(pos, struct restore, node)->sock == sock)
             return; /* written once the restore has joined them all */
     }
     session_write(r, sock);
@@ -358,7 +358,7 @@ static void forget_restore(struct recovery *r, struct sio_socket *sock)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &r->restores)
     {
-        struct restore *q = list_entry(pos, struct restore, node);
+        struct restore *q = container_of(pos, struct restore, node);
         if (q->sock == sock)
             q->sock = NULL;
     }
@@ -970,9 +970,11 @@ void recovery_free(struct recovery *r)
     if (r == NULL)
         return;
     redis_link_free(r->link);
-    struct list_node *first;
-    while ((first = list_first(&r->restores)) != NULL)
-        restore_free(list_entry(first, struct restore, node));
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &r->restores)
+    {
+        restore_free(container_of(pos, struct restore, node));
+    }
     while (r->origins != NULL) {
         struct origin *o = r->origins;
         r->origins = o->next;

@@ -27,10 +27,10 @@
 
 /* ---- lists ---- */
 
-/* The command of a node of queue, requeue, later or inflight. */
+/* The command of a node of queue, requeue, later or inflight (not NULL). */
 static struct ccmd *ccmd_of(struct list_node *link)
 {
-    return list_entry(link, struct ccmd, node.link);
+    return container_of(link, struct ccmd, node.link);
 }
 
 static void ccmd_free_all(struct counted_list *l)

@@ -646,7 +646,7 @@ static size_t cancel_in(struct counted_list *list, const void *ctx)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &list->head)
     {
-        struct cmd *c = list_entry(pos, struct cmd, node.link);
+        struct cmd *c = container_of(pos, struct cmd, node.link);
         if (c->ctx == ctx && c->reply_cb != NULL) {
             c->reply_cb = NULL;
             n++;
