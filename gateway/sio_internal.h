@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "common/buf.h"
 #include "common/deadline.h"
@@ -97,6 +98,18 @@ struct held_packet {
     uint8_t data[]; /* MessagePack array [event, args...] */
 };
 #define MAX_HELD_PACKETS 1024 /* more closes the held socket's connection (it cannot catch up) */
+
+/* Frees what a socket holds, unsent (the socket is going away; sio_hold.c). */
+static inline void sio_held_free(struct sio_socket *s)
+{
+    while (s->held != NULL) {
+        struct held_packet *h = s->held;
+        s->held = h->next;
+        free(h);
+    }
+    s->held_tail = &s->held;
+    s->held_count = 0;
+}
 
 struct sio_client {
     struct sio_server *srv;
@@ -192,7 +205,7 @@ void sio_queue_event(struct sio_socket *s, struct slice event, struct slice args
 /* The client's connection is gone: its sockets are removed with `reason`, then it is freed. */
 void sio_client_free(struct sio_client *c, const char *reason);
 
-/* The client's transport, whichever it is (sio_plain.c): queue one frame (a plain client takes
+/* The client's transport, whichever it is (sio_transport.c): queue one frame (a plain client takes
  * plain frames only), writable now (volatile), close (Engine.IO: its close packet or frame;
  * plain: a close frame with ws_code and reason). */
 static inline void sio_client_send(struct sio_client *c, struct gw_frame *f)
@@ -214,7 +227,5 @@ struct gw_frame *sio_plain_frame(struct sio_server *srv, struct slice data, int 
 /* Sends the plain message of an event to a plain client. SIOC_OK (also when there was nothing
  * to send) or an error. */
 int sio_plain_send_event(struct sio_client *c, struct slice data);
-/* Creates / frees srv->plain (settings from the Engine.IO config: heartbeat, max payload). */
-int sio_plain_init(struct sio_server *srv, const struct eio_server_config *eio);
 
 #endif

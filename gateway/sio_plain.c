@@ -4,7 +4,8 @@
  * and it holds exactly one socket, in its route's namespace, so rooms, broadcasts, the
  * registry, the adapter and the worker bridge see it as any socket. Messages become the event
  * "message"; what is emitted to it leaves as the event's first argument (common/ws_routes.h).
- * Also the transport helpers every client goes through (send, writable, close). */
+ * What plain clients send arrives in sio_server.c (beside what Engine.IO clients send); what
+ * leaves for them goes through sio_transport.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,101 +16,6 @@
 #include "gateway/plain_ws.h"
 #include "gateway/sio_handshake.h"
 #include "gateway/sio_internal.h"
-
-#define PLAIN_EVENT "message"
-
-void sio_client_close(struct sio_client *c, unsigned ws_code, const char *reason)
-{
-    if (c->plain != NULL)
-        plain_ws_conn_close(c->plain, ws_code, reason);
-    else
-        eio_session_close(c->session, reason);
-}
-
-struct gw_frame *sio_plain_frame(struct sio_server *srv, struct slice data, int *rc)
-{
-    bool binary = false;
-    buf_reset(&srv->plain_text);
-    int n = ws_routes_message_frame(data.p, data.len, &srv->plain_text, &binary);
-    if (n <= 0) {
-        *rc = n;
-        return NULL;
-    }
-    const uint8_t *p = srv->plain_text.data;
-    size_t len = srv->plain_text.len;
-    struct gw_frame *f = binary ? gw_frame_new_binary(p, len) : gw_frame_new_plain_text(p, len);
-    *rc = f != NULL ? SIOC_OK : SIOC_ENOMEM;
-    return f;
-}
-
-int sio_plain_send_event(struct sio_client *c, struct slice data)
-{
-    int rc;
-    struct gw_frame *f = sio_plain_frame(c->srv, data, &rc);
-    if (f == NULL)
-        return rc; /* 0: an event without an argument sends nothing */
-    plain_ws_conn_send(c->plain, f);
-    gw_frame_unref(f);
-    return SIOC_OK;
-}
-
-/* One message from a plain client: the event "message" with the string or the bytes. */
-static void on_plain_message(void *ctx, struct plain_ws_conn *pc, void *user, const uint8_t *p,
-                             size_t len, bool binary)
-{
-    struct sio_server *srv = ctx;
-    struct sio_client *c = user;
-    (void)pc;
-    struct sio_socket *s = c->sockets;
-    if (c->closing || s == NULL || s->ending)
-        return;
-    buf_reset(&srv->args);
-    if (ws_routes_message_args(p, len, binary, &srv->args) != SIOC_OK) {
-        sio_client_close(c, WS_CLOSE_INTERNAL_ERROR, "out of memory");
-        return;
-    }
-    struct slice event = {(const uint8_t *)PLAIN_EVENT, sizeof PLAIN_EVENT - 1};
-    struct slice args = {srv->args.data, srv->args.len};
-    if (s->accepted)
-        sio_forward_client_event(s, event, args, false, 0);
-    else
-        sio_queue_event(s, event, args, false, 0); /* auth backend: until the worker answers */
-}
-
-static void on_plain_close(void *ctx, struct plain_ws_conn *pc, void *user, const char *reason)
-{
-    (void)ctx;
-    (void)pc;
-    sio_client_free(user, reason);
-}
-
-static void on_plain_log(void *ctx, const char *event, const char *detail)
-{
-    struct sio_server *srv = ctx;
-    if (srv->cfg.on_log != NULL)
-        srv->cfg.on_log(srv->cfg.ctx, event, detail);
-}
-
-int sio_plain_init(struct sio_server *srv, const struct eio_server_config *eio)
-{
-    struct plain_ws_config pcfg = srv->cfg.plain;
-    if (pcfg.ping_interval_ms == 0)
-        pcfg.ping_interval_ms = eio->ping_interval_ms;
-    if (pcfg.ping_timeout_ms == 0)
-        pcfg.ping_timeout_ms = eio->ping_timeout_ms;
-    if (pcfg.max_payload == 0)
-        pcfg.max_payload = eio->max_payload;
-    if (pcfg.heartbeat_hold_max_ms == 0)
-        pcfg.heartbeat_hold_max_ms = eio->heartbeat_hold_max_ms;
-    if (pcfg.out_hard_limit == 0)
-        pcfg.out_hard_limit = eio->out_hard_limit;
-    pcfg.on_message = on_plain_message;
-    pcfg.on_close = on_plain_close;
-    pcfg.on_log = on_plain_log;
-    pcfg.ctx = srv;
-    srv->plain = plain_ws_new(srv->base, &pcfg);
-    return srv->plain != NULL ? SIOC_OK : SIOC_ENOMEM;
-}
 
 struct plain_ws *sio_server_plain(struct sio_server *srv)
 {

@@ -29,6 +29,7 @@
 #include "common/net/deadline_timer.h"
 #include "common/rooms.h"
 #include "common/sio.h"
+#include "common/ws_routes.h"
 #include "common/utf8.h"
 #include "common/ws.h"
 #include "common/net/process.h"
@@ -100,9 +101,6 @@ struct sio_nsp *sio_nsp_find(struct sio_server *srv, const char *name, size_t le
 
 static void arm_timer(struct sio_server *srv);
 
-/* The namespace of that name, created when it does not exist yet. Under "*" a new one must fit
- * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
- * otherwise none is made, so no namespace is ever half there. */
 /* rooms_set_watch of every namespace: a room came to exist on this node or went away. */
 static void room_watch_cb(void *ctx, const uint8_t *room, size_t len, bool created)
 {
@@ -112,6 +110,9 @@ static void room_watch_cb(void *ctx, const uint8_t *room, size_t len, bool creat
     srv->cfg.on_room_change(srv->cfg.ctx, n->name, n->len, room, len, created, is_id);
 }
 
+/* The namespace of that name, created when it does not exist yet. Under "*" a new one must fit
+ * in max_namespaces and be admitted by on_namespace (the cluster subscribes its channels):
+ * otherwise none is made, so no namespace is ever half there. */
 struct sio_nsp *sio_nsp_get(struct sio_server *srv, const char *name, size_t len,
                             enum nsp_refusal *why)
 {
@@ -281,7 +282,7 @@ void sio_socket_remove(struct sio_socket *s, const char *reason)
     s->nsp->sockets--;
     sio_nsp_release(srv, s->nsp);
     free_pending(s);
-    sio_socket_release(s, NULL, true);
+    sio_held_free(s);
     free(s->floor);
     free(s->pid);
     free(s->client_acks.ids);
@@ -731,7 +732,8 @@ void sio_client_free(struct sio_client *c, const char *reason)
     free(c);
 }
 
-static void on_eio_log(void *ctx, const char *event, const char *detail)
+/* What either transport (Engine.IO, plain WebSocket) logs goes to the owner's on_log. */
+static void on_transport_log(void *ctx, const char *event, const char *detail)
 {
     struct sio_server *srv = ctx;
     if (srv->cfg.on_log != NULL)
@@ -739,6 +741,61 @@ static void on_eio_log(void *ctx, const char *event, const char *detail)
 }
 
 /* ---- server ---- */
+
+/* ---- plain WebSocket clients (ws-routes; sio_plain.c opens them) ---- */
+
+#define PLAIN_EVENT "message"
+
+/* One message from a plain client: the event "message" with the string or the bytes. */
+static void on_plain_message(void *ctx, struct plain_ws_conn *pc, void *user, const uint8_t *p,
+                             size_t len, bool binary)
+{
+    struct sio_server *srv = ctx;
+    struct sio_client *c = user;
+    (void)pc;
+    struct sio_socket *s = c->sockets;
+    if (c->closing || s == NULL || s->ending)
+        return;
+    buf_reset(&srv->args);
+    if (ws_routes_message_args(p, len, binary, &srv->args) != SIOC_OK) {
+        sio_client_close(c, WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    struct slice event = {(const uint8_t *)PLAIN_EVENT, sizeof PLAIN_EVENT - 1};
+    struct slice args = {srv->args.data, srv->args.len};
+    if (s->accepted)
+        sio_forward_client_event(s, event, args, false, 0);
+    else
+        sio_queue_event(s, event, args, false, 0); /* auth backend: until the worker answers */
+}
+
+static void on_plain_close(void *ctx, struct plain_ws_conn *pc, void *user, const char *reason)
+{
+    (void)ctx;
+    (void)pc;
+    sio_client_free(user, reason);
+}
+
+static int plain_init(struct sio_server *srv, const struct eio_server_config *eio)
+{
+    struct plain_ws_config pcfg = srv->cfg.plain;
+    if (pcfg.ping_interval_ms == 0)
+        pcfg.ping_interval_ms = eio->ping_interval_ms;
+    if (pcfg.ping_timeout_ms == 0)
+        pcfg.ping_timeout_ms = eio->ping_timeout_ms;
+    if (pcfg.max_payload == 0)
+        pcfg.max_payload = eio->max_payload;
+    if (pcfg.heartbeat_hold_max_ms == 0)
+        pcfg.heartbeat_hold_max_ms = eio->heartbeat_hold_max_ms;
+    if (pcfg.out_hard_limit == 0)
+        pcfg.out_hard_limit = eio->out_hard_limit;
+    pcfg.on_message = on_plain_message;
+    pcfg.on_close = on_plain_close;
+    pcfg.on_log = on_transport_log;
+    pcfg.ctx = srv;
+    srv->plain = plain_ws_new(srv->base, &pcfg);
+    return srv->plain != NULL ? SIOC_OK : SIOC_ENOMEM;
+}
 
 struct sio_server *sio_server_new(struct event_base *base, const struct sio_server_config *cfg,
                                   const struct eio_server_config *eio)
@@ -768,12 +825,12 @@ struct sio_server *sio_server_new(struct event_base *base, const struct sio_serv
     ecfg.on_open = on_open;
     ecfg.on_message = eio_message_in;
     ecfg.on_close = on_close;
-    ecfg.on_log = on_eio_log;
+    ecfg.on_log = on_transport_log;
     ecfg.ctx = srv;
     if (srv->allowed == NULL || srv->timer.ev == NULL || srv->end_event == NULL ||
         idmap_init(&srv->sockets, cfg->seed) != SIOC_OK ||
         namemap_init(&srv->nsp_map, cfg->seed ^ 0x6e73706d6170ull) != SIOC_OK ||
-        (srv->eio = eio_server_new(base, &ecfg)) == NULL || sio_plain_init(srv, eio) != SIOC_OK) {
+        (srv->eio = eio_server_new(base, &ecfg)) == NULL || plain_init(srv, eio) != SIOC_OK) {
         sio_server_free(srv);
         return NULL;
     }
