@@ -4,6 +4,8 @@
 // client on a second gateway, a Node socket.io server with @socket.io/redis-adapter,
 // @socket.io/redis-emitter, and sioc-broker's API. Docs: docs/contracts.md "Plain WebSocket
 // routes", docs/operations.md.
+// test-run: alone (tests/run.sh): the slow-consumer case pushes 15 MB through the ASan gateway to
+// a reader within a bound; on a CPU shared with other test files it missed it.
 import http from "node:http";
 import crypto from "node:crypto";
 import { spawn } from "node:child_process";
