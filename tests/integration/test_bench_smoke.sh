@@ -4,6 +4,8 @@
 # when every metric of every scenario came out as a number for both servers. Speed is not
 # checked: benchmarks are not tests. Then S1 and S4 again over TLS (run.mjs --tls). Needs build/bench/loadgen, build/bench/worker and
 # build/sioc-gateway (make all builds them).
+# test-run: alone (tests/run.sh): two servers under load with fixed time bounds (55 s, 40 s) for
+# every scenario; beside other test files they would miss them.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 for b in build/bench/loadgen build/bench/worker build/sioc-gateway; do

@@ -72,6 +72,7 @@ async function mirror() {
   const sids = {};
   for (const k of await scan("sioc:sid:*")) {
     const h = await cmdBuf("HGETALL", k);
+    if (h.length === 0) continue; // deleted between SCAN and HGETALL: gone from the mirror
     const o = {};
     for (let i = 0; i < h.length; i += 2) o[h[i].toString()] = h[i + 1];
     sids[k.slice(9)] = { node: o.node.toString(), uid: o.uid.toString(), rooms: notepack.decode(o.rooms).sort() };

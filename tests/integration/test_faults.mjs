@@ -6,6 +6,9 @@
 // stated bound, memory bounded while one client abuses a gateway, and what each scenario adds
 // (node lost for every socket of a killed gateway, the mirror clean and exact, /healthz and 503
 // at the file-descriptor limit, no spin). SIOC_TEST_FILTER selects scenarios by name.
+// test-run: alone (tests/run.sh): the scenarios run clients with 1 s pings and node-timeout 2 s
+// against ASan builds; on a CPU shared with other test files, overflow-pause's clients were closed
+// by ping timeout before the pause began (a false disconnect).
 import { createRunner } from "./lib/harness.mjs";
 import { PROFILES, SCENARIOS } from "../chaos/scenarios.mjs";
 

@@ -6,6 +6,8 @@
 # to make itself both stop every process it started and leave no file outside build/; a port in
 # use and an unreachable SIOC_REDIS_URL end it at once with a message naming them.
 # Prints "test_make_run: N passed, M failed".
+# test-run: alone (tests/run.sh): it checks that no file appeared anywhere in the work tree
+# outside build/ (git status --ignored), which other test files (pip, Python) do write.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 unset MAKEFLAGS MAKELEVEL MFLAGS # a make of its own, as a user's shell would start it

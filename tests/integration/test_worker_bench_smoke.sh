@@ -3,6 +3,8 @@
 # from rotting: with tiny sizes, the same echo program on Flask-SocketIO + eventlet and as a sioc
 # worker behind a gateway must both answer every echo. Speed is not checked (benchmarks are not
 # tests). Needs build/bench/loadgen and build/sioc-gateway (make all builds them).
+# test-run: alone (tests/run.sh): the smoke rate must come back whole (saturation 100), which
+# a CPU shared with other test files does not always give.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 out=$(mktemp)
