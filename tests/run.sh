@@ -5,6 +5,7 @@
 #   fuzz replays   build/asan/fuzz/replay_<x> over tests/fuzz/corpus/<x>/ (1 test each)
 #   layer check    scripts/check-layers.sh
 #   format check   scripts/check-format.sh (one test per C file)
+#   call loops     scripts/check-calls.py (no two source files call each other in a loop)
 #   net tests      build/asan/net-tests/test_* (libevent/hiredis runtime, real redis-server)
 #   integration    tests/integration/test_*.sh and test_*.mjs (node; real peers from npm)
 #
@@ -69,6 +70,7 @@ for r in build/asan/fuzz/replay_*; do
 done
 add "check-layers" 30 - scripts/check-layers.sh
 add "check-format" 120 - scripts/check-format.sh
+add "check-calls" 60 - scripts/check-calls.py
 for t in build/asan/net-tests/test_*; do
     [ -x "$t" ] || continue
     add "net/$(basename "$t")" 600 "tests/net/$(basename "$t").c" "$t"
