@@ -171,20 +171,26 @@ class WorkerEngine(RedisCase):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and set(self.lease_owners().values()) != {"wa", "wb"}:
             time.sleep(0.05)
-        clients = []
-        for _ in range(6):
+        owners = self.lease_owners()  # lease key ending in ":<shard>" -> process
+        owner_of = {int(k.rsplit(":", 1)[1]): w for k, w in owners.items()}
+        clients, busy = [], set()
+        # at least 6 clients, and more until both processes own the shard of one of them (six
+        # random sids all fell on one process's shards in a few runs in a hundred)
+        while len(clients) < 6 or (busy != {"wa", "wb"} and len(clients) < 40):
             c = sio_client.Client(reconnection=False)
             c.connect(gw.url, transports=["websocket"], wait_timeout=5)
             clients.append(c)
             self.addCleanup(c.disconnect)
+            busy.add(owner_of.get(protocol.shard_of(c.get_sid(), 4)))
         for value in range(30):  # as fast as the clients can send
             for c in clients:
                 c.emit("n", value)
+        total = 30 * len(clients)
         deadline = time.monotonic() + 15
-        while self.r.llen("order") < 180 and time.monotonic() < deadline:
+        while self.r.llen("order") < total and time.monotonic() < deadline:
             time.sleep(0.05)
         rows = [r.decode().split() for r in self.r.lrange("order", 0, -1)]
-        self.assertEqual(len(rows), 180)
+        self.assertEqual(len(rows), total)
         for c in clients:
             sid = c.get_sid()
             self.assertEqual([int(v) for s, v, _ in rows if s == sid], list(range(30)), sid)
