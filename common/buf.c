@@ -108,3 +108,16 @@ uint8_t *buf_detach(struct buf *b, size_t *len)
     b->err = SIOC_OK;
     return data;
 }
+
+char *slice_strdup(struct slice s)
+{
+    if (s.len > 0 && memchr(s.p, '\0', s.len) != NULL)
+        return NULL;
+    char *out = malloc(s.len + 1);
+    if (out == NULL)
+        return NULL;
+    if (s.len > 0)
+        memcpy(out, s.p, s.len);
+    out[s.len] = '\0';
+    return out;
+}

@@ -40,6 +40,9 @@ void buf_append_u64(struct buf *b, uint64_t v);
 void buf_append_i64(struct buf *b, int64_t v);
 /* Shrinks len to `len` (which must be <= b->len); used to roll back a partial write. */
 void buf_truncate(struct buf *b, size_t len);
+/* A NUL-terminated copy (malloc) of a slice, or NULL when out of memory or when the bytes hold
+ * a NUL (which a C string cannot carry). */
+char *slice_strdup(struct slice s);
 /* Hands the storage to the caller (who frees it with free()); the buffer becomes empty.
  * Returns NULL when nothing was ever written. */
 uint8_t *buf_detach(struct buf *b, size_t *len);

@@ -151,21 +151,6 @@ static struct slice cstr_slice(const char *s)
     return (struct slice){(const uint8_t *)(s != NULL ? s : ""), s != NULL ? strlen(s) : 0};
 }
 
-/* A NUL-terminated copy of a slice, or NULL (out of memory, or an embedded NUL that C strings
- * cannot carry). */
-static char *slice_dup(struct slice s)
-{
-    if (s.len > 0 && memchr(s.p, '\0', s.len) != NULL)
-        return NULL;
-    char *out = malloc(s.len + 1);
-    if (out == NULL)
-        return NULL;
-    if (s.len > 0)
-        memcpy(out, s.p, s.len);
-    out[s.len] = '\0';
-    return out;
-}
-
 static int log_len(struct slice s)
 {
     return (int)(s.len < BRIDGE_LOG_ID_MAX ? s.len : BRIDGE_LOG_ID_MAX);
@@ -755,7 +740,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
     struct sio_socket *sock = bs->sock;
     char *uid = NULL;
     bool ok = r->ok;
-    if (ok && r->has_uid && r->uid.len > 0 && (uid = slice_dup(r->uid)) == NULL) {
+    if (ok && r->has_uid && r->uid.len > 0 && (uid = slice_strdup(r->uid)) == NULL) {
         (*b->m_reply_errors)++;
         log_write(b->log, LOG_LEVEL_WARN, "auth.bad_uid", "rid=%.*s: uid unusable", IDMAP_ID_LEN,
                   n->id);
@@ -772,7 +757,7 @@ static void apply_connect_reply(struct bridge *b, const struct envelope_reply *r
         return;
     }
     /* ok:false (or an unusable uid): CONNECT_ERROR {message, data} */
-    char *message = !r->ok && r->has_error ? slice_dup(r->error_message) : NULL;
+    char *message = !r->ok && r->has_error ? slice_strdup(r->error_message) : NULL;
     struct slice data = {NULL, 0};
     if (!r->ok && r->has_error && r->has_error_data)
         data = r->error_data;

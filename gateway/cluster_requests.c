@@ -360,16 +360,6 @@ static void client_ack_cb(void *ctx, struct sio_socket *sock, uint64_t ack_id, s
         ack_free(c, a);
 }
 
-static char *slice_dup(struct slice s)
-{
-    char *p = malloc(s.len + 1);
-    if (p != NULL) {
-        memcpy(p, s.p, s.len);
-        p[s.len] = '\0';
-    }
-    return p;
-}
-
 static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
                                    const struct cluster_ack_request *q)
 {
@@ -380,8 +370,8 @@ static struct cluster_ack *ack_new(struct cluster *c, struct cluster_nsp *n,
         return NULL;
     a->nsp = n;
     a->sharded = q->sharded;
-    a->request_id = slice_dup(q->request_id);
-    a->requester_uid = slice_dup(q->requester_uid);
+    a->request_id = slice_strdup(q->request_id);
+    a->requester_uid = slice_strdup(q->requester_uid);
     if (c->ack_timer.ev == NULL)
         c->ack_timer.ev = evtimer_new(c->base, ack_timeout_cb, c);
     double ms = CLUSTER_DEFAULT_ACK_TIMEOUT_MS;

@@ -832,11 +832,7 @@ static void polling_get(struct eio_server *srv, struct http_conn *conn,
     s->get_origin = NULL;
     if (cors_whitelist(srv) && cors_allows(srv, request_origin(req))) {
         struct slice o = request_origin(req);
-        s->get_origin = malloc(o.len + 1);
-        if (s->get_origin != NULL) {
-            memcpy(s->get_origin, o.p, o.len);
-            s->get_origin[o.len] = '\0';
-        }
+        s->get_origin = slice_strdup(o); /* NULL: answered without CORS fields */
     }
     struct http_conn_owner owner = {NULL, NULL, poll_get_close_cb, s};
     http_conn_set_owner(conn, &owner);

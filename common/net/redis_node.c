@@ -7,6 +7,7 @@
  * schedules the next attempt; nothing touches a connection after that. Calls nothing above it
  * (redis_link, redis_cluster): owners hear from it only through their callbacks.
  */
+#include "common/clock.h"
 #include "common/net/redis_node.h"
 
 #include <assert.h>
@@ -80,13 +81,6 @@ struct redis_node {
 };
 
 /* ---- small helpers ---- */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* xorshift64*: the caller seeds it, so tests are reproducible and no global state is used. */
 static uint64_t rng_next(struct redis_node *l)
@@ -305,7 +299,7 @@ static void become_ready(struct redis_node *l)
     l->ready = true;
     l->full_reported = false;
     l->backoff_ms = l->backoff_min_ms;
-    l->last_rx_ms = now_ms();
+    l->last_rx_ms = clock_mono_ms();
     l->stats.connects++;
     evtimer_del(l->connect_timer);
     if (l->mode == REDIS_LINK_COMMAND)
@@ -441,7 +435,7 @@ static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct redis_node *l = arg;
-    if (!l->ready || now_ms() - l->last_rx_ms < l->liveness_timeout_ms)
+    if (!l->ready || clock_mono_ms() - l->last_rx_ms < l->liveness_timeout_ms)
         return;
     /* Issue 4: a subscription can stop delivering without the socket failing; replace it. */
     l->stats.liveness_timeouts++;
@@ -451,7 +445,7 @@ static void liveness_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void redis_node_touch(struct redis_node *l)
 {
-    l->last_rx_ms = now_ms();
+    l->last_rx_ms = clock_mono_ms();
 }
 
 /* ---- public: lifetime ---- */
@@ -722,7 +716,7 @@ static void sub_reply(struct redis_node *l, const redisReply *reply)
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
         return;
-    l->last_rx_ms = now_ms();
+    l->last_rx_ms = clock_mono_ms();
     const redisReply *kind = reply->element[0];
     if (!reply_is_string(kind))
         return;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/hex.h"
 #include "common/net/tls_internal.h"
 
 /* Bytes a client may send before its handshake completes. OpenSSL would buffer a ClientHello
@@ -34,17 +35,6 @@ static void info_cb(const SSL *ssl, int where, int ret)
         c->hs_starts++;
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* "LABEL <client random hex> <secret hex>" (NSS key log format): the first application
  * traffic secrets are kept, the other lines ignored. */
 static void keylog_cb(const SSL *ssl, const char *line)
@@ -62,7 +52,8 @@ static void keylog_cb(const SSL *ssl, const char *line)
     if (n != 32 && n != 48)
         return;
     for (size_t i = 0; i < n; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        int hi = hex_digit_value((uint8_t)hex[2 * i]),
+            lo = hex_digit_value((uint8_t)hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return;
         k->secret[i] = (uint8_t)(hi << 4 | lo);

@@ -123,6 +123,18 @@ static void test_strerror(void)
     CHECK(strcmp(sioc_strerror(5), "unknown error") == 0);
 }
 
+static void test_slice_strdup(void)
+{
+    char *p = slice_strdup((struct slice){(const uint8_t *)"abcdef", 3});
+    CHECK(p != NULL && strcmp(p, "abc") == 0);
+    free(p);
+    p = slice_strdup((struct slice){NULL, 0}); /* empty: "" */
+    CHECK(p != NULL && p[0] == '\0');
+    free(p);
+    /* an embedded NUL cannot be carried by a C string: refused */
+    CHECK(slice_strdup((struct slice){(const uint8_t *)"a\0b", 3}) == NULL);
+}
+
 int main(void)
 {
     RUN(test_append_and_reset);
@@ -132,5 +144,6 @@ int main(void)
     RUN(test_truncate_and_detach);
     RUN(test_growth);
     RUN(test_strerror);
+    RUN(test_slice_strdup);
     return test_summary("test_buf");
 }
