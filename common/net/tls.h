@@ -23,6 +23,23 @@ struct tls_conn;
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_DEFAULT_GROUPS "X25519:P-256"
 
+/* The entries a serving process puts in its option table (common/config.h) for these settings,
+ * the same on the gateway and the broker; `serves` completes "serve ...: PEM certificate". */
+/* clang-format off */
+#define TLS_SERVER_OPTION_ENTRIES(serves)                                                          \
+    {"tls-cert", CONFIG_STRING, NULL, 0, 0,                                                        \
+     "serve " serves ": PEM certificate with its chain (reloaded on SIGHUP)"},                     \
+    {"tls-key", CONFIG_STRING, NULL, 0, 0, "PEM private key of tls-cert (reloaded on SIGHUP)"},    \
+    {"tls-ciphers", CONFIG_STRING, TLS_DEFAULT_CIPHERS, 0, 0,                                      \
+     "TLS 1.3 suites (TLS_*) and TLS 1.2 ciphers, a colon list"},                                  \
+    {"tls-groups", CONFIG_STRING, TLS_DEFAULT_GROUPS, 0, 0,                                        \
+     "TLS key-exchange groups, a colon list"},                                                     \
+    {"tls-handshake-timeout", CONFIG_MS, "10000", 1, 3600000,                                      \
+     "a TLS handshake must complete within this"},                                                 \
+    {"tls-plain-health", CONFIG_BOOL, "no", 0, 0,                                                  \
+     "with TLS, also answer plain HTTP on the same port for /healthz, /readyz and /metrics only"}
+/* clang-format on */
+
 struct tls_options {
     const char *cert_file; /* PEM: the certificate, then its chain */
     const char *key_file;  /* PEM private key matching it */
