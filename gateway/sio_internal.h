@@ -167,9 +167,9 @@ void sio_hold_packet(struct sio_socket *s, struct slice data);
  * offset is not after the floor); the floor ends with the first broadcast after it. */
 bool sio_floor_drops(struct sio_socket *s, struct slice data);
 
-/* Encodes one packet into shared frames: the text packet, then one binary frame per attachment
- * (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a negative
- * error with none held. Every send and broadcast goes through here: one encoding, then a
+/* sio_transport.c. Encodes one packet into shared frames: the text packet, then one binary frame
+ * per attachment (PROTOCOL.md 2.2). Returns the number of frames, each holding one reference, or a
+ * negative error with none held. Every send and broadcast goes through here: one encoding, then a
  * reference per recipient (DESIGN.md §4). */
 int sio_encode_frames(struct sio_server *srv, enum sio_version version,
                       const struct sio_packet *pkt, struct gw_frame *frames[MAX_FRAMES]);

@@ -189,34 +189,6 @@ static void nsp_empty_due(struct sio_server *srv, struct sio_nsp *n)
 
 /* ---- sending ---- */
 
-int sio_encode_frames(struct sio_server *srv, enum sio_version version,
-                      const struct sio_packet *pkt, struct gw_frame *frames[MAX_FRAMES])
-{
-    struct slice bins[SIO_MAX_ATTACHMENTS];
-    buf_reset(&srv->text);
-    int n = sio_packet_encode(version, pkt, &srv->text, bins, SIO_MAX_ATTACHMENTS);
-    if (n < 0)
-        return n;
-    int count = 0;
-    frames[count++] = gw_frame_new_text('4', srv->text.data, srv->text.len);
-    for (int i = 0; i < n; i++)
-        frames[count++] = gw_frame_new_binary(bins[i].p, bins[i].len);
-    for (int i = 0; i < count; i++) {
-        if (frames[i] == NULL) {
-            for (int k = 0; k < count; k++)
-                gw_frame_unref(frames[k]);
-            return SIOC_ENOMEM;
-        }
-    }
-    return count;
-}
-
-void sio_unref_frames(struct gw_frame **frames, int n)
-{
-    for (int i = 0; i < n; i++)
-        gw_frame_unref(frames[i]);
-}
-
 /* Encodes one packet and queues its frames on the client's session. */
 static int send_packet(struct sio_client *c, enum sio_type type, const struct sio_nsp *nsp,
                        const char *nsp_name, size_t nsp_len, bool has_id, uint64_t id,

@@ -42,6 +42,7 @@
 #include "common/deadline.h"
 #include "common/error.h"
 #include "common/net/deadline_timer.h"
+#include "common/net/http_output.h"
 #include "common/net/http_server_internal.h"
 #include "common/net/tls.h"
 
@@ -170,32 +171,6 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- output ---- */
 
-static void seg_release(struct out_seg *seg)
-{
-    if (seg->kind == SEG_REF)
-        seg->u.ref.release(seg->u.ref.p, seg->len, seg->u.ref.arg);
-    else if (seg->kind == SEG_OWNED)
-        free((void *)seg->u.ref.p);
-}
-
-static const uint8_t *seg_bytes(const struct out_seg *seg)
-{
-    return seg->kind == SEG_SMALL ? seg->u.small : seg->u.ref.p;
-}
-
-/* Drops every queued segment (closing) and goes back to the inline array. */
-static void out_clear(struct http_conn *conn)
-{
-    for (uint32_t i = 0; i < conn->out_count; i++)
-        seg_release(&conn->out[conn->out_head + i]);
-    if (conn->out != conn->seg_inline)
-        free(conn->out);
-    conn->out = conn->seg_inline;
-    conn->out_head = conn->out_count = 0;
-    conn->out_cap = INLINE_SEGS;
-    conn->out_off = conn->out_bytes = 0;
-}
-
 /* Checked before `len` more bytes are queued: true when they would pass the hard limit (or it
  * was passed before), and then the connection is lost from the loop with every later write
  * dropped: a peer that reads nothing costs at most the limit. */
@@ -209,29 +184,6 @@ static bool output_over(struct http_conn *conn, size_t len)
         add_work(conn, WORK_LOST); /* not under the writer: the owner may be in the middle of it */
     }
     return true;
-}
-
-/* A free segment slot at the end of the queue, or NULL when out of memory. */
-static struct out_seg *out_push(struct http_conn *conn)
-{
-    assert(conn->out != NULL && conn->out_cap > 0);
-    if (conn->out_head + conn->out_count == conn->out_cap) {
-        if (conn->out_head > 0) {
-            memmove(conn->out, conn->out + conn->out_head, conn->out_count * sizeof *conn->out);
-            conn->out_head = 0;
-        } else {
-            uint32_t cap = conn->out_cap * 2;
-            struct out_seg *grown = malloc(cap * sizeof *grown);
-            if (grown == NULL)
-                return NULL;
-            memcpy(grown, conn->out, conn->out_count * sizeof *grown);
-            if (conn->out != conn->seg_inline)
-                free(conn->out);
-            conn->out = grown;
-            conn->out_cap = cap;
-        }
-    }
-    return &conn->out[conn->out_head + conn->out_count++];
 }
 
 /* Room for `len` (> 0) more bytes at the end of the output, to be filled by the caller at once:
