@@ -212,7 +212,6 @@ static void drop_queue(struct eio_session *s)
     s->queue_bytes = 0;
 }
 
-/* Answers the held GET with the queued packets (plus `extra`, e.g. the close packet). */
 /* Answers the held GET with frames[0..n), then `extra`. */
 static void answer_get(struct eio_session *s, struct gw_frame *const *frames, size_t count,
                        struct gw_frame *extra)
