@@ -5,6 +5,9 @@
 // its reply subscription was back. Real redis-server, broker, gateway and Python worker; faults
 // made deterministic with a TCP proxy between one process and Redis (cut, refuse new
 // connections, hold SUBSCRIBE commands). Every server on a random loopback port, stopped by pid.
+// test-run: alone (tests/run.sh): the back-pressure case asserts ping gaps of at most 900 ms
+// (ping-interval 500) while the ASan gateway takes 13 MB; beside another file a loaded CPU
+// stretched them, and its pause took up to 15 s to come.
 import net from "node:net";
 import { io } from "socket.io-client";
 import { createClient } from "redis";
@@ -239,7 +242,7 @@ test("pings keep coming every ping-interval while reads are paused for back-pres
     await red.kill();
     const payload = "x".repeat(32768);
     for (let i = 0; i < 400; i++) flooder.emit("flood", i, payload); // 13 MB: more than the 8 MiB queue + 1 MiB overflow
-    await until("reads to pause (upstream.pause)", () => /upstream\.pause/.test(gw.log()), 15000);
+    await until("reads to pause (upstream.pause)", () => /upstream\.pause/.test(gw.log()), 40000);
     const paused = Date.now();
     // a ping sent just before the pause waits up to ping-timeout for its pong; from then on
     // the pings of the pause come every ping-interval
@@ -262,7 +265,7 @@ test("pings keep coming every ping-interval while reads are paused for back-pres
     await gw.stop();
     await red.stop();
   }
-}, 45000);
+}, 75000);
 
 // ---- 3. worker acks after a Redis outage ----
 
