@@ -15,6 +15,7 @@
 #include "common/net/http_server.h"
 #include "common/ws.h"
 #include "gateway/eio_server.h"
+#include "tests/net/adopt_test.h"
 #include "tests/unit/test.h"
 
 struct probe {
@@ -132,10 +133,9 @@ static void stop(void)
 /* A new client connection: the test's end of an adopted socketpair. */
 static int client_new(void)
 {
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    http_server_adopt(pr.http, sv[0]);
-    return sv[1];
+    int fd = adopt_test_client(pr.http);
+    CHECK(fd >= 0);
+    return fd;
 }
 
 static void send_str(int fd, const char *s)

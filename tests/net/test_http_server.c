@@ -14,6 +14,7 @@
 #include <ctype.h>
 
 #include "common/net/http_server.h"
+#include "tests/net/adopt_test.h"
 #include "tests/unit/test.h"
 
 struct server_state {
@@ -619,10 +620,8 @@ static struct event_base *probe_start(struct close_probe *pr, int *client)
     cfg.ctx = pr;
     char err[128];
     pr->srv = http_server_new(base, &cfg, err, sizeof err);
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    http_server_adopt(pr->srv, sv[0]);
-    *client = sv[1];
+    *client = adopt_test_client(pr->srv);
+    CHECK(*client >= 0);
     return base;
 }
 

@@ -14,6 +14,7 @@
 #include "common/ws.h"
 #include "gateway/eio_server.h"
 #include "gateway/sio_server.h"
+#include "tests/net/adopt_test.h"
 #include "tests/unit/test.h"
 
 struct probe {
@@ -127,21 +128,20 @@ static int start(void)
     char err[128];
     pr.http = http_server_new(pr.base, &hcfg, err, sizeof err);
     CHECK(pr.sio != NULL && pr.http != NULL);
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    http_server_adopt(pr.http, sv[0]);
+    int client = adopt_test_client(pr.http);
+    CHECK(client >= 0);
     static const char upgrade[] = "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                                   "Host: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
                                   "Sec-WebSocket-Version: 13\r\n"
                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    CHECK(write(sv[1], upgrade, sizeof upgrade - 1) == (ssize_t)(sizeof upgrade - 1));
+    CHECK(write(client, upgrade, sizeof upgrade - 1) == (ssize_t)(sizeof upgrade - 1));
     char out[2048];
     size_t n = 0;
-    drain(sv[1], out, sizeof out, &n, 100);
-    send_text(sv[1], "40");
-    drain(sv[1], out, sizeof out, &n, 100);
+    drain(client, out, sizeof out, &n, 100);
+    send_text(client, "40");
+    drain(client, out, sizeof out, &n, 100);
     CHECK(pr.sock != NULL && sio_socket_accepted(pr.sock));
-    return sv[1];
+    return client;
 }
 
 static void stop(int fd)

@@ -15,6 +15,7 @@
 #include "common/net/http_server.h"
 #include "common/ws.h"
 #include "gateway/ws_link.h"
+#include "tests/net/adopt_test.h"
 #include "tests/unit/test.h"
 
 struct probe {
@@ -103,10 +104,8 @@ static struct event_base *start(struct probe *pr, int *client)
     cfg.ctx = pr;
     char err[128];
     pr->srv = http_server_new(base, &cfg, err, sizeof err);
-    int sv[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
-    http_server_adopt(pr->srv, sv[0]);
-    *client = sv[1];
+    *client = adopt_test_client(pr->srv);
+    CHECK(*client >= 0);
     static const char upgrade[] = "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
                                   "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
