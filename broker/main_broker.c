@@ -36,9 +36,7 @@
 
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8081", 0, 0, "HTTP API address (host:port; port 0 = any)"},
-    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0,
-     "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"},
-    REDIS_TLS_OPTION_ENTRIES,
+    REDIS_OPTION_ENTRIES,
     {"key-prefix", CONFIG_STRING, "sioc", 0, 0, "prefix of sioc's Redis keys"},
     {"adapter-key", CONFIG_STRING, "socket.io", 0, 0, "Socket.IO Redis adapter key"},
     {"adapter", CONFIG_STRING, "classic", 0, 0,

@@ -42,6 +42,14 @@ struct redis_tls *redis_tls_new(const struct redis_tls_config *cfg, char *err, s
      "rediss://: do not verify Redis's certificate at all (logged at start)"}
 /* clang-format on */
 
+/* The Redis URL and its TLS settings: the same entries on every process that talks to Redis. */
+/* clang-format off */
+#define REDIS_OPTION_ENTRIES                                                                       \
+    {"redis", CONFIG_STRING, "redis://127.0.0.1:6379", 0, 0,                                       \
+     "Redis URL: redis://[[user]:password@]host[:port][/db], rediss://... for TLS, redis-cluster://host:port[,host:port...] (rediss-cluster://) for a Redis Cluster"}, \
+    REDIS_TLS_OPTION_ENTRIES
+/* clang-format on */
+
 /* Reads the redis-tls-* options of `cfg` (its table holds REDIS_TLS_OPTION_ENTRIES) for the Redis
  * URL `url`: *out is NULL for a redis:// URL, a new context (the caller frees it) for rediss://.
  * Returns NULL, or an error text in err ("redis-tls-ca: needs a rediss:// URL", a file that
