@@ -7,6 +7,7 @@
  * http_server.h, and call back here). WebSocket connection rules are ws_link.c's; polling bodies
  * eio_polling.c's; CORS eio_cors.c's. */
 #include "gateway/eio_server.h"
+#include "gateway/heartbeat_hold.h"
 
 #include <event2/event.h>
 #include <stdarg.h>
@@ -83,9 +84,7 @@ struct eio_server {
     struct deadline_list ping_wait, pong_wait, upgrade_wait, linger_wait;
     struct deadline_list v3_wait; /* 1.12: v3 sessions await the client's ping */
     struct deadline_timer timer;  /* for the earliest deadline of the five lists */
-    bool heartbeats_held;         /* eio_server_hold_heartbeats */
-    bool hold_expired;            /* ... for longer than heartbeat_hold_max_ms (logged once) */
-    uint64_t held_since_ms;
+    struct heartbeat_hold hold;   /* eio_server_hold_heartbeats */
     /* Sessions whose owner is told (and which are freed if done) from the loop. */
     struct list_node reap_queue;
     struct event *reap_event;
@@ -361,9 +360,8 @@ void eio_session_close(struct eio_session *s, const char *reason)
  * not awaited then, and the next ping comes pingInterval later, as if it had been read. */
 static struct deadline_list *after_ping(struct eio_server *srv)
 {
-    bool waived = srv->heartbeats_held &&
-                  deadline_clock_ms() - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms;
-    return waived ? &srv->ping_wait : &srv->pong_wait;
+    return heartbeat_hold_waives(&srv->hold, deadline_clock_ms()) ? &srv->ping_wait
+                                                                  : &srv->pong_wait;
 }
 
 /* pingInterval passed since the last pong (or the open): ping, then pingTimeout for the pong
@@ -411,7 +409,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
            (n = deadline_pop_expired(&srv->v3_wait, now)) != NULL) {
         struct eio_session *s = container_of(n, struct eio_session, heartbeat);
         bool v3 = s->fmt.version == EIO_V3;
-        if (srv->heartbeats_held && now - srv->held_since_ms < srv->cfg.heartbeat_hold_max_ms) {
+        if (heartbeat_hold_waives(&srv->hold, now)) {
             /* our pause, not the client's silence: ping again (the client closes a connection
              * that stops pinging), then every pingInterval while the hold lasts; a v3
              * client's ping may wait unread: wait once more */
@@ -421,13 +419,11 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                 deadline_push(&srv->v3_wait, n, now);
             continue;
         }
-        if (srv->heartbeats_held && !srv->hold_expired) {
-            srv->hold_expired = true;
+        if (heartbeat_hold_expire_once(&srv->hold))
             log_peer(srv, "eio.backpressure_timeout",
                      "reading paused for %llu ms: closing the sessions whose pong waits unread",
-                     (unsigned long long)(now - srv->held_since_ms));
-        }
-        session_close(s, srv->heartbeats_held ? "backpressure timeout" : "ping timeout", false,
+                     (unsigned long long)(now - srv->hold.since_ms));
+        session_close(s, srv->hold.held ? "backpressure timeout" : "ping timeout", false,
                       srv->close);
     }
     while ((n = deadline_pop_expired(&srv->upgrade_wait, now)) != NULL)
@@ -1035,6 +1031,7 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
         srv->cfg.out_hard_limit = DEFAULT_HARD_LIMIT;
     if (srv->cfg.heartbeat_hold_max_ms == 0)
         srv->cfg.heartbeat_hold_max_ms = DEFAULT_HEARTBEAT_HOLD_MAX_MS;
+    srv->hold.max_ms = srv->cfg.heartbeat_hold_max_ms;
     uint64_t **counters[] = {&srv->cfg.packets_in, &srv->cfg.packets_out, &srv->cfg.bytes_in,
                              &srv->cfg.bytes_out};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
@@ -1070,15 +1067,9 @@ struct eio_server *eio_server_new(struct event_base *base, const struct eio_serv
 
 void eio_server_hold_heartbeats(struct eio_server *srv, bool hold)
 {
-    if (srv->heartbeats_held == hold)
-        return;
-    srv->heartbeats_held = hold;
     uint64_t now = deadline_clock_ms();
-    if (hold) {
-        srv->held_since_ms = now;
-        srv->hold_expired = false;
+    if (!heartbeat_hold_set(&srv->hold, hold, now) || hold)
         return;
-    }
     /* Every v4 session awaiting a pong that waited unread gets a ping now and a full
      * pingTimeout for its pong: its last ping may be almost pingInterval + pingTimeout old for
      * the client, and the backlog may take a while to be read. A v3 session gets a full

@@ -3,6 +3,7 @@
  * (from the loop, once, ws_link.h) tells the owner and frees the connection. The heartbeat uses
  * two FIFO deadline lists (one timeout each) and one timer for all connections (DESIGN.md §4). */
 #include "gateway/plain_ws.h"
+#include "gateway/heartbeat_hold.h"
 
 #include <event2/event.h>
 #include <stdarg.h>
@@ -37,8 +38,7 @@ struct plain_ws {
     size_t open;
     struct deadline_list ping_wait, pong_wait;
     struct deadline_timer timer;
-    bool held, hold_expired;
-    uint64_t held_since_ms;
+    struct heartbeat_hold hold; /* plain_ws_hold_heartbeats */
 };
 
 /* An unmasked ping without payload (RFC 6455 5.5.2), shared by every connection. */
@@ -111,9 +111,7 @@ void plain_ws_conn_close(struct plain_ws_conn *c, unsigned code, const char *rea
  * waits unread, so the next ping simply follows ping_interval later (eio_server.c's rule). */
 static struct deadline_list *after_ping(struct plain_ws *pw)
 {
-    bool waived =
-        pw->held && deadline_clock_ms() - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms;
-    return waived ? &pw->ping_wait : &pw->pong_wait;
+    return heartbeat_hold_waives(&pw->hold, deadline_clock_ms()) ? &pw->ping_wait : &pw->pong_wait;
 }
 
 static void ping(struct plain_ws_conn *c)
@@ -135,17 +133,16 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         ping(container_of(n, struct plain_ws_conn, heartbeat));
     while ((n = deadline_pop_expired(&pw->pong_wait, now)) != NULL) {
         struct plain_ws_conn *c = container_of(n, struct plain_ws_conn, heartbeat);
-        if (pw->held && now - pw->held_since_ms < pw->cfg.heartbeat_hold_max_ms) {
+        if (heartbeat_hold_waives(&pw->hold, now)) {
             ping(c); /* our pause, not the client's silence */
             continue;
         }
-        if (pw->held) {
-            if (!pw->hold_expired)
+        if (pw->hold.held) {
+            if (heartbeat_hold_expire_once(&pw->hold))
                 log_peer(pw, "ws.backpressure_timeout",
                          "reading paused for %llu ms: closing the plain connections whose pong "
                          "waits unread",
-                         (unsigned long long)(now - pw->held_since_ms));
-            pw->hold_expired = true;
+                         (unsigned long long)(now - pw->hold.since_ms));
             plain_ws_conn_close(c, WS_CLOSE_INTERNAL_ERROR, "backpressure timeout");
             continue;
         }
@@ -257,15 +254,8 @@ void plain_ws_close_all(struct plain_ws *pw, unsigned code, const char *reason)
 
 void plain_ws_hold_heartbeats(struct plain_ws *pw, bool hold)
 {
-    if (pw->held == hold)
+    if (!heartbeat_hold_set(&pw->hold, hold, deadline_clock_ms()) || hold)
         return;
-    pw->held = hold;
-    uint64_t now = deadline_clock_ms();
-    if (hold) {
-        pw->held_since_ms = now;
-        pw->hold_expired = false;
-        return;
-    }
     /* each connection awaiting a pong moves once from the head to the tail with a new ping */
     size_t n = deadline_count(&pw->pong_wait);
     while (n-- > 0 && deadline_first(&pw->pong_wait) != NULL)
@@ -295,6 +285,7 @@ struct plain_ws *plain_ws_new(struct event_base *base, const struct plain_ws_con
         pw->cfg.out_hard_limit = DEFAULT_HARD_LIMIT;
     if (pw->cfg.heartbeat_hold_max_ms == 0)
         pw->cfg.heartbeat_hold_max_ms = 60000;
+    pw->hold.max_ms = pw->cfg.heartbeat_hold_max_ms;
     uint64_t **counters[] = {&pw->cfg.messages_in, &pw->cfg.messages_out, &pw->cfg.bytes_in,
                              &pw->cfg.bytes_out};
     for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
